@@ -1,0 +1,198 @@
+"""Built-in catalogs: models and GPUs, one JSON data file per entry, read lazily on first use."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ..errors import UnknownGpu, UnknownModel
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"[\s_]+", "-", s.strip().lower())
+
+
+def _loose(s: str) -> str:
+    return re.sub(r"[^a-z0-9.]", "", s.lower())
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    id: str
+    name: str
+    family: str
+    license: str
+    hf_repo: str
+    aliases: tuple[str, ...]
+    context_length: int | None
+    params: int | None
+    config: dict[str, Any] = field(repr=False, hash=False, compare=False)
+    published_params_text: str | None = None
+    kind: str = "llm"
+    data: dict[str, Any] = field(default_factory=dict, repr=False, hash=False, compare=False)
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "family": self.family, "license": self.license,
+                "hf_repo": self.hf_repo, "aliases": list(self.aliases), "context_length": self.context_length,
+                "params": self.params, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class GpuEntry:
+    id: str
+    name: str
+    vendor: str
+    category: str
+    architecture: str
+    aliases: tuple[str, ...]
+    memory_bytes: int
+    usable_memory_bytes: int
+    bandwidth_gb_per_s: float
+    fp16_tflops: float | None
+    fp8_tflops: float | None
+    int8_tops: float | None
+    interconnect: str
+    interconnect_gb_per_s: float | None
+    tdp_watts: float | None
+    year: int | None
+    price_per_hour_usd: float | None
+    memory_gb: float
+    data: dict[str, Any] = field(default_factory=dict, repr=False, hash=False, compare=False)
+
+    def summary(self) -> dict[str, Any]:
+        keys = ("id", "name", "vendor", "category", "architecture", "memory_gb", "memory_bytes",
+                "usable_memory_bytes", "bandwidth_gb_per_s", "fp16_tflops", "fp8_tflops", "int8_tops",
+                "interconnect", "interconnect_gb_per_s", "tdp_watts", "year", "price_per_hour_usd")
+        out = {k: getattr(self, k) for k in keys}
+        out["aliases"] = list(self.aliases)
+        return out
+
+    @property
+    def cuda_arch(self) -> str:
+        """Architecture family used for runtime overheads (hopper, ampere, ...)."""
+        a = self.architecture.lower()
+        for key in ("hopper", "blackwell", "ampere", "ada", "turing", "volta"):
+            if key in a:
+                return key
+        return "hopper" if self.vendor == "nvidia" else a
+
+
+def _data_dir(kind: str) -> Any:
+    return resources.files("vram.catalog").joinpath("data", kind)
+
+
+@cache
+def _model_index() -> dict[str, str]:
+    """alias/id/repo (normalized) -> file name; reads only the aliases, not whole entries."""
+    index: dict[str, str] = {}
+    for f in _data_dir("models").iterdir():
+        if not f.name.endswith(".json"):
+            continue
+        d = json.loads(f.read_text(encoding="utf-8"))
+        for key in (d["id"], d.get("hf_repo", ""), *d.get("aliases", [])):
+            if key:
+                index.setdefault(_norm(key), f.name)
+    return index
+
+
+@cache
+def load_model_entry(file_name: str) -> ModelEntry:
+    d = json.loads(_data_dir("models").joinpath(file_name).read_text(encoding="utf-8"))
+    return ModelEntry(id=d["id"], name=d["name"], family=d["family"], license=d.get("license", "other"),
+                      hf_repo=d.get("hf_repo", ""), aliases=tuple(d.get("aliases", [])),
+                      context_length=d.get("context_length"), params=d.get("params"), config=d["config"],
+                      published_params_text=d.get("published_params_text"), kind=d.get("kind", "llm"), data=d)
+
+
+def model_ids() -> list[str]:
+    return sorted(f.removesuffix(".json") for f in set(_model_index().values()))
+
+
+def all_models() -> list[ModelEntry]:
+    return [load_model_entry(f"{i}.json") for i in model_ids()]
+
+
+def _suggest(query: str, keys: list[str], n: int = 3) -> list[str]:
+    q = _norm(query)
+    close = difflib.get_close_matches(q, keys, n=n, cutoff=0.5)
+    if len(close) < n:
+        close += [k for k in keys if q and q in k and k not in close][: n - len(close)]
+    return close
+
+
+def find_model(query: str) -> ModelEntry:
+    """Case-insensitive lookup by id, Hub repo id or alias; close names are suggested when nothing matches."""
+    index = _model_index()
+    key = _norm(query)
+    if key in index:
+        return load_model_entry(index[key])
+    loose = {_loose(k): v for k, v in index.items()}
+    if _loose(query) in loose:
+        return load_model_entry(loose[_loose(query)])
+    raise UnknownModel(query, _suggest(query, model_ids()))
+
+
+def search_models(query: str = "") -> list[ModelEntry]:
+    q = _loose(query)
+    out = []
+    for entry in all_models():
+        hay = " ".join([entry.id, entry.name, entry.family, entry.hf_repo, *entry.aliases])
+        if not q or q in _loose(hay):
+            out.append(entry)
+    return out
+
+
+@cache
+def _gpu_index() -> dict[str, str]:
+    index: dict[str, str] = {}
+    for f in _data_dir("gpus").iterdir():
+        if not f.name.endswith(".json"):
+            continue
+        d = json.loads(f.read_text(encoding="utf-8"))
+        for key in (d["id"], *d.get("aliases", [])):
+            index.setdefault(_norm(key), f.name)
+    return index
+
+
+@cache
+def load_gpu_entry(file_name: str) -> GpuEntry:
+    d = json.loads(_data_dir("gpus").joinpath(file_name).read_text(encoding="utf-8"))
+    return GpuEntry(
+        id=d["id"], name=d["name"], vendor=d["vendor"], category=d["category"],
+        architecture=d.get("architecture", ""), aliases=tuple(d.get("aliases", [])),
+        memory_bytes=int(d["memory_bytes"]), usable_memory_bytes=int(d["usable_memory_bytes"]),
+        bandwidth_gb_per_s=float(d["bandwidth_gb_per_s"]), fp16_tflops=d.get("fp16_tflops"),
+        fp8_tflops=d.get("fp8_tflops"), int8_tops=d.get("int8_tops"), interconnect=d.get("interconnect", "none"),
+        interconnect_gb_per_s=d.get("interconnect_gb_per_s"), tdp_watts=d.get("tdp_watts"), year=d.get("year"),
+        price_per_hour_usd=d.get("price_per_hour_usd"), memory_gb=float(d.get("memory_gb", 0)), data=d)
+
+
+def gpu_ids() -> list[str]:
+    return sorted(f.removesuffix(".json") for f in set(_gpu_index().values()))
+
+
+def all_gpus() -> list[GpuEntry]:
+    return [load_gpu_entry(f"{i}.json") for i in gpu_ids()]
+
+
+def find_gpu(query: str) -> GpuEntry:
+    index = _gpu_index()
+    key = _norm(query)
+    for cand in (key, key.removeprefix("nvidia-"), key.removeprefix("amd-"), key.removeprefix("rtx-"),
+                 "rtx-" + key):
+        if cand in index:
+            return load_gpu_entry(index[cand])
+    loose = {_loose(k): v for k, v in index.items()}
+    if _loose(query) in loose:
+        return load_gpu_entry(loose[_loose(query)])
+    raise UnknownGpu(query, _suggest(query, gpu_ids()))
+
+
+def search_gpus(query: str = "") -> list[GpuEntry]:
+    q = _loose(query)
+    return [g for g in all_gpus() if not q or q in _loose(" ".join([g.id, g.name, g.vendor, *g.aliases]))]

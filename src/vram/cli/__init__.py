@@ -1,0 +1,63 @@
+"""The `vram` command line: thin adapters over the library. Each command group is its own module with a
+`register(subparsers)` function; library errors become one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ..errors import VramError
+
+# command modules, imported lazily so `vram estimate --json` starts fast
+COMMAND_MODULES = ("estimate", "catalog", "fit", "plan", "local", "measure", "serve", "admin")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like library errors
+        self.exit(2, f"vram: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = _Parser(prog="vram", description="Will it fit? GPU memory for inference and training of open models.")
+    parser.add_argument("--version", action="version", version=f"vram {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith(f"{__name__}.{name}"):
+                continue  # command group not present in this build
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not args_list:
+        parser.print_help()
+        return 0
+    args = parser.parse_args(args_list)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        rc = args.func(args)
+    except VramError as exc:
+        print(f"vram: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vram: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

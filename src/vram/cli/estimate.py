@@ -1,0 +1,61 @@
+"""`vram estimate MODEL ...`: inference or (--train) training memory, as a table or --json."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ._common import add_workload_options, positive_int, print_json, tokens_arg, workload_kwargs
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("estimate", help="memory needed to run or train a model",
+                       description="Estimate GPU memory for inference (default) or training (--train).")
+    p.add_argument("model", help="catalog id or alias, Hub repo id, config.json, model folder, .gguf or .safetensors")
+    add_workload_options(p)
+    t = p.add_argument_group("training (--train)")
+    t.add_argument("--train", action="store_true", help="estimate a training step instead of inference")
+    t.add_argument("--method", default="full", choices=["full", "lora", "qlora"])
+    t.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16", "mixed"],
+                   help="bf16/fp16: everything in half precision; mixed: fp32 master weights + autocast")
+    t.add_argument("--optimizer", default="adamw",
+                   choices=["adamw", "adamw-fused", "adamw-8bit", "sgd", "sgd-momentum", "adafactor", "lion"])
+    t.add_argument("--seq", type=tokens_arg("seq"), default=None, help="training sequence length (default 2048)")
+    t.add_argument("--grad-checkpointing", action="store_true")
+    t.add_argument("--lora-rank", type=positive_int("lora_rank"), default=16)
+    t.add_argument("--lora-alpha", type=float, default=None)
+    t.add_argument("--lora-targets", default="all-linear",
+                   help="all-linear, or comma-separated module names (q_proj,v_proj,...)")
+    t.add_argument("--gpus", type=positive_int("gpus"), default=1, help="data-parallel GPUs")
+    t.add_argument("--zero", type=int, default=0, choices=[0, 1, 2, 3], help="DeepSpeed ZeRO stage")
+    t.add_argument("--fsdp", default=None, choices=["full", "hybrid", "grad-op"], help="FSDP sharding strategy")
+    t.add_argument("--gpus-per-node", type=positive_int("gpus_per_node"), default=8)
+    t.add_argument("--offload-optimizer", action="store_true", help="optimizer states in CPU memory")
+    t.add_argument("--grad-accum", type=positive_int("grad_accum"), default=1, help="gradient accumulation steps")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..estimate import Workload, estimate
+
+    if args.train:
+        from ..training import TrainWorkload, estimate_training
+
+        tw = TrainWorkload(
+            method=args.method, precision=args.precision, optimizer=args.optimizer, batch=args.batch,
+            seq=args.seq if args.seq is not None else (args.context or 2048), attn=args.attn,
+            grad_checkpointing=args.grad_checkpointing, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
+            lora_targets=args.lora_targets, gpus=args.gpus, zero=args.zero, fsdp=args.fsdp,
+            gpus_per_node=args.gpus_per_node, offload_optimizer=args.offload_optimizer, grad_accum=args.grad_accum,
+        )
+        est = estimate_training(args.model, tw)
+    else:
+        est = estimate(args.model, Workload(**workload_kwargs(args)))
+    if args.json:
+        print_json(est.to_dict())
+    else:
+        from ..report import print_estimate
+
+        print_estimate(est)
+    return 0

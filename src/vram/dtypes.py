@@ -1,0 +1,166 @@
+"""Data types and quantization formats: how many bits each weight takes, and which tensors stay unquantized.
+
+Bits per weight include the format's own scales and zero points (e.g. GPTQ 4-bit with group 128 stores an fp16 scale
+and a 4-bit zero per group of 128 weights, 4 + 20/128 = 4.156 bits). GGUF block sizes are those of ggml's type table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import BadInput
+
+DTYPE_BYTES: dict[str, float] = {
+    "float32": 4, "float16": 2, "bfloat16": 2, "float8": 1, "int8": 1, "int4": 0.5,
+}
+_DTYPE_ALIASES = {
+    "fp32": "float32", "f32": "float32", "float": "float32", "float32": "float32",
+    "fp16": "float16", "f16": "float16", "half": "float16", "float16": "float16",
+    "bf16": "bfloat16", "bfloat16": "bfloat16",
+    "fp8": "float8", "f8": "float8", "float8": "float8", "fp8_e4m3": "float8", "fp8_e5m2": "float8",
+    "float8_e4m3fn": "float8", "float8_e5m2": "float8", "e4m3": "float8", "e5m2": "float8",
+    "int8": "int8", "i8": "int8", "q8": "int8",
+    "int4": "int4", "i4": "int4", "q4": "int4",
+}
+
+
+def normalize_dtype(name: str, *, field: str = "dtype") -> str:
+    key = str(name).strip().lower().removeprefix("torch.")
+    if key not in _DTYPE_ALIASES:
+        raise BadInput(f"{field}: unknown dtype {name!r} (use one of fp32, fp16, bf16, fp8, int8, int4)", field=field)
+    return _DTYPE_ALIASES[key]
+
+
+def dtype_bytes(name: str) -> float:
+    return DTYPE_BYTES[normalize_dtype(name)]
+
+
+# ggml block types: (weights per block, bytes per block). Bits per weight = 8 * bytes / weights.
+GGML_TYPES: dict[str, tuple[int, int]] = {
+    "F32": (1, 4), "F16": (1, 2), "BF16": (1, 2),
+    "Q4_0": (32, 18), "Q4_1": (32, 20), "Q5_0": (32, 22), "Q5_1": (32, 24), "Q8_0": (32, 34), "Q8_1": (32, 36),
+    "Q2_K": (256, 84), "Q3_K": (256, 110), "Q4_K": (256, 144), "Q5_K": (256, 176), "Q6_K": (256, 210),
+    "Q8_K": (256, 292), "IQ2_XXS": (256, 66), "IQ2_XS": (256, 74), "IQ2_S": (256, 82), "IQ3_XXS": (256, 98),
+    "IQ3_S": (256, 110), "IQ1_S": (256, 50), "IQ1_M": (256, 56), "IQ4_NL": (32, 18), "IQ4_XS": (256, 136),
+    "TQ1_0": (256, 54), "TQ2_0": (256, 66), "MXFP4": (32, 17),
+}
+
+
+def ggml_bits(type_name: str) -> float:
+    n, b = GGML_TYPES[type_name.upper()]
+    return 8 * b / n
+
+
+@dataclass(frozen=True)
+class QuantScheme:
+    """How a model's weights are stored.
+
+    `linear_bits` applies to the 2-D weight matrices inside the transformer blocks (attention and MLP/expert
+    projections). Embeddings, the output head and 1-D tensors (norms, biases) follow their own fields, because most
+    formats leave them in 16-bit; GGUF quantizes embeddings and the head too and keeps norms in fp32.
+    `gguf_mix` names llama.cpp's per-tensor recipe (e.g. Q4_K_M keeps attn_v and ffn_down of some layers in Q6_K).
+    """
+
+    name: str
+    linear_bits: float
+    embed_bits: float = 16
+    head_bits: float = 16
+    small_bits: float = 16
+    router_bits: float = 16
+    gguf_mix: str | None = None
+    description: str = ""
+
+    @property
+    def is_quantized(self) -> bool:
+        return self.linear_bits < 16
+
+
+def _gptq(bits: int, group: int, kind: str) -> QuantScheme:
+    # qweight packs `bits` per weight; per group of `group` input rows: one fp16 scale and one packed zero per column
+    per_weight = bits + (16 + bits) / group
+    return QuantScheme(
+        name=f"{kind}-{bits}bit-g{group}", linear_bits=per_weight,
+        description=f"{kind.upper()} {bits}-bit, group {group}: {bits} bits + fp16 scale and {bits}-bit zero per "
+        f"{group} weights = {per_weight:.3f} bits/weight; embeddings, lm_head and norms stay 16-bit",
+    )
+
+
+def _gguf(mix: str) -> QuantScheme:
+    base = {
+        "Q2_K": "Q2_K", "Q3_K_S": "Q3_K", "Q3_K_M": "Q3_K", "Q3_K_L": "Q3_K", "Q4_K_S": "Q4_K", "Q4_K_M": "Q4_K",
+        "Q5_K_S": "Q5_K", "Q5_K_M": "Q5_K", "Q6_K": "Q6_K", "Q8_0": "Q8_0", "Q4_0": "Q4_0", "Q4_1": "Q4_1",
+        "Q5_0": "Q5_0", "Q5_1": "Q5_1", "IQ4_XS": "IQ4_XS", "IQ3_XXS": "IQ3_XXS", "IQ2_XXS": "IQ2_XXS",
+        "F16": "F16", "BF16": "BF16",
+    }[mix]
+    head = "Q6_K" if base not in ("Q8_0", "F16", "BF16") else base
+    return QuantScheme(
+        name=mix.lower(), linear_bits=ggml_bits(base), embed_bits=ggml_bits(base), head_bits=ggml_bits(head),
+        small_bits=32, router_bits=32 if base not in ("F16", "BF16") else 16, gguf_mix=mix,
+        description=f"GGUF {mix}: {base} blocks ({ggml_bits(base):.4g} bits/weight) with llama.cpp's mix "
+        f"(output in {head}; attn_v/ffn_down partly higher), norms in F32",
+    )
+
+
+_SCHEMES: dict[str, QuantScheme] = {}
+
+
+def _register(scheme: QuantScheme, *aliases: str) -> None:
+    for key in (scheme.name, *aliases):
+        _SCHEMES[key.lower()] = scheme
+
+
+for _dt, _bits in (("float32", 32), ("float16", 16), ("bfloat16", 16)):
+    _register(QuantScheme(name=_dt, linear_bits=_bits, embed_bits=_bits, head_bits=_bits, small_bits=_bits,
+                          router_bits=_bits, description=f"all weights in {_dt}"))
+_register(QuantScheme(name="fp8", linear_bits=8 + 32 / 4096, description=(
+    "FP8 (e4m3) linear weights with one fp32 scale per tensor row block; embeddings, lm_head and norms 16-bit")),
+    "float8", "fp8-e4m3")
+_register(QuantScheme(name="int8", linear_bits=8 + 16 / 4096, description=(
+    "INT8 weight-only (per-channel fp16 scales); embeddings, lm_head and norms 16-bit")), "w8a16")
+_register(QuantScheme(name="int4", linear_bits=4 + 20 / 128, description=(
+    "INT4 weight-only, group 128 (fp16 scale + 4-bit zero per group); embeddings, lm_head and norms 16-bit")),
+    "w4a16")
+for _b in (4, 8):
+    for _g in (32, 64, 128):
+        _register(_gptq(_b, _g, "gptq"))
+        _register(_gptq(_b, _g, "awq"))
+_register(_gptq(4, 128, "gptq"), "gptq", "gptq-4bit", "gptq-int4")
+_register(_gptq(8, 128, "gptq"), "gptq-8bit", "gptq-int8")
+_register(_gptq(4, 128, "awq"), "awq", "awq-4bit")
+# bitsandbytes NF4: 4 bits + absmax per 64 weights; with double quantization the absmax is 8-bit with an fp32
+# second-level scale per 256 blocks: 4 + 8/64 + 32/(64*256) bits.
+_register(QuantScheme(name="nf4", linear_bits=4 + 8 / 64 + 32 / (64 * 256), description=(
+    "bitsandbytes NF4 with double quantization: 4 + 8/64 + 32/16384 = 4.127 bits/weight; embeddings, lm_head and "
+    "norms 16-bit")), "bnb-nf4", "bnb-4bit", "nf4-dq", "fp4")
+_register(QuantScheme(name="nf4-nodq", linear_bits=4 + 32 / 64, description=(
+    "bitsandbytes NF4 without double quantization: 4 + 32/64 = 4.5 bits/weight")), "bnb-nf4-nodq")
+_register(QuantScheme(name="bnb-int8", linear_bits=8, description=(
+    "bitsandbytes LLM.int8(): int8 weights with an fp32 scale per output row; outlier columns computed in fp16")),
+    "llm-int8", "bnb-8bit")
+for _mix in ("Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0",
+             "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_XS", "IQ3_XXS", "IQ2_XXS"):
+    _register(_gguf(_mix))
+
+# The order `vram fit` tries when looking for the best quantization that fits: highest quality first.
+# (Published perplexity studies of llama.cpp's K-quants and of GPTQ/AWQ put them in this order for 7B-70B models.)
+QUALITY_ORDER: tuple[str, ...] = (
+    "bfloat16", "fp8", "q8_0", "int8", "q6_k", "q5_k_m", "awq-4bit-g128", "q4_k_m", "gptq-4bit-g128", "nf4",
+    "q4_k_s", "q3_k_l", "q3_k_m", "q2_k",
+)
+
+
+def quant_scheme(name: str | None, *, dtype: str = "bfloat16") -> QuantScheme:
+    """The weight storage for a quantization name (None: the plain dtype)."""
+    if name is None or str(name).strip() == "" or str(name).lower() == "none":
+        return _SCHEMES[normalize_dtype(dtype)]
+    key = str(name).strip().lower()
+    if key in _SCHEMES:
+        return _SCHEMES[key]
+    if key in _DTYPE_ALIASES and _DTYPE_ALIASES[key] in _SCHEMES:
+        return _SCHEMES[_DTYPE_ALIASES[key]]
+    raise BadInput(f"quant: unknown quantization {name!r} (e.g. q4_k_m, gptq-4bit, awq, nf4, fp8, int8)",
+                   field="quant")
+
+
+def known_quants() -> list[str]:
+    return sorted({s.name for s in _SCHEMES.values()})

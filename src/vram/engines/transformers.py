@@ -1,0 +1,202 @@
+"""PyTorch + transformers (`model.generate()` with a DynamicCache): how its peak memory is made up.
+
+The peak of `generate()` is the prefill forward pass at the last layer (all layers' cache written), unless decoding
+is heavier (huge batches, MoE expert gathering). Within a layer the live tensors are, per prompt token:
+
+* for the whole forward: the token embeddings (`inputs_embeds` stays referenced), the running hidden state, the
+  rotary cos/sin tables, int64 ids/positions/attention mask, and any materialised attention mask (b × L × L bools
+  when a sliding window is shorter than the prompt; eager attention always needs an additive mask);
+* attention: normed input, q/k/v, rotary temporaries, expanded k/v for grouped-query heads when a mask forces
+  the non-GQA path, the output and its contiguous copy; eager attention also materialises the scores: matmul,
+  scaling, mask add, then `softmax(dtype=float32)` which for bf16 inputs converts a copy before the softmax, so
+  5 score-sized bf16 buffers at once (4 for fp16 on CUDA, which has a half-to-float kernel);
+* MLP: the residual, the normed input and three intermediate-sized tensors (act(gate), up, their product); fused
+  gate_up (Phi-3) holds four; MoE with grouped matmuls holds top_k copies of the routed tokens, the gathered
+  outputs, their weighted copy and its re-ordered copy (float32 when the router weights are float32).
+
+Everything here was checked against `torch.cuda.max_memory_allocated()` on an H200 (PyTorch 2.11, transformers
+5.17) with memory snapshots; see measurements/ in the repository.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..components import Component
+from ..components.kv_cache import layer_kv_bytes, state_bytes
+from ..model import Layer, ModelSpec
+
+# int64 tensors alive during generate's prefill, per token: input_ids, attention_mask, position_ids, cache_position
+IDS_BYTES_PER_TOKEN = 32
+
+# model_type flags that change which temporaries exist
+FUSED_GATE_UP = {"phi3"}
+ROUTER_WEIGHTS_FP32 = {"deepseek_v2", "deepseek_v3"}
+PARALLEL_BLOCK = {"cohere", "falcon"}
+NO_PRE_NORM = {"olmo2"}
+TWO_ROPE_TABLES = {"gemma3_text"}
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    bytes: int
+    detail: str
+
+
+def _mlp_temp_per_token(model: ModelSpec, layer: Layer, e: int) -> tuple[int, str]:
+    """Peak temporary bytes per token inside the MLP (beyond its input), and how it arises."""
+    m = layer.mlp
+    h = model.hidden_size
+    if m is None:
+        return 0, "no MLP"
+    if m.kind == "moe":
+        k = m.experts_per_token
+    inter = m.intermediate_size
+    if m.kind == "gated":
+        if model.model_type in FUSED_GATE_UP:
+            return 4 * inter * e, f"fused gate_up (2×{inter}) + act + product"
+        return 3 * inter * e, f"act(gate), up and their product (3 × {inter})"
+    if m.kind == "plain":
+        return 2 * inter * e, f"up and activation (2 × {inter})"
+    # MoE, grouped_mm experts (transformers' default on CUDA): see module docstring
+    w = 4 if model.model_type in ROUTER_WEIGHTS_FP32 else e
+    routed = k * max(e * (h + 4 * inter), e * (3 * h + inter), h * (2 * e + 2 * w))
+    router = m.num_experts * (e + 4) + k * 24
+    shared = 0
+    if m.shared_intermediate_size:
+        shared = h * e + 3 * m.shared_intermediate_size * e  # experts' output alive while shared MLP runs
+    return max(routed + router, shared), f"{k} of {m.num_experts} experts: routed copies of the tokens, gathered " \
+        f"outputs, weighted and re-ordered copies"
+
+
+def _attention_temp_per_token(model: ModelSpec, layer: Layer, e: int, expand_kv: bool) -> int:
+    """Peak temporary bytes per token inside attention (beyond the layer input), excluding score matrices."""
+    a = layer.attention
+    h = model.hidden_size
+    if a is None:
+        mixer = layer.mixer
+        return h * e + (3 * mixer.inner_size * e if mixer else 0)
+    if a.kind == "mla":
+        q = a.num_heads * a.head_dim * e
+        kvb = a.num_heads * (a.head_dim - a.rope_head_dim + a.v_head_dim) * e
+        out = a.num_heads * a.v_head_dim * e
+        return h * e + 2 * q + kvb + q + 2 * out + (a.kv_lora_rank + a.rope_head_dim) * e
+    q = a.num_heads * a.head_dim * e
+    kv = a.num_kv_heads * a.head_dim * e
+    rope = 4 * q + 2 * kv  # q, q*cos, rotate_half(q)*sin, q_embed with k and v alive
+    after = 3 * q + 2 * kv + (2 * q if expand_kv and a.num_kv_heads != a.num_heads else 0)
+    return h * e + max(rope, after)
+
+
+def _norm_temp_per_token(h: int) -> int:
+    """RMSNorm in float32: the upcast copy and x * rsqrt(var) alive together."""
+    return 8 * h
+
+
+@dataclass(frozen=True)
+class ForwardProfile:
+    peak_bytes: int
+    kv_bytes: int
+    persistent_bytes: int
+    phase: Phase
+
+
+def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes: float, attn: str,
+                    masked_from_generate: bool = True) -> ForwardProfile:
+    """Peak of one full forward over `batch` × `tokens` prompt tokens with a cache being filled."""
+    t = batch * tokens
+    h = model.hidden_size
+    rope_tables = (2 if model.model_type in TWO_ROPE_TABLES else 1) * 2 * model.rope_dim * e
+    persistent = t * (2 * h * e + rope_tables + IDS_BYTES_PER_TOKEN)
+    # attention masks built once per forward
+    mask_bytes = 0
+    windows = {layer.attention.sliding_window for layer in model.attention_layers if layer.attention}
+    need_full_mask = attn == "eager"
+    sliding_masks = {w for w in windows if w is not None and tokens > w}
+    mask_batch = batch if masked_from_generate else 1
+    if need_full_mask:
+        mask_bytes += mask_batch * tokens * tokens * e * (1 + len(sliding_masks))
+    else:
+        mask_bytes += mask_batch * tokens * tokens * len(sliding_masks)
+    persistent += mask_bytes
+    best: Phase | None = None
+    best_total = -1
+    kv_so_far = 0
+    for i, layer in enumerate(model.layers):
+        kv_layer = layer_kv_bytes(layer, batch, tokens, kv_bytes, trim_window=False)
+        kv_so_far += kv_layer
+        a = layer.attention
+        masked = a is not None and (attn == "eager" or (a.sliding_window is not None and tokens > a.sliding_window))
+        att = t * _attention_temp_per_token(model, layer, e, expand_kv=masked)
+        scores = 0
+        if a is not None and attn == "eager":
+            s = batch * a.num_heads * tokens * tokens * e
+            scores = 5 * s if e == 2 else 2 * s
+        mlp_temp, mlp_how = _mlp_temp_per_token(model, layer, e)
+        if model.model_type in NO_PRE_NORM:
+            mlp = t * (h * e + mlp_temp)
+        elif model.model_type in PARALLEL_BLOCK:
+            mlp = t * (2 * h * e + mlp_temp)
+        else:
+            mlp = t * (2 * h * e + mlp_temp)
+        norm = t * (h * e + _norm_temp_per_token(h))
+        phases = [
+            Phase("attention", att + scores, "attention: q/k/v, rotary temporaries"
+                  + (", score matrices (eager)" if scores and attn == "eager" else "")),
+            Phase("mlp", mlp, f"MLP: residual, normed input, {mlp_how}"),
+            Phase("norm", norm, "RMSNorm float32 temporaries"),
+        ]
+        ph = max(phases, key=lambda p: p.bytes)
+        total = kv_so_far + ph.bytes
+        if total > best_total:
+            best_total = total
+            best = Phase(f"prefill layer {i} {ph.name}", ph.bytes, ph.detail)
+    assert best is not None
+    kv_total = sum(layer_kv_bytes(layer, batch, tokens, kv_bytes, trim_window=False) for layer in model.layers)
+    kv_total += state_bytes(model, batch, e)
+    return ForwardProfile(peak_bytes=persistent + best_total, kv_bytes=kv_total, persistent_bytes=persistent,
+                          phase=best)
+
+
+def decode_peak_bytes(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes: float) -> tuple[int, str]:
+    """Peak while decoding at `tokens` cached tokens: the cache, one layer's cat() copy, logits, MoE gathers."""
+    kv = sum(layer_kv_bytes(layer, batch, tokens, kv_bytes) for layer in model.layers)
+    kv += state_bytes(model, batch, e)
+    biggest_layer = max((layer_kv_bytes(layer, batch, tokens, kv_bytes) for layer in model.layers), default=0)
+    logits = batch * model.vocab_size * (e + 4 + 4)
+    moe = 0
+    for layer in model.layers:
+        m = layer.mlp
+        if m is not None and m.kind == "moe":
+            moe = max(moe, batch * m.experts_per_token * 3 * m.intermediate_size * model.hidden_size * e)
+    acts = batch * 16 * model.hidden_size * e
+    return kv + biggest_layer + logits + moe + acts, "decode step: cache + one layer's grown copy + logits" + (
+        " + gathered expert weights (batched_mm)" if moe else "")
+
+
+def inference_components(model: ModelSpec, batch: int, context: int, new_tokens: int, e: int, kv_bytes: float,
+                         attn: str, retained_prefill: bool, kv_name: str) -> tuple[list[Component], int, int, str]:
+    """Components of generate()'s peak (allocated bytes, excluding weights/workspace), the KV cache bytes at the
+    peak and the bytes the allocator re-allocates while decoding; plus which phase binds."""
+    pre = prefill_profile(model, batch, context, e, kv_bytes, attn)
+    dec, dec_how = decode_peak_bytes(model, batch, context + new_tokens, e, kv_bytes) if new_tokens else (0, "")
+    comps: list[Component] = []
+    if retained_prefill:
+        comps.append(Component(
+            "retained_prefill_cache", pre.kv_bytes,
+            "cache of an earlier standalone forward still referenced while generate() runs (the calibration "
+            "protocol: `out = model(x, use_cache=True)` kept alive); drop with --fresh-generate"))
+    if dec > pre.peak_bytes:
+        kv_peak = sum(layer_kv_bytes(layer, batch, context + new_tokens, kv_bytes) for layer in model.layers)
+        comps.append(Component("kv_cache", kv_peak, f"DynamicCache at {context + new_tokens:,} tokens × batch "
+                               f"{batch} ({kv_name})"))
+        comps.append(Component("activations", dec - kv_peak, dec_how))
+        return comps, kv_peak, kv_peak, "decode"
+    comps.append(Component("kv_cache", pre.kv_bytes, f"DynamicCache after prefill of {context:,} tokens × batch "
+                           f"{batch} ({kv_name}); sliding-window layers still hold the full prompt until the first "
+                           "decode step"))
+    comps.append(Component("activations", pre.peak_bytes - pre.kv_bytes,
+                           f"{pre.phase.name}: {pre.phase.detail}; plus embeddings, hidden state, rotary tables, "
+                           "ids and masks kept for the whole forward"))
+    return comps, pre.kv_bytes, pre.kv_bytes, pre.phase.name

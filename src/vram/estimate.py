@@ -1,0 +1,194 @@
+"""Workload -> Estimate: the public entry point. Pure computation, no I/O beyond resolving the model once."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .catalog import ModelEntry, find_model
+from .components import Component
+from .components.runtime import allocator_reserve, cublas_workspace, cuda_context
+from .components.weights import weights_bytes
+from .dtypes import dtype_bytes, normalize_dtype, quant_scheme
+from .errors import BadInput
+from .model import ModelSpec, load_config_file, model_from_config
+
+ENGINES = ("transformers", "vllm", "llama.cpp")
+ATTN = ("sdpa", "eager", "flash")
+MAX_TOKENS = 1 << 24  # 16M tokens: far beyond any published context
+MAX_BATCH = 1 << 16
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What is run. Token counts are per sequence; `batch` sequences run together."""
+
+    batch: int = 1
+    context: int = 4096
+    new_tokens: int = 16
+    dtype: str = "bfloat16"
+    quant: str | None = None
+    kv_dtype: str | None = None
+    attn: str = "sdpa"
+    engine: str = "transformers"
+    fresh_generate: bool = False  # transformers: no earlier forward's cache held during generate()
+    gpu_arch: str = "hopper"
+    # vLLM
+    gpu_memory_utilization: float = 0.9
+    max_num_seqs: int | None = None
+    block_size: int = 16
+    # llama.cpp
+    n_batch: int = 2048
+    n_ubatch: int = 512
+    flash_attn: bool = True
+    gpu_memory_bytes: int | None = None  # for engines that size themselves from the device (vLLM)
+
+    def validate(self) -> Workload:
+        for name, value, lo, hi in (("batch", self.batch, 1, MAX_BATCH), ("context", self.context, 1, MAX_TOKENS),
+                                    ("new_tokens", self.new_tokens, 0, MAX_TOKENS)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise BadInput(f"{name}: expected a whole number, got {value!r}", field=name)
+            if value < lo:
+                raise BadInput(f"{name}: must be at least {lo}, got {value}", field=name)
+            if value > hi:
+                raise BadInput(f"{name}: {value:,} is beyond what any model supports (max {hi:,})", field=name)
+        if self.engine not in ENGINES:
+            raise BadInput(f"engine: unknown engine {self.engine!r} (use {', '.join(ENGINES)})", field="engine")
+        if self.attn not in ATTN:
+            raise BadInput(f"attn: unknown attention implementation {self.attn!r} (use {', '.join(ATTN)})",
+                           field="attn")
+        if not 0.05 <= self.gpu_memory_utilization <= 1.0:
+            raise BadInput("gpu_memory_utilization: must be between 0.05 and 1.0", field="gpu_memory_utilization")
+        dt = normalize_dtype(self.dtype)
+        kv = normalize_dtype(self.kv_dtype, field="kv_dtype") if self.kv_dtype else None
+        quant_scheme(self.quant, dtype=dt)
+        return replace(self, dtype=dt, kv_dtype=kv)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    model: str
+    params: int
+    active_params: int
+    engine: str
+    workload: Workload
+    weights_bytes: int
+    kv_cache_bytes: int
+    activation_bytes: int
+    peak_allocated_bytes: int
+    total_bytes: int
+    breakdown: tuple[Component, ...]
+    assumptions: tuple[str, ...]
+    binding_phase: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def component(self, name: str) -> Component | None:
+        return next((c for c in self.breakdown if c.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "engine": self.engine, "params": self.params, "active_params": self.active_params,
+            "weights_bytes": self.weights_bytes, "kv_cache_bytes": self.kv_cache_bytes,
+            "activation_bytes": self.activation_bytes, "peak_allocated_bytes": self.peak_allocated_bytes,
+            "total_bytes": self.total_bytes, "binding_phase": self.binding_phase,
+            "breakdown": [c.to_dict() for c in self.breakdown], "assumptions": list(self.assumptions),
+            "workload": asdict(self.workload), "vram_version": __version__, **self.extra,
+        }
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    spec: ModelSpec
+    entry: ModelEntry | None
+    source: str
+    weights_override_bytes: int | None = None  # exact tensor bytes from safetensors / GGUF headers
+    buffers_bytes: int = 0
+
+
+def resolve_model(ref: str | ModelSpec | ResolvedModel) -> ResolvedModel:
+    """A catalog id / alias / Hub repo id, a config.json path or a model folder."""
+    if isinstance(ref, ResolvedModel):
+        return ref
+    if isinstance(ref, ModelSpec):
+        return ResolvedModel(ref, None, "spec")
+    text = str(ref).strip()
+    if not text:
+        raise BadInput("model: empty model name", field="model")
+    p = Path(text).expanduser()
+    looks_like_path = text.endswith(".json") or text.startswith((".", "/", "~")) or p.exists()
+    if looks_like_path:
+        if p.is_file() and p.suffix == ".gguf" or (p.is_dir() and any(p.glob("*.safetensors"))) or \
+                (p.is_file() and p.suffix == ".safetensors"):
+            from .sources import resolve_local_weights
+
+            return resolve_local_weights(p)
+        cfg = load_config_file(p)
+        return ResolvedModel(model_from_config(cfg, name=p.stem if p.is_file() else p.name), None, str(p))
+    entry = find_model(text)
+    return ResolvedModel(model_from_config(entry.config, name=entry.id), entry, f"catalog:{entry.id}")
+
+
+def _rope_buffer_bytes(spec: ModelSpec) -> int:
+    # rotary inv_freq buffers: head_dim/2 float32 values per rotary embedding module
+    return 2 * spec.rope_dim if spec.rope_dim else 0
+
+
+def estimate(model: str | ModelSpec | ResolvedModel, workload: Workload | None = None) -> Estimate:
+    """Estimate inference memory for `workload` (defaults: batch 1, 4096-token prompt, 16 new tokens, bf16)."""
+    wl = (workload or Workload()).validate()
+    rm = resolve_model(model)
+    if wl.engine == "transformers":
+        return _transformers_inference(rm, wl)
+    from .engines import llama_cpp, vllm
+
+    if wl.engine == "vllm":
+        return vllm.estimate(rm, wl)
+    return llama_cpp.estimate(rm, wl)
+
+
+def common_weights(rm: ResolvedModel, wl: Workload) -> Component:
+    scheme = quant_scheme(wl.quant, dtype=wl.dtype)
+    if rm.weights_override_bytes is not None and wl.quant is None:
+        return Component("weights", rm.weights_override_bytes + rm.buffers_bytes,
+                         f"{rm.spec.params:,} parameters; exact tensor bytes from {rm.source}")
+    return weights_bytes(rm.spec, scheme, buffers_bytes=rm.buffers_bytes or _rope_buffer_bytes(rm.spec))
+
+
+def _transformers_inference(rm: ResolvedModel, wl: Workload) -> Estimate:
+    from .engines.transformers import inference_components
+
+    spec = rm.spec
+    e = int(dtype_bytes(wl.dtype))
+    kv_name = wl.kv_dtype or wl.dtype
+    kv_b = dtype_bytes(kv_name)
+    weights = common_weights(rm, wl)
+    ws = cublas_workspace(wl.gpu_arch)
+    comps, kv_peak, kv_churn, phase = inference_components(
+        spec, wl.batch, wl.context, wl.new_tokens, e, kv_b, wl.attn, not wl.fresh_generate, kv_name)
+    allocated = weights.bytes + ws.bytes + sum(c.bytes for c in comps)
+    acts = next(c.bytes for c in comps if c.name == "activations")
+    reserve = allocator_reserve(kv_churn if wl.new_tokens else 0, acts)
+    ctx = cuda_context(wl.gpu_arch)
+    breakdown = (weights, *comps, ws, reserve, ctx)
+    assumptions = [
+        "engine: PyTorch + transformers generate() with a DynamicCache, greedy decoding, no padding",
+        f"weights and activations in {wl.dtype}; KV cache in {kv_name}",
+        f"attention: {wl.attn}" + (" (scores materialised per layer)" if wl.attn == "eager" else
+                                   " (no score matrix; a bool mask only where a sliding window is shorter than the "
+                                   "prompt)"),
+        f"peak binds in: {phase}",
+        "peak_allocated_bytes = torch.cuda.max_memory_allocated() over the run; total_bytes adds the CUDA context "
+        "and the caching allocator's idle reserve (what nvidia-smi would show)",
+    ]
+    if not wl.fresh_generate:
+        assumptions.append("an earlier forward's cache is still referenced during generate() (as in the calibration "
+                           "measurements); --fresh-generate drops it")
+    assumptions.extend(spec.notes)
+    return Estimate(
+        model=spec.name, params=spec.params, active_params=spec.active_params, engine="transformers", workload=wl,
+        weights_bytes=weights.bytes, kv_cache_bytes=kv_peak, activation_bytes=acts, peak_allocated_bytes=allocated,
+        total_bytes=allocated + reserve.bytes + ctx.bytes, breakdown=breakdown, assumptions=tuple(assumptions),
+        binding_phase=phase,
+    )

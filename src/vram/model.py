@@ -1,0 +1,613 @@
+"""ModelSpec: what a Hugging Face config.json says about a decoder-only model's shapes, with exact parameter counts.
+
+Every architecture is reduced to the same description: an embedding, a list of layers (each with a token mixer —
+attention, multi-head latent attention, a short convolution or a state-space block — and an MLP that is dense or a
+mixture of experts), a final norm and an output head. Parameter counts are computed tensor by tensor, the way the
+transformers implementation builds the model, and are exact to the unit (tests check them against counts of the
+real modules).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, UnsupportedArchitecture
+
+Config = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Attention:
+    """Self-attention of one layer. `kind` is "mha" (covers GQA/MQA) or "mla" (DeepSeek latent attention)."""
+
+    kind: str
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int  # query/key head size
+    v_head_dim: int
+    sliding_window: int | None = None
+    kv_lora_rank: int = 0  # MLA: latent size the cache keeps
+    q_lora_rank: int = 0
+    rope_head_dim: int = 0  # MLA: decoupled rope part, cached beside the latent
+    softcap: bool = False
+
+    @property
+    def q_width(self) -> int:
+        return self.num_heads * self.head_dim
+
+    @property
+    def kv_width(self) -> int:
+        return self.num_kv_heads * self.head_dim
+
+    def cache_elems_per_token(self) -> int:
+        """Elements one token adds to this layer's KV cache (keys + values)."""
+        if self.kind == "mla":
+            return self.kv_lora_rank + self.rope_head_dim
+        return self.num_kv_heads * (self.head_dim + self.v_head_dim)
+
+
+@dataclass(frozen=True)
+class Mlp:
+    """Feed-forward of one layer: "gated" (SwiGLU/GeGLU: gate, up, down), "plain" (up, down) or "moe"."""
+
+    kind: str
+    intermediate_size: int
+    num_experts: int = 0
+    experts_per_token: int = 0
+    shared_intermediate_size: int = 0  # total width of always-on shared experts (0 if none)
+    expert_gated: bool = True
+
+
+@dataclass(frozen=True)
+class StateMixer:
+    """A token mixer with a fixed-size per-sequence state instead of a growing cache (short conv, Mamba)."""
+
+    kind: str  # "conv" (LFM2) or "mamba2" / "mamba"
+    state_elems: int  # elements of recurrent state per sequence
+    inner_size: int  # width of the mixer's main activations
+
+
+@dataclass(frozen=True)
+class Layer:
+    attention: Attention | None
+    mixer: StateMixer | None
+    mlp: Mlp | None
+    params: int
+    linear_params: int  # 2-D weight matrices (quantizable), experts included
+    expert_params: int  # of which inside routed experts
+    router_params: int
+    small_params: int  # 1-D: norms, biases, convolution kernels, sinks
+    v_proj_params: int = 0  # for llama.cpp's per-tensor quant mixes
+    down_proj_params: int = 0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    model_type: str
+    architecture: str
+    hidden_size: int
+    vocab_size: int
+    layers: tuple[Layer, ...]
+    embed_params: int
+    head_params: int  # 0 when tied to the embedding
+    final_params: int  # final norm(s) and other model-level small tensors
+    tie_word_embeddings: bool
+    max_position_embeddings: int | None
+    torch_dtype: str
+    rope_dim: int  # width of the cos/sin tables computed per token
+    extra_params: int = 0  # vision tower / projector of a multimodal checkpoint
+    extra_description: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def params(self) -> int:
+        return (self.embed_params + self.head_params + self.final_params + self.extra_params
+                + sum(layer.params for layer in self.layers))
+
+    @property
+    def text_params(self) -> int:
+        return self.params - self.extra_params
+
+    @property
+    def active_params(self) -> int:
+        """Parameters one token touches: routed experts count only `experts_per_token` of `num_experts`."""
+        total = self.params
+        for layer in self.layers:
+            m = layer.mlp
+            if m is not None and m.kind == "moe" and m.num_experts:
+                total -= layer.expert_params - layer.expert_params * m.experts_per_token // m.num_experts
+        return total
+
+    @property
+    def is_moe(self) -> bool:
+        return any(layer.mlp is not None and layer.mlp.kind == "moe" for layer in self.layers)
+
+    @property
+    def attention_layers(self) -> tuple[Layer, ...]:
+        return tuple(layer for layer in self.layers if layer.attention is not None)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# config helpers
+
+
+def _get(cfg: Config, *names: str, default: Any = None, required: bool = False) -> Any:
+    for n in names:
+        if n in cfg and cfg[n] is not None:
+            return cfg[n]
+    if required:
+        raise ConfigError(f"config.json is missing {' / '.join(names)}", field="model")
+    return default
+
+
+def _int(cfg: Config, *names: str, default: int | None = None, required: bool = True) -> int:
+    v = _get(cfg, *names, default=default, required=required and default is None)
+    if v is None:
+        raise ConfigError(f"config.json is missing {' / '.join(names)}", field="model")
+    if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v) or v < 0:
+        raise ConfigError(f"config.json field {names[0]} must be a non-negative integer, got {v!r}", field="model")
+    return int(v)
+
+
+def _dtype(cfg: Config) -> str:
+    d = _get(cfg, "dtype", "torch_dtype", default="bfloat16")
+    return str(d).removeprefix("torch.") if isinstance(d, str) else "bfloat16"
+
+
+def _layer_types(cfg: Config, n: int, model_type: str) -> list[str]:
+    """Per-layer attention kind: "full_attention", "sliding_attention", "conv", "mamba", ... as transformers does."""
+    lt = cfg.get("layer_types")
+    if isinstance(lt, list) and len(lt) >= n:
+        return [str(x) for x in lt[:n]]
+    window = cfg.get("sliding_window")
+    if model_type == "gemma2":
+        return ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(n)]
+    if model_type in ("gemma3_text", "gemma3", "cohere2"):
+        pattern = int(cfg.get("sliding_window_pattern") or cfg.get("_sliding_window_pattern") or
+                      (6 if model_type.startswith("gemma3") else 4))
+        return ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n)]
+    if model_type in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"):
+        if cfg.get("use_sliding_window") and window:
+            limit = int(cfg.get("max_window_layers") or 0)
+            return ["sliding_attention" if i >= limit else "full_attention" for i in range(n)]
+        return ["full_attention"] * n
+    if window and model_type in ("mistral", "mixtral", "phi3", "phimoe", "starcoder2", "qwen2_vl"):
+        return ["sliding_attention"] * n
+    return ["full_attention"] * n
+
+
+def _sliding_window(cfg: Config) -> int | None:
+    w = cfg.get("sliding_window")
+    return int(w) if isinstance(w, int | float) and not isinstance(w, bool) and w > 0 else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# layer builders: each returns (Layer) with its exact parameter count
+
+
+def _linear(n_in: int, n_out: int, bias: bool) -> tuple[int, int]:
+    """(matrix params, bias params)"""
+    return n_in * n_out, (n_out if bias else 0)
+
+
+@dataclass
+class _Acc:
+    linear: int = 0
+    small: int = 0
+    expert: int = 0
+    router: int = 0
+    v_proj: int = 0
+    down: int = 0
+
+    def lin(self, n_in: int, n_out: int, bias: bool = False) -> int:
+        w, b = _linear(n_in, n_out, bias)
+        self.linear += w
+        self.small += b
+        return w
+
+    @property
+    def total(self) -> int:
+        return self.linear + self.small + self.router
+
+    def layer(self, attention: Attention | None, mixer: StateMixer | None, mlp: Mlp | None) -> Layer:
+        return Layer(attention=attention, mixer=mixer, mlp=mlp, params=self.total, linear_params=self.linear,
+                     expert_params=self.expert, router_params=self.router, small_params=self.small,
+                     v_proj_params=self.v_proj, down_proj_params=self.down)
+
+
+def _std_attention(acc: _Acc, cfg: Config, h: int, *, bias_qkv: bool, bias_o: bool, window: int | None,
+                   fused_qkv: bool = False) -> Attention:
+    heads = _int(cfg, "num_attention_heads", "n_head", "num_heads")
+    kv = _int(cfg, "num_key_value_heads", "num_kv_heads", default=heads)
+    if kv == 0:
+        kv = heads
+    hd = _get(cfg, "head_dim", default=None)
+    head_dim = int(hd) if isinstance(hd, int) and hd > 0 else h // heads
+    acc.lin(h, heads * head_dim, bias_qkv)
+    acc.lin(h, kv * head_dim, bias_qkv)
+    acc.v_proj += acc.lin(h, kv * head_dim, bias_qkv)
+    acc.lin(heads * head_dim, h, bias_o)
+    del fused_qkv  # same parameter count whether q/k/v are one matrix or three
+    return Attention(kind="mha", num_heads=heads, num_kv_heads=kv, head_dim=head_dim, v_head_dim=head_dim,
+                     sliding_window=window)
+
+
+def _gated_mlp(acc: _Acc, h: int, inter: int, bias: bool = False) -> Mlp:
+    acc.lin(h, inter, bias)
+    acc.lin(h, inter, bias)
+    acc.down += acc.lin(inter, h, bias)
+    return Mlp(kind="gated", intermediate_size=inter)
+
+
+def _experts(acc: _Acc, h: int, inter: int, n: int, *, gated: bool = True, bias: bool = False) -> int:
+    per = (3 if gated else 2) * h * inter
+    b = ((2 * inter if gated else inter) + h) * n if bias else 0
+    acc.linear += per * n
+    acc.expert += per * n
+    acc.down += inter * h * n
+    acc.small += b
+    acc.expert += b
+    return per * n + b
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# families
+
+
+def _llama_like(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
+    """Llama, Mistral, Qwen2/3, Yi, Falcon3, SmolLM, Gemma 2/3, Phi-3, OLMo 2, Cohere, MoE variants."""
+    h = _int(cfg, "hidden_size")
+    n = _int(cfg, "num_hidden_layers")
+    inter = _int(cfg, "intermediate_size", default=4 * h)
+    types = _layer_types(cfg, n, mt)
+    window = _sliding_window(cfg)
+    notes: list[str] = []
+    heads = _int(cfg, "num_attention_heads")
+    kv = _int(cfg, "num_key_value_heads", default=heads) or heads
+    hd_cfg = cfg.get("head_dim")
+    head_dim = int(hd_cfg) if isinstance(hd_cfg, int) and hd_cfg > 0 else h // heads
+
+    if mt in ("qwen2", "qwen2_moe"):
+        bias_qkv, bias_o = True, False
+    elif mt in ("phimoe",):
+        bias_qkv = bias_o = bool(cfg.get("attention_bias", True))
+    else:
+        bias_qkv = bias_o = bool(cfg.get("attention_bias", False))
+    mlp_bias = bool(cfg.get("mlp_bias", False))
+    # norms per layer (1-D weights of size h unless stated)
+    if mt in ("gemma2", "gemma3_text"):
+        layer_norms = 4 * h
+    elif mt == "olmo2":
+        layer_norms = 2 * h
+    elif mt == "cohere":
+        layer_norms = h
+    elif mt == "phimoe":
+        layer_norms = 4 * h  # LayerNorm with bias, twice
+    else:
+        layer_norms = 2 * h
+    qk_norm = 0
+    if mt in ("qwen3", "qwen3_moe", "gemma3_text"):
+        qk_norm = 2 * head_dim
+    elif mt == "olmo2":
+        qk_norm = heads * head_dim + kv * head_dim
+    elif mt == "cohere" and cfg.get("use_qk_norm"):
+        qk_norm = heads * head_dim + kv * head_dim
+
+    # MoE layout
+    n_experts = int(_get(cfg, "num_local_experts", "num_experts", "n_routed_experts", default=0) or 0)
+    if mt in ("qwen2", "qwen3", "llama", "mistral", "gemma2", "gemma3_text", "phi3", "olmo2", "cohere"):
+        n_experts = 0
+    topk = int(_get(cfg, "num_experts_per_tok", "moe_topk", default=0) or 0)
+    moe_inter = int(_get(cfg, "moe_intermediate_size", default=inter) or inter)
+    sparse_step = int(cfg.get("decoder_sparse_step", 1) or 1)
+    mlp_only = set(cfg.get("mlp_only_layers") or [])
+    shared_inter = int(cfg.get("shared_expert_intermediate_size") or 0) if mt == "qwen2_moe" else 0
+
+    layers: list[Layer] = []
+    for i in range(n):
+        acc = _Acc()
+        lt = types[i]
+        win = window if lt == "sliding_attention" else None
+        att = _std_attention(acc, cfg, h, bias_qkv=bias_qkv, bias_o=bias_o, window=win)
+        if mt in ("gemma2", "gemma3_text"):
+            att = Attention(**{**att.__dict__, "softcap": bool(cfg.get("attn_logit_softcapping"))})
+        acc.small += layer_norms + qk_norm
+        is_moe = n_experts > 0 and i not in mlp_only and (i + 1) % sparse_step == 0
+        if is_moe:
+            acc.router += n_experts * h
+            _experts(acc, h, moe_inter, n_experts)
+            mlp = Mlp(kind="moe", intermediate_size=moe_inter, num_experts=n_experts, experts_per_token=topk,
+                      shared_intermediate_size=shared_inter)
+            if shared_inter:
+                acc.lin(h, shared_inter)
+                acc.lin(h, shared_inter)
+                acc.down += acc.lin(shared_inter, h)
+                acc.router += h  # shared_expert_gate: Linear(h, 1)
+        else:
+            mlp = _gated_mlp(acc, h, inter, mlp_bias)
+        layers.append(acc.layer(att, None, mlp))
+    if any(t == "sliding_attention" for t in types):
+        notes.append(f"{sum(t == 'sliding_attention' for t in types)} of {n} layers use a sliding window of "
+                     f"{window} tokens")
+    return layers, h, notes
+
+
+def _deepseek(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
+    h = _int(cfg, "hidden_size")
+    n = _int(cfg, "num_hidden_layers")
+    heads = _int(cfg, "num_attention_heads")
+    inter = _int(cfg, "intermediate_size")
+    moe_inter = _int(cfg, "moe_intermediate_size")
+    n_routed = _int(cfg, "n_routed_experts", default=0)
+    n_shared = _int(cfg, "n_shared_experts", default=0)
+    topk = _int(cfg, "num_experts_per_tok", default=0)
+    first_dense = _int(cfg, "first_k_dense_replace", default=0)
+    freq = _int(cfg, "moe_layer_freq", default=1) or 1
+    q_lora = int(cfg.get("q_lora_rank") or 0)
+    kv_lora = _int(cfg, "kv_lora_rank")
+    rope = _int(cfg, "qk_rope_head_dim")
+    nope = _int(cfg, "qk_nope_head_dim")
+    vdim = _int(cfg, "v_head_dim")
+    bias = bool(cfg.get("attention_bias", False))
+    layers = []
+    for i in range(n):
+        acc = _Acc()
+        qk = nope + rope
+        if q_lora:
+            acc.lin(h, q_lora, bias)
+            acc.small += q_lora
+            acc.lin(q_lora, heads * qk)
+        else:
+            acc.lin(h, heads * qk)
+        acc.lin(h, kv_lora + rope, bias)
+        acc.small += kv_lora
+        acc.v_proj += acc.lin(kv_lora, heads * (nope + vdim))
+        acc.lin(heads * vdim, h, bias)
+        acc.small += 2 * h
+        att = Attention(kind="mla", num_heads=heads, num_kv_heads=heads, head_dim=qk, v_head_dim=vdim,
+                        kv_lora_rank=kv_lora, q_lora_rank=q_lora, rope_head_dim=rope)
+        if n_routed and i >= first_dense and i % freq == 0:
+            acc.router += n_routed * h  # the noaux_tc correction bias is a buffer, not a parameter
+            _experts(acc, h, moe_inter, n_routed)
+            if n_shared:
+                si = moe_inter * n_shared
+                acc.lin(h, si)
+                acc.lin(h, si)
+                acc.down += acc.lin(si, h)
+            mlp = Mlp(kind="moe", intermediate_size=moe_inter, num_experts=n_routed, experts_per_token=topk,
+                      shared_intermediate_size=moe_inter * n_shared)
+        else:
+            mlp = _gated_mlp(acc, h, inter)
+        layers.append(acc.layer(att, None, mlp))
+    notes = [f"multi-head latent attention: the cache keeps a {kv_lora}-wide latent plus {rope} rope dims per token"]
+    return layers, h, notes
+
+
+def _gpt_oss(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
+    h = _int(cfg, "hidden_size")
+    n = _int(cfg, "num_hidden_layers")
+    inter = _int(cfg, "intermediate_size")
+    n_exp = _int(cfg, "num_local_experts", "num_experts")
+    topk = _int(cfg, "num_experts_per_tok", "experts_per_token")
+    types = _layer_types(cfg, n, mt)
+    window = _sliding_window(cfg)
+    layers = []
+    for i in range(n):
+        acc = _Acc()
+        att = _std_attention(acc, cfg, h, bias_qkv=True, bias_o=True,
+                             window=window if types[i] == "sliding_attention" else None)
+        acc.small += att.num_heads + 2 * h  # attention sinks + 2 norms
+        acc.router += n_exp * h + n_exp
+        _experts(acc, h, inter, n_exp, gated=True, bias=True)
+        layers.append(acc.layer(att, None, Mlp(kind="moe", intermediate_size=inter, num_experts=n_exp,
+                                               experts_per_token=topk)))
+    return layers, h, [f"alternating sliding-window ({window}) and full attention; attention sinks"]
+
+
+def _lfm2(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
+    h = _int(cfg, "hidden_size")
+    n = _int(cfg, "num_hidden_layers")
+    ff = _int(cfg, "block_ff_dim", "intermediate_size")
+    if cfg.get("block_auto_adjust_ff_dim"):
+        ff = int(2 * ff / 3)
+        mult = cfg.get("block_ffn_dim_multiplier")
+        if mult is not None:
+            ff = int(float(mult) * ff)
+        m = int(cfg.get("block_multiple_of") or 256)
+        ff = m * ((ff + m - 1) // m)
+    lt = cfg.get("layer_types")
+    if not isinstance(lt, list):
+        idx = set(cfg.get("full_attn_idxs") or range(n))
+        lt = ["full_attention" if i in idx else "conv" for i in range(n)]
+    kernel = _int(cfg, "conv_L_cache", default=3)
+    conv_bias = bool(cfg.get("conv_bias", False))
+    layers = []
+    for i in range(n):
+        acc = _Acc()
+        if lt[i] == "full_attention":
+            att: Attention | None = _std_attention(acc, cfg, h, bias_qkv=False, bias_o=False, window=None)
+            assert att is not None
+            acc.small += 2 * att.head_dim
+            mixer = None
+        else:
+            att = None
+            acc.lin(h, 3 * h, conv_bias)
+            acc.small += h * kernel + (h if conv_bias else 0)
+            acc.lin(h, h, conv_bias)
+            mixer = StateMixer(kind="conv", state_elems=h * kernel, inner_size=3 * h)
+        acc.small += 2 * h
+        mlp = _gated_mlp(acc, h, ff)
+        layers.append(acc.layer(att, mixer, mlp))
+    n_conv = sum(1 for x in layers if x.mixer)
+    notes = [f"{n_conv} of {n} layers are short convolutions with a fixed {kernel}-token state (no KV cache)"] \
+        if n_conv else []
+    return layers, h, notes
+
+
+def _falcon(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
+    h = _int(cfg, "hidden_size")
+    n = _int(cfg, "num_hidden_layers", "n_layer")
+    heads = _int(cfg, "num_attention_heads", "n_head")
+    new_arch = bool(cfg.get("new_decoder_architecture", False))
+    if new_arch:
+        kv = _int(cfg, "num_kv_heads", default=heads)
+    elif cfg.get("multi_query", True):
+        kv = 1
+    else:
+        kv = heads
+    hd = h // heads
+    bias = bool(cfg.get("bias", False))
+    ffn = int(cfg.get("ffn_hidden_size") or 4 * h)
+    layers = []
+    for _ in range(n):
+        acc = _Acc()
+        acc.lin(h, (heads + 2 * kv) * hd, bias)
+        acc.v_proj += kv * hd * h
+        acc.lin(heads * hd, h, bias)
+        acc.lin(h, ffn, bias)
+        acc.down += acc.lin(ffn, h, bias)
+        n_ln = int(cfg.get("num_ln_in_parallel_attn") or (2 if new_arch else 1))
+        if not new_arch and not cfg.get("parallel_attn", True):
+            n_ln = 2
+        acc.small += n_ln * 2 * h
+        att = Attention(kind="mha", num_heads=heads, num_kv_heads=kv, head_dim=hd, v_head_dim=hd)
+        layers.append(acc.layer(att, None, Mlp(kind="plain", intermediate_size=ffn)))
+    return layers, h, []
+
+
+FAMILIES = {
+    "llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like, "qwen3": _llama_like,
+    "gemma2": _llama_like, "gemma3_text": _llama_like, "phi3": _llama_like, "olmo2": _llama_like,
+    "cohere": _llama_like, "mixtral": _llama_like, "qwen2_moe": _llama_like, "qwen3_moe": _llama_like,
+    "phimoe": _llama_like, "deepseek_v2": _deepseek, "deepseek_v3": _deepseek, "gpt_oss": _gpt_oss,
+    "lfm2": _lfm2, "falcon": _falcon,
+}
+# model_type aliases that share an implementation
+_ALIASES = {"gemma3": "gemma3_text", "yi": "llama", "falcon3": "llama", "smollm": "llama", "granite": "llama"}
+
+
+def supported_model_types() -> list[str]:
+    return sorted(FAMILIES)
+
+
+@cache
+def _defaults() -> dict[str, dict[str, Any]]:
+    """Defaults of each architecture's transformers config class, for keys a config.json leaves out."""
+    text = resources.files("vram").joinpath("model_defaults.json").read_text(encoding="utf-8")
+    data: dict[str, dict[str, Any]] = json.loads(text)
+    return data
+
+
+def _text_config(cfg: Config) -> tuple[Config, Config | None]:
+    tc = cfg.get("text_config")
+    if isinstance(tc, Mapping):
+        merged = dict(tc)
+        merged.setdefault("model_type", str(cfg.get("model_type", "")) + "_text")
+        return merged, cfg
+    return cfg, None
+
+
+def _siglip_params(vc: Config, text_hidden: int) -> int:
+    """Gemma 3's SigLIP vision tower and projector."""
+    h = _int(vc, "hidden_size")
+    n = _int(vc, "num_hidden_layers")
+    inter = _int(vc, "intermediate_size")
+    patch = _int(vc, "patch_size")
+    image = _int(vc, "image_size")
+    chans = _int(vc, "num_channels", default=3)
+    positions = (image // patch) ** 2
+    embed = chans * patch * patch * h + h + positions * h
+    layer = 4 * (h * h + h) + 2 * 2 * h + (h * inter + inter) + (inter * h + h)
+    return embed + n * layer + 2 * h + h * text_hidden + h
+
+
+def model_from_config(config: Config, name: str | None = None) -> ModelSpec:
+    """Describe a model from its config.json contents. Raises UnsupportedArchitecture or ConfigError."""
+    if not isinstance(config, Mapping):
+        raise ConfigError("config.json must hold a JSON object", field="model")
+    text_cfg, outer = _text_config(config)
+    mt = str(text_cfg.get("model_type") or "").lower()
+    archs = config.get("architectures") or []
+    arch = str(archs[0]) if isinstance(archs, list) and archs else mt
+    mt = _ALIASES.get(mt, mt)
+    if mt == "gemma3_text_text":
+        mt = "gemma3_text"
+    if not mt:
+        raise ConfigError("config.json has no model_type", field="model")
+    if mt not in FAMILIES:
+        raise UnsupportedArchitecture(mt, f"supported: {', '.join(supported_model_types())}")
+    text_cfg = {**_defaults().get(mt, {}), **text_cfg}
+    layers, h, notes = FAMILIES[mt](text_cfg, mt)
+    if not layers:
+        raise ConfigError("config.json describes a model with no layers", field="model")
+    vocab = _int(text_cfg, "vocab_size")
+    if vocab == 0 or h == 0:
+        raise ConfigError("config.json: vocab_size and hidden_size must be positive", field="model")
+    tie = text_cfg.get("tie_word_embeddings", outer.get("tie_word_embeddings") if outer else None)
+    tie = bool(tie) if tie is not None else False
+    embed = vocab * h
+    head = 0 if tie else vocab * h
+    final = h  # final norm weight
+    if mt in ("phimoe", "falcon"):
+        final = 2 * h  # LayerNorm weight + bias
+    if mt == "phimoe" and bool(text_cfg.get("lm_head_bias", False)):
+        head += vocab
+    extra = 0
+    extra_desc = ""
+    if outer is not None and isinstance(outer.get("vision_config"), Mapping) and mt == "gemma3_text":
+        extra = _siglip_params(outer["vision_config"], h)
+        extra_desc = "SigLIP vision tower and projector"
+    rope_dim = 0
+    atts = [layer.attention for layer in layers if layer.attention is not None]
+    if atts:
+        a0 = atts[0]
+        rope_dim = a0.rope_head_dim if a0.kind == "mla" else a0.head_dim
+        prf = text_cfg.get("partial_rotary_factor")
+        if isinstance(prf, int | float) and 0 < prf < 1 and a0.kind != "mla":
+            rope_dim = int(a0.head_dim * prf)
+    return ModelSpec(
+        name=name or str(config.get("_name_or_path") or arch),
+        model_type=mt, architecture=arch, hidden_size=h, vocab_size=vocab, layers=tuple(layers),
+        embed_params=embed, head_params=head, final_params=final, tie_word_embeddings=tie,
+        max_position_embeddings=_get(text_cfg, "max_position_embeddings", "n_positions", default=None),
+        torch_dtype=_dtype(text_cfg if "torch_dtype" in text_cfg or "dtype" in text_cfg else config),
+        rope_dim=rope_dim, extra_params=extra, extra_description=extra_desc, notes=tuple(notes),
+    )
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a config.json (or a folder holding one). Raises ConfigError with the reason."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "config.json"
+    try:
+        if p.stat().st_size > 8 * 1024 * 1024:
+            raise ConfigError(f"{p}: too large for a config.json", field="model")
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{p}: no such file", field="model") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read ({exc.__class__.__name__})", field="model") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{p}: not valid JSON (line {exc.lineno})", field="model") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: config.json must hold a JSON object", field="model")
+    return data
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+__all__ = ["Attention", "Layer", "Mlp", "ModelSpec", "StateMixer", "load_config_file", "model_from_config"]
