@@ -1,0 +1,123 @@
+"""Every supported architecture and variant against an independent implementation.
+
+tests/data/arch/*.json were written by tools/make_arch_fixtures.py with transformers 5.17.0: the exact parameter
+count of the model built on the meta device, and the tensors its DynamicCache holds after a CPU forward pass of
+`cache_batch` × `cache_tokens` tokens. vram must reproduce both from the config alone.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vram.components.kv_cache import layer_kv_bytes, state_bytes
+from vram.model import model_from_config, supported_model_types
+
+ARCH_DIR = Path(__file__).parent / "data" / "arch"
+FIXTURES = sorted(ARCH_DIR.glob("*.json"))
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+@pytest.fixture(params=FIXTURES, ids=[p.stem for p in FIXTURES])
+def fixture(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return _load(request.param)
+
+
+def test_fixtures_cover_every_supported_family() -> None:
+    covered = {_load(p)["config"]["model_type"] for p in FIXTURES}
+    assert covered == set(supported_model_types())
+
+
+def test_fixture_files_are_well_formed() -> None:
+    assert len(FIXTURES) >= 30
+    for p in FIXTURES:
+        d = _load(p)
+        assert set(d) >= {"config", "params", "source", "cache_layers", "cache_batch", "cache_tokens"}, p.name
+        assert "transformers" in d["source"] and "meta-device" in d["source"], p.name
+        assert len(d["cache_layers"]) == d["config"]["num_hidden_layers"], p.name
+
+
+def test_params_exact(fixture: dict[str, Any]) -> None:
+    spec = model_from_config(fixture["config"])
+    assert spec.params == fixture["params"]
+    assert spec.num_layers == fixture["config"]["num_hidden_layers"]
+
+
+def test_cache_elements_per_token_match_dynamic_cache(fixture: dict[str, Any]) -> None:
+    """Each layer of the cache holds batch × tokens × cache_elems_per_token (attention) or batch × state (conv)."""
+    spec = model_from_config(fixture["config"])
+    batch, tokens = fixture["cache_batch"], fixture["cache_tokens"]
+    for i, (layer, held) in enumerate(zip(spec.layers, fixture["cache_layers"], strict=True)):
+        if layer.attention is not None:
+            assert batch * tokens * layer.attention.cache_elems_per_token() == held["elems"], f"layer {i}"
+            # one element per byte: the component's byte count is the same product
+            assert layer_kv_bytes(layer, batch, tokens, 1) == held["elems"], f"layer {i}"
+        else:
+            assert layer.mixer is not None, f"layer {i} has neither attention nor a state mixer"
+            assert batch * layer.mixer.state_elems == held["elems"], f"layer {i}"
+    conv_elems = sum(h["elems"] for layer, h in zip(spec.layers, fixture["cache_layers"], strict=True)
+                     if layer.mixer is not None)
+    assert state_bytes(spec, batch, 1) == conv_elems
+
+
+def test_sliding_window_layers_are_those_transformers_slides(fixture: dict[str, Any]) -> None:
+    spec = model_from_config(fixture["config"])
+    sliding = [layer.attention is not None and layer.attention.sliding_window is not None for layer in spec.layers]
+    expected = [h["class"] == "DynamicSlidingWindowLayer" for h in fixture["cache_layers"]]
+    assert sliding == expected
+    for layer in spec.layers:
+        if layer.attention is not None and layer.attention.sliding_window is not None:
+            assert layer.attention.sliding_window == fixture["config"]["sliding_window"]
+
+
+def _moe_layers(cfg: dict[str, Any]) -> list[int]:
+    """Indices of the layers whose MLP is a routed mixture of experts, from the config's own rules."""
+    n = cfg["num_hidden_layers"]
+    mt = cfg["model_type"]
+    if mt in ("deepseek_v2", "deepseek_v3"):
+        return [i for i in range(n) if i >= cfg.get("first_k_dense_replace", 0)]
+    if mt in ("qwen2_moe", "qwen3_moe"):
+        step = cfg.get("decoder_sparse_step", 1)
+        only = set(cfg.get("mlp_only_layers") or [])
+        return [i for i in range(n) if i not in only and (i + 1) % step == 0]
+    return list(range(n))
+
+
+def _expert_params(cfg: dict[str, Any]) -> tuple[int, int, int]:
+    """(params of one routed expert, experts, experts per token)."""
+    h = cfg["hidden_size"]
+    mt = cfg["model_type"]
+    if mt == "gpt_oss":
+        inter = cfg["intermediate_size"]
+        # gate_up (h × 2·inter) + its bias (2·inter) + down (inter × h) + its bias (h)
+        return 3 * h * inter + 2 * inter + h, cfg["num_local_experts"], cfg["num_experts_per_tok"]
+    if mt in ("deepseek_v2", "deepseek_v3"):
+        return 3 * h * cfg["moe_intermediate_size"], cfg["n_routed_experts"], cfg["num_experts_per_tok"]
+    if mt in ("qwen2_moe", "qwen3_moe"):
+        return 3 * h * cfg["moe_intermediate_size"], cfg["num_experts"], cfg["num_experts_per_tok"]
+    return 3 * h * cfg["intermediate_size"], cfg["num_local_experts"], cfg["num_experts_per_tok"]
+
+
+MOE_TYPES = {"mixtral", "qwen2_moe", "qwen3_moe", "phimoe", "deepseek_v2", "deepseek_v3", "gpt_oss"}
+
+
+def test_active_params_of_moe_follow_the_hand_formula(fixture: dict[str, Any]) -> None:
+    cfg = fixture["config"]
+    spec = model_from_config(cfg)
+    if cfg["model_type"] not in MOE_TYPES:
+        assert not spec.is_moe
+        assert spec.active_params == spec.params == fixture["params"]
+        return
+    per_expert, experts, topk = _expert_params(cfg)
+    moe_layers = _moe_layers(cfg)
+    assert spec.is_moe
+    assert [i for i, layer in enumerate(spec.layers) if layer.mlp and layer.mlp.kind == "moe"] == moe_layers
+    inactive = len(moe_layers) * (experts - topk) * per_expert
+    assert spec.active_params == fixture["params"] - inactive

@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""Write tests/data/arch/<name>.json: small synthetic configs of every architecture vram supports, each with the
+parameter count and KV-cache contents that an independent implementation (transformers) gives for it.
+
+Dev-only, run by hand when a family or variant is added; NOT part of the package or its dependencies. It needs a
+scratch environment with PyTorch (CPU is enough) and transformers:
+
+    /work/scratch/venv/bin/python tools/make_arch_fixtures.py            # torch 2.13 CPU + transformers 5.17.0
+    /work/scratch/venv/bin/python tools/make_arch_fixtures.py --only llama_gqa qwen3_moe
+
+For each variant it
+  * builds the model with `from_config` on the meta device and records `params` = sum of numel over
+    `model.parameters()` (tied tensors counted once, as transformers reports them);
+  * builds it again on the CPU in float32 with random weights, runs one forward pass of `cache_batch` sequences of
+    `cache_tokens` tokens with `use_cache=True`, and records, per layer of the returned cache, its class and the
+    number of elements of every tensor it holds (`cache_layers`). Windows are larger than `cache_tokens`, so nothing
+    is trimmed: an attention layer holds batch × tokens × (elements per token), a convolution layer its fixed state.
+
+Output: {"config": ..., "params": N, "cache_batch": B, "cache_tokens": T, "cache_layers": [...], "source": ...}.
+tests/test_arch_families.py compares vram.model.model_from_config against these numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "tests" / "data" / "arch"
+CACHE_BATCH = 2
+CACHE_TOKENS = 5
+
+# Shapes are small but deliberately unequal (vocab 101, intermediate 88, head_dim 24 where explicit) so that a
+# formula that swaps two sizes cannot pass by accident.
+BASE: dict[str, Any] = {
+    "hidden_size": 64, "intermediate_size": 88, "num_hidden_layers": 3, "num_attention_heads": 4,
+    "vocab_size": 101, "max_position_embeddings": 256,
+}
+
+
+def cfg(model_type: str, arch: str, **over: Any) -> dict[str, Any]:
+    d = {"model_type": model_type, "architectures": [arch], **BASE, **over}
+    return {k: v for k, v in d.items() if v is not None or k in over}
+
+
+MOE = {"moe_intermediate_size": 40, "num_experts_per_tok": 2}
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    # Llama: GQA / MQA / MHA, explicit head_dim, tied, biases
+    "llama_gqa": cfg("llama", "LlamaForCausalLM", num_key_value_heads=2, tie_word_embeddings=False),
+    "llama_mqa_tied": cfg("llama", "LlamaForCausalLM", num_key_value_heads=1, tie_word_embeddings=True),
+    "llama_mha_default_kv": cfg("llama", "LlamaForCausalLM", tie_word_embeddings=False),
+    "llama_head_dim": cfg("llama", "LlamaForCausalLM", num_key_value_heads=2, head_dim=24),
+    "llama_bias": cfg("llama", "LlamaForCausalLM", num_key_value_heads=2, attention_bias=True, mlp_bias=True),
+    "llama_4_layers_odd": cfg("llama", "LlamaForCausalLM", num_hidden_layers=4, num_attention_heads=8,
+                              num_key_value_heads=8, hidden_size=96, intermediate_size=136),
+    # Mistral: sliding window on every layer, or none
+    "mistral_sliding": cfg("mistral", "MistralForCausalLM", num_key_value_heads=2, sliding_window=8, head_dim=24),
+    "mistral_no_window": cfg("mistral", "MistralForCausalLM", num_key_value_heads=2, sliding_window=None),
+    # Qwen2: q/k/v bias; sliding window above max_window_layers
+    "qwen2": cfg("qwen2", "Qwen2ForCausalLM", num_key_value_heads=2, tie_word_embeddings=True),
+    "qwen2_untied": cfg("qwen2", "Qwen2ForCausalLM", num_key_value_heads=1, tie_word_embeddings=False),
+    "qwen2_sliding_layers": cfg("qwen2", "Qwen2ForCausalLM", num_key_value_heads=2, use_sliding_window=True,
+                                sliding_window=8, max_window_layers=1),
+    # Qwen3: q/k norms, explicit head_dim
+    "qwen3": cfg("qwen3", "Qwen3ForCausalLM", num_key_value_heads=2, head_dim=24, tie_word_embeddings=True),
+    "qwen3_untied_bias": cfg("qwen3", "Qwen3ForCausalLM", num_key_value_heads=2, head_dim=24,
+                             attention_bias=True, tie_word_embeddings=False),
+    # Gemma 2 / 3: four norms per layer, local/global pattern
+    "gemma2": cfg("gemma2", "Gemma2ForCausalLM", num_key_value_heads=2, head_dim=24, sliding_window=8,
+                  num_hidden_layers=4),
+    "gemma3_text_pattern": cfg("gemma3_text", "Gemma3ForCausalLM", num_key_value_heads=2, head_dim=24,
+                               sliding_window=8, num_hidden_layers=7, sliding_window_pattern=3),
+    "gemma3_text_layer_types": cfg("gemma3_text", "Gemma3ForCausalLM", num_key_value_heads=1, head_dim=16,
+                                   sliding_window=8, num_hidden_layers=3,
+                                   layer_types=["full_attention", "sliding_attention", "full_attention"]),
+    # Phi-3: fused qkv and gate_up
+    "phi3": cfg("phi3", "Phi3ForCausalLM", num_key_value_heads=2, tie_word_embeddings=False, pad_token_id=0),
+    "phi3_mha_sliding": cfg("phi3", "Phi3ForCausalLM", sliding_window=8, pad_token_id=0),
+    # OLMo 2: post-norms and full-width q/k norms
+    "olmo2": cfg("olmo2", "Olmo2ForCausalLM", num_key_value_heads=2),
+    "olmo2_mha": cfg("olmo2", "Olmo2ForCausalLM", tie_word_embeddings=True),
+    # Cohere: parallel block, one LayerNorm, optional q/k norms
+    "cohere": cfg("cohere", "CohereForCausalLM", num_key_value_heads=2, use_qk_norm=False),
+    "cohere_qk_norm": cfg("cohere", "CohereForCausalLM", num_key_value_heads=2, use_qk_norm=True),
+    # Mixtral
+    "mixtral": cfg("mixtral", "MixtralForCausalLM", num_key_value_heads=2, num_local_experts=4,
+                   num_experts_per_tok=2, sliding_window=None),
+    "mixtral_sliding": cfg("mixtral", "MixtralForCausalLM", num_key_value_heads=2, num_local_experts=3,
+                           num_experts_per_tok=1, sliding_window=8),
+    # Qwen2-MoE: shared expert with its gate, sparse step, mlp-only layers
+    "qwen2_moe": cfg("qwen2_moe", "Qwen2MoeForCausalLM", num_key_value_heads=2, num_experts=4,
+                     shared_expert_intermediate_size=56, **MOE),
+    "qwen2_moe_sparse_step": cfg("qwen2_moe", "Qwen2MoeForCausalLM", num_hidden_layers=4, num_key_value_heads=2,
+                                 num_experts=4, shared_expert_intermediate_size=56, decoder_sparse_step=2,
+                                 mlp_only_layers=[3], **MOE),
+    # Qwen3-MoE: q/k norms, no shared expert, mlp-only layers
+    "qwen3_moe": cfg("qwen3_moe", "Qwen3MoeForCausalLM", num_key_value_heads=2, head_dim=24, num_experts=4, **MOE),
+    "qwen3_moe_mlp_only": cfg("qwen3_moe", "Qwen3MoeForCausalLM", num_hidden_layers=4, num_key_value_heads=2,
+                              num_experts=5, mlp_only_layers=[0, 2], decoder_sparse_step=1, **MOE),
+    # PhiMoE: LayerNorms with bias, attention bias, lm_head bias
+    "phimoe": cfg("phimoe", "PhimoeForCausalLM", num_key_value_heads=2, num_local_experts=4,
+                  num_experts_per_tok=2),
+    "phimoe_lm_head_bias": cfg("phimoe", "PhimoeForCausalLM", num_key_value_heads=2, num_local_experts=3,
+                               num_experts_per_tok=2, lm_head_bias=True, attention_bias=False),
+    # DeepSeek: multi-head latent attention, shared experts, dense first layers
+    "deepseek_v2_no_q_lora": cfg("deepseek_v2", "DeepseekV2ForCausalLM", q_lora_rank=None, kv_lora_rank=32,
+                                 qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=12, n_routed_experts=4,
+                                 n_shared_experts=2, num_experts_per_tok=2, moe_intermediate_size=40,
+                                 first_k_dense_replace=1, topk_method="greedy"),
+    "deepseek_v2_q_lora": cfg("deepseek_v2", "DeepseekV2ForCausalLM", q_lora_rank=48, kv_lora_rank=32,
+                              qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16, n_routed_experts=4,
+                              n_shared_experts=1, num_experts_per_tok=2, moe_intermediate_size=40,
+                              first_k_dense_replace=0, topk_method="greedy"),
+    "deepseek_v3": cfg("deepseek_v3", "DeepseekV3ForCausalLM", q_lora_rank=48, kv_lora_rank=32,
+                       qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=12, n_routed_experts=8,
+                       n_shared_experts=1, num_experts_per_tok=2, moe_intermediate_size=40,
+                       first_k_dense_replace=1, n_group=2, topk_group=1),
+    "deepseek_v3_no_q_lora": cfg("deepseek_v3", "DeepseekV3ForCausalLM", q_lora_rank=None, kv_lora_rank=32,
+                                 qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16, n_routed_experts=4,
+                                 n_shared_experts=2, num_experts_per_tok=2, moe_intermediate_size=40,
+                                 first_k_dense_replace=2, n_group=1, topk_group=1),
+    # gpt-oss: attention sinks, biased experts, alternating sliding/full layers
+    "gpt_oss": cfg("gpt_oss", "GptOssForCausalLM", num_key_value_heads=2, head_dim=24, num_local_experts=4,
+                   num_experts_per_tok=2, intermediate_size=40, sliding_window=8, num_hidden_layers=4),
+    # LFM2: short-convolution layers with a fixed state, ff dim auto-adjusted or not
+    "lfm2_auto_ff": cfg("lfm2", "Lfm2ForCausalLM", num_key_value_heads=2, block_ff_dim=200,
+                        block_auto_adjust_ff_dim=True, block_ffn_dim_multiplier=1.0, block_multiple_of=32,
+                        num_hidden_layers=4, layer_types=["conv", "full_attention", "conv", "full_attention"]),
+    "lfm2_auto_ff_multiplier": cfg("lfm2", "Lfm2ForCausalLM", num_key_value_heads=2, block_ff_dim=200,
+                                   block_auto_adjust_ff_dim=True, block_ffn_dim_multiplier=1.5,
+                                   block_multiple_of=48, full_attn_idxs=[2], conv_L_cache=4),
+    "lfm2_fixed_ff": cfg("lfm2", "Lfm2ForCausalLM", num_key_value_heads=1, block_ff_dim=96,
+                         intermediate_size=96, block_auto_adjust_ff_dim=False, conv_bias=True,
+                         layer_types=["conv", "conv", "full_attention"]),
+    # Falcon: old (multi-query, parallel attention), old non-parallel MHA, new decoder architecture
+    "falcon_old_mqa_parallel": cfg("falcon", "FalconForCausalLM", multi_query=True, parallel_attn=True,
+                                   new_decoder_architecture=False, bias=False, alibi=False, ffn_hidden_size=120),
+    "falcon_old_mha_sequential_bias": cfg("falcon", "FalconForCausalLM", multi_query=False, parallel_attn=False,
+                                          new_decoder_architecture=False, bias=True, alibi=False,
+                                          ffn_hidden_size=256),
+    "falcon_default_ffn": cfg("falcon", "FalconForCausalLM", multi_query=True, parallel_attn=True,
+                              new_decoder_architecture=False, bias=False, alibi=False),
+    "falcon_new_arch": cfg("falcon", "FalconForCausalLM", new_decoder_architecture=True, num_kv_heads=2,
+                           bias=False, alibi=False, ffn_hidden_size=120),
+    "falcon_new_arch_one_ln": cfg("falcon", "FalconForCausalLM", new_decoder_architecture=True, num_kv_heads=2,
+                                  num_ln_in_parallel_attn=1, bias=False, alibi=False, ffn_hidden_size=256),
+    # published Qwen3-MoE and gpt-oss configs spell these out; the variants above also check the defaults
+    "qwen3_moe_128_experts": cfg("qwen3_moe", "Qwen3MoeForCausalLM", hidden_size=32, num_key_value_heads=2,
+                                 head_dim=24, num_experts=128, num_hidden_layers=4, mlp_only_layers=[1],
+                                 moe_intermediate_size=24, num_experts_per_tok=8),
+    "gpt_oss_layer_types": cfg("gpt_oss", "GptOssForCausalLM", num_key_value_heads=1, head_dim=16,
+                               num_local_experts=3, num_experts_per_tok=1, intermediate_size=40, sliding_window=8,
+                               layer_types=["full_attention", "sliding_attention", "sliding_attention"]),
+}
+
+
+def _tensors(obj: Any) -> list[torch.Tensor]:
+    out: list[torch.Tensor] = []
+    if isinstance(obj, torch.Tensor):
+        out.append(obj)
+    elif isinstance(obj, list | tuple):
+        for x in obj:
+            out.extend(_tensors(x))
+    elif isinstance(obj, dict):
+        for x in obj.values():
+            out.extend(_tensors(x))
+    return out
+
+
+def cache_layers(cache: Any) -> list[dict[str, Any]]:
+    """Per cache layer: its class and the elements of every tensor it holds (0-d counters left out)."""
+    rows = []
+    for layer in cache.layers:
+        elems = sum(t.numel() for value in vars(layer).values() for t in _tensors(value) if t.dim() > 0)
+        rows.append({"class": type(layer).__name__, "elems": elems})
+    return rows
+
+
+def model_class(config: dict[str, Any]) -> Any:
+    return getattr(transformers, config["architectures"][0])
+
+
+def build_config(config: dict[str, Any]) -> Any:
+    d = dict(config)
+    return transformers.AutoConfig.for_model(d.pop("model_type"), **d)
+
+
+def measure(config: dict[str, Any]) -> dict[str, Any]:
+    cls = model_class(config)
+    with torch.device("meta"):
+        model = cls(build_config(config))
+    params = sum(p.numel() for p in model.parameters())
+    del model
+    torch.manual_seed(0)
+    model = cls(build_config(config)).eval()
+    ids = torch.randint(1, config["vocab_size"], (CACHE_BATCH, CACHE_TOKENS))
+    with torch.no_grad():
+        out = model(input_ids=ids, use_cache=True)
+    return {"params": params, "cache_batch": CACHE_BATCH, "cache_tokens": CACHE_TOKENS,
+            "cache_layers": cache_layers(out.past_key_values)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="*", help="variant names to (re)write")
+    a = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    names = a.only or list(VARIANTS)
+    failed = []
+    for name in names:
+        config = VARIANTS[name]
+        try:
+            m = measure(config)
+        except Exception as exc:  # report and carry on: one broken variant should not hide the others
+            failed.append(name)
+            print(f"{name:34s} FAILED {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        doc = {"config": config, **m,
+               "source": f"transformers {transformers.__version__} meta-device count; cache from a CPU forward "
+                         f"(torch {torch.__version__.split('+')[0]})"}
+        (OUT / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
+        print(f"{name:34s} params {m['params']:>9,}  cache {[r['elems'] for r in m['cache_layers']]}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
