@@ -1,8 +1,39 @@
-"""Training memory (placeholder while the implementation lands)."""
+"""Training memory: one optimizer step of full fine-tuning, LoRA or QLoRA, single GPU or data-parallel sharded.
+
+A step's peak is the largest of three moments (all on top of weights and optimizer states, which persist):
+
+* A — the start of backward: every tensor autograd saved in the forward pass, plus the loss. transformers upcasts
+  the logits to float32 for the cross-entropy, so its backward holds three batch × seq × vocab float32 buffers at
+  once (saved log-softmax, incoming gradient, outgoing gradient: 12 bytes per token per vocabulary entry). Under
+  autocast ("mixed") the bfloat16 copies of the weights are saved too. With gradient checkpointing only each
+  layer's input is saved, and one layer is recomputed at a time during backward.
+* B — late in backward: all gradients allocated, the first layer's activations and its backward temporaries.
+* C — the optimizer step: all gradients plus the optimizer's temporaries (PyTorch's default foreach AdamW builds
+  one parameter-sized list for sqrt(v); fused AdamW and SGD update in place; Adafactor rebuilds the full variance
+  of one matrix at a time).
+
+What autograd saves per layer and token was read off the transformers 5.17 / PyTorch 2.11 code paths and checked
+with memory snapshots on an H200 (measurements/): RMSNorm keeps its float32 input copy and its bf16 output; SDPA
+keeps q, k, v, its output and the log-sum-exp; the MLP keeps gate, act(gate), up and their product. peft keeps
+LoRA weights in float32 (autocast_adapter_dtype), so each adapted linear saves a float32 copy of its input.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
+
+from .components import Component
+from .components.runtime import cublas_workspace, cuda_context, training_reserve
+from .errors import BadInput
+from .estimate import Estimate, ResolvedModel, Workload, common_weights, resolve_model
+from .model import Layer, ModelSpec
+
+METHODS = ("full", "lora", "qlora")
+PRECISIONS = ("fp32", "bf16", "fp16", "mixed")
+OPTIMIZERS = ("adamw", "adamw-fused", "adamw-8bit", "sgd", "sgd-momentum", "adafactor", "lion")
+LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "qkv_proj",
+                "gate_up_proj")
 
 
 @dataclass(frozen=True)
@@ -19,8 +50,423 @@ class TrainWorkload:
     lora_targets: str = "all-linear"
     gpus: int = 1
     zero: int = 0
-    fsdp: str | None = None
+    fsdp: str | None = None  # full | hybrid | grad-op
     gpus_per_node: int = 8
     offload_optimizer: bool = False
     grad_accum: int = 1
     gpu_arch: str = "hopper"
+
+    def validate(self) -> TrainWorkload:
+        if self.method not in METHODS:
+            raise BadInput(f"method: use one of {', '.join(METHODS)}", field="method")
+        if self.precision not in PRECISIONS:
+            raise BadInput(f"precision: use one of {', '.join(PRECISIONS)}", field="precision")
+        if self.optimizer not in OPTIMIZERS:
+            raise BadInput(f"optimizer: use one of {', '.join(OPTIMIZERS)}", field="optimizer")
+        for name, v, hi in (("batch", self.batch, 1 << 16), ("seq", self.seq, 1 << 24), ("gpus", self.gpus, 1 << 16),
+                            ("grad_accum", self.grad_accum, 1 << 16), ("gpus_per_node", self.gpus_per_node, 1024)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise BadInput(f"{name}: must be a whole number ≥ 1, got {v!r}", field=name)
+            if v > hi:
+                raise BadInput(f"{name}: {v:,} is beyond any real setup (max {hi:,})", field=name)
+        if self.method in ("lora", "qlora") and (self.lora_rank < 1 or self.lora_rank > 65536):
+            raise BadInput(f"lora_rank: must be between 1 and 65536, got {self.lora_rank}", field="lora_rank")
+        if self.method == "qlora" and self.precision == "fp32":
+            raise BadInput("precision: QLoRA computes in bf16/fp16 over a 4-bit base; fp32 does not apply",
+                           field="precision")
+        if self.zero not in (0, 1, 2, 3):
+            raise BadInput("zero: stage must be 0, 1, 2 or 3", field="zero")
+        if self.zero and self.fsdp:
+            raise BadInput("zero/fsdp: choose DeepSpeed ZeRO or FSDP, not both", field="fsdp")
+        if self.fsdp not in (None, "full", "hybrid", "grad-op"):
+            raise BadInput("fsdp: use full, hybrid or grad-op", field="fsdp")
+        if (self.zero or self.fsdp) and self.gpus < 2:
+            raise BadInput("gpus: sharding (ZeRO / FSDP) needs at least 2 GPUs", field="gpus")
+        if self.attn not in ("sdpa", "eager", "flash"):
+            raise BadInput("attn: use sdpa, eager or flash", field="attn")
+        return self
+
+
+def lora_target_names(model: ModelSpec, targets: str) -> set[str]:
+    """Module names LoRA adapts. "all-linear" = every linear layer in the blocks (peft excludes the output head)."""
+    t = targets.strip().lower()
+    if t in ("all-linear", "all", "all_linear"):
+        return set(LINEAR_NAMES)
+    names = {x.strip() for x in re.split(r"[,\s]+", t) if x.strip()}
+    aliases = {"fc1": {"up_proj"}, "fc2": {"down_proj"}, "w1": {"gate_proj"}, "w3": {"up_proj"}, "w2": {"down_proj"},
+               "out_proj": {"o_proj"}, "dense": {"o_proj"}}
+    out: set[str] = set()
+    for n in names:
+        if n in LINEAR_NAMES:
+            out.add(n)
+        elif n in aliases:
+            out |= aliases[n]
+        else:
+            raise BadInput(f"lora_targets: unknown target module {n!r} (use all-linear or names like "
+                           f"{', '.join(LINEAR_NAMES)})", field="lora_targets")
+    return out
+
+
+def _layer_linears(model: ModelSpec, layer: Layer) -> dict[str, tuple[int, int]]:
+    """(in, out) of each adaptable linear of a layer, by peft-style name. MoE experts are not nn.Linear."""
+    h = model.hidden_size
+    out: dict[str, tuple[int, int]] = {}
+    a = layer.attention
+    fused = model.model_type in FUSED_LINEARS
+    if a is not None and a.kind == "mha" and fused:
+        out["qkv_proj"] = (h, (a.num_heads + 2 * a.num_kv_heads) * a.head_dim)
+        out["o_proj"] = (a.num_heads * a.v_head_dim, h)
+    elif a is not None and a.kind == "mha":
+        out["q_proj"] = (h, a.num_heads * a.head_dim)
+        out["k_proj"] = (h, a.num_kv_heads * a.head_dim)
+        out["v_proj"] = (h, a.num_kv_heads * a.v_head_dim)
+        out["o_proj"] = (a.num_heads * a.v_head_dim, h)
+    m = layer.mlp
+    if m is not None and m.kind in ("gated", "plain"):
+        if m.kind == "gated" and fused:
+            out["gate_up_proj"] = (h, 2 * m.intermediate_size)
+        elif m.kind == "gated":
+            out["gate_proj"] = (h, m.intermediate_size)
+        if not (m.kind == "gated" and fused):
+            out["up_proj"] = (h, m.intermediate_size)
+        out["down_proj"] = (m.intermediate_size, h)
+    return out
+
+
+def lora_params(model: ModelSpec, rank: int, targets: set[str]) -> int:
+    """Trainable LoRA parameters, as peft counts them: r × (in + out) per adapted linear."""
+    total = 0
+    for layer in model.layers:
+        for name, (i, o) in _layer_linears(model, layer).items():
+            if name in targets:
+                total += rank * (i + o)
+    return total
+
+
+# --------------------------------------------------------------------------------------------------------------
+# activations saved for backward, per token
+
+
+GEMMA_NORMS = {"gemma2", "gemma3_text"}
+POST_NORMS_ONLY = {"olmo2"}
+HEAD_QK_NORM = {"qwen3", "qwen3_moe", "gemma3_text"}
+FULL_QK_NORM = {"olmo2"}
+FUSED_LINEARS = {"phi3"}
+
+
+def _norm_own(model_type: str, res: int) -> int:
+    """Bytes per normalized element an RMSNorm keeps for backward (excluding what consumers of its output keep).
+
+    transformers' Llama-style RMSNorm keeps the float32 upcast and the input of `weight * x.to(dtype)`; Gemma's keeps
+    the float32 upcast and the float32 normalized value it multiplies by (1 + weight)."""
+    if model_type in GEMMA_NORMS:
+        return 8
+    return 4 + (4 if res == 4 else 2)
+
+
+def _saved_per_token(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets: set[str]) -> int:
+    """Bytes autograd keeps for one layer and one token until that layer's backward."""
+    h = model.hidden_size
+    mt = model.model_type
+    mixed = tw.precision == "mixed"
+    e = 4 if tw.precision == "fp32" else 2  # activation dtype of matmul outputs
+    res = 4 if tw.precision in ("fp32", "mixed") else 2  # residual stream dtype
+    lora = tw.method in ("lora", "qlora")
+    linears = _layer_linears(model, layer)
+    norm = _norm_own(mt, res)
+
+    def input_kept(names: tuple[str, ...]) -> int:
+        """Bytes per input element kept by the linears that read one tensor."""
+        present = [n for n in names if n in linears]
+        if lora:
+            return 4 * sum(1 for n in present if n in targets)  # peft casts the input to float32 per adapter
+        if mixed:
+            return 2 * len(present)  # autocast's bf16 cast, one per linear
+        return e if present else 0  # the tensor itself
+
+    pre_norms = 0 if mt in POST_NORMS_ONLY else 1
+    total = 0
+    attn_inputs = ("qkv_proj",) if mt in FUSED_LINEARS else ("q_proj", "k_proj", "v_proj")
+    mlp_inputs = ("gate_up_proj",) if mt in FUSED_LINEARS else ("gate_proj", "up_proj")
+    total += h * (pre_norms * norm + input_kept(attn_inputs))
+    a = layer.attention
+    ae = 2 if mixed else e
+    if a is not None:
+        if a.kind == "mla":
+            q = a.num_heads * a.head_dim
+            kv = a.num_heads * (a.head_dim + a.v_head_dim)
+            total += ae * (2 * q + kv + a.kv_lora_rank + a.rope_head_dim) + 4 * a.num_heads
+        else:
+            q = a.num_heads * a.head_dim
+            k = a.num_kv_heads * a.head_dim
+            v = a.num_kv_heads * a.v_head_dim
+            total += ae * (2 * q + k + v) + 4 * a.num_heads
+            if mt in HEAD_QK_NORM or mt in FULL_QK_NORM:
+                total += (q + k) * (norm if mt in GEMMA_NORMS else 4 + ae)
+            if tw.attn == "eager":
+                total += a.num_heads * tw.seq * (ae + 4 + ae)  # scores, float32 softmax, probabilities per row
+            o_in = a.num_heads * a.v_head_dim
+            total += o_in * input_kept(("o_proj",)) if (lora or mixed) else 0
+    elif layer.mixer is not None:
+        total += ae * 2 * layer.mixer.inner_size
+    if mt in GEMMA_NORMS or mt in POST_NORMS_ONLY:
+        total += h * norm  # post-attention norm on the attention output
+    total += h * (pre_norms * norm + input_kept(mlp_inputs))
+    m = layer.mlp
+    if m is not None:
+        if m.kind == "moe":
+            k = m.experts_per_token
+            total += k * ae * (2 * h + 4 * m.intermediate_size) + m.num_experts * 4
+            if m.shared_intermediate_size:
+                total += 4 * ae * m.shared_intermediate_size
+        else:
+            width = m.intermediate_size
+            n_saved = 3 if m.kind == "gated" else 1
+            total += ae * n_saved * width + width * (input_kept(("down_proj",)) if (lora or mixed) else ae)
+    if mt in GEMMA_NORMS or mt in POST_NORMS_ONLY:
+        total += h * norm  # post-feedforward norm
+    return total
+
+
+@dataclass(frozen=True)
+class _Precision:
+    param_bytes: float
+    grad_bytes: float
+    state_bytes: float  # bytes per optimizer state element
+
+
+def _precision(tw: TrainWorkload) -> _Precision:
+    if tw.precision in ("fp32", "mixed"):
+        return _Precision(4, 4, 4)
+    return _Precision(2, 2, 2)
+
+
+def _optimizer_state_elems(opt: str) -> float:
+    return {"adamw": 2, "adamw-fused": 2, "adamw-8bit": 0, "sgd": 0, "sgd-momentum": 1, "adafactor": 0,
+            "lion": 1}[opt]
+
+
+def _largest_param(model: ModelSpec) -> int:
+    best = model.embed_params
+    for layer in model.layers:
+        for i, o in _layer_linears(model, layer).values():
+            best = max(best, i * o)
+        m = layer.mlp
+        if m is not None and m.kind == "moe" and m.num_experts:
+            best = max(best, layer.expert_params // max(1, m.num_experts) * m.num_experts // 2)
+    return best
+
+
+def _factored_state_elems(model: ModelSpec) -> int:
+    """Adafactor: a row and a column vector per matrix, full variance for vectors."""
+    total = model.vocab_size + model.hidden_size  # embedding
+    if model.head_params:
+        total += model.vocab_size + model.hidden_size
+    for layer in model.layers:
+        for i, o in _layer_linears(model, layer).values():
+            total += i + o
+        total += layer.small_params
+        m = layer.mlp
+        if m is not None and m.kind == "moe":
+            total += m.num_experts * (model.hidden_size + 2 * m.intermediate_size + model.hidden_size)
+    return total + model.final_params
+
+
+@dataclass(frozen=True)
+class _Sharding:
+    weights: float  # fraction of weights kept per GPU
+    grads: float
+    states: float
+    label: str
+
+
+def _sharding(tw: TrainWorkload) -> _Sharding:
+    n = tw.gpus
+    if tw.fsdp == "hybrid":
+        n = min(n, tw.gpus_per_node)
+    stage = tw.zero
+    if tw.fsdp in ("full", "hybrid"):
+        stage = 3
+    elif tw.fsdp == "grad-op":
+        stage = 2
+    if stage == 0 or n == 1:
+        return _Sharding(1, 1, 1, "no sharding (each GPU holds everything)" if tw.gpus > 1 else "single GPU")
+    label = {1: "ZeRO-1: optimizer states sharded", 2: "ZeRO-2: gradients + optimizer states sharded",
+             3: "ZeRO-3: parameters + gradients + optimizer states sharded"}[stage]
+    if tw.fsdp:
+        label = {"full": "FSDP FULL_SHARD", "hybrid": f"FSDP HYBRID_SHARD (within {n}-GPU nodes)",
+                 "grad-op": "FSDP SHARD_GRAD_OP"}[tw.fsdp] + " ≈ " + label
+    return _Sharding(1 / n if stage >= 3 else 1, 1 / n if stage >= 2 else 1, 1 / n, f"{label} over {n} GPUs")
+
+
+def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload | None = None) -> Estimate:
+    """Peak memory of one training step per GPU."""
+    tw = (tw or TrainWorkload()).validate()
+    rm = resolve_model(model)
+    spec = rm.spec
+    prec = _precision(tw)
+    lora = tw.method in ("lora", "qlora")
+    targets = lora_target_names(spec, tw.lora_targets) if lora else set()
+    t = tw.batch * tw.seq
+    h = spec.hidden_size
+    v = spec.vocab_size
+    shard = _sharding(tw)
+    assumptions = [f"engine: PyTorch + transformers; {tw.batch} × {tw.seq:,} tokens per micro-batch"
+                   + (f", {tw.grad_accum} accumulation steps" if tw.grad_accum > 1 else ""),
+                   f"attention: {tw.attn}; {'gradient checkpointing (non-reentrant)' if tw.grad_checkpointing else 'no gradient checkpointing'}"]
+
+    # weights ---------------------------------------------------------------------------------------------------
+    if tw.method == "qlora":
+        base = common_weights(rm, Workload(quant="nf4", dtype="bfloat16"))
+        base_how = "4-bit NF4 base with double quantization (bitsandbytes)"
+    else:
+        dt = "float32" if prec.param_bytes == 4 else ("float16" if tw.precision == "fp16" else "bfloat16")
+        base = common_weights(rm, Workload(dtype=dt, quant=None))
+        base_how = f"{dt} parameters"
+    if lora:
+        trainable = lora_params(spec, tw.lora_rank, targets)
+        adapter_bytes = 4 * trainable  # peft keeps adapters in float32
+        weights_b = int(base.bytes * shard.weights) + adapter_bytes
+        weights = Component("weights", weights_b, f"{base_how} (frozen) + {trainable:,} LoRA parameters (rank "
+                            f"{tw.lora_rank}, {'all linear layers' if tw.lora_targets == 'all-linear' else tw.lora_targets}) "
+                            "in float32")
+        grad_bytes_per, state_bytes_per = 4.0, 4.0
+        params = spec.params + trainable
+    else:
+        trainable = spec.params
+        weights_b = int(base.bytes * shard.weights)
+        weights = Component("weights", weights_b, f"{spec.params:,} {base_how}"
+                            + (f", {shard.weights:.3g} per GPU" if shard.weights < 1 else ""))
+        grad_bytes_per, state_bytes_per = prec.grad_bytes, prec.state_bytes
+        params = spec.params
+    assumptions.append(f"sharding: {shard.label}")
+
+    # gradients and optimizer states ----------------------------------------------------------------------------
+    grads_b = int(trainable * grad_bytes_per * shard.grads)
+    grads = Component("gradients", grads_b, f"{trainable:,} trainable parameters × {grad_bytes_per:g} bytes"
+                      + (f" × {shard.grads:.3g} (sharded)" if shard.grads < 1 else ""))
+    opt = tw.optimizer
+    if opt == "adamw-8bit":
+        state_total = trainable * 2 * (1 + 4 / 256)  # two uint8 states + fp32 absmax per 256-value block
+        opt_how = "bitsandbytes 8-bit AdamW: 2 × 1 byte + block scales per parameter"
+    elif opt == "adafactor":
+        # factored moments: a row and a column vector per matrix (LoRA's A and B are thin matrices: r + in, r + out)
+        state_total = (_factored_state_elems(spec) if not lora else 2 * trainable // max(1, tw.lora_rank)) \
+            * state_bytes_per
+        opt_how = "Adafactor: factored second moment (a row and a column vector per matrix)"
+    else:
+        n_states = _optimizer_state_elems(opt)
+        state_total = trainable * n_states * state_bytes_per
+        opt_how = {"adamw": "AdamW: exp_avg + exp_avg_sq", "adamw-fused": "AdamW (fused): exp_avg + exp_avg_sq",
+                   "sgd": "SGD without momentum: no state", "sgd-momentum": "SGD: momentum buffer",
+                   "lion": "Lion: one momentum buffer"}[opt] + f", {state_bytes_per:g} bytes each"
+    if tw.offload_optimizer:
+        state_gpu = 0
+        opt_how += "; offloaded to CPU memory"
+    else:
+        state_gpu = int(state_total * shard.states)
+    states = Component("optimizer_states", state_gpu, opt_how + (f"; × {shard.states:.3g} per GPU (sharded)"
+                                                                   if shard.states < 1 else ""))
+
+    # activations -----------------------------------------------------------------------------------------------
+    per_layer = [_saved_per_token(spec, layer, tw, targets) for layer in spec.layers]
+    res_bytes = 4 if tw.precision in ("fp32", "mixed") else 2
+    norm_final = h * (4 + (4 if res_bytes == 4 else 2) + (2 if tw.precision == "mixed" or lora else
+                                                          (4 if tw.precision == "fp32" else 2)))
+    loss_peak = 12 * t * v  # float32 log-softmax, its incoming and outgoing gradients
+    head_cast = 2 * v * h if tw.precision == "mixed" and not lora else 0
+    layer_casts = 0
+    if tw.precision == "mixed" and not lora:
+        layer_casts = 2 * sum(layer.linear_params for layer in spec.layers)
+    if tw.grad_checkpointing:
+        saved = t * res_bytes * h * spec.num_layers + t * norm_final
+        recompute = t * max(per_layer) + (layer_casts // max(1, spec.num_layers))
+        phase_a = saved + loss_peak + head_cast
+        phase_a_recompute = saved + recompute + head_cast + int(v * h * grad_bytes_per * (0 if lora else 1))
+        act_how = f"checkpointed: each layer's input ({res_bytes} bytes × hidden per token) kept, one layer recomputed"
+        phase_a = max(phase_a, phase_a_recompute)
+    else:
+        saved = t * sum(per_layer) + t * norm_final
+        phase_a = saved + loss_peak + head_cast + layer_casts
+        act_how = "all layers' saved tensors (norm float32 copies, q/k/v, attention output, MLP gate/up/act/product)"
+    # B: end of backward — all grads + first layer's activations and temporaries
+    e_act = 4 if tw.precision == "fp32" else 2
+    mlp0 = spec.layers[0].mlp
+    width0 = mlp0.intermediate_size if mlp0 else h
+    phase_b = grads_b + t * per_layer[0] + 3 * t * width0 * e_act
+    # C: optimizer step temporaries
+    if opt in ("adamw", "lion") and not tw.offload_optimizer:
+        opt_tmp = int(trainable * state_bytes_per * shard.states)
+        tmp_how = "foreach implementation: one parameter-sized temporary list"
+    elif opt == "adafactor":
+        opt_tmp = 2 * (_largest_param(spec) if not lora else 0) * int(state_bytes_per)
+        tmp_how = "variance of the largest matrix rebuilt, twice"
+    else:
+        opt_tmp = 0
+        tmp_how = "updates in place"
+    phase_c = grads_b + opt_tmp
+    # sharded runs also hold gathered parameters / gradient buckets
+    comm = 0
+    if shard.weights < 1:
+        biggest_layer = max(layer.params for layer in spec.layers)
+        comm = int(2 * biggest_layer * prec.param_bytes)  # the layer being computed and the one prefetched
+    elif tw.gpus > 1:
+        comm = 2 * 25 * 2**20 * 4  # DDP / ZeRO gradient buckets (25 MB, two in flight)
+    phases = {"start of backward (saved activations + loss)": phase_a, "end of backward (gradients)": phase_b,
+              "optimizer step": phase_c}
+    binding = max(phases, key=lambda k: phases[k])
+    transient = phases[binding]
+    ws = cublas_workspace(tw.gpu_arch)
+    persistent = weights.bytes + state_gpu
+    # activations component = what is live at the binding moment beyond weights, grads and states
+    if binding.startswith("start"):
+        act_b = transient
+        grads_at_peak = 0
+    elif binding.startswith("end"):
+        act_b = transient - grads_b
+        grads_at_peak = grads_b
+    else:
+        act_b = 0
+        grads_at_peak = grads_b
+    comps: list[Component] = [weights, states,
+                              replace(grads, bytes=grads_at_peak,
+                                      explanation=grads.explanation + ("" if grads_at_peak else
+                                                                       "; not yet allocated at the peak"))]
+    if binding.startswith("start"):
+        comps.append(Component("activations", saved, act_how))
+        comps.append(Component("loss", loss_peak, f"float32 logits path of the cross-entropy: 12 bytes × {t:,} "
+                               f"tokens × {v:,} vocabulary"))
+        extra_a = phase_a - saved - loss_peak
+        if extra_a > 0:
+            comps.append(Component("autocast_weight_copies" if (head_cast or layer_casts) else "recompute", extra_a,
+                                   "bf16 copies of the weights autocast saved for backward" if
+                                   (head_cast or layer_casts) else "one layer recomputed under checkpointing"))
+    elif binding.startswith("end"):
+        comps.append(Component("activations", act_b, "first layer's saved tensors and backward temporaries"))
+    else:
+        comps.append(Component("optimizer_temporaries", opt_tmp, tmp_how))
+    if comm:
+        comps.append(Component("communication", comm, "gathered parameters / gradient buckets for data parallelism"))
+    allocated = persistent + transient + ws.bytes + comm
+    comps.append(ws)
+    reserve = training_reserve(transient)
+    ctx = cuda_context(tw.gpu_arch)
+    comps += [reserve, ctx]
+    assumptions.append(f"peak binds at: {binding}")
+    assumptions.append(f"optimizer: {opt_how}")
+    if tw.grad_accum > 1:
+        assumptions.append("gradient accumulation adds no memory beyond one micro-batch (gradients accumulate in "
+                           "place); global batch = micro-batch × accumulation × GPUs = "
+                           f"{tw.batch * tw.grad_accum * tw.gpus}")
+    est = Estimate(
+        model=spec.name, params=params, active_params=spec.active_params, engine="transformers",
+        workload=Workload(batch=tw.batch, context=tw.seq, new_tokens=0, attn=tw.attn,
+                          dtype="float32" if prec.param_bytes == 4 else "bfloat16"),
+        weights_bytes=weights.bytes, kv_cache_bytes=0, activation_bytes=int(act_b),
+        peak_allocated_bytes=int(allocated), total_bytes=int(allocated + reserve.bytes + ctx.bytes),
+        breakdown=tuple(comps), assumptions=tuple(assumptions), binding_phase=binding,
+        extra={"trainable_params": trainable, "gradient_bytes": grads_b, "optimizer_bytes": state_gpu,
+               "train": {k: getattr(tw, k) for k in tw.__dataclass_fields__}},
+    )
+    return est
+
