@@ -311,6 +311,13 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
     h = spec.hidden_size
     v = spec.vocab_size
     shard = _sharding(tw)
+    # DeepSpeed ZeRO / FSDP mixed precision: bf16 working weights and gradients, fp32 master copy in the optimizer
+    sharded_mixed = (tw.zero > 0 or tw.fsdp is not None) and tw.precision == "mixed" and not lora
+    master_bytes = 0.0
+    if sharded_mixed:
+        prec = _Precision(2, 2, 4)
+        master_bytes = 4.0
+    act_tw = replace(tw, precision="bf16") if sharded_mixed else tw
     assumptions = [f"engine: PyTorch + transformers; {tw.batch} × {tw.seq:,} tokens per micro-batch"
                    + (f", {tw.grad_accum} accumulation steps" if tw.grad_accum > 1 else ""),
                    f"attention: {tw.attn}; {'gradient checkpointing (non-reentrant)' if tw.grad_checkpointing else 'no gradient checkpointing'}"]
@@ -356,8 +363,8 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
         opt_how = "Adafactor: factored second moment (a row and a column vector per matrix)"
     else:
         n_states = _optimizer_state_elems(opt)
-        state_total = trainable * n_states * state_bytes_per
-        opt_how = {"adamw": "AdamW: exp_avg + exp_avg_sq", "adamw-fused": "AdamW (fused): exp_avg + exp_avg_sq",
+        state_total = trainable * (n_states * state_bytes_per + master_bytes)
+        opt_how = ("fp32 master weights + " if master_bytes else "") + {"adamw": "AdamW: exp_avg + exp_avg_sq", "adamw-fused": "AdamW (fused): exp_avg + exp_avg_sq",
                    "sgd": "SGD without momentum: no state", "sgd-momentum": "SGD: momentum buffer",
                    "lion": "Lion: one momentum buffer"}[opt] + f", {state_bytes_per:g} bytes each"
     if tw.offload_optimizer:
@@ -369,14 +376,14 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
                                                                    if shard.states < 1 else ""))
 
     # activations -----------------------------------------------------------------------------------------------
-    per_layer = [_saved_per_token(spec, layer, tw, targets) for layer in spec.layers]
-    res_bytes = 4 if tw.precision in ("fp32", "mixed") else 2
-    norm_final = h * (4 + (4 if res_bytes == 4 else 2) + (2 if tw.precision == "mixed" or lora else
-                                                          (4 if tw.precision == "fp32" else 2)))
+    per_layer = [_saved_per_token(spec, layer, act_tw, targets) for layer in spec.layers]
+    res_bytes = 4 if act_tw.precision in ("fp32", "mixed") else 2
+    norm_final = h * (4 + (4 if res_bytes == 4 else 2) + (2 if act_tw.precision == "mixed" or lora else
+                                                          (4 if act_tw.precision == "fp32" else 2)))
     loss_peak = 12 * t * v  # float32 log-softmax, its incoming and outgoing gradients
-    head_cast = 2 * v * h if tw.precision == "mixed" and not lora else 0
+    head_cast = 2 * v * h if act_tw.precision == "mixed" and not lora else 0
     layer_casts = 0
-    if tw.precision == "mixed" and not lora:
+    if act_tw.precision == "mixed" and not lora:
         layer_casts = 2 * sum(layer.linear_params for layer in spec.layers)
     if tw.grad_checkpointing:
         saved = t * res_bytes * h * spec.num_layers + t * norm_final
