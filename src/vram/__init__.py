@@ -44,6 +44,10 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 
+# `estimate` is both a submodule and the main function: bind the function now, so that importing the submodule
+# elsewhere (which happens once, here) cannot leave the package attribute pointing at the module.
+from .estimate import Estimate, ResolvedModel, Workload, estimate, resolve_model  # noqa: E402
+
 if TYPE_CHECKING:  # pragma: no cover
     from .catalog import find_gpu, find_model, search_gpus, search_models
     from .components import Component
@@ -57,7 +61,6 @@ if TYPE_CHECKING:  # pragma: no cover
         UnsupportedArchitecture,
         VramError,
     )
-    from .estimate import Estimate, ResolvedModel, Workload, estimate, resolve_model
     from .model import ModelSpec, load_config_file, model_from_config
     from .training import TrainWorkload, estimate_training
     from .units import parse_bytes, parse_tokens
