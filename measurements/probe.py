@@ -64,9 +64,19 @@ TRAIN = [  # (config, recipe, batch, seq, grad_checkpointing)
 ]
 
 
+CATALOG = HERE.parent / "src" / "vram" / "catalog" / "data" / "models"
+SNAPSHOT = set()  # (kind, model) pairs whose last run is traced with the allocator's memory history
+
+
 def load_config(name: str):
-    d = json.loads((HERE / "configs" / f"{name}.json").read_text())
-    return AutoConfig.for_model(**d), f"configs/{name}.json"
+    local = HERE / "configs" / f"{name}.json"
+    if local.exists():
+        d = json.loads(local.read_text())
+        return AutoConfig.for_model(**d), f"configs/{name}.json"
+    entry = json.loads((CATALOG / f"{name}.json").read_text())
+    d = dict(entry["config"])
+    d.pop("quantization_config", None)  # measure the bf16 architecture
+    return AutoConfig.for_model(**d), f"../src/vram/catalog/data/models/{name}.json"
 
 
 def build(name: str, attn: str, dtype=torch.bfloat16):
@@ -141,8 +151,10 @@ def snapshot_case(fn, snap_dir: Path | None, tag: str) -> dict | None:
 
 def infer_cases(cases, emit, deadline, snap_dir):
     by_model: dict[tuple[str, str], list] = {}
-    for name, attn, b, L in cases:
-        by_model.setdefault((name, attn), []).append((b, L))
+    for case in cases:
+        name, attn, b, L = case[:4]
+        new = case[4] if len(case) > 4 else 16
+        by_model.setdefault((name, attn), []).append((b, L, new))
     for (name, attn), shapes in by_model.items():
         if time.time() > deadline:
             print("budget reached, skipping", name, attn, file=sys.stderr)
@@ -155,12 +167,12 @@ def infer_cases(cases, emit, deadline, snap_dir):
         model.eval()
         vocab = cfg.get_text_config().vocab_size
         out = None
-        for b, L in shapes:
+        for b, L, new in shapes:
             if time.time() > deadline:
                 break
             rec = {"kind": "infer", "model": name, "config_file": path, "attn": attn,
                    "attn_used": getattr(model.config, "_attn_implementation", None), "batch": b, "context": L,
-                   "new_tokens": 16, "dtype": "bfloat16", "weights_bytes": w, "n_params": n_params,
+                   "new_tokens": new, "dtype": "bfloat16", "weights_bytes": w, "n_params": n_params,
                    "buffer_bytes": buffers, "build_s": round(build_s, 2)}
             try:
                 x = torch.randint(0, vocab, (b, L), device=DEV)
@@ -179,7 +191,7 @@ def infer_cases(cases, emit, deadline, snap_dir):
                 rec["cache_layer_classes"] = sorted({type(l).__name__ for l in getattr(cache, "layers", [])})
                 peak_reset()
                 t = time.time()
-                gen = model.generate(x, max_new_tokens=16, min_new_tokens=16, do_sample=False)
+                gen = model.generate(x, max_new_tokens=new, min_new_tokens=new, do_sample=False)
                 torch.cuda.synchronize()
                 rec["generate_s"] = round(time.time() - t, 2)
                 rec["generated"] = int(gen.shape[1] - L)
@@ -194,9 +206,9 @@ def infer_cases(cases, emit, deadline, snap_dir):
                 tag = f"infer-{name}-{attn}-b{b}-L{L}"
 
                 def run_clean():
-                    g = model.generate(x, max_new_tokens=16, min_new_tokens=16, do_sample=False)
+                    g = model.generate(x, max_new_tokens=new, min_new_tokens=new, do_sample=False)
                     del g
-                info = snapshot_case(run_clean, snap_dir if name == "Qwen2.5-0.5B" else None, tag)
+                info = snapshot_case(run_clean, snap_dir if ("infer", name) in SNAPSHOT else None, tag)
                 torch.cuda.synchronize()
                 rec["generate_clean_peak_bytes"] = torch.cuda.max_memory_allocated()
                 rec["generate_clean_peak_reserved_bytes"] = torch.cuda.max_memory_reserved()
@@ -267,7 +279,7 @@ def train_cases(cases, emit, deadline, snap_dir):
                     opt.zero_grad(set_to_none=True)
 
                 tag = f"train-{name}-{recipe}-b{b}-L{seq}"
-                snapshot_case(one_step, snap_dir if (step == 2 and name == "Qwen2.5-0.5B") else None, tag)
+                snapshot_case(one_step, snap_dir if (step == 2 and ("train", name) in SNAPSHOT) else None, tag)
                 torch.cuda.synchronize()
                 peaks.append(torch.cuda.max_memory_allocated())
                 after.append(torch.cuda.memory_allocated())
@@ -288,7 +300,17 @@ def main() -> int:
     ap.add_argument("--snapshot-dir", type=Path)
     ap.add_argument("--budget-s", type=float, default=420)
     ap.add_argument("--only", choices=["infer", "train"], default=None)
+    ap.add_argument("--cases", type=Path, help="JSON file: {infer: [[model, attn, batch, context, new?]], "
+                    "train: [[model, recipe, batch, seq, ckpt]], snapshot: [[kind, model]]}")
     a = ap.parse_args()
+    global INFER, TRAIN
+    if a.cases:
+        spec = json.loads(a.cases.read_text())
+        INFER = [tuple(c) for c in spec.get("infer", [])]
+        TRAIN = [tuple(c) for c in spec.get("train", [])]
+        SNAPSHOT.update(tuple(x) for x in spec.get("snapshot", []))
+    else:
+        SNAPSHOT.update({("infer", "Qwen2.5-0.5B"), ("train", "Qwen2.5-0.5B")})
     t0 = time.time()
     deadline = t0 + a.budget_s
     torch.cuda.init()
