@@ -1,0 +1,144 @@
+"""The accuracy contract, in-process, against GPU memory measured on an H200 (PyTorch 2.11, transformers 5.17).
+
+* ../shared/groundtruth (beside the repository; CI has it): every case asked through the same command-line contract
+  that score.py uses (its own `case_args` and `truth`), answered by `vram.cli.main` in-process.
+  Inference: params exact, peak_allocated_bytes median |error| ≤ 3 % and max ≤ 8 %, total_bytes median ≤ 5 %.
+  Training: params and trainable_params exact, peak median ≤ 5 % and max ≤ 10 %.
+* measurements/h200-probe.jsonl (other models, same machine): `generate_clean_peak_bytes` is generate()'s peak with
+  nothing else alive; the same bounds as above for the peak, for inference and training.
+
+No per-case tolerance, no xfail: these are the numbers the project promises.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import statistics
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from vram.cli import main
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+GROUNDTRUTH = REPO_ROOT.parent / "shared" / "groundtruth"
+PROBE = REPO_ROOT / "measurements" / "h200-probe.jsonl"
+
+
+def _score_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("groundtruth_score", GROUNDTRUTH / "score.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+needs_groundtruth = pytest.mark.skipif(not (GROUNDTRUTH / "score.py").exists(),
+                                       reason=f"{GROUNDTRUTH} not present (CI has it)")
+
+
+def _ask(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    capsys.readouterr()
+    rc = main(["estimate", *args])
+    out, err = capsys.readouterr()
+    assert rc == 0, f"vram estimate {' '.join(args)}: {err.strip()}"
+    data: dict[str, Any] = json.loads(out)
+    return data
+
+
+def _rel(est: int, true: int) -> float:
+    return (est - true) / true
+
+
+def _summary(errors: dict[str, float]) -> str:
+    worst = sorted(errors.items(), key=lambda kv: -abs(kv[1]))[:5]
+    return "worst: " + ", ".join(f"{k} {100 * v:+.2f}%" for k, v in worst)
+
+
+def _check(errors: dict[str, float], median_max: float, max_max: float, what: str) -> None:
+    assert errors, f"no {what} cases"
+    a = [abs(e) for e in errors.values()]
+    assert statistics.median(a) <= median_max, f"{what}: median {100 * statistics.median(a):.2f}%; {_summary(errors)}"
+    assert max(a) <= max_max, f"{what}: max {100 * max(a):.2f}%; {_summary(errors)}"
+
+
+def _cases(kind: str) -> list[dict[str, Any]]:
+    score = _score_module()
+    cases: list[dict[str, Any]] = score.load_cases(sorted(GROUNDTRUTH.glob("*.jsonl")))
+    return [c for c in cases if c["kind"] == kind]
+
+
+def _name(c: dict[str, Any]) -> str:
+    shape = f"b{c['batch']} L{c.get('context', c.get('seq'))}"
+    how = c["attn"] if c["kind"] == "infer" else c["recipe"] + (" +ckpt" if c.get("grad_checkpointing") else "")
+    return f"{c['model']} {shape} {how}"
+
+
+@needs_groundtruth
+def test_inference_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    score = _score_module()
+    cases = _cases("infer")
+    assert len(cases) >= 20
+    peak, total = {}, {}
+    for c in cases:
+        ans = _ask(score.case_args(c), capsys)
+        t = score.truth(c)
+        assert ans["params"] == t["params"], _name(c)
+        peak[_name(c)] = _rel(ans["peak_allocated_bytes"], t["peak"])
+        total[_name(c)] = _rel(ans["total_bytes"], t["total"])
+    _check(peak, 0.03, 0.08, "inference peak_allocated_bytes")
+    _check(total, 0.05, float("inf"), "inference total_bytes")
+
+
+@needs_groundtruth
+def test_training_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    score = _score_module()
+    cases = _cases("train")
+    assert len(cases) >= 10
+    peak = {}
+    for c in cases:
+        ans = _ask(score.case_args(c), capsys)
+        t = score.truth(c)
+        assert ans["params"] == t["params"], _name(c)
+        assert ans["trainable_params"] == t["trainable"], _name(c)
+        peak[_name(c)] = _rel(ans["peak_allocated_bytes"], t["peak"])
+    _check(peak, 0.05, 0.10, "training peak_allocated_bytes")
+
+
+def _probe_cases() -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in PROBE.read_text().splitlines() if line.strip()]
+    return [r for r in rows if r["kind"] == "infer" and "error" not in r]
+
+
+def test_probe_inference_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    """Models outside the calibration set: the estimate must hold there too (no per-model constants)."""
+    cases = _probe_cases()
+    assert len(cases) >= 15
+    peak = {}
+    for c in cases:
+        cfg = str(PROBE.parent / c["config_file"])
+        ans = _ask([cfg, "--engine", "transformers", "--batch", str(c["batch"]), "--context", str(c["context"]),
+                    "--new-tokens", str(c["new_tokens"]), "--dtype", c["dtype"], "--attn", c["attn"], "--json"],
+                   capsys)
+        assert ans["params"] == c["n_params"], _name(c)
+        peak[_name(c)] = _rel(ans["peak_allocated_bytes"], c["generate_clean_peak_bytes"])
+    _check(peak, 0.03, 0.08, "probe peak_allocated_bytes")
+
+
+@needs_groundtruth
+def test_probe_training_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    """The probe's training steps on other models, asked through score.py's contract: same bounds as above."""
+    score = _score_module()
+    rows = [json.loads(line) for line in PROBE.read_text().splitlines() if line.strip()]
+    cases = [{**r, "_base": str(PROBE.parent)} for r in rows if r["kind"] == "train" and "error" not in r]
+    assert len(cases) >= 10
+    peak = {}
+    for c in cases:
+        ans = _ask(score.case_args(c), capsys)
+        assert ans["params"] == c["n_params"], _name(c)
+        assert ans["trainable_params"] == c["trainable_params"], _name(c)
+        peak[_name(c)] = _rel(ans["peak_allocated_bytes"], c["step_peak_bytes"][-1])
+    _check(peak, 0.05, 0.10, "probe training peak_allocated_bytes")
