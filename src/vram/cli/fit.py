@@ -1,0 +1,247 @@
+"""`vram fit`, `vram which`, `vram compare`: will it fit on these GPUs, which GPUs hold it, side by side."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..errors import BadInput
+from ._common import add_workload_options, print_json, workload_kwargs
+
+GIB = 1024**3
+
+
+def _headroom(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"headroom: expected a fraction like 0.2, got {text!r}") from exc
+    return v
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(x) for x in text.replace(" ", "").split(",") if x)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"counts: expected numbers like 1,2,4,8, got {text!r}") from exc
+    if not out or any(n < 1 or n > 64 for n in out):
+        raise argparse.ArgumentTypeError("counts: each between 1 and 64")
+    return out
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("fit", help="will a model fit on a GPU (or N of them)?",
+                       description="Verdict (fits / tight / no), per-GPU use, max context, max batch, smallest GPU "
+                       "count, best quantization, speed and serving settings.")
+    p.add_argument("model", help="catalog id or alias, Hub repo id, config.json or model folder")
+    p.add_argument("--gpu", "-g", required=True, help="GPU spec: h100-sxm, 4090, 2xh100-sxm, 8xa100-80gb-sxm, local")
+    add_workload_options(p)
+    p.add_argument("--headroom", type=_headroom, default=0.2,
+                   help="headroom above the weights for a 'fits' verdict, as a fraction of them (default 0.2)")
+    p.add_argument("--split", choices=["tp", "pp"], default=None,
+                   help="multi-GPU split: tensor or pipeline parallel (default: tp where the heads divide)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_fit)
+
+    w = sub.add_parser("which", help="every catalog GPU (× 1/2/4/8) that holds the workload, with speed and cost",
+                       description="Every GPU in the catalog, at each count, on which the workload fits; decode and "
+                       "prefill tokens/s, time to first token, cost per million tokens.")
+    w.add_argument("model")
+    add_workload_options(w)
+    w.add_argument("--counts", type=_counts, default=(1, 2, 4, 8), help="GPU counts to try (default 1,2,4,8)")
+    w.add_argument("--sort", choices=["cost", "speed", "gpus", "memory"], default="cost",
+                   help="order: cost per million tokens (default), decode speed, GPU count, total memory")
+    w.add_argument("--all-counts", action="store_true", help="table: every count that fits, not only the smallest")
+    w.add_argument("--headroom", type=_headroom, default=0.2)
+    w.add_argument("--limit", type=int, default=None, help="table: show only the first N rows")
+    w.add_argument("--json", action="store_true")
+    w.set_defaults(func=run_which)
+
+    c = sub.add_parser("compare", help="one model on several GPUs, side by side",
+                       description="The fit on each GPU spec given, side by side.")
+    c.add_argument("model")
+    c.add_argument("--gpu", "-g", required=True, help="comma-separated GPU specs: h100-sxm,2xa100-80gb-sxm,4090")
+    add_workload_options(c)
+    c.add_argument("--headroom", type=_headroom, default=0.2)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=run_compare)
+
+
+def _g(n: int | float) -> str:
+    return f"{n / GIB:,.2f}"
+
+
+def _tok(n: float | None) -> str:
+    if n is None:
+        return "?"
+    return f"{n:,.0f}" if n >= 100 else f"{n:,.1f}"
+
+
+def _verdict_style(v: str) -> str:
+    return {"fits": "[bold green]fits[/]", "tight": "[bold yellow]tight[/]", "no": "[bold red]no[/]"}[v]
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    from ..estimate import Workload
+    from ..fit import fit
+
+    r = fit(args.model, args.gpu, Workload(**workload_kwargs(args)), headroom_fraction=args.headroom,
+            split=args.split)
+    if args.json:
+        print_json(r.to_dict())
+        return 0
+    print_fit(r)
+    return 0
+
+
+def print_fit(r: Any, console: Any = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    wl = r.workload
+    gpus = f"{r.gpu_count} × {r.gpu_name}" if r.gpu_count > 1 else r.gpu_name
+    console.print(f"{_verdict_style(r.verdict)}  [bold]{r.model}[/] on {gpus}"
+                  + (f" ({r.split.upper()})" if r.gpu_count > 1 else "")
+                  + f" · {wl.engine} · {wl.quant or wl.dtype} · context {wl.context:,} + {wl.new_tokens} new · "
+                  f"batch {wl.batch}")
+    for reason in r.reasons:
+        console.print(f"  {reason}")
+    t = Table(title="per GPU" if r.gpu_count > 1 else "memory", title_justify="left")
+    t.add_column("component")
+    t.add_column("GiB", justify="right")
+    t.add_column("why", overflow="fold")
+    for c in r.estimate.breakdown:
+        t.add_row(c.name, _g(c.bytes), c.explanation)
+    if r.ranks and r.ranks[0].comm_bytes:
+        t.add_row("nccl_buffers", _g(r.ranks[0].comm_bytes), "NCCL communication buffers per rank (approximate)")
+    t.add_row("[bold]total[/]", f"[bold]{_g(r.per_gpu_bytes)}[/]", f"usable {_g(r.usable_bytes_per_gpu)} GiB per GPU")
+    console.print(t)
+    if r.gpu_count > 1:
+        rt = Table(title=f"{r.split.upper()} ranks", title_justify="left")
+        for col in ("rank", "holds", "weights", "of which replicated", "KV cache", "activations", "NCCL", "total"):
+            rt.add_column(col, justify="right" if col not in ("holds",) else "left")
+        shown = r.ranks if r.split == "pp" else r.ranks[:1]
+        for u in shown:
+            rt.add_row(str(u.rank) if r.split == "pp" else f"each of {r.gpu_count}", u.role, _g(u.weights_bytes),
+                       _g(u.weights_replicated_bytes), _g(u.kv_cache_bytes), _g(u.activation_bytes),
+                       _g(u.comm_bytes), _g(u.total_bytes))
+        console.print(rt)
+    s = Table(title="limits on this hardware", title_justify="left", show_header=False)
+    s.add_column("what")
+    s.add_column("value")
+    s.add_row("max context (this batch)", f"{r.max_context:,} tokens" if r.max_context else "none fits")
+    s.add_row("max batch (this context)", f"{r.max_batch:,} sequences" if r.max_batch else "none fits")
+    s.add_row("fewest GPUs of this kind", str(r.min_gpus) if r.min_gpus else "more than 64")
+    s.add_row("best quantization that fits", r.recommended_quant or "none")
+    if r.speed:
+        sp = r.speed
+        s.add_row("decode", f"{_tok(sp.decode_tokens_per_s_per_seq)} tokens/s per sequence, "
+                  f"{_tok(sp.decode_tokens_per_s)} total ({sp.decode_bound} bound)")
+        s.add_row("prefill", f"{_tok(sp.prefill_tokens_per_s)} tokens/s; time to first token "
+                  + (f"{sp.ttft_s:.2f} s" if sp.ttft_s is not None else "?"))
+        if sp.cost_per_million_tokens_usd is not None:
+            s.add_row("cost", f"${sp.cost_per_million_tokens_usd:,.2f} per million tokens at "
+                      f"${sp.price_per_hour_usd:g}/GPU-hour")
+    console.print(s)
+    if r.offload:
+        o = r.offload
+        console.print(f"[yellow]does not fit entirely:[/] keep {o['layers_on_gpu']} of {o['layers_total']} layers on "
+                      f"the GPU, {_g(o['offloaded_bytes'])} GiB of weights in host memory → ≈ "
+                      f"{o.get('decode_tokens_per_s', '?')} tokens/s (vs {o.get('decode_tokens_per_s_if_it_fit', '?')} "
+                      "if it fit)")
+    if r.serving:
+        print_serving(r.serving, console)
+
+
+def print_serving(serving: dict[str, Any], console: Any) -> None:
+    console.print("[bold]serving settings[/]")
+    v = serving["vllm"]
+    console.print(f"  vLLM:         {v['command']}", soft_wrap=True, highlight=False)
+    for n in v.get("notes", []):
+        console.print(f"                [dim]{n}[/]", highlight=False)
+    console.print(f"  llama.cpp:    {serving['llama_cpp']['command']}", soft_wrap=True, highlight=False)
+    o = serving["ollama"]
+    console.print(f"  Ollama:       {o['command']}; Modelfile: {' / '.join(o['modelfile'])}", soft_wrap=True,
+                  highlight=False)
+    console.print(f"  transformers: {serving['transformers']['code']}", soft_wrap=True, highlight=False)
+
+
+def run_which(args: argparse.Namespace) -> int:
+    from ..estimate import Workload
+    from ..fit import which
+
+    opts = which(args.model, Workload(**workload_kwargs(args)), counts=args.counts, sort=args.sort,
+                 headroom_fraction=args.headroom)
+    if args.json:
+        print_json([o.to_dict() for o in opts])
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = opts
+    if not args.all_counts:
+        seen: set[str] = set()
+        rows = []
+        for o in sorted(opts, key=lambda o: o.gpu_count):
+            if o.gpu not in seen:
+                seen.add(o.gpu)
+                rows.append(o)
+        order = {id(o): i for i, o in enumerate(opts)}
+        rows.sort(key=lambda o: order[id(o)])
+    if args.limit is not None:
+        if args.limit < 1:
+            raise BadInput("limit: must be at least 1", field="limit")
+        rows = rows[: args.limit]
+    console = Console()
+    if not opts:
+        console.print(f"nothing in the catalog holds this workload at {', '.join(map(str, args.counts))} GPUs")
+        return 0
+    t = Table(title=f"{len(rows)} of {len(opts)} GPU options for {args.model}"
+              + ("" if args.all_counts else " (smallest count per GPU; --all-counts for every count)"),
+              title_justify="left")
+    for col in ("GPU", "×", "verdict", "GiB/GPU", "decode tok/s", "prefill tok/s", "TTFT s", "$/M tok"):
+        t.add_column(col, justify="left" if col in ("GPU", "verdict") else "right")
+    for o in rows:
+        sp = o.speed
+        t.add_row(o.gpu, str(o.gpu_count), _verdict_style(o.verdict),
+                  f"{_g(o.per_gpu_bytes)}/{_g(o.usable_bytes_per_gpu)}", _tok(sp.decode_tokens_per_s),
+                  _tok(sp.prefill_tokens_per_s), f"{sp.ttft_s:.2f}" if sp.ttft_s is not None else "?",
+                  f"{sp.cost_per_million_tokens_usd:,.2f}" if sp.cost_per_million_tokens_usd is not None else "")
+    console.print(t)
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from ..estimate import Workload
+    from ..fit import compare
+
+    specs = [s.strip() for s in args.gpu.split(",") if s.strip()]
+    results = compare(args.model, specs, Workload(**workload_kwargs(args)), headroom_fraction=args.headroom)
+    if args.json:
+        print_json([r.to_dict() for r in results])
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{args.model} on {len(results)} GPU options", title_justify="left")
+    t.add_column("")
+    for spec, _r in zip(specs, results, strict=True):
+        t.add_column(spec, justify="right")
+    rows: list[tuple[str, list[str]]] = [
+        ("verdict", [_verdict_style(r.verdict) for r in results]),
+        ("GiB per GPU", [f"{_g(r.per_gpu_bytes)} / {_g(r.usable_bytes_per_gpu)}" for r in results]),
+        ("split", [r.split for r in results]),
+        ("max context", [f"{r.max_context:,}" if r.max_context else "-" for r in results]),
+        ("max batch", [f"{r.max_batch:,}" if r.max_batch else "-" for r in results]),
+        ("min GPUs", [str(r.min_gpus or "-") for r in results]),
+        ("best quant", [r.recommended_quant or "-" for r in results]),
+        ("decode tok/s", [_tok(r.speed.decode_tokens_per_s) if r.speed else "?" for r in results]),
+        ("prefill tok/s", [_tok(r.speed.prefill_tokens_per_s) if r.speed else "?" for r in results]),
+        ("$/M tokens", [f"{r.speed.cost_per_million_tokens_usd:,.2f}" if r.speed and
+                        r.speed.cost_per_million_tokens_usd is not None else "" for r in results]),
+    ]
+    for name, vals in rows:
+        t.add_row(name, *vals)
+    Console().print(t)
+    return 0

@@ -1,0 +1,765 @@
+"""Will it fit? Verdicts for a model on N × a GPU, per-GPU splits, and solvers (max context, max batch, min GPUs,
+best quantization), with speed and serving settings.
+
+Rules:
+
+* **What must fit** is the estimate's ``total_bytes`` per GPU (weights, KV cache, activations, allocator reserve,
+  CUDA context; the same numbers `vram estimate` prints for the workload on that GPU's architecture) plus, for
+  multi-GPU splits, the NCCL communication buffers. It must fit the catalog's ``usable_memory_bytes`` (what
+  nvidia-smi / rocm-smi report, or the macOS GPU wired limit). For vLLM the budget is what vLLM reserves:
+  CUDA context + gpu_memory_utilization × device memory + CUDA graphs (capped at the usable memory).
+* **Verdict**: ``no`` when the estimate does not fit; ``fits`` when it fits and the memory above the fullest GPU's
+  weights (usable − weights) is at least ``headroom_fraction`` × those weights (the seed: "leave at least 20 %
+  headroom above the model-weights footprint to absorb KV cache and activation peaks"); ``tight`` when it fits with
+  less headroom than that. The KV cache and activation peaks themselves are in the estimate; the headroom rule
+  keeps room for what an estimate cannot know (fragmentation, other processes, longer requests than planned).
+* **Splits** over N GPUs: tensor parallel (``tp``, the default for multi-GPU inference, as vLLM's
+  ``--tensor-parallel-size``) when N divides the attention heads and N and the KV heads divide one another; pipeline
+  parallel (``pp``: contiguous layer ranges, embedding on the first stage, head on the last) otherwise and for
+  llama.cpp (its default ``--split-mode layer``). Under TP the attention and MLP matrices (and experts) are sharded
+  by heads / columns, the embedding and output head are vocab-parallel, the KV cache is sharded by KV heads —
+  replicated when N > KV heads, each rank keeping one head (and replicated entirely for multi-head latent attention,
+  whose latent is shared by all heads); norms, routers, the replicated hidden-state activations and the CUDA context
+  are on every rank.
+* **Solvers** search the estimator itself (binary search keeping "fits at lo, does not fit at hi"), so each answer is
+  tight: the estimate at the answer fits and one step more does not. "Fits" for the solvers means fits in usable
+  memory (verdict fits or tight).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .catalog import GpuEntry, find_gpu
+from .components import Component
+from .components.runtime import CUDA_CONTEXT_BYTES, DEFAULT_ARCH
+from .components.weights import weights_bytes as _weights_component
+from .dtypes import QUALITY_ORDER, quant_scheme
+from .errors import BadInput
+from .estimate import MAX_BATCH, Estimate, ResolvedModel, Workload, estimate, resolve_model
+from .model import Layer, ModelSpec
+from .speed import Speed, attention_flops_per_token, estimate_speed, weight_read_fraction
+from .training import TrainWorkload
+
+MIB = 1024**2
+DEFAULT_HEADROOM = 0.2
+MIN_GPU_CANDIDATES = (1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64)
+VERDICTS = ("fits", "tight", "no")
+
+# NCCL: per channel, send and receive buffers for the Simple (4 MiB, NCCL_BUFFSIZE), LL128 (~4.5 MiB) and LL
+# (~0.25 MiB) protocols; ring/tree collectives use ~16 channels over NVLink / Infinity Fabric and ~4 over PCIe.
+NCCL_BYTES_PER_CHANNEL = 2 * (4 * MIB + 4608 * 1024 + 256 * 1024)
+NCCL_CHANNELS = {"nvlink": 16, "infinity-fabric": 16, "pcie": 4}
+NCCL_P2P_CHANNELS = 2  # pipeline stages only send/receive activations to their neighbours
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# GPU specs
+
+
+@dataclass(frozen=True)
+class GpuChoice:
+    gpu: GpuEntry
+    count: int
+    local: bool = False
+
+
+_COUNT_RE = re.compile(r"^\s*(\d+)\s*[x×*]\s*(.+)$", re.IGNORECASE)
+
+
+def parse_gpu_spec(spec: str | GpuChoice) -> GpuChoice:
+    """"h100-sxm", "4090", "2xh100-sxm", "8xa100-80gb-sxm" or "local" (this machine's GPUs, through NVML)."""
+    if isinstance(spec, GpuChoice):
+        return spec
+    text = str(spec).strip()
+    if not text:
+        raise BadInput("gpu: empty GPU name", field="gpu")
+    count = 1
+    m = _COUNT_RE.match(text)
+    if m:
+        count = int(m.group(1))
+        text = m.group(2).strip()
+        if not 1 <= count <= 1024:
+            raise BadInput(f"gpu: count must be between 1 and 1024, got {count}", field="gpu")
+    if text.lower() == "local":
+        from .local import local_gpu_choice
+
+        return local_gpu_choice(count if m else None)
+    return GpuChoice(find_gpu(text), count)
+
+
+def canonical_arch(gpu: GpuEntry) -> str:
+    """The runtime-overhead family for the estimator; non-NVIDIA runtimes are assumed to cost what CUDA does."""
+    arch = gpu.cuda_arch
+    return arch if arch in CUDA_CONTEXT_BYTES else DEFAULT_ARCH
+
+
+def gpu_workload(wl: Workload, gpu: GpuEntry) -> Workload:
+    """The workload as it runs on `gpu`: its architecture (runtime overheads) and, for vLLM, its memory."""
+    wl = replace(wl, gpu_arch=canonical_arch(gpu))
+    if wl.engine == "vllm":
+        wl = replace(wl, gpu_memory_bytes=gpu.usable_memory_bytes)
+    return wl
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# splitting a model over ranks
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def default_split(spec: ModelSpec, count: int, engine: str) -> str:
+    if count <= 1:
+        return "single"
+    if engine == "llama.cpp":
+        return "pp"
+    att = next((layer.attention for layer in spec.layers if layer.attention), None)
+    if att is None:
+        return "tp"
+    heads_ok = att.num_heads % count == 0
+    kv = att.num_kv_heads
+    kv_ok = att.kind == "mla" or kv % count == 0 or count % kv == 0
+    return "tp" if heads_ok and kv_ok else "pp"
+
+
+def _tp_layer(layer: Layer, h: int, t: int) -> Layer:
+    a = layer.attention
+    linear = layer.linear_params
+    replicated = 0  # matrices every rank holds whole
+    kv_proj = 0  # k/v projections, sharded by KV heads
+    kv_rank = 0
+    v_rank = _ceil(layer.v_proj_params, t)
+    new_a = a
+    if a is not None:
+        if a.kind == "mla":
+            # q_a / kv_a down-projections are replicated (vLLM ReplicatedLinear); the rest is column/row parallel
+            replicated = h * (a.q_lora_rank + a.kv_lora_rank + a.rope_head_dim)
+            new_a = replace(a, num_heads=_ceil(a.num_heads, t), num_kv_heads=_ceil(a.num_kv_heads, t))
+        else:
+            kv_proj = h * a.num_kv_heads * (a.head_dim + a.v_head_dim)
+            kv_heads_rank = max(1, _ceil(a.num_kv_heads, t))
+            kv_rank = h * kv_heads_rank * (a.head_dim + a.v_head_dim)
+            v_rank = h * kv_heads_rank * a.v_head_dim
+            new_a = replace(a, num_heads=_ceil(a.num_heads, t), num_kv_heads=kv_heads_rank)
+    sharded = max(0, linear - replicated - kv_proj)
+    linear_rank = _ceil(sharded, t) + replicated + kv_rank
+    m = layer.mlp
+    new_m = m
+    if m is not None:
+        new_m = replace(m, intermediate_size=_ceil(m.intermediate_size, t),
+                        shared_intermediate_size=_ceil(m.shared_intermediate_size, t))
+    mixer = layer.mixer
+    new_mixer = mixer
+    if mixer is not None:
+        new_mixer = replace(mixer, state_elems=_ceil(mixer.state_elems, t), inner_size=_ceil(mixer.inner_size, t))
+    return replace(layer, attention=new_a, mlp=new_m, mixer=new_mixer, linear_params=linear_rank,
+                   expert_params=_ceil(layer.expert_params, t), v_proj_params=v_rank,
+                   down_proj_params=_ceil(layer.down_proj_params, t),
+                   params=linear_rank + layer.small_params + layer.router_params)
+
+
+def tp_rank_spec(spec: ModelSpec, t: int) -> ModelSpec:
+    """What one of `t` tensor-parallel ranks holds (all ranks hold the same shapes)."""
+    if t <= 1:
+        return spec
+    h = spec.hidden_size
+    return replace(spec, name=f"{spec.name} [TP rank 1/{t}]", layers=tuple(_tp_layer(la, h, t) for la in spec.layers),
+                   embed_params=_ceil(spec.embed_params, t), head_params=_ceil(spec.head_params, t),
+                   vocab_size=_ceil(spec.vocab_size, t))
+
+
+def pp_stage_layers(num_layers: int, stages: int) -> list[range]:
+    """Contiguous layer ranges, as even as possible; the earlier stages take the remainder."""
+    base, extra = divmod(num_layers, stages)
+    out, start = [], 0
+    for i in range(stages):
+        n = base + (1 if i < extra else 0)
+        out.append(range(start, start + n))
+        start += n
+    return out
+
+
+def pp_stage_specs(spec: ModelSpec, p: int) -> list[ModelSpec]:
+    """What each of `p` pipeline stages holds: its layers; the embedding on the first, final norm and output head
+    on the last (a tied head becomes the last stage's own copy of the embedding)."""
+    if p <= 1:
+        return [spec]
+    if p > spec.num_layers:
+        raise BadInput(f"gpu: {p} pipeline stages for {spec.num_layers} layers", field="gpu")
+    out = []
+    for i, rng in enumerate(pp_stage_layers(spec.num_layers, p)):
+        first, last = i == 0, i == p - 1
+        head = (spec.head_params or (spec.embed_params if spec.tie_word_embeddings else 0)) if last else 0
+        out.append(replace(
+            spec, name=f"{spec.name} [PP stage {i + 1}/{p}: layers {rng.start}-{rng.stop - 1}]",
+            layers=spec.layers[rng.start:rng.stop], embed_params=spec.embed_params if first else 0,
+            head_params=head, tie_word_embeddings=spec.tie_word_embeddings and p == 1,
+            final_params=spec.final_params if last else 0, extra_params=spec.extra_params if first else 0))
+    return out
+
+
+def replicated_weights_bytes(spec: ModelSpec, wl: Workload) -> int:
+    """Bytes of the weights every TP rank holds whole: norms, biases, routers (and a vision tower)."""
+    layers = tuple(replace(la, linear_params=0, expert_params=0, v_proj_params=0, down_proj_params=0,
+                           params=la.small_params + la.router_params) for la in spec.layers)
+    only = replace(spec, layers=layers, embed_params=0, head_params=0)
+    return _weights_component(only, quant_scheme(wl.quant, dtype=wl.dtype)).bytes
+
+
+def comm_buffer_bytes(split: str, count: int, interconnect: str) -> int:
+    """NCCL buffers per rank (approximation, see NCCL_BYTES_PER_CHANNEL)."""
+    if count <= 1 or split == "single":
+        return 0
+    channels = NCCL_P2P_CHANNELS if split == "pp" else NCCL_CHANNELS.get(interconnect, 4)
+    return channels * NCCL_BYTES_PER_CHANNEL
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# results
+
+
+@dataclass(frozen=True)
+class RankUse:
+    """One GPU's share."""
+
+    rank: int
+    role: str
+    layers: tuple[int, int]  # first, last (inclusive)
+    weights_bytes: int
+    weights_replicated_bytes: int
+    kv_cache_bytes: int
+    activation_bytes: int
+    comm_bytes: int
+    cuda_context_bytes: int
+    total_bytes: int
+    breakdown: tuple[Component, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "role": self.role, "layers": list(self.layers),
+                "weights_bytes": self.weights_bytes, "weights_replicated_bytes": self.weights_replicated_bytes,
+                "kv_cache_bytes": self.kv_cache_bytes, "activation_bytes": self.activation_bytes,
+                "comm_bytes": self.comm_bytes, "cuda_context_bytes": self.cuda_context_bytes,
+                "total_bytes": self.total_bytes, "breakdown": [c.to_dict() for c in self.breakdown]}
+
+
+@dataclass(frozen=True)
+class FitResult:
+    model: str
+    gpu: str
+    gpu_name: str
+    gpu_count: int
+    split: str
+    engine: str
+    workload: Workload
+    verdict: str
+    per_gpu_bytes: int
+    usable_bytes_per_gpu: int
+    headroom_fraction: float
+    headroom_bytes: int  # required free memory on the fullest GPU for "fits"
+    free_bytes_per_gpu: int
+    weights_bytes: int  # whole model
+    kv_cache_bytes: int  # whole model (all ranks)
+    ranks: tuple[RankUse, ...]
+    estimate: Estimate  # the fullest GPU's estimate
+    max_context: int | None = None
+    max_batch: int | None = None
+    min_gpus: int | None = None
+    recommended_quant: str | None = None
+    speed: Speed | None = None
+    serving: dict[str, Any] = field(default_factory=dict)
+    offload: dict[str, Any] | None = None
+    reasons: tuple[str, ...] = ()
+    assumptions: tuple[str, ...] = ()
+    gpu_entry: GpuEntry | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def fits(self) -> bool:
+        return self.verdict != "no"
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {
+            "fits": self.fits, "verdict": self.verdict, "model": self.model, "gpu": self.gpu,
+            "gpu_name": self.gpu_name, "gpu_count": self.gpu_count, "split": self.split, "engine": self.engine,
+            "per_gpu_bytes": self.per_gpu_bytes, "usable_bytes_per_gpu": self.usable_bytes_per_gpu,
+            "free_bytes_per_gpu": self.free_bytes_per_gpu, "headroom_fraction": self.headroom_fraction,
+            "headroom_bytes": self.headroom_bytes, "weights_bytes": self.weights_bytes,
+            "kv_cache_bytes": self.kv_cache_bytes, "max_context": self.max_context, "max_batch": self.max_batch,
+            "min_gpus": self.min_gpus, "recommended_quant": self.recommended_quant,
+            "breakdown": [c.to_dict() for c in self.estimate.breakdown] + (
+                [{"name": "nccl_buffers", "bytes": self.ranks[0].comm_bytes,
+                  "explanation": "NCCL communication buffers per rank"}] if self.ranks and self.ranks[0].comm_bytes
+                else []),
+            "ranks": [r.to_dict() for r in self.ranks],
+            "speed": self.speed.to_dict() if self.speed else None,
+            "serving": self.serving, "offload": self.offload, "reasons": list(self.reasons),
+            "assumptions": list(self.assumptions), "workload": asdict(self.workload),
+            "estimate": self.estimate.to_dict(),
+        }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the evaluator: one resolved model, cached rank specs and estimates
+
+
+def _engine_estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
+    if wl.engine == "vllm":
+        from .engines import vllm
+
+        return vllm.estimate(rm, wl)
+    return estimate(rm, wl)
+
+
+class Evaluator:
+    """Evaluates one model on GPUs. Rank specs and estimates are cached per (split, count, workload): `which` and
+    the solvers ask for the same ones many times."""
+
+    def __init__(self, model: str | ModelSpec | ResolvedModel) -> None:
+        self.rm = resolve_model(model)
+        self._ranks: dict[tuple[str, int], list[ResolvedModel]] = {}
+        self._est: dict[tuple[str, int, Workload], list[Estimate]] = {}
+        self._repl: dict[tuple[str, str], int] = {}
+        self._gwl: dict[tuple[Workload, str, int], Workload] = {}
+        self._speed_in: dict[tuple[int, int], tuple[float, float]] = {}
+
+    def gpu_workload(self, wl: Workload, gpu: GpuEntry) -> Workload:
+        key = (wl, gpu.cuda_arch, gpu.usable_memory_bytes if wl.engine == "vllm" else 0)
+        if key not in self._gwl:
+            self._gwl[key] = gpu_workload(wl, gpu)
+        return self._gwl[key]
+
+    def speed_inputs(self, batch: int, context: int) -> tuple[float, float]:
+        """(share of the weights a decode step reads, FLOPs per prompt token), cached."""
+        key = (batch, context)
+        if key not in self._speed_in:
+            self._speed_in[key] = (weight_read_fraction(self.spec, batch),
+                                   2.0 * self.spec.active_params + attention_flops_per_token(self.spec, context))
+        return self._speed_in[key]
+
+    def speed(self, choice: GpuChoice, split: str, wl: Workload, weights_bytes: int, kv_cache_bytes: int,
+              offloaded_bytes: int = 0) -> Speed:
+        frac, flops = self.speed_inputs(wl.batch, wl.context)
+        return estimate_speed(self.spec, choice.gpu, count=choice.count, split=split, batch=wl.batch,
+                              context=wl.context, weights_bytes=weights_bytes, kv_cache_bytes=kv_cache_bytes,
+                              offloaded_bytes=offloaded_bytes, read_fraction=frac, flops_per_token=flops)
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.rm.spec
+
+    def rank_models(self, split: str, count: int) -> list[ResolvedModel]:
+        key = (split, count)
+        if key not in self._ranks:
+            rm = self.rm
+            if split == "single" or count <= 1:
+                specs = [rm.spec]
+            elif split == "tp":
+                specs = [tp_rank_spec(rm.spec, count)]
+            elif split == "pp":
+                specs = pp_stage_specs(rm.spec, count)
+            else:
+                raise BadInput(f"split: unknown split {split!r} (use tp or pp)", field="split")
+            if len(specs) == 1 and specs[0] is rm.spec:
+                self._ranks[key] = [rm]
+            else:
+                # header-exact weights describe the whole model; a rank's share is computed from its shapes
+                self._ranks[key] = [ResolvedModel(s, rm.entry, rm.source, None, rm.buffers_bytes) for s in specs]
+        return self._ranks[key]
+
+    def estimates(self, split: str, count: int, wl: Workload) -> list[Estimate]:
+        key = (split, count, wl)
+        if key not in self._est:
+            self._est[key] = [_engine_estimate(r, wl) for r in self.rank_models(split, count)]
+        return self._est[key]
+
+    def replicated_weights(self, wl: Workload) -> int:
+        key = (wl.quant or "", wl.dtype)
+        if key not in self._repl:
+            self._repl[key] = replicated_weights_bytes(self.rm.spec, wl)
+        return self._repl[key]
+
+    # -- the core check, no solvers ------------------------------------------------------------------------------
+    def per_gpu(self, choice: GpuChoice, wl: Workload, split: str) -> tuple[int, int, list[Estimate], int]:
+        """(fullest GPU's bytes, usable bytes per GPU, rank estimates, comm bytes per rank)."""
+        gwl = self.gpu_workload(wl, choice.gpu)
+        ests = self.estimates(split, choice.count, gwl)
+        comm = comm_buffer_bytes(split, choice.count, choice.gpu.interconnect)
+        worst = max(e.total_bytes for e in ests) + comm
+        usable = choice.gpu.usable_memory_bytes
+        if wl.engine == "vllm":
+            usable = min(usable, max(int(e.extra.get("reserved_bytes", usable)) for e in ests))
+        return worst, usable, ests, comm
+
+    def fits_in_memory(self, choice: GpuChoice, wl: Workload, split: str | None = None) -> bool:
+        sp = split or default_split(self.spec, choice.count, wl.engine)
+        worst, usable, _, _ = self.per_gpu(choice, wl, sp)
+        return worst <= usable
+
+
+def _verdict(per_gpu: int, usable: int, weights: int, headroom: int) -> str:
+    """no: the estimate exceeds usable memory; fits: it fits and the memory above the weights is at least
+    `headroom`; tight: it fits with less."""
+    if per_gpu > usable:
+        return "no"
+    return "fits" if usable - weights >= headroom else "tight"
+
+
+def _largest_true(pred: Callable[[int], bool], lo: int, hi: int) -> int | None:
+    """Largest x in [lo, hi] with pred(x), searching as if pred were monotone (true then false). Returns None when
+    pred(lo) is false. The answer a satisfies pred(a) and (a == hi or not pred(a + 1))."""
+    if not pred(lo):
+        return None
+    if pred(hi):
+        return hi
+    # invariant: pred(lo) true, pred(hi) false
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if pred(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def context_limit(spec: ModelSpec, entry_context: int | None) -> int:
+    """Longest context the model supports (config max_position_embeddings / catalog), capped at 16M tokens."""
+    from .estimate import MAX_TOKENS
+
+    return min(MAX_TOKENS, spec.max_position_embeddings or entry_context or 131072)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# public API
+
+
+def max_context(ev: Evaluator, choice: GpuChoice, wl: Workload, split: str | None = None) -> int | None:
+    """Longest prompt (tokens per sequence, at wl.batch and wl.new_tokens) that fits; None if even 1 token does not.
+    Capped at the model's maximum context."""
+    wl = wl.validate()
+    cap = context_limit(ev.spec, ev.rm.entry.context_length if ev.rm.entry else None)
+    cap = max(1, cap - wl.new_tokens)
+    return _largest_true(lambda c: ev.fits_in_memory(choice, replace(wl, context=c), split), 1, cap)
+
+
+def max_batch(ev: Evaluator, choice: GpuChoice, wl: Workload, split: str | None = None) -> int | None:
+    """Most concurrent sequences of wl.context tokens that fit; None if not even one."""
+    wl = wl.validate()
+    return _largest_true(lambda b: ev.fits_in_memory(choice, replace(wl, batch=b), split), 1, MAX_BATCH)
+
+
+def min_gpus(ev: Evaluator, gpu: GpuEntry, wl: Workload, candidates: tuple[int, ...] = MIN_GPU_CANDIDATES,
+             local: bool = False) -> int | None:
+    """Smallest count of `gpu` (from `candidates`) on which the workload fits in memory."""
+    wl = wl.validate()
+    for n in candidates:
+        if n > 1 and ev.spec.num_layers < n and default_split(ev.spec, n, wl.engine) == "pp":
+            continue
+        if ev.fits_in_memory(GpuChoice(gpu, n, local), wl):
+            return n
+    return None
+
+
+def best_quant(ev: Evaluator, choice: GpuChoice, wl: Workload, headroom_fraction: float = DEFAULT_HEADROOM,
+               split: str | None = None) -> str | None:
+    """Highest-quality weight format that fits, trying `vram.dtypes.QUALITY_ORDER`:
+    bfloat16 > fp8 > q8_0 > int8 > q6_k > q5_k_m > awq-4bit-g128 > q4_k_m > gptq-4bit-g128 > nf4 > q4_k_s > q3_k_l >
+    q3_k_m > q2_k (8-bit formats first, then 6/5-bit K-quants, then 4-bit, then 3/2-bit; within a width, the ones
+    published perplexity studies rank higher). The first format whose verdict is ``fits`` (with headroom) wins; if
+    none has headroom, the first that fits at all (``tight``); None if nothing fits."""
+    wl = wl.validate()
+    tight: str | None = None
+    for q in QUALITY_ORDER:
+        qwl = replace(wl, quant=None if q == "bfloat16" else q, dtype="bfloat16" if q == "bfloat16" else wl.dtype)
+        sp = split or default_split(ev.spec, choice.count, qwl.engine)
+        worst, usable, ests, _ = ev.per_gpu(choice, qwl, sp)
+        if worst > usable:
+            continue
+        w = max(e.weights_bytes for e in ests)
+        if usable - w >= headroom_fraction * w:
+            return q
+        tight = tight or q
+    return tight
+
+
+def _rank_uses(ev: Evaluator, ests: list[Estimate], split: str, count: int, comm: int, wl: Workload) -> \
+        tuple[RankUse, ...]:
+    out = []
+    ranges = pp_stage_layers(ev.spec.num_layers, count) if split == "pp" else [range(0, ev.spec.num_layers)]
+    repl = ev.replicated_weights(wl) if split == "tp" else 0
+    n_ranks = count if split != "single" else 1
+    for i in range(n_ranks):
+        e = ests[i] if split == "pp" else ests[0]
+        rng = ranges[i] if split == "pp" else ranges[0]
+        ctx = e.component("cuda_context")
+        role = {"single": "whole model", "tp": f"TP rank {i + 1}/{count}: 1/{count} of every matrix, "
+                "vocab-parallel embedding/head, its KV heads; norms replicated",
+                "pp": f"PP stage {i + 1}/{count}: layers {rng.start}-{rng.stop - 1}"
+                + (", embedding" if i == 0 else "") + (", final norm + head" if i == count - 1 else "")}[split]
+        out.append(RankUse(rank=i, role=role, layers=(rng.start, rng.stop - 1), weights_bytes=e.weights_bytes,
+                           weights_replicated_bytes=repl, kv_cache_bytes=e.kv_cache_bytes,
+                           activation_bytes=e.activation_bytes, comm_bytes=comm,
+                           cuda_context_bytes=ctx.bytes if ctx else 0, total_bytes=e.total_bytes + comm,
+                           breakdown=e.breakdown))
+    return tuple(out)
+
+
+def fit(model: str | ModelSpec | ResolvedModel | Evaluator, gpu_spec: str | GpuChoice, workload: Workload | None = None,
+        *, headroom_fraction: float = DEFAULT_HEADROOM, train: TrainWorkload | None = None, split: str | None = None,
+        solve: bool = True, with_speed: bool = True) -> FitResult:
+    """Does `workload` of `model` fit on `gpu_spec` ("h100-sxm", "4090", "2xh100-sxm", "local")?
+
+    With `solve` the result also carries max_context, max_batch, min_gpus and recommended_quant (each a search over
+    the estimator) and the serving settings for the fit found.
+    """
+    if not 0 <= headroom_fraction <= 10:
+        raise BadInput("headroom: must be between 0 and 10 (a fraction of the weights, 0.2 = 20 %)",
+                       field="headroom")
+    ev = model if isinstance(model, Evaluator) else Evaluator(model)
+    choice = parse_gpu_spec(gpu_spec)
+    wl = (workload or Workload()).validate()
+    if train is not None:
+        return _fit_training(ev, choice, train, headroom_fraction)
+    sp = split or default_split(ev.spec, choice.count, wl.engine)
+    if sp not in ("single", "tp", "pp"):
+        raise BadInput(f"split: unknown split {sp!r} (use tp or pp)", field="split")
+    if choice.count == 1:
+        sp = "single"
+    if sp == "pp" and choice.count > ev.spec.num_layers:
+        raise BadInput(f"gpu: {choice.count} pipeline stages for a {ev.spec.num_layers}-layer model", field="gpu")
+    worst, usable, ests, comm = ev.per_gpu(choice, wl, sp)
+    binding = max(ests, key=lambda e: e.total_bytes)
+    binding_w = max(e.weights_bytes for e in ests)
+    headroom = int(headroom_fraction * binding_w)
+    verdict = _verdict(worst, usable, binding_w, headroom)
+    ranks = _rank_uses(ev, ests, sp, choice.count, comm, wl)
+    whole_weights = _whole_weights(ev, wl, choice.gpu)
+    whole_kv = sum(r.kv_cache_bytes for r in ranks) if sp == "pp" else (
+        ranks[0].kv_cache_bytes * (choice.count if sp == "tp" else 1))
+    reasons = _reasons(verdict, worst, usable, binding_w, headroom, binding, choice)
+    assumptions = [
+        f"per GPU: the `vram estimate` total for the {'whole model' if sp == 'single' else 'fullest rank'} "
+        f"({wl.engine}, {canonical_arch(choice.gpu)} runtime overheads)"
+        + (" + NCCL buffers" if comm else ""),
+        f"usable memory per GPU: {usable / 1024**3:,.2f} GiB"
+        + (" (vLLM's reservation: CUDA context + gpu_memory_utilization × device + CUDA graphs)"
+           if wl.engine == "vllm" else " (catalog usable_memory_bytes)" if not choice.local else " (free now)"),
+        f"headroom: {headroom_fraction:g} × the fullest GPU's weights = {headroom / 1024**3:,.2f} GiB",
+    ]
+    if choice.gpu.vendor != "nvidia":
+        assumptions.append(f"{choice.gpu.vendor} runtime overheads assumed equal to CUDA's")
+    if sp == "tp":
+        a0 = next((la.attention for la in ev.spec.layers if la.attention), None)
+        if a0 is not None and a0.kind != "mla" and choice.count > a0.num_kv_heads:
+            assumptions.append(f"TP {choice.count} > {a0.num_kv_heads} KV heads: KV heads (and their k/v weights) "
+                               "replicated, one per rank")
+        if a0 is not None and a0.kind == "mla":
+            assumptions.append("multi-head latent attention: the latent KV cache is replicated on every TP rank")
+    result = FitResult(
+        model=ev.spec.name, gpu=choice.gpu.id, gpu_name=choice.gpu.name, gpu_count=choice.count, split=sp,
+        engine=wl.engine, workload=wl, verdict=verdict, per_gpu_bytes=worst, usable_bytes_per_gpu=usable,
+        headroom_fraction=headroom_fraction, headroom_bytes=headroom, free_bytes_per_gpu=usable - worst,
+        weights_bytes=whole_weights, kv_cache_bytes=whole_kv, ranks=ranks, estimate=binding, reasons=reasons,
+        assumptions=tuple(assumptions), gpu_entry=choice.gpu)
+    if with_speed:
+        offloaded = 0
+        offload = None
+        if verdict == "no" and wl.engine != "vllm":
+            offload = offload_plan(ev, choice, wl)
+            offloaded = int(offload["offloaded_bytes"]) if offload else 0
+        speed = ev.speed(choice, sp, wl, whole_weights, whole_kv, offloaded)
+        if offload is not None:
+            offload["decode_tokens_per_s"] = round(speed.decode_tokens_per_s_per_seq, 2)
+            full = ev.speed(choice, sp, wl, whole_weights, whole_kv)
+            offload["decode_tokens_per_s_if_it_fit"] = round(full.decode_tokens_per_s_per_seq, 2)
+        result = replace(result, speed=speed, offload=offload)
+    if solve:
+        result = replace(
+            result, max_context=max_context(ev, choice, wl, sp if choice.count > 1 else None),
+            max_batch=max_batch(ev, choice, wl, sp if choice.count > 1 else None),
+            min_gpus=1 if choice.local else min_gpus(ev, choice.gpu, wl),
+            recommended_quant=best_quant(ev, choice, wl, headroom_fraction, sp if choice.count > 1 else None))
+        from .serving import serving_settings
+
+        result = replace(result, serving=serving_settings(ev, result))
+    return result
+
+
+def _whole_weights(ev: Evaluator, wl: Workload, gpu: GpuEntry) -> int:
+    return ev.estimates("single", 1, ev.gpu_workload(wl, gpu))[0].weights_bytes
+
+
+def _reasons(verdict: str, worst: int, usable: int, weights: int, headroom: int, e: Estimate,
+             choice: GpuChoice) -> tuple[str, ...]:
+    g = 1024**3
+    if verdict == "no":
+        big = max(e.breakdown, key=lambda c: c.bytes)
+        return (f"needs {worst / g:,.2f} GiB per GPU, {usable / g:,.2f} GiB usable on {choice.gpu.name}: "
+                f"{(worst - usable) / g:,.2f} GiB short (largest part: {big.name} {big.bytes / g:,.2f} GiB)",)
+    if verdict == "tight":
+        return (f"fits with {(usable - worst) / g:,.2f} GiB free per GPU, but only {(usable - weights) / g:,.2f} GiB "
+                f"above the weights: less than the {headroom / g:,.2f} GiB headroom asked for",)
+    return (f"fits with {(usable - worst) / g:,.2f} GiB free per GPU; {(usable - weights) / g:,.2f} GiB above the "
+            f"weights (headroom asked: {headroom / g:,.2f} GiB)",)
+
+
+def offload_plan(ev: Evaluator, choice: GpuChoice, wl: Workload) -> dict[str, Any] | None:
+    """When the whole model does not fit: how many layers to keep on the GPU(s) (llama.cpp `-ngl`, transformers
+    device_map), the rest in host memory.
+
+    Per layer: its weights and its KV cache (both follow the layer, as llama.cpp's default offload_kqv does). The
+    embedding stays in host memory; the output head, activations, allocator reserve and CUDA context stay on the
+    GPU. Layers on GPU = floor((usable × count − fixed) / per-layer bytes)."""
+    e = ev.estimates("single", 1, ev.gpu_workload(wl, choice.gpu))[0]
+    spec = ev.spec
+    n = spec.num_layers
+    if n == 0:
+        return None
+    no_layers = replace(spec, layers=())
+    fixed_weights = _weights_component(no_layers, quant_scheme(wl.quant, dtype=wl.dtype)).bytes
+    layer_weights = max(0, e.weights_bytes - fixed_weights)
+    per_layer = (layer_weights + e.kv_cache_bytes) / n
+    embed_share = fixed_weights * (spec.embed_params / max(1, spec.embed_params + spec.head_params))
+    gpu_fixed = e.total_bytes - e.weights_bytes - e.kv_cache_bytes + (fixed_weights - int(embed_share))
+    room = choice.gpu.usable_memory_bytes * choice.count - gpu_fixed * choice.count
+    on_gpu = max(0, min(n, int(room // per_layer))) if per_layer > 0 else n
+    offloaded = int(layer_weights * (n - on_gpu) / n + embed_share)
+    return {"layers_total": n, "layers_on_gpu": on_gpu, "layers_offloaded": n - on_gpu,
+            "offloaded_bytes": offloaded, "host_memory_bytes": offloaded + int(e.kv_cache_bytes * (n - on_gpu) / n),
+            "note": "offloaded layers are streamed over the host link every token (PCIe bandwidth); llama.cpp runs "
+                    "them on the CPU instead, at system-RAM bandwidth — similar order of magnitude"}
+
+
+def _fit_training(ev: Evaluator, choice: GpuChoice, tw: TrainWorkload, headroom_fraction: float) -> FitResult:
+    """Training: the training estimate per GPU (data-parallel over `count` GPUs; ZeRO/FSDP as given)."""
+    try:
+        from .training import estimate_training
+    except ImportError as exc:  # pragma: no cover - training estimator not in this build
+        raise BadInput("train: training estimates are not available in this build", field="train") from exc
+    tw = replace(tw, gpus=max(tw.gpus, choice.count), gpu_arch=canonical_arch(choice.gpu))
+
+    def total(t: TrainWorkload) -> tuple[int, Estimate]:
+        est: Estimate = estimate_training(ev.rm, t)
+        return est.total_bytes, est
+
+    worst, est = total(tw)
+    usable = choice.gpu.usable_memory_bytes
+    headroom = int(headroom_fraction * est.weights_bytes)
+    verdict = _verdict(worst, usable, est.weights_bytes, headroom)
+    mx_seq = _largest_true(lambda s: total(replace(tw, seq=s))[0] <= usable, 1,
+                           context_limit(ev.spec, ev.rm.entry.context_length if ev.rm.entry else None))
+    mx_batch = _largest_true(lambda b: total(replace(tw, batch=b))[0] <= usable, 1, MAX_BATCH)
+    mn = next((n for n in MIN_GPU_CANDIDATES if total(replace(tw, gpus=n))[0] <= usable), None)
+    ctx = est.component("cuda_context")
+    rank = RankUse(0, f"data-parallel rank of {tw.gpus}", (0, ev.spec.num_layers - 1), est.weights_bytes, 0,
+                   est.kv_cache_bytes, est.activation_bytes, 0, ctx.bytes if ctx else 0, worst, est.breakdown)
+    wl = Workload(batch=tw.batch, context=tw.seq, new_tokens=0).validate()
+    return FitResult(model=ev.spec.name, gpu=choice.gpu.id, gpu_name=choice.gpu.name, gpu_count=choice.count,
+                     split="dp", engine="training", workload=wl, verdict=verdict, per_gpu_bytes=worst,
+                     usable_bytes_per_gpu=usable, headroom_fraction=headroom_fraction, headroom_bytes=headroom,
+                     free_bytes_per_gpu=usable - worst, weights_bytes=est.weights_bytes, kv_cache_bytes=0,
+                     ranks=(rank,), estimate=est, max_context=mx_seq, max_batch=mx_batch, min_gpus=mn,
+                     reasons=_reasons(verdict, worst, usable, est.weights_bytes, headroom, est, choice),
+                     assumptions=("training step: the training estimate per GPU", *est.assumptions))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# which / compare
+
+
+@dataclass(frozen=True)
+class Option:
+    """One GPU × count that holds the workload, with its speed."""
+
+    gpu: str
+    gpu_name: str
+    vendor: str
+    category: str
+    gpu_count: int
+    split: str
+    verdict: str
+    per_gpu_bytes: int
+    usable_bytes_per_gpu: int
+    free_bytes_per_gpu: int
+    speed: Speed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"gpu": self.gpu, "gpu_name": self.gpu_name, "vendor": self.vendor, "category": self.category,
+                "gpu_count": self.gpu_count, "split": self.split, "verdict": self.verdict, "fits": True,
+                "per_gpu_bytes": self.per_gpu_bytes, "usable_bytes_per_gpu": self.usable_bytes_per_gpu,
+                "free_bytes_per_gpu": self.free_bytes_per_gpu, **self.speed.to_dict()}
+
+
+SORT_KEYS = ("cost", "speed", "gpus", "memory")
+
+
+def _sort_key(sort: str) -> Callable[[Option], tuple[Any, ...]]:
+    def cost(o: Option) -> tuple[Any, ...]:
+        c = o.speed.cost_per_million_tokens_usd
+        return (c is None, c if c is not None else 0.0, -o.speed.decode_tokens_per_s, o.gpu_count)
+
+    keys: dict[str, Callable[[Option], tuple[Any, ...]]] = {
+        "cost": cost,
+        "speed": lambda o: (-o.speed.decode_tokens_per_s, o.gpu_count),
+        "gpus": lambda o: (o.gpu_count, -o.speed.decode_tokens_per_s),
+        "memory": lambda o: (o.usable_bytes_per_gpu * o.gpu_count, -o.speed.decode_tokens_per_s),
+    }
+    if sort not in keys:
+        raise BadInput(f"sort: unknown order {sort!r} (use {', '.join(SORT_KEYS)})", field="sort")
+    return keys[sort]
+
+
+def evaluate_option(ev: Evaluator, choice: GpuChoice, wl: Workload, headroom_fraction: float = DEFAULT_HEADROOM,
+                    split: str | None = None) -> Option | None:
+    """The option if the workload fits on `choice` (verdict fits or tight), else None. No solvers."""
+    sp = "single" if choice.count == 1 else (split or default_split(ev.spec, choice.count, wl.engine))
+    if sp == "pp" and choice.count > ev.spec.num_layers:
+        return None
+    worst, usable, ests, _ = ev.per_gpu(choice, wl, sp)
+    if worst > usable:
+        return None
+    w = max(e.weights_bytes for e in ests)
+    headroom = int(headroom_fraction * w)
+    whole_w = _whole_weights(ev, wl, choice.gpu)
+    kv = sum(e.kv_cache_bytes for e in ests) if sp == "pp" else ests[0].kv_cache_bytes * choice.count
+    sp_speed = ev.speed(choice, sp, wl, whole_w, kv)
+    g = choice.gpu
+    return Option(gpu=g.id, gpu_name=g.name, vendor=g.vendor, category=g.category, gpu_count=choice.count, split=sp,
+                  verdict=_verdict(worst, usable, w, headroom), per_gpu_bytes=worst, usable_bytes_per_gpu=usable,
+                  free_bytes_per_gpu=usable - worst, speed=sp_speed)
+
+
+def which(model: str | ModelSpec | ResolvedModel | Evaluator, workload: Workload | None = None,
+          counts: tuple[int, ...] = (1, 2, 4, 8), *, sort: str = "cost", headroom_fraction: float = DEFAULT_HEADROOM,
+          gpus: list[GpuEntry] | None = None) -> list[Option]:
+    """Every catalog GPU × count in `counts` on which the workload fits, fastest-cheapest first.
+
+    Default order (`sort="cost"`): cost per million decode tokens where a price is known (cheapest first), then the
+    rest by decode tokens/s; "speed", "gpus" and "memory" sort by decode speed, GPU count, total memory."""
+    from .catalog import all_gpus
+
+    ev = model if isinstance(model, Evaluator) else Evaluator(model)
+    wl = (workload or Workload()).validate()
+    key = _sort_key(sort)
+    out = []
+    for g in gpus if gpus is not None else all_gpus():
+        for n in counts:
+            opt = evaluate_option(ev, GpuChoice(g, n), wl, headroom_fraction)
+            if opt is not None:
+                out.append(opt)
+    out.sort(key=key)
+    return out
+
+
+def compare(model: str | ModelSpec | ResolvedModel | Evaluator, gpu_specs: list[str], workload: Workload | None = None,
+            *, headroom_fraction: float = DEFAULT_HEADROOM) -> list[FitResult]:
+    """Side by side: the full fit (verdict, solvers, speed) on each GPU spec, in the order given."""
+    if not gpu_specs:
+        raise BadInput("gpu: give at least one GPU to compare", field="gpu")
+    ev = model if isinstance(model, Evaluator) else Evaluator(model)
+    return [fit(ev, s, workload, headroom_fraction=headroom_fraction) for s in gpu_specs]
