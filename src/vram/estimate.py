@@ -12,7 +12,7 @@ from .components import Component
 from .components.runtime import allocator_reserve, cublas_workspace, cuda_context
 from .components.weights import weights_bytes
 from .dtypes import dtype_bytes, normalize_dtype, quant_scheme
-from .errors import BadInput
+from .errors import BadInput, UnknownModel
 from .model import ModelSpec, load_config_file, model_from_config
 
 ENGINES = ("transformers", "vllm", "llama.cpp")
@@ -44,6 +44,16 @@ class Workload:
     n_ubatch: int = 512
     flash_attn: bool = True
     gpu_memory_bytes: int | None = None  # for engines that size themselves from the device (vLLM)
+    # llama.cpp: layers offloaded to the GPU (None: all, output layer included) and cache types (None: kv_dtype)
+    n_gpu_layers: int | None = None
+    cache_type_k: str | None = None
+    cache_type_v: str | None = None
+    # non-LLM families (vram.families): image size, images per prompt, beams, text encoders on the CPU
+    width: int = 1024
+    height: int = 1024
+    images: int = 1
+    beams: int = 1
+    offload_text_encoders: bool = False
 
     def validate(self) -> Workload:
         for name, value, lo, hi in (("batch", self.batch, 1, MAX_BATCH), ("context", self.context, 1, MAX_TOKENS),
@@ -105,6 +115,7 @@ class ResolvedModel:
     source: str
     weights_override_bytes: int | None = None  # exact tensor bytes from safetensors / GGUF headers
     buffers_bytes: int = 0
+    weights_info: Any = None  # sources: per-tensor summary (safetensors WeightsInfo / GGUF GgufWeights)
 
 
 def resolve_model(ref: str | ModelSpec | ResolvedModel) -> ResolvedModel:
@@ -126,7 +137,18 @@ def resolve_model(ref: str | ModelSpec | ResolvedModel) -> ResolvedModel:
             return resolve_local_weights(p)
         cfg = load_config_file(p)
         return ResolvedModel(model_from_config(cfg, name=p.stem if p.is_file() else p.name), None, str(p))
-    entry = find_model(text)
+    try:
+        entry = find_model(text)
+    except UnknownModel:
+        if text.count("/") == 1 and not text.startswith("/") and " " not in text:
+            from .sources.hub import resolve_hub
+
+            return resolve_hub(text)
+        raise
+    if entry.kind != "llm":
+        from .families import family_spec
+
+        return ResolvedModel(family_spec(entry), entry, f"catalog:{entry.id}")
     return ResolvedModel(model_from_config(entry.config, name=entry.id), entry, f"catalog:{entry.id}")
 
 
@@ -139,12 +161,18 @@ def estimate(model: str | ModelSpec | ResolvedModel, workload: Workload | None =
     """Estimate inference memory for `workload` (defaults: batch 1, 4096-token prompt, 16 new tokens, bf16)."""
     wl = (workload or Workload()).validate()
     rm = resolve_model(model)
+    if rm.entry is not None and rm.entry.kind != "llm":
+        from . import families
+
+        return families.estimate(rm, wl)
     if wl.engine == "transformers":
         return _transformers_inference(rm, wl)
-    from .engines import llama_cpp, vllm
-
     if wl.engine == "vllm":
+        from .engines import vllm
+
         return vllm.estimate(rm, wl)
+    from .engines import llama_cpp
+
     return llama_cpp.estimate(rm, wl)
 
 
@@ -169,7 +197,12 @@ def _transformers_inference(rm: ResolvedModel, wl: Workload) -> Estimate:
         spec, wl.batch, wl.context, wl.new_tokens, e, kv_b, wl.attn, not wl.fresh_generate, kv_name)
     allocated = weights.bytes + ws.bytes + sum(c.bytes for c in comps)
     acts = next(c.bytes for c in comps if c.name == "activations")
-    reserve = allocator_reserve(kv_churn if wl.new_tokens else 0, acts)
+    stranded = 0
+    if wl.attn == "eager" and spec.attention_layers:
+        a = spec.attention_layers[-1].attention
+        assert a is not None
+        stranded = wl.batch * a.num_heads * wl.context * wl.context * e
+    reserve = allocator_reserve(kv_churn if wl.new_tokens else 0, acts, stranded)
     ctx = cuda_context(wl.gpu_arch)
     breakdown = (weights, *comps, ws, reserve, ctx)
     assumptions = [

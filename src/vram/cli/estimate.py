@@ -32,8 +32,34 @@ def register(sub: Any) -> None:
     t.add_argument("--gpus-per-node", type=positive_int("gpus_per_node"), default=8)
     t.add_argument("--offload-optimizer", action="store_true", help="optimizer states in CPU memory")
     t.add_argument("--grad-accum", type=positive_int("grad_accum"), default=1, help="gradient accumulation steps")
+    add_source_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
+
+
+def add_source_options(p: argparse.ArgumentParser) -> None:
+    """llama.cpp and non-LLM family options (image size, beams ...)."""
+    g = p.add_argument_group("llama.cpp")
+    g.add_argument("--n-gpu-layers", "-ngl", type=int, default=None,
+                   help="blocks offloaded to the GPU (default: all, output layer included)")
+    g.add_argument("--cache-type-k", default=None, help="K cache type: f16, bf16, q8_0, q4_0 ...")
+    g.add_argument("--cache-type-v", default=None, help="V cache type (quantized needs flash attention)")
+    g.add_argument("--ubatch", type=positive_int("ubatch"), default=512, help="n_ubatch (default 512)")
+    g.add_argument("--no-flash-attn", action="store_true", help="llama.cpp without flash attention")
+    f = p.add_argument_group("image, speech and vision models")
+    f.add_argument("--width", type=positive_int("width"), default=1024, help="image width in pixels")
+    f.add_argument("--height", type=positive_int("height"), default=1024, help="image height in pixels")
+    f.add_argument("--images", type=positive_int("images"), default=1, help="images per prompt")
+    f.add_argument("--steps", type=positive_int("steps"), default=28, help="denoising steps (no effect on memory)")
+    f.add_argument("--beams", type=positive_int("beams"), default=1, help="beam size (Whisper)")
+    f.add_argument("--offload-text-encoders", action="store_true",
+                   help="diffusion: text encoders on the CPU except while encoding")
+
+
+def source_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(n_gpu_layers=args.n_gpu_layers, cache_type_k=args.cache_type_k, cache_type_v=args.cache_type_v,
+                n_ubatch=args.ubatch, flash_attn=not args.no_flash_attn, width=args.width, height=args.height,
+                images=args.images, beams=args.beams, offload_text_encoders=args.offload_text_encoders)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         )
         est = estimate_training(args.model, tw)
     else:
-        est = estimate(args.model, Workload(**workload_kwargs(args)))
+        est = estimate(args.model, Workload(**workload_kwargs(args), **source_kwargs(args)))
     if args.json:
         print_json(est.to_dict())
     else:

@@ -1,0 +1,300 @@
+"""GGUF files: metadata and tensor infos through the `gguf` package's reader (a memory map; tensors never loaded).
+
+From the tensor infos: exact bytes per tensor and ggml type, per transformer block (for partial offload). From the
+architecture keys (`{arch}.block_count`, `.embedding_length`, `.attention.head_count[_kv]`, `.attention.key_length`,
+`.attention.sliding_window`, `.expert_count`, `.context_length` ...): an equivalent Hugging Face config, turned into a
+ModelSpec by the same code that reads config.json. Architectures that code does not model get a generic
+decoder description from the same keys, with the exact parameter count taken from the tensors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, NeedsExtra, SourceError, UnsupportedArchitecture
+from ..model import ModelSpec, model_from_config
+
+MAX_TENSORS = 1 << 20
+MAX_KV = 1 << 20
+_BLK = re.compile(r"^blk\.(\d+)\.")
+
+# general.architecture -> Hugging Face model_type that model_from_config knows
+ARCH_TO_MODEL_TYPE: dict[str, str] = {
+    "llama": "llama", "mistral3": "llama", "granite": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
+    "qwen2moe": "qwen2_moe", "qwen3moe": "qwen3_moe", "gemma2": "gemma2", "gemma3": "gemma3_text",
+    "phi3": "phi3", "olmo2": "olmo2", "command-r": "cohere", "cohere2": "cohere", "deepseek2": "deepseek_v3",
+    "gpt-oss": "gpt_oss", "lfm2": "lfm2", "falcon": "falcon",
+}
+
+
+@dataclass(frozen=True)
+class GgufTensor:
+    name: str
+    type_name: str
+    shape: tuple[int, ...]  # ggml order: ne[0] is the row length
+    n_elements: int
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class GgufFile:
+    path: str
+    architecture: str
+    metadata: dict[str, Any]
+    tensors: tuple[GgufTensor, ...]
+    file_size: int
+
+    def key(self, name: str, default: Any = None) -> Any:
+        return self.metadata.get(f"{self.architecture}.{name}", default)
+
+
+@dataclass(frozen=True)
+class GgufWeights:
+    """What llama.cpp loads: bytes per block, for the input layer (token embeddings, always on the CPU) and for the
+    output layer (final norm + output matrix), by ggml type."""
+
+    params: int
+    bytes: int
+    layer_bytes: dict[int, int]
+    input_bytes: int
+    output_bytes: int
+    bytes_by_type: dict[str, int]
+    params_by_type: dict[str, int]
+    n_layer: int
+    source: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def summary(self) -> str:
+        types = ", ".join(f"{k} {v / 2**20:,.1f} MiB" for k, v in sorted(self.bytes_by_type.items(),
+                                                                         key=lambda kv: -kv[1]))
+        return f"{self.params:,} parameters, {self.bytes:,} bytes ({types})"
+
+
+def _reader_class() -> Any:
+    try:
+        import numpy as np
+        from gguf import GGUFReader, GGUFValueType
+    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+        raise NeedsExtra("reading GGUF files", "sources") from exc
+
+    class BoundedReader(GGUFReader):  # type: ignore[misc]
+        """GGUFReader that refuses any read past the end of the file and any array longer than the bytes left,
+        so hostile counts fail at once instead of looping or allocating."""
+
+        def _get(self, offset: int, dtype: Any, count: int = 1, override_order: Any = None) -> Any:
+            count = int(count)
+            itemsize = int(np.empty([], dtype=dtype).itemsize)
+            if count < 0 or offset < 0 or offset + itemsize * count > len(self.data):
+                raise ValueError(f"read of {count} items at offset {offset} past the end of the file")
+            return super()._get(offset, dtype, count, override_order)
+
+        def _get_field_parts(self, orig_offs: int, raw_type: int) -> Any:
+            if raw_type == GGUFValueType.ARRAY:
+                alen = int(self._get(orig_offs + 4, np.uint64)[0])
+                if alen > len(self.data) - orig_offs:
+                    raise ValueError(f"array of {alen} items longer than the file")
+            return super()._get_field_parts(orig_offs, raw_type)
+
+        def _build_fields(self, offs: int, count: int) -> int:
+            if int(count) > MAX_KV:
+                raise ValueError(f"{int(count)} metadata keys")
+            return int(super()._build_fields(offs, count))
+
+        def _build_tensor_info(self, offs: int, count: int) -> Any:
+            if int(count) > MAX_TENSORS:
+                raise ValueError(f"{int(count)} tensors")
+            return super()._build_tensor_info(offs, count)
+
+    return BoundedReader
+
+
+def _field_value(f: Any) -> Any:
+    from gguf import GGUFValueType
+
+    if not f.types:
+        return None
+    if f.types[0] == GGUFValueType.ARRAY:
+        if f.types[-1] == GGUFValueType.STRING:
+            return len(f.data)  # token lists etc.: only their length matters here
+        return [v.item() if hasattr(v, "item") else v for v in (f.parts[i][0] for i in f.data)]
+    v = f.contents()
+    return v.item() if hasattr(v, "item") else v
+
+
+def read_gguf(path: Path) -> GgufFile:
+    """Metadata and tensor infos of a GGUF file; raises SourceError with the reason for bad files."""
+    src = str(path)
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise SourceError(f"{src}: cannot read ({exc.strerror or exc.__class__.__name__})") from exc
+    if magic != b"GGUF":
+        raise SourceError(f"{src}: not a GGUF file (bad magic {magic!r})")
+    reader_cls = _reader_class()
+    try:
+        r = reader_cls(str(path), "r")
+        meta: dict[str, Any] = {}
+        for name, f in r.fields.items():
+            if name.startswith("GGUF."):
+                continue
+            meta[name] = _field_value(f)
+        tensors = []
+        for t in r.tensors:
+            n_el = int(t.n_elements)
+            shape = tuple(int(d) for d in t.shape)
+            nbytes = int(t.n_bytes)
+            if n_el < 0 or nbytes < 0 or int(t.data_offset) + nbytes > size:
+                raise ValueError(f"tensor {t.name} data past the end of the file")
+            tensors.append(GgufTensor(str(t.name), t.tensor_type.name, shape, n_el, nbytes))
+    except SourceError:
+        raise
+    except (ValueError, KeyError, IndexError, UnicodeDecodeError, OverflowError, TypeError) as exc:
+        raise SourceError(f"{src}: corrupt GGUF file ({exc})") from exc
+    except OSError as exc:
+        raise SourceError(f"{src}: cannot map the file ({exc.strerror or exc.__class__.__name__})") from exc
+    arch = meta.get("general.architecture")
+    if not isinstance(arch, str) or not arch:
+        raise SourceError(f"{src}: GGUF file has no general.architecture")
+    return GgufFile(src, arch, meta, tuple(tensors), size)
+
+
+def gguf_weights(g: GgufFile) -> GgufWeights:
+    layer: dict[int, int] = {}
+    by_type: dict[str, int] = {}
+    params_by: dict[str, int] = {}
+    inp = out = 0
+    for t in g.tensors:
+        by_type[t.type_name] = by_type.get(t.type_name, 0) + t.nbytes
+        params_by[t.type_name] = params_by.get(t.type_name, 0) + t.n_elements
+        m = _BLK.match(t.name)
+        if m:
+            i = int(m.group(1))
+            layer[i] = layer.get(i, 0) + t.nbytes
+        elif t.name.startswith(("token_embd", "token_types", "position_embd")):
+            inp += t.nbytes
+        else:
+            out += t.nbytes
+    n_layer = int(g.key("block_count", 0) or (max(layer) + 1 if layer else 0))
+    return GgufWeights(params=sum(t.n_elements for t in g.tensors), bytes=sum(t.nbytes for t in g.tensors),
+                       layer_bytes=layer, input_bytes=inp, output_bytes=out, bytes_by_type=by_type,
+                       params_by_type=params_by, n_layer=n_layer, source=g.path)
+
+
+def _scalar(v: Any, how: str = "max") -> int | None:
+    """GGUF stores some per-layer values as arrays (head counts of hybrid models): take the max or first."""
+    if isinstance(v, list):
+        vals = [int(x) for x in v if isinstance(x, int | float)]
+        if not vals:
+            return None
+        return max(vals) if how == "max" else vals[0]
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return int(v)
+    return None
+
+
+def _tensor(g: GgufFile, name: str) -> GgufTensor | None:
+    return next((t for t in g.tensors if t.name == name), None)
+
+
+def gguf_config(g: GgufFile) -> dict[str, Any]:
+    """An equivalent config.json for the architectures model_from_config supports (or a generic llama-like one)."""
+    arch = g.architecture
+    need = {"block_count": g.key("block_count"), "embedding_length": g.key("embedding_length"),
+            "attention.head_count": g.key("attention.head_count")}
+    missing = [k for k, v in need.items() if _scalar(v) is None]
+    if missing:
+        raise SourceError(f"{g.path}: GGUF metadata lacks {', '.join(f'{arch}.{k}' for k in missing)}")
+    n_layer = int(_scalar(need["block_count"]) or 0)
+    h = int(_scalar(need["embedding_length"]) or 0)
+    heads = int(_scalar(need["attention.head_count"]) or 0)
+    kv_raw = g.key("attention.head_count_kv")
+    kv = _scalar(kv_raw) if kv_raw is not None else heads
+    key_len = _scalar(g.key("attention.key_length"))
+    emb = _tensor(g, "token_embd.weight")
+    vocab = _scalar(g.key("vocab_size")) or (emb.shape[1] if emb and len(emb.shape) > 1 else None) or \
+        _scalar(g.metadata.get("tokenizer.ggml.tokens"))
+    if not vocab or not heads or not h or not n_layer:
+        raise SourceError(f"{g.path}: GGUF metadata gives no usable vocabulary / head count / width")
+    ff = _scalar(g.key("feed_forward_length")) or 4 * h
+    mt = ARCH_TO_MODEL_TYPE.get(arch, "llama")
+    n_exp = _scalar(g.key("expert_count")) or 0
+    if mt == "llama" and n_exp:
+        mt = "mixtral"
+    cfg: dict[str, Any] = {
+        "model_type": mt, "architectures": [f"gguf:{arch}"], "hidden_size": h, "num_hidden_layers": n_layer,
+        "intermediate_size": ff, "num_attention_heads": heads, "num_key_value_heads": kv or heads,
+        "vocab_size": int(vocab), "max_position_embeddings": _scalar(g.key("context_length")),
+        "tie_word_embeddings": _tensor(g, "output.weight") is None, "torch_dtype": "float16",
+    }
+    if key_len:
+        cfg["head_dim"] = key_len
+    window = _scalar(g.key("attention.sliding_window"))
+    if window:
+        cfg["sliding_window"] = window
+        if mt in ("qwen2", "qwen3"):
+            cfg["use_sliding_window"] = True
+    if n_exp:
+        cfg["num_local_experts"] = cfg["num_experts"] = n_exp
+        cfg["num_experts_per_tok"] = _scalar(g.key("expert_used_count")) or 1
+        cfg["moe_intermediate_size"] = _scalar(g.key("expert_feed_forward_length")) or ff
+    if mt == "qwen2_moe":
+        cfg["shared_expert_intermediate_size"] = _scalar(g.key("expert_shared_feed_forward_length")) or 0
+    if mt == "deepseek_v3":
+        rope = _scalar(g.key("rope.dimension_count")) or 64
+        kv_lora = _scalar(g.key("attention.kv_lora_rank")) or 512
+        vlen = _scalar(g.key("attention.value_length")) or 128
+        cfg.update(moe_intermediate_size=_scalar(g.key("expert_feed_forward_length")) or ff,
+                   n_routed_experts=n_exp, n_shared_experts=_scalar(g.key("expert_shared_count")) or 0,
+                   first_k_dense_replace=_scalar(g.key("leading_dense_block_count")) or 0,
+                   q_lora_rank=_scalar(g.key("attention.q_lora_rank")) or 0, kv_lora_rank=kv_lora,
+                   qk_rope_head_dim=rope, qk_nope_head_dim=(key_len or 192) - rope, v_head_dim=vlen)
+    if mt == "gpt_oss":
+        cfg["num_local_experts"] = n_exp
+        cfg["layer_types"] = ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(n_layer)]
+    if mt == "lfm2":
+        kvs = g.key("attention.head_count_kv")
+        if isinstance(kvs, list):
+            cfg["layer_types"] = ["full_attention" if int(x) > 0 else "conv" for x in kvs]
+            cfg["num_key_value_heads"] = max(int(x) for x in kvs)
+        cfg["block_ff_dim"] = ff
+        cfg["conv_L_cache"] = _scalar(g.key("shortconv.l_cache")) or 3
+    if mt == "gemma3_text" and window:
+        cfg["sliding_window_pattern"] = 6
+    if mt == "falcon":
+        cfg["new_decoder_architecture"] = kv is not None and kv > 1
+        cfg["num_kv_heads"] = kv
+    return cfg
+
+
+def gguf_spec(g: GgufFile, w: GgufWeights, name: str) -> ModelSpec:
+    """ModelSpec for a GGUF file; the parameter count is the tensors' exact element count."""
+    cfg = gguf_config(g)
+    notes: list[str] = [f"GGUF architecture {g.architecture!r}"]
+    try:
+        spec = model_from_config(cfg, name=name)
+    except (UnsupportedArchitecture, ConfigError) as exc:
+        raise SourceError(f"{g.path}: cannot describe GGUF architecture {g.architecture!r} ({exc})") from exc
+    if g.architecture not in ARCH_TO_MODEL_TYPE:
+        notes.append(f"architecture {g.architecture!r} described as a generic decoder from its GGUF keys "
+                     "(layer count, heads, key/value lengths); parameter count and bytes are the tensors' own")
+    diff = w.params - spec.params
+    if diff:
+        notes.append(f"parameter count from the GGUF tensors ({w.params:,}); the equivalent config gives "
+                     f"{spec.params:,}")
+    return replace(spec, extra_params=spec.extra_params + diff, notes=(*spec.notes, *notes),
+                   max_position_embeddings=spec.max_position_embeddings or _scalar(g.key("context_length")))
+
+
+def config_from_metadata(meta: Mapping[str, Any], arch: str) -> dict[str, Any]:
+    """Convenience for callers holding only metadata (no tensors)."""
+    return gguf_config(GgufFile("<metadata>", arch, dict(meta), (), 0))
+
+
+__all__ = ["ARCH_TO_MODEL_TYPE", "GgufFile", "GgufTensor", "GgufWeights", "gguf_config", "gguf_spec",
+           "gguf_weights", "read_gguf"]

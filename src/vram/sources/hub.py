@@ -1,0 +1,189 @@
+"""Hugging Face Hub repos outside the catalog: config.json and safetensors headers, never the weights.
+
+The download step is a `HubFetcher` (three calls: list files, get a small file, get a byte range); everything after
+it — index parsing, header-length checks, the header parser, the summary — is the code local files use. The real
+fetcher goes through `huggingface_hub` (token from HF_TOKEN or `hf auth login`), keeps what it fetched under a cache
+folder (VRAM_CACHE_DIR, else $XDG_CACHE_HOME/vram, else ~/.cache/vram), and turns network failures into
+OfflineError and gated or missing repos into a SourceError that says what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..errors import NeedsExtra, OfflineError, SourceError
+from .safetensors import MAX_INDEX_BYTES, TensorInfo, header_length, parse_header, parse_index, summarize
+
+if TYPE_CHECKING:
+    from ..estimate import ResolvedModel
+
+FIRST_READ_BYTES = 100_000  # one request covers the length and most headers; a second fetches the rest
+MAX_CONFIG_BYTES = 8 * 1024 * 1024
+
+
+class HubFetcher(Protocol):
+    def list_files(self, repo: str) -> list[str]: ...
+
+    def get_file(self, repo: str, name: str, max_bytes: int) -> bytes: ...
+
+    def get_range(self, repo: str, name: str, start: int, length: int) -> bytes: ...
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("VRAM_CACHE_DIR")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "vram"
+
+
+class HuggingFaceFetcher:
+    """The real fetcher: huggingface_hub for listing and small files, HTTP range requests for headers."""
+
+    def __init__(self, token: str | None = None, revision: str = "main") -> None:
+        self.token = token or os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+        self.revision = revision
+
+    def _cache(self, repo: str, key: str) -> Path:
+        digest = hashlib.sha256(f"{repo}@{self.revision}:{key}".encode()).hexdigest()[:32]
+        return cache_dir() / "hub" / repo.replace("/", "--") / digest
+
+    def _call(self, repo: str, what: str, fn: Any) -> Any:
+        try:
+            import huggingface_hub.errors as hf_errors
+        except ImportError as exc:  # pragma: no cover - only without the extra
+            raise NeedsExtra("reading models from the Hugging Face Hub", "sources") from exc
+        try:
+            return fn()
+        except hf_errors.GatedRepoError as exc:
+            raise SourceError(f"{repo} is a gated repo: accept its licence on its Hub page, then set HF_TOKEN or run "
+                              "`hf auth login`", field="model") from exc
+        except hf_errors.RepositoryNotFoundError as exc:
+            raise SourceError(f"{repo}: no such repo on the Hugging Face Hub (or it is private: set HF_TOKEN)",
+                              field="model") from exc
+        except (hf_errors.EntryNotFoundError, hf_errors.RemoteEntryNotFoundError) as exc:
+            raise SourceError(f"{repo}: {what} not found in the repo", field="model") from exc
+        except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled) as exc:
+            raise OfflineError(f"{repo}: the Hugging Face Hub is not reachable and {what} is not cached",
+                               field="model") from exc
+        except hf_errors.HfHubHTTPError as exc:
+            raise SourceError(f"{repo}: the Hub answered {exc.__class__.__name__} for {what}", field="model") from exc
+        except OSError as exc:
+            raise OfflineError(f"{repo}: the Hugging Face Hub is not reachable ({exc.__class__.__name__})",
+                               field="model") from exc
+        except Exception as exc:  # httpx / transport errors from the client library
+            if "connect" in exc.__class__.__name__.lower() or "timeout" in exc.__class__.__name__.lower():
+                raise OfflineError(f"{repo}: the Hugging Face Hub is not reachable ({exc.__class__.__name__})",
+                                   field="model") from exc
+            raise
+
+    def list_files(self, repo: str) -> list[str]:
+        path = self._cache(repo, "files.json")
+        if path.is_file():
+            cached: list[str] = json.loads(path.read_text(encoding="utf-8"))
+            return cached
+
+        def run() -> list[str]:
+            from huggingface_hub import HfApi
+
+            return list(HfApi(token=self.token).list_repo_files(repo, revision=self.revision))
+
+        files: list[str] = self._call(repo, "the file list", run)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(files), encoding="utf-8")
+        return files
+
+    def get_file(self, repo: str, name: str, max_bytes: int) -> bytes:
+        def run() -> bytes:
+            from huggingface_hub import hf_hub_download
+
+            local = Path(hf_hub_download(repo, name, revision=self.revision, token=self.token,
+                                         cache_dir=str(cache_dir() / "hub-files")))
+            if local.stat().st_size > max_bytes:
+                raise SourceError(f"{repo}/{name}: larger than {max_bytes:,} bytes", field="model")
+            return local.read_bytes()
+
+        data: bytes = self._call(repo, name, run)
+        return data
+
+    def get_range(self, repo: str, name: str, start: int, length: int) -> bytes:
+        path = self._cache(repo, f"{name}:{start}:{length}")
+        if path.is_file():
+            return path.read_bytes()
+
+        def run() -> bytes:
+            from huggingface_hub import get_session, hf_hub_url
+            from huggingface_hub.utils import build_hf_headers
+
+            headers = build_hf_headers(token=self.token)
+            headers["Range"] = f"bytes={start}-{start + length - 1}"
+            resp = get_session().get(hf_hub_url(repo, name, revision=self.revision), headers=headers,
+                                     follow_redirects=True)
+            if resp.status_code in (401, 403):
+                from huggingface_hub.errors import GatedRepoError
+
+                raise GatedRepoError(f"{resp.status_code}", response=resp)
+            if resp.status_code not in (200, 206):
+                raise SourceError(f"{repo}/{name}: the Hub answered HTTP {resp.status_code}", field="model")
+            body: bytes = resp.content[:length]
+            return body
+
+        data: bytes = self._call(repo, name, run)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return data
+
+
+def remote_header_tensors(fetcher: HubFetcher, repo: str, name: str) -> list[TensorInfo]:
+    """One remote file's tensors: a first range read of FIRST_READ_BYTES, a second only for a longer header."""
+    src = f"{repo}/{name}"
+    first = fetcher.get_range(repo, name, 0, FIRST_READ_BYTES)
+    n = header_length(first[:8], None, src)
+    if 8 + n <= len(first):
+        raw = first[8:8 + n]
+    else:
+        raw = first[8:] + fetcher.get_range(repo, name, len(first), 8 + n - len(first))
+    if len(raw) != n:
+        raise SourceError(f"{src}: truncated safetensors header ({len(raw):,} of {n:,} bytes)")
+    return list(parse_header(raw, data_size=None, source=src).tensors)
+
+
+def resolve_hub(repo: str, fetcher: HubFetcher | None = None) -> ResolvedModel:
+    """`org/name` outside the catalog: config.json + every safetensors shard's header."""
+    from . import model_from_headers
+
+    f = fetcher or HuggingFaceFetcher()
+    files = f.list_files(repo)
+    if "config.json" not in files:
+        if "model_index.json" in files:
+            raise SourceError(f"{repo} is a diffusers pipeline; only the catalog's pipelines are modelled "
+                              "(see `vram models --kind diffusion`)", field="model")
+        raise SourceError(f"{repo}: no config.json in the repo", field="model")
+    try:
+        config = json.loads(f.get_file(repo, "config.json", MAX_CONFIG_BYTES).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SourceError(f"{repo}/config.json: not valid JSON", field="model") from exc
+    if not isinstance(config, dict):
+        raise SourceError(f"{repo}/config.json: not a JSON object", field="model")
+    if "model.safetensors.index.json" in files:
+        shards = parse_index(f.get_file(repo, "model.safetensors.index.json", MAX_INDEX_BYTES),
+                             f"{repo}/model.safetensors.index.json")
+    else:
+        shards = sorted(x for x in files if x.endswith(".safetensors") and "/" not in x)
+    if not shards:
+        raise SourceError(f"{repo}: no safetensors weights in the repo (only those are read)", field="model")
+    tensors: list[TensorInfo] = []
+    for name in shards:
+        tensors.extend(remote_header_tensors(f, repo, name))
+    qc = config.get("quantization_config")
+    info = summarize(tensors, source=f"hub:{repo}", files=tuple(shards), quant_config=qc if isinstance(qc, dict)
+                     else None)
+    return model_from_headers(config, info, repo, f"hub:{repo}")
+
+
+__all__ = ["FIRST_READ_BYTES", "HubFetcher", "HuggingFaceFetcher", "cache_dir", "remote_header_tensors",
+           "resolve_hub"]
