@@ -81,7 +81,7 @@ def _reader_class() -> Any:
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
         raise NeedsExtra("reading GGUF files", "sources") from exc
 
-    class BoundedReader(GGUFReader):  # type: ignore[misc]
+    class BoundedReader(GGUFReader):
         """GGUFReader that refuses any read past the end of the file and any array longer than the bytes left,
         so hostile counts fail at once instead of looping or allocating."""
 

@@ -116,10 +116,10 @@ class HuggingFaceFetcher:
             return path.read_bytes()
 
         def run() -> bytes:
+            import huggingface_hub.utils as hf_utils
             from huggingface_hub import get_session, hf_hub_url
-            from huggingface_hub.utils import build_hf_headers
 
-            headers = build_hf_headers(token=self.token)
+            headers: dict[str, str] = hf_utils.build_hf_headers(token=self.token)  # type: ignore[attr-defined]
             headers["Range"] = f"bytes={start}-{start + length - 1}"
             resp = get_session().get(hf_hub_url(repo, name, revision=self.revision), headers=headers,
                                      follow_redirects=True)
