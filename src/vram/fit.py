@@ -39,7 +39,7 @@ from .components.runtime import CUDA_CONTEXT_BYTES, DEFAULT_ARCH
 from .components.weights import weights_bytes as _weights_component
 from .dtypes import QUALITY_ORDER, quant_scheme
 from .errors import BadInput
-from .estimate import MAX_BATCH, Estimate, ResolvedModel, Workload, estimate, resolve_model
+from .estimate import MAX_BATCH, Estimate, ResolvedModel, Workload, common_weights, estimate, resolve_model
 from .model import Layer, ModelSpec
 from .speed import Speed, attention_flops_per_token, estimate_speed, weight_read_fraction
 from .training import TrainWorkload
@@ -203,12 +203,13 @@ def pp_stage_specs(spec: ModelSpec, p: int) -> list[ModelSpec]:
     return out
 
 
-def replicated_weights_bytes(spec: ModelSpec, wl: Workload) -> int:
-    """Bytes of the weights every TP rank holds whole: norms, biases, routers (and a vision tower)."""
+def replicated_weights_bytes(rm: ResolvedModel, wl: Workload) -> int:
+    """Bytes of the weights every TP rank holds whole: norms, biases, routers, buffers (and a vision tower)."""
+    spec = rm.spec
     layers = tuple(replace(la, linear_params=0, expert_params=0, v_proj_params=0, down_proj_params=0,
                            params=la.small_params + la.router_params) for la in spec.layers)
     only = replace(spec, layers=layers, embed_params=0, head_params=0)
-    return _weights_component(only, quant_scheme(wl.quant, dtype=wl.dtype)).bytes
+    return common_weights(ResolvedModel(only, rm.entry, rm.source, None, rm.buffers_bytes), wl).bytes
 
 
 def comm_buffer_bytes(split: str, count: int, interconnect: str) -> int:
@@ -381,7 +382,7 @@ class Evaluator:
     def replicated_weights(self, wl: Workload) -> int:
         key = (wl.quant or "", wl.dtype)
         if key not in self._repl:
-            self._repl[key] = replicated_weights_bytes(self.rm.spec, wl)
+            self._repl[key] = replicated_weights_bytes(self.rm, wl)
         return self._repl[key]
 
     # -- the core check, no solvers ------------------------------------------------------------------------------
