@@ -103,6 +103,8 @@ class ModelSpec:
     torch_dtype: str
     rope_dim: int  # width of the cos/sin tables computed per token
     extra_params: int = 0  # vision tower / projector of a multimodal checkpoint
+    use_cache: bool = True  # config.use_cache: generate() keeps a cache (False: it re-runs the whole sequence)
+    logit_softcap: bool = False  # final_logit_softcapping (Gemma 2): tanh over the logits
     extra_description: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -583,6 +585,8 @@ def model_from_config(config: Config, name: str | None = None) -> ModelSpec:
         max_position_embeddings=_get(text_cfg, "max_position_embeddings", "n_positions", default=None),
         torch_dtype=_dtype(text_cfg if "torch_dtype" in text_cfg or "dtype" in text_cfg else config),
         rope_dim=rope_dim, extra_params=extra, extra_description=extra_desc, notes=tuple(notes),
+        use_cache=bool(text_cfg.get("use_cache", True)),
+        logit_softcap=bool(text_cfg.get("final_logit_softcapping")),
     )
 
 

@@ -154,12 +154,16 @@ FULL_QK_NORM = {"olmo2"}
 FUSED_LINEARS = {"phi3"}
 
 
-def _norm_own(model_type: str, res: int) -> int:
-    """Bytes per normalized element an RMSNorm keeps for backward (excluding what consumers of its output keep).
+FP32_PRODUCT_NORMS = GEMMA_NORMS | {"olmo2", "gpt_oss", "cohere"}
 
-    transformers' Llama-style RMSNorm keeps the float32 upcast and the input of `weight * x.to(dtype)`; Gemma's keeps
-    the float32 upcast and the float32 normalized value it multiplies by (1 + weight)."""
-    if model_type in GEMMA_NORMS:
+
+def _norm_own(model_type: str, res: int) -> int:
+    """Bytes per normalized element a norm keeps for backward (excluding what consumers of its output keep).
+
+    transformers' Llama-style RMSNorm keeps the float32 upcast and the input of `weight * x.to(dtype)`; Gemma's,
+    OLMo 2's, gpt-oss's and Cohere's multiply the weight in float32, so they keep the float32 upcast and the float32
+    normalized value."""
+    if model_type in FP32_PRODUCT_NORMS:
         return 8
     return 4 + (4 if res == 4 else 2)
 
@@ -202,7 +206,11 @@ def _saved_per_token(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets:
             v = a.num_kv_heads * a.v_head_dim
             total += ae * (2 * q + k + v) + 4 * a.num_heads
             if mt in HEAD_QK_NORM or mt in FULL_QK_NORM:
-                total += (q + k) * (norm if mt in GEMMA_NORMS else 4 + ae)
+                total += (q + k) * (norm if mt in FP32_PRODUCT_NORMS else 4 + ae)
+            if a.sliding_window is not None and tw.seq > a.sliding_window and tw.attn != "eager":
+                # a window shorter than the sequence forces a mask: SDPA keeps it as an additive float mask and
+                # its output needs a real transpose copy
+                total += 2 * tw.seq + ae * q
             if tw.attn == "eager":
                 total += a.num_heads * tw.seq * (ae + 4 + ae)  # scores, float32 softmax, probabilities per row
             o_in = a.num_heads * a.v_head_dim
@@ -381,6 +389,8 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
     norm_final = h * (4 + (4 if res_bytes == 4 else 2) + (2 if act_tw.precision == "mixed" or lora else
                                                           (4 if act_tw.precision == "fp32" else 2)))
     loss_peak = 12 * t * v  # float32 log-softmax, its incoming and outgoing gradients
+    if spec.logit_softcap:
+        loss_peak += 2 * t * v  # tanh soft-capping keeps its bf16 output for backward
     head_cast = 2 * v * h if act_tw.precision == "mixed" and not lora else 0
     layer_casts = 0
     if act_tw.precision == "mixed" and not lora:

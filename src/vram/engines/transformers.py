@@ -103,8 +103,8 @@ class ForwardProfile:
 
 
 def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes: float, attn: str,
-                    masked_from_generate: bool = True) -> ForwardProfile:
-    """Peak of one full forward over `batch` × `tokens` prompt tokens with a cache being filled."""
+                    masked_from_generate: bool = True, with_cache: bool = True) -> ForwardProfile:
+    """Peak of one full forward over `batch` × `tokens` prompt tokens with a cache being filled (or none)."""
     t = batch * tokens
     h = model.hidden_size
     rope_tables = (2 if model.model_type in TWO_ROPE_TABLES else 1) * 2 * model.rope_dim * e
@@ -112,22 +112,25 @@ def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes:
     # attention masks built once per forward
     mask_bytes = 0
     windows = {layer.attention.sliding_window for layer in model.attention_layers if layer.attention}
+    # hybrid models (convolution / state-space layers beside attention) with a cache build a full causal mask
+    hybrid_mask = with_cache and any(layer.mixer is not None for layer in model.layers)
     need_full_mask = attn == "eager"
     sliding_masks = {w for w in windows if w is not None and tokens > w}
     mask_batch = batch if masked_from_generate else 1
     if need_full_mask:
         mask_bytes += mask_batch * tokens * tokens * e * (1 + len(sliding_masks))
     else:
-        mask_bytes += mask_batch * tokens * tokens * len(sliding_masks)
+        mask_bytes += mask_batch * tokens * tokens * (len(sliding_masks) + (1 if hybrid_mask else 0))
     persistent += mask_bytes
     best: Phase | None = None
     best_total = -1
     kv_so_far = 0
     for i, layer in enumerate(model.layers):
-        kv_layer = layer_kv_bytes(layer, batch, tokens, kv_bytes, trim_window=False)
+        kv_layer = layer_kv_bytes(layer, batch, tokens, kv_bytes, trim_window=False) if with_cache else 0
         kv_so_far += kv_layer
         a = layer.attention
-        masked = a is not None and (attn == "eager" or (a.sliding_window is not None and tokens > a.sliding_window))
+        masked = a is not None and (attn == "eager" or hybrid_mask
+                                    or (a.sliding_window is not None and tokens > a.sliding_window))
         att = t * _attention_temp_per_token(model, layer, e, expand_kv=masked)
         scores = 0
         if a is not None and attn == "eager":
@@ -154,7 +157,7 @@ def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes:
             best = Phase(f"prefill layer {i} {ph.name}", ph.bytes, ph.detail)
     assert best is not None
     kv_total = sum(layer_kv_bytes(layer, batch, tokens, kv_bytes, trim_window=False) for layer in model.layers)
-    kv_total += state_bytes(model, batch, e)
+    kv_total = kv_total + state_bytes(model, batch, e) if with_cache else 0
     return ForwardProfile(peak_bytes=persistent + best_total, kv_bytes=kv_total, persistent_bytes=persistent,
                           phase=best)
 
@@ -179,9 +182,22 @@ def inference_components(model: ModelSpec, batch: int, context: int, new_tokens:
                          attn: str, retained_prefill: bool, kv_name: str) -> tuple[list[Component], int, int, str]:
     """Components of generate()'s peak (allocated bytes, excluding weights/workspace), the KV cache bytes at the
     peak and the bytes the allocator re-allocates while decoding; plus which phase binds."""
+    comps: list[Component] = []
+    if not model.use_cache:
+        # config.use_cache = False: generate() keeps no cache and re-runs the whole sequence at every step; the
+        # last step (context + new_tokens - 1 tokens) is the largest forward
+        last = context + max(0, new_tokens - 1)
+        full = prefill_profile(model, batch, last, e, kv_bytes, attn, with_cache=False)
+        if retained_prefill:
+            held = prefill_profile(model, batch, context, e, kv_bytes, attn).kv_bytes
+            comps.append(Component("retained_prefill_cache", held, "cache of an earlier standalone forward "
+                                   "(use_cache=True) still referenced while generate() runs"))
+        comps.append(Component("kv_cache", 0, "config.use_cache is false: generate() keeps no cache"))
+        comps.append(Component("activations", full.peak_bytes, f"{full.phase.name} over {last:,} tokens (the last "
+                               f"step re-runs the whole sequence): {full.phase.detail}"))
+        return comps, 0, 0, f"full re-forward at {last:,} tokens"
     pre = prefill_profile(model, batch, context, e, kv_bytes, attn)
     dec, dec_how = decode_peak_bytes(model, batch, context + new_tokens, e, kv_bytes) if new_tokens else (0, "")
-    comps: list[Component] = []
     if retained_prefill:
         comps.append(Component(
             "retained_prefill_cache", pre.kv_bytes,
