@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..components import Component
-from ..components.kv_cache import layer_kv_bytes, state_bytes
+from ..components.kv_cache import kv_cache_bytes, layer_kv_bytes, state_bytes
 from ..model import Layer, ModelSpec
 
 # int64 tensors alive during generate's prefill, per token: input_ids, attention_mask, position_ids, cache_position
@@ -205,13 +205,15 @@ def inference_components(model: ModelSpec, batch: int, context: int, new_tokens:
             "protocol: `out = model(x, use_cache=True)` kept alive); drop with --fresh-generate"))
     if dec > pre.peak_bytes:
         kv_peak = sum(layer_kv_bytes(layer, batch, context + new_tokens, kv_bytes) for layer in model.layers)
-        comps.append(Component("kv_cache", kv_peak, f"DynamicCache at {context + new_tokens:,} tokens × batch "
-                               f"{batch} ({kv_name})"))
+        formula = kv_cache_bytes(model, batch, context + new_tokens, kv_bytes, kv_dtype_name=kv_name).explanation
+        comps.append(Component("kv_cache", kv_peak, f"DynamicCache while decoding: {formula}"))
         comps.append(Component("activations", dec - kv_peak, dec_how))
         return comps, kv_peak, kv_peak, "decode"
-    comps.append(Component("kv_cache", pre.kv_bytes, f"DynamicCache after prefill of {context:,} tokens × batch "
-                           f"{batch} ({kv_name}); sliding-window layers still hold the full prompt until the first "
-                           "decode step"))
+    formula = kv_cache_bytes(model, batch, context, kv_bytes, trim_window=False, kv_dtype_name=kv_name).explanation
+    sliding = any(layer.attention is not None and layer.attention.sliding_window for layer in model.layers)
+    comps.append(Component("kv_cache", pre.kv_bytes, f"DynamicCache after prefill: {formula}"
+                           + ("; sliding-window layers still hold the whole prompt until the first decode step"
+                              if sliding else "")))
     comps.append(Component("activations", pre.peak_bytes - pre.kv_bytes,
                            f"{pre.phase.name}: {pre.phase.detail}; plus embeddings, hidden state, rotary tables, "
                            "ids and masks kept for the whole forward"))
