@@ -60,7 +60,7 @@ def run_llama(path: Path, c: dict) -> str:
     try:
         llm = llama_cpp.Llama(str(path), n_ctx=c["n_ctx"], n_batch=max(2048, c["n_ubatch"]), n_ubatch=c["n_ubatch"],
                               flash_attn=c["fa"], type_k=CT[c["k"]], type_v=CT[c["v"]], n_gpu_layers=0,
-                              verbose=True, n_threads=2)
+                              verbose=True, n_threads=2, swa_full=False)
         del llm
     finally:
         os.dup2(saved, 2)

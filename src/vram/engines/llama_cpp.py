@@ -97,8 +97,8 @@ def kv_layer_bytes(spec: ModelSpec, i: int, kv_cells: int, swa_cells: int, tk: s
     return cells * (cache_row_bytes(tk, k_elems) + cache_row_bytes(tv, v_elems))
 
 
-def compute_buffer_bytes(spec: ModelSpec, n_tokens: int, n_kv: int, flash_attn: bool, n_outputs: int) -> tuple[
-        int, str]:
+def compute_buffer_bytes(spec: ModelSpec, n_tokens: int, n_kv: int, flash_attn: bool, n_outputs: int,
+                         n_kv_swa: int | None = None) -> tuple[int, str]:
     """Peak f32 working set of the reserved worst-case graph (one backend holding every layer)."""
     h = spec.hidden_size
     f32 = 4
@@ -122,12 +122,12 @@ def compute_buffer_bytes(spec: ModelSpec, n_tokens: int, n_kv: int, flash_attn: 
             if flash_attn:
                 att = max(att, base + n_tokens * a.num_heads * a.v_head_dim * f32)
             else:
-                kv_here = min(n_kv, pad(a.sliding_window + n_tokens)) if a.sliding_window else n_kv
+                kv_here = (n_kv_swa or n_kv) if a.sliding_window else n_kv
                 att = max(att, base + n_tokens * kv_here * a.num_heads * f32)
     # the KQ mask is a graph input alive through every layer (f16 for flash attention, f32 otherwise; one per cache
     # when sliding-window layers have their own), freed before the output layer
-    n_masks = 2 if any(la.attention and la.attention.sliding_window for la in spec.layers) else 1
-    mask = n_masks * n_kv * n_tokens * (2 if flash_attn else 4)
+    has_swa = any(la.attention and la.attention.sliding_window for la in spec.layers)
+    mask = (n_kv + ((n_kv_swa or n_kv) if has_swa else 0)) * n_tokens * (2 if flash_attn else 4)
     phases = {"output (logits)": out, "feed-forward + KQ mask": ffn + mask, "attention + KQ mask": att + mask}
     name = max(phases, key=lambda k: phases[k])
     return phases[name], name
@@ -189,7 +189,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         else:
             kv_cpu += b
     state = sum(layer.mixer.state_elems for layer in spec.layers if layer.mixer) * 4 * n_seq
-    comp, phase = compute_buffer_bytes(spec, n_ubatch, n_ctx, wl.flash_attn, n_ubatch)
+    comp, phase = compute_buffer_bytes(spec, n_ubatch, n_ctx, wl.flash_attn, n_ubatch, swa_cells)
     any_gpu = pl.n_gpu_layers > 0 or pl.output_on_gpu
     comp_gpu = comp if any_gpu else 0
     out_host = n_seq * spec.vocab_size * 4

@@ -1,0 +1,112 @@
+"""llama.cpp engine profile: offload split, cache types, padding; and the recorded comparison with llama.cpp."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from vram.errors import BadInput
+from vram.estimate import Workload, estimate
+from vram.sources import resolve_local_weights
+from vram.sources.gguf import GgufWeights
+from vram.sources.synth import TinyModel, write_gguf
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "measurements" / "llama_cpp" / "results.jsonl"
+MIB = 1024**2
+
+
+def _compare_module():  # the script that produced the recorded numbers (llama_cpp is imported only when it runs)
+    spec = importlib.util.spec_from_file_location("llama_cpp_compare", ROOT / "measurements/llama_cpp/compare.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("llama")
+    out = {}
+    for name, m in _compare_module().MODELS.items():
+        out[name] = d / f"{name}.gguf"
+        write_gguf(out[name], m)
+    return out
+
+
+def test_recorded_llama_cpp_buffers(model_files: dict[str, Path]) -> None:
+    """Every recorded case: KV cache and weights to llama.cpp's printed 0.01 MiB, compute buffer within 5 %."""
+    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+    assert len(rows) == 30
+    errors = []
+    resolved = {name: resolve_local_weights(path) for name, path in model_files.items()}
+    for r in rows:
+        est = estimate(resolved[r["model"]], Workload(
+            engine="llama.cpp", context=r["n_ctx"], n_ubatch=r["n_ubatch"], flash_attn=r["fa"], cache_type_k=r["k"],
+            cache_type_v=r["v"], n_gpu_layers=0))
+        lc = est.extra["llama_cpp"]
+        got = r["llama_cpp_mib"]
+        assert abs(lc["kv_total_bytes"] / MIB - got["kv"]) <= 0.011, r
+        if "q4" not in r["model"]:  # CPU_REPACK adds a re-laid-out copy of Q4 weights on the CPU backend only
+            assert abs(lc["weights_total_bytes"] / MIB - got["model"]) <= 0.011, r
+        err = lc["compute_bytes"] / MIB / got["compute"] - 1
+        assert abs(err) < 0.05, r
+        errors.append(abs(err))
+    errors.sort()
+    assert errors[len(errors) // 2] < 0.01  # median under 1 %
+
+
+def test_kv_padding_and_cache_types(tmp_path: Path) -> None:
+    p = tmp_path / "m.gguf"
+    write_gguf(p, TinyModel())  # 4 layers, 2 kv heads × 64
+    kv = estimate(str(p), Workload(engine="llama.cpp", context=3000)).kv_cache_bytes
+    assert kv == 4 * 3072 * 2 * 128 * 2  # n_ctx 3000 padded to 3072 cells, f16 K and V
+    q8 = estimate(str(p), Workload(engine="llama.cpp", context=3072, cache_type_k="q8_0", cache_type_v="q8_0"))
+    assert q8.kv_cache_bytes == 4 * 3072 * 2 * (128 // 32 * 34)
+    q4 = estimate(str(p), Workload(engine="llama.cpp", context=3072, kv_dtype="int4"))
+    assert q4.extra["llama_cpp"]["cache_type_k"] == "q4_0"
+    assert q4.kv_cache_bytes == 4 * 3072 * 2 * (128 // 32 * 18)
+    with pytest.raises(BadInput, match="flash attention"):
+        estimate(str(p), Workload(engine="llama.cpp", cache_type_v="q4_0", flash_attn=False))
+    with pytest.raises(BadInput, match="cache type"):
+        estimate(str(p), Workload(engine="llama.cpp", cache_type_k="q3_k"))
+
+
+def test_partial_offload(tmp_path: Path) -> None:
+    p = tmp_path / "m.gguf"
+    write_gguf(p, TinyModel())
+    full = estimate(str(p), Workload(engine="llama.cpp", context=4096))
+    w = full.extra["llama_cpp"]
+    rm_w = full.weights_bytes
+    half = estimate(str(p), Workload(engine="llama.cpp", context=4096, n_gpu_layers=2))
+    none = estimate(str(p), Workload(engine="llama.cpp", context=4096, n_gpu_layers=0))
+    gw = resolve_local_weights(p).weights_info
+    assert isinstance(gw, GgufWeights)
+    # all layers + output layer on the GPU; token_embd stays on the CPU
+    assert rm_w == gw.bytes - gw.input_bytes == w["weights_total_bytes"] - w["weights_cpu_bytes"]
+    # -ngl 2: the last two blocks, no output layer
+    assert half.weights_bytes == gw.layer_bytes[2] + gw.layer_bytes[3]
+    assert half.kv_cache_bytes * 2 == full.kv_cache_bytes
+    assert half.extra["llama_cpp"]["kv_cpu_bytes"] == half.kv_cache_bytes
+    assert none.weights_bytes == 0 and none.total_bytes == 0
+
+
+def test_tied_output_copies_token_embd(tmp_path: Path) -> None:
+    p = tmp_path / "t.gguf"
+    write_gguf(p, TinyModel(arch="qwen2", tied=True))
+    est = estimate(str(p), Workload(engine="llama.cpp"))
+    # the output layer reuses token_embd: a second copy on the GPU, so the GPU holds every tensor's bytes
+    assert est.weights_bytes == est.extra["llama_cpp"]["weights_total_bytes"]
+
+
+def test_catalog_model_with_gguf_quant() -> None:
+    est = estimate("llama-3.1-8b", Workload(engine="llama.cpp", quant="q4_k_m", context=8192))
+    lc = est.extra["llama_cpp"]
+    assert lc["n_ctx"] == 8192
+    assert est.kv_cache_bytes == 32 * 8192 * 2 * 1024 * 2  # 1 GiB f16 KV
+    # compute buffer with flash attention: logits 128256 × 512 f32 + normed hidden state dominate
+    assert est.activation_bytes == 128256 * 512 * 4 + 512 * 4096 * 4
+    assert 4.5e9 < est.weights_bytes < 5.0e9
