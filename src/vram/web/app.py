@@ -1,0 +1,221 @@
+"""The ASGI app: `create_app(settings)`. Every route is in ROUTES below, so the whole surface is visible here.
+
+Each request is attributed to a client (signed-in user, else a salted hash of its address), and every answer
+carries RateLimit-Limit / -Remaining / -Reset headers and the security headers (CSP without inline scripts).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..errors import NeedsExtra, OfflineError, VramError
+from . import api, pages
+from .auth import CSRF_COOKIE, SESSION_COOKIE
+from .ops import NotAvailable
+from .services import Services
+from .settings import Settings
+
+A = api.API
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    endpoint: Callable[..., Any]
+    api: bool = False  # JSON API (in the OpenAPI document) vs HTML page / JSON twin
+
+
+ROUTES: tuple[Route, ...] = (
+    # pages (each has a JSON twin at the same path + .json)
+    Route("GET", "/", pages.index),
+    Route("GET", "/index.json", pages.index_json),
+    Route("POST", "/", pages.index_post),
+    Route("GET", "/ask", pages.ask),
+    Route("POST", "/export", pages.export),
+    Route("POST", "/share", pages.share_post),
+    Route("POST", "/save", pages.save_post),
+    Route("GET", "/s/{sid}.json", pages.share_json),
+    Route("GET", "/s/{sid}", pages.share_page),
+    Route("POST", "/s/{sid}/revoke", pages.share_revoke),
+    Route("GET", "/pricing", pages.pricing),
+    Route("GET", "/pricing.json", pages.pricing_json),
+    Route("POST", "/buy", pages.buy),
+    Route("GET", "/costs", pages.costs),
+    Route("GET", "/costs.json", pages.costs_json),
+    Route("GET", "/signin", pages.signin),
+    Route("POST", "/signin", pages.signin_post),
+    Route("GET", "/signup", pages.signup),
+    Route("POST", "/signup", pages.signup_post),
+    Route("POST", "/signout", pages.signout_post),
+    Route("GET", "/history", pages.history),
+    Route("GET", "/history.json", pages.history_json),
+    Route("GET", "/history/{hid}", pages.history_item),
+    Route("POST", "/history/{hid}/delete", pages.history_item_delete),
+    Route("GET", "/account", pages.account),
+    Route("GET", "/account.json", pages.account_json),
+    Route("POST", "/account/delete", pages.account_delete),
+    Route("GET", "/healthz", pages.healthz),
+    # JSON API
+    Route("POST", f"{A}/estimate", api.estimate, api=True),
+    Route("POST", f"{A}/fit", api.fit, api=True),
+    Route("POST", f"{A}/which", api.which, api=True),
+    Route("POST", f"{A}/compare", api.compare, api=True),
+    Route("POST", f"{A}/plan", api.plan, api=True),
+    Route("GET", f"{A}/models", api.models, api=True),
+    Route("GET", f"{A}/gpus", api.gpus, api=True),
+    Route("GET", f"{A}/parse", api.parse, api=True),
+    Route("GET", f"{A}/quota", api.quota, api=True),
+    Route("POST", f"{A}/auth/signup", api.signup, api=True),
+    Route("POST", f"{A}/auth/login", api.login, api=True),
+    Route("POST", f"{A}/auth/logout", api.logout, api=True),
+    Route("GET", f"{A}/account", api.account, api=True),
+    Route("DELETE", f"{A}/account", api.account_delete, api=True),
+    Route("POST", f"{A}/history", api.history_create, api=True),
+    Route("GET", f"{A}/history", api.history_list, api=True),
+    Route("GET", f"{A}/history/{{hid}}", api.history_get, api=True),
+    Route("DELETE", f"{A}/history/{{hid}}", api.history_delete, api=True),
+    Route("POST", f"{A}/shares", api.shares_create, api=True),
+    Route("GET", f"{A}/shares/{{sid}}", api.shares_get, api=True),
+    Route("DELETE", f"{A}/shares/{{sid}}", api.shares_delete, api=True),
+    Route("POST", f"{A}/checkout", api.checkout, api=True),
+    Route("POST", f"{A}/webhooks/stripe", api.stripe_webhook, api=True),
+)
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' https://checkout.stripe.com")
+
+
+def client_address(request: Request, settings: Settings) -> str:
+    """The client's address. X-Forwarded-For counts only when the peer is a configured proxy, and then the
+    right-most address that is not itself a trusted proxy is the client."""
+    peer = request.client.host if request.client else "unknown"
+    xff = request.headers.get("x-forwarded-for")
+    if not xff or not settings.is_trusted_proxy(peer):
+        return peer
+    hops = [h.strip() for h in xff.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not settings.is_trusted_proxy(hop):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _field_of(loc: Any) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    # union members show up as type names (e.g. context.int); keep the field path only
+    parts = [p for p in parts if p not in ("int", "str", "float", "bool", "function-after[...]")]
+    return ".".join(parts) or "body"
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and not request.url.path.endswith(".json") and \
+        "text/html" in request.headers.get("accept", "")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    svc = Services.build(settings)
+    app = FastAPI(title="vram", version=__version__, docs_url=None, redoc_url=None, openapi_url="/openapi.json",
+                  description="Will it fit? GPU memory for inference and training of open models. Operations cost "
+                  "tokens from a daily allowance (2,500 anonymous, 5,000 signed in); see /costs.")
+    app.state.services = svc
+    app.state.templates = pages.make_templates()
+    for r in ROUTES:
+        app.add_api_route(r.path, r.endpoint, methods=[r.method], include_in_schema=r.api,
+                          name=f"{r.method.lower()} {r.path}")
+    app.mount("/static", StaticFiles(directory=str(resources.files("vram.web").joinpath("static"))), name="static")
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+        field = _field_of(first.get("loc", ()))
+        detail = [{"field": _field_of(e.get("loc", ())), "message": e.get("msg", "")} for e in errors]
+        return JSONResponse({"error": f"{field}: {first.get('msg', 'invalid')}", "field": field, "detail": detail},
+                            status_code=422)
+
+    @app.exception_handler(VramError)
+    async def _vram_error(request: Request, exc: VramError) -> Response:
+        status = 501 if isinstance(exc, NeedsExtra) else 503 if isinstance(exc, OfflineError) else 422
+        body: dict[str, Any] = {"error": str(exc), "field": exc.field}
+        if getattr(exc, "suggestions", None):
+            body["suggestions"] = list(getattr(exc, "suggestions", []))
+        return JSONResponse(body, status_code=status)
+
+    @app.exception_handler(NotAvailable)
+    async def _not_available(request: Request, exc: NotAvailable) -> Response:
+        return JSONResponse({"error": str(exc), "field": None}, status_code=501)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        body = getattr(exc, "body", None) or {"error": str(exc.detail), "field": None}
+        if _wants_html(request):
+            return pages.error_page(request, exc.status_code, str(body["error"]), headers=exc.headers)
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:  # pragma: no cover - last resort
+        return JSONResponse({"error": "internal error", "field": None}, status_code=500)
+
+    @app.middleware("http")
+    async def _per_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        bearer = request.headers.get("authorization", "")
+        token: str | None = None
+        auth_via: str | None = None
+        if bearer.lower().startswith("bearer "):
+            token, auth_via = bearer[7:].strip() or None, "bearer"
+        elif request.cookies.get(SESSION_COOKIE):
+            token, auth_via = request.cookies.get(SESSION_COOKIE), "cookie"
+        address = client_address(request, settings)
+        subject, live_token = await run_in_threadpool(svc.subject_for, address, token)
+        request.state.subject = subject
+        request.state.session_token = live_token
+        request.state.auth_via = auth_via if live_token else None
+        request.state.quota = None
+        csrf = request.cookies.get(CSRF_COOKIE)
+        if not csrf:
+            csrf = secrets.token_urlsafe(24)
+            request.state.new_csrf = csrf
+        request.state.csrf = csrf
+        response = await call_next(request)
+        state = request.state.quota
+        if state is None:
+            state = await run_in_threadpool(svc.quota.state, subject)
+        response.headers["RateLimit-Limit"] = str(state.limit)
+        response.headers["RateLimit-Remaining"] = str(state.remaining)
+        response.headers["RateLimit-Reset"] = str(state.reset_in_s)
+        response.headers["RateLimit-Policy"] = f"{state.limit};w={settings.window_s}"
+        if getattr(request.state, "new_csrf", None):
+            response.set_cookie(CSRF_COOKIE, csrf, httponly=False, samesite="strict",
+                                secure=settings.secure_cookies, path="/")
+        h = response.headers
+        h["Content-Security-Policy"] = CSP
+        h["X-Content-Type-Options"] = "nosniff"
+        h["X-Frame-Options"] = "DENY"
+        h["Referrer-Policy"] = "same-origin"
+        h["Cross-Origin-Opener-Policy"] = "same-origin"
+        h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), payment=()"
+        if settings.secure_cookies:
+            h["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        if request.url.path.startswith(("/api/", "/s/", "/history", "/account")):
+            h.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory vram.web.app:app_from_env` (what `vram serve` runs)."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,228 @@
+"""The operations behind the API and the page: request bodies -> the same library calls the CLI makes.
+
+Models are looked up in the built-in catalog only (never a path on the server's disk, never a download).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from typing import Any
+
+from ..catalog import find_gpu, find_model
+from ..errors import BadInput
+from ..estimate import Workload
+from ..units import GIB, parse_tokens
+from .quota import OPERATION_COSTS, plan_cost
+from .schemas import CheckBody, CompareBody, EstimateBody, FitBody, PlanBody, TrainBody, WhichBody, WorkloadBody
+
+KINDS = ("estimate", "fit", "which", "compare", "plan", "check")
+BODIES: dict[str, type[Any]] = {"estimate": EstimateBody, "fit": FitBody, "which": WhichBody, "compare": CompareBody,
+                               "plan": PlanBody, "check": CheckBody}
+
+
+class NotAvailable(Exception):
+    """A part of the library this build does not have yet (HTTP 501)."""
+
+
+def _lazy(module: str, name: str) -> Any:
+    try:
+        return getattr(importlib.import_module(f"vram.{module}"), name)
+    except (ImportError, AttributeError) as exc:
+        raise NotAvailable(f"{module}.{name} is not available in this version of vram") from exc
+
+
+def catalog_model_id(name: str) -> str:
+    return find_model(name).id
+
+
+_COUNT = re.compile(r"^\s*(\d+)\s*[x×*]\s*(.+)$", re.IGNORECASE)
+
+
+def gpu_spec(text: str, count: int = 1) -> str:
+    """A catalog GPU spec "N x id" (never "local": the server's own GPUs are not the client's)."""
+    m = _COUNT.match(text)
+    if m:
+        count, text = int(m.group(1)), m.group(2)
+    gpu = find_gpu(text.strip())
+    if not 1 <= count <= 1024:
+        raise BadInput(f"gpu: count must be between 1 and 1024, got {count}", field="gpu")
+    return gpu.id if count == 1 else f"{count}x{gpu.id}"
+
+
+def workload_of(body: WorkloadBody) -> Workload:
+    engine = "llama.cpp" if body.engine == "llamacpp" else body.engine
+    kv = body.kv_dtype
+    if kv is not None and kv.lower() in ("q4", "q4_0", "int4"):
+        kv = "int4"
+    elif kv is not None and kv.lower() in ("q8", "q8_0"):
+        kv = "int8"
+    quant = body.quant if body.quant and body.quant.lower() != "none" else None
+    return Workload(engine=engine, batch=body.batch, context=parse_tokens(body.context, field="context"),
+                    new_tokens=parse_tokens(body.new_tokens, field="new_tokens"), dtype=body.dtype, quant=quant,
+                    kv_dtype=kv or None, attn=body.attn)
+
+
+def train_workload_of(body: WorkloadBody) -> Any:
+    """The TrainWorkload `vram estimate --train` would build from the same options."""
+    from ..training import TrainWorkload
+
+    t = body.train or TrainBody()
+    if t.seq is not None:
+        seq = parse_tokens(t.seq, field="train.seq")
+    elif "context" in body.model_fields_set:
+        seq = parse_tokens(body.context, field="context")
+    else:
+        seq = 2048
+    return TrainWorkload(method=t.method, precision=t.precision, optimizer=t.optimizer, batch=body.batch, seq=seq,
+                         attn=body.attn, grad_checkpointing=t.grad_checkpointing, lora_rank=t.lora_rank,
+                         lora_alpha=t.lora_alpha, lora_targets=t.lora_targets, gpus=t.gpus, zero=t.zero,
+                         fsdp=t.fsdp, gpus_per_node=t.gpus_per_node, offload_optimizer=t.offload_optimizer,
+                         grad_accum=t.grad_accum)
+
+
+def _estimate_obj(body: WorkloadBody) -> Any:
+    model = catalog_model_id(body.model)
+    if body.train is not None:
+        estimate_training = _lazy("training", "estimate_training")
+        return estimate_training(model, train_workload_of(body))
+    from ..estimate import estimate
+
+    wl = workload_of(body)
+    try:
+        return estimate(model, wl)
+    except ImportError as exc:  # an engine module not in this build yet
+        raise NotAvailable(f"engine {wl.engine!r} is not available in this version of vram") from exc
+
+
+def run_estimate(body: EstimateBody) -> dict[str, Any]:
+    """Exactly `vram estimate --json` for the same options."""
+    result: dict[str, Any] = _estimate_obj(body).to_dict()
+    return result
+
+
+def _fit_call(body: FitBody) -> Any:
+    fit = _lazy("fit", "fit")
+    model = catalog_model_id(body.model)
+    train = train_workload_of(body) if body.train is not None else None
+    return fit(model, gpu_spec(body.gpu, body.gpu_count), workload_of(body), headroom_fraction=body.headroom_fraction,
+               train=train)
+
+
+def run_fit(body: FitBody) -> dict[str, Any]:
+    result: dict[str, Any] = _fit_call(body).to_dict()
+    return result
+
+
+def run_which(body: WhichBody) -> dict[str, Any]:
+    which = _lazy("fit", "which")
+    kwargs: dict[str, Any] = {"counts": tuple(body.counts)}
+    if "headroom_fraction" in inspect.signature(which).parameters:
+        kwargs["headroom_fraction"] = body.headroom_fraction
+    out = which(catalog_model_id(body.model), workload_of(body), **kwargs)
+    return {"model": catalog_model_id(body.model), "options": [o.to_dict() for o in out]}
+
+
+def run_compare(body: CompareBody) -> dict[str, Any]:
+    compare = _lazy("fit", "compare")
+    specs = [gpu_spec(g) for g in body.gpus]
+    results = compare(catalog_model_id(body.model), specs, workload_of(body),
+                      headroom_fraction=body.headroom_fraction)
+    return {"results": [r.to_dict() for r in results]}
+
+
+def run_plan(body: PlanBody) -> dict[str, Any]:
+    parse_fleet = _lazy("plan", "parse_fleet")
+    plan = _lazy("plan", "plan")
+    fleet = body.fleet
+    for m in fleet.get("models", []) if isinstance(fleet.get("models"), list) else []:
+        name = m.get("model") if isinstance(m, dict) else m
+        if isinstance(name, str):
+            catalog_model_id(name)  # catalog only: never a path on this server
+    return _to_jsonable(plan(parse_fleet(fleet)))
+
+
+def _to_jsonable(out: Any) -> dict[str, Any]:
+    if hasattr(out, "to_dict"):
+        d: dict[str, Any] = out.to_dict()
+        return d
+    if isinstance(out, dict):
+        return out
+    if isinstance(out, list | tuple):
+        return {"results": [x.to_dict() if hasattr(x, "to_dict") else x for x in out]}
+    raise TypeError(f"cannot serialise {type(out).__name__}")
+
+
+RUNNERS: dict[str, Any] = {"estimate": run_estimate, "fit": run_fit, "which": run_which, "compare": run_compare,
+                           "plan": run_plan}
+
+
+def cost_of(kind: str, body: Any) -> int:
+    if kind == "plan":
+        fleet = body.fleet if isinstance(body, PlanBody) else {}
+        models = fleet.get("models") or []
+        return plan_cost(len(models) if isinstance(models, list) else 1)
+    return OPERATION_COSTS[kind]
+
+
+def title_of(kind: str, request: dict[str, Any]) -> str:
+    model = str(request.get("model", ""))[:80]
+    ctx = request.get("context", 4096)
+    mode = "training" if request.get("train") else "inference"
+    if kind == "fit":
+        return f"{model} on {request.get('gpu_count', 1)}× {request.get('gpu', '')} · context {ctx} · {mode}"[:300]
+    if kind == "plan":
+        return "fleet plan"
+    return f"{model} · context {ctx} · batch {request.get('batch', 1)} · {mode}"[:300]
+
+
+def curve_contexts(asked: int, model_context: int | None, points: int = 9) -> list[int]:
+    """Log-spaced contexts from 512 to the model's context (or twice the one asked), always including the one asked."""
+    top = min(max(model_context or 0, asked * 2, 8192), 1 << 20)
+    contexts: list[int] = []
+    c = 512
+    while c < top:
+        contexts.append(c)
+        c *= 2
+    contexts = sorted({*contexts, top, asked})
+    if len(contexts) > points + 1:
+        step = len(contexts) / points
+        contexts = sorted({contexts[int(i * step)] for i in range(points)} | {contexts[-1], asked})
+    return contexts
+
+
+def memory_curve(body: WorkloadBody, gpu: str | None = None, gpu_count: int = 1,
+                 headroom_fraction: float = 0.2) -> list[tuple[int, int]]:
+    """The chart's line: (context, bytes) where bytes is the estimate's total, or with a GPU the fullest GPU's
+    memory as `vram fit` splits the model (no solvers), so the curve crosses the usable line at the max context."""
+    entry = find_model(body.model)
+    asked = parse_tokens(body.context, field="context")
+    fit_fn = None
+    if gpu:
+        try:
+            fit_fn = _lazy("fit", "fit")
+        except NotAvailable:
+            fit_fn = None
+    out = []
+    for ctx in curve_contexts(asked, entry.context_length):
+        data = body.model_dump()
+        data["context"] = ctx
+        if body.train is not None:
+            data["train"] = {**(data.get("train") or {}), "seq": ctx}
+        b = type(body).model_validate(data)
+        try:
+            if fit_fn is not None and gpu:
+                r = fit_fn(entry.id, gpu_spec(gpu, gpu_count), workload_of(b), headroom_fraction=headroom_fraction,
+                           train=train_workload_of(b) if b.train is not None else None, solve=False,
+                           with_speed=False)
+                out.append((ctx, int(r.per_gpu_bytes)))
+            else:
+                out.append((ctx, int(_estimate_obj(b).total_bytes)))
+        except (BadInput, NotAvailable):
+            continue
+    return out
+
+
+def gib(n: int | float) -> float:
+    return n / GIB

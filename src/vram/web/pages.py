@@ -1,0 +1,461 @@
+"""HTML pages (server-rendered, working without JavaScript) and their JSON twins (same data, path + .json)."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+
+from .. import __version__
+from ..catalog import all_gpus, all_models, find_gpu
+from ..dtypes import known_quants
+from ..errors import VramError
+from . import api
+from .api import ApiError, services, subject
+from .auth import CSRF_FIELD, SESSION_COOKIE, csrf_ok, sign_result
+from .ops import NotAvailable, memory_curve, run_estimate, run_fit
+from .quota import OPERATION_COSTS, TOKEN_PACKS
+from .schemas import CheckBody, EstimateBody, FitBody
+from .view import build_view, check_result, to_csv
+
+ENGINES = ("transformers", "vllm", "llama.cpp")
+DTYPES = ("bfloat16", "float16", "float32")
+KV_DTYPES = ("", "bfloat16", "float16", "fp8", "int8", "int4")
+COMMON_QUANTS = ("", "fp8", "int8", "awq", "gptq", "nf4", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_m", "q2_k")
+FORM_DEFAULTS: dict[str, Any] = {
+    "model": "llama-3.1-8b", "context": "8k", "batch": "1", "new_tokens": "256", "engine": "transformers",
+    "dtype": "bfloat16", "quant": "", "kv_dtype": "", "attn": "sdpa", "gpu": "rtx-4090", "gpu_count": "1",
+    "headroom": "20", "mode": "inference", "method": "lora", "precision": "bf16", "optimizer": "adamw",
+    "seq": "", "grad_checkpointing": "", "lora_rank": "16", "question": "",
+}
+
+
+def make_templates() -> Jinja2Templates:
+    t = Jinja2Templates(directory=str(resources.files("vram.web").joinpath("templates")))
+    t.env.globals["version"] = __version__
+    t.env.filters["tokens"] = lambda n: f"{int(n):,}"
+    return t
+
+
+def _base(request: Request) -> dict[str, Any]:
+    sub = subject(request)
+    svc = services(request)
+    state = request.state.quota or svc.quota.state(sub)
+    request.state.quota = state
+    return {"request": request, "signed_in": sub.signed_in, "email": sub.email, "csrf": request.state.csrf,
+            "quota": state.to_dict(), "purchases_enabled": svc.settings.purchases_enabled}
+
+
+def render(request: Request, name: str, data: dict[str, Any], status: int = 200,
+           headers: dict[str, str] | None = None) -> Response:
+    templates: Jinja2Templates = request.app.state.templates
+    return templates.TemplateResponse(request, name, {**_base(request), **data}, status_code=status,
+                                      headers=headers)
+
+
+def error_page(request: Request, status: int, message: str, headers: Any = None) -> Response:
+    try:
+        return render(request, "error.html", {"status": status, "message": message}, status=status,
+                      headers=dict(headers or {}))
+    except Exception:  # pragma: no cover - never fail while reporting a failure
+        return HTMLResponse(f"<h1>{status}</h1>", status_code=status)
+
+
+def _safe_next(value: str | None) -> str:
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+async def _form(request: Request) -> FormData:
+    form = await request.form()
+    if not csrf_ok(request.cookies.get("vram_csrf"), str(form.get(CSRF_FIELD) or "")):
+        raise ApiError(403, "the form expired or came from another site; reload the page and try again",
+                       field=CSRF_FIELD)
+    return form
+
+
+def _options() -> dict[str, Any]:
+    return {
+        "models": [{"id": m.id, "name": m.name} for m in all_models()],
+        "gpus": [{"id": g.id, "name": g.name, "memory_gb": g.memory_gb} for g in all_gpus()],
+        "engines": ENGINES, "dtypes": DTYPES, "kv_dtypes": KV_DTYPES, "quants": COMMON_QUANTS,
+        "all_quants": known_quants(), "costs": dict(OPERATION_COSTS),
+    }
+
+
+def _index_data(request: Request, form: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"form": form, "options": _options(), "result": None, "error": None, "error_field": None, **extra}
+
+
+def _prefill(params: Any) -> dict[str, Any]:
+    form = dict(FORM_DEFAULTS)
+    for k in FORM_DEFAULTS:
+        if k in params and len(str(params[k])) <= 200:
+            form[k] = str(params[k])
+    return form
+
+
+def index(request: Request) -> Response:
+    """The calculator. Query parameters prefill the form (e.g. /?model=llama-3.1-70b&gpu=h100-sxm&gpu_count=2)."""
+    return render(request, "index.html", _index_data(request, _prefill(request.query_params)))
+
+
+def index_json(request: Request) -> dict[str, Any]:
+    return {"form": FORM_DEFAULTS, "options": _options(), "costs": api.costs_table()}
+
+
+def ask(request: Request, q: str = "") -> Response:
+    """The free-text box without JavaScript: parse the question and prefill the form."""
+    from .question import parse_question
+
+    parsed = parse_question(q[:500])
+    params = {k: str(v) for k, v in parsed.items() if k in FORM_DEFAULTS or k == "gpu_count"}
+    params["question"] = q[:500]
+    return RedirectResponse("/?" + urlencode(params), status_code=303)
+
+
+def body_from_form(form: dict[str, Any]) -> dict[str, Any]:
+    """Form fields -> a CheckBody dict (strings are converted and checked by pydantic, naming the field)."""
+    body: dict[str, Any] = {}
+    for key in ("model", "context", "batch", "new_tokens", "engine", "dtype", "quant", "kv_dtype", "attn", "gpu",
+                "gpu_count"):
+        value = str(form.get(key, "")).strip()
+        if value:
+            body[key] = value
+    if str(form.get("headroom", "")).strip():
+        try:
+            body["headroom_fraction"] = float(str(form["headroom"])) / 100
+        except ValueError:
+            body["headroom_fraction"] = str(form["headroom"])
+    if form.get("mode") == "train":
+        train: dict[str, Any] = {}
+        for key in ("method", "precision", "optimizer", "seq", "lora_rank"):
+            value = str(form.get(key, "")).strip()
+            if value:
+                train[key] = value
+        train["grad_checkpointing"] = bool(form.get("grad_checkpointing"))
+        body["train"] = train
+    return body
+
+
+def compute_check(request: Request, body: CheckBody) -> tuple[dict[str, Any], dict[str, Any], str, int]:
+    """The page's operation: an estimate (100 tokens), checked against the chosen GPUs with `vram fit` when this
+    build has it (250 tokens), plus the memory-vs-context curve for the chart."""
+    svc, sub = services(request), subject(request)
+    try:
+        from ..fit import fit as _fit  # noqa: F401
+
+        have_fit = True
+    except ImportError:
+        have_fit = False
+    kind = "fit" if body.gpu and have_fit else "estimate"
+    cost = OPERATION_COSTS[kind]
+    state = svc.quota.state(sub)
+    if state.remaining < cost:
+        request.state.quota = state
+        raise api.over_allowance(state, cost, sub.signed_in)
+    fields = body.model_dump(exclude={"gpu", "gpu_count", "headroom_fraction"}, exclude_unset=True)
+    est_body = EstimateBody.model_validate(fields)
+    est = run_estimate(est_body)
+    gpu = find_gpu(body.gpu) if body.gpu else None
+    fit_d: dict[str, Any] | None = None
+    if gpu is not None and have_fit:
+        try:
+            fit_d = run_fit(FitBody.model_validate({**fields, "gpu": gpu.id, "gpu_count": body.gpu_count,
+                                                    "headroom_fraction": body.headroom_fraction}))
+        except NotAvailable:
+            fit_d = None
+    curve = memory_curve(est_body, gpu.id if gpu is not None and have_fit else None, body.gpu_count,
+                         body.headroom_fraction)
+    ok, state = svc.quota.charge(sub, cost, kind)
+    request.state.quota = state
+    if not ok:
+        raise api.over_allowance(state, cost, sub.signed_in)
+    result = check_result(est, fit_d, gpu.summary() if gpu else None, body.gpu_count, body.headroom_fraction, curve)
+    req = body.model_dump(mode="json")
+    return req, result, sign_result(svc.secret, "check", req, result), cost
+
+
+def _result_context(kind: str, req: dict[str, Any], result: dict[str, Any], signature: str | None) -> dict[str, Any]:
+    return {"view": build_view(kind, req, result), "payload": {
+        "kind": kind, "request": json.dumps(req, separators=(",", ":")),
+        "result": json.dumps(result, separators=(",", ":")), "signature": signature or ""}}
+
+
+async def index_post(request: Request) -> Response:
+    """The calculator's form post: works without JavaScript."""
+    raw = await _form(request)
+    form = {**FORM_DEFAULTS, **{k: str(v) for k, v in raw.items() if k in FORM_DEFAULTS}}
+    if "grad_checkpointing" not in raw:
+        form["grad_checkpointing"] = ""
+    try:
+        body = CheckBody.model_validate(body_from_form(form))
+        req, result, sig, cost = await run_in_threadpool(compute_check, request, body)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"] if p not in ("int", "str")) or "form"
+        return render(request, "index.html", _index_data(request, form, error=f"{field}: {err['msg']}",
+                                                         error_field=field), status=422)
+    except VramError as exc:
+        return render(request, "index.html", _index_data(request, form, error=str(exc), error_field=exc.field),
+                      status=422)
+    except NotAvailable as exc:
+        return render(request, "index.html", _index_data(request, form, error=str(exc)), status=501)
+    except ApiError as exc:
+        return render(request, "index.html", _index_data(request, form, error=exc.body["error"], over=True),
+                      status=exc.status_code, headers=dict(exc.headers or {}))
+    data = _index_data(request, form, cost=cost, **_result_context("check", req, result, sig))
+    return render(request, "index.html", data)
+
+
+def _payload_from_form(raw: FormData) -> tuple[str, dict[str, Any], dict[str, Any], str]:
+    try:
+        kind = str(raw.get("kind") or "check")
+        req = json.loads(str(raw.get("request") or "{}"))
+        result = json.loads(str(raw.get("result") or "{}"))
+    except json.JSONDecodeError as exc:
+        raise ApiError(422, "result: not valid JSON", field="result") from exc
+    if kind not in ("estimate", "fit", "which", "plan", "check") or not isinstance(req, dict) or \
+            not isinstance(result, dict):
+        raise ApiError(422, "kind: unknown result kind", field="kind")
+    return kind, req, result, str(raw.get("signature") or "")
+
+
+async def export(request: Request) -> Response:
+    """Download a result as JSON or CSV, or as Markdown (no charge: it reformats what the page already has)."""
+    raw = await _form(request)
+    kind, req, result, _sig = _payload_from_form(raw)
+    fmt = str(raw.get("format") or "json")
+    name = "vram-" + "".join(ch for ch in str(req.get("model", "result")) if ch.isalnum() or ch in "-._")[:60]
+    if fmt == "csv":
+        return Response(to_csv(kind, result), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    if fmt == "md":
+        md = build_view(kind, req, result).get("markdown", "")
+        return Response(md, media_type="text/markdown; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.md"'})
+    body = json.dumps({"kind": kind, "request": req, "result": result}, indent=1)
+    return Response(body, media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.json"'})
+
+
+async def share_post(request: Request) -> Response:
+    """Share the result on the page: creates /s/{id} and shows it with its revoke control."""
+    raw = await _form(request)
+    svc, sub = services(request), subject(request)
+    if raw.get("history_id"):
+        if sub.user_id is None:
+            return RedirectResponse("/signin?next=/history", status_code=303)
+        row = await run_in_threadpool(api.history_row, svc, sub.user_id, str(raw["history_id"]))
+        kind, req, result = row["kind"], row["request"], row["result"]
+    else:
+        kind, req0, result0, sig = _payload_from_form(raw)
+        req, result = api.verified_payload(svc, kind, req0, result0, sig)
+    sid, delete_token = await run_in_threadpool(api.create_share, svc, sub.user_id, kind, req, result, None)
+    row = await run_in_threadpool(api.share_row, svc, sid)
+    return _share_response(request, row, created=True, delete_token=delete_token, status=201)
+
+
+async def save_post(request: Request) -> Response:
+    raw = await _form(request)
+    sub = subject(request)
+    if sub.user_id is None:
+        return RedirectResponse("/signin?next=/", status_code=303)
+    svc = services(request)
+    kind, req0, result0, sig = _payload_from_form(raw)
+    req, result = api.verified_payload(svc, kind, req0, result0, sig)
+    hid = await run_in_threadpool(api.save_history, svc, sub.user_id, kind, req, result, None)
+    return RedirectResponse(f"/history/{hid}", status_code=303)
+
+
+def _share_response(request: Request, row: dict[str, Any], *, created: bool = False,
+                    delete_token: str | None = None, status: int = 200) -> Response:
+    sub = subject(request)
+    is_owner = sub.user_id is not None and row.get("owner_user_id") == sub.user_id
+    return render(request, "share.html", {
+        "share": {k: v for k, v in row.items() if k != "owner_user_id"},
+        "url": api.share_url(request, row["id"]), "created": created, "delete_token": delete_token,
+        "is_owner": is_owner, **_result_context(row["kind"], row["request"], row["result"], None)}, status=status)
+
+
+def share_page(sid: str, request: Request) -> Response:
+    """A shared result: read-only, no sign-in needed."""
+    row = api.share_row(services(request), sid)
+    return _share_response(request, row)
+
+
+def share_json(sid: str, request: Request) -> dict[str, Any]:
+    return api.shares_get(sid, request)
+
+
+async def share_revoke(sid: str, request: Request) -> Response:
+    raw = await _form(request)
+    sub = subject(request)
+    await run_in_threadpool(api.revoke_share, services(request), sid, sub.user_id,
+                            str(raw.get("delete_token") or "") or None)
+    return render(request, "message.html", {"title": "Share revoked",
+                                            "message": "The link no longer works. Nothing of it is kept."})
+
+
+def pricing_data() -> dict[str, Any]:
+    return {"packs": [{"id": k, "tokens": t, "price_usd": f"{c / 100:.2f}", "per_estimate": t // 100}
+                      for k, (t, c) in TOKEN_PACKS.items()], "costs": api.costs_table()}
+
+
+def pricing(request: Request) -> Response:
+    return render(request, "pricing.html", pricing_data())
+
+
+def pricing_json(request: Request) -> dict[str, Any]:
+    return {**pricing_data(), "purchases_enabled": services(request).settings.purchases_enabled}
+
+
+async def buy(request: Request) -> Response:
+    raw = await _form(request)
+    if not subject(request).signed_in:
+        return RedirectResponse("/signin?next=/pricing", status_code=303)
+    url = await run_in_threadpool(api.checkout_url, request, str(raw.get("pack") or ""))
+    return RedirectResponse(url, status_code=303)
+
+
+def costs(request: Request) -> Response:
+    return render(request, "costs.html", {"costs": api.costs_table()})
+
+
+def costs_json(request: Request) -> dict[str, Any]:
+    return api.costs_table()
+
+
+def signin(request: Request, next: str = "/") -> Response:
+    return render(request, "signin.html", {"next": _safe_next(next), "error": None, "email_value": ""})
+
+
+def signup(request: Request, next: str = "/") -> Response:
+    return render(request, "signup.html", {"next": _safe_next(next), "error": None, "email_value": ""})
+
+
+def _signed_in_redirect(request: Request, uid: int, target: str) -> Response:
+    svc = services(request)
+    token = svc.sessions.create(uid, svc.settings.clock())
+    resp = RedirectResponse(target, status_code=303)
+    api.set_session_cookie(resp, svc, token)
+    return resp
+
+
+async def signin_post(request: Request) -> Response:
+    raw = await _form(request)
+    email, password = str(raw.get("email") or ""), str(raw.get("password") or "")
+    target = _safe_next(str(raw.get("next") or "/"))
+    try:
+        uid = await run_in_threadpool(api.login_user, services(request), subject(request).key, email, password)
+    except ApiError as exc:
+        return render(request, "signin.html", {"next": target, "error": exc.body["error"], "email_value": email},
+                      status=exc.status_code)
+    return await run_in_threadpool(_signed_in_redirect, request, uid, target)
+
+
+async def signup_post(request: Request) -> Response:
+    raw = await _form(request)
+    email, password = str(raw.get("email") or ""), str(raw.get("password") or "")
+    target = _safe_next(str(raw.get("next") or "/"))
+    try:
+        uid = await run_in_threadpool(api.signup_user, services(request), email, password)
+    except ApiError as exc:
+        return render(request, "signup.html", {"next": target, "error": exc.body["error"], "email_value": email},
+                      status=exc.status_code)
+    return await run_in_threadpool(_signed_in_redirect, request, uid, target)
+
+
+async def signout_post(request: Request) -> Response:
+    await _form(request)
+    token = request.state.session_token
+    if token:
+        await run_in_threadpool(services(request).sessions.delete, token)
+    resp = RedirectResponse("/", status_code=303)
+    resp.delete_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+def _need_user(request: Request, here: str) -> int | Response:
+    sub = subject(request)
+    if sub.user_id is None:
+        return RedirectResponse(f"/signin?next={here}", status_code=303)
+    return sub.user_id
+
+
+def history(request: Request) -> Response:
+    uid = _need_user(request, "/history")
+    if isinstance(uid, Response):
+        return uid
+    return render(request, "history.html", {"items": api.history_rows(services(request), uid)})
+
+
+def history_json(request: Request) -> dict[str, Any]:
+    return api.history_list(request)
+
+
+def history_item(hid: str, request: Request) -> Response:
+    uid = _need_user(request, "/history")
+    if isinstance(uid, Response):
+        return uid
+    row = api.history_row(services(request), uid, hid)
+    return render(request, "history_item.html", {"item": row, **_result_context(row["kind"], row["request"],
+                                                                                 row["result"], None)})
+
+
+async def history_item_delete(hid: str, request: Request) -> Response:
+    await _form(request)
+    uid = _need_user(request, "/history")
+    if isinstance(uid, Response):
+        return uid
+    svc = services(request)
+
+    def _delete() -> None:
+        from sqlalchemy import delete
+
+        from .storage import HistoryRow
+
+        with svc.db.tx() as conn:
+            conn.execute(delete(HistoryRow).where(HistoryRow.id == hid, HistoryRow.user_id == uid))
+
+    await run_in_threadpool(_delete)
+    return RedirectResponse("/history", status_code=303)
+
+
+def account(request: Request) -> Response:
+    uid = _need_user(request, "/account")
+    if isinstance(uid, Response):
+        return uid
+    return render(request, "account.html", {"account": api.account(request)})
+
+
+def account_json(request: Request) -> dict[str, Any]:
+    return api.account(request)
+
+
+async def account_delete(request: Request) -> Response:
+    raw = await _form(request)
+    sub = subject(request)
+    if sub.user_id is None:
+        return RedirectResponse("/signin?next=/account", status_code=303)
+    if str(raw.get("confirm") or "").strip().lower() != "delete":
+        return render(request, "account.html", {"account": api.account(request),
+                                                "error": "type delete to confirm"}, status=422)
+    await run_in_threadpool(api.delete_user_data, services(request), sub.user_id)
+    resp = render(request, "message.html", {"title": "Account deleted",
+                                            "message": "Your account, history, shares and ledger are gone."})
+    resp.delete_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+def healthz() -> JSONResponse:
+    return JSONResponse({"ok": True, "version": __version__})

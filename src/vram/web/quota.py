@@ -1,0 +1,184 @@
+"""The token allowance: published operation costs, daily windows, purchased tokens spent after the allowance.
+
+A client is `anon:<salted hash of its address>` or `user:<id>`. Each has a daily allowance (2,500 / 5,000 tokens)
+in a window that opens with its first charge and resets 24 hours later. Signed-in users also hold purchased tokens
+(never expiring): a charge first takes what the daily allowance has left, then the rest from purchased tokens. A
+charge is all or nothing, and atomic (see counters.py); every movement of a user's tokens is a ledger row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .counters import Counters, SqlCounters
+from .settings import Settings
+from .storage import Database, LedgerRow, User
+
+# Published prices (tokens per operation). Validation failures and errors cost nothing.
+OPERATION_COSTS: dict[str, int] = {"estimate": 100, "fit": 250, "which": 1000, "compare": 1000}
+PLAN_COST_PER_MODEL = 1000
+PLAN_COST_MAX = 5000
+
+# Token packs for sale: id -> (tokens, price in US cents)
+TOKEN_PACKS: dict[str, tuple[int, int]] = {
+    "starter": (200_000, 500),
+    "builder": (1_000_000, 2000),
+    "fleet": (3_000_000, 5000),
+}
+
+
+def plan_cost(n_models: int) -> int:
+    """A fleet plan costs 1,000 tokens per model in the fleet, at most 5,000."""
+    return max(PLAN_COST_PER_MODEL, min(PLAN_COST_MAX, PLAN_COST_PER_MODEL * max(1, n_models)))
+
+
+def anon_key(address: str, salt: str) -> str:
+    """The counter key of an anonymous client: a salted hash, so addresses are never stored."""
+    digest = hmac.new(salt.encode(), f"addr:{address}".encode(), hashlib.sha256).hexdigest()
+    return f"anon:{digest[:40]}"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Who is asking: an anonymous address hash, or a signed-in user."""
+
+    key: str
+    user_id: int | None = None
+    email: str | None = None
+
+    @property
+    def signed_in(self) -> bool:
+        return self.user_id is not None
+
+
+@dataclass(frozen=True)
+class QuotaState:
+    limit: int  # daily allowance
+    daily_remaining: int
+    purchased: int
+    reset_at: float  # when the daily allowance comes back (epoch seconds)
+    reset_in_s: int
+
+    @property
+    def remaining(self) -> int:
+        return self.daily_remaining + self.purchased
+
+    def to_dict(self) -> dict[str, int | float]:
+        return {"limit": self.limit, "daily_remaining": self.daily_remaining, "purchased": self.purchased,
+                "remaining": self.remaining, "reset_at": self.reset_at, "reset_in_s": self.reset_in_s}
+
+
+class _Insufficient(Exception):
+    pass
+
+
+class Quota:
+    def __init__(self, settings: Settings, db: Database, counters: Counters) -> None:
+        self.settings = settings
+        self.db = db
+        self.counters = counters
+        self._sql_counters = isinstance(counters, SqlCounters)
+
+    def limit_for(self, subject: Subject) -> int:
+        return self.settings.user_daily_tokens if subject.signed_in else self.settings.anon_daily_tokens
+
+    def purchased(self, user_id: int | None) -> int:
+        if user_id is None:
+            return 0
+        with self.db.engine.connect() as conn:
+            value = conn.execute(select(User.purchased_tokens).where(User.id == user_id)).scalar()
+        return int(value or 0)
+
+    def state(self, subject: Subject) -> QuotaState:
+        now = self.settings.clock()
+        usage = self.counters.peek(subject.key, self.settings.window_s, now)
+        return self._state(subject, usage.used, usage.window_start, now, self.purchased(subject.user_id))
+
+    def _state(self, subject: Subject, used: int, window_start: float | None, now: float,
+               purchased: int) -> QuotaState:
+        limit = self.limit_for(subject)
+        reset_at = (window_start if window_start is not None else now) + self.settings.window_s
+        return QuotaState(limit=limit, daily_remaining=max(0, limit - used), purchased=purchased, reset_at=reset_at,
+                          reset_in_s=max(0, round(reset_at - now)))
+
+    def charge(self, subject: Subject, cost: int, reason: str) -> tuple[bool, QuotaState]:
+        """Take `cost` tokens (daily allowance first, then purchased). Returns (charged?, state after)."""
+        now = self.settings.clock()
+        limit = self.limit_for(subject)
+        window = self.settings.window_s
+        if not subject.signed_in:
+            t = self.counters.take(subject.key, cost, limit, window, now)
+            return t.taken == cost, self._state(subject, t.used, t.window_start, now, 0)
+        assert subject.user_id is not None
+        uid = subject.user_id
+        if self._sql_counters:
+            try:
+                with self.db.tx(immediate=True) as conn:
+                    t = self.counters.take(subject.key, cost, limit, window, now, partial=True, conn=conn)
+                    if not self._spend_purchased(conn, uid, cost - t.taken, now, reason):
+                        raise _Insufficient
+                    self._ledger(conn, uid, -t.taken, "daily", reason, now)
+                    purchased = self._balance(conn, uid)
+                return True, self._state(subject, t.used, t.window_start, now, purchased)
+            except _Insufficient:
+                return False, self.state(subject)
+        t = self.counters.take(subject.key, cost, limit, window, now, partial=True)
+        with self.db.tx() as conn:
+            ok = self._spend_purchased(conn, uid, cost - t.taken, now, reason)
+            if ok:
+                self._ledger(conn, uid, -t.taken, "daily", reason, now)
+            purchased = self._balance(conn, uid)
+        if not ok:
+            if t.taken:
+                self.counters.refund(subject.key, t.taken)
+            return False, self.state(subject)
+        return True, self._state(subject, t.used, t.window_start, now, purchased)
+
+    def _spend_purchased(self, conn: Connection, uid: int, need: int, now: float, reason: str) -> bool:
+        if need <= 0:
+            return True
+        res = conn.execute(update(User).where(User.id == uid, User.purchased_tokens >= need)
+                           .values(purchased_tokens=User.purchased_tokens - need))
+        if res.rowcount != 1:
+            return False
+        self._ledger(conn, uid, -need, "purchased", reason, now)
+        return True
+
+    @staticmethod
+    def _ledger(conn: Connection, uid: int, amount: int, bucket: str, reason: str, now: float,
+                ref: str | None = None) -> None:
+        if amount:
+            conn.execute(insert(LedgerRow).values(user_id=uid, created_at=now, amount=amount, bucket=bucket,
+                                                  reason=reason, ref=ref))
+
+    @staticmethod
+    def _balance(conn: Connection, uid: int) -> int:
+        return int(conn.execute(select(User.purchased_tokens).where(User.id == uid)).scalar() or 0)
+
+    def credit(self, user_id: int, tokens: int, reason: str, ref: str | None = None) -> bool:
+        """Add purchased tokens. With a `ref` (a Stripe event id) the credit happens at most once: False on replay."""
+        if tokens <= 0:
+            raise ValueError("tokens must be positive")
+        now = self.settings.clock()
+        try:
+            with self.db.tx(immediate=True) as conn:
+                if ref is not None and conn.execute(select(LedgerRow.id).where(LedgerRow.ref == ref)).first():
+                    return False
+                self._ledger(conn, user_id, tokens, "purchased", reason, now, ref=ref)
+                conn.execute(update(User).where(User.id == user_id)
+                             .values(purchased_tokens=User.purchased_tokens + tokens))
+        except IntegrityError:  # a concurrent replay of the same event won the race
+            return False
+        return True
+
+    def ledger_balance(self, user_id: int) -> int:
+        """The purchased balance recomputed from the ledger (must equal users.purchased_tokens)."""
+        with self.db.engine.connect() as conn:
+            value = conn.execute(select(func.coalesce(func.sum(LedgerRow.amount), 0))
+                                 .where(LedgerRow.user_id == user_id, LedgerRow.bucket == "purchased")).scalar()
+        return int(value or 0)

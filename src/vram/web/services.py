@@ -1,0 +1,66 @@
+"""The app's long-lived parts, built once per app from Settings: database, counters, sessions, allowance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from .auth import RedisSessions, Sessions, SqlSessions
+from .counters import Counters, RedisCounters, SqlCounters
+from .quota import Quota, Subject, anon_key
+from .settings import Settings
+from .storage import Database, User, migrate
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    counters: Counters
+    sessions: Sessions
+    quota: Quota
+    secret: str
+    redis: Any = None
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        db = Database(settings.resolved_database_url())
+        migrate(db.engine)
+        secret = settings.resolved_secret()
+        redis_client: Any = None
+        counters: Counters
+        sessions: Sessions
+        if settings.redis_url:
+            import redis
+
+            redis_client = redis.Redis.from_url(settings.redis_url)
+            counters = RedisCounters(redis_client, settings.redis_prefix)
+            sessions = RedisSessions(redis_client, settings.redis_prefix, settings.session_ttl_s)
+        else:
+            counters = SqlCounters(db)
+            sessions = SqlSessions(db, settings.session_ttl_s)
+        return cls(settings=settings, db=db, counters=counters, sessions=sessions,
+                   quota=Quota(settings, db, counters), secret=secret, redis=redis_client)
+
+    def close(self) -> None:
+        self.db.close()
+        if self.redis is not None:
+            self.redis.close()
+
+    def subject_for(self, address: str, token: str | None) -> tuple[Subject, str | None]:
+        """The client behind a request: a signed-in user if the token is a live session, else its address."""
+        if token:
+            uid = self.sessions.user_id(token, self.settings.clock())
+            if uid is not None:
+                with self.db.engine.connect() as conn:
+                    email = conn.execute(select(User.email).where(User.id == uid)).scalar()
+                if email is not None:
+                    return Subject(key=f"user:{uid}", user_id=uid, email=str(email)), token
+        return Subject(key=anon_key(address, self.secret)), None
+
+    def user_by_email(self, email: str) -> tuple[int, str] | None:
+        with self.db.engine.connect() as conn:
+            row = conn.execute(select(User.id, User.password_hash).where(User.email == email)).first()
+        return (int(row.id), str(row.password_hash)) if row else None

@@ -1,0 +1,161 @@
+"""Storage: the schema (SQLAlchemy 2 declarative models), the engine (SQLite in WAL mode by default, PostgreSQL via
+VRAM_DATABASE_URL) and Alembic migrations run at start-up.
+
+Anonymous estimates are never written here; anonymous clients only ever touch `counters` (a salted hash of their
+address and how many tokens they used in the current window).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Connection,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    create_engine,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import NullPool
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True, nullable=False)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    # cached sum of the user's `purchased` ledger rows; updated in the same transaction as each ledger row
+    purchased_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class SessionRow(Base):
+    """Sign-in sessions (when no Redis is configured). Only a SHA-256 of the token is stored."""
+
+    __tablename__ = "sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    expires_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class Counter(Base):
+    """Fixed windows of usage: daily allowance per client (anon:<hash> / user:<id>) and sign-in failures."""
+
+    __tablename__ = "counters"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    window_start: Mapped[float] = mapped_column(Float, nullable=False)
+    used: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class LedgerRow(Base):
+    """Every credit (+) and debit (-) of a signed-in user's tokens. bucket: 'daily' or 'purchased'.
+    A user's purchased balance is the sum of their 'purchased' rows. `ref` is unique: a Stripe event id credits once."""
+
+    __tablename__ = "ledger"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    bucket: Mapped[str] = mapped_column(String(16), nullable=False)
+    reason: Mapped[str] = mapped_column(String(64), nullable=False)
+    ref: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+
+
+class HistoryRow(Base):
+    __tablename__ = "history"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    title: Mapped[str] = mapped_column(String(300), nullable=False)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    tool_version: Mapped[str] = mapped_column(String(32), nullable=False)
+
+
+class ShareRow(Base):
+    """A frozen result behind an unguessable id. Owned by a user, or by whoever holds the delete token."""
+
+    __tablename__ = "shares"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True)
+    delete_token_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    title: Mapped[str] = mapped_column(String(300), nullable=False)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    tool_version: Mapped[str] = mapped_column(String(32), nullable=False)
+
+
+def make_engine(url: str) -> Engine:
+    """SQLite: WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE for transactions that ask for it (debits), so
+    concurrent read-modify-write transactions serialize instead of failing. PostgreSQL: a plain pooled engine."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=NullPool)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # let the "begin" hook below emit BEGIN itself
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            immediate = conn.get_execution_options().get("immediate", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    elif url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgres://")
+    return create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (migrations live in vram/web/migrations)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("vram.web").joinpath("migrations")))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.dialect = self.engine.dialect.name
+
+    @contextmanager
+    def tx(self, *, immediate: bool = False) -> Iterator[Connection]:
+        """A transaction; immediate=True takes SQLite's write lock up front (read-modify-write sections)."""
+        with self.engine.connect() as conn:
+            if immediate:
+                conn = conn.execution_options(immediate=True)
+            with conn.begin():
+                yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
