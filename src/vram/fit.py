@@ -92,8 +92,11 @@ def parse_gpu_spec(spec: str | GpuChoice) -> GpuChoice:
 
 
 def canonical_arch(gpu: GpuEntry) -> str:
-    """The runtime-overhead family for the estimator; non-NVIDIA runtimes are assumed to cost what CUDA does."""
+    """The runtime-overhead family for the estimator; non-NVIDIA runtimes are assumed to cost what CUDA does.
+    Blackwell is estimated as Hopper: the runtime components give identical bytes and text for both."""
     arch = gpu.cuda_arch
+    if arch == "blackwell":
+        return "hopper"
     return arch if arch in CUDA_CONTEXT_BYTES else DEFAULT_ARCH
 
 
@@ -196,7 +199,8 @@ def pp_stage_specs(spec: ModelSpec, p: int) -> list[ModelSpec]:
         first, last = i == 0, i == p - 1
         head = (spec.head_params or (spec.embed_params if spec.tie_word_embeddings else 0)) if last else 0
         out.append(replace(
-            spec, name=f"{spec.name} [PP stage {i + 1}/{p}: layers {rng.start}-{rng.stop - 1}]",
+            spec, name=f"{spec.name} [PP stage of {len(rng)} layers" + (", embedding" if first else "")
+            + (", head" if last else "") + "]",
             layers=spec.layers[rng.start:rng.stop], embed_params=spec.embed_params if first else 0,
             head_params=head, tie_word_embeddings=spec.tie_word_embeddings and p == 1,
             final_params=spec.final_params if last else 0, extra_params=spec.extra_params if first else 0))
@@ -309,6 +313,30 @@ class FitResult:
 # the evaluator: one resolved model, cached rank specs and estimates
 
 
+MAX_CACHED_ESTIMATES = 4096
+_EVALUATORS: dict[str, Evaluator] = {}
+MAX_CACHED_EVALUATORS = 32
+
+
+def evaluator_for(model: str | ModelSpec | ResolvedModel | Evaluator) -> Evaluator:
+    """An Evaluator, shared between calls for catalog models (their data never changes within a process, and every
+    estimate is a pure function of the model and workload); files and specs get a fresh one each time."""
+    if isinstance(model, Evaluator):
+        return model
+    if not isinstance(model, str):
+        return Evaluator(model)
+    key = model.strip().lower()
+    ev = _EVALUATORS.get(key)
+    if ev is None:
+        ev = Evaluator(model)
+        if ev.rm.entry is None or not ev.rm.source.startswith("catalog:"):
+            return ev
+        if len(_EVALUATORS) >= MAX_CACHED_EVALUATORS:
+            _EVALUATORS.pop(next(iter(_EVALUATORS)))
+        _EVALUATORS[key] = ev
+    return ev
+
+
 def _engine_estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     if wl.engine == "vllm":
         from .engines import vllm
@@ -327,10 +355,12 @@ class Evaluator:
         self._est: dict[tuple[str, int, Workload], list[Estimate]] = {}
         self._repl: dict[tuple[str, str], int] = {}
         self._gwl: dict[tuple[Workload, str, int], Workload] = {}
+        self._est_by_id: dict[tuple[int, str, int], list[Estimate]] = {}
+        self._rank_w: dict[tuple[str, int, str, str], int] = {}
         self._speed_in: dict[tuple[int, int], tuple[float, float]] = {}
 
     def gpu_workload(self, wl: Workload, gpu: GpuEntry) -> Workload:
-        key = (wl, gpu.cuda_arch, gpu.usable_memory_bytes if wl.engine == "vllm" else 0)
+        key = (wl, canonical_arch(gpu), gpu.usable_memory_bytes if wl.engine == "vllm" else 0)
         if key not in self._gwl:
             self._gwl[key] = gpu_workload(wl, gpu)
         return self._gwl[key]
@@ -369,14 +399,23 @@ class Evaluator:
             if len(specs) == 1 and specs[0] is rm.spec:
                 self._ranks[key] = [rm]
             else:
-                # header-exact weights describe the whole model; a rank's share is computed from its shapes
-                self._ranks[key] = [ResolvedModel(s, rm.entry, rm.source, None, rm.buffers_bytes) for s in specs]
+                # header-exact weights describe the whole model; a rank's share is computed from its shapes.
+                # Equal stage specs (middle stages of a uniform model) share one object, so one estimate.
+                unique: dict[ModelSpec, ResolvedModel] = {}
+                self._ranks[key] = [unique.setdefault(s, ResolvedModel(s, rm.entry, rm.source, None, rm.buffers_bytes))
+                                    for s in specs]
         return self._ranks[key]
 
     def estimates(self, split: str, count: int, wl: Workload) -> list[Estimate]:
         key = (split, count, wl)
         if key not in self._est:
-            self._est[key] = [_engine_estimate(r, wl) for r in self.rank_models(split, count)]
+            if len(self._est) >= MAX_CACHED_ESTIMATES:  # bounded: a long-lived evaluator serves many workloads
+                self._est.clear()
+                self._gwl.clear()
+                self._est_by_id.clear()
+            done: dict[int, Estimate] = {}
+            self._est[key] = [done[id(r)] if id(r) in done else done.setdefault(id(r), _engine_estimate(r, wl))
+                              for r in self.rank_models(split, count)]
         return self._est[key]
 
     def replicated_weights(self, wl: Workload) -> int:
@@ -386,10 +425,29 @@ class Evaluator:
         return self._repl[key]
 
     # -- the core check, no solvers ------------------------------------------------------------------------------
-    def per_gpu(self, choice: GpuChoice, wl: Workload, split: str) -> tuple[int, int, list[Estimate], int]:
+    def rank_weights(self, split: str, count: int, wl: Workload) -> int:
+        """The largest rank's weight bytes (no estimate needed): a quick lower bound on its total."""
+        key = (split, count, wl.quant or "", wl.dtype)
+        if key not in self._rank_w:
+            self._rank_w[key] = max(common_weights(r, wl).bytes for r in self.rank_models(split, count))
+        return self._rank_w[key]
+
+    def _estimates_canonical(self, split: str, count: int, gwl: Workload) -> list[Estimate]:
+        """Like `estimates`, for a workload instance from `gpu_workload`'s cache: keyed by its identity, which
+        spares hashing the workload on the hot path of `which` and the solvers."""
+        key = (id(gwl), split, count)
+        got = self._est_by_id.get(key)
+        if got is None:
+            got = self.estimates(split, count, gwl)
+            self._est_by_id[key] = got
+        return got
+
+    def per_gpu(self, choice: GpuChoice, wl: Workload, split: str,
+                gwl: Workload | None = None) -> tuple[int, int, list[Estimate], int]:
         """(fullest GPU's bytes, usable bytes per GPU, rank estimates, comm bytes per rank)."""
-        gwl = self.gpu_workload(wl, choice.gpu)
-        ests = self.estimates(split, choice.count, gwl)
+        if gwl is None:
+            gwl = self.gpu_workload(wl, choice.gpu)
+        ests = self._estimates_canonical(split, choice.count, gwl)
         comm = comm_buffer_bytes(split, choice.count, choice.gpu.interconnect)
         worst = max(e.total_bytes for e in ests) + comm
         usable = choice.gpu.usable_memory_bytes
@@ -521,7 +579,7 @@ def fit(model: str | ModelSpec | ResolvedModel | Evaluator, gpu_spec: str | GpuC
     if not 0 <= headroom_fraction <= 10:
         raise BadInput("headroom: must be between 0 and 10 (a fraction of the weights, 0.2 = 20 %)",
                        field="headroom")
-    ev = model if isinstance(model, Evaluator) else Evaluator(model)
+    ev = evaluator_for(model)
     choice = parse_gpu_spec(gpu_spec)
     wl = (workload or Workload()).validate()
     if train is not None:
@@ -592,7 +650,9 @@ def fit(model: str | ModelSpec | ResolvedModel | Evaluator, gpu_spec: str | GpuC
 
 
 def _whole_weights(ev: Evaluator, wl: Workload, gpu: GpuEntry) -> int:
-    return ev.estimates("single", 1, ev.gpu_workload(wl, gpu))[0].weights_bytes
+    """The whole model's weights (what `vram estimate` reports as weights_bytes; no GPU dependence)."""
+    del gpu
+    return ev.rank_weights("single", 1, wl)
 
 
 def _reasons(verdict: str, worst: int, usable: int, weights: int, headroom: int, e: Estimate,
@@ -716,12 +776,15 @@ def _sort_key(sort: str) -> Callable[[Option], tuple[Any, ...]]:
 
 
 def evaluate_option(ev: Evaluator, choice: GpuChoice, wl: Workload, headroom_fraction: float = DEFAULT_HEADROOM,
-                    split: str | None = None) -> Option | None:
-    """The option if the workload fits on `choice` (verdict fits or tight), else None. No solvers."""
+                    split: str | None = None, gwl: Workload | None = None) -> Option | None:
+    """The option if the workload fits on `choice` (verdict fits or tight), else None. No solvers.
+    `gwl`: the workload as `ev.gpu_workload(wl, choice.gpu)` returns it, when the caller has it already."""
     sp = "single" if choice.count == 1 else (split or default_split(ev.spec, choice.count, wl.engine))
     if sp == "pp" and choice.count > ev.spec.num_layers:
         return None
-    worst, usable, ests, _ = ev.per_gpu(choice, wl, sp)
+    if ev.rank_weights(sp, choice.count, wl) > choice.gpu.usable_memory_bytes:
+        return None  # the weights alone do not fit: no estimate needed
+    worst, usable, ests, _ = ev.per_gpu(choice, wl, sp, gwl)
     if worst > usable:
         return None
     w = max(e.weights_bytes for e in ests)
@@ -744,13 +807,14 @@ def which(model: str | ModelSpec | ResolvedModel | Evaluator, workload: Workload
     rest by decode tokens/s; "speed", "gpus" and "memory" sort by decode speed, GPU count, total memory."""
     from .catalog import all_gpus
 
-    ev = model if isinstance(model, Evaluator) else Evaluator(model)
+    ev = evaluator_for(model)
     wl = (workload or Workload()).validate()
     key = _sort_key(sort)
     out = []
     for g in gpus if gpus is not None else all_gpus():
+        gwl = ev.gpu_workload(wl, g)
         for n in counts:
-            opt = evaluate_option(ev, GpuChoice(g, n), wl, headroom_fraction)
+            opt = evaluate_option(ev, GpuChoice(g, n), wl, headroom_fraction, gwl=gwl)
             if opt is not None:
                 out.append(opt)
     out.sort(key=key)
@@ -762,5 +826,5 @@ def compare(model: str | ModelSpec | ResolvedModel | Evaluator, gpu_specs: list[
     """Side by side: the full fit (verdict, solvers, speed) on each GPU spec, in the order given."""
     if not gpu_specs:
         raise BadInput("gpu: give at least one GPU to compare", field="gpu")
-    ev = model if isinstance(model, Evaluator) else Evaluator(model)
+    ev = evaluator_for(model)
     return [fit(ev, s, workload, headroom_fraction=headroom_fraction) for s in gpu_specs]

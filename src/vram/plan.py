@@ -25,7 +25,7 @@ from typing import Any
 from .catalog import GpuEntry, find_gpu
 from .errors import BadInput, VramError
 from .estimate import Workload
-from .fit import DEFAULT_HEADROOM, Evaluator, FitResult, GpuChoice, fit
+from .fit import DEFAULT_HEADROOM, Evaluator, FitResult, GpuChoice, evaluator_for, fit
 from .units import parse_tokens
 
 
@@ -211,7 +211,7 @@ def plan(fleet: Fleet) -> PlanResult:
     candidates: list[tuple[int, ModelDemand, list[tuple[int, float, Pool, FitResult]], dict[str, str]]] = []
     for d in fleet.models:
         try:
-            ev = evaluators.setdefault(d.model, Evaluator(d.model))
+            ev = evaluators.setdefault(d.model, evaluator_for(d.model))
             wl = d.workload()
         except VramError as exc:
             candidates.append((0, d, [], {"*": str(exc)}))
