@@ -1,0 +1,134 @@
+"""Hub repos outside the catalog, through an injected fetcher serving real safetensors files from a temp folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_safetensors import CONFIG, llama_tensors, write_folder
+from vram.errors import OfflineError, SourceError
+from vram.estimate import Workload, estimate, resolve_model
+from vram.sources.hub import FIRST_READ_BYTES, HuggingFaceFetcher, resolve_hub
+from vram.sources.safetensors import read_local_weights
+
+
+class FolderFetcher:
+    """Serves a local folder as if it were a Hub repo, counting the bytes asked for."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ranges: list[tuple[str, int, int]] = []
+
+    def list_files(self, repo: str) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir())
+
+    def get_file(self, repo: str, name: str, max_bytes: int) -> bytes:
+        return (self.root / name).read_bytes()[:max_bytes]
+
+    def get_range(self, repo: str, name: str, start: int, length: int) -> bytes:
+        self.ranges.append((name, start, length))
+        with (self.root / name).open("rb") as f:
+            f.seek(start)
+            return f.read(length)
+
+
+def test_remote_sharded_repo_same_as_local(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "repo", llama_tensors(), shards=2)
+    fetcher = FolderFetcher(folder)
+    rm = resolve_hub("someone/tiny-llama", fetcher)
+    local = read_local_weights(folder)
+    assert rm.spec.params == local.params
+    assert rm.weights_override_bytes == local.bytes
+    assert rm.source == "hub:someone/tiny-llama"
+    # one range request per shard: headers fit in the first read; never the tensors
+    assert [(s, n) for _, s, n in fetcher.ranges] == [(0, FIRST_READ_BYTES)] * 2
+    est = estimate(rm, Workload(context=64))
+    assert est.weights_bytes == local.bytes
+
+
+def test_large_header_needs_a_second_read(tmp_path: Path) -> None:
+    # many small tensors make a header longer than the first read
+    tensors = {f"model.extra.{i}.weight": np.zeros(1, np.float16) for i in range(2000)} | llama_tensors()
+    folder = write_folder(tmp_path / "big", tensors)
+    fetcher = FolderFetcher(folder)
+    rm = resolve_hub("someone/big", fetcher)
+    assert len(fetcher.ranges) == 2 and fetcher.ranges[1][1] == FIRST_READ_BYTES
+    assert rm.weights_override_bytes == sum(a.nbytes for a in tensors.values())
+
+
+def test_bad_remote_headers_and_repos(tmp_path: Path) -> None:
+    repo = tmp_path / "bad"
+    repo.mkdir()
+    (repo / "config.json").write_text(json.dumps(CONFIG))
+    (repo / "model.safetensors").write_bytes((2**40).to_bytes(8, "little") + b"{}")
+    with pytest.raises(SourceError, match="exceeds"):
+        resolve_hub("x/bad", FolderFetcher(repo))
+    (repo / "model.safetensors").unlink()
+    with pytest.raises(SourceError, match="no safetensors"):
+        resolve_hub("x/bad", FolderFetcher(repo))
+    (repo / "config.json").unlink()
+    (repo / "model_index.json").write_text("{}")
+    with pytest.raises(SourceError, match="diffusers pipeline"):
+        resolve_hub("x/bad", FolderFetcher(repo))
+
+
+def test_download_errors_become_clear_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What huggingface_hub raises is mapped to one-line vram errors (no network: the failing call is injected)."""
+    import httpx
+    import huggingface_hub.errors as e
+
+    monkeypatch.setenv("VRAM_CACHE_DIR", str(tmp_path / "cache"))
+    f = HuggingFaceFetcher()
+
+    def raising(exc: BaseException):
+        def fn() -> None:
+            raise exc
+        return fn
+
+    with pytest.raises(OfflineError, match="not reachable"):
+        f._call("org/m", "config.json", raising(e.OfflineModeIsEnabled("offline")))
+    with pytest.raises(OfflineError, match="not reachable"):
+        f._call("org/m", "config.json", raising(httpx.ConnectError("no route")))
+    with pytest.raises(OfflineError, match="not reachable"):
+        f._call("org/m", "config.json", raising(OSError("network unreachable")))
+    resp = httpx.Response(403, request=httpx.Request("GET", "https://example.invalid/x"))
+    with pytest.raises(SourceError, match=r"gated repo.*HF_TOKEN"):
+        f._call("org/m", "config.json", raising(e.GatedRepoError("gated", response=resp)))
+    resp404 = httpx.Response(404, request=httpx.Request("GET", "https://example.invalid/x"))
+    with pytest.raises(SourceError, match="no such repo"):
+        f._call("org/m", "config.json", raising(e.RepositoryNotFoundError("missing", response=resp404)))
+
+
+def test_cached_ranges_are_not_fetched_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VRAM_CACHE_DIR", str(tmp_path / "cache"))
+    f = HuggingFaceFetcher()
+    calls = []
+
+    def once(repo: str, what: str, fn: object) -> bytes:
+        calls.append(what)
+        return b"header-bytes"
+
+    monkeypatch.setattr(f, "_call", once)
+    assert f.get_range("org/m", "model.safetensors", 0, 100) == b"header-bytes"
+    assert f.get_range("org/m", "model.safetensors", 0, 100) == b"header-bytes"
+    assert calls == ["model.safetensors"]
+
+
+def test_catalog_names_never_reach_the_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*a: object, **k: object) -> None:
+        raise AssertionError("network")
+
+    monkeypatch.setattr("vram.sources.hub.resolve_hub", boom)
+    assert resolve_model("meta-llama/Llama-3.1-8B-Instruct").entry is not None
+
+
+def test_unknown_repo_goes_to_the_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+    monkeypatch.setattr("vram.sources.hub.resolve_hub", lambda repo: seen.append(repo) or (_ for _ in ()).throw(
+        OfflineError("offline")))
+    with pytest.raises(OfflineError):
+        resolve_model("not-in/the-catalog")
+    assert seen == ["not-in/the-catalog"]
