@@ -1,0 +1,101 @@
+"""Diffusion, speech, vision-language and embedding models: exact parameter counts and memory breakdowns."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vram.catalog import all_models, find_model
+from vram.cli import main
+from vram.errors import BadInput
+from vram.estimate import Workload, estimate, resolve_model
+from vram.families import KINDS, family_spec
+
+# Published / reference counts, to the unit where the Hub or the module tree gives them.
+EXACT = {
+    "flux.1-dev": 11_901_408_320,  # FluxTransformer2DModel, the "11.9B" / "12B" of the model card
+    "flux.1-schnell": 11_891_178_560,  # same without the guidance embedder
+    "whisper-tiny": 37_760_640, "whisper-base": 72_593_920, "whisper-small": 241_734_912,
+    "whisper-medium": 763_857_920, "whisper-large-v3": 1_543_490_560, "whisper-large-v3-turbo": 808_878_080,
+    "qwen2.5-vl-7b": 8_292_166_656, "qwen2.5-vl-3b": 3_754_622_976,
+    "all-minilm-l6-v2": 22_713_216, "bge-large-en-v1.5": 335_141_888, "bge-m3": 567_754_752,
+}
+
+
+def family_entries() -> list[str]:
+    return [m.id for m in all_models() if m.kind in KINDS]
+
+
+@pytest.mark.parametrize("model_id", family_entries())
+def test_every_family_entry_loads_and_estimates(model_id: str) -> None:
+    entry = find_model(model_id)
+    spec = family_spec(entry)
+    assert spec.params == entry.params, "catalog params must be the computed exact count"
+    if model_id in EXACT:
+        assert spec.params == EXACT[model_id]
+    est = estimate(model_id, Workload(batch=2, context=512))
+    assert est.params == entry.params
+    assert est.weights_bytes > 0 and est.total_bytes > est.peak_allocated_bytes >= est.weights_bytes
+    assert sum(c.bytes for c in est.breakdown) == est.total_bytes
+    assert est.assumptions
+
+
+def test_family_exact_counts_cover_the_catalog() -> None:
+    assert set(EXACT) <= set(family_entries())
+
+
+def test_flux_components_and_resolution(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["estimate", "black-forest-labs/FLUX.1-dev", "--width", "1024", "--height", "1024", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["params"] == 11_901_408_320
+    comps = d["family"]["components"]
+    assert comps == {"transformer": 11_901_408_320, "text_encoder": 123_060_480, "text_encoder_2": 4_762_310_656,
+                     "vae": 83_819_683}
+    assert d["weights_bytes"] == 2 * sum(comps.values())
+    assert d["family"]["image_tokens"] == 4096 and d["family"]["text_tokens"] == 512
+    names = [c["name"] for c in d["breakdown"]]
+    assert names[:2] == ["weights", "activations"] and "cuda_context" in names
+    assert any("1024×1024" in a for a in d["assumptions"])
+    small = estimate("flux.1-dev", Workload(width=512, height=512))
+    big = estimate("flux.1-dev", Workload(width=2048, height=2048))
+    assert small.activation_bytes < d["activation_bytes"] < big.activation_bytes
+    off = estimate("flux.1-dev", Workload(offload_text_encoders=True))
+    assert off.weights_bytes == 2 * (11_901_408_320 + 83_819_683)
+    with pytest.raises(BadInput):
+        estimate("flux.1-dev", Workload(width=1000))
+
+
+def test_whisper_batch_and_beams(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["estimate", "openai/whisper-large-v3", "--batch", "8", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["params"] == 1_543_490_560
+    assert d["weights_bytes"] == 2 * 1_543_490_560
+    # cross-attention cache: 2 × 32 decoder layers × 1500 positions × 1280 × 8 windows × 2 bytes
+    assert d["family"]["cross_kv_bytes"] == 2 * 32 * 1500 * 1280 * 8 * 2
+    assert d["family"]["self_kv_bytes"] == 2 * 32 * 448 * 1280 * 8 * 2
+    assert d["kv_cache_bytes"] == d["family"]["cross_kv_bytes"] + d["family"]["self_kv_bytes"]
+    assert d["assumptions"]
+    beams = estimate("whisper-large-v3", Workload(batch=8, beams=5))
+    assert beams.kv_cache_bytes == 5 * d["kv_cache_bytes"]
+    turbo = estimate("whisper-large-v3-turbo", Workload(batch=8))
+    assert turbo.kv_cache_bytes * 8 == d["kv_cache_bytes"]  # 4 decoder layers instead of 32
+
+
+def test_vlm_image_tokens_by_resolution() -> None:
+    rm = resolve_model("Qwen/Qwen2.5-VL-7B-Instruct")
+    assert rm.spec.extra_params == 676_550_144  # vision tower + merger
+    one = estimate("qwen2.5-vl-7b", Workload(context=256, width=448, height=448))
+    assert one.extra["family"]["image_tokens"] == 256  # (448/14)² patches / 4
+    two = estimate("qwen2.5-vl-7b", Workload(context=256, width=448, height=448, images=2))
+    text_only = estimate("qwen2.5-vl-7b", Workload(context=256 + 512, width=448, height=448, images=0))
+    assert two.kv_cache_bytes == text_only.kv_cache_bytes
+
+
+def test_embedding_models_have_no_kv_cache() -> None:
+    est = estimate("bge-m3", Workload(batch=32, context=8192))
+    assert est.kv_cache_bytes == 0 and est.component("kv_cache") is None
+    assert est.weights_bytes == 2 * 567_754_752
+    capped = estimate("bge-large-en-v1.5", Workload(batch=1, context=100_000))
+    assert capped.extra["family"]["tokens"] == 512
+    assert estimate("bge-reranker-v2-m3").params == 567_755_777
