@@ -105,7 +105,9 @@ def measure(model: str, workload: Workload | None = None, train: TrainWorkload |
     device = torch.cuda.get_device_name(0)
     cfg = _config(model)
     torch.cuda.init()
-    torch.zeros(1, device="cuda")  # context
+    a = torch.ones(64, 64, device="cuda", dtype=torch.bfloat16)
+    (a @ a).sum().item()  # CUDA context and cuBLAS handles, as the estimate's cuda_context counts them
+    del a
     torch.cuda.synchronize()
     free0, total_dev = torch.cuda.mem_get_info()
     context_used = total_dev - free0 - torch.cuda.memory_reserved()
@@ -136,8 +138,7 @@ def measure(model: str, workload: Workload | None = None, train: TrainWorkload |
         if wl.fresh_generate:
             out = None
             gc.collect()
-        m.generate(x, max_new_tokens=wl.new_tokens, min_new_tokens=wl.new_tokens, do_sample=False,
-                   attention_mask=torch.ones_like(x))
+        m.generate(x, max_new_tokens=wl.new_tokens, min_new_tokens=wl.new_tokens, do_sample=False)
         torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated()
     free1, _ = torch.cuda.mem_get_info()
