@@ -488,12 +488,61 @@ def _falcon(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     return layers, h, []
 
 
+def _mamba(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
+    """Mamba (v1) and Falcon-Mamba: selective state-space blocks, no attention, no MLP."""
+    h = _int(cfg, "hidden_size", "d_model")
+    n = _int(cfg, "num_hidden_layers", "n_layer")
+    expand = _int(cfg, "expand", default=2)
+    inner = _int(cfg, "intermediate_size", default=expand * h)
+    state = _int(cfg, "state_size", "d_state", default=16)
+    kernel = _int(cfg, "conv_kernel", "d_conv", default=4)
+    rank_cfg = cfg.get("time_step_rank", "auto")
+    rank = -(-h // 16) if rank_cfg in (None, "auto") else int(rank_cfg)
+    bias = bool(cfg.get("use_bias", False))
+    conv_bias = bool(cfg.get("use_conv_bias", True))
+    layers = []
+    for _ in range(n):
+        acc = _Acc()
+        acc.lin(h, 2 * inner, bias)
+        acc.lin(inner, rank + 2 * state)
+        acc.lin(rank, inner, True)
+        acc.lin(inner, h, bias)
+        acc.small += inner * kernel + (inner if conv_bias else 0) + inner * state + inner + h
+        layers.append(acc.layer(None, StateMixer(kind="mamba", state_elems=inner * (kernel + state),
+                                                 inner_size=inner), None))
+    return layers, h, [f"state-space layers: a fixed {inner}×({kernel}+{state}) state per sequence, no KV cache"]
+
+
+def _mamba2(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
+    h = _int(cfg, "hidden_size")
+    n = _int(cfg, "num_hidden_layers")
+    heads = _int(cfg, "num_heads")
+    head_dim = _int(cfg, "head_dim")
+    expand = _int(cfg, "expand", default=2)
+    inner = int(expand * h)
+    groups = _int(cfg, "n_groups", default=1)
+    state = _int(cfg, "state_size", default=128)
+    kernel = _int(cfg, "conv_kernel", default=4)
+    bias = bool(cfg.get("use_bias", False))
+    conv_bias = bool(cfg.get("use_conv_bias", True))
+    conv_dim = inner + 2 * groups * state
+    layers = []
+    for _ in range(n):
+        acc = _Acc()
+        acc.lin(h, 2 * inner + 2 * groups * state + heads, bias)
+        acc.lin(inner, h, bias)
+        acc.small += conv_dim * kernel + (conv_dim if conv_bias else 0) + 3 * heads + inner + h
+        layers.append(acc.layer(None, StateMixer(kind="mamba2", state_elems=conv_dim * kernel
+                                                 + heads * head_dim * state, inner_size=inner), None))
+    return layers, h, [f"Mamba-2 layers: a fixed state of {heads} heads × {head_dim} × {state} per sequence"]
+
+
 FAMILIES = {
     "llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like, "qwen3": _llama_like,
     "gemma2": _llama_like, "gemma3_text": _llama_like, "phi3": _llama_like, "olmo2": _llama_like,
     "cohere": _llama_like, "mixtral": _llama_like, "qwen2_moe": _llama_like, "qwen3_moe": _llama_like,
     "phimoe": _llama_like, "deepseek_v2": _deepseek, "deepseek_v3": _deepseek, "gpt_oss": _gpt_oss,
-    "lfm2": _lfm2, "falcon": _falcon,
+    "lfm2": _lfm2, "falcon": _falcon, "mamba": _mamba, "falcon_mamba": _mamba, "mamba2": _mamba2,
 }
 # model_type aliases that share an implementation
 _ALIASES = {"gemma3": "gemma3_text", "yi": "llama", "falcon3": "llama", "smollm": "llama", "granite": "llama"}

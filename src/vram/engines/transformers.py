@@ -76,7 +76,13 @@ def _attention_temp_per_token(model: ModelSpec, layer: Layer, e: int, expand_kv:
     h = model.hidden_size
     if a is None:
         mixer = layer.mixer
-        return h * e + (3 * mixer.inner_size * e if mixer else 0)
+        if mixer is None:
+            return h * e
+        if mixer.kind in ("mamba", "mamba2"):
+            # transformers' pure-PyTorch scan (no mamba-ssm kernels): discretized A and B·u materialised in float32
+            state = mixer.state_elems // max(1, mixer.inner_size)
+            return h * e + 6 * mixer.inner_size * e + 2 * mixer.inner_size * min(state, 256) * 4
+        return h * e + 3 * mixer.inner_size * e
     if a.kind == "mla":
         q = a.num_heads * a.head_dim * e
         kvb = a.num_heads * (a.head_dim - a.rope_head_dim + a.v_head_dim) * e
