@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import resources
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -555,7 +554,7 @@ def supported_model_types() -> list[str]:
 @cache
 def _defaults() -> dict[str, dict[str, Any]]:
     """Defaults of each architecture's transformers config class, for keys a config.json leaves out."""
-    text = resources.files("vram").joinpath("model_defaults.json").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parent / "model_defaults.json").read_text(encoding="utf-8")
     data: dict[str, dict[str, Any]] = json.loads(text)
     return data
 

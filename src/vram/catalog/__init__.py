@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from ..errors import UnknownGpu, UnknownModel
@@ -82,8 +81,11 @@ class GpuEntry:
         return "hopper" if self.vendor == "nvidia" else a
 
 
-def _data_dir(kind: str) -> Any:
-    return resources.files("vram.catalog").joinpath("data", kind)
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+def _data_dir(kind: str) -> Path:
+    return DATA_DIR / kind
 
 
 @cache
@@ -118,6 +120,8 @@ def all_models() -> list[ModelEntry]:
 
 
 def _suggest(query: str, keys: list[str], n: int = 3) -> list[str]:
+    import difflib
+
     q = _norm(query)
     close = difflib.get_close_matches(q, keys, n=n, cutoff=0.5)
     if len(close) < n:
@@ -127,8 +131,10 @@ def _suggest(query: str, keys: list[str], n: int = 3) -> list[str]:
 
 def find_model(query: str) -> ModelEntry:
     """Case-insensitive lookup by id, Hub repo id or alias; close names are suggested when nothing matches."""
-    index = _model_index()
     key = _norm(query)
+    if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", key) and (_data_dir("models") / f"{key}.json").is_file():
+        return load_model_entry(f"{key}.json")  # an id: one file, no index needed
+    index = _model_index()
     if key in index:
         return load_model_entry(index[key])
     loose = {_loose(k): v for k, v in index.items()}
@@ -181,8 +187,10 @@ def all_gpus() -> list[GpuEntry]:
 
 
 def find_gpu(query: str) -> GpuEntry:
-    index = _gpu_index()
     key = _norm(query)
+    if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", key) and (_data_dir("gpus") / f"{key}.json").is_file():
+        return load_gpu_entry(f"{key}.json")
+    index = _gpu_index()
     for cand in (key, key.removeprefix("nvidia-"), key.removeprefix("amd-"), key.removeprefix("rtx-"),
                  "rtx-" + key):
         if cand in index:

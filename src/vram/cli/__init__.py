@@ -19,13 +19,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"vram: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+# which module registers each command (so one command's parser is built without importing the others)
+COMMAND_OWNERS = {"estimate": "estimate", "models": "catalog", "gpus": "catalog", "fit": "fit", "which": "fit",
+                  "compare": "fit", "plan": "plan", "local": "local", "measure": "measure", "serve": "serve",
+                  "admin": "admin"}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole CLI, or only the module that registers `command` (fast path for a known command)."""
     from .. import __version__
 
     parser = _Parser(prog="vram", description="Will it fit? GPU memory for inference and training of open models.")
     parser.add_argument("--version", action="version", version=f"vram {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMAND_MODULES:
+    owner = COMMAND_OWNERS.get(command or "")
+    for name in (owner,) if owner else COMMAND_MODULES:
         try:
             mod = importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:
@@ -38,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(args_list[0] if args_list else None)
     if not args_list:
         parser.print_help()
         return 0
