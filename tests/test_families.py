@@ -19,6 +19,9 @@ EXACT = {
     "whisper-tiny": 37_760_640, "whisper-base": 72_593_920, "whisper-small": 241_734_912,
     "whisper-medium": 763_857_920, "whisper-large-v3": 1_543_490_560, "whisper-large-v3-turbo": 808_878_080,
     "qwen2.5-vl-7b": 8_292_166_656, "qwen2.5-vl-3b": 3_754_622_976,
+    "sdxl-base-1.0": 2_567_463_684,  # UNet2DConditionModel
+    "sd3.5-large": 8_056_627_520, "sd3.5-large-turbo": 8_056_627_520,  # "8.1B" with the 192² position table
+    "sd3.5-medium": 2_243_171_520,  # "2.5B" with the 384² position table (a stored buffer)
     "all-minilm-l6-v2": 22_713_216, "bge-large-en-v1.5": 335_141_888, "bge-m3": 567_754_752,
 }
 
@@ -99,3 +102,24 @@ def test_embedding_models_have_no_kv_cache() -> None:
     capped = estimate("bge-large-en-v1.5", Workload(batch=1, context=100_000))
     assert capped.extra["family"]["tokens"] == 512
     assert estimate("bge-reranker-v2-m3").params == 567_755_777
+
+
+def test_sd3_and_sdxl_components() -> None:
+    from vram.families.diffusion import sd3_transformer_params
+
+    sd3 = estimate("sd3.5-large")
+    comps = sd3.extra["family"]["components"]
+    assert comps["text_encoder"] == 123_650_304 and comps["text_encoder_2"] == 694_659_840
+    assert comps["text_encoder_3"] == 4_762_310_656 and comps["vae"] == 83_819_683
+    # the position table (192² × 2432) is stored with the weights
+    assert sd3.weights_bytes == 2 * (sum(comps.values()) + 192 * 192 * 2432)
+    assert sd3.extra["family"]["text_tokens"] == 77 + 256
+    # SD3 medium (the first release: no q/k norm, no dual attention) is the published 2,028,328,000
+    medium = find_model("sd3.5-medium").config["components"]["transformer"]
+    assert sd3_transformer_params({**medium, "dual_attention_layers": [], "qk_norm": None}) == 2_028_328_000
+    xl = estimate("sdxl", Workload(width=1024, height=1024))
+    assert xl.extra["family"]["components"]["vae"] == 83_653_863
+    assert xl.extra["family"]["image_tokens"] == 128 * 128
+    assert any("float32" in a for a in xl.assumptions)
+    turbo = estimate("sd3.5-large-turbo")
+    assert turbo.activation_bytes <= sd3.activation_bytes
