@@ -176,14 +176,17 @@ def _saved_per_token(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets:
     e = 4 if tw.precision == "fp32" else 2  # activation dtype of matmul outputs
     res = 4 if tw.precision in ("fp32", "mixed") else 2  # residual stream dtype
     lora = tw.method in ("lora", "qlora")
+    fp32_adapters = tw.method == "lora"  # peft's autocast_adapter_dtype; QLoRA recipes keep adapters in bf16
     linears = _layer_linears(model, layer)
     norm = _norm_own(mt, res)
 
     def input_kept(names: tuple[str, ...]) -> int:
         """Bytes per input element kept by the linears that read one tensor."""
         present = [n for n in names if n in linears]
-        if lora:
+        if lora and fp32_adapters:
             return 4 * sum(1 for n in present if n in targets)  # peft casts the input to float32 per adapter
+        if lora:
+            return e if any(n in targets for n in present) else 0  # bf16 adapters keep the input itself
         if mixed:
             return 2 * len(present)  # autocast's bf16 cast, one per linear
         return e if present else 0  # the tensor itself
@@ -212,7 +215,7 @@ def _saved_per_token(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets:
                 # its output needs a real transpose copy
                 total += 2 * tw.seq + ae * q
             if tw.attn == "eager":
-                total += a.num_heads * tw.seq * (ae + 4 + ae)  # scores, float32 softmax, probabilities per row
+                total += a.num_heads * tw.seq * (4 + ae)  # float32 softmax output and bf16 probabilities per row
             o_in = a.num_heads * a.v_head_dim
             total += o_in * input_kept(("o_proj",)) if (lora or mixed) else 0
     elif layer.mixer is not None:
@@ -340,12 +343,13 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
         base_how = f"{dt} parameters"
     if lora:
         trainable = lora_params(spec, tw.lora_rank, targets)
-        adapter_bytes = 4 * trainable  # peft keeps adapters in float32
+        adapter_elem = 4 if tw.method == "lora" else 2  # peft upcasts LoRA weights; QLoRA recipes train bf16 ones
+        adapter_bytes = adapter_elem * trainable
         weights_b = int(base.bytes * shard.weights) + adapter_bytes
         weights = Component("weights", weights_b, f"{base_how} (frozen) + {trainable:,} LoRA parameters (rank "
                             f"{tw.lora_rank}, {'all linear layers' if tw.lora_targets == 'all-linear' else tw.lora_targets}) "
-                            "in float32")
-        grad_bytes_per, state_bytes_per = 4.0, 4.0
+                            f"in {'float32' if adapter_elem == 4 else 'bfloat16'}")
+        grad_bytes_per, state_bytes_per = float(adapter_elem), 4.0
         params = spec.params + trainable
     else:
         trainable = spec.params
@@ -406,6 +410,10 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
         saved = t * sum(per_layer) + t * norm_final
         phase_a = saved + loss_peak + head_cast + layer_casts
         act_how = "all layers' saved tensors (norm float32 copies, q/k/v, attention output, MLP gate/up/act/product)"
+    if tw.method == "qlora":
+        # bitsandbytes dequantizes each 4-bit matrix to bf16 for its matmul (forward and backward), one at a time
+        phase_a += 2 * max((i * o for layer in spec.layers for i, o in _layer_linears(spec, layer).values()),
+                           default=0)
     # B: end of backward — all grads + first layer's activations and temporaries
     e_act = 4 if tw.precision == "fp32" else 2
     mlp0 = spec.layers[0].mlp
