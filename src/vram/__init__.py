@@ -42,7 +42,34 @@ _EXPORTS: dict[str, str] = {
     "parse_bytes": "vram.units",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "BadInput",
+    "Component",
+    "ConfigError",
+    "Estimate",
+    "ModelSpec",
+    "ResolvedModel",
+    "SourceError",
+    "TrainWorkload",
+    "UnknownGpu",
+    "UnknownModel",
+    "UnsupportedArchitecture",
+    "VramError",
+    "Workload",
+    "__version__",
+    "estimate",
+    "estimate_training",
+    "find_gpu",
+    "find_model",
+    "load_config_file",
+    "model_from_config",
+    "parse_bytes",
+    "parse_tokens",
+    "quant_scheme",
+    "resolve_model",
+    "search_gpus",
+    "search_models",
+]
 
 # `estimate` is both a submodule and the main function: bind the function now, so that importing the submodule
 # elsewhere (which happens once, here) cannot leave the package attribute pointing at the module.

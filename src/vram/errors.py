@@ -1,4 +1,5 @@
-"""Every error vram raises. The CLI turns them into one line and exit status 2; the web API into a 4xx naming the field."""
+"""Every error vram raises. The CLI turns them into one line and exit status 2; the web API into a 4xx naming the
+field."""
 
 from __future__ import annotations
 

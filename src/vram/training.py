@@ -331,7 +331,8 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
     act_tw = replace(tw, precision="bf16") if sharded_mixed else tw
     assumptions = [f"engine: PyTorch + transformers; {tw.batch} × {tw.seq:,} tokens per micro-batch"
                    + (f", {tw.grad_accum} accumulation steps" if tw.grad_accum > 1 else ""),
-                   f"attention: {tw.attn}; {'gradient checkpointing (non-reentrant)' if tw.grad_checkpointing else 'no gradient checkpointing'}"]
+                   f"attention: {tw.attn}; " + ("gradient checkpointing (non-reentrant)" if tw.grad_checkpointing
+                                                 else "no gradient checkpointing")]
 
     # weights ---------------------------------------------------------------------------------------------------
     if tw.method == "qlora":
@@ -347,7 +348,8 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
         adapter_bytes = adapter_elem * trainable
         weights_b = int(base.bytes * shard.weights) + adapter_bytes
         weights = Component("weights", weights_b, f"{base_how} (frozen) + {trainable:,} LoRA parameters (rank "
-                            f"{tw.lora_rank}, {'all linear layers' if tw.lora_targets == 'all-linear' else tw.lora_targets}) "
+                            f"{tw.lora_rank}, "
+                            f"{'all linear layers' if tw.lora_targets == 'all-linear' else tw.lora_targets}) "
                             f"in {'float32' if adapter_elem == 4 else 'bfloat16'}")
         grad_bytes_per, state_bytes_per = float(adapter_elem), 4.0
         params = spec.params + trainable
@@ -376,7 +378,8 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
     else:
         n_states = _optimizer_state_elems(opt)
         state_total = trainable * (n_states * state_bytes_per + master_bytes)
-        opt_how = ("fp32 master weights + " if master_bytes else "") + {"adamw": "AdamW: exp_avg + exp_avg_sq", "adamw-fused": "AdamW (fused): exp_avg + exp_avg_sq",
+        opt_how = ("fp32 master weights + " if master_bytes else "") + {
+            "adamw": "AdamW: exp_avg + exp_avg_sq", "adamw-fused": "AdamW (fused): exp_avg + exp_avg_sq",
                    "sgd": "SGD without momentum: no state", "sgd-momentum": "SGD: momentum buffer",
                    "lion": "Lion: one momentum buffer"}[opt] + f", {state_bytes_per:g} bytes each"
     if tw.offload_optimizer:
@@ -399,21 +402,31 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
     layer_casts = 0
     if act_tw.precision == "mixed" and not lora:
         layer_casts = 2 * sum(layer.linear_params for layer in spec.layers)
+    loss_c = Component("loss", loss_peak, f"float32 logits path of the cross-entropy: 12 bytes × {t:,} tokens × "
+                       f"{v:,} vocabulary" + (" + the soft-capped bf16 logits" if spec.logit_softcap else ""))
+    casts_how = "bf16 copies of the weights that autocast saved for backward"
     if tw.grad_checkpointing:
         saved = t * res_bytes * h * spec.num_layers + t * norm_final
+        act_how = f"checkpointed: each layer's input ({res_bytes} bytes × hidden per token) kept"
+        at_loss = [Component("activations", saved, act_how), loss_c, Component("autocast_weight_copies", head_cast,
+                                                                              casts_how)]
         recompute = t * max(per_layer) + (layer_casts // max(1, spec.num_layers))
-        phase_a = saved + loss_peak + head_cast
-        phase_a_recompute = saved + recompute + head_cast + int(v * h * grad_bytes_per * (0 if lora else 1))
-        act_how = f"checkpointed: each layer's input ({res_bytes} bytes × hidden per token) kept, one layer recomputed"
-        phase_a = max(phase_a, phase_a_recompute)
+        head_grad = int(v * h * grad_bytes_per) if not lora else 0
+        at_recompute = [Component("activations", saved, act_how),
+                        Component("recompute", recompute, "one layer's activations recomputed during backward"),
+                        Component("autocast_weight_copies", head_cast, casts_how),
+                        Component("gradients_so_far", head_grad, "output-layer gradient already accumulated")]
+        parts_a = max(at_loss, at_recompute, key=lambda parts: sum(c.bytes for c in parts))
     else:
         saved = t * sum(per_layer) + t * norm_final
-        phase_a = saved + loss_peak + head_cast + layer_casts
         act_how = "all layers' saved tensors (norm float32 copies, q/k/v, attention output, MLP gate/up/act/product)"
+        parts_a = [Component("activations", saved, act_how), loss_c,
+                   Component("autocast_weight_copies", head_cast + layer_casts, casts_how)]
     if tw.method == "qlora":
-        # bitsandbytes dequantizes each 4-bit matrix to bf16 for its matmul (forward and backward), one at a time
-        phase_a += 2 * max((i * o for layer in spec.layers for i, o in _layer_linears(spec, layer).values()),
-                           default=0)
+        largest = max((i * o for layer in spec.layers for i, o in _layer_linears(spec, layer).values()), default=0)
+        parts_a.append(Component("dequantized_weight", 2 * largest, "bitsandbytes dequantizes each 4-bit matrix to "
+                                 "bf16 for its matmul, one at a time (the largest shown)"))
+    phase_a = sum(c.bytes for c in parts_a)
     # B: end of backward — all grads + first layer's activations and temporaries
     e_act = 4 if tw.precision == "fp32" else 2
     mlp0 = spec.layers[0].mlp
@@ -458,14 +471,7 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
                                       explanation=grads.explanation + ("" if grads_at_peak else
                                                                        "; not yet allocated at the peak"))]
     if binding.startswith("start"):
-        comps.append(Component("activations", saved, act_how))
-        comps.append(Component("loss", loss_peak, f"float32 logits path of the cross-entropy: 12 bytes × {t:,} "
-                               f"tokens × {v:,} vocabulary"))
-        extra_a = phase_a - saved - loss_peak
-        if extra_a > 0:
-            comps.append(Component("autocast_weight_copies" if (head_cast or layer_casts) else "recompute", extra_a,
-                                   "bf16 copies of the weights autocast saved for backward" if
-                                   (head_cast or layer_casts) else "one layer recomputed under checkpointing"))
+        comps.extend(c for c in parts_a if c.bytes)
     elif binding.startswith("end"):
         comps.append(Component("activations", act_b, "first layer's saved tensors and backward temporaries"))
     else:
