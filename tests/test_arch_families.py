@@ -17,7 +17,7 @@ from vram.components.kv_cache import layer_kv_bytes, state_bytes
 from vram.model import model_from_config, supported_model_types
 
 ARCH_DIR = Path(__file__).parent / "data" / "arch"
-FIXTURES = sorted(ARCH_DIR.glob("*.json"))
+FIXTURES = sorted(p for p in ARCH_DIR.glob("*.json") if not p.name.startswith("_"))  # _*: other records
 
 
 def _load(path: Path) -> dict[str, Any]:

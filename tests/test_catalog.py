@@ -1,7 +1,10 @@
 """The built-in catalogs: every data file loads, names resolve, and every model's parameter count is exact.
 
-The `params` in each model file came from an independent count (transformers, meta-device instantiation, recorded
-with the file); ModelSpec must reproduce it to the unit from the config alone.
+Decoder-only LLMs: the `params` in each file came from an independent count (transformers, meta-device
+instantiation, recorded with the file); ModelSpec must reproduce it to the unit from the config alone.
+Other kinds (speech, vision-language, embedding, diffusion): their `params` must equal the count that
+tools/make_arch_fixtures.py made with transformers / diffusers from the same config (tests/data/arch/
+_catalog_counts.json), and what vram resolves for the entry.
 """
 
 from __future__ import annotations
@@ -27,11 +30,17 @@ from vram.catalog import (
     search_models,
 )
 from vram.errors import UnknownGpu, UnknownModel
+from vram.estimate import resolve_model
 from vram.model import model_from_config
 
 DATA = Path(str(resources.files("vram.catalog").joinpath("data")))
 MODEL_FILES = sorted((DATA / "models").glob("*.json"))
+# decoder-only language models; other kinds (diffusion, speech, vlm, embedding) are checked in test_families.py
+LLM_FILES = [p for p in MODEL_FILES if json.loads(p.read_text(encoding="utf-8")).get("kind", "llm") == "llm"]
 GPU_FILES = sorted((DATA / "gpus").glob("*.json"))
+INDEPENDENT_COUNTS: dict[str, Any] = json.loads(
+    (Path(__file__).parent / "data" / "arch" / "_catalog_counts.json").read_text())["counts"]
+KINDS = {"llm", "vlm", "speech", "embedding", "diffusion"}
 
 
 def _raw(path: Path) -> dict[str, Any]:
@@ -57,14 +66,20 @@ def test_model_file_loads(path: Path) -> None:
     assert entry.id == raw["id"] == path.stem
     assert entry.name and entry.family and entry.license
     assert re.fullmatch(r"[\w.-]+/[\w.-]+", entry.hf_repo), entry.hf_repo
-    assert isinstance(entry.context_length, int) and entry.context_length >= 2048
-    assert isinstance(entry.config, dict) and entry.config.get("model_type")
+    assert isinstance(entry.config, dict)
+    if entry.kind == "llm":
+        assert isinstance(entry.context_length, int) and entry.context_length >= 2048
+        assert entry.config.get("model_type")
 
 
-@pytest.mark.parametrize("path", MODEL_FILES, ids=[p.stem for p in MODEL_FILES])
+@pytest.mark.parametrize("path", LLM_FILES, ids=[p.stem for p in LLM_FILES])
 def test_model_params_exact(path: Path) -> None:
     raw = _raw(path)
     assert isinstance(raw["params"], int) and raw["params"] > 0
+    if raw.get("kind", "llm") != "llm":
+        assert INDEPENDENT_COUNTS[raw["id"]]["params"] == raw["params"]
+        assert resolve_model(raw["id"]).spec.params == raw["params"]
+        return
     assert "transformers" in raw.get("params_source", ""), "params must come from an independent count"
     spec = model_from_config(raw["config"], name=raw["id"])
     assert spec.params == raw["params"]
@@ -87,6 +102,26 @@ def test_published_sizes_match_names() -> None:
         assert 0.6 * stated <= entry.params <= 1.75 * stated, (entry.id, entry.params)
         checked += 1
     assert checked >= 40
+
+
+def test_independent_counts_are_for_catalog_entries() -> None:
+    ids = {p.stem for p in MODEL_FILES}
+    assert set(INDEPENDENT_COUNTS) <= ids
+    assert len(INDEPENDENT_COUNTS) >= 10
+
+
+def test_published_params_text_agrees() -> None:
+    """Where a file quotes the publisher's rounded size ("39M", "8.29B"), the exact count rounds to it."""
+    checked = 0
+    for p in MODEL_FILES:
+        raw = _raw(p)
+        m = re.match(r"(\d+(?:\.\d+)?)\s*([MB])\b", raw.get("published_params_text") or "")
+        if not m:
+            continue
+        stated = float(m.group(1)) * (1e9 if m.group(2) == "B" else 1e6)
+        assert 0.85 * stated <= raw["params"] <= 1.15 * stated, (raw["id"], raw["published_params_text"])
+        checked += 1
+    assert checked >= 15
 
 
 @pytest.mark.parametrize("path", GPU_FILES, ids=[p.stem for p in GPU_FILES])

@@ -7,6 +7,7 @@ scratch environment with PyTorch (CPU is enough) and transformers:
 
     /work/scratch/venv/bin/python tools/make_arch_fixtures.py            # torch 2.13 CPU + transformers 5.17.0
     /work/scratch/venv/bin/python tools/make_arch_fixtures.py --only llama_gqa qwen3_moe
+    (diffusers 0.42.1 in the same environment, optional, counts the diffusion entries of the catalog)
 
 For each variant it
   * builds the model with `from_config` on the meta device and records `params` = sum of numel over
@@ -18,6 +19,10 @@ For each variant it
 
 Output: {"config": ..., "params": N, "cache_batch": B, "cache_tokens": T, "cache_layers": [...], "source": ...}.
 tests/test_arch_families.py compares vram.model.model_from_config against these numbers.
+
+It also counts the catalog's speech, vision-language and embedding entries (Whisper, Qwen2.5-VL, BERT/XLM-R) with
+the transformers class their checkpoints load into, and the diffusion entries' denoisers (FLUX, SD3.5, SDXL UNet)
+with diffusers, into tests/data/arch/_catalog_counts.json, which tests/test_catalog.py checks `params` against.
 """
 
 from __future__ import annotations
@@ -44,9 +49,12 @@ BASE: dict[str, Any] = {
 }
 
 
+DROP = object()  # leave a BASE key out of the config
+
+
 def cfg(model_type: str, arch: str, **over: Any) -> dict[str, Any]:
     d = {"model_type": model_type, "architectures": [arch], **BASE, **over}
-    return {k: v for k, v in d.items() if v is not None or k in over}
+    return {k: v for k, v in d.items() if v is not DROP}
 
 
 MOE = {"moe_intermediate_size": 40, "num_experts_per_tok": 2}
@@ -151,6 +159,19 @@ VARIANTS: dict[str, dict[str, Any]] = {
                            bias=False, alibi=False, ffn_hidden_size=120),
     "falcon_new_arch_one_ln": cfg("falcon", "FalconForCausalLM", new_decoder_architecture=True, num_kv_heads=2,
                                   num_ln_in_parallel_attn=1, bias=False, alibi=False, ffn_hidden_size=256),
+    # State-space models: no attention, a fixed conv + SSM state per sequence
+    "mamba": cfg("mamba", "MambaForCausalLM", num_attention_heads=DROP, intermediate_size=DROP, state_size=8,
+                 conv_kernel=4, expand=2, time_step_rank="auto"),
+    "mamba_bias_rank": cfg("mamba", "MambaForCausalLM", num_attention_heads=DROP, intermediate_size=DROP,
+                           state_size=16, conv_kernel=3, expand=3, time_step_rank=6, use_bias=True,
+                           use_conv_bias=False, tie_word_embeddings=False),
+    "falcon_mamba": cfg("falcon_mamba", "FalconMambaForCausalLM", num_attention_heads=DROP, intermediate_size=DROP,
+                        state_size=8, conv_kernel=4, expand=2),
+    "mamba2": cfg("mamba2", "Mamba2ForCausalLM", num_attention_heads=DROP, intermediate_size=DROP, num_heads=8,
+                  head_dim=16, expand=2, n_groups=2, state_size=16, conv_kernel=4, chunk_size=4),
+    "mamba2_bias_untied": cfg("mamba2", "Mamba2ForCausalLM", num_attention_heads=DROP, intermediate_size=DROP,
+                              num_heads=4, head_dim=32, expand=2, n_groups=1, state_size=8, conv_kernel=3,
+                              use_bias=True, use_conv_bias=False, tie_word_embeddings=False, chunk_size=4),
     # published Qwen3-MoE and gpt-oss configs spell these out; the variants above also check the defaults
     "qwen3_moe_128_experts": cfg("qwen3_moe", "Qwen3MoeForCausalLM", hidden_size=32, num_key_value_heads=2,
                                  head_dim=24, num_experts=128, num_hidden_layers=4, mlp_only_layers=[1],
@@ -204,12 +225,65 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
     with torch.no_grad():
         out = model(input_ids=ids, use_cache=True)
     return {"params": params, "cache_batch": CACHE_BATCH, "cache_tokens": CACHE_TOKENS,
-            "cache_layers": cache_layers(out.past_key_values)}
+            "cache_layers": cache_layers(getattr(out, "past_key_values", None) or out.cache_params)}
+
+
+CATALOG = ROOT / "src" / "vram" / "catalog" / "data" / "models"
+# catalog entries that are not decoder-only LLMs: the transformers class their checkpoints load into
+NON_LLM_CLASSES = {"bert": "BertModel", "xlm-roberta": "XLMRobertaModel"}
+
+
+DIFFUSERS_CLASSES = {"flux_transformer": "FluxTransformer2DModel", "sd3_transformer": "SD3Transformer2DModel",
+                     "unet": "UNet2DConditionModel"}
+
+
+def _diffusion_count(entry: dict[str, Any]) -> dict[str, Any]:
+    """The denoiser of a diffusion pipeline (what the catalog's `params` counts), built with diffusers."""
+    import diffusers
+
+    config = entry["config"]
+    denoiser = dict(config["components"][config["denoiser"]])
+    cls_name = DIFFUSERS_CLASSES[denoiser.pop("type")]
+    with torch.device("meta"):
+        model = getattr(diffusers, cls_name)(**denoiser)
+    return {"class": f"diffusers.{cls_name}", "params": sum(p.numel() for p in model.parameters())}
+
+
+def catalog_counts() -> dict[str, Any]:
+    """Parameter counts of the catalog's speech / vision-language / embedding entries, built from their catalog
+    config with transformers on the meta device, and of the diffusion entries' denoisers with diffusers (skipped,
+    with a message, when diffusers is not installed)."""
+    counts: dict[str, Any] = {}
+    for path in sorted(CATALOG.glob("*.json")):
+        entry = json.loads(path.read_text())
+        if entry.get("kind", "llm") == "llm":
+            continue
+        if entry["kind"] == "diffusion":
+            try:
+                counts[entry["id"]] = _diffusion_count(entry)
+            except ImportError:
+                print(f"catalog {entry['id']}: diffusers not installed, not counted", file=sys.stderr)
+                continue
+            print(f"catalog {entry['id']:28s} {counts[entry['id']]['class']:40s} {counts[entry['id']]['params']:>14,}")
+            continue
+        config = dict(entry["config"])
+        model_type = config.pop("model_type")
+        archs = config.pop("architectures", None)
+        head = config.pop("head", None)
+        cls_name = archs[0] if archs else NON_LLM_CLASSES[model_type]
+        if head == "classifier":
+            cls_name = cls_name.replace("Model", "ForSequenceClassification")
+        with torch.device("meta"):
+            model = getattr(transformers, cls_name)(transformers.AutoConfig.for_model(model_type, **config))
+        counts[entry["id"]] = {"class": cls_name, "params": sum(p.numel() for p in model.parameters())}
+        print(f"catalog {entry['id']:28s} {cls_name:40s} {counts[entry['id']]['params']:>14,}")
+    return counts
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", help="variant names to (re)write")
+    ap.add_argument("--no-catalog", action="store_true", help="skip counting the catalog's non-LLM entries")
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     names = a.only or list(VARIANTS)
@@ -227,6 +301,17 @@ def main() -> int:
                          f"(torch {torch.__version__.split('+')[0]})"}
         (OUT / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
         print(f"{name:34s} params {m['params']:>9,}  cache {[r['elems'] for r in m['cache_layers']]}")
+    if not a.no_catalog:
+        try:
+            import diffusers
+
+            with_diffusers = f" / diffusers {diffusers.__version__}"
+        except ImportError:
+            with_diffusers = ""
+        doc = {"counts": catalog_counts(),
+               "source": f"transformers {transformers.__version__}{with_diffusers} meta-device count of the catalog "
+                         "config"}
+        (OUT / "_catalog_counts.json").write_text(json.dumps(doc, indent=1) + "\n")
     return 1 if failed else 0
 
 
