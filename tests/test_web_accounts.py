@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from test_web_support import Clock, app_for, bearer, client_for, settings_for, signup
 
+from test_web_support import Clock, app_for, bearer, client_for, settings_for, signup
 from vram.web.storage import HistoryRow, SessionRow, ShareRow, User
 
 pytestmark = pytest.mark.anyio

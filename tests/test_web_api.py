@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_web_support import Clock, app_for, client_for, settings_for
 
+from test_web_support import Clock, app_for, client_for, settings_for
 from vram.estimate import Workload, estimate
 
 pytestmark = pytest.mark.anyio
@@ -38,6 +38,21 @@ async def test_estimate_is_the_cli_json_plus_cost(app: Any, run_cli: Any) -> Non
     assert body["total_bytes"] == lib.total_bytes
     assert body["workload"]["context"] == 32768
     assert len(r.headers["vram-result-signature"]) == 64
+
+
+async def test_training_estimate_is_the_cli_json(app: Any, run_cli: Any) -> None:
+    body = {"model": "llama-3.1-8b", "batch": 2, "train": {"method": "qlora", "seq": "4k", "grad_checkpointing": True,
+                                                          "lora_rank": 32, "optimizer": "adamw-8bit"}}
+    async with client_for(app) as c:
+        r = await c.post("/api/v1/estimate", json=body)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got.pop("cost_tokens") == 100
+    cli = run_cli("estimate", "llama-3.1-8b", "--train", "--method", "qlora", "--seq", "4k", "--grad-checkpointing",
+                  "--lora-rank", "32", "--optimizer", "adamw-8bit", "--batch", "2", "--json")
+    assert cli.rc == 0, cli.err
+    assert got == json.loads(cli.out)
+    assert got["trainable_params"] > 0 and "optimizer_bytes" in got
 
 
 async def test_estimate_options_reach_the_library(app: Any) -> None:

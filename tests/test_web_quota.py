@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+
 from test_web_support import (
     REDIS_URL,
     Clock,
@@ -25,7 +26,6 @@ from test_web_support import (
     signup,
     stripe_signature,
 )
-
 from vram.web.quota import Subject
 from vram.web.services import Services
 from vram.web.storage import Counter, LedgerRow

@@ -260,7 +260,10 @@ def delete_user_data(svc: Services, user_id: int) -> None:
 
 def account(request: Request) -> dict[str, Any]:
     """The signed-in account: email, allowance, purchased tokens, ledger."""
-    sub = require_user(request)
+    return account_data(request, require_user(request))
+
+
+def account_data(request: Request, sub: Subject) -> dict[str, Any]:
     svc = services(request)
     assert sub.user_id is not None
     with svc.db.engine.connect() as conn:

@@ -448,7 +448,7 @@ async def account_delete(request: Request) -> Response:
     if sub.user_id is None:
         return RedirectResponse("/signin?next=/account", status_code=303)
     if str(raw.get("confirm") or "").strip().lower() != "delete":
-        return render(request, "account.html", {"account": api.account(request),
+        return render(request, "account.html", {"account": api.account_data(request, sub),
                                                 "error": "type delete to confirm"}, status=422)
     await run_in_threadpool(api.delete_user_data, services(request), sub.user_id)
     resp = render(request, "message.html", {"title": "Account deleted",

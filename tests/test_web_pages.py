@@ -1,0 +1,219 @@
+"""The server-rendered pages: the calculator works without JavaScript, forms need the CSRF token, output is escaped,
+every page has a JSON twin, the schema matches the migrations."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from test_web_support import Clock, app_for, client_for, hidden_fields, settings_for
+
+pytestmark = pytest.mark.anyio
+FORM = {"model": "llama-3.1-8b", "context": "8k", "batch": "1", "new_tokens": "256", "gpu": "rtx-4090",
+        "gpu_count": "1", "mode": "inference", "engine": "transformers", "dtype": "bfloat16", "headroom": "20"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Any:
+    with app_for(settings_for(tmp_path, Clock())) as a:
+        yield a
+
+
+async def _csrf(c: Any) -> str:
+    await c.get("/")
+    return str(c.cookies["vram_csrf"])
+
+
+async def test_calculator_without_javascript(app: Any) -> None:
+    from vram.estimate import Workload
+    from vram.fit import fit
+    from vram.units import GIB
+
+    async with client_for(app) as c:
+        page = await c.get("/")
+        assert page.status_code == 200
+        assert '<form method="post" action="/" id="calc"' in page.text
+        for label in ('for="model"', 'for="gpu"', 'for="context"', 'for="batch"', 'for="quant"'):
+            assert label in page.text
+        assert '<main id="main"' in page.text and "<nav" in page.text
+        r = await c.post("/", data={**FORM, "csrf_token": c.cookies["vram_csrf"]})
+    assert r.status_code == 200, r.text[:500]
+    lib = fit("llama-3.1-8b", "rtx-4090", Workload(context=8192, new_tokens=256))
+    assert lib.verdict == "fits"
+    assert re.search(r'id="verdict".*?<strong>Fits</strong> on 1× NVIDIA GeForce RTX 4090', r.text, re.S)
+    assert f"{lib.per_gpu_bytes / GIB:,.2f}" in r.text or f"{lib.estimate.total_bytes / GIB:,.2f}" in r.text
+    assert '<svg id="bar-chart"' in r.text and '<svg id="context-chart"' in r.text
+    assert "polyline" in r.text and "vllm serve meta-llama/Llama-3.1-8B" in r.text
+    assert r.headers["ratelimit-remaining"] == "2250"  # a check against a GPU is a fit: 250 tokens
+    fields = hidden_fields(r.text)
+    assert fields["kind"] == "check" and len(fields["signature"]) == 64
+
+
+async def test_estimate_only_and_training_from_the_form(app: Any) -> None:
+    async with client_for(app) as c:
+        csrf = await _csrf(c)
+        r = await c.post("/", data={**FORM, "gpu": "", "csrf_token": csrf})
+        assert r.status_code == 200 and 'id="verdict"' not in r.text and "Breakdown" in r.text
+        assert r.headers["ratelimit-remaining"] == "2400"
+        r = await c.post("/", data={**FORM, "mode": "train", "method": "lora", "precision": "bf16",
+                                    "optimizer": "adamw", "lora_rank": "16", "csrf_token": csrf})
+        assert r.status_code == 200, r.text[:300]
+        assert "· training" in r.text and "optimizer" in r.text
+
+
+async def test_form_errors_are_shown_and_cost_nothing(app: Any) -> None:
+    async with client_for(app) as c:
+        csrf = await _csrf(c)
+        r = await c.post("/", data={**FORM, "context": "lots", "csrf_token": csrf})
+        assert r.status_code == 422
+        assert 'role="alert"' in r.text and "context" in r.text
+        assert 'id="context" name="context" type="text" value="lots"' in r.text
+        assert 'aria-invalid="true"' in r.text
+        r = await c.post("/", data={**FORM, "model": "<script>alert(1)</script>", "csrf_token": csrf})
+        assert r.status_code == 422
+        assert "<script>alert(1)</script>" not in r.text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text
+        assert r.headers["ratelimit-remaining"] == "2500"
+
+
+async def test_forms_need_the_csrf_token(app: Any) -> None:
+    async with client_for(app) as c:
+        await _csrf(c)
+        r = await c.post("/", data=FORM, headers={"accept": "text/html"})
+        assert r.status_code == 403 and "reload the page" in r.text
+        r = await c.post("/", data={**FORM, "csrf_token": "forged"})
+        assert r.status_code == 403
+        r = await c.post("/signup", data={"email": "x@example.com", "password": "long enough pw"})
+        assert r.status_code == 403
+        assert (await c.get("/api/v1/quota")).json()["remaining"] == 2500
+
+
+async def test_share_and_save_from_the_page(app: Any) -> None:
+    async with client_for(app) as c:
+        csrf = await _csrf(c)
+        r = await c.post("/", data={**FORM, "csrf_token": csrf})
+        fields = hidden_fields(r.text)
+        r = await c.post("/share", data=fields)
+        assert r.status_code == 201
+        url = re.search(r'id="share-link" href="http://testserver(/s/[A-Za-z0-9_-]{22,})"', r.text)
+        assert url, r.text[:2000]
+        assert "Revoke link" in r.text
+        delete_token = hidden_fields(r.text)["delete_token"]
+        r = await c.post("/save", data=fields)
+        assert r.status_code == 303 and r.headers["location"] == "/signin?next=/"
+    async with client_for(app, address="192.0.2.1") as stranger:
+        page = await stranger.get(url.group(1))
+        assert page.status_code == 200 and 'id="verdict"' in page.text and "Revoke" not in page.text
+        assert '<svg id="context-chart"' in page.text
+    async with client_for(app) as c:
+        csrf = await _csrf(c)
+        r = await c.post(f"{url.group(1)}/revoke", data={"csrf_token": csrf, "delete_token": delete_token})
+        assert r.status_code == 200 and "Share revoked" in r.text
+    async with client_for(app, address="192.0.2.1") as stranger:
+        assert (await stranger.get(url.group(1))).status_code == 404
+
+
+async def test_sign_up_save_history_and_delete_account_with_forms(app: Any) -> None:
+    async with client_for(app) as c:
+        csrf = await _csrf(c)
+        r = await c.post("/signup", data={"email": "page@example.com", "password": "long enough pw",
+                                          "next": "/history", "csrf_token": csrf})
+        assert r.status_code == 303 and r.headers["location"] == "/history"
+        assert "Nothing saved yet" in (await c.get("/history")).text
+        r = await c.post("/", data={**FORM, "csrf_token": csrf})
+        assert r.headers["ratelimit-limit"] == "5000"
+        r = await c.post("/save", data=hidden_fields(r.text))
+        assert r.status_code == 303 and r.headers["location"].startswith("/history/")
+        item = await c.get(r.headers["location"])
+        assert item.status_code == 200 and "Llama 3.1 8B" in item.text
+        listing = (await c.get("/history.json")).json()["items"]
+        assert len(listing) == 1 and "llama-3.1-8b" in listing[0]["title"]
+        account = await c.get("/account")
+        assert "page@example.com" in account.text
+        assert (await c.get("/account.json")).json()["quota"]["limit"] == 5000
+        r = await c.post("/account/delete", data={"csrf_token": csrf, "confirm": "nope"})
+        assert r.status_code == 422
+        r = await c.post("/account/delete", data={"csrf_token": csrf, "confirm": "delete"})
+        assert r.status_code == 200 and "Account deleted" in r.text
+        assert (await c.get("/history")).status_code == 303
+        r = await c.post("/signin", data={"email": "page@example.com", "password": "long enough pw",
+                                          "csrf_token": csrf})
+        assert r.status_code == 401 and "wrong email or password" in r.text
+
+
+async def test_open_redirects_are_refused(app: Any) -> None:
+    async with client_for(app) as c:
+        csrf = await _csrf(c)
+        r = await c.post("/signup", data={"email": "nx@example.com", "password": "long enough pw",
+                                          "next": "//evil.example/", "csrf_token": csrf})
+        assert r.headers["location"] == "/"
+
+
+async def test_ask_prefills_the_form(app: Any) -> None:
+    async with client_for(app) as c:
+        r = await c.get("/ask", params={"q": "can I run llama 3 70b on two 4090s at 32k?"})
+        assert r.status_code == 303
+        page = await c.get(r.headers["location"])
+    assert 'value="llama-3-70b"' in page.text and 'value="32k"' in page.text
+    assert '<option value="rtx-4090" selected>' in page.text
+    assert 'id="gpu_count" name="gpu_count" type="number" min="1" max="1024" inputmode="numeric" value="2"' in \
+        page.text
+
+
+async def test_export_downloads(app: Any) -> None:
+    async with client_for(app) as c:
+        csrf = await _csrf(c)
+        fields = hidden_fields((await c.post("/", data={**FORM, "csrf_token": csrf})).text)
+        csv = await c.post("/export", data={**fields, "format": "csv"})
+        assert csv.headers["content-type"].startswith("text/csv")
+        assert csv.text.splitlines()[0] == "component,bytes,GiB,explanation"
+        assert csv.text.splitlines()[1].startswith("weights,16060522752,")
+        md = await c.post("/export", data={**fields, "format": "md"})
+        assert "| weights | 14.96 |" in md.text and "**Fits**" in md.text
+        js = await c.post("/export", data={**fields, "format": "json"})
+        assert js.json()["result"]["estimate"]["weights_bytes"] == 16060522752
+        assert js.headers["content-disposition"] == 'attachment; filename="vram-llama-3.1-8b.json"'
+
+
+async def test_pages_and_json_twins(app: Any) -> None:
+    async with client_for(app) as c:
+        for path in ("/pricing", "/costs", "/signin", "/signup"):
+            r = await c.get(path)
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), path
+        costs = (await c.get("/costs.json")).json()
+        assert costs["operations"] == {"estimate": 100, "fit": 250, "which": 1000, "compare": 1000}
+        assert costs["plan"] == {"per_model": 1000, "max": 5000}
+        assert (await c.get("/pricing.json")).json()["packs"][0] == {
+            "id": "starter", "tokens": 200000, "price_usd": "5.00", "per_estimate": 2000}
+        index = (await c.get("/index.json")).json()
+        assert any(g["id"] == "rtx-4090" for g in index["options"]["gpus"])
+        assert (await c.get("/history")).status_code == 303
+        r = await c.get("/s/nonexistent", headers={"accept": "text/html"})
+        assert r.status_code == 404 and "<h1>404</h1>" in r.text
+
+
+def test_migrations_match_the_models(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from vram.web.storage import Base, Database, migrate
+
+    db = Database(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    try:
+        migrate(db.engine)
+        migrate(db.engine)  # idempotent
+        with db.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+    finally:
+        db.close()
+    assert diff == []
+    assert mode == "wal"
