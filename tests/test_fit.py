@@ -417,3 +417,25 @@ def test_measure_explains_what_it_needs(run_cli: Run, monkeypatch: pytest.Monkey
     monkeypatch.setattr(builtins, "__import__", no_torch)
     res = run_cli("measure", "llama-3.1-8b")
     assert res.rc == 2 and "vram[measure]" in res.err and res.err.count("\n") == 1
+
+
+def test_training_fit_uses_the_training_estimate() -> None:
+    from vram.training import TrainWorkload, estimate_training
+
+    g = find_gpu("rtx-4090")
+    tw = TrainWorkload(seq=2048)
+    r = fit("qwen2.5-0.5b", "rtx-4090", train=tw)
+    est = estimate_training("qwen2.5-0.5b", replace(tw, gpu_arch="ada"))
+    assert r.engine == "training" and r.per_gpu_bytes == est.total_bytes
+    assert r.max_batch is not None
+    at = estimate_training("qwen2.5-0.5b", replace(tw, gpu_arch="ada", batch=r.max_batch)).total_bytes
+    beyond = estimate_training("qwen2.5-0.5b", replace(tw, gpu_arch="ada", batch=r.max_batch + 1)).total_bytes
+    assert at <= g.usable_memory_bytes < beyond
+
+
+def test_llama_cpp_splits_by_layers() -> None:
+    r = fit("llama-3.1-70b", "2xrtx-4090", Workload(engine="llama.cpp", quant="q4_k_m", context=8192), solve=False)
+    assert r.split == "pp" and [u.layers for u in r.ranks] == [(0, 39), (40, 79)]
+    assert "--split-mode layer --tensor-split 1,1" in fit(
+        "llama-3.1-70b", "2xrtx-4090", Workload(engine="llama.cpp", quant="q4_k_m", context=8192)
+    ).serving["llama_cpp"]["command"]
