@@ -1,0 +1,161 @@
+"""ModelSpec from config.json: key spellings old and new, errors that name what is wrong, and the invariants every
+catalog model satisfies. Exact counts per architecture are in test_arch_families.py and test_catalog.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vram.catalog import all_models, find_model
+from vram.errors import ConfigError, UnsupportedArchitecture
+from vram.model import load_config_file, model_from_config, supported_model_types
+
+ARCH = Path(__file__).parent / "data" / "arch"
+
+
+def fixture(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((ARCH / f"{name}.json").read_text())
+    return data
+
+
+# --- key spellings ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("key", ["dtype", "torch_dtype"])
+def test_dtype_key_spellings(key: str) -> None:
+    cfg = {**fixture("llama_gqa")["config"], key: "float16"}
+    assert model_from_config(cfg).torch_dtype == "float16"
+    cfg = {**fixture("llama_gqa")["config"], key: "torch.float32"}
+    assert model_from_config(cfg).torch_dtype == "float32"
+
+
+def test_rope_parameters_and_rope_theta_describe_the_same_model() -> None:
+    base = fixture("qwen3")["config"]
+    old = model_from_config({**base, "rope_theta": 1_000_000.0})
+    new = model_from_config({**base, "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0}})
+    assert old.params == new.params == fixture("qwen3")["params"]
+    assert old.rope_dim == new.rope_dim == 24
+
+
+@pytest.mark.parametrize("name,old,new", [("qwen2_moe", "num_experts", "num_local_experts"),
+                                          ("qwen2_moe_sparse_step", "num_experts", "num_local_experts"),
+                                          ("qwen3_moe_128_experts", "num_experts", "num_local_experts")])
+def test_expert_count_key_spellings(name: str, old: str, new: str) -> None:
+    fx = fixture(name)
+    cfg = dict(fx["config"])
+    cfg[new] = cfg.pop(old)
+    assert model_from_config(cfg).params == fx["params"]
+
+
+def test_deepseek_routed_experts_key() -> None:
+    fx = fixture("deepseek_v3")
+    spec = model_from_config(fx["config"])
+    moe = [layer.mlp for layer in spec.layers if layer.mlp and layer.mlp.kind == "moe"]
+    assert moe and all(m.num_experts == fx["config"]["n_routed_experts"] for m in moe)
+    assert all(m.shared_intermediate_size == fx["config"]["moe_intermediate_size"] for m in moe)
+
+
+def test_kv_heads_default_to_heads() -> None:
+    base = {k: v for k, v in fixture("llama_mha_default_kv")["config"].items()}
+    assert "num_key_value_heads" not in base
+    for cfg in (base, {**base, "num_key_value_heads": None}, {**base, "num_key_value_heads": 4}):
+        spec = model_from_config(cfg)
+        assert all(layer.attention and layer.attention.num_kv_heads == 4 for layer in spec.layers)
+        assert spec.params == fixture("llama_mha_default_kv")["params"]
+
+
+def test_explicit_head_dim_wins_over_hidden_over_heads() -> None:
+    """Mistral Nemo: hidden 5120, 32 heads, head_dim 128 (not 160)."""
+    spec = model_from_config(find_model("mistral-nemo-12b").config)
+    a = spec.layers[0].attention
+    assert a is not None and a.head_dim == 128 and 5120 // a.num_heads == 160
+    assert a.q_width == 32 * 128 and a.kv_width == 8 * 128
+
+
+def test_multimodal_config_reads_text_config() -> None:
+    """Gemma 3 4B ships a config with text_config and vision_config: the language model comes from text_config."""
+    entry = find_model("gemma-3-4b")
+    spec = model_from_config(entry.config)
+    assert spec.model_type == "gemma3_text"
+    assert spec.hidden_size == entry.config["text_config"]["hidden_size"]
+    assert spec.extra_params > 0 and spec.text_params == entry.data["text_params"]
+
+
+# --- errors ---------------------------------------------------------------------------------------------------
+
+def test_unsupported_architecture_is_named_with_the_supported_list() -> None:
+    with pytest.raises(UnsupportedArchitecture) as info:
+        model_from_config({"model_type": "gpt2", "n_embd": 768})
+    msg = str(info.value)
+    assert "'gpt2'" in msg
+    for mt in ("llama", "deepseek_v3", "lfm2"):
+        assert mt in msg
+    assert info.value.field == "model"
+
+
+@pytest.mark.parametrize("cfg,field", [
+    ({"hidden_size": 64}, "model_type"),
+    ({"model_type": "llama", "hidden_size": "wide"}, "hidden_size"),
+    ({"model_type": "llama", "num_hidden_layers": -2}, "num_hidden_layers"),
+    ({"model_type": "llama", "intermediate_size": 1.5}, "intermediate_size"),
+    ({"model_type": "deepseek_v3", "kv_lora_rank": "x"}, "kv_lora_rank"),
+])
+def test_config_errors_name_the_field(cfg: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        model_from_config(cfg)
+    assert field in str(info.value)
+
+
+def test_not_a_mapping() -> None:
+    with pytest.raises(ConfigError):
+        model_from_config([1, 2])  # type: ignore[arg-type]
+
+
+def test_load_config_file(tmp_path: Path) -> None:
+    cfg = fixture("llama_gqa")["config"]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    assert load_config_file(tmp_path) == cfg
+    assert load_config_file(tmp_path / "config.json") == cfg
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config_file(tmp_path / "missing")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_config_file(tmp_path / "bad.json")
+
+
+# --- invariants over the whole catalog ------------------------------------------------------------------------
+
+def test_every_catalog_llm_is_a_supported_type_and_adds_up() -> None:
+    supported = set(supported_model_types())
+    n = 0
+    for entry in all_models():
+        if entry.kind != "llm":
+            continue
+        spec = model_from_config(entry.config, name=entry.id)
+        assert spec.model_type in supported
+        assert spec.params == (spec.embed_params + spec.head_params + spec.final_params + spec.extra_params
+                               + sum(layer.params for layer in spec.layers))
+        for layer in spec.layers:
+            assert layer.params == layer.linear_params + layer.small_params + layer.router_params
+            assert 0 <= layer.expert_params <= layer.params
+            assert layer.attention is not None or layer.mixer is not None
+        assert (spec.head_params == 0) == spec.tie_word_embeddings or entry.config.get("lm_head_bias")
+        assert spec.embed_params == spec.vocab_size * spec.hidden_size
+        assert spec.num_layers == len(spec.layers) > 0
+        assert 0 < spec.active_params <= spec.params
+        assert spec.is_moe == any(layer.mlp is not None and layer.mlp.kind == "moe" for layer in spec.layers)
+        n += 1
+    assert n >= 60
+
+
+def test_moe_catalog_active_params_match_published() -> None:
+    """Publishers state active parameters for MoE models; the count must round to them. OpenAI's gpt-oss figures
+    (model card: 3.61B and 5.13B) leave out the input embedding, a lookup rather than a matmul."""
+    published = {"mixtral-8x7b": (12.9e9, False), "qwen3-30b-a3b": (3.3e9, False), "qwen3-235b-a22b": (22e9, False),
+                 "deepseek-v3": (37e9, False), "gpt-oss-20b": (3.61e9, True), "gpt-oss-120b": (5.13e9, True)}
+    for model, (active, without_input_embedding) in published.items():
+        spec = model_from_config(find_model(model).config)
+        got = spec.active_params - (spec.embed_params if without_input_embedding else 0)
+        assert got == pytest.approx(active, rel=0.06), model
