@@ -41,7 +41,8 @@ CACHE_TYPES: dict[str, tuple[int, int]] = {
 }
 _FROM_KV_DTYPE = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "int8": "q8_0", "int4": "q4_0",
                   "float8": "q8_0"}
-# llama.cpp's CUDA backend without PyTorch: driver context + cuBLAS handle, typically ~250-400 MiB on recent GPUs.
+# llama.cpp's CUDA backend without PyTorch: driver context + cuBLAS handle. An assumed typical value (reports range
+# ~250-400 MiB on recent GPUs); not yet measured by this project, unlike the buffers llama.cpp logs.
 LLAMA_CUDA_CONTEXT_BYTES = 300 * MIB
 
 
@@ -205,7 +206,8 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         Component("compute_buffer", comp_gpu,
                   f"ggml graph reserve for n_ubatch {n_ubatch} × n_kv {n_ctx:,}, flash attention "
                   f"{'on' if wl.flash_attn else 'off'}; largest phase: {phase}"),
-        Component("cuda_context", ctx_bytes, "CUDA driver context and cuBLAS handle (typical; not in llama.cpp's log)"),
+        Component("cuda_context", ctx_bytes, "CUDA driver context and cuBLAS handle (assumed typical value, not "
+                  "measured; not in llama.cpp's log)"),
     )
     allocated = w_gpu + kv_gpu + (state if any_gpu else 0) + comp_gpu
     assumptions = [
@@ -220,6 +222,8 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         f"share of weights ({w_total - w_gpu:,} bytes) and of the KV cache ({kv_cpu:,} bytes)",
         "compute buffer as ggml's allocator sizes it for the worst-case graph (checked against llama.cpp's own "
         "log on the CPU backend: measurements/llama_cpp/RESULTS.md)",
+        *(["partial offload: the GPU compute buffer is taken as the whole worst-case graph; llama.cpp also "
+           "reserves a host compute buffer for the CPU layers"] if 0 < pl.n_gpu_layers < pl.n_layer else []),
         *spec.notes,
     ]
     return Estimate(
