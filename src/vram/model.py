@@ -10,9 +10,9 @@ real modules).
 from __future__ import annotations
 
 import json
-from functools import cache
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -281,6 +281,8 @@ def _llama_like(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
 
     if mt in ("qwen2", "qwen2_moe"):
         bias_qkv, bias_o = True, False
+    elif mt == "stablelm":
+        bias_qkv, bias_o = bool(cfg.get("use_qkv_bias", False)), False
     elif mt in ("phimoe",):
         bias_qkv = bias_o = bool(cfg.get("attention_bias", True))
     else:
@@ -293,24 +295,27 @@ def _llama_like(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
         layer_norms = 2 * h
     elif mt == "cohere":
         layer_norms = h
-    elif mt == "phimoe":
+    elif mt in ("phimoe", "stablelm"):
         layer_norms = 4 * h  # LayerNorm with bias, twice
+    elif mt == "olmo":
+        layer_norms = 0  # OLMo's LayerNorm has no parameters
     else:
         layer_norms = 2 * h
     qk_norm = 0
     if mt in ("qwen3", "qwen3_moe", "gemma3_text"):
         qk_norm = 2 * head_dim
-    elif mt == "olmo2":
-        qk_norm = heads * head_dim + kv * head_dim
-    elif mt == "cohere" and cfg.get("use_qk_norm"):
+    elif mt in ("olmo2", "olmoe") or (mt == "cohere" and cfg.get("use_qk_norm")):
         qk_norm = heads * head_dim + kv * head_dim
 
     # MoE layout
     n_experts = int(_get(cfg, "num_local_experts", "num_experts", "n_routed_experts", default=0) or 0)
-    if mt in ("qwen2", "qwen3", "llama", "mistral", "gemma2", "gemma3_text", "phi3", "olmo2", "cohere"):
+    if mt in ("qwen2", "qwen3", "llama", "mistral", "gemma2", "gemma3_text", "phi3", "olmo2", "cohere", "smollm3",
+              "olmo", "stablelm"):
         n_experts = 0
     topk = int(_get(cfg, "num_experts_per_tok", "moe_topk", default=0) or 0)
     moe_inter = int(_get(cfg, "moe_intermediate_size", default=inter) or inter)
+    if mt == "olmoe":
+        moe_inter = inter
     sparse_step = int(cfg.get("decoder_sparse_step", 1) or 1)
     mlp_only = set(cfg.get("mlp_only_layers") or [])
     shared_inter = int(cfg.get("shared_expert_intermediate_size") or 0) if mt == "qwen2_moe" else 0
@@ -487,6 +492,36 @@ def _falcon(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     return layers, h, []
 
 
+def _gpt_style(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
+    """LayerNorm-with-bias models with a plain (non-gated) GELU MLP: StarCoder2, Phi-1/2, GPT-NeoX (Pythia)."""
+    h = _int(cfg, "hidden_size")
+    n = _int(cfg, "num_hidden_layers")
+    heads = _int(cfg, "num_attention_heads")
+    kv = _int(cfg, "num_key_value_heads", default=heads) or heads
+    hd = h // heads
+    inter = _int(cfg, "intermediate_size", default=4 * h)
+    bias = bool(cfg.get("use_bias", True)) if mt == "starcoder2" else True
+    layers = []
+    for _ in range(n):
+        acc = _Acc()
+        acc.lin(h, heads * hd, bias)
+        acc.lin(h, kv * hd, bias)
+        acc.v_proj += acc.lin(h, kv * hd, bias)
+        acc.lin(heads * hd, h, bias)
+        if mt == "phi":
+            acc.small += 2 * h  # one LayerNorm: attention and MLP run in parallel
+            if cfg.get("qk_layernorm"):
+                acc.small += 2 * 2 * hd
+        else:
+            acc.small += 4 * h
+        acc.lin(h, inter, bias)
+        acc.down += acc.lin(inter, h, bias)
+        att = Attention(kind="mha", num_heads=heads, num_kv_heads=kv, head_dim=hd, v_head_dim=hd,
+                        sliding_window=_sliding_window(cfg) if mt == "starcoder2" else None)
+        layers.append(acc.layer(att, None, Mlp(kind="plain", intermediate_size=inter)))
+    return layers, h, []
+
+
 def _mamba(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     """Mamba (v1) and Falcon-Mamba: selective state-space blocks, no attention, no MLP."""
     h = _int(cfg, "hidden_size", "d_model")
@@ -542,6 +577,8 @@ FAMILIES = {
     "cohere": _llama_like, "mixtral": _llama_like, "qwen2_moe": _llama_like, "qwen3_moe": _llama_like,
     "phimoe": _llama_like, "deepseek_v2": _deepseek, "deepseek_v3": _deepseek, "gpt_oss": _gpt_oss,
     "lfm2": _lfm2, "falcon": _falcon, "mamba": _mamba, "falcon_mamba": _mamba, "mamba2": _mamba2,
+    "smollm3": _llama_like, "olmo": _llama_like, "olmoe": _llama_like, "stablelm": _llama_like,
+    "starcoder2": _gpt_style, "phi": _gpt_style, "gpt_neox": _gpt_style,
 }
 # model_type aliases that share an implementation
 _ALIASES = {"gemma3": "gemma3_text", "yi": "llama", "falcon3": "llama", "smollm": "llama", "granite": "llama"}
@@ -609,9 +646,11 @@ def model_from_config(config: Config, name: str | None = None) -> ModelSpec:
     embed = vocab * h
     head = 0 if tie else vocab * h
     final = h  # final norm weight
-    if mt in ("phimoe", "falcon"):
+    if mt in ("phimoe", "falcon", "stablelm", "starcoder2", "phi", "gpt_neox"):
         final = 2 * h  # LayerNorm weight + bias
-    if mt == "phimoe" and bool(text_cfg.get("lm_head_bias", False)):
+    elif mt == "olmo":
+        final = 0
+    if (mt == "phimoe" and bool(text_cfg.get("lm_head_bias", False))) or mt == "phi":
         head += vocab
     extra = 0
     extra_desc = ""

@@ -113,7 +113,7 @@ def _layer_linears(model: ModelSpec, layer: Layer) -> dict[str, tuple[int, int]]
     out: dict[str, tuple[int, int]] = {}
     a = layer.attention
     fused = model.model_type in FUSED_LINEARS
-    if a is not None and a.kind == "mha" and fused:
+    if a is not None and a.kind == "mha" and (fused or model.model_type in FUSED_QKV_ONLY):
         out["qkv_proj"] = (h, (a.num_heads + 2 * a.num_kv_heads) * a.head_dim)
         out["o_proj"] = (a.num_heads * a.v_head_dim, h)
     elif a is not None and a.kind == "mha":
@@ -151,7 +151,9 @@ GEMMA_NORMS = {"gemma2", "gemma3_text"}
 POST_NORMS_ONLY = {"olmo2"}
 HEAD_QK_NORM = {"qwen3", "qwen3_moe", "gemma3_text"}
 FULL_QK_NORM = {"olmo2"}
-FUSED_LINEARS = {"phi3"}
+FUSED_LINEARS = {"phi3"}  # qkv_proj and gate_up_proj
+FUSED_QKV_ONLY = {"gpt_neox"}  # query_key_value
+LAYER_NORM_MODELS = {"stablelm", "starcoder2", "phi", "gpt_neox", "falcon", "phimoe", "olmo"}
 
 
 FP32_PRODUCT_NORMS = GEMMA_NORMS | {"olmo2", "gpt_oss", "cohere"}
@@ -165,6 +167,8 @@ def _norm_own(model_type: str, res: int) -> int:
     normalized value."""
     if model_type in FP32_PRODUCT_NORMS:
         return 8
+    if model_type in LAYER_NORM_MODELS:
+        return res  # nn.LayerNorm keeps its input (and per-row statistics)
     return 4 + (4 if res == 4 else 2)
 
 
@@ -193,7 +197,7 @@ def _saved_per_token(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets:
 
     pre_norms = 0 if mt in POST_NORMS_ONLY else 1
     total = 0
-    attn_inputs = ("qkv_proj",) if mt in FUSED_LINEARS else ("q_proj", "k_proj", "v_proj")
+    attn_inputs = ("qkv_proj",) if mt in FUSED_LINEARS | FUSED_QKV_ONLY else ("q_proj", "k_proj", "v_proj")
     mlp_inputs = ("gate_up_proj",) if mt in FUSED_LINEARS else ("gate_proj", "up_proj")
     total += h * (pre_norms * norm + input_kept(attn_inputs))
     a = layer.attention

@@ -32,7 +32,8 @@ IDS_BYTES_PER_TOKEN = 32
 # model_type flags that change which temporaries exist
 FUSED_GATE_UP = {"phi3"}
 ROUTER_WEIGHTS_FP32 = {"deepseek_v2", "deepseek_v3"}
-PARALLEL_BLOCK = {"cohere", "falcon"}
+PARALLEL_BLOCK = {"cohere", "falcon", "phi", "gpt_neox"}
+MANY_TEMP_GELU = {"phi"}  # gelu_new: 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))) in several elementwise steps
 NO_PRE_NORM = {"olmo2"}
 TWO_ROPE_TABLES = {"gemma3_text"}
 
@@ -58,6 +59,8 @@ def _mlp_temp_per_token(model: ModelSpec, layer: Layer, e: int) -> tuple[int, st
             return 4 * inter * e, f"fused gate_up (2×{inter}) + act + product"
         return 3 * inter * e, f"act(gate), up and their product (3 × {inter})"
     if m.kind == "plain":
+        if model.model_type in MANY_TEMP_GELU:
+            return 4 * inter * e, f"up and the elementwise GELU temporaries (4 × {inter})"
         return 2 * inter * e, f"up and activation (2 × {inter})"
     # MoE, grouped_mm experts (transformers' default on CUDA): see module docstring
     w = 4 if model.model_type in ROUTER_WEIGHTS_FP32 else e
