@@ -104,3 +104,18 @@ def test_truncated_tensor_data(tmp_path: Path, files: dict[str, tuple[Path, dict
     p.write_bytes(src[: len(src) // 2])  # tensor infos intact, data cut: offsets past the end
     with pytest.raises(SourceError, match="past the end"):
         read_gguf(p)
+
+
+def test_split_gguf(tmp_path: Path) -> None:
+    m = TinyModel(weight_type="Q8_0")
+    written = write_gguf(tmp_path / "big.gguf", m, split_max_tensors=12)
+    parts = sorted(tmp_path.glob("big-*-of-*.gguf"))
+    assert len(parts) == 4  # 39 tensors, 12 per split
+    for part in (parts[0], parts[2]):  # any split names the whole model
+        rm = resolve_local_weights(part)
+        assert rm.spec.params == written["params"]
+        assert rm.weights_override_bytes == written["bytes"]
+        assert rm.spec.name == "big"
+    parts[1].unlink()
+    with pytest.raises(SourceError, match="missing"):
+        resolve_local_weights(parts[0])

@@ -3,6 +3,7 @@ and the Hugging Face Hub. Each source gives a ResolvedModel whose weight bytes a
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,11 +44,11 @@ def resolve_local_weights(path: str | Path) -> ResolvedModel:
 
     p = Path(path).expanduser()
     if p.is_file() and p.suffix == ".gguf":
-        from .gguf import gguf_spec, gguf_weights, read_gguf
+        from .gguf import gguf_spec, gguf_weights, read_gguf_model
 
-        g = read_gguf(p)
+        g = read_gguf_model(p)
         w = gguf_weights(g)
-        spec = gguf_spec(g, w, p.stem)
+        spec = gguf_spec(g, w, re.sub(r"-\d{5}-of-\d{5}$", "", p.stem))
         spec = replace(spec, notes=(*spec.notes, f"weights: {w.summary()} (from GGUF tensor infos)"))
         return ResolvedModel(spec, None, f"gguf:{p}", weights_override_bytes=w.bytes, weights_info=w)
     from .safetensors import read_local_weights

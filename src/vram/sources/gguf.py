@@ -21,6 +21,8 @@ from ..model import ModelSpec, model_from_config
 MAX_TENSORS = 1 << 20
 MAX_KV = 1 << 20
 _BLK = re.compile(r"^blk\.(\d+)\.")
+_SPLIT = re.compile(r"^(?P<stem>.*)-(?P<no>\d{5})-of-(?P<n>\d{5})\.gguf$")
+MAX_SPLITS = 1024
 
 # general.architecture -> Hugging Face model_type that model_from_config knows
 ARCH_TO_MODEL_TYPE: dict[str, str] = {
@@ -125,7 +127,7 @@ def _field_value(f: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def read_gguf(path: Path) -> GgufFile:
+def read_gguf(path: Path, *, require_arch: bool = True) -> GgufFile:
     """Metadata and tensor infos of a GGUF file; raises SourceError with the reason for bad files."""
     src = str(path)
     try:
@@ -160,8 +162,42 @@ def read_gguf(path: Path) -> GgufFile:
         raise SourceError(f"{src}: cannot map the file ({exc.strerror or exc.__class__.__name__})") from exc
     arch = meta.get("general.architecture")
     if not isinstance(arch, str) or not arch:
-        raise SourceError(f"{src}: GGUF file has no general.architecture")
+        if require_arch:
+            raise SourceError(f"{src}: GGUF file has no general.architecture")
+        arch = ""
     return GgufFile(src, arch, meta, tuple(tensors), size)
+
+
+def read_gguf_model(path: Path) -> GgufFile:
+    """A whole model: one GGUF file, or every split of a split model (`name-00001-of-00003.gguf`, as written by
+    llama.cpp's gguf-split and gguf-py) given any one of them; metadata comes from the first split."""
+    m = _SPLIT.match(path.name)
+    if not m:
+        return read_gguf(path)
+    count = int(m["n"])
+    if not 1 <= count <= MAX_SPLITS:
+        raise SourceError(f"{path}: split GGUF with {count} parts")
+    parts = [path.with_name(f"{m['stem']}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
+    missing = [p.name for p in parts if not p.is_file()]
+    if missing:
+        raise SourceError(f"{path}: split GGUF part {missing[0]} is missing ({len(missing)} of {count})")
+    first = read_gguf(parts[0])
+    declared = first.metadata.get("split.count")
+    if declared is not None and int(declared) != count:
+        raise SourceError(f"{parts[0]}: split.count {declared} but the file names say {count}")
+    tensors = list(first.tensors)
+    size = first.file_size
+    for p in parts[1:]:
+        g = read_gguf(p, require_arch=False)
+        tensors.extend(g.tensors)
+        size += g.file_size
+    names = [t.name for t in tensors]
+    if len(set(names)) != len(names):
+        raise SourceError(f"{path}: a tensor appears in more than one split")
+    want = first.metadata.get("split.tensors.count")
+    if want is not None and int(want) != len(tensors):
+        raise SourceError(f"{path}: the splits hold {len(tensors)} tensors, split.tensors.count says {want}")
+    return GgufFile(str(parts[0]), first.architecture, first.metadata, tuple(tensors), size)
 
 
 def gguf_weights(g: GgufFile) -> GgufWeights:
@@ -297,4 +333,4 @@ def config_from_metadata(meta: Mapping[str, Any], arch: str) -> dict[str, Any]:
 
 
 __all__ = ["ARCH_TO_MODEL_TYPE", "GgufFile", "GgufTensor", "GgufWeights", "gguf_config", "gguf_spec",
-           "gguf_weights", "read_gguf"]
+           "gguf_weights", "read_gguf", "read_gguf_model"]

@@ -89,13 +89,14 @@ def tensor_nbytes(shape: tuple[int, ...], type_name: str) -> int:
     return n // block * size
 
 
-def write_gguf(path: Path, m: TinyModel, seed: int = 0) -> dict[str, Any]:
-    """Write `m` to `path`; returns {"params", "bytes"} of what was written."""
+def write_gguf(path: Path, m: TinyModel, seed: int = 0, split_max_tensors: int = 0) -> dict[str, Any]:
+    """Write `m` to `path` (or to `stem-0000i-of-0000N.gguf` splits of at most `split_max_tensors` tensors);
+    returns {"params", "bytes"} of what was written."""
     import numpy as np
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFWriter
 
     rng = np.random.default_rng(seed)
-    w = GGUFWriter(str(path), m.arch)
+    w = GGUFWriter(str(path), m.arch, split_max_tensors=split_max_tensors)
     a = m.arch
     w.add_name(f"tiny-{a}")
     w.add_block_count(m.n_layer)
