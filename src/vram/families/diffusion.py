@@ -290,7 +290,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         "" if wl.offload_text_encoders else " + " + " + ".join(f"{k} {p[k]:,}" for k in encoders))
         + f" parameters × {e} bytes ({wl.dtype})"
         + (f"; + {buffers:,}-value position table stored with the weights" if buffers else "") + (
-        "; text encoders offloaded to the CPU (moved in only to encode the prompt)" if wl.offload_text_encoders
+        f"; text encoders ({enc_bytes:,} bytes) kept off the GPU" if wl.offload_text_encoders
         else ""))
     # denoising step: residual streams (image + text) in and out, one block's q/k/v/attn out and the MLP (4d) with
     # its GELU input; float32 rotary tables per token.
@@ -307,14 +307,15 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     encode = 0
     if t5 is not None:
         encode = wl.batch * txt_tokens * (4 * _i(t5, "d_model") + 3 * _i(t5, "d_ff")) * e
-    offload_swap = enc_bytes if wl.offload_text_encoders else 0
-    phases = {"denoising step": denoise, "VAE decode": decode, "text encoding": encode + offload_swap}
+    if wl.offload_text_encoders:
+        encode = 0  # the prompt is encoded off the GPU
+    phases = {"denoising step": denoise, "VAE decode": decode, "text encoding": encode}
     phase = max(phases, key=lambda k: phases[k])
     acts = Component("activations", phases[phase],
                      f"{phase} binds: denoiser over {img_tokens:,} image + {txt_tokens} text tokens × {rows} rows "
                      f"({phases['denoising step']:,} B); VAE decode of {imgs} image(s) at {wl.width}×{wl.height} "
                      f"({phases['VAE decode']:,} B); text encoding ({phases['text encoding']:,} B"
-                     + (", encoders moved in" if wl.offload_text_encoders else "") + ")")
+                     + (", on the CPU" if wl.offload_text_encoders else "") + ")")
     latents = Component("latents", rows * img_tokens * patch * patch * int(vae_c["latent_channels"]) * 4 * 2,
                         "float32 latents and the scheduler's copy")
     prompt = Component("prompt_embeddings", rows * (txt_tokens * ctx_dim + 4096) * e,
@@ -326,8 +327,10 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
                                                                   "") + f", {txt_tokens} text tokens",
         "classifier-free guidance doubles the denoiser batch" if cfg_scale == 2 else
         "no classifier-free guidance batch (guidance-distilled model)",
-        "text encoders offloaded (diffusers enable_model_cpu_offload): each is on the GPU only for its own pass"
-        if wl.offload_text_encoders else "all components resident on the GPU (pipe.to('cuda'))",
+        "text encoders off the GPU: the prompt is encoded on the CPU, or before the denoiser is loaded and the "
+        "encoders freed (diffusers' enable_model_cpu_offload instead moves every model in turn: its peak is the "
+        "largest single model plus its pass)" if wl.offload_text_encoders else
+        "all components resident on the GPU (pipe.to('cuda'))",
         "VAE decode without tiling or slicing: the highest-resolution ResNet level holds ~5 copies of a "
         f"{c0}-channel full-size image (structural estimate, not yet checked against a measurement)"
         + ("; the VAE is upcast to float32 for decoding (force_upcast)" if vae_c.get("force_upcast") else ""),
