@@ -12,8 +12,8 @@ from typing import Any
 from ..units import GIB
 
 BAR_W = 600
-CHART_W, CHART_H = 640, 300
-PAD_L, PAD_R, PAD_T, PAD_B = 56, 16, 16, 40
+CHART_W, CHART_H = 480, 270
+PAD_L, PAD_R, PAD_T, PAD_B = 44, 12, 18, 44
 COLORS = ("c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7")
 
 
