@@ -29,6 +29,7 @@ from vram.fit import (
     min_gpus,
     parse_gpu_spec,
     pp_stage_specs,
+    quant_candidates,
     tp_rank_spec,
     which,
 )
@@ -304,7 +305,7 @@ def test_best_quant_is_the_first_in_quality_order_with_headroom(model: str, gpu:
     wl = Workload(context=4096).validate()
     q = best_quant(ev, choice, wl)
     verdicts = []
-    for name in QUALITY_ORDER:
+    for name in quant_candidates(wl.engine):
         r = fit(ev, choice, replace(wl, quant=None if name == "bfloat16" else name), solve=False, with_speed=False)
         verdicts.append((name, r.verdict))
     first_fits = next((n for n, v in verdicts if v == "fits"), None)
@@ -320,6 +321,11 @@ def test_solver_answers_on_a_known_case(ev70: Evaluator) -> None:
     assert r.recommended_quant in QUALITY_ORDER
     # the recommended format is better (earlier) than or equal to the one asked for
     assert QUALITY_ORDER.index(r.recommended_quant) <= QUALITY_ORDER.index("q4_k_m")
+    assert quant_candidates("llama.cpp") == ("bfloat16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_k_s", "q3_k_l",
+                                             "q3_k_m", "q2_k")
+    assert "q4_k_m" not in quant_candidates("vllm") and "awq-4bit-g128" in quant_candidates("transformers")
+    cpp = fit(ev70, "rtx-4090", Workload(engine="llama.cpp", quant="q4_k_m", context=4096))
+    assert cpp.recommended_quant in quant_candidates("llama.cpp")
 
 
 # --- which / compare ----------------------------------------------------------------------------------------------

@@ -272,6 +272,7 @@ class FitResult:
     ranks: tuple[RankUse, ...]
     estimate: Estimate  # the fullest GPU's estimate
     max_context: int | None = None
+    context_limit: int | None = None  # the model's longest context (max_context never exceeds it)
     max_batch: int | None = None
     min_gpus: int | None = None
     recommended_quant: str | None = None
@@ -295,7 +296,8 @@ class FitResult:
             "per_gpu_bytes": self.per_gpu_bytes, "usable_bytes_per_gpu": self.usable_bytes_per_gpu,
             "free_bytes_per_gpu": self.free_bytes_per_gpu, "headroom_fraction": self.headroom_fraction,
             "headroom_bytes": self.headroom_bytes, "weights_bytes": self.weights_bytes,
-            "kv_cache_bytes": self.kv_cache_bytes, "max_context": self.max_context, "max_batch": self.max_batch,
+            "kv_cache_bytes": self.kv_cache_bytes, "max_context": self.max_context,
+            "context_limit": self.context_limit, "max_batch": self.max_batch,
             "min_gpus": self.min_gpus, "recommended_quant": self.recommended_quant,
             "breakdown": [c.to_dict() for c in self.estimate.breakdown] + (
                 [{"name": "nccl_buffers", "bytes": self.ranks[0].comm_bytes,
@@ -524,16 +526,29 @@ def min_gpus(ev: Evaluator, gpu: GpuEntry, wl: Workload, candidates: tuple[int, 
     return None
 
 
+def quant_candidates(engine: str) -> tuple[str, ...]:
+    """The formats of QUALITY_ORDER an engine runs: llama.cpp reads GGUF (and 16-bit GGUF); vLLM and transformers
+    load fp8 / int8 / AWQ / GPTQ / bitsandbytes checkpoints (transformers dequantizes GGUF on load, and vLLM's
+    GGUF support is experimental, so GGUF mixes are not proposed for them)."""
+    def is_gguf(q: str) -> bool:
+        return quant_scheme(q).gguf_mix is not None
+
+    if engine == "llama.cpp":
+        return tuple(q for q in QUALITY_ORDER if q == "bfloat16" or is_gguf(q))
+    return tuple(q for q in QUALITY_ORDER if not is_gguf(q))
+
+
 def best_quant(ev: Evaluator, choice: GpuChoice, wl: Workload, headroom_fraction: float = DEFAULT_HEADROOM,
                split: str | None = None) -> str | None:
     """Highest-quality weight format that fits, trying `vram.dtypes.QUALITY_ORDER`:
     bfloat16 > fp8 > q8_0 > int8 > q6_k > q5_k_m > awq-4bit-g128 > q4_k_m > gptq-4bit-g128 > nf4 > q4_k_s > q3_k_l >
     q3_k_m > q2_k (8-bit formats first, then 6/5-bit K-quants, then 4-bit, then 3/2-bit; within a width, the ones
-    published perplexity studies rank higher). The first format whose verdict is ``fits`` (with headroom) wins; if
-    none has headroom, the first that fits at all (``tight``); None if nothing fits."""
+    published perplexity studies rank higher), restricted to the formats the workload's engine runs
+    (`quant_candidates`). The first format whose verdict is ``fits`` (with headroom) wins; if none has headroom, the
+    first that fits at all (``tight``); None if nothing fits."""
     wl = wl.validate()
     tight: str | None = None
-    for q in QUALITY_ORDER:
+    for q in quant_candidates(wl.engine):
         qwl = replace(wl, quant=None if q == "bfloat16" else q, dtype="bfloat16" if q == "bfloat16" else wl.dtype)
         sp = split or default_split(ev.spec, choice.count, qwl.engine)
         worst, usable, ests, _ = ev.per_gpu(choice, qwl, sp)
@@ -640,6 +655,7 @@ def fit(model: str | ModelSpec | ResolvedModel | Evaluator, gpu_spec: str | GpuC
     if solve:
         result = replace(
             result, max_context=max_context(ev, choice, wl, sp if choice.count > 1 else None),
+            context_limit=context_limit(ev.spec, ev.rm.entry.context_length if ev.rm.entry else None),
             max_batch=max_batch(ev, choice, wl, sp if choice.count > 1 else None),
             min_gpus=1 if choice.local else min_gpus(ev, choice.gpu, wl),
             recommended_quant=best_quant(ev, choice, wl, headroom_fraction, sp if choice.count > 1 else None))

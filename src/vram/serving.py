@@ -144,9 +144,19 @@ def serving_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
     dtype = "torch.float16" if wl.dtype == "float16" else "torch.float32" if wl.dtype == "float32" \
         else "torch.bfloat16"
     qc = ""
-    if wl.quant and wl.quant.lower().startswith("nf4"):
+    tf_notes: list[str] = []
+    q = (wl.quant or "").lower()
+    if q.startswith("nf4"):
         qc = (", quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', "
               "bnb_4bit_use_double_quant=True)")
+    elif q in ("bnb-int8", "llm-int8", "bnb-8bit"):
+        qc = ", quantization_config=BitsAndBytesConfig(load_in_8bit=True)"
+    elif quant:
+        tf_notes.append(f"transformers dequantizes GGUF ({gguf}, via gguf_file=) to {wl.dtype} on load: the "
+                        f"{wl.quant} sizes above hold for llama.cpp / Ollama, not for transformers")
+    elif q.startswith(("awq", "gptq", "fp8", "int8", "int4", "w4a16", "w8a16")):
+        tf_notes.append(f"load a checkpoint already quantized as {wl.quant}: its quantization_config is read "
+                        "from the repo")
     mm = "{" + ", ".join(f"{k if k == 'cpu' else int(k)!r}: {v!r}" for k, v in max_memory.items()) + "}"
     tf_code = (f"AutoModelForCausalLM.from_pretrained({repo!r}, dtype={dtype}, device_map={device_map!r}"
                + (f", max_memory={mm}" if device_map == "auto" else "") + f"{qc})")
@@ -158,7 +168,7 @@ def serving_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
         "llama_cpp": {"command": llama_cmd, "n_gpu_layers": ngl, "ctx_size": tokens * wl.batch,
                       "parallel": wl.batch, "cache_type_k": cache, "cache_type_v": cache},
         "ollama": ollama,
-        "transformers": {"code": tf_code, "device_map": device_map, "max_memory": max_memory},
+        "transformers": {"code": tf_code, "device_map": device_map, "max_memory": max_memory, "notes": tf_notes},
     }
     if offload:
         out["offload"] = offload

@@ -130,7 +130,11 @@ def print_fit(r: Any, console: Any = None) -> None:
     s = Table(title="limits on this hardware", title_justify="left", show_header=False)
     s.add_column("what")
     s.add_column("value")
-    s.add_row("max context (this batch)", f"{r.max_context:,} tokens" if r.max_context else "none fits")
+    capped = r.max_context is not None and r.context_limit is not None and \
+        r.max_context + wl.new_tokens >= r.context_limit
+    s.add_row("max context (this batch)", (f"{r.max_context:,} tokens" + (
+        f" (the model's limit: {r.context_limit:,} with {wl.new_tokens} new)" if capped else ""))
+        if r.max_context else "none fits")
     s.add_row("max batch (this context)", f"{r.max_batch:,} sequences" if r.max_batch else "none fits")
     s.add_row("fewest GPUs of this kind", str(r.min_gpus) if r.min_gpus else "more than 64")
     s.add_row("best quantization that fits", r.recommended_quant or "none")
@@ -165,6 +169,8 @@ def print_serving(serving: dict[str, Any], console: Any) -> None:
     console.print(f"  Ollama:       {o['command']}; Modelfile: {' / '.join(o['modelfile'])}", soft_wrap=True,
                   highlight=False)
     console.print(f"  transformers: {serving['transformers']['code']}", soft_wrap=True, highlight=False)
+    for n in serving["transformers"].get("notes", []):
+        console.print(f"                [dim]{n}[/]", highlight=False)
 
 
 def run_which(args: argparse.Namespace) -> int:
