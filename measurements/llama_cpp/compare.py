@@ -29,6 +29,7 @@ MODELS = {
     "qwen2-q4_0-tied": TinyModel(arch="qwen2", tied=True, weight_type="Q4_0", n_head=8, n_head_kv=2, head_dim=32),
     "qwen3-q4_k": TinyModel(arch="qwen3", weight_type="Q4_K", embed_type="Q6_K", n_ff=1024),
     "gemma2-swa-f16": TinyModel(arch="gemma2", tied=True, sliding_window=256, n_layer=6),
+    "mixtral-moe-q8_0": TinyModel(weight_type="Q8_0", n_expert=8, n_expert_used=2, n_ff=512),
 }
 CASES = [
     dict(n_ctx=512, n_ubatch=512, fa=True, k="f16", v="f16"),

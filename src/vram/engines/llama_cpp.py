@@ -112,7 +112,7 @@ def compute_buffer_bytes(spec: ModelSpec, n_tokens: int, n_kv: int, flash_attn: 
             if m.kind == "moe":
                 k = m.experts_per_token
                 # routed: per selected expert gate/up/product rows, plus the router logits and weights
-                ffn = max(ffn, n_tokens * (k * 3 * inter + 2 * m.num_experts) * f32 + 2 * n_tokens * h * f32)
+                ffn = max(ffn, n_tokens * (k * 3 * inter + 2 * m.num_experts + 4 * h) * f32)
             else:
                 ffn = max(ffn, n_tokens * (3 * inter + 4 * h) * f32)
         a = layer.attention
