@@ -82,3 +82,23 @@ def test_tensor_parallel_vllm_has_more_room_per_gpu() -> None:
 def test_other_architectures(model: str) -> None:
     e = _est(model)
     assert e.activation_bytes > 0 and e.extra["kv_bytes_per_token"] > 0
+
+
+@pytest.mark.parametrize(("model", "gpus", "quant", "reported_gib"), [
+    ("llama-3.3-70b", "2xh100-sxm", "fp8", 4.84),  # public vLLM V1 profile on H100, TP 2
+    ("gpt-oss-20b", "h100-sxm", None, 7.38),
+])
+def test_profile_run_activations_near_published_profiles(model: str, gpus: str, quant: str | None,
+                                                         reported_gib: float) -> None:
+    r = fit(model, gpus, Workload(engine="vllm", quant=quant, context=16000, new_tokens=0), solve=False)
+    act = r.estimate.activation_bytes / GIB
+    # torch.compile buffers are not modelled: the estimate may be low, by at most 30 %
+    assert 0.7 * reported_gib <= act <= 1.1 * reported_gib
+
+
+def test_tp_ranks_sample_the_whole_vocabulary() -> None:
+    from vram.fit import tp_rank_spec
+
+    spec = resolve_model("llama-3.1-70b").spec
+    rank = tp_rank_spec(spec, 4)
+    assert rank.vocab_size == spec.vocab_size and rank.embed_params * 4 == spec.embed_params

@@ -171,9 +171,9 @@ def tp_rank_spec(spec: ModelSpec, t: int) -> ModelSpec:
     if t <= 1:
         return spec
     h = spec.hidden_size
+    # vocab_size stays whole: each rank holds 1/t of the embedding and head, but the logits are gathered
     return replace(spec, name=f"{spec.name} [TP rank 1/{t}]", layers=tuple(_tp_layer(la, h, t) for la in spec.layers),
-                   embed_params=_ceil(spec.embed_params, t), head_params=_ceil(spec.head_params, t),
-                   vocab_size=_ceil(spec.vocab_size, t))
+                   embed_params=_ceil(spec.embed_params, t), head_params=_ceil(spec.head_params, t))
 
 
 def pp_stage_layers(num_layers: int, stages: int) -> list[range]:
