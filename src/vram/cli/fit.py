@@ -242,7 +242,8 @@ def run_compare(args: argparse.Namespace) -> int:
         ("max batch", [f"{r.max_batch:,}" if r.max_batch else "-" for r in results]),
         ("min GPUs", [str(r.min_gpus or "-") for r in results]),
         ("best quant", [r.recommended_quant or "-" for r in results]),
-        ("decode tok/s", [_tok(r.speed.decode_tokens_per_s) if r.speed else "?" for r in results]),
+        ("decode tok/s", [(_tok(r.speed.decode_tokens_per_s) + (" (offloaded)" if r.offload else ""))
+                          if r.speed else "?" for r in results]),
         ("prefill tok/s", [_tok(r.speed.prefill_tokens_per_s) if r.speed else "?" for r in results]),
         ("$/M tokens", [f"{r.speed.cost_per_million_tokens_usd:,.2f}" if r.speed and
                         r.speed.cost_per_million_tokens_usd is not None else "" for r in results]),
