@@ -4,7 +4,7 @@
   that score.py uses (its own `case_args` and `truth`), answered by `vram.cli.main` in-process.
   Inference: params exact, peak_allocated_bytes median |error| ≤ 3 % and max ≤ 8 %, total_bytes median ≤ 5 %.
   Training: params and trainable_params exact, peak median ≤ 5 % and max ≤ 10 %.
-* measurements/h200-probe.jsonl (other models, same machine): `generate_clean_peak_bytes` is generate()'s peak with
+* measurements/h200-probe*.jsonl (other models, same machine): `generate_clean_peak_bytes` is generate()'s peak with
   nothing else alive; the same bounds as above for the peak, for inference and training.
 
 No per-case tolerance, no xfail: these are the numbers the project promises.
@@ -25,7 +25,7 @@ from vram.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GROUNDTRUTH = REPO_ROOT.parent / "shared" / "groundtruth"
-PROBE = REPO_ROOT / "measurements" / "h200-probe.jsonl"
+PROBES = sorted((REPO_ROOT / "measurements").glob("h200-probe*.jsonl"))
 
 
 def _score_module() -> ModuleType:
@@ -108,23 +108,29 @@ def test_training_cases(capsys: pytest.CaptureFixture[str]) -> None:
     _check(peak, 0.05, 0.10, "training peak_allocated_bytes")
 
 
-def _probe_cases() -> list[dict[str, Any]]:
-    rows = [json.loads(line) for line in PROBE.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r["kind"] == "infer" and "error" not in r]
+def _probe_rows(kind: str) -> list[dict[str, Any]]:
+    """Cases of every probe file, with `_base` (the folder their config_file is relative to), as score.py does."""
+    rows = []
+    for path in PROBES:
+        for line in path.read_text().splitlines():
+            r = json.loads(line) if line.strip() else {}
+            if r.get("kind") == kind and "error" not in r:
+                rows.append({**r, "_base": str(path.parent), "_file": path.name})
+    return rows
 
 
 def test_probe_inference_cases(capsys: pytest.CaptureFixture[str]) -> None:
     """Models outside the calibration set: the estimate must hold there too (no per-model constants)."""
-    cases = _probe_cases()
+    cases = _probe_rows("infer")
     assert len(cases) >= 15
     peak = {}
     for c in cases:
-        cfg = str(PROBE.parent / c["config_file"])
+        cfg = str(Path(c["_base"]) / c["config_file"])
         ans = _ask([cfg, "--engine", "transformers", "--batch", str(c["batch"]), "--context", str(c["context"]),
                     "--new-tokens", str(c["new_tokens"]), "--dtype", c["dtype"], "--attn", c["attn"], "--json"],
                    capsys)
         assert ans["params"] == c["n_params"], _name(c)
-        peak[_name(c)] = _rel(ans["peak_allocated_bytes"], c["generate_clean_peak_bytes"])
+        peak[f"{c['_file']}: {_name(c)}"] = _rel(ans["peak_allocated_bytes"], c["generate_clean_peak_bytes"])
     _check(peak, 0.03, 0.08, "probe peak_allocated_bytes")
 
 
@@ -132,13 +138,12 @@ def test_probe_inference_cases(capsys: pytest.CaptureFixture[str]) -> None:
 def test_probe_training_cases(capsys: pytest.CaptureFixture[str]) -> None:
     """The probe's training steps on other models, asked through score.py's contract: same bounds as above."""
     score = _score_module()
-    rows = [json.loads(line) for line in PROBE.read_text().splitlines() if line.strip()]
-    cases = [{**r, "_base": str(PROBE.parent)} for r in rows if r["kind"] == "train" and "error" not in r]
+    cases = _probe_rows("train")
     assert len(cases) >= 10
     peak = {}
     for c in cases:
         ans = _ask(score.case_args(c), capsys)
         assert ans["params"] == c["n_params"], _name(c)
         assert ans["trainable_params"] == c["trainable_params"], _name(c)
-        peak[_name(c)] = _rel(ans["peak_allocated_bytes"], c["step_peak_bytes"][-1])
+        peak[f"{c['_file']}: {_name(c)}"] = _rel(ans["peak_allocated_bytes"], c["step_peak_bytes"][-1])
     _check(peak, 0.05, 0.10, "probe training peak_allocated_bytes")

@@ -18,7 +18,7 @@ from vram.model import ModelSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GROUNDTRUTH = REPO_ROOT.parent / "shared" / "groundtruth"
-PROBE = REPO_ROOT / "measurements" / "h200-probe.jsonl"
+PROBES = sorted((REPO_ROOT / "measurements").glob("h200-probe*.jsonl"))
 MIB = 2**20
 
 
@@ -149,7 +149,7 @@ def test_zero_tokens_leaves_only_state() -> None:
 
 def _cases() -> list[tuple[str, dict[str, Any]]]:
     out: list[tuple[str, dict[str, Any]]] = []
-    sources = [(GROUNDTRUTH / "h200-transformers.jsonl", GROUNDTRUTH), (PROBE, PROBE.parent)]
+    sources = [(GROUNDTRUTH / "h200-transformers.jsonl", GROUNDTRUTH)] + [(p, p.parent) for p in PROBES]
     for path, base in sources:
         if not path.exists():
             continue
