@@ -209,3 +209,24 @@ async def test_forwarded_for_is_trusted_only_from_configured_proxies(tmp_path: P
             # a client cannot escape its bucket by prepending addresses: the right-most untrusted hop counts
             r = await proxy.get("/api/v1/quota", headers={"x-forwarded-for": "5.5.5.5, 1.1.1.1, 10.9.9.9"})
             assert r.json()["remaining"] == 2300
+
+
+async def test_accounts_cannot_be_minted_in_bulk(app: Any) -> None:
+    async with client_for(app) as c:
+        for i in range(5):
+            await signup(c, f"user{i}@example.com")
+        r = await c.post("/api/v1/auth/signup", json={"email": "user5@example.com", "password": "long enough pw"})
+        assert r.status_code == 429
+    async with client_for(app, address="192.0.2.77") as other:
+        await signup(other, "user5@example.com")
+
+
+async def test_oversized_bodies_are_refused(app: Any) -> None:
+    async with client_for(app) as c:
+        r = await c.post("/api/v1/estimate", content=b"{" + b" " * (1 << 20) + b"}",
+                         headers={"content-type": "application/json"})
+        assert r.status_code == 413 and r.json()["field"] == "body"
+        fleet = {"pools": [{"gpu": "h100-sxm"}], "models": ["llama-3.1-8b"] * 33}
+        r = await c.post("/api/v1/plan", json={"fleet": fleet})
+        assert r.status_code == 422 and r.json()["field"] == "fleet" and "at most 32 models" in r.json()["error"]
+        assert (await c.get("/api/v1/quota")).json()["remaining"] == 2500

@@ -177,12 +177,22 @@ def set_session_cookie(response: Response, svc: Services, token: str) -> None:
                         secure=svc.settings.secure_cookies, samesite="lax", path="/")
 
 
-def signup_user(svc: Services, email_raw: str, password: str) -> int:
+SIGNUPS_PER_DAY = 5
+
+
+def signup_user(svc: Services, email_raw: str, password: str, address_key: str | None = None) -> int:
+    """Create an account. With `address_key`, at most 5 sign-ups per client address a day (free accounts carry a
+    bigger allowance, so they must not be minted in bulk)."""
     email = normalize_email(email_raw)
     if not EMAIL_RE.match(email):
         raise ApiError(422, "email: not an email address", field="email")
     if len(password) < MIN_PASSWORD:
         raise ApiError(422, f"password: at least {MIN_PASSWORD} characters", field="password")
+    if address_key is not None:
+        st = svc.settings
+        t = svc.counters.take("signup-" + address_key, 1, SIGNUPS_PER_DAY, st.window_s, st.clock())
+        if not t.taken:
+            raise ApiError(429, "too many new accounts from this address today; sign in instead")
     try:
         with svc.db.tx() as conn:
             res = conn.execute(insert(User).values(email=email, password_hash=hash_password(password),
@@ -219,7 +229,7 @@ def login_user(svc: Services, address_key: str, email_raw: str, password: str) -
 def signup(body: Credentials, request: Request, response: Response) -> dict[str, Any]:
     """Create a free account (5,000 tokens a day) and sign in: {token} for 'Authorization: Bearer', plus a cookie."""
     svc = services(request)
-    uid = signup_user(svc, body.email, body.password)
+    uid = signup_user(svc, body.email, body.password, subject(request).key)
     token = svc.sessions.create(uid, svc.settings.clock())
     set_session_cookie(response, svc, token)
     response.status_code = 201

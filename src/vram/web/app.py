@@ -94,6 +94,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", f"{A}/webhooks/stripe", api.stripe_webhook, api=True),
 )
 
+MAX_BODY_BYTES = 1 << 20
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' https://checkout.stripe.com")
 
@@ -171,6 +172,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def _per_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return JSONResponse({"error": f"body: larger than {MAX_BODY_BYTES:,} bytes", "field": "body"},
+                                status_code=413)
         bearer = request.headers.get("authorization", "")
         token: str | None = None
         auth_via: str | None = None
@@ -198,7 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response.headers["RateLimit-Reset"] = str(state.reset_in_s)
         response.headers["RateLimit-Policy"] = f"{state.limit};w={settings.window_s}"
         if getattr(request.state, "new_csrf", None):
-            response.set_cookie(CSRF_COOKIE, csrf, httponly=False, samesite="strict",
+            response.set_cookie(CSRF_COOKIE, csrf, httponly=False, samesite="lax",
                                 secure=settings.secure_cookies, path="/")
         h = response.headers
         h["Content-Security-Policy"] = CSP

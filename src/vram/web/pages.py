@@ -368,7 +368,7 @@ async def signup_post(request: Request) -> Response:
     email, password = str(raw.get("email") or ""), str(raw.get("password") or "")
     target = _safe_next(str(raw.get("next") or "/"))
     try:
-        uid = await run_in_threadpool(api.signup_user, services(request), email, password)
+        uid = await run_in_threadpool(api.signup_user, services(request), email, password, subject(request).key)
     except ApiError as exc:
         return render(request, "signup.html", {"next": target, "error": exc.body["error"], "email_value": email},
                       status=exc.status_code)

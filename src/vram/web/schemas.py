@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TokenCount = int | str  # 4096 or "32k"
 HEADROOM_DOC = "free memory required on the fullest GPU, as a fraction of its weights (as `vram fit`)"
@@ -55,7 +55,7 @@ class FitBody(WorkloadBody):
 
 
 class WhichBody(WorkloadBody):
-    counts: list[int] = Field(default=[1, 2, 4, 8], min_length=1, max_length=8)
+    counts: list[Annotated[int, Field(ge=1, le=1024)]] = Field(default=[1, 2, 4, 8], min_length=1, max_length=8)
     headroom_fraction: float = Field(default=0.2, ge=0.0, le=10.0, description=HEADROOM_DOC)
 
 
@@ -64,8 +64,20 @@ class CompareBody(WorkloadBody):
     headroom_fraction: float = Field(default=0.2, ge=0.0, le=10.0)
 
 
+MAX_PLAN_MODELS = 32
+MAX_PLAN_POOLS = 16
+
+
 class PlanBody(Body):
-    fleet: dict[str, Any] = Field(description="the fleet description `vram plan` reads (models, GPUs, workloads)")
+    fleet: dict[str, Any] = Field(description="the fleet `vram plan` reads: {pools: [...], models: [...], headroom}")
+
+    @field_validator("fleet")
+    @classmethod
+    def _bounded(cls, fleet: dict[str, Any]) -> dict[str, Any]:
+        for key, most in (("models", MAX_PLAN_MODELS), ("pools", MAX_PLAN_POOLS)):
+            if isinstance(fleet.get(key), list) and len(fleet[key]) > most:
+                raise ValueError(f"at most {most} {key} per plan on the web (use `vram plan` for more)")
+        return fleet
 
 
 class Credentials(Body):

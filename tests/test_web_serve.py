@@ -1,0 +1,39 @@
+"""`vram serve`: several workers need Redis; the factory reads the VRAM_* environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def test_workers_need_redis(run_cli: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("VRAM_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("VRAM_REDIS_URL", raising=False)
+    r = run_cli("serve", "--workers", "2")
+    assert r.rc == 2
+    assert "--workers > 1 needs VRAM_REDIS_URL" in r.err
+
+
+def test_serve_help_lists_options(run_cli: Any) -> None:
+    r = run_cli("serve", "--help")
+    assert r.rc == 0
+    for opt in ("--host", "--port", "--workers", "VRAM_DATABASE_URL", "VRAM_REDIS_URL"):
+        assert opt in r.out
+
+
+def test_settings_from_env(tmp_path: Path) -> None:
+    from vram.web.settings import Settings
+
+    s = Settings.from_env({"VRAM_DATA_DIR": str(tmp_path), "VRAM_DATABASE_URL": "postgresql://db/vram",
+                           "VRAM_REDIS_URL": "redis://r:6379/0", "VRAM_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
+                           "VRAM_SECURE_COOKIES": "1", "STRIPE_SECRET_KEY": "sk", "STRIPE_WEBHOOK_SECRET": "wh"})
+    assert s.data_dir == tmp_path and s.database_url == "postgresql://db/vram" and s.redis_url == "redis://r:6379/0"
+    assert s.is_trusted_proxy("10.2.3.4") and s.is_trusted_proxy("127.0.0.1") and not s.is_trusted_proxy("8.8.8.8")
+    assert s.secure_cookies and s.purchases_enabled
+    default = Settings.from_env({"VRAM_DATA_DIR": str(tmp_path)})
+    assert default.resolved_database_url() == f"sqlite:///{tmp_path / 'vram.sqlite3'}"
+    secret = default.resolved_secret()
+    assert len(secret) >= 48 and (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
+    assert Settings.from_env({"VRAM_DATA_DIR": str(tmp_path)}).resolved_secret() == secret
