@@ -317,6 +317,17 @@ def test_subprocess_unreadable_file(tmp_path: Path) -> None:
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr
 
 
+def test_python_dash_m_vram_gives_the_same_answer() -> None:
+    args = ["estimate", "llama-3.2-1b", "--context", "2k", "--json"]
+    via_module = subprocess.run([sys.executable, "-m", "vram", *args], capture_output=True, text=True, timeout=60)
+    via_script = _run(*args)
+    assert via_module.returncode == via_script.returncode == 0, via_module.stderr
+    assert json.loads(via_module.stdout) == json.loads(via_script.stdout)
+    bad = subprocess.run([sys.executable, "-m", "vram", "estimate", "llama-3.2-1b", "--batch", "0"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1
+
+
 def test_subprocess_models_and_gpus() -> None:
     m = _run("models", "--json")
     g = _run("gpus", "--json")
