@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -132,3 +133,73 @@ def test_unknown_repo_goes_to_the_hub(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(OfflineError):
         resolve_model("not-in/the-catalog")
     assert seen == ["not-in/the-catalog"]
+
+
+class _RangeServer:
+    """A loopback HTTP server serving one folder at /{repo}/resolve/main/{file}; `honour_range=False` answers 200
+    with the whole (large) body, like a server that ignores Range."""
+
+    def __init__(self, root: Path, honour_range: bool = True) -> None:
+        import http.server
+        import threading
+
+        outer = self
+        self.requests: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.requests.append(self.headers.get("Range", ""))
+                data = (root / self.path.rsplit("/", 1)[1]).read_bytes()
+                rng = self.headers.get("Range")
+                if rng and honour_range:
+                    a, b = (int(x) for x in rng.removeprefix("bytes=").split("-"))
+                    body = data[a:b + 1]
+                    self.send_response(206)
+                else:
+                    body = data
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_real_range_requests_over_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real fetcher's range reads against a local server: header bytes only, cached afterwards."""
+    from vram.sources.hub import remote_header_tensors
+
+    monkeypatch.setenv("VRAM_CACHE_DIR", str(tmp_path / "cache"))
+    big = {"w": np.zeros((512, 1024), np.float32)} | llama_tensors()  # 2 MiB of data behind the header
+    folder = write_folder(tmp_path / "srv", big)
+    server = _RangeServer(folder)
+    try:
+        f = HuggingFaceFetcher(endpoint=server.url)
+        tensors = remote_header_tensors(f, "org/m", "model.safetensors")
+        assert sum(t.nbytes for t in tensors) == sum(a.nbytes for a in big.values())
+        assert server.requests == [f"bytes=0-{FIRST_READ_BYTES - 1}"]
+        remote_header_tensors(f, "org/m", "model.safetensors")  # second time: from the cache
+        assert len(server.requests) == 1
+    finally:
+        server.close()
+    sloppy = _RangeServer(folder, honour_range=False)
+    try:
+        f = HuggingFaceFetcher(endpoint=sloppy.url)
+        monkeypatch.setenv("VRAM_CACHE_DIR", str(tmp_path / "cache2"))
+        data = f.get_range("org/m", "model.safetensors", 0, 1000)
+        assert len(data) == 1000  # cut at the range even though the server sent everything
+        with pytest.raises(SourceError, match="ignored the byte range"):
+            f.get_range("org/m", "model.safetensors", 8, 1000)
+    finally:
+        sloppy.close()

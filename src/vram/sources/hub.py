@@ -44,9 +44,10 @@ def cache_dir() -> Path:
 class HuggingFaceFetcher:
     """The real fetcher: huggingface_hub for listing and small files, HTTP range requests for headers."""
 
-    def __init__(self, token: str | None = None, revision: str = "main") -> None:
+    def __init__(self, token: str | None = None, revision: str = "main", endpoint: str | None = None) -> None:
         self.token = token or os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
         self.revision = revision
+        self.endpoint = endpoint  # None: huggingface_hub's (HF_ENDPOINT or the Hub)
 
     def _cache(self, repo: str, key: str) -> Path:
         digest = hashlib.sha256(f"{repo}@{self.revision}:{key}".encode()).hexdigest()[:32]
@@ -121,16 +122,25 @@ class HuggingFaceFetcher:
 
             headers: dict[str, str] = hf_utils.build_hf_headers(token=self.token)  # type: ignore[attr-defined]
             headers["Range"] = f"bytes={start}-{start + length - 1}"
-            resp = get_session().get(hf_hub_url(repo, name, revision=self.revision), headers=headers,
-                                     follow_redirects=True)
-            if resp.status_code in (401, 403):
-                from huggingface_hub.errors import GatedRepoError
+            url = hf_hub_url(repo, name, revision=self.revision, endpoint=self.endpoint)
+            # streamed, and cut at `length`: a server that ignores Range must not make us download the tensors
+            with get_session().stream("GET", url, headers=headers, follow_redirects=True) as resp:
+                if resp.status_code in (401, 403):
+                    from huggingface_hub.errors import GatedRepoError
 
-                raise GatedRepoError(f"{resp.status_code}", response=resp)
-            if resp.status_code not in (200, 206):
-                raise SourceError(f"{repo}/{name}: the Hub answered HTTP {resp.status_code}", field="model")
-            body: bytes = resp.content[:length]
-            return body
+                    raise GatedRepoError(f"{resp.status_code}", response=resp)
+                if resp.status_code not in (200, 206):
+                    raise SourceError(f"{repo}/{name}: the Hub answered HTTP {resp.status_code}", field="model")
+                if resp.status_code == 200 and start:
+                    raise SourceError(f"{repo}/{name}: the server ignored the byte range", field="model")
+                chunks: list[bytes] = []
+                got = 0
+                for chunk in resp.iter_bytes():
+                    chunks.append(chunk)
+                    got += len(chunk)
+                    if got >= length:
+                        break
+            return b"".join(chunks)[:length]
 
         data: bytes = self._call(repo, name, run)
         path.parent.mkdir(parents=True, exist_ok=True)
