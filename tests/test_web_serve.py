@@ -37,3 +37,33 @@ def test_settings_from_env(tmp_path: Path) -> None:
     secret = default.resolved_secret()
     assert len(secret) >= 48 and (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
     assert Settings.from_env({"VRAM_DATA_DIR": str(tmp_path)}).resolved_secret() == secret
+
+
+def _migrate_concurrently(url: str, n: int = 4) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vram.web.storage import Database, migrate
+
+    dbs = [Database(url) for _ in range(n)]
+    try:
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            for f in [pool.submit(migrate, db.engine) for db in dbs]:
+                f.result()
+        with dbs[0].engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+    finally:
+        for db in dbs:
+            db.close()
+
+
+def test_workers_starting_together_migrate_once_sqlite(tmp_path: Path) -> None:
+    _migrate_concurrently(f"sqlite:///{tmp_path / 'w.sqlite3'}")
+
+
+def test_workers_starting_together_migrate_once_postgresql() -> None:
+    from test_web_support import pg_available, pg_database
+
+    if not pg_available():
+        pytest.skip("PostgreSQL (127.0.0.1:5432) is not running")
+    with pg_database() as url:
+        _migrate_concurrently(url)

@@ -37,6 +37,13 @@ def run(args: argparse.Namespace) -> int:
     if args.workers > 1:
         # every worker must sign and hash with the same secret: create it once, before they start
         os.environ.setdefault("VRAM_SECRET_KEY", settings.resolved_secret())
+    from ..web.storage import Database, migrate
+
+    db = Database(settings.resolved_database_url())  # migrate once here, before any worker starts
+    try:
+        migrate(db.engine)
+    finally:
+        db.close()
     print(f"vram: serving on http://{args.host}:{args.port} (database: "
           f"{settings.database_url or settings.data_dir / 'vram.sqlite3'})", file=sys.stderr)
     uvicorn.run("vram.web.app:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,

@@ -137,9 +137,15 @@ def migrate(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("vram.web").joinpath("migrations")))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    # several worker processes may start at once: only one migrates, the others wait and find the schema current
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn = conn.execution_options(immediate=True)
+        with conn.begin():
+            if engine.dialect.name == "postgresql":
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7261001)")
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
 
 
 class Database:
