@@ -104,7 +104,13 @@ def plan_output() -> str:
     return fenced([VRAM, "plan", "examples/fleet.yaml"])
 
 
+def accuracy_table() -> str:
+    text = run(sys.executable, str(ROOT / "measurements" / "accuracy.py"))
+    return "\n".join(line for line in text.splitlines() if line.startswith("|"))
+
+
 PRODUCERS: dict[str, Callable[[], str]] = {
+    "accuracy-table": accuracy_table,
     "estimate-output": estimate_output, "score-output": score_output, "train-examples": train_examples,
     "train-switches": train_switches, "fit-output": fit_output, "which-output": which_output,
     "plan-output": plan_output,
