@@ -105,7 +105,7 @@ def plan_output() -> str:
 
 
 def accuracy_table() -> str:
-    text = run(sys.executable, str(ROOT / "measurements" / "accuracy.py"))
+    text = run(sys.executable, str(ROOT / "measurements" / "accuracy.py")).split("## Every case")[0]
     return "\n".join(line for line in text.splitlines() if line.startswith("|"))
 
 
