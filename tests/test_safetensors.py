@@ -165,3 +165,21 @@ def test_short_file_and_missing_config(tmp_path: Path) -> None:
     save_file({"x": np.zeros(2, np.float16)}, str(tmp_path / "ok.safetensors"))
     with pytest.raises(ConfigError, match=r"config\.json"):
         resolve_local_weights(tmp_path / "ok.safetensors")
+
+
+def test_compressed_tensors_and_nvfp4(tmp_path: Path) -> None:
+    ct = {"l.weight_packed": np.zeros((64, 128 // 8), np.int32), "l.weight_scale": np.zeros((64, 1), np.float16),
+          "l.weight_shape": np.array([64, 128], np.int64), "embed.weight": np.zeros((10, 128), np.float16)}
+    save_file(ct, str(tmp_path / "ct.safetensors"))
+    qc = {"quant_method": "compressed-tensors",
+          "config_groups": {"group_0": {"weights": {"num_bits": 4, "group_size": 128}}}}
+    info = read_local_weights(tmp_path / "ct.safetensors", quant_config=qc)
+    assert info.quant_method == "compressed-tensors" and info.quant_bits == 4 and info.group_size == 128
+    assert info.params == 64 * 128 + 10 * 128 and info.quantized_params == 64 * 128
+    assert info.unquantized == ("embeddings",)
+    nv = {"l.weight": np.zeros((64, 64), np.uint8), "l.weight_scale": np.zeros((64, 8), np.uint8),
+          "l.weight_scale_2": np.zeros(1, np.float32), "l.input_scale": np.zeros(1, np.float32)}
+    save_file(nv, str(tmp_path / "nv.safetensors"))
+    info = read_local_weights(tmp_path / "nv.safetensors")
+    assert info.quant_method == "nvfp4" and info.params == 64 * 128
+    assert info.bytes == sum(a.nbytes for a in nv.values())

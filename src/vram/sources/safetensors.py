@@ -185,7 +185,8 @@ class WeightsInfo:
 
 _QMETA_SUFFIXES = (".scales", ".qzeros", ".g_idx", ".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map",
                    ".SCB", ".weight_format", ".weight_scale", ".weight_scale_inv", ".input_scale", "_scales",
-                   ".weight_zero_point", ".weight_global_scale", ".input_global_scale", ".k_scale", ".v_scale")
+                   ".weight_zero_point", ".weight_global_scale", ".input_global_scale", ".k_scale", ".v_scale",
+                   ".weight_shape", ".weight_scale_2")
 _LAYER_RE = re.compile(r"(?:^|\.)(?:layers|h|blocks|block|blk|layer|transformer_blocks|single_transformer_blocks)"
                        r"\.(\d+)\.")
 
@@ -207,6 +208,26 @@ def _unquantized_kind(name: str) -> str:
     if "router" in n or ".gate.weight" in n:
         return "routers"
     return "other"
+
+
+def _compressed_weights(qc: Mapping[str, Any]) -> Mapping[str, Any]:
+    groups = qc.get("config_groups")
+    if isinstance(groups, Mapping):
+        for g in groups.values():
+            if isinstance(g, Mapping) and isinstance(g.get("weights"), Mapping):
+                w: Mapping[str, Any] = g["weights"]
+                return w
+    return {}
+
+
+def _compressed_bits(qc: Mapping[str, Any]) -> int | None:
+    v = _compressed_weights(qc).get("num_bits")
+    return int(v) if isinstance(v, int) and v > 0 else None
+
+
+def _compressed_group(qc: Mapping[str, Any]) -> int | None:
+    v = _compressed_weights(qc).get("group_size")
+    return int(v) if isinstance(v, int) and v > 0 else None
 
 
 def summarize(tensors: Iterable[TensorInfo], *, source: str, files: tuple[str, ...] = (),
@@ -245,6 +266,17 @@ def summarize(tensors: Iterable[TensorInfo], *, source: str, files: tuple[str, .
             method = method or ("awq" if is_awq else "gptq")
             bits = b
             group = int(qc.get("group_size") or qc.get("q_group_size") or 0) or group
+            qparams += logical
+        elif t.name.endswith(".weight_packed"):
+            # compressed-tensors pack-quantized (W4A16 / W8A16): `bits`-bit values packed into int32 rows
+            b = int(_compressed_bits(qc) or 4)
+            logical = t.numel * (t.nbytes * 8 // max(1, t.numel)) // b
+            method, bits = method or "compressed-tensors", b
+            group = _compressed_group(qc) or group
+            qparams += logical
+        elif t.dtype == "U8" and t.name.endswith(".weight") and f"{t.name}_scale_2" in names:
+            logical = t.numel * 2  # NVFP4 (ModelOpt): two e2m1 values per byte, fp8 scale per 16, fp32 global scale
+            method, bits, group = method or "nvfp4", 4, 16
             qparams += logical
         elif t.name.endswith(("_blocks",)) and t.dtype == "U8" and f"{t.name.removesuffix('_blocks')}_scales" in names:
             logical = t.numel * 2  # MXFP4: two 4-bit values per byte, one shared exponent per 32 in *_scales
