@@ -218,6 +218,8 @@ BAD_FILES: list[tuple[str, bytes, tuple[str, ...]]] = [
     ("neg_vocab.json", json.dumps({**LLAMA_TINY, "vocab_size": -1}).encode(), ("vocab_size",)),
     ("zero_vocab.json", json.dumps({**LLAMA_TINY, "vocab_size": 0}).encode(), ("vocab_size",)),
     ("no_layers.json", json.dumps({**LLAMA_TINY, "num_hidden_layers": 0}).encode(), ("layers",)),
+    ("mamba_no_width.json", json.dumps({"model_type": "mamba", "num_hidden_layers": 4}).encode(),
+     ("missing", "hidden_size")),
     ("gemma3_no_layers.json", json.dumps({"model_type": "gemma3", "text_config": {},
                                           "vision_config": {"hidden_size": 8}}).encode(), ("num_hidden_layers",)),
 ]
