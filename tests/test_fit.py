@@ -445,3 +445,18 @@ def test_llama_cpp_splits_by_layers() -> None:
     assert "--split-mode layer --tensor-split 1,1" in fit(
         "llama-3.1-70b", "2xrtx-4090", Workload(engine="llama.cpp", quant="q4_k_m", context=8192)
     ).serving["llama_cpp"]["command"]
+
+
+def test_models_that_are_not_llms_run_as_replicas() -> None:
+    one = fit("flux.1-dev", "h100-sxm", Workload(), solve=False)
+    two = fit("flux.1-dev", "2xh100-sxm", Workload())
+    assert two.split == "dp" and len(two.ranks) == 2
+    assert two.per_gpu_bytes == one.per_gpu_bytes  # every GPU holds the whole model
+    assert two.speed is None and two.serving == {}
+    with pytest.raises(BadInput):
+        fit("flux.1-dev", "2xh100-sxm", Workload(), split="tp")
+    opts = which("flux.1-dev", Workload(), counts=(1,))
+    assert opts and all(o.speed is None for o in opts)
+    on_4090 = fit("flux.1-dev", "4090", Workload(), solve=False)
+    assert on_4090.verdict == "no"  # ~33 GiB of bf16 weights and activations
+    assert "rtx-4090" not in {o.gpu for o in opts} and "h100-sxm" in {o.gpu for o in opts}

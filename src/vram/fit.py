@@ -218,7 +218,7 @@ def replicated_weights_bytes(rm: ResolvedModel, wl: Workload) -> int:
 
 def comm_buffer_bytes(split: str, count: int, interconnect: str) -> int:
     """NCCL buffers per rank (approximation, see NCCL_BYTES_PER_CHANNEL)."""
-    if count <= 1 or split == "single":
+    if count <= 1 or split in ("single", "dp"):
         return 0
     channels = NCCL_P2P_CHANNELS if split == "pp" else NCCL_CHANNELS.get(interconnect, 4)
     return channels * NCCL_BYTES_PER_CHANNEL
@@ -340,10 +340,7 @@ def evaluator_for(model: str | ModelSpec | ResolvedModel | Evaluator) -> Evaluat
 
 
 def _engine_estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
-    if wl.engine == "vllm":
-        from .engines import vllm
-
-        return vllm.estimate(rm, wl)
+    """The same dispatcher `vram estimate` uses (engines, and non-LLM families)."""
     return estimate(rm, wl)
 
 
@@ -386,18 +383,29 @@ class Evaluator:
     def spec(self) -> ModelSpec:
         return self.rm.spec
 
+    @property
+    def is_llm(self) -> bool:
+        return self.rm.entry is None or self.rm.entry.kind == "llm"
+
+    def default_split(self, count: int, engine: str) -> str:
+        """`default_split` for this model; models that are not decoder LLMs (diffusion, speech, ...) run as
+        data-parallel replicas ("dp": every GPU holds the whole model and serves its own batch)."""
+        if count > 1 and not self.is_llm:
+            return "dp"
+        return default_split(self.spec, count, engine)
+
     def rank_models(self, split: str, count: int) -> list[ResolvedModel]:
         key = (split, count)
         if key not in self._ranks:
             rm = self.rm
-            if split == "single" or count <= 1:
+            if split in ("single", "dp") or count <= 1:
                 specs = [rm.spec]
             elif split == "tp":
                 specs = [tp_rank_spec(rm.spec, count)]
             elif split == "pp":
                 specs = pp_stage_specs(rm.spec, count)
             else:
-                raise BadInput(f"split: unknown split {split!r} (use tp or pp)", field="split")
+                raise BadInput(f"split: unknown split {split!r} (use tp, pp or dp)", field="split")
             if len(specs) == 1 and specs[0] is rm.spec:
                 self._ranks[key] = [rm]
             else:
@@ -458,7 +466,7 @@ class Evaluator:
         return worst, usable, ests, comm
 
     def fits_in_memory(self, choice: GpuChoice, wl: Workload, split: str | None = None) -> bool:
-        sp = split or default_split(self.spec, choice.count, wl.engine)
+        sp = split or self.default_split(choice.count, wl.engine)
         worst, usable, _, _ = self.per_gpu(choice, wl, sp)
         return worst <= usable
 
@@ -519,7 +527,7 @@ def min_gpus(ev: Evaluator, gpu: GpuEntry, wl: Workload, candidates: tuple[int, 
     """Smallest count of `gpu` (from `candidates`) on which the workload fits in memory."""
     wl = wl.validate()
     for n in candidates:
-        if n > 1 and ev.spec.num_layers < n and default_split(ev.spec, n, wl.engine) == "pp":
+        if n > 1 and ev.spec.num_layers < n and ev.default_split(n, wl.engine) == "pp":
             continue
         if ev.fits_in_memory(GpuChoice(gpu, n, local), wl):
             return n
@@ -550,7 +558,7 @@ def best_quant(ev: Evaluator, choice: GpuChoice, wl: Workload, headroom_fraction
     tight: str | None = None
     for q in quant_candidates(wl.engine):
         qwl = replace(wl, quant=None if q == "bfloat16" else q, dtype="bfloat16" if q == "bfloat16" else wl.dtype)
-        sp = split or default_split(ev.spec, choice.count, qwl.engine)
+        sp = split or ev.default_split(choice.count, qwl.engine)
         worst, usable, ests, _ = ev.per_gpu(choice, qwl, sp)
         if worst > usable:
             continue
@@ -571,7 +579,8 @@ def _rank_uses(ev: Evaluator, ests: list[Estimate], split: str, count: int, comm
         e = ests[i] if split == "pp" else ests[0]
         rng = ranges[i] if split == "pp" else ranges[0]
         ctx = e.component("cuda_context")
-        role = {"single": "whole model", "tp": f"TP rank {i + 1}/{count}: 1/{count} of every matrix, "
+        role = {"single": "whole model", "dp": f"replica {i + 1}/{count}: the whole model, its own batch",
+                "tp": f"TP rank {i + 1}/{count}: 1/{count} of every matrix, "
                 "vocab-parallel embedding/head, its KV heads; norms replicated",
                 "pp": f"PP stage {i + 1}/{count}: layers {rng.start}-{rng.stop - 1}"
                 + (", embedding" if i == 0 else "") + (", final norm + head" if i == count - 1 else "")}[split]
@@ -599,9 +608,12 @@ def fit(model: str | ModelSpec | ResolvedModel | Evaluator, gpu_spec: str | GpuC
     wl = (workload or Workload()).validate()
     if train is not None:
         return _fit_training(ev, choice, train, headroom_fraction)
-    sp = split or default_split(ev.spec, choice.count, wl.engine)
-    if sp not in ("single", "tp", "pp"):
-        raise BadInput(f"split: unknown split {sp!r} (use tp or pp)", field="split")
+    sp = split or ev.default_split(choice.count, wl.engine)
+    if sp not in ("single", "tp", "pp", "dp"):
+        raise BadInput(f"split: unknown split {sp!r} (use tp, pp or dp)", field="split")
+    if sp in ("tp", "pp") and not ev.is_llm:
+        raise BadInput(f"split: {ev.rm.entry.kind if ev.rm.entry else 'this'} models run as replicas (dp), not "
+                       f"{sp}", field="split")
     if choice.count == 1:
         sp = "single"
     if sp == "pp" and choice.count > ev.spec.num_layers:
@@ -640,7 +652,7 @@ def fit(model: str | ModelSpec | ResolvedModel | Evaluator, gpu_spec: str | GpuC
         headroom_fraction=headroom_fraction, headroom_bytes=headroom, free_bytes_per_gpu=usable - worst,
         weights_bytes=whole_weights, kv_cache_bytes=whole_kv, ranks=ranks, estimate=binding, reasons=reasons,
         assumptions=tuple(assumptions), gpu_entry=choice.gpu)
-    if with_speed:
+    if with_speed and ev.is_llm:  # tokens/s describe decoder LLMs, not diffusion or encoder models
         offloaded = 0
         offload = None
         if verdict == "no" and wl.engine != "vllm":
@@ -659,9 +671,10 @@ def fit(model: str | ModelSpec | ResolvedModel | Evaluator, gpu_spec: str | GpuC
             max_batch=max_batch(ev, choice, wl, sp if choice.count > 1 else None),
             min_gpus=1 if choice.local else min_gpus(ev, choice.gpu, wl),
             recommended_quant=best_quant(ev, choice, wl, headroom_fraction, sp if choice.count > 1 else None))
-        from .serving import serving_settings
+        if ev.is_llm:
+            from .serving import serving_settings
 
-        result = replace(result, serving=serving_settings(ev, result))
+            result = replace(result, serving=serving_settings(ev, result))
     return result
 
 
@@ -763,28 +776,35 @@ class Option:
     per_gpu_bytes: int
     usable_bytes_per_gpu: int
     free_bytes_per_gpu: int
-    speed: Speed
+    speed: Speed | None  # None for models that are not decoder LLMs
+    price_per_hour_usd: float | None = None  # per GPU
 
     def to_dict(self) -> dict[str, Any]:
         return {"gpu": self.gpu, "gpu_name": self.gpu_name, "vendor": self.vendor, "category": self.category,
                 "gpu_count": self.gpu_count, "split": self.split, "verdict": self.verdict, "fits": True,
                 "per_gpu_bytes": self.per_gpu_bytes, "usable_bytes_per_gpu": self.usable_bytes_per_gpu,
-                "free_bytes_per_gpu": self.free_bytes_per_gpu, **self.speed.to_dict()}
+                "free_bytes_per_gpu": self.free_bytes_per_gpu, "price_per_hour_usd": self.price_per_hour_usd,
+                **(self.speed.to_dict() if self.speed else {})}
 
 
 SORT_KEYS = ("cost", "speed", "gpus", "memory")
 
 
 def _sort_key(sort: str) -> Callable[[Option], tuple[Any, ...]]:
+    def tps(o: Option) -> float:
+        return o.speed.decode_tokens_per_s if o.speed else 0.0
+
     def cost(o: Option) -> tuple[Any, ...]:
-        c = o.speed.cost_per_million_tokens_usd
-        return (c is None, c if c is not None else 0.0, -o.speed.decode_tokens_per_s, o.gpu_count)
+        c = o.speed.cost_per_million_tokens_usd if o.speed else None
+        if o.speed is None and o.price_per_hour_usd:
+            c = o.price_per_hour_usd * o.gpu_count  # no token rate (not an LLM): cheapest per hour first
+        return (c is None, c if c is not None else 0.0, -tps(o), o.gpu_count)
 
     keys: dict[str, Callable[[Option], tuple[Any, ...]]] = {
         "cost": cost,
-        "speed": lambda o: (-o.speed.decode_tokens_per_s, o.gpu_count),
-        "gpus": lambda o: (o.gpu_count, -o.speed.decode_tokens_per_s),
-        "memory": lambda o: (o.usable_bytes_per_gpu * o.gpu_count, -o.speed.decode_tokens_per_s),
+        "speed": lambda o: (-tps(o), o.gpu_count),
+        "gpus": lambda o: (o.gpu_count, -tps(o)),
+        "memory": lambda o: (o.usable_bytes_per_gpu * o.gpu_count, -tps(o)),
     }
     if sort not in keys:
         raise BadInput(f"sort: unknown order {sort!r} (use {', '.join(SORT_KEYS)})", field="sort")
@@ -795,7 +815,7 @@ def evaluate_option(ev: Evaluator, choice: GpuChoice, wl: Workload, headroom_fra
                     split: str | None = None, gwl: Workload | None = None) -> Option | None:
     """The option if the workload fits on `choice` (verdict fits or tight), else None. No solvers.
     `gwl`: the workload as `ev.gpu_workload(wl, choice.gpu)` returns it, when the caller has it already."""
-    sp = "single" if choice.count == 1 else (split or default_split(ev.spec, choice.count, wl.engine))
+    sp = "single" if choice.count == 1 else (split or ev.default_split(choice.count, wl.engine))
     if sp == "pp" and choice.count > ev.spec.num_layers:
         return None
     if ev.rank_weights(sp, choice.count, wl) > choice.gpu.usable_memory_bytes:
@@ -806,12 +826,13 @@ def evaluate_option(ev: Evaluator, choice: GpuChoice, wl: Workload, headroom_fra
     w = max(e.weights_bytes for e in ests)
     headroom = int(headroom_fraction * w)
     whole_w = _whole_weights(ev, wl, choice.gpu)
-    kv = sum(e.kv_cache_bytes for e in ests) if sp == "pp" else ests[0].kv_cache_bytes * choice.count
-    sp_speed = ev.speed(choice, sp, wl, whole_w, kv)
+    kv = sum(e.kv_cache_bytes for e in ests) if sp == "pp" else ests[0].kv_cache_bytes * (
+        choice.count if sp == "tp" else 1)
+    sp_speed = ev.speed(choice, sp, wl, whole_w, kv) if ev.is_llm else None
     g = choice.gpu
     return Option(gpu=g.id, gpu_name=g.name, vendor=g.vendor, category=g.category, gpu_count=choice.count, split=sp,
                   verdict=_verdict(worst, usable, w, headroom), per_gpu_bytes=worst, usable_bytes_per_gpu=usable,
-                  free_bytes_per_gpu=usable - worst, speed=sp_speed)
+                  free_bytes_per_gpu=usable - worst, speed=sp_speed, price_per_hour_usd=g.price_per_hour_usd)
 
 
 def which(model: str | ModelSpec | ResolvedModel | Evaluator, workload: Workload | None = None,

@@ -249,7 +249,8 @@ def plan(fleet: Fleet) -> PlanResult:
                 continue
             free[pool.name] = trial
             ev = evaluators[d.model]
-            r = replace(r, serving=serving_settings(ev, r))
+            if ev.is_llm:
+                r = replace(r, serving=serving_settings(ev, r))
             result.assignments.append(Assignment(d.model, pool.name, pool.gpu.id, need, d.replicas, chosen, r))
             placed = True
             break

@@ -115,12 +115,16 @@ def estimate_speed(spec: ModelSpec, gpu: GpuEntry, *, count: int, split: str, ba
     """Speed of `spec` on `count` × `gpu`.
 
     `weights_bytes` and `kv_cache_bytes` are the whole model's (all ranks together) for `batch` sequences at
-    `context` tokens; `offloaded_bytes` of the weights live in host memory and are streamed each step.
+    `context` tokens (for ``split="dp"``: one replica's); `offloaded_bytes` of the weights live in host memory
+    and are streamed each step.
     `read_fraction` / `flops_per_token` may be passed precomputed (`weight_read_fraction`, 2 × active params +
     `attention_flops_per_token`).
     """
     bw = gpu.bandwidth_gb_per_s * 1e9 * DECODE_BANDWIDTH_EFFICIENCY
-    ranks = max(1, count)
+    gpus = max(1, count)
+    # data-parallel replicas: each GPU runs the whole model on its own batch; speeds add up
+    replicas = gpus if split == "dp" else 1
+    ranks = 1 if split == "dp" else gpus
     frac = weight_read_fraction(spec, batch) if read_fraction is None else read_fraction
     on_gpu_weights = max(0, weights_bytes - offloaded_bytes)
     bytes_total = int(on_gpu_weights * frac) + kv_cache_bytes
@@ -156,7 +160,9 @@ def estimate_speed(spec: ModelSpec, gpu: GpuEntry, *, count: int, split: str, ba
     step_s = max(mem_s, comp_s) + comm_s + offload_s
     bound = "compute" if comp_s > mem_s else "memory"
     per_seq = 1.0 / step_s if step_s > 0 else 0.0
-    agg = batch * per_seq
+    agg = batch * per_seq * replicas
+    if replicas > 1:
+        assumptions.append(f"{replicas} data-parallel replicas, each with its own batch of {batch}")
     prefill: float | None = None
     ttft: float | None = None
     if tflops:
@@ -164,7 +170,7 @@ def estimate_speed(spec: ModelSpec, gpu: GpuEntry, *, count: int, split: str, ba
         # a prompt at least reads the weights once
         ttft = max(context / prefill, (on_gpu_weights / (bw * (ranks if split != "pp" else 1)))) + step_s
     price = gpu.price_per_hour_usd
-    cost = price * ranks / 3600.0 / agg * 1e6 if price and agg > 0 else None
+    cost = price * gpus / 3600.0 / agg * 1e6 if price and agg > 0 else None
     return Speed(decode_tokens_per_s=agg, decode_tokens_per_s_per_seq=per_seq, decode_bound=bound,
                  bytes_read_per_step=int(bytes_total / (1 if split == "pp" else ranks)) + offloaded_bytes,
                  prefill_tokens_per_s=prefill, ttft_s=ttft, cost_per_million_tokens_usd=cost,

@@ -136,7 +136,9 @@ def print_fit(r: Any, console: Any = None) -> None:
         f" (the model's limit: {r.context_limit:,} with {wl.new_tokens} new)" if capped else ""))
         if r.max_context else "none fits")
     s.add_row("max batch (this context)", f"{r.max_batch:,} sequences" if r.max_batch else "none fits")
-    s.add_row("fewest GPUs of this kind", str(r.min_gpus) if r.min_gpus else "more than 64")
+    s.add_row("fewest GPUs of this kind", str(r.min_gpus) if r.min_gpus else (
+        "none: each replica needs the whole model on one GPU" if r.split == "dp" or
+        (r.gpu_count == 1 and not r.serving) else "none up to 64"))
     s.add_row("best quantization that fits", r.recommended_quant or "none")
     if r.speed:
         sp = r.speed
@@ -154,7 +156,7 @@ def print_fit(r: Any, console: Any = None) -> None:
                       f"the GPU, {_g(o['offloaded_bytes'])} GiB of weights in host memory → ≈ "
                       f"{o.get('decode_tokens_per_s', '?')} tokens/s (vs {o.get('decode_tokens_per_s_if_it_fit', '?')} "
                       "if it fit)")
-    if r.serving:
+    if r.serving.get("vllm"):
         print_serving(r.serving, console)
 
 
@@ -210,8 +212,11 @@ def run_which(args: argparse.Namespace) -> int:
         t.add_column(col, justify="left" if col in ("GPU", "verdict") else "right")
     for o in rows:
         sp = o.speed
-        t.add_row(o.gpu, str(o.gpu_count), _verdict_style(o.verdict),
-                  f"{_g(o.per_gpu_bytes)}/{_g(o.usable_bytes_per_gpu)}", _tok(sp.decode_tokens_per_s),
+        mem = f"{_g(o.per_gpu_bytes)}/{_g(o.usable_bytes_per_gpu)}"
+        if sp is None:
+            t.add_row(o.gpu, str(o.gpu_count), _verdict_style(o.verdict), mem, "-", "-", "-", "")
+            continue
+        t.add_row(o.gpu, str(o.gpu_count), _verdict_style(o.verdict), mem, _tok(sp.decode_tokens_per_s),
                   _tok(sp.prefill_tokens_per_s), f"{sp.ttft_s:.2f}" if sp.ttft_s is not None else "?",
                   f"{sp.cost_per_million_tokens_usd:,.2f}" if sp.cost_per_million_tokens_usd is not None else "")
     console.print(t)

@@ -41,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
                   f"{f.speed.decode_tokens_per_s:,.0f}" if f.speed else "?")
     console.print(t)
     for a in result.assignments:
-        console.print(f"  [bold]{a.model}[/] → {a.pool}: {a.fit.serving['vllm']['command']}", soft_wrap=True,
-                      highlight=False)
+        if a.fit.serving.get("vllm"):
+            console.print(f"  [bold]{a.model}[/] → {a.pool}: {a.fit.serving['vllm']['command']}", soft_wrap=True,
+                          highlight=False)
     lt = Table(title="leftover capacity", title_justify="left")
     for col in ("pool", "GPU", "free GPUs", "free per node", "idle $/h"):
         lt.add_column(col)
