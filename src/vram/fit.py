@@ -580,8 +580,8 @@ def _rank_uses(ev: Evaluator, ests: list[Estimate], split: str, count: int, comm
         rng = ranges[i] if split == "pp" else ranges[0]
         ctx = e.component("cuda_context")
         role = {"single": "whole model", "dp": f"replica {i + 1}/{count}: the whole model, its own batch",
-                "tp": f"TP rank {i + 1}/{count}: 1/{count} of every matrix, "
-                "vocab-parallel embedding/head, its KV heads; norms replicated",
+                "tp": f"TP rank {i + 1}/{count}: 1/{count} of each matrix, of the embedding/head (by "
+                "vocabulary) and of the KV heads; norms whole",
                 "pp": f"PP stage {i + 1}/{count}: layers {rng.start}-{rng.stop - 1}"
                 + (", embedding" if i == 0 else "") + (", final norm + head" if i == count - 1 else "")}[split]
         out.append(RankUse(rank=i, role=role, layers=(rng.start, rng.stop - 1), weights_bytes=e.weights_bytes,

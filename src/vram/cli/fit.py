@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ..errors import BadInput
+from ..units import fmt_auto
 from ._common import add_workload_options, print_json, workload_kwargs
 
 GIB = 1024**3
@@ -118,13 +119,14 @@ def print_fit(r: Any, console: Any = None) -> None:
     t.add_row("[bold]total[/]", f"[bold]{_g(r.per_gpu_bytes)}[/]", f"usable {_g(r.usable_bytes_per_gpu)} GiB per GPU")
     console.print(t)
     if r.gpu_count > 1:
-        rt = Table(title=f"{r.split.upper()} ranks", title_justify="left")
-        for col in ("rank", "holds", "weights", "of which replicated", "KV cache", "activations", "NCCL", "total"):
-            rt.add_column(col, justify="right" if col not in ("holds",) else "left")
+        rt = Table(title=f"{r.split.upper()} ranks (GiB)", title_justify="left")
+        for col in ("rank", "holds", "weights", "replicated", "KV cache", "activations", "NCCL", "total"):
+            rt.add_column(col, justify="right" if col not in ("holds",) else "left",
+                          min_width=26 if col == "holds" else None)
         shown = r.ranks if r.split == "pp" else r.ranks[:1]
         for u in shown:
             rt.add_row(str(u.rank) if r.split == "pp" else f"each of {r.gpu_count}", u.role, _g(u.weights_bytes),
-                       _g(u.weights_replicated_bytes), _g(u.kv_cache_bytes), _g(u.activation_bytes),
+                       fmt_auto(u.weights_replicated_bytes), _g(u.kv_cache_bytes), _g(u.activation_bytes),
                        _g(u.comm_bytes), _g(u.total_bytes))
         console.print(rt)
     s = Table(title="limits on this hardware", title_justify="left", show_header=False)
