@@ -203,3 +203,36 @@ def test_real_range_requests_over_loopback(tmp_path: Path, monkeypatch: pytest.M
             f.get_range("org/m", "model.safetensors", 8, 1000)
     finally:
         sloppy.close()
+
+
+def test_gguf_repo_read_from_its_header(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A repo of GGUF files (no config.json): the chosen file's header is fetched in growing ranges, never the
+    tensors, and gives the same model as the local file."""
+    from vram.sources import resolve_local_weights
+    from vram.sources.synth import TinyModel, write_gguf
+
+    repo = tmp_path / "gguf-repo"
+    repo.mkdir()
+    monkeypatch.setattr("vram.sources.hub._first_gguf_read", lambda: 4096)  # the header needs several reads
+    write_gguf(repo / "tiny-Q8_0.gguf", TinyModel(weight_type="Q8_0"))
+    write_gguf(repo / "tiny-F16.gguf", TinyModel())
+    write_gguf(repo / "tiny-Q4_0.gguf", TinyModel(weight_type="Q4_0"), split_max_tensors=20)
+
+    class SizedFetcher(FolderFetcher):
+        def get_size(self, repo: str, name: str) -> int:
+            return (self.root / name).stat().st_size
+
+    f = SizedFetcher(repo)
+    rm = resolve_hub("someone/tiny-GGUF:Q8_0", f)
+    local = resolve_local_weights(repo / "tiny-Q8_0.gguf")
+    assert rm.spec.params == local.spec.params and rm.weights_override_bytes == local.weights_override_bytes
+    size = (repo / "tiny-Q8_0.gguf").stat().st_size
+    fetched = sum(n for _, _, n in f.ranges)
+    assert len(f.ranges) > 1 and fetched < size // 4  # the header only, in growing reads
+    split = resolve_hub("someone/tiny-GGUF:q4_0", SizedFetcher(repo))  # both parts of a split model
+    assert split.weights_override_bytes == resolve_local_weights(next(repo.glob("tiny-Q4_0-00001-*.gguf"))) \
+        .weights_override_bytes
+    with pytest.raises(SourceError, match="several GGUF files"):
+        resolve_hub("someone/tiny-GGUF", SizedFetcher(repo))
+    with pytest.raises(SourceError, match="no GGUF files match"):
+        resolve_hub("someone/tiny-GGUF:IQ2_XS", SizedFetcher(repo))

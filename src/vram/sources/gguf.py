@@ -76,7 +76,7 @@ class GgufWeights:
         return f"{self.params:,} parameters, {self.bytes:,} bytes ({types})"
 
 
-def _reader_class() -> Any:
+def _reader_class(header_only: bool = False) -> Any:
     try:
         import numpy as np
         from gguf import GGUFReader, GGUFValueType
@@ -98,7 +98,7 @@ def _reader_class() -> Any:
             if raw_type == GGUFValueType.ARRAY:
                 alen = int(self._get(orig_offs + 4, np.uint64)[0])
                 if alen > len(self.data) - orig_offs:
-                    raise ValueError(f"array of {alen} items longer than the file")
+                    raise ValueError(f"array of {alen} items runs past the end of the file")
             return super()._get_field_parts(orig_offs, raw_type)
 
         def _build_fields(self, offs: int, count: int) -> int:
@@ -110,6 +110,28 @@ def _reader_class() -> Any:
             if int(count) > MAX_TENSORS:
                 raise ValueError(f"{int(count)} tensors")
             return super()._build_tensor_info(offs, count)
+
+        def _build_tensors(self, start_offs: int, fields: list[Any]) -> None:
+            if not header_only:
+                super()._build_tensors(start_offs, fields)
+                return
+            # only the header was fetched (remote files): tensor infos without their data
+            from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, ReaderTensor
+
+            tensors = []
+            for f in fields:
+                _, name_data, _, dims, raw_dtype, offset_tensor = f.parts
+                qt = GGMLQuantizationType(int(raw_dtype[0]))
+                n = 1
+                for d in dims.tolist():
+                    n *= int(d)
+                block, size = GGML_QUANT_SIZES[qt]
+                tensors.append(ReaderTensor(name=str(bytes(name_data), encoding="utf-8"), tensor_type=qt, shape=dims,
+                                            n_elements=n, n_bytes=n * size // block,
+                                            data_offset=int(start_offs + int(offset_tensor[0])),
+                                            data=np.empty(0, np.uint8),
+                                            field=f))
+            self.tensors = tensors
 
     return BoundedReader
 
@@ -127,9 +149,12 @@ def _field_value(f: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def read_gguf(path: Path, *, require_arch: bool = True) -> GgufFile:
-    """Metadata and tensor infos of a GGUF file; raises SourceError with the reason for bad files."""
-    src = str(path)
+def read_gguf(path: Path, *, require_arch: bool = True, remote_size: int | None = None,
+              source: str | None = None) -> GgufFile:
+    """Metadata and tensor infos of a GGUF file; raises SourceError with the reason for bad files.
+
+    `remote_size`: `path` holds only the first bytes (the header) of a remote file of that size."""
+    src = source or str(path)
     try:
         size = path.stat().st_size
         with path.open("rb") as fh:
@@ -138,7 +163,9 @@ def read_gguf(path: Path, *, require_arch: bool = True) -> GgufFile:
         raise SourceError(f"{src}: cannot read ({exc.strerror or exc.__class__.__name__})") from exc
     if magic != b"GGUF":
         raise SourceError(f"{src}: not a GGUF file (bad magic {magic!r})")
-    reader_cls = _reader_class()
+    reader_cls = _reader_class(header_only=remote_size is not None)
+    if remote_size is not None:
+        size = remote_size
     try:
         r = reader_cls(str(path), "r")
         meta: dict[str, Any] = {}

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 FIRST_READ_BYTES = 100_000  # one request covers the length and most headers; a second fetches the rest
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
+GGUF_FIRST_READ_BYTES = 1 << 20  # GGUF headers hold the vocabulary: a few MiB for 150k-token models
+GGUF_MAX_HEADER_BYTES = 256 << 20
 
 
 class HubFetcher(Protocol):
@@ -31,6 +33,8 @@ class HubFetcher(Protocol):
     def get_file(self, repo: str, name: str, max_bytes: int) -> bytes: ...
 
     def get_range(self, repo: str, name: str, start: int, length: int) -> bytes: ...
+
+    def get_size(self, repo: str, name: str) -> int: ...
 
 
 def cache_dir() -> Path:
@@ -111,6 +115,25 @@ class HuggingFaceFetcher:
         data: bytes = self._call(repo, name, run)
         return data
 
+    def get_size(self, repo: str, name: str) -> int:
+        path = self._cache(repo, f"{name}:size")
+        if path.is_file():
+            return int(path.read_text(encoding="utf-8"))
+
+        def run() -> int:
+            from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+            meta = get_hf_file_metadata(hf_hub_url(repo, name, revision=self.revision, endpoint=self.endpoint),
+                                        token=self.token, endpoint=self.endpoint)
+            if meta.size is None:
+                raise SourceError(f"{repo}/{name}: the Hub gave no file size", field="model")
+            return int(meta.size)
+
+        size: int = self._call(repo, name, run)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(size), encoding="utf-8")
+        return size
+
     def get_range(self, repo: str, name: str, start: int, length: int) -> bytes:
         path = self._cache(repo, f"{name}:{start}:{length}")
         if path.is_file():
@@ -148,6 +171,71 @@ class HuggingFaceFetcher:
         return data
 
 
+def _first_gguf_read() -> int:
+    return GGUF_FIRST_READ_BYTES
+
+
+def remote_gguf(fetcher: HubFetcher, repo: str, name: str, *, require_arch: bool = True) -> Any:
+    """A remote GGUF file's metadata and tensor infos: its first bytes, doubled until the header parses."""
+    import tempfile
+
+    from .gguf import read_gguf
+
+    src = f"{repo}/{name}"
+    size = fetcher.get_size(repo, name)
+    want = min(_first_gguf_read(), size)
+    data = b""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "header.gguf"
+        while True:
+            if want > len(data):
+                data += fetcher.get_range(repo, name, len(data), want - len(data))
+            path.write_bytes(data)
+            try:
+                return read_gguf(path, remote_size=size, source=src, require_arch=require_arch)
+            except SourceError as exc:
+                if "past the end" not in str(exc) or len(data) >= size:
+                    raise
+                if want >= GGUF_MAX_HEADER_BYTES:
+                    raise SourceError(f"{src}: GGUF header larger than {GGUF_MAX_HEADER_BYTES:,} bytes",
+                                      field="model") from exc
+                want = min(2 * want, size, GGUF_MAX_HEADER_BYTES)
+
+
+def resolve_hub_gguf(fetcher: HubFetcher, repo: str, files: list[str], pick: str | None) -> ResolvedModel:
+    """A repo of GGUF files: the one named by `pick` (a quant name such as Q4_K_M, or a file name), or the only one;
+    split models are read from all their parts."""
+    import re
+    from dataclasses import replace
+
+    from ..estimate import ResolvedModel
+    from .gguf import GgufFile, gguf_spec, gguf_weights
+
+    ggufs = sorted(x for x in files if x.endswith(".gguf") and "mmproj" not in x.lower())
+    if pick:
+        key = pick.lower()
+        chosen = [x for x in ggufs if key in x.lower().rsplit("/", 1)[-1]]
+    else:
+        chosen = ggufs
+    firsts = sorted({re.sub(r"-\d{5}-of-(\d{5})\.gguf$", r"-00001-of-\1.gguf", x) for x in chosen})
+    if len(firsts) != 1:
+        names = ", ".join(x.rsplit("/", 1)[-1] for x in ggufs[:8])
+        raise SourceError(f"{repo}: {'no' if not firsts else 'several'} GGUF files match; name one as "
+                          f"{repo}:QUANT (files: {names})", field="model")
+    first = firsts[0]
+    m = re.search(r"-(\d{5})-of-(\d{5})\.gguf$", first)
+    parts = [first] if not m else [first.replace("-00001-of-", f"-{i:05d}-of-") for i in range(1, int(m[2]) + 1)]
+    g0 = remote_gguf(fetcher, repo, parts[0])
+    tensors = list(g0.tensors)
+    for part in parts[1:]:
+        tensors.extend(remote_gguf(fetcher, repo, part, require_arch=False).tensors)
+    g = GgufFile(g0.path, g0.architecture, g0.metadata, tuple(tensors), g0.file_size)
+    w = gguf_weights(g)
+    spec = gguf_spec(g, w, f"{repo}:{first.rsplit('/', 1)[-1].removesuffix('.gguf')}")
+    spec = replace(spec, notes=(*spec.notes, f"weights: {w.summary()} (from the GGUF header on the Hub)"))
+    return ResolvedModel(spec, None, f"hub-gguf:{repo}/{first}", weights_override_bytes=w.bytes, weights_info=w)
+
+
 def remote_header_tensors(fetcher: HubFetcher, repo: str, name: str) -> list[TensorInfo]:
     """One remote file's tensors: a first range read of FIRST_READ_BYTES, a second only for a longer header."""
     src = f"{repo}/{name}"
@@ -163,11 +251,17 @@ def remote_header_tensors(fetcher: HubFetcher, repo: str, name: str) -> list[Ten
 
 
 def resolve_hub(repo: str, fetcher: HubFetcher | None = None) -> ResolvedModel:
-    """`org/name` outside the catalog: config.json + every safetensors shard's header."""
+    """`org/name` outside the catalog: config.json + every safetensors shard's header; or, for a repo of GGUF
+    files, `org/name:QUANT` (the GGUF header of that file)."""
     from . import model_from_headers
 
     f = fetcher or HuggingFaceFetcher()
+    pick: str | None = None
+    if ":" in repo:
+        repo, pick = repo.split(":", 1)
     files = f.list_files(repo)
+    if pick is not None or ("config.json" not in files and any(x.endswith(".gguf") for x in files)):
+        return resolve_hub_gguf(f, repo, files, pick)
     if "config.json" not in files:
         if "model_index.json" in files:
             raise SourceError(f"{repo} is a diffusers pipeline; only the catalog's pipelines are modelled "
