@@ -144,7 +144,8 @@ def print_fit(r: Any, console: Any = None) -> None:
     s.add_row("best quantization that fits", r.recommended_quant or "none")
     if r.speed:
         sp = r.speed
-        s.add_row("decode", f"{_tok(sp.decode_tokens_per_s_per_seq)} tokens/s per sequence, "
+        s.add_row("decode" + (" (offloaded)" if r.offload else ""),
+                  f"{_tok(sp.decode_tokens_per_s_per_seq)} tokens/s per sequence, "
                   f"{_tok(sp.decode_tokens_per_s)} total ({sp.decode_bound} bound)")
         s.add_row("prefill", f"{_tok(sp.prefill_tokens_per_s)} tokens/s; time to first token "
                   + (f"{sp.ttft_s:.2f} s" if sp.ttft_s is not None else "?"))
