@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,7 @@ class ModelSpec:
     def num_layers(self) -> int:
         return len(self.layers)
 
-    @property
+    @cached_property
     def params(self) -> int:
         return (self.embed_params + self.head_params + self.final_params + self.extra_params
                 + sum(layer.params for layer in self.layers))
@@ -120,7 +120,7 @@ class ModelSpec:
     def text_params(self) -> int:
         return self.params - self.extra_params
 
-    @property
+    @cached_property
     def active_params(self) -> int:
         """Parameters one token touches: routed experts count only `experts_per_token` of `num_experts`."""
         total = self.params
@@ -134,7 +134,26 @@ class ModelSpec:
     def is_moe(self) -> bool:
         return any(layer.mlp is not None and layer.mlp.kind == "moe" for layer in self.layers)
 
-    @property
+    @cached_property
+    def distinct_layers(self) -> tuple[tuple[Layer, int], ...]:
+        """Each distinct layer once, with how many times it occurs (equal layers are interned when parsing)."""
+        first: dict[int, Layer] = {}
+        counts: dict[int, int] = {}
+        for layer in self.layers:
+            first.setdefault(id(layer), layer)
+            counts[id(layer)] = counts.get(id(layer), 0) + 1
+        return tuple((first[k], n) for k, n in counts.items())
+
+    @cached_property
+    def has_state_mixers(self) -> bool:
+        return any(layer.mixer is not None for layer, _ in self.distinct_layers)
+
+    @cached_property
+    def sliding_windows(self) -> frozenset[int]:
+        return frozenset(layer.attention.sliding_window for layer, _ in self.distinct_layers
+                         if layer.attention is not None and layer.attention.sliding_window)
+
+    @cached_property
     def attention_layers(self) -> tuple[Layer, ...]:
         return tuple(layer for layer in self.layers if layer.attention is not None)
 
@@ -636,6 +655,8 @@ def model_from_config(config: Config, name: str | None = None) -> ModelSpec:
         raise UnsupportedArchitecture(mt, f"supported: {', '.join(supported_model_types())}")
     text_cfg = {**_defaults().get(mt, {}), **text_cfg}
     layers, h, notes = FAMILIES[mt](text_cfg, mt)
+    interned: dict[Layer, Layer] = {}
+    layers = [interned.setdefault(layer, layer) for layer in layers]  # equal layers share one object
     if not layers:
         raise ConfigError("config.json describes a model with no layers", field="model")
     vocab = _int(text_cfg, "vocab_size")

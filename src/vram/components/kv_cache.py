@@ -20,6 +20,12 @@ def layer_kv_bytes(layer: Layer, batch: int, tokens: int, kv_bytes: float, *, tr
     return int(batch * kept * att.cache_elems_per_token() * kv_bytes)
 
 
+def total_kv_bytes(model: ModelSpec, batch: int, tokens: int, kv_bytes: float, *, trim_window: bool = True) -> int:
+    """All layers' cache, evaluating each distinct layer once."""
+    return sum(n * layer_kv_bytes(layer, batch, tokens, kv_bytes, trim_window=trim_window)
+               for layer, n in model.distinct_layers)
+
+
 def state_bytes(model: ModelSpec, batch: int, elem_bytes: float) -> int:
     """Fixed-size recurrent state of convolution / state-space layers."""
     return int(batch * sum(layer.mixer.state_elems for layer in model.layers if layer.mixer) * elem_bytes)
@@ -28,7 +34,7 @@ def state_bytes(model: ModelSpec, batch: int, elem_bytes: float) -> int:
 def kv_cache_bytes(model: ModelSpec, batch: int, tokens: int, kv_bytes: float, *, trim_window: bool = True,
                    kv_dtype_name: str = "bf16") -> Component:
     """Whole-model KV cache for `batch` sequences of `tokens` tokens."""
-    total = sum(layer_kv_bytes(layer, batch, tokens, kv_bytes, trim_window=trim_window) for layer in model.layers)
+    total = total_kv_bytes(model, batch, tokens, kv_bytes, trim_window=trim_window)
     total += state_bytes(model, batch, kv_bytes if kv_bytes >= 2 else 2)
     atts = model.attention_layers
     if not atts:

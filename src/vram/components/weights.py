@@ -40,11 +40,17 @@ def weights_bytes(model: ModelSpec, scheme: QuantScheme, *, buffers_bytes: int =
     n = model.num_layers
     linear_bits = 0.0
     small = router = 0
-    for i, layer in enumerate(model.layers):
-        linear_bits += _layer_linear_bits(scheme, i, n, layer.linear_params, layer.v_proj_params,
-                                          layer.down_proj_params)
-        small += layer.small_params
-        router += layer.router_params
+    if scheme.gguf_mix is None:  # same bits for every layer: count each distinct layer once
+        for layer, count in model.distinct_layers:
+            linear_bits += count * scheme.linear_bits * layer.linear_params
+            small += count * layer.small_params
+            router += count * layer.router_params
+    else:
+        for i, layer in enumerate(model.layers):
+            linear_bits += _layer_linear_bits(scheme, i, n, layer.linear_params, layer.v_proj_params,
+                                              layer.down_proj_params)
+            small += layer.small_params
+            router += layer.router_params
     total_bits = (linear_bits + model.embed_params * scheme.embed_bits + model.head_params * scheme.head_bits
                   + (small + model.final_params) * scheme.small_bits + router * scheme.router_bits
                   + model.extra_params * max(16.0, scheme.small_bits if scheme.small_bits <= 16 else 16.0))

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..components import Component
-from ..components.kv_cache import kv_cache_bytes, layer_kv_bytes, state_bytes
+from ..components.kv_cache import kv_cache_bytes, layer_kv_bytes, state_bytes, total_kv_bytes
 from ..model import Layer, ModelSpec
 
 # int64 tensors alive during generate's prefill, per token: input_ids, attention_mask, position_ids, cache_position
@@ -120,23 +120,21 @@ def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes:
     persistent = t * (2 * h * e + rope_tables + IDS_BYTES_PER_TOKEN)
     # attention masks built once per forward
     mask_bytes = 0
-    windows = {layer.attention.sliding_window for layer in model.attention_layers if layer.attention}
+    windows = model.sliding_windows
     # hybrid models (convolution / state-space layers beside attention) with a cache build a full causal mask
-    hybrid_mask = with_cache and any(layer.mixer is not None for layer in model.layers)
+    hybrid_mask = with_cache and model.has_state_mixers
     need_full_mask = attn == "eager"
-    sliding_masks = {w for w in windows if w is not None and tokens > w}
+    sliding_masks = {w for w in windows if tokens > w}
     mask_batch = batch if masked_from_generate else 1
     if need_full_mask:
         mask_bytes += mask_batch * tokens * tokens * e * (1 + len(sliding_masks))
     else:
         mask_bytes += mask_batch * tokens * tokens * (len(sliding_masks) + (1 if hybrid_mask else 0))
     persistent += mask_bytes
-    best: Phase | None = None
-    best_total = -1
-    kv_so_far = 0
-    for i, layer in enumerate(model.layers):
+    per_layer: dict[int, tuple[int, Phase]] = {}  # models repeat 1-3 distinct (interned) layers: evaluate once
+
+    def evaluate(layer: Layer) -> tuple[int, Phase]:
         kv_layer = layer_kv_bytes(layer, batch, tokens, kv_bytes, trim_window=False) if with_cache else 0
-        kv_so_far += kv_layer
         a = layer.attention
         masked = a is not None and (attn == "eager" or hybrid_mask
                                     or (a.sliding_window is not None and tokens > a.sliding_window))
@@ -146,26 +144,27 @@ def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes:
             s = batch * a.num_heads * tokens * tokens * e
             scores = 5 * s if e == 2 else 2 * s
         mlp_temp, mlp_how = _mlp_temp_per_token(model, layer, e)
-        if model.model_type in NO_PRE_NORM:
-            mlp = t * (h * e + mlp_temp)
-        elif model.model_type in PARALLEL_BLOCK:
-            mlp = t * (2 * h * e + mlp_temp)
-        else:
-            mlp = t * (2 * h * e + mlp_temp)
-        norm = t * (h * e + _norm_temp_per_token(h))
-        phases = [
+        kept = h * e if model.model_type in NO_PRE_NORM else 2 * h * e  # residual (+ normed input)
+        phases = (
             Phase("attention", att + scores, "attention: q/k/v, rotary temporaries"
-                  + (", score matrices (eager)" if scores and attn == "eager" else "")),
-            Phase("mlp", mlp, f"MLP: residual, normed input, {mlp_how}"),
-            Phase("norm", norm, "RMSNorm float32 temporaries"),
-        ]
-        ph = max(phases, key=lambda p: p.bytes)
-        total = kv_so_far + ph.bytes
-        if total > best_total:
-            best_total = total
-            best = Phase(f"prefill layer {i} {ph.name}", ph.bytes, ph.detail)
-    assert best is not None
-    kv_total = sum(layer_kv_bytes(layer, batch, tokens, kv_bytes, trim_window=False) for layer in model.layers)
+                  + (", score matrices (eager)" if scores else "")),
+            Phase("mlp", t * (kept + mlp_temp), f"MLP: residual, normed input, {mlp_how}"),
+            Phase("norm", t * (h * e + _norm_temp_per_token(h)), "RMSNorm float32 temporaries"),
+        )
+        return kv_layer, max(phases, key=lambda p: p.bytes)
+
+    best_i, best_phase, best_total = 0, Phase("", 0, ""), -1
+    kv_so_far = 0
+    for i, layer in enumerate(model.layers):
+        key = id(layer)
+        if key not in per_layer:
+            per_layer[key] = evaluate(layer)
+        kv_layer, ph = per_layer[key]
+        kv_so_far += kv_layer
+        if kv_so_far + ph.bytes > best_total:
+            best_i, best_phase, best_total = i, ph, kv_so_far + ph.bytes
+    best = Phase(f"prefill layer {best_i} {best_phase.name}", best_phase.bytes, best_phase.detail)
+    kv_total = kv_so_far if with_cache else 0
     kv_total = kv_total + state_bytes(model, batch, e) if with_cache else 0
     return ForwardProfile(peak_bytes=persistent + best_total, kv_bytes=kv_total, persistent_bytes=persistent,
                           phase=best)
@@ -173,12 +172,12 @@ def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes:
 
 def decode_peak_bytes(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes: float) -> tuple[int, str]:
     """Peak while decoding at `tokens` cached tokens: the cache, one layer's cat() copy, logits, MoE gathers."""
-    kv = sum(layer_kv_bytes(layer, batch, tokens, kv_bytes) for layer in model.layers)
-    kv += state_bytes(model, batch, e)
-    biggest_layer = max((layer_kv_bytes(layer, batch, tokens, kv_bytes) for layer in model.layers), default=0)
+    kv = total_kv_bytes(model, batch, tokens, kv_bytes) + state_bytes(model, batch, e)
+    biggest_layer = max((layer_kv_bytes(layer, batch, tokens, kv_bytes) for layer, _ in model.distinct_layers),
+                        default=0)
     logits = batch * model.vocab_size * (e + 4 + 4)
     moe = 0
-    for layer in model.layers:
+    for layer, _ in model.distinct_layers:
         m = layer.mlp
         if m is not None and m.kind == "moe":
             moe = max(moe, batch * m.experts_per_token * 3 * m.intermediate_size * model.hidden_size * e)
@@ -213,13 +212,13 @@ def inference_components(model: ModelSpec, batch: int, context: int, new_tokens:
             "cache of an earlier standalone forward still referenced while generate() runs (the calibration "
             "protocol: `out = model(x, use_cache=True)` kept alive); drop with --fresh-generate"))
     if dec > pre.peak_bytes:
-        kv_peak = sum(layer_kv_bytes(layer, batch, context + new_tokens, kv_bytes) for layer in model.layers)
+        kv_peak = total_kv_bytes(model, batch, context + new_tokens, kv_bytes)
         formula = kv_cache_bytes(model, batch, context + new_tokens, kv_bytes, kv_dtype_name=kv_name).explanation
         comps.append(Component("kv_cache", kv_peak, f"DynamicCache while decoding: {formula}"))
         comps.append(Component("activations", dec - kv_peak, dec_how))
         return comps, kv_peak, kv_peak, "decode"
     formula = kv_cache_bytes(model, batch, context, kv_bytes, trim_window=False, kv_dtype_name=kv_name).explanation
-    sliding = any(layer.attention is not None and layer.attention.sliding_window for layer in model.layers)
+    sliding = bool(model.sliding_windows)
     comps.append(Component("kv_cache", pre.kv_bytes, f"DynamicCache after prefill: {formula}"
                            + ("; sliding-window layers still hold the whole prompt until the first decode step"
                               if sliding else "")))
