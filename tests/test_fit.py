@@ -193,6 +193,9 @@ def test_tp_beyond_the_kv_heads_replicates_them(ev70: Evaluator) -> None:
     assert default_split(spec, 16, "transformers") == "tp"
     assert default_split(spec, 3, "transformers") == "pp"
     assert default_split(spec, 2, "llama.cpp") == "pp"
+    with pytest.raises(BadInput, match="divide"):
+        fit(ev70, "3xh100-sxm", Workload(), split="tp")
+    assert fit(ev70, "2xh100-sxm", Workload(), split="pp", solve=False).split == "pp"
 
 
 def test_pp_stages_hold_their_layers(ev70: Evaluator) -> None:

@@ -616,6 +616,11 @@ def fit(model: str | ModelSpec | ResolvedModel | Evaluator, gpu_spec: str | GpuC
                        f"{sp}", field="split")
     if choice.count == 1:
         sp = "single"
+    if sp == "tp" and split == "tp":
+        att = next((la.attention for la in ev.spec.layers if la.attention), None)
+        if att is not None and att.num_heads % choice.count:
+            raise BadInput(f"split: tensor parallelism over {choice.count} GPUs needs the {att.num_heads} attention "
+                           "heads to divide evenly (use --split pp)", field="split")
     if sp == "pp" and choice.count > ev.spec.num_layers:
         raise BadInput(f"gpu: {choice.count} pipeline stages for a {ev.spec.num_layers}-layer model", field="gpu")
     worst, usable, ests, comm = ev.per_gpu(choice, wl, sp)
