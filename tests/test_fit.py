@@ -463,3 +463,14 @@ def test_models_that_are_not_llms_run_as_replicas() -> None:
     on_4090 = fit("flux.1-dev", "4090", Workload(), solve=False)
     assert on_4090.verdict == "no"  # ~33 GiB of bf16 weights and activations
     assert "rtx-4090" not in {o.gpu for o in opts} and "h100-sxm" in {o.gpu for o in opts}
+
+
+def test_cli_training_fit(run_cli: Run) -> None:
+    res = run_cli("fit", "llama-3.1-8b", "--gpu", "4xh100-sxm", "--train", "--zero", "3", "--seq", "4096", "--json")
+    assert res.rc == 0, res.err
+    d = json.loads(res.out)
+    assert d["engine"] == "training" and d["gpu_count"] == 4 and d["fits"]
+    # ZeRO-3 shards the weights over the 4 GPUs; one GPU cannot shard, so two are the fewest
+    assert d["weights_bytes"] < 16e9 / 3 and d["min_gpus"] == 2
+    res = run_cli("fit", "llama-3.1-8b", "--gpu", "4xh100-sxm", "--train", "--zero", "3")
+    assert res.rc == 0 and "training step" in res.out

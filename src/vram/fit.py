@@ -749,7 +749,13 @@ def _fit_training(ev: Evaluator, choice: GpuChoice, tw: TrainWorkload, headroom_
     mx_seq = _largest_true(lambda s: total(replace(tw, seq=s))[0] <= usable, 1,
                            context_limit(ev.spec, ev.rm.entry.context_length if ev.rm.entry else None))
     mx_batch = _largest_true(lambda b: total(replace(tw, batch=b))[0] <= usable, 1, MAX_BATCH)
-    mn = next((n for n in MIN_GPU_CANDIDATES if total(replace(tw, gpus=n))[0] <= usable), None)
+    def fits_on(n: int) -> bool:
+        try:
+            return total(replace(tw, gpus=n))[0] <= usable
+        except BadInput:  # e.g. ZeRO / FSDP sharding over a single GPU
+            return False
+
+    mn = next((n for n in MIN_GPU_CANDIDATES if fits_on(n)), None)
     ctx = est.component("cuda_context")
     rank = RankUse(0, f"data-parallel rank of {tw.gpus}", (0, ev.spec.num_layers - 1), est.weights_bytes, 0,
                    est.kv_cache_bytes, est.activation_bytes, 0, ctx.bytes if ctx else 0, worst, est.breakdown)

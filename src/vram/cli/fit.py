@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import BadInput
 from ..units import fmt_auto
-from ._common import add_workload_options, print_json, workload_kwargs
+from ._common import add_workload_options, positive_int, print_json, tokens_arg, workload_kwargs
 
 GIB = 1024**3
 
@@ -41,6 +41,17 @@ def register(sub: Any) -> None:
                    help="headroom above the weights for a 'fits' verdict, as a fraction of them (default 0.2)")
     p.add_argument("--split", choices=["tp", "pp"], default=None,
                    help="multi-GPU split: tensor or pipeline parallel (default: tp where the heads divide)")
+    t = p.add_argument_group("training (--train): does one training step fit, per GPU")
+    t.add_argument("--train", action="store_true", help="fit a training step instead of inference")
+    t.add_argument("--method", default="full", choices=["full", "lora", "qlora"])
+    t.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16", "mixed"])
+    t.add_argument("--optimizer", default="adamw",
+                   choices=["adamw", "adamw-fused", "adamw-8bit", "sgd", "sgd-momentum", "adafactor", "lion"])
+    t.add_argument("--seq", type=tokens_arg("seq"), default=None, help="training sequence length (default 2048)")
+    t.add_argument("--grad-checkpointing", action="store_true")
+    t.add_argument("--lora-rank", type=positive_int("lora_rank"), default=16)
+    t.add_argument("--zero", type=int, default=0, choices=[0, 1, 2, 3], help="DeepSpeed ZeRO stage over the GPUs")
+    t.add_argument("--fsdp", default=None, choices=["full", "hybrid", "grad-op"], help="FSDP sharding strategy")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_fit)
 
@@ -86,8 +97,16 @@ def run_fit(args: argparse.Namespace) -> int:
     from ..estimate import Workload
     from ..fit import fit
 
+    train = None
+    if args.train:
+        from ..training import TrainWorkload
+
+        train = TrainWorkload(method=args.method, precision=args.precision, optimizer=args.optimizer,
+                              batch=args.batch, seq=args.seq if args.seq is not None else (args.context or 2048),
+                              attn=args.attn, grad_checkpointing=args.grad_checkpointing, lora_rank=args.lora_rank,
+                              zero=args.zero, fsdp=args.fsdp)
     r = fit(args.model, args.gpu, Workload(**workload_kwargs(args)), headroom_fraction=args.headroom,
-            split=args.split)
+            split=args.split, train=train)
     if args.json:
         print_json(r.to_dict())
         return 0
@@ -104,8 +123,9 @@ def print_fit(r: Any, console: Any = None) -> None:
     gpus = f"{r.gpu_count} × {r.gpu_name}" if r.gpu_count > 1 else r.gpu_name
     console.print(f"{_verdict_style(r.verdict)}  [bold]{r.model}[/] on {gpus}"
                   + (f" ({r.split.upper()})" if r.gpu_count > 1 else "")
-                  + f" · {wl.engine} · {wl.quant or wl.dtype} · context {wl.context:,} + {wl.new_tokens} new · "
-                  f"batch {wl.batch}")
+                  + (f" · training step · sequence {wl.context:,} · micro-batch {wl.batch}" if r.engine == "training"
+                     else f" · {wl.engine} · {wl.quant or wl.dtype} · context {wl.context:,} + {wl.new_tokens} new · "
+                     f"batch {wl.batch}"))
     for reason in r.reasons:
         console.print(f"  {reason}")
     t = Table(title="per GPU" if r.gpu_count > 1 else "memory", title_justify="left")
@@ -134,14 +154,17 @@ def print_fit(r: Any, console: Any = None) -> None:
     s.add_column("value")
     capped = r.max_context is not None and r.context_limit is not None and \
         r.max_context + wl.new_tokens >= r.context_limit
-    s.add_row("max context (this batch)", (f"{r.max_context:,} tokens" + (
+    ctx_label = "max sequence (this micro-batch)" if r.engine == "training" else "max context (this batch)"
+    s.add_row(ctx_label, (f"{r.max_context:,} tokens" + (
         f" (the model's limit: {r.context_limit:,} with {wl.new_tokens} new)" if capped else ""))
         if r.max_context else "none fits")
-    s.add_row("max batch (this context)", f"{r.max_batch:,} sequences" if r.max_batch else "none fits")
+    s.add_row("max batch (this sequence)" if r.engine == "training" else "max batch (this context)",
+              f"{r.max_batch:,} sequences" if r.max_batch else "none fits")
     s.add_row("fewest GPUs of this kind", str(r.min_gpus) if r.min_gpus else (
         "none: each replica needs the whole model on one GPU" if r.split == "dp" or
         (r.gpu_count == 1 and not r.serving) else "none up to 64"))
-    s.add_row("best quantization that fits", r.recommended_quant or "none")
+    if r.engine != "training":
+        s.add_row("best quantization that fits", r.recommended_quant or "none")
     if r.speed:
         sp = r.speed
         s.add_row("decode" + (" (offloaded)" if r.offload else ""),
