@@ -37,6 +37,8 @@ def test_exact_params_and_bytes(files: dict[str, tuple[Path, dict[str, int]]], n
     m = MODELS[name]
     expect_bytes = sum(tensor_nbytes(shape, t) for _, shape, t in model_tensors(m))
     g = read_gguf(path)
+    assert g.metadata["tokenizer.ggml.tokens"] == m.n_vocab  # string arrays keep their item count
+    assert g.metadata["tokenizer.ggml.token_type"][:3] == [2, 3, 3]  # numeric arrays their values
     w = gguf_weights(g)
     assert w.params == written["params"]
     assert w.bytes == written["bytes"] == expect_bytes

@@ -10,6 +10,7 @@ decoder description from the same keys, with the exact parameter count taken fro
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -95,11 +96,34 @@ def _reader_class(header_only: bool = False) -> Any:
             return super()._get(offset, dtype, count, override_order)
 
         def _get_field_parts(self, orig_offs: int, raw_type: int) -> Any:
-            if raw_type == GGUFValueType.ARRAY:
-                alen = int(self._get(orig_offs + 4, np.uint64)[0])
-                if alen > len(self.data) - orig_offs:
-                    raise ValueError(f"array of {alen} items runs past the end of the file")
-            return super()._get_field_parts(orig_offs, raw_type)
+            if raw_type != GGUFValueType.ARRAY:
+                return super()._get_field_parts(orig_offs, raw_type)
+            raw_itype = self._get(orig_offs, np.uint32)
+            alen_arr = self._get(orig_offs + 4, np.uint64)
+            alen = int(alen_arr[0])
+            if alen > len(self.data) - orig_offs:
+                raise ValueError(f"array of {alen} items runs past the end of the file")
+            sub = GGUFValueType(int(raw_itype[0]))
+            offs = orig_offs + 12
+            types = [GGUFValueType.ARRAY, sub]
+            if sub == GGUFValueType.STRING:
+                # vocabularies and merges: walk the length prefixes only (the reader would build two arrays per
+                # string, seconds for a 128k-token vocabulary); the field keeps its item count
+                end = len(self.data)
+                buf = self.data
+                for _ in range(alen):
+                    if offs + 8 > end:
+                        raise ValueError("string array runs past the end of the file")
+                    (n,) = struct.unpack_from("<Q", buf, offs)
+                    offs += 8 + n
+                if offs > end:
+                    raise ValueError("string array runs past the end of the file")
+                return offs - orig_offs, [raw_itype, alen_arr], [], types
+            nptype = self.gguf_scalar_to_np.get(sub)
+            if nptype is None:
+                return super()._get_field_parts(orig_offs, raw_type)
+            arr = self._get(offs, nptype, alen)  # one view of the whole numeric array
+            return 12 + int(arr.nbytes), [raw_itype, alen_arr, arr], [2], types
 
         def _build_fields(self, offs: int, count: int) -> int:
             if int(count) > MAX_KV:
@@ -142,9 +166,10 @@ def _field_value(f: Any) -> Any:
     if not f.types:
         return None
     if f.types[0] == GGUFValueType.ARRAY:
-        if f.types[-1] == GGUFValueType.STRING:
-            return len(f.data)  # token lists etc.: only their length matters here
-        return [v.item() if hasattr(v, "item") else v for v in (f.parts[i][0] for i in f.data)]
+        if f.types[-1] == GGUFValueType.STRING or len(f.parts) != 3:
+            return int(f.parts[1][0])  # token lists, merges: only their length matters here
+        arr = f.parts[2]
+        return arr.tolist() if arr.size <= 65536 else int(arr.size)
     v = f.contents()
     return v.item() if hasattr(v, "item") else v
 
