@@ -110,7 +110,7 @@ def _reader_class(header_only: bool = False) -> Any:
                 # vocabularies and merges: walk the length prefixes only (the reader would build two arrays per
                 # string, seconds for a 128k-token vocabulary); the field keeps its item count
                 end = len(self.data)
-                buf = self.data
+                buf = self.data.data  # the memmap's own buffer
                 for _ in range(alen):
                     if offs + 8 > end:
                         raise ValueError("string array runs past the end of the file")
@@ -166,10 +166,13 @@ def _field_value(f: Any) -> Any:
     if not f.types:
         return None
     if f.types[0] == GGUFValueType.ARRAY:
-        if f.types[-1] == GGUFValueType.STRING or len(f.parts) != 3:
-            return int(f.parts[1][0])  # token lists, merges: only their length matters here
-        arr = f.parts[2]
-        return arr.tolist() if arr.size <= 65536 else int(arr.size)
+        if f.types[-1] == GGUFValueType.STRING:
+            # token lists, merges: only their length matters here (walked, not built, by the bounded reader)
+            return len(f.data) if f.data else int(f.parts[-1][0])
+        if len(f.data) == 1:
+            arr = f.parts[f.data[0]]  # a numeric array, read as one view
+            return arr.tolist() if arr.size <= 65536 else int(arr.size)
+        return [v.item() if hasattr(v, "item") else v for v in (f.parts[i][0] for i in f.data)]
     v = f.contents()
     return v.item() if hasattr(v, "item") else v
 
