@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +124,30 @@ def test_sd3_and_sdxl_components() -> None:
     assert any("float32" in a for a in xl.assumptions)
     turbo = estimate("sd3.5-large-turbo")
     assert turbo.activation_bytes <= sd3.activation_bytes
+
+
+def test_folders_and_hub_repos_of_family_configs(tmp_path: Path) -> None:
+    """A Whisper or BERT-reranker config.json next to safetensors shards (a folder, or a Hub repo through the same
+    code) is estimated by the family code, not refused as an unsupported LLM."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from vram.sources import resolve_local_weights
+
+    whisper = dict(find_model("whisper-tiny").config)
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "config.json").write_text(json.dumps(whisper))
+    save_file({"model.encoder.conv1.weight": np.zeros((384, 80, 3), np.float16)}, str(tmp_path / "w" / "m.safetensors"))
+    rm = resolve_local_weights(tmp_path / "w")
+    assert rm.entry is not None and rm.entry.kind == "speech" and rm.spec.params == 37_760_640
+    est = estimate(rm, Workload(batch=4))
+    assert est.params == 37_760_640 and est.extra["family"]["kind"] == "speech"
+    reranker = {**find_model("bge-reranker-v2-m3").config, "architectures": ["XLMRobertaForSequenceClassification"],
+                "id2label": {"0": "LABEL_0"}}
+    reranker.pop("head")
+    reranker.pop("num_labels")
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.json").write_text(json.dumps(reranker))
+    save_file({"x": np.zeros(4, np.float16)}, str(tmp_path / "r" / "model.safetensors"))
+    rr = resolve_local_weights(tmp_path / "r")
+    assert rr.entry is not None and rr.entry.kind == "embedding" and rr.spec.params == 567_755_777

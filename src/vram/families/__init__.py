@@ -27,6 +27,34 @@ def opaque_spec(name: str, model_type: str, params: int, description: str, notes
                      extra_description=description, notes=notes)
 
 
+# Hugging Face model_type -> kind, for configs that come from a folder or the Hub rather than the catalog
+MODEL_TYPE_KINDS = {"whisper": "speech", "qwen2_5_vl": "vlm", "bert": "embedding", "xlm-roberta": "embedding",
+                    "roberta": "embedding"}
+
+
+def entry_from_config(config: dict[str, Any], name: str, hf_repo: str = "") -> ModelEntry | None:
+    """A catalog-like entry for a non-LLM config.json (None for decoder-only LLMs), so folders and Hub repos of
+    these kinds are estimated by the same family code as catalog entries."""
+    from ..catalog import ModelEntry
+
+    mt = str(config.get("model_type", "")).lower()
+    kind = MODEL_TYPE_KINDS.get(mt)
+    if kind is None:
+        return None
+    cfg = dict(config)
+    if kind == "embedding":
+        archs = [str(a) for a in cfg.get("architectures") or []]
+        if any(a.endswith("ForSequenceClassification") for a in archs):
+            labels = cfg.get("id2label")
+            cfg.setdefault("head", "classifier")
+            cfg.setdefault("num_labels", len(labels) if isinstance(labels, dict) and labels else 1)
+    entry = ModelEntry(id=name, name=name, family=mt, license="unknown", hf_repo=hf_repo, aliases=(),
+                       context_length=None, params=None, config=cfg, kind=kind)
+    spec = family_spec(entry)
+    return ModelEntry(id=name, name=name, family=mt, license="unknown", hf_repo=hf_repo, aliases=(),
+                      context_length=None, params=spec.params, config=cfg, kind=kind)
+
+
 def family_spec(entry: ModelEntry) -> ModelSpec:
     kind = entry.kind
     if kind == "diffusion":

@@ -36,7 +36,8 @@ def vision_params(vc: Mapping[str, Any]) -> int:
     patch, tp = _i(vc, "patch_size"), _i(vc, "temporal_patch_size")
     merge = _i(vc, "spatial_merge_size")
     out = _i(vc, "out_hidden_size")
-    embed = _i(vc, "in_chans") * tp * patch * patch * w
+    chans = vc.get("in_chans", vc.get("in_channels", 3))
+    embed = int(chans) * tp * patch * patch * w
     block = 2 * w + (w * 3 * w + 3 * w) + (w * w + w) + 2 * (w * inter + inter) + (inter * w + w)
     m = w * merge * merge
     merger = w + (m * m + m) + (m * out + out)

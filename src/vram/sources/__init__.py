@@ -30,7 +30,14 @@ def reconcile_params(spec: ModelSpec, header_params: int, source: str) -> ModelS
 def model_from_headers(config: dict[str, Any], info: WeightsInfo, name: str, source: str) -> ResolvedModel:
     """config.json + safetensors headers -> ResolvedModel with exact parameters and stored bytes."""
     from ..estimate import ResolvedModel
+    from ..families import entry_from_config, family_spec
 
+    entry = entry_from_config(config, name, hf_repo=source.removeprefix("hub:") if source.startswith("hub:") else "")
+    if entry is not None:  # speech, vision-language, embedding: estimated by vram.families
+        spec = family_spec(entry)
+        notes = (*spec.notes, f"weights: {info.summary()} (from safetensors headers)", *info.notes)
+        return ResolvedModel(replace(spec, notes=notes), entry, source, weights_override_bytes=info.bytes,
+                             weights_info=info)
     spec = model_from_config(config, name=name)
     spec = reconcile_params(spec, info.params, source)
     notes = (*spec.notes, f"weights: {info.summary()} (from safetensors headers)", *info.notes)
