@@ -10,6 +10,7 @@ real modules).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
@@ -171,13 +172,47 @@ def _get(cfg: Config, *names: str, default: Any = None, required: bool = False) 
     return default
 
 
+MAX_DIM = 1 << 40  # no real model dimension comes near this
+
+
 def _int(cfg: Config, *names: str, default: int | None = None, required: bool = True) -> int:
     v = _get(cfg, *names, default=default, required=required and default is None)
     if v is None:
         raise ConfigError(f"config.json is missing {' / '.join(names)}", field="model")
-    if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v) or v < 0:
+    ok = not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v) and v == int(v) \
+        and 0 <= v <= MAX_DIM
+    if not ok:
         raise ConfigError(f"config.json field {names[0]} must be a non-negative integer, got {v!r}", field="model")
     return int(v)
+
+
+def _positive(cfg: Config, *names: str, default: int | None = None) -> int:
+    v = _int(cfg, *names, default=default)
+    if v == 0:
+        raise ConfigError(f"config.json field {names[0]} must be positive", field="model")
+    return v
+
+
+# Alternative spellings of one setting: when a config uses any of them, defaults for the others must not apply.
+KEY_ALIASES: tuple[frozenset[str], ...] = tuple(frozenset(g) for g in (
+    ("num_local_experts", "num_experts", "n_routed_experts"),
+    ("num_attention_heads", "n_head", "num_heads"),
+    ("num_hidden_layers", "n_layer", "num_layers"),
+    ("hidden_size", "n_embd", "d_model"),
+    ("intermediate_size", "ffn_hidden_size", "n_inner", "block_ff_dim"),
+    ("num_key_value_heads", "num_kv_heads"),
+    ("num_experts_per_tok", "moe_topk", "experts_per_token"),
+    ("max_position_embeddings", "n_positions"),
+))
+
+
+def _with_defaults(mt: str, cfg: Config) -> dict[str, Any]:
+    defaults = dict(_defaults().get(mt, {}))
+    for group in KEY_ALIASES:
+        if any(k in cfg and cfg[k] is not None for k in group):
+            for k in group:
+                defaults.pop(k, None)
+    return {**defaults, **cfg}
 
 
 def _dtype(cfg: Config) -> str:
@@ -190,8 +225,10 @@ def _layer_types(cfg: Config, n: int, model_type: str) -> list[str]:
     lt = cfg.get("layer_types")
     if isinstance(lt, list) and len(lt) >= n:
         return [str(x) for x in lt[:n]]
+    if isinstance(lt, list):
+        raise ConfigError(f"config.json: layer_types has {len(lt)} entries for {n} layers", field="model")
     window = cfg.get("sliding_window")
-    if model_type == "gemma2":
+    if model_type in ("gemma2", "gpt_oss"):
         return ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(n)]
     if model_type in ("gemma3_text", "gemma3", "cohere2"):
         pattern = int(cfg.get("sliding_window_pattern") or cfg.get("_sliding_window_pattern") or
@@ -199,7 +236,7 @@ def _layer_types(cfg: Config, n: int, model_type: str) -> list[str]:
         return ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n)]
     if model_type in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"):
         if cfg.get("use_sliding_window") and window:
-            limit = int(cfg.get("max_window_layers") or 0)
+            limit = _int(cfg, "max_window_layers", default=0)
             return ["sliding_attention" if i >= limit else "full_attention" for i in range(n)]
         return ["full_attention"] * n
     if window and model_type in ("mistral", "mixtral", "phi3", "phimoe", "starcoder2", "qwen2_vl"):
@@ -248,12 +285,14 @@ class _Acc:
 
 def _std_attention(acc: _Acc, cfg: Config, h: int, *, bias_qkv: bool, bias_o: bool, window: int | None,
                    fused_qkv: bool = False) -> Attention:
-    heads = _int(cfg, "num_attention_heads", "n_head", "num_heads")
+    heads = _positive(cfg, "num_attention_heads", "n_head", "num_heads")
     kv = _int(cfg, "num_key_value_heads", "num_kv_heads", default=heads)
     if kv == 0:
         kv = heads
     hd = _get(cfg, "head_dim", default=None)
     head_dim = int(hd) if isinstance(hd, int) and hd > 0 else h // heads
+    if head_dim == 0:
+        raise ConfigError(f"config.json: hidden_size {h} is smaller than num_attention_heads {heads}", field="model")
     acc.lin(h, heads * head_dim, bias_qkv)
     acc.lin(h, kv * head_dim, bias_qkv)
     acc.v_proj += acc.lin(h, kv * head_dim, bias_qkv)
@@ -293,7 +332,7 @@ def _llama_like(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     types = _layer_types(cfg, n, mt)
     window = _sliding_window(cfg)
     notes: list[str] = []
-    heads = _int(cfg, "num_attention_heads")
+    heads = _positive(cfg, "num_attention_heads")
     kv = _int(cfg, "num_key_value_heads", default=heads) or heads
     hd_cfg = cfg.get("head_dim")
     head_dim = int(hd_cfg) if isinstance(hd_cfg, int) and hd_cfg > 0 else h // heads
@@ -371,7 +410,7 @@ def _llama_like(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
 def _deepseek(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     h = _int(cfg, "hidden_size")
     n = _int(cfg, "num_hidden_layers")
-    heads = _int(cfg, "num_attention_heads")
+    heads = _positive(cfg, "num_attention_heads")
     inter = _int(cfg, "intermediate_size")
     moe_inter = _int(cfg, "moe_intermediate_size")
     n_routed = _int(cfg, "n_routed_experts", default=0)
@@ -455,6 +494,8 @@ def _lfm2(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     if not isinstance(lt, list):
         idx = set(cfg.get("full_attn_idxs") or range(n))
         lt = ["full_attention" if i in idx else "conv" for i in range(n)]
+    if len(lt) < n:
+        raise ConfigError(f"config.json: layer_types has {len(lt)} entries for {n} layers", field="model")
     kernel = _int(cfg, "conv_L_cache", default=3)
     conv_bias = bool(cfg.get("conv_bias", False))
     layers = []
@@ -483,7 +524,7 @@ def _lfm2(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
 def _falcon(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     h = _int(cfg, "hidden_size")
     n = _int(cfg, "num_hidden_layers", "n_layer")
-    heads = _int(cfg, "num_attention_heads", "n_head")
+    heads = _positive(cfg, "num_attention_heads", "n_head")
     new_arch = bool(cfg.get("new_decoder_architecture", False))
     if new_arch:
         kv = _int(cfg, "num_kv_heads", default=heads)
@@ -506,7 +547,9 @@ def _falcon(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
         if not new_arch and not cfg.get("parallel_attn", True):
             n_ln = 2
         acc.small += n_ln * 2 * h
-        att = Attention(kind="mha", num_heads=heads, num_kv_heads=kv, head_dim=hd, v_head_dim=hd)
+        # transformers' Falcon broadcasts grouped k/v to every head before caching (new decoder architecture)
+        cached_kv = heads if new_arch else kv
+        att = Attention(kind="mha", num_heads=heads, num_kv_heads=cached_kv, head_dim=hd, v_head_dim=hd)
         layers.append(acc.layer(att, None, Mlp(kind="plain", intermediate_size=ffn)))
     return layers, h, []
 
@@ -515,18 +558,19 @@ def _gpt_style(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     """LayerNorm-with-bias models with a plain (non-gated) GELU MLP: StarCoder2, Phi-1/2, GPT-NeoX (Pythia)."""
     h = _int(cfg, "hidden_size")
     n = _int(cfg, "num_hidden_layers")
-    heads = _int(cfg, "num_attention_heads")
+    heads = _positive(cfg, "num_attention_heads")
     kv = _int(cfg, "num_key_value_heads", default=heads) or heads
     hd = h // heads
     inter = _int(cfg, "intermediate_size", default=4 * h)
     bias = bool(cfg.get("use_bias", True)) if mt == "starcoder2" else True
+    attn_bias = bool(cfg.get("attention_bias", True)) if mt == "gpt_neox" else bias
     layers = []
     for _ in range(n):
         acc = _Acc()
-        acc.lin(h, heads * hd, bias)
-        acc.lin(h, kv * hd, bias)
-        acc.v_proj += acc.lin(h, kv * hd, bias)
-        acc.lin(heads * hd, h, bias)
+        acc.lin(h, heads * hd, attn_bias)
+        acc.lin(h, kv * hd, attn_bias)
+        acc.v_proj += acc.lin(h, kv * hd, attn_bias)
+        acc.lin(heads * hd, h, attn_bias)
         if mt == "phi":
             acc.small += 2 * h  # one LayerNorm: attention and MLP run in parallel
             if cfg.get("qk_layernorm"):
@@ -569,8 +613,8 @@ def _mamba(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
 def _mamba2(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     h = _int(cfg, "hidden_size")
     n = _int(cfg, "num_hidden_layers")
-    heads = _int(cfg, "num_heads")
-    head_dim = _int(cfg, "head_dim")
+    heads = _positive(cfg, "num_heads")
+    head_dim = _positive(cfg, "head_dim")
     expand = _int(cfg, "expand", default=2)
     inner = int(expand * h)
     groups = _int(cfg, "n_groups", default=1)
@@ -640,6 +684,15 @@ def _siglip_params(vc: Config, text_hidden: int) -> int:
 
 def model_from_config(config: Config, name: str | None = None) -> ModelSpec:
     """Describe a model from its config.json contents. Raises UnsupportedArchitecture or ConfigError."""
+    try:
+        return _model_from_config(config, name)
+    except (ArithmeticError, TypeError, ValueError, KeyError, IndexError) as exc:
+        # a config whose values contradict each other in a way no check above names
+        raise ConfigError(f"config.json could not be interpreted: {type(exc).__name__}: {exc}", field="model") \
+            from exc
+
+
+def _model_from_config(config: Config, name: str | None = None) -> ModelSpec:
     if not isinstance(config, Mapping):
         raise ConfigError("config.json must hold a JSON object", field="model")
     text_cfg, outer = _text_config(config)
@@ -653,7 +706,7 @@ def model_from_config(config: Config, name: str | None = None) -> ModelSpec:
         raise ConfigError("config.json has no model_type", field="model")
     if mt not in FAMILIES:
         raise UnsupportedArchitecture(mt, f"supported: {', '.join(supported_model_types())}")
-    text_cfg = {**_defaults().get(mt, {}), **text_cfg}
+    text_cfg = _with_defaults(mt, text_cfg)
     layers, h, notes = FAMILIES[mt](text_cfg, mt)
     interned: dict[Layer, Layer] = {}
     layers = [interned.setdefault(layer, layer) for layer in layers]  # equal layers share one object
