@@ -121,3 +121,33 @@ def test_split_gguf(tmp_path: Path) -> None:
     parts[1].unlink()
     with pytest.raises(SourceError, match="missing"):
         resolve_local_weights(parts[0])
+
+
+def test_huge_sparse_gguf_reads_only_the_header(tmp_path: Path) -> None:
+    """A GGUF file with 8 GiB of (sparse) tensor data: metadata and tensor infos come from the memory map without
+    touching the data."""
+    import tracemalloc
+
+    import numpy as np
+    from gguf import GGMLQuantizationType, GGUFWriter
+
+    p = tmp_path / "huge.gguf"
+    w = GGUFWriter(str(p), "llama")
+    for k, v in (("block_count", 1), ("embedding_length", 65536), ("feed_forward_length", 4),
+                 ("attention.head_count", 1), ("context_length", 4096)):
+        w.add_uint32(f"llama.{k}", v)
+    w.add_tensor_info("token_embd.weight", (32768, 65536), np.dtype(np.float32), 32768 * 65536 * 4,
+                      raw_dtype=GGMLQuantizationType.F32)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    w.close()
+    header_end = p.stat().st_size
+    with p.open("r+b") as f:
+        f.truncate(-(-header_end // 32) * 32 + 32768 * 65536 * 4)
+    tracemalloc.start()
+    g = read_gguf(p)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert g.tensors[0].nbytes == 8 * 2**30
+    assert peak < 1 << 20

@@ -183,3 +183,30 @@ def test_compressed_tensors_and_nvfp4(tmp_path: Path) -> None:
     info = read_local_weights(tmp_path / "nv.safetensors")
     assert info.quant_method == "nvfp4" and info.params == 64 * 128
     assert info.bytes == sum(a.nbytes for a in nv.values())
+
+
+def test_bounded_reads_on_a_huge_file(tmp_path: Path) -> None:
+    """An 8 GiB (sparse) checkpoint: only the header is read, memory stays small; a header claiming 90 MB in a file
+    that is shorter is refused before anything is allocated."""
+    import tracemalloc
+
+    n = 1 << 30  # 1 Gi float64 values = 8 GiB of data
+    header = json.dumps({"w": {"dtype": "F64", "shape": [n], "data_offsets": [0, 8 * n]}}).encode()
+    p = tmp_path / "huge.safetensors"
+    with p.open("wb") as f:
+        f.write(struct.pack("<Q", len(header)) + header)
+        f.truncate(8 + len(header) + 8 * n)
+    tracemalloc.start()
+    h = read_header(p)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert h.tensors[0].nbytes == 8 * n and h.data_bytes == 8 * n
+    assert peak < 1 << 20
+    liar = tmp_path / "liar.safetensors"
+    liar.write_bytes(struct.pack("<Q", 90_000_000) + b"{}")
+    tracemalloc.start()
+    with pytest.raises(SourceError, match="truncated"):
+        read_header(liar)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1 << 20
