@@ -117,14 +117,14 @@ def analyse_snapshot(snap: dict, top: int = 40) -> dict:
             if cur > best:
                 best = cur
                 best_live = dict(live)
-        elif act in ("free_completed",):
-            if e["addr"] in live:
-                cur -= live.pop(e["addr"])[0]
+        elif act == "free_completed" and e["addr"] in live:
+            cur -= live.pop(e["addr"])[0]
     groups: dict[str, int] = {}
     for size, where in best_live.values():
         groups[where] = groups.get(where, 0) + size
     rows = sorted(groups.items(), key=lambda kv: -kv[1])[:top]
-    return {"traced_peak_bytes": best, "n_events": len(events), "live_at_peak": [{"bytes": b, "where": w} for w, b in rows]}
+    live = [{"bytes": b, "where": w} for w, b in rows]
+    return {"traced_peak_bytes": best, "n_events": len(events), "live_at_peak": live}
 
 
 def snapshot_case(fn, snap_dir: Path | None, tag: str) -> dict | None:
@@ -144,7 +144,7 @@ def snapshot_case(fn, snap_dir: Path | None, tag: str) -> dict | None:
         small = {"device_traces": snap["device_traces"]}
         with gzip.open(snap_dir / f"{tag}.pickle.gz", "wb", compresslevel=6) as f:
             pickle.dump(small, f)
-    except Exception as exc:  # noqa: BLE001 - diagnostics only
+    except Exception as exc:
         print("snapshot dump failed", exc, file=sys.stderr)
     return info
 
@@ -161,7 +161,7 @@ def infer_cases(cases, emit, deadline, snap_dir):
             continue
         try:
             model, cfg, path, w, n_params, buffers, build_s = build(name, attn)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             emit({"kind": "infer", "model": name, "attn": attn, "error": f"build: {type(exc).__name__}: {exc}"[:500]})
             continue
         model.eval()
@@ -188,7 +188,7 @@ def infer_cases(cases, emit, deadline, snap_dir):
                 rec["kv_cache_bytes_alloc"] = rec["after_prefill_bytes"] - before - rec["logits_bytes"]
                 cache = out.past_key_values
                 rec["cache_class"] = type(cache).__name__
-                rec["cache_layer_classes"] = sorted({type(l).__name__ for l in getattr(cache, "layers", [])})
+                rec["cache_layer_classes"] = sorted({type(c).__name__ for c in getattr(cache, "layers", [])})
                 peak_reset()
                 t = time.time()
                 gen = model.generate(x, max_new_tokens=new, min_new_tokens=new, do_sample=False)
@@ -205,7 +205,7 @@ def infer_cases(cases, emit, deadline, snap_dir):
                 peak_reset()
                 tag = f"infer-{name}-{attn}-b{b}-L{L}"
 
-                def run_clean():
+                def run_clean(model=model, x=x, new=new):
                     g = model.generate(x, max_new_tokens=new, min_new_tokens=new, do_sample=False)
                     del g
                 info = snapshot_case(run_clean, snap_dir if ("infer", name) in SNAPSHOT else None, tag)
@@ -215,7 +215,7 @@ def infer_cases(cases, emit, deadline, snap_dir):
                 if info:
                     rec["snapshot_traced_peak_bytes"] = info["traced_peak_bytes"]
                 del x
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 rec["error"] = f"{type(exc).__name__}: {exc}"[:500]
                 out = None
             emit(rec)
@@ -246,7 +246,7 @@ def train_cases(cases, emit, deadline, snap_dir):
         model = opt = None
         try:
             dtype = torch.float32 if recipe.startswith("fp32") else torch.bfloat16
-            model, cfg, path, w, n_params, buffers, build_s = build(name, "sdpa", dtype)
+            model, cfg, path, w, _, _, build_s = build(name, "sdpa", dtype)
             rec.update(config_file=path, weights_bytes=w, build_s=round(build_s, 2), param_dtype=str(dtype))
             if recipe.startswith("lora"):
                 import peft
@@ -268,7 +268,7 @@ def train_cases(cases, emit, deadline, snap_dir):
             for step in range(3):
                 peak_reset()
 
-                def one_step():
+                def one_step(model=model, x=x, opt=opt, recipe=recipe):
                     if recipe.startswith("fp32"):
                         with torch.autocast("cuda", dtype=torch.bfloat16):
                             loss = model(input_ids=x, labels=x).loss
@@ -286,7 +286,7 @@ def train_cases(cases, emit, deadline, snap_dir):
             rec["step_peak_bytes"] = peaks
             rec["after_step_bytes"] = after
             rec["peak_reserved_bytes"] = torch.cuda.max_memory_reserved()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             rec["error"] = f"{type(exc).__name__}: {exc}"[:500]
         emit(rec)
         del model, opt

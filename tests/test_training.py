@@ -1,4 +1,5 @@
-"""Training estimator: per-GPU sharding formulas, LoRA parameter counts, invalid combinations, what each switch saves."""
+"""Training estimator: per-GPU sharding formulas, LoRA parameter counts, invalid combinations, what each switch
+saves."""
 
 from __future__ import annotations
 

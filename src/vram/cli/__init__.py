@@ -7,6 +7,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ..errors import VramError
 
@@ -15,7 +16,7 @@ COMMAND_MODULES = ("estimate", "catalog", "fit", "plan", "local", "measure", "se
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, like library errors
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, like library errors
         self.exit(2, f"vram: error: {message}\n")
 
 
