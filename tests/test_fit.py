@@ -403,6 +403,8 @@ def test_fit_on_local_gpus_uses_their_free_memory(run_cli: Run, monkeypatch: pyt
     monkeypatch.setattr(vram.local, "local_gpus", lambda: fake)
     res = run_cli("local", "--json")
     assert res.rc == 0 and json.loads(res.out)["gpus"][0]["free_bytes"] == 30 * GIB
+    res = run_cli("local")
+    assert res.rc == 0 and "2 local GPUs" in res.out and "30.00" in res.out and "h100-sxm" in res.out
     one = fit("llama-3.1-8b", "local", Workload(context=4096), solve=False)
     assert one.gpu_count == 2 and one.usable_bytes_per_gpu == 30 * GIB
     assert fit("llama-3.1-8b", "1xlocal", Workload(context=4096), solve=False).gpu_count == 1
