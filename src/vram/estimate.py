@@ -13,7 +13,7 @@ from .components.runtime import allocator_reserve, cublas_workspace, cuda_contex
 from .components.weights import weights_bytes
 from .dtypes import dtype_bytes, normalize_dtype, quant_scheme
 from .errors import BadInput, UnknownModel
-from .model import ModelSpec, load_config_file, model_from_config
+from .model import ModelSpec, linear_shapes, load_config_file, model_from_config
 
 ENGINES = ("transformers", "vllm", "llama.cpp")
 ATTN = ("sdpa", "eager", "flash")
@@ -130,7 +130,7 @@ def resolve_model(ref: str | ModelSpec | ResolvedModel) -> ResolvedModel:
     p = Path(text).expanduser()
     looks_like_path = text.endswith(".json") or text.startswith((".", "/", "~")) or p.exists()
     if looks_like_path:
-        if p.is_file() and p.suffix == ".gguf" or (p.is_dir() and any(p.glob("*.safetensors"))) or \
+        if (p.is_file() and p.suffix == ".gguf") or (p.is_dir() and any(p.glob("*.safetensors"))) or \
                 (p.is_file() and p.suffix == ".safetensors"):
             from .sources import resolve_local_weights
 
@@ -195,6 +195,16 @@ def _transformers_inference(rm: ResolvedModel, wl: Workload) -> Estimate:
     ws = cublas_workspace(wl.gpu_arch)
     comps, kv_peak, kv_churn, phase = inference_components(
         spec, wl.batch, wl.context, wl.new_tokens, e, kv_b, wl.attn, not wl.fresh_generate, kv_name)
+    scheme = quant_scheme(wl.quant, dtype=wl.dtype)
+    if scheme.name in ("nf4", "nf4-nodq", "bnb-int8"):
+        # bitsandbytes dequantizes a whole matrix to 16 bit for prompt-sized matmuls, one matrix at a time
+        largest = max((i * o for layer, _ in spec.distinct_layers for i, o in linear_shapes(spec, layer).values()),
+                      default=0)
+        comps.append(Component("dequantized_weight", 2 * largest, "bitsandbytes dequantizes one weight matrix to "
+                               "16 bit at a time for prompt-sized matmuls (the largest shown)"))
+    elif scheme.is_quantized and scheme.gguf_mix is None:
+        notes_q = "GPTQ/AWQ/FP8 kernels multiply the packed weights directly (no full dequantized copy)"
+        comps.append(Component("dequantized_weight", 0, notes_q))
     allocated = weights.bytes + ws.bytes + sum(c.bytes for c in comps)
     acts = next(c.bytes for c in comps if c.name == "activations")
     stranded = 0

@@ -751,6 +751,38 @@ def _model_from_config(config: Config, name: str | None = None) -> ModelSpec:
     )
 
 
+FUSED_LINEARS = {"phi3"}  # qkv_proj and gate_up_proj
+FUSED_QKV_ONLY = {"gpt_neox"}  # query_key_value
+
+
+def linear_shapes(model: ModelSpec, layer: Layer) -> dict[str, tuple[int, int]]:
+    """(in, out) of each nn.Linear in a layer's attention and dense MLP, by peft-style name (MoE experts are
+    stacked parameters, not nn.Linear)."""
+    h = model.hidden_size
+    out: dict[str, tuple[int, int]] = {}
+    a = layer.attention
+    fused = model.model_type in FUSED_LINEARS
+    if a is not None and a.kind == "mha" and (fused or model.model_type in FUSED_QKV_ONLY):
+        out["qkv_proj"] = (h, (a.num_heads + 2 * a.num_kv_heads) * a.head_dim)
+        out["o_proj"] = (a.num_heads * a.v_head_dim, h)
+    elif a is not None and a.kind == "mha":
+        out["q_proj"] = (h, a.num_heads * a.head_dim)
+        out["k_proj"] = (h, a.num_kv_heads * a.head_dim)
+        out["v_proj"] = (h, a.num_kv_heads * a.v_head_dim)
+        out["o_proj"] = (a.num_heads * a.v_head_dim, h)
+    m = layer.mlp
+    if m is not None and m.kind in ("gated", "plain"):
+        if m.kind == "gated" and fused:
+            out["gate_up_proj"] = (h, 2 * m.intermediate_size)
+        elif m.kind == "gated":
+            out["gate_proj"] = (h, m.intermediate_size)
+        if not (m.kind == "gated" and fused):
+            out["up_proj"] = (h, m.intermediate_size)
+        out["down_proj"] = (m.intermediate_size, h)
+    return out
+
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a config.json (or a folder holding one). Raises ConfigError with the reason."""
     p = Path(path)

@@ -27,7 +27,7 @@ from .components import Component
 from .components.runtime import cublas_workspace, cuda_context, training_reserve
 from .errors import BadInput
 from .estimate import Estimate, ResolvedModel, Workload, common_weights, resolve_model
-from .model import Layer, ModelSpec
+from .model import FUSED_LINEARS, FUSED_QKV_ONLY, Layer, ModelSpec, linear_shapes
 
 METHODS = ("full", "lora", "qlora")
 PRECISIONS = ("fp32", "bf16", "fp16", "mixed")
@@ -107,37 +107,11 @@ def lora_target_names(model: ModelSpec, targets: str) -> set[str]:
     return out
 
 
-def _layer_linears(model: ModelSpec, layer: Layer) -> dict[str, tuple[int, int]]:
-    """(in, out) of each adaptable linear of a layer, by peft-style name. MoE experts are not nn.Linear."""
-    h = model.hidden_size
-    out: dict[str, tuple[int, int]] = {}
-    a = layer.attention
-    fused = model.model_type in FUSED_LINEARS
-    if a is not None and a.kind == "mha" and (fused or model.model_type in FUSED_QKV_ONLY):
-        out["qkv_proj"] = (h, (a.num_heads + 2 * a.num_kv_heads) * a.head_dim)
-        out["o_proj"] = (a.num_heads * a.v_head_dim, h)
-    elif a is not None and a.kind == "mha":
-        out["q_proj"] = (h, a.num_heads * a.head_dim)
-        out["k_proj"] = (h, a.num_kv_heads * a.head_dim)
-        out["v_proj"] = (h, a.num_kv_heads * a.v_head_dim)
-        out["o_proj"] = (a.num_heads * a.v_head_dim, h)
-    m = layer.mlp
-    if m is not None and m.kind in ("gated", "plain"):
-        if m.kind == "gated" and fused:
-            out["gate_up_proj"] = (h, 2 * m.intermediate_size)
-        elif m.kind == "gated":
-            out["gate_proj"] = (h, m.intermediate_size)
-        if not (m.kind == "gated" and fused):
-            out["up_proj"] = (h, m.intermediate_size)
-        out["down_proj"] = (m.intermediate_size, h)
-    return out
-
-
 def lora_params(model: ModelSpec, rank: int, targets: set[str]) -> int:
     """Trainable LoRA parameters, as peft counts them: r × (in + out) per adapted linear."""
     total = 0
     for layer in model.layers:
-        for name, (i, o) in _layer_linears(model, layer).items():
+        for name, (i, o) in linear_shapes(model, layer).items():
             if name in targets:
                 total += rank * (i + o)
     return total
@@ -151,8 +125,6 @@ GEMMA_NORMS = {"gemma2", "gemma3_text"}
 POST_NORMS_ONLY = {"olmo2"}
 HEAD_QK_NORM = {"qwen3", "qwen3_moe", "gemma3_text"}
 FULL_QK_NORM = {"olmo2"}
-FUSED_LINEARS = {"phi3"}  # qkv_proj and gate_up_proj
-FUSED_QKV_ONLY = {"gpt_neox"}  # query_key_value
 LAYER_NORM_MODELS = {"stablelm", "starcoder2", "phi", "gpt_neox", "falcon", "phimoe", "olmo"}
 
 
@@ -181,7 +153,7 @@ def _saved_per_token(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets:
     res = 4 if tw.precision in ("fp32", "mixed") else 2  # residual stream dtype
     lora = tw.method in ("lora", "qlora")
     fp32_adapters = tw.method == "lora"  # peft's autocast_adapter_dtype; QLoRA recipes keep adapters in bf16
-    linears = _layer_linears(model, layer)
+    linears = linear_shapes(model, layer)
     norm = _norm_own(mt, res)
 
     def input_kept(names: tuple[str, ...]) -> int:
@@ -264,7 +236,7 @@ def _optimizer_state_elems(opt: str) -> float:
 def _largest_param(model: ModelSpec) -> int:
     best = model.embed_params
     for layer in model.layers:
-        for i, o in _layer_linears(model, layer).values():
+        for i, o in linear_shapes(model, layer).values():
             best = max(best, i * o)
         m = layer.mlp
         if m is not None and m.kind == "moe" and m.num_experts:
@@ -278,7 +250,7 @@ def _factored_state_elems(model: ModelSpec) -> int:
     if model.head_params:
         total += model.vocab_size + model.hidden_size
     for layer in model.layers:
-        for i, o in _layer_linears(model, layer).values():
+        for i, o in linear_shapes(model, layer).values():
             total += i + o
         total += layer.small_params
         m = layer.mlp
@@ -427,7 +399,7 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
         parts_a = [Component("activations", saved, act_how), loss_c,
                    Component("autocast_weight_copies", head_cast + layer_casts, casts_how)]
     if tw.method == "qlora":
-        largest = max((i * o for layer in spec.layers for i, o in _layer_linears(spec, layer).values()), default=0)
+        largest = max((i * o for layer in spec.layers for i, o in linear_shapes(spec, layer).values()), default=0)
         parts_a.append(Component("dequantized_weight", 2 * largest, "bitsandbytes dequantizes each 4-bit matrix to "
                                  "bf16 for its matmul, one at a time (the largest shown)"))
     phase_a = sum(c.bytes for c in parts_a)
