@@ -73,8 +73,14 @@ class Workload:
             raise BadInput("gpu_memory_utilization: must be between 0.05 and 1.0", field="gpu_memory_utilization")
         dt = normalize_dtype(self.dtype)
         kv = normalize_dtype(self.kv_dtype, field="kv_dtype") if self.kv_dtype else None
-        quant_scheme(self.quant, dtype=dt)
-        return replace(self, dtype=dt, kv_dtype=kv)
+        quant = self.quant
+        if dt in ("float8", "int8", "int4"):
+            # 8/4-bit "dtypes" are weight formats: compute and activations stay in bf16
+            if quant is None:
+                quant = {"float8": "fp8", "int8": "int8", "int4": "int4"}[dt]
+            dt = "bfloat16"
+        quant_scheme(quant, dtype=dt)
+        return replace(self, dtype=dt, kv_dtype=kv, quant=quant)
 
 
 @dataclass(frozen=True)
