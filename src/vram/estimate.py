@@ -182,6 +182,15 @@ def estimate(model: str | ModelSpec | ResolvedModel, workload: Workload | None =
     return llama_cpp.estimate(rm, wl)
 
 
+def context_warnings(rm: ResolvedModel, tokens: int) -> list[str]:
+    """Say so when a workload runs past the context the model was published or configured for."""
+    limit = (rm.entry.context_length if rm.entry is not None else None) or rm.spec.max_position_embeddings
+    if isinstance(limit, int) and 0 < limit < tokens:
+        return [f"{tokens:,} tokens exceed the model's context length ({limit:,}): memory is as shown, but quality "
+                "past that length is not to be expected without rope scaling"]
+    return []
+
+
 def common_weights(rm: ResolvedModel, wl: Workload) -> Component:
     scheme = quant_scheme(wl.quant, dtype=wl.dtype)
     if rm.weights_override_bytes is not None and wl.quant is None:
@@ -235,6 +244,7 @@ def _transformers_inference(rm: ResolvedModel, wl: Workload) -> Estimate:
         assumptions.append("an earlier forward's cache is still referenced during generate() (as in the calibration "
                            "measurements); --fresh-generate drops it")
     assumptions.extend(spec.notes)
+    assumptions.extend(context_warnings(rm, wl.context + wl.new_tokens))
     return Estimate(
         model=spec.name, params=spec.params, active_params=spec.active_params, engine="transformers", workload=wl,
         weights_bytes=weights.bytes, kv_cache_bytes=kv_peak, activation_bytes=acts, peak_allocated_bytes=allocated,
