@@ -210,3 +210,20 @@ def test_bounded_reads_on_a_huge_file(tmp_path: Path) -> None:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 1 << 20
+
+
+def test_cli_folder_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vram.cli import main
+
+    t = llama_tensors()
+    t["model.embed_tokens.weight"] = np.zeros((256, 64), np.float32)
+    folder = write_folder(tmp_path / "cli", t, shards=2)
+    assert main(["estimate", str(folder), "--json", "--context", "256"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["params"] == sum(a.size for a in t.values())
+    assert out["weights_bytes"] == sum(a.nbytes for a in t.values())
+    assert any("safetensors headers" in a for a in out["assumptions"])
+    (folder / "model-00001-of-00002.safetensors").write_bytes(b"\xff" * 16)
+    assert main(["estimate", str(folder), "--json"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vram: error:") and "\n" not in err and "exceeds" in err
