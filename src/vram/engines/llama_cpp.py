@@ -223,7 +223,9 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         "compute buffer as ggml's allocator sizes it for the worst-case graph (checked against llama.cpp's own "
         "log on the CPU backend: measurements/llama_cpp/RESULTS.md)",
         *(["partial offload: the GPU compute buffer is taken as the whole worst-case graph; llama.cpp also "
-           "reserves a host compute buffer for the CPU layers"] if 0 < pl.n_gpu_layers < pl.n_layer else []),
+           "reserves a host compute buffer for the CPU layers, and with op offload (default) large batches may "
+           "copy a CPU-resident weight matrix to the GPU while they run (not modelled)"]
+          if 0 < pl.n_gpu_layers < pl.n_layer or (pl.n_gpu_layers and not pl.output_on_gpu) else []),
         *spec.notes,
     ]
     return Estimate(
