@@ -209,7 +209,8 @@ def _transformers_inference(rm: ResolvedModel, wl: Workload) -> Estimate:
     weights = common_weights(rm, wl)
     ws = cublas_workspace(wl.gpu_arch)
     comps, kv_peak, kv_churn, phase = inference_components(
-        spec, wl.batch, wl.context, wl.new_tokens, e, kv_b, wl.attn, not wl.fresh_generate, kv_name)
+        spec, wl.batch, wl.context, wl.new_tokens, e, kv_b, wl.attn, not wl.fresh_generate, kv_name,
+        fp16=wl.dtype == "float16")
     scheme = quant_scheme(wl.quant, dtype=wl.dtype)
     if scheme.name in ("nf4", "nf4-nodq", "bnb-int8"):
         # bitsandbytes dequantizes a whole matrix to 16 bit for prompt-sized matmuls, one matrix at a time

@@ -112,7 +112,7 @@ class ForwardProfile:
 
 
 def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes: float, attn: str,
-                    masked_from_generate: bool = True, with_cache: bool = True) -> ForwardProfile:
+                    masked_from_generate: bool = True, with_cache: bool = True, fp16: bool = False) -> ForwardProfile:
     """Peak of one full forward over `batch` × `tokens` prompt tokens with a cache being filled (or none)."""
     t = batch * tokens
     h = model.hidden_size
@@ -142,7 +142,9 @@ def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes:
         scores = 0
         if a is not None and attn == "eager":
             s = batch * a.num_heads * tokens * tokens * e
-            scores = 5 * s if e == 2 else 2 * s
+            # bf16: scores, scaled, masked, a float32 converted copy and the float32 softmax (5 bf16-sized units);
+            # fp16 has CUDA's half-to-float softmax (no converted copy, 4); float32: scaled + softmax output (2)
+            scores = (4 if fp16 else 5) * s if e == 2 else 2 * s
         mlp_temp, mlp_how = _mlp_temp_per_token(model, layer, e)
         kept = h * e if model.model_type in NO_PRE_NORM else 2 * h * e  # residual (+ normed input)
         phases = (
@@ -187,7 +189,8 @@ def decode_peak_bytes(model: ModelSpec, batch: int, tokens: int, e: int, kv_byte
 
 
 def inference_components(model: ModelSpec, batch: int, context: int, new_tokens: int, e: int, kv_bytes: float,
-                         attn: str, retained_prefill: bool, kv_name: str) -> tuple[list[Component], int, int, str]:
+                         attn: str, retained_prefill: bool, kv_name: str,
+                         fp16: bool = False) -> tuple[list[Component], int, int, str]:
     """Components of generate()'s peak (allocated bytes, excluding weights/workspace), the KV cache bytes at the
     peak and the bytes the allocator re-allocates while decoding; plus which phase binds."""
     comps: list[Component] = []
@@ -195,7 +198,7 @@ def inference_components(model: ModelSpec, batch: int, context: int, new_tokens:
         # config.use_cache = False: generate() keeps no cache and re-runs the whole sequence at every step; the
         # last step (context + new_tokens - 1 tokens) is the largest forward
         last = context + max(0, new_tokens - 1)
-        full = prefill_profile(model, batch, last, e, kv_bytes, attn, with_cache=False)
+        full = prefill_profile(model, batch, last, e, kv_bytes, attn, with_cache=False, fp16=fp16)
         if retained_prefill:
             held = prefill_profile(model, batch, context, e, kv_bytes, attn).kv_bytes
             comps.append(Component("retained_prefill_cache", held, "cache of an earlier standalone forward "
@@ -204,7 +207,7 @@ def inference_components(model: ModelSpec, batch: int, context: int, new_tokens:
         comps.append(Component("activations", full.peak_bytes, f"{full.phase.name} over {last:,} tokens (the last "
                                f"step re-runs the whole sequence): {full.phase.detail}"))
         return comps, 0, 0, f"full re-forward at {last:,} tokens"
-    pre = prefill_profile(model, batch, context, e, kv_bytes, attn)
+    pre = prefill_profile(model, batch, context, e, kv_bytes, attn, fp16=fp16)
     dec, dec_how = decode_peak_bytes(model, batch, context + new_tokens, e, kv_bytes) if new_tokens else (0, "")
     if retained_prefill:
         comps.append(Component(
