@@ -4,7 +4,8 @@
     >>> est = estimate("llama-3.1-8b", Workload(context=32768))
     >>> est.peak_allocated_bytes, [c.name for c in est.breakdown]
 
-The command line (`vram`) and the web tool are thin adapters over these functions.
+The command line (`vram`) and the web tool are thin adapters over these functions. Fitting and fleet planning live
+in their modules (`from vram.fit import fit` — `vram.fit` is the module's name; `from vram.plan import plan`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ _EXPORTS: dict[str, str] = {
     "ConfigError": "vram.errors",
     "SourceError": "vram.errors",
     "parse_tokens": "vram.units",
+    "which": "vram.fit",
+    "compare": "vram.fit",
+    "FitResult": "vram.fit",
     "parse_bytes": "vram.units",
 }
 
@@ -47,6 +51,7 @@ __all__ = [
     "Component",
     "ConfigError",
     "Estimate",
+    "FitResult",
     "ModelSpec",
     "ResolvedModel",
     "SourceError",
@@ -57,6 +62,7 @@ __all__ = [
     "VramError",
     "Workload",
     "__version__",
+    "compare",
     "estimate",
     "estimate_training",
     "find_gpu",
@@ -69,6 +75,7 @@ __all__ = [
     "resolve_model",
     "search_gpus",
     "search_models",
+    "which",
 ]
 
 # `estimate` is both a submodule and the main function: bind the function now, so that importing the submodule
@@ -88,6 +95,7 @@ if TYPE_CHECKING:  # pragma: no cover
         UnsupportedArchitecture,
         VramError,
     )
+    from .fit import FitResult, compare, which
     from .model import ModelSpec, load_config_file, model_from_config
     from .training import TrainWorkload, estimate_training
     from .units import parse_bytes, parse_tokens
