@@ -103,7 +103,7 @@ def compute_buffer_bytes(spec: ModelSpec, n_tokens: int, n_kv: int, flash_attn: 
     """Peak f32 working set of the reserved worst-case graph (one backend holding every layer)."""
     h = spec.hidden_size
     f32 = 4
-    out = n_outputs * spec.vocab_size * f32 + n_tokens * h * f32
+    out = n_outputs * spec.vocab_size * f32 + 2 * n_tokens * h * f32  # logits, normed and un-normed hidden state
     ffn = att = 0
     for layer in spec.layers:
         m = layer.mlp
@@ -124,7 +124,8 @@ def compute_buffer_bytes(spec: ModelSpec, n_tokens: int, n_kv: int, flash_attn: 
                 att = max(att, base + n_tokens * a.num_heads * a.v_head_dim * f32)
             else:
                 kv_here = (n_kv_swa or n_kv) if a.sliding_window else n_kv
-                att = max(att, base + n_tokens * kv_here * a.num_heads * f32)
+                # the score matrix (softmax in place) and the merged attention output beside it
+                att = max(att, base + n_tokens * kv_here * a.num_heads * f32 + n_tokens * q * f32)
     # the KQ mask is a graph input alive through every layer (f16 for flash attention, f32 otherwise; one per cache
     # when sliding-window layers have their own), freed before the output layer
     has_swa = any(la.attention and la.attention.sliding_window for la in spec.layers)
