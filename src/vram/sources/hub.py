@@ -265,7 +265,7 @@ def resolve_hub(repo: str, fetcher: HubFetcher | None = None) -> ResolvedModel:
     if "config.json" not in files:
         if "model_index.json" in files:
             raise SourceError(f"{repo} is a diffusers pipeline; only the catalog's pipelines are modelled "
-                              "(see `vram models --kind diffusion`)", field="model")
+                              "(e.g. `vram models flux`, `vram models sd3.5`, `vram models sdxl`)", field="model")
         raise SourceError(f"{repo}: no config.json in the repo", field="model")
     try:
         config = json.loads(f.get_file(repo, "config.json", MAX_CONFIG_BYTES).decode("utf-8"))
