@@ -151,3 +151,10 @@ def test_folders_and_hub_repos_of_family_configs(tmp_path: Path) -> None:
     save_file({"x": np.zeros(4, np.float16)}, str(tmp_path / "r" / "model.safetensors"))
     rr = resolve_local_weights(tmp_path / "r")
     assert rr.entry is not None and rr.entry.kind == "embedding" and rr.spec.params == 567_755_777
+
+
+@pytest.mark.parametrize("model_id", ["whisper-large-v3", "flux.1-dev", "bge-m3"])
+def test_training_is_refused_in_one_line(model_id: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["estimate", model_id, "--train"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vram: error: unsupported architecture") and "\n" not in err

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from .components import Component
 from .components.runtime import cublas_workspace, cuda_context, training_reserve
-from .errors import BadInput
+from .errors import BadInput, UnsupportedArchitecture
 from .estimate import Estimate, ResolvedModel, Workload, common_weights, resolve_model
 from .model import FUSED_LINEARS, FUSED_QKV_ONLY, Layer, ModelSpec, linear_shapes
 
@@ -291,6 +291,10 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
     tw = (tw or TrainWorkload()).validate()
     rm = resolve_model(model)
     spec = rm.spec
+    if not spec.layers:  # diffusion pipelines, Whisper, encoders (vram.families): inference estimates only
+        kind = rm.entry.kind if rm.entry is not None else spec.model_type
+        raise UnsupportedArchitecture(kind, "training estimates cover decoder-only language models (and the "
+                                      "language model of vision-language ones)")
     prec = _precision(tw)
     lora = tw.method in ("lora", "qlora")
     targets = lora_target_names(spec, tw.lora_targets) if lora else set()
