@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 def run(*args: str) -> str:
-    env = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"}
     out = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, check=True).stdout
     return "\n".join(line.rstrip() for line in out.strip().splitlines())
 
@@ -92,12 +92,16 @@ def train_switches() -> str:
 def fit_output() -> str:
     return "\n\n".join(fenced(c) for c in (
         [VRAM, "fit", "llama-2-13b", "--gpu", "rtx-4090", "--quant", "q4_k_m", "--context", "4096"],
+        [VRAM, "fit", "llama-3.1-70b", "--gpu", "h100-sxm", "--dtype", "bfloat16", "--context", "4096"],
         [VRAM, "fit", "llama-3.1-70b", "--gpu", "2xh100-sxm", "--dtype", "bfloat16", "--context", "4096"],
     ))
 
 
 def which_output() -> str:
-    return fenced([VRAM, "which", "llama-3.1-8b", "--context", "8k"])
+    return "\n\n".join(fenced(c) for c in (
+        [VRAM, "which", "llama-3.1-70b", "--quant", "q4_k_m", "--context", "8k", "--limit", "10"],
+        [VRAM, "compare", "llama-3.1-8b", "--gpu", "h100-sxm,l40s,rtx-4090,2xl4", "--context", "32k"],
+    ))
 
 
 def plan_output() -> str:
