@@ -101,7 +101,7 @@ def test_keyboard_picks_a_model(live_server: str, browser: Any) -> None:
     page.focus("#model")
     page.fill("#model", "")
     page.keyboard.type("gemma 3 27")
-    page.locator("#model-list li").first.wait_for()
+    expect(page.locator("#model-list li").first).to_have_attribute("data-id", "gemma-3-27b")
     page.keyboard.press("ArrowDown")
     assert page.get_attribute("#model", "aria-activedescendant") == "model-opt-0"
     page.keyboard.press("Enter")

@@ -7,7 +7,7 @@
   // Model search-as-you-type (an ARIA combobox over /api/v1/models?q=)
   var input = $("#model"), list = $("#model-list");
   if (input && list) {
-    var timer = null, active = -1, items = [];
+    var timer = null, active = -1, items = [], seq = 0;
     var close = function () { list.hidden = true; input.setAttribute("aria-expanded", "false"); active = -1; input.removeAttribute("aria-activedescendant"); };
     var pick = function (i) { if (items[i]) { input.value = items[i].id; } close(); };
     var mark = function () {
@@ -33,8 +33,10 @@
       clearTimeout(timer);
       var q = input.value.trim();
       timer = setTimeout(function () {
+        var mine = ++seq;  // only the answer to the latest query is shown
         fetch("/api/v1/models?limit=8&q=" + encodeURIComponent(q), { credentials: "same-origin" })
-          .then(function (r) { return r.ok ? r.json() : []; }).then(render).catch(function () {});
+          .then(function (r) { return r.ok ? r.json() : []; })
+          .then(function (found) { if (mine === seq) { active = -1; render(found); } }).catch(function () {});
       }, 120);
     });
     input.addEventListener("keydown", function (e) {
