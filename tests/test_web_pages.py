@@ -217,3 +217,36 @@ def test_migrations_match_the_models(tmp_path: Path) -> None:
         db.close()
     assert diff == []
     assert mode == "wal"
+
+
+def _fake_local_gpus() -> list[Any]:
+    from vram.local import LocalGpu
+
+    gib = 1024**3
+    return [LocalGpu(i, "NVIDIA GeForce RTX 4090", 24 * gib, 22 * gib, 2 * gib, "555.42", "rtx-4090") for i in (0, 1)]
+
+
+async def test_this_machines_gpus_only_for_local_clients(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vram.local
+
+    monkeypatch.setattr(vram.local, "local_gpus", _fake_local_gpus)
+    body = {"model": "llama-3.1-8b", "gpu": "local", "gpu_count": 2, "context": "8k"}
+    with app_for(settings_for(tmp_path, local_gpus=True)) as app:
+        async with client_for(app, address="127.0.0.1") as c:
+            page = await c.get("/")
+            assert '<option value="local" >This machine: 2 × NVIDIA GeForce RTX 4090 (22.0 GiB free)</option>' in \
+                page.text
+            r = await c.post("/api/v1/fit", json=body)
+            assert r.status_code == 200, r.text
+            assert r.json()["usable_bytes_per_gpu"] == 22 * 1024**3 and r.json()["gpu_count"] == 2
+            r = await c.post("/", data={**FORM, "gpu": "local", "gpu_count": "2", "csrf_token": c.cookies["vram_csrf"]})
+            assert r.status_code == 200 and "on 2× NVIDIA GeForce RTX 4090" in r.text
+        async with client_for(app, address="203.0.113.5") as remote:
+            assert 'value="local"' not in (await remote.get("/")).text
+            r = await remote.post("/api/v1/fit", json=body)
+            assert r.status_code == 422 and r.json()["field"] == "gpu"
+            assert r.headers["ratelimit-remaining"] == "2500"
+    with app_for(settings_for(tmp_path / "off")) as app:  # not served locally: never offered
+        async with client_for(app, address="127.0.0.1") as c:
+            assert 'value="local"' not in (await c.get("/")).text
+            assert (await c.post("/api/v1/fit", json=body)).status_code == 422

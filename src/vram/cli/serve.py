@@ -30,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
         raise NeedsExtra("vram serve", "web") from exc
     if args.workers < 1:
         raise BadInput("workers: at least 1", field="workers")
+    if args.host in ("127.0.0.1", "localhost", "::1"):
+        # served to this machine only: offer its own GPUs in the picker (clients elsewhere never get them)
+        os.environ.setdefault("VRAM_LOCAL_GPUS", "1")
     settings = Settings.from_env()
     if args.workers > 1 and not settings.redis_url:
         raise BadInput("--workers > 1 needs VRAM_REDIS_URL: allowance counters and sessions must be shared by the "

@@ -84,12 +84,36 @@ def over_allowance(state: QuotaState, cost: int, signed_in: bool) -> ApiError:
                     headers={"Retry-After": str(state.reset_in_s)})
 
 
+def local_allowed(request: Request) -> bool:
+    """This machine's GPUs are offered only when the server says so (vram serve on a loopback address) and the
+    client is on this machine too: to anyone else "local" would describe someone else's hardware."""
+    import ipaddress
+
+    if not services(request).settings.local_gpus or request.client is None:
+        return False
+    if request.headers.get("x-forwarded-for"):
+        return False
+    try:
+        return ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_local(request: Request, body: Any) -> None:
+    from .ops import uses_local_gpu
+
+    if uses_local_gpu(body) and not local_allowed(request):
+        raise ApiError(422, "gpu: 'local' (this machine's GPUs) is offered only when vram serves on your own "
+                       "machine; pick a catalog GPU", field="gpu")
+
+
 def operate(request: Request, kind: str, body: Any) -> tuple[dict[str, Any], str, int]:
     """Check the allowance, run the operation, charge it. Returns (result, signature, cost).
     Failures before the charge (validation, library errors) cost nothing."""
     svc = services(request)
     sub = subject(request)
     check_csrf(request)
+    check_local(request, body)
     cost = cost_of(kind, body)
     state = svc.quota.state(sub)
     if state.remaining < cost:

@@ -41,14 +41,20 @@ _COUNT = re.compile(r"^\s*(\d+)\s*[x×*]\s*(.+)$", re.IGNORECASE)
 
 
 def gpu_spec(text: str, count: int = 1) -> str:
-    """A catalog GPU spec "N x id" (never "local": the server's own GPUs are not the client's)."""
+    """A GPU spec for `vram fit`: "N x <catalog id>", or "N x local" (this machine's GPUs; the edge only lets that
+    through when the tool is served on the machine it answers for, see `local_allowed`)."""
     m = _COUNT.match(text)
     if m:
         count, text = int(m.group(1)), m.group(2)
-    gpu = find_gpu(text.strip())
     if not 1 <= count <= 1024:
         raise BadInput(f"gpu: count must be between 1 and 1024, got {count}", field="gpu")
-    return gpu.id if count == 1 else f"{count}x{gpu.id}"
+    name = "local" if text.strip().lower() == "local" else find_gpu(text.strip()).id
+    return name if count == 1 else f"{count}x{name}"
+
+
+def uses_local_gpu(body: Any) -> bool:
+    specs = [getattr(body, "gpu", None) or "", *(getattr(body, "gpus", None) or [])]
+    return any(str(s).strip().lower().split("x")[-1].strip() == "local" for s in specs)
 
 
 def workload_of(body: WorkloadBody) -> Workload:

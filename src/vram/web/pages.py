@@ -92,8 +92,32 @@ def _options() -> dict[str, Any]:
     }
 
 
+def _local_entry(count: int) -> Any:
+    """This machine's GPUs as a catalog-like entry (usable = free memory now), through `vram fit`'s own reader."""
+    from ..fit import parse_gpu_spec
+
+    return parse_gpu_spec(f"{count}xlocal").gpu
+
+
+def local_option(request: Request) -> dict[str, Any] | None:
+    """The picker's "this machine" entry, when served locally to a local client and NVML sees GPUs."""
+    if not api.local_allowed(request):
+        return None
+    try:
+        from ..local import local_gpus
+
+        found = local_gpus()
+    except Exception:  # no NVML, no driver, no GPU: just no entry
+        return None
+    if not found:
+        return None
+    free = min(g.free_bytes for g in found) / 1024**3
+    return {"count": len(found), "label": f"This machine: {len(found)} × {found[0].name} ({free:,.1f} GiB free)"}
+
+
 def _index_data(request: Request, form: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"form": form, "options": _options(), "result": None, "error": None, "error_field": None, **extra}
+    return {"form": form, "options": _options(), "local": local_option(request), "result": None, "error": None,
+            "error_field": None, **extra}
 
 
 def _prefill(params: Any) -> dict[str, Any]:
@@ -151,6 +175,7 @@ def compute_check(request: Request, body: CheckBody) -> tuple[dict[str, Any], di
     """The page's operation: an estimate (100 tokens), checked against the chosen GPUs with `vram fit` when this
     build has it (250 tokens), plus the memory-vs-context curve for the chart."""
     svc, sub = services(request), subject(request)
+    api.check_local(request, body)
     try:
         from ..fit import fit as _fit  # noqa: F401
 
@@ -166,15 +191,17 @@ def compute_check(request: Request, body: CheckBody) -> tuple[dict[str, Any], di
     fields = body.model_dump(exclude={"gpu", "gpu_count", "headroom_fraction"}, exclude_unset=True)
     est_body = EstimateBody.model_validate(fields)
     est = run_estimate(est_body)
-    gpu = find_gpu(body.gpu) if body.gpu else None
+    local = (body.gpu or "").strip().lower() == "local"
+    gpu = _local_entry(body.gpu_count) if local else find_gpu(body.gpu) if body.gpu else None
+    gpu_id = "local" if local else gpu.id if gpu is not None else None
     fit_d: dict[str, Any] | None = None
     if gpu is not None and have_fit:
         try:
-            fit_d = run_fit(FitBody.model_validate({**fields, "gpu": gpu.id, "gpu_count": body.gpu_count,
+            fit_d = run_fit(FitBody.model_validate({**fields, "gpu": gpu_id, "gpu_count": body.gpu_count,
                                                     "headroom_fraction": body.headroom_fraction}))
         except NotAvailable:
             fit_d = None
-    curve = memory_curve(est_body, gpu.id if gpu is not None and have_fit else None, body.gpu_count,
+    curve = memory_curve(est_body, gpu_id if gpu is not None and have_fit else None, body.gpu_count,
                          body.headroom_fraction)
     ok, state = svc.quota.charge(sub, cost, kind)
     request.state.quota = state

@@ -51,6 +51,7 @@ class Settings:
     window_s: int = DAY_S
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
+    local_gpus: bool = False  # offer this machine's GPUs ("local") to clients on this machine (vram serve on loopback)
     signin_max_failures: int = 5
     signin_window_s: int = 15 * 60
     session_ttl_s: int = 30 * DAY_S
@@ -69,6 +70,7 @@ class Settings:
         s.trusted_proxies = tuple(p.strip() for p in e.get("VRAM_TRUSTED_PROXIES", "").split(",") if p.strip())
         s.secure_cookies = e.get("VRAM_SECURE_COOKIES", "").lower() in ("1", "true", "yes")
         s.base_url = e.get("VRAM_BASE_URL", "").rstrip("/")
+        s.local_gpus = e.get("VRAM_LOCAL_GPUS", "").lower() in ("1", "true", "yes")
         s.stripe_secret_key = e.get("STRIPE_SECRET_KEY") or None
         s.stripe_webhook_secret = e.get("STRIPE_WEBHOOK_SECRET") or None
         return s
