@@ -141,7 +141,7 @@ def _tp_layer(layer: Layer, h: int, t: int) -> Layer:
     if a is not None:
         if a.kind == "mla":
             # q_a / kv_a down-projections are replicated (vLLM ReplicatedLinear); the rest is column/row parallel
-            replicated = h * (a.q_lora_rank + a.kv_lora_rank + a.rope_head_dim)
+            replicated = _replicated_linear(layer, h)
             new_a = replace(a, num_heads=_ceil(a.num_heads, t), num_kv_heads=_ceil(a.num_kv_heads, t))
         else:
             kv_proj = h * a.num_kv_heads * (a.head_dim + a.v_head_dim)
@@ -172,7 +172,12 @@ def tp_rank_spec(spec: ModelSpec, t: int) -> ModelSpec:
         return spec
     h = spec.hidden_size
     # vocab_size stays whole: each rank holds 1/t of the embedding and head, but the logits are gathered
-    return replace(spec, name=f"{spec.name} [TP rank 1/{t}]", layers=tuple(_tp_layer(la, h, t) for la in spec.layers),
+    ranked: dict[int, Layer] = {}  # equal (interned) layers stay one object per rank
+    for la in spec.layers:
+        if id(la) not in ranked:
+            ranked[id(la)] = _tp_layer(la, h, t)
+    layers = tuple(ranked[id(la)] for la in spec.layers)
+    return replace(spec, name=f"{spec.name} [TP rank 1/{t}]", layers=layers,
                    embed_params=_ceil(spec.embed_params, t), head_params=_ceil(spec.head_params, t))
 
 
@@ -207,11 +212,22 @@ def pp_stage_specs(spec: ModelSpec, p: int) -> list[ModelSpec]:
     return out
 
 
+def _replicated_linear(layer: Layer, h: int) -> int:
+    """Matrices every TP rank holds whole: MLA's q_a / kv_a down-projections (vLLM ReplicatedLinear)."""
+    a = layer.attention
+    if a is not None and a.kind == "mla":
+        return h * (a.q_lora_rank + a.kv_lora_rank + a.rope_head_dim)
+    return 0
+
+
 def replicated_weights_bytes(rm: ResolvedModel, wl: Workload) -> int:
-    """Bytes of the weights every TP rank holds whole: norms, biases, routers, buffers (and a vision tower)."""
+    """Bytes of the weights every TP rank holds whole: norms, biases, routers, buffers, MLA down-projections (and a
+    vision tower)."""
     spec = rm.spec
-    layers = tuple(replace(la, linear_params=0, expert_params=0, v_proj_params=0, down_proj_params=0,
-                           params=la.small_params + la.router_params) for la in spec.layers)
+    h = spec.hidden_size
+    layers = tuple(replace(la, linear_params=_replicated_linear(la, h), expert_params=0, v_proj_params=0,
+                           down_proj_params=0, params=_replicated_linear(la, h) + la.small_params + la.router_params)
+                   for la in spec.layers)
     only = replace(spec, layers=layers, embed_params=0, head_params=0)
     return common_weights(ResolvedModel(only, rm.entry, rm.source, None, rm.buffers_bytes), wl).bytes
 
@@ -234,7 +250,7 @@ class RankUse:
 
     rank: int
     role: str
-    layers: tuple[int, int]  # first, last (inclusive)
+    layers: tuple[int, ...]  # (first, last) layer, inclusive; empty for models without decoder layers
     weights_bytes: int
     weights_replicated_bytes: int
     kv_cache_bytes: int
@@ -584,7 +600,8 @@ def _rank_uses(ev: Evaluator, ests: list[Estimate], split: str, count: int, comm
                 "vocabulary) and of the KV heads; norms whole",
                 "pp": f"PP stage {i + 1}/{count}: layers {rng.start}-{rng.stop - 1}"
                 + (", embedding" if i == 0 else "") + (", final norm + head" if i == count - 1 else "")}[split]
-        out.append(RankUse(rank=i, role=role, layers=(rng.start, rng.stop - 1), weights_bytes=e.weights_bytes,
+        span = (rng.start, rng.stop - 1) if len(rng) else ()
+        out.append(RankUse(rank=i, role=role, layers=span, weights_bytes=e.weights_bytes,
                            weights_replicated_bytes=repl, kv_cache_bytes=e.kv_cache_bytes,
                            activation_bytes=e.activation_bytes, comm_bytes=comm,
                            cuda_context_bytes=ctx.bytes if ctx else 0, total_bytes=e.total_bytes + comm,
