@@ -50,6 +50,7 @@ def test_recorded_llama_cpp_buffers(model_files: dict[str, Path]) -> None:
         lc = est.extra["llama_cpp"]
         got = r["llama_cpp_mib"]
         assert abs(lc["kv_total_bytes"] / MIB - got["kv"]) <= 0.011, r
+        assert abs(lc["output_buffer_host_bytes"] / MIB - got["output"]) <= 0.011, r  # logits of one sequence
         if "q4" not in r["model"]:  # CPU_REPACK adds a re-laid-out copy of Q4 weights on the CPU backend only
             assert abs(lc["weights_total_bytes"] / MIB - got["model"]) <= 0.011, r
         err = lc["compute_bytes"] / MIB / got["compute"] - 1
