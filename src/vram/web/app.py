@@ -172,10 +172,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def _per_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return JSONResponse({"error": f"body: larger than {MAX_BODY_BYTES:,} bytes", "field": "body"},
-                                status_code=413)
         bearer = request.headers.get("authorization", "")
         token: str | None = None
         auth_via: str | None = None
@@ -194,7 +190,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             csrf = secrets.token_urlsafe(24)
             request.state.new_csrf = csrf
         request.state.csrf = csrf
-        response = await call_next(request)
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+            response: Response = JSONResponse({"error": f"body: larger than {MAX_BODY_BYTES:,} bytes",
+                                               "field": "body"}, status_code=413)
+        else:
+            response = await call_next(request)
         state = request.state.quota
         if state is None:
             state = await run_in_threadpool(svc.quota.state, subject)
