@@ -289,3 +289,36 @@ def test_admin_grant(tmp_path: Path, run_cli: Any, monkeypatch: pytest.MonkeyPat
         assert svc.quota.purchased(uid) == 12345 == svc.quota.ledger_balance(uid)
     finally:
         svc.close()
+
+
+async def test_buying_a_pack_goes_to_stripe_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import stripe
+
+    calls: list[dict[str, Any]] = []
+
+    class FakeSession:
+        url = "https://checkout.stripe.com/c/pay/cs_test_123"
+
+    def create(**kwargs: Any) -> FakeSession:
+        calls.append(kwargs)
+        return FakeSession()
+
+    monkeypatch.setattr(stripe.checkout.Session, "create", staticmethod(create))
+    settings = settings_for(tmp_path, stripe_secret_key="sk_test_x", stripe_webhook_secret=WEBHOOK_SECRET)
+    with app_for(settings) as app:
+        async with client_for(app) as c:
+            await c.get("/")
+            csrf = c.cookies["vram_csrf"]
+            r = await c.post("/buy", data={"pack": "starter", "csrf_token": csrf})
+            assert r.status_code == 303 and r.headers["location"] == "/signin?next=/pricing"
+            r = await c.post("/signup", data={"email": "pay@example.com", "password": "long enough pw",
+                                              "csrf_token": csrf})
+            assert "Buy" in (await c.get("/pricing")).text
+            r = await c.post("/buy", data={"pack": "starter", "csrf_token": csrf})
+            assert r.status_code == 303 and r.headers["location"] == FakeSession.url
+            r = await c.post("/api/v1/checkout", params={"pack": "nope"}, headers={"x-csrf-token": csrf})
+            assert r.status_code == 422 and r.json()["field"] == "pack"
+    (call,) = calls
+    assert call["api_key"] == "sk_test_x" and call["mode"] == "payment"
+    assert call["line_items"][0]["price_data"]["unit_amount"] == 500
+    assert call["metadata"]["tokens"] == "200000" and call["customer_email"] == "pay@example.com"
