@@ -16,6 +16,7 @@ from .errors import BadInput, UnknownModel
 from .model import ModelSpec, linear_shapes, load_config_file, model_from_config
 
 ENGINES = ("transformers", "vllm", "llama.cpp")
+EAGER_ONLY = {"gpt_oss"}  # transformers 5.x raises for attn_implementation="sdpa" on these
 ATTN = ("sdpa", "eager", "flash")
 MAX_TOKENS = 1 << 24  # 16M tokens: far beyond any published context
 MAX_BATCH = 1 << 16
@@ -203,6 +204,11 @@ def _transformers_inference(rm: ResolvedModel, wl: Workload) -> Estimate:
     from .engines.transformers import inference_components
 
     spec = rm.spec
+    fallback_note = None
+    if wl.attn != "eager" and spec.model_type in EAGER_ONLY:
+        # transformers refuses SDPA / flash for these (attention sinks): the model runs eager attention
+        fallback_note = f"{spec.model_type} supports only eager attention in transformers: estimated with eager"
+        wl = replace(wl, attn="eager")
     e = int(dtype_bytes(wl.dtype))
     kv_name = wl.kv_dtype or wl.dtype
     kv_b = dtype_bytes(kv_name)
@@ -245,6 +251,8 @@ def _transformers_inference(rm: ResolvedModel, wl: Workload) -> Estimate:
         assumptions.append("an earlier forward's cache is still referenced during generate() (as in the calibration "
                            "measurements); --fresh-generate drops it")
     assumptions.extend(spec.notes)
+    if fallback_note:
+        assumptions.append(fallback_note)
     assumptions.extend(context_warnings(rm, wl.context + wl.new_tokens))
     return Estimate(
         model=spec.name, params=spec.params, active_params=spec.active_params, engine="transformers", workload=wl,
