@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from .components import Component
 from .components.runtime import cublas_workspace, cuda_context, training_reserve
 from .errors import BadInput, UnsupportedArchitecture
-from .estimate import Estimate, ResolvedModel, Workload, common_weights, resolve_model
+from .estimate import EAGER_ONLY, Estimate, ResolvedModel, Workload, common_weights, resolve_model
 from .model import FUSED_LINEARS, FUSED_QKV_ONLY, Layer, ModelSpec, linear_shapes
 
 METHODS = ("full", "lora", "qlora")
@@ -295,6 +295,10 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
         kind = rm.entry.kind if rm.entry is not None else spec.model_type
         raise UnsupportedArchitecture(kind, "training estimates cover decoder-only language models (and the "
                                       "language model of vision-language ones)")
+    eager_note = []
+    if tw.attn != "eager" and spec.model_type in EAGER_ONLY:
+        tw = replace(tw, attn="eager")
+        eager_note = [f"{spec.model_type} supports only eager attention in transformers: estimated with eager"]
     prec = _precision(tw)
     lora = tw.method in ("lora", "qlora")
     targets = lora_target_names(spec, tw.lora_targets) if lora else set()
@@ -463,6 +467,7 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
     reserve = training_reserve(transient)
     ctx = cuda_context(tw.gpu_arch)
     comps += [reserve, ctx]
+    assumptions.extend(eager_note)
     assumptions.append(f"peak binds at: {binding}")
     assumptions.append(f"optimizer: {opt_how}")
     if tw.grad_accum > 1:
