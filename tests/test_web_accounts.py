@@ -230,3 +230,16 @@ async def test_oversized_bodies_are_refused(app: Any) -> None:
         r = await c.post("/api/v1/plan", json={"fleet": fleet})
         assert r.status_code == 422 and r.json()["field"] == "fleet" and "at most 32 models" in r.json()["error"]
         assert (await c.get("/api/v1/quota")).json()["remaining"] == 2500
+
+
+async def test_anonymous_use_stores_nothing_but_the_counter(app: Any) -> None:
+    from vram.web.storage import Counter, LedgerRow
+
+    async with client_for(app) as c:
+        await c.post("/api/v1/estimate", json=EST)
+        await c.get("/")
+        await c.post("/", data={"model": "llama-3.2-1b", "gpu": "rtx-4090", "csrf_token": c.cookies["vram_csrf"]})
+    with app.state.services.db.engine.connect() as conn:
+        assert [r.used for r in conn.execute(select(Counter))] == [350]
+        for table in (User, SessionRow, LedgerRow, HistoryRow, ShareRow):
+            assert conn.execute(select(table)).first() is None, table.__tablename__
