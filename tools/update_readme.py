@@ -113,7 +113,15 @@ def accuracy_table() -> str:
     return "\n".join(line for line in text.splitlines() if line.startswith("|"))
 
 
+def families_output() -> str:
+    return "\n\n".join(fenced(c) for c in (
+        [VRAM, "estimate", "black-forest-labs/FLUX.1-dev", "--width", "1024", "--height", "1024"],
+        [VRAM, "estimate", "openai/whisper-large-v3", "--batch", "8"],
+    ))
+
+
 PRODUCERS: dict[str, Callable[[], str]] = {
+    "families-output": families_output,
     "accuracy-table": accuracy_table,
     "estimate-output": estimate_output, "score-output": score_output, "train-examples": train_examples,
     "train-switches": train_switches, "fit-output": fit_output, "which-output": which_output,
