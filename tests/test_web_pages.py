@@ -250,3 +250,15 @@ async def test_this_machines_gpus_only_for_local_clients(tmp_path: Path, monkeyp
         async with client_for(app, address="127.0.0.1") as c:
             assert 'value="local"' not in (await c.get("/")).text
             assert (await c.post("/api/v1/fit", json=body)).status_code == 422
+
+
+async def test_a_share_reopens_in_the_calculator(app: Any) -> None:
+    async with client_for(app) as c:
+        csrf = await _csrf(c)
+        r = await c.post("/", data={**FORM, "context": "32k", "gpu_count": "2", "quant": "awq", "csrf_token": csrf})
+        shared = await c.post("/share", data=hidden_fields(r.text))
+        href = re.search(r'href="(/\?[^"]+)" id="open-calc"', shared.text)
+        assert href
+        page = await c.get(href.group(1).replace("&amp;", "&"))
+    assert 'id="context" name="context" type="text" value="32k"' in page.text
+    assert '<option value="awq" selected>' in page.text and 'inputmode="numeric" value="2"' in page.text

@@ -223,10 +223,30 @@ def build_view(kind: str, req: dict[str, Any], result: dict[str, Any]) -> dict[s
         "training": bool(req.get("train")), "version": result.get("vram_version") or est.get("vram_version"),
     }
     view["command"] = view["commands"][0]["command"] if view["commands"] else ""
+    view["calc_query"] = calculator_query(req)
     if fit:
         view["limits"] = {k: fit.get(k) for k in ("max_context", "max_batch", "min_gpus", "recommended_quant")}
     view["markdown"] = markdown(view)
     return view
+
+
+def calculator_query(req: dict[str, Any]) -> str:
+    """The calculator's form prefilled with a stored request (/?model=...&gpu=...)."""
+    from urllib.parse import urlencode
+
+    keys = ("model", "context", "batch", "new_tokens", "engine", "dtype", "quant", "kv_dtype", "attn", "gpu",
+            "gpu_count")
+    params = {k: str(req[k]) for k in keys if req.get(k) not in (None, "")}
+    if req.get("headroom_fraction") is not None:
+        params["headroom"] = f"{float(req['headroom_fraction']) * 100:g}"
+    train = req.get("train")
+    if isinstance(train, dict):
+        params["mode"] = "train"
+        params.update({k: str(train[k]) for k in ("method", "precision", "optimizer", "seq", "lora_rank")
+                       if train.get(k) not in (None, "")})
+        if train.get("grad_checkpointing"):
+            params["grad_checkpointing"] = "1"
+    return urlencode(params)
 
 
 def markdown(view: dict[str, Any]) -> str:
