@@ -322,3 +322,17 @@ async def test_buying_a_pack_goes_to_stripe_checkout(tmp_path: Path, monkeypatch
     assert call["api_key"] == "sk_test_x" and call["mode"] == "payment"
     assert call["line_items"][0]["price_data"]["unit_amount"] == 500
     assert call["metadata"]["tokens"] == "200000" and call["customer_email"] == "pay@example.com"
+
+
+def test_expired_windows_are_purged(tmp_path: Path) -> None:
+    clock = Clock()
+    svc = Services.build(settings_for(tmp_path, clock))
+    try:
+        svc.counters.take("anon:old", 100, 2500, 86400, clock())
+        clock.advance(3 * 86400)
+        svc.counters.take("anon:new", 100, 2500, 86400, clock())
+        svc.counters.purge(clock() - 2 * 86400)
+        with svc.db.engine.connect() as conn:
+            assert [k for (k,) in conn.execute(select(Counter.key))] == ["anon:new"]
+    finally:
+        svc.close()

@@ -217,6 +217,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             h["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
         if request.url.path.startswith(("/api/", "/s/", "/history", "/account")):
             h.setdefault("Cache-Control", "no-store")
+        if request.url.path.startswith("/s/"):
+            h["X-Robots-Tag"] = "noindex"  # a shared link is for whoever got it, not for search engines
         return response
 
     return app

@@ -69,6 +69,7 @@ class SqlSessions:
     def create(self, user_id: int, now: float) -> str:
         token = secrets.token_urlsafe(32)
         with self.db.tx() as conn:
+            conn.execute(delete(SessionRow).where(SessionRow.expires_at <= now))  # expired sessions go
             conn.execute(insert(SessionRow).values(token_hash=token_hash(token), user_id=user_id, created_at=now,
                                                    expires_at=now + self.ttl_s))
         return token

@@ -40,6 +40,8 @@ class Counters(Protocol):
 
     def clear(self, key: str) -> None: ...
 
+    def purge(self, before: float) -> None: ...
+
 
 class SqlCounters:
     def __init__(self, db: Database) -> None:
@@ -92,6 +94,11 @@ class SqlCounters:
     def clear(self, key: str) -> None:
         with self.db.tx() as conn:
             conn.execute(delete(Counter).where(Counter.key == key))
+
+    def purge(self, before: float) -> None:
+        """Forget windows that started before `before` (they would reset on next use anyway)."""
+        with self.db.tx() as conn:
+            conn.execute(delete(Counter).where(Counter.window_start < before))
 
 
 _TAKE_LUA = """
@@ -156,3 +163,6 @@ class RedisCounters:
 
     def clear(self, key: str) -> None:
         self.r.delete(self.prefix + key)
+
+    def purge(self, before: float) -> None:
+        """Nothing to do: every counter key carries a TTL."""

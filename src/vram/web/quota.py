@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -109,6 +110,8 @@ class Quota:
     def charge(self, subject: Subject, cost: int, reason: str) -> tuple[bool, QuotaState]:
         """Take `cost` tokens (daily allowance first, then purchased). Returns (charged?, state after)."""
         now = self.settings.clock()
+        if secrets.randbelow(1000) == 0:  # now and then, forget windows long expired
+            self.counters.purge(now - 2 * self.settings.window_s)
         limit = self.limit_for(subject)
         window = self.settings.window_s
         if not subject.signed_in:
