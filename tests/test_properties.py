@@ -207,7 +207,8 @@ def test_tensor_parallel_ranks_add_up_to_the_whole_plus_the_replicated(model: st
     wl = Workload(context=4096).validate()
     whole = ev.rank_weights("single", 1, wl)
     rank = ev.rank_weights("tp", t, wl)
-    replicated = ev.replicated_weights(wl) + _mla_replicated_bytes(ev, 2)
+    replicated = ev.replicated_weights(wl)
+    assert replicated >= _mla_replicated_bytes(ev, 2)  # MLA's down-projections are among what every rank holds
     copies = _kv_head_copies_bytes(ev, t, 2)
     assert t * rank == whole + (t - 1) * replicated + copies, (t * rank - whole - (t - 1) * replicated - copies)
     # the KV cache: sharded by KV heads; one head per rank when there are fewer heads than ranks; MLA's latent whole
@@ -225,8 +226,6 @@ def test_tensor_parallel_ranks_add_up_to_the_whole_plus_the_replicated(model: st
     assert r.weights_bytes == whole
 
 
-@pytest.mark.xfail(strict=True, reason="fit.replicated_weights_bytes leaves out MLA's replicated q_a/kv_a "
-                   "down-projections, so RankUse.weights_replicated_bytes under-reports them")
 @pytest.mark.parametrize("model", ["deepseek-v2-lite"])
 def test_fit_reports_what_tp_ranks_replicate(model: str) -> None:
     """`weights_replicated_bytes` of a TP rank is what makes the ranks add up to the whole model."""
@@ -439,8 +438,6 @@ def test_every_catalog_model_estimates_on_a_grid(entry: Any) -> None:
         assert_all_finite_and_non_negative(r.to_dict(), layer_range=entry.kind == "llm")
 
 
-@pytest.mark.xfail(strict=True, reason="fit._rank_uses reports layers (0, -1) for models without decoder layers "
-                   "(diffusion, speech, embedding): a negative layer index in the JSON")
 @pytest.mark.parametrize("model", ["flux.1-dev", "whisper-tiny", "bge-m3"])
 def test_models_without_layers_report_no_negative_layer_range(model: str) -> None:
     r = fit(model, "h100-sxm", Workload(), solve=False)
