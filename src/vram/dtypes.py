@@ -19,8 +19,8 @@ _DTYPE_ALIASES = {
     "bf16": "bfloat16", "bfloat16": "bfloat16",
     "fp8": "float8", "f8": "float8", "float8": "float8", "fp8_e4m3": "float8", "fp8_e5m2": "float8",
     "float8_e4m3fn": "float8", "float8_e5m2": "float8", "e4m3": "float8", "e5m2": "float8",
-    "int8": "int8", "i8": "int8", "q8": "int8",
-    "int4": "int4", "i4": "int4", "q4": "int4",
+    "int8": "int8", "i8": "int8", "q8": "int8", "q8_0": "int8",
+    "int4": "int4", "i4": "int4", "q4": "int4", "q4_0": "int4",
 }
 
 

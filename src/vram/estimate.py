@@ -57,6 +57,8 @@ class Workload:
     offload_text_encoders: bool = False
 
     def validate(self) -> Workload:
+        if self.engine == "llamacpp":
+            return replace(self, engine="llama.cpp").validate()
         for name, value, lo, hi in (("batch", self.batch, 1, MAX_BATCH), ("context", self.context, 1, MAX_TOKENS),
                                     ("new_tokens", self.new_tokens, 0, MAX_TOKENS)):
             if isinstance(value, bool) or not isinstance(value, int):

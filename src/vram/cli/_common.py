@@ -52,14 +52,8 @@ def add_workload_options(p: argparse.ArgumentParser) -> None:
 
 
 def workload_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    engine = "llama.cpp" if args.engine == "llamacpp" else args.engine
-    kv = args.kv_dtype
-    if kv is not None and kv.lower() in ("q4", "q4_0", "int4"):
-        kv = "int4"
-    elif kv is not None and kv.lower() in ("q8", "q8_0"):
-        kv = "int8"
-    return dict(engine=engine, batch=args.batch, context=args.context if args.context is not None else 4096,
-                new_tokens=args.new_tokens, dtype=args.dtype, quant=args.quant, kv_dtype=kv, attn=args.attn,
+    return dict(engine=args.engine, batch=args.batch, context=args.context if args.context is not None else 4096,
+                new_tokens=args.new_tokens, dtype=args.dtype, quant=args.quant, kv_dtype=args.kv_dtype, attn=args.attn,
                 fresh_generate=args.fresh_generate, gpu_memory_utilization=args.gpu_memory_utilization,
                 max_num_seqs=args.max_num_seqs)
 
