@@ -243,3 +243,15 @@ async def test_anonymous_use_stores_nothing_but_the_counter(app: Any) -> None:
         assert [r.used for r in conn.execute(select(Counter))] == [350]
         for table in (User, SessionRow, LedgerRow, HistoryRow, ShareRow):
             assert conn.execute(select(table)).first() is None, table.__tablename__
+
+
+async def test_cookies_are_secure_over_https(app: Any) -> None:
+    import httpx
+
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.8", 1234))
+    async with httpx.AsyncClient(transport=transport, base_url="https://vram.example") as c:
+        r = await c.post("/api/v1/auth/signup", json={"email": "tls@example.com", "password": "long enough pw"})
+        cookies = r.headers.get_list("set-cookie")
+    session = next(h for h in cookies if h.startswith("vram_session="))
+    assert "Secure" in session and "HttpOnly" in session and "SameSite=lax" in session
+    assert all("Secure" in h for h in cookies)

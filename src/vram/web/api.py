@@ -196,9 +196,11 @@ def parse(q: str = Query("", max_length=500)) -> dict[str, Any]:
 # --- accounts -------------------------------------------------------------------------------------------------
 
 
-def set_session_cookie(response: Response, svc: Services, token: str) -> None:
+def set_session_cookie(response: Response, svc: Services, token: str, request: Request | None = None) -> None:
+    """HttpOnly, SameSite=Lax; Secure behind HTTPS (VRAM_SECURE_COOKIES, or a request that came over https)."""
+    secure = svc.settings.secure_cookies or (request is not None and request.url.scheme == "https")
     response.set_cookie(SESSION_COOKIE, token, max_age=int(svc.settings.session_ttl_s), httponly=True,
-                        secure=svc.settings.secure_cookies, samesite="lax", path="/")
+                        secure=secure, samesite="lax", path="/")
 
 
 SIGNUPS_PER_DAY = 5
@@ -255,7 +257,7 @@ def signup(body: Credentials, request: Request, response: Response) -> dict[str,
     svc = services(request)
     uid = signup_user(svc, body.email, body.password, subject(request).key)
     token = svc.sessions.create(uid, svc.settings.clock())
-    set_session_cookie(response, svc, token)
+    set_session_cookie(response, svc, token, request)
     response.status_code = 201
     return {"token": token, "email": normalize_email(body.email), "user_id": uid}
 
@@ -266,7 +268,7 @@ def login(body: Credentials, request: Request, response: Response) -> dict[str, 
     uid = login_user(svc, subject(request).key if not subject(request).signed_in else
                      f"user:{subject(request).user_id}", body.email, body.password)
     token = svc.sessions.create(uid, svc.settings.clock())
-    set_session_cookie(response, svc, token)
+    set_session_cookie(response, svc, token, request)
     return {"token": token, "email": normalize_email(body.email), "user_id": uid}
 
 

@@ -205,7 +205,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response.headers["RateLimit-Policy"] = f"{state.limit};w={settings.window_s}"
         if getattr(request.state, "new_csrf", None):
             response.set_cookie(CSRF_COOKIE, csrf, httponly=False, samesite="lax",
-                                secure=settings.secure_cookies, path="/")
+                                secure=settings.secure_cookies or request.url.scheme == "https", path="/")
         h = response.headers
         h["Content-Security-Policy"] = CSP
         h["X-Content-Type-Options"] = "nosniff"

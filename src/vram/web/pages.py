@@ -374,7 +374,7 @@ def _signed_in_redirect(request: Request, uid: int, target: str) -> Response:
     svc = services(request)
     token = svc.sessions.create(uid, svc.settings.clock())
     resp = RedirectResponse(target, status_code=303)
-    api.set_session_cookie(resp, svc, token)
+    api.set_session_cookie(resp, svc, token, request)
     return resp
 
 
