@@ -20,22 +20,28 @@ class BadInput(VramError):
     """A number, name or combination of options that cannot be used."""
 
 
-class UnknownModel(VramError):
-    """No catalog entry, file or folder matches; carries close names."""
+class UnknownName(VramError):
+    """No catalog entry matches a name; carries close names."""
+
+    what = "name"
+    listing = "`vram models`"
 
     def __init__(self, query: str, suggestions: list[str] | None = None) -> None:
         self.query = query
         self.suggestions = list(suggestions or [])
-        hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else "; try `vram models`"
-        super().__init__(f"unknown model {query!r}{hint}", field="model")
+        hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else f"; try {self.listing}"
+        super().__init__(f"unknown {self.what} {query!r}{hint}", field=self.what.lower())
 
 
-class UnknownGpu(VramError):
-    def __init__(self, query: str, suggestions: list[str] | None = None) -> None:
-        self.query = query
-        self.suggestions = list(suggestions or [])
-        hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else "; try `vram gpus`"
-        super().__init__(f"unknown GPU {query!r}{hint}", field="gpu")
+class UnknownModel(UnknownName):
+    """No catalog entry, file or folder matches the model name."""
+
+    what = "model"
+
+
+class UnknownGpu(UnknownName):
+    what = "GPU"
+    listing = "`vram gpus`"
 
 
 class UnsupportedArchitecture(VramError):
