@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -89,10 +90,10 @@ def _data_dir(kind: str) -> Path:
 
 
 @cache
-def _model_index() -> dict[str, str]:
-    """alias/id/repo (normalized) -> file name; reads only the aliases, not whole entries."""
+def _index(kind: str) -> dict[str, str]:
+    """Normalized id / alias (/ Hub repo id for models) -> file name, for one catalog ("models" or "gpus")."""
     index: dict[str, str] = {}
-    for f in _data_dir("models").iterdir():
+    for f in _data_dir(kind).iterdir():
         if not f.name.endswith(".json"):
             continue
         d = json.loads(f.read_text(encoding="utf-8"))
@@ -102,21 +103,21 @@ def _model_index() -> dict[str, str]:
     return index
 
 
-@cache
-def load_model_entry(file_name: str) -> ModelEntry:
-    d = json.loads(_data_dir("models").joinpath(file_name).read_text(encoding="utf-8"))
-    return ModelEntry(id=d["id"], name=d["name"], family=d["family"], license=d.get("license", "other"),
-                      hf_repo=d.get("hf_repo", ""), aliases=tuple(d.get("aliases", [])),
-                      context_length=d.get("context_length"), params=d.get("params"), config=d["config"],
-                      published_params_text=d.get("published_params_text"), kind=d.get("kind", "llm"), data=d)
+def _ids(kind: str) -> list[str]:
+    return sorted(f.removesuffix(".json") for f in set(_index(kind).values()))
 
 
-def model_ids() -> list[str]:
-    return sorted(f.removesuffix(".json") for f in set(_model_index().values()))
-
-
-def all_models() -> list[ModelEntry]:
-    return [load_model_entry(f"{i}.json") for i in model_ids()]
+def _lookup(kind: str, query: str, variants: Callable[[str], tuple[str, ...]]) -> str | None:
+    """The file a query names: an id directly (one file read), else an alias or a loose spelling of one."""
+    key = _norm(query)
+    if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", key) and (_data_dir(kind) / f"{key}.json").is_file():
+        return f"{key}.json"
+    index = _index(kind)
+    for cand in variants(key):
+        if cand in index:
+            return index[cand]
+    loose = {_loose(k): v for k, v in index.items()}
+    return loose.get(_loose(query))
 
 
 def _suggest(query: str, keys: list[str], n: int = 3) -> list[str]:
@@ -129,18 +130,29 @@ def _suggest(query: str, keys: list[str], n: int = 3) -> list[str]:
     return close
 
 
+@cache
+def load_model_entry(file_name: str) -> ModelEntry:
+    d = json.loads(_data_dir("models").joinpath(file_name).read_text(encoding="utf-8"))
+    return ModelEntry(id=d["id"], name=d["name"], family=d["family"], license=d.get("license", "other"),
+                      hf_repo=d.get("hf_repo", ""), aliases=tuple(d.get("aliases", [])),
+                      context_length=d.get("context_length"), params=d.get("params"), config=d["config"],
+                      published_params_text=d.get("published_params_text"), kind=d.get("kind", "llm"), data=d)
+
+
+def model_ids() -> list[str]:
+    return _ids("models")
+
+
+def all_models() -> list[ModelEntry]:
+    return [load_model_entry(f"{i}.json") for i in model_ids()]
+
+
 def find_model(query: str) -> ModelEntry:
     """Case-insensitive lookup by id, Hub repo id or alias; close names are suggested when nothing matches."""
-    key = _norm(query)
-    if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", key) and (_data_dir("models") / f"{key}.json").is_file():
-        return load_model_entry(f"{key}.json")  # an id: one file, no index needed
-    index = _model_index()
-    if key in index:
-        return load_model_entry(index[key])
-    loose = {_loose(k): v for k, v in index.items()}
-    if _loose(query) in loose:
-        return load_model_entry(loose[_loose(query)])
-    raise UnknownModel(query, _suggest(query, model_ids()))
+    found = _lookup("models", query, lambda key: (key,))
+    if found is None:
+        raise UnknownModel(query, _suggest(query, model_ids()))
+    return load_model_entry(found)
 
 
 def search_models(query: str = "") -> list[ModelEntry]:
@@ -151,18 +163,6 @@ def search_models(query: str = "") -> list[ModelEntry]:
         if not q or q in _loose(hay):
             out.append(entry)
     return out
-
-
-@cache
-def _gpu_index() -> dict[str, str]:
-    index: dict[str, str] = {}
-    for f in _data_dir("gpus").iterdir():
-        if not f.name.endswith(".json"):
-            continue
-        d = json.loads(f.read_text(encoding="utf-8"))
-        for key in (d["id"], *d.get("aliases", [])):
-            index.setdefault(_norm(key), f.name)
-    return index
 
 
 @cache
@@ -179,26 +179,22 @@ def load_gpu_entry(file_name: str) -> GpuEntry:
 
 
 def gpu_ids() -> list[str]:
-    return sorted(f.removesuffix(".json") for f in set(_gpu_index().values()))
+    return _ids("gpus")
 
 
 def all_gpus() -> list[GpuEntry]:
     return [load_gpu_entry(f"{i}.json") for i in gpu_ids()]
 
 
+def _gpu_spellings(key: str) -> tuple[str, ...]:
+    return (key, key.removeprefix("nvidia-"), key.removeprefix("amd-"), key.removeprefix("rtx-"), "rtx-" + key)
+
+
 def find_gpu(query: str) -> GpuEntry:
-    key = _norm(query)
-    if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", key) and (_data_dir("gpus") / f"{key}.json").is_file():
-        return load_gpu_entry(f"{key}.json")
-    index = _gpu_index()
-    for cand in (key, key.removeprefix("nvidia-"), key.removeprefix("amd-"), key.removeprefix("rtx-"),
-                 "rtx-" + key):
-        if cand in index:
-            return load_gpu_entry(index[cand])
-    loose = {_loose(k): v for k, v in index.items()}
-    if _loose(query) in loose:
-        return load_gpu_entry(loose[_loose(query)])
-    raise UnknownGpu(query, _suggest(query, gpu_ids()))
+    found = _lookup("gpus", query, _gpu_spellings)
+    if found is None:
+        raise UnknownGpu(query, _suggest(query, gpu_ids()))
+    return load_gpu_entry(found)
 
 
 def search_gpus(query: str = "") -> list[GpuEntry]:
