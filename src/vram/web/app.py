@@ -95,6 +95,12 @@ ROUTES: tuple[Route, ...] = (
 )
 
 MAX_BODY_BYTES = 1 << 20
+_ERROR_BODY = {"application/json": {"schema": {"type": "object", "properties": {
+    "error": {"type": "string"}, "field": {"type": ["string", "null"]}}}}}
+API_ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"description": "invalid input (costs nothing); `field` names it", "content": _ERROR_BODY},
+    429: {"description": "not enough tokens left: reset time and how to get more", "content": _ERROR_BODY},
+}
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' https://checkout.stripe.com")
 
@@ -135,7 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.templates = pages.make_templates()
     for r in ROUTES:
         app.add_api_route(r.path, r.endpoint, methods=[r.method], include_in_schema=r.api,
-                          name=f"{r.method.lower()} {r.path}")
+                          name=f"{r.method.lower()} {r.path}", responses=API_ERRORS if r.api else None)
     app.mount("/static", StaticFiles(directory=str(resources.files("vram.web").joinpath("static"))), name="static")
 
     @app.exception_handler(RequestValidationError)
