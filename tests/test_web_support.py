@@ -87,12 +87,12 @@ def pg_database() -> Iterator[str]:
     import psycopg
 
     name = f"vram_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
@@ -106,7 +106,7 @@ def redis_prefix() -> Iterator[str]:
     try:
         yield prefix
     finally:
-        r = redis.Redis.from_url(REDIS_URL)
+        r = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
         keys = list(r.scan_iter(match=prefix + "*", count=1000))
         if keys:
             r.delete(*keys)

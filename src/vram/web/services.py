@@ -35,7 +35,7 @@ class Services:
         if settings.redis_url:
             import redis
 
-            redis_client = redis.Redis.from_url(settings.redis_url)
+            redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
             counters = RedisCounters(redis_client, settings.redis_prefix)
             sessions = RedisSessions(redis_client, settings.redis_prefix, settings.session_ttl_s)
         else:

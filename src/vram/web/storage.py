@@ -127,7 +127,8 @@ def make_engine(url: str) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     elif url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgres://")
-    return create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True)
+    return create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True, pool_timeout=30,
+                         connect_args={"connect_timeout": 10})
 
 
 def migrate(engine: Engine) -> None:
