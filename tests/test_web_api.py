@@ -207,3 +207,28 @@ async def test_library_not_ready_answers_501_not_500(app: Any, monkeypatch: pyte
         assert r.status_code == 501
         assert "fit.fit is not available" in r.json()["error"]
         assert r.headers["ratelimit-remaining"] == "2500"
+
+
+async def test_storage_outage_is_a_503_not_a_500(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import redis.exceptions
+    from sqlalchemy.exc import OperationalError
+
+    svc = app.state.services
+
+    def redis_down(*_: Any, **__: Any) -> Any:
+        raise redis.exceptions.ConnectionError("Connection refused")
+
+    def db_down(*_: Any, **__: Any) -> Any:
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(svc.sessions, "user_id", redis_down)
+    async with client_for(app) as c:
+        r = await c.post("/api/v1/estimate", json={"model": "llama-3.2-1b"}, headers={"Authorization": "Bearer x"})
+        assert r.status_code == 503 and "try again" in r.json()["error"] and r.headers["retry-after"] == "5"
+        monkeypatch.setattr(svc.quota, "state", db_down)
+        r = await c.get("/api/v1/models", params={"q": "llama"}, headers={"Authorization": "Bearer x"})
+        assert r.status_code == 200 and "ratelimit-limit" not in r.headers  # the catalog needs no storage
+        r = await c.get("/api/v1/quota")
+        assert r.status_code == 503
+        r = await c.get("/pricing", headers={"accept": "text/html"})
+        assert r.status_code == 503 and "<h1>503</h1>" in r.text

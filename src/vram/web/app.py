@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -126,6 +126,34 @@ def _field_of(loc: Any) -> str:
     return ".".join(parts) or "body"
 
 
+def _outage_exceptions() -> tuple[type[Exception], ...]:
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    out: list[type[Exception]] = [OperationalError, InterfaceError]
+    try:
+        import redis.exceptions
+
+        out += [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError]
+    except ImportError:  # pragma: no cover - redis is part of the web extra
+        pass
+    return tuple(out)
+
+
+# The database or Redis is unreachable: a 503 that says so (and that it will pass), never a 500.
+OUTAGES = _outage_exceptions()
+# What answers without any storage when it is down: the catalog, static files, the API description.
+NEEDS_NO_STORAGE = ("/api/v1/models", "/api/v1/gpus", "/api/v1/parse", "/static/", "/openapi.json", "/healthz")
+
+
+def _outage_response(request: Request, exc: BaseException) -> Response:
+    message = "storage is unreachable for a moment (database or Redis); nothing was charged, try again shortly"
+    headers = {"Retry-After": "5", "Cache-Control": "no-store", "Content-Security-Policy": CSP}
+    if _wants_html(request):
+        return HTMLResponse(f"<!doctype html><title>503 — vram</title><h1>503</h1><p>{message}</p>", status_code=503,
+                            headers=headers)
+    return JSONResponse({"error": message, "field": None}, status_code=503, headers=headers)
+
+
 def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api/") and not request.url.path.endswith(".json") and \
         "text/html" in request.headers.get("accept", "")
@@ -172,6 +200,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return pages.error_page(request, exc.status_code, str(body["error"]), headers=exc.headers)
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
+    async def _outage(request: Request, exc: Exception) -> Response:
+        return _outage_response(request, exc)
+
+    for outage in OUTAGES:
+        app.add_exception_handler(outage, _outage)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:  # pragma: no cover - last resort
         return JSONResponse({"error": "internal error", "field": None}, status_code=500)
@@ -186,7 +220,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         elif request.cookies.get(SESSION_COOKIE):
             token, auth_via = request.cookies.get(SESSION_COOKIE), "cookie"
         address = client_address(request, settings)
-        subject, live_token = await run_in_threadpool(svc.subject_for, address, token)
+        try:
+            subject, live_token = await run_in_threadpool(svc.subject_for, address, token)
+        except OUTAGES as exc:
+            if not request.url.path.startswith(NEEDS_NO_STORAGE):
+                return _outage_response(request, exc)
+            subject, live_token = svc.anonymous(address), None  # the catalog needs no account
         request.state.subject = subject
         request.state.session_token = live_token
         request.state.auth_via = auth_via if live_token else None
@@ -204,11 +243,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             response = await call_next(request)
         state = request.state.quota
         if state is None:
-            state = await run_in_threadpool(svc.quota.state, subject)
-        response.headers["RateLimit-Limit"] = str(state.limit)
-        response.headers["RateLimit-Remaining"] = str(state.remaining)
-        response.headers["RateLimit-Reset"] = str(state.reset_in_s)
-        response.headers["RateLimit-Policy"] = f"{state.limit};w={settings.window_s}"
+            try:
+                state = await run_in_threadpool(svc.quota.state, subject)
+            except OUTAGES:  # only answers that needed no storage get here: they go out without the counts
+                state = None
+        if state is not None:
+            response.headers["RateLimit-Limit"] = str(state.limit)
+            response.headers["RateLimit-Remaining"] = str(state.remaining)
+            response.headers["RateLimit-Reset"] = str(state.reset_in_s)
+            response.headers["RateLimit-Policy"] = f"{state.limit};w={settings.window_s}"
         if getattr(request.state, "new_csrf", None):
             response.set_cookie(CSRF_COOKIE, csrf, httponly=False, samesite="lax",
                                 secure=settings.secure_cookies or request.url.scheme == "https", path="/")

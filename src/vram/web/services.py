@@ -49,6 +49,9 @@ class Services:
         if self.redis is not None:
             self.redis.close()
 
+    def anonymous(self, address: str) -> Subject:
+        return Subject(key=anon_key(address, self.secret))
+
     def subject_for(self, address: str, token: str | None) -> tuple[Subject, str | None]:
         """The client behind a request: a signed-in user if the token is a live session, else its address."""
         if token:
