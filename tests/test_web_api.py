@@ -225,6 +225,7 @@ async def test_storage_outage_is_a_503_not_a_500(app: Any, monkeypatch: pytest.M
     async with client_for(app) as c:
         r = await c.post("/api/v1/estimate", json={"model": "llama-3.2-1b"}, headers={"Authorization": "Bearer x"})
         assert r.status_code == 503 and "try again" in r.json()["error"] and r.headers["retry-after"] == "5"
+        assert r.headers["x-frame-options"] == "DENY" and "default-src 'self'" in r.headers["content-security-policy"]
         monkeypatch.setattr(svc.quota, "state", db_down)
         r = await c.get("/api/v1/models", params={"q": "llama"}, headers={"Authorization": "Bearer x"})
         assert r.status_code == 200 and "ratelimit-limit" not in r.headers  # the catalog needs no storage

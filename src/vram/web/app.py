@@ -147,7 +147,7 @@ NEEDS_NO_STORAGE = ("/api/v1/models", "/api/v1/gpus", "/api/v1/parse", "/static/
 
 def _outage_response(request: Request, exc: BaseException) -> Response:
     message = "storage is unreachable for a moment (database or Redis); nothing was charged, try again shortly"
-    headers = {"Retry-After": "5", "Cache-Control": "no-store", "Content-Security-Policy": CSP}
+    headers = {"Retry-After": "5", "Cache-Control": "no-store"}
     if _wants_html(request):
         return HTMLResponse(f"<!doctype html><title>503 — vram</title><h1>503</h1><p>{message}</p>", status_code=503,
                             headers=headers)
@@ -220,12 +220,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         elif request.cookies.get(SESSION_COOKIE):
             token, auth_via = request.cookies.get(SESSION_COOKIE), "cookie"
         address = client_address(request, settings)
+        early: Response | None = None
         try:
             subject, live_token = await run_in_threadpool(svc.subject_for, address, token)
         except OUTAGES as exc:
-            if not request.url.path.startswith(NEEDS_NO_STORAGE):
-                return _outage_response(request, exc)
             subject, live_token = svc.anonymous(address), None  # the catalog needs no account
+            if not request.url.path.startswith(NEEDS_NO_STORAGE):
+                early = _outage_response(request, exc)
         request.state.subject = subject
         request.state.session_token = live_token
         request.state.auth_via = auth_via if live_token else None
@@ -236,13 +237,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             request.state.new_csrf = csrf
         request.state.csrf = csrf
         length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_BODY_BYTES:
-            response: Response = JSONResponse({"error": f"body: larger than {MAX_BODY_BYTES:,} bytes",
-                                               "field": "body"}, status_code=413)
+        if early is not None:
+            response = early
+        elif length.isdigit() and int(length) > MAX_BODY_BYTES:
+            response = JSONResponse({"error": f"body: larger than {MAX_BODY_BYTES:,} bytes", "field": "body"},
+                                    status_code=413)
         else:
             response = await call_next(request)
         state = request.state.quota
-        if state is None:
+        if state is None and early is None:
             try:
                 state = await run_in_threadpool(svc.quota.state, subject)
             except OUTAGES:  # only answers that needed no storage get here: they go out without the counts
