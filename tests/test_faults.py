@@ -460,13 +460,6 @@ def assert_clear_503_or_ok(answers: dict[str, httpx.Response], need: set[str], w
             assert r.status_code == 200, f"{what} down: {name} -> {r.status_code} {r.text[:200]}"
 
 
-OUTAGE_BUG = pytest.mark.xfail(strict=True, raises=(httpx.HTTPError, AssertionError), reason=(
-    "redis.exceptions.ConnectionError / sqlalchemy.exc.OperationalError escape the app (web/app.py has no handler "
-    "for them, and the per-request middleware calls svc.subject_for / svc.quota.state unguarded): the client gets "
-    "a 500 or a reset connection instead of a 503"))
-
-
-@OUTAGE_BUG
 @needs_pg_redis
 def test_redis_going_away_is_a_clear_503_and_recovers(proxied: tuple[Server, TcpProxy, TcpProxy]) -> None:
     srv, _pg, rd = proxied
@@ -484,7 +477,6 @@ def test_redis_going_away_is_a_clear_503_and_recovers(proxied: tuple[Server, Tcp
     assert all(r.status_code == 200 for r in _answers(srv, token).values())
 
 
-@OUTAGE_BUG
 @needs_pg_redis
 def test_postgresql_going_away_is_a_clear_503_and_recovers(proxied: tuple[Server, TcpProxy, TcpProxy]) -> None:
     srv, pg, _rd = proxied
