@@ -191,18 +191,23 @@ def test_bodies_over_the_limit_are_refused_before_reading(client: TestClient) ->
     assert client.get(f"{API}/quota").json()["remaining"] == before
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "web/app.py's per-request middleware checks only the Content-Length header: a chunked body (no Content-Length) "
+    "of any size is read whole and parsed (13 MB -> 422 'pad: Extra inputs'), so MAX_BODY_BYTES does not bound memory"))
 def test_a_chunked_body_over_the_limit_is_refused(client: TestClient) -> None:
     """No Content-Length (chunked transfer): the limit must still hold."""
 
     def chunks() -> Iterator[bytes]:
         yield b'{"model": "llama-3.2-1b", "pad": "'
-        for _ in range(MAX_BODY_BYTES // 65536 + 2):
+        for _ in range(4 * MAX_BODY_BYTES // 65536):
             yield b"x" * 65536
         yield b'"}'
 
+    before = client.get(f"{API}/quota").json()["remaining"]
     r = client.post(f"{API}/estimate", content=chunks(), headers={"Content-Type": "application/json"})
-    assert r.status_code in (413, 422), r.status_code
-    assert r.status_code < 500
+    assert r.status_code == 413, (r.status_code, r.text[:200])
+    assert r.json()["field"] == "body"
+    assert client.get(f"{API}/quota").json()["remaining"] == before
 
 
 @pytest.mark.parametrize(("field", "value"), [
