@@ -15,12 +15,14 @@ import json
 import shutil
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 schemathesis = pytest.importorskip("schemathesis")
 
@@ -234,3 +236,87 @@ def test_deeply_nested_json_body_is_a_4xx(client: TestClient) -> None:
     for body in ("[" * 100_000, '{"a":' * 100_000, '{"model": ' + "[" * 50_000):
         r = client.post(f"{API}/estimate", content=body, headers={"Content-Type": "application/json"})
         assert 400 <= r.status_code < 500, r.status_code
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Stripe webhooks: correctly signed, but with hostile contents
+
+
+WEBHOOK_SECRET = "whsec_fuzz"
+odd_values = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=300),
+                       st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(),
+                                                                            max_size=2))
+
+
+@st.composite
+def checkout_events(draw: st.DrawFn) -> Any:
+    meta = draw(st.one_of(odd_values, st.fixed_dictionaries(
+        {"user_id": st.one_of(st.just("1"), odd_values), "tokens": st.one_of(st.just("200000"), odd_values)})))
+    obj = draw(st.one_of(odd_values, st.fixed_dictionaries(
+        {"payment_status": st.one_of(st.just("paid"), odd_values), "metadata": st.just(meta)})))
+    data = draw(st.one_of(odd_values, st.fixed_dictionaries({"object": st.just(obj)})))
+    event = draw(st.one_of(odd_values, st.fixed_dictionaries(
+        {"id": st.one_of(st.text(min_size=1, max_size=300), odd_values),
+         "type": st.one_of(st.just("checkout.session.completed"), odd_values), "data": st.just(data)})))
+    return event
+
+
+@pytest.fixture(scope="module")
+def webhook_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    from vram.web.api import signup_user
+
+    app = create_app(settings_for(tmp_path_factory.mktemp("webhook"), stripe_webhook_secret=WEBHOOK_SECRET))
+    signup_user(app.state.services, "payer@example.com", "correct horse battery")  # user id 1
+    with TestClient(app, client=("203.0.113.70", 40000), raise_server_exceptions=False) as c:
+        yield c
+    app.state.services.close()
+
+
+WEBHOOK_BUG = pytest.mark.xfail(strict=True, reason=(
+    "web/api.py stripe_webhook trusts the signed event's shape: a non-object event/data/object raises "
+    "AttributeError, tokens <= 0 raise ValueError in Quota.credit, ids/tokens beyond 64 bits overflow the database: "
+    "all 500 instead of 400"))
+
+
+def _event(uid: Any = "1", tokens: Any = "5", **top: Any) -> dict[str, Any]:
+    meta = {"user_id": uid, "tokens": tokens}
+    return {"id": f"evt_{uuid.uuid4().hex}", "type": "checkout.session.completed",
+            "data": {"object": {"payment_status": "paid", "metadata": meta}}, **top}
+
+
+@pytest.mark.parametrize("event", [
+    pytest.param(None, id="null", marks=WEBHOOK_BUG),
+    pytest.param([1], id="list", marks=WEBHOOK_BUG),
+    pytest.param(_event(data=[1]), id="data-not-an-object", marks=WEBHOOK_BUG),
+    pytest.param(_event(data={"object": "x"}), id="object-not-an-object", marks=WEBHOOK_BUG),
+    pytest.param(_event(tokens="0"), id="zero-tokens", marks=WEBHOOK_BUG),
+    pytest.param(_event(tokens="-5"), id="negative-tokens", marks=WEBHOOK_BUG),
+    pytest.param(_event(tokens=str(10**30)), id="tokens-beyond-64-bits", marks=WEBHOOK_BUG),
+    pytest.param(_event(uid=str(10**30)), id="user-id-beyond-64-bits", marks=WEBHOOK_BUG),
+    pytest.param(_event(data={"object": {"payment_status": "paid", "metadata": [1]}}), id="metadata-a-list"),
+])
+def test_signed_webhook_with_a_malformed_event_is_a_400(webhook_client: TestClient, event: Any) -> None:
+    from test_web_support import stripe_signature
+
+    payload = json.dumps(event).encode()
+    r = webhook_client.post(f"{API}/webhooks/stripe", content=payload,
+                            headers={"Stripe-Signature": stripe_signature(payload, WEBHOOK_SECRET)})
+    assert r.status_code == 400, (r.status_code, r.text[:200])
+    assert r.json()["error"]
+
+
+@WEBHOOK_BUG
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(event=checkout_events())
+def test_signed_webhooks_with_hostile_contents_are_never_a_5xx(webhook_client: TestClient, event: Any) -> None:
+    from test_web_support import stripe_signature
+
+    payload = json.dumps(event).encode()
+    r = webhook_client.post(f"{API}/webhooks/stripe", content=payload,
+                            headers={"Stripe-Signature": stripe_signature(payload, WEBHOOK_SECRET),
+                                     "Content-Type": "application/json"})
+    assert r.status_code in (200, 400), (r.status_code, r.text[:300], event)
+    if r.status_code == 200 and r.json().get("credited"):
+        assert isinstance(event, dict)  # only a well-formed event can credit
+        q = webhook_client.app.state.services.quota  # type: ignore[attr-defined]
+        assert q.purchased(1) == q.ledger_balance(1) > 0
