@@ -226,6 +226,14 @@ async def test_oversized_bodies_are_refused(app: Any) -> None:
         r = await c.post("/api/v1/estimate", content=b"{" + b" " * (1 << 20) + b"}",
                          headers={"content-type": "application/json"})
         assert r.status_code == 413 and r.json()["field"] == "body" and r.headers["ratelimit-remaining"] == "2500"
+        async def chunks() -> Any:  # no Content-Length: the limit holds while reading
+            yield b'{"model": "llama-3.2-1b", "pad": "'
+            for _ in range(40):
+                yield b"x" * 65536
+            yield b'"}'
+
+        r = await c.post("/api/v1/estimate", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413 and r.json()["field"] == "body"
         fleet = {"pools": [{"gpu": "h100-sxm"}], "models": ["llama-3.1-8b"] * 33}
         r = await c.post("/api/v1/plan", json={"fleet": fleet})
         assert r.status_code == 422 and r.json()["field"] == "fleet" and "at most 32 models" in r.json()["error"]

@@ -126,6 +126,37 @@ def _field_of(loc: Any) -> str:
     return ".".join(parts) or "body"
 
 
+class BodyTooLarge(StarletteHTTPException):
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail=f"body: larger than {MAX_BODY_BYTES:,} bytes")
+        self.body = {"error": self.detail, "field": "body"}
+
+
+class LimitBody:
+    """ASGI wrapper: a request body (chunked or not) stops being read past MAX_BODY_BYTES and the answer is 413,
+    so no request can make the server hold more than that in memory. (Content-Length is checked up front too.)"""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message.get("type") == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > MAX_BODY_BYTES:
+                    raise BodyTooLarge
+            return message
+
+        await self.app(scope, limited, send)
+
+
 def _outage_exceptions() -> tuple[type[Exception], ...]:
     from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -209,6 +240,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:  # pragma: no cover - last resort
         return JSONResponse({"error": "internal error", "field": None}, status_code=500)
+
+    app.add_middleware(LimitBody)
 
     @app.middleware("http")
     async def _per_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

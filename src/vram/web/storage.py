@@ -25,7 +25,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 
 class Base(DeclarativeBase):
@@ -106,7 +106,9 @@ def make_engine(url: str) -> Engine:
     """SQLite: WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE for transactions that ask for it (debits), so
     concurrent read-modify-write transactions serialize instead of failing. PostgreSQL: a plain pooled engine."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=NullPool)
+        # a small pool: connections (and their PRAGMAs) are reused instead of opened per transaction
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=QueuePool,
+                               pool_size=8, max_overflow=32, pool_timeout=30)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
