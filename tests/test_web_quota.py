@@ -336,3 +336,24 @@ def test_expired_windows_are_purged(tmp_path: Path) -> None:
             assert [k for (k,) in conn.execute(select(Counter.key))] == ["anon:new"]
     finally:
         svc.close()
+
+
+async def test_signed_but_malformed_webhook_events_are_400(tmp_path: Path) -> None:
+    import json
+
+    settings = settings_for(tmp_path, stripe_secret_key="sk_test_x", stripe_webhook_secret=WEBHOOK_SECRET)
+    good = json.loads(checkout_event("evt_ok", 1, 10))
+    bad_events: list[Any] = [
+        None, [1], {**good, "data": [1]}, {**good, "data": {"object": "x"}}, {**good, "id": {"x": 1}},
+        *({**good, "data": {"object": {"payment_status": "paid", "metadata": {"user_id": u, "tokens": t}}}}
+          for u, t in (("1", "0"), ("1", "-5"), ("1", str(10**30)), (str(10**30), "5"), ("1", "x"))),
+    ]
+    with app_for(settings) as app:
+        async with client_for(app) as c:
+            await signup(c, "hostile@example.com")
+            for event in bad_events:
+                payload = json.dumps(event).encode()
+                r = await c.post("/api/v1/webhooks/stripe", content=payload,
+                                 headers={"stripe-signature": stripe_signature(payload, WEBHOOK_SECRET)})
+                assert r.status_code == 400, (event, r.status_code, r.text)
+        assert app.state.services.quota.ledger_balance(1) == 0

@@ -493,6 +493,9 @@ def shares_delete(sid: str, request: Request, token: str | None = Query(None, ma
 # --- payments -----------------------------------------------------------------------------------------------------
 
 
+MAX_CREDIT_TOKENS = 10**12  # far above any pack; bounds what a (signed) event can ask for
+
+
 def checkout_url(request: Request, pack: str) -> str:
     """A Stripe Checkout session for a token pack (credited by the webhook when paid)."""
     svc = services(request)
@@ -538,18 +541,28 @@ async def stripe_webhook(request: Request) -> dict[str, Any]:
         event = json.loads(payload)
     except (stripe.SignatureVerificationError, ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid Stripe signature or payload", field="stripe-signature") from exc
+    if not isinstance(event, dict):
+        raise ApiError(400, "the event is not a JSON object", field="event")
     if event.get("type") != "checkout.session.completed":
         return {"received": True, "credited": False}
-    obj = event.get("data", {}).get("object", {})
+    event_id = event.get("id")
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= 200 or not isinstance(obj, dict):
+        raise ApiError(400, "a checkout.session.completed event needs an id and data.object", field="event")
     if obj.get("payment_status") not in ("paid", "no_payment_required"):
         return {"received": True, "credited": False}
-    meta = obj.get("metadata") or {}
+    meta = obj.get("metadata")
     try:
+        if not isinstance(meta, dict):
+            raise TypeError("metadata is not an object")
         uid, tokens = int(meta["user_id"]), int(meta["tokens"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ApiError(400, "checkout session without user_id/tokens metadata", field="metadata") from exc
+    if not 0 < uid < 2**31 or not 0 < tokens <= MAX_CREDIT_TOKENS:
+        raise ApiError(400, "metadata: user_id or tokens out of range", field="metadata")
     with svc.db.engine.connect() as conn:
         if conn.execute(select(User.id).where(User.id == uid)).first() is None:
             return {"received": True, "credited": False, "reason": "no such user"}
-    credited = svc.quota.credit(uid, tokens, "stripe", ref=f"stripe:{event.get('id')}")
+    credited = svc.quota.credit(uid, tokens, "stripe", ref=f"stripe:{event_id}")
     return {"received": True, "credited": credited}
