@@ -326,7 +326,6 @@ def test_training_fit_solvers_are_tight(model: str, gpu: str) -> None:
 
 
 ALLOWED_NEGATIVE = {"free_bytes_per_gpu"}  # negative by definition when it does not fit (how much is missing)
-LAYER_RANGE = "layers"  # a rank's (first, last) layer; see test_models_without_layers_report_no_negative_layer_range
 
 
 def _walk_numbers(obj: Any, path: str = "") -> list[tuple[str, float]]:
@@ -342,13 +341,11 @@ def _walk_numbers(obj: Any, path: str = "") -> list[tuple[str, float]]:
     return out
 
 
-def assert_all_finite_and_non_negative(d: dict[str, Any], *, layer_range: bool = True) -> None:
+def assert_all_finite_and_non_negative(d: dict[str, Any]) -> None:
     for path, v in _walk_numbers(d):
         assert math.isfinite(v), f"{path} = {v}"
-        key = path.rsplit(".", 1)[-1]
-        if key in ALLOWED_NEGATIVE or (not layer_range and key.startswith(LAYER_RANGE + "[")):
-            continue
-        assert v >= 0, f"{path} = {v}"
+        if path.rsplit(".", 1)[-1] not in ALLOWED_NEGATIVE:
+            assert v >= 0, f"{path} = {v}"
 
 
 def _check_estimate(e: Estimate) -> None:
@@ -435,7 +432,7 @@ def test_every_catalog_model_estimates_on_a_grid(entry: Any) -> None:
         _check_estimate(estimate_training(entry.id, TrainWorkload(method="lora", seq=512)))
     for g in _sample_gpus(entry.id):
         r = fit(entry.id, GpuChoice(g, 1), grid[0], solve=False, with_speed=entry.kind == "llm")
-        assert_all_finite_and_non_negative(r.to_dict(), layer_range=entry.kind == "llm")
+        assert_all_finite_and_non_negative(r.to_dict())
 
 
 @pytest.mark.parametrize("model", ["flux.1-dev", "whisper-tiny", "bge-m3"])
