@@ -147,8 +147,8 @@ async def drive(url: str, tokens: list[str], op: str, requests: int, concurrency
                 return
             user = i % len(tokens)
             t0 = time.perf_counter()
-            r = await client.post(f"/api/v1/{op}", json=bodies[i % len(bodies)],
-                                  headers={"Authorization": f"Bearer {tokens[user]}"})
+            headers = {"Authorization": f"Bearer {tokens[user]}"} if tokens[user] else {}  # "": anonymous
+            r = await client.post(f"/api/v1/{op}", json=bodies[i % len(bodies)], headers=headers)
             dt = time.perf_counter() - t0
             cost = int(r.json().get("cost_tokens", 0)) if r.status_code == 200 else 0
             rem = r.headers.get("ratelimit-remaining")
@@ -225,7 +225,7 @@ async def remaining(url: str, tokens: list[str]) -> list[int]:
     async with httpx.AsyncClient(base_url=url, timeout=30) as c:
         out = []
         for t in tokens:
-            r = await c.get("/api/v1/quota", headers={"Authorization": f"Bearer {t}"})
+            r = await c.get("/api/v1/quota", headers={"Authorization": f"Bearer {t}"} if t else {})
             r.raise_for_status()
             out.append(int(r.json()["remaining"]))
         return out
@@ -273,11 +273,22 @@ def run_backend(args: argparse.Namespace) -> dict[str, Any]:
             n_drain = 2 * drain_before[0] // 100
             asyncio.run(drive(url, drain_tok, "estimate", n_drain, args.concurrency, args.max_seconds, drain))
             drain_after = asyncio.run(remaining(url, drain_tok))
+            # the same for an anonymous client (this address: 2,500 tokens a day, counters only, no ledger)
+            anon = Run()
+            anon_before = asyncio.run(remaining(url, [""]))[0]
+            asyncio.run(drive(url, [""], "estimate", 2 * anon_before // 100, args.concurrency, args.max_seconds,
+                              anon))
+            anon_after = asyncio.run(remaining(url, [""]))[0]
         problems = ledger_check(settings, accounts, run, before, after, args.grant)
         problems += ledger_check(settings, drain_acc, drain, drain_before, drain_after, DRAIN_GRANT)
         paid = sum(s.status == 200 for s in drain.samples)
         if paid != drain_before[0] // 100 or drain_after != [drain_before[0] % 100]:
             problems.append(f"drain: {paid} estimates paid from {drain_before[0]:,} tokens, {drain_after[0]:,} left")
+        anon_paid = sum(s.status == 200 for s in anon.samples)
+        if anon_paid != anon_before // 100 or anon_after != anon_before % 100 or \
+                any(s.status not in (200, 429) for s in anon.samples):
+            problems.append(f"anonymous drain: {anon_paid} estimates paid from {anon_before:,} tokens, "
+                            f"{anon_after:,} left")
     ops = {}
     for op in ("estimate", "fit"):
         ss = [s for s in run.samples if s.op == op]
@@ -291,7 +302,9 @@ def run_backend(args: argparse.Namespace) -> dict[str, Any]:
     return {"backend": args.backend, "workers": args.workers, "concurrency": args.concurrency,
             "accounts": args.accounts, "ops": ops,
             "drain": {"tokens": drain_before[0], "requests": len(drain.samples),
-                      "paid": paid, "refused_429": sum(s.status == 429 for s in drain.samples)},
+                      "paid": paid, "refused_429": sum(s.status == 429 for s in drain.samples),
+                      "anonymous_tokens": anon_before, "anonymous_requests": len(anon.samples),
+                      "anonymous_paid": anon_paid},
             "ledger_exact": not problems, "problems": problems,
             "tokens_charged": sum(s.cost for s in run.samples) + sum(s.cost for s in drain.samples)}
 
@@ -353,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{o['status']} |")
         d = res["drain"]
         print(f"drain: {d['requests']} concurrent estimates against {d['tokens']:,} tokens: {d['paid']} paid, "
-              f"{d['refused_429']} refused (429)")
+              f"{d['refused_429']} refused (429); anonymous: {d['anonymous_requests']} against "
+              f"{d['anonymous_tokens']:,} tokens: {d['anonymous_paid']} paid")
         print(f"ledger exact: {res['ledger_exact']} (tokens charged {res['tokens_charged']:,})")
         for prob in res["problems"]:
             print("  PROBLEM:", prob)
