@@ -53,9 +53,8 @@ def assert_security_headers(r: Any, where: str) -> None:
     script = directives.get("script-src", directives["default-src"])
     assert "'unsafe-inline'" not in script and "'unsafe-eval'" not in script and "*" not in script.split(), (where, csp)
     assert directives.get("object-src") == "object-src 'none'", (where, csp)
-    framing = directives.get("frame-ancestors", "")
-    assert framing == "frame-ancestors 'none'" or h.get("x-frame-options", "").upper() in ("DENY", "SAMEORIGIN"), where
-    assert h.get("x-frame-options", "").upper() == "DENY", where
+    assert directives.get("frame-ancestors") == "frame-ancestors 'none'", (where, csp)
+    assert h.get("x-frame-options", "").upper() == "DENY", where  # for browsers without frame-ancestors
     assert h.get("x-content-type-options") == "nosniff", where
     assert h.get("referrer-policy") in ("no-referrer", "same-origin", "strict-origin-when-cross-origin",
                                         "strict-origin"), where
