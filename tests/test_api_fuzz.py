@@ -310,3 +310,35 @@ def test_signed_webhooks_with_hostile_contents_are_never_a_5xx(webhook_client: T
         assert isinstance(event, dict)  # only a well-formed event can credit
         q = webhook_client.app.state.services.quota  # type: ignore[attr-defined]
         assert q.purchased(1) == q.ledger_balance(1) > 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fleet plans: the one body that is free-form JSON
+
+
+big_ints = st.one_of(st.integers(-3, 10), st.sampled_from([2**31, 2**63, 10**18, 10**30]), odd_values)
+pools = st.fixed_dictionaries({"gpu": st.one_of(st.sampled_from(["h100-sxm", "rtx-4090", "l4", "local"]), odd_values)},
+                              optional={"gpus_per_node": big_ints, "nodes": big_ints, "name": odd_values})
+demands = st.one_of(st.sampled_from(["llama-3.2-1b", "qwen2.5-0.5b"]), odd_values, st.fixed_dictionaries(
+    {"model": st.one_of(st.sampled_from(["llama-3.2-1b", "mixtral-8x7b", "/etc/passwd"]), odd_values)},
+    optional={"context": st.one_of(big_ints, st.sampled_from(["32k", "1m", "9" * 30])), "concurrency": big_ints,
+              "replicas": big_ints, "new_tokens": big_ints, "quant": odd_values, "engine": odd_values,
+              "dtype": odd_values, "kv_dtype": odd_values}))
+fleets = st.fixed_dictionaries({}, optional={"pools": st.one_of(st.lists(pools, max_size=3), odd_values),
+                                             "models": st.one_of(st.lists(demands, max_size=3), odd_values),
+                                             "headroom": odd_values})
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(fleet=fleets)
+def test_hostile_fleet_plans_are_never_a_5xx_nor_slow(fleet: dict[str, Any]) -> None:
+    import time
+
+    with TestClient(_APP, client=("203.0.113.80", 40000), raise_server_exceptions=False) as c:
+        t0 = time.perf_counter()
+        r = c.post(f"{API}/plan", json={"fleet": fleet})
+        elapsed = time.perf_counter() - t0
+    assert r.status_code in (200, 422), (r.status_code, r.text[:300], fleet)
+    assert elapsed < 10, (elapsed, fleet)
+    if r.status_code == 422:
+        assert r.json()["field"], r.json()
