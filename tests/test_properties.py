@@ -449,3 +449,17 @@ def test_every_catalog_gpu_fits_a_small_model(gpu: Any) -> None:
     assert r.verdict in ("fits", "tight"), (gpu.id, r.reasons)
     assert_all_finite_and_non_negative(r.to_dict())
     assert r.max_context is not None and r.max_batch is not None
+
+
+@SLOW
+@given(models=st.lists(st.sampled_from(LLMS), min_size=1, max_size=4, unique=True),
+       contexts=st.lists(st.integers(256, 131072), min_size=4, max_size=4),
+       pools=st.lists(st.tuples(st.sampled_from(GPUS), st.sampled_from((1, 2, 4, 8)), st.integers(1, 4)),
+                      min_size=1, max_size=3, unique_by=lambda p: p[0]))
+def test_no_negative_nan_or_infinite_value_in_a_plan(models: list[str], contexts: list[int],
+                                                     pools: list[tuple[str, int, int]]) -> None:
+    from vram.plan import parse_fleet, plan
+
+    fleet = parse_fleet({"pools": [{"gpu": _gpu(g).id, "gpus_per_node": n, "nodes": k} for g, n, k in pools],
+                         "models": [{"model": m, "context": c} for m, c in zip(models, contexts, strict=False)]})
+    assert_all_finite_and_non_negative(plan(fleet).to_dict())
