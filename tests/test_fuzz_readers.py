@@ -370,6 +370,20 @@ def test_gguf_random_bytes_after_the_magic(tmp_path_factory: pytest.TempPathFact
     _gguf_outcome(p)
 
 
+@LAYERS_BUG
+def test_a_gguf_claiming_a_billion_blocks_is_refused_cheaply(tmp_path: Path, tiny_gguf: bytes) -> None:
+    key = b"llama.block_count"
+    at = tiny_gguf.index(key) + len(key)
+    assert struct.unpack_from("<I", tiny_gguf, at) == (4,)  # a uint32 value follows
+    data = bytearray(tiny_gguf)
+    struct.pack_into("<I", data, at + 4, 10**7)  # 10^7 while the bug stands; the fix makes 2^32 - 1 as cheap
+    p = tmp_path / "deep.gguf"
+    p.write_bytes(bytes(data))
+    got, peak = peak_bytes(lambda: resolve_local_weights(p), seconds=2.0)
+    assert isinstance(got, VramError), got
+    assert peak < 4 * MIB
+
+
 @pytest.mark.parametrize(("n_tensors", "n_kv"), [(2**63, 0), (0, 2**63), (2**20, 0), (0, 2**20), (2**64 - 1, 1)])
 def test_tiny_gguf_claiming_huge_counts_costs_no_memory(tmp_path: Path, n_tensors: int, n_kv: int) -> None:
     p = tmp_path / "huge.gguf"
