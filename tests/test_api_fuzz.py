@@ -45,6 +45,14 @@ atexit.register(_APP.state.services.close)
 schema = schemathesis.openapi.from_asgi("/openapi.json", _APP)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _remove_the_import_time_app() -> Iterator[None]:
+    """atexit does not always run in xdist workers: clean up when this module's tests are done."""
+    yield
+    _APP.state.services.close()
+    shutil.rmtree(_DIR, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def bearer_token() -> str:
     from vram.web.api import signup_user
