@@ -463,3 +463,13 @@ def test_no_negative_nan_or_infinite_value_in_a_plan(models: list[str], contexts
     fleet = parse_fleet({"pools": [{"gpu": _gpu(g).id, "gpus_per_node": n, "nodes": k} for g, n, k in pools],
                          "models": [{"model": m, "context": c} for m, c in zip(models, contexts, strict=False)]})
     assert_all_finite_and_non_negative(plan(fleet).to_dict())
+
+
+@pytest.mark.parametrize("model", LLMS)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_kv_cache_grows_with_its_bits(model: str, engine: str) -> None:
+    """int8 < bf16 < fp32 KV caches on every engine (equal where a model keeps no attention cache)."""
+    kv = [_est(model, engine=engine, context=8192, kv_dtype=k).kv_cache_bytes for k in ("int8", "bfloat16", "float32")]
+    assert kv == sorted(kv), kv
+    if evaluator_for(model).spec.attention_layers:
+        assert kv[0] < kv[1] < kv[2], kv
