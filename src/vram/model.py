@@ -186,6 +186,18 @@ def _int(cfg: Config, *names: str, default: int | None = None, required: bool = 
     return int(v)
 
 
+MAX_LAYERS = 10_000  # the deepest published models have a few hundred layers
+
+
+def _layers(cfg: Config, *names: str) -> int:
+    """The layer count, bounded: every layer is described, so an absurd count must be refused before the loop."""
+    n = _positive(cfg, *names)
+    if n > MAX_LAYERS:
+        raise ConfigError(f"config.json field {names[0]}: {n:,} layers is beyond any real model (max {MAX_LAYERS:,})",
+                          field="model")
+    return n
+
+
 def _positive(cfg: Config, *names: str, default: int | None = None) -> int:
     v = _int(cfg, *names, default=default)
     if v == 0:
@@ -327,7 +339,7 @@ def _experts(acc: _Acc, h: int, inter: int, n: int, *, gated: bool = True, bias:
 def _llama_like(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     """Llama, Mistral, Qwen2/3, Yi, Falcon3, SmolLM, Gemma 2/3, Phi-3, OLMo 2, Cohere, MoE variants."""
     h = _int(cfg, "hidden_size")
-    n = _int(cfg, "num_hidden_layers")
+    n = _layers(cfg, "num_hidden_layers")
     inter = _int(cfg, "intermediate_size", default=4 * h)
     types = _layer_types(cfg, n, mt)
     window = _sliding_window(cfg)
@@ -409,7 +421,7 @@ def _llama_like(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
 
 def _deepseek(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     h = _int(cfg, "hidden_size")
-    n = _int(cfg, "num_hidden_layers")
+    n = _layers(cfg, "num_hidden_layers")
     heads = _positive(cfg, "num_attention_heads")
     inter = _int(cfg, "intermediate_size")
     moe_inter = _int(cfg, "moe_intermediate_size")
@@ -460,7 +472,7 @@ def _deepseek(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
 
 def _gpt_oss(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     h = _int(cfg, "hidden_size")
-    n = _int(cfg, "num_hidden_layers")
+    n = _layers(cfg, "num_hidden_layers")
     inter = _int(cfg, "intermediate_size")
     n_exp = _int(cfg, "num_local_experts", "num_experts")
     topk = _int(cfg, "num_experts_per_tok", "experts_per_token")
@@ -481,7 +493,7 @@ def _gpt_oss(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
 
 def _lfm2(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     h = _int(cfg, "hidden_size")
-    n = _int(cfg, "num_hidden_layers")
+    n = _layers(cfg, "num_hidden_layers")
     ff = _int(cfg, "block_ff_dim", "intermediate_size")
     if cfg.get("block_auto_adjust_ff_dim"):
         ff = int(2 * ff / 3)
@@ -523,7 +535,7 @@ def _lfm2(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
 
 def _falcon(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     h = _int(cfg, "hidden_size")
-    n = _int(cfg, "num_hidden_layers", "n_layer")
+    n = _layers(cfg, "num_hidden_layers", "n_layer")
     heads = _positive(cfg, "num_attention_heads", "n_head")
     new_arch = bool(cfg.get("new_decoder_architecture", False))
     if new_arch:
@@ -557,7 +569,7 @@ def _falcon(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
 def _gpt_style(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     """LayerNorm-with-bias models with a plain (non-gated) GELU MLP: StarCoder2, Phi-1/2, GPT-NeoX (Pythia)."""
     h = _int(cfg, "hidden_size")
-    n = _int(cfg, "num_hidden_layers")
+    n = _layers(cfg, "num_hidden_layers")
     heads = _positive(cfg, "num_attention_heads")
     kv = _int(cfg, "num_key_value_heads", default=heads) or heads
     hd = h // heads
@@ -588,7 +600,7 @@ def _gpt_style(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
 def _mamba(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     """Mamba (v1) and Falcon-Mamba: selective state-space blocks, no attention, no MLP."""
     h = _int(cfg, "hidden_size", "d_model")
-    n = _int(cfg, "num_hidden_layers", "n_layer")
+    n = _layers(cfg, "num_hidden_layers", "n_layer")
     expand = _int(cfg, "expand", default=2)
     inner = _int(cfg, "intermediate_size", default=expand * h)
     state = _int(cfg, "state_size", "d_state", default=16)
@@ -612,7 +624,7 @@ def _mamba(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
 
 def _mamba2(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     h = _int(cfg, "hidden_size")
-    n = _int(cfg, "num_hidden_layers")
+    n = _layers(cfg, "num_hidden_layers")
     heads = _positive(cfg, "num_heads")
     head_dim = _positive(cfg, "head_dim")
     expand = _int(cfg, "expand", default=2)
@@ -798,6 +810,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: cannot read ({exc.__class__.__name__})", field="model") from exc
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{p}: not valid JSON (line {exc.lineno})", field="model") from exc
+    except RecursionError as exc:  # json.loads of absurdly deep nesting
+        raise ConfigError(f"{p}: JSON nested too deeply", field="model") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: config.json must hold a JSON object", field="model")
     return data

@@ -269,7 +269,7 @@ def resolve_hub(repo: str, fetcher: HubFetcher | None = None) -> ResolvedModel:
         raise SourceError(f"{repo}: no config.json in the repo", field="model")
     try:
         config = json.loads(f.get_file(repo, "config.json", MAX_CONFIG_BYTES).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise SourceError(f"{repo}/config.json: not valid JSON", field="model") from exc
     if not isinstance(config, dict):
         raise SourceError(f"{repo}/config.json: not a JSON object", field="model")

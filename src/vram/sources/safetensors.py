@@ -81,7 +81,7 @@ def parse_header(raw: bytes, *, data_size: int | None, source: str) -> Safetenso
     """Parse a header's JSON bytes. `data_size` (file size minus 8 + N) bounds the offsets when known."""
     try:
         obj = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise SourceError(f"{source}: corrupt safetensors header (not valid JSON: {exc.__class__.__name__})") from exc
     if not isinstance(obj, dict):
         raise SourceError(f"{source}: corrupt safetensors header (expected a JSON object)")
@@ -137,7 +137,7 @@ def parse_index(raw: bytes, source: str) -> list[str]:
     """Shard file names from a model.safetensors.index.json (`weight_map`: tensor -> file)."""
     try:
         obj = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise SourceError(f"{source}: not valid JSON") from exc
     wm = obj.get("weight_map") if isinstance(obj, dict) else None
     if not isinstance(wm, dict) or not all(isinstance(v, str) for v in wm.values()):
