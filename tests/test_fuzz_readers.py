@@ -30,7 +30,7 @@ from vram.sources import resolve_local_weights
 from vram.sources.gguf import read_gguf
 from vram.sources.safetensors import MAX_HEADER_BYTES, header_length, parse_header, read_header
 
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 MIB = 1024 * 1024
 CALL_TIMEOUT_S = 5.0
