@@ -5,6 +5,9 @@ partial=True as much as is free) out of `limit`; a window that started `window_s
 - SQL (SQLite / PostgreSQL): the row is locked for the transaction (SQLite BEGIN IMMEDIATE, PostgreSQL FOR UPDATE),
   so the read-modify-write is serialized and concurrent requests never take more than the limit.
 - Redis: one Lua script per take, which Redis runs atomically.
+- Redis with the SQL store behind it (`FallbackCounters`): while Redis is unreachable, allowances are counted in the
+  database instead, so estimates keep working through a Redis outage. In that degraded mode a client's use is split
+  between two stores; it is never more than twice its allowance, and it ends when Redis answers again.
 """
 
 from __future__ import annotations
@@ -166,3 +169,41 @@ class RedisCounters:
 
     def purge(self, before: float) -> None:
         """Nothing to do: every counter key carries a TTL."""
+
+
+class FallbackCounters:
+    """Redis counters, with the SQL counters answering whenever Redis raises one of `errors` (unreachable)."""
+
+    def __init__(self, primary: Counters, fallback: Counters, errors: tuple[type[BaseException], ...]) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.errors = errors
+
+    def peek(self, key: str, window_s: float, now: float) -> Usage:
+        try:
+            return self.primary.peek(key, window_s, now)
+        except self.errors:
+            return self.fallback.peek(key, window_s, now)
+
+    def take(self, key: str, amount: int, limit: int, window_s: float, now: float, *, partial: bool = False,
+             conn: Connection | None = None) -> Take:
+        try:
+            return self.primary.take(key, amount, limit, window_s, now, partial=partial, conn=conn)
+        except self.errors:
+            return self.fallback.take(key, amount, limit, window_s, now, partial=partial, conn=conn)
+
+    def refund(self, key: str, amount: int) -> None:
+        try:
+            self.primary.refund(key, amount)
+        except self.errors:
+            self.fallback.refund(key, amount)
+
+    def clear(self, key: str) -> None:
+        for store in (self.primary, self.fallback):
+            try:
+                store.clear(key)
+            except self.errors:
+                continue
+
+    def purge(self, before: float) -> None:
+        self.fallback.purge(before)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from .auth import RedisSessions, Sessions, SqlSessions
-from .counters import Counters, RedisCounters, SqlCounters
+from .counters import Counters, FallbackCounters, RedisCounters, SqlCounters
 from .quota import Quota, Subject, anon_key
 from .settings import Settings
 from .storage import Database, User, migrate
@@ -36,7 +36,9 @@ class Services:
             import redis
 
             redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
-            counters = RedisCounters(redis_client, settings.redis_prefix)
+            # estimates keep working through a Redis outage: the database counts allowances meanwhile
+            counters = FallbackCounters(RedisCounters(redis_client, settings.redis_prefix), SqlCounters(db),
+                                        (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError))
             sessions = RedisSessions(redis_client, settings.redis_prefix, settings.session_ttl_s)
         else:
             counters = SqlCounters(db)
