@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,3 +39,19 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+# --- web tests: an in-process app on a temporary SQLite database with an injectable clock -------------------------
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Any]:
+    from test_web_support import Clock, app_for, settings_for
+
+    with app_for(settings_for(tmp_path, Clock())) as a:
+        yield a

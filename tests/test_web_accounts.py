@@ -8,22 +8,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from test_web_support import Clock, app_for, bearer, client_for, settings_for, signup
+from test_web_support import app_for, bearer, client_for, settings_for, signup
 from vram.web.storage import HistoryRow, SessionRow, ShareRow, User
 
 pytestmark = pytest.mark.anyio
 EST = {"model": "llama-3.2-1b", "context": 2048}
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Any:
-    with app_for(settings_for(tmp_path, Clock())) as a:
-        yield a
 
 
 async def _signed_estimate(c: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:

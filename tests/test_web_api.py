@@ -8,21 +8,10 @@ from typing import Any
 
 import pytest
 
-from test_web_support import Clock, app_for, client_for, settings_for
+from test_web_support import app_for, client_for, settings_for
 from vram.estimate import Workload, estimate
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Any:
-    with app_for(settings_for(tmp_path, Clock())) as a:
-        yield a
 
 
 async def test_estimate_is_the_cli_json_plus_cost(app: Any, run_cli: Any) -> None:

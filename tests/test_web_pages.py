@@ -9,22 +9,11 @@ from typing import Any
 
 import pytest
 
-from test_web_support import Clock, app_for, client_for, hidden_fields, settings_for
+from test_web_support import app_for, client_for, hidden_fields, settings_for
 
 pytestmark = pytest.mark.anyio
 FORM = {"model": "llama-3.1-8b", "context": "8k", "batch": "1", "new_tokens": "256", "gpu": "rtx-4090",
         "gpu_count": "1", "mode": "inference", "engine": "transformers", "dtype": "bfloat16", "headroom": "20"}
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Any:
-    with app_for(settings_for(tmp_path, Clock())) as a:
-        yield a
 
 
 async def _csrf(c: Any) -> str:

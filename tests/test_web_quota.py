@@ -35,11 +35,6 @@ EST = {"model": "llama-3.2-1b", "context": 1024}
 WEBHOOK_SECRET = "whsec_test_secret"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_anonymous_allowance_is_exactly_2500_and_returns_after_24h(tmp_path: Path) -> None:
     clock = Clock()
     with app_for(settings_for(tmp_path, clock)) as app:
