@@ -58,16 +58,11 @@ def uses_local_gpu(body: Any) -> bool:
 
 
 def workload_of(body: WorkloadBody) -> Workload:
-    engine = "llama.cpp" if body.engine == "llamacpp" else body.engine
-    kv = body.kv_dtype
-    if kv is not None and kv.lower() in ("q4", "q4_0", "int4"):
-        kv = "int4"
-    elif kv is not None and kv.lower() in ("q8", "q8_0"):
-        kv = "int8"
+    """The Workload `vram estimate` would build (engine and cache-type aliases are resolved by Workload itself)."""
     quant = body.quant if body.quant and body.quant.lower() != "none" else None
-    return Workload(engine=engine, batch=body.batch, context=parse_tokens(body.context, field="context"),
+    return Workload(engine=body.engine, batch=body.batch, context=parse_tokens(body.context, field="context"),
                     new_tokens=parse_tokens(body.new_tokens, field="new_tokens"), dtype=body.dtype, quant=quant,
-                    kv_dtype=kv or None, attn=body.attn)
+                    kv_dtype=body.kv_dtype or None, attn=body.attn)
 
 
 def train_workload_of(body: WorkloadBody) -> Any:
