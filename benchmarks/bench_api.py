@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _machine import machine
 
 ENDPOINTS: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
     ("POST", "/api/v1/estimate", {"model": "llama-3.1-8b", "context": 8192}),
@@ -82,16 +82,6 @@ def bench(n: int, concurrencies: list[int]) -> list[dict[str, Any]]:
     return rows
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python "
-            f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f}")
-
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -101,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     rows = bench(args.requests, [int(x) for x in args.concurrency.split(",")])
     if args.json:
-        print(json.dumps({"machine": machine(), "rows": rows}, indent=2))
+        print(json.dumps({"machine": machine(load=True), "rows": rows}, indent=2))
         return 0
-    print(f"# {machine()}")
+    print(f"# {machine(load=True)}")
     print("| endpoint | concurrency | req/s | p50 ms | p99 ms | statuses |")
     print("|---|---:|---:|---:|---:|---|")
     for r in rows:

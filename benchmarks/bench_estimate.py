@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from _machine import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = Path(sys.executable)
@@ -94,17 +95,6 @@ def bench_cold_start(runs: int) -> dict[str, Any]:
             "ratio_to_python": {k: v / base for k, v in med.items()}}
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}"
-
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -112,7 +102,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    result = {"machine": machine(), "in_process": bench_in_process(a.iterations),
+    result = {"machine": machine(load=False), "in_process": bench_in_process(a.iterations),
               "cold_start": bench_cold_start(a.runs)}
     if a.json:
         print(json.dumps(result, indent=1))

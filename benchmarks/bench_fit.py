@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from _machine import machine
 
 CASES = (  # model, GPU spec, context
     ("llama-3.1-8b", "rtx-4090", 8192),
@@ -83,16 +83,6 @@ def bench(runs: int) -> dict[str, Any]:
     return {"rows": rows}
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python "
-            f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f}")
-
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -100,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     res = bench(args.runs)
-    res["machine"] = machine()
+    res["machine"] = machine(load=True)
     if args.json:
         print(json.dumps(res, indent=2))
         return 0

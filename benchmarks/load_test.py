@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _machine import machine
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -325,18 +325,6 @@ def contextlib_for(backend: str) -> Any:
         yield url, prefix
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}")
-
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -353,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers > 1 and args.backend == "sqlite":
         p.error("--workers > 1 needs --backend pg (allowance counters and sessions in Redis)")
     res = run_backend(args)
-    res["machine"] = machine()
+    res["machine"] = machine(load=True)
     if args.json:
         print(json.dumps(res, indent=2))
     else:
