@@ -817,8 +817,4 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 __all__ = ["Attention", "Layer", "Mlp", "ModelSpec", "StateMixer", "load_config_file", "model_from_config"]
