@@ -56,6 +56,7 @@ def ours(case: dict, base: Path) -> int:
 
 def rules_of_thumb(case: dict, base: Path) -> dict[str, float]:
     cfg = json.loads((base / case["config_file"]).read_text())
+    cfg = {**cfg, **cfg.get("text_config", {})}  # multimodal configs keep the language model's shape there
     n = case["n_params"]
     if case["kind"] == "infer":
         layers = cfg.get("num_hidden_layers", 0)
