@@ -53,6 +53,9 @@ def register(sub: Any) -> None:
     t.add_argument("--zero", type=int, default=0, choices=[0, 1, 2, 3], help="DeepSpeed ZeRO stage over the GPUs")
     t.add_argument("--fsdp", default=None, choices=["full", "hybrid", "grad-op"], help="FSDP sharding strategy")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--check", action="store_true",
+                   help="for scripts: exit 0 when it fits, 1 when tight, 3 when not (2 stays bad input); prints "
+                   "one line (or --json) as usual")
     p.set_defaults(func=run_fit)
 
     w = sub.add_parser("which", help="every catalog GPU (× 1/2/4/8) that holds the workload, with speed and cost",
@@ -109,9 +112,20 @@ def run_fit(args: argparse.Namespace) -> int:
             split=args.split, train=train)
     if args.json:
         print_json(r.to_dict())
-        return 0
-    print_fit(r)
-    return 0
+    elif args.check:
+        print(f"{r.verdict}: {r.reasons[0] if r.reasons else r.model}")
+    else:
+        print_fit(r)
+    return check_exit_code(r.verdict) if args.check else 0
+
+
+# `vram fit --check` exit codes: a download or a CI job can be guarded on them. 2 is argparse's and vram's exit
+# status for bad input, so "does not fit" is 3.
+CHECK_EXIT_CODES = {"fits": 0, "tight": 1, "no": 3}
+
+
+def check_exit_code(verdict: str) -> int:
+    return CHECK_EXIT_CODES[verdict]
 
 
 def print_fit(r: Any, console: Any = None) -> None:
