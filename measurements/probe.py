@@ -3,7 +3,9 @@
 Runs on a machine with a CUDA GPU, PyTorch and transformers (not a dependency of vram). Each model is built from its
 config.json with random weights directly on the GPU in bfloat16. Inference: a standalone forward pass
 (`use_cache=True, logits_to_keep=1`) whose output is kept, then `generate(16 new tokens)`; then the same generate with
-the standalone output released ("clean"). Training: three steps of forward + backward + optimizer step.
+the standalone output and every reference to its cache released ("clean": a plain generate() with nothing else alive;
+files measured before this fix were corrected by correct_probes.py). Training: three steps of forward + backward +
+optimizer step.
 
     python measurements/probe.py --out results.jsonl [--snapshot-dir DIR] [--budget-s 420]
 
@@ -189,6 +191,7 @@ def infer_cases(cases, emit, deadline, snap_dir):
                 cache = out.past_key_values
                 rec["cache_class"] = type(cache).__name__
                 rec["cache_layer_classes"] = sorted({type(c).__name__ for c in getattr(cache, "layers", [])})
+                del cache  # the cache layers must not outlive `out`: the clean generate() below holds nothing else
                 peak_reset()
                 t = time.time()
                 gen = model.generate(x, max_new_tokens=new, min_new_tokens=new, do_sample=False)

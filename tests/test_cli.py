@@ -85,7 +85,7 @@ def test_estimate_json_accepts_a_config_file_and_a_folder(run_cli: Run, tmp_path
 
 @pytest.mark.parametrize("extra", [
     (), ("--attn", "eager"), ("--dtype", "fp16"), ("--kv-dtype", "fp8"), ("--quant", "q4_k_m"),
-    ("--quant", "gptq-4bit"), ("--batch", "4", "--context", "32k"), ("--new-tokens", "0"), ("--fresh-generate",),
+    ("--quant", "gptq-4bit"), ("--batch", "4", "--context", "32k"), ("--new-tokens", "0"),
 ])
 def test_estimate_options_keep_the_contract(run_cli: Run, extra: tuple[str, ...]) -> None:
     _check_contract(_json(run_cli("estimate", "qwen2.5-7b", *extra, "--json")))

@@ -30,8 +30,8 @@ def test_exact_parameter_count(config: dict[str, object], params: int) -> None:
 def test_state_does_not_grow_with_context() -> None:
     cfg = CASES[0][0]
     spec = model_from_config(cfg)
-    short = estimate(spec, Workload(context=1024, fresh_generate=True))
-    long = estimate(spec, Workload(context=16384, fresh_generate=True))
+    short = estimate(spec, Workload(context=1024))
+    long = estimate(spec, Workload(context=16384))
     # conv (inner × kernel) + ssm (inner × state) per layer and sequence, in bf16: 1536 × (4 + 16) × 2 bytes × 4
     assert short.kv_cache_bytes == long.kv_cache_bytes == 1536 * (4 + 16) * 2 * 4
     assert long.activation_bytes > short.activation_bytes

@@ -34,7 +34,6 @@ class Workload:
     kv_dtype: str | None = None
     attn: str = "sdpa"
     engine: str = "transformers"
-    fresh_generate: bool = False  # transformers: no earlier forward's cache held during generate()
     gpu_arch: str = "hopper"
     # vLLM
     gpu_memory_utilization: float = 0.9
@@ -217,7 +216,7 @@ def _transformers_inference(rm: ResolvedModel, wl: Workload) -> Estimate:
     weights = common_weights(rm, wl)
     ws = cublas_workspace(wl.gpu_arch)
     comps, kv_peak, kv_churn, phase = inference_components(
-        spec, wl.batch, wl.context, wl.new_tokens, e, kv_b, wl.attn, not wl.fresh_generate, kv_name,
+        spec, wl.batch, wl.context, wl.new_tokens, e, kv_b, wl.attn, kv_name,
         fp16=wl.dtype == "float16")
     scheme = quant_scheme(wl.quant, dtype=wl.dtype)
     if scheme.name in ("nf4", "nf4-nodq", "bnb-int8"):
@@ -249,9 +248,6 @@ def _transformers_inference(rm: ResolvedModel, wl: Workload) -> Estimate:
         "peak_allocated_bytes = torch.cuda.max_memory_allocated() over the run; total_bytes adds the CUDA context "
         "and the caching allocator's idle reserve (what nvidia-smi would show)",
     ]
-    if not wl.fresh_generate:
-        assumptions.append("an earlier forward's cache is still referenced during generate() (as in the calibration "
-                           "measurements); --fresh-generate drops it")
     assumptions.extend(spec.notes)
     if fallback_note:
         assumptions.append(fallback_note)

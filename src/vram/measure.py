@@ -2,9 +2,9 @@
 transformers, imported only here).
 
 The model is built from its config with random weights directly on the GPU, in the workload's dtype (no download).
-Inference follows the estimator's protocol (the calibration protocol of measurements/probe.py): a standalone forward
-pass whose output — and cache — stays referenced (unless `fresh_generate`), then ``generate()`` of `new_tokens`
-greedy tokens; the peak of ``torch.cuda.max_memory_allocated()`` is the measured peak, and the device memory in use
+Inference: a standalone forward pass measures the cache it leaves, then everything of it is released and
+``generate()`` of `new_tokens` greedy tokens runs as in a user's process; the peak of
+``torch.cuda.max_memory_allocated()`` over ``generate()`` alone is the measured peak, and the device memory in use
 (``mem_get_info``) at the end of the run, plus what the allocator had reserved beyond it, is the measured total.
 Training runs three steps of forward + backward + optimizer step and keeps the largest peak.
 """
@@ -126,18 +126,19 @@ def measure(model: str, workload: Workload | None = None, train: TrainWorkload |
     weights = torch.cuda.memory_allocated() - before
     vocab = conf.get_text_config().vocab_size
     x = torch.randint(0, vocab, (wl.batch, wl.context), device="cuda")
-    torch.cuda.reset_peak_memory_stats()
-    out = None
     kv = 0
     with torch.no_grad():
+        # the cache a standalone forward leaves, measured first; then nothing of it may stay referenced (its
+        # output object holds the cache layers), so that generate() is measured as a user's process runs it
         before_fwd = torch.cuda.memory_allocated()
         out = m(input_ids=x, use_cache=True, logits_to_keep=1)
         torch.cuda.synchronize()
         logits = out.logits.numel() * out.logits.element_size()
         kv = torch.cuda.memory_allocated() - before_fwd - logits
-        if wl.fresh_generate:
-            out = None
-            gc.collect()
+        del out
+        gc.collect()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
         m.generate(x, max_new_tokens=wl.new_tokens, min_new_tokens=wl.new_tokens, do_sample=False)
         torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated()
@@ -151,7 +152,7 @@ def measure(model: str, workload: Workload | None = None, train: TrainWorkload |
         Row("cuda_context", context_used, (est.component("cuda_context") or kv_est or est.breakdown[0]).bytes),
         Row("total (device)", total, est.total_bytes),
     )
-    del out, m, x
+    del m, x
     gc.collect()
     torch.cuda.empty_cache()
     return Measurement(model=est.model, kind="inference", device=device, torch_version=str(torch.__version__),

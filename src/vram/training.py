@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 
 from .components import Component
 from .components.runtime import cublas_workspace, cuda_context, training_reserve
+from .engines.transformers import SINK_SOFTMAX_IN_DTYPE, sdpa_runs_math_kernel
 from .errors import BadInput, UnsupportedArchitecture
 from .estimate import EAGER_ONLY, Estimate, ResolvedModel, Workload, common_weights, resolve_model
 from .model import FUSED_LINEARS, FUSED_QKV_ONLY, Layer, ModelSpec, linear_shapes
@@ -190,7 +191,14 @@ def _saved_per_token(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets:
                 # a window shorter than the sequence forces a mask: SDPA keeps it as an additive float mask and
                 # its output needs a real transpose copy
                 total += 2 * tw.seq + ae * q
-            if tw.attn == "eager":
+            masked = a.sliding_window is not None and tw.seq > a.sliding_window
+            if sdpa_runs_math_kernel(model, layer, e, tw.attn, masked):
+                # float32 grouped-query SDPA runs the math kernel (vram.engines.transformers): autograd keeps its
+                # softmax output (heads × seq float32 per token) and the scaled q, expanded-and-scaled k, expanded v
+                total += a.num_heads * tw.seq * 4 + 4 * (2 * q + a.num_heads * a.v_head_dim)
+            if tw.attn == "eager" and mt in SINK_SOFTMAX_IN_DTYPE:
+                total += a.num_heads * tw.seq * ae  # in-dtype softmax output (the scores are a view of it)
+            elif tw.attn == "eager":
                 total += a.num_heads * tw.seq * (4 + ae)  # float32 softmax output and bf16 probabilities per row
             o_in = a.num_heads * a.v_head_dim
             total += o_in * input_kept(("o_proj",)) if (lora or mixed) else 0

@@ -45,8 +45,6 @@ def add_workload_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quant", "-q", default=None, help="weight format: q4_k_m, gptq-4bit, awq, nf4, fp8, int8 ...")
     g.add_argument("--kv-dtype", default=None, help="KV cache dtype: bf16, fp16, fp8, int8, q4 (default: --dtype)")
     g.add_argument("--attn", default="sdpa", choices=["sdpa", "eager", "flash"], help="attention implementation")
-    g.add_argument("--fresh-generate", action="store_true",
-                   help="transformers: no earlier forward's cache held while generate() runs")
     g.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vLLM's fraction of the GPU")
     g.add_argument("--max-num-seqs", type=positive_int("max_num_seqs"), default=None, help="vLLM concurrency")
 
@@ -54,7 +52,7 @@ def add_workload_options(p: argparse.ArgumentParser) -> None:
 def workload_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return dict(engine=args.engine, batch=args.batch, context=args.context if args.context is not None else 4096,
                 new_tokens=args.new_tokens, dtype=args.dtype, quant=args.quant, kv_dtype=args.kv_dtype, attn=args.attn,
-                fresh_generate=args.fresh_generate, gpu_memory_utilization=args.gpu_memory_utilization,
+                gpu_memory_utilization=args.gpu_memory_utilization,
                 max_num_seqs=args.max_num_seqs)
 
 

@@ -10,6 +10,12 @@ is heavier (huge batches, MoE expert gathering). Within a layer the live tensors
   the non-GQA path, the output and its contiguous copy; eager attention also materialises the scores: matmul,
   scaling, mask add, then `softmax(dtype=float32)` which for bf16 inputs converts a copy before the softmax, so
   5 score-sized bf16 buffers at once (4 for fp16 on CUDA, which has a half-to-float kernel);
+* SDPA in float32 with grouped-query heads and no mask: transformers then passes `enable_gqa=True`, which only the
+  flash kernel (16-bit only) accepts besides the math fallback in PyTorch 2.11, so the math kernel runs
+  (`_scaled_dot_product_attention_math`): q scaled, k and v `repeat_interleave`d to every head, k scaled again, a
+  float32 L × L causal mask, the float32 scores and their softmax — two score matrices at once. Without a mask and
+  with as many kv heads as query heads, or with a mask (transformers then repeats k/v itself), the memory-efficient
+  kernel takes float32 and keeps no score matrix;
 * MLP: the residual, the normed input and three intermediate-sized tensors (act(gate), up, their product); fused
   gate_up (Phi-3) holds four; MoE with grouped matmuls holds top_k copies of the routed tokens, the gathered
   outputs, their weighted copy and its re-ordered copy (float32 when the router weights are float32).
@@ -36,6 +42,10 @@ PARALLEL_BLOCK = {"cohere", "falcon", "phi", "gpt_neox"}
 MANY_TEMP_GELU = {"phi"}  # gelu_new: 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))) in several elementwise steps
 NO_PRE_NORM = {"olmo2"}
 TWO_ROPE_TABLES = {"gemma3_text"}
+# eager attention with attention sinks (gpt-oss): the sink logits are concatenated to the scores, the row maximum is
+# subtracted and the softmax runs in the input dtype, so the masked scores, the concatenated logits and their
+# max-subtracted copy and the probabilities make 3 score-sized buffers at once, whatever the dtype
+SINK_SOFTMAX_IN_DTYPE = {"gpt_oss"}
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,24 @@ def _attention_temp_per_token(model: ModelSpec, layer: Layer, e: int, expand_kv:
     return h * e + max(rope, after)
 
 
+def sdpa_runs_math_kernel(model: ModelSpec, layer: Layer, e: int, attn: str, masked: bool) -> bool:
+    """Whether PyTorch's SDPA falls back to its math kernel for this layer (see the module docstring)."""
+    a = layer.attention
+    return (attn == "sdpa" and e == 4 and a is not None and a.kind != "mla" and not masked
+            and a.num_kv_heads < a.num_heads)
+
+
+def math_sdpa_peak_bytes(layer: Layer, batch: int, tokens: int) -> int:
+    """Bytes the float32 math kernel holds at its softmax, beyond the attention module's own q/k/v: scores and
+    softmax output (batch × heads × L × L each), the L × L float32 causal mask, the scaled q, the head-expanded k
+    (and its scaled copy) and v."""
+    a = layer.attention
+    assert a is not None
+    scores = batch * a.num_heads * tokens * tokens * 4
+    per_head = batch * tokens * a.num_heads * 4
+    return 2 * scores + tokens * tokens * 4 + per_head * (a.head_dim + 2 * a.head_dim + a.v_head_dim)
+
+
 def _norm_temp_per_token(h: int) -> int:
     """RMSNorm in float32: the upcast copy and x * rsqrt(var) alive together."""
     return 8 * h
@@ -140,16 +168,20 @@ def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes:
                                     or (a.sliding_window is not None and tokens > a.sliding_window))
         att = t * _attention_temp_per_token(model, layer, e, expand_kv=masked)
         scores = 0
-        if a is not None and attn == "eager":
+        if sdpa_runs_math_kernel(model, layer, e, attn, masked):
+            scores = math_sdpa_peak_bytes(layer, batch, tokens)
+        elif a is not None and attn == "eager":
             s = batch * a.num_heads * tokens * tokens * e
             # bf16: scores, scaled, masked, a float32 converted copy and the float32 softmax (5 bf16-sized units);
             # fp16 has CUDA's half-to-float softmax (no converted copy, 4); float32: scaled + softmax output (2)
-            scores = (4 if fp16 else 5) * s if e == 2 else 2 * s
+            units = (4 if fp16 else 5) if e == 2 else 2
+            scores = (3 if model.model_type in SINK_SOFTMAX_IN_DTYPE else units) * s
         mlp_temp, mlp_how = _mlp_temp_per_token(model, layer, e)
         kept = h * e if model.model_type in NO_PRE_NORM else 2 * h * e  # residual (+ normed input)
         phases = (
             Phase("attention", att + scores, "attention: q/k/v, rotary temporaries"
-                  + (", score matrices (eager)" if scores else "")),
+                  + ((", score matrices (eager)" if attn == "eager" else ", float32 score matrices of SDPA's math "
+                      "kernel (grouped-query heads in float32)") if scores else "")),
             Phase("mlp", t * (kept + mlp_temp), f"MLP: residual, normed input, {mlp_how}"),
             Phase("norm", t * (h * e + _norm_temp_per_token(h)), "RMSNorm float32 temporaries"),
         )
@@ -189,8 +221,7 @@ def decode_peak_bytes(model: ModelSpec, batch: int, tokens: int, e: int, kv_byte
 
 
 def inference_components(model: ModelSpec, batch: int, context: int, new_tokens: int, e: int, kv_bytes: float,
-                         attn: str, retained_prefill: bool, kv_name: str,
-                         fp16: bool = False) -> tuple[list[Component], int, int, str]:
+                         attn: str, kv_name: str, fp16: bool = False) -> tuple[list[Component], int, int, str]:
     """Components of generate()'s peak (allocated bytes, excluding weights/workspace), the KV cache bytes at the
     peak and the bytes the allocator re-allocates while decoding; plus which phase binds."""
     comps: list[Component] = []
@@ -199,21 +230,12 @@ def inference_components(model: ModelSpec, batch: int, context: int, new_tokens:
         # last step (context + new_tokens - 1 tokens) is the largest forward
         last = context + max(0, new_tokens - 1)
         full = prefill_profile(model, batch, last, e, kv_bytes, attn, with_cache=False, fp16=fp16)
-        if retained_prefill:
-            held = prefill_profile(model, batch, context, e, kv_bytes, attn).kv_bytes
-            comps.append(Component("retained_prefill_cache", held, "cache of an earlier standalone forward "
-                                   "(use_cache=True) still referenced while generate() runs"))
         comps.append(Component("kv_cache", 0, "config.use_cache is false: generate() keeps no cache"))
         comps.append(Component("activations", full.peak_bytes, f"{full.phase.name} over {last:,} tokens (the last "
                                f"step re-runs the whole sequence): {full.phase.detail}"))
         return comps, 0, 0, f"full re-forward at {last:,} tokens"
     pre = prefill_profile(model, batch, context, e, kv_bytes, attn, fp16=fp16)
     dec, dec_how = decode_peak_bytes(model, batch, context + new_tokens, e, kv_bytes) if new_tokens else (0, "")
-    if retained_prefill:
-        comps.append(Component(
-            "retained_prefill_cache", pre.kv_bytes,
-            "cache of an earlier standalone forward still referenced while generate() runs (the calibration "
-            "protocol: `out = model(x, use_cache=True)` kept alive); drop with --fresh-generate"))
     if dec > pre.peak_bytes:
         kv_peak = total_kv_bytes(model, batch, context + new_tokens, kv_bytes)
         formula = kv_cache_bytes(model, batch, context + new_tokens, kv_bytes, kv_dtype_name=kv_name).explanation
