@@ -132,16 +132,19 @@ LAYER_NORM_MODELS = {"stablelm", "starcoder2", "phi", "gpt_neox", "falcon", "phi
 FP32_PRODUCT_NORMS = GEMMA_NORMS | {"olmo2", "gpt_oss", "cohere"}
 
 
-def _norm_own(model_type: str, res: int) -> int:
+def _norm_own(model_type: str, res: int, frozen: bool = False) -> int:
     """Bytes per normalized element a norm keeps for backward (excluding what consumers of its output keep).
 
     transformers' Llama-style RMSNorm keeps the float32 upcast and the input of `weight * x.to(dtype)`; Gemma's,
     OLMo 2's, gpt-oss's and Cohere's multiply the weight in float32, so they keep the float32 upcast and the float32
-    normalized value."""
-    if model_type in FP32_PRODUCT_NORMS:
-        return 8
+    normalized value. With the norm's weight frozen (LoRA, QLoRA) the product by the weight needs only the weight
+    for its input gradient, so only the float32 upcast (read by `x * rsqrt(var)`) is kept."""
     if model_type in LAYER_NORM_MODELS:
         return res  # nn.LayerNorm keeps its input (and per-row statistics)
+    if frozen:
+        return 4
+    if model_type in FP32_PRODUCT_NORMS:
+        return 8
     return 4 + (4 if res == 4 else 2)
 
 
@@ -155,7 +158,7 @@ def _saved_per_token(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets:
     lora = tw.method in ("lora", "qlora")
     fp32_adapters = tw.method == "lora"  # peft's autocast_adapter_dtype; QLoRA recipes keep adapters in bf16
     linears = linear_shapes(model, layer)
-    norm = _norm_own(mt, res)
+    norm = _norm_own(mt, res, frozen=lora)
 
     def input_kept(names: tuple[str, ...]) -> int:
         """Bytes per input element kept by the linears that read one tensor."""
@@ -186,7 +189,7 @@ def _saved_per_token(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets:
             v = a.num_kv_heads * a.v_head_dim
             total += ae * (2 * q + k + v) + 4 * a.num_heads
             if mt in HEAD_QK_NORM or mt in FULL_QK_NORM:
-                total += (q + k) * (norm if mt in FP32_PRODUCT_NORMS else 4 + ae)
+                total += (q + k) * (norm if mt in FP32_PRODUCT_NORMS or lora else 4 + ae)
             if a.sliding_window is not None and tw.seq > a.sliding_window and tw.attn != "eager":
                 # a window shorter than the sequence forces a mask: SDPA keeps it as an additive float mask and
                 # its output needs a real transpose copy
@@ -423,7 +426,12 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
     e_act = 4 if tw.precision == "fp32" else 2
     mlp0 = spec.layers[0].mlp
     width0 = mlp0.intermediate_size if mlp0 else h
-    phase_b = grads_b + t * per_layer[0] + 3 * t * width0 * e_act
+    layer0 = t * per_layer[0] + 3 * t * width0 * e_act
+    # a tied embedding gets its second gradient from the embedding backward, after layer 0's: a dense
+    # vocabulary × hidden tensor that is added into the output layer's gradient, then freed
+    tied = spec.tie_word_embeddings and not spec.head_params and not lora
+    tied_grad = int(spec.embed_params * grad_bytes_per * shard.grads) + t * h * e_act if tied else 0
+    phase_b = grads_b + max(layer0, tied_grad)
     # C: optimizer step temporaries
     if opt in ("adamw", "lion") and not tw.offload_optimizer:
         opt_tmp = int(trainable * state_bytes_per * shard.states)
@@ -465,7 +473,9 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
     if binding.startswith("start"):
         comps.extend(c for c in parts_a if c.bytes)
     elif binding.startswith("end"):
-        comps.append(Component("activations", act_b, "first layer's saved tensors and backward temporaries"))
+        comps.append(Component("activations", act_b, "first layer's saved tensors and backward temporaries"
+                               if layer0 >= tied_grad else "the tied embedding's second (dense) gradient, before it "
+                               "is added into the output layer's"))
     else:
         comps.append(Component("optimizer_temporaries", opt_tmp, tmp_how))
     if comm:
