@@ -107,3 +107,13 @@ def test_fit_check_exit_codes(run_cli: Run, args: tuple[str, ...], rc: int, verd
 def test_fit_check_bad_input_stays_2(run_cli: Run) -> None:
     res = run_cli("fit", "llama-3.1-8b", "--gpu", "no-such-gpu", "--check")
     assert res.rc == 2 and res.out == "" and res.err.count("\n") == 1
+
+
+def test_explain_outputs_match_the_schema(run_cli: Run) -> None:
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parent / "data" / "explain"
+    cases = json.loads((data / "cases.json").read_text())["cases"]
+    for c in cases:
+        args = [f"--{k.replace('_', '-')}={v}" for k, v in c.get("args", {}).items()]
+        check("explain", _json(run_cli, "explain", str(data / c["file"]), *args))

@@ -18,7 +18,7 @@ from typing import Any
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 VERSION = 1
-NAMES = ("estimate", "fit", "which")
+NAMES = ("estimate", "fit", "which", "explain")
 
 
 def schema_id(name: str, version: int = VERSION) -> str:
