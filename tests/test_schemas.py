@@ -117,3 +117,8 @@ def test_explain_outputs_match_the_schema(run_cli: Run) -> None:
     for c in cases:
         args = [f"--{k.replace('_', '-')}={v}" for k, v in c.get("args", {}).items()]
         check("explain", _json(run_cli, "explain", str(data / c["file"]), *args))
+
+
+def test_models_fits_output_matches_the_schema(run_cli: Run) -> None:
+    check("models", _json(run_cli, "models", "--fits", "rtx-4060-ti-16gb", "--context", "8k", "--limit", "10"))
+    check("models", _json(run_cli, "models", "--fits", "rtx-4090", "--use", "embedding"))

@@ -12,7 +12,7 @@ from typing import NoReturn
 from ..errors import VramError
 
 # command modules, imported lazily so `vram estimate --json` starts fast
-COMMAND_MODULES = ("estimate", "catalog", "fit", "plan", "local", "measure", "serve", "admin", "explain")
+COMMAND_MODULES = ("estimate", "catalog", "fit", "plan", "local", "measure", "serve", "admin", "explain", "mcp")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 # which module registers each command (so one command's parser is built without importing the others)
 COMMAND_OWNERS = {"estimate": "estimate", "models": "catalog", "gpus": "catalog", "fit": "fit", "which": "fit",
                   "compare": "fit", "plan": "plan", "local": "local", "measure": "measure", "serve": "serve",
-                  "admin": "admin", "explain": "explain"}
+                  "admin": "admin", "explain": "explain", "mcp": "mcp"}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ from typing import Any
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 VERSION = 1
-NAMES = ("estimate", "fit", "which", "explain")
+NAMES = ("estimate", "fit", "which", "explain", "models")
 
 
 def schema_id(name: str, version: int = VERSION) -> str:
