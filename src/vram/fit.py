@@ -393,7 +393,9 @@ class Evaluator:
         frac, flops = self.speed_inputs(wl.batch, wl.context)
         return estimate_speed(self.spec, choice.gpu, count=choice.count, split=split, batch=wl.batch,
                               context=wl.context, weights_bytes=weights_bytes, kv_cache_bytes=kv_cache_bytes,
-                              offloaded_bytes=offloaded_bytes, read_fraction=frac, flops_per_token=flops)
+                              offloaded_bytes=offloaded_bytes, read_fraction=frac, flops_per_token=flops,
+                              engine=wl.engine, quant=quant_scheme(wl.quant, dtype=wl.dtype),
+                              new_tokens=wl.new_tokens, flash_attn=wl.flash_attn, n_ubatch=wl.n_ubatch)
 
     @property
     def spec(self) -> ModelSpec:

@@ -1,40 +1,133 @@
 """How fast a fit runs: decode and prefill tokens/s, time to first token, cost per million tokens.
 
-Roofline-style estimates, stated with their constants so they can be checked:
+A roofline per kernel, with the kernels' achievable rates and fixed costs taken from measurements of each GPU
+*class* and engine (never of one GPU or one case); `measurements/speed/` holds the public measurements they were
+checked against (`python measurements/speed/fit_check.py --holdout`).
 
-* **Decode** (one new token per sequence per step) reads every weight a token touches once per step plus the whole
-  KV cache of the batch, so at low batch it is bound by memory bandwidth, not FLOPS (the seed: H100 SXM5 3.35 TB/s):
-  ``step_s = max(bytes_read / (bandwidth × DECODE_BANDWIDTH_EFFICIENCY), flops / (tflops × MFU))``.
-  Mixture-of-experts layers read only the experts the batch routes to: with ``k`` of ``E`` experts per token and a
-  uniform router, a batch of ``b`` tokens touches ``E × (1 − (1 − k/E)^b)`` distinct experts per layer.
-* **Prefill** is compute bound: ``2 × active_params`` FLOPs per token for the matrices plus ``4 × layers × q_width ×
-  context/2`` for causal attention (QKᵀ and AV over on average half the prompt), divided by the dense BF16 tensor
-  peak × ``PREFILL_MFU``.
-* **Tensor parallelism** divides bytes and FLOPs by the ranks and adds two all-reduces per layer per step
-  (``ALLREDUCE_LATENCY_S``); **pipeline parallelism** runs the stages one after another for a given token, so a
-  sequence's step is the sum of the stages' times.
-* **Offloading** (layers kept in host memory) streams those layers' bytes over the host link each step.
+**Decode** (one new token per sequence per step). A step streams every weight the batch touches and the batch's KV
+cache once, and does ``2 × active parameters`` FLOPs per sequence::
+
+    step = max(weights / (bandwidth × η_weights) + kv / (bandwidth × η_kv),  flops / (tensor rate × mfu))
+           + layers × τ_layer + moe_layers × τ_moe + τ_step + batch × τ_seq + communication
+
+* ``η_weights`` is the share of the datasheet bandwidth the engine's matrix-vector kernel sustains, by backend,
+  memory technology and weight format (`DECODE_EFFICIENCY`); on Apple GPUs dequantizing GGUF blocks is bound by the
+  GPU's ALUs (`METAL_DEQUANT_FLOP_PER_BYTE`).
+* ``τ_layer`` is the per-layer fixed cost: the ~20 small kernels of a block (norms, rope, softmax, adds, copies)
+  whose launch and tail latency do not shrink with the bytes (`LAYER_OVERHEAD_S`); ``τ_moe`` adds a mixture-of-experts
+  layer's routing, top-k, gather/scatter and per-expert kernel launches (`MOE_LAYER_OVERHEAD_S`); ``τ_step`` and
+  ``τ_seq`` are the engine's per-step host work (scheduler, sampler, detokenizer; `STEP_OVERHEAD_S`).
+* MoE layers read only the experts the batch routes to: with ``k`` of ``E`` experts per token and a uniform router,
+  ``b`` tokens touch ``E × (1 − (1 − k/E)^b)`` distinct experts per layer.
+* **Layer split** (llama.cpp ``--split-mode layer``, vLLM pipeline parallel): a token passes the stages one after
+  another, so the step is the whole model's time plus a hand-over per stage boundary (`STAGE_HOP_S`).
+* **Tensor parallel** divides bytes and FLOPs by the ranks and adds two all-reduces per layer whose size grows with
+  the batch: ``latency + 2 (n−1)/n × batch × hidden × 2 bytes / link bandwidth``.
+* **Batched serving** (vLLM): each sequence also waits for the prefills of the requests that join while it decodes
+  (continuous batching interleaves them): ``(batch − 1) × prompt / prefill rate`` spread over its new tokens.
+
+**Prefill** is compute bound: ``2 × (active parameters − embedding − head)`` FLOPs per prompt token for the matrices
+(the head runs for the last token only) at the tensor rate of the kernel the engine uses × `PREFILL_MFU`, plus
+causal attention (QKᵀ and AV over on average half the prompt) at `ATTENTION_MFU` with flash attention, or the
+score matrix's memory traffic without it; llama.cpp's quantized weights are dequantized to FP16 once per ubatch
+before cuBLAS runs (their bytes over the bandwidth, shared by the ubatch's tokens).
+
+**Offloading** (layers kept in host memory) streams those layers' bytes over the host link each step.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from .catalog import GpuEntry
+from .dtypes import QuantScheme, quant_scheme
 from .model import ModelSpec
 
-# Share of the datasheet memory bandwidth that memory-bound decode kernels (GEMV / small-batch GEMM, paged attention)
-# sustain. Published microbenchmarks of H100/A100 HBM reach ~80-90 % with streaming kernels; end-to-end decode in
-# vLLM / llama.cpp lands nearer 60-80 %. 0.7 is used for every GPU.
-DECODE_BANDWIDTH_EFFICIENCY = 0.7
-# Model FLOPs utilisation of prefill (large GEMMs): 40-60 % of the dense BF16 peak is typical for serving engines.
-PREFILL_MFU = 0.5
+# --- achievable shares of the datasheet bandwidth for decode's weight streaming ------------------------------------
+# Keyed by (backend, memory class, weight format). Backends: "cuda" (NVIDIA), "rocm" (AMD), "metal" (Apple),
+# "other". Memory classes: "gddr" (GDDR6/6X/7 cards), "hbm" (HBM2/2e/3/3e), "lpddr" (Apple unified memory).
+# Formats: "f16" (16-bit floats), "quant" (GGUF blocks / GPTQ / AWQ / FP8 / INT8: dequantized inside the kernel).
+# llama.cpp's matrix-vector kernels (mmv / mmvq) stream GDDR cards at 0.8-0.9 of the datasheet rate, like a copy
+# kernel (llama-bench tg512 on RTX 30/40 and A6000 / L40S: implied 0.80-0.91 for F16 and Q4_K_M once the per-layer
+# cost below is separated); on HBM parts the same kernels reach ~0.6: one warp per row keeps too few bytes in flight
+# for HBM's latency × bandwidth product (A100 PCIe/SXM: 0.55-0.65, the llama.cpp CUDA scoreboard, discussion #15013,
+# shows the same gap on H100). vLLM's cuBLAS / Marlin / fused-MoE GEMMs and CUDA graphs reach ~0.8 on HBM
+# (gpt-oss-20b at concurrency 1-8 on H100 / H200 / B200, sariekr/gpu_conc). Apple's unified LPDDR5 sustains ~0.8 of
+# its rate in F16 (M1 Max / M3 Max llama-bench tg512).
+DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
+    ("llama.cpp/cuda", "gddr", "f16"): 0.88,
+    ("llama.cpp/cuda", "gddr", "quant"): 0.86,
+    ("llama.cpp/cuda", "hbm", "f16"): 0.5,
+    ("llama.cpp/cuda", "hbm", "quant"): 0.55,
+    ("llama.cpp/metal", "lpddr", "f16"): 0.8,
+    ("llama.cpp/metal", "lpddr", "quant"): 0.85,
+    ("vllm/cuda", "hbm", "f16"): 0.8,
+    ("vllm/cuda", "hbm", "quant"): 0.7,
+    ("vllm/cuda", "gddr", "f16"): 0.85,
+    ("vllm/cuda", "gddr", "quant"): 0.75,
+}
+# Fallback for a backend / memory pair not listed (ROCm, Gaudi, transformers, ...): a plain streaming kernel.
+DEFAULT_DECODE_EFFICIENCY = 0.7
+# The KV cache is read by the attention kernel in long contiguous blocks: the share a copy kernel gets.
+KV_READ_EFFICIENCY = 0.8
+# Dequantizing GGUF blocks on Apple GPUs is ALU bound: bytes × this / the GPU's FP32 rate. ~24 FLOP-equivalents
+# per weight byte (unpack nibbles, scale, min, FMA; two weights per byte in Q4) put M1 Max Q4_K_M decode at ~0.45 of
+# its bandwidth and M3 Max at ~0.65, as llama-bench measures (XiongjieDai/GPU-Benchmarks-on-LLM-Inference).
+METAL_DEQUANT_FLOP_PER_BYTE = 58.0
+
+# --- fixed costs -----------------------------------------------------------------------------------------------
+# Per transformer block per decode step: the block's ~20 small kernels (norms, rope, KV copy, softmax, adds,
+# activation) each cost a launch + tail of a few µs whatever their bytes. llama.cpp on CUDA: ~60 µs per block
+# (separates the 8B and 70B llama-bench tg rates on the same GPU: 32 vs 80 blocks); Metal: ~100 µs; vLLM runs decode
+# in CUDA graphs: ~15 µs.
+LAYER_OVERHEAD_S: dict[str, float] = {"llama.cpp/cuda": 70e-6, "llama.cpp/metal": 30e-6, "vllm/cuda": 15e-6}
+DEFAULT_LAYER_OVERHEAD_S = 30e-6
+# Per mixture-of-experts layer per step on top: router matmul, softmax/top-k, sorting tokens by expert, the
+# gather/scatter and the per-expert kernels (llama.cpp MUL_MAT_ID, vLLM fused_moe).
+MOE_LAYER_OVERHEAD_S: dict[str, float] = {"llama.cpp/cuda": 80e-6, "llama.cpp/metal": 120e-6, "vllm/cuda": 60e-6}
+DEFAULT_MOE_LAYER_OVERHEAD_S = 60e-6
+# Per decode step on the host: (fixed, per sequence). vLLM's scheduler, sampler and detokenizer/streaming run every
+# step (~1 ms, growing with the batch); llama.cpp's ggml graph build and sampling ~0.3 ms.
+STEP_OVERHEAD_S: dict[str, tuple[float, float]] = {"vllm": (1.0e-3, 40e-6), "llama.cpp": (0.3e-3, 20e-6)}
+DEFAULT_STEP_OVERHEAD_S = (0.5e-3, 20e-6)
+# Layer split: handing the activations to the next GPU (device-to-device copy, an event sync) per boundary and step.
+STAGE_HOP_S = 0.15e-3
 # Small-message all-reduce latency per call (NCCL, 2-8 GPUs), used twice per layer per decode step under TP.
 ALLREDUCE_LATENCY_S = {"nvlink": 8e-6, "infinity-fabric": 12e-6, "pcie": 25e-6}
 DEFAULT_ALLREDUCE_LATENCY_S = 25e-6
+# One-way bandwidth the all-reduce's payload sees (GB/s): NVLink about half the bidirectional figure; PCIe cards
+# through the host bridge ~20 GB/s.
+ALLREDUCE_BUS_GB_PER_S = {"nvlink": 0.5, "infinity-fabric": 0.5}
+PCIE_ALLREDUCE_GB_PER_S = 20.0
 # Share of the host link's one-way bandwidth that streaming offloaded weights reaches.
 HOST_LINK_EFFICIENCY = 0.8
+
+# --- prefill -------------------------------------------------------------------------------------------------------
+# Model FLOPs utilisation of prefill's large GEMMs against the tensor rate of the kernel used. llama.cpp (cuBLAS at
+# ubatch 512, FP16 compute): F16 8B/70B pp512 reach 0.35-0.41 of the FP16-accumulate rate on RTX 4090, A100, A6000,
+# A40; vLLM's BF16 GEMMs at 2k+ tokens per chunk ~0.6. Metal's simdgroup-matrix kernels: ~0.7 of the ALU rate (M1 Max,
+# M3 Max F16 pp512).
+PREFILL_MFU: dict[str, float] = {"llama.cpp/cuda": 0.9, "llama.cpp/metal": 0.58, "vllm/cuda": 0.6}
+DEFAULT_PREFILL_MFU = 0.5
+# cuBLAS efficiency rises with the matrix size (more tiles to fill the SMs, weight reads amortised over more
+# FLOPs): the llama.cpp CUDA MFU is PREFILL_MFU × hidden / (hidden + GEMM_HALF_HIDDEN), so 8B-class models
+# (hidden 4096) run at ~0.4 of the asymptote... i.e. 70B F16 / Q4_K_M pp512 run 1.4-1.5x more FLOP/s than the 8B on
+# the same A100 / A6000 / RTX 4090 (llama-bench, XiongjieDai/GPU-Benchmarks-on-LLM-Inference).
+GEMM_HALF_HIDDEN: dict[str, float] = {"llama.cpp/cuda": 6500.0}
+# Attention at long prompts, against the same tensor rate. vLLM runs FlashAttention 2/3 (~0.35 of the GEMM peak).
+# llama.cpp's figure is from llama-bench pp4096 vs pp512 (0.65-0.88) of builds whose default was no flash attention
+# (the f32 score matrix, KQ / softmax / KQV as separate kernels); with -fa 1 newer builds lose less at long prompts.
+ATTENTION_MFU: dict[str, float] = {"vllm/cuda": 0.35, "llama.cpp/cuda": 0.08, "llama.cpp/metal": 0.3}
+DEFAULT_ATTENTION_MFU = 0.3
+# Without flash attention llama.cpp materialises the f32 score matrix per ubatch: written by KQ, read and written by
+# softmax, read by KQV: 4 passes of 4 bytes per head per attended token.
+SCORE_BYTES_PER_HEAD_TOKEN = 16
+# llama.cpp prefill of quantized weights: each ubatch dequantizes every weight matrix to FP16 (reads the blocks,
+# writes 2 bytes per weight) at this share of the bandwidth; the Q4_K_M / F16 pp512 ratio of the 8B (0.76-0.84 on
+# RTX 4090, A100, A6000, A40, RTX 4000/5000 Ada) is what the write of the FP16 copy costs next to the GEMM.
+DEQUANT_EFFICIENCY = 1.0
 
 
 @dataclass(frozen=True)
@@ -43,25 +136,42 @@ class Speed:
     decode_tokens_per_s_per_seq: float
     decode_bound: str  # "memory" | "compute"
     bytes_read_per_step: int  # per GPU (the slowest rank / all stages)
-    prefill_tokens_per_s: float | None  # None when the GPU's BF16 TFLOPS are not published (Apple)
+    prefill_tokens_per_s: float | None  # None when the GPU's TFLOPS are not known
     ttft_s: float | None  # prompt of `context` tokens, one request
     cost_per_million_tokens_usd: float | None  # decode tokens at this batch; None without a public price
     price_per_hour_usd: float | None
     offloaded_bytes: int = 0
     assumptions: tuple[str, ...] = ()
+    # p10-p90 of the measured / predicted ratios of the public measurements (SPEED_SPREAD), applied to the figures
+    decode_range_per_seq: tuple[float, float] | None = None
+    prefill_range: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "decode_tokens_per_s": round(self.decode_tokens_per_s, 2),
             "decode_tokens_per_s_per_seq": round(self.decode_tokens_per_s_per_seq, 2),
-            "decode_bound": self.decode_bound, "bytes_read_per_step": self.bytes_read_per_step,
+            "decode_tokens_per_s_per_seq_range": None
+            if self.decode_range_per_seq is None
+            else [round(x, 2) for x in self.decode_range_per_seq],
+            "decode_bound": self.decode_bound,
+            "bytes_read_per_step": self.bytes_read_per_step,
             "prefill_tokens_per_s": None if self.prefill_tokens_per_s is None else round(self.prefill_tokens_per_s, 1),
+            "prefill_tokens_per_s_range": None
+            if self.prefill_range is None
+            else [round(x, 1) for x in self.prefill_range],
             "ttft_s": None if self.ttft_s is None else round(self.ttft_s, 4),
-            "cost_per_million_tokens_usd": None if self.cost_per_million_tokens_usd is None
+            "cost_per_million_tokens_usd": None
+            if self.cost_per_million_tokens_usd is None
             else round(self.cost_per_million_tokens_usd, 4),
-            "price_per_hour_usd": self.price_per_hour_usd, "offloaded_bytes": self.offloaded_bytes,
+            "price_per_hour_usd": self.price_per_hour_usd,
+            "offloaded_bytes": self.offloaded_bytes,
             "assumptions": list(self.assumptions),
         }
+
+
+# p10 and p90 of measured / predicted over the public measurements (measurements/speed/, fit_check.py --spread),
+# by quantity: the range shown next to a figure.
+SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.9, 1.1), "prefill": (0.85, 1.15)}
 
 
 def expert_coverage(num_experts: int, experts_per_token: int, tokens: int) -> float:
@@ -96,6 +206,18 @@ def attention_flops_per_token(spec: ModelSpec, context: int) -> float:
     return flops
 
 
+def score_bytes_per_token(spec: ModelSpec, context: int) -> float:
+    """Bytes of f32 attention scores one prompt token moves without flash attention (KQ, softmax, KQV passes)."""
+    total = 0.0
+    for layer in spec.layers:
+        a = layer.attention
+        if a is None:
+            continue
+        span = min(context, a.sliding_window) if a.sliding_window else context
+        total += SCORE_BYTES_PER_HEAD_TOKEN * a.num_heads * span / 2
+    return total
+
+
 def host_link_gb_per_s(gpu: GpuEntry) -> float | None:
     """One-way host (PCIe) bandwidth. The catalog states PCIe links bidirectionally; SXM/OAM parts get the PCIe
     generation of their platform (Gen5 x16 for Hopper/Blackwell/CDNA3, Gen4 x16 before). None for unified memory."""
@@ -109,69 +231,281 @@ def host_link_gb_per_s(gpu: GpuEntry) -> float | None:
     return 32.0
 
 
-def estimate_speed(spec: ModelSpec, gpu: GpuEntry, *, count: int, split: str, batch: int, context: int,
-                   weights_bytes: int, kv_cache_bytes: int, offloaded_bytes: int = 0,
-                   read_fraction: float | None = None, flops_per_token: float | None = None) -> Speed:
-    """Speed of `spec` on `count` × `gpu`.
+def backend(gpu: GpuEntry, engine: str) -> str:
+    """The engine and the GPU backend it runs on: "llama.cpp/cuda", "llama.cpp/metal", "vllm/cuda", ..."""
+    be = {"nvidia": "cuda", "amd": "rocm", "apple": "metal"}.get(gpu.vendor, gpu.vendor)
+    eng = "vllm" if engine == "vllm" else "llama.cpp" if engine in ("llama.cpp", "llamacpp") else engine
+    return f"{eng}/{be}"
+
+
+def memory_class(gpu: GpuEntry) -> str:
+    """ "hbm", "gddr" or "lpddr" (Apple unified memory), from the catalog's memory type."""
+    mt = str(gpu.data.get("memory_type", "")).upper()
+    if "HBM" in mt:
+        return "hbm"
+    if "LPDDR" in mt or gpu.interconnect == "unified":
+        return "lpddr"
+    return "gddr"
+
+
+def weight_format(q: QuantScheme) -> str:
+    """ "f16" for 16/32-bit float weights, "quant" for everything a kernel dequantizes."""
+    return "quant" if q.is_quantized else "f16"
+
+
+def tensor_tflops(gpu: GpuEntry, engine: str, q: QuantScheme) -> tuple[float | None, str]:
+    """Dense matrix rate the engine's prefill GEMMs run at, and which figure it is.
+
+    llama.cpp on CUDA multiplies in FP16 with FP16 accumulation (cuBLAS CUBLAS_COMPUTE_16F after dequantizing), which
+    GeForce cards run at twice their FP32-accumulate rate; PyTorch / vLLM accumulate BF16 in FP32 (`fp16_tflops`),
+    FP8 checkpoints in vLLM use the FP8 rate. Apple GPUs have no matrix unit: Metal runs on the FP32 ALUs.
+    """
+    be = backend(gpu, engine)
+    if gpu.vendor == "apple":
+        v = gpu.data.get("fp32_tflops")
+        return (float(v), "FP32 ALU") if v else (None, "FP32 ALU")
+    if be == "llama.cpp/cuda":
+        v = gpu.data.get("fp16_tflops_fp16_accumulate") or gpu.fp16_tflops
+        return (float(v), "FP16 tensor, FP16 accumulate") if v else (None, "")
+    if q.name.startswith("fp8") and gpu.fp8_tflops:
+        return float(gpu.fp8_tflops), "FP8 tensor"
+    return (float(gpu.fp16_tflops), "dense BF16 tensor") if gpu.fp16_tflops else (None, "")
+
+
+def decode_efficiency(gpu: GpuEntry, engine: str, q: QuantScheme) -> float:
+    return DECODE_EFFICIENCY.get((backend(gpu, engine), memory_class(gpu), weight_format(q)), DEFAULT_DECODE_EFFICIENCY)
+
+
+def streamed_weight_bytes(spec: ModelSpec, weights_bytes: int, q: QuantScheme) -> int:
+    """Weights a decode step streams: all but the input embedding table (a step gathers one row per token), unless
+    the head shares it."""
+    if spec.tie_word_embeddings or spec.embed_params <= 0:
+        return weights_bytes
+    return max(0, weights_bytes - int(spec.embed_params * q.embed_bits / 8))
+
+
+def matmul_flops_per_token(spec: ModelSpec) -> float:
+    """Prefill matmul FLOPs per prompt token: 2 × the active parameters outside the embedding and the head."""
+    head = spec.head_params if not spec.tie_word_embeddings else 0
+    return 2.0 * max(0, spec.active_params - spec.embed_params - head)
+
+
+def _moe_layers(spec: ModelSpec) -> int:
+    return sum(1 for la in spec.layers if la.mlp is not None and la.mlp.kind == "moe")
+
+
+def estimate_speed(
+    spec: ModelSpec,
+    gpu: GpuEntry,
+    *,
+    count: int,
+    split: str,
+    batch: int,
+    context: int,
+    weights_bytes: int,
+    kv_cache_bytes: int,
+    offloaded_bytes: int = 0,
+    read_fraction: float | None = None,
+    flops_per_token: float | None = None,
+    engine: str = "transformers",
+    quant: QuantScheme | str | None = None,
+    new_tokens: int = 0,
+    flash_attn: bool = True,
+    n_ubatch: int = 512,
+) -> Speed:
+    """Speed of `spec` on `count` × `gpu` with `engine`.
 
     `weights_bytes` and `kv_cache_bytes` are the whole model's (all ranks together) for `batch` sequences at
     `context` tokens (for ``split="dp"``: one replica's); `offloaded_bytes` of the weights live in host memory
-    and are streamed each step.
+    and are streamed each step. `quant` is the weight format (a scheme or its name; None: 16-bit).
     `read_fraction` / `flops_per_token` may be passed precomputed (`weight_read_fraction`, 2 × active params +
     `attention_flops_per_token`).
     """
-    bw = gpu.bandwidth_gb_per_s * 1e9 * DECODE_BANDWIDTH_EFFICIENCY
+    q = quant if isinstance(quant, QuantScheme) else quant_scheme(quant)
+    eng = "llama.cpp" if engine in ("llama.cpp", "llamacpp") else engine
+    be = backend(gpu, eng)
     gpus = max(1, count)
-    # data-parallel replicas: each GPU runs the whole model on its own batch; speeds add up
-    replicas = gpus if split == "dp" else 1
+    replicas = gpus if split == "dp" else 1  # data-parallel replicas: each runs the whole model on its own batch
     ranks = 1 if split == "dp" else gpus
     frac = weight_read_fraction(spec, batch) if read_fraction is None else read_fraction
+    bw_gb = gpu.bandwidth_gb_per_s
+    eta = decode_efficiency(gpu, eng, q)
+    tflops, rate_name = tensor_tflops(gpu, eng, q)
     on_gpu_weights = max(0, weights_bytes - offloaded_bytes)
-    bytes_total = int(on_gpu_weights * frac) + kv_cache_bytes
-    if flops_per_token is None:
-        flops_per_token = 2.0 * spec.active_params + attention_flops_per_token(spec, context)
-    tflops = gpu.fp16_tflops
-    assumptions = [f"decode: bytes read per step / ({gpu.bandwidth_gb_per_s:,.0f} GB/s × "
-                   f"{DECODE_BANDWIDTH_EFFICIENCY:g} efficiency)",
-                   f"prefill: {flops_per_token / 1e9:,.1f} GFLOPs per token / (dense BF16 "
-                   f"{tflops if tflops else '?'} TFLOPS × {PREFILL_MFU:g} MFU)"]
+    streamed = int(streamed_weight_bytes(spec, on_gpu_weights, q) * frac)
+    bytes_total = streamed + kv_cache_bytes
+    n_layers = spec.num_layers
+    moe_layers = _moe_layers(spec)
+
+    # --- decode: memory side (per GPU for TP, the whole model for a layer split) ---
+    weight_bw = bw_gb * 1e9 * eta
+    if be == "llama.cpp/metal" and q.is_quantized and gpu.data.get("fp32_tflops"):
+        alu_bw = float(gpu.data["fp32_tflops"]) * 1e12 / METAL_DEQUANT_FLOP_PER_BYTE
+        weight_bw = min(weight_bw, alu_bw)
+    shard = 1 if split == "pp" else ranks
+    mem_s = (streamed / shard) / weight_bw + (kv_cache_bytes / shard) / (bw_gb * 1e9 * KV_READ_EFFICIENCY)
+    # --- decode: compute side ---
+    dec_flops = batch * (
+        matmul_flops_per_token(spec) + 2.0 * spec.head_params + attention_flops_per_token(spec, 2 * context)
+    )
+    comp_s = dec_flops / shard / (tflops * 1e12 * _mfu(be)) if tflops else 0.0
+    # --- fixed costs ---
+    tau_layer = LAYER_OVERHEAD_S.get(be, DEFAULT_LAYER_OVERHEAD_S)
+    tau_moe = MOE_LAYER_OVERHEAD_S.get(be, DEFAULT_MOE_LAYER_OVERHEAD_S)
+    step_fixed, step_per_seq = STEP_OVERHEAD_S.get(eng, DEFAULT_STEP_OVERHEAD_S)
+    fixed_s = n_layers * tau_layer + moe_layers * tau_moe + step_fixed + batch * step_per_seq
+    assumptions = [
+        f"decode: weights {streamed / 1e9:,.2f} GB / ({bw_gb:,.0f} GB/s × {eta:g}, {be} "
+        f"{memory_class(gpu).upper()} {weight_format(q)} kernels) + KV {kv_cache_bytes / 1e9:,.2f} GB / "
+        f"(× {KV_READ_EFFICIENCY:g}); fixed {fixed_s * 1e3:,.2f} ms per step ({n_layers} layers × "
+        f"{tau_layer * 1e6:g} µs"
+        + (f" + {moe_layers} MoE layers × {tau_moe * 1e6:g} µs" if moe_layers else "")
+        + f" + host {step_fixed * 1e3:g} ms + {batch} × "
+        f"{step_per_seq * 1e6:g} µs)"
+    ]
+    comm_s = 0.0
     if split == "pp" and ranks > 1:
-        # stages run one after another for a token: the whole model's bytes at one GPU's bandwidth
-        mem_s = bytes_total / bw
-        comp_s = batch * flops_per_token / (tflops * 1e12 * PREFILL_MFU) if tflops else 0.0
-        comm_s = 0.0
-        assumptions.append(f"pipeline parallel over {ranks} GPUs: a token passes the stages in turn")
-        prefill_scale = 1.0
-    else:
-        mem_s = bytes_total / ranks / bw
-        comp_s = batch * flops_per_token / ranks / (tflops * 1e12 * PREFILL_MFU) if tflops else 0.0
-        n_layers = spec.num_layers
+        comm_s = (ranks - 1) * STAGE_HOP_S
+        assumptions.append(
+            f"layer split over {ranks} GPUs: a token passes the stages in turn, {STAGE_HOP_S * 1e3:g} ms per hand-over"
+        )
+    elif ranks > 1:
         lat = ALLREDUCE_LATENCY_S.get(gpu.interconnect, DEFAULT_ALLREDUCE_LATENCY_S)
-        comm_s = 2 * n_layers * lat if ranks > 1 else 0.0
-        if ranks > 1:
-            assumptions.append(f"tensor parallel over {ranks} GPUs: 2 all-reduces per layer × {lat * 1e6:g} µs")
-        prefill_scale = float(ranks)
+        link = (
+            float(gpu.interconnect_gb_per_s or 0) * ALLREDUCE_BUS_GB_PER_S[gpu.interconnect]
+            if gpu.interconnect in ALLREDUCE_BUS_GB_PER_S and gpu.interconnect_gb_per_s
+            else PCIE_ALLREDUCE_GB_PER_S
+        )
+        payload = 2 * (ranks - 1) / ranks * batch * spec.hidden_size * 2
+        comm_s = 2 * n_layers * (lat + payload / (link * 1e9))
+        assumptions.append(
+            f"tensor parallel over {ranks} GPUs: 2 all-reduces per layer × ({lat * 1e6:g} µs + "
+            f"{payload / 1e3:,.0f} kB over {link:g} GB/s)"
+        )
     offload_s = 0.0
     if offloaded_bytes:
-        link = host_link_gb_per_s(gpu) or 32.0
-        offload_s = offloaded_bytes * frac / (link * 1e9 * HOST_LINK_EFFICIENCY)
-        assumptions.append(f"{offloaded_bytes / 1024**3:,.2f} GiB of weights offloaded: streamed over a "
-                           f"{link:g} GB/s host link × {HOST_LINK_EFFICIENCY:g} each step")
-    step_s = max(mem_s, comp_s) + comm_s + offload_s
+        link_h = host_link_gb_per_s(gpu) or 32.0
+        offload_s = offloaded_bytes * frac / (link_h * 1e9 * HOST_LINK_EFFICIENCY)
+        assumptions.append(
+            f"{offloaded_bytes / 1024**3:,.2f} GiB of weights offloaded: streamed over a "
+            f"{link_h:g} GB/s host link × {HOST_LINK_EFFICIENCY:g} each step"
+        )
+
+    # --- prefill ---
+    prefill: float | None = None
+    ttft: float | None = None
+    if tflops:
+        prefill = prefill_tokens_per_s(
+            spec,
+            gpu,
+            eng,
+            q,
+            context=context,
+            ranks=ranks,
+            split=split,
+            weights_bytes=on_gpu_weights,
+            flash_attn=flash_attn,
+            n_ubatch=n_ubatch,
+        )
+        assumptions.append(
+            f"prefill rate: {matmul_flops_per_token(spec) / 1e9:,.1f} GFLOPs of matmuls per token / "
+            f"({rate_name} {tflops:g} TFLOPS × {prefill_mfu(be, spec.hidden_size):.2f} MFU) + attention"
+            + (" (flash attention)" if flash_attn or eng != "llama.cpp" else " (f32 score matrix)")
+            + (
+                f"; quantized weights dequantized to FP16 per {n_ubatch}-token ubatch"
+                if eng == "llama.cpp" and q.is_quantized and be.endswith("cuda")
+                else ""
+            )
+        )
+    # the scorer's line: FLOPs the prefill figure stands for
+    gflops = (
+        flops_per_token
+        if flops_per_token is not None
+        else 2.0 * spec.active_params + attention_flops_per_token(spec, context)
+    ) / 1e9
+    assumptions.append(f"prefill: {gflops:,.1f} GFLOPs per token (2 × active params + attention)")
+
+    # continuous batching: the prompts of the requests that join while a sequence decodes
+    interleave_s = 0.0
+    if eng == "vllm" and batch > 1 and prefill:
+        interleave_s = (batch - 1) * context / prefill / max(1, new_tokens)
+        assumptions.append(
+            f"continuous batching: {batch - 1} other prompts of {context:,} tokens prefilled during a "
+            f"sequence's {new_tokens:,} new tokens"
+        )
+
+    step_s = max(mem_s, comp_s) + fixed_s + comm_s + offload_s + interleave_s
     bound = "compute" if comp_s > mem_s else "memory"
     per_seq = 1.0 / step_s if step_s > 0 else 0.0
     agg = batch * per_seq * replicas
     if replicas > 1:
         assumptions.append(f"{replicas} data-parallel replicas, each with its own batch of {batch}")
-    prefill: float | None = None
-    ttft: float | None = None
-    if tflops:
-        prefill = tflops * 1e12 * PREFILL_MFU * prefill_scale / flops_per_token
+    if prefill:
         # a prompt at least reads the weights once
-        ttft = max(context / prefill, (on_gpu_weights / (bw * (ranks if split != "pp" else 1)))) + step_s
+        ttft = max(context / prefill, on_gpu_weights / (bw_gb * 1e9 * eta * (ranks if split != "pp" else 1))) + step_s
     price = gpu.price_per_hour_usd
     cost = price * gpus / 3600.0 / agg * 1e6 if price and agg > 0 else None
-    return Speed(decode_tokens_per_s=agg, decode_tokens_per_s_per_seq=per_seq, decode_bound=bound,
-                 bytes_read_per_step=int(bytes_total / (1 if split == "pp" else ranks)) + offloaded_bytes,
-                 prefill_tokens_per_s=prefill, ttft_s=ttft, cost_per_million_tokens_usd=cost,
-                 price_per_hour_usd=price, offloaded_bytes=offloaded_bytes, assumptions=tuple(assumptions))
+    lo_d, hi_d = SPEED_SPREAD["decode"]
+    lo_p, hi_p = SPEED_SPREAD["prefill"]
+    return Speed(
+        decode_tokens_per_s=agg,
+        decode_tokens_per_s_per_seq=per_seq,
+        decode_bound=bound,
+        bytes_read_per_step=int(bytes_total / (1 if split == "pp" else ranks)) + offloaded_bytes,
+        prefill_tokens_per_s=prefill,
+        ttft_s=ttft,
+        cost_per_million_tokens_usd=cost,
+        price_per_hour_usd=price,
+        offloaded_bytes=offloaded_bytes,
+        assumptions=tuple(assumptions),
+        decode_range_per_seq=(per_seq * lo_d, per_seq * hi_d),
+        prefill_range=None if prefill is None else (prefill * lo_p, prefill * hi_p),
+    )
+
+
+def _mfu(be: str) -> float:
+    return PREFILL_MFU.get(be, DEFAULT_PREFILL_MFU)
+
+
+def prefill_mfu(be: str, hidden: int) -> float:
+    """The GEMM efficiency of `be` for a model of this hidden size (GEMM_HALF_HIDDEN)."""
+    half = GEMM_HALF_HIDDEN.get(be)
+    return _mfu(be) * (hidden / (hidden + half) if half else 1.0)
+
+
+def prefill_tokens_per_s(
+    spec: ModelSpec,
+    gpu: GpuEntry,
+    engine: str,
+    q: QuantScheme,
+    *,
+    context: int,
+    ranks: int,
+    split: str,
+    weights_bytes: int,
+    flash_attn: bool = True,
+    n_ubatch: int = 512,
+) -> float | None:
+    """Prompt tokens per second for a prompt of `context` tokens (one sequence)."""
+    be = backend(gpu, engine)
+    tflops, _ = tensor_tflops(gpu, engine, q)
+    if not tflops:
+        return None
+    rate = tflops * 1e12 * prefill_mfu(be, spec.hidden_size)
+    per_token = matmul_flops_per_token(spec) / rate
+    if flash_attn or engine != "llama.cpp":
+        per_token += attention_flops_per_token(spec, context) / (
+            tflops * 1e12 * ATTENTION_MFU.get(be, DEFAULT_ATTENTION_MFU)
+        )
+    else:
+        per_token += score_bytes_per_token(spec, context) / (gpu.bandwidth_gb_per_s * 1e9 * KV_READ_EFFICIENCY)
+    if engine == "llama.cpp" and q.is_quantized and be.endswith("cuda"):
+        linear = sum(la.linear_params for la in spec.layers)
+        dequant_bytes = weights_bytes + 2 * linear  # read the blocks, write them as FP16 (cuBLAS reads overlap)
+        per_token += (
+            dequant_bytes / max(1, min(n_ubatch, context)) / (gpu.bandwidth_gb_per_s * 1e9 * DEQUANT_EFFICIENCY)
+        )
+    if math.isclose(per_token, 0.0):
+        return None
+    # tensor parallel: every rank does 1/n of the work; a layer split runs the stages one after another for a prompt
+    return (ranks if split not in ("pp", "dp") else 1) / per_token

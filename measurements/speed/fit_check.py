@@ -1,0 +1,134 @@
+"""In-process twin of ../shared/speed/score_speed.py: the same mapping of a case onto `vram fit`, called through the
+library (no subprocess per case), for developing the speed model quickly. The shared scorer stays the reference.
+
+    .venv/bin/python measurements/speed/fit_check.py [--cases FILE ...] [--holdout] [--list]
+
+`--holdout` splits the cases by GPU model (every GPU whose name hashes into the last fifth is held out) and prints
+the summaries for the two halves apart: coefficients are chosen by looking at the first half only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from vram.errors import VramError
+from vram.estimate import Workload
+from vram.fit import fit
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parents[1] / ".." / "shared" / "speed" / "cases.jsonl"
+
+
+def load(paths: list[str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for p in paths:
+        for line in Path(p).read_text().splitlines():
+            if line.strip():
+                out.append(json.loads(line))
+    return out
+
+
+def held_out(c: dict[str, Any]) -> bool:
+    return int(hashlib.sha256(c["gpu"].encode()).hexdigest(), 16) % 5 == 4
+
+
+def predict(v: dict[str, Any], context: int, new_tokens: int) -> dict[str, Any]:
+    n = int(v.get("gpu_count") or 1)
+    gpu = v["gpu"] if n == 1 else f"{n}x{v['gpu']}"
+    b = int(v.get("batch") or 1)
+    wl = Workload(
+        engine=v["engine"],
+        batch=b,
+        context=max(1, int(context)),
+        new_tokens=int(new_tokens),
+        quant=v.get("quant"),
+        max_num_seqs=b if v["engine"] == "vllm" and b > 1 else None,
+    )
+    r = fit(v["model"], gpu, wl, split=v.get("split") if n > 1 else None, solve=False)
+    assert r.speed is not None
+    return r.speed.to_dict()
+
+
+def score(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for c in cases:
+        v = c.get("vram") or {}
+        if not v.get("gpu"):
+            continue
+        m = c.get("measured", {})
+        r: dict[str, Any] = {
+            "id": c["id"],
+            "gpu": v["gpu"],
+            "n": v.get("gpu_count") or 1,
+            "b": c.get("batch", 1),
+            "moe": c.get("model_class") != "dense",
+            "held": held_out(c),
+            "exact": c.get("measurement_quality", "exact") == "exact" and not c.get("quant_substitute"),
+            "engine": c["engine"],
+        }
+        try:
+            if m.get("decode_tps_per_seq") is not None:
+                d = predict(v, v.get("decode_context") or 1, v.get("new_tokens") or 0)
+                r["dec"] = (d["decode_tokens_per_s_per_seq"] - m["decode_tps_per_seq"]) / m["decode_tps_per_seq"]
+                r["dec_pred"], r["dec_meas"] = d["decode_tokens_per_s_per_seq"], m["decode_tps_per_seq"]
+            if m.get("prefill_tps") is not None and v.get("prefill_context") and not c.get("prefill_excluded_reason"):
+                p = predict(v, v["prefill_context"], 0)
+                if p["prefill_tokens_per_s"] is not None:
+                    r["pre"] = (p["prefill_tokens_per_s"] - m["prefill_tps"]) / m["prefill_tps"]
+                    r["pre_pred"], r["pre_meas"] = p["prefill_tokens_per_s"], m["prefill_tps"]
+        except VramError as e:
+            r["error"] = str(e)
+        rows.append(r)
+    return rows
+
+
+def summary(rows: list[dict[str, Any]], key: str, label: str) -> str:
+    e = [r[key] for r in rows if r.get(key) is not None and r["exact"]]
+    if not e:
+        return f"  {label:28s} (none)"
+    a = sorted(abs(x) for x in e)
+    return (
+        f"  {label:28s} n={len(e):3d}  median {statistics.median(a) * 100:5.1f}%  p90 "
+        f"{a[int(0.9 * (len(a) - 1))] * 100:5.1f}%  max {a[-1] * 100:5.1f}%  signed median "
+        f"{statistics.median(e) * 100:+5.1f}%"
+    )
+
+
+def report(rows: list[dict[str, Any]], title: str) -> None:
+    print(f"== {title}")
+    print(summary(rows, "dec", "decode"))
+    print(summary([r for r in rows if r["moe"]], "dec", "decode MoE"))
+    print(summary([r for r in rows if r["b"] > 16], "dec", "decode > 16 sequences"))
+    print(summary(rows, "pre", "prefill"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cases", nargs="*", default=None)
+    ap.add_argument("--holdout", action="store_true")
+    ap.add_argument("--list", action="store_true")
+    args = ap.parse_args()
+    paths = args.cases or [str(SHARED), *sorted(str(p) for p in HERE.glob("*.jsonl"))]
+    rows = score(load(paths))
+    if args.list:
+        for r in rows:
+            d = f"{r['dec'] * 100:+6.1f}% ({r['dec_meas']:8.1f})" if "dec" in r else " " * 18
+            p = f"{r['pre'] * 100:+6.1f}% ({r['pre_meas']:8.1f})" if "pre" in r else ""
+            print(f"{r['id'][:60]:60s} {r['gpu'][:14]:14s} {r['n']} {r['b']:3d} {d}  {p} {r.get('error', '')[:60]}")
+    report(rows, "all")
+    if args.holdout:
+        report([r for r in rows if not r["held"]], "fitting half (GPUs not held out)")
+        report([r for r in rows if r["held"]], "held out (GPUs hashed into the last fifth)")
+    errs = [r for r in rows if r.get("error")]
+    if errs:
+        print(f"{len(errs)} errors: " + ", ".join(r["id"] for r in errs), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
