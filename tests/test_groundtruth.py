@@ -5,7 +5,8 @@
   Inference: params exact, peak_allocated_bytes median |error| ≤ 1 % and max ≤ 3 %, total_bytes median ≤ 3 %.
   Training: params and trainable_params exact, peak median ≤ 1 % and max ≤ 5 %, total_bytes median ≤ 5 %.
 * measurements/h200-probe*.jsonl (other models, same machine): `generate_clean_peak_bytes` is generate()'s peak with
-  nothing else alive (corrected by measurements/correct_probes.py); the same bounds as above.
+  nothing else alive (corrected by measurements/correct_probes.py); the same bounds as above, but for the
+  inference peak's max (4 %, see test_probe_inference_cases).
 
 No per-case tolerance, no xfail: these are the numbers the project promises.
 """
@@ -144,12 +145,16 @@ def _probe_errors(kind: str, capsys: pytest.CaptureFixture[str]) -> tuple[dict[s
 def test_probe_inference_cases(capsys: pytest.CaptureFixture[str]) -> None:
     """Models outside the calibration set: the estimate must hold there too (no per-model constants)."""
     peak, total = _probe_errors("infer", capsys)
-    _check(peak, 0.03, 0.08, "probe peak_allocated_bytes")
+    # max 4 %, not 3 %: Gemma-3-1B b4 L4096 of the first probe reads -3.9 % while the same model and workload in the
+    # second probe (configs/gemma-3-1b.json) reads -1.2 %; the two builds differ by 28.7 MB of weights and 65.5 MiB at
+    # the peak, not explained without a GPU (README, "What holds")
+    _check(peak, 0.01, 0.04, "probe peak_allocated_bytes")
     _check(total, 0.03, float("inf"), "probe total_bytes")
 
 
 @needs_groundtruth
 def test_probe_training_cases(capsys: pytest.CaptureFixture[str]) -> None:
     """The probe's training steps on other models, asked through score.py's contract: same bounds as above."""
-    peak, _ = _probe_errors("train", capsys)
-    _check(peak, 0.05, 0.10, "probe training peak_allocated_bytes")
+    peak, total = _probe_errors("train", capsys)
+    _check(peak, 0.01, 0.05, "probe training peak_allocated_bytes")
+    _check(total, 0.05, float("inf"), "probe training total_bytes")

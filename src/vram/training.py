@@ -20,10 +20,13 @@ LoRA weights in float32 (autocast_adapter_dtype), so each adapted linear saves a
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .components import Component
+from .components.allocator import CachingAllocator
 from .components.runtime import cublas_workspace, cuda_context, training_reserve
 from .engines.transformers import SINK_SOFTMAX_IN_DTYPE, sdpa_runs_math_kernel
 from .errors import BadInput, UnsupportedArchitecture
@@ -148,8 +151,8 @@ def _norm_own(model_type: str, res: int, frozen: bool = False) -> int:
     return 4 + (4 if res == 4 else 2)
 
 
-def _saved_per_token(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets: set[str]) -> int:
-    """Bytes autograd keeps for one layer and one token until that layer's backward."""
+def _saved_items(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets: set[str]) -> list[int]:
+    """Bytes per token of the tensors (or groups of tensors) autograd keeps for one layer until its backward."""
     h = model.hidden_size
     mt = model.model_type
     mixed = tw.precision == "mixed"
@@ -172,58 +175,63 @@ def _saved_per_token(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets:
         return e if present else 0  # the tensor itself
 
     pre_norms = 0 if mt in POST_NORMS_ONLY else 1
-    total = 0
+    items: list[int] = []
     attn_inputs = ("qkv_proj",) if mt in FUSED_LINEARS | FUSED_QKV_ONLY else ("q_proj", "k_proj", "v_proj")
     mlp_inputs = ("gate_up_proj",) if mt in FUSED_LINEARS else ("gate_proj", "up_proj")
-    total += h * (pre_norms * norm + input_kept(attn_inputs))
+    items.append(h * (pre_norms * norm + input_kept(attn_inputs)))
     a = layer.attention
     ae = 2 if mixed else e
     if a is not None:
         if a.kind == "mla":
             q = a.num_heads * a.head_dim
             kv = a.num_heads * (a.head_dim + a.v_head_dim)
-            total += ae * (2 * q + kv + a.kv_lora_rank + a.rope_head_dim) + 4 * a.num_heads
+            items.append(ae * (2 * q + kv + a.kv_lora_rank + a.rope_head_dim) + 4 * a.num_heads)
         else:
             q = a.num_heads * a.head_dim
             k = a.num_kv_heads * a.head_dim
             v = a.num_kv_heads * a.v_head_dim
-            total += ae * (2 * q + k + v) + 4 * a.num_heads
+            items.append(ae * (2 * q + k + v) + 4 * a.num_heads)
             if mt in HEAD_QK_NORM or mt in FULL_QK_NORM:
-                total += (q + k) * (norm if mt in FP32_PRODUCT_NORMS or lora else 4 + ae)
+                items.append((q + k) * (norm if mt in FP32_PRODUCT_NORMS or lora else 4 + ae))
             if a.sliding_window is not None and tw.seq > a.sliding_window and tw.attn != "eager":
                 # a window shorter than the sequence forces a mask: SDPA keeps it as an additive float mask and
                 # its output needs a real transpose copy
-                total += 2 * tw.seq + ae * q
+                items.append(2 * tw.seq + ae * q)
             masked = a.sliding_window is not None and tw.seq > a.sliding_window
             if sdpa_runs_math_kernel(model, layer, e, tw.attn, masked):
                 # float32 grouped-query SDPA runs the math kernel (vram.engines.transformers): autograd keeps its
                 # softmax output (heads × seq float32 per token) and the scaled q, expanded-and-scaled k, expanded v
-                total += a.num_heads * tw.seq * 4 + 4 * (2 * q + a.num_heads * a.v_head_dim)
+                items.append(a.num_heads * tw.seq * 4 + 4 * (2 * q + a.num_heads * a.v_head_dim))
             if tw.attn == "eager" and mt in SINK_SOFTMAX_IN_DTYPE:
-                total += a.num_heads * tw.seq * ae  # in-dtype softmax output (the scores are a view of it)
+                items.append(a.num_heads * tw.seq * ae)  # in-dtype softmax output (the scores are a view of it)
             elif tw.attn == "eager":
-                total += a.num_heads * tw.seq * (4 + ae)  # float32 softmax output and bf16 probabilities per row
+                items.append(a.num_heads * tw.seq * (4 + ae))  # float32 softmax output and bf16 probabilities per row
             o_in = a.num_heads * a.v_head_dim
-            total += o_in * input_kept(("o_proj",)) if (lora or mixed) else 0
+            items.append(o_in * input_kept(("o_proj",)) if (lora or mixed) else 0)
     elif layer.mixer is not None:
-        total += ae * 2 * layer.mixer.inner_size
+        items.append(ae * 2 * layer.mixer.inner_size)
     if mt in GEMMA_NORMS or mt in POST_NORMS_ONLY:
-        total += h * norm  # post-attention norm on the attention output
-    total += h * (pre_norms * norm + input_kept(mlp_inputs))
+        items.append(h * norm)  # post-attention norm on the attention output
+    items.append(h * (pre_norms * norm + input_kept(mlp_inputs)))
     m = layer.mlp
     if m is not None:
         if m.kind == "moe":
             k = m.experts_per_token
-            total += k * ae * (2 * h + 4 * m.intermediate_size) + m.num_experts * 4
+            items.append(k * ae * (2 * h + 4 * m.intermediate_size) + m.num_experts * 4)
             if m.shared_intermediate_size:
-                total += 4 * ae * m.shared_intermediate_size
+                items.append(4 * ae * m.shared_intermediate_size)
         else:
             width = m.intermediate_size
             n_saved = 3 if m.kind == "gated" else 1
-            total += ae * n_saved * width + width * (input_kept(("down_proj",)) if (lora or mixed) else ae)
+            items.append(ae * n_saved * width + width * (input_kept(("down_proj",)) if (lora or mixed) else ae))
     if mt in GEMMA_NORMS or mt in POST_NORMS_ONLY:
-        total += h * norm  # post-feedforward norm
-    return total
+        items.append(h * norm)  # post-feedforward norm
+    return items
+
+
+def _saved_per_token(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets: set[str]) -> int:
+    """Bytes autograd keeps for one layer and one token until that layer's backward."""
+    return sum(_saved_items(model, layer, tw, targets))
 
 
 @dataclass(frozen=True)
@@ -295,6 +303,206 @@ def _sharding(tw: TrainWorkload) -> _Sharding:
         label = {"full": "FSDP FULL_SHARD", "hybrid": f"FSDP HYBRID_SHARD (within {n}-GPU nodes)",
                  "grad-op": "FSDP SHARD_GRAD_OP"}[tw.fsdp] + " ≈ " + label
     return _Sharding(1 / n if stage >= 3 else 1, 1 / n if stage >= 2 else 1, 1 / n, f"{label} over {n} GPUs")
+
+
+@dataclass(frozen=True)
+class _StepShape:
+    """What one training step allocates, in the order it does (the input of the allocator replay). Sizes in bytes
+    for the whole micro-batch; parameter groups are [embedding, layer 0 … layer N-1, final norm]."""
+
+    param_sizes: tuple[tuple[int, ...], ...]  # every parameter tensor (the untied output layer in the last group)
+    trainable_sizes: tuple[tuple[int, ...], ...]  # gradients each group's backward allocates (embedding, head: below)
+    saved: tuple[tuple[int, ...], ...]  # tensor groups autograd keeps per layer
+    casts: tuple[tuple[int, ...], ...]  # autocast's bf16 weight copies per layer (mixed precision)
+    adapter_outs: tuple[tuple[int, ...], ...]  # LoRA: float32 output of each adapted linear (transient)
+    hidden: int  # one hidden-state tensor
+    width: int  # one MLP-intermediate-sized tensor (backward temporaries)
+    logits: int  # logits in the activation dtype
+    logits_fp32: int  # the float32 upcast for the cross-entropy (0 when the logits are float32 already)
+    loss_buffer: int  # one float32 batch × seq × vocabulary buffer
+    final_saved: int
+    head_grad: int  # output layer's gradient (the tied embedding's), 0 when frozen
+    embed_grad: int  # embedding's dense gradient, 0 when frozen
+    tied: bool
+    state_sizes: tuple[int, ...]  # optimizer states created at the first step, in order
+    step_temps: tuple[int, ...]  # optimizer temporaries held together (foreach lists)
+    pairwise_temps: tuple[int, ...]  # per-parameter optimizer temporaries (Adafactor), two at a time
+    checkpointing: bool
+
+
+@functools.lru_cache(maxsize=256)
+def _replay_step(shape: _StepShape, steps: int = 2) -> tuple[int, int]:
+    """Replay `steps` training steps through the caching allocator; (peak reserved, peak allocated) bytes. The
+    second step is already the steady state (the optimizer states exist, every later step repeats it)."""
+    al = CachingAllocator()
+    states_done = False
+    for _ in range(steps):
+        # forward
+        hidden = al.allocate(shape.hidden)
+        kept_inputs: list[Any] = []
+        saved: list[list[Any]] = []
+        cached_casts: list[Any] = []
+        for i in range(len(shape.saved)):
+            casts = [al.allocate(c) for c in shape.casts[i]]
+            if shape.checkpointing:  # the layer runs without saving; only its input is kept
+                kept_inputs.append(hidden)
+                cached_casts.extend(casts)
+                for x in [al.allocate(x) for x in shape.saved[i]]:
+                    al.free(x)
+                saved.append([])
+            else:
+                saved.append([al.allocate(x) for x in shape.saved[i]] + casts)
+            for x in [al.allocate(x) for x in shape.adapter_outs[i]]:
+                al.free(x)
+            new_hidden = al.allocate(shape.hidden)
+            if not shape.checkpointing:
+                al.free(hidden)
+            hidden = new_hidden
+        final = al.allocate(shape.final_saved)
+        logits = al.allocate(shape.logits)
+        upcast = al.allocate(shape.logits_fp32) if shape.logits_fp32 else None
+        log_probs = al.allocate(shape.loss_buffer)
+        if upcast is not None:
+            al.free(upcast)
+        al.free(logits)
+        al.free(hidden)
+        for c in cached_casts:  # autocast's cast cache is cleared when its context exits
+            al.free(c)
+        # backward: cross-entropy, the output layer, the final norm
+        g_nll = al.allocate(shape.loss_buffer)
+        g_logp = al.allocate(shape.loss_buffer)
+        al.free(g_nll)
+        al.free(log_probs)
+        g_low = al.allocate(shape.logits) if shape.logits_fp32 else None
+        al.free(g_logp)
+        grads = [al.allocate(shape.head_grad)] if shape.head_grad else []
+        grad_hidden = al.allocate(shape.hidden)
+        if g_low is not None:
+            al.free(g_low)
+        grads.extend(al.allocate(b) for b in shape.trainable_sizes[-1])
+        al.free(final)
+        for i in reversed(range(len(shape.saved))):
+            if shape.checkpointing:  # recompute the layer, saving this time
+                casts = [al.allocate(c) for c in shape.casts[i]]
+                saved[i] = [al.allocate(x) for x in shape.saved[i]] + casts
+            temps = [al.allocate(shape.width) for _ in range(3)]
+            new_grad = al.allocate(shape.hidden)
+            grads.extend(al.allocate(b) for b in shape.trainable_sizes[i + 1])
+            for x in temps + saved[i]:
+                al.free(x)
+            if shape.checkpointing:
+                al.free(kept_inputs[i])
+            al.free(grad_hidden)
+            grad_hidden = new_grad
+        if shape.embed_grad:
+            g_embed = al.allocate(shape.embed_grad)
+            if shape.tied:
+                al.free(g_embed)  # added into the output layer's gradient
+            else:
+                grads.append(g_embed)
+        al.free(grad_hidden)
+        # optimizer step, then zero_grad(set_to_none=True)
+        if not states_done:
+            for b in shape.state_sizes:
+                al.allocate(b)
+            states_done = True
+        for x in [al.allocate(b) for b in shape.step_temps]:
+            al.free(x)
+        for b in shape.pairwise_temps:
+            pair = [al.allocate(b), al.allocate(b)]
+            for x in pair:
+                al.free(x)
+        for g in grads:
+            al.free(g)
+    params_reserved, params_allocated = _replay_parameters(shape.param_sizes)
+    return al.peak_reserved + params_reserved, al.peak_allocated + params_allocated
+
+
+@functools.lru_cache(maxsize=64)
+def _replay_parameters(param_sizes: tuple[tuple[int, ...], ...]) -> tuple[int, int]:
+    """Segments the model's parameters (and the cuBLAS workspace) take when it is built: (reserved, allocated).
+    They are allocated first and never freed; their segments' small leftovers are left out of the step's replay."""
+    al = CachingAllocator()
+    al.allocate(32 * 2**20)  # cuBLAS workspace
+    for sizes in param_sizes:
+        for b in sizes:
+            al.allocate(b)
+    return al.reserved, al.allocated
+
+
+def _layer_param_sizes(model: ModelSpec, layer: Layer, elem: float) -> list[int]:
+    """Bytes of each parameter tensor of a layer: its linears, stacked experts, the router, and norms/biases."""
+    sizes = [i * o for i, o in linear_shapes(model, layer).values()]
+    m = layer.mlp
+    if layer.expert_params:
+        gated = m is not None and m.kind == "moe"
+        sizes += [layer.expert_params * 2 // 3, layer.expert_params // 3] if gated else [layer.expert_params]
+    rest = layer.params - sum(sizes) - layer.small_params
+    if rest > 0:
+        sizes.append(rest)  # router, convolution / state-space weights ...
+    h = model.hidden_size
+    small = layer.small_params
+    sizes += [h] * (small // h) + ([small % h] if small % h else [])
+    return [int(x * elem) for x in sizes if x > 0]
+
+
+REPLAYED_OPTIMIZERS = ("adamw", "adamw-fused", "sgd", "sgd-momentum", "lion", "adafactor")
+
+
+def _step_shape(spec: ModelSpec, tw: TrainWorkload, targets: set[str], norm_final: int, res_bytes: int,
+                param_elem: float, grad_elem: float, state_elem: float) -> _StepShape:
+    """The allocation sequence of one single-GPU step, from the same per-layer terms as the peak."""
+    t = tw.batch * tw.seq
+    h, v = spec.hidden_size, spec.vocab_size
+    lora = tw.method == "lora"
+    adapter = 4  # peft upcasts the adapters to float32
+    e_act = 4 if tw.precision == "fp32" else 2
+    layers = [_layer_param_sizes(spec, layer, 1) for layer in spec.layers]
+    adapters = [[x for name, (i, o) in linear_shapes(spec, layer).items() if name in targets
+                 for x in (i * tw.lora_rank, tw.lora_rank * o)] for layer in spec.layers] if lora else []
+    tail = [spec.final_params] if spec.final_params else []
+    params = [[int(spec.embed_params * param_elem)]] + [[int(x * param_elem) for x in g] for g in layers]
+    params.append([int(x * param_elem) for x in tail] + ([int(spec.head_params * param_elem)]
+                                                         if spec.head_params else []))
+    if lora:
+        for g, extra in zip(params[1:], adapters, strict=False):
+            g.extend(x * adapter for x in extra)
+        trainable: list[list[int]] = [[], *[list(a) for a in adapters], []]
+        elem = float(adapter)
+    else:
+        trainable = [[spec.embed_params], *layers, tail + ([spec.head_params] if spec.head_params else [])]
+        elem = grad_elem
+    flat = [x for g in trainable for x in g]
+    opt = tw.optimizer
+    n_states = {"adamw": 2, "adamw-fused": 2, "sgd": 0, "sgd-momentum": 1, "lion": 1, "adafactor": 0}[opt]
+    states = [int(x * state_elem) for x in flat for _ in range(n_states)]
+    if opt == "adafactor":
+        states = [int(d * state_elem) for layer in spec.layers for i, o in linear_shapes(spec, layer).values()
+                  for d in (i, o)] if not lora else []
+    width = max((layer.mlp.intermediate_size for layer in spec.layers if layer.mlp is not None), default=h)
+    def tt(groups: list[list[int]]) -> tuple[tuple[int, ...], ...]:
+        return tuple(tuple(g) for g in groups)
+
+    return _StepShape(
+        param_sizes=tt(params),
+        trainable_sizes=tt([[] if i == 0 else [int(x * elem) for x in g] for i, g in enumerate(trainable[:-1])]
+                           + [[int(x * elem) for x in tail] if not lora else []]),
+        saved=tt([[x * t for x in _saved_items(spec, layer, tw, targets)] for layer in spec.layers]),
+        casts=tt([[2 * i * o for i, o in linear_shapes(spec, layer).values()]
+                  if tw.precision == "mixed" and not lora else [] for layer in spec.layers]),
+        adapter_outs=tt([[t * o * adapter for name, (_, o) in linear_shapes(spec, layer).items() if name in targets]
+                         for layer in spec.layers] if lora else [[] for _ in spec.layers]),
+        hidden=t * h * res_bytes, width=t * width * e_act,
+        logits=t * v * e_act, logits_fp32=0 if e_act == 4 else t * v * 4, loss_buffer=t * v * 4,
+        final_saved=t * norm_final,
+        head_grad=0 if lora else int(v * h * grad_elem),
+        embed_grad=0 if lora else int(spec.embed_params * grad_elem),
+        tied=spec.tie_word_embeddings and not spec.head_params,
+        state_sizes=tuple(states),
+        step_temps=tuple(int(x * state_elem) for x in flat) if opt in ("adamw", "lion") else (),
+        pairwise_temps=tuple(int(x * state_elem) for x in flat if x > h) if opt == "adafactor" else (),
+        checkpointing=tw.grad_checkpointing,
+    )
 
 
 def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload | None = None) -> Estimate:
@@ -482,7 +690,16 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
         comps.append(Component("communication", comm, "gathered parameters / gradient buckets for data parallelism"))
     allocated = persistent + transient + ws.bytes + comm
     comps.append(ws)
-    reserve = training_reserve(transient)
+    if (tw.gpus == 1 and not tw.offload_optimizer and tw.method in ("full", "lora") and opt in REPLAYED_OPTIMIZERS
+            and not sharded_mixed):
+        shape = _step_shape(spec, act_tw, targets, norm_final, res_bytes, prec.param_bytes, grad_bytes_per,
+                            state_bytes_per)
+        peak_reserved, peak_live = _replay_step(shape)
+        reserve = Component("allocator_reserve", max(0, peak_reserved - peak_live), "PyTorch caching allocator, "
+                            "replayed over two steps: segments reserved for requests no cached block fitted, beyond "
+                            "the live peak")
+    else:
+        reserve = training_reserve(transient)
     ctx = cuda_context(tw.gpu_arch)
     comps += [reserve, ctx]
     assumptions.extend(eager_note)
