@@ -139,6 +139,15 @@ train_options = st.fixed_dictionaries({
 })
 
 
+def _never_less(small: Any, big: Any, sizes: tuple[int, int]) -> None:
+    """Live memory never shrinks with more tokens. The device total may dip by the caching allocator's packing
+    (a slightly larger step can fit its blocks into cached ones better; the replay reproduces that), never by more
+    than 0.5 %."""
+    for f in ("activation_bytes", "peak_allocated_bytes"):
+        assert getattr(big, f) >= getattr(small, f), (f, sizes)
+    assert big.total_bytes >= small.total_bytes * 0.995, ("total_bytes", sizes)
+
+
 @SLOW
 @given(model=st.sampled_from(TRAIN_MODELS), opts=train_options, s=st.tuples(st.integers(1, 16384),
        st.integers(1, 16384)), batch=st.integers(1, 8))
@@ -147,8 +156,7 @@ def test_training_memory_never_decreases_with_seq(model: str, opts: dict[str, An
     lo, hi = _ordered(*s)
     small = estimate_training(model, TrainWorkload(seq=lo, batch=batch, **opts))
     big = estimate_training(model, TrainWorkload(seq=hi, batch=batch, **opts))
-    for f in ("activation_bytes", "peak_allocated_bytes", "total_bytes"):
-        assert getattr(big, f) >= getattr(small, f), (f, lo, hi)
+    _never_less(small, big, (lo, hi))
 
 
 @SLOW
@@ -159,8 +167,7 @@ def test_training_memory_never_decreases_with_batch(model: str, opts: dict[str, 
     lo, hi = _ordered(*b)
     small = estimate_training(model, TrainWorkload(seq=seq, batch=lo, **opts))
     big = estimate_training(model, TrainWorkload(seq=seq, batch=hi, **opts))
-    for f in ("activation_bytes", "peak_allocated_bytes", "total_bytes"):
-        assert getattr(big, f) >= getattr(small, f), (f, lo, hi)
+    _never_less(small, big, (lo, hi))
 
 
 @pytest.mark.parametrize("model", TRAIN_MODELS)
