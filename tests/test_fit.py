@@ -457,7 +457,8 @@ def test_models_that_are_not_llms_run_as_replicas() -> None:
     two = fit("flux.1-dev", "2xh100-sxm", Workload())
     assert two.split == "dp" and len(two.ranks) == 2
     assert two.per_gpu_bytes == one.per_gpu_bytes  # every GPU holds the whole model
-    assert two.speed is None and two.serving == {}
+    assert two.speed is None and set(two.serving) == {"diffusers", "primary"}
+    assert any("one pipeline per GPU" in n for n in two.serving["diffusers"]["notes"])
     with pytest.raises(BadInput):
         fit("flux.1-dev", "2xh100-sxm", Workload(), split="tp")
     opts = which("flux.1-dev", Workload(), counts=(1,))

@@ -41,11 +41,13 @@ def test_llama_cpp_and_ollama_when_everything_fits() -> None:
     r = fit("llama-2-13b", "rtx-4090", Workload(quant="q4_k_m", context=4096, kv_dtype="int8", batch=2))
     lc = r.serving["llama_cpp"]
     assert lc["n_gpu_layers"] == 41  # 40 layers + the output layer
-    assert lc["ctx_size"] == 2 * (4096 + 16) and lc["parallel"] == 2
+    # 4096 + 16 asked, but Llama 2 reads 4,096 tokens: the servers start with the model's limit and say so
+    assert lc["ctx_size"] == 2 * 4096 and lc["parallel"] == 2
+    assert any("at most 4,096 tokens" in n for n in lc["notes"])
     assert "--cache-type-k q8_0 --cache-type-v q8_0" in lc["command"] and "-m llama-2-13b-Q4_K_M.gguf" in lc["command"]
     o = r.serving["ollama"]
-    assert o["num_ctx"] == 4112 and "OLLAMA_KV_CACHE_TYPE=q8_0" in o["command"]
-    assert "PARAMETER num_ctx 4112" in o["modelfile"]
+    assert o["num_ctx"] == 4096 and "OLLAMA_KV_CACHE_TYPE=q8_0" in o["command"]
+    assert "PARAMETER num_ctx 4096" in o["modelfile"]
 
 
 def test_offload_keeps_some_layers_on_the_gpu() -> None:
@@ -82,3 +84,59 @@ def test_cli_prints_the_commands(run_cli: Run) -> None:
     assert set(d["serving"]) >= {"vllm", "llama_cpp", "ollama", "transformers"}
     res = run_cli("fit", "qwen2.5-7b", "--gpu", "l4", "--context", "8k")
     assert d["serving"]["vllm"]["command"] in res.out.replace("\n", "")
+
+
+def test_commands_never_exceed_the_models_context_or_what_fits() -> None:
+    # Llama 3 8B reads 8,192 tokens; 32k asked on a 4090 with vLLM
+    r = fit("llama-3-8b", "rtx-4090", Workload(context=32768, new_tokens=256, engine="vllm"))
+    v = r.serving["vllm"]
+    assert r.context_limit == 8192 and v["max_model_len"] == 8192 and "--max-model-len 8192 " in v["command"]
+    assert any("reads at most 8,192 tokens" in n for n in v["notes"])
+    assert any("reads at most 8,192" in x for x in r.reasons)
+    assert r.serving["primary"] == "vllm"
+    # Qwen2.5 7B at 128k does not fit a 4090 with vLLM: the command uses the longest context that does
+    r = fit("qwen2.5-7b", "rtx-4090", Workload(context=131072, new_tokens=256, engine="vllm"))
+    assert r.verdict == "no" and r.max_context is not None and r.max_context < 131072
+    v = r.serving["vllm"]
+    assert v["max_model_len"] == r.max_context + 256
+    assert any("do not fit" in n for n in v["notes"])
+    ok = fit("qwen2.5-7b", "rtx-4090", Workload(context=r.max_context, new_tokens=256, engine="vllm"), solve=False)
+    assert ok.verdict != "no"
+
+
+def test_commands_per_family() -> None:
+    flux = fit("flux.1-dev", "h100-sxm", Workload())
+    assert set(flux.serving) == {"diffusers", "primary"}
+    code = flux.serving["diffusers"]["code"]
+    assert "DiffusionPipeline.from_pretrained('black-forest-labs/FLUX.1-dev'" in code and "height=1024" in code
+    assert "vllm" not in code and "AutoModelForCausalLM" not in code
+    w = fit("whisper-large-v3", "rtx-3060", Workload(beams=4))
+    assert set(w.serving) == {"transformers", "primary"}
+    assert (
+        "pipeline('automatic-speech-recognition', model='openai/whisper-large-v3'" in w.serving["transformers"]["code"]
+    )
+    assert "'num_beams': 4" in w.serving["transformers"]["code"]
+    assert w.max_context is None and w.context_limit is None  # Whisper reads 30 s windows, not a prompt
+    e = fit("bge-reranker-v2-m3", "l4", Workload(context=512, batch=32))
+    assert "CrossEncoder('BAAI/bge-reranker-v2-m3'" in e.serving["sentence_transformers"]["code"]
+    t = fit(
+        "llama-3.1-8b",
+        "rtx-4090",
+        Workload(),
+        train=__import__("vram.training").training.TrainWorkload(method="qlora", grad_checkpointing=True, seq=4096),
+    )
+    code = t.serving["training"]["code"]
+    assert "load_in_4bit=True" in code and "LoraConfig(r=16" in code and "gradient_checkpointing=True" in code
+
+
+def test_options_a_family_does_not_model_are_errors() -> None:
+    import pytest
+
+    from vram.errors import BadInput
+
+    with pytest.raises(BadInput) as e:
+        fit("flux.1-dev", "rtx-4090", Workload(quant="fp8"))
+    assert e.value.field == "quant"
+    with pytest.raises(BadInput) as e:
+        fit("whisper-large-v3", "rtx-4090", Workload(engine="vllm"))
+    assert e.value.field == "engine"

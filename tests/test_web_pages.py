@@ -163,8 +163,10 @@ async def test_export_downloads(app: Any) -> None:
         fields = hidden_fields((await c.post("/", data={**FORM, "csrf_token": csrf})).text)
         csv = await c.post("/export", data={**fields, "format": "csv"})
         assert csv.headers["content-type"].startswith("text/csv")
-        assert csv.text.splitlines()[0] == "component,bytes,GiB,explanation"
-        assert csv.text.splitlines()[1].startswith("weights,16060522752,")
+        lines = csv.text.splitlines()
+        assert lines[0] == "model,gpu,gpu_count,engine,context,batch,verdict,component,bytes,GiB,explanation"
+        assert lines[1].startswith("llama-3.1-8b,rtx-4090,1,transformers,8192,1,fits,weights,16060522752,")
+        assert lines[-1].startswith("llama-3.1-8b,rtx-4090,1,transformers,8192,1,fits,total,")
         md = await c.post("/export", data={**fields, "format": "md"})
         assert "| weights | 14.96 |" in md.text and "**Fits**" in md.text
         js = await c.post("/export", data={**fields, "format": "json"})

@@ -48,6 +48,9 @@ MIB = 1024**2
 DEFAULT_HEADROOM = 0.2
 MIN_GPU_CANDIDATES = (1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64)
 VERDICTS = ("fits", "tight", "no")
+# model kinds whose memory does not depend on a prompt length (a diffusion pipeline's text is its encoder's fixed
+# 512/77 tokens; Whisper decodes a fixed 448-token window per 30 s of audio)
+CONTEXT_FREE_KINDS = ("diffusion", "speech")
 
 # NCCL: per channel, send and receive buffers for the Simple (4 MiB, NCCL_BUFFSIZE), LL128 (~4.5 MiB) and LL
 # (~0.25 MiB) protocols; ring/tree collectives use ~16 channels over NVLink / Infinity Fabric and ~4 over PCIe.
@@ -689,16 +692,26 @@ def fit(model: str | ModelSpec | ResolvedModel | Evaluator, gpu_spec: str | GpuC
             offload["decode_tokens_per_s_if_it_fit"] = round(full.decode_tokens_per_s_per_seq, 2)
         result = replace(result, speed=speed, offload=offload)
     if solve:
+        # diffusion pipelines and Whisper read no prompt of the user's length: no context to solve for
+        uses_context = ev.rm.entry is None or ev.rm.entry.kind not in CONTEXT_FREE_KINDS
+        multi = sp if choice.count > 1 else None
         result = replace(
-            result, max_context=max_context(ev, choice, wl, sp if choice.count > 1 else None),
-            context_limit=context_limit(ev.spec, ev.rm.entry.context_length if ev.rm.entry else None),
-            max_batch=max_batch(ev, choice, wl, sp if choice.count > 1 else None),
+            result, max_context=max_context(ev, choice, wl, multi) if uses_context else None,
+            context_limit=context_limit(ev.spec, ev.rm.entry.context_length if ev.rm.entry else None)
+            if uses_context else None,
+            max_batch=max_batch(ev, choice, wl, multi),
             min_gpus=1 if choice.local else min_gpus(ev, choice.gpu, wl),
-            recommended_quant=best_quant(ev, choice, wl, headroom_fraction, sp if choice.count > 1 else None))
-        if ev.is_llm:
-            from .serving import serving_settings
+            recommended_quant=best_quant(ev, choice, wl, headroom_fraction, multi) if ev.is_llm else None)
+        limit = result.context_limit
+        asked = wl.context + wl.new_tokens
+        if limit and asked > limit:
+            name = ev.rm.entry.name if ev.rm.entry else ev.spec.name
+            result = replace(result, reasons=(*result.reasons, (
+                f"{name} reads at most {limit:,} tokens (prompt + new): {asked:,} asked; the memory above is for "
+                f"{asked:,}, the model itself stops at {limit:,}")))
+        from .serving import serving_settings
 
-            result = replace(result, serving=serving_settings(ev, result))
+        result = replace(result, serving=serving_settings(ev, result))
     return result
 
 
@@ -776,6 +789,11 @@ def _fit_training(ev: Evaluator, choice: GpuChoice, tw: TrainWorkload, headroom_
 
     mn = next((n for n in MIN_GPU_CANDIDATES if fits_on(n)), None)
     ctx = est.component("cuda_context")
+    from .serving import training_settings
+
+    entry = ev.rm.entry
+    repo = entry.hf_repo if entry is not None and entry.hf_repo else ev.rm.source
+    serving = {"training": training_settings(repo, tw, choice.count), "primary": "training"}
     rank = RankUse(0, f"data-parallel rank of {tw.gpus}", (0, ev.spec.num_layers - 1), est.weights_bytes, 0,
                    est.kv_cache_bytes, est.activation_bytes, 0, ctx.bytes if ctx else 0, worst, est.breakdown)
     wl = Workload(batch=tw.batch, context=tw.seq, new_tokens=0).validate()
@@ -784,6 +802,7 @@ def _fit_training(ev: Evaluator, choice: GpuChoice, tw: TrainWorkload, headroom_
                      usable_bytes_per_gpu=usable, headroom_fraction=headroom_fraction, headroom_bytes=headroom,
                      free_bytes_per_gpu=usable - worst, weights_bytes=est.weights_bytes, kv_cache_bytes=0,
                      ranks=(rank,), estimate=est, max_context=mx_seq, max_batch=mx_batch, min_gpus=mn,
+                     context_limit=context_limit(ev.spec, entry.context_length if entry else None), serving=serving,
                      reasons=_reasons(verdict, worst, usable, est.weights_bytes, headroom, est, choice),
                      assumptions=("training step: the training estimate per GPU", *est.assumptions))
 

@@ -1,9 +1,17 @@
-"""Serving settings for a fit, as ready command lines: vLLM, llama.cpp (llama-server), Ollama and transformers.
+"""Serving settings for a fit, as ready command lines, per model family and engine.
+
+Text models (LLMs): vLLM, llama.cpp (llama-server), Ollama and transformers. Diffusion pipelines: diffusers.
+Speech (Whisper): the transformers speech-recognition pipeline. Embedding and reranker models:
+sentence-transformers. Vision-language models: transformers' image-text-to-text class. Training: the
+transformers Trainer / PEFT settings of the training workload.
 
 Every number comes from the fit: the split (tensor / pipeline parallel size), the context (max-model-len, -c,
 num_ctx), the KV cache dtype, the concurrency that fits (vLLM's --max-num-seqs from its KV blocks), and — when the
 model does not fit entirely — the layers to keep on the GPU (llama.cpp -ngl, Ollama num_gpu, transformers
-max_memory with a "cpu" entry).
+max_memory with a "cpu" entry). A command never asks for more tokens than the model reads (its
+max_position_embeddings) or than fits on the GPU: it then uses the longest that does and its notes say so.
+Each engine's settings carry `label` (the engine's name as people write it) and `notes`; `primary` names the
+entry for the workload's own engine.
 """
 
 from __future__ import annotations
@@ -75,8 +83,146 @@ def llama_cpp_command(model_file: str, *, ngl: int, context: int, parallel: int,
     return " ".join(parts)
 
 
+ENGINE_LABELS = {"vllm": "vLLM", "llama_cpp": "llama.cpp", "ollama": "Ollama", "transformers": "transformers",
+                 "diffusers": "diffusers", "sentence_transformers": "sentence-transformers", "training": "training"}
+
+
+def serving_length(result: FitResult) -> tuple[int, list[str]]:
+    """Tokens per sequence (prompt + new) a server should be started with: what was asked, but never more than the
+    model reads (its context limit) nor, when that does not fit, more than the longest context that does."""
+    wl = result.workload
+    asked = wl.context + wl.new_tokens
+    tokens = asked
+    notes: list[str] = []
+    limit = result.context_limit
+    if limit and asked > limit:
+        tokens = limit
+        notes.append(f"the model reads at most {limit:,} tokens: started with {limit:,}, not the {asked:,} asked "
+                     "(longer needs RoPE scaling the checkpoint does not declare)")
+    if result.verdict == "no" and result.max_context:
+        longest = result.max_context + wl.new_tokens
+        if longest < tokens:
+            tokens = longest
+            notes.append(f"{asked:,} tokens do not fit on {result.gpu_count}× {result.gpu_name}: started with "
+                         f"{longest:,}, the longest that fits at batch {wl.batch}")
+    return max(1, tokens), notes
+
+
 def serving_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
-    """Command lines for the fit in `result` (its GPU, count, split and workload)."""
+    """Command lines for the fit in `result` (its GPU, count, split and workload), for the model's family."""
+    entry = ev.rm.entry
+    kind = entry.kind if entry is not None else "llm"
+    repo = entry.hf_repo if entry and entry.hf_repo else ev.rm.source
+    if kind == "diffusion":
+        out: dict[str, Any] = {"diffusers": diffusers_settings(repo, result)}
+    elif kind == "speech":
+        out = {"transformers": whisper_settings(repo, result)}
+    elif kind == "embedding":
+        out = {"sentence_transformers": embedding_settings(repo, result, entry.config if entry else {})}
+    elif kind == "vlm":
+        out = {"transformers": vlm_settings(repo, result)}
+    else:
+        out = llm_settings(ev, result)
+    for key, spec in out.items():
+        if isinstance(spec, dict):
+            spec.setdefault("label", ENGINE_LABELS.get(key, key))
+            spec.setdefault("notes", [])
+    engine = {"llama.cpp": "llama_cpp"}.get(result.engine, result.engine)
+    out["primary"] = engine if engine in out else next(iter(out))
+    return out
+
+
+def _torch_dtype(dtype: str) -> str:
+    return {"float16": "torch.float16", "float32": "torch.float32", "fp16": "torch.float16",
+            "fp32": "torch.float32"}.get(dtype, "torch.bfloat16")
+
+
+def _nonfit_note(result: FitResult, what: str) -> list[str]:
+    if result.verdict != "no":
+        return []
+    return [f"does not fit on {result.gpu_count}× {result.gpu_name} as asked ({what}); see what to change"]
+
+
+def diffusers_settings(repo: str, result: FitResult) -> dict[str, Any]:
+    """diffusers: the pipeline class the checkpoint names (DiffusionPipeline reads model_index.json), in the
+    estimate's dtype, resident on the GPU, or with model CPU offload when asked (text encoders off the GPU)."""
+    wl = result.workload
+    offload = wl.offload_text_encoders
+    place = "pipe.enable_model_cpu_offload()" if offload else "pipe.to('cuda')"
+    code = (f"pipe = DiffusionPipeline.from_pretrained({repo!r}, torch_dtype={_torch_dtype(wl.dtype)}); {place}; "
+            f"images = pipe(prompt, height={wl.height}, width={wl.width}, num_images_per_prompt={wl.images}).images")
+    notes = _nonfit_note(result, f"{wl.width}×{wl.height}, {wl.images} image(s)")
+    if result.gpu_count > 1:
+        notes.append(f"one pipeline per GPU ({result.gpu_count} replicas): diffusers does not split one image "
+                     "over GPUs")
+    return {"code": code, "pipeline": "DiffusionPipeline", "torch_dtype": _torch_dtype(wl.dtype),
+            "height": wl.height, "width": wl.width, "num_images_per_prompt": wl.images,
+            "cpu_offload": offload, "notes": notes}
+
+
+def whisper_settings(repo: str, result: FitResult) -> dict[str, Any]:
+    """transformers' automatic-speech-recognition pipeline over 30-second windows (`batch` windows at once,
+    `beams` beams each)."""
+    wl = result.workload
+    gen = f", generate_kwargs={{'num_beams': {wl.beams}}}" if wl.beams > 1 else ""
+    code = (f"asr = pipeline('automatic-speech-recognition', model={repo!r}, torch_dtype={_torch_dtype(wl.dtype)}, "
+            f"device='cuda:0'); text = asr(audio, chunk_length_s=30, batch_size={wl.batch}{gen})['text']")
+    return {"code": code, "task": "automatic-speech-recognition", "chunk_length_s": 30, "batch_size": wl.batch,
+            "num_beams": wl.beams, "torch_dtype": _torch_dtype(wl.dtype),
+            "notes": _nonfit_note(result, f"{wl.batch} window(s), {wl.beams} beam(s)")}
+
+
+def embedding_settings(repo: str, result: FitResult, config: Any) -> dict[str, Any]:
+    """sentence-transformers: SentenceTransformer for embedding models, CrossEncoder for rerankers (a
+    classification head)."""
+    wl = result.workload
+    reranker = isinstance(config, dict) and config.get("head") == "classifier"
+    cls = "CrossEncoder" if reranker else "SentenceTransformer"
+    call = (f"scores = model.predict(pairs, batch_size={wl.batch})" if reranker else
+            f"vectors = model.encode(texts, batch_size={wl.batch})")
+    code = (f"model = {cls}({repo!r}, device='cuda', model_kwargs={{'torch_dtype': {_torch_dtype(wl.dtype)}}}); "
+            f"model.max_seq_length = {wl.context}; {call}")
+    return {"code": code, "class": cls, "batch_size": wl.batch, "max_seq_length": wl.context,
+            "notes": _nonfit_note(result, f"batch {wl.batch} × {wl.context:,} tokens")}
+
+
+def vlm_settings(repo: str, result: FitResult) -> dict[str, Any]:
+    wl = result.workload
+    device_map = "auto" if result.gpu_count > 1 else "cuda:0"
+    code = (f"model = AutoModelForImageTextToText.from_pretrained({repo!r}, dtype={_torch_dtype(wl.dtype)}, "
+            f"device_map={device_map!r}); processor = AutoProcessor.from_pretrained({repo!r})")
+    return {"code": code, "notes": _nonfit_note(result, f"context {wl.context:,}")}
+
+
+def training_settings(repo: str, tw: Any, gpu_count: int = 1) -> dict[str, Any]:
+    """transformers Trainer arguments (and PEFT / bitsandbytes for LoRA and QLoRA) for a training workload."""
+    precision = {"bf16": "bf16=True", "fp16": "fp16=True", "mixed": "bf16=True"}.get(tw.precision, "")
+    optim = {"adamw": "adamw_torch", "adamw-fused": "adamw_torch_fused", "adamw-8bit": "adamw_bnb_8bit",
+             "sgd": "sgd", "sgd-momentum": "sgd", "adafactor": "adafactor", "lion": "lion_32bit"}
+    args = [f"per_device_train_batch_size={tw.batch}", f"gradient_accumulation_steps={tw.grad_accum}",
+            f"optim={optim.get(tw.optimizer, tw.optimizer)!r}"]
+    if precision:
+        args.append(precision)
+    if tw.grad_checkpointing:
+        args.append("gradient_checkpointing=True")
+    if tw.method == "qlora":
+        load = (f"model = AutoModelForCausalLM.from_pretrained({repo!r}, quantization_config=BitsAndBytesConfig("
+                "load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_compute_dtype=torch.bfloat16))")
+    else:
+        dtype = "torch.float32" if tw.precision in ("fp32", "mixed") else _torch_dtype(tw.precision)
+        load = f"model = AutoModelForCausalLM.from_pretrained({repo!r}, dtype={dtype})"
+    lines = [load]
+    if tw.method in ("lora", "qlora"):
+        lines.append(f"model = get_peft_model(model, LoraConfig(r={tw.lora_rank}, target_modules={tw.lora_targets!r}))")
+    lines.append("args = TrainingArguments(output_dir='out', " + ", ".join(args) + ")")
+    lines.append(f"# sequences of {tw.seq:,} tokens (tokenize with max_length={tw.seq}, truncation=True)")
+    notes = [f"launch on {gpu_count} GPUs with: torchrun --nproc_per_node {gpu_count} train.py"] if gpu_count > 1 \
+        else []
+    return {"code": "\n".join(lines), "label": "training", "notes": notes}
+
+
+def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
+    """vLLM, llama.cpp, Ollama and transformers command lines for a decoder LLM."""
     from .fit import GpuChoice
 
     wl = result.workload
@@ -84,7 +230,7 @@ def serving_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
     entry = ev.rm.entry
     repo = entry.hf_repo if entry and entry.hf_repo else ev.rm.source
     name = entry.id if entry else spec.name
-    tokens = wl.context + wl.new_tokens
+    tokens, length_notes = serving_length(result)
     tp = result.gpu_count if result.split == "tp" else 1
     pp = result.gpu_count if result.split == "pp" else 1
     n_layers = spec.num_layers
@@ -109,6 +255,7 @@ def serving_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
     vllm_cmd, vllm_notes = vllm_command(repo, tp=tp, pp=pp, max_model_len=tokens,
                                         gpu_memory_utilization=wl.gpu_memory_utilization, kv_dtype=wl.kv_dtype,
                                         max_num_seqs=max_num_seqs, quant=wl.quant)
+    vllm_notes = [*length_notes, *vllm_notes]
     if fit_seqs < 1:
         vllm_notes.append(f"vLLM would not start: one {tokens:,}-token sequence needs more KV blocks than "
                           f"gpu_memory_utilization {wl.gpu_memory_utilization:g} leaves")
@@ -130,7 +277,7 @@ def serving_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
         "env": env,
         "command": " ".join([*env, "ollama serve"]),
         "modelfile": [f"FROM ./{gguf}", f"PARAMETER num_ctx {tokens}", f"PARAMETER num_gpu {ngl}"],
-        "num_ctx": tokens, "num_gpu": ngl,
+        "num_ctx": tokens, "num_gpu": ngl, "notes": list(length_notes),
     }
 
     # transformers: weights per GPU may use what the rest of the estimate leaves
@@ -166,7 +313,9 @@ def serving_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
                  "kv_cache_dtype": VLLM_KV.get(wl.kv_dtype or "", "auto"), "max_num_seqs": max_num_seqs,
                  "sequences_that_fit": fit_seqs, "notes": vllm_notes},
         "llama_cpp": {"command": llama_cmd, "n_gpu_layers": ngl, "ctx_size": tokens * wl.batch,
-                      "parallel": wl.batch, "cache_type_k": cache, "cache_type_v": cache},
+                      "parallel": wl.batch, "cache_type_k": cache, "cache_type_v": cache,
+                      "notes": [*length_notes, f"{gguf}: a GGUF conversion of {repo} (convert_hf_to_gguf.py, "
+                                "or a published GGUF of this model)"]},
         "ollama": ollama,
         "transformers": {"code": tf_code, "device_map": device_map, "max_memory": max_memory, "notes": tf_notes},
     }

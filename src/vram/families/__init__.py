@@ -76,6 +76,25 @@ def family_spec(entry: ModelEntry) -> ModelSpec:
     raise UnsupportedArchitecture(kind, f"kinds modelled: llm, {', '.join(KINDS)}")
 
 
+RUNTIMES = {"diffusion": "diffusers", "speech": "transformers (Whisper pipeline)", "vlm": "transformers",
+            "embedding": "transformers / sentence-transformers"}
+
+
+def check_workload(entry: ModelEntry, wl: Workload) -> None:
+    """Options these families do not model are errors, never silently ignored: the engine (they run in PyTorch
+    through diffusers / transformers, not vLLM or llama.cpp) and a weight quantization (their estimates are in the
+    checkpoint's dtype)."""
+    from ..errors import BadInput
+
+    runtime = RUNTIMES.get(entry.kind, "transformers")
+    if wl.engine != "transformers":
+        raise BadInput(f"engine: {entry.name} is a {entry.kind} model and runs in {runtime}; the {wl.engine} "
+                       "estimate covers text LLMs only (choose transformers)", field="engine")
+    if wl.quant:
+        raise BadInput(f"quant: {entry.name} ({entry.kind}) is estimated in its checkpoint's dtype ({wl.dtype}); "
+                       f"quantized variants ({wl.quant}) are not modelled for this family", field="quant")
+
+
 def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     assert rm.entry is not None
     kind = rm.entry.kind
@@ -90,6 +109,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         from . import embedding as mod
     else:
         raise UnsupportedArchitecture(kind, f"kinds modelled: llm, {', '.join(KINDS)}")
+    check_workload(rm.entry, wl)
     result: Estimate = mod.estimate(rm, wl)
     return result
 

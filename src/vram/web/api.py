@@ -115,6 +115,9 @@ def operate(request: Request, kind: str, body: Any) -> tuple[dict[str, Any], str
     check_csrf(request)
     check_local(request, body)
     cost = cost_of(kind, body)
+    from .ops import precheck
+
+    precheck(body)  # an unknown model or GPU is a 422 whatever is left of the allowance
     state = svc.quota.state(sub)
     if state.remaining < cost:
         request.state.quota = state

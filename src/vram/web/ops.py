@@ -116,6 +116,33 @@ def run_fit(body: FitBody) -> dict[str, Any]:
     return result
 
 
+def run_fit_with_advice(body: FitBody) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """`vram fit` for the page, and when it does not fit, the cheapest changes that do (vram.advice)."""
+    r = _fit_call(body)
+    way: list[dict[str, Any]] = []
+    if r.verdict == "no":
+        from ..advice import ways_to_fit
+
+        train = train_workload_of(body) if body.train is not None else None
+        way = [c.to_dict() for c in ways_to_fit(catalog_model_id(body.model), gpu_spec(body.gpu, body.gpu_count),
+                                                workload_of(body), train=train,
+                                                headroom_fraction=body.headroom_fraction, base=r)]
+    out: dict[str, Any] = r.to_dict()
+    return out, way
+
+
+def precheck(body: Any) -> None:
+    """Names that must resolve before anything is charged (an unknown model is a 422 even with no tokens left)."""
+    if isinstance(getattr(body, "model", None), str):
+        catalog_model_id(body.model)
+    gpu = getattr(body, "gpu", None)
+    if isinstance(gpu, str) and gpu.strip() and gpu.strip().lower() != "local":
+        gpu_spec(gpu)
+    for g in getattr(body, "gpus", None) or []:
+        if isinstance(g, str) and g.strip().lower().split("x")[-1].strip() != "local":
+            gpu_spec(g)
+
+
 def run_which(body: WhichBody) -> dict[str, Any]:
     which = _lazy("fit", "which")
     kwargs: dict[str, Any] = {"counts": tuple(body.counts)}
@@ -179,17 +206,19 @@ def title_of(kind: str, request: dict[str, Any]) -> str:
 
 
 def curve_contexts(asked: int, model_context: int | None, points: int = 9) -> list[int]:
-    """Log-spaced contexts from 512 to the model's context (or twice the one asked), always including the one asked."""
-    top = min(max(model_context or 0, asked * 2, 8192), 1 << 20)
+    """Log-spaced contexts from 512 to the model's context (or twice the one asked when the model's is unknown),
+    including the one asked when the model reads that many; never past the model's limit."""
+    top = min(model_context or max(asked * 2, 8192), 1 << 20)
     contexts: list[int] = []
-    c = 512
+    c = min(512, top)
     while c < top:
         contexts.append(c)
         c *= 2
-    contexts = sorted({*contexts, top, asked})
+    contexts = sorted({*contexts, top, *([asked] if asked <= top else [])})
     if len(contexts) > points + 1:
         step = len(contexts) / points
-        contexts = sorted({contexts[int(i * step)] for i in range(points)} | {contexts[-1], asked})
+        contexts = sorted({contexts[int(i * step)] for i in range(points)} | {contexts[-1]}
+                          | ({asked} if asked <= top else set()))
     return contexts
 
 
@@ -198,6 +227,8 @@ def memory_curve(body: WorkloadBody, gpu: str | None = None, gpu_count: int = 1,
     """The chart's line: (context, bytes) where bytes is the estimate's total, or with a GPU the fullest GPU's
     memory as `vram fit` splits the model (no solvers), so the curve crosses the usable line at the max context."""
     entry = find_model(body.model)
+    if entry.kind in ("diffusion", "speech"):
+        return []  # their memory does not depend on a prompt length
     asked = parse_tokens(body.context, field="context")
     fit_fn = None
     if gpu:
@@ -206,7 +237,10 @@ def memory_curve(body: WorkloadBody, gpu: str | None = None, gpu_count: int = 1,
         except NotAvailable:
             fit_fn = None
     out = []
-    for ctx in curve_contexts(asked, entry.context_length):
+    limit = entry.context_length
+    if limit and body.train is None:  # inference: prompt + new tokens stay within the model's context
+        limit = max(1, limit - parse_tokens(body.new_tokens, field="new_tokens"))
+    for ctx in curve_contexts(asked, limit):
         data = body.model_dump()
         data["context"] = ctx
         if body.train is not None:

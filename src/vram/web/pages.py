@@ -21,7 +21,7 @@ from ..errors import VramError
 from . import api
 from .api import ApiError, services, subject
 from .auth import CSRF_FIELD, SESSION_COOKIE, csrf_ok, sign_result
-from .ops import NotAvailable, memory_curve, run_estimate, run_fit
+from .ops import NotAvailable, memory_curve, precheck, run_estimate, run_fit_with_advice
 from .quota import OPERATION_COSTS, TOKEN_PACKS
 from .schemas import CheckBody, EstimateBody, FitBody
 from .view import build_view, check_result, to_csv
@@ -42,7 +42,23 @@ def make_templates() -> Jinja2Templates:
     t = Jinja2Templates(directory=str(resources.files("vram.web").joinpath("templates")))
     t.env.globals["version"] = __version__
     t.env.filters["tokens"] = lambda n: f"{int(n):,}"
+    t.env.filters["component"] = component_label
     return t
+
+
+COMPONENT_LABELS = {
+    "weights": "Weights", "kv_cache": "KV cache", "activations": "Activations", "cuda_context": "CUDA context",
+    "allocator_reserve": "Allocator reserve", "cublas_workspace": "cuBLAS workspace",
+    "retained_prefill_cache": "Earlier forward's cache", "nccl_buffers": "NCCL buffers",
+    "cuda_graphs": "CUDA graphs", "non_torch_memory": "Outside PyTorch", "gradients": "Gradients",
+    "optimizer_states": "Optimizer states", "master_weights": "FP32 master weights", "lora_weights": "LoRA weights",
+    "compute_buffers": "Compute buffers", "output_buffer": "Output buffer", "logits": "Logits",
+}
+
+
+def component_label(name: str) -> str:
+    """A breakdown component's name as the page shows it (the JSON keeps the library's names)."""
+    return COMPONENT_LABELS.get(str(name), str(name).replace("_", " ").capitalize())
 
 
 def _base(request: Request) -> dict[str, Any]:
@@ -117,7 +133,7 @@ def local_option(request: Request) -> dict[str, Any] | None:
 
 def _index_data(request: Request, form: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"form": form, "options": _options(), "local": local_option(request), "result": None, "error": None,
-            "error_field": None, **extra}
+            "error_field": None, "question": form.get("question") or "", **extra}
 
 
 def _prefill(params: Any) -> dict[str, Any]:
@@ -184,6 +200,7 @@ def compute_check(request: Request, body: CheckBody) -> tuple[dict[str, Any], di
         have_fit = False
     kind = "fit" if body.gpu and have_fit else "estimate"
     cost = OPERATION_COSTS[kind]
+    precheck(body)
     state = svc.quota.state(sub)
     if state.remaining < cost:
         request.state.quota = state
@@ -195,10 +212,11 @@ def compute_check(request: Request, body: CheckBody) -> tuple[dict[str, Any], di
     gpu = _local_entry(body.gpu_count) if local else find_gpu(body.gpu) if body.gpu else None
     gpu_id = "local" if local else gpu.id if gpu is not None else None
     fit_d: dict[str, Any] | None = None
+    way: list[dict[str, Any]] = []
     if gpu is not None and have_fit:
         try:
-            fit_d = run_fit(FitBody.model_validate({**fields, "gpu": gpu_id, "gpu_count": body.gpu_count,
-                                                    "headroom_fraction": body.headroom_fraction}))
+            fit_d, way = run_fit_with_advice(FitBody.model_validate({
+                **fields, "gpu": gpu_id, "gpu_count": body.gpu_count, "headroom_fraction": body.headroom_fraction}))
         except NotAvailable:
             fit_d = None
     curve = memory_curve(est_body, gpu_id if gpu is not None and have_fit else None, body.gpu_count,
@@ -208,8 +226,21 @@ def compute_check(request: Request, body: CheckBody) -> tuple[dict[str, Any], di
     if not ok:
         raise api.over_allowance(state, cost, sub.signed_in)
     result = check_result(est, fit_d, gpu.summary() if gpu else None, body.gpu_count, body.headroom_fraction, curve)
+    if way:
+        result["way_forward"] = [{**w, "query": _changed_query(body, w.get("fields") or {})} for w in way]
     req = body.model_dump(mode="json")
     return req, result, sign_result(svc.secret, "check", req, result), cost
+
+
+def _changed_query(body: CheckBody, fields: dict[str, str]) -> str:
+    """The calculator's query for the same check with `fields` changed (a way-forward link)."""
+    from urllib.parse import parse_qsl
+
+    from .view import calculator_query
+
+    params = dict(parse_qsl(calculator_query(body.model_dump(mode="json"))))
+    params.update(fields)
+    return urlencode(params)
 
 
 def _result_context(kind: str, req: dict[str, Any], result: dict[str, Any], signature: str | None) -> dict[str, Any]:
@@ -264,7 +295,7 @@ async def export(request: Request) -> Response:
     fmt = str(raw.get("format") or "json")
     name = "vram-" + "".join(ch for ch in str(req.get("model", "result")) if ch.isalnum() or ch in "-._")[:60]
     if fmt == "csv":
-        return Response(to_csv(kind, result), media_type="text/csv; charset=utf-8",
+        return Response(to_csv(kind, result, req), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
     if fmt == "md":
         md = build_view(kind, req, result).get("markdown", "")

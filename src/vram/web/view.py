@@ -128,51 +128,78 @@ def chart(curve: list[list[int]] | list[tuple[int, int]], capacity: int | None, 
             "none_fit": bool(capacity) and pts[0][1] > (capacity or 0)}
 
 
-def serving_commands(req: dict[str, Any], est: dict[str, Any], fit: dict[str, Any] | None, repo: str,
-                     n: int) -> list[dict[str, str]]:
-    """[{engine, command}], the chosen engine first: `vram fit`'s serving settings when there are any, else a
-    plain command built from the workload."""
-    engine = "llama.cpp" if req.get("engine") in ("llama.cpp", "llamacpp") else str(req.get("engine") or "")
-    out: list[dict[str, str]] = []
+def serving_commands(fit: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """[{engine, label, command, notes}] from `vram fit`'s serving settings (the library's, per family and engine),
+    the workload's own engine first. Nothing without a GPU: commands are sized for one."""
     serving = fit.get("serving") if fit else None
-    if isinstance(serving, dict) and serving:
-        for name, spec in serving.items():
-            if not isinstance(spec, dict):
-                continue
-            text = spec.get("command") or spec.get("code")
-            if spec.get("modelfile") and isinstance(spec["modelfile"], list):
-                text = f"{text}\n# Modelfile:\n" + "\n".join(str(x) for x in spec["modelfile"])
-            if text:
-                out.append({"engine": str(name).replace("_", "."), "command": str(text)})
-        out.sort(key=lambda c: c["engine"] != engine)
-        if out:
-            return out
-    wl = est.get("workload", {})
-    ctx = int(wl.get("context", 4096)) + int(wl.get("new_tokens", 0))
-    quant = req.get("quant")
-    if req.get("train"):
-        return [{"engine": "training", "command": f"# {req['train'].get('method', 'full')} fine-tune of {repo}: "
-                 f"sequence {ctx}, micro-batch {req.get('batch', 1)}"}]
-    vllm = [f"vllm serve {repo}", f"--max-model-len {ctx}"]
-    if n > 1:
-        vllm.append(f"--tensor-parallel-size {n}")
-    if int(req.get("batch", 1)) > 1:
-        vllm.append(f"--max-num-seqs {req['batch']}")
-    if req.get("kv_dtype") in ("fp8", "float8"):
-        vllm.append("--kv-cache-dtype fp8")
-    q = (quant or "Q4_K_M").upper()
-    dt = {"bfloat16": "torch.bfloat16", "float16": "torch.float16", "float32": "torch.float32"}.get(
-        str(wl.get("dtype")), "'auto'")
-    out = [{"engine": "vllm", "command": " ".join(vllm)},
-           {"engine": "llama.cpp", "command": f"llama-server -m {repo.split('/')[-1]}-{q}.gguf -c {ctx} -ngl 99"},
-           {"engine": "transformers", "command": f"AutoModelForCausalLM.from_pretrained('{repo}', dtype={dt}, "
-            "device_map='auto')"}]
-    out.sort(key=lambda c: c["engine"] != engine)
+    if not isinstance(serving, dict):
+        return []
+    primary = str(serving.get("primary") or "")
+    out: list[dict[str, Any]] = []
+    for name, spec in serving.items():
+        if not isinstance(spec, dict):
+            continue
+        text = spec.get("command") or spec.get("code")
+        if spec.get("modelfile") and isinstance(spec["modelfile"], list):
+            text = f"{text}\n# Modelfile:\n" + "\n".join(str(x) for x in spec["modelfile"])
+        if text:
+            out.append({"engine": str(name), "label": str(spec.get("label") or name), "command": str(text),
+                        "notes": [str(n) for n in spec.get("notes") or []]})
+    out.sort(key=lambda c: c["engine"] != primary)
     return out
 
 
+RUNTIMES = {"diffusion": "diffusers", "speech": "transformers (Whisper)", "embedding": "sentence-transformers"}
+KIND_LABELS = {"llm": "text model", "diffusion": "image model", "speech": "speech model",
+               "vlm": "vision-language model", "embedding": "embedding model"}
+
+
+def _gb_text(n: int) -> str:
+    return f"{n / GIB:,.2f} GiB"
+
+
+def answer_sentence(view: dict[str, Any]) -> str:
+    """The result in one sentence a person can act on."""
+    v = view.get("verdict")
+    model = view.get("model", "")
+    if not v:
+        return f"{model} needs {view['total_gib']} GiB in all ({view['engine']}); pick a GPU to see whether it fits."
+    fit = view.get("fit") or {}
+    where = view.get("gpu_label") or ""
+    wl = view.get("workload") or {}
+    ctx = "" if view.get("context_free") else f" at {int(wl.get('context', 0)):,} tokens of context"
+    if view.get("training"):
+        ctx = f" (training, sequence {int(wl.get('context', 0)):,})"
+    free = int(fit.get("free_bytes_per_gpu") or 0)
+    limit = fit.get("context_limit")
+    asked = int(wl.get("context", 0)) + int(wl.get("new_tokens", 0))
+    if limit and asked > int(limit) and not view.get("training"):
+        longest = fit.get("max_context")
+        return (f"Not at {int(wl.get('context', 0)):,} tokens: {model} reads at most {int(limit):,} (prompt + new)"
+                + (f"; up to {int(longest):,} prompt tokens it fits on {where}." if longest else "."))
+    if v["cls"] == "ok":
+        return f"Yes: {model} fits on {where}{ctx}, with {_gb_text(free)} free per GPU."
+    if v["cls"] == "tight":
+        return (f"Only just: {model} fits on {where}{ctx} with {_gb_text(free)} free per GPU, less headroom than "
+                "asked, so long prompts or bursts may run out of memory.")
+    way = view.get("way_forward") or []
+    best = next((w for w in way if w.get("fits")), None)
+    tail = f" Cheapest change that fits: {best['change']}." if best else ""
+    return (f"No: {model} needs {view['per_gpu_gib']} GiB per GPU{ctx}, {_gb_text(-free)} more than {where} "
+            f"has.{tail}")
+
+
+def _rows(comps: list[tuple[str, int, str]], total: int) -> list[dict[str, str]]:
+    return [{"name": name, "gib": _g(b), "share": f"{100 * b / total:.1f}%" if total else "", "why": why}
+            for name, b, why in comps]
+
+
 def build_view(kind: str, req: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
-    """The template's view of a stored result ('check' from the page, 'estimate' from the API, others raw)."""
+    """The template's view of a stored result ('check' from the page, 'estimate' from the API, others raw).
+
+    With a GPU every number is `vram fit`'s, computed once: the verdict and its reasons, the fullest GPU's
+    components (the estimate on that GPU, so the engine is sized by it), the per-GPU total, the limits, the speed
+    and the serving commands. Without a GPU the numbers are `vram estimate`'s."""
     if kind == "check":
         est, fit, gpu = result.get("estimate") or {}, result.get("fit"), result.get("gpu")
         n = int(result.get("gpu_count") or 1)
@@ -182,12 +209,23 @@ def build_view(kind: str, req: dict[str, Any], result: dict[str, Any]) -> dict[s
         est, fit, gpu, n, headroom, curve = result, None, None, 1, 0.2, []
     else:
         return {"kind": kind, "raw": True}
-    comps = _per_gpu_components(est, n)
-    if fit and isinstance(fit.get("breakdown"), list) and fit["breakdown"]:  # the fullest GPU, as `vram fit` splits
+    from ..catalog import find_model
+    from ..errors import VramError
+
+    try:
+        entry = find_model(str(req.get("model", est.get("model", ""))))
+        repo, model_name, model_kind = entry.hf_repo or entry.id, entry.name, entry.kind
+    except VramError:
+        repo, model_name, model_kind = str(est.get("model", "")), str(est.get("model", "")), "llm"
+    shown = est
+    if fit and isinstance(fit.get("estimate"), dict):
+        shown = fit["estimate"]  # the fullest GPU's estimate, on that GPU (vLLM sized by its memory)
+    if fit and isinstance(fit.get("breakdown"), list) and fit["breakdown"]:
         comps = [(str(c["name"]), int(c["bytes"]), str(c.get("explanation", ""))) for c in fit["breakdown"]]
-    per_gpu = sum(b for _, b, _ in comps)
-    if fit and isinstance(fit.get("per_gpu_bytes"), int):
-        per_gpu = int(fit["per_gpu_bytes"])
+    else:
+        comps = _per_gpu_components(est, n)
+    per_gpu = int(fit["per_gpu_bytes"]) if fit and isinstance(fit.get("per_gpu_bytes"), int) else \
+        sum(b for _, b, _ in comps)
     usable = int(gpu["usable_memory_bytes"]) if gpu else 0
     if fit and isinstance(fit.get("usable_bytes_per_gpu"), int):
         usable = int(fit["usable_bytes_per_gpu"])
@@ -195,37 +233,49 @@ def build_view(kind: str, req: dict[str, Any], result: dict[str, Any]) -> dict[s
     headroom_bytes = int(fit["headroom_bytes"]) if fit and isinstance(fit.get("headroom_bytes"), int) else \
         int(headroom * weights_per_gpu)
     v = verdict(per_gpu, usable, weights_per_gpu, headroom_bytes, fit) if gpu else None
-    from ..catalog import find_model
-    from ..errors import VramError
-
-    try:
-        entry = find_model(str(req.get("model", est.get("model", ""))))
-        repo, model_name = entry.hf_repo or entry.id, entry.name
-    except VramError:
-        repo, model_name = str(est.get("model", "")), str(est.get("model", ""))
-    total = int(est.get("total_bytes", 0))
-    rows = [{"name": c["name"], "gib": _g(int(c["bytes"])), "share": f"{100 * int(c['bytes']) / total:.1f}%"
-             if total else "", "why": c.get("explanation", "")} for c in est.get("breakdown", [])]
+    total = per_gpu if fit else int(est.get("total_bytes", 0))
+    if fit:
+        rows = _rows(comps, total)
+    else:
+        rows = _rows([(str(c["name"]), int(c["bytes"]), str(c.get("explanation", "")))
+                      for c in est.get("breakdown", [])], total)
     gpu_label = f"{n}× {gpu['name']}" if gpu else None
+    weights_all = int(fit["weights_bytes"]) if fit and isinstance(fit.get("weights_bytes"), int) else \
+        int(est.get("weights_bytes", 0))
+    kv_all = int(fit["kv_cache_bytes"]) if fit and isinstance(fit.get("kv_cache_bytes"), int) else \
+        int(est.get("kv_cache_bytes", 0))
+    context_free = model_kind in ("diffusion", "speech")
+    assumptions = [str(a) for a in shown.get("assumptions", [])]
+    if fit:
+        assumptions += [str(a) for a in fit.get("assumptions", []) if str(a) not in assumptions]
+    speed = fit.get("speed") if fit and isinstance(fit.get("speed"), dict) else None
     view = {
         "kind": kind, "raw": False, "model": model_name, "model_id": est.get("model"), "repo": repo,
-        "params": est.get("params"), "engine": est.get("engine"), "workload": est.get("workload", {}),
-        "total_gib": _g(total), "peak_gib": _g(int(est.get("peak_allocated_bytes", 0))),
-        "weights_gib": _g(int(est.get("weights_bytes", 0))), "kv_gib": _g(int(est.get("kv_cache_bytes", 0))),
-        "per_gpu_gib": _g(per_gpu), "gpu": gpu, "gpu_count": n, "gpu_label": gpu_label, "verdict": v,
-        "headroom": headroom, "rows": rows, "assumptions": est.get("assumptions", []),
+        "model_kind": model_kind, "kind_label": KIND_LABELS.get(model_kind, model_kind),
+        "context_free": context_free, "params": est.get("params"),
+        "engine": RUNTIMES.get(model_kind) or shown.get("engine", est.get("engine")),
+        "workload": shown.get("workload", est.get("workload", {})),
+        "total_gib": _g(total), "peak_gib": _g(int(shown.get("peak_allocated_bytes", 0))),
+        "weights_gib": _g(weights_all), "kv_gib": _g(kv_all), "show_kv": kv_all > 0,
+        "per_gpu_gib": _g(per_gpu), "free_gib": _g(int(fit["free_bytes_per_gpu"])) if fit else None,
+        "usable_gib": _g(usable) if usable else None,
+        "gpu": gpu, "gpu_count": n, "gpu_label": gpu_label, "verdict": v,
+        "headroom": headroom, "rows": rows, "assumptions": assumptions, "speed": speed,
         "bar": _bar(comps, usable, weights_per_gpu + headroom_bytes if usable else 0) if comps else None,
         "split_note": "the fullest GPU, as `vram fit` splits the model" if fit and n > 1 else
         f"even split over {n}" if n > 1 else "",
-        "chart": chart(curve, usable or None, bool(gpu) and fit is not None,
-                       fit.get("max_context") if fit else None),
-        "commands": serving_commands(req, est, fit, repo, n), "fit": fit,
+        "chart": None if context_free else chart(curve, usable or None, bool(gpu) and fit is not None,
+                                                 fit.get("max_context") if fit else None),
+        "commands": serving_commands(fit), "fit": fit,
         "training": bool(req.get("train")), "version": result.get("vram_version") or est.get("vram_version"),
+        "way_forward": result.get("way_forward") or [],
     }
     view["command"] = view["commands"][0]["command"] if view["commands"] else ""
     view["calc_query"] = calculator_query(req)
     if fit:
-        view["limits"] = {k: fit.get(k) for k in ("max_context", "max_batch", "min_gpus", "recommended_quant")}
+        view["limits"] = {k: fit.get(k) for k in ("max_context", "context_limit", "max_batch", "min_gpus",
+                                                  "recommended_quant")}
+    view["answer"] = answer_sentence(view)
     view["markdown"] = markdown(view)
     return view
 
@@ -250,7 +300,7 @@ def calculator_query(req: dict[str, Any]) -> str:
 
 
 def markdown(view: dict[str, Any]) -> str:
-    lines = [f"### {view['model']} · {view['engine']}", ""]
+    lines = [f"### {view['model']} · {view['engine']}", "", view.get("answer", ""), ""]
     if view.get("verdict"):
         lines += [f"**{view['verdict']['label']}** on {view['gpu_label']}: {view['verdict']['text']}", ""]
     wl = view.get("workload", {})
@@ -258,18 +308,35 @@ def markdown(view: dict[str, Any]) -> str:
               + (f" · {wl.get('quant')}" if wl.get("quant") else ""), "",
               "| component | GiB | share |", "|---|---:|---:|"]
     lines += [f"| {r['name']} | {r['gib']} | {r['share']} |" for r in view["rows"]]
-    lines += [f"| **total** | **{view['total_gib']}** | |", "", f"`{view['command']}`", "",
-              f"_vram {view.get('version') or ''}_"]
+    lines += [f"| **total{' per GPU' if view.get('fit') else ''}** | **{view['total_gib']}** | |", ""]
+    if view["command"]:
+        lines += ["```", view["command"], "```", ""]
+    lines += [f"_vram {view.get('version') or ''}_"]
     return "\n".join(lines)
 
 
-def to_csv(kind: str, result: dict[str, Any]) -> str:
-    est = result.get("estimate") if kind == "check" else result
+def to_csv(kind: str, result: dict[str, Any], req: dict[str, Any] | None = None) -> str:
+    """The result as one tidy CSV table: every row names the model, GPU, count, engine, context, batch and verdict,
+    then a component of the fullest GPU (with a GPU) or of the estimate; the last row is the total."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["component", "bytes", "GiB", "explanation"])
-    if isinstance(est, dict):
-        for c in est.get("breakdown", []):
-            w.writerow([c["name"], c["bytes"], _g(int(c["bytes"])), c.get("explanation", "")])
-        w.writerow(["total", est.get("total_bytes", ""), _g(int(est.get("total_bytes", 0))), "device total"])
+    est = result.get("estimate") if kind == "check" else result
+    fit = result.get("fit") if kind == "check" else None
+    view = build_view(kind, req or {}, result) if kind in ("check", "estimate") else {}
+    wl = view.get("workload") or {}
+    gpu = view.get("gpu") or {}
+    head = [view.get("model_id") or (req or {}).get("model", ""), gpu.get("id", "") if gpu else "",
+            view.get("gpu_count", "") if gpu else "", view.get("engine") or "", wl.get("context", ""),
+            wl.get("batch", ""), fit.get("verdict", "") if isinstance(fit, dict) else ""]
+    w.writerow(["model", "gpu", "gpu_count", "engine", "context", "batch", "verdict", "component", "bytes", "GiB",
+                "explanation"])
+    comps = fit.get("breakdown") if isinstance(fit, dict) else None
+    if not comps and isinstance(est, dict):
+        comps = est.get("breakdown", [])
+    for c in comps or []:
+        w.writerow([*head, c["name"], c["bytes"], _g(int(c["bytes"])), c.get("explanation", "")])
+    if isinstance(fit, dict) and isinstance(fit.get("per_gpu_bytes"), int):
+        w.writerow([*head, "total", fit["per_gpu_bytes"], _g(int(fit["per_gpu_bytes"])), "on the fullest GPU"])
+    elif isinstance(est, dict):
+        w.writerow([*head, "total", est.get("total_bytes", ""), _g(int(est.get("total_bytes", 0))), "device total"])
     return buf.getvalue()
