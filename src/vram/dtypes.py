@@ -90,9 +90,9 @@ def _gguf(mix: str) -> QuantScheme:
         "Q2_K": "Q2_K", "Q3_K_S": "Q3_K", "Q3_K_M": "Q3_K", "Q3_K_L": "Q3_K", "Q4_K_S": "Q4_K", "Q4_K_M": "Q4_K",
         "Q5_K_S": "Q5_K", "Q5_K_M": "Q5_K", "Q6_K": "Q6_K", "Q8_0": "Q8_0", "Q4_0": "Q4_0", "Q4_1": "Q4_1",
         "Q5_0": "Q5_0", "Q5_1": "Q5_1", "IQ4_XS": "IQ4_XS", "IQ3_XXS": "IQ3_XXS", "IQ2_XXS": "IQ2_XXS",
-        "F16": "F16", "BF16": "BF16",
+        "F16": "F16", "BF16": "BF16", "IQ4_NL": "IQ4_NL", "MXFP4_MOE": "MXFP4",
     }[mix]
-    head = "Q6_K" if base not in ("Q8_0", "F16", "BF16") else base
+    head = "Q6_K" if base not in ("Q8_0", "F16", "BF16", "MXFP4") else "Q8_0" if base == "MXFP4" else base
     return QuantScheme(
         name=mix.lower(), linear_bits=ggml_bits(base), embed_bits=ggml_bits(base), head_bits=ggml_bits(head),
         small_bits=32, router_bits=32 if base not in ("F16", "BF16") else 16, gguf_mix=mix,
@@ -138,8 +138,10 @@ _register(QuantScheme(name="bnb-int8", linear_bits=8, description=(
     "bitsandbytes LLM.int8(): int8 weights with an fp32 scale per output row; outlier columns computed in fp16")),
     "llm-int8", "bnb-8bit")
 for _mix in ("Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0",
-             "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_XS", "IQ3_XXS", "IQ2_XXS"):
+             "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_XS", "IQ4_NL", "IQ3_XXS", "IQ2_XXS"):
     _register(_gguf(_mix))
+# gpt-oss's GGUF type: MXFP4 experts (32 values in 17 bytes), everything else Q8_0 (llama-quant.cpp MXFP4_MOE)
+_register(_gguf("MXFP4_MOE"), "mxfp4")
 
 # The order `vram fit` tries when looking for the best quantization that fits: highest quality first.
 # (Published perplexity studies of llama.cpp's K-quants and of GPTQ/AWQ put them in this order for 7B-70B models.)

@@ -51,6 +51,14 @@ class Workload:
     n_gpu_layers: int | None = None
     cache_type_k: str | None = None
     cache_type_v: str | None = None
+    # llama.cpp: expert tensors of the first N blocks on the CPU (--n-cpu-moe N; --cpu-moe: all), one KV stream
+    # shared by all slots (--kv-unified), the GPU backend, and the devices' memory / --tensor-split for several GPUs
+    n_cpu_moe: int | None = None
+    cpu_moe: bool = False
+    kv_unified: bool = False
+    backend: str | None = None  # None: from the GPU (fit) or CUDA
+    tensor_split: tuple[float, ...] | None = None
+    device_memory: tuple[int, ...] | None = None
     # non-LLM families (vram.families): image size, images per prompt, beams, text encoders on the CPU
     width: int = 1024
     height: int = 1024
@@ -84,7 +92,18 @@ class Workload:
             if quant is None:
                 quant = {"float8": "fp8", "int8": "int8", "int4": "int4"}[dt]
             dt = "bfloat16"
-        quant_scheme(quant, dtype=dt)
+        if self.engine == "llama.cpp":
+            from .engines.llama_cpp import validate_options
+
+            validate_options(replace(self, quant=quant, dtype=dt))
+        else:
+            quant_scheme(quant, dtype=dt)
+            checks: tuple[tuple[str, object, object], ...] = (
+                ("n_cpu_moe", self.n_cpu_moe, None), ("cpu_moe", self.cpu_moe, False),
+                ("kv_unified", self.kv_unified, False), ("tensor_split", self.tensor_split, None))
+            for opt, val, dflt in checks:
+                if val != dflt:
+                    raise BadInput(f"{opt}: a llama.cpp option (use --engine llama.cpp)", field=opt)
         return replace(self, dtype=dt, kv_dtype=kv, quant=quant)
 
 

@@ -106,6 +106,13 @@ def canonical_arch(gpu: GpuEntry) -> str:
 def gpu_workload(wl: Workload, gpu: GpuEntry) -> Workload:
     """The workload as it runs on `gpu`: its architecture (runtime overheads) and, for vLLM, its memory."""
     wl = replace(wl, gpu_arch=canonical_arch(gpu))
+    if wl.engine == "llama.cpp":
+        from .llama_devices import backend_for
+
+        wl = replace(wl, backend=backend_for([gpu], wl.backend))
+    if wl.engine == "vllm" and gpu.vendor == "apple":
+        raise BadInput("engine: vLLM does not run on Apple Silicon (use --engine llama.cpp; MLX for mlx-lm)",
+                       field="engine")
     if wl.engine == "vllm":
         wl = replace(wl, gpu_memory_bytes=gpu.usable_memory_bytes)
     return wl
@@ -298,6 +305,7 @@ class FitResult:
     speed: Speed | None = None
     serving: dict[str, Any] = field(default_factory=dict)
     offload: dict[str, Any] | None = None
+    host_memory: dict[str, Any] | None = None  # llama.cpp: what stays in system RAM, against --ram
     reasons: tuple[str, ...] = ()
     assumptions: tuple[str, ...] = ()
     gpu_entry: GpuEntry | None = field(default=None, repr=False, compare=False)
@@ -324,7 +332,8 @@ class FitResult:
                 else []),
             "ranks": [r.to_dict() for r in self.ranks],
             "speed": self.speed.to_dict() if self.speed else None,
-            "serving": self.serving, "offload": self.offload, "reasons": list(self.reasons),
+            "serving": self.serving, "offload": self.offload, "host_memory": self.host_memory,
+            "reasons": list(self.reasons),
             "assumptions": list(self.assumptions), "workload": asdict(self.workload),
             "estimate": self.estimate.to_dict(),
         }
@@ -616,7 +625,7 @@ def _rank_uses(ev: Evaluator, ests: list[Estimate], split: str, count: int, comm
 
 def fit(model: str | ModelSpec | ResolvedModel | Evaluator, gpu_spec: str | GpuChoice, workload: Workload | None = None,
         *, headroom_fraction: float = DEFAULT_HEADROOM, train: TrainWorkload | None = None, split: str | None = None,
-        solve: bool = True, with_speed: bool = True) -> FitResult:
+        solve: bool = True, with_speed: bool = True, ram: Any = None) -> FitResult:
     """Does `workload` of `model` fit on `gpu_spec` ("h100-sxm", "4090", "2xh100-sxm", "local")?
 
     With `solve` the result also carries max_context, max_batch, min_gpus and recommended_quant (each a search over
@@ -664,7 +673,16 @@ def fit(model: str | ModelSpec | ResolvedModel | Evaluator, gpu_spec: str | GpuC
            if wl.engine == "vllm" else " (catalog usable_memory_bytes)" if not choice.local else " (free now)"),
         f"headroom: {headroom_fraction:g} × the fullest GPU's weights = {headroom / 1024**3:,.2f} GiB",
     ]
-    if choice.gpu.vendor != "nvidia":
+    if choice.gpu.vendor == "apple":
+        assumptions.append(
+            "Apple Silicon: usable = Metal's recommendedMaxWorkingSetSize, the share of unified memory macOS lets the "
+            f"GPU wire ({choice.gpu.usable_memory_bytes / 1024**3:,.1f} of {choice.gpu.memory_bytes / 1024**3:,.0f} "
+            "GiB; about 2/3 up to 36 GB, 3/4 above); raise it with `sudo sysctl iogpu.wired_limit_mb=<MiB>`; the "
+            "rest of the unified memory holds macOS and the CPU side")
+        if wl.engine == "transformers":
+            assumptions.append("transformers on a Mac runs on MPS: the estimate keeps PyTorch's CUDA allocator "
+                               "terms (not measured on MPS)")
+    elif choice.gpu.vendor != "nvidia":
         assumptions.append(f"{choice.gpu.vendor} runtime overheads assumed equal to CUDA's")
     if sp == "tp":
         a0 = next((la.attention for la in ev.spec.layers if la.attention), None)
@@ -682,15 +700,32 @@ def fit(model: str | ModelSpec | ResolvedModel | Evaluator, gpu_spec: str | GpuC
     if with_speed and ev.is_llm:  # tokens/s describe decoder LLMs, not diffusion or encoder models
         offloaded = 0
         offload = None
-        if verdict == "no" and wl.engine != "vllm":
+        experts = None
+        if verdict == "no" and wl.engine == "llama.cpp" and choice.count == 1 and ev.spec.is_moe:
+            from .llama_offload import expert_offload_plan, ram_setup
+
+            experts = expert_offload_plan(ev.rm, ev.gpu_workload(wl, choice.gpu), choice.gpu.usable_memory_bytes,
+                                          choice.gpu.bandwidth_gb_per_s, ram or ram_setup())
+        if experts is not None:
+            offload = experts
+            offloaded = int(experts["offloaded_bytes"])
+        elif verdict == "no" and wl.engine != "vllm":
             offload = offload_plan(ev, choice, wl)
             offloaded = int(offload["offloaded_bytes"]) if offload else 0
         speed = ev.speed(choice, sp, wl, whole_weights, whole_kv, offloaded)
-        if offload is not None:
+        if offload is not None and experts is None:
             offload["decode_tokens_per_s"] = round(speed.decode_tokens_per_s_per_seq, 2)
             full = ev.speed(choice, sp, wl, whole_weights, whole_kv)
             offload["decode_tokens_per_s_if_it_fit"] = round(full.decode_tokens_per_s_per_seq, 2)
         result = replace(result, speed=speed, offload=offload)
+    if wl.engine == "llama.cpp" and ev.is_llm and choice.count == 1:
+        from .llama_offload import host_memory_check, ram_setup
+
+        est_for_host = binding
+        if result.offload and result.offload.get("kind") == "experts":
+            est_for_host = estimate(ev.rm, replace(ev.gpu_workload(wl, choice.gpu),
+                                                   n_cpu_moe=int(result.offload["n_cpu_moe"])))
+        result = replace(result, host_memory=host_memory_check(est_for_host, ram or ram_setup()))
     if solve:
         # diffusion pipelines and Whisper read no prompt of the user's length: no context to solve for
         uses_context = ev.rm.entry is None or ev.rm.entry.kind not in CONTEXT_FREE_KINDS

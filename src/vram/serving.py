@@ -72,9 +72,11 @@ def vllm_command(repo: str, *, tp: int, pp: int, max_model_len: int, gpu_memory_
 
 
 def llama_cpp_command(model_file: str, *, ngl: int, context: int, parallel: int, kv_dtype: str | None,
-                      gpus: int) -> str:
+                      gpus: int, n_cpu_moe: int | None = None) -> str:
     cache = LLAMA_CPP_CACHE.get(kv_dtype or "float16", "f16")
     parts = ["llama-server", "-m", model_file, f"-ngl {ngl}", f"-c {context * parallel}"]
+    if n_cpu_moe:
+        parts.append(f"--n-cpu-moe {n_cpu_moe}")
     if parallel > 1:
         parts.append(f"-np {parallel}")
     parts += ["-fa on", f"--cache-type-k {cache}", f"--cache-type-v {cache}"]
@@ -235,40 +237,49 @@ def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
     pp = result.gpu_count if result.split == "pp" else 1
     n_layers = spec.num_layers
     offload = result.offload
-    layers_on_gpu = int(offload["layers_on_gpu"]) if offload else n_layers
+    experts = offload if offload and offload.get("kind") == "experts" else None
+    layers_on_gpu = int(offload["layers_on_gpu"]) if offload and not experts else n_layers
+    apple = result.gpu_entry is not None and result.gpu_entry.vendor == "apple"
 
-    # vLLM: concurrency from its own KV-block arithmetic on this GPU and split
-    assert result.gpu_entry is not None
-    choice = GpuChoice(result.gpu_entry, result.gpu_count)
-    vwl = replace(wl, engine="vllm")
-    split = result.split if result.split in ("tp", "pp") else "single"
-    _, _, vests, comm = ev.per_gpu(choice, vwl, split)
-    seqs = []
-    for e in vests:
-        block_bytes = int(e.extra["block_bytes"])
-        blocks = max(0, int(e.extra["kv_cache_capacity_bytes"]) - comm) // block_bytes
-        seqs.append(blocks // math.ceil(tokens / wl.block_size))
-    fit_seqs = min(seqs) if seqs else 0
-    default_seqs = int(vests[0].extra["max_num_seqs"]) if vests else 256
-    cap = wl.max_num_seqs or (1024 if choice.gpu.usable_memory_bytes >= 70 * GIB else 256)
-    max_num_seqs = max(1, min(cap, fit_seqs)) if fit_seqs else max(1, default_seqs)
-    vllm_cmd, vllm_notes = vllm_command(repo, tp=tp, pp=pp, max_model_len=tokens,
-                                        gpu_memory_utilization=wl.gpu_memory_utilization, kv_dtype=wl.kv_dtype,
-                                        max_num_seqs=max_num_seqs, quant=wl.quant)
-    vllm_notes = [*length_notes, *vllm_notes]
-    if fit_seqs < 1:
-        vllm_notes.append(f"vLLM would not start: one {tokens:,}-token sequence needs more KV blocks than "
-                          f"gpu_memory_utilization {wl.gpu_memory_utilization:g} leaves")
-    elif fit_seqs < wl.batch:
-        vllm_notes.append(f"only {fit_seqs} sequences of {tokens:,} tokens fit vLLM's KV cache (batch {wl.batch} "
-                          "asked); the rest wait")
+    # Apple Silicon: no vLLM (CUDA/ROCm only); llama.cpp (Metal), Ollama, LM Studio and mlx-lm run there
+    max_num_seqs, fit_seqs = 1, 0
+    vllm_cmd = ""
+    vllm_notes = ["vLLM does not run on Apple Silicon; use llama.cpp (Metal), Ollama, LM Studio or mlx-lm"]
+    if not apple:
+        # vLLM: concurrency from its own KV-block arithmetic on this GPU and split
+        assert result.gpu_entry is not None
+        choice = GpuChoice(result.gpu_entry, result.gpu_count)
+        vwl = replace(wl, engine="vllm")
+        split = result.split if result.split in ("tp", "pp") else "single"
+        _, _, vests, comm = ev.per_gpu(choice, vwl, split)
+        seqs = []
+        for e in vests:
+            block_bytes = int(e.extra["block_bytes"])
+            blocks = max(0, int(e.extra["kv_cache_capacity_bytes"]) - comm) // block_bytes
+            seqs.append(blocks // math.ceil(tokens / wl.block_size))
+        fit_seqs = min(seqs) if seqs else 0
+        default_seqs = int(vests[0].extra["max_num_seqs"]) if vests else 256
+        cap = wl.max_num_seqs or (1024 if choice.gpu.usable_memory_bytes >= 70 * GIB else 256)
+        max_num_seqs = max(1, min(cap, fit_seqs)) if fit_seqs else max(1, default_seqs)
+        vllm_cmd, vllm_notes = vllm_command(repo, tp=tp, pp=pp, max_model_len=tokens,
+                                            gpu_memory_utilization=wl.gpu_memory_utilization, kv_dtype=wl.kv_dtype,
+                                            max_num_seqs=max_num_seqs, quant=wl.quant)
+        vllm_notes = [*length_notes, *vllm_notes]
+        if fit_seqs < 1:
+            vllm_notes.append(f"vLLM would not start: one {tokens:,}-token sequence needs more KV blocks than "
+                              f"gpu_memory_utilization {wl.gpu_memory_utilization:g} leaves")
+        elif fit_seqs < wl.batch:
+            vllm_notes.append(f"only {fit_seqs} sequences of {tokens:,} tokens fit vLLM's KV cache (batch {wl.batch} "
+                              "asked); the rest wait")
 
     # llama.cpp / Ollama
-    quant = (wl.quant or "").upper() if wl.quant and wl.quant.lower().startswith(("q", "iq")) else None
+    quant = (wl.quant or "").upper() if wl.quant and wl.quant.lower().startswith(("q", "iq", "mxfp4")) else None
     gguf = f"{name}-{quant or ('F16' if wl.dtype == 'float16' else 'BF16')}.gguf"
-    ngl = n_layers + 1 if layers_on_gpu >= n_layers else layers_on_gpu  # +1: the output layer too
+    # llama.cpp counts the output layer first (-ngl N: output + the last N-1 blocks); the plan keeps the head on the GPU
+    ngl = n_layers + 1 if layers_on_gpu >= n_layers else layers_on_gpu + 1
+    n_cpu_moe = int(experts["n_cpu_moe"]) if experts else None
     llama_cmd = llama_cpp_command(gguf, ngl=ngl, context=tokens, parallel=wl.batch, kv_dtype=wl.kv_dtype,
-                                  gpus=result.gpu_count)
+                                  gpus=result.gpu_count, n_cpu_moe=n_cpu_moe)
     cache = LLAMA_CPP_CACHE.get(wl.kv_dtype or "float16", "f16")
     env = ["OLLAMA_FLASH_ATTENTION=1"] + ([f"OLLAMA_KV_CACHE_TYPE={cache}"] if cache != "f16" else [])
     if wl.batch > 1:
@@ -285,8 +296,8 @@ def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
     non_weight = rank.total_bytes - rank.weights_bytes
     per_gpu_weights_gib = max(0, (result.usable_bytes_per_gpu - non_weight) // GIB)
     max_memory: dict[str, str] = {str(i): f"{per_gpu_weights_gib}GiB" for i in range(result.gpu_count)}
-    device_map = "auto" if result.gpu_count > 1 or offload else "cuda:0"
-    if offload:
+    device_map = "mps" if apple else "auto" if result.gpu_count > 1 or offload else "cuda:0"
+    if offload and "host_memory_bytes" in offload:
         max_memory["cpu"] = f"{math.ceil(int(offload['host_memory_bytes']) / GIB) + 2}GiB"
     dtype = "torch.float16" if wl.dtype == "float16" else "torch.float32" if wl.dtype == "float32" \
         else "torch.bfloat16"

@@ -39,13 +39,24 @@ def register(sub: Any) -> None:
 
 def add_source_options(p: argparse.ArgumentParser) -> None:
     """llama.cpp and non-LLM family options (image size, beams ...)."""
-    g = p.add_argument_group("llama.cpp")
+    g = p.add_argument_group("llama.cpp (--engine llama.cpp)")
     g.add_argument("--n-gpu-layers", "-ngl", type=int, default=None,
-                   help="blocks offloaded to the GPU (default: all, output layer included)")
-    g.add_argument("--cache-type-k", default=None, help="K cache type: f16, bf16, q8_0, q4_0 ...")
-    g.add_argument("--cache-type-v", default=None, help="V cache type (quantized needs flash attention)")
-    g.add_argument("--ubatch", type=positive_int("ubatch"), default=512, help="n_ubatch (default 512)")
+                   help="layers on the GPU, the output layer counted first (default: all)")
+    g.add_argument("--cache-type-k", "-ctk", default=None, help="K cache type: f16, bf16, q8_0, q4_0 ...")
+    g.add_argument("--cache-type-v", "-ctv", default=None, help="V cache type (quantized needs flash attention)")
+    g.add_argument("--ubatch", "-ub", type=positive_int("ubatch"), default=None, help="n_ubatch (default 512)")
+    g.add_argument("--n-batch", type=positive_int("n_batch"), default=None, help="n_batch (default 2048)")
     g.add_argument("--no-flash-attn", action="store_true", help="llama.cpp without flash attention")
+    m = g.add_mutually_exclusive_group()
+    m.add_argument("--n-cpu-moe", "-ncmoe", type=positive_int("n_cpu_moe"), default=None,
+                   help="keep the expert tensors of the first N blocks in host memory")
+    m.add_argument("--cpu-moe", "-cmoe", action="store_true", help="keep every expert tensor in host memory")
+    g.add_argument("--kv-unified", "-kvu", action="store_true", help="one KV stream shared by all slots")
+    g.add_argument("--backend", default=None, choices=["cuda", "rocm", "vulkan", "metal", "cpu"],
+                   help="llama.cpp build (default: from --gpu, else cuda)")
+    g.add_argument("--tensor-split", "-ts", default=None, help="proportions per GPU, e.g. 3,1 (default: by memory)")
+    g.add_argument("--gpu", "-g", default=None,
+                   help="GPU spec for llama.cpp's per-device buffers: rtx-4090, 2xrtx-3090, rtx-4090+rtx-3090")
     f = p.add_argument_group("image, speech and vision models")
     f.add_argument("--width", type=positive_int("width"), default=1024, help="image width in pixels")
     f.add_argument("--height", type=positive_int("height"), default=1024, help="image height in pixels")
@@ -56,10 +67,48 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
                    help="diffusion: text encoders on the CPU except while encoding")
 
 
+_LLAMA_ONLY = ("n_gpu_layers", "cache_type_k", "cache_type_v", "ubatch", "n_batch", "n_cpu_moe", "backend",
+               "tensor_split", "gpu")
+_LLAMA_FLAGS = ("no_flash_attn", "cpu_moe", "kv_unified")
+
+
 def source_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return dict(n_gpu_layers=args.n_gpu_layers, cache_type_k=args.cache_type_k, cache_type_v=args.cache_type_v,
-                n_ubatch=args.ubatch, flash_attn=not args.no_flash_attn, width=args.width, height=args.height,
-                images=args.images, beams=args.beams, offload_text_encoders=args.offload_text_encoders)
+    from ..errors import BadInput
+
+    llama = args.engine in ("llama.cpp", "llamacpp")
+    if not llama:
+        given = [n for n in _LLAMA_ONLY if getattr(args, n, None) is not None]
+        given += [n for n in _LLAMA_FLAGS if getattr(args, n, False)]
+        if given:
+            opt = "--" + given[0].replace("_", "-")
+            raise BadInput(f"{given[0]}: {opt} is a llama.cpp option (add --engine llama.cpp)", field=given[0])
+    kw: dict[str, Any] = dict(width=args.width, height=args.height, images=args.images, beams=args.beams,
+                              offload_text_encoders=args.offload_text_encoders)
+    if not llama:
+        return kw
+    kw.update(n_gpu_layers=args.n_gpu_layers, cache_type_k=args.cache_type_k, cache_type_v=args.cache_type_v,
+              flash_attn=not args.no_flash_attn, n_cpu_moe=args.n_cpu_moe, cpu_moe=args.cpu_moe,
+              kv_unified=args.kv_unified)
+    if args.ubatch is not None:
+        kw["n_ubatch"] = args.ubatch
+    if args.n_batch is not None:
+        kw["n_batch"] = args.n_batch
+    backend = args.backend
+    if args.gpu is not None:
+        from ..llama_devices import backend_for, parse_gpu_list
+
+        gpus = parse_gpu_list(args.gpu)
+        backend = backend_for(gpus, backend)
+        kw["device_memory"] = tuple(g.usable_memory_bytes for g in gpus)
+    if backend is not None:
+        kw["backend"] = backend
+    if args.tensor_split is not None:
+        try:
+            kw["tensor_split"] = tuple(float(x) for x in args.tensor_split.split(","))
+        except ValueError as exc:
+            raise BadInput(f"tensor_split: expected numbers like 3,1, got {args.tensor_split!r}",
+                           field="tensor_split") from exc
+    return kw
 
 
 def run(args: argparse.Namespace) -> int:

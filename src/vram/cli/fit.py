@@ -52,6 +52,11 @@ def register(sub: Any) -> None:
     t.add_argument("--lora-rank", type=positive_int("lora_rank"), default=16)
     t.add_argument("--zero", type=int, default=0, choices=[0, 1, 2, 3], help="DeepSpeed ZeRO stage over the GPUs")
     t.add_argument("--fsdp", default=None, choices=["full", "hybrid", "grad-op"], help="FSDP sharding strategy")
+    h = p.add_argument_group("host memory (llama.cpp)")
+    h.add_argument("--ram", default=None, help="system RAM, e.g. 64GiB: checks what llama.cpp keeps in host memory")
+    h.add_argument("--ram-type", default=None,
+                   help="RAM setup for expert-offload speed: ddr4-3200-2ch, ddr5-5600-2ch (default), ddr5-6000-2ch, "
+                   "ddr5-4800-8ch, ddr5-4800-12ch ...")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--check", action="store_true",
                    help="for scripts: exit 0 when it fits, 1 when tight, 3 when not (2 stays bad input); prints "
@@ -108,8 +113,17 @@ def run_fit(args: argparse.Namespace) -> int:
                               batch=args.batch, seq=args.seq if args.seq is not None else (args.context or 2048),
                               attn=args.attn, grad_checkpointing=args.grad_checkpointing, lora_rank=args.lora_rank,
                               zero=args.zero, fsdp=args.fsdp)
+    ram = None
+    if args.ram is not None or args.ram_type is not None:
+        from ..llama_offload import ram_setup
+        from ..units import parse_bytes
+
+        if args.engine not in ("llama.cpp", "llamacpp"):
+            raise BadInput("ram: --ram and --ram-type describe llama.cpp's host memory (add --engine llama.cpp)",
+                           field="ram")
+        ram = ram_setup(args.ram_type, parse_bytes(args.ram, field="ram") if args.ram is not None else None)
     r = fit(args.model, args.gpu, Workload(**workload_kwargs(args)), headroom_fraction=args.headroom,
-            split=args.split, train=train)
+            split=args.split, train=train, ram=ram)
     if args.json:
         print_json(r.to_dict())
     elif args.check:
@@ -181,21 +195,39 @@ def print_fit(r: Any, console: Any = None) -> None:
         s.add_row("best quantization that fits", r.recommended_quant or "none")
     if r.speed:
         sp = r.speed
-        s.add_row("decode" + (" (offloaded)" if r.offload else ""),
-                  f"{_tok(sp.decode_tokens_per_s_per_seq)} tokens/s per sequence, "
-                  f"{_tok(sp.decode_tokens_per_s)} total ({sp.decode_bound} bound)")
+        if r.offload and r.offload.get("kind") == "experts":
+            s.add_row("decode (experts on the CPU)", f"{_tok(r.offload['decode_tokens_per_s'])} tokens/s per sequence "
+                      "(GPU part at GPU bandwidth, CPU experts at RAM bandwidth)")
+        else:
+            s.add_row("decode" + (" (offloaded)" if r.offload else ""),
+                      f"{_tok(sp.decode_tokens_per_s_per_seq)} tokens/s per sequence, "
+                      f"{_tok(sp.decode_tokens_per_s)} total ({sp.decode_bound} bound)")
         s.add_row("prefill", f"{_tok(sp.prefill_tokens_per_s)} tokens/s; time to first token "
                   + (f"{sp.ttft_s:.2f} s" if sp.ttft_s is not None else "?"))
         if sp.cost_per_million_tokens_usd is not None:
             s.add_row("cost", f"${sp.cost_per_million_tokens_usd:,.2f} per million tokens at "
                       f"${sp.price_per_hour_usd:g}/GPU-hour")
     console.print(s)
-    if r.offload:
+    if r.offload and r.offload.get("kind") == "experts":
+        o = r.offload
+        head = "[yellow]does not fit entirely:[/]" if o["fits"] else "[yellow]does not fit, even so:[/]"
+        console.print(f"{head} {o['flag']} keeps the experts of {o['n_cpu_moe']} of {o['layers_total']} blocks in "
+                      f"host memory: {_g(o['gpu_bytes'])} GiB on the GPU (usable {_g(o['usable_gpu_bytes'])}), "
+                      f"{_g(o['host_bytes'])} GiB in RAM → ≈ {o['decode_tokens_per_s']} tokens/s ({o['explanation']})")
+        if not o["fits"]:
+            console.print("  [red]even with every expert tensor on the CPU the rest does not fit this GPU[/]")
+        if not o["host_fits"]:
+            console.print(f"  [red]host memory short:[/] {_g(o['host_bytes'])} GiB must stay in RAM, "
+                          f"{_g(o['ram']['size_bytes'])} GiB given")
+    elif r.offload:
         o = r.offload
         console.print(f"[yellow]does not fit entirely:[/] keep {o['layers_on_gpu']} of {o['layers_total']} layers on "
                       f"the GPU, {_g(o['offloaded_bytes'])} GiB of weights in host memory → ≈ "
                       f"{o.get('decode_tokens_per_s', '?')} tokens/s (vs {o.get('decode_tokens_per_s_if_it_fit', '?')} "
                       "if it fit)")
+    if r.host_memory:
+        hm = r.host_memory
+        console.print(("  " if hm["fits"] else "[red]host memory:[/] ") + hm["explanation"])
     if r.serving.get("vllm"):
         print_serving(r.serving, console)
 
@@ -203,7 +235,8 @@ def print_fit(r: Any, console: Any = None) -> None:
 def print_serving(serving: dict[str, Any], console: Any) -> None:
     console.print("[bold]serving settings[/]")
     v = serving["vllm"]
-    console.print(f"  vLLM:         {v['command']}", soft_wrap=True, highlight=False)
+    if v["command"]:
+        console.print(f"  vLLM:         {v['command']}", soft_wrap=True, highlight=False)
     for n in v.get("notes", []):
         console.print(f"                [dim]{n}[/]", highlight=False)
     console.print(f"  llama.cpp:    {serving['llama_cpp']['command']}", soft_wrap=True, highlight=False)

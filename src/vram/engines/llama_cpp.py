@@ -1,32 +1,45 @@
-"""llama.cpp: what `llama_model_load` and `llama_init_from_model` allocate on the GPU.
+"""llama.cpp: the buffers `llama_model_load` and `llama_init_from_model` allocate, per device, as its code does.
 
-* **Weights.** The tensors of the layers offloaded with `--n-gpu-layers` (the *last* N blocks), plus the output
-  layer (final norm + output matrix) when N exceeds the block count (`-ngl 999`). The input layer (token
-  embeddings) always stays on the CPU; a model with tied embeddings loads a second copy of `token_embd` for the
-  output layer on the GPU. With a GGUF file the bytes are its tensors' own; otherwise they come from the quant mix.
-* **KV cache.** Per attention layer: `kv_size × (n_embd_k_gqa × bytes(type_k) + n_embd_v_gqa × bytes(type_v))`,
-  on the device of that layer. `kv_size` is n_ctx padded up to a multiple of 256. Cache types f16 (default), bf16,
-  f32, q8_0 (34 bytes per 32 values), q4_0 (18/32), q4_1, q5_0, q5_1, iq4_nl; a quantized V cache needs flash
-  attention. Sliding-window layers (Gemma 2/3, gpt-oss) get their own cache of `min(kv_size, pad(n_swa × n_seq +
-  n_ubatch, 256))` cells.
-* **Compute buffer.** ggml's graph allocator reserves the worst-case graph: n_ubatch tokens (at most n_ctx) attending
-  to the whole cache, every token producing logits. Its size is the largest set of f32 tensors alive at one point of
-  that graph: the output (logits n_vocab × n_ubatch plus the normed hidden state), the FFN (gate, up and their
-  product), or attention, which without flash attention holds the score matrix n_kv × n_ubatch × n_head.
-* **Output buffer.** Host memory (pinned), not on the GPU: logits of n_seq_max rows × n_vocab f32.
-* **CUDA context.** The driver context and cuBLAS handle: measured typical values, not part of llama.cpp's log.
+Read at the Oct 2026 tree (vendored by llama-cpp-python 0.3.36); the file/function of each rule is named.
+
+* **Tensors.** From a GGUF file its own; for a catalog model + `--quant` the tensors llama-quantize writes
+  (`gguf_plan.py`).
+* **Placement** (src/llama-model.cpp, `load_tensors`): `i_gpu_start = max(n_layer + 1 - ngl, 0)`,
+  `act_gpu_layers = min(ngl, n_layer + 1)`; block il (and the output layer as il = n_layer) is on a GPU when
+  `i_gpu_start <= il < i_gpu_start + act_gpu_layers`, so `-ngl N` puts the output layer and the last N-1 blocks on
+  the GPU. Several GPUs: the device is `upper_bound(splits, (il - i_gpu_start) / act_gpu_layers)` over the
+  cumulative, normalised `--tensor-split` (default: each device's free memory). The input layer (token_embd)
+  always stays on the CPU; with tied embeddings the output layer gets its own copy of token_embd. Tensor overrides
+  (common/arg.cpp): `--cpu-moe` keeps every tensor matching `\\.ffn_(up|down|gate|gate_up)_(ch|)exps` on the CPU,
+  `--n-cpu-moe N` those of blocks 0..N-1. GPU buffers (ggml-cuda.cu `get_alloc_size`): a quantized tensor whose row
+  is not a multiple of 512 gets one padded row; every tensor is aligned to 128 bytes.
+* **KV cache** (src/llama-context.cpp, src/llama-kv-cache.cpp): `n_ctx = pad(context × slots, 256)`; unified: one
+  stream of n_ctx cells; otherwise one stream per slot of `n_ctx_seq = pad(n_ctx / slots, 256)` cells. Per layer
+  K `[n_embd_k_gqa, cells, streams]` in type_k and V likewise (MLA: the latent K only), on the layer's device.
+  Sliding-window layers (src/llama-kv-cache-iswa.cpp): `pad(min(cells, n_swa × (unified ? slots : 1) + n_ubatch),
+  256)` cells per stream.
+* **Compute buffers** (ggml-alloc, ggml-backend.cpp `ggml_backend_sched`): the worst-case graph of n_ubatch tokens
+  attending to every cell, each token producing logits. Its size on a device is the largest set of f32 tensors
+  alive at one point: the output (logits + the hidden state before/after the norm), a feed-forward (gate, up,
+  product; top-k experts for MoE) or attention (q/k/v, and without flash attention the n_kv × n_ubatch × n_head
+  score matrix), plus the KQ mask alive through every layer (f16 with flash attention, f32 without; one per cache
+  kind). Graph inputs (token embeddings looked up on the CPU, positions, the mask) live in the host compute buffer.
+  **Op offload**: a CUDA/ROCm/Vulkan build runs every op of n_ubatch >= 32 rows on GPU 0 even when its weight sits
+  in host memory (`ggml_backend_sched_backend_id_from_cur`, `offload_op`), copying that weight into the GPU compute
+  buffer for the op; so a CPU-resident layer's largest matrix (or the output matrix, or a CPU-resident layer's K/V
+  view) adds to GPU 0's compute buffer, and `-ngl 0` still reserves one. Pipeline parallelism (several GPUs, all
+  layers offloaded, no overrides) keeps 4 copies of each device's graph inputs.
 """
 
 from __future__ import annotations
 
-import math
+import bisect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..components import Component
-from ..components.weights import weights_bytes
-from ..dtypes import quant_scheme
 from ..errors import BadInput
+from .gguf_plan import MIX_BASE, Tensor, mix_name, plan_tensors
 
 if TYPE_CHECKING:
     from ..estimate import Estimate, ResolvedModel, Workload
@@ -34,15 +47,34 @@ if TYPE_CHECKING:
 
 KV_PAD = 256
 MIB = 1024**2
+BACKENDS = ("cuda", "rocm", "vulkan", "metal", "cpu")
+OP_OFFLOAD_BACKENDS = ("cuda", "rocm", "vulkan")  # offload_op with a 32-row minimum batch
+OP_OFFLOAD_MIN_BATCH = 32
+GPU_ALIGN = 128
+MATRIX_ROW_PADDING = 512  # ggml-cuda: quantized rows padded for the mmq kernels
+SCHED_MAX_COPIES = 4
 # bytes per value of each cache type (ggml block size / bytes per block)
 CACHE_TYPES: dict[str, tuple[int, int]] = {
-    "f32": (1, 4), "f16": (1, 2), "bf16": (1, 2), "q8_0": (32, 34), "q4_0": (32, 18), "q4_1": (32, 20),
-    "q5_0": (32, 22), "q5_1": (32, 24), "iq4_nl": (32, 18),
+    "f32": (1, 4),
+    "f16": (1, 2),
+    "bf16": (1, 2),
+    "q8_0": (32, 34),
+    "q4_0": (32, 18),
+    "q4_1": (32, 20),
+    "q5_0": (32, 22),
+    "q5_1": (32, 24),
+    "iq4_nl": (32, 18),
 }
-_FROM_KV_DTYPE = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "int8": "q8_0", "int4": "q4_0",
-                  "float8": "q8_0"}
+_FROM_KV_DTYPE = {
+    "float16": "f16",
+    "bfloat16": "bf16",
+    "float32": "f32",
+    "int8": "q8_0",
+    "int4": "q4_0",
+    "float8": "q8_0",
+}
 # llama.cpp's CUDA backend without PyTorch: driver context + cuBLAS handle. An assumed typical value (reports range
-# ~250-400 MiB on recent GPUs); not yet measured by this project, unlike the buffers llama.cpp logs.
+# ~250-400 MiB on recent GPUs); not part of the buffers llama.cpp logs.
 LLAMA_CUDA_CONTEXT_BYTES = 300 * MIB
 
 
@@ -55,8 +87,10 @@ def cache_type(name: str | None, kv_dtype: str | None, which: str) -> str:
     if name:
         key = name.strip().lower()
         if key not in CACHE_TYPES:
-            raise BadInput(f"cache_type_{which}: unknown llama.cpp cache type {name!r} "
-                           f"(use {', '.join(CACHE_TYPES)})", field=f"cache_type_{which}")
+            raise BadInput(
+                f"cache_type_{which}: unknown llama.cpp cache type {name!r} (use {', '.join(CACHE_TYPES)})",
+                field=f"cache_type_{which}",
+            )
         return key
     if kv_dtype:
         return _FROM_KV_DTYPE.get(kv_dtype, "f16")
@@ -68,102 +102,216 @@ def cache_row_bytes(type_name: str, n: int) -> int:
     return -(-n // block) * size
 
 
+def validate_options(wl: Workload) -> None:
+    """Workload.validate() for llama.cpp: every llama.cpp option in range, or BadInput naming it."""
+    mix_name(wl.quant, wl.dtype)
+    if wl.backend is not None and wl.backend not in BACKENDS:
+        raise BadInput(
+            f"backend: unknown llama.cpp backend {wl.backend!r} (use {', '.join(BACKENDS)})", field="backend"
+        )
+    for name, v in (("n_ubatch", wl.n_ubatch), ("n_batch", wl.n_batch)):
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1 << 20:
+            raise BadInput(f"{name}: must be a whole number from 1 to {1 << 20:,}, got {v!r}", field=name)
+    if wl.n_gpu_layers is not None and (isinstance(wl.n_gpu_layers, bool) or wl.n_gpu_layers < -1):
+        raise BadInput(f"n_gpu_layers: must be -1 (all) or at least 0, got {wl.n_gpu_layers}", field="n_gpu_layers")
+    if wl.n_cpu_moe is not None and wl.n_cpu_moe < 0:
+        raise BadInput(f"n_cpu_moe: must be at least 0, got {wl.n_cpu_moe}", field="n_cpu_moe")
+    if wl.n_cpu_moe is not None and wl.cpu_moe:
+        raise BadInput("n_cpu_moe: give --n-cpu-moe N or --cpu-moe, not both", field="n_cpu_moe")
+    tk = cache_type(wl.cache_type_k, wl.kv_dtype, "k")
+    tv = cache_type(wl.cache_type_v, wl.kv_dtype, "v")
+    del tk
+    if tv not in ("f16", "bf16", "f32") and not wl.flash_attn:
+        raise BadInput(
+            "cache_type_v: llama.cpp needs flash attention (-fa) for a quantized V cache", field="cache_type_v"
+        )
+    if wl.backend == "cpu" and wl.n_gpu_layers not in (None, 0, -1):
+        raise BadInput("n_gpu_layers: the CPU backend has no GPU to offload to", field="n_gpu_layers")
+    if wl.tensor_split is not None:
+        if not wl.tensor_split or any(x < 0 for x in wl.tensor_split) or sum(wl.tensor_split) <= 0:
+            raise BadInput("tensor_split: proportions must be >= 0 with a positive sum", field="tensor_split")
+        n_dev = len(wl.device_memory) if wl.device_memory else 1
+        if len(wl.tensor_split) != n_dev:
+            raise BadInput(f"tensor_split: {len(wl.tensor_split)} proportions for {n_dev} GPU(s)", field="tensor_split")
+
+
 @dataclass(frozen=True)
-class LayerPlacement:
+class Layout:
+    """Where llama.cpp puts each block: device index (0.. GPUs) or -1 for the CPU; `output` likewise."""
+
     n_layer: int
-    n_gpu_layers: int  # blocks on the GPU (the last ones)
-    output_on_gpu: bool
+    n_gpu_layers: int
+    layers: tuple[int, ...]
+    output: int
+    n_devices: int
 
-    def on_gpu(self, i: int) -> bool:
-        return i >= self.n_layer - self.n_gpu_layers
+    def on_gpu(self, il: int) -> bool:
+        return self.layers[il] >= 0
 
 
-def placement(n_layer: int, ngl: int | None) -> LayerPlacement:
-    """llama.cpp: i_gpu_start = max(n_layer - ngl, 0); the output layer counts as block n_layer."""
+def layout(n_layer: int, ngl: int | None, n_devices: int, split: tuple[float, ...] | None) -> Layout:
+    """src/llama-model.cpp load_tensors: i_gpu_start, act_gpu_layers and the split points."""
     if ngl is None or ngl < 0:
         ngl = n_layer + 1
-    return LayerPlacement(n_layer, min(ngl, n_layer), ngl > n_layer)
+    if n_devices == 0:
+        ngl = 0
+    i_gpu_start = max(n_layer + 1 - ngl, 0)
+    act = min(ngl, n_layer + 1) if n_devices else 0
+    w = list(split) if split else [1.0] * max(1, n_devices)
+    total = sum(w)
+    cum, acc = [], 0.0
+    for x in w:
+        acc += x
+        cum.append(acc / total)
+
+    def dev(il: int) -> int:
+        if il < i_gpu_start or il - i_gpu_start >= act:
+            return -1
+        return min(bisect.bisect_right(cum, (il - i_gpu_start) / act), n_devices - 1)
+
+    return Layout(n_layer, ngl, tuple(dev(i) for i in range(n_layer)), dev(n_layer), n_devices)
 
 
-def kv_layer_bytes(spec: ModelSpec, i: int, kv_cells: int, swa_cells: int, tk: str, tv: str) -> int:
-    layer = spec.layers[i]
-    a = layer.attention
-    if a is None:
-        return 0
-    if a.kind == "mla":
-        k_elems, v_elems = a.kv_lora_rank + a.rope_head_dim, a.kv_lora_rank
+def _tensors(rm: ResolvedModel, wl: Workload) -> tuple[list[Tensor], str]:
+    from ..sources.gguf import GgufWeights
+
+    w = rm.weights_info
+    if isinstance(w, GgufWeights) and wl.quant is None and w.tensors:
+        return list(w.tensors), f"the GGUF file's {len(w.tensors)} tensors"
+    mix = mix_name(wl.quant, wl.dtype)
+    return plan_tensors(rm.spec, mix), f"{mix} as llama-quantize writes it ({MIX_BASE[mix]} base mix)"
+
+
+def _gpu_bytes(t: Tensor, backend: str) -> int:
+    b = t.nbytes
+    if backend in ("cuda", "rocm") and t.type_name not in ("F32", "F16", "BF16") and t.ne0 % MATRIX_ROW_PADDING:
+        from ..dtypes import GGML_TYPES
+
+        block, size = GGML_TYPES[t.type_name]
+        b += (MATRIX_ROW_PADDING - t.ne0 % MATRIX_ROW_PADDING) // block * size
+    return pad(b, GPU_ALIGN)
+
+
+def _device_of(t: Tensor, lay: Layout, n_cpu_moe: int) -> int:
+    if t.is_input:
+        return -1
+    il = t.layer
+    if il is None:
+        return lay.output
+    if t.is_expert and il < n_cpu_moe:
+        return -1
+    return lay.layers[il] if il < lay.n_layer else lay.output
+
+
+@dataclass(frozen=True)
+class Kv:
+    n_ctx: int
+    cells: int  # per stream, full-attention layers
+    swa_cells: int  # per stream, sliding-window layers
+    streams: int
+
+
+def kv_geometry(spec: ModelSpec, context: int, slots: int, n_ubatch: int, unified: bool) -> Kv:
+    n_ctx = pad(context * slots)
+    if unified:
+        cells, streams = n_ctx, 1
     else:
-        k_elems, v_elems = a.num_kv_heads * a.head_dim, a.num_kv_heads * a.v_head_dim
-    cells = swa_cells if a.sliding_window else kv_cells
-    return cells * (cache_row_bytes(tk, k_elems) + cache_row_bytes(tv, v_elems))
+        cells, streams = pad(n_ctx // slots), slots
+        n_ctx = cells * slots
+    windows = [la.attention.sliding_window for la in spec.layers if la.attention and la.attention.sliding_window]
+    swa = pad(min(cells, max(windows) * (slots if unified else 1) + n_ubatch)) if windows else cells
+    return Kv(n_ctx, cells, swa, streams)
 
 
-def compute_buffer_bytes(spec: ModelSpec, n_tokens: int, n_kv: int, flash_attn: bool, n_outputs: int,
-                         n_kv_swa: int | None = None) -> tuple[int, str]:
-    """Peak f32 working set of the reserved worst-case graph (one backend holding every layer)."""
+def kv_layer_bytes(spec: ModelSpec, i: int, kv: Kv, tk: str, tv: str) -> tuple[int, int]:
+    """(K bytes, V bytes) of layer i's cache."""
+    a = spec.layers[i].attention
+    if a is None:
+        return 0, 0
+    cells = (kv.swa_cells if a.sliding_window else kv.cells) * kv.streams
+    if a.kind == "mla":  # the latent (kv_lora_rank) + rope part as K; V is a view of it
+        return cells * cache_row_bytes(tk, a.kv_lora_rank + a.rope_head_dim), 0
+    return (
+        cells * cache_row_bytes(tk, a.num_kv_heads * a.head_dim),
+        cells * cache_row_bytes(tv, a.num_kv_heads * a.v_head_dim),
+    )
+
+
+def _ffn_act(spec: ModelSpec, il: int, n: int) -> int:
     h = spec.hidden_size
-    f32 = 4
-    out = n_outputs * spec.vocab_size * f32 + 2 * n_tokens * h * f32  # logits, normed and un-normed hidden state
-    ffn = att = 0
-    for layer in spec.layers:
-        m = layer.mlp
-        if m is not None:
-            inter = m.intermediate_size
-            if m.kind == "moe":
-                k = m.experts_per_token
-                # routed: per selected expert gate/up/product rows, plus the router logits and weights
-                ffn = max(ffn, n_tokens * (k * 3 * inter + 2 * m.num_experts + 4 * h) * f32)
-            else:
-                ffn = max(ffn, n_tokens * (3 * inter + 4 * h) * f32)
-        a = layer.attention
-        if a is not None:
-            q = a.num_heads * a.head_dim
-            kvw = a.num_kv_heads * (a.head_dim + a.v_head_dim)
-            base = n_tokens * (2 * h + 2 * q + kvw) * f32
-            if flash_attn:
-                att = max(att, base + n_tokens * a.num_heads * a.v_head_dim * f32)
-            else:
-                kv_here = (n_kv_swa or n_kv) if a.sliding_window else n_kv
-                # the score matrix (softmax in place) and the merged attention output beside it
-                att = max(att, base + n_tokens * kv_here * a.num_heads * f32 + n_tokens * q * f32)
-    # the KQ mask is a graph input alive through every layer (f16 for flash attention, f32 otherwise; one per cache
-    # when sliding-window layers have their own), freed before the output layer
-    has_swa = any(la.attention and la.attention.sliding_window for la in spec.layers)
-    mask = (n_kv + ((n_kv_swa or n_kv) if has_swa else 0)) * n_tokens * (2 if flash_attn else 4)
+    m = spec.layers[il].mlp
+    if m is None:
+        return 0
+    if m.kind == "moe":
+        k = m.experts_per_token
+        return (
+            n
+            * (
+                k * 3 * m.intermediate_size
+                + 2 * m.num_experts
+                + 4 * h
+                + (3 * m.shared_intermediate_size if m.shared_intermediate_size else 0)
+            )
+            * 4
+        )
+    return n * (3 * m.intermediate_size + 4 * h) * 4
+
+
+def _att_act(spec: ModelSpec, il: int, n: int, kv: Kv, flash: bool, gpu: bool = False) -> int:
+    """Attention's working set. Without flash attention on a GPU backend, measured CUDA logs (Mistral 7B at 2k and
+    32k cells: 164.00 / 2144.00 MiB) hold the score matrix beside the residual, the normed input, q and its rope
+    output (n × (2h + 2q) f32); the CPU graph (measured with a CPU build) keeps k/v and the merged output too."""
+    h = spec.hidden_size
+    a = spec.layers[il].attention
+    if a is None:
+        la = spec.layers[il]
+        return n * (4 * h + 2 * (la.mixer.inner_size if la.mixer else h)) * 4
+    q = a.num_heads * a.head_dim
+    base = n * (2 * h + 2 * q + a.num_kv_heads * (a.head_dim + a.v_head_dim)) * 4
+    if flash:
+        return base + n * a.num_heads * a.v_head_dim * 4
+    n_kv = kv.swa_cells if a.sliding_window else kv.cells
+    if gpu:
+        return n * n_kv * a.num_heads * 4 + n * (2 * h + 2 * q) * 4
+    return base + n * n_kv * a.num_heads * 4 + n * q * 4
+
+
+def _mask_bytes(spec: ModelSpec, n: int, kv: Kv, flash: bool, layers: list[int]) -> int:
+    el = 2 if flash else 4
+    full = any(spec.layers[i].attention and not spec.layers[i].attention.sliding_window for i in layers)  # type: ignore[union-attr]
+    swa = any(spec.layers[i].attention and spec.layers[i].attention.sliding_window for i in layers)  # type: ignore[union-attr]
+    return (kv.cells * full + kv.swa_cells * swa) * n * el
+
+
+def compute_buffer_bytes(
+    spec: ModelSpec, n_tokens: int, n_kv: int, flash_attn: bool, n_outputs: int, n_kv_swa: int | None = None
+) -> tuple[int, str]:
+    """Peak of the whole worst-case graph on one backend holding every layer (the CPU-only build)."""
+    kv = Kv(n_kv, n_kv, n_kv_swa or n_kv, 1)
+    all_layers = list(range(spec.num_layers))
+    mask = _mask_bytes(spec, n_tokens, kv, flash_attn, all_layers)
+    out = n_outputs * spec.vocab_size * 4 + 2 * n_tokens * spec.hidden_size * 4
+    ffn = max((_ffn_act(spec, i, n_tokens) for i in all_layers), default=0)
+    att = max((_att_act(spec, i, n_tokens, kv, flash_attn) for i in all_layers), default=0)
     phases = {"output (logits)": out, "feed-forward + KQ mask": ffn + mask, "attention + KQ mask": att + mask}
     name = max(phases, key=lambda k: phases[k])
     return phases[name], name
 
 
-def _weights_split(rm: ResolvedModel, wl: Workload, pl: LayerPlacement) -> tuple[int, int, str]:
-    """(bytes on the GPU, total bytes, explanation)."""
-    from ..sources.gguf import GgufWeights
+@dataclass(frozen=True)
+class DeviceUse:
+    weights: int
+    kv: int
+    compute: int
+    phase: str
 
-    spec = rm.spec
-    w = rm.weights_info
-    if isinstance(w, GgufWeights) and wl.quant is None:
-        layers = sum(b for i, b in w.layer_bytes.items() if pl.on_gpu(i))
-        out = w.output_bytes if pl.output_on_gpu else 0
-        dup = w.input_bytes if pl.output_on_gpu and spec.tie_word_embeddings else 0
-        how = f"GGUF tensors: {pl.n_gpu_layers}/{pl.n_layer} blocks" + (
-            " + output layer" if pl.output_on_gpu else "") + (" (tied: token_embd copied for the output)"
-                                                             if dup else "") + "; token_embd stays on the CPU"
-        return layers + out + dup, w.bytes, how
-    scheme = quant_scheme(wl.quant, dtype="float16" if wl.quant is None else wl.dtype)
-    total = weights_bytes(spec, scheme).bytes
-    embed_b = math.ceil(spec.embed_params * scheme.embed_bits / 8)
-    head_b = math.ceil(spec.head_params * scheme.head_bits / 8) + spec.final_params * 4
-    per_layer = [0] * spec.num_layers
-    rest = max(0, total - embed_b - head_b)
-    layer_params = [layer.params for layer in spec.layers]
-    lp_total = max(1, sum(layer_params))
-    for i, p in enumerate(layer_params):
-        per_layer[i] = rest * p // lp_total
-    gpu = sum(b for i, b in enumerate(per_layer) if pl.on_gpu(i))
-    if pl.output_on_gpu:
-        gpu += head_b + (embed_b if spec.tie_word_embeddings else 0)
-    return gpu, total, f"{scheme.name}: {pl.n_gpu_layers}/{pl.n_layer} blocks" + (
-        " + output layer" if pl.output_on_gpu else "") + "; token_embd stays on the CPU"
+    def to_dict(self) -> dict[str, int | str]:
+        return {
+            "weights_gpu_bytes": self.weights,
+            "kv_gpu_bytes": self.kv,
+            "compute_gpu_bytes": self.compute,
+            "compute_phase": self.phase,
+        }
 
 
 def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
@@ -172,71 +320,271 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     spec = rm.spec
     tk = cache_type(wl.cache_type_k, wl.kv_dtype, "k")
     tv = cache_type(wl.cache_type_v, wl.kv_dtype, "v")
-    if tv not in ("f16", "bf16", "f32") and not wl.flash_attn:
-        raise BadInput("llama.cpp needs flash attention (-fa) for a quantized V cache", field="cache_type_v")
+    backend = wl.backend or "cuda"
+    n_dev = 0 if backend == "cpu" else (len(wl.device_memory) if wl.device_memory else 1)
+    split = wl.tensor_split or (tuple(float(m) for m in wl.device_memory) if wl.device_memory else None)
     n_seq = wl.batch
-    n_ctx = pad(wl.context * n_seq)
-    n_ubatch = min(wl.n_ubatch, wl.n_batch, n_ctx)
-    windows = [layer.attention.sliding_window for layer in spec.layers if layer.attention and
-               layer.attention.sliding_window]
-    swa_cells = min(n_ctx, pad(max(windows) * n_seq + n_ubatch)) if windows else n_ctx
-    pl = placement(spec.num_layers, wl.n_gpu_layers)
+    n_batch = min(wl.n_batch, wl.context * n_seq)
+    n_ub = min(wl.n_ubatch, n_batch)
+    kv = kv_geometry(spec, wl.context, n_seq, n_ub, wl.kv_unified)
+    lay = layout(spec.num_layers, wl.n_gpu_layers, n_dev, split)
+    n_cpu_moe = spec.num_layers if wl.cpu_moe else (wl.n_cpu_moe or 0)
+    tensors, how = _tensors(rm, wl)
+    overrides = n_cpu_moe > 0 and any(t.is_expert for t in tensors)
 
-    w_gpu, w_total, w_how = _weights_split(rm, wl, pl)
-    kv_gpu = kv_cpu = 0
-    for i in range(spec.num_layers):
-        b = kv_layer_bytes(spec, i, n_ctx, swa_cells, tk, tv)
-        if pl.on_gpu(i):
-            kv_gpu += b
+    # weights per device
+    w_dev = [0] * n_dev
+    w_host = 0
+    host_tensors: list[Tensor] = []
+    for t in tensors:
+        d = _device_of(t, lay, n_cpu_moe)
+        if d >= 0:
+            w_dev[d] += _gpu_bytes(t, backend)
         else:
-            kv_cpu += b
-    state = sum(layer.mixer.state_elems for layer in spec.layers if layer.mixer) * 4 * n_seq
-    comp, phase = compute_buffer_bytes(spec, n_ubatch, n_ctx, wl.flash_attn, n_ubatch, swa_cells)
-    any_gpu = pl.n_gpu_layers > 0 or pl.output_on_gpu
-    comp_gpu = comp if any_gpu else 0
-    out_host = n_seq * spec.vocab_size * 4
-    ctx_bytes = LLAMA_CUDA_CONTEXT_BYTES if any_gpu else 0
+            w_host += t.nbytes
+            host_tensors.append(t)
+    tied = not any(t.name == "output.weight" for t in tensors)
+    if tied and lay.output >= 0:  # TENSOR_DUPLICATED: the output layer's own copy of token_embd
+        for t in tensors:
+            if t.name == "token_embd.weight":
+                w_dev[lay.output] += _gpu_bytes(t, backend)
 
-    att_layers = len(spec.attention_layers)
-    breakdown = (
-        Component("weights", w_gpu, f"{w_how}; {w_total:,} bytes in all, {w_total - w_gpu:,} on the CPU"),
-        Component("kv_cache", kv_gpu + (state if any_gpu else 0),
-                  f"{att_layers} attention layers × {n_ctx:,} cells (n_ctx {wl.context:,} × {n_seq} seq padded to "
-                  f"{KV_PAD}) × K {tk} + V {tv}" + (f"; sliding-window layers {swa_cells:,} cells" if windows else "")
-                  + (f"; {kv_cpu:,} bytes on the CPU for CPU layers" if kv_cpu else "")),
-        Component("compute_buffer", comp_gpu,
-                  f"ggml graph reserve for n_ubatch {n_ubatch} × n_kv {n_ctx:,}, flash attention "
-                  f"{'on' if wl.flash_attn else 'off'}; largest phase: {phase}"),
-        Component("cuda_context", ctx_bytes, "CUDA driver context and cuBLAS handle (assumed typical value, not "
-                  "measured; not in llama.cpp's log)"),
+    # KV cache per device (offload_kqv: on the layer's device)
+    kv_dev = [0] * n_dev
+    kv_host = 0
+    kv_layer: dict[int, int] = {}
+    for i in range(spec.num_layers):
+        kb, vb = kv_layer_bytes(spec, i, kv, tk, tv)
+        kv_layer[i] = kb + vb
+        if lay.layers[i] >= 0:
+            kv_dev[lay.layers[i]] += pad(kb, GPU_ALIGN) + pad(vb, GPU_ALIGN)
+        else:
+            kv_host += kb + vb
+    state = sum(la.mixer.state_elems for la in spec.layers if la.mixer) * 4 * n_seq
+    if state:
+        holder = next((d for d in lay.layers if d >= 0), -1)
+        if holder >= 0:
+            kv_dev[holder] += state
+        else:
+            kv_host += state
+
+    # compute buffers
+    h = spec.hidden_size
+    offload = backend in OP_OFFLOAD_BACKENDS and n_ub >= OP_OFFLOAD_MIN_BATCH and n_dev > 0
+    cpu_layers = [i for i in range(spec.num_layers) if lay.layers[i] < 0]
+    on_dev: list[list[int]] = [[i for i in range(spec.num_layers) if lay.layers[i] == d] for d in range(n_dev)]
+    out_dev = lay.output if lay.output >= 0 else (0 if (offload or backend == "metal") and n_dev else -1)
+    if n_dev and (offload or backend == "metal"):
+        on_dev[0] = sorted(on_dev[0] + cpu_layers)
+        graph_cpu_layers: list[int] = []
+    else:
+        graph_cpu_layers = cpu_layers
+    copies = backend not in ("metal",)  # unified memory: the GPU reads host buffers in place
+
+    def host_weight(il: int | None, kinds: tuple[str, ...]) -> int:
+        """The largest host-resident weight of block il (None: the output layer) an op would copy."""
+        best = 0
+        for t in host_tensors:
+            if not t.is_matrix or t.is_input:
+                continue
+            is_out = il is None and t.layer is None and t.name.startswith("output")
+            if is_out or (il is not None and t.layer == il and any(k in t.name for k in kinds)):
+                best = max(best, t.nbytes)
+        return best if copies else 0
+
+    pipeline = n_dev > 1 and lay.n_gpu_layers > spec.num_layers and not overrides and backend in ("cuda", "rocm")
+    n_copies = SCHED_MAX_COPIES if pipeline else 1
+    # the output on a GPU: logits beside the normed hidden state (the norm's multiply runs in place); measured
+    # CUDA logs: Llama 3 8B 258.50 MiB = 128256 × 512 × 4 + 512 × 4096 × 4
+    out_act = n_ub * spec.vocab_size * 4 + n_ub * h * 4
+    devices: list[DeviceUse] = []
+    first_att_dev = next((d for d in range(n_dev) for i in on_dev[d] if spec.layers[i].attention), -1)
+    for d in range(n_dev):
+        layers = on_dev[d]
+        # the KQ mask as logged builds make it: f32 on the host, copied to the GPU; with flash attention cast to f16
+        # there once (on the device of the first attention layer, which holds the f32 copy, the f16 cast and the
+        # layer's q/residual at that moment) and passed on as f16. Measured: Llama 3.2 3B at 131072 cells with FA,
+        # ROCm0 408.01 MiB = 256 (f32) + 128 (f16) + 512 × 4 × 3072 × 4; without FA the f32 copy is the mask.
+        m32 = _mask_bytes(spec, n_ub, kv, False, layers) if layers else 0
+        m16 = _mask_bytes(spec, n_ub, kv, True, layers) if layers else 0
+        mask = m16 if wl.flash_attn else m32
+        phases = {"none": 0}
+        if layers and wl.flash_attn and d == first_att_dev:
+            q_w = max((a.q_width for i in layers if (a := spec.layers[i].attention) is not None), default=h)
+            phases["KQ mask cast to f16"] = m32 + m16 + n_ub * (2 * h + 2 * q_w) * 4
+        if layers:
+            ffn = max(_ffn_act(spec, i, n_ub) + host_weight(i, ("ffn_",)) for i in layers)
+            att = max(
+                _att_act(spec, i, n_ub, kv, wl.flash_attn, gpu=True)
+                + max(
+                    host_weight(i, ("attn_", "ssm_", "shortconv")), kv_layer[i] if lay.layers[i] < 0 and copies else 0
+                )
+                for i in layers
+            )
+            # pipeline parallelism: every copy of the split inputs (the mask and the incoming hidden state) is kept
+            # (ggml_backend_sched_split_graph, n_copies > 1); measured: Command-R on two GPUs 672.01 MiB
+            extra = (n_copies - 1) * mask + (n_copies * n_ub * h * 4 if n_copies > 1 else 0)
+            phases["feed-forward + KQ mask"] = ffn + mask + extra
+            phases["attention + KQ mask"] = att + mask + extra
+        if out_dev == d:
+            phases["output (logits)"] = out_act + (host_weight(None, ()) if lay.output < 0 else 0)
+        name = max(phases, key=lambda k: phases[k])
+        devices.append(DeviceUse(w_dev[d], kv_dev[d], phases[name], name))
+
+    # graph inputs live on the CPU backend: token ids, positions (4 per token for M-RoPE), output ids, the KQ mask(s);
+    # the embeddings looked up from the CPU-resident token_embd are a CPU node; pipeline parallelism keeps 4 copies of
+    # the inputs (not of the lookup)
+    pos = 4 if spec.model_type.startswith(("qwen2_vl", "qwen2_5_vl")) else 1
+    graph_inputs = n_ub * 4 * (2 + pos) + _mask_bytes(
+        spec, n_ub, kv, n_dev == 0 and wl.flash_attn, list(range(spec.num_layers))
     )
-    allocated = w_gpu + kv_gpu + (state if any_gpu else 0) + comp_gpu
+    inputs = n_ub * h * 4 + graph_inputs
+    if n_dev == 0:
+        comp_host, host_phase = compute_buffer_bytes(spec, n_ub, kv.cells, wl.flash_attn, n_ub, kv.swa_cells)
+    else:
+        comp_host = n_ub * h * 4 + graph_inputs * n_copies
+        host_phase = "graph inputs (embeddings looked up on the CPU, positions, mask)"
+        if graph_cpu_layers:  # no op offload: the CPU layers' part of the graph runs in host memory
+            cpu_peak = max(
+                max(_ffn_act(spec, i, n_ub), _att_act(spec, i, n_ub, kv, wl.flash_attn)) for i in graph_cpu_layers
+            )
+            comp_host = max(comp_host, cpu_peak + inputs)
+            if out_dev < 0:
+                comp_host = max(comp_host, out_act)
+    out_host = n_seq * spec.vocab_size * 4
+
+    w_gpu, kv_gpu = sum(w_dev), sum(kv_dev)
+    c_gpu = sum(du.compute for du in devices)
+    ctx_bytes = LLAMA_CUDA_CONTEXT_BYTES * n_dev if backend in ("cuda", "rocm") else 0
+    att_layers = len(spec.attention_layers)
+    windows = kv.swa_cells != kv.cells or any(la.attention and la.attention.sliding_window for la in spec.layers)
+    phase = max(devices, key=lambda du: du.compute).phase if devices else host_phase
+    where = (
+        f"{sum(1 for x in lay.layers if x >= 0)}/{lay.n_layer} blocks"
+        + (" + output layer" if lay.output >= 0 else "")
+        + " on the GPU"
+        + ("s" if n_dev > 1 else "")
+    )
+    moe_note = (
+        f"; experts of blocks 0..{n_cpu_moe - 1} on the CPU"
+        if overrides and n_cpu_moe < spec.num_layers
+        else "; every expert tensor on the CPU"
+        if overrides
+        else ""
+    )
+    # the --tensor-split that leaves every GPU the same share of its memory free: blocks in proportion to each
+    # device's memory less what it holds whatever its blocks (its compute buffer, the CUDA context)
+    split_hint: list[float] = []
+    if n_dev > 1 and wl.device_memory:
+        from ..llama_devices import balanced_split
+
+        per_block = [0] * spec.num_layers
+        for t in tensors:
+            if t.layer is not None and t.layer < spec.num_layers:
+                per_block[t.layer] += t.nbytes
+        for i in range(spec.num_layers):
+            per_block[i] += kv_layer[i]
+        fixed = [du.compute + (ctx_bytes // n_dev) for du in devices]
+        split_hint = balanced_split(per_block, list(wl.device_memory), fixed)
+    breakdown = (
+        Component(
+            "weights", w_gpu, f"{how}: {where}{moe_note}; token_embd stays on the CPU; {w_host:,} bytes in host memory"
+        ),
+        Component(
+            "kv_cache",
+            kv_gpu,
+            f"{att_layers} attention layers × {kv.cells:,} cells × {kv.streams} stream(s) (n_ctx "
+            f"{kv.n_ctx:,} = {wl.context:,} × {n_seq} slot(s) padded to {KV_PAD}) × K {tk} + V {tv}"
+            + (f"; sliding-window layers {kv.swa_cells:,} cells" if windows else "")
+            + (f"; {kv_host:,} bytes on the CPU for CPU layers" if kv_host else ""),
+        ),
+        Component(
+            "compute_buffer",
+            c_gpu,
+            f"ggml graph reserve for n_ubatch {n_ub} × n_kv {kv.cells:,}, flash attention "
+            f"{'on' if wl.flash_attn else 'off'}; largest phase: {phase}"
+            + (
+                "; includes the copy of a host-resident weight for offloaded ops"
+                if offload and host_tensors and any(t.is_matrix and not t.is_input for t in host_tensors)
+                else ""
+            ),
+        ),
+        *(
+            [
+                Component(
+                    "cuda_context",
+                    ctx_bytes,
+                    "CUDA/HIP driver context and cuBLAS handle per GPU (assumed typical value; not in llama.cpp's log)",
+                )
+            ]
+            if ctx_bytes
+            else []
+        ),
+    )
+    allocated = w_gpu + kv_gpu + c_gpu
     assumptions = [
-        "engine: llama.cpp (llama-server / llama-cli), CUDA backend, one GPU, memory-mapped GGUF",
-        f"n_gpu_layers {pl.n_gpu_layers if not pl.output_on_gpu else 'all'} of {pl.n_layer} blocks"
-        + ("" if pl.output_on_gpu else " (output layer on the CPU)") + "; token embeddings stay on the CPU",
-        f"n_ctx {n_ctx:,} = context {wl.context:,} × {n_seq} sequence(s), padded to a multiple of {KV_PAD}; "
-        f"n_batch {wl.n_batch}, n_ubatch {n_ubatch}",
-        f"KV cache types: K {tk}, V {tv}" + (" (a quantized V cache requires -fa)" if tv not in ("f16", "bf16", "f32")
-                                             else ""),
-        f"host memory, not counted: output buffer {out_host:,} bytes (logits of {n_seq} sequence(s)), the CPU "
-        f"share of weights ({w_total - w_gpu:,} bytes) and of the KV cache ({kv_cpu:,} bytes)",
-        "compute buffer as ggml's allocator sizes it for the worst-case graph (checked against llama.cpp's own "
-        "log on the CPU backend: measurements/llama_cpp/RESULTS.md)",
-        *(["partial offload: the GPU compute buffer is taken as the whole worst-case graph; llama.cpp also "
-           "reserves a host compute buffer for the CPU layers, and with op offload (default) large batches may "
-           "copy a CPU-resident weight matrix to the GPU while they run (not modelled)"]
-          if 0 < pl.n_gpu_layers < pl.n_layer or (pl.n_gpu_layers and not pl.output_on_gpu) else []),
+        f"engine: llama.cpp (llama-server / llama-cli), {backend.upper() if backend != 'metal' else 'Metal'} backend, "
+        f"{n_dev} GPU(s), memory-mapped GGUF",
+        f"n_gpu_layers {lay.n_gpu_layers if lay.n_gpu_layers <= lay.n_layer else 'all'}: {where} (-ngl N puts the "
+        "output layer and the last N-1 blocks on the GPU); token embeddings stay on the CPU",
+        f"n_ctx {kv.n_ctx:,} = context {wl.context:,} × {n_seq} slot(s), padded to {KV_PAD}; "
+        + ("one unified KV stream" if wl.kv_unified else f"{kv.streams} KV stream(s) of {kv.cells:,} cells")
+        + f"; n_batch {n_batch}, n_ubatch {n_ub}",
+        f"KV cache types: K {tk}, V {tv}",
+        f"host memory: weights {w_host:,} bytes, KV {kv_host:,} bytes, compute buffer {comp_host:,} bytes, output "
+        f"buffer {out_host:,} bytes (logits of {n_seq} slot(s))",
+        *(
+            ["pipeline parallelism: 4 copies of each GPU's graph inputs (ggml_backend_sched n_copies)"]
+            if pipeline
+            else []
+        ),
         *spec.notes,
     ]
+    lc = {
+        "weights_gpu_bytes": w_gpu,
+        "weights_host_bytes": w_host,
+        "kv_gpu_bytes": kv_gpu,
+        "kv_host_bytes": kv_host,
+        "compute_gpu_bytes": c_gpu,
+        "compute_host_bytes": comp_host,
+        "output_host_bytes": out_host,
+        "n_ctx": kv.n_ctx,
+        "n_ctx_seq": kv.cells,
+        "kv_streams": kv.streams,
+        "n_batch": n_batch,
+        "n_ubatch": n_ub,
+        "cache_type_k": tk,
+        "cache_type_v": tv,
+        "backend": backend,
+        "n_gpu_layers": lay.n_gpu_layers,
+        "blocks_on_gpu": sum(1 for x in lay.layers if x >= 0),
+        "output_on_gpu": lay.output >= 0,
+        "n_cpu_moe": n_cpu_moe,
+        "swa_cells": kv.swa_cells if windows else None,
+        "devices": [du.to_dict() for du in devices],
+        "layer_devices": list(lay.layers),
+        "tensor_split": split_hint,
+        # kept for earlier callers
+        "weights_total_bytes": sum(t.nbytes for t in tensors),
+        "weights_cpu_bytes": w_host,
+        "kv_cpu_bytes": kv_host,
+        "kv_total_bytes": kv_gpu + kv_host,
+        "compute_bytes": comp_host if n_dev == 0 else max((du.compute for du in devices), default=0),
+        "output_buffer_host_bytes": out_host,
+    }
     return Estimate(
-        model=spec.name, params=spec.params, active_params=spec.active_params, engine="llama.cpp", workload=wl,
-        weights_bytes=w_gpu, kv_cache_bytes=kv_gpu, activation_bytes=comp_gpu, peak_allocated_bytes=allocated,
-        total_bytes=allocated + ctx_bytes, breakdown=breakdown, assumptions=tuple(assumptions),
+        model=spec.name,
+        params=spec.params,
+        active_params=spec.active_params,
+        engine="llama.cpp",
+        workload=wl,
+        weights_bytes=w_gpu,
+        kv_cache_bytes=kv_gpu,
+        activation_bytes=c_gpu,
+        peak_allocated_bytes=allocated,
+        total_bytes=allocated + ctx_bytes,
+        breakdown=breakdown,
+        assumptions=tuple(assumptions),
         binding_phase=phase,
-        extra={"llama_cpp": {"n_ctx": n_ctx, "n_ubatch": n_ubatch, "cache_type_k": tk, "cache_type_v": tv,
-                             "n_gpu_layers": pl.n_gpu_layers, "output_on_gpu": pl.output_on_gpu,
-                             "weights_total_bytes": w_total, "weights_cpu_bytes": w_total - w_gpu,
-                             "kv_cpu_bytes": kv_cpu, "kv_total_bytes": kv_gpu + kv_cpu, "compute_bytes": comp,
-                             "output_buffer_host_bytes": out_host, "swa_cells": swa_cells if windows else None}},
+        extra={"llama_cpp": lc},
     )

@@ -70,6 +70,7 @@ class GgufWeights:
     n_layer: int
     source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    tensors: tuple[Any, ...] = field(default_factory=tuple)  # vram.engines.gguf_plan.Tensor, in file order
 
     def summary(self) -> str:
         types = ", ".join(f"{k} {v / 2**20:,.1f} MiB" for k, v in sorted(self.bytes_by_type.items(),
@@ -272,9 +273,13 @@ def gguf_weights(g: GgufFile) -> GgufWeights:
         else:
             out += t.nbytes
     n_layer = int(g.key("block_count", 0) or (max(layer) + 1 if layer else 0))
-    return GgufWeights(params=sum(t.n_elements for t in g.tensors), bytes=sum(t.nbytes for t in g.tensors),
-                       layer_bytes=layer, input_bytes=inp, output_bytes=out, bytes_by_type=by_type,
-                       params_by_type=params_by, n_layer=n_layer, source=g.path)
+    from ..engines.gguf_plan import Tensor
+
+    plan = tuple(Tensor(t.name, t.type_name, t.shape[0] if t.shape else 1, t.n_elements, t.nbytes) for t in g.tensors)
+    return GgufWeights(tensors=plan, params=sum(t.n_elements for t in g.tensors),
+                       bytes=sum(t.nbytes for t in g.tensors), layer_bytes=layer, input_bytes=inp,
+                       output_bytes=out, bytes_by_type=by_type, params_by_type=params_by, n_layer=n_layer,
+                       source=g.path)
 
 
 def _scalar(v: Any, how: str = "max") -> int | None:

@@ -1,0 +1,271 @@
+"""llama.cpp as people run it: the recorded public load logs (measurements/llama_cpp/logs.jsonl) through the CLI
+contract of issue 13, the expert-offload solver, mixed GPUs, host RAM and Apple Silicon."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vram.cli import main
+from vram.estimate import Workload, estimate, resolve_model
+from vram.fit import fit
+from vram.llama_offload import ram_setup
+
+ROOT = Path(__file__).resolve().parents[1]
+LOGS = ROOT / "measurements" / "llama_cpp" / "logs.jsonl"
+MIB = 1024**2
+GIB = 1024**3
+
+
+def _scorer() -> Any:
+    spec = importlib.util.spec_from_file_location("score_logs", ROOT / "measurements/llama_cpp/score_logs.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _cli(args: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main(args)
+        except SystemExit as exc:  # argparse
+            rc = int(exc.code or 0)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def _estimate_json(args: list[str]) -> dict[str, Any]:
+    rc, out, err = _cli(["estimate", *args])
+    assert rc == 0, err
+    return dict(json.loads(out))
+
+
+def test_recorded_logs_meet_the_bounds() -> None:
+    """Every recorded log runs through the contract; weights and KV within 0.5 % in >= 90 % of the printed sizes,
+    GPU compute buffers median <= 3 % and max <= 10 %."""
+    score = _scorer()
+    cases = score.load_cases(LOGS)
+    assert len(cases) >= 18
+    assert {c["backend"] for c in cases} >= {"cuda", "rocm", "vulkan"}
+    s = score.score(cases, _estimate_json)
+    assert not s["failed"], s["failed"]
+    assert s["weights"]["within_0.5%"] >= 0.9 and s["weights"]["n"] >= 20
+    assert s["kv"]["within_0.5%"] >= 0.9 and s["kv"]["n"] >= 15
+    assert s["compute_gpu"]["median"] <= 0.03 and s["compute_gpu"]["max"] <= 0.10
+    assert s["bounds_met"]
+
+
+def test_contract_fields_are_integers_and_devices_sum() -> None:
+    d = _estimate_json(
+        [
+            "llama-3.1-70b",
+            "--engine",
+            "llama.cpp",
+            "--quant",
+            "q4_k_m",
+            "--context",
+            "8192",
+            "--batch",
+            "2",
+            "--new-tokens",
+            "0",
+            "--gpu",
+            "rtx-4090+rtx-3090",
+            "--json",
+        ]
+    )
+    lc = d["llama_cpp"]
+    for k in (
+        "weights_gpu_bytes",
+        "weights_host_bytes",
+        "kv_gpu_bytes",
+        "kv_host_bytes",
+        "compute_gpu_bytes",
+        "compute_host_bytes",
+    ):
+        assert isinstance(lc[k], int) and lc[k] >= 0, k
+    assert len(lc["devices"]) == 2
+    for k in ("weights_gpu_bytes", "kv_gpu_bytes", "compute_gpu_bytes"):
+        assert sum(dev[k] for dev in lc["devices"]) == lc[k]
+    # n_ctx = context × slots, one stream per slot
+    assert lc["n_ctx"] == 16384 and lc["kv_streams"] == 2 and lc["n_ctx_seq"] == 8192
+    assert lc["kv_gpu_bytes"] == 80 * 16384 * 1024 * 2 * 2
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (["--n-cpu-moe", "-1"], "n_cpu_moe"),
+        (["--ubatch", "0"], "n_ubatch"),
+        (["--n-gpu-layers", "-5"], "n_gpu_layers"),
+        (["--cache-type-v", "q4_0", "--no-flash-attn"], "cache_type_v"),
+        (["--cache-type-k", "q3_k"], "cache_type_k"),
+        (["--gpu", "rtx-4090", "--backend", "metal"], "backend"),
+        (["--tensor-split", "1,1"], "tensor_split"),
+        (["--quant", "gptq-4bit"], "quant"),
+    ],
+)
+def test_bad_llama_cpp_values_are_one_line_exit_2(args: list[str], field: str) -> None:
+    rc, out, err = _cli(["estimate", "qwen3-30b-a3b", "--engine", "llama.cpp", "--context", "4096", *args])
+    assert rc == 2 and not out
+    assert err.count("\n") == 1 and field in err
+
+
+def test_llama_cpp_options_with_another_engine_are_errors() -> None:
+    rc, _, err = _cli(["estimate", "llama-3.1-8b", "--n-gpu-layers", "10"])
+    assert rc == 2 and "n_gpu_layers" in err and "llama.cpp" in err
+    rc, _, err = _cli(["estimate", "llama-3.1-8b", "--engine", "vllm", "--cpu-moe"])
+    assert rc == 2 and "cpu_moe" in err
+
+
+def test_ngl_counts_the_output_layer_first_and_ngl0_still_reserves_gpu_compute() -> None:
+    rm = resolve_model("llama-3.1-8b")
+    full = estimate(rm, Workload(engine="llama.cpp", quant="q4_k_m", context=4096)).extra["llama_cpp"]
+    part = estimate(rm, Workload(engine="llama.cpp", quant="q4_k_m", context=4096, n_gpu_layers=15)).extra["llama_cpp"]
+    assert part["output_on_gpu"] and part["blocks_on_gpu"] == 14
+    assert part["kv_gpu_bytes"] * 32 == full["kv_gpu_bytes"] * 14
+    zero = estimate(rm, Workload(engine="llama.cpp", quant="q4_k_m", context=4096, n_gpu_layers=0)).extra["llama_cpp"]
+    assert zero["weights_gpu_bytes"] == 0 and zero["kv_gpu_bytes"] == 0
+    # op offload copies the host-resident output matrix (Q6_K, 128256 × 4096) beside the logits
+    out_q6k = 128256 * 4096 // 256 * 210
+    assert zero["compute_gpu_bytes"] >= out_q6k + 128256 * 512 * 4
+
+
+def test_cpu_moe_moves_exactly_the_expert_tensors() -> None:
+    rm = resolve_model("qwen3-30b-a3b")
+    base = estimate(rm, Workload(engine="llama.cpp", quant="q4_k_m", context=4096)).extra["llama_cpp"]
+    allx = estimate(rm, Workload(engine="llama.cpp", quant="q4_k_m", context=4096, cpu_moe=True)).extra["llama_cpp"]
+    half = estimate(rm, Workload(engine="llama.cpp", quant="q4_k_m", context=4096, n_cpu_moe=24)).extra["llama_cpp"]
+    moved = allx["weights_host_bytes"] - base["weights_host_bytes"]
+    assert moved > 15 * GIB  # the 128 experts × 48 blocks dominate the 17.3 GiB file
+    assert abs((half["weights_host_bytes"] - base["weights_host_bytes"]) * 2 - moved) < 0.01 * moved
+    assert allx["kv_gpu_bytes"] == base["kv_gpu_bytes"]  # attention stays on the GPU
+    # op offload copies a host-resident expert tensor into the GPU compute buffer; gpt-oss-120b's (128 × 2880 × 2880
+    # MXFP4, 540 MiB) outgrow its logits, so the buffer grows by about that much
+    oss = resolve_model("gpt-oss-120b")
+    b = estimate(oss, Workload(engine="llama.cpp", quant="mxfp4", context=4096)).extra["llama_cpp"]
+    c = estimate(oss, Workload(engine="llama.cpp", quant="mxfp4", context=4096, cpu_moe=True)).extra["llama_cpp"]
+    assert c["compute_gpu_bytes"] - b["compute_gpu_bytes"] > 128 * 2880 * 2880 // 32 * 17 - b["compute_gpu_bytes"]
+    assert c["compute_gpu_bytes"] > b["compute_gpu_bytes"]
+
+
+def test_expert_offload_solver_picks_the_smallest_n() -> None:
+    r = fit(
+        "qwen3-30b-a3b",
+        "rtx-4060-ti-16gb",
+        Workload(engine="llama.cpp", quant="q4_k_m", context=32768),
+        solve=False,
+        ram=ram_setup("ddr5-5600-2ch", 64 * GIB),
+    )
+    assert r.verdict == "no" and r.offload is not None and r.offload["kind"] == "experts"
+    n = r.offload["n_cpu_moe"]
+    assert 0 < n < 48 and r.offload["fits"] and r.offload["host_fits"]
+    usable = r.offload["usable_gpu_bytes"]
+    rm = resolve_model("qwen3-30b-a3b")
+    wl = Workload(engine="llama.cpp", quant="q4_k_m", context=32768, backend="cuda")
+    assert estimate(rm, Workload(**{**wl.__dict__, "n_cpu_moe": n})).total_bytes <= usable
+    assert estimate(rm, Workload(**{**wl.__dict__, "n_cpu_moe": n - 1})).total_bytes > usable
+    assert r.offload["host_bytes"] > 4 * GIB and 5 < r.offload["decode_tokens_per_s"] < 200
+    from vram.fit import evaluator_for
+    from vram.serving import serving_settings
+
+    cmd = serving_settings(evaluator_for("qwen3-30b-a3b"), r)["llama_cpp"]["command"]
+    assert f"--n-cpu-moe {n}" in cmd and "-ngl 49" in cmd
+    # faster RAM, faster decode; the GPU side is the same
+    r2 = fit(
+        "qwen3-30b-a3b",
+        "rtx-4060-ti-16gb",
+        Workload(engine="llama.cpp", quant="q4_k_m", context=32768),
+        solve=False,
+        ram=ram_setup("ddr4-3200-2ch"),
+    )
+    assert r2.offload is not None and r2.offload["n_cpu_moe"] == n
+    assert r2.offload["decode_tokens_per_s"] < r.offload["decode_tokens_per_s"]
+
+
+def test_gpt_oss_120b_on_a_24gb_card() -> None:
+    r = fit(
+        "gpt-oss-120b",
+        "rtx-4090",
+        Workload(engine="llama.cpp", quant="mxfp4", context=32768),
+        solve=False,
+        ram=ram_setup(None, 64 * GIB),
+    )
+    o = r.offload
+    assert o is not None and o["kind"] == "experts" and o["fits"]
+    assert 0 < o["n_cpu_moe"] < 36 and o["gpu_bytes"] <= o["usable_gpu_bytes"]
+    assert 30 * GIB < o["host_bytes"] < 64 * GIB
+
+
+def test_host_ram_short_is_said() -> None:
+    r = fit(
+        "qwen3-30b-a3b",
+        "rtx-4060-ti-16gb",
+        Workload(engine="llama.cpp", quant="q4_k_m", context=32768),
+        solve=False,
+        ram=ram_setup(None, 2 * GIB),
+    )
+    assert r.offload is not None and not r.offload["host_fits"]
+    assert r.host_memory is not None and not r.host_memory["fits"]
+    assert "does not fit system RAM" in r.host_memory["explanation"]
+    rc, out, _ = _cli(
+        [
+            "fit",
+            "qwen3-30b-a3b",
+            "--gpu",
+            "rtx-4060-ti-16gb",
+            "--engine",
+            "llama.cpp",
+            "--quant",
+            "q4_k_m",
+            "--context",
+            "32k",
+            "--ram",
+            "2GiB",
+        ]
+    )
+    assert rc == 0 and "host memory short" in out.replace("\n", " ")
+
+
+def test_mixed_gpus_get_per_device_bytes_and_a_balancing_split() -> None:
+    d = _estimate_json(
+        [
+            "qwen2.5-32b",
+            "--engine",
+            "llama.cpp",
+            "--quant",
+            "q4_k_m",
+            "--context",
+            "16384",
+            "--batch",
+            "1",
+            "--new-tokens",
+            "0",
+            "--gpu",
+            "rtx-4090+rtx-3060-12gb",
+            "--json",
+        ]
+    )
+    lc = d["llama_cpp"]
+    dev = lc["devices"]
+    assert len(dev) == 2 and dev[0]["weights_gpu_bytes"] > dev[1]["weights_gpu_bytes"]  # split by memory (24:12)
+    share = dev[0]["weights_gpu_bytes"] / (dev[0]["weights_gpu_bytes"] + dev[1]["weights_gpu_bytes"])
+    assert 0.6 < share < 0.72
+    assert lc["tensor_split"] and len(lc["tensor_split"]) == 2
+
+
+def test_mac_gets_metal_no_cuda_and_no_vllm() -> None:
+    r = fit("llama-3.1-8b", "m3-max-128gb", Workload(engine="llama.cpp", quant="q4_k_m", context=32768))
+    assert all("cuda" not in c.name for c in r.estimate.breakdown)
+    assert r.estimate.extra["llama_cpp"]["backend"] == "metal"
+    assert not r.serving["vllm"]["command"]
+    assert any("recommendedMaxWorkingSetSize" in a for a in r.assumptions)
+    rc, _, err = _cli(["fit", "llama-3.1-8b", "--gpu", "m3-max-128gb", "--engine", "vllm"])
+    assert rc == 2 and "Apple" in err
