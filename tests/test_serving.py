@@ -55,8 +55,9 @@ def test_offload_keeps_some_layers_on_the_gpu() -> None:
     assert r.verdict == "no" and r.offload is not None
     n = r.offload["layers_on_gpu"]
     assert 0 < n < 80
-    assert r.serving["llama_cpp"]["n_gpu_layers"] == n and f"-ngl {n} " in r.serving["llama_cpp"]["command"]
-    assert r.serving["ollama"]["num_gpu"] == n
+    # llama.cpp's -ngl counts the output layer first (the plan keeps the head on the GPU): n blocks + output = n + 1
+    assert r.serving["llama_cpp"]["n_gpu_layers"] == n + 1 and f"-ngl {n + 1} " in r.serving["llama_cpp"]["command"]
+    assert r.serving["ollama"]["num_gpu"] == n + 1
     tf = r.serving["transformers"]
     assert tf["device_map"] == "auto" and "cpu" in tf["max_memory"]
     # offloading costs: slower than if it fit, by the host link's bandwidth

@@ -110,9 +110,6 @@ def gpu_workload(wl: Workload, gpu: GpuEntry) -> Workload:
         from .llama_devices import backend_for
 
         wl = replace(wl, backend=backend_for([gpu], wl.backend))
-    if wl.engine == "vllm" and gpu.vendor == "apple":
-        raise BadInput("engine: vLLM does not run on Apple Silicon (use --engine llama.cpp; MLX for mlx-lm)",
-                       field="engine")
     if wl.engine == "vllm":
         wl = replace(wl, gpu_memory_bytes=gpu.usable_memory_bytes)
     return wl
@@ -682,6 +679,9 @@ def fit(model: str | ModelSpec | ResolvedModel | Evaluator, gpu_spec: str | GpuC
         if wl.engine == "transformers":
             assumptions.append("transformers on a Mac runs on MPS: the estimate keeps PyTorch's CUDA allocator "
                                "terms (not measured on MPS)")
+        if wl.engine == "vllm":
+            assumptions.append("vLLM does not run on Apple Silicon: these are its CUDA numbers; use --engine "
+                               "llama.cpp for llama.cpp / Ollama / LM Studio on Metal")
     elif choice.gpu.vendor != "nvidia":
         assumptions.append(f"{choice.gpu.vendor} runtime overheads assumed equal to CUDA's")
     if sp == "tp":
@@ -705,7 +705,7 @@ def fit(model: str | ModelSpec | ResolvedModel | Evaluator, gpu_spec: str | GpuC
             from .llama_offload import expert_offload_plan, ram_setup
 
             experts = expert_offload_plan(ev.rm, ev.gpu_workload(wl, choice.gpu), choice.gpu.usable_memory_bytes,
-                                          choice.gpu.bandwidth_gb_per_s, ram or ram_setup())
+                                          choice.gpu, ram or ram_setup())
         if experts is not None:
             offload = experts
             offloaded = int(experts["offloaded_bytes"])

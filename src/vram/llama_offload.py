@@ -9,8 +9,8 @@ and the speed of such a split.
   output layer, and for MoE blocks the `experts_per_token / num_experts` share of the expert tensors) plus the KV
   cache at GPU bandwidth, and the same share of the host-resident experts at system-RAM bandwidth; the two run one
   after the other (the CPU computes its experts while the GPU waits), so the step time is the sum. Both bandwidths
-  are derated by speed.py's DECODE_BANDWIDTH_EFFICIENCY (0.7, measured on GPUs; assumed for system RAM, not
-  measured).
+  are derated: the GPU side by speed.py's `decode_efficiency` for llama.cpp on that GPU class and weight format,
+  system RAM by speed.py's DEFAULT_DECODE_EFFICIENCY (0.7; assumed for RAM, not measured).
 * **Host memory.** What llama.cpp keeps in RAM: the host-resident weights (mmap'd: page cache that must stay
   resident to be fast), a CPU-resident KV cache, the host compute buffer and the output buffer. A workload whose
   host part exceeds the RAM given (`--ram 64GiB`) is said to not fit host memory.
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import BadInput
 
 if TYPE_CHECKING:
+    from .catalog import GpuEntry
     from .estimate import Estimate, ResolvedModel, Workload
 
 RAM_DIR = Path(__file__).resolve().parent / "catalog" / "data" / "ram"
@@ -103,13 +104,17 @@ def _read_bytes(rm: ResolvedModel, wl: Workload, est: Estimate) -> tuple[float, 
     return gpu, cpu
 
 
-def decode_speed(rm: ResolvedModel, wl: Workload, est: Estimate, gpu_bw_gb_s: float, ram: RamSetup) -> dict[str, Any]:
+def decode_speed(rm: ResolvedModel, wl: Workload, est: Estimate, gpu: GpuEntry, ram: RamSetup) -> dict[str, Any]:
     """Tokens/s of one sequence: GPU part at GPU bandwidth, host part at system-RAM bandwidth, one after the other."""
-    from .speed import DECODE_BANDWIDTH_EFFICIENCY as EFF
+    from .dtypes import quant_scheme
+    from .speed import DEFAULT_DECODE_EFFICIENCY as RAM_EFF
+    from .speed import decode_efficiency
 
+    eff = decode_efficiency(gpu, "llama.cpp", quant_scheme(wl.quant, dtype=wl.dtype))
+    gpu_bw_gb_s = gpu.bandwidth_gb_per_s
     g, c = _read_bytes(rm, wl, est)
-    t_gpu = g / (gpu_bw_gb_s * 1e9 * EFF)
-    t_cpu = c / (ram.bandwidth_gb_per_s * 1e9 * EFF)
+    t_gpu = g / (gpu_bw_gb_s * 1e9 * eff)
+    t_cpu = c / (ram.bandwidth_gb_per_s * 1e9 * RAM_EFF)
     step = t_gpu + t_cpu
     return {
         "decode_tokens_per_s": round(1 / step, 2) if step > 0 else None,
@@ -118,12 +123,12 @@ def decode_speed(rm: ResolvedModel, wl: Workload, est: Estimate, gpu_bw_gb_s: fl
         "gpu_seconds_per_token": round(t_gpu, 6),
         "host_seconds_per_token": round(t_cpu, 6),
         "explanation": f"{g / 2**30:.2f} GiB read per token at {gpu_bw_gb_s:g} GB/s (GPU) + {c / 2**30:.2f} GiB at "
-        f"{ram.bandwidth_gb_per_s:g} GB/s ({ram.name}), each × {EFF:g} efficiency",
+        f"{ram.bandwidth_gb_per_s:g} GB/s ({ram.name}); × {eff:g} / {RAM_EFF:g} efficiency",
     }
 
 
 def expert_offload_plan(
-    rm: ResolvedModel, wl: Workload, usable_gpu_bytes: int, gpu_bw_gb_s: float, ram: RamSetup
+    rm: ResolvedModel, wl: Workload, usable_gpu_bytes: int, gpu: GpuEntry, ram: RamSetup
 ) -> dict[str, Any] | None:
     """The smallest --n-cpu-moe N whose GPU use fits `usable_gpu_bytes`, or None for a dense model. With N = all
     blocks still too big, says so (`fits: false`)."""
@@ -157,7 +162,7 @@ def expert_offload_plan(
                     lo = mid
     lc = best.extra["llama_cpp"]
     host = host_bytes(best)
-    speed = decode_speed(rm, replace(wl, n_cpu_moe=best_n), best, gpu_bw_gb_s, ram)
+    speed = decode_speed(rm, replace(wl, n_cpu_moe=best_n), best, gpu, ram)
     host_ok = ram.size_bytes is None or host <= ram.size_bytes
     return {
         "kind": "experts",

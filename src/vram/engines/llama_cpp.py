@@ -534,6 +534,16 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         f"host memory: weights {w_host:,} bytes, KV {kv_host:,} bytes, compute buffer {comp_host:,} bytes, output "
         f"buffer {out_host:,} bytes (logits of {n_seq} slot(s))",
         *(
+            [
+                "Metal: every buffer above lives in unified memory and counts against the GPU working-set limit "
+                "(recommendedMaxWorkingSetSize"
+                + (f", {wl.device_memory[0] / 1024**3:,.1f} GiB here" if wl.device_memory else "")
+                + "; raise it with `sudo sysctl iogpu.wired_limit_mb=<MiB>`); no CUDA context"
+            ]
+            if backend == "metal"
+            else []
+        ),
+        *(
             ["pipeline parallelism: 4 copies of each GPU's graph inputs (ggml_backend_sched n_copies)"]
             if pipeline
             else []
