@@ -396,7 +396,9 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     n_copies = SCHED_MAX_COPIES if pipeline else 1
     # the output on a GPU: logits beside the normed hidden state (the norm's multiply runs in place); measured
     # CUDA logs: Llama 3 8B 258.50 MiB = 128256 × 512 × 4 + 512 × 4096 × 4
-    out_act = n_ub * spec.vocab_size * 4 + n_ub * h * 4
+    # Metal keeps both hidden states beside the logits, as the CPU graph does (its fused rms_norm+mul is not run in
+    # place): Qwen2.5-0.5B at n_ubatch 512 logs MTL0 300.25 MiB = 151936 × 512 × 4 + 2 × 512 × 896 × 4
+    out_act = n_ub * spec.vocab_size * 4 + (2 if backend == "metal" else 1) * n_ub * h * 4
     devices: list[DeviceUse] = []
     first_att_dev = next((d for d in range(n_dev) for i in on_dev[d] if spec.layers[i].attention), -1)
     for d in range(n_dev):
