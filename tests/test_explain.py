@@ -58,6 +58,9 @@ def test_real_log(case: dict[str, Any]) -> None:
         assert terms[name]["logged_bytes"] == pytest.approx(gib * GIB, rel=5e-3)
     if ex.get("kv_exact"):  # Ollama's KV figure is pure arithmetic on the architecture: vram's matches to 0.5 %
         assert terms["kv_cache"]["estimated_bytes"] == pytest.approx(terms["kv_cache"]["logged_bytes"], rel=5e-3)
+    if "model_size_within" in ex:  # print_info's model size: vram's GGUF mix of the catalog model, all tensors
+        t = terms["model_size"]
+        assert t["estimated_bytes"] == pytest.approx(t["logged_bytes"], rel=ex["model_size_within"])
     if d["largest_difference"] is not None:
         t = terms[d["largest_difference"]]
         assert t["logged_bytes"] is not None and t["estimated_bytes"] is not None

@@ -161,6 +161,8 @@ def name_variants(name: str) -> list[str]:
         out.append(f"{repo}:{size.group(0)}" if size else repo)
     short = out[-1].split("/")[-1]
     out += [short, re.sub(r"^Meta-", "", short)]
+    bare = re.sub(r"^(?:ggml-)?(?:meta-)?", "", short, flags=re.IGNORECASE)  # ggml-meta-llama-3-8b-instruct-f16
+    out += [bare, re.sub(r"-(?:instruct|chat|it)$", "", bare, flags=re.IGNORECASE)]
     seen: list[str] = []
     for v in out:
         if v and v not in seen:
@@ -193,6 +195,10 @@ def quant_from_name(name: str) -> str | None:
         return "fp8"
     if "bnb-4bit" in low:
         return "nf4"
+    if re.search(r"(?:^|[-_.])bf16(?:\.gguf|$|[-_.])", low):
+        return "bfloat16"
+    if re.search(r"(?:^|[-_.])f16(?:\.gguf|$|[-_.])", low):
+        return "float16"
     return None
 
 
@@ -262,6 +268,8 @@ def _spec_from_llama_log(p: ParsedLog) -> ResolvedModel | None:
     gg: dict[str, Any] = dict(p.metadata.get("gguf", {}))
     pi: dict[str, str] = p.metadata.get("print_info", {})
     arch = str(gg.get("general.architecture") or pi.get("arch") or "")
+    if not arch:  # the key prefix names it (llama.block_count)
+        arch = next((k.rsplit(".", 1)[0] for k in gg if k.endswith(".block_count")), "")
     if not arch:
         return None
     meta: dict[str, Any] = {k: v for k, v in gg.items()}
@@ -375,6 +383,8 @@ def _workload(c: _Ctx, options: dict[str, Any]) -> None:
             if lw.get(key):
                 kw[key] = str(lw[key]).lower()
         q = lw.get("quant") or (quant_from_name(p.model) if p.model else None)
+        if q and "quant" not in lw:
+            lw["quant"] = q  # the file name states it (Meta-Llama-3-8B-Instruct.Q5_K_M.gguf)
         if q and c.rm is not None and c.rm.weights_info is None:
             kw["quant"] = q
         elif c.rm is not None and c.rm.weights_info is None and kind in ("ollama",):
@@ -458,6 +468,30 @@ def _evaluate(c: _Ctx, wl: Workload, count: int | None = None) -> Any:
         return None
 
 
+@dataclass(frozen=True)
+class _NoGpu:
+    """The estimate alone, where the GPU is not known: terms can be compared, no verdict given."""
+
+    estimate: Any
+    per_gpu_bytes: int
+    ranks: tuple[Any, ...] = ()
+    split: str = "single"
+    gpu_count: int = 1
+    verdict: str | None = None
+    usable_bytes_per_gpu: int | None = None
+
+
+def _single_estimate(c: _Ctx) -> _NoGpu | None:
+    from .estimate import estimate
+
+    assert c.rm is not None and c.wl is not None
+    try:
+        e = estimate(c.rm, c.wl)
+    except VramError:
+        return None
+    return _NoGpu(e, e.total_bytes)
+
+
 def _component(est: Any, name: str) -> int | None:
     comp = est.component(name)
     return comp.bytes if comp is not None else None
@@ -479,9 +513,15 @@ def _terms(c: _Ctx, r: Any) -> list[Term]:
         return out
     e = r.estimate
     if kind == "vllm":
-        kv_cap = int(e.extra.get("kv_cache_capacity_bytes", 0))
+        gpu_known = not isinstance(r, _NoGpu)  # vLLM sizes its profile run and KV cache from the device
+        kv_cap: int | None = int(e.extra.get("kv_cache_capacity_bytes", 0)) if gpu_known else None
         add("weights", lg.get("weights"), e.weights_bytes, "per GPU, as vLLM reports 'Model loading took'")
-        add("activations", lg.get("activations"), _component(e, "activations"), "profile-run peak beyond weights")
+        add(
+            "activations",
+            lg.get("activations"),
+            _component(e, "activations") if gpu_known else None,
+            "profile-run peak beyond weights",
+        )
         add("non_torch_memory", lg.get("non_torch_memory"), _component(e, "non_torch_memory"))
         add("kv_cache", lg.get("kv_cache"), kv_cap, "what is left for KV blocks in gpu_memory_utilization × memory")
         add("cuda_graphs", lg.get("cuda_graphs"), _component(e, "cuda_graphs"))
@@ -509,6 +549,9 @@ def _terms(c: _Ctx, r: Any) -> list[Term]:
             cb,
             "ggml compute buffer(s) on the GPU(s)",
         )
+        llx = e.extra.get("llama_cpp", {})
+        total_w = int(llx["weights_total_bytes"]) if "weights_total_bytes" in llx else None
+        add("model_size", lg.get("model_size"), total_w, "all the file's tensors (print_info: model size)")
     elif kind == "ollama":
         llx = e.extra.get("llama_cpp", {})
         w_total = (
@@ -847,10 +890,12 @@ def explain(text: str, *, model: str | None = None, gpu: str | None = None, **op
     _workload(c, options)
     _gpu(c, gpu)
     r = _evaluate(c, c.wl) if c.wl is not None else None
+    if r is None and c.rm is not None and c.wl is not None:
+        r = _single_estimate(c)
     terms = _terms(c, r)
     terms += _per_token_terms(c)
     verdict = r.verdict if r is not None else None
-    if r is not None and p.kind != "vllm":
+    if r is not None and r.usable_bytes_per_gpu is not None and p.kind != "vllm":
         # the run held more than vram's estimate of the same terms (another workload, fragmentation, a fork's extra
         # buffers): the fixes must make room for that too, so it is kept when they are checked
         summed = [t for t in terms if t.difference_bytes is not None and t.name not in ("total", "device_total")]

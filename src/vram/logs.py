@@ -124,6 +124,7 @@ _MARKERS: dict[str, tuple[str, ...]] = {
         "llama_model_loader",
         "print_info:",
         "ggml_backend_cuda_buffer_type_alloc_buffer",
+        "llm_load_print_meta",
     ),
     "pytorch-oom": ("CUDA out of memory", "OutOfMemoryError"),
     "nvidia-smi": ("NVIDIA-SMI",),
@@ -552,6 +553,26 @@ FILE_TYPES = {
     "all f32": "float32",
     "mostly q4_k - medium": "q4_k_m",
 }
+# llama.cpp's enum llama_ftype (general.file_type) -> vram quant names
+FILE_TYPE_IDS = {
+    0: "float32",
+    1: "float16",
+    2: "q4_0",
+    3: "q4_1",
+    7: "q8_0",
+    8: "q5_0",
+    9: "q5_1",
+    10: "q2_k",
+    11: "q3_k_s",
+    12: "q3_k_m",
+    13: "q3_k_l",
+    14: "q4_k_s",
+    15: "q4_k_m",
+    16: "q5_k_s",
+    17: "q5_k_m",
+    18: "q6_k",
+    32: "bfloat16",
+}
 _LLAMA_FLAGS: dict[str, tuple[tuple[str, ...], str]] = {
     "context": (("-c", "--ctx-size", "--ctx_size"), "int"),
     "n_gpu_layers": (("-ngl", "--n-gpu-layers", "--gpu-layers", "--n_gpu_layers"), "int"),
@@ -618,10 +639,16 @@ def _llama_cpp(text: str, p: ParsedLog) -> None:
         p.model = _gguf_name_from_path(m.group(1))
     elif name and not p.model:
         p.model = str(name)
-    ft = (pi.get("file type") or pi.get("ftype") or "").lower()
+    ft = (pi.get("file type") or pi.get("model ftype") or pi.get("ftype") or "").lower()
     ft = re.sub(r"\s*\(guessed\)", "", ft)
     if ft in FILE_TYPES:
         wl["quant"] = FILE_TYPES[ft]
+    elif isinstance(gg.get("general.file_type"), int) and gg["general.file_type"] in FILE_TYPE_IDS:
+        wl["quant"] = FILE_TYPE_IDS[gg["general.file_type"]]
+    ms = re.match(r"([\d.]+)\s*(GiB|MiB)", pi.get("model size", ""))
+    if ms:  # the whole file's tensors, as llama.cpp sums them
+        p.logged["model_size"] = size_bytes(ms.group(1), ms.group(2))
+        p.saw("model size")
     m = re.search(r"offloaded (\d+)/(\d+) layers to GPU", text)
     if m:
         wl["n_gpu_layers"] = int(m.group(1))

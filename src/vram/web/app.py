@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import NeedsExtra, OfflineError, VramError
-from . import api, pages
+from . import api, pages, tools_pages
 from .auth import CSRF_COOKIE, SESSION_COOKIE
 from .ops import NotAvailable
 from .services import Services
@@ -68,6 +68,12 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/account.json", pages.account_json),
     Route("POST", "/account/delete", pages.account_delete),
     Route("GET", "/healthz", pages.healthz),
+    # "paste your log" and "models that fit my GPU" (vram.web.tools_pages)
+    Route("GET", "/explain", tools_pages.explain_page),
+    Route("POST", "/explain", tools_pages.explain_post),
+    Route("POST", "/explain.json", tools_pages.explain_json),
+    Route("GET", "/fits", tools_pages.fits_page),
+    Route("GET", "/fits.json", tools_pages.fits_json),
     # JSON API
     Route("POST", f"{A}/estimate", api.estimate, api=True),
     Route("POST", f"{A}/fit", api.fit, api=True),
