@@ -200,3 +200,27 @@ def test_cli_bad_input(run_cli: Run, tmp_path: Path) -> None:
     assert res.rc == 2 and "empty input" in res.err
     res = run_cli("explain", str(DATA / "vllm-10517-29k.log"), "--model", "no-such-model-xyz")
     assert res.rc == 2 and "unknown model" in res.err
+
+
+def test_pytorch_oom_of_a_training_step() -> None:
+    """A LoRA step of Llama-3.1-8B at 4 × 4,096 tokens on the 24 GB card of pytorch/pytorch#16417's message: the
+    message's 22.9 GiB are a lower bound (the step stopped at the first allocation that failed); the fix found is
+    checked with `vram fit --train`."""
+    from vram.fit import fit
+    from vram.training import TrainWorkload
+
+    tw = TrainWorkload(method="lora", batch=4, seq=4096)
+    e = explain((DATA / "pytorch-16417-23gib.log").read_text(), model="llama-3.1-8b", train=tw)
+    assert e.verdict == "no" and e.largest_difference == "peak_allocated"
+    assert e.why is not None and "lower bound" in e.why
+    assert e.fix == "--batch 1 --grad-accum 4 --method qlora --grad-checkpointing"
+    fixed = TrainWorkload(method="qlora", batch=1, seq=4096, grad_accum=4, grad_checkpointing=True)
+    assert fit("llama-3.1-8b", "rtx-4090", train=fixed).verdict != "no"
+    assert e.workload["train"]["method"] == "lora"
+
+
+def test_training_options_need_train(run_cli: Run) -> None:
+    res = run_cli("explain", str(DATA / "pytorch-16417-23gib.log"), "--model", "llama-3.1-8b", "--seq", "4096")
+    assert res.rc == 2 and "only with --train" in res.err
+    res = run_cli("explain", str(DATA / "vllm-10517-29k.log"), "--model", "llama-3.1-8b", "--train")
+    assert res.rc == 2 and "training applies to a PyTorch message" in res.err

@@ -112,6 +112,7 @@ class _Ctx:
     assumptions: list[str] = field(default_factory=list)
     model_ref: str | None = None  # what a command line should name (Hub repo, GGUF file, Ollama tag)
     excess: int = 0  # what the log shows beyond vram's estimate of the same terms; kept when trying fixes
+    train: Any = None  # a TrainWorkload when the PyTorch message came from a training step
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -395,7 +396,7 @@ def _workload(c: _Ctx, options: dict[str, Any]) -> None:
             n_layer = c.rm.spec.num_layers
             kw["n_gpu_layers"] = int(ngl) if int(ngl) <= n_layer else None
     else:
-        if "context" not in options:
+        if "context" not in options and c.train is None:
             c.assumptions.append("context 4,096 (vram's default; give --context)")
     kw.update({k: v for k, v in options.items() if v is not None})
     try:
@@ -463,9 +464,20 @@ def _evaluate(c: _Ctx, wl: Workload, count: int | None = None) -> Any:
         return None
     n = count or c.count
     try:
+        if c.train is not None:
+            return fit(c.rm, GpuChoice(c.gpu, n), wl, train=c.train, headroom_fraction=0.0)
         return fit(c.rm, GpuChoice(c.gpu, n), wl, solve=False, with_speed=False, headroom_fraction=0.0)
     except BadInput:
         return None
+
+
+def _train_fits(c: _Ctx, tw: Any) -> bool:
+    saved = c.train
+    c.train = tw
+    try:
+        return _fits(c, c.wl) if c.wl is not None else False
+    finally:
+        c.train = saved
 
 
 @dataclass(frozen=True)
@@ -659,6 +671,11 @@ def _largest(terms: list[Term], c: _Ctx) -> tuple[str | None, str | None]:
     kind = c.p.kind or ""
     base = _WHY.get((kind, t.name)) or _WHY.get(("llama.cpp", t.name)) or ""
     direction = "more" if d > 0 else "less"
+    if c.p.out_of_memory and d < 0 and c.p.kind == "pytorch-oom":
+        base = (
+            "the run stopped at the first allocation that did not fit, so the log's figure is a lower bound of "
+            "what the step needs; vram's is the whole step's peak"
+        )
     why = (
         f"{t.name}: the log states {fmt_auto(t.logged_bytes)}, vram estimates {fmt_auto(t.estimated_bytes)} "
         f"({fmt_auto(abs(d))} {direction} in the log)" + (f" — {base}" if base else "")
@@ -796,6 +813,34 @@ def _fixes(c: _Ctx) -> list[str]:
                 f"ollama run {c.model_ref or 'MODEL'} then /set parameter num_ctx {mc}  (or PARAMETER num_ctx "
                 f"{mc} in a Modelfile)"
             )
+    elif c.train is not None:  # a training step: the switches that save most, each checked
+        tw = c.train
+        cands = []
+        if tw.batch > 1:
+            b = tw.batch
+            while b > 1 and not _train_fits(c, replace(tw, batch=b)):
+                b //= 2
+            cands.append(
+                (
+                    replace(tw, batch=b, grad_accum=tw.grad_accum * (tw.batch // b)),
+                    f"--batch {b} --grad-accum {tw.grad_accum * (tw.batch // b)}  # the same effective batch",
+                )
+            )
+        if not tw.grad_checkpointing:
+            cands.append((replace(tw, grad_checkpointing=True), "--grad-checkpointing"))
+        if tw.method == "full":
+            cands.append((replace(tw, method="lora"), "--method lora"))
+        if tw.method != "qlora":
+            cands.append((replace(tw, method="qlora", grad_checkpointing=True), "--method qlora --grad-checkpointing"))
+        b1 = replace(tw, batch=1, grad_accum=tw.grad_accum * tw.batch, method="qlora", grad_checkpointing=True)
+        cands.append((b1, f"--batch 1 --grad-accum {b1.grad_accum} --method qlora --grad-checkpointing"))
+        for t2, label in cands:
+            if _train_fits(c, t2):
+                out.append(label)
+        if not out:
+            s = _max_seq(c, replace(tw, grad_checkpointing=True))
+            if s:
+                out.append(f"--seq {s} --grad-checkpointing  # the longest sequence that fits")
     else:  # transformers / PyTorch
         if wl.batch > 1:
             b = wl.batch
@@ -810,6 +855,19 @@ def _fixes(c: _Ctx) -> list[str]:
         if q:
             out.append(f"--quant {q}  # load the weights as {q}")
     return out
+
+
+def _max_seq(c: _Ctx, tw: Any) -> int | None:
+    lo, hi = 128, tw.seq
+    if not _train_fits(c, replace(tw, seq=lo)):
+        return None
+    while hi - lo > 128:
+        mid = (lo + hi) // 2
+        if _train_fits(c, replace(tw, seq=mid)):
+            lo = mid
+        else:
+            hi = mid
+    return lo // 128 * 128
 
 
 def _max_layers(c: _Ctx, wl: Workload) -> int | None:
@@ -856,7 +914,9 @@ def _fix_from_logged_figures(c: _Ctx) -> list[str]:
 # public API
 
 
-def explain(text: str, *, model: str | None = None, gpu: str | None = None, **options: Any) -> Explanation:
+def explain(
+    text: str, *, model: str | None = None, gpu: str | None = None, train: Any = None, **options: Any
+) -> Explanation:
     """Explain a log. `model` / `gpu` override or complete what the log names; `options` are Workload fields
     (context, batch, new_tokens, dtype, quant, kv_dtype ...) for logs that do not state them (a PyTorch message)."""
     if not isinstance(text, str) or not text.strip():
@@ -865,6 +925,10 @@ def explain(text: str, *, model: str | None = None, gpu: str | None = None, **op
         raise BadInput(f"log: {len(text):,} characters; at most {logs.MAX_LOG_CHARS:,}", field="log")
     p = logs.parse(text)
     c = _Ctx(p)
+    if train is not None:
+        if p.kind is not None and p.kind not in ("pytorch-oom", "nvidia-smi"):
+            raise BadInput(f"train: a {p.kind} log is inference; training applies to a PyTorch message", field="train")
+        c.train = train.validate()
     if p.kind is None:
         return Explanation(
             None,
@@ -932,6 +996,16 @@ def explain(text: str, *, model: str | None = None, gpu: str | None = None, **op
         }
     wl_out = dict(p.workload)
     wl_out.update({k: v for k, v in options.items() if v is not None})
+    if c.train is not None:
+        t = c.train
+        wl_out["train"] = {
+            "method": t.method,
+            "precision": t.precision,
+            "optimizer": t.optimizer,
+            "batch": t.batch,
+            "seq": t.seq,
+            "grad_checkpointing": t.grad_checkpointing,
+        }
     if p.kind == "vllm":
         wl_out.setdefault("tensor_parallel_size", c.count)
     if p.kind != "pytorch-oom" and p.out_of_memory is None:

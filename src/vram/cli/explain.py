@@ -30,6 +30,17 @@ def register(sub: Any) -> None:
     g.add_argument("--dtype", default=None)
     g.add_argument("--quant", "-q", default=None)
     g.add_argument("--kv-dtype", default=None)
+    t = p.add_argument_group("training (a PyTorch message from a training step)")
+    t.add_argument("--train", action="store_true", help="the run was a training step")
+    t.add_argument("--method", default="full", choices=["full", "lora", "qlora"])
+    t.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16", "mixed"])
+    t.add_argument(
+        "--optimizer",
+        default="adamw",
+        choices=["adamw", "adamw-fused", "adamw-8bit", "sgd", "sgd-momentum", "adafactor", "lion"],
+    )
+    t.add_argument("--seq", type=tokens_arg("seq"), default=None, help="training sequence length")
+    t.add_argument("--grad-checkpointing", action="store_true")
     p.add_argument("--json", action="store_true", help="print one JSON object (schema: explain.v1.json)")
     p.set_defaults(func=run)
 
@@ -56,7 +67,33 @@ def run(args: argparse.Namespace) -> int:
         for k in ("context", "batch", "new_tokens", "dtype", "quant", "kv_dtype")
         if getattr(args, k) is not None
     }
-    e = explain(read_log(args.file), model=args.model, gpu=args.gpu, **options)
+    train = None
+    if args.train:
+        from ..training import TrainWorkload
+
+        train = TrainWorkload(
+            method=args.method,
+            precision=args.precision,
+            optimizer=args.optimizer,
+            batch=options.pop("batch", 1),
+            seq=args.seq or options.pop("context", 2048),
+            grad_checkpointing=args.grad_checkpointing,
+        )
+    else:
+        given = [
+            f
+            for f, v in (
+                ("--seq", args.seq),
+                ("--grad-checkpointing", args.grad_checkpointing),
+                ("--method", args.method != "full"),
+                ("--precision", args.precision != "bf16"),
+                ("--optimizer", args.optimizer != "adamw"),
+            )
+            if v
+        ]
+        if given:
+            raise BadInput(f"{', '.join(given)}: only with --train", field=given[0].lstrip("-"))
+    e = explain(read_log(args.file), model=args.model, gpu=args.gpu, train=train, **options)
     if args.json:
         print_json(e.to_dict())
         return 0
