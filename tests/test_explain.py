@@ -58,6 +58,9 @@ def test_real_log(case: dict[str, Any]) -> None:
         assert terms[name]["logged_bytes"] == pytest.approx(gib * GIB, rel=5e-3)
     if ex.get("kv_exact"):  # Ollama's KV figure is pure arithmetic on the architecture: vram's matches to 0.5 %
         assert terms["kv_cache"]["estimated_bytes"] == pytest.approx(terms["kv_cache"]["logged_bytes"], rel=5e-3)
+    if "weights_within" in ex:  # the weights vLLM loaded, against vram's per-tensor count of the checkpoint
+        t = terms["weights"]
+        assert t["estimated_bytes"] == pytest.approx(t["logged_bytes"], rel=ex["weights_within"])
     if "model_size_within" in ex:  # print_info's model size: vram's GGUF mix of the catalog model, all tensors
         t = terms["model_size"]
         assert t["estimated_bytes"] == pytest.approx(t["logged_bytes"], rel=ex["model_size_within"])

@@ -391,6 +391,9 @@ def _workload(c: _Ctx, options: dict[str, Any]) -> None:
         elif c.rm is not None and c.rm.weights_info is None and kind in ("ollama",):
             kw["quant"] = "q4_k_m"
             c.assumptions.append("weights q4_k_m (Ollama's default tag; the log does not state the file type)")
+        elif c.rm is not None and c.rm.weights_info is None and "quant" not in options:
+            c.assumptions.append("weights f16 (the log states no file type: pass --quant)")
+            c.missing.append("weight format (the GGUF file type)")
         ngl = lw.get("n_gpu_layers")
         if ngl is not None and c.rm is not None and kind == "llama.cpp":
             n_layer = c.rm.spec.num_layers
@@ -765,6 +768,10 @@ def _fixes(c: _Ctx) -> list[str]:
     ref = c.model_ref or (c.rm.entry.hf_repo if c.rm.entry else spec.name)
     if kind == "vllm":
         cmd = f"vllm serve {ref}"
+        if wl.quant:
+            q = wl.quant
+            cmd += " --quantization " + ("awq" if q.startswith("awq") else "gptq" if q.startswith("gptq") else
+                                          "fp8" if q == "fp8" else "bitsandbytes" if q.startswith("nf4") else q)
         tp = f" --tensor-parallel-size {c.count}" if c.count > 1 else ""
         if wl.gpu_memory_utilization < VLLM_HIGH_UTILIZATION and _fits(
             c, replace(wl, gpu_memory_utilization=VLLM_HIGH_UTILIZATION)

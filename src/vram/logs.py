@@ -437,11 +437,18 @@ def _vllm(text: str, p: ParsedLog) -> None:
             ("weights", r"model weights take ([\d.]+)GiB"),
             ("non_torch_memory", r"non_torch_memory takes ([\d.]+)GiB"),
             ("activations", r"activation peak memory takes ([\d.]+)GiB"),
-            ("kv_cache", r"reserved for KV Cache is ([\d.]+)GiB"),
+            ("kv_cache", r"reserved for KV Cache is (-?[\d.]+)GiB"),
         ):
             mm = re.search(pat, text)
             if mm:
-                p.logged[key] = size_bytes(mm.group(1), "GiB")
+                if mm.group(1).startswith("-"):  # nothing left: the others took more than the budget
+                    p.logged[key] = 0
+                    p.metadata["kv_shortfall_bytes"] = size_bytes(mm.group(1)[1:], "GiB")
+                    p.out_of_memory = True
+                    p.failed_buffer = "kv_cache"
+                    p.errors.append(mm.group(0))
+                else:
+                    p.logged[key] = size_bytes(mm.group(1), "GiB")
     m = re.search(r"Available KV cache memory:\s*(-?[\d.]+)\s*GiB", text)
     if m:
         p.logged["kv_cache"] = (
@@ -452,7 +459,7 @@ def _vllm(text: str, p: ParsedLog) -> None:
     if m:
         p.metadata["kv_cache_tokens"] = int(m.group(1).replace(",", ""))
         p.saw("GPU KV cache size (tokens)")
-    m = re.search(r"# GPU blocks:\s*(\d+)", text)
+    m = re.search(r"# (?:GPU|cuda) blocks:\s*(\d+)", text)
     if m:
         p.metadata["kv_blocks"] = int(m.group(1))
     for m in re.finditer(r"Maximum concurrency for ([\d,]+) tokens per request:\s*([\d.]+)x", text):
