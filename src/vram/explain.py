@@ -524,7 +524,7 @@ def _terms(c: _Ctx, r: Any) -> list[Term]:
 
     if r is None:
         for name, b in lg.items():
-            out.append(Term(name, b, None, "no estimate: " + "; ".join(c.missing)))
+            out.append(Term(name, b, None, "no estimate (see missing)"))
         return out
     e = r.estimate
     if kind == "vllm":
