@@ -446,6 +446,7 @@ def _gpu(c: _Ctx, gpu: str | None) -> None:
         c.assumptions.append(
             f"GPU memory {mem / GIB:,.2f} GiB per GPU: the catalog's {base.id} (the log does not state it)"
         )
+    c.count = count
     if mem is None:
         c.missing.append("GPU memory (the log states none: pass --gpu)")
         return
@@ -505,6 +506,17 @@ def _single_estimate(c: _Ctx) -> _NoGpu | None:
     except VramError:
         return None
     return _NoGpu(e, e.total_bytes)
+
+
+def _rank_estimate(c: _Ctx) -> _NoGpu | None:
+    """Several GPUs of unknown memory: one rank's share (vram fit's split on a GPU too large to matter)."""
+    saved = c.gpu
+    c.gpu = _synthetic_gpu(None, 1 << 42, None)
+    try:
+        r = _evaluate(c, c.wl) if c.wl is not None else None
+    finally:
+        c.gpu = saved
+    return _NoGpu(r.estimate, r.per_gpu_bytes, r.ranks, r.split, r.gpu_count) if r is not None else None
 
 
 def _component(est: Any, name: str) -> int | None:
@@ -769,9 +781,18 @@ def _fixes(c: _Ctx) -> list[str]:
     if kind == "vllm":
         cmd = f"vllm serve {ref}"
         if wl.quant:
-            q = wl.quant
-            cmd += " --quantization " + ("awq" if q.startswith("awq") else "gptq" if q.startswith("gptq") else
-                                          "fp8" if q == "fp8" else "bitsandbytes" if q.startswith("nf4") else q)
+            wq = wl.quant
+            cmd += " --quantization " + (
+                "awq"
+                if wq.startswith("awq")
+                else "gptq"
+                if wq.startswith("gptq")
+                else "fp8"
+                if wq == "fp8"
+                else "bitsandbytes"
+                if wq.startswith("nf4")
+                else wq
+            )
         tp = f" --tensor-parallel-size {c.count}" if c.count > 1 else ""
         if wl.gpu_memory_utilization < VLLM_HIGH_UTILIZATION and _fits(
             c, replace(wl, gpu_memory_utilization=VLLM_HIGH_UTILIZATION)
@@ -962,7 +983,7 @@ def explain(
     _gpu(c, gpu)
     r = _evaluate(c, c.wl) if c.wl is not None else None
     if r is None and c.rm is not None and c.wl is not None:
-        r = _single_estimate(c)
+        r = _single_estimate(c) if c.count == 1 else _rank_estimate(c)
     terms = _terms(c, r)
     terms += _per_token_terms(c)
     verdict = r.verdict if r is not None else None

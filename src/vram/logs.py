@@ -111,6 +111,8 @@ _MARKERS: dict[str, tuple[str, ...]] = {
         "gpu_model_runner",
         "To serve at least one request with the model",
         "VllmWorker",
+        "non-default args:",
+        "APIServer pid",
     ),
     "llama.cpp": (
         "llm_load_tensors",
@@ -376,7 +378,7 @@ def _vllm(text: str, p: ParsedLog) -> None:
                 if mm:
                     wl[key] = float(mm.group(1)) if key == "gpu_memory_utilization" else int(mm.group(1))
             p.saw("vLLM LLM(...) call")
-    tps = {int(t) for t in re.findall(r"\bTP(\d+) pid=", text)}
+    tps = {int(t) for t in re.findall(r"\bTP(\d+) pid=|VllmWorker rank=(\d+) pid=", text) for t in t if t}
     if tps:
         wl["tensor_parallel_size"] = max(tps) + 1
     m = re.search(r"Initializing an? (?:V\d )?LLM engine(?: \(v?([^)]*)\))? with config: (.*)", text)
@@ -410,6 +412,29 @@ def _vllm(text: str, p: ParsedLog) -> None:
                     wl[key] = val
                 else:
                     wl.setdefault(key, val)
+    m = re.search(r"Starting to load model (\S+?)\.{3}", text)
+    if m:
+        p.model = p.model or m.group(1)
+        p.saw("model being loaded")
+    m = re.search(r"non-default args: (\{.*\})", text)
+    if m:  # vLLM >= 0.10 prints the options it was given as a Python dict
+        args = m.group(1)
+        p.saw("vLLM non-default args")
+        mm = re.search(r"'model': '([^']+)'", args)
+        if mm:
+            p.model = p.model or mm.group(1)
+        for key, name, conv in (
+            ("context", "max_model_len", int),
+            ("gpu_memory_utilization", "gpu_memory_utilization", float),
+            ("tensor_parallel_size", "tensor_parallel_size", int),
+            ("max_num_seqs", "max_num_seqs", int),
+            ("kv_cache_type", "kv_cache_dtype", str),
+            ("quant", "quantization", str),
+            ("max_num_batched_tokens", "max_num_batched_tokens", int),
+        ):
+            mm = re.search(rf"'{name}': '?([\w.]+)'?", args)
+            if mm:
+                wl[key] = conv(mm.group(1))
     m = re.search(r"(?:Model loading took|Loading model weights took)\s+([\d.]+)\s*(GiB|GB)", text)
     if m:
         p.logged["weights"] = size_bytes(m.group(1), "GiB")
