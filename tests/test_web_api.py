@@ -210,7 +210,7 @@ async def test_storage_outage_is_a_503_not_a_500(app: Any, monkeypatch: pytest.M
     def db_down(*_: Any, **__: Any) -> Any:
         raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
 
-    monkeypatch.setattr(svc.sessions, "user_id", redis_down)
+    monkeypatch.setattr(svc.sessions, "lookup", redis_down)  # the session store, as each request asks it
     async with client_for(app) as c:
         r = await c.post("/api/v1/estimate", json={"model": "llama-3.2-1b"}, headers={"Authorization": "Bearer x"})
         assert r.status_code == 503 and "try again" in r.json()["error"] and r.headers["retry-after"] == "5"

@@ -12,9 +12,11 @@ from fastapi import HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..catalog import search_gpus, search_models
+from .answers import Answer, encode
 from .auth import (
     CSRF_COOKIE,
     CSRF_HEADER,
@@ -107,59 +109,81 @@ def check_local(request: Request, body: Any) -> None:
                        "machine; pick a catalog GPU", field="gpu")
 
 
-def operate(request: Request, kind: str, body: Any) -> tuple[dict[str, Any], str, int]:
-    """Check the allowance, run the operation, charge it. Returns (result, signature, cost).
-    Failures before the charge (validation, library errors) cost nothing."""
+# Operations that cost this much are refused before they are computed when the client cannot pay; cheaper ones
+# (an estimate, a fit: a millisecond or less, and often a kept answer) are computed first and the charge itself
+# refuses, which saves a storage round trip on every paid request.
+PRECHECK_COST = 1000
+
+
+def answer_key(kind: str, body: Any) -> tuple[str, str] | None:
+    """What makes two requests the same answer; None for answers never kept (this machine's GPUs)."""
+    from .ops import uses_local_gpu
+
+    if uses_local_gpu(body):
+        return None
+    return kind, body.model_dump_json()
+
+
+def compute_answer(svc: Services, kind: str, body: Any, cost: int, key: tuple[str, str] | None) -> Answer:
+    result = RUNNERS[kind](body)
+    answer = Answer(encode({**result, "cost_tokens": cost}),
+                    sign_result(svc.secret, kind, body.model_dump(mode="json"), result))
+    if key is not None:
+        svc.answers.put(key, answer)
+    return answer
+
+
+async def _operation_response(request: Request, kind: str, body: Any) -> Response:
+    """Check the request, compute the answer (or find it kept), charge it; the charge is one storage transaction
+    (see Quota.charge). Failures before the charge (validation, library errors) cost nothing."""
     svc = services(request)
     sub = subject(request)
     check_csrf(request)
     check_local(request, body)
     cost = cost_of(kind, body)
-    from .ops import precheck
+    key = answer_key(kind, body)
+    answer = svc.answers.get(key) if key is not None else None
+    if answer is None:
+        if cost >= PRECHECK_COST:
+            from .ops import precheck
 
-    precheck(body)  # an unknown model or GPU is a 422 whatever is left of the allowance
-    state = svc.quota.state(sub)
-    if state.remaining < cost:
-        request.state.quota = state
-        raise over_allowance(state, cost, sub.signed_in)
-    result = RUNNERS[kind](body)
-    ok, state = svc.quota.charge(sub, cost, kind)
+            precheck(body)  # an unknown model or GPU is a 422 whatever is left of the allowance
+            state = await run_in_threadpool(svc.quota.state, sub)
+            if state.remaining < cost:
+                request.state.quota = state
+                raise over_allowance(state, cost, sub.signed_in)
+        answer = await run_in_threadpool(compute_answer, svc, kind, body, cost, key)  # an unknown name: 422 here
+    ok, state = await run_in_threadpool(svc.quota.charge, sub, cost, kind)
     request.state.quota = state
     if not ok:
         raise over_allowance(state, cost, sub.signed_in)
-    signature = sign_result(svc.secret, kind, body.model_dump(mode="json"), result)
-    return result, signature, cost
+    return Response(answer.body, media_type="application/json", headers={"Vram-Result-Signature": answer.signature})
 
 
-def _operation_response(request: Request, kind: str, body: Any) -> JSONResponse:
-    result, signature, cost = operate(request, kind, body)
-    return JSONResponse({**result, "cost_tokens": cost}, headers={"Vram-Result-Signature": signature})
-
-
-def estimate(body: EstimateBody, request: Request) -> JSONResponse:
+async def estimate(body: EstimateBody, request: Request) -> Response:
     """Memory for inference (or training, with `train`): the same JSON as `vram estimate --json`, plus
     cost_tokens. The Vram-Result-Signature header lets the answer be saved or shared."""
-    return _operation_response(request, "estimate", body)
+    return await _operation_response(request, "estimate", body)
 
 
-def fit(body: FitBody, request: Request) -> JSONResponse:
+async def fit(body: FitBody, request: Request) -> Response:
     """Does it fit on `gpu_count` × `gpu`, and what are the limits (max context/batch, min GPUs, best quant)."""
-    return _operation_response(request, "fit", body)
+    return await _operation_response(request, "fit", body)
 
 
-def which(body: WhichBody, request: Request) -> JSONResponse:
+async def which(body: WhichBody, request: Request) -> Response:
     """Which catalog GPUs (in which counts) run this workload."""
-    return _operation_response(request, "which", body)
+    return await _operation_response(request, "which", body)
 
 
-def compare(body: CompareBody, request: Request) -> JSONResponse:
+async def compare(body: CompareBody, request: Request) -> Response:
     """The full fit on each of several GPU specs, side by side."""
-    return _operation_response(request, "compare", body)
+    return await _operation_response(request, "compare", body)
 
 
-def plan(body: PlanBody, request: Request) -> JSONResponse:
+async def plan(body: PlanBody, request: Request) -> Response:
     """A fleet plan: models -> GPU pools. Costs 1,000 tokens per model, at most 5,000."""
-    return _operation_response(request, "plan", body)
+    return await _operation_response(request, "plan", body)
 
 
 def models(q: str = Query("", max_length=100), limit: int = Query(20, ge=1, le=200)) -> list[dict[str, Any]]:
@@ -259,7 +283,7 @@ def signup(body: Credentials, request: Request, response: Response) -> dict[str,
     """Create a free account (5,000 tokens a day) and sign in: {token} for 'Authorization: Bearer', plus a cookie."""
     svc = services(request)
     uid = signup_user(svc, body.email, body.password, subject(request).key)
-    token = svc.sessions.create(uid, svc.settings.clock())
+    token = svc.sessions.create(uid, svc.settings.clock(), normalize_email(body.email))
     set_session_cookie(response, svc, token, request)
     response.status_code = 201
     return {"token": token, "email": normalize_email(body.email), "user_id": uid}
@@ -270,7 +294,7 @@ def login(body: Credentials, request: Request, response: Response) -> dict[str, 
     svc = services(request)
     uid = login_user(svc, subject(request).key if not subject(request).signed_in else
                      f"user:{subject(request).user_id}", body.email, body.password)
-    token = svc.sessions.create(uid, svc.settings.clock())
+    token = svc.sessions.create(uid, svc.settings.clock(), normalize_email(body.email))
     set_session_cookie(response, svc, token, request)
     return {"token": token, "email": normalize_email(body.email), "user_id": uid}
 

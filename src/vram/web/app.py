@@ -7,7 +7,7 @@ carries RateLimit-Limit / -Remaining / -Reset headers and the security headers (
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
@@ -196,6 +197,112 @@ def _wants_html(request: Request) -> bool:
         "text/html" in request.headers.get("accept", "")
 
 
+_SECURITY_HEADERS = (("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff"),
+                     ("X-Frame-Options", "DENY"), ("Referrer-Policy", "same-origin"),
+                     ("Cross-Origin-Opener-Policy", "same-origin"),
+                     ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"))
+
+
+class PerRequest:
+    """ASGI middleware run for every request: who the client is (a signed-in user, else a salted hash of its
+    address), a CSRF cookie for pages, and on every answer the RateLimit-* and security headers.
+
+    A plain ASGI wrapper (no per-request task or stream, unlike Starlette's BaseHTTPMiddleware): it sets
+    request.state before the app runs and edits the headers of the answer's first message on its way out. Only a
+    request that carries a session token asks the session store, in the thread pool; an anonymous one costs an
+    HMAC. The allowance headers come from the state the operation's charge left (request.state.quota); other
+    answers read it once."""
+
+    def __init__(self, app: Any, services: Services, settings: Settings) -> None:
+        self.app = app
+        self.svc = services
+        self.settings = settings
+        self.hsts = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains") if settings.secure_cookies \
+            else None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        svc, settings = self.svc, self.settings
+        request = Request(scope)
+        bearer = request.headers.get("authorization", "")
+        token: str | None = None
+        auth_via: str | None = None
+        if bearer.lower().startswith("bearer "):
+            token, auth_via = bearer[7:].strip() or None, "bearer"
+        elif request.cookies.get(SESSION_COOKIE):
+            token, auth_via = request.cookies.get(SESSION_COOKIE), "cookie"
+        address = client_address(request, settings)
+        path: str = scope["path"]
+        early: Response | None = None
+        live_token: str | None = None
+        if token:
+            try:
+                subject, live_token = await run_in_threadpool(svc.subject_for, address, token)
+            except OUTAGES as exc:
+                subject = svc.anonymous(address)  # the catalog needs no account
+                if not path.startswith(NEEDS_NO_STORAGE):
+                    early = _outage_response(request, exc)
+        else:
+            subject = svc.anonymous(address)
+        state = request.state
+        state.subject = subject
+        state.session_token = live_token
+        state.auth_via = auth_via if live_token else None
+        state.quota = None
+        csrf = request.cookies.get(CSRF_COOKIE)
+        new_csrf = None
+        if not csrf:
+            csrf = new_csrf = secrets.token_urlsafe(24)
+            state.new_csrf = csrf
+        state.csrf = csrf
+        length = request.headers.get("content-length", "")
+        answer = early
+        if early is None and length.isdigit() and int(length) > MAX_BODY_BYTES:  # refused unread, counts shown
+            answer = JSONResponse({"error": f"body: larger than {MAX_BODY_BYTES:,} bytes", "field": "body"},
+                                  status_code=413)
+        secure = settings.secure_cookies or scope.get("scheme") == "https"
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                quota = state.quota
+                if quota is None and early is None:
+                    try:
+                        quota = await run_in_threadpool(svc.quota.state, subject)
+                    except OUTAGES:  # only answers that needed no storage get here: they go out without the counts
+                        quota = None
+                h = MutableHeaders(scope=message)
+                if quota is not None:
+                    h["RateLimit-Limit"] = str(quota.limit)
+                    h["RateLimit-Remaining"] = str(quota.remaining)
+                    h["RateLimit-Reset"] = str(quota.reset_in_s)
+                    h["RateLimit-Policy"] = f"{quota.limit};w={settings.window_s}"
+                if new_csrf is not None:
+                    h.append("set-cookie", _csrf_cookie(new_csrf, secure))
+                for name, value in _SECURITY_HEADERS:
+                    h[name] = value
+                if self.hsts is not None:
+                    h[self.hsts[0]] = self.hsts[1]
+                if path.startswith(("/api/", "/s/", "/history", "/account")) and "cache-control" not in h:
+                    h["Cache-Control"] = "no-store"
+                if path.startswith("/s/"):
+                    h["X-Robots-Tag"] = "noindex"  # a shared link is for whoever got it, not for search engines
+            await send(message)
+
+        if answer is not None:
+            await answer(scope, receive, send_with_headers)
+        else:
+            await self.app(scope, receive, send_with_headers)
+
+
+def _csrf_cookie(value: str, secure: bool) -> str:
+    """The Set-Cookie value Starlette's set_cookie writes for the CSRF cookie (readable by the page's forms)."""
+    r = Response()
+    r.set_cookie(CSRF_COOKIE, value, httponly=False, samesite="lax", secure=secure, path="/")
+    return r.headers["set-cookie"]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     svc = Services.build(settings)
@@ -248,70 +355,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"error": "internal error", "field": None}, status_code=500)
 
     app.add_middleware(LimitBody)
-
-    @app.middleware("http")
-    async def _per_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        bearer = request.headers.get("authorization", "")
-        token: str | None = None
-        auth_via: str | None = None
-        if bearer.lower().startswith("bearer "):
-            token, auth_via = bearer[7:].strip() or None, "bearer"
-        elif request.cookies.get(SESSION_COOKIE):
-            token, auth_via = request.cookies.get(SESSION_COOKIE), "cookie"
-        address = client_address(request, settings)
-        early: Response | None = None
-        try:
-            subject, live_token = await run_in_threadpool(svc.subject_for, address, token)
-        except OUTAGES as exc:
-            subject, live_token = svc.anonymous(address), None  # the catalog needs no account
-            if not request.url.path.startswith(NEEDS_NO_STORAGE):
-                early = _outage_response(request, exc)
-        request.state.subject = subject
-        request.state.session_token = live_token
-        request.state.auth_via = auth_via if live_token else None
-        request.state.quota = None
-        csrf = request.cookies.get(CSRF_COOKIE)
-        if not csrf:
-            csrf = secrets.token_urlsafe(24)
-            request.state.new_csrf = csrf
-        request.state.csrf = csrf
-        length = request.headers.get("content-length", "")
-        if early is not None:
-            response = early
-        elif length.isdigit() and int(length) > MAX_BODY_BYTES:
-            response = JSONResponse({"error": f"body: larger than {MAX_BODY_BYTES:,} bytes", "field": "body"},
-                                    status_code=413)
-        else:
-            response = await call_next(request)
-        state = request.state.quota
-        if state is None and early is None:
-            try:
-                state = await run_in_threadpool(svc.quota.state, subject)
-            except OUTAGES:  # only answers that needed no storage get here: they go out without the counts
-                state = None
-        if state is not None:
-            response.headers["RateLimit-Limit"] = str(state.limit)
-            response.headers["RateLimit-Remaining"] = str(state.remaining)
-            response.headers["RateLimit-Reset"] = str(state.reset_in_s)
-            response.headers["RateLimit-Policy"] = f"{state.limit};w={settings.window_s}"
-        if getattr(request.state, "new_csrf", None):
-            response.set_cookie(CSRF_COOKIE, csrf, httponly=False, samesite="lax",
-                                secure=settings.secure_cookies or request.url.scheme == "https", path="/")
-        h = response.headers
-        h["Content-Security-Policy"] = CSP
-        h["X-Content-Type-Options"] = "nosniff"
-        h["X-Frame-Options"] = "DENY"
-        h["Referrer-Policy"] = "same-origin"
-        h["Cross-Origin-Opener-Policy"] = "same-origin"
-        h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), payment=()"
-        if settings.secure_cookies:
-            h["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-        if request.url.path.startswith(("/api/", "/s/", "/history", "/account")):
-            h.setdefault("Cache-Control", "no-store")
-        if request.url.path.startswith("/s/"):
-            h["X-Robots-Tag"] = "noindex"  # a shared link is for whoever got it, not for search engines
-        return response
-
+    app.add_middleware(PerRequest, services=svc, settings=settings)
     return app
 
 

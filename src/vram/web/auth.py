@@ -52,13 +52,21 @@ def normalize_email(email: str) -> str:
 
 
 class Sessions(Protocol):
-    def create(self, user_id: int, now: float) -> str: ...
+    def create(self, user_id: int, now: float, email: str | None = None) -> str: ...
 
     def user_id(self, token: str, now: float) -> int | None: ...
+
+    def lookup(self, token: str, now: float) -> tuple[int, str | None] | None:
+        """The live session's user id and, where the store keeps it, the account's email."""
+        ...
 
     def delete(self, token: str) -> None: ...
 
     def delete_user(self, user_id: int) -> None: ...
+
+
+_LOOKUP = ("SELECT s.user_id, s.expires_at, u.email FROM sessions s JOIN users u ON u.id = s.user_id "
+           "WHERE s.token_hash = %s")
 
 
 class SqlSessions:
@@ -66,7 +74,7 @@ class SqlSessions:
         self.db = db
         self.ttl_s = ttl_s
 
-    def create(self, user_id: int, now: float) -> str:
+    def create(self, user_id: int, now: float, email: str | None = None) -> str:
         token = secrets.token_urlsafe(32)
         with self.db.tx() as conn:
             conn.execute(delete(SessionRow).where(SessionRow.expires_at <= now))  # expired sessions go
@@ -82,6 +90,13 @@ class SqlSessions:
             return None
         return int(row.user_id)
 
+    def lookup(self, token: str, now: float) -> tuple[int, str | None] | None:
+        """One statement: the session joined to its account (a session whose account is gone is no session)."""
+        row = self.db.one(_LOOKUP.replace("%s", "?"), _LOOKUP, (token_hash(token),))
+        if row is None or row[1] <= now:
+            return None
+        return int(row[0]), str(row[2])
+
     def delete(self, token: str) -> None:
         with self.db.tx() as conn:
             conn.execute(delete(SessionRow).where(SessionRow.token_hash == token_hash(token)))
@@ -92,26 +107,35 @@ class SqlSessions:
 
 
 class RedisSessions:
-    """Sessions shared by every worker process: prefix+session:<hash> -> user id, with a TTL."""
+    """Sessions shared by every worker process: prefix+session:<hash> -> "<user id> <email>" (or the user id alone,
+    as sessions made before the email was kept there), with a TTL. Keeping the email saves a database query on
+    every signed-in request."""
 
     def __init__(self, client: Any, prefix: str, ttl_s: float) -> None:
         self.r = client
         self.prefix = prefix
         self.ttl_s = int(ttl_s)
 
-    def create(self, user_id: int, now: float) -> str:
+    def create(self, user_id: int, now: float, email: str | None = None) -> str:
         token = secrets.token_urlsafe(32)
         h = token_hash(token)
         pipe = self.r.pipeline()
-        pipe.set(f"{self.prefix}session:{h}", str(user_id), ex=self.ttl_s)
+        pipe.set(f"{self.prefix}session:{h}", str(user_id) if email is None else f"{user_id} {email}", ex=self.ttl_s)
         pipe.sadd(f"{self.prefix}user-sessions:{user_id}", h)
         pipe.expire(f"{self.prefix}user-sessions:{user_id}", self.ttl_s)
         pipe.execute()
         return token
 
     def user_id(self, token: str, now: float) -> int | None:
+        found = self.lookup(token, now)
+        return found[0] if found is not None else None
+
+    def lookup(self, token: str, now: float) -> tuple[int, str | None] | None:
         value = self.r.get(f"{self.prefix}session:{token_hash(token)}")
-        return int(value) if value is not None else None
+        if value is None:
+            return None
+        uid, _, email = (value.decode() if isinstance(value, bytes) else str(value)).partition(" ")
+        return int(uid), email or None
 
     def delete(self, token: str) -> None:
         self.r.delete(f"{self.prefix}session:{token_hash(token)}")

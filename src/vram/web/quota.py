@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -18,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .counters import Counters, SqlCounters
 from .settings import Settings
-from .storage import Database, LedgerRow, User
+from .storage import Database, LedgerRow, User, set_durability
 
 # Published prices (tokens per operation). Validation failures and errors cost nothing.
 OPERATION_COSTS: dict[str, int] = {"estimate": 100, "fit": 250, "which": 1000, "compare": 1000}
@@ -78,12 +79,43 @@ class _Insufficient(Exception):
     pass
 
 
+# The allowance charged in one go. SQLite (in-process): one BEGIN IMMEDIATE transaction of plain statements on the
+# driver connection, the process's charges taken in turn under a lock (so they never meet SQLite's busy handler,
+# which sleeps in growing steps). PostgreSQL + Redis: the counter in one Redis script call, then the purchased
+# tokens, the ledger rows and the balance in one SQL statement (one round trip, atomic on its own).
+_SQLITE_READ = "SELECT used, window_start FROM counters WHERE key = ?"
+_SQLITE_UPSERT = ("INSERT INTO counters (key, window_start, used) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                  "used = excluded.used, window_start = excluded.window_start")
+_SQLITE_SPEND = ("UPDATE users SET purchased_tokens = purchased_tokens - ? WHERE id = ? AND purchased_tokens >= ? "
+                 "RETURNING purchased_tokens")
+_SQLITE_BALANCE = "SELECT purchased_tokens FROM users WHERE id = ?"
+_SQLITE_STATE = ("SELECT (SELECT used FROM counters WHERE key = ?1), "
+                 "(SELECT window_start FROM counters WHERE key = ?1), "
+                 "(SELECT purchased_tokens FROM users WHERE id = ?2)")
+_LEDGER_ROW = "INSERT INTO ledger (user_id, created_at, amount, bucket, reason) VALUES (?, ?, ?, ?, ?)"
+_PG_SPEND = """
+WITH u AS (UPDATE users SET purchased_tokens = purchased_tokens - %(need)s
+           WHERE id = %(uid)s AND purchased_tokens >= %(need)s RETURNING purchased_tokens),
+p AS (INSERT INTO ledger (user_id, created_at, amount, bucket, reason)
+      SELECT %(uid)s, %(now)s, -%(need)s, 'purchased', %(reason)s FROM u),
+d AS (INSERT INTO ledger (user_id, created_at, amount, bucket, reason)
+      SELECT %(uid)s, %(now)s, -%(taken)s, 'daily', %(reason)s FROM u WHERE %(taken)s > 0)
+SELECT purchased_tokens FROM u"""
+_PG_DAILY_ONLY = """
+WITH d AS (INSERT INTO ledger (user_id, created_at, amount, bucket, reason)
+           SELECT id, %(now)s, -%(taken)s, 'daily', %(reason)s FROM users WHERE id = %(uid)s)
+SELECT purchased_tokens FROM users WHERE id = %(uid)s"""
+
+
 class Quota:
     def __init__(self, settings: Settings, db: Database, counters: Counters) -> None:
         self.settings = settings
         self.db = db
         self.counters = counters
         self._sql_counters = isinstance(counters, SqlCounters)
+        self._sqlite = self._sql_counters and db.dialect == "sqlite"
+        self._pg_redis = not self._sql_counters and db.dialect == "postgresql"
+        self._lock = threading.Lock()
 
     def limit_for(self, subject: Subject) -> int:
         return self.settings.user_daily_tokens if subject.signed_in else self.settings.anon_daily_tokens
@@ -91,12 +123,17 @@ class Quota:
     def purchased(self, user_id: int | None) -> int:
         if user_id is None:
             return 0
-        with self.db.engine.connect() as conn:
-            value = conn.execute(select(User.purchased_tokens).where(User.id == user_id)).scalar()
-        return int(value or 0)
+        row = self.db.one(_SQLITE_BALANCE, _SQLITE_BALANCE.replace("?", "%s"), (user_id,))
+        return int(row[0]) if row is not None else 0
 
     def state(self, subject: Subject) -> QuotaState:
         now = self.settings.clock()
+        if self._sqlite:  # the counter and the balance in one statement
+            row = self.db.one(_SQLITE_STATE, "", (subject.key, subject.user_id))
+            used, start = (int(row[0]), float(row[1])) if row is not None and row[0] is not None else (0, None)
+            if start is not None and now >= start + self.settings.window_s:
+                used, start = 0, None
+            return self._state(subject, used, start, now, int(row[2] or 0) if row is not None else 0)
         usage = self.counters.peek(subject.key, self.settings.window_s, now)
         return self._state(subject, usage.used, usage.window_start, now, self.purchased(subject.user_id))
 
@@ -108,12 +145,15 @@ class Quota:
                           reset_in_s=max(0, round(reset_at - now)))
 
     def charge(self, subject: Subject, cost: int, reason: str) -> tuple[bool, QuotaState]:
-        """Take `cost` tokens (daily allowance first, then purchased). Returns (charged?, state after)."""
+        """Take `cost` tokens (daily allowance first, then purchased). Returns (charged?, state after).
+        Debits commit without waiting for the disk (see storage.make_engine)."""
         now = self.settings.clock()
         if secrets.randbelow(1000) == 0:  # now and then, forget windows long expired
             self.counters.purge(now - 2 * self.settings.window_s)
         limit = self.limit_for(subject)
         window = self.settings.window_s
+        if self._sqlite:
+            return self._charge_sqlite(subject, cost, reason, limit, window, now)
         if not subject.signed_in:
             t = self.counters.take(subject.key, cost, limit, window, now)
             return t.taken == cost, self._state(subject, t.used, t.window_start, now, 0)
@@ -121,7 +161,7 @@ class Quota:
         uid = subject.user_id
         if self._sql_counters:
             try:
-                with self.db.tx(immediate=True) as conn:
+                with self.db.tx(immediate=True, durable=False) as conn:
                     t = self.counters.take(subject.key, cost, limit, window, now, partial=True, conn=conn)
                     if not self._spend_purchased(conn, uid, cost - t.taken, now, reason):
                         raise _Insufficient
@@ -131,16 +171,72 @@ class Quota:
             except _Insufficient:
                 return False, self.state(subject)
         t = self.counters.take(subject.key, cost, limit, window, now, partial=True)
-        with self.db.tx() as conn:
-            ok = self._spend_purchased(conn, uid, cost - t.taken, now, reason)
-            if ok:
-                self._ledger(conn, uid, -t.taken, "daily", reason, now)
-            purchased = self._balance(conn, uid)
+        if self._pg_redis:
+            balance = self._spend_pg(uid, cost - t.taken, t.taken, now, reason)
+            ok = balance is not None
+        else:  # pragma: no cover - Redis counters always come with PostgreSQL (workers share both)
+            with self.db.tx(durable=False) as conn:
+                ok = self._spend_purchased(conn, uid, cost - t.taken, now, reason)
+                if ok:
+                    self._ledger(conn, uid, -t.taken, "daily", reason, now)
+                balance = self._balance(conn, uid)
         if not ok:
             if t.taken:
                 self.counters.refund(subject.key, t.taken)
             return False, self.state(subject)
-        return True, self._state(subject, t.used, t.window_start, now, purchased)
+        return True, self._state(subject, t.used, t.window_start, now, int(balance or 0))
+
+    def _charge_sqlite(self, subject: Subject, cost: int, reason: str, limit: int, window: float,
+                       now: float) -> tuple[bool, QuotaState]:
+        """The whole charge in one SQLite transaction: counter, purchased tokens, ledger rows, balance."""
+        uid = subject.user_id
+        with self.db.raw() as (info, raw), self._lock:
+            set_durability(info, raw, False, "sqlite")
+            raw.execute("BEGIN IMMEDIATE")
+            try:
+                row = raw.execute(_SQLITE_READ, (subject.key,)).fetchone()
+                used, start = (int(row[0]), float(row[1])) if row is not None else (0, now)
+                if now >= start + window:
+                    used, start = 0, now
+                free = max(0, limit - used)
+                if uid is None:  # anonymous: the daily allowance only, all or nothing
+                    taken = cost if cost <= free else 0
+                    balance, ok = 0, taken == cost
+                else:
+                    taken = min(cost, free)
+                    need = cost - taken
+                    if need > 0:
+                        got = raw.execute(_SQLITE_SPEND, (need, uid, need)).fetchone()
+                        ok = got is not None
+                        balance = int(got[0]) if got is not None else 0
+                        if ok:
+                            raw.execute(_LEDGER_ROW, (uid, now, -need, "purchased", reason))
+                    else:
+                        got = raw.execute(_SQLITE_BALANCE, (uid,)).fetchone()
+                        ok, balance = True, int(got[0]) if got is not None else 0
+                    if ok and taken:
+                        raw.execute(_LEDGER_ROW, (uid, now, -taken, "daily", reason))
+                if not ok:
+                    raw.execute("ROLLBACK")
+                else:
+                    if taken or row is None:
+                        raw.execute(_SQLITE_UPSERT, (subject.key, start, used + taken))
+                    raw.execute("COMMIT")
+            except BaseException:
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+                raise
+        if not ok:
+            return False, self.state(subject)
+        return True, self._state(subject, used + taken, start, now, balance)
+
+    def _spend_pg(self, uid: int, need: int, taken: int, now: float, reason: str) -> int | None:
+        """Purchased tokens, ledger rows and the balance after, in one autocommit statement; None: not enough."""
+        with self.db.raw() as (info, raw):
+            set_durability(info, raw, False, "postgresql")
+            params = {"uid": uid, "need": need, "taken": taken, "now": now, "reason": reason}
+            row = raw.execute(_PG_SPEND if need > 0 else _PG_DAILY_ONLY, params).fetchone()
+        return int(row[0]) if row is not None else None
 
     def _spend_purchased(self, conn: Connection, uid: int, need: int, now: float, reason: str) -> bool:
         if need <= 0:

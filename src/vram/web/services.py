@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
+from .answers import Answers
 from .auth import RedisSessions, Sessions, SqlSessions
 from .counters import Counters, FallbackCounters, RedisCounters, SqlCounters
 from .quota import Quota, Subject, anon_key
@@ -23,6 +24,7 @@ class Services:
     quota: Quota
     secret: str
     redis: Any = None
+    answers: Answers = field(default_factory=Answers)  # computed answers kept for repeated requests
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -57,10 +59,13 @@ class Services:
     def subject_for(self, address: str, token: str | None) -> tuple[Subject, str | None]:
         """The client behind a request: a signed-in user if the token is a live session, else its address."""
         if token:
-            uid = self.sessions.user_id(token, self.settings.clock())
-            if uid is not None:
-                with self.db.engine.connect() as conn:
-                    email = conn.execute(select(User.email).where(User.id == uid)).scalar()
+            found = self.sessions.lookup(token, self.settings.clock())
+            if found is not None:
+                uid, email = found
+                if email is None:  # a session store that does not keep the email
+                    row = self.db.one("SELECT email FROM users WHERE id = ?", "SELECT email FROM users WHERE id = %s",
+                                      (uid,))
+                    email = row[0] if row is not None else None
                 if email is not None:
                     return Subject(key=f"user:{uid}", user_id=uid, email=str(email)), token
         return Subject(key=anon_key(address, self.secret)), None

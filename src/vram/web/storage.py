@@ -24,6 +24,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import QueuePool
 
@@ -104,33 +105,84 @@ class ShareRow(Base):
 
 def make_engine(url: str) -> Engine:
     """SQLite: WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE for transactions that ask for it (debits), so
-    concurrent read-modify-write transactions serialize instead of failing. PostgreSQL: a plain pooled engine."""
+    concurrent read-modify-write transactions serialize instead of failing. PostgreSQL: a plain pooled engine.
+
+    Durability: a transaction is flushed to disk before its commit returns (SQLite synchronous=FULL, PostgreSQL
+    synchronous_commit=on) unless it is opened with durable=False, which allowance debits are: they then commit
+    without waiting for the disk (SQLite synchronous=NORMAL in WAL mode, PostgreSQL synchronous_commit=off). Either
+    way a transaction is atomic and survives the server process being killed; what an operating-system crash or
+    power cut can lose is the last moments' debits, together with their ledger rows (never one without the other).
+    A flush costs about 13 ms on this project's machine, so a debit that waited for it would bound a worker to
+    ≈ 80 charged answers a second. Credits (purchases, grants), accounts, sessions, history and shares stay durable."""
     if url.startswith("sqlite"):
         # a small pool: connections (and their PRAGMAs) are reused instead of opened per transaction
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=QueuePool,
                                pool_size=8, max_overflow=32, pool_timeout=30)
 
         @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        def _on_connect(dbapi_conn: Any, record: Any) -> None:
             dbapi_conn.isolation_level = None  # let the "begin" hook below emit BEGIN itself
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA synchronous=FULL")
             cur.close()
+            record.info[_SYNC] = True
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
-            immediate = conn.get_execution_options().get("immediate", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            opts = conn.get_execution_options()
+            set_durability(conn.connection.info, conn.connection.driver_connection, opts.get("durable", True),
+                           "sqlite")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if opts.get("immediate", False) else "BEGIN")
 
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     elif url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgres://")
-    return create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True, pool_timeout=30,
-                         connect_args={"connect_timeout": 10})
+    engine = create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True, pool_timeout=30,
+                           connect_args={"connect_timeout": 10})
+
+    @event.listens_for(engine, "connect")
+    def _on_pg_connect(dbapi_conn: Any, record: Any) -> None:
+        record.info[_SYNC] = True  # the server's default, synchronous_commit=on
+
+    @event.listens_for(engine, "begin")
+    def _on_pg_begin(conn: Connection) -> None:
+        set_durability(conn.connection.info, conn.connection.driver_connection,
+                       conn.get_execution_options().get("durable", True), "postgresql")
+
+    return engine
+
+
+def driver(conn: Connection) -> Any:
+    """The DB-API connection under a SQLAlchemy one (sqlite3 / psycopg), for the few statements run on it directly."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    return raw
+
+
+_SYNC = "vram_durable"  # key in a pooled connection's info: whether its commits wait for the disk
+
+
+def set_durability(info: dict[Any, Any], driver_conn: Any, durable: bool, dialect: str) -> None:
+    """Make the next transactions on this driver connection durable or not. Called outside a transaction; the
+    setting is made outside one too (SQLite: a PRAGMA; PostgreSQL: SET in autocommit), so no rollback can undo it
+    behind the back of `info`, which remembers it for the pooled connection."""
+    if info.get(_SYNC, True) == durable:
+        return
+    if dialect == "sqlite":
+        driver_conn.execute("PRAGMA synchronous=" + ("FULL" if durable else "NORMAL"))
+    else:
+        was = driver_conn.autocommit
+        driver_conn.autocommit = True
+        try:
+            driver_conn.execute("SET synchronous_commit TO " + ("on" if durable else "off"))
+        finally:
+            driver_conn.autocommit = was
+    info[_SYNC] = durable
 
 
 def migrate(engine: Engine) -> None:
@@ -158,13 +210,41 @@ class Database:
         self.dialect = self.engine.dialect.name
 
     @contextmanager
-    def tx(self, *, immediate: bool = False) -> Iterator[Connection]:
-        """A transaction; immediate=True takes SQLite's write lock up front (read-modify-write sections)."""
+    def tx(self, *, immediate: bool = False, durable: bool = True) -> Iterator[Connection]:
+        """A transaction; immediate=True takes SQLite's write lock up front (read-modify-write sections);
+        durable=False commits without waiting for the disk (see make_engine)."""
         with self.engine.connect() as conn:
-            if immediate:
-                conn = conn.execution_options(immediate=True)
+            if immediate or not durable:
+                conn = conn.execution_options(immediate=immediate, durable=durable)
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def raw(self) -> Iterator[tuple[dict[Any, Any], Any]]:
+        """A pooled connection's DB-API connection (and the pool's `info` dict for it), for the few statements every
+        request makes, run without SQLAlchemy's statement machinery (≈ 20 µs instead of ≈ 100–350 µs each here).
+        PostgreSQL connections are in autocommit for the while: each statement is its own transaction. A driver
+        error of the kind an outage raises comes out as SQLAlchemy's OperationalError (a 503), and the connection
+        is dropped from the pool."""
+        dbapi = self.engine.dialect.loaded_dbapi
+        with self.engine.connect() as conn:
+            info, raw = conn.connection.info, driver(conn)
+            pg = self.dialect == "postgresql"
+            try:
+                if pg:
+                    raw.autocommit = True
+                yield info, raw
+            except (dbapi.OperationalError, dbapi.InterfaceError) as exc:
+                conn.invalidate()
+                raise OperationalError("(direct statement)", None, exc) from exc
+            finally:
+                if pg and not conn.invalidated:
+                    raw.autocommit = False
+
+    def one(self, sqlite_sql: str, pg_sql: str, params: Any) -> Any:
+        """The first row of a read-only statement (see raw); SQL written for each dialect's parameter style."""
+        with self.raw() as (_, raw):
+            return raw.execute(sqlite_sql if self.dialect == "sqlite" else pg_sql, params).fetchone()
 
     def close(self) -> None:
         self.engine.dispose()
