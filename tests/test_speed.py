@@ -280,3 +280,66 @@ def test_accuracy_bounds_on_the_shared_measurements() -> None:
     assert sorted(pre)[-2] <= 0.5 and max(pre) <= 1.0
     cases = [json.loads(x) for x in SHARED_SPEED.read_text().splitlines() if x.strip()]
     assert len(cases) == 100
+
+
+def test_a_gpu_not_in_the_catalog_from_a_spec_file_or_rate_overrides(tmp_path: Path) -> None:
+    from vram.catalog import gpu_from_spec_file, with_rates
+    from vram.errors import BadInput
+    from vram.estimate import Workload
+    from vram.fit import GpuChoice, fit, parse_gpu_spec
+
+    f = tmp_path / "my-card.json"
+    f.write_text(
+        json.dumps(
+            {
+                "name": "My card 16GB",
+                "memory_gb": 16,
+                "bandwidth_gb_per_s": 500,
+                "fp16_tflops": 100,
+                "memory_type": "GDDR6",
+            }
+        )
+    )
+    g = gpu_from_spec_file(f)
+    assert (g.id, g.memory_bytes, g.bandwidth_gb_per_s, g.fp16_tflops) == ("my-card", 16 * 2**30, 500, 100)
+    two = parse_gpu_spec(f"2x{f}")
+    assert two.count == 2 and two.gpu.name == "My card 16GB"
+    wl = Workload(engine="llama.cpp", quant="q4_k_m", context=512)
+    mine = fit("llama-3-8b", str(f), wl, solve=False).speed
+    # the same figures given as overrides of a catalog card give the same speed
+    over = with_rates(find_gpu("rtx-4090"), bandwidth_gb_per_s=500, tflops=100)
+    assert over.bandwidth_gb_per_s == 500 and over.data["fp16_tflops_fp16_accumulate"] == 100
+    theirs = fit("llama-3-8b", GpuChoice(over, 1), wl, solve=False).speed
+    assert mine is not None and theirs is not None
+    assert mine.decode_tokens_per_s == pytest.approx(theirs.decode_tokens_per_s)
+    assert mine.prefill_tokens_per_s == pytest.approx(theirs.prefill_tokens_per_s)
+    stock = fit("llama-3-8b", "rtx-4090", wl, solve=False).speed
+    assert stock is not None and stock.decode_tokens_per_s > 1.5 * mine.decode_tokens_per_s
+    f.write_text(json.dumps({"name": "no bandwidth", "memory_gb": 16}))
+    with pytest.raises(BadInput) as e:
+        gpu_from_spec_file(f)
+    assert e.value.field == "gpu"
+    with pytest.raises(BadInput):
+        with_rates(over, tflops=-1)
+
+
+def test_speed_ranges_are_the_measured_spread() -> None:
+    spec = resolve_model("llama-3-8b").spec
+    s = estimate_speed(
+        spec,
+        find_gpu("rtx-4090"),
+        count=1,
+        split="single",
+        batch=1,
+        context=512,
+        weights_bytes=5 * 10**9,
+        kv_cache_bytes=10**7,
+        engine="llama.cpp",
+        quant="q4_k_m",
+    )
+    d = s.to_dict()
+    lo, hi = speed.SPEED_SPREAD["decode"]
+    assert d["decode_tokens_per_s_per_seq_range"] == [round(s.decode_tokens_per_s_per_seq * x, 2) for x in (lo, hi)]
+    assert s.prefill_tokens_per_s is not None
+    lo, hi = speed.SPEED_SPREAD["prefill"]
+    assert d["prefill_tokens_per_s_range"] == [round(s.prefill_tokens_per_s * x, 1) for x in (lo, hi)]

@@ -12,8 +12,18 @@ import pytest
 from test_web_support import app_for, client_for, hidden_fields, settings_for
 
 pytestmark = pytest.mark.anyio
-FORM = {"model": "llama-3.1-8b", "context": "8k", "batch": "1", "new_tokens": "256", "gpu": "rtx-4090",
-        "gpu_count": "1", "mode": "inference", "engine": "transformers", "dtype": "bfloat16", "headroom": "20"}
+FORM = {
+    "model": "llama-3.1-8b",
+    "context": "8k",
+    "batch": "1",
+    "new_tokens": "256",
+    "gpu": "rtx-4090",
+    "gpu_count": "1",
+    "mode": "inference",
+    "engine": "transformers",
+    "dtype": "bfloat16",
+    "headroom": "20",
+}
 
 
 async def _csrf(c: Any) -> str:
@@ -40,6 +50,12 @@ async def test_calculator_without_javascript(app: Any) -> None:
     assert re.search(r'id="verdict".*?<strong>Fits</strong> on 1× NVIDIA GeForce RTX 4090', r.text, re.S)
     assert f"{lib.per_gpu_bytes / GIB:,.2f}" in r.text or f"{lib.estimate.total_bytes / GIB:,.2f}" in r.text
     assert '<svg id="bar-chart"' in r.text and '<svg id="context-chart"' in r.text
+    # speed with its measured p10-p90 range
+    assert lib.speed is not None and lib.speed.decode_range_per_seq is not None
+    lo, hi = lib.speed.decode_range_per_seq
+    assert lo < lib.speed.decode_tokens_per_s_per_seq < hi
+    assert f'id="decode-range" title="p10–p90 of measured ÷ predicted over public benchmarks">({lo:.1f}–{hi:.1f})' in r.text
+    assert lib.speed.prefill_range is not None and 'id="prefill-range"' in r.text
     assert "polyline" in r.text and "vllm serve meta-llama/Llama-3.1-8B" in r.text
     assert r.headers["ratelimit-remaining"] == "2250"  # a check against a GPU is a fit: 250 tokens
     fields = hidden_fields(r.text)
@@ -52,8 +68,18 @@ async def test_estimate_only_and_training_from_the_form(app: Any) -> None:
         r = await c.post("/", data={**FORM, "gpu": "", "csrf_token": csrf})
         assert r.status_code == 200 and 'id="verdict"' not in r.text and "Breakdown" in r.text
         assert r.headers["ratelimit-remaining"] == "2400"
-        r = await c.post("/", data={**FORM, "mode": "train", "method": "lora", "precision": "bf16",
-                                    "optimizer": "adamw", "lora_rank": "16", "csrf_token": csrf})
+        r = await c.post(
+            "/",
+            data={
+                **FORM,
+                "mode": "train",
+                "method": "lora",
+                "precision": "bf16",
+                "optimizer": "adamw",
+                "lora_rank": "16",
+                "csrf_token": csrf,
+            },
+        )
         assert r.status_code == 200, r.text[:300]
         assert "· training" in r.text and "optimizer" in r.text
 
@@ -113,8 +139,10 @@ async def test_share_and_save_from_the_page(app: Any) -> None:
 async def test_sign_up_save_history_and_delete_account_with_forms(app: Any) -> None:
     async with client_for(app) as c:
         csrf = await _csrf(c)
-        r = await c.post("/signup", data={"email": "page@example.com", "password": "long enough pw",
-                                          "next": "/history", "csrf_token": csrf})
+        r = await c.post(
+            "/signup",
+            data={"email": "page@example.com", "password": "long enough pw", "next": "/history", "csrf_token": csrf},
+        )
         assert r.status_code == 303 and r.headers["location"] == "/history"
         assert "Nothing saved yet" in (await c.get("/history")).text
         r = await c.post("/", data={**FORM, "csrf_token": csrf})
@@ -133,16 +161,24 @@ async def test_sign_up_save_history_and_delete_account_with_forms(app: Any) -> N
         r = await c.post("/account/delete", data={"csrf_token": csrf, "confirm": "delete"})
         assert r.status_code == 200 and "Account deleted" in r.text
         assert (await c.get("/history")).status_code == 303
-        r = await c.post("/signin", data={"email": "page@example.com", "password": "long enough pw",
-                                          "csrf_token": csrf})
+        r = await c.post(
+            "/signin", data={"email": "page@example.com", "password": "long enough pw", "csrf_token": csrf}
+        )
         assert r.status_code == 401 and "wrong email or password" in r.text
 
 
 async def test_open_redirects_are_refused(app: Any) -> None:
     async with client_for(app) as c:
         csrf = await _csrf(c)
-        r = await c.post("/signup", data={"email": "nx@example.com", "password": "long enough pw",
-                                          "next": "//evil.example/", "csrf_token": csrf})
+        r = await c.post(
+            "/signup",
+            data={
+                "email": "nx@example.com",
+                "password": "long enough pw",
+                "next": "//evil.example/",
+                "csrf_token": csrf,
+            },
+        )
         assert r.headers["location"] == "/"
 
 
@@ -153,8 +189,7 @@ async def test_ask_prefills_the_form(app: Any) -> None:
         page = await c.get(r.headers["location"])
     assert 'value="llama-3-70b"' in page.text and 'value="32k"' in page.text
     assert '<option value="rtx-4090" selected>' in page.text
-    assert 'id="gpu_count" name="gpu_count" type="number" min="1" max="1024" inputmode="numeric" value="2"' in \
-        page.text
+    assert 'id="gpu_count" name="gpu_count" type="number" min="1" max="1024" inputmode="numeric" value="2"' in page.text
 
 
 async def test_export_downloads(app: Any) -> None:
@@ -183,7 +218,11 @@ async def test_pages_and_json_twins(app: Any) -> None:
         assert costs["operations"] == {"estimate": 100, "fit": 250, "which": 1000, "compare": 1000}
         assert costs["plan"] == {"per_model": 1000, "max": 5000}
         assert (await c.get("/pricing.json")).json()["packs"][0] == {
-            "id": "starter", "tokens": 200000, "price_usd": "5.00", "per_estimate": 2000}
+            "id": "starter",
+            "tokens": 200000,
+            "price_usd": "5.00",
+            "per_estimate": 2000,
+        }
         index = (await c.get("/index.json")).json()
         assert any(g["id"] == "rtx-4090" for g in index["options"]["gpus"])
         assert (await c.get("/history")).status_code == 303
@@ -225,8 +264,9 @@ async def test_this_machines_gpus_only_for_local_clients(tmp_path: Path, monkeyp
     with app_for(settings_for(tmp_path, local_gpus=True)) as app:
         async with client_for(app, address="127.0.0.1") as c:
             page = await c.get("/")
-            assert '<option value="local" >This machine: 2 × NVIDIA GeForce RTX 4090 (22.0 GiB free)</option>' in \
-                page.text
+            assert (
+                '<option value="local" >This machine: 2 × NVIDIA GeForce RTX 4090 (22.0 GiB free)</option>' in page.text
+            )
             r = await c.post("/api/v1/fit", json=body)
             assert r.status_code == 200, r.text
             assert r.json()["usable_bytes_per_gpu"] == 22 * 1024**3 and r.json()["gpu_count"] == 2

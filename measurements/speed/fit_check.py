@@ -113,6 +113,7 @@ def main() -> None:
     ap.add_argument("--cases", nargs="*", default=None)
     ap.add_argument("--holdout", action="store_true")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--spread", action="store_true", help="p10 / p90 of measured / predicted (vram.speed.SPEED_SPREAD)")
     args = ap.parse_args()
     paths = args.cases or [str(SHARED), *sorted(str(p) for p in HERE.glob("*.jsonl"))]
     rows = score(load(paths))
@@ -125,6 +126,11 @@ def main() -> None:
     if args.holdout:
         report([r for r in rows if not r["held"]], "fitting half (GPUs not held out)")
         report([r for r in rows if r["held"]], "held out (GPUs hashed into the last fifth)")
+    if args.spread:
+        for key, name in (("dec", "decode"), ("pre", "prefill")):
+            ratios = sorted(1 / (1 + r[key]) for r in rows if r.get(key) is not None and r["exact"])
+            p10, p90 = ratios[int(0.1 * (len(ratios) - 1))], ratios[int(0.9 * (len(ratios) - 1))]
+            print(f"  {name}: measured / predicted p10 {p10:.3f}  p90 {p90:.3f}  (n={len(ratios)})")
     errs = [r for r in rows if r.get("error")]
     if errs:
         print(f"{len(errs)} errors: " + ", ".join(r["id"] for r in errs), file=sys.stderr)

@@ -36,17 +36,39 @@ def knobs() -> list[tuple[str, Any, Any]]:
     ):
         table = getattr(speed, name)
         out += [(f"{name}[{k}]", table, k) for k in table]
-    for name in ("METAL_DEQUANT_FLOP_PER_BYTE", "STAGE_HOP_S", "DEQUANT_EFFICIENCY", "KV_READ_EFFICIENCY"):
+    for name, table in (("STEP_OVERHEAD_S", speed.STEP_OVERHEAD_S),):
+        for k in table:
+            out += [(f"{name}[{k}][0]", _Pair(table, k, 0), None), (f"{name}[{k}][1]", _Pair(table, k, 1), None)]
+    for name in (
+        "INTERLEAVED_PREFILL_SHARE",
+        "METAL_DEQUANT_FLOP_PER_BYTE",
+        "STAGE_HOP_S",
+        "DEQUANT_EFFICIENCY",
+        "KV_READ_EFFICIENCY",
+    ):
         out.append((name, speed, name))
     return out
 
 
+class _Pair:
+    """One element of a tuple-valued table entry."""
+
+    def __init__(self, table: dict[Any, tuple[float, float]], key: Any, i: int) -> None:
+        self.table, self.key, self.i = table, key, i
+
+
 def get(obj: Any, key: Any) -> float:
+    if isinstance(obj, _Pair):
+        return float(obj.table[obj.key][obj.i])
     return float(obj[key] if isinstance(obj, dict) else getattr(obj, key))
 
 
 def put(obj: Any, key: Any, v: float) -> None:
-    if isinstance(obj, dict):
+    if isinstance(obj, _Pair):
+        t = list(obj.table[obj.key])
+        t[obj.i] = v
+        obj.table[obj.key] = (t[0], t[1])
+    elif isinstance(obj, dict):
         obj[key] = v
     else:
         setattr(obj, key, v)

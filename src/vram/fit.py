@@ -74,7 +74,8 @@ _COUNT_RE = re.compile(r"^\s*(\d+)\s*[x×*]\s*(.+)$", re.IGNORECASE)
 
 
 def parse_gpu_spec(spec: str | GpuChoice) -> GpuChoice:
-    """"h100-sxm", "4090", "2xh100-sxm", "8xa100-80gb-sxm" or "local" (this machine's GPUs, through NVML)."""
+    """"h100-sxm", "4090", "2xh100-sxm", "8xa100-80gb-sxm", "local" (this machine's GPUs, through NVML) or a GPU
+    spec file "my-gpu.json" / "2xmy-gpu.json" (catalog.gpu_from_spec_file)."""
     if isinstance(spec, GpuChoice):
         return spec
     text = str(spec).strip()
@@ -91,6 +92,10 @@ def parse_gpu_spec(spec: str | GpuChoice) -> GpuChoice:
         from .local import local_gpu_choice
 
         return local_gpu_choice(count if m else None)
+    if text.lower().endswith(".json"):
+        from .catalog import gpu_from_spec_file
+
+        return GpuChoice(gpu_from_spec_file(text), count)
     return GpuChoice(find_gpu(text), count)
 
 

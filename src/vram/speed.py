@@ -49,21 +49,21 @@ from .model import ModelSpec
 # Keyed by (backend, memory class, weight format). Backends: "cuda" (NVIDIA), "rocm" (AMD), "metal" (Apple),
 # "other". Memory classes: "gddr" (GDDR6/6X/7 cards), "hbm" (HBM2/2e/3/3e), "lpddr" (Apple unified memory).
 # Formats: "f16" (16-bit floats), "quant" (GGUF blocks / GPTQ / AWQ / FP8 / INT8: dequantized inside the kernel).
-# llama.cpp's matrix-vector kernels (mmv / mmvq) stream GDDR cards at 0.8-0.9 of the datasheet rate, like a copy
-# kernel (llama-bench tg512 on RTX 30/40 and A6000 / L40S: implied 0.80-0.91 for F16 and Q4_K_M once the per-layer
-# cost below is separated); on HBM parts the same kernels reach ~0.6: one warp per row keeps too few bytes in flight
-# for HBM's latency × bandwidth product (A100 PCIe/SXM: 0.55-0.65, the llama.cpp CUDA scoreboard, discussion #15013,
-# shows the same gap on H100). vLLM's cuBLAS / Marlin / fused-MoE GEMMs and CUDA graphs reach ~0.8 on HBM
-# (gpt-oss-20b at concurrency 1-8 on H100 / H200 / B200, sariekr/gpu_conc). Apple's unified LPDDR5 sustains ~0.8 of
-# its rate in F16 (M1 Max / M3 Max llama-bench tg512).
+# llama.cpp's matrix-vector kernels (mmv for F16, mmvq for quantized blocks) stream GDDR cards at 0.8-0.9 of the
+# datasheet rate, like a copy kernel (llama-bench tg512 of Llama 3 8B/70B on RTX 30/40, A6000, L40S, A40, RTX 4000/
+# 5000 Ada once the per-layer cost below is separated); on HBM parts the same kernels reach about half: one warp
+# per row keeps too few bytes in flight for HBM's latency × bandwidth product (A100 PCIe / SXM: 0.45 for Q4_K_M,
+# 0.5 for F16; XiongjieDai/GPU-Benchmarks-on-LLM-Inference). vLLM (cuBLAS / CUTLASS GEMMs in CUDA graphs) streams
+# BF16 Qwen2.5-7B/32B on an A100 at ~0.7 (dennislee22/vLLM-benchmarking, 1 to 200 sequences). Apple's unified
+# LPDDR5 sustains ~0.8 of its rate in F16 (M1 Max / M3 Max tg512); GGUF blocks there are ALU bound (below).
 DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
     ("llama.cpp/cuda", "gddr", "f16"): 0.88,
-    ("llama.cpp/cuda", "gddr", "quant"): 0.86,
+    ("llama.cpp/cuda", "gddr", "quant"): 0.8,
     ("llama.cpp/cuda", "hbm", "f16"): 0.5,
-    ("llama.cpp/cuda", "hbm", "quant"): 0.55,
+    ("llama.cpp/cuda", "hbm", "quant"): 0.45,
     ("llama.cpp/metal", "lpddr", "f16"): 0.8,
     ("llama.cpp/metal", "lpddr", "quant"): 0.85,
-    ("vllm/cuda", "hbm", "f16"): 0.8,
+    ("vllm/cuda", "hbm", "f16"): 0.7,
     ("vllm/cuda", "hbm", "quant"): 0.7,
     ("vllm/cuda", "gddr", "f16"): 0.85,
     ("vllm/cuda", "gddr", "quant"): 0.75,
@@ -71,29 +71,36 @@ DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
 # Fallback for a backend / memory pair not listed (ROCm, Gaudi, transformers, ...): a plain streaming kernel.
 DEFAULT_DECODE_EFFICIENCY = 0.7
 # The KV cache is read by the attention kernel in long contiguous blocks: the share a copy kernel gets.
-KV_READ_EFFICIENCY = 0.8
-# Dequantizing GGUF blocks on Apple GPUs is ALU bound: bytes × this / the GPU's FP32 rate. ~24 FLOP-equivalents
-# per weight byte (unpack nibbles, scale, min, FMA; two weights per byte in Q4) put M1 Max Q4_K_M decode at ~0.45 of
-# its bandwidth and M3 Max at ~0.65, as llama-bench measures (XiongjieDai/GPU-Benchmarks-on-LLM-Inference).
+KV_READ_EFFICIENCY = 0.75
+# Dequantizing GGUF blocks on Apple GPUs is ALU bound: bytes × this / the GPU's FP32 rate. ~58 FLOP-equivalents
+# per weight byte (unpack nibbles and 6-bit scales, scale, min, FMA, in 32-wide SIMD groups) put M1 Max Q4_K_M decode
+# at ~0.45 of its bandwidth and M3 Max at ~0.6, as llama-bench measures (XiongjieDai/GPU-Benchmarks-on-LLM-
+# Inference); on the base M1 (2.3 TFLOPS, 68 GB/s) the same rate binds at ~0.6.
 METAL_DEQUANT_FLOP_PER_BYTE = 58.0
 
 # --- fixed costs -----------------------------------------------------------------------------------------------
 # Per transformer block per decode step: the block's ~20 small kernels (norms, rope, KV copy, softmax, adds,
-# activation) each cost a launch + tail of a few µs whatever their bytes. llama.cpp on CUDA: ~60 µs per block
-# (separates the 8B and 70B llama-bench tg rates on the same GPU: 32 vs 80 blocks); Metal: ~100 µs; vLLM runs decode
-# in CUDA graphs: ~15 µs.
-LAYER_OVERHEAD_S: dict[str, float] = {"llama.cpp/cuda": 70e-6, "llama.cpp/metal": 30e-6, "vllm/cuda": 15e-6}
+# activation) each cost a launch + tail of a few µs whatever their bytes. llama.cpp on CUDA: ~55 µs per block; it is
+# what separates the 8B and 70B llama-bench tg rates on one GPU (32 vs 80 blocks) — ~70 µs in the May 2024 builds
+# of the shared measurements, ~33 µs in a September 2025 build with CUDA graphs (RTX PRO 6000, Llama 2 7B / 3.3 70B);
+# the value is between them. Metal: ~30 µs. vLLM replays decode as CUDA graphs: ~10 µs.
+LAYER_OVERHEAD_S: dict[str, float] = {"llama.cpp/cuda": 55e-6, "llama.cpp/metal": 30e-6, "vllm/cuda": 10e-6}
 DEFAULT_LAYER_OVERHEAD_S = 30e-6
 # Per mixture-of-experts layer per step on top: router matmul, softmax/top-k, sorting tokens by expert, the
-# gather/scatter and the per-expert kernels (llama.cpp MUL_MAT_ID, vLLM fused_moe).
-MOE_LAYER_OVERHEAD_S: dict[str, float] = {"llama.cpp/cuda": 80e-6, "llama.cpp/metal": 120e-6, "vllm/cuda": 60e-6}
+# gather/scatter and the per-expert kernels (llama.cpp MUL_MAT_ID, vLLM fused_moe). llama.cpp: ~20 µs with today's
+# on-GPU dispatch (Qwen3-30B-A3B Q4_K_M tg128 on an RTX PRO 6000, build 6413); its first MoE builds (Dec 2023) copied
+# the expert ids to the host every layer and cost ~300 µs (Mixtral on A100 / H100, llama-cpp-python#1017), which this
+# does not model. vLLM ~60 µs (gpt-oss-20b at concurrency 1 on H100 / H200 / B200, sariekr/gpu_conc).
+MOE_LAYER_OVERHEAD_S: dict[str, float] = {"llama.cpp/cuda": 20e-6, "llama.cpp/metal": 120e-6, "vllm/cuda": 60e-6}
 DEFAULT_MOE_LAYER_OVERHEAD_S = 60e-6
 # Per decode step on the host: (fixed, per sequence). vLLM's scheduler, sampler and detokenizer/streaming run every
-# step (~1 ms, growing with the batch); llama.cpp's ggml graph build and sampling ~0.3 ms.
-STEP_OVERHEAD_S: dict[str, tuple[float, float]] = {"vllm": (1.0e-3, 40e-6), "llama.cpp": (0.3e-3, 20e-6)}
+# step: ~0.6 ms + 40 µs per sequence (the A100 Qwen2.5-7B runs from 1 to 200 sequences); llama.cpp's graph build
+# and sampling ~0.15 ms.
+STEP_OVERHEAD_S: dict[str, tuple[float, float]] = {"vllm": (0.6e-3, 40e-6), "llama.cpp": (0.15e-3, 5e-6)}
 DEFAULT_STEP_OVERHEAD_S = (0.5e-3, 20e-6)
-# Layer split: handing the activations to the next GPU (device-to-device copy, an event sync) per boundary and step.
-STAGE_HOP_S = 0.15e-3
+# Layer split: handing the activations to the next GPU (device-to-device copy, an event sync) per boundary and
+# step: ~0.2 ms (llama-bench tg512 of the same model on 1, 2, 4 and 8 RTX 4090 / A6000 / L40S / A100 PCIe).
+STAGE_HOP_S = 0.2e-3
 # Small-message all-reduce latency per call (NCCL, 2-8 GPUs), used twice per layer per decode step under TP.
 ALLREDUCE_LATENCY_S = {"nvlink": 8e-6, "infinity-fabric": 12e-6, "pcie": 25e-6}
 DEFAULT_ALLREDUCE_LATENCY_S = 25e-6
@@ -101,6 +108,11 @@ DEFAULT_ALLREDUCE_LATENCY_S = 25e-6
 # through the host bridge ~20 GB/s.
 ALLREDUCE_BUS_GB_PER_S = {"nvlink": 0.5, "infinity-fabric": 0.5}
 PCIE_ALLREDUCE_GB_PER_S = 20.0
+# Continuous batching: the share of the other sequences' prompts prefilled while one sequence generates its tokens.
+# 1 for a steady stream (each finished request replaced at once); ½ when all requests arrive together (request i
+# decodes through the prefills of the requests after it). Set between the two from vLLM benchmark_serving runs at
+# 10-200 concurrent requests on A100 (dennislee22/vLLM-benchmarking).
+INTERLEAVED_PREFILL_SHARE = 0.4
 # Share of the host link's one-way bandwidth that streaming offloaded weights reaches.
 HOST_LINK_EFFICIENCY = 0.8
 
@@ -109,7 +121,7 @@ HOST_LINK_EFFICIENCY = 0.8
 # ubatch 512, FP16 compute): F16 8B/70B pp512 reach 0.35-0.41 of the FP16-accumulate rate on RTX 4090, A100, A6000,
 # A40; vLLM's BF16 GEMMs at 2k+ tokens per chunk ~0.6. Metal's simdgroup-matrix kernels: ~0.7 of the ALU rate (M1 Max,
 # M3 Max F16 pp512).
-PREFILL_MFU: dict[str, float] = {"llama.cpp/cuda": 0.9, "llama.cpp/metal": 0.58, "vllm/cuda": 0.6}
+PREFILL_MFU: dict[str, float] = {"llama.cpp/cuda": 0.9, "llama.cpp/metal": 0.65, "vllm/cuda": 0.6}
 DEFAULT_PREFILL_MFU = 0.5
 # cuBLAS efficiency rises with the matrix size (more tiles to fill the SMs, weight reads amortised over more
 # FLOPs): the llama.cpp CUDA MFU is PREFILL_MFU × hidden / (hidden + GEMM_HALF_HIDDEN), so 8B-class models
@@ -119,7 +131,7 @@ GEMM_HALF_HIDDEN: dict[str, float] = {"llama.cpp/cuda": 6500.0}
 # Attention at long prompts, against the same tensor rate. vLLM runs FlashAttention 2/3 (~0.35 of the GEMM peak).
 # llama.cpp's figure is from llama-bench pp4096 vs pp512 (0.65-0.88) of builds whose default was no flash attention
 # (the f32 score matrix, KQ / softmax / KQV as separate kernels); with -fa 1 newer builds lose less at long prompts.
-ATTENTION_MFU: dict[str, float] = {"vllm/cuda": 0.35, "llama.cpp/cuda": 0.08, "llama.cpp/metal": 0.3}
+ATTENTION_MFU: dict[str, float] = {"vllm/cuda": 0.35, "llama.cpp/cuda": 0.09, "llama.cpp/metal": 0.3}
 DEFAULT_ATTENTION_MFU = 0.3
 # Without flash attention llama.cpp materialises the f32 score matrix per ubatch: written by KQ, read and written by
 # softmax, read by KQV: 4 passes of 4 bytes per head per attended token.
@@ -127,7 +139,7 @@ SCORE_BYTES_PER_HEAD_TOKEN = 16
 # llama.cpp prefill of quantized weights: each ubatch dequantizes every weight matrix to FP16 (reads the blocks,
 # writes 2 bytes per weight) at this share of the bandwidth; the Q4_K_M / F16 pp512 ratio of the 8B (0.76-0.84 on
 # RTX 4090, A100, A6000, A40, RTX 4000/5000 Ada) is what the write of the FP16 copy costs next to the GEMM.
-DEQUANT_EFFICIENCY = 1.0
+DEQUANT_EFFICIENCY = 0.75
 
 
 @dataclass(frozen=True)
@@ -171,7 +183,7 @@ class Speed:
 
 # p10 and p90 of measured / predicted over the public measurements (measurements/speed/, fit_check.py --spread),
 # by quantity: the range shown next to a figure.
-SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.9, 1.1), "prefill": (0.85, 1.15)}
+SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.89, 1.12), "prefill": (0.8, 1.29)}
 
 
 def expert_coverage(num_experts: int, experts_per_token: int, tokens: int) -> float:
@@ -428,7 +440,7 @@ def estimate_speed(
     # continuous batching: the prompts of the requests that join while a sequence decodes
     interleave_s = 0.0
     if eng == "vllm" and batch > 1 and prefill:
-        interleave_s = (batch - 1) * context / prefill / max(1, new_tokens)
+        interleave_s = INTERLEAVED_PREFILL_SHARE * (batch - 1) * context / prefill / max(1, new_tokens)
         assumptions.append(
             f"continuous batching: {batch - 1} other prompts of {context:,} tokens prefilled during a "
             f"sequence's {new_tokens:,} new tokens"

@@ -37,9 +37,17 @@ class ModelEntry:
     data: dict[str, Any] = field(default_factory=dict, repr=False, hash=False, compare=False)
 
     def summary(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "family": self.family, "license": self.license,
-                "hf_repo": self.hf_repo, "aliases": list(self.aliases), "context_length": self.context_length,
-                "params": self.params, "kind": self.kind}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "family": self.family,
+            "license": self.license,
+            "hf_repo": self.hf_repo,
+            "aliases": list(self.aliases),
+            "context_length": self.context_length,
+            "params": self.params,
+            "kind": self.kind,
+        }
 
 
 @dataclass(frozen=True)
@@ -65,9 +73,25 @@ class GpuEntry:
     data: dict[str, Any] = field(default_factory=dict, repr=False, hash=False, compare=False)
 
     def summary(self) -> dict[str, Any]:
-        keys = ("id", "name", "vendor", "category", "architecture", "memory_gb", "memory_bytes",
-                "usable_memory_bytes", "bandwidth_gb_per_s", "fp16_tflops", "fp8_tflops", "int8_tops",
-                "interconnect", "interconnect_gb_per_s", "tdp_watts", "year", "price_per_hour_usd")
+        keys = (
+            "id",
+            "name",
+            "vendor",
+            "category",
+            "architecture",
+            "memory_gb",
+            "memory_bytes",
+            "usable_memory_bytes",
+            "bandwidth_gb_per_s",
+            "fp16_tflops",
+            "fp8_tflops",
+            "int8_tops",
+            "interconnect",
+            "interconnect_gb_per_s",
+            "tdp_watts",
+            "year",
+            "price_per_hour_usd",
+        )
         out = {k: getattr(self, k) for k in keys}
         out["aliases"] = list(self.aliases)
         return out
@@ -133,10 +157,20 @@ def _suggest(query: str, keys: list[str], n: int = 3) -> list[str]:
 @cache
 def load_model_entry(file_name: str) -> ModelEntry:
     d = json.loads(_data_dir("models").joinpath(file_name).read_text(encoding="utf-8"))
-    return ModelEntry(id=d["id"], name=d["name"], family=d["family"], license=d.get("license", "other"),
-                      hf_repo=d.get("hf_repo", ""), aliases=tuple(d.get("aliases", [])),
-                      context_length=d.get("context_length"), params=d.get("params"), config=d["config"],
-                      published_params_text=d.get("published_params_text"), kind=d.get("kind", "llm"), data=d)
+    return ModelEntry(
+        id=d["id"],
+        name=d["name"],
+        family=d["family"],
+        license=d.get("license", "other"),
+        hf_repo=d.get("hf_repo", ""),
+        aliases=tuple(d.get("aliases", [])),
+        context_length=d.get("context_length"),
+        params=d.get("params"),
+        config=d["config"],
+        published_params_text=d.get("published_params_text"),
+        kind=d.get("kind", "llm"),
+        data=d,
+    )
 
 
 def model_ids() -> list[str]:
@@ -168,14 +202,97 @@ def search_models(query: str = "") -> list[ModelEntry]:
 @cache
 def load_gpu_entry(file_name: str) -> GpuEntry:
     d = json.loads(_data_dir("gpus").joinpath(file_name).read_text(encoding="utf-8"))
+    return _gpu_entry(d)
+
+
+def gpu_from_spec_file(path: str | Path) -> GpuEntry:
+    """A GPU that is not in the catalog, from a JSON file with the catalog's fields (src/vram/catalog/data/gpus/
+    README.md). Required: `name`, `bandwidth_gb_per_s` and `memory_gb` (or `memory_bytes`); the rest defaults:
+    `vendor` nvidia, `category` consumer, `usable_memory_bytes` = memory_bytes, no TFLOPS (no prefill figure)."""
+    from ..errors import BadInput
+
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"gpu: cannot read GPU spec file {str(p)!r}: {exc}", field="gpu") from exc
+    if not isinstance(d, dict):
+        raise BadInput("gpu: a GPU spec file holds one JSON object", field="gpu")
+    for key in ("name", "bandwidth_gb_per_s"):
+        if key not in d:
+            raise BadInput(f"gpu: the spec file {p.name} lacks {key!r}", field="gpu")
+    try:
+        mem = int(d["memory_bytes"]) if "memory_bytes" in d else int(float(d["memory_gb"]) * 2**30)
+        bw = float(d["bandwidth_gb_per_s"])
+        tf = None if d.get("fp16_tflops") is None else float(d["fp16_tflops"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadInput(
+            f"gpu: the spec file {p.name} needs numeric memory_gb (or memory_bytes) and bandwidth_gb_per_s", field="gpu"
+        ) from exc
+    if mem <= 0 or bw <= 0 or (tf is not None and tf <= 0):
+        raise BadInput("gpu: memory, bandwidth and TFLOPS in a spec file must be positive", field="gpu")
+    full = {
+        "id": p.stem,
+        "vendor": "nvidia",
+        "category": "consumer",
+        "memory_gb": mem / 2**30,
+        "interconnect": "pcie",
+        **d,
+        "memory_bytes": mem,
+        "bandwidth_gb_per_s": bw,
+        "fp16_tflops": tf,
+    }
+    full.setdefault("usable_memory_bytes", mem)
+    return _gpu_entry(full)
+
+
+def with_rates(gpu: GpuEntry, *, bandwidth_gb_per_s: float | None = None, tflops: float | None = None) -> GpuEntry:
+    """`gpu` with its memory bandwidth and/or dense FP16/BF16 tensor rate replaced (a different clock, a card that
+    is not in the catalog but close to one). The TFLOPS given replace every tensor and ALU rate the speed model
+    reads (FP16-accumulate, Apple's FP32 ALU rate)."""
+    from dataclasses import replace
+
+    from ..errors import BadInput
+
+    if bandwidth_gb_per_s is not None and not bandwidth_gb_per_s > 0:
+        raise BadInput("gpu_bandwidth: must be a positive number of GB/s", field="gpu_bandwidth")
+    if tflops is not None and not tflops > 0:
+        raise BadInput("gpu_tflops: must be a positive number of TFLOPS", field="gpu_tflops")
+    data = dict(gpu.data)
+    out = gpu
+    if bandwidth_gb_per_s is not None:
+        data["bandwidth_gb_per_s"] = bandwidth_gb_per_s
+        out = replace(out, bandwidth_gb_per_s=float(bandwidth_gb_per_s))
+    if tflops is not None:
+        data.update(fp16_tflops=tflops, fp16_tflops_fp16_accumulate=tflops)
+        if gpu.vendor == "apple":
+            data["fp32_tflops"] = tflops
+        out = replace(out, fp16_tflops=float(tflops))
+    return replace(out, data=data)
+
+
+def _gpu_entry(d: dict[str, Any]) -> GpuEntry:
     return GpuEntry(
-        id=d["id"], name=d["name"], vendor=d["vendor"], category=d["category"],
-        architecture=d.get("architecture", ""), aliases=tuple(d.get("aliases", [])),
-        memory_bytes=int(d["memory_bytes"]), usable_memory_bytes=int(d["usable_memory_bytes"]),
-        bandwidth_gb_per_s=float(d["bandwidth_gb_per_s"]), fp16_tflops=d.get("fp16_tflops"),
-        fp8_tflops=d.get("fp8_tflops"), int8_tops=d.get("int8_tops"), interconnect=d.get("interconnect", "none"),
-        interconnect_gb_per_s=d.get("interconnect_gb_per_s"), tdp_watts=d.get("tdp_watts"), year=d.get("year"),
-        price_per_hour_usd=d.get("price_per_hour_usd"), memory_gb=float(d.get("memory_gb", 0)), data=d)
+        id=d["id"],
+        name=d["name"],
+        vendor=d["vendor"],
+        category=d["category"],
+        architecture=d.get("architecture", ""),
+        aliases=tuple(d.get("aliases", [])),
+        memory_bytes=int(d["memory_bytes"]),
+        usable_memory_bytes=int(d["usable_memory_bytes"]),
+        bandwidth_gb_per_s=float(d["bandwidth_gb_per_s"]),
+        fp16_tflops=d.get("fp16_tflops"),
+        fp8_tflops=d.get("fp8_tflops"),
+        int8_tops=d.get("int8_tops"),
+        interconnect=d.get("interconnect", "none"),
+        interconnect_gb_per_s=d.get("interconnect_gb_per_s"),
+        tdp_watts=d.get("tdp_watts"),
+        year=d.get("year"),
+        price_per_hour_usd=d.get("price_per_hour_usd"),
+        memory_gb=float(d.get("memory_gb", 0)),
+        data=d,
+    )
 
 
 def gpu_ids() -> list[str]:
