@@ -30,12 +30,34 @@ def load(paths: list[str]) -> list[dict[str, Any]]:
     for p in paths:
         for line in Path(p).read_text().splitlines():
             if line.strip():
-                out.append(json.loads(line))
+                out.append({**json.loads(line), "_file": Path(p).name})
     return out
 
 
 def held_out(c: dict[str, Any]) -> bool:
     return int(hashlib.sha256(c["gpu"].encode()).hexdigest(), 16) % 5 == 4
+
+
+def old_rule(sp: dict[str, Any], v: dict[str, Any], kind: str) -> float | None:
+    """The rule vram used before issue 16, from the same bytes and FLOPs: decode = bytes read per step /
+    (datasheet bandwidth × 0.7); prefill = FLOPs per token / (dense BF16 TFLOPS × 0.5)."""
+    from vram.catalog import find_gpu
+
+    g = find_gpu(v["gpu"])
+    n = int(v.get("gpu_count") or 1)
+    if kind == "dec":
+        return g.bandwidth_gb_per_s * 1e9 * 0.7 / sp["bytes_read_per_step"] if sp["bytes_read_per_step"] else None
+    gf = next(
+        (
+            float(a.split("prefill: ")[1].split(" GFLOPs")[0].replace(",", ""))
+            for a in sp["assumptions"]
+            if a.startswith("prefill: ") and "GFLOPs per token" in a
+        ),
+        None,
+    )
+    if not gf or not g.fp16_tflops:
+        return None
+    return g.fp16_tflops * 1e12 * 0.5 * (n if n > 1 and v.get("split") != "pp" else 1) / (gf * 1e9)
 
 
 def predict(v: dict[str, Any], context: int, new_tokens: int) -> dict[str, Any]:
@@ -64,6 +86,7 @@ def score(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
         m = c.get("measured", {})
         r: dict[str, Any] = {
             "id": c["id"],
+            "file": c.get("_file", ""),
             "gpu": v["gpu"],
             "n": v.get("gpu_count") or 1,
             "b": c.get("batch", 1),
@@ -77,11 +100,15 @@ def score(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 d = predict(v, v.get("decode_context") or 1, v.get("new_tokens") or 0)
                 r["dec"] = (d["decode_tokens_per_s_per_seq"] - m["decode_tps_per_seq"]) / m["decode_tps_per_seq"]
                 r["dec_pred"], r["dec_meas"] = d["decode_tokens_per_s_per_seq"], m["decode_tps_per_seq"]
+                base = old_rule(d, v, "dec")
+                r["dec_old"] = None if base is None else (base - m["decode_tps_per_seq"]) / m["decode_tps_per_seq"]
             if m.get("prefill_tps") is not None and v.get("prefill_context") and not c.get("prefill_excluded_reason"):
                 p = predict(v, v["prefill_context"], 0)
                 if p["prefill_tokens_per_s"] is not None:
                     r["pre"] = (p["prefill_tokens_per_s"] - m["prefill_tps"]) / m["prefill_tps"]
                     r["pre_pred"], r["pre_meas"] = p["prefill_tokens_per_s"], m["prefill_tps"]
+                base = old_rule(p, v, "pre")
+                r["pre_old"] = None if base is None else (base - m["prefill_tps"]) / m["prefill_tps"]
         except VramError as e:
             r["error"] = str(e)
         rows.append(r)

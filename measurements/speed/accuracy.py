@@ -1,0 +1,62 @@
+"""The speed accuracy table of the README: vram's decode / prefill tokens/s against every measurement in
+../shared/speed and measurements/speed (exact figures), median / max |error|, next to the rule vram used before
+(bytes / (bandwidth × 0.7), FLOPs / (BF16 TFLOPS × 0.5)).
+
+    .venv/bin/python measurements/speed/accuracy.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fit_check  # noqa: E402
+
+Row = dict[str, Any]
+
+
+def cell(rows: list[Row], key: str) -> str:
+    e = [abs(r[key]) for r in rows if r.get(key) is not None]
+    return f"{statistics.median(e) * 100:.1f} % / {max(e) * 100:.0f} %" if e else "–"
+
+
+def main() -> None:
+    paths = [str(fit_check.SHARED), *sorted(str(p) for p in fit_check.HERE.glob("*.jsonl"))]
+    rows = [r for r in fit_check.score(fit_check.load(paths)) if r["exact"]]
+    groups: list[tuple[str, Callable[[Row], bool]]] = [
+        (
+            "shared llama-bench set (../shared/speed; llama.cpp May 2024, 1-8 GPUs)",
+            lambda r: r["file"] == "cases.jsonl",
+        ),
+        (
+            "the shared set's GPUs added to the catalog (A40, RTX 4000/5000 Ada, M1)",
+            lambda r: r["file"] == "shared-new-gpus.jsonl",
+        ),
+        ("vLLM serving, A100, 1-200 sequences (dennislee22)", lambda r: r["file"] == "vllm-serving.jsonl"),
+        ("llama.cpp Sept 2025 + flash attention, RTX PRO 6000", lambda r: r["file"] == "llama-cpp-rtx-pro-6000.jsonl"),
+        ("MoE models (Mixtral Dec 2023 build, Qwen3-30B-A3B)", lambda r: r["moe"]),
+        ("more than 16 concurrent sequences", lambda r: r["b"] > 16),
+        ("held-out GPUs (not used to set coefficients)", lambda r: r["held"]),
+        ("all", lambda r: True),
+    ]
+    print(
+        "| measurements | cases (decode / prefill) | decode: vram | decode: old rule | prefill: vram | "
+        "prefill: old rule |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, pred in groups:
+        g = [r for r in rows if pred(r)]
+        nd = sum(r.get("dec") is not None for r in g)
+        npf = sum(r.get("pre") is not None for r in g)
+        print(
+            f"| {name} | {nd} / {npf} | {cell(g, 'dec')} | {cell(g, 'dec_old')} | {cell(g, 'pre')} | "
+            f"{cell(g, 'pre_old')} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Draw docs/speed-accuracy.png: vram's predicted decode and prefill tokens/s against every measured one in
+../shared/speed and measurements/speed (exact figures), log-log, with the ±10 % / ±25 % bands.
+
+    .venv/bin/pip install -e '.[bench]'    # matplotlib, outside the core package
+    .venv/bin/python tools/speed_chart.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "measurements" / "speed"))
+import fit_check  # noqa: E402
+
+STYLE = {"cases.jsonl": ("shared llama-bench (May 2024)", "o", "#1f77b4"),
+         "shared-new-gpus.jsonl": ("shared, GPUs added to the catalog", "s", "#17becf"),
+         "vllm-serving.jsonl": ("vLLM serving, 1-200 sequences", "^", "#d62728"),
+         "llama-cpp-rtx-pro-6000.jsonl": ("llama.cpp 2025 + FA, RTX PRO 6000", "D", "#2ca02c"),
+         "llama-cpp-moe.jsonl": ("MoE, llama.cpp Dec 2023", "v", "#9467bd")}
+
+
+def main() -> None:
+    paths = [str(fit_check.SHARED), *sorted(str(p) for p in fit_check.HERE.glob("*.jsonl"))]
+    rows = [r for r in fit_check.score(fit_check.load(paths)) if r["exact"]]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.2))
+    for ax, key, title in ((axes[0], "dec", "decode tokens/s per sequence"), (axes[1], "pre", "prefill tokens/s")):
+        pts = [r for r in rows if r.get(key) is not None]
+        lo = min(min(r[f"{key}_meas"], r[f"{key}_pred"]) for r in pts) * 0.7
+        hi = max(max(r[f"{key}_meas"], r[f"{key}_pred"]) for r in pts) * 1.4
+        ax.plot([lo, hi], [lo, hi], color="black", lw=1)
+        for f, c in ((1.1, "#bbbbbb"), (1.25, "#dddddd")):
+            ax.fill_between([lo, hi], [lo / f, hi / f], [lo * f, hi * f], color=c, alpha=0.35, lw=0)
+        for fname, (label, marker, color) in STYLE.items():
+            sel = [r for r in pts if r["file"] == fname]
+            if sel:
+                ax.scatter([r[f"{key}_meas"] for r in sel], [r[f"{key}_pred"] for r in sel], s=22, marker=marker,
+                           color=color, label=f"{label} ({len(sel)})", alpha=0.85, edgecolors="none")
+        errs = sorted(abs(r[key]) for r in pts)
+        ax.set_title(f"{title}: median |error| {errs[len(errs) // 2] * 100:.1f} %, n={len(errs)}", fontsize=10)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_xlabel("measured")
+        ax.set_ylabel("vram")
+        ax.grid(True, which="both", alpha=0.2)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle("vram speed vs public measurements (bands: ±10 %, ±25 %)", fontsize=11)
+    fig.tight_layout()
+    out = ROOT / "docs" / "speed-accuracy.png"
+    fig.savefig(out, dpi=110)
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
