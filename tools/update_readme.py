@@ -120,7 +120,12 @@ def families_output() -> str:
     ))
 
 
+def speed_table() -> str:
+    return run(sys.executable, str(ROOT / "measurements" / "speed" / "accuracy.py"))
+
+
 PRODUCERS: dict[str, Callable[[], str]] = {
+    "speed-table": speed_table,
     "families-output": families_output,
     "accuracy-table": accuracy_table,
     "estimate-output": estimate_output, "score-output": score_output, "train-examples": train_examples,
