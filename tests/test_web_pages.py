@@ -54,7 +54,8 @@ async def test_calculator_without_javascript(app: Any) -> None:
     assert lib.speed is not None and lib.speed.decode_range_per_seq is not None
     lo, hi = lib.speed.decode_range_per_seq
     assert lo < lib.speed.decode_tokens_per_s_per_seq < hi
-    assert f'id="decode-range" title="p10–p90 of measured ÷ predicted over public benchmarks">({lo:.1f}–{hi:.1f})' in r.text
+    title = "p10–p90 of measured ÷ predicted over public benchmarks"
+    assert f'id="decode-range" title="{title}">({lo:.1f}–{hi:.1f})' in r.text
     assert lib.speed.prefill_range is not None and 'id="prefill-range"' in r.text
     assert "polyline" in r.text and "vllm serve meta-llama/Llama-3.1-8B" in r.text
     assert r.headers["ratelimit-remaining"] == "2250"  # a check against a GPU is a fit: 250 tokens

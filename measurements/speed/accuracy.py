@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fit_check  # noqa: E402
+import fit_check
 
 Row = dict[str, Any]
 
