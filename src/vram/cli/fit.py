@@ -41,6 +41,7 @@ def register(sub: Any) -> None:
                    help="headroom above the weights for a 'fits' verdict, as a fraction of them (default 0.2)")
     p.add_argument("--split", choices=["tp", "pp"], default=None,
                    help="multi-GPU split: tensor or pipeline parallel (default: tp where the heads divide)")
+    add_gpu_rate_options(p)
     t = p.add_argument_group("training (--train): does one training step fit, per GPU")
     t.add_argument("--train", action="store_true", help="fit a training step instead of inference")
     t.add_argument("--method", default="full", choices=["full", "lora", "qlora"])
@@ -87,6 +88,39 @@ def register(sub: Any) -> None:
     c.set_defaults(func=run_compare)
 
 
+def _rate(field: str) -> Any:
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{field}: expected a number, got {text!r}") from exc
+        if not v > 0:
+            raise argparse.ArgumentTypeError(f"{field}: must be positive, got {text!r}")
+        return v
+
+    return parse
+
+
+def add_gpu_rate_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("hardware not in the catalog (or a GPU spec file: --gpu my-gpu.json)")
+    g.add_argument("--gpu-bandwidth", type=_rate("gpu_bandwidth"), default=None, metavar="GB/S",
+                   help="memory bandwidth of the GPU, replacing the catalog's figure (decode speed)")
+    g.add_argument("--gpu-tflops", type=_rate("gpu_tflops"), default=None, metavar="TFLOPS",
+                   help="dense FP16/BF16 tensor TFLOPS, replacing the catalog's figures (prefill speed)")
+
+
+def gpu_choice(spec: str, args: argparse.Namespace) -> Any:
+    """--gpu with --gpu-bandwidth / --gpu-tflops applied."""
+    from ..catalog import with_rates
+    from ..fit import GpuChoice, parse_gpu_spec
+
+    choice = parse_gpu_spec(spec)
+    bw, tf = getattr(args, "gpu_bandwidth", None), getattr(args, "gpu_tflops", None)
+    if bw is None and tf is None:
+        return choice
+    return GpuChoice(with_rates(choice.gpu, bandwidth_gb_per_s=bw, tflops=tf), choice.count)
+
+
 def _g(n: int | float) -> str:
     return f"{n / GIB:,.2f}"
 
@@ -122,8 +156,8 @@ def run_fit(args: argparse.Namespace) -> int:
             raise BadInput("ram: --ram and --ram-type describe llama.cpp's host memory (add --engine llama.cpp)",
                            field="ram")
         ram = ram_setup(args.ram_type, parse_bytes(args.ram, field="ram") if args.ram is not None else None)
-    r = fit(args.model, args.gpu, Workload(**workload_kwargs(args)), headroom_fraction=args.headroom,
-            split=args.split, train=train, ram=ram)
+    r = fit(args.model, gpu_choice(args.gpu, args), Workload(**workload_kwargs(args)),
+            headroom_fraction=args.headroom, split=args.split, train=train, ram=ram)
     if args.json:
         print_json(r.to_dict())
     elif args.check:
@@ -199,11 +233,17 @@ def print_fit(r: Any, console: Any = None) -> None:
             s.add_row("decode (experts on the CPU)", f"{_tok(r.offload['decode_tokens_per_s'])} tokens/s per sequence "
                       "(GPU part at GPU bandwidth, CPU experts at RAM bandwidth)")
         else:
+            dr = (f" ({_tok(sp.decode_range_per_seq[0])}–{_tok(sp.decode_range_per_seq[1])})"
+                  if sp.decode_range_per_seq else "")
             s.add_row("decode" + (" (offloaded)" if r.offload else ""),
-                      f"{_tok(sp.decode_tokens_per_s_per_seq)} tokens/s per sequence, "
+                      f"{_tok(sp.decode_tokens_per_s_per_seq)}{dr} tokens/s per sequence, "
                       f"{_tok(sp.decode_tokens_per_s)} total ({sp.decode_bound} bound)")
-        s.add_row("prefill", f"{_tok(sp.prefill_tokens_per_s)} tokens/s; time to first token "
+        pr = f" ({_tok(sp.prefill_range[0])}–{_tok(sp.prefill_range[1])})" if sp.prefill_range else ""
+        s.add_row("prefill", f"{_tok(sp.prefill_tokens_per_s)}{pr} tokens/s; time to first token "
                   + (f"{sp.ttft_s:.2f} s" if sp.ttft_s is not None else "?"))
+        if sp.decode_range_per_seq:
+            s.add_row("speed range", "p10–p90 of measured / predicted over the public measurements "
+                      "(measurements/speed/)")
         if sp.cost_per_million_tokens_usd is not None:
             s.add_row("cost", f"${sp.cost_per_million_tokens_usd:,.2f} per million tokens at "
                       f"${sp.price_per_hour_usd:g}/GPU-hour")
