@@ -192,8 +192,12 @@ def quant_from_name(name: str) -> str | None:
         return "awq-4bit-g128"
     if "gptq" in low:
         return "gptq-8bit-g128" if "int8" in low or "8bit" in low else "gptq-4bit-g128"
-    if re.search(r"fp8|w8a8", low):
+    if re.search(r"fp8|w8a8-fp8", low):
         return "fp8"
+    if re.search(r"(?:^|[-_.])(?:int8|w8a8)(?:$|[-_.])", low):
+        return "int8"
+    if re.search(r"(?:^|[-_.])(?:int4|w4a16)(?:$|[-_.])", low):
+        return "int4"
     if "bnb-4bit" in low:
         return "nf4"
     if re.search(r"(?:^|[-_.])bf16(?:\.gguf|$|[-_.])", low):

@@ -94,6 +94,7 @@ _MARKERS: dict[str, tuple[str, ...]] = {
         "ollama serve",
         "/.ollama/models",
         "llama runner",
+        " ollama[",
     ),
     "vllm": (
         "vllm",
@@ -677,7 +678,7 @@ def _llama_cpp(text: str, p: ParsedLog) -> None:
         wl["quant"] = FILE_TYPES[ft]
     elif isinstance(gg.get("general.file_type"), int) and gg["general.file_type"] in FILE_TYPE_IDS:
         wl["quant"] = FILE_TYPE_IDS[gg["general.file_type"]]
-    ms = re.match(r"([\d.]+)\s*(GiB|MiB)", pi.get("model size", ""))
+    ms = re.match(r"([\d.]+)\s*(GiB|MiB)", pi.get("model size") or pi.get("file size") or "")
     if ms:  # the whole file's tensors, as llama.cpp sums them
         p.logged["model_size"] = size_bytes(ms.group(1), ms.group(2))
         p.saw("model size")
