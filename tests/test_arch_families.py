@@ -82,8 +82,13 @@ def _moe_layers(cfg: dict[str, Any]) -> list[int]:
     """Indices of the layers whose MLP is a routed mixture of experts, from the config's own rules."""
     n = cfg["num_hidden_layers"]
     mt = cfg["model_type"]
-    if mt in ("deepseek_v2", "deepseek_v3"):
+    if "mlp_layer_types" in cfg:
+        return [i for i, t in enumerate(cfg["mlp_layer_types"][:n]) if t == "sparse"]
+    if mt in DEEPSEEK_LIKE or mt == "glm4_moe":
         return [i for i in range(n) if i >= cfg.get("first_k_dense_replace", 0)]
+    if mt == "ernie4_5_moe":
+        return [i for i in range(n) if cfg["moe_layer_start_index"] <= i <= cfg["moe_layer_end_index"]
+                and (i + 1) % cfg["moe_layer_interval"] == 0]
     if mt in ("qwen2_moe", "qwen3_moe"):
         step = cfg.get("decoder_sparse_step", 1)
         only = set(cfg.get("mlp_only_layers") or [])
@@ -99,16 +104,24 @@ def _expert_params(cfg: dict[str, Any]) -> tuple[int, int, int]:
         inter = cfg["intermediate_size"]
         # gate_up (h × 2·inter) + its bias (2·inter) + down (inter × h) + its bias (h)
         return 3 * h * inter + 2 * inter + h, cfg["num_local_experts"], cfg["num_experts_per_tok"]
-    if mt in ("deepseek_v2", "deepseek_v3"):
+    if mt in DEEPSEEK_LIKE or mt == "glm4_moe":
         return 3 * h * cfg["moe_intermediate_size"], cfg["n_routed_experts"], cfg["num_experts_per_tok"]
     if mt in ("qwen2_moe", "qwen3_moe"):
         return 3 * h * cfg["moe_intermediate_size"], cfg["num_experts"], cfg["num_experts_per_tok"]
+    if mt == "ernie4_5_moe":
+        return 3 * h * cfg["moe_intermediate_size"], cfg["moe_num_experts"], cfg["moe_k"]
+    if mt == "hunyuan_v1_moe":
+        return 3 * h * cfg["intermediate_size"], cfg["num_experts"], cfg["moe_topk"]
+    if mt == "minimax_m2":
+        return 3 * h * cfg["intermediate_size"], cfg["num_local_experts"], cfg["num_experts_per_tok"]
     if mt == "olmoe":
         return 3 * h * cfg["intermediate_size"], cfg["num_experts"], cfg["num_experts_per_tok"]
     return 3 * h * cfg["intermediate_size"], cfg["num_local_experts"], cfg["num_experts_per_tok"]
 
 
-MOE_TYPES = {"mixtral", "qwen2_moe", "qwen3_moe", "phimoe", "deepseek_v2", "deepseek_v3", "gpt_oss", "olmoe"}
+DEEPSEEK_LIKE = {"deepseek_v2", "deepseek_v3", "kimi_k2", "glm4_moe_lite", "deepseek_v32", "glm_moe_dsa"}
+MOE_TYPES = DEEPSEEK_LIKE | {"mixtral", "qwen2_moe", "qwen3_moe", "phimoe", "gpt_oss", "olmoe", "glm4_moe",
+                             "ernie4_5_moe", "hunyuan_v1_moe", "minimax_m2"}
 
 
 def test_active_params_of_moe_follow_the_hand_formula(fixture: dict[str, Any]) -> None:

@@ -202,6 +202,49 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "qwen3_moe_128_experts": cfg("qwen3_moe", "Qwen3MoeForCausalLM", hidden_size=32, num_key_value_heads=2,
                                  head_dim=24, num_experts=128, num_hidden_layers=4, mlp_only_layers=[1],
                                  moe_intermediate_size=24, num_experts_per_tok=8),
+    # 2025-2026 dense families: Apertus (xIELU, q/k norms), Seed-OSS (q/k/v bias, no o bias), ERNIE 4.5, Hunyuan
+    # (q/k norms), OLMo 3 (OLMo 2 norms, sliding/full pattern)
+    "apertus": cfg("apertus", "ApertusForCausalLM", num_key_value_heads=2, hidden_act="xielu"),
+    "seed_oss": cfg("seed_oss", "SeedOssForCausalLM", num_key_value_heads=2, head_dim=24, attention_bias=True,
+                    attention_out_bias=False),
+    "ernie4_5": cfg("ernie4_5", "Ernie4_5ForCausalLM", num_key_value_heads=2, head_dim=24, use_bias=False,
+                    tie_word_embeddings=True),
+    "ernie4_5_bias_untied": cfg("ernie4_5", "Ernie4_5ForCausalLM", num_key_value_heads=2, use_bias=True,
+                                tie_word_embeddings=False),
+    "hunyuan_v1_dense": cfg("hunyuan_v1_dense", "HunYuanDenseV1ForCausalLM", num_key_value_heads=2, head_dim=24),
+    "olmo3": cfg("olmo3", "Olmo3ForCausalLM", num_key_value_heads=2, sliding_window=8, num_hidden_layers=4,
+                 pad_token_id=0, eos_token_id=1),
+    # 2025-2026 MoE families
+    "glm4_moe": cfg("glm4_moe", "Glm4MoeForCausalLM", num_key_value_heads=2, head_dim=24, n_routed_experts=4,
+                    n_shared_experts=1, first_k_dense_replace=1, partial_rotary_factor=0.5, **MOE),
+    "glm4_moe_qk_norm_bias": cfg("glm4_moe", "Glm4MoeForCausalLM", num_key_value_heads=2, n_routed_experts=5,
+                                 n_shared_experts=2, first_k_dense_replace=0, use_qk_norm=True,
+                                 attention_bias=True, **MOE),
+    "ernie4_5_moe": cfg("ernie4_5_moe", "Ernie4_5_MoeForCausalLM", num_hidden_layers=4, num_key_value_heads=2,
+                        moe_intermediate_size=40, moe_k=2, moe_num_experts=4, moe_num_shared_experts=2,
+                        moe_layer_start_index=1, moe_layer_end_index=3, moe_layer_interval=1),
+    "hunyuan_v1_moe": cfg("hunyuan_v1_moe", "HunYuanMoEV1ForCausalLM", num_key_value_heads=2, head_dim=24,
+                          num_experts=4, moe_topk=2),
+    "minimax_m2": cfg("minimax_m2", "MiniMaxM2ForCausalLM", num_key_value_heads=2, head_dim=24,
+                      intermediate_size=40, num_local_experts=4, num_experts_per_tok=2),
+    # MLA families: Kimi-K2 (DeepSeek-V3's network under its own model_type), GLM-4.7-Flash (MLA + MoE),
+    # DeepSeek-V3.2 and GLM-5 (DeepSeek sparse attention: an indexer with its own key cache)
+    "kimi_k2": cfg("kimi_k2", "DeepseekV3ForCausalLM", q_lora_rank=48, kv_lora_rank=32, qk_nope_head_dim=16,
+                   qk_rope_head_dim=8, v_head_dim=12, n_routed_experts=6, n_shared_experts=1, num_experts_per_tok=2,
+                   moe_intermediate_size=40, first_k_dense_replace=1, n_group=1, topk_group=1),
+    "glm4_moe_lite": cfg("glm4_moe_lite", "Glm4MoeLiteForCausalLM", q_lora_rank=48, kv_lora_rank=32,
+                         qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=12, n_routed_experts=4,
+                         n_shared_experts=1, num_experts_per_tok=2, moe_intermediate_size=40,
+                         mlp_layer_types=["dense", "sparse", "sparse"]),
+    "deepseek_v32": cfg("deepseek_v32", "DeepseekV32ForCausalLM", q_lora_rank=48, kv_lora_rank=32,
+                        qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=12, n_routed_experts=4,
+                        n_shared_experts=1, num_experts_per_tok=2, moe_intermediate_size=40, n_group=1,
+                        topk_group=1, first_k_dense_replace=1, index_n_heads=4, index_head_dim=16, index_topk=4,
+                        mlp_layer_types=["dense", "sparse", "sparse"]),
+    "glm_moe_dsa": cfg("glm_moe_dsa", "GlmMoeDsaForCausalLM", q_lora_rank=48, kv_lora_rank=32,
+                       qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=20, n_routed_experts=4,
+                       n_shared_experts=1, num_experts_per_tok=2, moe_intermediate_size=40, first_k_dense_replace=1,
+                       index_n_heads=2, index_head_dim=24, index_topk=4, mlp_layer_types=["dense", "sparse", "sparse"]),
     "gpt_oss_layer_types": cfg("gpt_oss", "GptOssForCausalLM", num_key_value_heads=1, head_dim=16,
                                num_local_experts=3, num_experts_per_tok=1, intermediate_size=40, sliding_window=8,
                                layer_types=["full_attention", "sliding_attention", "sliding_attention"]),
@@ -234,9 +277,14 @@ def model_class(config: dict[str, Any]) -> Any:
     return getattr(transformers, config["architectures"][0])
 
 
+# model_types whose checkpoints ship remote code that is another model's network: built with that model's class
+BUILT_AS = {"kimi_k2": "deepseek_v3"}
+
+
 def build_config(config: dict[str, Any]) -> Any:
     d = dict(config)
-    return transformers.AutoConfig.for_model(d.pop("model_type"), **d)
+    mt = d.pop("model_type")
+    return transformers.AutoConfig.for_model(BUILT_AS.get(mt, mt), **d)
 
 
 def measure(config: dict[str, Any]) -> dict[str, Any]:
@@ -306,11 +354,42 @@ def catalog_counts() -> dict[str, Any]:
     return counts
 
 
+# keys a config class derives per layer in __post_init__ (vram.model derives them the same way from the config)
+DERIVED_KEYS = {"layer_types", "mlp_layer_types", "moe_layers", "no_rope_layers", "activation_sparsity_pattern",
+                "layers_block_type", "per_layer_config", "mtp_layers_block_type"}
+DEFAULTS = ROOT / "src" / "vram" / "model_defaults.json"
+
+
+def write_defaults(model_types: list[str]) -> None:
+    """Add the defaults of these model_types' config classes to src/vram/model_defaults.json (existing entries
+    are kept: they were written by the transformers version named in its _source)."""
+    data = json.loads(DEFAULTS.read_text())
+    skip = {"transformers_version", "architectures", "_name_or_path", "id2label", "label2id", "dtype",
+            "output_hidden_states", "return_dict", "chunk_size_feed_forward", "is_encoder_decoder", "problem_type",
+            "tokenizer_class", "output_attentions", "torchscript", "tie_encoder_decoder", "add_cross_attention",
+            "cross_attention_hidden_size", "prefix", "task_specific_params", "finetuning_task", "tf_legacy_loss",
+            "use_bfloat16", "pruned_heads", "model_type", "initializer_range", *DERIVED_KEYS}
+    for mt in model_types:
+        if mt in data:
+            continue
+        d = transformers.AutoConfig.for_model(mt).to_dict()
+        data[mt] = {k: v for k, v in sorted(d.items()) if k not in skip and not k.endswith("_token_id")
+                    and not isinstance(v, dict) and v != float("inf")}
+    data["_source"] = (f"defaults of transformers configuration classes (5.17 for the first 28 model types, "
+                       f"{transformers.__version__} for those added later; used only for keys a config.json "
+                       "leaves out)")
+    DEFAULTS.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", help="variant names to (re)write")
     ap.add_argument("--no-catalog", action="store_true", help="skip counting the catalog's non-LLM entries")
+    ap.add_argument("--defaults", nargs="*", help="model_types whose config defaults to add to model_defaults.json")
     a = ap.parse_args()
+    if a.defaults:
+        write_defaults(a.defaults)
+        return 0
     OUT.mkdir(parents=True, exist_ok=True)
     names = a.only or list(VARIANTS)
     failed = []

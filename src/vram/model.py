@@ -36,6 +36,9 @@ class Attention:
     q_lora_rank: int = 0
     rope_head_dim: int = 0  # MLA: decoupled rope part, cached beside the latent
     softcap: bool = False
+    chunk_size: int | None = None  # chunked attention (Llama 4): a token attends only within its chunk
+    index_elems: int = 0  # DeepSeek sparse attention: the indexer's key cache per token (index_head_dim)
+    shares_kv_of: int | None = None  # Gemma 3n / 4: reuses an earlier layer's cache and holds none itself
 
     @property
     def q_width(self) -> int:
@@ -47,9 +50,11 @@ class Attention:
 
     def cache_elems_per_token(self) -> int:
         """Elements one token adds to this layer's KV cache (keys + values)."""
+        if self.shares_kv_of is not None:
+            return 0
         if self.kind == "mla":
-            return self.kv_lora_rank + self.rope_head_dim
-        return self.num_kv_heads * (self.head_dim + self.v_head_dim)
+            return self.kv_lora_rank + self.rope_head_dim + self.index_elems
+        return self.num_kv_heads * (self.head_dim + self.v_head_dim) + self.index_elems
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ class ModelSpec:
     logit_softcap: bool = False  # final_logit_softcapping (Gemma 2): tanh over the logits
     extra_description: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    mtp_params: int = 0  # multi-token-prediction layers the checkpoint stores but transformers does not build
 
     @property
     def num_layers(self) -> int:
@@ -116,6 +122,11 @@ class ModelSpec:
     def params(self) -> int:
         return (self.embed_params + self.head_params + self.final_params + self.extra_params
                 + sum(layer.params for layer in self.layers))
+
+    @property
+    def checkpoint_params(self) -> int:
+        """What the published checkpoint stores: the model plus its multi-token-prediction layers."""
+        return self.params + self.mtp_params
 
     @property
     def text_params(self) -> int:
@@ -246,6 +257,8 @@ def _layer_types(cfg: Config, n: int, model_type: str) -> list[str]:
         pattern = int(cfg.get("sliding_window_pattern") or cfg.get("_sliding_window_pattern") or
                       (6 if model_type.startswith("gemma3") else 4))
         return ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n)]
+    if model_type == "olmo3":
+        return ["sliding_attention" if (i + 1) % 4 else "full_attention" for i in range(n)]
     if model_type in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"):
         if cfg.get("use_sliding_window") and window:
             limit = _int(cfg, "max_window_layers", default=0)
@@ -351,17 +364,21 @@ def _llama_like(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
 
     if mt in ("qwen2", "qwen2_moe"):
         bias_qkv, bias_o = True, False
+    elif mt == "seed_oss":
+        bias_qkv, bias_o = bool(cfg.get("attention_bias", True)), bool(cfg.get("attention_out_bias", False))
+    elif mt == "ernie4_5":
+        bias_qkv = bias_o = bool(cfg.get("use_bias", False))
     elif mt == "stablelm":
         bias_qkv, bias_o = bool(cfg.get("use_qkv_bias", False)), False
     elif mt in ("phimoe",):
         bias_qkv = bias_o = bool(cfg.get("attention_bias", True))
     else:
         bias_qkv = bias_o = bool(cfg.get("attention_bias", False))
-    mlp_bias = bool(cfg.get("mlp_bias", False))
+    mlp_bias = bool(cfg.get("use_bias", False)) if mt == "ernie4_5" else bool(cfg.get("mlp_bias", False))
     # norms per layer (1-D weights of size h unless stated)
     if mt in ("gemma2", "gemma3_text"):
         layer_norms = 4 * h
-    elif mt == "olmo2":
+    elif mt in ("olmo2", "olmo3"):
         layer_norms = 2 * h
     elif mt == "cohere":
         layer_norms = h
@@ -372,15 +389,15 @@ def _llama_like(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     else:
         layer_norms = 2 * h
     qk_norm = 0
-    if mt in ("qwen3", "qwen3_moe", "gemma3_text"):
+    if mt in ("qwen3", "qwen3_moe", "gemma3_text", "apertus", "hunyuan_v1_dense"):
         qk_norm = 2 * head_dim
-    elif mt in ("olmo2", "olmoe") or (mt == "cohere" and cfg.get("use_qk_norm")):
+    elif mt in ("olmo2", "olmo3", "olmoe") or (mt == "cohere" and cfg.get("use_qk_norm")):
         qk_norm = heads * head_dim + kv * head_dim
 
     # MoE layout
     n_experts = int(_get(cfg, "num_local_experts", "num_experts", "n_routed_experts", default=0) or 0)
     if mt in ("qwen2", "qwen3", "llama", "mistral", "gemma2", "gemma3_text", "phi3", "olmo2", "cohere", "smollm3",
-              "olmo", "stablelm"):
+              "olmo", "stablelm", "apertus", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "olmo3"):
         n_experts = 0
     topk = int(_get(cfg, "num_experts_per_tok", "moe_topk", default=0) or 0)
     moe_inter = int(_get(cfg, "moe_intermediate_size", default=inter) or inter)
@@ -410,6 +427,11 @@ def _llama_like(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
                 acc.lin(h, shared_inter)
                 acc.down += acc.lin(shared_inter, h)
                 acc.router += h  # shared_expert_gate: Linear(h, 1)
+        elif mt == "apertus":  # up/down with a learned xIELU activation (alpha_p, alpha_n)
+            acc.lin(h, inter, mlp_bias)
+            acc.down += acc.lin(inter, h, mlp_bias)
+            acc.small += 2 if str(cfg.get("hidden_act", "xielu")) == "xielu" else 0
+            mlp = Mlp(kind="plain", intermediate_size=inter)
         else:
             mlp = _gated_mlp(acc, h, inter, mlp_bias)
         layers.append(acc.layer(att, None, mlp))
@@ -430,6 +452,13 @@ def _deepseek(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     topk = _int(cfg, "num_experts_per_tok", default=0)
     first_dense = _int(cfg, "first_k_dense_replace", default=0)
     freq = _int(cfg, "moe_layer_freq", default=1) or 1
+    mlp_types = cfg.get("mlp_layer_types")  # "dense" / "sparse" per layer (GLM-4.7-Flash, DeepSeek-V3.2, GLM-5)
+    if isinstance(mlp_types, list) and len(mlp_types) < n:
+        raise ConfigError(f"config.json: mlp_layer_types has {len(mlp_types)} entries for {n} layers", field="model")
+    # DeepSeek sparse attention (V3.2, GLM-5): a lightning indexer per layer, whose keys are cached per token
+    indexed = mt in ("deepseek_v32", "glm_moe_dsa")
+    index_heads = _int(cfg, "index_n_heads", default=0) if indexed else 0
+    index_dim = _int(cfg, "index_head_dim", default=0) if indexed else 0
     q_lora = int(cfg.get("q_lora_rank") or 0)
     kv_lora = _int(cfg, "kv_lora_rank")
     rope = _int(cfg, "qk_rope_head_dim")
@@ -451,9 +480,19 @@ def _deepseek(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
         acc.v_proj += acc.lin(kv_lora, heads * (nope + vdim))
         acc.lin(heads * vdim, h, bias)
         acc.small += 2 * h
+        if indexed:  # wq_b (q latent -> index heads), wk, k_norm (LayerNorm), weights_proj (per-head weights)
+            if not q_lora:
+                raise ConfigError(f"{mt}: the sparse-attention indexer reads the q latent; q_lora_rank is missing",
+                                  field="model")
+            acc.lin(q_lora, index_heads * index_dim)
+            acc.lin(h, index_dim)
+            acc.small += 2 * index_dim
+            acc.lin(h, index_heads)
         att = Attention(kind="mla", num_heads=heads, num_kv_heads=heads, head_dim=qk, v_head_dim=vdim,
-                        kv_lora_rank=kv_lora, q_lora_rank=q_lora, rope_head_dim=rope)
-        if n_routed and i >= first_dense and i % freq == 0:
+                        kv_lora_rank=kv_lora, q_lora_rank=q_lora, rope_head_dim=rope, index_elems=index_dim)
+        sparse = str(mlp_types[i]) == "sparse" if isinstance(mlp_types, list) else \
+            (i >= first_dense and i % freq == 0)
+        if n_routed and sparse:
             acc.router += n_routed * h  # the noaux_tc correction bias is a buffer, not a parameter
             _experts(acc, h, moe_inter, n_routed)
             if n_shared:
@@ -467,6 +506,9 @@ def _deepseek(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
             mlp = _gated_mlp(acc, h, inter)
         layers.append(acc.layer(att, None, mlp))
     notes = [f"multi-head latent attention: the cache keeps a {kv_lora}-wide latent plus {rope} rope dims per token"]
+    if indexed:
+        notes.append(f"DeepSeek sparse attention: the indexer caches a {index_dim}-wide key per token beside the "
+                     f"latent and picks the top {_int(cfg, 'index_topk', default=2048):,} tokens per query")
     return layers, h, notes
 
 
@@ -654,9 +696,12 @@ FAMILIES = {
     "lfm2": _lfm2, "falcon": _falcon, "mamba": _mamba, "falcon_mamba": _mamba, "mamba2": _mamba2,
     "smollm3": _llama_like, "olmo": _llama_like, "olmoe": _llama_like, "stablelm": _llama_like,
     "starcoder2": _gpt_style, "phi": _gpt_style, "gpt_neox": _gpt_style,
+    "apertus": _llama_like, "seed_oss": _llama_like, "ernie4_5": _llama_like, "hunyuan_v1_dense": _llama_like,
+    "olmo3": _llama_like, "glm4_moe_lite": _deepseek, "deepseek_v32": _deepseek, "glm_moe_dsa": _deepseek,
 }
 # model_type aliases that share an implementation
-_ALIASES = {"gemma3": "gemma3_text", "yi": "llama", "falcon3": "llama", "smollm": "llama", "granite": "llama"}
+_ALIASES = {"kimi_k2": "deepseek_v3",  # Kimi-K2's remote code is DeepSeek-V3's network
+            "gemma3": "gemma3_text", "yi": "llama", "falcon3": "llama", "smollm": "llama", "granite": "llama"}
 
 
 def supported_model_types() -> list[str]:
@@ -816,5 +861,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: config.json must hold a JSON object", field="model")
     return data
 
+
+from .architectures import FAMILIES as _NEW_FAMILIES  # noqa: E402  (they build on the helpers above)
+
+FAMILIES.update(_NEW_FAMILIES)
 
 __all__ = ["Attention", "Layer", "Mlp", "ModelSpec", "StateMixer", "load_config_file", "model_from_config"]
