@@ -89,7 +89,7 @@ def _moe_layers(cfg: dict[str, Any]) -> list[int]:
     if mt == "ernie4_5_moe":
         return [i for i in range(n) if cfg["moe_layer_start_index"] <= i <= cfg["moe_layer_end_index"]
                 and (i + 1) % cfg["moe_layer_interval"] == 0]
-    if mt in ("qwen2_moe", "qwen3_moe"):
+    if mt in ("qwen2_moe", "qwen3_moe", "qwen3_next", "qwen3_5_moe_text"):
         step = cfg.get("decoder_sparse_step", 1)
         only = set(cfg.get("mlp_only_layers") or [])
         return [i for i in range(n) if i not in only and (i + 1) % step == 0]
@@ -106,7 +106,7 @@ def _expert_params(cfg: dict[str, Any]) -> tuple[int, int, int]:
         return 3 * h * inter + 2 * inter + h, cfg["num_local_experts"], cfg["num_experts_per_tok"]
     if mt in DEEPSEEK_LIKE or mt == "glm4_moe":
         return 3 * h * cfg["moe_intermediate_size"], cfg["n_routed_experts"], cfg["num_experts_per_tok"]
-    if mt in ("qwen2_moe", "qwen3_moe"):
+    if mt in ("qwen2_moe", "qwen3_moe", "qwen3_next", "qwen3_5_moe_text"):
         return 3 * h * cfg["moe_intermediate_size"], cfg["num_experts"], cfg["num_experts_per_tok"]
     if mt == "ernie4_5_moe":
         return 3 * h * cfg["moe_intermediate_size"], cfg["moe_num_experts"], cfg["moe_k"]
@@ -121,7 +121,7 @@ def _expert_params(cfg: dict[str, Any]) -> tuple[int, int, int]:
 
 DEEPSEEK_LIKE = {"deepseek_v2", "deepseek_v3", "kimi_k2", "glm4_moe_lite", "deepseek_v32", "glm_moe_dsa"}
 MOE_TYPES = DEEPSEEK_LIKE | {"mixtral", "qwen2_moe", "qwen3_moe", "phimoe", "gpt_oss", "olmoe", "glm4_moe",
-                             "ernie4_5_moe", "hunyuan_v1_moe", "minimax_m2"}
+                             "ernie4_5_moe", "hunyuan_v1_moe", "minimax_m2", "qwen3_next", "qwen3_5_moe_text"}
 
 
 def test_active_params_of_moe_follow_the_hand_formula(fixture: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from .model import (
     Config,
     Layer,
     Mlp,
+    StateMixer,
     _Acc,
     _experts,
     _gated_mlp,
@@ -219,11 +220,87 @@ def minimax_m2(cfg: Config, mt: str) -> Built:
     return layers, h, []
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# gated DeltaNet hybrids (Qwen3-Next, Qwen3.5)
+
+
+def gated_deltanet(acc: _Acc, h: int, k_heads: int, v_heads: int, k_dim: int, v_dim: int, kernel: int) -> StateMixer:
+    """A gated DeltaNet token mixer: projections to q, k, v (k_heads × k_dim, k_heads × k_dim, v_heads × v_dim), the
+    output gate z (v_heads × v_dim) and the per-head beta and decay a (v_heads each); a depthwise causal conv over
+    q/k/v without bias; dt_bias and A_log per value head; a gated RMSNorm of v_dim; out_proj.
+
+    Its state per sequence is fixed: the conv keeps the last `kernel` inputs of its channels (transformers'
+    LinearAttentionLayer holds conv_dim × kernel) and the delta rule one v_heads × k_dim × v_dim matrix."""
+    key_dim, value_dim = k_heads * k_dim, v_heads * v_dim
+    conv_dim = 2 * key_dim + value_dim
+    acc.lin(h, conv_dim)  # in_proj_qkv (Qwen3-Next fuses it with z as in_proj_qkvz: same count)
+    acc.lin(h, value_dim)  # z
+    acc.lin(h, 2 * v_heads)  # b and a
+    acc.small += conv_dim * kernel + 2 * v_heads + v_dim
+    acc.lin(value_dim, h)
+    return StateMixer(kind="gated_deltanet", state_elems=conv_dim * kernel + v_heads * k_dim * v_dim,
+                      inner_size=conv_dim + value_dim)
+
+
+def _linear_layer_types(cfg: Config, n: int, interval_key: str = "full_attention_interval") -> list[str]:
+    lt = cfg.get("layer_types")
+    if isinstance(lt, list):
+        if len(lt) < n:
+            raise ConfigError(f"config.json: layer_types has {len(lt)} entries for {n} layers", field="model")
+        return [str(x) for x in lt[:n]]
+    every = _positive(cfg, interval_key, default=4)
+    return ["full_attention" if (i + 1) % every == 0 else "linear_attention" for i in range(n)]
+
+
+def qwen3_next(cfg: Config, mt: str) -> Built:
+    """Qwen3-Next and Qwen3.5 (dense and MoE text models): three gated DeltaNet layers to one full-attention layer
+    (layer_types, default every 4th full); full attention has q/k norms and a q projection twice as wide (its
+    second half gates the output). MLPs: a routed MoE with a sigmoid-gated shared expert (Qwen3-Next, Qwen3.5 MoE)
+    or dense (Qwen3.5)."""
+    h = _int(cfg, "hidden_size")
+    n = _layers(cfg, "num_hidden_layers")
+    heads = _positive(cfg, "num_attention_heads")
+    kv = _int(cfg, "num_key_value_heads", default=heads) or heads
+    hd = _head_dim(cfg, h, heads)
+    types = _linear_layer_types(cfg, n)
+    kh, vh = _positive(cfg, "linear_num_key_heads"), _positive(cfg, "linear_num_value_heads")
+    kd, vd = _positive(cfg, "linear_key_head_dim"), _positive(cfg, "linear_value_head_dim")
+    kernel = _positive(cfg, "linear_conv_kernel_dim", default=4)
+    dense = mt == "qwen3_5_text"
+    n_exp = 0 if dense else _int(cfg, "num_experts", default=0)
+    topk = _int(cfg, "num_experts_per_tok", default=0)
+    moe_inter = _int(cfg, "moe_intermediate_size", default=0)
+    shared = _int(cfg, "shared_expert_intermediate_size", default=0)
+    step = _positive(cfg, "decoder_sparse_step", default=1)
+    only = set(cfg.get("mlp_only_layers") or []) if mt == "qwen3_next" else set()
+    bias = bool(cfg.get("attention_bias", False))
+    layers = []
+    for i in range(n):
+        acc = _Acc()
+        if types[i] == "linear_attention":
+            att, mixer = None, gated_deltanet(acc, h, kh, vh, kd, vd, kernel)
+        else:
+            att = attention(acc, h, heads, kv, hd, bias_qkv=bias, bias_o=bias, qk_norm=2 * hd, gated_q=True)
+            mixer = None
+        if n_exp and i not in only and (i + 1) % step == 0:
+            mlp = moe(acc, h, moe_inter, n_exp, topk, shared_inter=shared, shared_gate=bool(shared))
+        else:
+            mlp = _gated_mlp(acc, h, _int(cfg, "intermediate_size"))
+        acc.small += 2 * h
+        layers.append(acc.layer(att, mixer, mlp))
+    n_lin = sum(t == "linear_attention" for t in types)
+    return layers, h, [f"{n_lin} of {n} layers are gated DeltaNet (linear attention): a fixed conv + "
+                       f"{vh}×{kd}×{vd} recurrent state per sequence, no KV cache"]
+
+
 FAMILIES: dict[str, Any] = {
     "glm4_moe": glm4_moe,
     "ernie4_5_moe": ernie4_5_moe,
     "hunyuan_v1_moe": hunyuan_moe,
     "minimax_m2": minimax_m2,
+    "qwen3_next": qwen3_next,
+    "qwen3_5_text": qwen3_next,
+    "qwen3_5_moe_text": qwen3_next,
 }
 
 __all__ = ["FAMILIES", "attention", "moe"]

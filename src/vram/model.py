@@ -739,6 +739,33 @@ def _siglip_params(vc: Config, text_hidden: int) -> int:
     return embed + n * layer + 2 * h + h * text_hidden + h
 
 
+DEEPSEEK_MTP = {"deepseek_v3", "deepseek_v32", "glm4_moe", "glm4_moe_lite", "glm_moe_dsa"}
+QWEN_MTP = {"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"}
+
+
+def _mtp_params(cfg: Config, mt: str, layers: list[Layer], h: int, vocab: int) -> tuple[int, str]:
+    """Multi-token-prediction layers the checkpoint stores and transformers does not build (vLLM loads them for
+    speculative decoding). DeepSeek-V3 format (also GLM-4.x, GLM-5): per MTP layer `model.layers.{n}` holds a full
+    decoder layer like the last one, eh_proj (2h -> h), enorm, hnorm, shared_head.norm, and its own copies of
+    embed_tokens and shared_head.head (vocab × h each; DeepSeek-V3's 671B + 14B MTP = 685B counts them).
+    Qwen3-Next / Qwen3.5 format: `mtp.fc` (2h -> h), two pre-fc norms, `mtp.layers.{i}` (a full-attention layer)
+    and `mtp.norm`; embedding and head are shared with the main model."""
+    if mt in DEEPSEEK_MTP:
+        k = _int(cfg, "num_nextn_predict_layers", default=0)
+        per = layers[-1].params + 2 * h * h + 3 * h + 2 * vocab * h
+    elif mt in QWEN_MTP:
+        k = _int(cfg, "mtp_num_hidden_layers", default=0)
+        full = [layer for layer in layers if layer.attention is not None]
+        per = (full[-1].params if full else layers[-1].params) + 2 * h * h + 3 * h
+    else:
+        return 0, ""
+    if not k:
+        return 0, ""
+    return k * per, (f"the checkpoint also stores {k} multi-token-prediction layer{'s' if k > 1 else ''} "
+                     f"({k * per:,} parameters) that transformers does not load; vLLM loads them only for "
+                     "speculative decoding")
+
+
 def model_from_config(config: Config, name: str | None = None) -> ModelSpec:
     """Describe a model from its config.json contents. Raises UnsupportedArchitecture or ConfigError."""
     try:
@@ -788,6 +815,9 @@ def _model_from_config(config: Config, name: str | None = None) -> ModelSpec:
     if outer is not None and isinstance(outer.get("vision_config"), Mapping) and mt == "gemma3_text":
         extra = _siglip_params(outer["vision_config"], h)
         extra_desc = "SigLIP vision tower and projector"
+    mtp, mtp_note = _mtp_params(text_cfg, mt, layers, h, vocab)
+    if mtp_note:
+        notes.append(mtp_note)
     rope_dim = 0
     atts = [layer.attention for layer in layers if layer.attention is not None]
     if atts:
@@ -802,7 +832,7 @@ def _model_from_config(config: Config, name: str | None = None) -> ModelSpec:
         embed_params=embed, head_params=head, final_params=final, tie_word_embeddings=tie,
         max_position_embeddings=_get(text_cfg, "max_position_embeddings", "n_positions", default=None),
         torch_dtype=_dtype(text_cfg if "torch_dtype" in text_cfg or "dtype" in text_cfg else config),
-        rope_dim=rope_dim, extra_params=extra, extra_description=extra_desc, notes=tuple(notes),
+        rope_dim=rope_dim, extra_params=extra, extra_description=extra_desc, notes=tuple(notes), mtp_params=mtp,
         use_cache=bool(text_cfg.get("use_cache", True)),
         logit_softcap=bool(text_cfg.get("final_logit_softcapping")),
     )
