@@ -56,15 +56,17 @@ def test_cache_elements_per_token_match_dynamic_cache(fixture: dict[str, Any]) -
     spec = model_from_config(fixture["config"])
     batch, tokens = fixture["cache_batch"], fixture["cache_tokens"]
     for i, (layer, held) in enumerate(zip(spec.layers, fixture["cache_layers"], strict=True)):
-        if layer.attention is not None:
-            assert batch * tokens * layer.attention.cache_elems_per_token() == held["elems"], f"layer {i}"
-            # one element per byte: the component's byte count is the same product
-            assert layer_kv_bytes(layer, batch, tokens, 1) == held["elems"], f"layer {i}"
-        else:
-            assert layer.mixer is not None, f"layer {i} has neither attention nor a state mixer"
-            assert batch * layer.mixer.state_elems == held["elems"], f"layer {i}"
-    conv_elems = sum(h["elems"] for layer, h in zip(spec.layers, fixture["cache_layers"], strict=True)
-                     if layer.mixer is not None)
+        # attention layers hold batch × tokens × per-token elements, state mixers a fixed state per sequence;
+        # Falcon-H1 layers hold both, Nemotron-H MLP layers neither
+        kv = batch * tokens * layer.attention.cache_elems_per_token() if layer.attention is not None else 0
+        state = batch * layer.mixer.state_elems if layer.mixer is not None else 0
+        assert kv + state == held["elems"], f"layer {i}"
+        # one element per byte: the component's byte count is the same product
+        assert layer_kv_bytes(layer, batch, tokens, 1) == kv, f"layer {i}"
+        if layer.attention is None and layer.mixer is None:
+            assert layer.mlp is not None and held["elems"] == 0, f"layer {i} mixes no tokens but holds a cache"
+    conv_elems = sum(h["elems"] - layer_kv_bytes(layer, batch, tokens, 1)
+                     for layer, h in zip(spec.layers, fixture["cache_layers"], strict=True) if layer.mixer is not None)
     assert state_bytes(spec, batch, 1) == conv_elems
 
 
@@ -75,7 +77,8 @@ def test_sliding_window_layers_are_those_transformers_slides(fixture: dict[str, 
     assert sliding == expected
     for layer in spec.layers:
         if layer.attention is not None and layer.attention.sliding_window is not None:
-            assert layer.attention.sliding_window == fixture["config"]["sliding_window"]
+            window = fixture["config"].get("attention_chunk_size") or fixture["config"]["sliding_window"]
+            assert layer.attention.sliding_window == window  # Llama 4's chunks are kept like a window
 
 
 def _moe_layers(cfg: dict[str, Any]) -> list[int]:
@@ -89,6 +92,13 @@ def _moe_layers(cfg: dict[str, Any]) -> list[int]:
     if mt == "ernie4_5_moe":
         return [i for i in range(n) if cfg["moe_layer_start_index"] <= i <= cfg["moe_layer_end_index"]
                 and (i + 1) % cfg["moe_layer_interval"] == 0]
+    if mt == "granitemoehybrid":
+        return list(range(n)) if cfg.get("num_local_experts") else []
+    if mt == "llama4_text":
+        step = cfg["interleave_moe_layer_step"]
+        return list(range(step - 1, n, step))
+    if mt == "nemotron_h":
+        return [i for i, c in enumerate(cfg["hybrid_override_pattern"]) if c == "E"]
     if mt in ("qwen2_moe", "qwen3_moe", "qwen3_next", "qwen3_5_moe_text"):
         step = cfg.get("decoder_sparse_step", 1)
         only = set(cfg.get("mlp_only_layers") or [])
@@ -112,6 +122,14 @@ def _expert_params(cfg: dict[str, Any]) -> tuple[int, int, int]:
         return 3 * h * cfg["moe_intermediate_size"], cfg["moe_num_experts"], cfg["moe_k"]
     if mt == "hunyuan_v1_moe":
         return 3 * h * cfg["intermediate_size"], cfg["num_experts"], cfg["moe_topk"]
+    if mt == "granitemoehybrid":
+        return 3 * h * cfg["intermediate_size"], cfg["num_local_experts"], cfg["num_experts_per_tok"]
+    if mt == "nemotron_h":  # plain (non-gated) experts: up and down
+        return 2 * h * cfg["moe_intermediate_size"], cfg["n_routed_experts"], cfg["num_experts_per_tok"]
+    if mt == "kimi_linear":
+        return 3 * h * cfg["moe_intermediate_size"], cfg["num_experts"], cfg["num_experts_per_token"]
+    if mt == "llama4_text":
+        return 3 * h * cfg["intermediate_size"], cfg["num_local_experts"], cfg["num_experts_per_tok"]
     if mt == "minimax_m2":
         return 3 * h * cfg["intermediate_size"], cfg["num_local_experts"], cfg["num_experts_per_tok"]
     if mt == "olmoe":
@@ -121,13 +139,14 @@ def _expert_params(cfg: dict[str, Any]) -> tuple[int, int, int]:
 
 DEEPSEEK_LIKE = {"deepseek_v2", "deepseek_v3", "kimi_k2", "glm4_moe_lite", "deepseek_v32", "glm_moe_dsa"}
 MOE_TYPES = DEEPSEEK_LIKE | {"mixtral", "qwen2_moe", "qwen3_moe", "phimoe", "gpt_oss", "olmoe", "glm4_moe",
-                             "ernie4_5_moe", "hunyuan_v1_moe", "minimax_m2", "qwen3_next", "qwen3_5_moe_text"}
+                             "ernie4_5_moe", "hunyuan_v1_moe", "minimax_m2", "qwen3_next", "qwen3_5_moe_text",
+                             "granitemoehybrid", "nemotron_h", "llama4_text", "kimi_linear"}
 
 
 def test_active_params_of_moe_follow_the_hand_formula(fixture: dict[str, Any]) -> None:
     cfg = fixture["config"]
     spec = model_from_config(cfg)
-    if cfg["model_type"] not in MOE_TYPES:
+    if cfg["model_type"] not in MOE_TYPES or not _moe_layers(cfg):
         assert not spec.is_moe
         assert spec.active_params == spec.params == fixture["params"]
         return

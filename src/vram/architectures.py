@@ -293,6 +293,303 @@ def qwen3_next(cfg: Config, mt: str) -> Built:
                        f"{vh}×{kd}×{vd} recurrent state per sequence, no KV cache"]
 
 
+
+# ---------------------------------------------------------------------------------------------------------------
+# Mamba-2 hybrids (Granite 4, Nemotron-H, Falcon-H1)
+
+
+def mamba2_mixer(acc: _Acc, h: int, inner: int, heads: int, head_dim: int, groups: int, state: int, kernel: int, *,
+                 in_bias: bool, out_bias: bool, conv_bias: bool, norm: bool = True) -> StateMixer:
+    """A Mamba-2 block: in_proj to x, z, B, C and dt (2·inner + 2·groups·state + heads), a depthwise conv over x, B
+    and C, dt_bias / A_log / D per head, a gated RMSNorm over inner (Falcon-H1 can leave it out), out_proj.
+    State per sequence: the conv's last `kernel` inputs (conv_dim × kernel) and heads × head_dim × state."""
+    conv_dim = inner + 2 * groups * state
+    acc.lin(h, inner + conv_dim + heads, in_bias)
+    acc.small += conv_dim * kernel + (conv_dim if conv_bias else 0) + 3 * heads + (inner if norm else 0)
+    acc.lin(inner, h, out_bias)
+    return StateMixer(kind="mamba2", state_elems=conv_dim * kernel + heads * head_dim * state, inner_size=inner)
+
+
+_MAMBA_NAMES = {"mamba", "linear_attention", "M"}
+_ATTENTION_NAMES = {"attention", "full_attention", "*"}
+
+
+def granite_hybrid(cfg: Config, mt: str) -> Built:
+    """Granite 4 (GraniteMoeHybridForCausalLM): each layer is Mamba-2 or attention (layer_types), followed by a
+    routed MoE (when num_local_experts > 0) plus a gated shared MLP (input_linear h -> 2·shared, output_linear)."""
+    h = _int(cfg, "hidden_size")
+    n = _layers(cfg, "num_hidden_layers")
+    heads = _positive(cfg, "num_attention_heads")
+    kv = _int(cfg, "num_key_value_heads", default=heads) or heads
+    hd = h // heads
+    lt = cfg.get("layer_types") or cfg.get("layers_block_type") or ["mamba"] * n
+    if not isinstance(lt, list) or len(lt) < n:
+        raise ConfigError(f"config.json: layer_types must list the {n} layers", field="model")
+    n_exp = _int(cfg, "num_local_experts", default=0)
+    topk = _int(cfg, "num_experts_per_tok", default=0)
+    inter = _int(cfg, "intermediate_size")
+    shared = _int(cfg, "shared_intermediate_size", default=0)
+    m_heads, m_hd = _positive(cfg, "mamba_n_heads"), _positive(cfg, "mamba_d_head")
+    inner = int(float(_get(cfg, "mamba_expand", default=2)) * h)
+    groups, state = _positive(cfg, "mamba_n_groups", default=1), _positive(cfg, "mamba_d_state")
+    kernel = _positive(cfg, "mamba_d_conv", default=4)
+    proj_bias, conv_bias = bool(cfg.get("mamba_proj_bias", False)), bool(cfg.get("mamba_conv_bias", True))
+    bias = bool(cfg.get("attention_bias", False))
+    layers = []
+    for i in range(n):
+        acc = _Acc()
+        att: Attention | None = None
+        mixer: StateMixer | None = None
+        if str(lt[i]) in _MAMBA_NAMES:
+            mixer = mamba2_mixer(acc, h, inner, m_heads, m_hd, groups, state, kernel, in_bias=proj_bias,
+                                 out_bias=proj_bias, conv_bias=conv_bias)
+        elif str(lt[i]) in _ATTENTION_NAMES:
+            att = attention(acc, h, heads, kv, hd, bias_qkv=bias, bias_o=bias)
+        else:
+            raise ConfigError(f"config.json: unknown layer type {lt[i]!r} in layer_types", field="model")
+        if n_exp:
+            mlp = moe(acc, h, inter, n_exp, topk, shared_inter=shared)
+        else:
+            mlp = _gated_mlp(acc, h, shared)
+        acc.small += 2 * h
+        layers.append(acc.layer(att, mixer, mlp))
+    n_m = sum(layer.mixer is not None for layer in layers)
+    return layers, h, [f"{n_m} of {n} layers are Mamba-2: a fixed state of {m_heads} heads × {m_hd} × {state} per "
+                       "sequence, no KV cache"]
+
+
+def _plain_mlp(acc: _Acc, h: int, inter: int, bias: bool = False) -> Mlp:
+    acc.lin(h, inter, bias)
+    acc.down += acc.lin(inter, h, bias)
+    return Mlp(kind="plain", intermediate_size=inter)
+
+
+def nemotron_h(cfg: Config, mt: str) -> Built:
+    """Nemotron-H / Nemotron Nano 2 / Nemotron 3 (NemotronHForCausalLM): one block per layer after one RMSNorm,
+    from hybrid_override_pattern (M Mamba-2, * attention, - MLP, E MoE) or layers_block_type. MLPs are plain
+    (up, down; relu²); MoE experts are plain too, with plain shared experts and optional latent projections."""
+    h = _int(cfg, "hidden_size")
+    pattern = cfg.get("hybrid_override_pattern")
+    lt = cfg.get("layers_block_type") or cfg.get("layer_types")
+    if isinstance(pattern, str) and pattern:
+        names = {"M": "mamba", "*": "attention", "-": "mlp", "E": "moe"}
+        if set(pattern) - set(names):
+            raise ConfigError(f"config.json: hybrid_override_pattern has unknown letters {pattern!r}", field="model")
+        kinds = [names[c] for c in pattern]
+    elif isinstance(lt, list) and lt:
+        kinds = [{"linear_attention": "mamba", "full_attention": "attention"}.get(str(x), str(x)) for x in lt]
+    else:
+        raise ConfigError("config.json: nemotron_h needs hybrid_override_pattern or layers_block_type",
+                          field="model")
+    n = len(kinds)
+    if n > 10_000:
+        raise ConfigError("config.json: too many layers", field="model")
+    heads = _positive(cfg, "num_attention_heads")
+    kv = _int(cfg, "num_key_value_heads", default=heads) or heads
+    hd = _head_dim(cfg, h, heads)
+    m_heads, m_hd = _positive(cfg, "mamba_num_heads"), _positive(cfg, "mamba_head_dim")
+    groups, state = _positive(cfg, "n_groups", "mamba_n_groups", default=1), _positive(cfg, "ssm_state_size")
+    kernel = _positive(cfg, "conv_kernel", "mamba_d_conv", default=4)
+    use_bias, conv_bias = bool(cfg.get("use_bias", False)), bool(cfg.get("use_conv_bias", True))
+    mlp_bias = bool(cfg.get("mlp_bias", False))
+    latent = int(cfg.get("moe_latent_size") or 0)
+    layers = []
+    for kind in kinds:
+        acc = _Acc()
+        att: Attention | None = None
+        mixer: StateMixer | None = None
+        mlp: Mlp | None = None
+        if kind == "mamba":
+            mixer = mamba2_mixer(acc, h, m_heads * m_hd, m_heads, m_hd, groups, state, kernel, in_bias=use_bias,
+                                 out_bias=use_bias, conv_bias=conv_bias)
+        elif kind == "attention":
+            att = attention(acc, h, heads, kv, hd)
+        elif kind == "mlp":
+            mlp = _plain_mlp(acc, h, _int(cfg, "intermediate_size"), mlp_bias)
+        elif kind == "moe":
+            n_exp, e_inter = _int(cfg, "n_routed_experts"), _int(cfg, "moe_intermediate_size")
+            width = latent or h
+            acc.router += n_exp * h
+            _experts(acc, width, e_inter, n_exp, gated=False)
+            shared = _int(cfg, "moe_shared_expert_intermediate_size", default=0) *                 (_int(cfg, "n_shared_experts", default=1) and 1)
+            if shared:
+                acc.lin(h, shared, mlp_bias)
+                acc.down += acc.lin(shared, h, mlp_bias)
+            if latent:
+                acc.lin(h, latent, mlp_bias)
+                acc.lin(latent, h, mlp_bias)
+            mlp = Mlp(kind="moe", intermediate_size=e_inter, num_experts=n_exp,
+                      experts_per_token=_int(cfg, "num_experts_per_tok"), shared_intermediate_size=shared,
+                      expert_gated=False)
+        else:
+            raise ConfigError(f"config.json: unknown Nemotron-H block {kind!r}", field="model")
+        acc.small += h
+        layers.append(acc.layer(att, mixer, mlp))
+    n_m = kinds.count("mamba")
+    return layers, h, [f"{n_m} of {n} layers are Mamba-2 ({m_heads} heads × {m_hd} × {state} state per sequence), "
+                       f"{kinds.count('attention')} attention; the rest MLP / MoE"]
+
+
+def falcon_h1(cfg: Config, mt: str) -> Built:
+    """Falcon-H1: every layer runs attention and a Mamba-2 block side by side, then a gated MLP; so every layer
+    keeps both a KV cache and a fixed SSM state. The Mamba width is mamba_d_ssm (or mamba_expand × hidden)."""
+    h = _int(cfg, "hidden_size")
+    n = _layers(cfg, "num_hidden_layers")
+    heads = _positive(cfg, "num_attention_heads")
+    kv = _int(cfg, "num_key_value_heads", default=heads) or heads
+    hd = _head_dim(cfg, h, heads)
+    d_ssm = cfg.get("mamba_d_ssm")
+    inner = int(d_ssm) if isinstance(d_ssm, int) and d_ssm > 0 else int(float(_get(cfg, "mamba_expand", default=2)) * h)
+    m_heads, m_hd = _positive(cfg, "mamba_n_heads"), _positive(cfg, "mamba_d_head")
+    groups, state = _positive(cfg, "mamba_n_groups", default=1), _positive(cfg, "mamba_d_state")
+    kernel = _positive(cfg, "mamba_d_conv", default=4)
+    inter = _int(cfg, "intermediate_size")
+    att_bias, mlp_bias = bool(cfg.get("attention_bias", False)), bool(cfg.get("mlp_bias", False))
+    layers = []
+    for _ in range(n):
+        acc = _Acc()
+        att = attention(acc, h, heads, kv, hd, bias_qkv=att_bias, bias_o=att_bias)
+        mixer = mamba2_mixer(acc, h, inner, m_heads, m_hd, groups, state, kernel,
+                             in_bias=bool(cfg.get("mamba_proj_bias", False)),
+                             out_bias=bool(cfg.get("projectors_bias", False)),
+                             conv_bias=bool(cfg.get("mamba_conv_bias", True)), norm=bool(cfg.get("mamba_rms_norm")))
+        mlp = _gated_mlp(acc, h, inter, mlp_bias)
+        acc.small += 2 * h
+        layers.append(acc.layer(att, mixer, mlp))
+    return layers, h, [f"every layer runs attention and Mamba-2 in parallel: a KV cache plus a fixed {m_heads} × "
+                       f"{m_hd} × {state} state per sequence"]
+
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Llama 4
+
+
+def llama4_text(cfg: Config, mt: str) -> Built:
+    """Llama 4 Scout / Maverick text model: chunked attention (attention_chunk_size) on the layers that use RoPE,
+    global NoPE attention on every `no_rope_layer_interval`-th; MoE layers (`moe_layers`, default every
+    `interleave_moe_layer_step`-th) hold routed experts of `intermediate_size` plus one shared expert of the same
+    width; dense layers an MLP of `intermediate_size_mlp`. The q/k norm is an L2 norm without weights."""
+    h = _int(cfg, "hidden_size")
+    n = _layers(cfg, "num_hidden_layers")
+    heads = _positive(cfg, "num_attention_heads")
+    kv = _int(cfg, "num_key_value_heads", default=heads) or heads
+    hd = _head_dim(cfg, h, heads)
+    chunk = cfg.get("attention_chunk_size")
+    chunk = int(chunk) if isinstance(chunk, int) and not isinstance(chunk, bool) and chunk > 0 else None
+    every = _positive(cfg, "no_rope_layer_interval", default=4)
+    lt = cfg.get("layer_types")
+    if isinstance(lt, list) and len(lt) >= n:
+        chunked = [str(x) == "chunked_attention" for x in lt[:n]]
+    else:
+        nope = cfg.get("no_rope_layers")
+        uses_rope = [bool(x) for x in nope[:n]] if isinstance(nope, list) and len(nope) >= n else \
+            [(i + 1) % every != 0 for i in range(n)]
+        chunked = [r and chunk is not None for r in uses_rope]
+    step = _positive(cfg, "interleave_moe_layer_step", default=1)
+    moe_layers = cfg.get("moe_layers")
+    moe_set = {int(x) for x in moe_layers} if isinstance(moe_layers, list) else set(range(step - 1, n, step))
+    n_exp = _int(cfg, "num_local_experts")
+    topk = _int(cfg, "num_experts_per_tok", default=1)
+    inter, inter_mlp = _int(cfg, "intermediate_size"), _int(cfg, "intermediate_size_mlp")
+    bias = bool(cfg.get("attention_bias", False))
+    layers = []
+    for i in range(n):
+        acc = _Acc()
+        win = chunk if chunked[i] else None
+        att = attention(acc, h, heads, kv, hd, bias_qkv=bias, bias_o=bias, window=win, chunk=win)
+        if i in moe_set:
+            mlp = moe(acc, h, inter, n_exp, topk, shared_inter=inter)
+        else:
+            mlp = _gated_mlp(acc, h, inter_mlp)
+        acc.small += 2 * h
+        layers.append(acc.layer(att, None, mlp))
+    return layers, h, [f"{sum(chunked)} of {n} layers use chunked attention ({chunk} tokens; their cache keeps "
+                       "at most one chunk), the rest global attention without RoPE"]
+
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Kimi-Linear
+
+
+def kimi_delta_attention(acc: _Acc, h: int, heads: int, hd: int, kernel: int) -> StateMixer:
+    """Kimi delta attention: q, k, v projections (heads × hd each), a depthwise conv over them (no bias), the
+    forget gate (dt_bias per channel, A_log per head, low-rank f_a h -> hd, f_b hd -> heads·hd), beta (h -> heads),
+    the low-rank output gate (g_a, g_b), an RMSNorm of hd and o_proj. State: conv_dim × kernel and
+    heads × hd × hd."""
+    p = heads * hd
+    for _ in range(3):
+        acc.lin(h, p)
+    acc.small += 3 * p * kernel + p + heads + hd
+    acc.lin(h, hd)
+    acc.lin(hd, p)
+    acc.lin(h, heads)
+    acc.lin(h, hd)
+    acc.lin(hd, p)
+    acc.lin(p, h)
+    return StateMixer(kind="kimi_delta", state_elems=3 * p * kernel + heads * hd * hd, inner_size=3 * p)
+
+
+def kimi_linear(cfg: Config, mt: str) -> Built:
+    """Kimi-Linear (KimiLinearForCausalLM): Kimi delta attention layers (linear_attn_config.kda_layers, 1-indexed)
+    and MLA full-attention layers (full_attn_layers), then a dense MLP (first_k_dense_replace) or a routed MoE with
+    shared experts; the routing bias is a buffer."""
+    h = _int(cfg, "hidden_size")
+    n = _layers(cfg, "num_hidden_layers")
+    heads = _positive(cfg, "num_attention_heads")
+    lac = cfg.get("linear_attn_config") if isinstance(cfg.get("linear_attn_config"), dict) else {}
+    assert isinstance(lac, dict)
+    lt = cfg.get("layer_types")
+    if not (isinstance(lt, list) and len(lt) >= n):
+        full = lac.get("full_attn_layers")
+        if isinstance(full, list):
+            fset = {int(x) - 1 for x in full}
+            lt = ["full_attention" if i in fset else "linear_attention" for i in range(n)]
+        else:
+            lt = ["full_attention" if i and i % 4 == 0 else "linear_attention" for i in range(n)]
+    lh = int(lac.get("num_heads") or _positive(cfg, "linear_num_heads"))
+    lhd = int(lac.get("head_dim") or _positive(cfg, "linear_head_dim"))
+    kernel = int(lac.get("short_conv_kernel_size") or _positive(cfg, "linear_conv_kernel_dim", default=4))
+    mlp_types = cfg.get("mlp_layer_types")
+    first_dense = _int(cfg, "first_k_dense_replace", default=1)
+    sparse = [str(x) == "sparse" for x in mlp_types[:n]] if isinstance(mlp_types, list) and len(mlp_types) >= n \
+        else [i >= first_dense for i in range(n)]
+    q_lora = int(cfg.get("q_lora_rank") or 0)
+    kv_lora, rope = _int(cfg, "kv_lora_rank"), _int(cfg, "qk_rope_head_dim")
+    nope, vdim = _int(cfg, "qk_nope_head_dim"), _int(cfg, "v_head_dim")
+    n_exp, moe_inter = _int(cfg, "num_experts"), _int(cfg, "moe_intermediate_size")
+    topk = _int(cfg, "num_experts_per_token", "num_experts_per_tok")
+    shared = _int(cfg, "num_shared_experts", default=0) * moe_inter
+    layers = []
+    for i in range(n):
+        acc = _Acc()
+        att: Attention | None = None
+        mixer: StateMixer | None = None
+        if str(lt[i]) == "linear_attention":
+            mixer = kimi_delta_attention(acc, h, lh, lhd, kernel)
+        else:
+            if q_lora:
+                acc.lin(h, q_lora)
+                acc.small += q_lora
+                acc.lin(q_lora, heads * (nope + rope))
+            else:
+                acc.lin(h, heads * (nope + rope))
+            acc.lin(h, kv_lora + rope)
+            acc.small += kv_lora
+            acc.v_proj += acc.lin(kv_lora, heads * (nope + vdim))
+            acc.lin(heads * vdim, h)
+            att = Attention(kind="mla", num_heads=heads, num_kv_heads=heads, head_dim=nope + rope, v_head_dim=vdim,
+                            kv_lora_rank=kv_lora, q_lora_rank=q_lora, rope_head_dim=rope)
+        mlp = moe(acc, h, moe_inter, n_exp, topk, shared_inter=shared) if sparse[i] else \
+            _gated_mlp(acc, h, _int(cfg, "intermediate_size"))
+        acc.small += 2 * h
+        layers.append(acc.layer(att, mixer, mlp))
+    n_lin = sum(layer.mixer is not None for layer in layers)
+    return layers, h, [f"{n_lin} of {n} layers are Kimi delta attention (a fixed conv + {lh}×{lhd}×{lhd} state "
+                       f"per sequence); the others MLA with a {kv_lora}+{rope} latent cache"]
+
+
 FAMILIES: dict[str, Any] = {
     "glm4_moe": glm4_moe,
     "ernie4_5_moe": ernie4_5_moe,
@@ -301,6 +598,11 @@ FAMILIES: dict[str, Any] = {
     "qwen3_next": qwen3_next,
     "qwen3_5_text": qwen3_next,
     "qwen3_5_moe_text": qwen3_next,
+    "granitemoehybrid": granite_hybrid,
+    "nemotron_h": nemotron_h,
+    "falcon_h1": falcon_h1,
+    "llama4_text": llama4_text,
+    "kimi_linear": kimi_linear,
 }
 
 __all__ = ["FAMILIES", "attention", "moe"]
