@@ -347,10 +347,7 @@ def granite_hybrid(cfg: Config, mt: str) -> Built:
             att = attention(acc, h, heads, kv, hd, bias_qkv=bias, bias_o=bias)
         else:
             raise ConfigError(f"config.json: unknown layer type {lt[i]!r} in layer_types", field="model")
-        if n_exp:
-            mlp = moe(acc, h, inter, n_exp, topk, shared_inter=shared)
-        else:
-            mlp = _gated_mlp(acc, h, shared)
+        mlp = moe(acc, h, inter, n_exp, topk, shared_inter=shared) if n_exp else _gated_mlp(acc, h, shared)
         acc.small += 2 * h
         layers.append(acc.layer(att, mixer, mlp))
     n_m = sum(layer.mixer is not None for layer in layers)
@@ -411,7 +408,7 @@ def nemotron_h(cfg: Config, mt: str) -> Built:
             width = latent or h
             acc.router += n_exp * h
             _experts(acc, width, e_inter, n_exp, gated=False)
-            shared = _int(cfg, "moe_shared_expert_intermediate_size", default=0) *                 (_int(cfg, "n_shared_experts", default=1) and 1)
+            shared = _int(cfg, "moe_shared_expert_intermediate_size", default=0)  # built whatever n_shared_experts
             if shared:
                 acc.lin(h, shared, mlp_bias)
                 acc.down += acc.lin(shared, h, mlp_bias)
@@ -498,10 +495,7 @@ def llama4_text(cfg: Config, mt: str) -> Built:
         acc = _Acc()
         win = chunk if chunked[i] else None
         att = attention(acc, h, heads, kv, hd, bias_qkv=bias, bias_o=bias, window=win, chunk=win)
-        if i in moe_set:
-            mlp = moe(acc, h, inter, n_exp, topk, shared_inter=inter)
-        else:
-            mlp = _gated_mlp(acc, h, inter_mlp)
+        mlp = moe(acc, h, inter, n_exp, topk, shared_inter=inter) if i in moe_set else _gated_mlp(acc, h, inter_mlp)
         acc.small += 2 * h
         layers.append(acc.layer(att, None, mlp))
     return layers, h, [f"{sum(chunked)} of {n} layers use chunked attention ({chunk} tokens; their cache keeps "
