@@ -72,9 +72,15 @@ def test_cache_elements_per_token_match_dynamic_cache(fixture: dict[str, Any]) -
 
 def test_sliding_window_layers_are_those_transformers_slides(fixture: dict[str, Any]) -> None:
     spec = model_from_config(fixture["config"])
-    sliding = [layer.attention is not None and layer.attention.sliding_window is not None for layer in spec.layers]
+    sliding = [layer.attention is not None and layer.attention.sliding_window is not None
+               and layer.attention.shares_kv_of is None for layer in spec.layers]
     expected = [h["class"] == "DynamicSlidingWindowLayer" for h in fixture["cache_layers"]]
     assert sliding == expected
+    # layers that reuse another layer's cache (Gemma 3n / 4) or mix no tokens (Nemotron-H MLP layers) hold a
+    # placeholder in transformers' cache
+    empty = [(layer.attention is not None and layer.attention.shares_kv_of is not None)
+             or (layer.attention is None and layer.mixer is None) for layer in spec.layers]
+    assert empty == [h["class"] == "DummyLayer" for h in fixture["cache_layers"]]
     for layer in spec.layers:
         if layer.attention is not None and layer.attention.sliding_window is not None:
             window = fixture["config"].get("attention_chunk_size") or fixture["config"]["sliding_window"]
@@ -94,6 +100,8 @@ def _moe_layers(cfg: dict[str, Any]) -> list[int]:
                 and (i + 1) % cfg["moe_layer_interval"] == 0]
     if mt == "granitemoehybrid":
         return list(range(n)) if cfg.get("num_local_experts") else []
+    if mt == "gemma4_text":
+        return list(range(n)) if cfg.get("enable_moe_block") else []
     if mt == "llama4_text":
         step = cfg["interleave_moe_layer_step"]
         return list(range(step - 1, n, step))
@@ -126,6 +134,8 @@ def _expert_params(cfg: dict[str, Any]) -> tuple[int, int, int]:
         return 3 * h * cfg["intermediate_size"], cfg["num_local_experts"], cfg["num_experts_per_tok"]
     if mt == "nemotron_h":  # plain (non-gated) experts: up and down
         return 2 * h * cfg["moe_intermediate_size"], cfg["n_routed_experts"], cfg["num_experts_per_tok"]
+    if mt == "gemma4_text":
+        return 3 * h * cfg["moe_intermediate_size"], cfg["num_experts"], cfg["top_k_experts"]
     if mt == "kimi_linear":
         return 3 * h * cfg["moe_intermediate_size"], cfg["num_experts"], cfg["num_experts_per_token"]
     if mt == "llama4_text":
@@ -140,7 +150,7 @@ def _expert_params(cfg: dict[str, Any]) -> tuple[int, int, int]:
 DEEPSEEK_LIKE = {"deepseek_v2", "deepseek_v3", "kimi_k2", "glm4_moe_lite", "deepseek_v32", "glm_moe_dsa"}
 MOE_TYPES = DEEPSEEK_LIKE | {"mixtral", "qwen2_moe", "qwen3_moe", "phimoe", "gpt_oss", "olmoe", "glm4_moe",
                              "ernie4_5_moe", "hunyuan_v1_moe", "minimax_m2", "qwen3_next", "qwen3_5_moe_text",
-                             "granitemoehybrid", "nemotron_h", "llama4_text", "kimi_linear"}
+                             "granitemoehybrid", "nemotron_h", "llama4_text", "kimi_linear", "gemma4_text"}
 
 
 def test_active_params_of_moe_follow_the_hand_formula(fixture: dict[str, Any]) -> None:

@@ -584,6 +584,142 @@ def kimi_linear(cfg: Config, mt: str) -> Built:
                        f"per sequence); the others MLA with a {kv_lora}+{rope} latent cache"]
 
 
+
+# ---------------------------------------------------------------------------------------------------------------
+# Gemma 3n / Gemma 4: per-layer embeddings and KV sharing
+
+
+def _kv_shared(types: list[str], n_shared: int) -> list[int | None]:
+    """For each layer, the earlier layer whose cache it reuses (None: it keeps its own). The last `n_shared` layers
+    reuse the cache of the last non-shared layer of the same attention type, as transformers' kv_sharing_modes."""
+    n = len(types)
+    first = n - n_shared
+    if n_shared <= 0:
+        return [None] * n
+    out: list[int | None] = [None] * first
+    for i in range(first, n):
+        donors = [j for j in range(first) if types[j] == types[i]]
+        if not donors:
+            raise ConfigError(f"config.json: layer {i} shares the KV cache of a {types[i]} layer, but none of the "
+                              f"first {first} layers is one", field="model")
+        out.append(donors[-1])
+    return out
+
+
+def per_layer_embedding_params(cfg: Config, h: int, n: int) -> tuple[int, int]:
+    """(embedding, other) parameters of Gemma 3n / 4's per-layer inputs: embed_tokens_per_layer
+    (vocab_size_per_layer_input × layers·p), per_layer_model_projection (h -> layers·p) and its RMSNorm of p."""
+    p = _int(cfg, "hidden_size_per_layer_input", default=0)
+    if not p:
+        return 0, 0
+    vocab_pl = _int(cfg, "vocab_size_per_layer_input", default=_int(cfg, "vocab_size"))
+    return vocab_pl * n * p, h * n * p + p
+
+
+def gemma_per_layer(cfg: Config, mt: str) -> Built:
+    """Gemma 3n (text) and Gemma 4 (text): four norms per layer, q/k norms (v norm without weights), sliding and
+    full layers; each layer adds its per-layer input (gate h -> p, projection p -> h, norm). The last
+    `num_kv_shared_layers` layers have no k/v projections and reuse an earlier layer's cache.
+    Gemma 3n adds AltUp (coefficients, router) and LAuReL (rank-r residual) per layer; Gemma 4 full layers use
+    `global_head_dim` (and `num_global_key_value_heads` with k = v), optionally a MoE block beside the MLP and a
+    double-wide MLP on KV-shared layers."""
+    h = _int(cfg, "hidden_size")
+    n = _layers(cfg, "num_hidden_layers")
+    heads = _positive(cfg, "num_attention_heads")
+    kv = _int(cfg, "num_key_value_heads", default=heads) or heads
+    hd = _head_dim(cfg, h, heads)
+    window = _sliding_window_of(cfg)
+    lt = cfg.get("layer_types")
+    if isinstance(lt, list) and len(lt) >= n:
+        types = [str(x) for x in lt[:n]]
+    else:
+        every = 5 if mt == "gemma3n_text" else 6
+        types = ["sliding_attention" if (i + 1) % every else "full_attention" for i in range(n)]
+    if mt == "gemma4_text":
+        types[-1] = "full_attention"  # transformers forces the last layer to full attention
+    shared = _kv_shared(types, _int(cfg, "num_kv_shared_layers", default=0))
+    p = _int(cfg, "hidden_size_per_layer_input", default=0)
+    inter = cfg.get("intermediate_size")
+    bias = bool(cfg.get("attention_bias", False))
+    k_eq_v = bool(cfg.get("attention_k_eq_v", False))
+    plc = cfg.get("per_layer_config")
+    g_hd = _int(cfg, "global_head_dim", default=512)
+    g_kv = _int(cfg, "num_global_key_value_heads", default=0) if k_eq_v else 0
+    layers = []
+    for i in range(n):
+        acc = _Acc()
+        full = types[i] == "full_attention"
+        l_hd, l_kv = hd, kv
+        if mt == "gemma4_text":
+            over: Any = None
+            if isinstance(plc, dict):
+                over = plc.get(str(i)) or plc.get(f"{i:02d}") or plc.get(i)
+            elif full:
+                over = {"head_dim": g_hd, **({"num_key_value_heads": g_kv} if g_kv else {})}
+            if isinstance(over, dict):
+                l_hd = int(over.get("head_dim", hd))
+                l_kv = int(over.get("num_key_value_heads", kv))
+        acc.lin(h, heads * l_hd, bias)  # q
+        acc.small += l_hd  # q_norm
+        if shared[i] is None:
+            acc.lin(h, l_kv * l_hd, bias)  # k
+            if not (mt == "gemma4_text" and k_eq_v and full):
+                acc.v_proj += acc.lin(h, l_kv * l_hd, bias)
+            acc.small += l_hd  # k_norm
+        acc.lin(heads * l_hd, h, bias)
+        att = Attention(kind="mha", num_heads=heads, num_kv_heads=l_kv, head_dim=l_hd, v_head_dim=l_hd,
+                        sliding_window=window if not full else None, shares_kv_of=shared[i])
+        width = _per_layer(inter, i, "intermediate_size") if isinstance(inter, list) else _int(cfg, "intermediate_size")
+        if mt == "gemma4_text" and cfg.get("use_double_wide_mlp") and shared[i] is not None:
+            width *= 2
+        mlp = _gated_mlp(acc, h, width)
+        acc.small += 4 * h
+        if p:
+            acc.lin(h, p)
+            acc.lin(p, h)
+            acc.small += h
+        if mt == "gemma3n_text":
+            a = _positive(cfg, "altup_num_inputs", default=4)
+            acc.small += h + a * a + a * a * a + h  # correct_output_scale, correction/prediction coefs, router norm
+            acc.lin(h, a)  # modality_router
+            r = _int(cfg, "laurel_rank", default=64)
+            acc.lin(h, r)
+            acc.lin(r, h)
+            acc.small += h
+        if mt == "gemma4_text" and cfg.get("enable_moe_block"):
+            e, e_inter = _positive(cfg, "num_experts"), _positive(cfg, "moe_intermediate_size")
+            acc.router += e * h + h + e  # proj, scale, per_expert_scale
+            _experts(acc, h, e_inter, e)
+            acc.small += 3 * h  # post_feedforward_layernorm_1/_2, pre_feedforward_layernorm_2
+            mlp = Mlp(kind="moe", intermediate_size=e_inter, num_experts=e,
+                      experts_per_token=_int(cfg, "top_k_experts", default=1), shared_intermediate_size=width)
+        layers.append(acc.layer(att, None, mlp))
+    n_sh = sum(x is not None for x in shared)
+    notes = [f"{sum(t == 'sliding_attention' for t in types)} of {n} layers use a sliding window of {window} tokens"]
+    if n_sh:
+        notes.append(f"the last {n_sh} layers reuse earlier layers' KV cache and keep none of their own")
+    if p:
+        notes.append(f"per-layer embeddings: {p} extra dims per layer and token, looked up in a "
+                     f"{_int(cfg, 'vocab_size_per_layer_input', default=0):,}-row table")
+    return layers, h, notes
+
+
+def _sliding_window_of(cfg: Config) -> int | None:
+    w = cfg.get("sliding_window")
+    return int(w) if isinstance(w, int) and not isinstance(w, bool) and w > 0 else None
+
+
+def model_level_params(cfg: Config, mt: str, h: int, n: int) -> tuple[int, int]:
+    """(embedding-like, other) parameters outside the layers beyond embed/final norm/head: Gemma 3n / 4's per-layer
+    embedding table and projection, Gemma 3n's AltUp projections ((altup_num_inputs - 1) × 2 matrices h × h)."""
+    if mt not in ("gemma3n_text", "gemma4_text"):
+        return 0, 0
+    emb, other = per_layer_embedding_params(cfg, h, n)
+    if mt == "gemma3n_text":
+        other += 2 * (_positive(cfg, "altup_num_inputs", default=4) - 1) * h * h
+    return emb, other
+
+
 FAMILIES: dict[str, Any] = {
     "glm4_moe": glm4_moe,
     "ernie4_5_moe": ernie4_5_moe,
@@ -597,6 +733,8 @@ FAMILIES: dict[str, Any] = {
     "falcon_h1": falcon_h1,
     "llama4_text": llama4_text,
     "kimi_linear": kimi_linear,
+    "gemma3n_text": gemma_per_layer,
+    "gemma4_text": gemma_per_layer,
 }
 
-__all__ = ["FAMILIES", "attention", "moe"]
+__all__ = ["FAMILIES", "attention", "model_level_params", "moe"]

@@ -804,6 +804,9 @@ def _model_from_config(config: Config, name: str | None = None) -> ModelSpec:
     embed = vocab * h
     head = 0 if tie else vocab * h
     final = h  # final norm weight
+    extra_embed, extra_other = model_level_params(text_cfg, mt, h, len(layers))
+    embed += extra_embed
+    final += extra_other
     if mt in ("phimoe", "falcon", "stablelm", "starcoder2", "phi", "gpt_neox"):
         final = 2 * h  # LayerNorm weight + bias
     elif mt == "olmo":
@@ -893,6 +896,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 
 from .architectures import FAMILIES as _NEW_FAMILIES  # noqa: E402  (they build on the helpers above)
+from .architectures import model_level_params  # noqa: E402
 
 FAMILIES.update(_NEW_FAMILIES)
 
