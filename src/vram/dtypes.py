@@ -6,7 +6,9 @@ and a 4-bit zero per group of 128 weights, 4 + 20/128 = 4.156 bits). GGUF block 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import BadInput
 
@@ -69,6 +71,7 @@ class QuantScheme:
     router_bits: float = 16
     gguf_mix: str | None = None
     description: str = ""
+    expert_bits: float | None = None  # routed experts' matrices, when stored differently (None: linear_bits)
 
     @property
     def is_quantized(self) -> bool:
@@ -162,6 +165,101 @@ def quant_scheme(name: str | None, *, dtype: str = "bfloat16") -> QuantScheme:
         return _SCHEMES[_DTYPE_ALIASES[key]]
     raise BadInput(f"quant: unknown quantization {name!r} (e.g. q4_k_m, gptq-4bit, awq, nf4, fp8, int8)",
                    field="quant")
+
+
+def _group_bits(group: int | None, per: float) -> float:
+    """Bits per weight that one `per`-bit scale per `group` weights adds (no group: one per ~4096-wide row)."""
+    return per / (group if group and group > 0 else 4096)
+
+
+def _ct_scheme(qc: Mapping[str, Any], is_moe: bool) -> QuantScheme | None:
+    """compressed-tensors (llm-compressor): the first config group's weight args; `ignore` naming attention
+    (e.g. Kimi-K2-Thinking / K2.5) leaves everything but the routed experts in 16 bit."""
+    groups = qc.get("config_groups")
+    if not isinstance(groups, Mapping) or not groups:
+        return None
+    first = next(iter(groups.values()))
+    w = first.get("weights") if isinstance(first, Mapping) else None
+    if not isinstance(w, Mapping):
+        return None
+    bits = int(w.get("num_bits") or 0)
+    if bits not in (4, 8):
+        return None
+    kind = str(w.get("type") or "int")
+    strategy = str(w.get("strategy") or "group")
+    group = int(w.get("group_size") or 0) if strategy == "group" else 0
+    if strategy == "block" and isinstance(w.get("block_structure"), list):
+        group = int(w["block_structure"][0]) * int(w["block_structure"][1])
+    if kind == "float" and bits == 4:  # NVFP4: fp8 scale per 16 (+ a global fp32 scale per tensor)
+        per_w = 4 + 8 / (group or 16)
+    else:  # scales in 16 bit; asymmetric ints also keep a packed `bits`-bit zero point per group
+        per_w = bits + _group_bits(group, 16) + (0 if w.get("symmetric", True) or kind == "float" else
+                                                 _group_bits(group, bits))
+    ignore = " ".join(str(x) for x in qc.get("ignore") or [])
+    experts_only = is_moe and "attn" in ignore
+    name = f"ct-{kind}{bits}" + (f"-g{group}" if group else f"-{strategy}") + ("-experts" if experts_only else "")
+    scope = "routed experts only (ignore lists attention, shared experts, dense MLPs)" if experts_only else \
+        "every layer matrix"
+    desc = (f"as stored (compressed-tensors {kind}{bits}, {strategy}{f' {group}' if group else ''}: "
+            f"{per_w:.4g} bits/weight on {scope}); embeddings, lm_head and norms 16-bit")
+    if experts_only:
+        return QuantScheme(name=name, linear_bits=16, expert_bits=per_w, description=desc)
+    return QuantScheme(name=name, linear_bits=per_w, description=desc)
+
+
+def stored_scheme(qc: Any, *, is_moe: bool = False) -> QuantScheme | None:
+    """The weight format a checkpoint's config.json `quantization_config` declares, priced as stored (bits per
+    weight with the format's scales and zero points), or None for a method vram does not know.
+
+    fp8 with weight_block_size [a, b] (DeepSeek-V3/V3.2, Kimi-K2, MiniMax-M2, Qwen3 FP8): e4m3 weights and one fp32
+    scale per a×b block, 8 + 32/(a·b) bits. mxfp4 (gpt-oss): e2m1 pairs per byte and an 8-bit shared exponent per
+    32, 4.25 bits, on the routed experts (modules_to_not_convert keeps attention, router, embeddings and head).
+    compressed-tensors: see _ct_scheme. AWQ / GPTQ: `bits` plus fp16 scale and packed zero per group.
+    bitsandbytes: NF4 / LLM.int8(). ModelOpt NVFP4: 4 + 8/16 bits."""
+    if not isinstance(qc, Mapping):
+        return None
+    method = str(qc.get("quant_method") or "").lower()
+    if method in ("fp8", "fbgemm_fp8"):
+        block = qc.get("weight_block_size")
+        if isinstance(block, list) and len(block) == 2 and all(isinstance(b, int) and b > 0 for b in block):
+            n = block[0] * block[1]
+            bits = 8 + 32 / n
+            return QuantScheme(name=f"fp8-block{block[0]}", linear_bits=bits, description=(
+                f"as stored (quantization_config fp8, {block[0]}×{block[1]} blocks): e4m3 weights + one fp32 "
+                f"scale per {n:,} = {bits:.4g} bits/weight; embeddings, lm_head, norms and routers 16-bit"))
+        return _SCHEMES["fp8"]
+    if method == "mxfp4":
+        bits = 4 + 8 / 32
+        desc = ("as stored (quantization_config mxfp4): 4-bit e2m1 values + an 8-bit exponent per 32 = 4.25 "
+                "bits/weight on the routed experts; attention, router, embeddings and lm_head 16-bit")
+        if is_moe:
+            return QuantScheme(name="mxfp4-experts", linear_bits=16, expert_bits=bits, description=desc)
+        return QuantScheme(name="mxfp4", linear_bits=bits, description=desc.replace(" on the routed experts", ""))
+    if method == "compressed-tensors":
+        return _ct_scheme(qc, is_moe)
+    if method in ("awq", "gptq"):
+        bits = int(qc.get("bits") or qc.get("w_bit") or 4)
+        group = int(qc.get("group_size") or qc.get("q_group_size") or 128)
+        if bits not in (2, 3, 4, 8):
+            return None
+        if group <= 0:  # per output channel
+            group = 4096
+        return _gptq(bits, group, method)
+    if method == "bitsandbytes":
+        if qc.get("load_in_4bit"):
+            return _SCHEMES["nf4" if qc.get("bnb_4bit_use_double_quant") else "nf4-nodq"]
+        if qc.get("load_in_8bit"):
+            return _SCHEMES["bnb-int8"]
+        return None
+    if method == "modelopt":
+        algo = str(qc.get("quant_algo") or "").upper()
+        if algo == "FP8":
+            return _SCHEMES["fp8"]
+        if algo == "NVFP4":
+            return QuantScheme(name="nvfp4", linear_bits=4 + 8 / 16, description=(
+                "as stored (ModelOpt NVFP4): e2m1 values + an fp8 scale per 16 = 4.5 bits/weight; embeddings, "
+                "lm_head and norms 16-bit"))
+    return None
 
 
 def known_quants() -> list[str]:

@@ -14,7 +14,7 @@ from .catalog import ModelEntry, find_model
 from .components import Component
 from .components.runtime import allocator_reserve, cublas_workspace, cuda_context
 from .components.weights import weights_bytes
-from .dtypes import dtype_bytes, normalize_dtype, quant_scheme
+from .dtypes import QuantScheme, dtype_bytes, normalize_dtype, quant_scheme
 from .errors import BadInput, UnknownModel
 from .model import ModelSpec, linear_shapes, load_config_file, model_from_config
 
@@ -281,12 +281,26 @@ def context_warnings(rm: ResolvedModel, tokens: int) -> list[str]:
     return []
 
 
+def weight_scheme(spec: ModelSpec, wl: Workload) -> QuantScheme:
+    """How the weights are stored for this run: --quant when given; else the checkpoint's own quantization_config
+    (an FP8 / INT4 / MXFP4 checkpoint priced as stored) unless --dtype asks for another dtype than bf16; else
+    --dtype. `--quant bf16` prices a quantized checkpoint dequantized."""
+    if wl.quant is None and spec.stored_scheme is not None and wl.dtype == "bfloat16":
+        return spec.stored_scheme
+    return quant_scheme(wl.quant, dtype=wl.dtype)
+
+
 def common_weights(rm: ResolvedModel, wl: Workload) -> Component:
-    scheme = quant_scheme(wl.quant, dtype=wl.dtype)
+    scheme = weight_scheme(rm.spec, wl)
     if rm.weights_override_bytes is not None and wl.quant is None:
         return Component("weights", rm.weights_override_bytes + rm.buffers_bytes,
                          f"{rm.spec.params:,} parameters; exact tensor bytes from {rm.source}")
-    return weights_bytes(rm.spec, scheme, buffers_bytes=rm.buffers_bytes or _rope_buffer_bytes(rm.spec))
+    c = weights_bytes(rm.spec, scheme, buffers_bytes=rm.buffers_bytes or _rope_buffer_bytes(rm.spec))
+    if rm.spec.mtp_params:
+        mtp_bytes = round(c.bytes * rm.spec.mtp_params / max(1, rm.spec.params))
+        c = Component(c.name, c.bytes, f"{c.explanation}; the checkpoint also stores {rm.spec.mtp_params:,} "
+                      f"multi-token-prediction parameters (≈ {mtp_bytes / 2**30:.1f} GiB at this format), not loaded")
+    return c
 
 
 def _transformers_inference(rm: ResolvedModel, wl: Workload) -> Estimate:
@@ -306,7 +320,7 @@ def _transformers_inference(rm: ResolvedModel, wl: Workload) -> Estimate:
     comps, kv_peak, kv_churn, phase = inference_components(
         spec, wl.batch, wl.context, wl.new_tokens, e, kv_b, wl.attn, kv_name,
         fp16=wl.dtype == "float16")
-    scheme = quant_scheme(wl.quant, dtype=wl.dtype)
+    scheme = weight_scheme(spec, wl)
     if scheme.name in ("nf4", "nf4-nodq", "bnb-int8"):
         # bitsandbytes dequantizes a whole matrix to 16 bit for prompt-sized matmuls, one matrix at a time
         largest = max((i * o for layer, _ in spec.distinct_layers for i, o in linear_shapes(spec, layer).values()),

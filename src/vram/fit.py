@@ -39,7 +39,16 @@ from .components.runtime import CUDA_CONTEXT_BYTES, DEFAULT_ARCH
 from .components.weights import weights_bytes as _weights_component
 from .dtypes import QUALITY_ORDER, quant_scheme
 from .errors import BadInput
-from .estimate import MAX_BATCH, Estimate, ResolvedModel, Workload, common_weights, estimate, resolve_model
+from .estimate import (
+    MAX_BATCH,
+    Estimate,
+    ResolvedModel,
+    Workload,
+    common_weights,
+    estimate,
+    resolve_model,
+    weight_scheme,
+)
 from .model import Layer, ModelSpec
 from .speed import Speed, attention_flops_per_token, estimate_speed, weight_read_fraction
 from .training import TrainWorkload
@@ -174,6 +183,7 @@ def _tp_layer(layer: Layer, h: int, t: int) -> Layer:
         new_mixer = replace(mixer, state_elems=_ceil(mixer.state_elems, t), inner_size=_ceil(mixer.inner_size, t))
     return replace(layer, attention=new_a, mlp=new_m, mixer=new_mixer, linear_params=linear_rank,
                    expert_params=_ceil(layer.expert_params, t), v_proj_params=v_rank,
+                   expert_linear_params=_ceil(layer.expert_linear_params, t),
                    down_proj_params=_ceil(layer.down_proj_params, t),
                    params=linear_rank + layer.small_params + layer.router_params)
 
@@ -237,7 +247,8 @@ def replicated_weights_bytes(rm: ResolvedModel, wl: Workload) -> int:
     vision tower)."""
     spec = rm.spec
     h = spec.hidden_size
-    layers = tuple(replace(la, linear_params=_replicated_linear(la, h), expert_params=0, v_proj_params=0,
+    layers = tuple(replace(la, linear_params=_replicated_linear(la, h), expert_params=0, expert_linear_params=0,
+                           v_proj_params=0,
                            down_proj_params=0, params=_replicated_linear(la, h) + la.small_params + la.router_params)
                    for la in spec.layers)
     only = replace(spec, layers=layers, embed_params=0, head_params=0)
@@ -408,7 +419,7 @@ class Evaluator:
         return estimate_speed(self.spec, choice.gpu, count=choice.count, split=split, batch=wl.batch,
                               context=wl.context, weights_bytes=weights_bytes, kv_cache_bytes=kv_cache_bytes,
                               offloaded_bytes=offloaded_bytes, read_fraction=frac, flops_per_token=flops,
-                              engine=wl.engine, quant=quant_scheme(wl.quant, dtype=wl.dtype),
+                              engine=wl.engine, quant=weight_scheme(self.spec, wl),
                               new_tokens=wl.new_tokens, flash_attn=wl.flash_attn, n_ubatch=wl.n_ubatch)
 
     @property
@@ -788,7 +799,7 @@ def offload_plan(ev: Evaluator, choice: GpuChoice, wl: Workload) -> dict[str, An
     if n == 0:
         return None
     no_layers = replace(spec, layers=())
-    fixed_weights = _weights_component(no_layers, quant_scheme(wl.quant, dtype=wl.dtype)).bytes
+    fixed_weights = _weights_component(no_layers, weight_scheme(spec, wl)).bytes
     layer_weights = max(0, e.weights_bytes - fixed_weights)
     per_layer = (layer_weights + e.kv_cache_bytes) / n
     embed_share = fixed_weights * (spec.embed_params / max(1, spec.embed_params + spec.head_params))

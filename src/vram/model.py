@@ -17,6 +17,7 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
+from .dtypes import QuantScheme, stored_scheme
 from .errors import ConfigError, UnsupportedArchitecture
 
 Config = Mapping[str, Any]
@@ -90,6 +91,7 @@ class Layer:
     small_params: int  # 1-D: norms, biases, convolution kernels, sinks
     v_proj_params: int = 0  # for llama.cpp's per-tensor quant mixes
     down_proj_params: int = 0
+    expert_linear_params: int = 0  # the routed experts' matrices (expert_params less their biases)
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ class ModelSpec:
     extra_description: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
     mtp_params: int = 0  # multi-token-prediction layers the checkpoint stores but transformers does not build
+    stored_scheme: QuantScheme | None = None  # the checkpoint's own quantization (config.json quantization_config)
 
     @property
     def num_layers(self) -> int:
@@ -291,6 +294,7 @@ class _Acc:
     router: int = 0
     v_proj: int = 0
     down: int = 0
+    expert_linear: int = 0
 
     def lin(self, n_in: int, n_out: int, bias: bool = False) -> int:
         w, b = _linear(n_in, n_out, bias)
@@ -305,7 +309,8 @@ class _Acc:
     def layer(self, attention: Attention | None, mixer: StateMixer | None, mlp: Mlp | None) -> Layer:
         return Layer(attention=attention, mixer=mixer, mlp=mlp, params=self.total, linear_params=self.linear,
                      expert_params=self.expert, router_params=self.router, small_params=self.small,
-                     v_proj_params=self.v_proj, down_proj_params=self.down)
+                     v_proj_params=self.v_proj, down_proj_params=self.down,
+                     expert_linear_params=self.expert_linear)
 
 
 def _std_attention(acc: _Acc, cfg: Config, h: int, *, bias_qkv: bool, bias_o: bool, window: int | None,
@@ -339,6 +344,7 @@ def _experts(acc: _Acc, h: int, inter: int, n: int, *, gated: bool = True, bias:
     b = ((2 * inter if gated else inter) + h) * n if bias else 0
     acc.linear += per * n
     acc.expert += per * n
+    acc.expert_linear += per * n
     acc.down += inter * h * n
     acc.small += b
     acc.expert += b
@@ -821,6 +827,8 @@ def _model_from_config(config: Config, name: str | None = None) -> ModelSpec:
     mtp, mtp_note = _mtp_params(text_cfg, mt, layers, h, vocab)
     if mtp_note:
         notes.append(mtp_note)
+    qc = config.get("quantization_config", text_cfg.get("quantization_config"))
+    scheme = stored_scheme(qc, is_moe=any(layer.expert_params for layer in layers)) if qc is not None else None
     rope_dim = 0
     atts = [layer.attention for layer in layers if layer.attention is not None]
     if atts:
@@ -836,6 +844,7 @@ def _model_from_config(config: Config, name: str | None = None) -> ModelSpec:
         max_position_embeddings=_get(text_cfg, "max_position_embeddings", "n_positions", default=None),
         torch_dtype=_dtype(text_cfg if "torch_dtype" in text_cfg or "dtype" in text_cfg else config),
         rope_dim=rope_dim, extra_params=extra, extra_description=extra_desc, notes=tuple(notes), mtp_params=mtp,
+        stored_scheme=scheme,
         use_cache=bool(text_cfg.get("use_cache", True)),
         logit_softcap=bool(text_cfg.get("final_logit_softcapping")),
     )

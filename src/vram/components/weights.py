@@ -40,9 +40,11 @@ def weights_bytes(model: ModelSpec, scheme: QuantScheme, *, buffers_bytes: int =
     n = model.num_layers
     linear_bits = 0.0
     small = router = 0
+    expert_bits = scheme.linear_bits if scheme.expert_bits is None else scheme.expert_bits
     if scheme.gguf_mix is None:  # same bits for every layer: count each distinct layer once
         for layer, count in model.distinct_layers:
-            linear_bits += count * scheme.linear_bits * layer.linear_params
+            experts = layer.expert_linear_params
+            linear_bits += count * (scheme.linear_bits * (layer.linear_params - experts) + expert_bits * experts)
             small += count * layer.small_params
             router += count * layer.router_params
     else:
