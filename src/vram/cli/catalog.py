@@ -49,11 +49,16 @@ def run_models(args: argparse.Namespace) -> int:
     from ..units import fmt_count
 
     t = Table(title=f"{len(found)} models" + (f" matching {args.query!r}" if args.query else ""))
-    for col in ("id", "name", "params", "context", "license", "hub repo"):
+    for col in ("family", "id", "name", "params", "context", "license", "hub repo"):
         t.add_column(col)
-    for m in found:
-        t.add_row(m.id, m.name, fmt_count(m.params) if m.params else "?", f"{m.context_length or '?':,}"
-                  if m.context_length else "?", m.license, m.hf_repo)
+    previous = None
+    # grouped by family (a rule between families), smallest first within one
+    for m in sorted(found, key=lambda e: (e.family, e.params or 0, e.id)):
+        if previous is not None and m.family != previous:
+            t.add_section()
+        t.add_row(m.family if m.family != previous else "", m.id, m.name, fmt_count(m.params) if m.params else "?",
+                  f"{m.context_length or '?':,}" if m.context_length else "?", m.license, m.hf_repo)
+        previous = m.family
     Console().print(t)
     return 0
 
