@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from vram.components.kv_cache import layer_kv_bytes, state_bytes
+from vram.errors import UnsupportedArchitecture
 from vram.model import model_from_config, supported_model_types
 
 ARCH_DIR = Path(__file__).parent / "data" / "arch"
@@ -166,3 +167,16 @@ def test_active_params_of_moe_follow_the_hand_formula(fixture: dict[str, Any]) -
     assert [i for i, layer in enumerate(spec.layers) if layer.mlp and layer.mlp.kind == "moe"] == moe_layers
     inactive = len(moe_layers) * (experts - topk) * per_expert
     assert spec.active_params == fixture["params"] - inactive
+
+
+def test_multimodal_wrappers_count_the_language_model_and_say_what_is_left_out() -> None:
+    """A mistral3 / qwen3_5 / llama4 wrapper: its text_config is the model described; the note names the towers not
+    counted. A text model_type vram does not describe is refused naming it."""
+    text = _load(ARCH_DIR / "qwen3_5_text.json")
+    wrapped = {"model_type": "qwen3_5", "architectures": ["Qwen3_5ForConditionalGeneration"],
+               "text_config": text["config"], "vision_config": {"depth": 2, "hidden_size": 32}}
+    spec = model_from_config(wrapped)
+    assert spec.params == text["params"] and spec.text_params == text["params"]
+    assert any("vision" in n and "not" in n for n in spec.notes)
+    with pytest.raises(UnsupportedArchitecture, match="qwen3_vl_text"):
+        model_from_config({"model_type": "qwen3_vl", "text_config": {"model_type": "qwen3_vl_text"}})
