@@ -108,7 +108,7 @@ def _moe_layers(cfg: dict[str, Any]) -> list[int]:
         return list(range(step - 1, n, step))
     if mt == "nemotron_h":
         return [i for i, c in enumerate(cfg["hybrid_override_pattern"]) if c == "E"]
-    if mt in ("qwen2_moe", "qwen3_moe", "qwen3_next", "qwen3_5_moe_text"):
+    if mt in ("qwen2_moe", "qwen3_moe", "qwen3_next", "qwen3_5_moe_text", "qwen3_vl_moe_text"):
         step = cfg.get("decoder_sparse_step", 1)
         only = set(cfg.get("mlp_only_layers") or [])
         return [i for i in range(n) if i not in only and (i + 1) % step == 0]
@@ -125,7 +125,7 @@ def _expert_params(cfg: dict[str, Any]) -> tuple[int, int, int]:
         return 3 * h * inter + 2 * inter + h, cfg["num_local_experts"], cfg["num_experts_per_tok"]
     if mt in DEEPSEEK_LIKE or mt == "glm4_moe":
         return 3 * h * cfg["moe_intermediate_size"], cfg["n_routed_experts"], cfg["num_experts_per_tok"]
-    if mt in ("qwen2_moe", "qwen3_moe", "qwen3_next", "qwen3_5_moe_text"):
+    if mt in ("qwen2_moe", "qwen3_moe", "qwen3_next", "qwen3_5_moe_text", "qwen3_vl_moe_text"):
         return 3 * h * cfg["moe_intermediate_size"], cfg["num_experts"], cfg["num_experts_per_tok"]
     if mt == "ernie4_5_moe":
         return 3 * h * cfg["moe_intermediate_size"], cfg["moe_num_experts"], cfg["moe_k"]
@@ -151,12 +151,13 @@ def _expert_params(cfg: dict[str, Any]) -> tuple[int, int, int]:
 DEEPSEEK_LIKE = {"deepseek_v2", "deepseek_v3", "kimi_k2", "glm4_moe_lite", "deepseek_v32", "glm_moe_dsa"}
 MOE_TYPES = DEEPSEEK_LIKE | {"mixtral", "qwen2_moe", "qwen3_moe", "phimoe", "gpt_oss", "olmoe", "glm4_moe",
                              "ernie4_5_moe", "hunyuan_v1_moe", "minimax_m2", "qwen3_next", "qwen3_5_moe_text",
-                             "granitemoehybrid", "nemotron_h", "llama4_text", "kimi_linear", "gemma4_text"}
+                             "granitemoehybrid", "nemotron_h", "llama4_text", "kimi_linear", "gemma4_text",
+                             "qwen3_vl_moe_text"}
 
 
 def test_active_params_of_moe_follow_the_hand_formula(fixture: dict[str, Any]) -> None:
-    cfg = fixture["config"]
-    spec = model_from_config(cfg)
+    spec = model_from_config(fixture["config"])
+    cfg = fixture["config"].get("text_config", fixture["config"])  # a multimodal wrapper: its language model
     if cfg["model_type"] not in MOE_TYPES or not _moe_layers(cfg):
         assert not spec.is_moe
         assert spec.active_params == spec.params == fixture["params"]
@@ -170,13 +171,16 @@ def test_active_params_of_moe_follow_the_hand_formula(fixture: dict[str, Any]) -
 
 
 def test_multimodal_wrappers_count_the_language_model_and_say_what_is_left_out() -> None:
-    """A mistral3 / qwen3_5 / llama4 wrapper: its text_config is the model described; the note names the towers not
-    counted. A text model_type vram does not describe is refused naming it."""
-    text = _load(ARCH_DIR / "qwen3_5_text.json")
-    wrapped = {"model_type": "qwen3_5", "architectures": ["Qwen3_5ForConditionalGeneration"],
-               "text_config": text["config"], "vision_config": {"depth": 2, "hidden_size": 32}}
+    """A wrapper whose vision tower vram describes (Qwen3-VL, Qwen3.5: the fixtures above) counts it exactly; one it
+    does not (mistral3's Pixtral) counts its text_config's language model and the note names the towers left out.
+    A text model_type vram does not describe is refused naming it."""
+    text = _load(ARCH_DIR / "mistral_no_window.json")
+    wrapped = {"model_type": "mistral3", "architectures": ["Mistral3ForConditionalGeneration"],
+               "text_config": text["config"], "vision_config": {"model_type": "pixtral", "hidden_size": 32}}
     spec = model_from_config(wrapped)
-    assert spec.params == text["params"] and spec.text_params == text["params"]
+    assert spec.params == text["params"] and spec.extra_params == 0
     assert any("vision" in n and "not" in n for n in spec.notes)
-    with pytest.raises(UnsupportedArchitecture, match="qwen3_vl_text"):
-        model_from_config({"model_type": "qwen3_vl", "text_config": {"model_type": "qwen3_vl_text"}})
+    vl = model_from_config(_load(ARCH_DIR / "qwen3_vl.json")["config"])
+    assert vl.extra_params > 0 and not any("not" in n and "vision" in n for n in vl.notes)
+    with pytest.raises(UnsupportedArchitecture, match="glm4v_moe_text"):
+        model_from_config({"model_type": "glm4v_moe", "text_config": {"model_type": "glm4v_moe_text"}})

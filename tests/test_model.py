@@ -140,9 +140,13 @@ def test_every_catalog_llm_is_a_supported_type_and_adds_up() -> None:
         for layer in spec.layers:
             assert layer.params == layer.linear_params + layer.small_params + layer.router_params
             assert 0 <= layer.expert_params <= layer.params
-            assert layer.attention is not None or layer.mixer is not None
+            # a token mixer, or (Nemotron-H) a layer that is only an MLP / MoE block
+            assert layer.attention is not None or layer.mixer is not None or layer.mlp is not None
         assert (spec.head_params == 0) == spec.tie_word_embeddings or entry.config.get("lm_head_bias")
-        assert spec.embed_params == spec.vocab_size * spec.hidden_size
+        tc = entry.config.get("text_config", entry.config)
+        per_layer = (tc.get("vocab_size_per_layer_input", 0) * tc.get("hidden_size_per_layer_input", 0)
+                     * spec.num_layers)  # Gemma 3n / 4 per-layer embeddings
+        assert spec.embed_params == spec.vocab_size * spec.hidden_size + per_layer
         assert spec.num_layers == len(spec.layers) > 0
         assert 0 < spec.active_params <= spec.params
         assert spec.is_moe == any(layer.mlp is not None and layer.mlp.kind == "moe" for layer in spec.layers)

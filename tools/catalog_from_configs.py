@@ -325,6 +325,14 @@ NV = [
     ("Qwen--Qwen3-32B-FP8", "qwen3-32b-fp8", "Qwen3 32B FP8", "qwen3", "apache-2.0", "32B"),
 ]
 E += [(stem, mid, name, fam, lic, stem.replace("--", "/"), [], pub) for stem, mid, name, fam, lic, pub in NV]
+VL = [("Qwen--Qwen3-VL-2B-Instruct", "qwen3-vl-2b", "Qwen3-VL 2B", "2B"),
+      ("Qwen--Qwen3-VL-4B-Instruct", "qwen3-vl-4b", "Qwen3-VL 4B", "4B"),
+      ("Qwen--Qwen3-VL-8B-Instruct", "qwen3-vl-8b", "Qwen3-VL 8B", "8B"),
+      ("Qwen--Qwen3-VL-32B-Instruct", "qwen3-vl-32b", "Qwen3-VL 32B", "32B"),
+      ("Qwen--Qwen3-VL-32B-Thinking", "qwen3-vl-32b-thinking", "Qwen3-VL 32B Thinking", "32B"),
+      ("Qwen--Qwen3-VL-30B-A3B-Instruct", "qwen3-vl-30b-a3b", "Qwen3-VL 30B-A3B", "30B"),
+      ("Qwen--Qwen3-VL-235B-A22B-Instruct", "qwen3-vl-235b-a22b", "Qwen3-VL 235B-A22B", "235B")]
+E += [(stem, mid, name, "qwen3-vl", "apache-2.0", stem.replace("--", "/"), [], pub) for stem, mid, name, pub in VL]
 made = []
 for stem, mid, name, fam, lic, repo, aliases, pub in E:
     if name is None:
@@ -337,7 +345,11 @@ for stem, mid, name, fam, lic, repo, aliases, pub in E:
     if borrowed:  # the config of a quantized copy describes the architecture; its quantization is not the repo's
         cfg.pop("quantization_config", None)
         raw = {k: v for k, v in raw.items() if k != "quantization_config"}
-    if isinstance(raw.get("text_config"), dict):
+    whole = raw.get("model_type") in ("qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe")
+    if whole:  # vram counts these vision towers too: the whole checkpoint
+        note = (f"Whole multimodal checkpoint ({raw['architectures'][0]}): language model and vision tower with its "
+                "patch merger(s).")
+    elif isinstance(raw.get("text_config"), dict):
         tc = dict(raw["text_config"])
         for k in ("quantization_config", "tie_word_embeddings", "torch_dtype", "dtype"):
             if k in raw and k not in tc:
@@ -371,7 +383,7 @@ for stem, mid, name, fam, lic, repo, aliases, pub in E:
     if n != spec.params:
         print("MISMATCH", mid, n, spec.params, spec.params - n)
         continue
-    ctx = cfg.get("max_position_embeddings") or 131072
+    ctx = cfg.get("max_position_embeddings") or (cfg.get("text_config") or {}).get("max_position_embeddings") or 131072
     entry = {
         "id": mid,
         "name": name,
@@ -381,6 +393,7 @@ for stem, mid, name, fam, lic, repo, aliases, pub in E:
         "aliases": aliases,
         "context_length": int(ctx),
         "params": n,
+        **({"text_params": spec.text_params} if spec.extra_params else {}),
         "params_source": f"transformers {transformers.__version__} meta-device instantiation",
         **({"published_params_text": pub} if pub else {}),
         "params_note": (note + " " if note else "")

@@ -720,6 +720,48 @@ def model_level_params(cfg: Config, mt: str, h: int, n: int) -> tuple[int, int]:
     return emb, other
 
 
+
+# ---------------------------------------------------------------------------------------------------------------
+# vision towers of multimodal checkpoints (counted into ModelSpec.extra_params)
+
+_QWEN_VISION_DEFAULTS: dict[str, Any] = {"depth": 27, "hidden_size": 1152, "intermediate_size": 4304,
+                                         "in_channels": 3, "patch_size": 16, "temporal_patch_size": 2,
+                                         "spatial_merge_size": 2, "out_hidden_size": 3584,
+                                         "num_position_embeddings": 2304}
+
+
+def qwen3_vl_vision_params(vc: Config, with_deepstack: bool) -> int:
+    """Qwen3-VL / Qwen3.5 vision tower (transformers Qwen3VLVisionModel): a Conv3d patch embedding (bias), learned
+    position embeddings, `depth` ViT blocks (two LayerNorms, fused qkv and proj with bias, a plain MLP with bias),
+    the patch merger (LayerNorm over hidden, then two Linears over hidden × merge²) and, in Qwen3-VL, one
+    "deepstack" merger per deepstack_visual_indexes entry (its LayerNorm over hidden × merge²). Defaults are the
+    config class's (a published config.json spells them out)."""
+    v = {**_QWEN_VISION_DEFAULTS, **{k: x for k, x in vc.items() if x is not None}}
+    d, f, depth = _positive(v, "hidden_size"), _positive(v, "intermediate_size"), _int(v, "depth")
+    p, t, c = _positive(v, "patch_size"), _positive(v, "temporal_patch_size"), _positive(v, "in_channels")
+    m, out = _positive(v, "spatial_merge_size"), _positive(v, "out_hidden_size")
+    npos = _int(v, "num_position_embeddings")
+    big = d * m * m
+    block = 4 * d + 3 * d * d + 3 * d + d * d + d + d * f + f + f * d + d
+    merger = big * big + big + big * out + out
+    deep = v.get("deepstack_visual_indexes", [8, 16, 24]) if with_deepstack else []
+    n_deep = len(deep) if isinstance(deep, list) else 0
+    return c * t * p * p * d + d + npos * d + depth * block + 2 * d + merger + n_deep * (2 * big + merger)
+
+
+VISION_TOWERS = {"qwen3_vl": True, "qwen3_vl_moe": True, "qwen3_5": False, "qwen3_5_moe": False}
+
+
+def vision_params(outer: Config) -> tuple[int, str]:
+    """(parameters, description) of the vision tower + projector of a multimodal wrapper vram describes, else
+    (0, "")."""
+    mt = str(outer.get("model_type") or "")
+    vc = outer.get("vision_config")
+    if mt in VISION_TOWERS and isinstance(vc, dict):
+        return qwen3_vl_vision_params(vc, VISION_TOWERS[mt]), f"{mt} vision tower and patch merger"
+    return 0, ""
+
+
 FAMILIES: dict[str, Any] = {
     "glm4_moe": glm4_moe,
     "ernie4_5_moe": ernie4_5_moe,
@@ -737,4 +779,4 @@ FAMILIES: dict[str, Any] = {
     "gemma4_text": gemma_per_layer,
 }
 
-__all__ = ["FAMILIES", "attention", "model_level_params", "moe"]
+__all__ = ["FAMILIES", "attention", "model_level_params", "moe", "vision_params"]

@@ -707,6 +707,7 @@ FAMILIES = {
 }
 # model_type aliases that share an implementation
 _ALIASES = {"kimi_k2": "deepseek_v3",  # Kimi-K2's remote code is DeepSeek-V3's network
+            "qwen3_vl_text": "qwen3", "qwen3_vl_moe_text": "qwen3_moe",  # Qwen3-VL's language models
             "gemma3": "gemma3_text", "yi": "llama", "falcon3": "llama", "smollm": "llama", "granite": "llama"}
 
 
@@ -824,6 +825,8 @@ def _model_from_config(config: Config, name: str | None = None) -> ModelSpec:
     if outer is not None and isinstance(outer.get("vision_config"), Mapping) and mt == "gemma3_text":
         extra = _siglip_params(outer["vision_config"], h)
         extra_desc = "SigLIP vision tower and projector"
+    elif outer is not None:
+        extra, extra_desc = vision_params(outer)
     mtp, mtp_note = _mtp_params(text_cfg, mt, layers, h, vocab)
     if mtp_note:
         notes.append(mtp_note)
@@ -909,7 +912,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 
 from .architectures import FAMILIES as _NEW_FAMILIES  # noqa: E402  (they build on the helpers above)
-from .architectures import model_level_params  # noqa: E402
+from .architectures import model_level_params, vision_params  # noqa: E402
 
 FAMILIES.update(_NEW_FAMILIES)
 
