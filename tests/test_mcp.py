@@ -11,6 +11,8 @@ from typing import Any
 import anyio
 import pytest
 
+from vram.hardware import models_for
+
 mcp = pytest.importorskip("mcp")
 
 from mcp import ClientSession, StdioServerParameters, stdio_client  # noqa: E402
@@ -83,7 +85,8 @@ def test_each_tool_answers_like_the_cli(calls: dict[str, Any], run_cli: Any) -> 
 
     err, text = calls["models_for_hardware"]
     m = json.loads(text)
-    assert not err and m["models"][0]["model"] == "mistral-small-24b-2501"
+    assert not err and m["models"][0]["model"] == models_for("rtx-4060-ti-16gb", engine="llama.cpp",
+                                                            context=8192)[0].model
     check("models", m)
 
 
