@@ -151,3 +151,36 @@ def test_huge_sparse_gguf_reads_only_the_header(tmp_path: Path) -> None:
     tracemalloc.stop()
     assert g.tensors[0].nbytes == 2 * 2**30
     assert peak < 1 << 20
+
+
+def test_qwen3_next_gguf_keys_give_the_hybrid_layers_and_their_state() -> None:
+    """llama.cpp's Qwen3-Next GGUF keys (ssm.* for the gated DeltaNet shapes, full_attention_interval) describe the
+    same layers, KV cache and fixed state as the config.json transformers builds from (tests/data/arch)."""
+    import json as _json
+
+    from vram.model import model_from_config
+    from vram.sources.gguf import config_from_metadata
+
+    fx = _json.loads((Path(__file__).parent / "data" / "arch" / "qwen3_next.json").read_text())
+    c = fx["config"]
+    a = "qwen3next"
+    meta = {f"{a}.block_count": c["num_hidden_layers"], f"{a}.embedding_length": c["hidden_size"],
+            f"{a}.attention.head_count": c["num_attention_heads"],
+            f"{a}.attention.head_count_kv": c["num_key_value_heads"], f"{a}.attention.key_length": c["head_dim"],
+            f"{a}.vocab_size": c["vocab_size"], f"{a}.feed_forward_length": c["intermediate_size"],
+            f"{a}.expert_count": c["num_experts"], f"{a}.expert_used_count": c["num_experts_per_tok"],
+            f"{a}.expert_feed_forward_length": c["moe_intermediate_size"],
+            f"{a}.expert_shared_feed_forward_length": c["shared_expert_intermediate_size"],
+            f"{a}.ssm.conv_kernel": c["linear_conv_kernel_dim"], f"{a}.ssm.state_size": c["linear_key_head_dim"],
+            f"{a}.ssm.group_count": c["linear_num_key_heads"], f"{a}.ssm.time_step_rank": c["linear_num_value_heads"],
+            f"{a}.ssm.inner_size": c["linear_value_head_dim"] * c["linear_num_value_heads"],
+            f"{a}.full_attention_interval": 4}
+    from_gguf = model_from_config(config_from_metadata(meta, a))
+    from_hf = model_from_config(c)
+    assert [la.attention is None for la in from_gguf.layers] == [la.attention is None for la in from_hf.layers]
+    assert [la.mixer.state_elems if la.mixer else la.attention.cache_elems_per_token()  # type: ignore[union-attr]
+            for la in from_gguf.layers] == [h["elems"] // (fx["cache_batch"] * (1 if "Linear" in h["class"] else
+                                                                               fx["cache_tokens"]))
+                                           for h in fx["cache_layers"]]
+    # the layers themselves (the embedding is tied in metadata without tensors) are the same
+    assert sum(la.params for la in from_gguf.layers) == sum(la.params for la in from_hf.layers)

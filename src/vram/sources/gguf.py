@@ -31,6 +31,11 @@ ARCH_TO_MODEL_TYPE: dict[str, str] = {
     "qwen2moe": "qwen2_moe", "qwen3moe": "qwen3_moe", "gemma2": "gemma2", "gemma3": "gemma3_text",
     "phi3": "phi3", "olmo2": "olmo2", "command-r": "cohere", "cohere2": "cohere", "deepseek2": "deepseek_v3",
     "gpt-oss": "gpt_oss", "lfm2": "lfm2", "falcon": "falcon",
+    # gated DeltaNet hybrids: llama.cpp's convert_hf_to_gguf.py writes the linear-attention shapes as ssm.* keys
+    # (conv_kernel = linear_conv_kernel_dim, state_size = linear_key_head_dim, group_count = linear_num_key_heads,
+    # time_step_rank = linear_num_value_heads, inner_size = linear_value_head_dim × linear_num_value_heads) and
+    # full_attention_interval
+    "qwen3next": "qwen3_next", "qwen35": "qwen3_5_text", "qwen35moe": "qwen3_5_moe_text",
 }
 
 
@@ -339,8 +344,21 @@ def gguf_config(g: GgufFile) -> dict[str, Any]:
         cfg["num_local_experts"] = cfg["num_experts"] = n_exp
         cfg["num_experts_per_tok"] = _scalar(g.key("expert_used_count")) or 1
         cfg["moe_intermediate_size"] = _scalar(g.key("expert_feed_forward_length")) or ff
-    if mt == "qwen2_moe":
+    if mt in ("qwen2_moe", "qwen3_next", "qwen3_5_moe_text"):
         cfg["shared_expert_intermediate_size"] = _scalar(g.key("expert_shared_feed_forward_length")) or 0
+    if mt in ("qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"):
+        need_ssm = {k: _scalar(g.key(f"ssm.{k}")) for k in ("conv_kernel", "state_size", "group_count",
+                                                             "time_step_rank", "inner_size")}
+        if any(v is None for v in need_ssm.values()):
+            absent = ", ".join(f"{arch}.ssm.{k}" for k, v in need_ssm.items() if v is None)
+            raise SourceError(f"{g.path}: GGUF metadata lacks {absent} (the linear-attention layers' shapes)")
+        v_heads = int(need_ssm["time_step_rank"] or 1)
+        cfg.update(linear_conv_kernel_dim=need_ssm["conv_kernel"], linear_key_head_dim=need_ssm["state_size"],
+                   linear_num_key_heads=need_ssm["group_count"], linear_num_value_heads=v_heads,
+                   linear_value_head_dim=int(need_ssm["inner_size"] or 0) // v_heads,
+                   full_attention_interval=_scalar(g.key("full_attention_interval")) or 4)
+        every = int(cfg["full_attention_interval"])
+        cfg["layer_types"] = ["full_attention" if (i + 1) % every == 0 else "linear_attention" for i in range(n_layer)]
     if mt == "deepseek_v3":
         rope = _scalar(g.key("rope.dimension_count")) or 64
         kv_lora = _scalar(g.key("attention.kv_lora_rank")) or 512
