@@ -84,7 +84,8 @@ def test_sliding_window_layers_are_those_transformers_slides(fixture: dict[str, 
     assert empty == [h["class"] == "DummyLayer" for h in fixture["cache_layers"]]
     for layer in spec.layers:
         if layer.attention is not None and layer.attention.sliding_window is not None:
-            window = fixture["config"].get("attention_chunk_size") or fixture["config"]["sliding_window"]
+            text = fixture["config"].get("text_config", fixture["config"])
+            window = text.get("attention_chunk_size") or text["sliding_window"]
             assert layer.attention.sliding_window == window  # Llama 4's chunks are kept like a window
 
 

@@ -345,7 +345,7 @@ for stem, mid, name, fam, lic, repo, aliases, pub in E:
     if borrowed:  # the config of a quantized copy describes the architecture; its quantization is not the repo's
         cfg.pop("quantization_config", None)
         raw = {k: v for k, v in raw.items() if k != "quantization_config"}
-    whole = raw.get("model_type") in ("qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe")
+    whole = raw.get("model_type") in ("qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe") and "vision_config" in raw
     if whole:  # vram counts these vision towers too: the whole checkpoint
         note = (f"Whole multimodal checkpoint ({raw['architectures'][0]}): language model and vision tower with its "
                 "patch merger(s).")

@@ -353,6 +353,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
                                   "out_hidden_size": 64, "patch_size": 4, "spatial_merge_size": 2,
                                   "temporal_patch_size": 2, "num_position_embeddings": 16},
                 "tie_word_embeddings": False, "num_hidden_layers": 4, "vocab_size": 101},
+    "llama4": {"model_type": "llama4", "architectures": ["Llama4ForConditionalGeneration"],
+               "text_config": cfg("llama4_text", "Llama4ForConditionalGeneration", num_hidden_layers=4,
+                                  num_key_value_heads=2, head_dim=24, intermediate_size=40, intermediate_size_mlp=88,
+                                  num_local_experts=4, num_experts_per_tok=1, interleave_moe_layer_step=2,
+                                  attention_chunk_size=8, use_qk_norm=True),
+               "vision_config": {"hidden_size": 32, "intermediate_size": 56, "num_hidden_layers": 2,
+                                 "num_attention_heads": 2, "image_size": 32, "patch_size": 8, "num_channels": 3,
+                                 "vision_output_dim": 48, "projector_input_dim": 40, "projector_output_dim": 40,
+                                 "pixel_shuffle_ratio": 0.5},
+               "num_hidden_layers": 4, "vocab_size": 101},
     "gpt_oss_layer_types": cfg("gpt_oss", "GptOssForCausalLM", num_key_value_heads=1, head_dim=16,
                                num_local_experts=3, num_experts_per_tok=1, intermediate_size=40, sliding_window=8,
                                layer_types=["full_attention", "sliding_attention", "sliding_attention"]),
@@ -405,7 +415,11 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
     model = cls(build_config(config)).eval()
     ids = torch.randint(1, config["vocab_size"], (CACHE_BATCH, CACHE_TOKENS))
     with torch.no_grad():
-        out = model(input_ids=ids, use_cache=True)
+        try:
+            out = model(input_ids=ids, use_cache=True)
+        except AttributeError:  # Llama 4's wrapper (transformers 5.24) fails a text-only forward: run its LM
+            lm = getattr(model, "language_model", None) or getattr(model.model, "language_model")
+            out = lm(input_ids=ids, use_cache=True)
     return {"params": params, "cache_batch": CACHE_BATCH, "cache_tokens": CACHE_TOKENS,
             "cache_layers": cache_layers(getattr(out, "past_key_values", None) or out.cache_params)}
 

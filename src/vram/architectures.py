@@ -749,6 +749,20 @@ def qwen3_vl_vision_params(vc: Config, with_deepstack: bool) -> int:
     return c * t * p * p * d + d + npos * d + depth * block + 2 * d + merger + n_deep * (2 * big + merger)
 
 
+def llama4_vision_params(vc: Config, text_hidden: int) -> int:
+    """Llama 4's vision encoder and projector (Llama4VisionModel + Llama4MultiModalProjector): a class embedding,
+    (patches + 1) position embeddings, a bias-free linear patch embedding, LayerNorms before and after, ViT layers
+    (q/k/v/o and a plain MLP, all with bias, two LayerNorms), the pixel-shuffle adapter (fc1 intermediate ->
+    projector_input_dim, fc2 projector_output_dim², no bias) and the projector (vision_output_dim -> text hidden)."""
+    d, f, n = _positive(vc, "hidden_size"), _positive(vc, "intermediate_size"), _int(vc, "num_hidden_layers")
+    p, img, c = _positive(vc, "patch_size"), _positive(vc, "image_size"), _positive(vc, "num_channels", default=3)
+    patches = (img // p) ** 2
+    layer = 4 * (d * d + d) + d * f + f + f * d + d + 4 * d
+    adapter = f * _positive(vc, "projector_input_dim") + _positive(vc, "projector_output_dim") ** 2
+    return d + (patches + 1) * d + c * p * p * d + 4 * d + n * layer + adapter + \
+        _positive(vc, "vision_output_dim") * text_hidden
+
+
 VISION_TOWERS = {"qwen3_vl": True, "qwen3_vl_moe": True, "qwen3_5": False, "qwen3_5_moe": False}
 
 
@@ -759,6 +773,9 @@ def vision_params(outer: Config) -> tuple[int, str]:
     vc = outer.get("vision_config")
     if mt in VISION_TOWERS and isinstance(vc, dict):
         return qwen3_vl_vision_params(vc, VISION_TOWERS[mt]), f"{mt} vision tower and patch merger"
+    tc = outer.get("text_config")
+    if mt == "llama4" and isinstance(vc, dict) and isinstance(tc, dict):
+        return llama4_vision_params(vc, _int(tc, "hidden_size")), "Llama 4 vision encoder and projector"
     return 0, ""
 
 
