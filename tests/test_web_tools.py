@@ -61,7 +61,8 @@ async def test_models_that_fit_my_gpu(app: Any) -> None:
         assert rows == lib  # the page shows the library's ranking, in order
         assert r.headers["ratelimit-remaining"] == "1500"  # the which price
         j = await c.get("/fits.json", params={"gpu": "m4-pro-48gb"})
-        assert j.status_code == 200 and j.json()["models"][0]["model"] == "mixtral-8x7b"
+        top = models_for("m4-pro-48gb", engine="llama.cpp", context=8192)[0].model
+        assert j.status_code == 200 and j.json()["models"][0]["model"] == top
         bad = await c.get("/fits.json", params={"gpu": "no-such-gpu"})
         assert bad.status_code == 422 and bad.json()["field"] == "gpu"
         assert json.loads(bad.text)["error"].startswith("unknown GPU")
