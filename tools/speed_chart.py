@@ -19,11 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "measurements" / "speed"))
 import fit_check  # noqa: E402
 
-STYLE = {"cases.jsonl": ("shared llama-bench (May 2024)", "o", "#1f77b4"),
-         "shared-new-gpus.jsonl": ("shared, GPUs added to the catalog", "s", "#17becf"),
-         "vllm-serving.jsonl": ("vLLM serving, 1-200 sequences", "^", "#d62728"),
-         "llama-cpp-rtx-pro-6000.jsonl": ("llama.cpp 2025 + FA, RTX PRO 6000", "D", "#2ca02c"),
-         "llama-cpp-moe.jsonl": ("MoE, llama.cpp Dec 2023", "v", "#9467bd")}
+STYLE = {
+    "cases.jsonl": ("shared llama-bench (May 2024)", "o", "#1f77b4"),
+    "shared-new-gpus.jsonl": ("shared, GPUs added to the catalog", "s", "#17becf"),
+    "vllm-serving.jsonl": ("vLLM serving, 1-200 sequences", "^", "#d62728"),
+    "llama-cpp-rtx-pro-6000.jsonl": ("llama.cpp 2025 + FA, RTX PRO 6000", "D", "#2ca02c"),
+    "llama-cpp-moe.jsonl": ("MoE, llama.cpp Dec 2023", "v", "#9467bd"),
+    "llama-cpp-issues.jsonl": ("llama-bench in issues (M4, M1 Max, 3080)", "P", "#ff7f0e"),
+}
 
 
 def main() -> None:
@@ -40,8 +43,16 @@ def main() -> None:
         for fname, (label, marker, color) in STYLE.items():
             sel = [r for r in pts if r["file"] == fname]
             if sel:
-                ax.scatter([r[f"{key}_meas"] for r in sel], [r[f"{key}_pred"] for r in sel], s=22, marker=marker,
-                           color=color, label=f"{label} ({len(sel)})", alpha=0.85, edgecolors="none")
+                ax.scatter(
+                    [r[f"{key}_meas"] for r in sel],
+                    [r[f"{key}_pred"] for r in sel],
+                    s=22,
+                    marker=marker,
+                    color=color,
+                    label=f"{label} ({len(sel)})",
+                    alpha=0.85,
+                    edgecolors="none",
+                )
         errs = sorted(abs(r[key]) for r in pts)
         ax.set_title(f"{title}: median |error| {errs[len(errs) // 2] * 100:.1f} %, n={len(errs)}", fontsize=10)
         ax.set_xscale("log")

@@ -72,11 +72,12 @@ DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
 DEFAULT_DECODE_EFFICIENCY = 0.7
 # The KV cache is read by the attention kernel in long contiguous blocks: the share a copy kernel gets.
 KV_READ_EFFICIENCY = 0.75
-# Dequantizing GGUF blocks on Apple GPUs is ALU bound: bytes × this / the GPU's FP32 rate. ~58 FLOP-equivalents
-# per weight byte (unpack nibbles and 6-bit scales, scale, min, FMA, in 32-wide SIMD groups) put M1 Max Q4_K_M decode
-# at ~0.45 of its bandwidth and M3 Max at ~0.6, as llama-bench measures (XiongjieDai/GPU-Benchmarks-on-LLM-
-# Inference); on the base M1 (2.3 TFLOPS, 68 GB/s) the same rate binds at ~0.6.
-METAL_DEQUANT_FLOP_PER_BYTE = 58.0
+# Dequantizing GGUF blocks on Apple GPUs is ALU bound: bytes × this / the GPU's FP32 rate. ~50 FLOP-equivalents
+# per weight byte (unpack nibbles and 6-bit scales, scale, min, FMA, in 32-wide SIMD groups): M1 Max Q4_K_M decode
+# runs at 0.44 of its bandwidth in May 2024 builds and 0.53 in 2026 ones, M3 Max at ~0.6 (XiongjieDai/GPU-
+# Benchmarks-on-LLM-Inference, brand-o/normiebench#40); the value is between the builds. The base M1 (2.3 TFLOPS,
+# 68 GB/s) and M4 (~4 TFLOPS, 120 GB/s) are bound by it too.
+METAL_DEQUANT_FLOP_PER_BYTE = 50.0
 
 # --- fixed costs -----------------------------------------------------------------------------------------------
 # Per transformer block per decode step: the block's ~20 small kernels (norms, rope, KV copy, softmax, adds,
@@ -183,7 +184,7 @@ class Speed:
 
 # p10 and p90 of measured / predicted over the public measurements (measurements/speed/, fit_check.py --spread),
 # by quantity: the range shown next to a figure.
-SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.89, 1.12), "prefill": (0.8, 1.29)}
+SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.89, 1.11), "prefill": (0.8, 1.29)}
 
 
 def expert_coverage(num_experts: int, experts_per_token: int, tokens: int) -> float:
