@@ -49,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
         db.close()
     print(f"vram: serving on http://{args.host}:{args.port} (database: "
           f"{settings.database_url or settings.data_dir / 'vram.sqlite3'})", file=sys.stderr)
-    uvicorn.run("vram.web.app:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
-                proxy_headers=False, log_level="info")
+    uvicorn.run("vram.web.app:app_from_env", factory=True, **uvicorn_options(args.host, args.port, args.workers))
     return 0
+
+
+def uvicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
+    """How `vram serve` runs uvicorn (benchmarks/load_test.py runs its bare comparison app with the same)."""
+    return {"host": host, "port": port, "workers": workers, "proxy_headers": False, "log_level": "info"}

@@ -101,10 +101,16 @@ def local_allowed(request: Request) -> bool:
         return False
 
 
-def check_local(request: Request, body: Any) -> None:
+def names_local_gpu(body: Any) -> bool:
+    """Whether a request body asks for this machine's GPUs (bodies without a GPU field never do)."""
     from .ops import uses_local_gpu
 
-    if uses_local_gpu(body) and not local_allowed(request):
+    fields = type(body).model_fields
+    return ("gpu" in fields or "gpus" in fields) and uses_local_gpu(body)
+
+
+def check_local(request: Request, body: Any) -> None:
+    if names_local_gpu(body) and not local_allowed(request):
         raise ApiError(422, "gpu: 'local' (this machine's GPUs) is offered only when vram serves on your own "
                        "machine; pick a catalog GPU", field="gpu")
 
@@ -117,9 +123,7 @@ PRECHECK_COST = 1000
 
 def answer_key(kind: str, body: Any) -> tuple[str, str] | None:
     """What makes two requests the same answer; None for answers never kept (this machine's GPUs)."""
-    from .ops import uses_local_gpu
-
-    if uses_local_gpu(body):
+    if names_local_gpu(body):
         return None
     return kind, body.model_dump_json()
 
@@ -148,12 +152,15 @@ async def _operation_response(request: Request, kind: str, body: Any) -> Respons
             from .ops import precheck
 
             precheck(body)  # an unknown model or GPU is a 422 whatever is left of the allowance
-            state = await run_in_threadpool(svc.quota.state, sub)
+            state = svc.quota.state(sub) if svc.inline else await run_in_threadpool(svc.quota.state, sub)
             if state.remaining < cost:
                 request.state.quota = state
                 raise over_allowance(state, cost, sub.signed_in)
         answer = await run_in_threadpool(compute_answer, svc, kind, body, cost, key)  # an unknown name: 422 here
-    ok, state = await run_in_threadpool(svc.quota.charge, sub, cost, kind)
+    if svc.inline:
+        ok, state = svc.quota.charge(sub, cost, kind)
+    else:
+        ok, state = await run_in_threadpool(svc.quota.charge, sub, cost, kind)
     request.state.quota = state
     if not ok:
         raise over_allowance(state, cost, sub.signed_in)

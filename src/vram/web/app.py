@@ -17,7 +17,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
@@ -197,6 +196,9 @@ def _wants_html(request: Request) -> bool:
         "text/html" in request.headers.get("accept", "")
 
 
+_OURS = {b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset", b"ratelimit-policy",
+         b"content-security-policy", b"x-content-type-options", b"x-frame-options", b"referrer-policy",
+         b"cross-origin-opener-policy", b"permissions-policy", b"strict-transport-security", b"x-robots-tag"}
 _SECURITY_HEADERS = (("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff"),
                      ("X-Frame-Options", "DENY"), ("Referrer-Policy", "same-origin"),
                      ("Cross-Origin-Opener-Policy", "same-origin"),
@@ -217,8 +219,10 @@ class PerRequest:
         self.app = app
         self.svc = services
         self.settings = settings
-        self.hsts = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains") if settings.secure_cookies \
-            else None
+        hsts = [("Strict-Transport-Security", "max-age=31536000; includeSubDomains")] if settings.secure_cookies else []
+        self.fixed = [(k.lower().encode(), v.encode()) for k, v in (*_SECURITY_HEADERS, *hsts)]
+        self.policy = f";w={settings.window_s}".encode()
+        self.csrf_cookie = {s: _csrf_cookie("%s", s) for s in (False, True)}  # the Set-Cookie value, %s: the token
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -239,7 +243,10 @@ class PerRequest:
         live_token: str | None = None
         if token:
             try:
-                subject, live_token = await run_in_threadpool(svc.subject_for, address, token)
+                if svc.inline:
+                    subject, live_token = svc.subject_for(address, token)
+                else:
+                    subject, live_token = await run_in_threadpool(svc.subject_for, address, token)
             except OUTAGES as exc:
                 subject = svc.anonymous(address)  # the catalog needs no account
                 if not path.startswith(NEEDS_NO_STORAGE):
@@ -253,10 +260,10 @@ class PerRequest:
         state.quota = None
         csrf = request.cookies.get(CSRF_COOKIE)
         new_csrf = None
-        if not csrf:
+        if not csrf and auth_via != "bearer":  # a Bearer client carries no ambient authority: no CSRF cookie
             csrf = new_csrf = secrets.token_urlsafe(24)
             state.new_csrf = csrf
-        state.csrf = csrf
+        state.csrf = csrf or ""
         length = request.headers.get("content-length", "")
         answer = early
         if early is None and length.isdigit() and int(length) > MAX_BODY_BYTES:  # refused unread, counts shown
@@ -269,25 +276,26 @@ class PerRequest:
                 quota = state.quota
                 if quota is None and early is None:
                     try:
-                        quota = await run_in_threadpool(svc.quota.state, subject)
+                        quota = svc.quota.state(subject) if svc.inline else \
+                            await run_in_threadpool(svc.quota.state, subject)
                     except OUTAGES:  # only answers that needed no storage get here: they go out without the counts
                         quota = None
-                h = MutableHeaders(scope=message)
+                # the answer's own headers, less any this middleware sets (they were never the app's to choose)
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in _OURS]
                 if quota is not None:
-                    h["RateLimit-Limit"] = str(quota.limit)
-                    h["RateLimit-Remaining"] = str(quota.remaining)
-                    h["RateLimit-Reset"] = str(quota.reset_in_s)
-                    h["RateLimit-Policy"] = f"{quota.limit};w={settings.window_s}"
+                    limit = str(quota.limit).encode()
+                    headers += [(b"ratelimit-limit", limit), (b"ratelimit-remaining", str(quota.remaining).encode()),
+                                (b"ratelimit-reset", str(quota.reset_in_s).encode()),
+                                (b"ratelimit-policy", limit + self.policy)]
                 if new_csrf is not None:
-                    h.append("set-cookie", _csrf_cookie(new_csrf, secure))
-                for name, value in _SECURITY_HEADERS:
-                    h[name] = value
-                if self.hsts is not None:
-                    h[self.hsts[0]] = self.hsts[1]
-                if path.startswith(("/api/", "/s/", "/history", "/account")) and "cache-control" not in h:
-                    h["Cache-Control"] = "no-store"
-                if path.startswith("/s/"):
-                    h["X-Robots-Tag"] = "noindex"  # a shared link is for whoever got it, not for search engines
+                    headers.append((b"set-cookie", (self.csrf_cookie[secure] % new_csrf).encode()))
+                headers += self.fixed
+                if path.startswith(("/api/", "/s/", "/history", "/account")) and \
+                        not any(k.lower() == b"cache-control" for k, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                if path.startswith("/s/"):  # a shared link is for whoever got it, not for search engines
+                    headers.append((b"x-robots-tag", b"noindex"))
+                message = {**message, "headers": headers}
             await send(message)
 
         if answer is not None:
@@ -311,7 +319,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   "tokens from a daily allowance (2,500 anonymous, 5,000 signed in); see /costs.")
     app.state.services = svc
     app.state.templates = pages.make_templates()
-    for r in ROUTES:
+    # the JSON API first: routes are tried in order, and the API is where the traffic is (paths do not overlap)
+    for r in sorted(ROUTES, key=lambda r: not r.api):
         app.add_api_route(r.path, r.endpoint, methods=[r.method], include_in_schema=r.api,
                           name=f"{r.method.lower()} {r.path}", responses=API_ERRORS if r.api else None)
     app.mount("/static", StaticFiles(directory=str(resources.files("vram.web").joinpath("static"))), name="static")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -79,15 +78,21 @@ class _Insufficient(Exception):
     pass
 
 
-# The allowance charged in one go. SQLite (in-process): one BEGIN IMMEDIATE transaction of plain statements on the
-# driver connection, the process's charges taken in turn under a lock (so they never meet SQLite's busy handler,
-# which sleeps in growing steps). PostgreSQL + Redis: the counter in one Redis script call, then the purchased
-# tokens, the ledger rows and the balance in one SQL statement (one round trip, atomic on its own).
+# The allowance charged in one go. SQLite (in-process), on the process's own connection, one thread at a time
+# (Database.direct): anonymous, one statement; signed in, one BEGIN IMMEDIATE transaction of plain statements.
+# PostgreSQL + Redis: the counter in one Redis script call, then the purchased tokens, the ledger rows and the
+# balance in one SQL statement (one round trip, atomic on its own).
 _SQLITE_READ = "SELECT used, window_start FROM counters WHERE key = ?"
 _SQLITE_UPSERT = ("INSERT INTO counters (key, window_start, used) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
                   "used = excluded.used, window_start = excluded.window_start")
 _SQLITE_SPEND = ("UPDATE users SET purchased_tokens = purchased_tokens - ? WHERE id = ? AND purchased_tokens >= ? "
                  "RETURNING purchased_tokens")
+_SQLITE_TAKE_ALL = """INSERT INTO counters (key, window_start, used) VALUES (?1, ?2, ?3)
+ON CONFLICT(key) DO UPDATE SET
+  used = CASE WHEN ?2 >= window_start + ?4 THEN ?3 ELSE used + ?3 END,
+  window_start = CASE WHEN ?2 >= window_start + ?4 THEN ?2 ELSE window_start END
+WHERE (CASE WHEN ?2 >= window_start + ?4 THEN 0 ELSE used END) + ?3 <= ?5
+RETURNING used, window_start"""
 _SQLITE_BALANCE = "SELECT purchased_tokens FROM users WHERE id = ?"
 _SQLITE_STATE = ("SELECT (SELECT used FROM counters WHERE key = ?1), "
                  "(SELECT window_start FROM counters WHERE key = ?1), "
@@ -115,7 +120,6 @@ class Quota:
         self._sql_counters = isinstance(counters, SqlCounters)
         self._sqlite = self._sql_counters and db.dialect == "sqlite"
         self._pg_redis = not self._sql_counters and db.dialect == "postgresql"
-        self._lock = threading.Lock()
 
     def limit_for(self, subject: Subject) -> int:
         return self.settings.user_daily_tokens if subject.signed_in else self.settings.anon_daily_tokens
@@ -188,47 +192,45 @@ class Quota:
 
     def _charge_sqlite(self, subject: Subject, cost: int, reason: str, limit: int, window: float,
                        now: float) -> tuple[bool, QuotaState]:
-        """The whole charge in one SQLite transaction: counter, purchased tokens, ledger rows, balance."""
+        """Anonymous: one statement (the counter taken only if all of `cost` fits). Signed in: one transaction
+        (counter, purchased tokens, ledger rows, balance)."""
         uid = subject.user_id
-        with self.db.raw() as (info, raw), self._lock:
-            set_durability(info, raw, False, "sqlite")
-            raw.execute("BEGIN IMMEDIATE")
-            try:
-                row = raw.execute(_SQLITE_READ, (subject.key,)).fetchone()
-                used, start = (int(row[0]), float(row[1])) if row is not None else (0, now)
-                if now >= start + window:
-                    used, start = 0, now
-                free = max(0, limit - used)
-                if uid is None:  # anonymous: the daily allowance only, all or nothing
-                    taken = cost if cost <= free else 0
-                    balance, ok = 0, taken == cost
-                else:
-                    taken = min(cost, free)
+        with self.db.direct() as raw:
+            if uid is None:
+                row = raw.execute(_SQLITE_TAKE_ALL, (subject.key, now, cost, window, limit)).fetchone() \
+                    if cost <= limit else None
+                if row is not None:
+                    return True, self._state(subject, int(row[0]), float(row[1]), now, 0)
+                ok = False
+            else:
+                raw.execute("BEGIN IMMEDIATE")
+                try:
+                    row = raw.execute(_SQLITE_READ, (subject.key,)).fetchone()
+                    used, start = (int(row[0]), float(row[1])) if row is not None else (0, now)
+                    if now >= start + window:
+                        used, start = 0, now
+                    taken = min(cost, max(0, limit - used))
                     need = cost - taken
                     if need > 0:
                         got = raw.execute(_SQLITE_SPEND, (need, uid, need)).fetchone()
                         ok = got is not None
-                        balance = int(got[0]) if got is not None else 0
                         if ok:
                             raw.execute(_LEDGER_ROW, (uid, now, -need, "purchased", reason))
                     else:
                         got = raw.execute(_SQLITE_BALANCE, (uid,)).fetchone()
-                        ok, balance = True, int(got[0]) if got is not None else 0
-                    if ok and taken:
-                        raw.execute(_LEDGER_ROW, (uid, now, -taken, "daily", reason))
-                if not ok:
-                    raw.execute("ROLLBACK")
-                else:
-                    if taken or row is None:
+                        ok = got is not None
+                    if ok:
+                        if taken:
+                            raw.execute(_LEDGER_ROW, (uid, now, -taken, "daily", reason))
                         raw.execute(_SQLITE_UPSERT, (subject.key, start, used + taken))
-                    raw.execute("COMMIT")
-            except BaseException:
-                if raw.in_transaction:
+                        raw.execute("COMMIT")
+                        return True, self._state(subject, used + taken, start, now, int(got[0]))
                     raw.execute("ROLLBACK")
-                raise
-        if not ok:
-            return False, self.state(subject)
-        return True, self._state(subject, used + taken, start, now, balance)
+                except BaseException:
+                    if raw.in_transaction:
+                        raw.execute("ROLLBACK")
+                    raise
+        return False, self.state(subject)
 
     def _spend_pg(self, uid: int, need: int, taken: int, now: float, reason: str) -> int | None:
         """Purchased tokens, ledger rows and the balance after, in one autocommit statement; None: not enough."""

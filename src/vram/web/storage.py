@@ -7,6 +7,8 @@ address and how many tokens they used in the current window).
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -208,6 +210,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.dialect = self.engine.dialect.name
+        self._direct: Any = None
+        self._direct_lock = threading.Lock()
 
     @contextmanager
     def tx(self, *, immediate: bool = False, durable: bool = True) -> Iterator[Connection]:
@@ -241,10 +245,41 @@ class Database:
                 if pg and not conn.invalidated:
                     raw.autocommit = False
 
+    @contextmanager
+    def direct(self) -> Iterator[Any]:
+        """SQLite: a connection of the process's own for the statements every request makes (the allowance debit,
+        the session and counter reads), taken by one thread at a time, so the process's debits queue on a lock
+        instead of meeting SQLite's busy handler (which sleeps in growing steps), and no pool is checked out per
+        statement. It commits without waiting for the disk (see make_engine). An outage-like driver error comes out
+        as SQLAlchemy's OperationalError and the connection is opened afresh next time."""
+        import sqlite3
+
+        with self._direct_lock:
+            if self._direct is None:
+                path = self.engine.url.database or ":memory:"
+                conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+                for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=30000", "synchronous=NORMAL"):
+                    conn.execute("PRAGMA " + pragma)
+                self._direct = conn
+            try:
+                yield self._direct
+            except (sqlite3.OperationalError, sqlite3.InterfaceError) as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._direct.close()
+                self._direct = None
+                raise OperationalError("(direct statement)", None, exc) from exc
+
     def one(self, sqlite_sql: str, pg_sql: str, params: Any) -> Any:
-        """The first row of a read-only statement (see raw); SQL written for each dialect's parameter style."""
+        """The first row of a read-only statement (see direct / raw); SQL in each dialect's parameter style."""
+        if self.dialect == "sqlite":
+            with self.direct() as conn:
+                return conn.execute(sqlite_sql, params).fetchone()
         with self.raw() as (_, raw):
-            return raw.execute(sqlite_sql if self.dialect == "sqlite" else pg_sql, params).fetchone()
+            return raw.execute(pg_sql, params).fetchone()
 
     def close(self) -> None:
+        with self._direct_lock:
+            if self._direct is not None:
+                self._direct.close()
+                self._direct = None
         self.engine.dispose()
