@@ -1,14 +1,26 @@
-"""Load test: `vram serve --workers N` on 127.0.0.1 (a free port), driven by httpx + asyncio, bounded in requests
-and time. Reports requests/s and p50/p99 latency for POST /api/v1/estimate and /api/v1/fit, then checks that the
-ledger is exact: for every account, the debits recorded in the database equal the tokens the clients were charged
-(the answers' cost_tokens), the account's purchased balance equals its ledger, and RateLimit-Remaining as the
-clients saw it moved by exactly what they spent.
+"""Load test: `vram serve` on 127.0.0.1 under 64 concurrent clients, every figure a ratio measured in the same run.
 
-    .venv/bin/python benchmarks/load_test.py                       # SQLite, 1 worker
-    .venv/bin/python benchmarks/load_test.py --backend pg --workers 2   # PostgreSQL + Redis on 127.0.0.1
+    .venv/bin/python benchmarks/load_test.py                 # both parts below, then the drains; --json for data
+    .venv/bin/python benchmarks/load_test.py --part sqlite   # or: --part pg
 
-The PostgreSQL run creates a database of its own (dropped afterwards) and uses its own Redis key prefix in db 15
-(deleted afterwards). Exit status 1 if the ledger is not exact or any answer was a 5xx.
+* sqlite: one `vram serve` worker on SQLite and, side by side, a bare FastAPI endpoint returning a constant JSON
+  object (benchmarks/_bare_app.py, served by uvicorn with the options `vram serve` uses). Rounds alternate between
+  the two (the same requests, 64 keep-alive connections, each sending its next request when the last is answered):
+  throughput of POST /api/v1/estimate with the allowance charged (signed-in accounts, the daily allowance then
+  purchased tokens, a ledger row per debit) as a ratio to the bare endpoint's, median over the rounds. Then the
+  latency at a fixed rate: the 64 clients together send 40 % of the bare endpoint's measured throughput (the
+  throughput goal), latency counted from when each request was due.
+* pg: PostgreSQL (a database of its own on 127.0.0.1:5432, dropped afterwards) + Redis (127.0.0.1:6379 db 15, a key
+  prefix of its own, deleted afterwards): `vram serve --workers 1` and `--workers 2` side by side on the same
+  database, rounds alternating; the ratio of their throughputs. The load generator shares the machine's CPUs.
+
+Afterwards, for every account: the ledger's debits equal the tokens its answers said they cost, its purchased
+balance equals its ledger, and GET /quota moved by exactly that. Then a drain: one account holding 7,000 tokens
+hit by 140 concurrent estimates (exactly 70 may be paid), and an anonymous client with 2,500 tokens by 50 (exactly
+25): no overspend. Exit status 1 if any check fails or any answer was a 5xx.
+
+The load generator (benchmarks/_http.py) is a minimal asyncio HTTP/1.1 client, so that most of the CPU it shares
+with the servers goes to them.
 """
 
 from __future__ import annotations
@@ -26,12 +38,13 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from _http import build_request, drive, drive_paced, percentile
 from _machine import machine
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,14 +52,9 @@ PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/15"
 PASSWORD = "load test password"
 DRAIN_GRANT = 2_000  # + the 5,000 daily allowance: exactly 70 estimates
-BODIES: dict[str, list[dict[str, Any]]] = {
-    "estimate": [{"model": m, "context": c} for m, c in (("llama-3.1-8b", 8192), ("qwen2.5-7b", 32768),
-                                                          ("mixtral-8x7b", 4096), ("llama-3.2-1b", 2048))],
-    "fit": [{"model": m, "gpu": g, "context": c} for m, g, c in (("llama-3.1-8b", "rtx-4090", 8192),
-                                                                  ("qwen2.5-7b", "l4", 16384),
-                                                                  ("llama-3.1-70b", "2xh100-sxm", 8192),
-                                                                  ("llama-3.2-1b", "rtx-3060-12gb", 4096))],
-}
+ESTIMATES = [{"model": m, "context": c} for m, c in (("llama-3.1-8b", 8192), ("qwen2.5-7b", 32768),
+                                                     ("mixtral-8x7b", 4096), ("llama-3.2-1b", 2048))]
+GOAL_FRACTION = 0.4  # of the bare endpoint's throughput (issue 18)
 
 
 def free_port() -> int:
@@ -86,35 +94,43 @@ def redis_prefix() -> Any:
 
 
 @contextmanager
-def server(env: dict[str, str], workers: int, log: Path) -> Any:
-    """`vram serve` in its own process group; yields the base URL once /healthz answers."""
-    port = free_port()
+def server(cmd: list[str], port: int, env: dict[str, str], log: Path) -> Any:
+    """A server process in its own process group; yields the port once /healthz answers."""
     with log.open("wb") as out:
-        proc = subprocess.Popen([str(REPO / ".venv/bin/vram"), "serve", "--host", "127.0.0.1", "--port", str(port),
-                                 "--workers", str(workers)], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"vram serve exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+                raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
             try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("vram serve did not answer /healthz within 60 s")
-            time.sleep(0.1)
-        yield url
+                raise RuntimeError(f"{cmd} did not answer /healthz within 120 s")
+            time.sleep(0.2)
+        yield port
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def vram_server(env: dict[str, str], workers: int, log: Path) -> Any:
+    port = free_port()
+    return server([str(REPO / ".venv/bin/vram"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers",
+                   str(workers)], port, env, log)
+
+
+def bare_server(env: dict[str, str], log: Path) -> Any:
+    port = free_port()
+    return server([sys.executable, str(REPO / "benchmarks" / "_bare_app.py"), str(port)], port, env, log)
 
 
 @dataclass
@@ -133,39 +149,66 @@ class Run:
     wall_s: dict[str, float] = field(default_factory=dict)
 
 
-async def drive(url: str, tokens: list[str], op: str, requests: int, concurrency: int, max_seconds: float,
-                run: Run) -> None:
-    """`requests` POSTs of `op` from `concurrency` tasks, round-robin over the accounts; stops at max_seconds."""
-    bodies = BODIES[op]
+async def drive_httpx(url: str, tokens: list[str], requests: int, concurrency: int, run: Run) -> None:
+    """The drains: `requests` estimates from `concurrency` tasks (httpx: the clients' view of every header)."""
     counter = iter(range(requests))
-    deadline = time.monotonic() + max_seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
     async def worker(client: httpx.AsyncClient) -> None:
         for i in counter:
-            if time.monotonic() > deadline:
-                return
             user = i % len(tokens)
-            t0 = time.perf_counter()
             headers = {"Authorization": f"Bearer {tokens[user]}"} if tokens[user] else {}  # "": anonymous
-            r = await client.post(f"/api/v1/{op}", json=bodies[i % len(bodies)], headers=headers)
-            dt = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            r = await client.post("/api/v1/estimate", json=ESTIMATES[i % len(ESTIMATES)], headers=headers)
             cost = int(r.json().get("cost_tokens", 0)) if r.status_code == 200 else 0
             rem = r.headers.get("ratelimit-remaining")
-            run.samples.append(Sample(op, user, r.status_code, dt, cost, int(rem) if rem is not None else None))
+            run.samples.append(Sample("drain", user, r.status_code, time.perf_counter() - t0, cost,
+                                      int(rem) if rem is not None else None))
 
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
-        t0 = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        run.wall_s[op] = time.perf_counter() - t0
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    xs = sorted(values)
-    k = min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))
-    return xs[k]
+def estimate_requests(tokens: list[str], n: int, offset: int = 0) -> list[bytes]:
+    return [build_request("POST", "/api/v1/estimate", "127.0.0.1", ESTIMATES[(offset + i) % len(ESTIMATES)],
+                          {"Authorization": f"Bearer {tokens[(offset + i) % len(tokens)]}"}) for i in range(n)]
+
+
+@dataclass
+class Slice:
+    """One timed slice against one server: requests/s and latencies, and (for vram) who was charged what."""
+
+    rps: float
+    latencies: list[float]
+    statuses: dict[int, int]
+    charged: dict[int, int]  # account index -> tokens its answers cost
+
+
+async def timed_slice(port: int, reqs: list[bytes], users: list[int] | None, concurrency: int) -> Slice:
+    res = await drive("127.0.0.1", port, reqs, concurrency)
+    statuses: dict[int, int] = defaultdict(int)
+    charged: dict[int, int] = defaultdict(int)
+    for i, reply in res.replies:
+        statuses[reply.status] += 1
+        if users is not None and reply.status == 200:
+            charged[users[i]] += int(reply.json()["cost_tokens"])
+    return Slice(len(res.latencies) / res.wall_s, res.latencies, dict(statuses), dict(charged))
+
+
+def _summary(slices: list[Slice]) -> dict[str, Any]:
+    lat = [x for s in slices for x in s.latencies]
+    statuses: dict[int, int] = defaultdict(int)
+    for s in slices:
+        for k, v in s.statuses.items():
+            statuses[k] += v
+    return {"rps_median": statistics.median(s.rps for s in slices), "rps_rounds": [round(s.rps, 1) for s in slices],
+            "p50_ms": 1e3 * percentile(lat, 50), "p99_ms": 1e3 * percentile(lat, 99), "requests": len(lat),
+            "statuses": dict(sorted(statuses.items()))}
+
+
+def _add(into: dict[int, int], charged: dict[int, int]) -> None:
+    for k, v in charged.items():
+        into[k] = into.get(k, 0) + v
 
 
 def create_accounts(settings: Any, n: int, grant: int) -> list[tuple[int, str]]:
@@ -187,17 +230,14 @@ def create_accounts(settings: Any, n: int, grant: int) -> list[tuple[int, str]]:
         svc.close()
 
 
-def ledger_check(settings: Any, accounts: list[tuple[int, str]], run: Run, before: dict[int, int],
-                 after: dict[int, int], grant: int) -> list[str]:
+def ledger_check(settings: Any, accounts: list[tuple[int, str]], charged: dict[int, int], before: list[int],
+                 after: list[int], grant: int) -> list[str]:
     from sqlalchemy import func, select
 
     from vram.web.services import Services
     from vram.web.storage import LedgerRow, User
 
-    spent: dict[int, int] = defaultdict(int)
-    for s in run.samples:
-        if s.status == 200:
-            spent[accounts[s.user][0]] += s.cost
+    spent = {accounts[i][0]: charged.get(i, 0) for i in range(len(accounts))}
     problems = []
     svc = Services.build(settings)
     try:
@@ -221,8 +261,9 @@ def ledger_check(settings: Any, accounts: list[tuple[int, str]], run: Run, befor
     return problems
 
 
+
 async def remaining(url: str, tokens: list[str]) -> list[int]:
-    async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as c:
         out = []
         for t in tokens:
             r = await c.get("/api/v1/quota", headers={"Authorization": f"Bearer {t}"} if t else {})
@@ -232,7 +273,7 @@ async def remaining(url: str, tokens: list[str]) -> list[int]:
 
 
 async def login_all(url: str, accounts: list[tuple[int, str]]) -> list[str]:
-    async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as c:
         tokens = []
         for _, email in accounts:
             r = await c.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
@@ -241,125 +282,138 @@ async def login_all(url: str, accounts: list[tuple[int, str]]) -> list[str]:
         return tokens
 
 
-def run_backend(args: argparse.Namespace) -> dict[str, Any]:
+def drains(settings: Any, url: str, concurrency: int) -> tuple[dict[str, Any], list[str]]:
+    """One account with 7,000 tokens and one anonymous client with 2,500, each hit by twice what it can pay."""
+    problems: list[str] = []
+    acc = create_accounts(settings, 1, DRAIN_GRANT)
+    tok = asyncio.run(login_all(url, acc))
+    before = asyncio.run(remaining(url, tok))
+    run = Run()
+    asyncio.run(drive_httpx(url, tok, 2 * before[0] // 100, concurrency, run))
+    after = asyncio.run(remaining(url, tok))
+    problems += ledger_check(settings, acc, {0: sum(s.cost for s in run.samples if s.status == 200)}, before, after,
+                             DRAIN_GRANT)
+    paid = sum(s.status == 200 for s in run.samples)
+    if paid != before[0] // 100 or after != [before[0] % 100]:
+        problems.append(f"drain: {paid} estimates paid from {before[0]:,} tokens, {after[0]:,} left")
+    anon = Run()
+    anon_before = asyncio.run(remaining(url, [""]))[0]
+    asyncio.run(drive_httpx(url, [""], 2 * anon_before // 100, concurrency, anon))
+    anon_after = asyncio.run(remaining(url, [""]))[0]
+    anon_paid = sum(s.status == 200 for s in anon.samples)
+    if anon_paid != anon_before // 100 or anon_after != anon_before % 100 or \
+            any(s.status not in (200, 429) for s in anon.samples):
+        problems.append(f"anonymous drain: {anon_paid} estimates paid from {anon_before:,} tokens, {anon_after:,} left")
+    return {"tokens": before[0], "requests": len(run.samples), "paid": paid,
+            "refused_429": sum(s.status == 429 for s in run.samples), "anonymous_tokens": anon_before,
+            "anonymous_requests": len(anon.samples), "anonymous_paid": anon_paid}, problems
+
+
+def part(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """sqlite: vram (1 worker) vs the bare endpoint; pg: vram 2 workers vs 1, PostgreSQL + Redis."""
     from vram.web.settings import Settings
 
-    with tempfile.TemporaryDirectory(prefix="vram-load-") as tmp, contextlib_for(args.backend) as (db_url, prefix):
+    with tempfile.TemporaryDirectory(prefix="vram-load-") as tmp, ExitStack() as stack:
         data = Path(tmp)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VRAM_", "STRIPE_"))}
         env.update(VRAM_DATA_DIR=str(data), VRAM_SECRET_KEY="load-test-secret")
         settings = Settings(data_dir=data, secret_key="load-test-secret")
-        if db_url:
+        if name == "pg":
+            db_url = stack.enter_context(pg_database())
+            prefix = stack.enter_context(redis_prefix())
             env.update(VRAM_DATABASE_URL=db_url, VRAM_REDIS_URL=REDIS_URL, VRAM_REDIS_PREFIX=prefix)
             settings.database_url, settings.redis_url, settings.redis_prefix = db_url, REDIS_URL, prefix
-        with server(env, args.workers, data / "server.log") as url:
-            accounts = create_accounts(settings, args.accounts, args.grant)
-            tokens = asyncio.run(login_all(url, accounts))
-            before = asyncio.run(remaining(url, tokens))
-            run = Run()
-            for op in ("estimate", "fit"):
-                # a warm-up (charged and counted in the ledger check, not in the timings): catalog reads, imports
-                warm = Run()
-                asyncio.run(drive(url, tokens, op, args.warmup, args.concurrency, args.max_seconds, warm))
-                run.samples += [Sample("warmup", s.user, s.status, s.seconds, s.cost, s.remaining)
-                                for s in warm.samples]
-                asyncio.run(drive(url, tokens, op, args.requests, args.concurrency, args.max_seconds, run))
-            after = asyncio.run(remaining(url, tokens))
-            # drain: one account with a small balance hit by more concurrent requests than it can pay for
-            drain_acc = create_accounts(settings, 1, DRAIN_GRANT)
-            drain_tok = asyncio.run(login_all(url, drain_acc))
-            drain_before = asyncio.run(remaining(url, drain_tok))
-            drain = Run()
-            n_drain = 2 * drain_before[0] // 100
-            asyncio.run(drive(url, drain_tok, "estimate", n_drain, args.concurrency, args.max_seconds, drain))
-            drain_after = asyncio.run(remaining(url, drain_tok))
-            # the same for an anonymous client (this address: 2,500 tokens a day, counters only, no ledger)
-            anon = Run()
-            anon_before = asyncio.run(remaining(url, [""]))[0]
-            asyncio.run(drive(url, [""], "estimate", 2 * anon_before // 100, args.concurrency, args.max_seconds,
-                              anon))
-            anon_after = asyncio.run(remaining(url, [""]))[0]
-        problems = ledger_check(settings, accounts, run, before, after, args.grant)
-        problems += ledger_check(settings, drain_acc, drain, drain_before, drain_after, DRAIN_GRANT)
-        paid = sum(s.status == 200 for s in drain.samples)
-        if paid != drain_before[0] // 100 or drain_after != [drain_before[0] % 100]:
-            problems.append(f"drain: {paid} estimates paid from {drain_before[0]:,} tokens, {drain_after[0]:,} left")
-        anon_paid = sum(s.status == 200 for s in anon.samples)
-        if anon_paid != anon_before // 100 or anon_after != anon_before % 100 or \
-                any(s.status not in (200, 429) for s in anon.samples):
-            problems.append(f"anonymous drain: {anon_paid} estimates paid from {anon_before:,} tokens, "
-                            f"{anon_after:,} left")
-    ops = {}
-    for op in ("estimate", "fit"):
-        ss = [s for s in run.samples if s.op == op]
-        ok = [s.seconds for s in ss if s.status == 200]
-        ops[op] = {"requests": len(ss), "ok": len(ok), "status": dict(sorted(_count(s.status for s in ss).items())),
-                   "rps": len(ss) / run.wall_s[op] if run.wall_s.get(op) else 0.0,
-                   "p50_ms": 1000 * percentile(ok, 50), "p99_ms": 1000 * percentile(ok, 99),
-                   "mean_ms": 1000 * statistics.fmean(ok) if ok else float("nan")}
-        if any(s.status >= 500 for s in ss):
-            problems.append(f"{op}: {sum(s.status >= 500 for s in ss)} server errors")
-    return {"backend": args.backend, "workers": args.workers, "concurrency": args.concurrency,
-            "accounts": args.accounts, "ops": ops,
-            "drain": {"tokens": drain_before[0], "requests": len(drain.samples),
-                      "paid": paid, "refused_429": sum(s.status == 429 for s in drain.samples),
-                      "anonymous_tokens": anon_before, "anonymous_requests": len(anon.samples),
-                      "anonymous_paid": anon_paid},
-            "ledger_exact": not problems, "problems": problems,
-            "tokens_charged": sum(s.cost for s in run.samples) + sum(s.cost for s in drain.samples)}
+            first = stack.enter_context(vram_server(env, 1, data / "serve-1.log"))
+            other = stack.enter_context(vram_server(env, 2, data / "serve-2.log"))
+            labels = ("1 worker", "2 workers")
+        else:
+            first = stack.enter_context(bare_server(env, data / "bare.log"))
+            other = stack.enter_context(vram_server(env, 1, data / "serve.log"))
+            labels = ("bare FastAPI", "vram serve")
+        url = f"http://127.0.0.1:{other}"
+        accounts = create_accounts(settings, args.accounts, args.grant)
+        tokens = asyncio.run(login_all(url, accounts))
+        before = asyncio.run(remaining(url, tokens))
+        charged: dict[int, int] = {}
+        vram_ports = (first, other) if name == "pg" else (other,)
+        n, c = args.requests, args.concurrency
+        users = [i % len(tokens) for i in range(n)]
 
+        async def rounds() -> tuple[list[Slice], list[Slice]]:
+            a: list[Slice] = []
+            b: list[Slice] = []
+            for port in (first, other):  # warm-up (charged, checked; not timed)
+                s = await timed_slice(port, estimate_requests(tokens, args.warmup), users,
+                                      c) if port in vram_ports else await timed_slice(
+                    port, estimate_requests(tokens, args.warmup), None, c)
+                _add(charged, s.charged)
+            for r in range(args.rounds):
+                for port, out in ((first, a), (other, b)) if r % 2 == 0 else ((other, b), (first, a)):
+                    reqs = estimate_requests(tokens, n, offset=r)
+                    s = await timed_slice(port, reqs, [(r + i) % len(tokens) for i in range(n)]
+                                          if port in vram_ports else None, c)
+                    _add(charged, s.charged)
+                    out.append(s)
+            return a, b
 
-def _count(xs: Any) -> dict[int, int]:
-    out: dict[int, int] = defaultdict(int)
-    for x in xs:
-        out[x] += 1
-    return dict(out)
-
-
-@contextmanager
-def contextlib_for(backend: str) -> Any:
-    if backend == "sqlite":
-        yield None, ""
-        return
-    with pg_database() as url, redis_prefix() as prefix:
-        yield url, prefix
-
+        a, b = asyncio.run(rounds())
+        result: dict[str, Any] = {"part": name, "concurrency": c, "requests_per_round": n, "rounds": args.rounds,
+                                  labels[0]: _summary(a), labels[1]: _summary(b),
+                                  "ratio_rounds": [round(y.rps / x.rps, 3) for x, y in zip(a, b, strict=True)]}
+        result["ratio_median"] = statistics.median(result["ratio_rounds"])
+        if name == "sqlite":  # the latency at the goal's throughput, from the same 64 clients
+            rate = GOAL_FRACTION * result[labels[0]]["rps_median"]
+            reqs = estimate_requests(tokens, max(int(rate * args.paced_seconds), c))
+            paced = asyncio.run(drive_paced("127.0.0.1", other, reqs, c, rate))
+            for i, reply in paced.replies:
+                if reply.status == 200:
+                    charged[i % len(tokens)] = charged.get(i % len(tokens), 0) + int(reply.json()["cost_tokens"])
+            st: dict[int, int] = defaultdict(int)
+            for _, reply in paced.replies:
+                st[reply.status] += 1
+            result["paced"] = {"rate": rate, "requests": len(paced.latencies),
+                               "achieved_rps": len(paced.latencies) / paced.wall_s,
+                               "p50_ms": 1e3 * percentile(paced.latencies, 50),
+                               "p99_ms": 1e3 * percentile(paced.latencies, 99), "statuses": dict(st)}
+        after = asyncio.run(remaining(url, tokens))
+        problems = ledger_check(settings, accounts, charged, before, after, args.grant)
+        result["drain"], more = drains(settings, url, c)
+        problems += more
+        all_statuses = [result[labels[1]]["statuses"], *([result[labels[0]]["statuses"]] if name == "pg" else [])]
+        if any(k >= 500 for st2 in all_statuses for k in st2):
+            problems.append("server errors: " + json.dumps(all_statuses))
+        if any(k != 200 for st2 in all_statuses for k in st2):
+            problems.append("answers other than 200 under load: " + json.dumps(all_statuses))
+        result["tokens_charged"] = sum(charged.values())
+        result["ledger_exact"] = not problems
+        result["problems"] = problems
+        return result
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backend", choices=("sqlite", "pg"), default="sqlite")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--requests", type=int, default=600, help="requests per operation (default 600)")
-    p.add_argument("--warmup", type=int, default=40, help="untimed requests per operation first (default 40)")
-    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--part", choices=("sqlite", "pg", "both"), default="both")
+    p.add_argument("--rounds", type=int, default=6, help="alternating timed rounds per server (default 6)")
+    p.add_argument("--requests", type=int, default=1500, help="requests per round (default 1500)")
+    p.add_argument("--warmup", type=int, default=300, help="untimed requests per server first (default 300)")
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--paced-seconds", type=float, default=10.0, help="length of the fixed-rate latency run")
     p.add_argument("--accounts", type=int, default=8)
-    p.add_argument("--grant", type=int, default=1_000_000, help="purchased tokens per account")
-    p.add_argument("--max-seconds", type=float, default=120.0, help="time bound per operation")
+    p.add_argument("--grant", type=int, default=50_000_000, help="purchased tokens per account")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    if args.workers > 1 and args.backend == "sqlite":
-        p.error("--workers > 1 needs --backend pg (allowance counters and sessions in Redis)")
-    res = run_backend(args)
-    res["machine"] = machine(load=True)
+    parts = ("sqlite", "pg") if args.part == "both" else (args.part,)
+    res = {"machine": machine(load=True), "parts": [part(name, args) for name in parts]}
+    res["machine_after"] = machine(load=True)
     if args.json:
-        print(json.dumps(res, indent=2))
+        print(json.dumps(res, indent=1))
     else:
-        print(f"# {res['backend']}, {res['workers']} worker(s), {res['concurrency']} concurrent clients, "
-              f"{res['accounts']} accounts — {res['machine']}")
-        print("| operation | requests | ok | req/s | p50 ms | p99 ms | statuses |")
-        print("|---|---:|---:|---:|---:|---:|---|")
-        for op, o in res["ops"].items():
-            print(f"| {op} | {o['requests']} | {o['ok']} | {o['rps']:.1f} | {o['p50_ms']:.1f} | {o['p99_ms']:.1f} | "
-                  f"{o['status']} |")
-        d = res["drain"]
-        print(f"drain: {d['requests']} concurrent estimates against {d['tokens']:,} tokens: {d['paid']} paid, "
-              f"{d['refused_429']} refused (429); anonymous: {d['anonymous_requests']} against "
-              f"{d['anonymous_tokens']:,} tokens: {d['anonymous_paid']} paid")
-        print(f"ledger exact: {res['ledger_exact']} (tokens charged {res['tokens_charged']:,})")
-        for prob in res["problems"]:
-            print("  PROBLEM:", prob)
-    return 0 if res["ledger_exact"] else 1
+        print(f"# {res['machine']}")
+        for r in res["parts"]:
+            print(json.dumps({k: v for k, v in r.items() if k != "problems"}, indent=1))
+            for prob in r["problems"]:
+                print("  PROBLEM:", prob)
+    return 0 if all(r["ledger_exact"] for r in res["parts"]) else 1
 
 
 if __name__ == "__main__":

@@ -222,7 +222,8 @@ class Quota:
                     if ok:
                         if taken:
                             raw.execute(_LEDGER_ROW, (uid, now, -taken, "daily", reason))
-                        raw.execute(_SQLITE_UPSERT, (subject.key, start, used + taken))
+                        if taken or row is None or start != float(row[1]):  # else the counter is as it was
+                            raw.execute(_SQLITE_UPSERT, (subject.key, start, used + taken))
                         raw.execute("COMMIT")
                         return True, self._state(subject, used + taken, start, now, int(got[0]))
                     raw.execute("ROLLBACK")
