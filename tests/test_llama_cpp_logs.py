@@ -269,3 +269,37 @@ def test_mac_gets_metal_no_cuda_and_no_vllm() -> None:
     assert any("recommendedMaxWorkingSetSize" in a for a in r.assumptions)
     v = fit("llama-3.1-8b", "m3-max-128gb", Workload(engine="vllm", context=4096), solve=False)
     assert any("vLLM does not run on Apple Silicon" in a for a in v.assumptions)
+
+
+def test_mxfp4_gguf_file_reads_and_places_experts(tmp_path: Path) -> None:
+    """A GGUF with MXFP4 expert tensors (gpt-oss's type: 32 values in 17 bytes) reads; --cpu-moe moves exactly them."""
+    from vram.sources.synth import TinyModel, tensor_nbytes, write_gguf
+
+    p = tmp_path / "moe-mxfp4.gguf"
+    m = TinyModel(n_expert=4, n_expert_used=2, weight_type="MXFP4", embed_type="Q8_0")
+    write_gguf(p, m)
+    wl = Workload(engine="llama.cpp", context=1024)
+    base = estimate(str(p), wl).extra["llama_cpp"]
+    moved = estimate(str(p), Workload(engine="llama.cpp", context=1024, cpu_moe=True)).extra["llama_cpp"]
+    expert = tensor_nbytes((m.n_expert, m.n_ff, m.n_embd), "MXFP4")
+    assert moved["weights_host_bytes"] - base["weights_host_bytes"] == 3 * m.n_layer * expert
+
+
+def test_mlx_profile_on_a_mac() -> None:
+    rm = resolve_model("llama-3.1-8b")
+    est = estimate(rm, Workload(engine="mlx", quant="mlx-4bit", context=8192))
+    spec = rm.spec
+    quantizable = sum(la.linear_params for la in spec.layers) + spec.embed_params + spec.head_params
+    small = sum(la.small_params for la in spec.layers) + spec.final_params
+    assert est.weights_bytes == -(-quantizable * 9 // 16) + 2 * small  # 4 + 32/64 bits per weight
+    assert est.kv_cache_bytes == 32 * (8192 + 256) * 2 * 1024 * 2  # 8192 + 16 tokens grown in steps of 256
+    assert all("cuda" not in c.name for c in est.breakdown)
+    r = fit("llama-3.1-8b", "m3-max-128gb", Workload(engine="mlx", quant="mlx-4bit", context=8192), solve=False)
+    assert r.verdict == "fits" and any("recommendedMaxWorkingSetSize" in a for a in r.estimate.assumptions)
+    assert "96.0 GiB" in " ".join(r.estimate.assumptions)
+    rc, _, err = _cli(["fit", "llama-3.1-8b", "--gpu", "rtx-4090", "--engine", "mlx"])
+    assert rc == 2 and "Apple Silicon" in err
+    rc, _, err = _cli(["estimate", "llama-3.1-8b", "--quant", "mlx-4bit"])
+    assert rc == 2 and "--engine mlx" in err
+    rc, _, err = _cli(["estimate", "llama-3.1-8b", "--engine", "mlx", "--quant", "q4_k_m"])
+    assert rc == 2 and "quant" in err

@@ -145,6 +145,12 @@ for _mix in ("Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S",
     _register(_gguf(_mix))
 # gpt-oss's GGUF type: MXFP4 experts (32 values in 17 bytes), everything else Q8_0 (llama-quant.cpp MXFP4_MOE)
 _register(_gguf("MXFP4_MOE"), "mxfp4")
+# MLX (mlx-lm) affine quantization: groups of 64 with a 16-bit scale and bias each (bits + 32/64 per weight), the
+# embedding and head too; norms stay 16-bit (vram.engines.mlx)
+for _b in (2, 3, 4, 6, 8):
+    _register(QuantScheme(name=f"mlx-{_b}bit", linear_bits=_b + 0.5, embed_bits=_b + 0.5, head_bits=_b + 0.5,
+                          small_bits=16, router_bits=_b + 0.5,
+                          description=f"MLX {_b}-bit affine, group 64, 16-bit scale + bias per group"))
 
 # The order `vram fit` tries when looking for the best quantization that fits: highest quality first.
 # (Published perplexity studies of llama.cpp's K-quants and of GPTQ/AWQ put them in this order for 7B-70B models.)

@@ -18,7 +18,7 @@ from .dtypes import QuantScheme, dtype_bytes, normalize_dtype, quant_scheme
 from .errors import BadInput, UnknownModel
 from .model import ModelSpec, linear_shapes, load_config_file, model_from_config
 
-ENGINES = ("transformers", "vllm", "llama.cpp")
+ENGINES = ("transformers", "vllm", "llama.cpp", "mlx")
 EAGER_ONLY = {"gpt_oss"}  # transformers 5.x raises for attn_implementation="sdpa" on these
 ATTN = ("sdpa", "eager", "flash")
 MAX_TOKENS = 1 << 24  # 16M tokens: far beyond any published context
@@ -96,8 +96,14 @@ class Workload:
             from .engines.llama_cpp import validate_options
 
             validate_options(replace(self, quant=quant, dtype=dt))
+        elif self.engine == "mlx":
+            from .engines import mlx
+
+            mlx.validate_options(replace(self, quant=quant, dtype=dt))
         else:
             quant_scheme(quant, dtype=dt)
+            if quant is not None and quant.startswith("mlx-"):
+                raise BadInput(f"quant: {quant} is MLX's format (use --engine mlx)", field="quant")
             checks: tuple[tuple[str, object, object], ...] = (
                 ("n_cpu_moe", self.n_cpu_moe, None), ("cpu_moe", self.cpu_moe, False),
                 ("kv_unified", self.kv_unified, False), ("tensor_split", self.tensor_split, None))
@@ -267,6 +273,10 @@ def estimate(model: str | ModelSpec | ResolvedModel, workload: Workload | None =
         from .engines import vllm
 
         return vllm.estimate(rm, wl)
+    if wl.engine == "mlx":
+        from .engines import mlx
+
+        return mlx.estimate(rm, wl)
     from .engines import llama_cpp
 
     return llama_cpp.estimate(rm, wl)

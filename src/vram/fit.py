@@ -124,7 +124,7 @@ def gpu_workload(wl: Workload, gpu: GpuEntry) -> Workload:
         from .llama_devices import backend_for
 
         wl = replace(wl, backend=backend_for([gpu], wl.backend))
-    if wl.engine == "vllm":
+    if wl.engine in ("vllm", "mlx"):
         wl = replace(wl, gpu_memory_bytes=gpu.usable_memory_bytes)
     return wl
 
@@ -586,6 +586,8 @@ def quant_candidates(engine: str) -> tuple[str, ...]:
 
     if engine == "llama.cpp":
         return tuple(q for q in QUALITY_ORDER if q == "bfloat16" or is_gguf(q))
+    if engine == "mlx":
+        return ("bfloat16", "mlx-8bit", "mlx-6bit", "mlx-4bit", "mlx-3bit")
     return tuple(q for q in QUALITY_ORDER if not is_gguf(q))
 
 
@@ -650,6 +652,8 @@ def fit(model: str | ModelSpec | ResolvedModel | Evaluator, gpu_spec: str | GpuC
     ev = evaluator_for(model)
     choice = parse_gpu_spec(gpu_spec)
     wl = (workload or Workload()).validate()
+    if wl.engine == "mlx" and choice.gpu.vendor != "apple":
+        raise BadInput(f"engine: MLX runs on Apple Silicon only, not on {choice.gpu.name}", field="engine")
     if train is not None:
         return _fit_training(ev, choice, train, headroom_fraction)
     sp = split or ev.default_split(choice.count, wl.engine)

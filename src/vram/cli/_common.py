@@ -34,7 +34,7 @@ def positive_int(field: str) -> Any:
 
 def add_workload_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("workload")
-    g.add_argument("--engine", default="transformers", choices=["transformers", "vllm", "llama.cpp", "llamacpp"],
+    g.add_argument("--engine", default="transformers", choices=["transformers", "vllm", "llama.cpp", "llamacpp", "mlx"],
                    help="inference engine whose allocation is modelled (default: transformers)")
     g.add_argument("--batch", "-b", type=positive_int("batch"), default=1, help="sequences at once (default 1)")
     g.add_argument("--context", "-c", type=tokens_arg("context"), default=None,
