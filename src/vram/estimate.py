@@ -42,6 +42,11 @@ class Workload:
     gpu_memory_utilization: float = 0.9
     max_num_seqs: int | None = None
     block_size: int = 16
+    tensor_parallel_size: int = 1
+    max_num_batched_tokens: int | None = None
+    enforce_eager: bool = False
+    engine_version: str | None = None  # vLLM release whose behaviour is modelled (None: the latest)
+    gpu_name: str | None = None  # vLLM picks its batching defaults from the device name (A100s keep small ones)
     # llama.cpp
     n_batch: int = 2048
     n_ubatch: int = 512
@@ -82,8 +87,33 @@ class Workload:
         if self.attn not in ATTN:
             raise BadInput(f"attn: unknown attention implementation {self.attn!r} (use {', '.join(ATTN)})",
                            field="attn")
-        if not 0.05 <= self.gpu_memory_utilization <= 1.0:
+        util = self.gpu_memory_utilization
+        if isinstance(util, bool) or not isinstance(util, (int, float)) or not 0.05 <= util <= 1.0:
             raise BadInput("gpu_memory_utilization: must be between 0.05 and 1.0", field="gpu_memory_utilization")
+        counts: tuple[tuple[str, object, int], ...] = (
+            ("tensor_parallel_size", self.tensor_parallel_size, 1024), ("block_size", self.block_size, 4096),
+            ("max_num_batched_tokens", self.max_num_batched_tokens, MAX_TOKENS),
+            ("max_num_seqs", self.max_num_seqs, MAX_BATCH))
+        for opt, val, top in counts:
+            if val is None:
+                continue
+            if isinstance(val, bool) or not isinstance(val, int):
+                raise BadInput(f"{opt}: expected a whole number, got {val!r}", field=opt)
+            if not 1 <= val <= top:
+                raise BadInput(f"{opt}: must be between 1 and {top:,}, got {val}", field=opt)
+        if self.engine != "vllm":
+            vllm_only: tuple[tuple[str, object, object], ...] = (
+                ("tensor_parallel_size", self.tensor_parallel_size, 1),
+                ("max_num_batched_tokens", self.max_num_batched_tokens, None),
+                ("enforce_eager", self.enforce_eager, False), ("engine_version", self.engine_version, None))
+            for opt, val, default in vllm_only:
+                if val != default:
+                    raise BadInput(f"{opt}: a vLLM option; it does not apply to engine {self.engine!r} "
+                                   "(use --engine vllm)", field=opt)
+        elif self.engine_version is not None:
+            from .engines.vllm import parse_version
+
+            parse_version(self.engine_version)
         dt = normalize_dtype(self.dtype)
         kv = normalize_dtype(self.kv_dtype, field="kv_dtype") if self.kv_dtype else None
         quant = self.quant

@@ -43,7 +43,8 @@ def add_workload_options(p: argparse.ArgumentParser) -> None:
                    help="tokens generated per sequence (default 16)")
     g.add_argument("--dtype", default="bfloat16", help="weights/activations dtype: bf16, fp16, fp32 (default bf16)")
     g.add_argument("--quant", "-q", default=None, help="weight format: q4_k_m, gptq-4bit, awq, nf4, fp8, int8 ...")
-    g.add_argument("--kv-dtype", default=None, help="KV cache dtype: bf16, fp16, fp8, int8, q4 (default: --dtype)")
+    g.add_argument("--kv-dtype", default=None,
+                   help="KV cache dtype: auto (= --dtype), bf16, fp16, fp8, int8, q4 (default: auto)")
     g.add_argument("--attn", default="sdpa", choices=["sdpa", "eager", "flash"], help="attention implementation")
     g.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vLLM's fraction of the GPU")
     g.add_argument("--max-num-seqs", type=positive_int("max_num_seqs"), default=None, help="vLLM concurrency")
@@ -51,7 +52,8 @@ def add_workload_options(p: argparse.ArgumentParser) -> None:
 
 def workload_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return dict(engine=args.engine, batch=args.batch, context=args.context if args.context is not None else 4096,
-                new_tokens=args.new_tokens, dtype=args.dtype, quant=args.quant, kv_dtype=args.kv_dtype, attn=args.attn,
+                new_tokens=args.new_tokens, dtype=args.dtype, quant=args.quant,
+                kv_dtype=None if (args.kv_dtype or "").lower() == "auto" else args.kv_dtype, attn=args.attn,
                 gpu_memory_utilization=args.gpu_memory_utilization,
                 max_num_seqs=args.max_num_seqs)
 

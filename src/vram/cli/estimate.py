@@ -32,9 +32,60 @@ def register(sub: Any) -> None:
     t.add_argument("--gpus-per-node", type=positive_int("gpus_per_node"), default=8)
     t.add_argument("--offload-optimizer", action="store_true", help="optimizer states in CPU memory")
     t.add_argument("--grad-accum", type=positive_int("grad_accum"), default=1, help="gradient accumulation steps")
+    add_vllm_options(p)
     add_source_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
+
+
+def add_vllm_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("GPU and vLLM (--engine vllm)")
+    g.add_argument("--gpu", "-g", default=None,
+                   help="GPU the estimate is for: h100-sxm, a100-80gb-sxm, 4090 ... (vLLM sizes itself from it; "
+                        "'2xh100-sxm' also sets --tensor-parallel-size 2)")
+    g.add_argument("--tensor-parallel-size", "-tp", type=positive_int("tensor_parallel_size"), default=None,
+                   help="vLLM tensor-parallel GPUs (figures are per GPU)")
+    g.add_argument("--max-num-batched-tokens", type=positive_int("max_num_batched_tokens"), default=None,
+                   help="vLLM's profile-run batch (default: vLLM's for the GPU)")
+    g.add_argument("--enforce-eager", action="store_true", help="vLLM without CUDA graphs")
+    g.add_argument("--block-size", type=positive_int("block_size"), default=None,
+                   help="vLLM KV block size in tokens (default 16)")
+    g.add_argument("--engine-version", default=None,
+                   help="vLLM release X.Y whose behaviour is modelled (default: the latest modelled)")
+
+
+def gpu_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """--gpu, --tensor-parallel-size and the other vLLM options as Workload fields."""
+    from ..errors import BadInput
+
+    out: dict[str, Any] = dict(max_num_batched_tokens=args.max_num_batched_tokens, enforce_eager=args.enforce_eager,
+                               engine_version=args.engine_version)
+    if args.block_size is not None:
+        if args.engine != "vllm":
+            raise BadInput("block_size: a vLLM option; it does not apply to this engine (use --engine vllm)",
+                           field="block_size")
+        out["block_size"] = args.block_size
+    tp = args.tensor_parallel_size
+    if args.gpu is not None:
+        from ..fit import canonical_arch, parse_gpu_spec
+
+        choice = parse_gpu_spec(args.gpu)
+        if choice.count > 1:
+            if tp is not None and tp != choice.count:
+                raise BadInput(f"tensor_parallel_size: {tp} contradicts --gpu {args.gpu} ({choice.count} GPUs)",
+                               field="tensor_parallel_size")
+            if args.engine != "vllm":
+                raise BadInput(f"gpu: {args.gpu} is several GPUs; estimate splits a model over GPUs only with "
+                               "--engine vllm (use `vram fit` for the others)", field="gpu")
+            tp = choice.count
+        out["gpu_arch"] = canonical_arch(choice.gpu)
+        if args.engine == "vllm":
+            from ..engines.vllm import visible_memory_bytes
+
+            out["gpu_memory_bytes"] = visible_memory_bytes(choice.gpu)
+            out["gpu_name"] = choice.gpu.name
+    out["tensor_parallel_size"] = tp if tp is not None else 1
+    return out
 
 
 def add_source_options(p: argparse.ArgumentParser) -> None:
@@ -126,7 +177,12 @@ def run(args: argparse.Namespace) -> int:
         )
         est = estimate_training(args.model, tw)
     else:
-        est = estimate(args.model, Workload(**workload_kwargs(args), **source_kwargs(args)))
+        est = estimate(args.model, Workload(**workload_kwargs(args), **source_kwargs(args), **gpu_kwargs(args)))
+        if args.engine == "vllm" and est.engine != "vllm":
+            from ..errors import BadInput
+
+            raise BadInput(f"engine: the vLLM profile covers decoder LLMs; {est.model} is estimated for "
+                           f"{est.engine} only", field="engine")
     if args.json:
         print_json(est.to_dict())
     else:

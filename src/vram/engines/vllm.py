@@ -1,166 +1,499 @@
-"""vLLM (V1 engine, `vllm serve`): how it sizes itself on one GPU.
+"""vLLM (V1 engine, `vllm serve`): what one GPU of a `vllm serve` start-up allocates, and the KV cache it is left with.
 
-What vLLM documents and does at start-up (gpu worker, `determine_available_memory`):
+Every term follows vLLM's own start-up code (read in the 0.11.0, 0.20.0 and 0.33.0 wheels) and is checked against
+real start-up logs in ``measurements/vllm/`` (``python measurements/vllm/score.py``).
 
-1. After the CUDA context exists it takes a memory snapshot and sets ``requested_memory = gpu_memory_utilization ×
-   total device memory``; it refuses to start when less than that is free. The CUDA context is therefore *outside*
-   the budget.
-2. It loads the weights, then runs a *profile run*: one forward pass over ``max_num_batched_tokens`` dummy tokens
-   and a dummy sampler pass over ``max_num_seqs`` rows of logits, and records the torch peak (activations) and the
-   memory allocated outside torch since the snapshot (NCCL buffers, cuBLAS/cuDNN handles: "non-torch memory").
-3. ``KV cache = requested_memory − (weights + activation peak + non-torch memory)``, split into blocks of
-   ``block_size`` (16) tokens × all layers' K and V. If that is ≤ 0 it fails with "No available memory for the cache
-   blocks"; if one sequence of ``max_model_len`` tokens does not fit it refuses the max_model_len.
-4. CUDA graphs are captured after the KV cache exists (unless ``--enforce-eager``); their pool comes on top of the
-   budget (vLLM logs "Graph capturing finished ..., took X GiB"; 0.1-1 GiB in public H100 reports).
+Start-up, per GPU (``vllm/v1/worker/gpu_worker.py``):
 
-The scheduler then admits up to ``max_num_seqs`` sequences while their blocks fit: the concurrency a context allows
-is ``kv_blocks // ceil(tokens / block_size)``.
+1. ``init_device`` takes a ``MemorySnapshot`` after the CUDA context and NCCL exist and sets
+   ``requested_memory = total_memory × gpu_memory_utilization``; ``total_memory`` is what
+   ``torch.cuda.mem_get_info()`` reports, a little less than nvidia-smi's total (79.19 GiB on an H100 SXM, not
+   79.65). The CUDA context is outside the budget; vLLM refuses to start when less than the request is free.
+2. ``load_model``: "Model loading took X GiB" is the torch memory the weights took on this rank: every parameter of
+   the rank's tensor-parallel shard plus the rotary cos/sin cache (``max_position_embeddings × rotary_dim`` in the
+   model dtype, one table shared by all layers).
+3. ``determine_available_memory`` runs ``gpu_model_runner.profile_run`` under ``memory_profiling``
+   (``vllm/utils/mem_utils.py``): ``_dummy_run(max_num_batched_tokens)`` then ``_dummy_sampler_run`` over
+   ``min(max_num_seqs, max_num_batched_tokens)`` rows. The torch peak increase is the activation peak
+   (:func:`profile_activation_bytes`), the non-torch increase since the snapshot is ``non_torch_memory``
+   (:func:`non_torch_bytes`).
+4. From 0.20 (``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS`` defaults to 1) ``profile_cudagraph_memory`` estimates the
+   CUDA-graph pool and the estimate is taken out of the KV budget; before, graphs were captured after the KV cache,
+   on top of the budget (:func:`cuda_graph_bytes`).
+5. ``available KV = requested − weights − activation peak − non-torch (− graph estimate)``, logged as
+   "Available KV cache memory".
 
-Defaults for `vllm serve` (vLLM's engine-args defaults for the OpenAI server): ``max_num_batched_tokens`` 8192 and
-``max_num_seqs`` 1024 on GPUs with ≥ 70 GiB, 2048 and 256 below.
+KV cache layout (``vllm/v1/core/kv_cache_utils.py``, :func:`kv_layout`): one page per layer holds ``block_size``
+(16) tokens of K and V for the rank's KV heads (MLA: the latent and rope key). Layers with one spec form one group:
+``num_blocks = available // (page × layers)``. Models mixing full and sliding-window layers (Gemma 2/3, gpt-oss)
+are grouped by ``_get_kv_cache_groups_uniform_page_size``: the group size is the smaller layer count (or the larger
+when it is below 1.5 × the smaller), each type is split into ``ceil(n / group_size)`` groups (padding the last),
+``num_blocks = available // page // group_size``; "GPU KV cache size" is ``num_blocks // groups × block_size``.
+"Maximum concurrency" is ``num_blocks / Σ_groups blocks per request``: a full layer needs ``ceil(L / 16)`` blocks,
+a sliding layer ``ceil(min(window − 1 + max_num_batched_tokens, L) / 16) + 1`` (``SlidingWindowSpec
+.max_admission_blocks_per_request``).
+
+Defaults (``EngineArgs.get_batch_defaults``, OpenAI server): ``max_num_batched_tokens`` 8192 and ``max_num_seqs``
+1024 on GPUs with ≥ 70 GiB whose name does not contain "A100"; 2048 and 256 otherwise; after 0.20, GPUs with
+≥ 160 GiB (B200/B300) take 16384 and 1024.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import dataclass
 
+from ..catalog import GpuEntry
 from ..components import Component
 from ..components.runtime import cuda_context
 from ..dtypes import dtype_bytes
+from ..errors import BadInput
 from ..estimate import Estimate, ResolvedModel, Workload, common_weights
 from ..model import ModelSpec
 
 GIB = 1024**3
 MIB = 1024**2
-DEFAULT_GPU_MEMORY_BYTES = 85_520_809_984  # an 80 GB H100 (nvidia-smi total), when no GPU is given
+# When no GPU is given: an H100 SXM 80 GB as torch.cuda.mem_get_info() reports it (79.19 GiB in vLLM 0.19 logs).
+DEFAULT_GPU_MEMORY_BYTES = round(79.19 * GIB)
+DEFAULT_GPU_NAME = "h100-sxm"
 LARGE_GPU_BYTES = 70 * GIB
-NON_TORCH_BYTES = 128 * MIB  # cuBLAS/cuDNN handles and other non-torch allocations on one GPU (0.13 GiB reported)
-CUDA_GRAPH_BYTES = 512 * MIB  # CUDA graph pool captured after the KV cache (0.1-1 GiB in public H100 logs)
-# Bytes per vocabulary entry per sequence in the dummy sampler run (top-k/top-p on): float32 logits (4), float32
-# probabilities (4), sorted float32 values (4) and their int64 indices (8), float32 log-probabilities (4).
-SAMPLER_BYTES_PER_LOGIT = 24
+HUGE_GPU_BYTES = 160 * GIB
+LATEST = (0, 33)  # the newest release whose code this profile follows
+OLDEST = (0, 8)  # the first release with the V1 engine on by default
+
+# Sampler bytes per logit beyond the model-dtype logits (``Sampler.forward``): a float32 copy (4), the
+# probabilities (4) and the exponential noise ``random_sample`` divides them by (4). From 0.17 top-k/top-p run in a
+# Triton kernel in place; before, ``apply_top_k_top_p_pytorch`` sorted the float32 logits: sorted values (4) and
+# int64 indices (8), the sort's int64 iota input (8) and CUB's double buffers for keys and values (4 + 8).
+SAMPLER_BYTES_PER_LOGIT = 12
+SORT_BYTES_PER_LOGIT = 4 + 8 + 8 + 4 + 8
+# Triton top-k/top-p keeps one float32 row of the vocabulary per program, one program per SM (an H100 has 132).
+TRITON_SAMPLER_ROWS = 132
+
+# Memory outside torch that the profile run adds on one GPU (cuBLAS/cuBLASLt and attention-backend workspaces):
+# 0.24-0.27 GiB in every single-GPU vLLM 0.18/0.19 log on H100 (30 runs, 25 models), 0.13 GiB in 0.11-0.17 logs.
+NON_TORCH_BYTES = round(0.25 * GIB)
+NON_TORCH_BYTES_OLD = round(0.13 * GIB)
+# Tensor parallelism: NCCL communicators, the custom all-reduce IPC buffers and symmetric-memory workspaces the
+# first collectives of the profile run allocate. H100 NVLink, vLLM 0.19: 1.81-1.86 GiB more than TP 1 at TP 2,
+# 1.88-1.96 GiB at TP 4 (10 runs); vLLM 0.11: 0.41-0.42 GiB at TP 2.
+TP_COMM_BYTES = round(1.83 * GIB)
+TP_COMM_BYTES_PER_EXTRA_RANK = round(0.04 * GIB)
+TP_COMM_BYTES_OLD = round(0.42 * GIB)
+# CUDA graphs (``profile_cudagraph_memory``; logged "Estimated CUDA graph memory"): FULL_AND_PIECEWISE captures each
+# size twice, each graph keeps a few MiB of private pool (6 MiB per graph in the 0.19 logs), and the first capture of
+# the largest size holds every piecewise layer's output: layers × largest size × hidden × 2 (input and output).
+PER_GRAPH_BYTES = 6 * MIB
+MAX_CAPTURE_SIZE = 512
+MXFP4_BITS = 4.25
+# On GPUs without a catalog entry of the memory torch sees: nvidia-smi's total less what the driver keeps
+# (85,520,809,984 − 79.19 GiB on an H100 SXM: 0.46 GiB).
+DRIVER_RESERVED_BYTES = 85_520_809_984 - DEFAULT_GPU_MEMORY_BYTES
 
 
-def default_max_num_batched_tokens(gpu_memory_bytes: int) -> int:
-    return 8192 if gpu_memory_bytes >= LARGE_GPU_BYTES else 2048
+def parse_version(text: str | None) -> tuple[int, int]:
+    """``X.Y`` (a patch level and a leading "v" are accepted) -> (X, Y); None -> the latest modelled release."""
+    if text is None:
+        return LATEST
+    m = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.\d+(?:\.post\d+)?)?", str(text).strip())
+    if not m:
+        raise BadInput(
+            f"engine_version: expected a vLLM release like 0.19 or 0.11.0, got {text!r}", field="engine_version"
+        )
+    v = (int(m.group(1)), int(m.group(2)))
+    if v < OLDEST:
+        raise BadInput(
+            f"engine_version: vLLM {v[0]}.{v[1]} ran the V0 engine by default; only V1 releases "
+            f"({OLDEST[0]}.{OLDEST[1]} and later) are modelled",
+            field="engine_version",
+        )
+    return v
 
 
-def default_max_num_seqs(gpu_memory_bytes: int) -> int:
-    return 1024 if gpu_memory_bytes >= LARGE_GPU_BYTES else 256
+def default_max_num_batched_tokens(gpu_memory_bytes: int, gpu_name: str = "", version: tuple[int, int] = LATEST) -> int:
+    if version > (0, 20) and gpu_memory_bytes >= HUGE_GPU_BYTES:
+        return 16384
+    return 8192 if gpu_memory_bytes >= LARGE_GPU_BYTES and "a100" not in gpu_name.lower() else 2048
 
 
-def kv_bytes_per_token(spec: ModelSpec, kv_elem_bytes: float) -> int:
-    """K and V of one token over all attention layers (MLA: the latent and rope key)."""
-    return int(sum(layer.attention.cache_elems_per_token() for layer in spec.layers if layer.attention)
-               * kv_elem_bytes)
+def default_max_num_seqs(gpu_memory_bytes: int, gpu_name: str = "", version: tuple[int, int] = LATEST) -> int:
+    if version > (0, 20) and gpu_memory_bytes >= HUGE_GPU_BYTES:
+        return 1024
+    return 1024 if gpu_memory_bytes >= LARGE_GPU_BYTES and "a100" not in gpu_name.lower() else 256
 
 
-def profile_activation_bytes(spec: ModelSpec, tokens: int, max_num_seqs: int, e: int) -> tuple[int, str]:
-    """Torch peak of vLLM's profile run beyond the weights.
+def visible_memory_bytes(gpu: GpuEntry) -> int:
+    """Device memory as vLLM sees it (``torch.cuda.mem_get_info()[1]``) for a catalog GPU entry."""
+    data = gpu.data or {}
+    if isinstance(data.get("cuda_total_memory_bytes"), int):
+        return int(data["cuda_total_memory_bytes"])
+    return int(gpu.usable_memory_bytes) - DRIVER_RESERVED_BYTES
 
-    Tokens are flattened (no padding). Per token: the hidden state and residual (2 × hidden), plus the larger of the
-    attention block (fused qkv output and attention output) and the MLP (fused gate_up output and the activation;
-    MoE: fused_moe's intermediate caches of top_k × (2·inter + inter + hidden)). The sampler pass holds
-    `max_num_seqs` × vocab logits and what sampling derives from them (SAMPLER_BYTES_PER_LOGIT), for the full
-    vocabulary on every rank (tensor-parallel logits are gathered before sampling).
 
-    Checked against public H100 profiles (vLLM V1, 8,192 batched tokens, 1,024 sequences): Llama-3.3-70B FP8 TP2
-    reported 4.84 GiB of activations where this gives 3.84 GiB; gpt-oss-20b reported 7.38 GiB where this gives
-    5.39 GiB. torch.compile's buffers are not modelled, so this errs low by 1-2 GiB.
+def check_tensor_parallel(spec: ModelSpec, tp: int) -> None:
+    """vLLM shards attention heads over the ranks: the query heads must divide, the KV heads divide or be
+    replicated (``tp % kv_heads == 0``)."""
+    if tp < 1:
+        raise BadInput(f"tensor_parallel_size: must be at least 1, got {tp}", field="tensor_parallel_size")
+    if tp == 1:
+        return
+    for layer in spec.layers:
+        a = layer.attention
+        if a is None:
+            continue
+        if a.num_heads % tp:
+            raise BadInput(
+                f"tensor_parallel_size: {tp} does not divide the {a.num_heads} attention heads of "
+                f"{spec.name} (vLLM requires it)",
+                field="tensor_parallel_size",
+            )
+        if a.kind != "mla" and a.num_kv_heads % tp and tp % a.num_kv_heads:
+            raise BadInput(
+                f"tensor_parallel_size: {tp} neither divides nor is a multiple of the {a.num_kv_heads} "
+                f"KV heads of {spec.name}",
+                field="tensor_parallel_size",
+            )
+
+
+def rope_cache_bytes(spec: ModelSpec, e: int) -> int:
+    """The rotary cos/sin cache vLLM's ``get_rope`` builds once: max positions × rotary dim in the model dtype."""
+    return (spec.max_position_embeddings or 0) * spec.rope_dim * e
+
+
+def forward_peak_bytes(spec: ModelSpec, tokens: int, e: int) -> tuple[int, str]:
+    """Torch peak of ``_dummy_run(tokens)`` on one rank (``spec`` is the rank's shard).
+
+    Tokens are flattened. Alive throughout: the embedding output, the residual stream, the normalised input and the
+    layer output (4 × hidden); plus the largest block's temporaries: attention q, k, v and output, or the MLP's
+    fused gate_up output and the activation (3 × intermediate; 2 × for plain MLPs), or fused_moe's caches (top_k ×
+    (max(2 × intermediate, hidden) shared by the first and third cache, + intermediate for the second)).
     """
     h = spec.hidden_size
     per_token = 0
     how = ""
-    for layer in spec.layers:
+    for layer, _ in spec.distinct_layers:
         a = layer.attention
-        att = ((a.num_heads * a.head_dim + a.num_kv_heads * (a.head_dim + a.v_head_dim)) + a.num_heads * a.v_head_dim
-               if a is not None else (layer.mixer.inner_size * 3 if layer.mixer else 0))
+        att = (
+            a.num_heads * (a.head_dim + a.v_head_dim) + a.num_kv_heads * (a.head_dim + a.v_head_dim)
+            if a is not None
+            else (layer.mixer.inner_size * 3 if layer.mixer else 0)
+        )
         m = layer.mlp
         mlp = 0
+        kind = ""
         if m is not None:
             if m.kind == "moe":
-                mlp = m.experts_per_token * (3 * m.intermediate_size + h) + 3 * m.shared_intermediate_size
+                mlp = (
+                    m.experts_per_token * (max(2 * m.intermediate_size, h) + m.intermediate_size)
+                    + 3 * m.shared_intermediate_size
+                )
+                kind = "fused_moe caches"
             elif m.kind == "gated":
-                mlp = 3 * m.intermediate_size
+                mlp, kind = 3 * m.intermediate_size, "gate_up + activation"
             else:
-                mlp = 2 * m.intermediate_size
+                mlp, kind = 2 * m.intermediate_size, "up + activation"
         if max(att, mlp) > per_token:
             per_token = max(att, mlp)
-            how = "MoE intermediate caches" if m is not None and m.kind == "moe" and mlp >= att else \
-                ("attention qkv/output" if att >= mlp else "MLP gate_up + activation")
-    forward = tokens * (2 * h + per_token) * e
-    sampler = max_num_seqs * spec.vocab_size * SAMPLER_BYTES_PER_LOGIT
-    return forward + sampler, (f"profile run: {tokens:,} tokens × (hidden state + residual + {how}) + sampler "
-                               f"{max_num_seqs} × {spec.vocab_size:,} logits × {SAMPLER_BYTES_PER_LOGIT} bytes "
-                               "(logits, probabilities, sorted values and indices, log-probabilities)")
+            how = kind if mlp >= att else "attention q, k, v, output"
+    return tokens * (4 * h + per_token) * e, how
+
+
+def sampler_peak_bytes(spec: ModelSpec, tokens: int, num_reqs: int, e: int, version: tuple[int, int]) -> int:
+    """Torch peak of ``_dummy_sampler_run`` (top-k and top-p on, no logprobs): the logits of every request in the
+    model dtype, what the sampler derives from them per logit, and the forward's hidden states still referenced."""
+    v = spec.vocab_size
+    per_logit = e + SAMPLER_BYTES_PER_LOGIT
+    triton = TRITON_SAMPLER_ROWS * v * 4
+    if version < (0, 17):
+        # the peak is the sort itself: the float32 copy and the sort's buffers (probabilities come later)
+        per_logit = e + 4 + SORT_BYTES_PER_LOGIT
+        triton = 0
+    h = spec.hidden_size
+    return num_reqs * v * per_logit + triton + tokens * h * e + 2 * num_reqs * h * e
+
+
+def profile_activation_bytes(
+    spec: ModelSpec, tokens: int, num_reqs: int, e: int, version: tuple[int, int] = LATEST
+) -> tuple[int, str]:
+    """Torch peak increase of ``profile_run``: the larger of the dummy forward and the dummy sampler run."""
+    fwd, how = forward_peak_bytes(spec, tokens, e)
+    smp = sampler_peak_bytes(spec, tokens, num_reqs, e, version)
+    sort = "sorted" if version < (0, 17) else "Triton top-k/top-p"
+    if smp >= fwd:
+        return smp, (
+            f"dummy sampler run binds: {num_reqs:,} requests × {spec.vocab_size:,} logits ({sort}; "
+            f"{e + (4 + SORT_BYTES_PER_LOGIT if version < (0, 17) else SAMPLER_BYTES_PER_LOGIT)} bytes "
+            f"each) over {tokens:,} dummy tokens' hidden states"
+        )
+    return fwd, f"dummy forward binds: {tokens:,} tokens × (4 × hidden + {how})"
+
+
+def non_torch_bytes(tp: int, version: tuple[int, int]) -> tuple[int, str]:
+    old = version < (0, 18)
+    base = NON_TORCH_BYTES_OLD if old else NON_TORCH_BYTES
+    comm = 0
+    if tp > 1:
+        comm = TP_COMM_BYTES_OLD if old else TP_COMM_BYTES + TP_COMM_BYTES_PER_EXTRA_RANK * (tp - 2)
+    how = "cuBLAS and attention workspaces outside torch"
+    if comm:
+        how += f" + {comm / GIB:.2f} GiB NCCL / custom all-reduce buffers at TP {tp}"
+    return base + comm, how
+
+
+def capture_sizes(max_num_seqs: int) -> list[int]:
+    """``cudagraph_capture_sizes``: 1, 2, 4, then every 8 up to 256, every 16 above, up to
+    ``min(2 × max_num_seqs, 512)``."""
+    top = min(MAX_CAPTURE_SIZE, 2 * max_num_seqs)
+    sizes = [s for s in [1, 2, 4, *range(8, 256, 8), *range(256, MAX_CAPTURE_SIZE + 1, 16)] if s <= top]
+    return sizes or [1]
+
+
+def cuda_graph_bytes(spec: ModelSpec, max_num_seqs: int, e: int) -> tuple[int, str]:
+    sizes = capture_sizes(max_num_seqs)
+    graphs = 2 * len(sizes)  # FULL_AND_PIECEWISE: each size captured as a piecewise and as a full graph
+    first = spec.num_layers * max(sizes) * spec.hidden_size * e * 2
+    return first + graphs * PER_GRAPH_BYTES, (
+        f"{graphs} CUDA graphs ({len(sizes)} sizes up to {max(sizes)}, "
+        f"piecewise and full) × {PER_GRAPH_BYTES // MIB} MiB + the largest "
+        "capture's layer outputs"
+    )
+
+
+@dataclass(frozen=True)
+class KvGroup:
+    window: int | None  # None: full attention
+    layers: int
+
+
+@dataclass(frozen=True)
+class KvLayout:
+    page_bytes: int  # one block of one layer
+    group_size: int  # layers sharing one block table
+    groups: tuple[KvGroup, ...]
+    num_blocks: int
+    tokens: int
+    max_concurrency: float
+
+
+def kv_layout(
+    spec: ModelSpec, available: int, kv_elem_bytes: float, max_model_len: int, batched_tokens: int, block_size: int = 16
+) -> KvLayout:
+    """vLLM's KV cache config for ``available`` bytes on one rank (``spec`` is the rank's shard)."""
+    types: dict[int | None, int] = {}
+    page = 0
+    for layer in spec.layers:
+        a = layer.attention
+        if a is None:
+            continue
+        page = max(page, int(block_size * a.cache_elems_per_token() * kv_elem_bytes))
+        w = a.sliding_window if a.sliding_window and a.sliding_window < max_model_len else None
+        types[w] = types.get(w, 0) + 1
+    if not types or page == 0:
+        return KvLayout(0, 0, (), 0, 0, 0.0)
+    counts = list(types.values())
+    group_size = min(counts)
+    if max(counts) < 1.5 * min(counts):
+        group_size = max(counts)
+    groups: list[KvGroup] = []
+    for w, n in types.items():
+        groups.extend(KvGroup(w, group_size) for _ in range(math.ceil(n / group_size)))
+    num_blocks = max(0, available // page // group_size)
+    tokens = num_blocks // len(groups) * block_size
+    per_request = 0
+    for g in groups:
+        if g.window is None:
+            per_request += math.ceil(max_model_len / block_size)
+        else:
+            per_request += math.ceil(min(g.window - 1 + batched_tokens, max_model_len) / block_size) + 1
+    return KvLayout(page, group_size, tuple(groups), num_blocks, tokens, num_blocks / per_request)
+
+
+def checkpoint_quant(rm: ResolvedModel) -> str | None:
+    """The quantization method a catalog checkpoint ships with (its config's quantization_config)."""
+    if rm.entry is None:
+        return None
+    qc = rm.entry.config.get("quantization_config")
+    return str(qc.get("quant_method")).lower() if isinstance(qc, dict) and qc.get("quant_method") else None
+
+
+def rank_model(rm: ResolvedModel, tp: int) -> ResolvedModel:
+    """What one of `tp` tensor-parallel ranks holds."""
+    if tp <= 1:
+        return rm
+    from ..fit import tp_rank_spec
+
+    return ResolvedModel(tp_rank_spec(rm.spec, tp), rm.entry, rm.source, None, rm.buffers_bytes)
 
 
 def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
-    """Memory vLLM needs on one GPU for `wl.batch` concurrent sequences of `wl.context + wl.new_tokens` tokens.
+    """Memory vLLM allocates on each GPU, and the KV cache and concurrency it ends up with.
 
-    ``total_bytes`` is what the workload needs (CUDA context + weights + profile peak + non-torch memory + the KV
-    blocks of those sequences + CUDA graphs); ``extra`` carries what vLLM itself will reserve at
-    ``gpu_memory_utilization`` (``reserved_bytes``), the KV cache it will create (``kv_cache_capacity_bytes``,
-    ``kv_blocks``) and how many sequences of this length fit (``max_concurrent_sequences``).
+    ``extra["vllm"]`` holds the start-up figures vLLM logs, per GPU: ``weights_bytes`` ("Model loading took"),
+    ``activation_peak_bytes`` ("torch peak memory increase"), ``non_torch_bytes``, ``cuda_graph_bytes``,
+    ``kv_cache_bytes`` ("Available KV cache memory"), ``kv_cache_tokens`` ("GPU KV cache size") and
+    ``max_concurrency`` ("Maximum concurrency for L tokens per request"). ``total_bytes`` is what the workload needs
+    (CUDA context + weights + profile peak + non-torch memory + the KV blocks of its sequences + CUDA graphs).
     """
-    spec = rm.spec
+    version = parse_version(wl.engine_version)
+    tp = wl.tensor_parallel_size
+    check_tensor_parallel(rm.spec, tp)
+    rank = rank_model(rm, tp)
+    spec = rank.spec
+    assumed_gpu = wl.gpu_memory_bytes is None
     device = wl.gpu_memory_bytes or DEFAULT_GPU_MEMORY_BYTES
+    gpu_name = wl.gpu_name or (DEFAULT_GPU_NAME if assumed_gpu else "")
     e = int(dtype_bytes(wl.dtype))
     kv_name = wl.kv_dtype or wl.dtype
     kv_elem = dtype_bytes(kv_name)
-    weights = common_weights(rm, wl)
-    batched_tokens = default_max_num_batched_tokens(device)
-    max_seqs = wl.max_num_seqs or default_max_num_seqs(device)
-    act_bytes, act_how = profile_activation_bytes(spec, batched_tokens, max_seqs, e)
-    activations = Component("activations", act_bytes, act_how)
-    non_torch = Component("non_torch_memory", NON_TORCH_BYTES, "allocations outside torch during the profile run "
-                          "(cuBLAS/cuDNN handles; NCCL buffers are added per rank for multi-GPU splits)")
+    w = common_weights(rank, wl)
+    if wl.quant is None and checkpoint_quant(rm) == "mxfp4":
+        # the checkpoint's routed experts stay MXFP4 in vLLM: 4 bits + one 8-bit exponent per 32 = 4.25 bits
+        experts = sum(layer.expert_params for layer in spec.layers)
+        w = Component(
+            "weights",
+            w.bytes - int(experts * (8 * e - MXFP4_BITS) / 8),
+            f"{w.explanation}; routed experts MXFP4 as in the checkpoint ({MXFP4_BITS} bits per weight)",
+        )
+    rope = rope_cache_bytes(rm.spec, e)
+    weights = Component(
+        "weights",
+        w.bytes + rope,
+        w.explanation
+        + (f" + rotary cos/sin cache {rope / MIB:,.0f} MiB" if rope else "")
+        + (f"; TP rank 1/{tp}" if tp > 1 else ""),
+    )
+    batched_tokens = wl.max_num_batched_tokens or default_max_num_batched_tokens(device, gpu_name, version)
+    max_seqs = wl.max_num_seqs or default_max_num_seqs(device, gpu_name, version)
+    num_reqs = min(max_seqs, batched_tokens)
+    act_bytes, act_how = profile_activation_bytes(spec, batched_tokens, num_reqs, e, version)
+    activations = Component("activations", act_bytes, "profile run: " + act_how)
+    nt_bytes, nt_how = non_torch_bytes(tp, version)
+    non_torch = Component("non_torch_memory", nt_bytes, nt_how)
+    graph_bytes, graph_how = (
+        (0, "--enforce-eager: no CUDA graphs") if wl.enforce_eager else cuda_graph_bytes(spec, max_seqs, e)
+    )
+    graphs_in_budget = version >= (0, 20) and not wl.enforce_eager
+    graphs = Component(
+        "cuda_graphs",
+        graph_bytes,
+        graph_how
+        + (
+            "; estimated before the KV cache and taken out of its budget"
+            if graphs_in_budget
+            else "; captured after the KV cache, on top of gpu_memory_utilization"
+        ),
+    )
     ctx = cuda_context(wl.gpu_arch)
-    graphs = Component("cuda_graphs", CUDA_GRAPH_BYTES, "CUDA graph pool captured after the KV cache is allocated, "
-                       "outside gpu_memory_utilization (--enforce-eager drops it)")
     budget = int(wl.gpu_memory_utilization * device)
-    per_token = kv_bytes_per_token(spec, kv_elem)
-    block_bytes = max(1, per_token * wl.block_size)
-    capacity = budget - weights.bytes - act_bytes - non_torch.bytes
-    blocks = max(0, capacity // block_bytes)
+    capacity = budget - weights.bytes - act_bytes - nt_bytes - (graph_bytes if graphs_in_budget else 0)
     tokens = wl.context + wl.new_tokens
+    layout = kv_layout(spec, max(0, capacity), kv_elem, tokens, batched_tokens, wl.block_size)
+    per_token = int(sum(layer.attention.cache_elems_per_token() for layer in spec.layers if layer.attention) * kv_elem)
+    block_bytes = max(1, per_token * wl.block_size)
     blocks_per_seq = math.ceil(tokens / wl.block_size)
-    max_concurrent = blocks // blocks_per_seq if per_token else max_seqs
+    max_concurrent = int(layout.max_concurrency) if per_token else max_seqs
     state = sum(layer.mixer.state_elems for layer in spec.layers if layer.mixer) * max(2.0, kv_elem)
     kv_needed = wl.batch * (blocks_per_seq * block_bytes + int(state))
-    kv = Component("kv_cache", kv_needed, f"{wl.batch} sequences × {blocks_per_seq:,} blocks of {wl.block_size} "
-                   f"tokens × {per_token:,} bytes/token ({kv_name}); vLLM fills its budget with {blocks:,} blocks "
-                   f"({max(0, capacity) / GIB:,.2f} GiB), room for {max_concurrent:,} such sequences")
+    kv = Component(
+        "kv_cache",
+        kv_needed,
+        f"{wl.batch} sequences × {blocks_per_seq:,} blocks of {wl.block_size} "
+        f"tokens × {per_token:,} bytes/token ({kv_name}); vLLM fills its budget with "
+        f"{max(0, capacity) / GIB:,.2f} GiB: {layout.tokens:,} tokens, {layout.max_concurrency:,.2f} "
+        f"sequences of {tokens:,} tokens",
+    )
     breakdown = (weights, activations, non_torch, kv, graphs, ctx)
     allocated = weights.bytes + act_bytes + kv_needed
-    total = allocated + non_torch.bytes + graphs.bytes + ctx.bytes
-    reserved = ctx.bytes + budget + graphs.bytes
+    total = allocated + nt_bytes + graph_bytes + ctx.bytes
+    reserved = ctx.bytes + budget + (0 if graphs_in_budget else graph_bytes)
+    vtext = f"{version[0]}.{version[1]}" + (
+        " (the latest modelled; --engine-version X.Y for another)" if wl.engine_version is None else ""
+    )
     assumptions = [
-        "engine: vLLM V1 (`vllm serve`), PagedAttention KV blocks, CUDA graphs on",
-        f"budget = gpu_memory_utilization {wl.gpu_memory_utilization:g} × {device / GIB:,.2f} GiB device memory "
-        f"= {budget / GIB:,.2f} GiB for weights, profile peak, non-torch memory and KV cache; the CUDA context and "
-        "the CUDA graph pool come on top",
-        f"profile run over max_num_batched_tokens = {batched_tokens:,} (chunked prefill) and max_num_seqs = "
-        f"{max_seqs:,}",
-        f"KV cache in {kv_name}, blocks of {wl.block_size} tokens; total_bytes counts only the blocks this workload "
-        f"needs ({wl.batch} × {tokens:,} tokens), vLLM itself keeps the whole budget (reserved_bytes)",
+        f"engine: vLLM {vtext} V1 (`vllm serve`), PagedAttention blocks of {wl.block_size} tokens, "
+        + ("--enforce-eager" if wl.enforce_eager else "torch.compile + CUDA graphs"),
+        (
+            f"GPU: {gpu_name} assumed, {device / GIB:,.2f} GiB as torch sees it (--gpu to choose)"
+            if assumed_gpu
+            else f"GPU: {gpu_name or 'given'}, {device / GIB:,.2f} GiB as torch sees it"
+        )
+        + (f"; tensor parallel {tp}, figures per GPU" if tp > 1 else ""),
+        f"budget = gpu_memory_utilization {wl.gpu_memory_utilization:g} × {device / GIB:,.2f} GiB = "
+        f"{budget / GIB:,.2f} GiB for weights, profile peak, non-torch memory"
+        + (", CUDA graphs" if graphs_in_budget else "")
+        + " and KV cache; the CUDA context comes on top"
+        + ("" if graphs_in_budget else ", and so does the CUDA graph pool"),
+        f"profile run over max_num_batched_tokens = {batched_tokens:,} and max_num_seqs = {max_seqs:,}"
+        + (" (vLLM's defaults for this GPU)" if not (wl.max_num_batched_tokens and wl.max_num_seqs) else ""),
+        f"KV cache in {kv_name}; total_bytes counts only the blocks this workload needs ({wl.batch} × {tokens:,} "
+        "tokens), vLLM itself keeps the whole budget (reserved_bytes)",
     ]
+    if len(layout.groups) > 1:
+        assumptions.append(
+            f"hybrid KV cache manager: {len(layout.groups)} groups of {layout.group_size} layers "
+            "(full and sliding-window layers share one block pool; sliding layers hold only their "
+            "window)"
+        )
     if capacity <= 0:
-        assumptions.append("no memory left for KV blocks: vLLM would stop with 'No available memory for the cache "
-                           "blocks'")
-    elif max_concurrent < 1:
-        assumptions.append(f"one sequence of {tokens:,} tokens needs more KV blocks than fit: vLLM would refuse this "
-                           "max_model_len")
-    assumptions.extend(spec.notes)
+        assumptions.append(
+            "no memory left for KV blocks: vLLM would stop with 'No available memory for the cache blocks'"
+        )
+    elif layout.max_concurrency < 1 and per_token:
+        assumptions.append(
+            f"one sequence of {tokens:,} tokens needs more KV blocks than fit: vLLM would refuse this max_model_len"
+        )
+    if any(layer.mixer for layer in spec.layers):
+        assumptions.append(
+            "convolution / Mamba state is counted per sequence; vLLM's page-size unification for "
+            "these layers is not modelled"
+        )
+    assumptions.extend(rm.spec.notes)
+    vllm_obj = {
+        "weights_bytes": weights.bytes,
+        "activation_peak_bytes": act_bytes,
+        "non_torch_bytes": nt_bytes,
+        "cuda_graph_bytes": graph_bytes,
+        "kv_cache_bytes": max(0, capacity),
+        "kv_cache_tokens": layout.tokens,
+        "max_concurrency": round(layout.max_concurrency, 4),
+        "kv_cache_blocks": layout.num_blocks,
+        "kv_cache_groups": len(layout.groups),
+        "tensor_parallel_size": tp,
+        "max_model_len": tokens,
+        "max_num_batched_tokens": batched_tokens,
+        "max_num_seqs": max_seqs,
+        "gpu_memory_bytes": device,
+        "gpu_memory_utilization": wl.gpu_memory_utilization,
+        "requested_memory_bytes": budget,
+        "engine_version": f"{version[0]}.{version[1]}",
+        "gpu_assumed": assumed_gpu,
+    }
     return Estimate(
-        model=spec.name, params=spec.params, active_params=spec.active_params, engine="vllm", workload=wl,
-        weights_bytes=weights.bytes, kv_cache_bytes=kv_needed, activation_bytes=act_bytes,
-        peak_allocated_bytes=allocated, total_bytes=total, breakdown=breakdown, assumptions=tuple(assumptions),
+        model=rm.spec.name,
+        params=rm.spec.params,
+        active_params=rm.spec.active_params,
+        engine="vllm",
+        workload=wl,
+        weights_bytes=weights.bytes,
+        kv_cache_bytes=kv_needed,
+        activation_bytes=act_bytes,
+        peak_allocated_bytes=allocated,
+        total_bytes=total,
+        breakdown=breakdown,
+        assumptions=tuple(assumptions),
         binding_phase="profile run",
-        extra={"gpu_memory_bytes": device, "budget_bytes": budget, "reserved_bytes": reserved,
-               "kv_cache_capacity_bytes": max(0, capacity), "kv_blocks": blocks, "block_bytes": block_bytes,
-               "kv_bytes_per_token": per_token, "max_concurrent_sequences": max_concurrent,
-               "max_num_seqs": min(max_seqs, max_concurrent) if max_concurrent else 0,
-               "max_num_batched_tokens": batched_tokens},
+        extra={
+            "gpu_memory_bytes": device,
+            "budget_bytes": budget,
+            "reserved_bytes": reserved,
+            "kv_cache_capacity_bytes": max(0, capacity),
+            "kv_blocks": layout.num_blocks,
+            "block_bytes": block_bytes,
+            "kv_bytes_per_token": per_token,
+            "max_concurrent_sequences": max_concurrent,
+            "max_num_seqs": min(max_seqs, max_concurrent) if max_concurrent else 0,
+            "max_num_batched_tokens": batched_tokens,
+            "vllm": vllm_obj,
+        },
     )
