@@ -225,3 +225,68 @@ def test_collected_start_up_logs_meet_the_bounds() -> None:
     s = result["summary"]
     # the README's table: tighter than the bounds where the model is exact
     assert s["kv_cache_tokens"]["median"] < 0.5 and s["weights_bytes"]["median"] < 0.5
+
+
+def test_lora_slots_are_preallocated_per_layer() -> None:
+    base = _est(context=8192, new_tokens=0).extra["vllm"]
+    lora = _est(context=8192, new_tokens=0, enable_lora=True, max_loras=4, max_lora_rank=64).extra["vllm"]
+    # Llama 3.1 8B, per layer and slot: qkv 3 × 4096 + 4096 + 2 × 1024, o 4096 + 4096, gate_up 2 × 4096 + 2 × 14336,
+    # down 14336 + 4096 elements × rank; 32 layers, 4 slots, rank 64, bf16
+    per_layer = 3 * 4096 + 4096 + 2048 + 4096 + 4096 + 2 * 4096 + 2 * 14336 + 14336 + 4096
+    slots = 4 * 64 * 32 * per_layer * 2
+    assert lora["weights_bytes"] - base["weights_bytes"] == slots
+    assert base["kv_cache_bytes"] - lora["kv_cache_bytes"] == slots
+    e = _est(context=8192, new_tokens=0, enable_lora=True, max_loras=4, max_lora_rank=64)
+    assert any("LoRA: 4 adapter slot(s) of rank 64" in a for a in e.assumptions)
+
+
+def test_a_draft_model_adds_its_weights_and_its_kv_layers() -> None:
+    base = _est("llama-3.1-70b", context=8192, new_tokens=0, tensor_parallel_size=4).extra["vllm"]
+    spec = _est(
+        "llama-3.1-70b",
+        context=8192,
+        new_tokens=0,
+        tensor_parallel_size=4,
+        speculative_model="llama-3.2-1b",
+        num_speculative_tokens=4,
+    )
+    v = spec.extra["vllm"]
+    draft = resolve_model("llama-3.2-1b").spec
+    assert 0.5 * draft.params * 2 / 4 < v["weights_bytes"] - base["weights_bytes"] < 1.2 * draft.params * 2 / 4
+    # KV per token per rank: 80 target layers of 2 KV heads (8 / 4) × (128 + 128) + 16 draft layers of 2 KV heads ×
+    # (64 + 64), bf16; the different page sizes share one block table
+    per_token = 80 * 2 * 256 * 2 + 16 * 2 * 128 * 2
+    assert v["kv_cache_blocks"] == v["kv_cache_bytes"] // (16 * per_token)
+    assert any("draft model llama-3.2-1b" in a for a in spec.assumptions)
+
+
+def test_kv_cache_memory_and_cpu_offload() -> None:
+    fixed = _est(context=8192, new_tokens=0, kv_cache_memory_bytes=8 * GIB).extra["vllm"]
+    assert fixed["kv_cache_bytes"] == 8 * GIB and fixed["kv_cache_blocks"] == 8 * GIB // (16 * 131072)
+    base = _est(context=8192, new_tokens=0).extra["vllm"]
+    off = _est(context=8192, new_tokens=0, cpu_offload_gb=4).extra["vllm"]
+    assert base["weights_bytes"] - off["weights_bytes"] == 4 * GIB
+    assert off["kv_cache_bytes"] - base["kv_cache_bytes"] == 4 * GIB
+
+
+def test_multimodal_profile_keeps_the_encoder_cache() -> None:
+    v = _est("gemma-3-4b", context=8192, new_tokens=0, engine_version="0.19").extra["vllm"]
+    text = vllm.profile_activation_bytes(resolve_model("gemma-3-4b").spec, 8192, 1024, 2, (0, 19))[0]
+    assert v["activation_peak_bytes"] - text == 8192 * 2560 * 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--engine", "vllm", "--max-loras", "4"], "need --enable-lora"),
+        (["--engine", "vllm", "--num-speculative-tokens", "3"], "needs --speculative-model"),
+        (["--engine", "vllm", "--cpu-offload-gb", "-1"], "cpu_offload_gb"),
+        (["--engine", "vllm", "--speculative-model", "qwen2.5-0.5b", "-tp", "8"], "does not divide"),
+        (["--enable-lora"], "does not apply"),
+        (["--kv-cache-memory", "1000"], "does not apply"),
+    ],
+)
+def test_bad_serving_options(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["estimate", "llama-3.1-8b", *argv, "--json"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

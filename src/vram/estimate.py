@@ -47,6 +47,13 @@ class Workload:
     enforce_eager: bool = False
     engine_version: str | None = None  # vLLM release whose behaviour is modelled (None: the latest)
     gpu_name: str | None = None  # vLLM picks its batching defaults from the device name (A100s keep small ones)
+    enable_lora: bool = False
+    max_loras: int = 1
+    max_lora_rank: int = 16
+    speculative_model: str | None = None  # vLLM draft model (catalog id, repo or config.json)
+    num_speculative_tokens: int | None = None
+    kv_cache_memory_bytes: int | None = None  # vLLM --kv-cache-memory: a fixed KV cache size per GPU
+    cpu_offload_gb: float = 0.0
     # llama.cpp
     n_batch: int = 2048
     n_ubatch: int = 512
@@ -93,7 +100,9 @@ class Workload:
         counts: tuple[tuple[str, object, int], ...] = (
             ("tensor_parallel_size", self.tensor_parallel_size, 1024), ("block_size", self.block_size, 4096),
             ("max_num_batched_tokens", self.max_num_batched_tokens, MAX_TOKENS),
-            ("max_num_seqs", self.max_num_seqs, MAX_BATCH))
+            ("max_num_seqs", self.max_num_seqs, MAX_BATCH), ("max_loras", self.max_loras, 1024),
+            ("max_lora_rank", self.max_lora_rank, 1024), ("num_speculative_tokens", self.num_speculative_tokens, 64),
+            ("kv_cache_memory_bytes", self.kv_cache_memory_bytes, 1 << 50))
         for opt, val, top in counts:
             if val is None:
                 continue
@@ -105,7 +114,10 @@ class Workload:
             vllm_only: tuple[tuple[str, object, object], ...] = (
                 ("tensor_parallel_size", self.tensor_parallel_size, 1),
                 ("max_num_batched_tokens", self.max_num_batched_tokens, None),
-                ("enforce_eager", self.enforce_eager, False), ("engine_version", self.engine_version, None))
+                ("enforce_eager", self.enforce_eager, False), ("engine_version", self.engine_version, None),
+                ("enable_lora", self.enable_lora, False), ("speculative_model", self.speculative_model, None),
+                ("kv_cache_memory_bytes", self.kv_cache_memory_bytes, None),
+                ("cpu_offload_gb", self.cpu_offload_gb, 0.0))
             for opt, val, default in vllm_only:
                 if val != default:
                     raise BadInput(f"{opt}: a vLLM option; it does not apply to engine {self.engine!r} "
@@ -114,6 +126,14 @@ class Workload:
             from .engines.vllm import parse_version
 
             parse_version(self.engine_version)
+        off = self.cpu_offload_gb
+        if isinstance(off, bool) or not isinstance(off, (int, float)) or not 0 <= off <= 1 << 20:
+            raise BadInput(f"cpu_offload_gb: expected GiB between 0 and {1 << 20:,}, got {off!r}",
+                           field="cpu_offload_gb")
+        if not self.enable_lora and (self.max_loras, self.max_lora_rank) != (1, 16):
+            raise BadInput("max_loras: LoRA slots need --enable-lora", field="max_loras")
+        if self.num_speculative_tokens is not None and not self.speculative_model:
+            raise BadInput("num_speculative_tokens: needs --speculative-model", field="num_speculative_tokens")
         dt = normalize_dtype(self.dtype)
         kv = normalize_dtype(self.kv_dtype, field="kv_dtype") if self.kv_dtype else None
         quant = self.quant

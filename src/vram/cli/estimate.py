@@ -52,6 +52,17 @@ def add_vllm_options(p: argparse.ArgumentParser) -> None:
                    help="vLLM KV block size in tokens (default 16)")
     g.add_argument("--engine-version", default=None,
                    help="vLLM release X.Y whose behaviour is modelled (default: the latest modelled)")
+    g.add_argument("--enable-lora", action="store_true", help="vLLM LoRA serving: adapter slots on every layer")
+    g.add_argument("--max-loras", type=positive_int("max_loras"), default=None, help="LoRA slots (default 1)")
+    g.add_argument("--max-lora-rank", type=positive_int("max_lora_rank"), default=None,
+                   help="largest LoRA rank served (default 16)")
+    g.add_argument("--speculative-model", default=None,
+                   help="vLLM draft model for speculative decoding (catalog id, repo or config.json)")
+    g.add_argument("--num-speculative-tokens", type=positive_int("num_speculative_tokens"), default=None,
+                   help="draft tokens per step")
+    g.add_argument("--kv-cache-memory", type=positive_int("kv_cache_memory_bytes"), default=None,
+                   help="vLLM --kv-cache-memory: KV cache bytes per GPU (skips gpu_memory_utilization)")
+    g.add_argument("--cpu-offload-gb", type=float, default=None, help="vLLM: GiB of weights per GPU kept in CPU memory")
 
 
 def gpu_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -59,7 +70,16 @@ def gpu_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     from ..errors import BadInput
 
     out: dict[str, Any] = dict(max_num_batched_tokens=args.max_num_batched_tokens, enforce_eager=args.enforce_eager,
-                               engine_version=args.engine_version)
+                               engine_version=args.engine_version, enable_lora=args.enable_lora,
+                               speculative_model=args.speculative_model,
+                               num_speculative_tokens=args.num_speculative_tokens,
+                               kv_cache_memory_bytes=args.kv_cache_memory)
+    if args.max_loras is not None:
+        out["max_loras"] = args.max_loras
+    if args.max_lora_rank is not None:
+        out["max_lora_rank"] = args.max_lora_rank
+    if args.cpu_offload_gb is not None:
+        out["cpu_offload_gb"] = args.cpu_offload_gb
     if args.block_size is not None:
         if args.engine != "vllm":
             raise BadInput("block_size: a vLLM option; it does not apply to this engine (use --engine vllm)",

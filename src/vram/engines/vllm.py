@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..catalog import GpuEntry
 from ..components import Component
@@ -50,7 +50,7 @@ from ..components.runtime import cuda_context
 from ..dtypes import dtype_bytes
 from ..errors import BadInput
 from ..estimate import Estimate, ResolvedModel, Workload, common_weights
-from ..model import ModelSpec
+from ..model import Layer, ModelSpec
 
 GIB = 1024**3
 MIB = 1024**2
@@ -87,6 +87,9 @@ TP_COMM_BYTES_OLD = round(0.42 * GIB)
 PER_GRAPH_BYTES = 6 * MIB
 MAX_CAPTURE_SIZE = 512
 MXFP4_BITS = 4.25
+# The first release seen keeping the fused-MoE scratch in the worker's WorkspaceManager (0.19 logs: Mixtral,
+# Qwen3-30B-A3B and DeepSeek-V2-Lite peaks are the sampler's plus that scratch; 0.11 logs of gpt-oss show none).
+MOE_WORKSPACE_VERSION = (0, 19)
 # On GPUs without a catalog entry of the memory torch sees: nvidia-smi's total less what the driver keeps
 # (85,520,809,984 − 79.19 GiB on an H100 SXM: 0.46 GiB).
 DRIVER_RESERVED_BYTES = 85_520_809_984 - DEFAULT_GPU_MEMORY_BYTES
@@ -161,17 +164,41 @@ def rope_cache_bytes(spec: ModelSpec, e: int) -> int:
     return (spec.max_position_embeddings or 0) * spec.rope_dim * e
 
 
-def forward_peak_bytes(spec: ModelSpec, tokens: int, e: int) -> tuple[int, str]:
+def moe_workspace_elems(spec: ModelSpec, version: tuple[int, int]) -> int:
+    """Elements per token of the fused-MoE scratch (largest MoE layer of the rank).
+
+    From 0.19 the modular kernel takes its scratch from the worker's ``WorkspaceManager``
+    (``fused_moe/modular_kernel.py``, ``v1/worker/workspace.py``): one buffer of max(top_k × max(inter, hidden),
+    hidden) shared by the first and third cache and the output, one of top_k × max(2 × inter, hidden), kept for the
+    life of the worker. Before, ``fused_experts`` allocated per call: top_k × max(2 × inter, hidden) for the first
+    and third cache and top_k × inter for the second."""
+    h = spec.hidden_size
+    out = 0
+    for layer, _ in spec.distinct_layers:
+        m = layer.mlp
+        if m is None or m.kind != "moe":
+            continue
+        k, i = m.experts_per_token, m.intermediate_size
+        if version >= MOE_WORKSPACE_VERSION:
+            elems = max(k * max(i, h), h) + k * max(2 * i, h)
+        else:
+            elems = k * (max(2 * i, h) + i)
+        out = max(out, elems)
+    return out
+
+
+def forward_peak_bytes(spec: ModelSpec, tokens: int, e: int, version: tuple[int, int] = LATEST) -> tuple[int, str]:
     """Torch peak of ``_dummy_run(tokens)`` on one rank (``spec`` is the rank's shard).
 
     Tokens are flattened. Alive throughout: the embedding output, the residual stream, the normalised input and the
     layer output (4 × hidden); plus the largest block's temporaries: attention q, k, v and output, or the MLP's
-    fused gate_up output and the activation (3 × intermediate; 2 × for plain MLPs), or fused_moe's caches (top_k ×
-    (max(2 × intermediate, hidden) shared by the first and third cache, + intermediate for the second)).
+    fused gate_up output and the activation (3 × intermediate; 2 × for plain MLPs), or the fused-MoE scratch
+    (:func:`moe_workspace_elems`) and the shared experts' gate_up and activation.
     """
     h = spec.hidden_size
     per_token = 0
     how = ""
+    moe_ws = moe_workspace_elems(spec, version)
     for layer, _ in spec.distinct_layers:
         a = layer.attention
         att = (
@@ -184,11 +211,7 @@ def forward_peak_bytes(spec: ModelSpec, tokens: int, e: int) -> tuple[int, str]:
         kind = ""
         if m is not None:
             if m.kind == "moe":
-                mlp = (
-                    m.experts_per_token * (max(2 * m.intermediate_size, h) + m.intermediate_size)
-                    + 3 * m.shared_intermediate_size
-                )
-                kind = "fused_moe caches"
+                mlp, kind = moe_ws + 3 * m.shared_intermediate_size, "fused-MoE scratch"
             elif m.kind == "gated":
                 mlp, kind = 3 * m.intermediate_size, "gate_up + activation"
             else:
@@ -201,7 +224,8 @@ def forward_peak_bytes(spec: ModelSpec, tokens: int, e: int) -> tuple[int, str]:
 
 def sampler_peak_bytes(spec: ModelSpec, tokens: int, num_reqs: int, e: int, version: tuple[int, int]) -> int:
     """Torch peak of ``_dummy_sampler_run`` (top-k and top-p on, no logprobs): the logits of every request in the
-    model dtype, what the sampler derives from them per logit, and the forward's hidden states still referenced."""
+    model dtype, what the sampler derives from them per logit, the forward's hidden states still referenced, and
+    (from 0.19) the fused-MoE workspace the forward left allocated."""
     v = spec.vocab_size
     per_logit = e + SAMPLER_BYTES_PER_LOGIT
     triton = TRITON_SAMPLER_ROWS * v * 4
@@ -210,14 +234,15 @@ def sampler_peak_bytes(spec: ModelSpec, tokens: int, num_reqs: int, e: int, vers
         per_logit = e + 4 + SORT_BYTES_PER_LOGIT
         triton = 0
     h = spec.hidden_size
-    return num_reqs * v * per_logit + triton + tokens * h * e + 2 * num_reqs * h * e
+    persistent = tokens * moe_workspace_elems(spec, version) * e if version >= MOE_WORKSPACE_VERSION else 0
+    return num_reqs * v * per_logit + triton + tokens * h * e + 2 * num_reqs * h * e + persistent
 
 
 def profile_activation_bytes(
     spec: ModelSpec, tokens: int, num_reqs: int, e: int, version: tuple[int, int] = LATEST
 ) -> tuple[int, str]:
     """Torch peak increase of ``profile_run``: the larger of the dummy forward and the dummy sampler run."""
-    fwd, how = forward_peak_bytes(spec, tokens, e)
+    fwd, how = forward_peak_bytes(spec, tokens, e, version)
     smp = sampler_peak_bytes(spec, tokens, num_reqs, e, version)
     sort = "sorted" if version < (0, 17) else "Triton top-k/top-p"
     if smp >= fwd:
@@ -277,20 +302,34 @@ class KvLayout:
 
 
 def kv_layout(
-    spec: ModelSpec, available: int, kv_elem_bytes: float, max_model_len: int, batched_tokens: int, block_size: int = 16
+    spec: ModelSpec,
+    available: int,
+    kv_elem_bytes: float,
+    max_model_len: int,
+    batched_tokens: int,
+    block_size: int = 16,
+    extra_layers: tuple[Layer, ...] = (),
 ) -> KvLayout:
     """vLLM's KV cache config for ``available`` bytes on one rank (``spec`` is the rank's shard)."""
     types: dict[int | None, int] = {}
-    page = 0
-    for layer in spec.layers:
+    pages: list[int] = []
+    for layer in [*spec.layers, *extra_layers]:
         a = layer.attention
         if a is None:
             continue
-        page = max(page, int(block_size * a.cache_elems_per_token() * kv_elem_bytes))
+        pages.append(int(block_size * a.cache_elems_per_token() * kv_elem_bytes))
         w = a.sliding_window if a.sliding_window and a.sliding_window < max_model_len else None
         types[w] = types.get(w, 0) + 1
-    if not types or page == 0:
+    if not types or not pages:
         return KvLayout(0, 0, (), 0, 0, 0.0)
+    page = max(pages)
+    if list(types) == [None] and len(set(pages)) > 1:
+        # one attention type, different page sizes (a draft model's layers): one group, one block table
+        num_blocks = max(0, available // sum(pages))
+        per_req = math.ceil(max_model_len / block_size)
+        return KvLayout(
+            page, len(pages), (KvGroup(None, len(pages)),), num_blocks, num_blocks * block_size, num_blocks / per_req
+        )
     counts = list(types.values())
     group_size = min(counts)
     if max(counts) < 1.5 * min(counts):
@@ -315,6 +354,41 @@ def checkpoint_quant(rm: ResolvedModel) -> str | None:
         return None
     qc = rm.entry.config.get("quantization_config")
     return str(qc.get("quant_method")).lower() if isinstance(qc, dict) and qc.get("quant_method") else None
+
+
+def lora_slot_bytes(spec: ModelSpec, max_loras: int, rank: int, e: int) -> int:
+    """``--enable-lora``: every LoRA-wrapped linear of the rank preallocates ``lora_a_stacked`` (max_loras × slices ×
+    rank × input) and ``lora_b_stacked`` (max_loras × outputs × rank) in the model dtype (``vllm/lora/layers``).
+    Column-parallel layers (qkv with 3 slices, gate_up with 2) keep the whole input and their output shard;
+    row-parallel ones (o, down) their input shard and the whole output. Routed experts are left unadapted."""
+    h = spec.hidden_size
+    per_slot = 0
+    for layer in spec.layers:
+        a = layer.attention
+        if a is not None and a.kind != "mla":
+            q, kv = a.num_heads * a.head_dim, a.num_kv_heads * a.head_dim
+            o_in = a.num_heads * a.v_head_dim
+            per_slot += 3 * h + q + kv + a.num_kv_heads * a.v_head_dim  # qkv_proj
+            per_slot += o_in + h  # o_proj
+        m = layer.mlp
+        if m is not None:
+            inter = m.intermediate_size if m.kind != "moe" else m.shared_intermediate_size
+            if inter:
+                slices = 2 if (m.kind == "gated" or m.kind == "moe") else 1
+                per_slot += slices * h + slices * inter + inter + h  # gate_up (or up) and down
+    return max_loras * rank * per_slot * e
+
+
+def encoder_cache_bytes(rm: ResolvedModel, hidden: int, batched_tokens: int, e: int) -> int:
+    """Multimodal models: ``profile_run`` first runs the vision encoder over as many dummy items as the encoder
+    budget (``max(max_num_batched_tokens, tokens per item)``) holds and keeps their embeddings in the encoder cache
+    until the sampler run is over: budget × hidden in the model dtype."""
+    cfg = rm.entry.config if rm.entry is not None else {}
+    if not isinstance(cfg, dict) or "vision_config" not in cfg:
+        return 0
+    per_item = cfg.get("mm_tokens_per_image")
+    budget = max(batched_tokens, per_item if isinstance(per_item, int) else 0)
+    return budget * hidden * e
 
 
 def rank_model(rm: ResolvedModel, tp: int) -> ResolvedModel:
@@ -363,10 +437,62 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         + (f" + rotary cos/sin cache {rope / MIB:,.0f} MiB" if rope else "")
         + (f"; TP rank 1/{tp}" if tp > 1 else ""),
     )
+    notes: list[str] = []
+    if wl.cpu_offload_gb:
+        off = min(weights.bytes, int(wl.cpu_offload_gb * GIB))
+        weights = Component(
+            "weights",
+            weights.bytes - off,
+            f"{weights.explanation}; {off / GIB:,.2f} GiB of it "
+            "offloaded to CPU memory (--cpu-offload-gb) and streamed in for every forward",
+        )
+        notes.append(
+            f"--cpu-offload-gb {wl.cpu_offload_gb:g}: {off / GIB:,.2f} GiB of weights per GPU live in "
+            "pinned CPU memory; every forward copies them in (slow)"
+        )
+    if wl.enable_lora:
+        lora = lora_slot_bytes(spec, wl.max_loras, wl.max_lora_rank, e)
+        weights = Component(
+            "weights",
+            weights.bytes + lora,
+            f"{weights.explanation} + {lora / MIB:,.0f} MiB of LoRA slots ({wl.max_loras} × rank {wl.max_lora_rank})",
+        )
+        notes.append(
+            f"LoRA: {wl.max_loras} adapter slot(s) of rank {wl.max_lora_rank} preallocated on every layer's "
+            f"attention and dense MLP projections ({lora / MIB:,.0f} MiB per GPU, counted in the weights as "
+            "vLLM's 'Model loading took' does); routed experts assumed unadapted"
+        )
+    draft_layers: tuple[Layer, ...] = ()
+    if wl.speculative_model:
+        from ..estimate import resolve_model
+
+        drm_full = resolve_model(wl.speculative_model)
+        check_tensor_parallel(drm_full.spec, tp)
+        drm = rank_model(drm_full, tp)
+        dw = common_weights(drm, replace(wl, quant=None)).bytes + rope_cache_bytes(drm_full.spec, e)
+        weights = Component(
+            "weights",
+            weights.bytes + dw,
+            f"{weights.explanation} + draft model {drm_full.spec.name} {dw / GIB:,.2f} GiB",
+        )
+        draft_layers = tuple(la for la in drm.spec.layers if la.attention is not None)
+        notes.append(
+            f"speculative decoding with draft model {drm_full.spec.name} ({wl.num_speculative_tokens or 1} "
+            f"tokens per step): its weights ({dw / GIB:,.2f} GiB per GPU, in {wl.dtype}) and its "
+            f"{len(draft_layers)} attention layers' KV share the budget and the block pool"
+        )
     batched_tokens = wl.max_num_batched_tokens or default_max_num_batched_tokens(device, gpu_name, version)
     max_seqs = wl.max_num_seqs or default_max_num_seqs(device, gpu_name, version)
     num_reqs = min(max_seqs, batched_tokens)
     act_bytes, act_how = profile_activation_bytes(spec, batched_tokens, num_reqs, e, version)
+    enc = encoder_cache_bytes(rm, spec.hidden_size, batched_tokens, e)
+    if enc:
+        act_bytes += enc
+        act_how += f" + the encoder cache of the multimodal profile ({enc / MIB:,.0f} MiB of image embeddings)"
+        notes.append(
+            f"multimodal: the profile run encodes dummy images and keeps {enc / MIB:,.0f} MiB of their "
+            "embeddings (the encoder budget) while the text forward and sampler run"
+        )
     activations = Component("activations", act_bytes, "profile run: " + act_how)
     nt_bytes, nt_how = non_torch_bytes(tp, version)
     non_torch = Component("non_torch_memory", nt_bytes, nt_how)
@@ -387,9 +513,18 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     ctx = cuda_context(wl.gpu_arch)
     budget = int(wl.gpu_memory_utilization * device)
     capacity = budget - weights.bytes - act_bytes - nt_bytes - (graph_bytes if graphs_in_budget else 0)
+    if wl.kv_cache_memory_bytes is not None:
+        capacity = wl.kv_cache_memory_bytes
+        notes.append(
+            f"--kv-cache-memory {capacity:,}: the KV cache is that size whatever gpu_memory_utilization; "
+            "vLLM still runs the profile but does not check that the rest fits"
+        )
     tokens = wl.context + wl.new_tokens
-    layout = kv_layout(spec, max(0, capacity), kv_elem, tokens, batched_tokens, wl.block_size)
-    per_token = int(sum(layer.attention.cache_elems_per_token() for layer in spec.layers if layer.attention) * kv_elem)
+    layout = kv_layout(spec, max(0, capacity), kv_elem, tokens, batched_tokens, wl.block_size, draft_layers)
+    per_token = int(
+        sum(layer.attention.cache_elems_per_token() for layer in (*spec.layers, *draft_layers) if layer.attention)
+        * kv_elem
+    )
     block_bytes = max(1, per_token * wl.block_size)
     blocks_per_seq = math.ceil(tokens / wl.block_size)
     max_concurrent = int(layout.max_concurrency) if per_token else max_seqs
@@ -448,6 +583,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
             "convolution / Mamba state is counted per sequence; vLLM's page-size unification for "
             "these layers is not modelled"
         )
+    assumptions.extend(notes)
     assumptions.extend(rm.spec.notes)
     vllm_obj = {
         "weights_bytes": weights.bytes,
