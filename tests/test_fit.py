@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from vram.catalog import all_gpus, find_gpu
 from vram.dtypes import QUALITY_ORDER
+from vram.engines.vllm import visible_memory_bytes
 from vram.errors import BadInput, UnknownGpu
 from vram.estimate import Workload, estimate
 from vram.fit import (
@@ -99,7 +100,8 @@ def test_vllm_single_gpu_numbers_are_the_vllm_estimate() -> None:
     wl = Workload(engine="vllm", context=8192, batch=4)
     g = find_gpu("l40s")
     r = fit("llama-3.1-8b", "l40s", wl, solve=False)
-    est = estimate("llama-3.1-8b", replace(wl, gpu_arch="ada", gpu_memory_bytes=g.usable_memory_bytes))
+    est = estimate("llama-3.1-8b", replace(wl, gpu_arch="ada", gpu_memory_bytes=visible_memory_bytes(g),
+                                           gpu_name=g.name))
     assert r.per_gpu_bytes == est.total_bytes
     # vLLM's own reservation is the budget it must fit in
     assert r.usable_bytes_per_gpu == min(g.usable_memory_bytes, est.extra["reserved_bytes"])

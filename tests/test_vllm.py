@@ -129,7 +129,7 @@ def test_fit_max_batch_is_vllms_concurrency() -> None:
     g = find_gpu("h100-sxm")
     wl = Workload(engine="vllm", context=8192, new_tokens=0).validate()
     b = max_batch(ev, GpuChoice(g, 1), wl)
-    e = vllm.estimate(ev.rm, replace(wl, gpu_memory_bytes=g.usable_memory_bytes))
+    e = vllm.estimate(ev.rm, replace(wl, gpu_memory_bytes=vllm.visible_memory_bytes(g), gpu_name=g.name))
     assert b == e.extra["max_concurrent_sequences"] > 1
 
 
@@ -207,7 +207,7 @@ class _nothing:
 
 def test_non_llm_models_are_refused_for_vllm(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["estimate", "flux.1-dev", "--engine", "vllm", "--json"]) == 2
-    assert "covers decoder LLMs" in capsys.readouterr().err
+    assert "covers text LLMs only" in capsys.readouterr().err
 
 
 def _in_process(argv: list[str]) -> dict[str, Any]:

@@ -118,13 +118,18 @@ def canonical_arch(gpu: GpuEntry) -> str:
 
 
 def gpu_workload(wl: Workload, gpu: GpuEntry) -> Workload:
-    """The workload as it runs on `gpu`: its architecture (runtime overheads) and, for vLLM, its memory."""
+    """The workload as it runs on `gpu`: its architecture (runtime overheads) and, for vLLM, the memory torch sees
+    and the device name (vLLM picks its batching defaults from both)."""
     wl = replace(wl, gpu_arch=canonical_arch(gpu))
     if wl.engine == "llama.cpp":
         from .llama_devices import backend_for
 
         wl = replace(wl, backend=backend_for([gpu], wl.backend))
-    if wl.engine in ("vllm", "mlx"):
+    if wl.engine == "vllm":
+        from .engines.vllm import visible_memory_bytes
+
+        wl = replace(wl, gpu_memory_bytes=visible_memory_bytes(gpu), gpu_name=gpu.name)
+    elif wl.engine == "mlx":
         wl = replace(wl, gpu_memory_bytes=gpu.usable_memory_bytes)
     return wl
 
@@ -394,13 +399,13 @@ class Evaluator:
         self._ranks: dict[tuple[str, int], list[ResolvedModel]] = {}
         self._est: dict[tuple[str, int, Workload], list[Estimate]] = {}
         self._repl: dict[tuple[str, str], int] = {}
-        self._gwl: dict[tuple[Workload, str, int], Workload] = {}
+        self._gwl: dict[tuple[Workload, str, str], Workload] = {}
         self._est_by_id: dict[tuple[int, str, int], list[Estimate]] = {}
         self._rank_w: dict[tuple[str, int, str, str], int] = {}
         self._speed_in: dict[tuple[int, int], tuple[float, float]] = {}
 
     def gpu_workload(self, wl: Workload, gpu: GpuEntry) -> Workload:
-        key = (wl, canonical_arch(gpu), gpu.usable_memory_bytes if wl.engine == "vllm" else 0)
+        key = (wl, canonical_arch(gpu), gpu.id if wl.engine in ("vllm", "mlx") else "")
         if key not in self._gwl:
             self._gwl[key] = gpu_workload(wl, gpu)
         return self._gwl[key]

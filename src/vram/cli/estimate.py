@@ -198,11 +198,6 @@ def run(args: argparse.Namespace) -> int:
         est = estimate_training(args.model, tw)
     else:
         est = estimate(args.model, Workload(**workload_kwargs(args), **source_kwargs(args), **gpu_kwargs(args)))
-        if args.engine == "vllm" and est.engine != "vllm":
-            from ..errors import BadInput
-
-            raise BadInput(f"engine: the vLLM profile covers decoder LLMs; {est.model} is estimated for "
-                           f"{est.engine} only", field="engine")
     if args.json:
         print_json(est.to_dict())
     else:
