@@ -124,7 +124,18 @@ def speed_table() -> str:
     return run(sys.executable, str(ROOT / "measurements" / "speed" / "accuracy.py"))
 
 
+def vllm_score() -> str:
+    import json
+
+    out = json.loads(run(sys.executable, str(ROOT / "measurements" / "vllm" / "score.py"), "--cmd", VRAM, "--json"))
+    rows = ["| field | median | p90 | max | cases |", "|---|---|---|---|---|"]
+    rows += [f"| {f} | {s['median']:.1f} % | {s['p90']:.1f} % | {s['max']:.1f} % | {s['n']} |"
+             for f, s in out["summary"].items()]
+    return "\n".join(rows)
+
+
 PRODUCERS: dict[str, Callable[[], str]] = {
+    "vllm-score": vllm_score,
     "speed-table": speed_table,
     "families-output": families_output,
     "accuracy-table": accuracy_table,
