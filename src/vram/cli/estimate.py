@@ -40,9 +40,6 @@ def register(sub: Any) -> None:
 
 def add_vllm_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("GPU and vLLM (--engine vllm)")
-    g.add_argument("--gpu", "-g", default=None,
-                   help="GPU the estimate is for: h100-sxm, a100-80gb-sxm, 4090 ... (vLLM sizes itself from it; "
-                        "'2xh100-sxm' also sets --tensor-parallel-size 2)")
     g.add_argument("--tensor-parallel-size", "-tp", type=positive_int("tensor_parallel_size"), default=None,
                    help="vLLM tensor-parallel GPUs (figures are per GPU)")
     g.add_argument("--max-num-batched-tokens", type=positive_int("max_num_batched_tokens"), default=None,
@@ -86,7 +83,10 @@ def gpu_kwargs(args: argparse.Namespace) -> dict[str, Any]:
                            field="block_size")
         out["block_size"] = args.block_size
     tp = args.tensor_parallel_size
-    if args.gpu is not None:
+    if args.gpu is not None and args.engine not in ("vllm", "llama.cpp", "llamacpp"):
+        raise BadInput("gpu: --gpu applies to --engine vllm and --engine llama.cpp (use `vram fit` to check a GPU)",
+                       field="gpu")
+    if args.gpu is not None and args.engine == "vllm":
         from ..fit import canonical_arch, parse_gpu_spec
 
         choice = parse_gpu_spec(args.gpu)
@@ -94,16 +94,12 @@ def gpu_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             if tp is not None and tp != choice.count:
                 raise BadInput(f"tensor_parallel_size: {tp} contradicts --gpu {args.gpu} ({choice.count} GPUs)",
                                field="tensor_parallel_size")
-            if args.engine != "vllm":
-                raise BadInput(f"gpu: {args.gpu} is several GPUs; estimate splits a model over GPUs only with "
-                               "--engine vllm (use `vram fit` for the others)", field="gpu")
             tp = choice.count
-        out["gpu_arch"] = canonical_arch(choice.gpu)
-        if args.engine == "vllm":
-            from ..engines.vllm import visible_memory_bytes
+        from ..engines.vllm import visible_memory_bytes
 
-            out["gpu_memory_bytes"] = visible_memory_bytes(choice.gpu)
-            out["gpu_name"] = choice.gpu.name
+        out["gpu_arch"] = canonical_arch(choice.gpu)
+        out["gpu_memory_bytes"] = visible_memory_bytes(choice.gpu)
+        out["gpu_name"] = choice.gpu.name
     out["tensor_parallel_size"] = tp if tp is not None else 1
     return out
 
@@ -127,7 +123,8 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
                    help="llama.cpp build (default: from --gpu, else cuda)")
     g.add_argument("--tensor-split", "-ts", default=None, help="proportions per GPU, e.g. 3,1 (default: by memory)")
     g.add_argument("--gpu", "-g", default=None,
-                   help="GPU spec for llama.cpp's per-device buffers: rtx-4090, 2xrtx-3090, rtx-4090+rtx-3090")
+                   help="GPU spec: vLLM sizes itself from it (h100-sxm; 2xh100-sxm also sets --tensor-parallel-size "
+                        "2); llama.cpp's per-device buffers (rtx-4090, 2xrtx-3090, rtx-4090+rtx-3090)")
     f = p.add_argument_group("image, speech and vision models")
     f.add_argument("--width", type=positive_int("width"), default=1024, help="image width in pixels")
     f.add_argument("--height", type=positive_int("height"), default=1024, help="image height in pixels")
@@ -139,7 +136,7 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
 
 
 _LLAMA_ONLY = ("n_gpu_layers", "cache_type_k", "cache_type_v", "ubatch", "n_batch", "n_cpu_moe", "backend",
-               "tensor_split", "gpu")
+               "tensor_split")
 _LLAMA_FLAGS = ("no_flash_attn", "cpu_moe", "kv_unified")
 
 
