@@ -86,7 +86,6 @@ TP_COMM_BYTES_OLD = round(0.42 * GIB)
 # the largest size holds every piecewise layer's output: layers × largest size × hidden × 2 (input and output).
 PER_GRAPH_BYTES = 6 * MIB
 MAX_CAPTURE_SIZE = 512
-MXFP4_BITS = 4.25
 # The first release seen keeping the fused-MoE scratch in the worker's WorkspaceManager (0.19 logs: Mixtral,
 # Qwen3-30B-A3B and DeepSeek-V2-Lite peaks are the sampler's plus that scratch; 0.11 logs of gpt-oss show none).
 MOE_WORKSPACE_VERSION = (0, 19)
@@ -348,14 +347,6 @@ def kv_layout(
     return KvLayout(page, group_size, tuple(groups), num_blocks, tokens, num_blocks / per_request)
 
 
-def checkpoint_quant(rm: ResolvedModel) -> str | None:
-    """The quantization method a catalog checkpoint ships with (its config's quantization_config)."""
-    if rm.entry is None:
-        return None
-    qc = rm.entry.config.get("quantization_config")
-    return str(qc.get("quant_method")).lower() if isinstance(qc, dict) and qc.get("quant_method") else None
-
-
 def lora_slot_bytes(spec: ModelSpec, max_loras: int, rank: int, e: int) -> int:
     """``--enable-lora``: every LoRA-wrapped linear of the rank preallocates ``lora_a_stacked`` (max_loras × slices ×
     rank × input) and ``lora_b_stacked`` (max_loras × outputs × rank) in the model dtype (``vllm/lora/layers``).
@@ -421,14 +412,6 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     kv_name = wl.kv_dtype or wl.dtype
     kv_elem = dtype_bytes(kv_name)
     w = common_weights(rank, wl)
-    if wl.quant is None and checkpoint_quant(rm) == "mxfp4":
-        # the checkpoint's routed experts stay MXFP4 in vLLM: 4 bits + one 8-bit exponent per 32 = 4.25 bits
-        experts = sum(layer.expert_params for layer in spec.layers)
-        w = Component(
-            "weights",
-            w.bytes - int(experts * (8 * e - MXFP4_BITS) / 8),
-            f"{w.explanation}; routed experts MXFP4 as in the checkpoint ({MXFP4_BITS} bits per weight)",
-        )
     rope = rope_cache_bytes(rm.spec, e)
     weights = Component(
         "weights",
