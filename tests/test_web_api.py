@@ -222,3 +222,47 @@ async def test_storage_outage_is_a_503_not_a_500(app: Any, monkeypatch: pytest.M
         assert r.status_code == 503
         r = await c.get("/pricing", headers={"accept": "text/html"})
         assert r.status_code == 503 and "<h1>503</h1>" in r.text
+
+
+def test_plain_words_understands_the_issue_cases() -> None:
+    from vram.web.question import parse_question, understand
+
+    assert parse_question("qwen 2.5 14b on a 3090 with 8k context") == {
+        "model": "qwen2.5-14b", "gpu": "rtx-3090", "gpu_count": 1, "context": "8k"}
+    assert parse_question("llama 3.1 8b with vllm on rtx 4090 x2")["engine"] == "vllm"
+    assert parse_question("llama 3.1 8b on rtx 4090 x2")["gpu_count"] == 2
+    assert parse_question("mistral 7b with ollama on a 4090")["engine"] == "llama.cpp"
+    assert parse_question("llama 3.1 70b on 2×H100")["gpu_count"] == 2
+    assert parse_question("llama 3.1 70b int4 awq on an h100")["quant"] == "awq"
+    assert parse_question("llama 3.1 8b at 32,768 tokens on an l4")["context"] == "32768"
+    assert parse_question("full fine-tune qwen2.5-7b on 8xh100 with gradient checkpointing") == {
+        "model": "qwen2.5-7b", "gpu": "h100-sxm", "gpu_count": 8, "mode": "train", "method": "full",
+        "grad_checkpointing": "1"}
+    u = understand("can my toaster run phi 4")
+    assert u.fields == {"model": "phi-4"} and u.not_understood == ["toaster"]
+    assert {x["field"] for x in understand("two 4090s, llama 3 70b, 32k").understood} == {"gpu", "model", "context"}
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"model": "llama-3.1-8b", "batch": True}, "batch"),
+    ({"model": "llama-3.1-8b", "train": {"lora_rank": 0}}, "train.lora_rank"),
+    ({"model": "llama-3.1-8b", "context": False}, "context"),
+])
+async def test_422s_name_the_json_path_and_booleans_are_not_numbers(app: Any, body: dict[str, Any],
+                                                                    field: str) -> None:
+    async with client_for(app) as c:
+        r = await c.post("/api/v1/estimate", json=body)
+    assert r.status_code == 422 and r.json()["field"] == field
+
+
+async def test_malformed_json_is_the_body_and_an_unknown_model_is_a_422_even_without_tokens(tmp_path: Path) -> None:
+    with app_for(settings_for(tmp_path, anon_daily_tokens=50)) as app:
+        async with client_for(app) as c:
+            r = await c.post("/api/v1/fit", content=b'{"model": "llama-3.1-8b", "gpu": }',
+                             headers={"content-type": "application/json"})
+            assert r.status_code == 422 and r.json()["field"] == "body"
+            assert r.json()["error"].startswith("body: not valid JSON at character")
+            r = await c.post("/api/v1/fit", json={"model": "no-such-model-xyz", "gpu": "rtx-4090"})
+            assert r.status_code == 422 and r.json()["field"] == "model"
+            r = await c.post("/api/v1/fit", json={"model": "llama-3.1-8b", "gpu": "rtx-4090"})
+            assert r.status_code == 429 and "comes back in" in r.json()["error"]

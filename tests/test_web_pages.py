@@ -39,7 +39,7 @@ async def test_calculator_without_javascript(app: Any) -> None:
     async with client_for(app) as c:
         page = await c.get("/")
         assert page.status_code == 200
-        assert '<form method="post" action="/" id="calc"' in page.text
+        assert '<form method="post" action="/#result" id="calc"' in page.text
         for label in ('for="model"', 'for="gpu"', 'for="context"', 'for="batch"', 'for="quant"'):
             assert label in page.text
         assert '<main id="main"' in page.text and "<nav" in page.text
@@ -123,8 +123,17 @@ async def test_share_and_save_from_the_page(app: Any) -> None:
         assert url, r.text[:2000]
         assert "Revoke link" in r.text
         delete_token = hidden_fields(r.text)["delete_token"]
+        # saving signed out: the sign-in page carries the signed result, to save it once signed in
         r = await c.post("/save", data=fields)
-        assert r.status_code == 303 and r.headers["location"] == "/signin?next=/"
+        assert r.status_code == 200 and 'id="pending-save"' in r.text
+        assert hidden_fields(r.text)["signature"] == fields["signature"]
+        r = await c.post("/signup", data={**hidden_fields(r.text), "email": "later@example.com",
+                                          "password": "correct horse battery"})
+        assert r.status_code == 303 and re.fullmatch(r"/history/[A-Za-z0-9_-]+\?saved=1", r.headers["location"])
+        saved = await c.get(r.headers["location"])
+        assert "Saved to your history" in saved.text and 'id="verdict"' in saved.text
+        hist = await c.get("/history")
+        assert "llama-3.1-8b on 1× rtx-4090 · transformers · context 8k · fits" in hist.text
     async with client_for(app, address="192.0.2.1") as stranger:
         page = await stranger.get(url.group(1))
         assert page.status_code == 200 and 'id="verdict"' in page.text and "Revoke" not in page.text

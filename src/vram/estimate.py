@@ -77,6 +77,8 @@ class Workload:
     images: int = 1
     beams: int = 1
     offload_text_encoders: bool = False
+    steps: int | None = None  # diffusion: denoising steps (time only: each step frees its temporaries)
+    audio_s: float | None = None  # speech: seconds of audio (time only: read in 30 s windows, `batch` at once)
 
     def validate(self) -> Workload:
         if self.engine == "llamacpp":

@@ -152,7 +152,8 @@ def diffusers_settings(repo: str, result: FitResult) -> dict[str, Any]:
     offload = wl.offload_text_encoders
     place = "pipe.enable_model_cpu_offload()" if offload else "pipe.to('cuda')"
     code = (f"pipe = DiffusionPipeline.from_pretrained({repo!r}, torch_dtype={_torch_dtype(wl.dtype)}); {place}; "
-            f"images = pipe(prompt, height={wl.height}, width={wl.width}, num_images_per_prompt={wl.images}).images")
+            f"images = pipe(prompt, height={wl.height}, width={wl.width}, num_images_per_prompt={wl.images}"
+            + (f", num_inference_steps={wl.steps}" if wl.steps else "") + ").images")
     notes = _nonfit_note(result, f"{wl.width}×{wl.height}, {wl.images} image(s)")
     if result.gpu_count > 1:
         notes.append(f"one pipeline per GPU ({result.gpu_count} replicas): diffusers does not split one image "
@@ -169,9 +170,13 @@ def whisper_settings(repo: str, result: FitResult) -> dict[str, Any]:
     gen = f", generate_kwargs={{'num_beams': {wl.beams}}}" if wl.beams > 1 else ""
     code = (f"asr = pipeline('automatic-speech-recognition', model={repo!r}, torch_dtype={_torch_dtype(wl.dtype)}, "
             f"device='cuda:0'); text = asr(audio, chunk_length_s=30, batch_size={wl.batch}{gen})['text']")
+    notes = _nonfit_note(result, f"{wl.batch} window(s), {wl.beams} beam(s)")
+    if wl.audio_s:
+        windows = max(1, math.ceil(wl.audio_s / 30))
+        notes.append(f"{wl.audio_s / 60:g} min of audio = {windows} windows of 30 s: {math.ceil(windows / wl.batch)} "
+                     f"pass(es) of {wl.batch} (memory is per pass, whatever the length)")
     return {"code": code, "task": "automatic-speech-recognition", "chunk_length_s": 30, "batch_size": wl.batch,
-            "num_beams": wl.beams, "torch_dtype": _torch_dtype(wl.dtype),
-            "notes": _nonfit_note(result, f"{wl.batch} window(s), {wl.beams} beam(s)")}
+            "num_beams": wl.beams, "torch_dtype": _torch_dtype(wl.dtype), "notes": notes}
 
 
 def embedding_settings(repo: str, result: FitResult, config: Any) -> dict[str, Any]:

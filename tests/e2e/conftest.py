@@ -15,14 +15,13 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def _serve(tmp_path_factory: pytest.TempPathFactory, **settings: Any) -> Iterator[str]:
     uvicorn = pytest.importorskip("uvicorn")
     from vram.web.app import create_app
     from vram.web.settings import Settings
 
     data = tmp_path_factory.mktemp("web-e2e")
-    app = create_app(Settings(data_dir=data, secret_key="e2e-secret"))
+    app = create_app(Settings(data_dir=data, secret_key="e2e-secret", **settings))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -41,16 +40,50 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server whose allowances do not run out while the tests walk it (every page shares 127.0.0.1)."""
+    yield from _serve(tmp_path_factory, anon_daily_tokens=10**9, user_daily_tokens=10**9)
+
+
+@pytest.fixture(scope="module")
+def small_allowance_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """300 tokens a day, anonymous or signed in: one check (250) and then the out-of-tokens box."""
+    yield from _serve(tmp_path_factory, anon_daily_tokens=300, user_daily_tokens=300)
+
+
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        b.new_page = _with_timeout(b.new_page)
+        b.new_context = _contexts_with_timeout(b.new_context)
         try:
             yield b
         finally:
             b.close()
+
+
+def _with_timeout(make: Any) -> Any:
+    """Pages that give up after 10 s (not Playwright's 30): a missing element fails fast."""
+
+    def wrapped(*a: Any, **kw: Any) -> Any:
+        page = make(*a, **kw)
+        page.set_default_timeout(10_000)
+        return page
+
+    return wrapped
+
+
+def _contexts_with_timeout(make: Any) -> Any:
+    def wrapped(*a: Any, **kw: Any) -> Any:
+        ctx = make(*a, **kw)
+        ctx.set_default_timeout(10_000)
+        return ctx
+
+    return wrapped
 
 
 @pytest.fixture

@@ -64,22 +64,6 @@ def test_check_share_and_open_signed_out(live_server: str, browser: Any, shots: 
     assert errors == []
 
 
-def test_question_box_fills_the_form(live_server: str, browser: Any) -> None:
-    page = browser.new_page(viewport=VIEWPORTS["phone"])
-    page.goto(live_server + "/")
-    page.fill("#question", "can I run llama 3 70b on two 4090s at 32k?")
-    page.click("#ask-form button")
-    expect(page.locator("#model")).to_have_value("llama-3-70b")  # (not wait_for_function: the CSP forbids eval)
-    expect(page.locator("#gpu")).to_have_value("rtx-4090")
-    expect(page.locator("#gpu_count")).to_have_value("2")
-    expect(page.locator("#context")).to_have_value("32k")
-    expect(page.locator("#ask-status")).to_contain_text("Filled: model, gpu, gpu_count, context")
-    page.keyboard.press("Enter")  # focus is on the Check button
-    page.locator("#verdict").wait_for()
-    assert page.locator("#verdict").inner_text().startswith("Does not fit on 2× NVIDIA GeForce RTX 4090")
-    page.close()
-
-
 def test_works_without_javascript(live_server: str, browser: Any, shots: Path) -> None:
     ctx = browser.new_context(viewport=VIEWPORTS["desktop"], java_script_enabled=False)
     page = ctx.new_page()

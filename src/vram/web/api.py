@@ -76,12 +76,19 @@ def check_csrf(request: Request) -> None:
         raise ApiError(403, "missing or wrong X-CSRF-Token header (copy the vram_csrf cookie)", field="csrf_token")
 
 
+def _in_words(seconds: int) -> str:
+    h, m = divmod(max(0, int(seconds)) // 60, 60)
+    return f"{h} h {m} min" if h else f"{max(1, m)} min"
+
+
 def over_allowance(state: QuotaState, cost: int, signed_in: bool) -> ApiError:
-    reset = datetime.fromtimestamp(state.reset_at, UTC).isoformat(timespec="seconds")
+    at = datetime.fromtimestamp(state.reset_at, UTC)
+    reset = at.isoformat(timespec="seconds")
     more = ("buy a token pack at /pricing (purchased tokens never expire)" if signed_in else
             "sign up for a free account (5,000 tokens a day) or buy a token pack at /pricing")
-    return ApiError(429, f"not enough tokens: this costs {cost:,}, {state.remaining:,} left; the daily allowance "
-                    f"comes back at {reset}; or {more}", cost_tokens=cost, remaining=state.remaining,
+    return ApiError(429, f"Not enough tokens: this costs {cost:,} and {state.remaining:,} are left. The daily "
+                    f"allowance comes back in {_in_words(state.reset_in_s)} (at {at:%H:%M} UTC); or {more}.",
+                    cost_tokens=cost, remaining=state.remaining,
                     limit=state.limit, reset_at=reset, reset_in_s=state.reset_in_s, how_to_get_more=more,
                     headers={"Retry-After": str(state.reset_in_s)})
 
@@ -386,7 +393,7 @@ def save_history(svc: Services, user_id: int, kind: str, req: dict[str, Any], re
     with svc.db.tx() as conn:
         conn.execute(insert(HistoryRow).values(
             id=hid, user_id=user_id, created_at=svc.settings.clock(), kind=kind,
-            title=title or title_of(kind, req), request=req, result=result,
+            title=title or title_of(kind, req, result), request=req, result=result,
             tool_version=str(result.get("vram_version", __version__))))
     return hid
 
@@ -455,7 +462,7 @@ def create_share(svc: Services, user_id: int | None, kind: str, req: dict[str, A
     with svc.db.tx() as conn:
         conn.execute(insert(ShareRow).values(
             id=sid, user_id=user_id, delete_token_hash=token_hash(delete_token), created_at=svc.settings.clock(),
-            kind=kind, title=title or title_of(kind, req), request=req, result=result,
+            kind=kind, title=title or title_of(kind, req, result), request=req, result=result,
             tool_version=str(result.get("vram_version", __version__))))
     return sid, delete_token
 

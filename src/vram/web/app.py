@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import NeedsExtra, OfflineError, VramError
-from . import api, pages, tools_pages
+from . import api, more_pages, pages, tools_pages
 from .auth import CSRF_COOKIE, SESSION_COOKIE
 from .ops import NotAvailable
 from .services import Services
@@ -49,7 +49,15 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/save", pages.save_post),
     Route("GET", "/s/{sid}.json", pages.share_json),
     Route("GET", "/s/{sid}", pages.share_page),
+    Route("GET", "/s/{sid}/revoke", pages.share_revoke_page),
     Route("POST", "/s/{sid}/revoke", pages.share_revoke),
+    Route("GET", "/which", more_pages.which_page),
+    Route("POST", "/which", more_pages.which_post),
+    Route("GET", "/compare", more_pages.compare_page),
+    Route("POST", "/compare", more_pages.compare_post),
+    Route("GET", "/plan", more_pages.plan_page),
+    Route("POST", "/plan", more_pages.plan_post),
+    Route("GET", "/models", more_pages.models_page),
     Route("GET", "/pricing", pages.pricing),
     Route("GET", "/pricing.json", pages.pricing_json),
     Route("POST", "/buy", pages.buy),
@@ -126,10 +134,14 @@ def client_address(request: Request, settings: Settings) -> str:
 
 
 def _field_of(loc: Any) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    """The field's JSON path: train.lora_rank, gpus[1]."""
+    parts = [p for p in loc if p not in ("body", "query", "path")]
     # union members show up as type names (e.g. context.int); keep the field path only
-    parts = [p for p in parts if p not in ("int", "str", "float", "bool", "function-after[...]")]
-    return ".".join(parts) or "body"
+    parts = [p for p in parts if str(p) not in ("int", "str", "float", "bool") and not str(p).startswith("function-")]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "body"
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -329,6 +341,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":  # its loc is a character position, not a field
+            at = next((p for p in first.get("loc", ()) if isinstance(p, int)), None)
+            where = f" at character {at}" if at is not None else ""
+            return JSONResponse({"error": f"body: not valid JSON{where}", "field": "body",
+                                 "detail": [{"field": "body", "message": str(first.get("msg", ""))}]},
+                                status_code=422)
         field = _field_of(first.get("loc", ()))
         detail = [{"field": _field_of(e.get("loc", ())), "message": e.get("msg", "")} for e in errors]
         return JSONResponse({"error": f"{field}: {first.get('msg', 'invalid')}", "field": field, "detail": detail},

@@ -57,12 +57,26 @@ def uses_local_gpu(body: Any) -> bool:
     return any(str(s).strip().lower().split("x")[-1].strip() == "local" for s in specs)
 
 
+FAMILY_FIELDS = {"width": "diffusion", "height": "diffusion", "images": "diffusion", "steps": "diffusion",
+                 "offload_text_encoders": "diffusion", "beams": "speech", "audio_s": "speech"}
+
+
 def workload_of(body: WorkloadBody) -> Workload:
-    """The Workload `vram estimate` would build (engine and cache-type aliases are resolved by Workload itself)."""
+    """The Workload `vram estimate` would build (engine and cache-type aliases are resolved by Workload itself).
+    Image- and speech-model inputs are errors for other models (never silently ignored)."""
     quant = body.quant if body.quant and body.quant.lower() != "none" else None
+    extra: dict[str, Any] = {}
+    given = {k: getattr(body, k) for k in FAMILY_FIELDS if getattr(body, k, None) is not None}
+    if given:
+        kind = find_model(body.model).kind
+        for k, v in given.items():
+            if FAMILY_FIELDS[k] != kind:
+                what = "image" if FAMILY_FIELDS[k] == "diffusion" else "speech"
+                raise BadInput(f"{k}: only for {what} models; {body.model} is a {kind} model", field=k)
+            extra[k] = v
     return Workload(engine=body.engine, batch=body.batch, context=parse_tokens(body.context, field="context"),
                     new_tokens=parse_tokens(body.new_tokens, field="new_tokens"), dtype=body.dtype, quant=quant,
-                    kv_dtype=body.kv_dtype or None, attn=body.attn)
+                    kv_dtype=body.kv_dtype or None, attn=body.attn, **extra)
 
 
 def train_workload_of(body: WorkloadBody) -> Any:
@@ -194,10 +208,20 @@ def cost_of(kind: str, body: Any) -> int:
     return OPERATION_COSTS[kind]
 
 
-def title_of(kind: str, request: dict[str, Any]) -> str:
+VERDICT_WORDS = {"fits": "fits", "tight": "tight", "no": "does not fit"}
+
+
+def title_of(kind: str, request: dict[str, Any], result: dict[str, Any] | None = None) -> str:
+    """A history / share title: model, GPU × count, engine, context, mode and the verdict."""
     model = str(request.get("model", ""))[:80]
     ctx = request.get("context", 4096)
     mode = "training" if request.get("train") else "inference"
+    fit = (result or {}).get("fit") if kind == "check" else result if kind == "fit" else None
+    if kind == "check" and request.get("gpu") and isinstance(fit, dict):
+        verdict = VERDICT_WORDS.get(str(fit.get("verdict")), "")
+        engine = "training" if request.get("train") else str(request.get("engine", "transformers"))
+        return (f"{model} on {request.get('gpu_count', 1)}× {request.get('gpu', '')} · {engine} · context {ctx} · "
+                f"{verdict}")[:300]
     if kind == "fit":
         return f"{model} on {request.get('gpu_count', 1)}× {request.get('gpu', '')} · context {ctx} · {mode}"[:300]
     if kind == "plan":

@@ -21,6 +21,7 @@ from ..errors import VramError
 from . import api
 from .api import ApiError, services, subject
 from .auth import CSRF_FIELD, SESSION_COOKIE, csrf_ok, sign_result
+from .labels import form_error, label_of
 from .ops import NotAvailable, memory_curve, precheck, run_estimate, run_fit_with_advice
 from .quota import OPERATION_COSTS, TOKEN_PACKS
 from .schemas import CheckBody, EstimateBody, FitBody
@@ -35,7 +36,11 @@ FORM_DEFAULTS: dict[str, Any] = {
     "dtype": "bfloat16", "quant": "", "kv_dtype": "", "attn": "sdpa", "gpu": "rtx-4090", "gpu_count": "1",
     "headroom": "20", "mode": "inference", "method": "lora", "precision": "bf16", "optimizer": "adamw",
     "seq": "", "grad_checkpointing": "", "lora_rank": "16", "question": "",
+    "width": "1024", "height": "1024", "images": "1", "steps": "28", "offload_text_encoders": "",
+    "beams": "1", "audio_minutes": "",
 }
+CHECKBOXES = ("grad_checkpointing", "offload_text_encoders")
+VENDORS = {"nvidia": "NVIDIA", "amd": "AMD", "apple": "Apple", "intel": "Intel"}
 
 
 def make_templates() -> Jinja2Templates:
@@ -43,6 +48,7 @@ def make_templates() -> Jinja2Templates:
     t.env.globals["version"] = __version__
     t.env.filters["tokens"] = lambda n: f"{int(n):,}"
     t.env.filters["component"] = component_label
+    t.env.filters["field_label"] = lambda f: label_of(str(f))[0]
     return t
 
 
@@ -99,10 +105,21 @@ async def _form(request: Request) -> FormData:
     return form
 
 
+def gpu_groups() -> list[tuple[str, list[dict[str, Any]]]]:
+    """The catalog's GPUs by vendor (NVIDIA, AMD, Apple, Intel), each group by memory then name."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for g in all_gpus():
+        groups.setdefault(g.vendor, []).append({"id": g.id, "name": g.name, "memory_gb": g.memory_gb})
+    order = sorted(groups, key=lambda v: (list(VENDORS).index(v) if v in VENDORS else 99, v))
+    return [(VENDORS.get(v, v.upper()), sorted(groups[v], key=lambda g: (float(g["memory_gb"] or 0), g["name"])))
+            for v in order]
+
+
 def _options() -> dict[str, Any]:
     return {
         "models": [{"id": m.id, "name": m.name} for m in all_models()],
         "gpus": [{"id": g.id, "name": g.name, "memory_gb": g.memory_gb} for g in all_gpus()],
+        "gpu_groups": gpu_groups(),
         "engines": ENGINES, "dtypes": DTYPES, "kv_dtypes": KV_DTYPES, "quants": COMMON_QUANTS,
         "all_quants": known_quants(), "costs": dict(OPERATION_COSTS),
     }
@@ -145,8 +162,15 @@ def _prefill(params: Any) -> dict[str, Any]:
 
 
 def index(request: Request) -> Response:
-    """The calculator. Query parameters prefill the form (e.g. /?model=llama-3.1-70b&gpu=h100-sxm&gpu_count=2)."""
-    return render(request, "index.html", _index_data(request, _prefill(request.query_params)))
+    """The calculator. Query parameters prefill the form (e.g. /?model=llama-3.1-70b&gpu=h100-sxm&gpu_count=2);
+    with `question` (from /ask) the page says what it understood of it and what not."""
+    form = _prefill(request.query_params)
+    understood = None
+    if form.get("question"):
+        from .question import understand
+
+        understood = understand(form["question"])
+    return render(request, "index.html", _index_data(request, form, understood=understood))
 
 
 def index_json(request: Request) -> dict[str, Any]:
@@ -158,19 +182,53 @@ def ask(request: Request, q: str = "") -> Response:
     from .question import parse_question
 
     parsed = parse_question(q[:500])
-    params = {k: str(v) for k, v in parsed.items() if k in FORM_DEFAULTS or k == "gpu_count"}
+    params = {k: str(v) for k, v in parsed.items() if k in FORM_DEFAULTS}
     params["question"] = q[:500]
     return RedirectResponse("/?" + urlencode(params), status_code=303)
 
 
+def _digits(value: str) -> str:
+    """32,768 or 32 768 -> 32768 (thousands separators as people type them)."""
+    import re
+
+    return re.sub(r"(?<=\d)[,\s_](?=\d{3}\b)", "", value)
+
+
+def _model_kind(name: str) -> str | None:
+    try:
+        from ..catalog import find_model
+
+        return find_model(name).kind
+    except VramError:
+        return None
+
+
 def body_from_form(form: dict[str, Any]) -> dict[str, Any]:
-    """Form fields -> a CheckBody dict (strings are converted and checked by pydantic, naming the field)."""
+    """Form fields -> a CheckBody dict (strings are converted and checked by pydantic, naming the field). The image
+    and speech inputs are sent only for models of that kind, and a context only for models that read one."""
     body: dict[str, Any] = {}
+    kind = _model_kind(str(form.get("model", "")).strip())
     for key in ("model", "context", "batch", "new_tokens", "engine", "dtype", "quant", "kv_dtype", "attn", "gpu",
                 "gpu_count"):
         value = str(form.get(key, "")).strip()
+        if key in ("context", "batch", "new_tokens", "gpu_count"):
+            value = _digits(value)
         if value:
             body[key] = value
+    if kind == "diffusion":
+        for key in ("width", "height", "images", "steps"):
+            if str(form.get(key, "")).strip():
+                body[key] = _digits(str(form[key]).strip())
+        body["offload_text_encoders"] = bool(form.get("offload_text_encoders"))
+    if kind == "speech":
+        if str(form.get("beams", "")).strip():
+            body["beams"] = str(form["beams"]).strip()
+        minutes = str(form.get("audio_minutes", "")).strip()
+        if minutes:
+            try:
+                body["audio_s"] = float(minutes) * 60
+            except ValueError:
+                body["audio_s"] = minutes
     if str(form.get("headroom", "")).strip():
         try:
             body["headroom_fraction"] = float(str(form["headroom"])) / 100
@@ -179,7 +237,7 @@ def body_from_form(form: dict[str, Any]) -> dict[str, Any]:
     if form.get("mode") == "train":
         train: dict[str, Any] = {}
         for key in ("method", "precision", "optimizer", "seq", "lora_rank"):
-            value = str(form.get(key, "")).strip()
+            value = _digits(str(form.get(key, "")).strip())
             if value:
                 train[key] = value
         train["grad_checkpointing"] = bool(form.get("grad_checkpointing"))
@@ -253,18 +311,15 @@ async def index_post(request: Request) -> Response:
     """The calculator's form post: works without JavaScript."""
     raw = await _form(request)
     form = {**FORM_DEFAULTS, **{k: str(v) for k, v in raw.items() if k in FORM_DEFAULTS}}
-    if "grad_checkpointing" not in raw:
-        form["grad_checkpointing"] = ""
+    for box in CHECKBOXES:
+        if box not in raw:
+            form[box] = ""
     try:
         body = CheckBody.model_validate(body_from_form(form))
         req, result, sig, cost = await run_in_threadpool(compute_check, request, body)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"] if p not in ("int", "str")) or "form"
-        return render(request, "index.html", _index_data(request, form, error=f"{field}: {err['msg']}",
-                                                         error_field=field), status=422)
-    except VramError as exc:
-        return render(request, "index.html", _index_data(request, form, error=str(exc), error_field=exc.field),
+    except (ValidationError, VramError) as exc:
+        message, input_id = form_error(exc)
+        return render(request, "index.html", _index_data(request, form, error=message, error_field=input_id),
                       status=422)
     except NotAvailable as exc:
         return render(request, "index.html", _index_data(request, form, error=str(exc)), status=501)
@@ -323,16 +378,35 @@ async def share_post(request: Request) -> Response:
     return _share_response(request, row, created=True, delete_token=delete_token, status=201)
 
 
+def _pending(raw: Any) -> dict[str, str] | None:
+    """A signed result carried through sign-in / sign-up so it can be saved once the account exists."""
+    if not raw.get("signature") or not raw.get("result"):
+        return None
+    return {k: str(raw.get(k) or "") for k in ("kind", "request", "result", "signature")}
+
+
 async def save_post(request: Request) -> Response:
+    """Save the result to the history. Signed out: the sign-in page keeps the (signed) result and saves it once
+    signed in, so nothing is lost on the way."""
     raw = await _form(request)
     sub = subject(request)
-    if sub.user_id is None:
-        return RedirectResponse("/signin?next=/", status_code=303)
     svc = services(request)
     kind, req0, result0, sig = _payload_from_form(raw)
     req, result = api.verified_payload(svc, kind, req0, result0, sig)
+    if sub.user_id is None:
+        return render(request, "signin.html", {"next": "/history", "error": None, "email_value": "",
+                                               "pending": _pending(raw)})
     hid = await run_in_threadpool(api.save_history, svc, sub.user_id, kind, req, result, None)
-    return RedirectResponse(f"/history/{hid}", status_code=303)
+    return RedirectResponse(f"/history/{hid}?saved=1", status_code=303)
+
+
+def _save_pending(svc: Any, uid: int, raw: Any) -> str | None:
+    pending = _pending(raw)
+    if pending is None:
+        return None
+    kind, req0, result0, sig = _payload_from_form(raw)
+    req, result = api.verified_payload(svc, kind, req0, result0, sig)
+    return api.save_history(svc, uid, kind, req, result, None)
 
 
 def _share_response(request: Request, row: dict[str, Any], *, created: bool = False,
@@ -342,6 +416,7 @@ def _share_response(request: Request, row: dict[str, Any], *, created: bool = Fa
     return render(request, "share.html", {
         "share": {k: v for k, v in row.items() if k != "owner_user_id"},
         "url": api.share_url(request, row["id"]), "created": created, "delete_token": delete_token,
+        "revoke_url": f"{api.share_url(request, row['id'])}/revoke?" + urlencode({"token": delete_token or ""}),
         "is_owner": is_owner, **_result_context(row["kind"], row["request"], row["result"], None)}, status=status)
 
 
@@ -394,11 +469,20 @@ def costs_json(request: Request) -> dict[str, Any]:
 
 
 def signin(request: Request, next: str = "/") -> Response:
-    return render(request, "signin.html", {"next": _safe_next(next), "error": None, "email_value": ""})
+    return render(request, "signin.html", {"next": _safe_next(next), "error": None, "email_value": "",
+                                           "pending": None})
 
 
 def signup(request: Request, next: str = "/") -> Response:
-    return render(request, "signup.html", {"next": _safe_next(next), "error": None, "email_value": ""})
+    return render(request, "signup.html", {"next": _safe_next(next), "error": None, "email_value": "",
+                                           "pending": None})
+
+
+def share_revoke_page(sid: str, request: Request, token: str = "") -> Response:
+    """The revoke link given to whoever shared without an account: a confirmation form (revoking is a POST)."""
+    row = api.share_row(services(request), sid)
+    return render(request, "revoke.html", {"sid": row["id"], "url": api.share_url(request, row["id"]),
+                                           "token": token[:100], "error": None})
 
 
 def _signed_in_redirect(request: Request, uid: int, target: str) -> Response:
@@ -416,9 +500,10 @@ async def signin_post(request: Request) -> Response:
     try:
         uid = await run_in_threadpool(api.login_user, services(request), subject(request).key, email, password)
     except ApiError as exc:
-        return render(request, "signin.html", {"next": target, "error": exc.body["error"], "email_value": email},
-                      status=exc.status_code)
-    return await run_in_threadpool(_signed_in_redirect, request, uid, target)
+        return render(request, "signin.html", {"next": target, "error": exc.body["error"], "email_value": email,
+                                               "pending": _pending(raw)}, status=exc.status_code)
+    hid = await run_in_threadpool(_save_pending, services(request), uid, raw)
+    return await run_in_threadpool(_signed_in_redirect, request, uid, f"/history/{hid}?saved=1" if hid else target)
 
 
 async def signup_post(request: Request) -> Response:
@@ -428,9 +513,10 @@ async def signup_post(request: Request) -> Response:
     try:
         uid = await run_in_threadpool(api.signup_user, services(request), email, password, subject(request).key)
     except ApiError as exc:
-        return render(request, "signup.html", {"next": target, "error": exc.body["error"], "email_value": email},
-                      status=exc.status_code)
-    return await run_in_threadpool(_signed_in_redirect, request, uid, target)
+        return render(request, "signup.html", {"next": target, "error": exc.body["error"], "email_value": email,
+                                               "pending": _pending(raw)}, status=exc.status_code)
+    hid = await run_in_threadpool(_save_pending, services(request), uid, raw)
+    return await run_in_threadpool(_signed_in_redirect, request, uid, f"/history/{hid}?saved=1" if hid else target)
 
 
 async def signout_post(request: Request) -> Response:
@@ -466,8 +552,9 @@ def history_item(hid: str, request: Request) -> Response:
     if isinstance(uid, Response):
         return uid
     row = api.history_row(services(request), uid, hid)
-    return render(request, "history_item.html", {"item": row, **_result_context(row["kind"], row["request"],
-                                                                                 row["result"], None)})
+    return render(request, "history_item.html", {"item": row, "saved": request.query_params.get("saved") == "1",
+                                                 **_result_context(row["kind"], row["request"], row["result"],
+                                                                   None)})
 
 
 async def history_item_delete(hid: str, request: Request) -> Response:
@@ -509,6 +596,13 @@ async def account_delete(request: Request) -> Response:
         return render(request, "account.html", {"account": api.account_data(request, sub),
                                                 "error": "type delete to confirm"}, status=422)
     await run_in_threadpool(api.delete_user_data, services(request), sub.user_id)
+    from .app import client_address
+
+    # the page that says so is a signed-out page: no History / Account links, the anonymous allowance
+    svc = services(request)
+    request.state.subject = svc.anonymous(client_address(request, svc.settings))
+    request.state.quota = None
+    request.state.session_token = None
     resp = render(request, "message.html", {"title": "Account deleted",
                                             "message": "Your account, history, shares and ledger are gone."})
     resp.delete_cookie(SESSION_COOKIE, path="/")

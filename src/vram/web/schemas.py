@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-TokenCount = int | str  # 4096 or "32k"
+
+def _not_bool(v: Any) -> Any:
+    """true/false are not numbers (pydantic would read true as 1)."""
+    if isinstance(v, bool):
+        raise ValueError("expected a number, not true/false")
+    return v
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Num = Annotated[float, BeforeValidator(_not_bool)]
+TokenCount = Annotated[int | str, BeforeValidator(_not_bool)]  # 4096 or "32k"
 HEADROOM_DOC = "free memory required on the fullest GPU, as a fraction of its weights (as `vram fit`)"
 
 
@@ -20,21 +30,21 @@ class TrainBody(Body):
     optimizer: Literal["adamw", "adamw-fused", "adamw-8bit", "sgd", "sgd-momentum", "adafactor", "lion"] = "adamw"
     seq: TokenCount | None = Field(default=None, description="training sequence length (default: context, or 2048)")
     grad_checkpointing: bool = False
-    lora_rank: int = Field(default=16, ge=1, le=4096)
+    lora_rank: Int = Field(default=16, ge=1, le=4096)
     lora_alpha: float | None = None
     lora_targets: str = Field(default="all-linear", max_length=500)
-    gpus: int = Field(default=1, ge=1, le=4096)
+    gpus: Int = Field(default=1, ge=1, le=4096)
     zero: Literal[0, 1, 2, 3] = 0
     fsdp: Literal["full", "hybrid", "grad-op"] | None = None
-    gpus_per_node: int = Field(default=8, ge=1, le=64)
+    gpus_per_node: Int = Field(default=8, ge=1, le=64)
     offload_optimizer: bool = False
-    grad_accum: int = Field(default=1, ge=1, le=65536)
+    grad_accum: Int = Field(default=1, ge=1, le=65536)
 
 
 class WorkloadBody(Body):
     model: str = Field(min_length=1, max_length=200, description="catalog id, alias or Hub repo id in the catalog")
     context: TokenCount = Field(default=4096, description="prompt tokens per sequence: 4096 or '32k'")
-    batch: int = Field(default=1, ge=1, le=65536)
+    batch: Int = Field(default=1, ge=1, le=65536)
     new_tokens: TokenCount = 16
     engine: Literal["transformers", "vllm", "llama.cpp", "llamacpp"] = "transformers"
     dtype: str = Field(default="bfloat16", max_length=32)
@@ -42,6 +52,14 @@ class WorkloadBody(Body):
     kv_dtype: str | None = Field(default=None, max_length=32)
     attn: Literal["sdpa", "eager", "flash"] = "sdpa"
     train: TrainBody | None = None
+    # image models (diffusion) and speech models (Whisper) only; an error for other models
+    width: Int | None = Field(default=None, ge=64, le=8192, description="image width in pixels (image models)")
+    height: Int | None = Field(default=None, ge=64, le=8192, description="image height in pixels (image models)")
+    images: Int | None = Field(default=None, ge=1, le=64, description="images per prompt (image models)")
+    steps: Int | None = Field(default=None, ge=1, le=1000, description="denoising steps (image models; time only)")
+    offload_text_encoders: bool | None = Field(default=None, description="text encoders on the CPU (image models)")
+    beams: Int | None = Field(default=None, ge=1, le=16, description="beam size (speech models)")
+    audio_s: Num | None = Field(default=None, gt=0, le=86400.0, description="seconds of audio (speech; time only)")
 
 
 class EstimateBody(WorkloadBody):
@@ -50,8 +68,8 @@ class EstimateBody(WorkloadBody):
 
 class FitBody(WorkloadBody):
     gpu: str = Field(min_length=1, max_length=100, description="catalog GPU id or alias, e.g. 'rtx-4090'")
-    gpu_count: int = Field(default=1, ge=1, le=1024)
-    headroom_fraction: float = Field(default=0.2, ge=0.0, le=10.0, description=HEADROOM_DOC)
+    gpu_count: Int = Field(default=1, ge=1, le=1024)
+    headroom_fraction: Num = Field(default=0.2, ge=0.0, le=10.0, description=HEADROOM_DOC)
 
 
 class WhichBody(WorkloadBody):
@@ -106,5 +124,5 @@ class CheckBody(WorkloadBody):
     """What the page's form asks: an estimate, optionally checked against `gpu_count` × `gpu`."""
 
     gpu: str | None = Field(default=None, max_length=100)
-    gpu_count: int = Field(default=1, ge=1, le=1024)
-    headroom_fraction: float = Field(default=0.2, ge=0.0, le=10.0, description=HEADROOM_DOC)
+    gpu_count: Int = Field(default=1, ge=1, le=1024)
+    headroom_fraction: Num = Field(default=0.2, ge=0.0, le=10.0, description=HEADROOM_DOC)

@@ -173,18 +173,20 @@ def answer_sentence(view: dict[str, Any]) -> str:
     free = int(fit.get("free_bytes_per_gpu") or 0)
     limit = fit.get("context_limit")
     asked = int(wl.get("context", 0)) + int(wl.get("new_tokens", 0))
+    way = view.get("way_forward") or []
+    best = next((w for w in way if w.get("fits")), None)
+    tail = f" Cheapest change that fits: {best['change']}." if best else ""
     if limit and asked > int(limit) and not view.get("training"):
         longest = fit.get("max_context")
-        return (f"Not at {int(wl.get('context', 0)):,} tokens: {model} reads at most {int(limit):,} (prompt + new)"
-                + (f"; up to {int(longest):,} prompt tokens it fits on {where}." if longest else "."))
+        head = f"Not at {int(wl.get('context', 0)):,} tokens: {model} reads at most {int(limit):,} (prompt + new)"
+        if longest:
+            return f"{head}; up to {int(longest):,} prompt tokens it fits on {where}."
+        return f"{head}, and it does not fit on {where} at any context.{tail}"
     if v["cls"] == "ok":
         return f"Yes: {model} fits on {where}{ctx}, with {_gb_text(free)} free per GPU."
     if v["cls"] == "tight":
         return (f"Only just: {model} fits on {where}{ctx} with {_gb_text(free)} free per GPU, less headroom than "
                 "asked, so long prompts or bursts may run out of memory.")
-    way = view.get("way_forward") or []
-    best = next((w for w in way if w.get("fits")), None)
-    tail = f" Cheapest change that fits: {best['change']}." if best else ""
     return (f"No: {model} needs {view['per_gpu_gib']} GiB per GPU{ctx}, {_gb_text(-free)} more than {where} "
             f"has.{tail}")
 
@@ -285,8 +287,14 @@ def calculator_query(req: dict[str, Any]) -> str:
     from urllib.parse import urlencode
 
     keys = ("model", "context", "batch", "new_tokens", "engine", "dtype", "quant", "kv_dtype", "attn", "gpu",
-            "gpu_count")
+            "gpu_count", "width", "height", "images", "steps", "beams")
     params = {k: str(req[k]) for k in keys if req.get(k) not in (None, "")}
+    if req.get("offload_text_encoders"):
+        params["offload_text_encoders"] = "1"
+    if req.get("audio_s"):
+        params["audio_minutes"] = f"{float(req['audio_s']) / 60:g}"
+    if req.get("question"):
+        params["question"] = str(req["question"])
     if req.get("headroom_fraction") is not None:
         params["headroom"] = f"{float(req['headroom_fraction']) * 100:g}"
     train = req.get("train")

@@ -9,7 +9,7 @@
   if (input && list) {
     var timer = null, active = -1, items = [], seq = 0;
     var close = function () { list.hidden = true; input.setAttribute("aria-expanded", "false"); active = -1; input.removeAttribute("aria-activedescendant"); };
-    var pick = function (i) { if (items[i]) { input.value = items[i].id; } close(); };
+    var pick = function (i) { if (items[i]) { input.value = items[i].id; input.dispatchEvent(new Event("change")); } close(); };
     var mark = function () {
       Array.prototype.forEach.call(list.children, function (li, i) { li.setAttribute("aria-selected", i === active ? "true" : "false"); });
       if (active >= 0) { input.setAttribute("aria-activedescendant", "model-opt-" + active); }
@@ -58,24 +58,29 @@
   Array.prototype.forEach.call(document.querySelectorAll("input[name=mode]"), function (r) { r.addEventListener("change", syncMode); });
   syncMode();
 
-  // Free-text question -> form fields (GET /api/v1/parse, free)
-  var ask = $("#ask-form");
-  if (ask) {
-    ask.addEventListener("submit", function (e) {
-      e.preventDefault();
-      var q = $("#question").value, status = $("#ask-status");
-      fetch("/api/v1/parse?q=" + encodeURIComponent(q), { credentials: "same-origin" })
-        .then(function (r) { return r.json(); })
-        .then(function (p) {
-          var set = function (id, v) { var el = document.getElementById(id); if (el && v !== undefined && v !== null) { el.value = String(v); } };
-          set("model", p.model); set("gpu", p.gpu); set("gpu_count", p.gpu_count); set("context", p.context);
-          set("batch", p.batch); set("quant", p.quant); set("method", p.method);
-          if (p.mode) { var r = document.querySelector("input[name=mode][value=" + (p.mode === "train" ? "train" : "inference") + "]"); if (r) { r.checked = true; syncMode(); } }
-          var got = Object.keys(p);
-          status.textContent = got.length ? "Filled: " + got.join(", ") + ". Check the form, then press Check." : "Could not find a model or GPU in that question.";
-          var btn = $("#estimate-btn"); if (btn && got.length) { btn.focus(); }
-        }).catch(function () { ask.submit(); });
-    });
+  // The plain-words box is a plain GET form (/ask): the server fills the form from defaults and says what it
+  // understood, with or without this file.
+
+  // Image / speech inputs only for models of that kind (the catalog search answers each model's kind)
+  var kinds = {}, families = document.querySelectorAll("fieldset.family");
+  var syncFamily = function () {
+    if (!input) { return; }
+    var k = kinds[input.value.trim().toLowerCase()];
+    Array.prototype.forEach.call(families, function (f) { f.classList.toggle("hidden", k !== undefined && f.dataset.kind !== k); });
+  };
+  if (input && families.length) {
+    var learn = function (found) { found.forEach(function (m) { kinds[m.id] = m.kind; }); syncFamily(); };
+    var lookup = function () {
+      var v = input.value.trim();
+      if (!v || kinds[v.toLowerCase()] !== undefined) { syncFamily(); return; }
+      fetch("/api/v1/models?limit=1&q=" + encodeURIComponent(v), { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : []; })
+        .then(function (found) { if (found.length && found[0].id === v.toLowerCase()) { learn(found); } })
+        .catch(function () {});
+    };
+    input.addEventListener("change", lookup);
+    list && list.addEventListener("mousedown", function () { setTimeout(lookup, 0); });
+    lookup();
   }
 
   // Copy buttons: data-copy="#selector" (value or text of the target)
@@ -90,7 +95,11 @@
     });
   });
 
-  // Show the result after a form post: bring it into view and announce it
-  var result = $(".result");
-  if (result && !location.hash) { result.setAttribute("tabindex", "-1"); result.scrollIntoView({ block: "start" }); }
+  // After a question was read, focus goes to Check (the answer is one key away)
+  var asked = $("#ask-status .chip");
+  if (asked && !$(".result") && !$("#error")) { var check = $("#estimate-btn"); if (check) { check.focus(); } }
+
+  // After a form post, focus moves to the error or the result (so keyboard and screen-reader users land on it)
+  var target = $("#error") || $(".result");
+  if (target) { if (!target.hasAttribute("tabindex")) { target.setAttribute("tabindex", "-1"); } target.focus({ preventScroll: true }); target.scrollIntoView({ block: "start" }); }
 })();
