@@ -660,7 +660,7 @@ def fit(model: str | ModelSpec | ResolvedModel | Evaluator, gpu_spec: str | GpuC
     if wl.engine == "mlx" and choice.gpu.vendor != "apple":
         raise BadInput(f"engine: MLX runs on Apple Silicon only, not on {choice.gpu.name}", field="engine")
     if train is not None:
-        return _fit_training(ev, choice, train, headroom_fraction)
+        return _fit_training(ev, choice, train, headroom_fraction, solve)
     sp = split or ev.default_split(choice.count, wl.engine)
     if sp not in ("single", "tp", "pp", "dp"):
         raise BadInput(f"split: unknown split {sp!r} (use tp, pp or dp)", field="split")
@@ -822,7 +822,8 @@ def offload_plan(ev: Evaluator, choice: GpuChoice, wl: Workload) -> dict[str, An
                     "them on the CPU instead, at system-RAM bandwidth — similar order of magnitude"}
 
 
-def _fit_training(ev: Evaluator, choice: GpuChoice, tw: TrainWorkload, headroom_fraction: float) -> FitResult:
+def _fit_training(ev: Evaluator, choice: GpuChoice, tw: TrainWorkload, headroom_fraction: float,
+                  solve: bool = True) -> FitResult:
     """Training: the training estimate per GPU (data-parallel over `count` GPUs; ZeRO/FSDP as given)."""
     try:
         from .training import estimate_training
@@ -838,16 +839,16 @@ def _fit_training(ev: Evaluator, choice: GpuChoice, tw: TrainWorkload, headroom_
     usable = choice.gpu.usable_memory_bytes
     headroom = int(headroom_fraction * est.weights_bytes)
     verdict = _verdict(worst, usable, est.weights_bytes, headroom)
-    mx_seq = _largest_true(lambda s: total(replace(tw, seq=s))[0] <= usable, 1,
-                           context_limit(ev.spec, ev.rm.entry.context_length if ev.rm.entry else None))
-    mx_batch = _largest_true(lambda b: total(replace(tw, batch=b))[0] <= usable, 1, MAX_BATCH)
+    limit = context_limit(ev.spec, ev.rm.entry.context_length if ev.rm.entry else None)
+    mx_seq = _largest_true(lambda s: total(replace(tw, seq=s))[0] <= usable, 1, limit) if solve else None
+    mx_batch = _largest_true(lambda b: total(replace(tw, batch=b))[0] <= usable, 1, MAX_BATCH) if solve else None
     def fits_on(n: int) -> bool:
         try:
             return total(replace(tw, gpus=n))[0] <= usable
         except BadInput:  # e.g. ZeRO / FSDP sharding over a single GPU
             return False
 
-    mn = next((n for n in MIN_GPU_CANDIDATES if fits_on(n)), None)
+    mn = next((n for n in MIN_GPU_CANDIDATES if fits_on(n)), None) if solve else None
     ctx = est.component("cuda_context")
     from .serving import training_settings
 

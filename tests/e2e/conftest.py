@@ -46,6 +46,12 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The allowances as deployed (what the README's screenshots show)."""
+    yield from _serve(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
 def small_allowance_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """300 tokens a day, anonymous or signed in: one check (250) and then the out-of-tokens box."""
     yield from _serve(tmp_path_factory, anon_daily_tokens=300, user_daily_tokens=300)
@@ -58,32 +64,10 @@ def browser() -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        b.new_page = _with_timeout(b.new_page)
-        b.new_context = _contexts_with_timeout(b.new_context)
         try:
             yield b
         finally:
             b.close()
-
-
-def _with_timeout(make: Any) -> Any:
-    """Pages that give up after 10 s (not Playwright's 30): a missing element fails fast."""
-
-    def wrapped(*a: Any, **kw: Any) -> Any:
-        page = make(*a, **kw)
-        page.set_default_timeout(10_000)
-        return page
-
-    return wrapped
-
-
-def _contexts_with_timeout(make: Any) -> Any:
-    def wrapped(*a: Any, **kw: Any) -> Any:
-        ctx = make(*a, **kw)
-        ctx.set_default_timeout(10_000)
-        return ctx
-
-    return wrapped
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ VIEWPORTS = {"phone": {"width": 360, "height": 740}, "desktop": {"width": 1280, 
 
 
 @pytest.mark.parametrize("size", ["phone", "desktop"])
-def test_check_share_and_open_signed_out(live_server: str, browser: Any, shots: Path, size: str) -> None:
+def test_check_share_and_open_signed_out(default_server: str, browser: Any, shots: Path, size: str) -> None:
+    live_server = default_server
     ctx = browser.new_context(viewport=VIEWPORTS[size])
     page = ctx.new_page()
     errors: list[str] = []

@@ -105,7 +105,15 @@ def chart(curve: list[list[int]] | list[tuple[int, int]], capacity: int | None, 
         return round(PAD_T + ih * (1 - b / ymax), 1)
 
     poly = " ".join(f"{sx(c)},{sy(b)}" for c, b in pts)
-    xticks = [{"x": sx(c), "label": _fmt_ctx(c)} for c, _ in pts]
+    xticks: list[dict[str, Any]] = []
+    for i, (c, _) in enumerate(pts):  # labels at least 34 px apart; the last (the model's limit) always shown
+        x = sx(c)
+        if i == len(pts) - 1:
+            while xticks and x - xticks[-1]["x"] < 34:
+                xticks.pop()
+        elif xticks and x - xticks[-1]["x"] < 34:
+            continue
+        xticks.append({"x": x, "label": _fmt_ctx(c)})
     step = max(1, int(ymax / GIB / 5))
     nice = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10**4, 10**5)
                 if s >= step)
