@@ -33,7 +33,8 @@ from vram.sources.safetensors import MAX_HEADER_BYTES, header_length, parse_head
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 MIB = 1024 * 1024
-CALL_TIMEOUT_S = 5.0
+# a hang detector, not a speed target (speed lives in benchmarks/): generous, so a loaded CI machine never trips it
+CALL_TIMEOUT_S = 30.0
 
 
 class Hang(Exception):
@@ -158,7 +159,7 @@ def test_deeply_nested_config_json_is_a_config_error(tmp_path: Path, opener: str
 def test_a_config_claiming_a_billion_layers_is_refused_cheaply(key: str) -> None:
     cfg = {"model_type": "llama" if key == "num_hidden_layers" else "falcon", "hidden_size": 64,
            "num_attention_heads": 4, "vocab_size": 100, "intermediate_size": 128, key: 10**9}
-    got, peak = peak_bytes(lambda: model_from_config(cfg, name="huge"), seconds=2.0)
+    got, peak = peak_bytes(lambda: model_from_config(cfg, name="huge"), seconds=20.0)
     assert isinstance(got, ConfigError), got
     assert peak < 4 * MIB
 
@@ -351,7 +352,7 @@ def test_a_gguf_claiming_a_billion_blocks_is_refused_cheaply(tmp_path: Path, tin
     struct.pack_into("<I", data, at + 4, 2**32 - 1)
     p = tmp_path / "deep.gguf"
     p.write_bytes(bytes(data))
-    got, peak = peak_bytes(lambda: resolve_local_weights(p), seconds=2.0)
+    got, peak = peak_bytes(lambda: resolve_local_weights(p), seconds=20.0)
     assert isinstance(got, VramError), got
     assert peak < 4 * MIB
 
