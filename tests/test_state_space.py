@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from vram import Workload, estimate, model_from_config
+from vram.estimate import resolve_model
 
 CASES = [
     ({"model_type": "mamba", "hidden_size": 768, "num_hidden_layers": 4, "vocab_size": 50280, "state_size": 16},
@@ -35,3 +36,15 @@ def test_state_does_not_grow_with_context() -> None:
     # conv (inner × kernel) + ssm (inner × state) per layer and sequence, in bf16: 1536 × (4 + 16) × 2 bytes × 4
     assert short.kv_cache_bytes == long.kv_cache_bytes == 1536 * (4 + 16) * 2 * 4
     assert long.activation_bytes > short.activation_bytes
+
+
+def test_gated_deltanet_state_is_part_of_the_prefill_peak() -> None:
+    """Qwen3.6-35B-A3B's gated-DeltaNet layers write their fixed recurrent state as they run: at a one-token prompt
+    and batch 256 the state dominates, and it is in the peak, not taken out of the activations (they were negative)."""
+    spec = resolve_model("qwen3.6-35b-a3b").spec
+    est = estimate(spec, Workload(context=1, batch=256, new_tokens=0, quant="q8_0"))
+    state = 256 * sum(layer.mixer.state_elems for layer in spec.layers if layer.mixer is not None) * 2
+    assert state > 4 * 2**30
+    assert est.activation_bytes >= 0
+    assert est.kv_cache_bytes >= state
+    assert est.peak_allocated_bytes >= est.weights_bytes + state

@@ -163,6 +163,8 @@ def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes:
 
     def evaluate(layer: Layer) -> tuple[int, Phase]:
         kv_layer = layer_kv_bytes(layer, batch, tokens, kv_bytes, trim_window=False) if with_cache else 0
+        if with_cache and layer.mixer is not None:
+            kv_layer += batch * layer.mixer.state_elems * e  # its fixed conv / recurrent state, written as it runs
         a = layer.attention
         masked = a is not None and (attn == "eager" or hybrid_mask
                                     or (a.sliding_window is not None and tokens > a.sliding_window))
@@ -198,8 +200,7 @@ def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes:
         if kv_so_far + ph.bytes > best_total:
             best_i, best_phase, best_total = i, ph, kv_so_far + ph.bytes
     best = Phase(f"prefill layer {best_i} {best_phase.name}", best_phase.bytes, best_phase.detail)
-    kv_total = kv_so_far if with_cache else 0
-    kv_total = kv_total + state_bytes(model, batch, e) if with_cache else 0
+    kv_total = kv_so_far if with_cache else 0  # attention caches and the mixers' fixed state
     return ForwardProfile(peak_bytes=persistent + best_total, kv_bytes=kv_total, persistent_bytes=persistent,
                           phase=best)
 
@@ -237,11 +238,12 @@ def inference_components(model: ModelSpec, batch: int, context: int, new_tokens:
     pre = prefill_profile(model, batch, context, e, kv_bytes, attn, fp16=fp16)
     dec, dec_how = decode_peak_bytes(model, batch, context + new_tokens, e, kv_bytes) if new_tokens else (0, "")
     if dec > pre.peak_bytes:
-        kv_peak = total_kv_bytes(model, batch, context + new_tokens, kv_bytes)
+        grown = total_kv_bytes(model, batch, context + new_tokens, kv_bytes)  # re-allocated at every step
+        kv_peak = grown + state_bytes(model, batch, e)  # the mixers' fixed state stays where it is
         formula = kv_cache_bytes(model, batch, context + new_tokens, kv_bytes, kv_dtype_name=kv_name).explanation
         comps.append(Component("kv_cache", kv_peak, f"DynamicCache while decoding: {formula}"))
         comps.append(Component("activations", dec - kv_peak, dec_how))
-        return comps, kv_peak, kv_peak, "decode"
+        return comps, kv_peak, grown, "decode"
     formula = kv_cache_bytes(model, batch, context, kv_bytes, trim_window=False, kv_dtype_name=kv_name).explanation
     sliding = bool(model.sliding_windows)
     comps.append(Component("kv_cache", pre.kv_bytes, f"DynamicCache after prefill: {formula}"
