@@ -36,6 +36,15 @@ def _head_dim(cfg: Config, h: int, heads: int) -> int:
     return int(hd) if isinstance(hd, int) and not isinstance(hd, bool) and hd > 0 else h // heads
 
 
+def _decoder_dims(cfg: Config) -> tuple[int, int, int, int, int]:
+    """hidden size, layers, query heads, kv heads (default: as many as query heads) and head dim of a decoder."""
+    h = _int(cfg, "hidden_size")
+    n = _layers(cfg, "num_hidden_layers")
+    heads = _positive(cfg, "num_attention_heads")
+    kv = _int(cfg, "num_key_value_heads", default=heads) or heads
+    return h, n, heads, kv, _head_dim(cfg, h, heads)
+
+
 def _per_layer(value: Any, i: int, name: str) -> int:
     """A setting that is one int or a list with one entry per layer (Hunyuan's moe_topk / num_experts)."""
     if isinstance(value, list):
@@ -124,11 +133,7 @@ def _mlp_layer_types(cfg: Config, n: int, first_dense: int) -> list[bool]:
 def glm4_moe(cfg: Config, mt: str) -> Built:
     """GLM-4.5 / 4.6 / 4.7 (Glm4MoeForCausalLM): dense first layers, then routed experts + shared experts; the
     routing correction bias is a buffer. Optional q/k norms; q/k/v bias without o bias."""
-    h = _int(cfg, "hidden_size")
-    n = _layers(cfg, "num_hidden_layers")
-    heads = _positive(cfg, "num_attention_heads")
-    kv = _int(cfg, "num_key_value_heads", default=heads) or heads
-    hd = _head_dim(cfg, h, heads)
+    h, n, heads, kv, hd = _decoder_dims(cfg)
     inter = _int(cfg, "intermediate_size")
     moe_inter = _int(cfg, "moe_intermediate_size")
     n_exp = _int(cfg, "n_routed_experts")
@@ -150,11 +155,7 @@ def glm4_moe(cfg: Config, mt: str) -> Built:
 def ernie4_5_moe(cfg: Config, mt: str) -> Built:
     """ERNIE 4.5 MoE: experts on layers start..end every `moe_layer_interval`, shared experts, and an
     e_score_correction_bias that is a parameter (moe_statics)."""
-    h = _int(cfg, "hidden_size")
-    n = _layers(cfg, "num_hidden_layers")
-    heads = _positive(cfg, "num_attention_heads")
-    kv = _int(cfg, "num_key_value_heads", default=heads) or heads
-    hd = _head_dim(cfg, h, heads)
+    h, n, heads, kv, hd = _decoder_dims(cfg)
     inter = _int(cfg, "intermediate_size")
     moe_inter = _int(cfg, "moe_intermediate_size")
     n_exp = _int(cfg, "moe_num_experts")
@@ -180,11 +181,7 @@ def ernie4_5_moe(cfg: Config, mt: str) -> Built:
 def hunyuan_moe(cfg: Config, mt: str) -> Built:
     """Hunyuan-A13B (HunYuanMoEV1ForCausalLM): q/k norms, every layer MoE with experts and one shared MLP of
     `intermediate_size`; num_experts / moe_topk may be per-layer lists."""
-    h = _int(cfg, "hidden_size")
-    n = _layers(cfg, "num_hidden_layers")
-    heads = _positive(cfg, "num_attention_heads")
-    kv = _int(cfg, "num_key_value_heads", default=heads) or heads
-    hd = _head_dim(cfg, h, heads)
+    h, n, heads, kv, hd = _decoder_dims(cfg)
     inter = _int(cfg, "intermediate_size")
     bias = bool(cfg.get("attention_bias", False))
     layers = []
@@ -202,11 +199,7 @@ def hunyuan_moe(cfg: Config, mt: str) -> Built:
 def minimax_m2(cfg: Config, mt: str) -> Built:
     """MiniMax-M2 / M2.1: full-width q/k norms, every layer a routed MoE (`intermediate_size` per expert), no
     shared expert; the routing correction bias is a buffer."""
-    h = _int(cfg, "hidden_size")
-    n = _layers(cfg, "num_hidden_layers")
-    heads = _positive(cfg, "num_attention_heads")
-    kv = _int(cfg, "num_key_value_heads", default=heads) or heads
-    hd = _head_dim(cfg, h, heads)
+    h, n, heads, kv, hd = _decoder_dims(cfg)
     inter = _int(cfg, "intermediate_size")
     n_exp = _int(cfg, "num_local_experts")
     topk = _int(cfg, "num_experts_per_tok")
@@ -257,11 +250,7 @@ def qwen3_next(cfg: Config, mt: str) -> Built:
     (layer_types, default every 4th full); full attention has q/k norms and a q projection twice as wide (its
     second half gates the output). MLPs: a routed MoE with a sigmoid-gated shared expert (Qwen3-Next, Qwen3.5 MoE)
     or dense (Qwen3.5)."""
-    h = _int(cfg, "hidden_size")
-    n = _layers(cfg, "num_hidden_layers")
-    heads = _positive(cfg, "num_attention_heads")
-    kv = _int(cfg, "num_key_value_heads", default=heads) or heads
-    hd = _head_dim(cfg, h, heads)
+    h, n, heads, kv, hd = _decoder_dims(cfg)
     types = _linear_layer_types(cfg, n)
     kh, vh = _positive(cfg, "linear_num_key_heads"), _positive(cfg, "linear_num_value_heads")
     kd, vd = _positive(cfg, "linear_key_head_dim"), _positive(cfg, "linear_value_head_dim")
@@ -430,11 +419,7 @@ def nemotron_h(cfg: Config, mt: str) -> Built:
 def falcon_h1(cfg: Config, mt: str) -> Built:
     """Falcon-H1: every layer runs attention and a Mamba-2 block side by side, then a gated MLP; so every layer
     keeps both a KV cache and a fixed SSM state. The Mamba width is mamba_d_ssm (or mamba_expand × hidden)."""
-    h = _int(cfg, "hidden_size")
-    n = _layers(cfg, "num_hidden_layers")
-    heads = _positive(cfg, "num_attention_heads")
-    kv = _int(cfg, "num_key_value_heads", default=heads) or heads
-    hd = _head_dim(cfg, h, heads)
+    h, n, heads, kv, hd = _decoder_dims(cfg)
     d_ssm = cfg.get("mamba_d_ssm")
     inner = int(d_ssm) if isinstance(d_ssm, int) and d_ssm > 0 else int(float(_get(cfg, "mamba_expand", default=2)) * h)
     m_heads, m_hd = _positive(cfg, "mamba_n_heads"), _positive(cfg, "mamba_d_head")
@@ -467,11 +452,7 @@ def llama4_text(cfg: Config, mt: str) -> Built:
     global NoPE attention on every `no_rope_layer_interval`-th; MoE layers (`moe_layers`, default every
     `interleave_moe_layer_step`-th) hold routed experts of `intermediate_size` plus one shared expert of the same
     width; dense layers an MLP of `intermediate_size_mlp`. The q/k norm is an L2 norm without weights."""
-    h = _int(cfg, "hidden_size")
-    n = _layers(cfg, "num_hidden_layers")
-    heads = _positive(cfg, "num_attention_heads")
-    kv = _int(cfg, "num_key_value_heads", default=heads) or heads
-    hd = _head_dim(cfg, h, heads)
+    h, n, heads, kv, hd = _decoder_dims(cfg)
     chunk = cfg.get("attention_chunk_size")
     chunk = int(chunk) if isinstance(chunk, int) and not isinstance(chunk, bool) and chunk > 0 else None
     every = _positive(cfg, "no_rope_layer_interval", default=4)
@@ -623,11 +604,7 @@ def gemma_per_layer(cfg: Config, mt: str) -> Built:
     Gemma 3n adds AltUp (coefficients, router) and LAuReL (rank-r residual) per layer; Gemma 4 full layers use
     `global_head_dim` (and `num_global_key_value_heads` with k = v), optionally a MoE block beside the MLP and a
     double-wide MLP on KV-shared layers."""
-    h = _int(cfg, "hidden_size")
-    n = _layers(cfg, "num_hidden_layers")
-    heads = _positive(cfg, "num_attention_heads")
-    kv = _int(cfg, "num_key_value_heads", default=heads) or heads
-    hd = _head_dim(cfg, h, heads)
+    h, n, heads, kv, hd = _decoder_dims(cfg)
     window = _sliding_window_of(cfg)
     lt = cfg.get("layer_types")
     if isinstance(lt, list) and len(lt) >= n:
