@@ -335,3 +335,13 @@ def test_subprocess_models_and_gpus() -> None:
     g = _run("gpus", "--json")
     assert m.returncode == 0 and g.returncode == 0
     assert len(json.loads(m.stdout)) >= 60 and len(json.loads(g.stdout)) >= 40
+
+
+@pytest.mark.parametrize("argv", [
+    ("estimate", "llama-3.1-8b", "--gpu-mem", "0.5", "--json"),  # a prefix of --gpu-memory-utilization
+    ("fit", "llama-3.1-8b", "--gpu", "h100-sxm", "--cont", "8k", "--json"),  # a prefix of --context
+])
+def test_option_prefixes_are_not_taken_for_options(run_cli: Run, argv: tuple[str, ...]) -> None:
+    r = run_cli(*argv)
+    assert r.rc == 2
+    assert "unrecognized arguments" in r.err and len(r.err.strip().splitlines()) == 1

@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ..errors import VramError
 
@@ -16,6 +16,13 @@ COMMAND_MODULES = ("estimate", "catalog", "fit", "plan", "local", "measure", "se
 
 
 class _Parser(argparse.ArgumentParser):
+    """No abbreviations: a prefix such as `--gpu-mem` must never be taken silently for another option (and `--gpu`
+    is an option of its own beside `--gpus` and `--gpu-memory-utilization`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:  # one line, exit 2, like library errors
         self.exit(2, f"vram: error: {message}\n")
 
