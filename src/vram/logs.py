@@ -199,18 +199,25 @@ def _int(v: str | None) -> int | None:
     return int(f) if f is not None else None
 
 
+# the new-format OOM message up to "… of which X is free" (failed request, GPU index, capacity, free)
+_OOM_HEAD = (
+    r"Tried to allocate "
+    + _SIZE
+    + r"\.?\s*GPU (\d+) has a total capac(?:i)?ty of "
+    + _SIZE
+    + r" of which "
+    + _SIZE
+    + r" is free"
+)
+
+
 def _pytorch_oom(text: str, p: ParsedLog) -> None:
     """PyTorch's CUDA OOM message, new ("GPU 0 has a total capacity of …") and old ("(GPU 0; … total capacity; …)")
     formats. Terms: requested (the failed allocation), allocated (by PyTorch, before it), reserved_unallocated,
     non_pytorch (process use − PyTorch's reserved), in_use (the process), free."""
     m = re.search(
-        r"Tried to allocate "
-        + _SIZE
-        + r"\.?\s*GPU (\d+) has a total capac(?:i)?ty of "
-        + _SIZE
-        + r" of which "
-        + _SIZE
-        + r" is free\.(?:\s*Process \d+ has "
+        _OOM_HEAD
+        + r"\.(?:\s*Process \d+ has "
         + _SIZE
         + r" memory in use\.)?"
         r"(?:\s*Including non-PyTorch memory, this process has " + _SIZE + r" memory in use\.)?"
@@ -267,13 +274,7 @@ def _pytorch_oom(text: str, p: ParsedLog) -> None:
         p.logged.update(requested=req, allocated=alloc, reserved_unallocated=max(0, reserved - alloc), free=free)
         return
     m = re.search(
-        r"Tried to allocate "
-        + _SIZE
-        + r"\.?\s*GPU (\d+) has a total capac(?:i)?ty of "
-        + _SIZE
-        + r" of which "
-        + _SIZE
-        + r" is free",
+        _OOM_HEAD,
         text,
         re.IGNORECASE,
     )
