@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from vram import logs
-from vram.explain import explain, match_model, name_variants, quant_from_name
+from vram.diagnosis import explain, match_model, name_variants, quant_from_name
 
 DATA = Path(__file__).resolve().parent / "data" / "explain"
 CASES = json.loads((DATA / "cases.json").read_text(encoding="utf-8"))["cases"]

@@ -17,7 +17,7 @@ LOG = (Path(__file__).resolve().parent / "data" / "explain" / "vllm-10517-29k.lo
 
 
 async def test_paste_a_log(app: Any) -> None:
-    from vram.explain import explain
+    from vram.diagnosis import explain
 
     lib = explain(LOG, model="llama-3.1-8b").to_dict()
     async with client_for(app) as c:

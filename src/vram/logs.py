@@ -1,5 +1,5 @@
 """Read what a run printed: vLLM start-up logs, llama.cpp and Ollama load logs, `ollama ps`, PyTorch's CUDA
-out-of-memory message and `nvidia-smi`. Pure text parsing, no estimates (those are in `vram.explain`).
+out-of-memory message and `nvidia-smi`. Pure text parsing, no estimates (those are in `vram.diagnosis`).
 
 Every figure is taken as the program prints it. Units: vLLM prints "GB" for values it divides by 2**30 (its
 `GiB_bytes`), so "GB" in a vLLM memory line is read as GiB; llama.cpp prints MiB; Ollama's server log prints

@@ -113,7 +113,7 @@ def build_server() -> Any:
         "and the smallest change that fits. model/gpu/context: when the log does not state them."
     )
     def explain(log: str, model: str | None = None, gpu: str | None = None, context: str | None = None) -> str:
-        from .explain import explain as run
+        from .diagnosis import explain as run
         from .units import parse_tokens
 
         def body() -> Any:

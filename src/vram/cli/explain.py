@@ -60,7 +60,7 @@ def read_log(path: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..explain import explain
+    from ..diagnosis import explain
 
     options = {
         k: getattr(args, k)

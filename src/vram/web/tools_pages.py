@@ -43,7 +43,7 @@ def _gpus() -> list[dict[str, Any]]:
 
 
 def _explain(request: Request, form: dict[str, str]) -> dict[str, Any]:
-    from ..explain import explain
+    from ..diagnosis import explain
     from ..units import parse_tokens
 
     log = form.get("log", "")
