@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ConfigError
-from .model import (
+from .layers import (
     Attention,
     Config,
     Layer,
@@ -27,6 +27,7 @@ from .model import (
     _layers,
     _positive,
 )
+from .traits import traits
 
 Built = tuple[list[Layer], int, list[str]]
 
@@ -140,7 +141,7 @@ def glm4_moe(cfg: Config, mt: str) -> Built:
     topk = _int(cfg, "num_experts_per_tok")
     shared = _int(cfg, "n_shared_experts", default=0) * moe_inter
     sparse = _mlp_layer_types(cfg, n, _int(cfg, "first_k_dense_replace", default=0))
-    qk = 2 * hd if cfg.get("use_qk_norm") else 0
+    qk = traits(mt).qk_norm_params(cfg, heads, kv, hd)  # optional (use_qk_norm)
     bias = bool(cfg.get("attention_bias", False))
     layers = []
     for i in range(n):
@@ -187,7 +188,8 @@ def hunyuan_moe(cfg: Config, mt: str) -> Built:
     layers = []
     for i in range(n):
         acc = _Acc()
-        att = attention(acc, h, heads, kv, hd, bias_qkv=bias, bias_o=bias, qk_norm=2 * hd)
+        att = attention(acc, h, heads, kv, hd, bias_qkv=bias, bias_o=bias,
+                        qk_norm=traits(mt).qk_norm_params(cfg, heads, kv, hd))
         n_exp = _per_layer(_get(cfg, "num_experts", default=1), i, "num_experts")
         topk = _per_layer(_get(cfg, "moe_topk", default=1), i, "moe_topk")
         mlp = moe(acc, h, inter, n_exp, topk, shared_inter=inter)
@@ -206,7 +208,7 @@ def minimax_m2(cfg: Config, mt: str) -> Built:
     layers = []
     for _ in range(n):
         acc = _Acc()
-        att = attention(acc, h, heads, kv, hd, qk_norm=heads * hd + kv * hd)
+        att = attention(acc, h, heads, kv, hd, qk_norm=traits(mt).qk_norm_params(cfg, heads, kv, hd))
         mlp = moe(acc, h, inter, n_exp, topk)
         acc.small += 2 * h
         layers.append(acc.layer(att, None, mlp))
@@ -255,8 +257,7 @@ def qwen3_next(cfg: Config, mt: str) -> Built:
     kh, vh = _positive(cfg, "linear_num_key_heads"), _positive(cfg, "linear_num_value_heads")
     kd, vd = _positive(cfg, "linear_key_head_dim"), _positive(cfg, "linear_value_head_dim")
     kernel = _positive(cfg, "linear_conv_kernel_dim", default=4)
-    dense = mt == "qwen3_5_text"
-    n_exp = 0 if dense else _int(cfg, "num_experts", default=0)
+    n_exp = _int(cfg, "num_experts", default=0) if traits(mt).experts else 0
     topk = _int(cfg, "num_experts_per_tok", default=0)
     moe_inter = _int(cfg, "moe_intermediate_size", default=0)
     shared = _int(cfg, "shared_expert_intermediate_size", default=0)
@@ -269,7 +270,8 @@ def qwen3_next(cfg: Config, mt: str) -> Built:
         if types[i] == "linear_attention":
             att, mixer = None, gated_deltanet(acc, h, kh, vh, kd, vd, kernel)
         else:
-            att = attention(acc, h, heads, kv, hd, bias_qkv=bias, bias_o=bias, qk_norm=2 * hd, gated_q=True)
+            att = attention(acc, h, heads, kv, hd, bias_qkv=bias, bias_o=bias, gated_q=True,
+                            qk_norm=traits(mt).qk_norm_params(cfg, heads, kv, hd))
             mixer = None
         if n_exp and i not in only and (i + 1) % step == 0:
             mlp = moe(acc, h, moe_inter, n_exp, topk, shared_inter=shared, shared_gate=bool(shared))
@@ -610,7 +612,7 @@ def gemma_per_layer(cfg: Config, mt: str) -> Built:
     if isinstance(lt, list) and len(lt) >= n:
         types = [str(x) for x in lt[:n]]
     else:
-        every = 5 if mt == "gemma3n_text" else 6
+        every = traits(mt).window_every
         types = ["sliding_attention" if (i + 1) % every else "full_attention" for i in range(n)]
     if mt == "gemma4_text":
         types[-1] = "full_attention"  # transformers forces the last layer to full attention

@@ -17,9 +17,9 @@ from .components.weights import weights_bytes
 from .dtypes import QuantScheme, dtype_bytes, normalize_dtype, quant_scheme
 from .errors import BadInput, UnknownModel
 from .model import ModelSpec, linear_shapes, load_config_file, model_from_config
+from .traits import traits
 
 ENGINES = ("transformers", "vllm", "llama.cpp", "mlx")
-EAGER_ONLY = {"gpt_oss"}  # transformers 5.x raises for attn_implementation="sdpa" on these
 ATTN = ("sdpa", "eager", "flash")
 MAX_TOKENS = 1 << 24  # 16M tokens: far beyond any published context
 MAX_BATCH = 1 << 16
@@ -370,7 +370,7 @@ def _transformers_inference(rm: ResolvedModel, wl: Workload) -> Estimate:
 
     spec = rm.spec
     fallback_note = None
-    if wl.attn != "eager" and spec.model_type in EAGER_ONLY:
+    if wl.attn != "eager" and traits(spec.model_type).eager_only:
         # transformers refuses SDPA / flash for these (attention sinks): the model runs eager attention
         fallback_note = f"{spec.model_type} supports only eager attention in transformers: estimated with eager"
         wl = replace(wl, attn="eager")

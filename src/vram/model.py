@@ -10,88 +10,31 @@ real modules).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
+from .architectures import FAMILIES as _NEW_FAMILIES
+from .architectures import model_level_params, vision_params
 from .dtypes import QuantScheme, stored_scheme
 from .errors import ConfigError, UnsupportedArchitecture
-
-Config = Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Attention:
-    """Self-attention of one layer. `kind` is "mha" (covers GQA/MQA) or "mla" (DeepSeek latent attention)."""
-
-    kind: str
-    num_heads: int
-    num_kv_heads: int
-    head_dim: int  # query/key head size
-    v_head_dim: int
-    sliding_window: int | None = None
-    kv_lora_rank: int = 0  # MLA: latent size the cache keeps
-    q_lora_rank: int = 0
-    rope_head_dim: int = 0  # MLA: decoupled rope part, cached beside the latent
-    softcap: bool = False
-    chunk_size: int | None = None  # chunked attention (Llama 4): a token attends only within its chunk
-    index_elems: int = 0  # DeepSeek sparse attention: the indexer's key cache per token (index_head_dim)
-    shares_kv_of: int | None = None  # Gemma 3n / 4: reuses an earlier layer's cache and holds none itself
-
-    @property
-    def q_width(self) -> int:
-        return self.num_heads * self.head_dim
-
-    @property
-    def kv_width(self) -> int:
-        return self.num_kv_heads * self.head_dim
-
-    def cache_elems_per_token(self) -> int:
-        """Elements one token adds to this layer's KV cache (keys + values)."""
-        if self.shares_kv_of is not None:
-            return 0
-        if self.kind == "mla":
-            return self.kv_lora_rank + self.rope_head_dim + self.index_elems
-        return self.num_kv_heads * (self.head_dim + self.v_head_dim) + self.index_elems
-
-
-@dataclass(frozen=True)
-class Mlp:
-    """Feed-forward of one layer: "gated" (SwiGLU/GeGLU: gate, up, down), "plain" (up, down) or "moe"."""
-
-    kind: str
-    intermediate_size: int
-    num_experts: int = 0
-    experts_per_token: int = 0
-    shared_intermediate_size: int = 0  # total width of always-on shared experts (0 if none)
-    expert_gated: bool = True
-
-
-@dataclass(frozen=True)
-class StateMixer:
-    """A token mixer with a fixed-size per-sequence state instead of a growing cache (short conv, Mamba)."""
-
-    kind: str  # "conv" (LFM2) or "mamba2" / "mamba"
-    state_elems: int  # elements of recurrent state per sequence
-    inner_size: int  # width of the mixer's main activations
-
-
-@dataclass(frozen=True)
-class Layer:
-    attention: Attention | None
-    mixer: StateMixer | None
-    mlp: Mlp | None
-    params: int
-    linear_params: int  # 2-D weight matrices (quantizable), experts included
-    expert_params: int  # of which inside routed experts
-    router_params: int
-    small_params: int  # 1-D: norms, biases, convolution kernels, sinks
-    v_proj_params: int = 0  # for llama.cpp's per-tensor quant mixes
-    down_proj_params: int = 0
-    expert_linear_params: int = 0  # the routed experts' matrices (expert_params less their biases)
+from .layers import (
+    Attention,
+    Config,
+    Layer,
+    Mlp,
+    StateMixer,
+    _Acc,
+    _experts,
+    _gated_mlp,
+    _get,
+    _int,
+    _layers,
+    _positive,
+)
+from .traits import traits
 
 
 @dataclass(frozen=True)
@@ -173,52 +116,6 @@ class ModelSpec:
         return tuple(layer for layer in self.layers if layer.attention is not None)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# config helpers
-
-
-def _get(cfg: Config, *names: str, default: Any = None, required: bool = False) -> Any:
-    for n in names:
-        if n in cfg and cfg[n] is not None:
-            return cfg[n]
-    if required:
-        raise ConfigError(f"config.json is missing {' / '.join(names)}", field="model")
-    return default
-
-
-MAX_DIM = 1 << 40  # no real model dimension comes near this
-
-
-def _int(cfg: Config, *names: str, default: int | None = None, required: bool = True) -> int:
-    v = _get(cfg, *names, default=default, required=required and default is None)
-    if v is None:
-        raise ConfigError(f"config.json is missing {' / '.join(names)}", field="model")
-    ok = not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v) and v == int(v) \
-        and 0 <= v <= MAX_DIM
-    if not ok:
-        raise ConfigError(f"config.json field {names[0]} must be a non-negative integer, got {v!r}", field="model")
-    return int(v)
-
-
-MAX_LAYERS = 10_000  # the deepest published models have a few hundred layers
-
-
-def _layers(cfg: Config, *names: str) -> int:
-    """The layer count, bounded: every layer is described, so an absurd count must be refused before the loop."""
-    n = _positive(cfg, *names)
-    if n > MAX_LAYERS:
-        raise ConfigError(f"config.json field {names[0]}: {n:,} layers is beyond any real model (max {MAX_LAYERS:,})",
-                          field="model")
-    return n
-
-
-def _positive(cfg: Config, *names: str, default: int | None = None) -> int:
-    v = _int(cfg, *names, default=default)
-    if v == 0:
-        raise ConfigError(f"config.json field {names[0]} must be positive", field="model")
-    return v
-
-
 # Alternative spellings of one setting: when a config uses any of them, defaults for the others must not apply.
 KEY_ALIASES: tuple[frozenset[str], ...] = tuple(frozenset(g) for g in (
     ("num_local_experts", "num_experts", "n_routed_experts"),
@@ -253,21 +150,17 @@ def _layer_types(cfg: Config, n: int, model_type: str) -> list[str]:
         return [str(x) for x in lt[:n]]
     if isinstance(lt, list):
         raise ConfigError(f"config.json: layer_types has {len(lt)} entries for {n} layers", field="model")
-    window = cfg.get("sliding_window")
-    if model_type in ("gemma2", "gpt_oss"):
-        return ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(n)]
-    if model_type in ("gemma3_text", "gemma3", "cohere2"):
-        pattern = int(cfg.get("sliding_window_pattern") or cfg.get("_sliding_window_pattern") or
-                      (6 if model_type.startswith("gemma3") else 4))
+    t = traits(model_type)
+    if t.windows == "every":
+        pattern = t.window_every
+        if t.window_pattern_key:
+            pattern = int(cfg.get("sliding_window_pattern") or cfg.get("_sliding_window_pattern") or pattern)
         return ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n)]
-    if model_type == "olmo3":
-        return ["sliding_attention" if (i + 1) % 4 else "full_attention" for i in range(n)]
-    if model_type in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"):
-        if cfg.get("use_sliding_window") and window:
-            limit = _int(cfg, "max_window_layers", default=0)
-            return ["sliding_attention" if i >= limit else "full_attention" for i in range(n)]
-        return ["full_attention"] * n
-    if window and model_type in ("mistral", "mixtral", "phi3", "phimoe", "starcoder2", "qwen2_vl"):
+    window = cfg.get("sliding_window")
+    if t.windows == "qwen" and cfg.get("use_sliding_window") and window:
+        limit = _int(cfg, "max_window_layers", default=0)
+        return ["sliding_attention" if i >= limit else "full_attention" for i in range(n)]
+    if t.windows == "all" and window:
         return ["sliding_attention"] * n
     return ["full_attention"] * n
 
@@ -275,42 +168,6 @@ def _layer_types(cfg: Config, n: int, model_type: str) -> list[str]:
 def _sliding_window(cfg: Config) -> int | None:
     w = cfg.get("sliding_window")
     return int(w) if isinstance(w, int | float) and not isinstance(w, bool) and w > 0 else None
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# layer builders: each returns (Layer) with its exact parameter count
-
-
-def _linear(n_in: int, n_out: int, bias: bool) -> tuple[int, int]:
-    """(matrix params, bias params)"""
-    return n_in * n_out, (n_out if bias else 0)
-
-
-@dataclass
-class _Acc:
-    linear: int = 0
-    small: int = 0
-    expert: int = 0
-    router: int = 0
-    v_proj: int = 0
-    down: int = 0
-    expert_linear: int = 0
-
-    def lin(self, n_in: int, n_out: int, bias: bool = False) -> int:
-        w, b = _linear(n_in, n_out, bias)
-        self.linear += w
-        self.small += b
-        return w
-
-    @property
-    def total(self) -> int:
-        return self.linear + self.small + self.router
-
-    def layer(self, attention: Attention | None, mixer: StateMixer | None, mlp: Mlp | None) -> Layer:
-        return Layer(attention=attention, mixer=mixer, mlp=mlp, params=self.total, linear_params=self.linear,
-                     expert_params=self.expert, router_params=self.router, small_params=self.small,
-                     v_proj_params=self.v_proj, down_proj_params=self.down,
-                     expert_linear_params=self.expert_linear)
 
 
 def _std_attention(acc: _Acc, cfg: Config, h: int, *, bias_qkv: bool, bias_o: bool, window: int | None,
@@ -330,25 +187,6 @@ def _std_attention(acc: _Acc, cfg: Config, h: int, *, bias_qkv: bool, bias_o: bo
     del fused_qkv  # same parameter count whether q/k/v are one matrix or three
     return Attention(kind="mha", num_heads=heads, num_kv_heads=kv, head_dim=head_dim, v_head_dim=head_dim,
                      sliding_window=window)
-
-
-def _gated_mlp(acc: _Acc, h: int, inter: int, bias: bool = False) -> Mlp:
-    acc.lin(h, inter, bias)
-    acc.lin(h, inter, bias)
-    acc.down += acc.lin(inter, h, bias)
-    return Mlp(kind="gated", intermediate_size=inter)
-
-
-def _experts(acc: _Acc, h: int, inter: int, n: int, *, gated: bool = True, bias: bool = False) -> int:
-    per = (3 if gated else 2) * h * inter
-    b = ((2 * inter if gated else inter) + h) * n if bias else 0
-    acc.linear += per * n
-    acc.expert += per * n
-    acc.expert_linear += per * n
-    acc.down += inter * h * n
-    acc.small += b
-    acc.expert += b
-    return per * n + b
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -381,29 +219,13 @@ def _llama_like(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     else:
         bias_qkv = bias_o = bool(cfg.get("attention_bias", False))
     mlp_bias = bool(cfg.get("use_bias", False)) if mt == "ernie4_5" else bool(cfg.get("mlp_bias", False))
-    # norms per layer (1-D weights of size h unless stated)
-    if mt in ("gemma2", "gemma3_text"):
-        layer_norms = 4 * h
-    elif mt in ("olmo2", "olmo3"):
-        layer_norms = 2 * h
-    elif mt == "cohere":
-        layer_norms = h
-    elif mt in ("phimoe", "stablelm"):
-        layer_norms = 4 * h  # LayerNorm with bias, twice
-    elif mt == "olmo":
-        layer_norms = 0  # OLMo's LayerNorm has no parameters
-    else:
-        layer_norms = 2 * h
-    qk_norm = 0
-    if mt in ("qwen3", "qwen3_moe", "gemma3_text", "apertus", "hunyuan_v1_dense"):
-        qk_norm = 2 * head_dim
-    elif mt in ("olmo2", "olmo3", "olmoe") or (mt == "cohere" and cfg.get("use_qk_norm")):
-        qk_norm = heads * head_dim + kv * head_dim
+    t = traits(mt)
+    layer_norms = t.norms_per_layer * t.norm_params(h)
+    qk_norm = t.qk_norm_params(cfg, heads, kv, head_dim)
 
     # MoE layout
     n_experts = int(_get(cfg, "num_local_experts", "num_experts", "n_routed_experts", default=0) or 0)
-    if mt in ("qwen2", "qwen3", "llama", "mistral", "gemma2", "gemma3_text", "phi3", "olmo2", "cohere", "smollm3",
-              "olmo", "stablelm", "apertus", "seed_oss", "ernie4_5", "hunyuan_v1_dense", "olmo3"):
+    if not t.experts:
         n_experts = 0
     topk = int(_get(cfg, "num_experts_per_tok", "moe_topk", default=0) or 0)
     moe_inter = int(_get(cfg, "moe_intermediate_size", default=inter) or inter)
@@ -419,7 +241,7 @@ def _llama_like(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
         lt = types[i]
         win = window if lt == "sliding_attention" else None
         att = _std_attention(acc, cfg, h, bias_qkv=bias_qkv, bias_o=bias_o, window=win)
-        if mt in ("gemma2", "gemma3_text"):
+        if t.norm_layout == "sandwich":  # Gemma 2 / 3: attention logits soft-capped when configured
             att = Attention(**{**att.__dict__, "softcap": bool(cfg.get("attn_logit_softcapping"))})
         acc.small += layer_norms + qk_norm
         is_moe = n_experts > 0 and i not in mlp_only and (i + 1) % sparse_step == 0
@@ -462,7 +284,7 @@ def _deepseek(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     if isinstance(mlp_types, list) and len(mlp_types) < n:
         raise ConfigError(f"config.json: mlp_layer_types has {len(mlp_types)} entries for {n} layers", field="model")
     # DeepSeek sparse attention (V3.2, GLM-5): a lightning indexer per layer, whose keys are cached per token
-    indexed = mt in ("deepseek_v32", "glm_moe_dsa")
+    indexed = traits(mt).indexer
     index_heads = _int(cfg, "index_n_heads", default=0) if indexed else 0
     index_dim = _int(cfg, "index_head_dim", default=0) if indexed else 0
     q_lora = int(cfg.get("q_lora_rank") or 0)
@@ -631,12 +453,9 @@ def _gpt_style(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
         acc.lin(h, kv * hd, attn_bias)
         acc.v_proj += acc.lin(h, kv * hd, attn_bias)
         acc.lin(heads * hd, h, attn_bias)
-        if mt == "phi":
-            acc.small += 2 * h  # one LayerNorm: attention and MLP run in parallel
-            if cfg.get("qk_layernorm"):
-                acc.small += 2 * 2 * hd
-        else:
-            acc.small += 4 * h
+        acc.small += traits(mt).norms_per_layer * traits(mt).norm_params(h)  # Phi: one, attention ∥ MLP
+        if mt == "phi" and cfg.get("qk_layernorm"):
+            acc.small += 2 * 2 * hd
         acc.lin(h, inter, bias)
         acc.down += acc.lin(inter, h, bias)
         att = Attention(kind="mha", num_heads=heads, num_kv_heads=kv, head_dim=hd, v_head_dim=hd,
@@ -704,6 +523,7 @@ FAMILIES = {
     "starcoder2": _gpt_style, "phi": _gpt_style, "gpt_neox": _gpt_style,
     "apertus": _llama_like, "seed_oss": _llama_like, "ernie4_5": _llama_like, "hunyuan_v1_dense": _llama_like,
     "olmo3": _llama_like, "glm4_moe_lite": _deepseek, "deepseek_v32": _deepseek, "glm_moe_dsa": _deepseek,
+    **_NEW_FAMILIES,
 }
 # model_type aliases that share an implementation
 _ALIASES = {"kimi_k2": "deepseek_v3",  # Kimi-K2's remote code is DeepSeek-V3's network
@@ -746,10 +566,6 @@ def _siglip_params(vc: Config, text_hidden: int) -> int:
     return embed + n * layer + 2 * h + h * text_hidden + h
 
 
-DEEPSEEK_MTP = {"deepseek_v3", "deepseek_v32", "glm4_moe", "glm4_moe_lite", "glm_moe_dsa"}
-QWEN_MTP = {"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"}
-
-
 def _mtp_params(cfg: Config, mt: str, layers: list[Layer], h: int, vocab: int) -> tuple[int, str]:
     """Multi-token-prediction layers the checkpoint stores and transformers does not build (vLLM loads them for
     speculative decoding). DeepSeek-V3 format (also GLM-4.x, GLM-5): per MTP layer `model.layers.{n}` holds a full
@@ -757,10 +573,11 @@ def _mtp_params(cfg: Config, mt: str, layers: list[Layer], h: int, vocab: int) -
     embed_tokens and shared_head.head (vocab × h each; DeepSeek-V3's 671B + 14B MTP = 685B counts them).
     Qwen3-Next / Qwen3.5 format: `mtp.fc` (2h -> h), two pre-fc norms, `mtp.layers.{i}` (a full-attention layer)
     and `mtp.norm`; embedding and head are shared with the main model."""
-    if mt in DEEPSEEK_MTP:
+    fmt = traits(mt).mtp
+    if fmt == "deepseek":
         k = _int(cfg, "num_nextn_predict_layers", default=0)
         per = layers[-1].params + 2 * h * h + 3 * h + 2 * vocab * h
-    elif mt in QWEN_MTP:
+    elif fmt == "qwen":
         k = _int(cfg, "mtp_num_hidden_layers", default=0)
         full = [layer for layer in layers if layer.attention is not None]
         per = (full[-1].params if full else layers[-1].params) + 2 * h * h + 3 * h
@@ -810,14 +627,10 @@ def _model_from_config(config: Config, name: str | None = None) -> ModelSpec:
     tie = bool(tie) if tie is not None else False
     embed = vocab * h
     head = 0 if tie else vocab * h
-    final = h  # final norm weight
+    final = traits(mt).norm_params(h)  # final norm
     extra_embed, extra_other = model_level_params(text_cfg, mt, h, len(layers))
     embed += extra_embed
     final += extra_other
-    if mt in ("phimoe", "falcon", "stablelm", "starcoder2", "phi", "gpt_neox"):
-        final = 2 * h  # LayerNorm weight + bias
-    elif mt == "olmo":
-        final = 0
     if (mt == "phimoe" and bool(text_cfg.get("lm_head_bias", False))) or mt == "phi":
         head += vocab
     extra = 0
@@ -857,18 +670,15 @@ def _model_from_config(config: Config, name: str | None = None) -> ModelSpec:
     )
 
 
-FUSED_LINEARS = {"phi3"}  # qkv_proj and gate_up_proj
-FUSED_QKV_ONLY = {"gpt_neox"}  # query_key_value
-
-
 def linear_shapes(model: ModelSpec, layer: Layer) -> dict[str, tuple[int, int]]:
     """(in, out) of each nn.Linear in a layer's attention and dense MLP, by peft-style name (MoE experts are
     stacked parameters, not nn.Linear)."""
     h = model.hidden_size
     out: dict[str, tuple[int, int]] = {}
     a = layer.attention
-    fused = model.model_type in FUSED_LINEARS
-    if a is not None and a.kind == "mha" and (fused or model.model_type in FUSED_QKV_ONLY):
+    t = traits(model.model_type)
+    fused = t.fused_gate_up
+    if a is not None and a.kind == "mha" and t.fused_qkv:
         out["qkv_proj"] = (h, (a.num_heads + 2 * a.num_kv_heads) * a.head_dim)
         out["o_proj"] = (a.num_heads * a.v_head_dim, h)
     elif a is not None and a.kind == "mha":
@@ -909,11 +719,5 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: config.json must hold a JSON object", field="model")
     return data
-
-
-from .architectures import FAMILIES as _NEW_FAMILIES  # noqa: E402  (they build on the helpers above)
-from .architectures import model_level_params, vision_params  # noqa: E402
-
-FAMILIES.update(_NEW_FAMILIES)
 
 __all__ = ["Attention", "Layer", "Mlp", "ModelSpec", "StateMixer", "load_config_file", "model_from_config"]

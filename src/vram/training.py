@@ -28,10 +28,11 @@ from typing import Any
 from .components import Component
 from .components.allocator import CachingAllocator
 from .components.runtime import cublas_workspace, cuda_context, training_reserve
-from .engines.transformers import SINK_SOFTMAX_IN_DTYPE, sdpa_runs_math_kernel
+from .engines.transformers import sdpa_runs_math_kernel
 from .errors import BadInput, UnsupportedArchitecture
-from .estimate import EAGER_ONLY, Estimate, ResolvedModel, Workload, common_weights, resolve_model
-from .model import FUSED_LINEARS, FUSED_QKV_ONLY, Layer, ModelSpec, linear_shapes
+from .estimate import Estimate, ResolvedModel, Workload, common_weights, resolve_model
+from .model import Layer, ModelSpec, linear_shapes
+from .traits import traits
 
 METHODS = ("full", "lora", "qlora")
 PRECISIONS = ("fp32", "bf16", "fp16", "mixed")
@@ -125,16 +126,6 @@ def lora_params(model: ModelSpec, rank: int, targets: set[str]) -> int:
 # activations saved for backward, per token
 
 
-GEMMA_NORMS = {"gemma2", "gemma3_text"}
-POST_NORMS_ONLY = {"olmo2"}
-HEAD_QK_NORM = {"qwen3", "qwen3_moe", "gemma3_text"}
-FULL_QK_NORM = {"olmo2"}
-LAYER_NORM_MODELS = {"stablelm", "starcoder2", "phi", "gpt_neox", "falcon", "phimoe", "olmo"}
-
-
-FP32_PRODUCT_NORMS = GEMMA_NORMS | {"olmo2", "gpt_oss", "cohere"}
-
-
 def _norm_own(model_type: str, res: int, frozen: bool = False) -> int:
     """Bytes per normalized element a norm keeps for backward (excluding what consumers of its output keep).
 
@@ -142,11 +133,11 @@ def _norm_own(model_type: str, res: int, frozen: bool = False) -> int:
     OLMo 2's, gpt-oss's and Cohere's multiply the weight in float32, so they keep the float32 upcast and the float32
     normalized value. With the norm's weight frozen (LoRA, QLoRA) the product by the weight needs only the weight
     for its input gradient, so only the float32 upcast (read by `x * rsqrt(var)`) is kept."""
-    if model_type in LAYER_NORM_MODELS:
+    if traits(model_type).layer_norm_kind:
         return res  # nn.LayerNorm keeps its input (and per-row statistics)
     if frozen:
         return 4
-    if model_type in FP32_PRODUCT_NORMS:
+    if traits(model_type).fp32_norm_product:
         return 8
     return 4 + (4 if res == 4 else 2)
 
@@ -155,6 +146,7 @@ def _saved_items(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets: set
     """Bytes per token of the tensors (or groups of tensors) autograd keeps for one layer until its backward."""
     h = model.hidden_size
     mt = model.model_type
+    t = traits(mt)
     mixed = tw.precision == "mixed"
     e = 4 if tw.precision == "fp32" else 2  # activation dtype of matmul outputs
     res = 4 if tw.precision in ("fp32", "mixed") else 2  # residual stream dtype
@@ -174,10 +166,10 @@ def _saved_items(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets: set
             return 2 * len(present)  # autocast's bf16 cast, one per linear
         return e if present else 0  # the tensor itself
 
-    pre_norms = 0 if mt in POST_NORMS_ONLY else 1
+    pre_norms = 1 if t.pre_norms else 0
     items: list[int] = []
-    attn_inputs = ("qkv_proj",) if mt in FUSED_LINEARS | FUSED_QKV_ONLY else ("q_proj", "k_proj", "v_proj")
-    mlp_inputs = ("gate_up_proj",) if mt in FUSED_LINEARS else ("gate_proj", "up_proj")
+    attn_inputs = ("qkv_proj",) if t.fused_qkv else ("q_proj", "k_proj", "v_proj")
+    mlp_inputs = ("gate_up_proj",) if t.fused_gate_up else ("gate_proj", "up_proj")
     items.append(h * (pre_norms * norm + input_kept(attn_inputs)))
     a = layer.attention
     ae = 2 if mixed else e
@@ -191,8 +183,8 @@ def _saved_items(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets: set
             k = a.num_kv_heads * a.head_dim
             v = a.num_kv_heads * a.v_head_dim
             items.append(ae * (2 * q + k + v) + 4 * a.num_heads)
-            if mt in HEAD_QK_NORM or mt in FULL_QK_NORM:
-                items.append((q + k) * (norm if mt in FP32_PRODUCT_NORMS or lora else 4 + ae))
+            if t.qk_norm and not t.qk_norm_flag:  # (an optional one, set in config.json, is not seen here)
+                items.append((q + k) * (norm if t.fp32_norm_product or lora else 4 + ae))
             if a.sliding_window is not None and tw.seq > a.sliding_window and tw.attn != "eager":
                 # a window shorter than the sequence forces a mask: SDPA keeps it as an additive float mask and
                 # its output needs a real transpose copy
@@ -202,7 +194,7 @@ def _saved_items(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets: set
                 # float32 grouped-query SDPA runs the math kernel (vram.engines.transformers): autograd keeps its
                 # softmax output (heads × seq float32 per token) and the scaled q, expanded-and-scaled k, expanded v
                 items.append(a.num_heads * tw.seq * 4 + 4 * (2 * q + a.num_heads * a.v_head_dim))
-            if tw.attn == "eager" and mt in SINK_SOFTMAX_IN_DTYPE:
+            if tw.attn == "eager" and t.sink_softmax_in_dtype:
                 items.append(a.num_heads * tw.seq * ae)  # in-dtype softmax output (the scores are a view of it)
             elif tw.attn == "eager":
                 items.append(a.num_heads * tw.seq * (4 + ae))  # float32 softmax output and bf16 probabilities per row
@@ -210,7 +202,7 @@ def _saved_items(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets: set
             items.append(o_in * input_kept(("o_proj",)) if (lora or mixed) else 0)
     elif layer.mixer is not None:
         items.append(ae * 2 * layer.mixer.inner_size)
-    if mt in GEMMA_NORMS or mt in POST_NORMS_ONLY:
+    if t.post_norms:
         items.append(h * norm)  # post-attention norm on the attention output
     items.append(h * (pre_norms * norm + input_kept(mlp_inputs)))
     m = layer.mlp
@@ -224,7 +216,7 @@ def _saved_items(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets: set
             width = m.intermediate_size
             n_saved = 3 if m.kind == "gated" else 1
             items.append(ae * n_saved * width + width * (input_kept(("down_proj",)) if (lora or mixed) else ae))
-    if mt in GEMMA_NORMS or mt in POST_NORMS_ONLY:
+    if t.post_norms:
         items.append(h * norm)  # post-feedforward norm
     return items
 
@@ -515,7 +507,7 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
         raise UnsupportedArchitecture(kind, "training estimates cover decoder-only language models (and the "
                                       "language model of vision-language ones)")
     eager_note = []
-    if tw.attn != "eager" and spec.model_type in EAGER_ONLY:
+    if tw.attn != "eager" and traits(spec.model_type).eager_only:
         tw = replace(tw, attn="eager")
         eager_note = [f"{spec.model_type} supports only eager attention in transformers: estimated with eager"]
     prec = _precision(tw)

@@ -31,21 +31,16 @@ from dataclasses import dataclass
 from ..components import Component
 from ..components.kv_cache import kv_cache_bytes, layer_kv_bytes, state_bytes, total_kv_bytes
 from ..model import Layer, ModelSpec
+from ..traits import traits
 
 # int64 tensors alive during generate's prefill, per token: input_ids, attention_mask, position_ids, cache_position
 IDS_BYTES_PER_TOKEN = 32
 
-# model_type flags that change which temporaries exist
-FUSED_GATE_UP = {"phi3"}
-ROUTER_WEIGHTS_FP32 = {"deepseek_v2", "deepseek_v3"}
-PARALLEL_BLOCK = {"cohere", "falcon", "phi", "gpt_neox"}
-MANY_TEMP_GELU = {"phi"}  # gelu_new: 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))) in several elementwise steps
-NO_PRE_NORM = {"olmo2"}
-TWO_ROPE_TABLES = {"gemma3_text"}
+# Which temporaries exist depends on the model_type's traits (vram.traits): fused gate_up, float32 router weights,
+# gelu_new's elementwise steps (0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³)))), post-norms only, two rope tables, and
 # eager attention with attention sinks (gpt-oss): the sink logits are concatenated to the scores, the row maximum is
 # subtracted and the softmax runs in the input dtype, so the masked scores, the concatenated logits and their
-# max-subtracted copy and the probabilities make 3 score-sized buffers at once, whatever the dtype
-SINK_SOFTMAX_IN_DTYPE = {"gpt_oss"}
+# max-subtracted copy and the probabilities make 3 score-sized buffers at once, whatever the dtype.
 
 
 @dataclass(frozen=True)
@@ -65,15 +60,15 @@ def _mlp_temp_per_token(model: ModelSpec, layer: Layer, e: int) -> tuple[int, st
         k = m.experts_per_token
     inter = m.intermediate_size
     if m.kind == "gated":
-        if model.model_type in FUSED_GATE_UP:
+        if traits(model.model_type).fused_gate_up:
             return 4 * inter * e, f"fused gate_up (2×{inter}) + act + product"
         return 3 * inter * e, f"act(gate), up and their product (3 × {inter})"
     if m.kind == "plain":
-        if model.model_type in MANY_TEMP_GELU:
+        if traits(model.model_type).gelu_temporaries:
             return 4 * inter * e, f"up and the elementwise GELU temporaries (4 × {inter})"
         return 2 * inter * e, f"up and activation (2 × {inter})"
     # MoE, grouped_mm experts (transformers' default on CUDA): see module docstring
-    w = 4 if model.model_type in ROUTER_WEIGHTS_FP32 else e
+    w = 4 if traits(model.model_type).router_fp32 else e
     routed = k * max(e * (h + 4 * inter), e * (3 * h + inter), h * (2 * e + 2 * w))
     router = m.num_experts * (e + 4) + k * 24
     shared = 0
@@ -144,7 +139,7 @@ def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes:
     """Peak of one full forward over `batch` × `tokens` prompt tokens with a cache being filled (or none)."""
     t = batch * tokens
     h = model.hidden_size
-    rope_tables = (2 if model.model_type in TWO_ROPE_TABLES else 1) * 2 * model.rope_dim * e
+    rope_tables = traits(model.model_type).rope_tables * 2 * model.rope_dim * e
     persistent = t * (2 * h * e + rope_tables + IDS_BYTES_PER_TOKEN)
     # attention masks built once per forward
     mask_bytes = 0
@@ -177,9 +172,9 @@ def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes:
             # bf16: scores, scaled, masked, a float32 converted copy and the float32 softmax (5 bf16-sized units);
             # fp16 has CUDA's half-to-float softmax (no converted copy, 4); float32: scaled + softmax output (2)
             units = (4 if fp16 else 5) if e == 2 else 2
-            scores = (3 if model.model_type in SINK_SOFTMAX_IN_DTYPE else units) * s
+            scores = (3 if traits(model.model_type).sink_softmax_in_dtype else units) * s
         mlp_temp, mlp_how = _mlp_temp_per_token(model, layer, e)
-        kept = h * e if model.model_type in NO_PRE_NORM else 2 * h * e  # residual (+ normed input)
+        kept = 2 * h * e if traits(model.model_type).pre_norms else h * e  # residual (+ normed input)
         phases = (
             Phase("attention", att + scores, "attention: q/k/v, rotary temporaries"
                   + ((", score matrices (eager)" if attn == "eager" else ", float32 score matrices of SDPA's math "
