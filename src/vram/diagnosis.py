@@ -304,7 +304,7 @@ def _resolve(c: _Ctx, model: str | None) -> None:
     if model:  # given by the user: any reference vram accepts (catalog, Hub id, config, GGUF file)
         c.rm = resolve_model(model)
         c.entry_id = c.rm.entry.id if c.rm.entry else c.rm.source
-        c.model_ref = c.rm.entry.hf_repo if c.rm.entry else model
+        c.model_ref = p.model or (c.rm.entry.hf_repo if c.rm.entry else model)  # what the run named, if it did
         return
     if p.model:
         entry = match_model(p.model)
@@ -367,7 +367,7 @@ def _workload(c: _Ctx, options: dict[str, Any]) -> None:
     elif engine == "llama.cpp":
         kw["new_tokens"] = 0
         parallel = int(lw.get("parallel") or 1)
-        ctx = lw.get("context")
+        ctx = lw.get("context") or options.get("context")
         if ctx is None:
             ctx = DEFAULT_OLLAMA_CONTEXT if kind == "ollama" else DEFAULT_LLAMA_CPP_CONTEXT
             c.assumptions.append(
@@ -512,12 +512,13 @@ def _single_estimate(c: _Ctx) -> _NoGpu | None:
     return _NoGpu(e, e.total_bytes)
 
 
-def _rank_estimate(c: _Ctx) -> _NoGpu | None:
+def _rank_estimate(c: _Ctx, wl: Workload | None = None) -> _NoGpu | None:
     """Several GPUs of unknown memory: one rank's share (vram fit's split on a GPU too large to matter)."""
     saved = c.gpu
     c.gpu = _synthetic_gpu(None, 1 << 42, None)
+    wl = wl or c.wl
     try:
-        r = _evaluate(c, c.wl) if c.wl is not None else None
+        r = _evaluate(c, wl) if wl is not None else None
     finally:
         c.gpu = saved
     return _NoGpu(r.estimate, r.per_gpu_bytes, r.ranks, r.split, r.gpu_count) if r is not None else None
@@ -637,6 +638,19 @@ def _per_token_terms(c: _Ctx) -> list[Term]:
     return [Term("kv_bytes_per_token", kv // tokens, per, f"{kv / GIB:,.2f} GiB / {tokens:,} tokens in the log")]
 
 
+def _kv_needed_term(c: _Ctx) -> list[Term]:
+    """vLLM's refusal states the KV cache one request of max_model_len needs on a GPU: block-rounded tokens × the
+    bytes of every KV layer the rank holds, a pure function of the architecture, the cache dtype and the split, so it
+    checks the model description (and the split vLLM assumed) without knowing the GPU's memory."""
+    p = c.p
+    needed = p.metadata.get("kv_needed_bytes")
+    if p.kind != "vllm" or not needed or c.wl is None or c.rm is None:
+        return []
+    r = _rank_estimate(c) if c.count > 1 else _single_estimate(c)
+    est = r.estimate.kv_cache_bytes if r is not None else None
+    return [Term("kv_cache_needed", int(needed), est, f"one request of {c.wl.context:,} tokens, as vLLM checks it")]
+
+
 def _component_rank(u: Any, name: str) -> int:
     return next((x.bytes for x in u.breakdown if x.name == name), 0)
 
@@ -651,6 +665,8 @@ _WHY = {
     "processes already hold",
     ("vllm", "non_torch_memory"): "NCCL buffers, custom all-reduce and cuBLAS workspaces, and anything another "
     "process allocated meanwhile",
+    ("vllm", "kv_cache_needed"): "vLLM checks one request of max_model_len against one GPU's KV memory: the figure "
+    "follows the layers and KV heads each rank holds and --kv-cache-dtype, not the memory",
     ("vllm", "cuda_graphs"): "the CUDA graph pool grows with the captured batch sizes (--enforce-eager drops it)",
     ("llama.cpp", "weights"): "the GGUF's tensor types (its quantization mix) or the layers offloaded differ from "
     "what was assumed",
@@ -678,7 +694,7 @@ def _largest(terms: list[Term], c: _Ctx) -> tuple[str | None, str | None]:
     compared = [t for t in terms if t.difference_bytes is not None]
     # derived figures explain nothing by themselves: vLLM's KV cache is what the other terms leave, a total is their
     # sum, bytes per token is another unit; they are named only when nothing else was compared
-    derived = {"total", "kv_bytes_per_token"} | ({"kv_cache"} if c.p.kind == "vllm" else set())
+    derived = {"total", "kv_bytes_per_token", "kv_cache_needed"} | ({"kv_cache"} if c.p.kind == "vllm" else set())
     both = [t for t in compared if t.name not in derived] or [t for t in compared if t.name != "kv_bytes_per_token"]
     if not both and compared:
         both = compared
@@ -690,6 +706,7 @@ def _largest(terms: list[Term], c: _Ctx) -> tuple[str | None, str | None]:
     kind = c.p.kind or ""
     base = _WHY.get((kind, t.name)) or _WHY.get(("llama.cpp", t.name)) or ""
     direction = "more" if d > 0 else "less"
+    gap = f"{fmt_auto(abs(d))} {direction} in the log" if d else "the same"
     if c.p.out_of_memory and d < 0 and c.p.kind == "pytorch-oom":
         base = (
             "the run stopped at the first allocation that did not fit, so the log's figure is a lower bound of "
@@ -697,7 +714,7 @@ def _largest(terms: list[Term], c: _Ctx) -> tuple[str | None, str | None]:
         )
     why = (
         f"{t.name}: the log states {fmt_auto(t.logged_bytes)}, vram estimates {fmt_auto(t.estimated_bytes)} "
-        f"({fmt_auto(abs(d))} {direction} in the log)" + (f" — {base}" if base else "")
+        f"({gap})" + (f" — {base}" if base else "")
     )
     return t.name, why
 
@@ -710,6 +727,13 @@ def _fits(c: _Ctx, wl: Workload, count: int | None = None) -> bool:
     if c.p.kind == "vllm" and (count or c.count) == c.count and c.wl is not None and wl.quant == c.wl.quant:
         cap = _vllm_kv_capacity(c, wl)
         per = _vllm_kv_per_token(c, wl)
+        needed = c.p.metadata.get("kv_needed_bytes")
+        logged_per = _vllm_kv_per_token(c, c.wl) if needed else None
+        if per is not None and needed and logged_per:
+            # vLLM's own figure for one request of the logged max_model_len: it checks what it computes, which can
+            # differ from the layers a rank holds (pipeline stages); vram's per-token bytes scaled to it
+            blocks = -(-c.wl.context // c.wl.block_size) * c.wl.block_size
+            per = int(per * (needed / blocks) / logged_per)
         if cap is not None and per is not None:
             return cap >= -(-(wl.context + wl.new_tokens) // wl.block_size) * wl.block_size * per
     r = _evaluate(c, wl, count)
@@ -723,7 +747,7 @@ def _vllm_kv_per_token(c: _Ctx, wl: Workload) -> int | None:
     if c.rm is None:
         return None
     if c.count > 1:
-        r = _evaluate(c, wl)
+        r = _evaluate(c, wl) if c.gpu is not None else _rank_estimate(c, wl)
         return int(r.estimate.extra["kv_bytes_per_token"]) if r is not None else None
     return int(estimate(c.rm, wl).extra["kv_bytes_per_token"])
 
@@ -797,7 +821,9 @@ def _fixes(c: _Ctx) -> list[str]:
                 if wq.startswith("nf4")
                 else wq
             )
-        tp = f" --tensor-parallel-size {c.count}" if c.count > 1 else ""
+        pp = int(c.p.workload.get("pipeline_parallel_size") or 1)
+        tp = f" --tensor-parallel-size {c.count // pp}" if c.count // pp > 1 else ""
+        tp += f" --pipeline-parallel-size {pp}" if pp > 1 else ""
         if wl.gpu_memory_utilization < VLLM_HIGH_UTILIZATION and _fits(
             c, replace(wl, gpu_memory_utilization=VLLM_HIGH_UTILIZATION)
         ):
@@ -990,6 +1016,7 @@ def explain(
         r = _single_estimate(c) if c.count == 1 else _rank_estimate(c)
     terms = _terms(c, r)
     terms += _per_token_terms(c)
+    terms += _kv_needed_term(c)
     verdict = r.verdict if r is not None else None
     if r is not None and r.usable_bytes_per_gpu is not None and p.kind != "vllm":
         # the run held more than vram's estimate of the same terms (another workload, fragmentation, a fork's extra
@@ -1039,7 +1066,7 @@ def explain(
             "grad_checkpointing": t.grad_checkpointing,
         }
     if p.kind == "vllm":
-        wl_out.setdefault("tensor_parallel_size", c.count)
+        wl_out.setdefault("tensor_parallel_size", c.count // int(p.workload.get("pipeline_parallel_size") or 1))
     if p.kind != "pytorch-oom" and p.out_of_memory is None:
         c.missing.append("whether it ran out of memory (no error or success line)")
     return Explanation(

@@ -343,20 +343,37 @@ _VLLM_FLAGS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+def _serve_positional(toks: list[str]) -> str | None:
+    """The model of `vllm serve [flags] MODEL [flags]`: the first argument that is no flag and no flag's value (a
+    value-taking flag is one vram reads, or any flag followed by a plain number)."""
+    value_flags = {n for names, _ in _VLLM_FLAGS.values() for n in names} | {"--served-model-name", "--host", "--port"}
+    prev: str | None = None
+    for t in toks:
+        if t.startswith("-"):
+            prev = None if "=" in t else t
+            continue
+        if prev is not None and (prev in value_flags or re.fullmatch(r"[\d.]+", t)):
+            prev = None
+            continue
+        if prev is None or "/" in t:
+            return t
+        prev = None
+    return None
+
+
 def _vllm(text: str, p: ParsedLog) -> None:
     """vLLM V0/V1 start-up. Terms: weights ("Model loading took"), activations (profile-run peak beyond the
     weights), non_torch_memory, kv_cache (what vLLM found for the cache), cuda_graphs."""
     wl = p.workload
-    for line in text.splitlines():
+    # a command typed over several lines ends each with a backslash: one command line
+    for line in re.sub(r"\\[ \t]*\r?\n", " ", text).splitlines():
         s = line.strip()
         if re.search(r"\bvllm serve\s|vllm\.entrypoints\.openai\.api_server|--model[ =]", s) and not s.startswith(
             ("INFO", "WARNING", "ERROR", "(")
         ):
             toks = _command_tokens(s[s.find("vllm") :] if "vllm" in s else s)
             if "serve" in toks:
-                i = toks.index("serve")
-                if i + 1 < len(toks) and not toks[i + 1].startswith("-"):
-                    p.model = p.model or toks[i + 1]
+                p.model = p.model or _serve_positional(toks[toks.index("serve") + 1 :])
             mv = _flag_value(toks, ("--model",))
             if mv:
                 p.model = p.model or mv
@@ -455,6 +472,26 @@ def _vllm(text: str, p: ParsedLog) -> None:
             p.logged["kv_cache"] = size_bytes(kv["kv_cache_size"], "GiB")
         if "peak_torch_memory" in kv and "weights" in p.logged:
             p.logged["activations"] = max(0, size_bytes(kv["peak_torch_memory"], "GiB") - p.logged["weights"])
+    if re.search(r"Memory profiling results:\s*$", text, re.MULTILINE):  # vLLM 0.6.5: one figure a line
+        table = {
+            "total_gpu_memory": r"total_gpu_memory\s+([\d.]+)\s*GiB",
+            "gpu_memory_utilization": r"gpu_memory_utilization\s+([\d.]+)\s*$",
+            "weights": r"model weights take\s+([\d.]+)\s*GiB",
+            "non_torch_memory": r"non_torch_memory\s+([\d.]+)\s*GiB",
+            "activations": r"PyTorch activation peak memory\s+([\d.]+)\s*GiB",
+            "kv_cache": r"available_kv_cache_memory\s+(-?[\d.]+)\s*GiB",
+        }
+        for key, pat in table.items():
+            mm = re.search(pat, text, re.MULTILINE)
+            if not mm:
+                continue
+            if key == "total_gpu_memory":
+                p.gpu_memory_bytes = size_bytes(mm.group(1), "GiB")
+            elif key == "gpu_memory_utilization":
+                wl["gpu_memory_utilization"] = float(mm.group(1))
+            else:
+                p.logged[key] = 0 if mm.group(1).startswith("-") else size_bytes(mm.group(1), "GiB")
+        p.saw("memory profiling results (one figure a line)")
     m = re.search(r"total_gpu_memory \(([\d.]+)GiB\) x gpu_memory_utilization \(([\d.]+)\)", text)
     if m:
         p.gpu_memory_bytes = size_bytes(m.group(1), "GiB")
