@@ -80,6 +80,34 @@ def test_vllm_kv_cache_per_token_is_exact() -> None:
     assert t.logged_bytes == pytest.approx(t.estimated_bytes, rel=1e-3)
 
 
+def test_vllm_kv_needed_is_the_architecture_of_one_rank() -> None:
+    """vLLM's refusal states the KV cache one request of max_model_len needs. Qwen3-Coder-480B with -dp=8 (each rank
+    holds all layers): 62 layers × 8 KV heads × 128 × 2 (K, V) × 2 bytes × 262,144 tokens = 62 GiB, exactly the log's.
+    Qwen3-Coder-30B-A3B over two pipeline stages: the log's 24 GiB is all 48 layers, a stage holds part of them (vram
+    splits evenly, 24 layers = 12 GiB; the run's VLLM_PP_LAYER_PARTITION=16,32 gave 16 and 32): vLLM checked the whole
+    model against one stage, and the fix proposed is what vLLM's own figure allows."""
+    e = explain((DATA / "vllm-recipes-12-qwen3-coder-480b-fp8.log").read_text())
+    t = next(t for t in e.terms if t.name == "kv_cache_needed")
+    assert t.estimated_bytes == t.logged_bytes == 62 * 8 * 128 * 2 * 2 * 262144
+    e = explain((DATA / "vllm-34076-qwen3-coder-30b-pp2.log").read_text(), model="qwen3-30b-a3b-fp8")
+    t = next(t for t in e.terms if t.name == "kv_cache_needed")
+    assert t.logged_bytes == 24 * GIB and t.estimated_bytes == 24 * 4 * 128 * 2 * 2 * 262144
+    assert e.fix is not None and "--pipeline-parallel-size 2" in e.fix and "--tensor-parallel-size" not in e.fix
+    tokens = int(e.fix.rsplit(" ", 1)[1])
+    assert 34_000 <= tokens <= 34_736  # vLLM: "the estimated maximum model length is 34736"
+
+
+def test_vllm_command_lines() -> None:
+    """The model of `vllm serve` after its flags, and a command typed over several lines (backslash-continued)."""
+    p = logs.parse("vllm serve --trust-remote-code --tensor_parallel_size 2 --gpu_memory_utilization=0.98 /m/Q-14B\n")
+    assert p.model == "/m/Q-14B" and p.workload["tensor_parallel_size"] == 2
+    assert p.workload["gpu_memory_utilization"] == 0.98
+    text = "vllm serve /m/Qwen3-8B \\\n  --tensor-parallel-size 4 \\\n  --max-model-len 8192\n"
+    text += "Available KV cache memory: 1 GiB\n"
+    p = logs.parse(text)
+    assert p.model == "/m/Qwen3-8B" and p.workload["tensor_parallel_size"] == 4 and p.workload["context"] == 8192
+
+
 def test_vllm_fix_is_checked_against_the_logged_figures() -> None:
     """29,000 tokens of Llama-3.1-8B need 29,008 × 128 KiB = 3.54 GiB of KV; the log leaves 2.89 GiB at 0.9.
     0.95 of 23.58 GiB adds 1.18 GiB: fits. The longest context at 0.9 is what 2.89 GiB holds (vLLM said 23,648)."""
