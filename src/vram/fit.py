@@ -420,10 +420,10 @@ class Evaluator:
 
     def speed(self, choice: GpuChoice, split: str, wl: Workload, weights_bytes: int, kv_cache_bytes: int,
               offloaded_bytes: int = 0) -> Speed:
-        frac, flops = self.speed_inputs(wl.batch, wl.context)
+        _, flops = self.speed_inputs(wl.batch, wl.context)  # the read share depends on the format: speed.py's
         return estimate_speed(self.spec, choice.gpu, count=choice.count, split=split, batch=wl.batch,
                               context=wl.context, weights_bytes=weights_bytes, kv_cache_bytes=kv_cache_bytes,
-                              offloaded_bytes=offloaded_bytes, read_fraction=frac, flops_per_token=flops,
+                              offloaded_bytes=offloaded_bytes, flops_per_token=flops,
                               engine=wl.engine, quant=weight_scheme(self.spec, wl),
                               new_tokens=wl.new_tokens, flash_attn=wl.flash_attn, n_ubatch=wl.n_ubatch)
 

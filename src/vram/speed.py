@@ -18,7 +18,8 @@ cache once, and does ``2 × active parameters`` FLOPs per sequence::
   layer's routing, top-k, gather/scatter and per-expert kernel launches (`MOE_LAYER_OVERHEAD_S`); ``τ_step`` and
   ``τ_seq`` are the engine's per-step host work (scheduler, sampler, detokenizer; `STEP_OVERHEAD_S`).
 * MoE layers read only the experts the batch routes to: with ``k`` of ``E`` experts per token and a uniform router,
-  ``b`` tokens touch ``E × (1 − (1 − k/E)^b)`` distinct experts per layer.
+  ``b`` tokens touch ``E × (1 − (1 − k/E)^b)`` distinct experts per layer, and the skipped share is counted in
+  bytes of each tensor's own format (gpt-oss: MXFP4 experts next to BF16 attention and head).
 * **Layer split** (llama.cpp ``--split-mode layer``, vLLM pipeline parallel): a token passes the stages one after
   another, so the step is the whole model's time plus a hand-over per stage boundary (`STAGE_HOP_S`).
 * **Tensor parallel** divides bytes and FLOPs by the ranks and adds two all-reduces per layer whose size grows with
@@ -91,8 +92,12 @@ DEFAULT_LAYER_OVERHEAD_S = 30e-6
 # gather/scatter and the per-expert kernels (llama.cpp MUL_MAT_ID, vLLM fused_moe). llama.cpp: ~20 µs with today's
 # on-GPU dispatch (Qwen3-30B-A3B Q4_K_M tg128 on an RTX PRO 6000, build 6413); its first MoE builds (Dec 2023) copied
 # the expert ids to the host every layer and cost ~300 µs (Mixtral on A100 / H100, llama-cpp-python#1017), which this
-# does not model. vLLM ~60 µs (gpt-oss-20b at concurrency 1 on H100 / H200 / B200, sariekr/gpu_conc).
-MOE_LAYER_OVERHEAD_S: dict[str, float] = {"llama.cpp/cuda": 20e-6, "llama.cpp/metal": 120e-6, "vllm/cuda": 60e-6}
+# does not model. vLLM ~110 µs: the router GEMM, top-k softmax, the token-by-expert sort (moe_align_block_size),
+# two grouped expert GEMMs with their gather/scatter, the activation and the weighted sum are ~8 Triton/CUDA kernels
+# of a few µs each even inside a CUDA graph; gpt-oss-20b at concurrency 1 on H100 PCIe / H200 / B200 (sariekr/
+# gpu_conc) takes 1.1-1.7 ms per step (24 MoE layers: 45-70 µs each) more than its bytes (the experts' MXFP4 and the
+# BF16 rest weighted apart, `weight_read_fraction`) and vLLM's dense-model fixed costs account for.
+MOE_LAYER_OVERHEAD_S: dict[str, float] = {"llama.cpp/cuda": 20e-6, "llama.cpp/metal": 120e-6, "vllm/cuda": 110e-6}
 DEFAULT_MOE_LAYER_OVERHEAD_S = 60e-6
 # Per decode step on the host: (fixed, per sequence). vLLM's scheduler, sampler and detokenizer/streaming run every
 # step: ~0.6 ms + 40 µs per sequence (the A100 Qwen2.5-7B runs from 1 to 200 sequences); llama.cpp's graph build
@@ -184,7 +189,7 @@ class Speed:
 
 # p10 and p90 of measured / predicted over the public measurements (measurements/speed/, fit_check.py --spread),
 # by quantity: the range shown next to a figure.
-SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.89, 1.11), "prefill": (0.8, 1.29)}
+SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.84, 1.12), "prefill": (0.8, 1.29)}
 
 
 def expert_coverage(num_experts: int, experts_per_token: int, tokens: int) -> float:
@@ -194,17 +199,28 @@ def expert_coverage(num_experts: int, experts_per_token: int, tokens: int) -> fl
     return 1.0 - (1.0 - experts_per_token / num_experts) ** max(1, tokens)
 
 
-def weight_read_fraction(spec: ModelSpec, batch: int) -> float:
-    """Share of all parameters one decode step of `batch` sequences reads (1.0 for dense models)."""
-    total = spec.params
-    if total <= 0:
-        return 1.0
-    read = float(total)
+def weight_read_fraction(spec: ModelSpec, batch: int, quant: QuantScheme | None = None) -> float:
+    """Share of the weights a decode step streams (`streamed_weight_bytes`) that one step of `batch` sequences
+    reads: all of them for dense models; for MoE layers only the experts the batch routes to (`expert_coverage`).
+
+    Weighted by bytes under `quant` (None: by parameters): gpt-oss stores its routed experts in 4.25-bit MXFP4 and
+    the rest (attention, head) in BF16, so the experts are 91 % of its parameters but only ~70 % of the bytes a step
+    streams, and routing to 4 of 32 experts skips less of the bytes than of the parameters."""
+    q = quant
+    expert_bits = 1.0 if q is None else (q.linear_bits if q.expert_bits is None else q.expert_bits)
+    other_bits = 1.0 if q is None else q.linear_bits
+    total = skipped = 0.0
     for layer in spec.layers:
+        experts = layer.expert_linear_params or layer.expert_params
+        total += experts * expert_bits + (layer.params - experts) * other_bits
         m = layer.mlp
         if m is not None and m.kind == "moe" and m.num_experts:
-            read -= layer.expert_params * (1.0 - expert_coverage(m.num_experts, m.experts_per_token, batch))
-    return max(0.0, min(1.0, read / total))
+            skipped += experts * expert_bits * (1.0 - expert_coverage(m.num_experts, m.experts_per_token, batch))
+    # the head is streamed every step; the input embedding only when it is the head too
+    total += spec.head_params * (1.0 if q is None else q.head_bits)
+    if spec.tie_word_embeddings:
+        total += spec.embed_params * (1.0 if q is None else q.embed_bits)
+    return max(0.0, min(1.0, 1.0 - skipped / total)) if total > 0 else 1.0
 
 
 def attention_flops_per_token(spec: ModelSpec, context: int) -> float:
@@ -340,7 +356,7 @@ def estimate_speed(
     gpus = max(1, count)
     replicas = gpus if split == "dp" else 1  # data-parallel replicas: each runs the whole model on its own batch
     ranks = 1 if split == "dp" else gpus
-    frac = weight_read_fraction(spec, batch) if read_fraction is None else read_fraction
+    frac = weight_read_fraction(spec, batch, q) if read_fraction is None else read_fraction
     bw_gb = gpu.bandwidth_gb_per_s
     eta = decode_efficiency(gpu, eng, q)
     tflops, rate_name = tensor_tflops(gpu, eng, q)

@@ -11,7 +11,8 @@
 * sariekr/gpu_conc (commit c848ef1): gpt-oss-20b on vLLM, 1000-token prompts, up to 1000 new tokens, a Python
   streaming client at fixed concurrency on H100 PCIe, H200, B200 and MI300X; `median_output_speed_per_query`.
   Kept: concurrency <= 16 (above it the single client process saturates at ~2,400 tokens/s on every GPU, so the
-  figure measures the client). gpt-oss ships MXFP4 experts, which vram models as BF16: marked quant_substitute.
+  figure measures the client). gpt-oss ships MXFP4 experts, which vram reads as stored (quantization_config
+  mxfp4: 4.25-bit experts, the rest BF16), so no quant is substituted.
 
     python measurements/speed/collect/vllm_serving.py DENNISLEE_README SARIEKR_REPO_DIR \
         > measurements/speed/vllm-serving.jsonl
@@ -183,8 +184,8 @@ def sariekr(repo: str) -> list[dict]:
                         "system_output_tps": round(d["system_output_throughput"], 1),
                     },
                     "measurement_quality": "exact",
-                    "quant_substitute": True,
-                    "not_expressible": ["MXFP4 expert weights: vram models gpt-oss as BF16"],
+                    "quant_substitute": False,
+                    "not_expressible": [],
                     "source": SK_URL.format(c=commit, p=f),
                     "source_kind": "benchmark result JSON committed by the author",
                     "vram": {
