@@ -36,13 +36,16 @@ def main() -> None:
             "the shared set's GPUs added to the catalog (A40, RTX 4000/5000 Ada, M1)",
             lambda r: r["file"] == "shared-new-gpus.jsonl",
         ),
-        ("vLLM serving, A100, 1-200 sequences (dennislee22)", lambda r: r["file"] == "vllm-serving.jsonl"),
+        (
+            "vLLM serving (A100, 1-200 sequences; gpt-oss-20b on H100 PCIe / H200 / B200 / MI300X, 1-16)",
+            lambda r: r["file"] == "vllm-serving.jsonl",
+        ),
         ("llama.cpp Sept 2025 + flash attention, RTX PRO 6000", lambda r: r["file"] == "llama-cpp-rtx-pro-6000.jsonl"),
         (
             "llama-bench results posted in issues (M4, M1 Max 2026 Metal; RTX 3080)",
             lambda r: r["file"] == "llama-cpp-issues.jsonl",
         ),
-        ("MoE models (Mixtral Dec 2023 build, Qwen3-30B-A3B)", lambda r: r["moe"]),
+        ("MoE models (gpt-oss on vLLM and llama.cpp, Qwen3-30B-A3B, Mixtral on a Dec 2023 build)", lambda r: r["moe"]),
         ("more than 16 concurrent sequences", lambda r: r["b"] > 16),
         ("held-out GPUs (not used to set coefficients)", lambda r: r["held"]),
         ("all", lambda r: True),
