@@ -33,7 +33,9 @@ def fixture(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 def test_fixtures_cover_every_supported_family() -> None:
     """A family added to vram.model needs variants in tools/make_arch_fixtures.py (and their fixtures)."""
-    covered = {_load(p)["config"]["model_type"] for p in FIXTURES}
+    configs = [_load(p)["config"] for p in FIXTURES]
+    covered = {c["model_type"] for c in configs} | {c["text_config"]["model_type"] for c in configs
+                                                    if isinstance(c.get("text_config"), dict)}
     assert set(supported_model_types()) <= covered
 
 
@@ -95,7 +97,7 @@ def _moe_layers(cfg: dict[str, Any]) -> list[int]:
     mt = cfg["model_type"]
     if "mlp_layer_types" in cfg:
         return [i for i, t in enumerate(cfg["mlp_layer_types"][:n]) if t == "sparse"]
-    if mt in DEEPSEEK_LIKE or mt == "glm4_moe":
+    if mt in DEEPSEEK_LIKE or mt in ("glm4_moe", "glm4v_moe_text"):
         return [i for i in range(n) if i >= cfg.get("first_k_dense_replace", 0)]
     if mt == "ernie4_5_moe":
         return [i for i in range(n) if cfg["moe_layer_start_index"] <= i <= cfg["moe_layer_end_index"]
@@ -124,7 +126,7 @@ def _expert_params(cfg: dict[str, Any]) -> tuple[int, int, int]:
         inter = cfg["intermediate_size"]
         # gate_up (h × 2·inter) + its bias (2·inter) + down (inter × h) + its bias (h)
         return 3 * h * inter + 2 * inter + h, cfg["num_local_experts"], cfg["num_experts_per_tok"]
-    if mt in DEEPSEEK_LIKE or mt == "glm4_moe":
+    if mt in DEEPSEEK_LIKE or mt in ("glm4_moe", "glm4v_moe_text"):
         return 3 * h * cfg["moe_intermediate_size"], cfg["n_routed_experts"], cfg["num_experts_per_tok"]
     if mt in ("qwen2_moe", "qwen3_moe", "qwen3_next", "qwen3_5_moe_text", "qwen3_vl_moe_text"):
         return 3 * h * cfg["moe_intermediate_size"], cfg["num_experts"], cfg["num_experts_per_tok"]
@@ -153,7 +155,7 @@ DEEPSEEK_LIKE = {"deepseek_v2", "deepseek_v3", "kimi_k2", "glm4_moe_lite", "deep
 MOE_TYPES = DEEPSEEK_LIKE | {"mixtral", "qwen2_moe", "qwen3_moe", "phimoe", "gpt_oss", "olmoe", "glm4_moe",
                              "ernie4_5_moe", "hunyuan_v1_moe", "minimax_m2", "qwen3_next", "qwen3_5_moe_text",
                              "granitemoehybrid", "nemotron_h", "llama4_text", "kimi_linear", "gemma4_text",
-                             "qwen3_vl_moe_text"}
+                             "qwen3_vl_moe_text", "glm4v_moe_text"}
 
 
 def test_active_params_of_moe_follow_the_hand_formula(fixture: dict[str, Any]) -> None:
@@ -172,16 +174,23 @@ def test_active_params_of_moe_follow_the_hand_formula(fixture: dict[str, Any]) -
 
 
 def test_multimodal_wrappers_count_the_language_model_and_say_what_is_left_out() -> None:
-    """A wrapper whose vision tower vram describes (Qwen3-VL, Qwen3.5: the fixtures above) counts it exactly; one it
-    does not (mistral3's Pixtral) counts its text_config's language model and the note names the towers left out.
-    A text model_type vram does not describe is refused naming it."""
+    """A wrapper whose vision tower vram describes (Qwen3-VL, Qwen3.5, Kimi-K2.5, Gemma 4, Mistral 3, LFM2-VL,
+    GLM-4.5V: the fixtures above) counts it exactly; one it does not (LLaVA's CLIP tower, Gemma 3n's MobileNetV5 and
+    audio encoder) counts its text_config's language model and the note names what is left out. A text model_type
+    vram does not describe is refused naming it."""
     text = _load(ARCH_DIR / "mistral_no_window.json")
-    wrapped = {"model_type": "mistral3", "architectures": ["Mistral3ForConditionalGeneration"],
-               "text_config": text["config"], "vision_config": {"model_type": "pixtral", "hidden_size": 32}}
+    wrapped = {"model_type": "llava", "architectures": ["LlavaForConditionalGeneration"],
+               "text_config": text["config"], "vision_config": {"model_type": "clip_vision_model", "hidden_size": 32}}
     spec = model_from_config(wrapped)
     assert spec.params == text["params"] and spec.extra_params == 0
-    assert any("vision" in n and "not" in n for n in spec.notes)
-    vl = model_from_config(_load(ARCH_DIR / "qwen3_vl.json")["config"])
-    assert vl.extra_params > 0 and not any("not" in n and "vision" in n for n in vl.notes)
-    with pytest.raises(UnsupportedArchitecture, match="glm4v_moe_text"):
-        model_from_config({"model_type": "glm4v_moe", "text_config": {"model_type": "glm4v_moe_text"}})
+    assert any("the vision tower not counted" in n for n in spec.notes)
+    g3n = model_from_config({"model_type": "gemma3n", "text_config": _load(ARCH_DIR / "gemma3n_text.json")["config"],
+                             "vision_config": {"model_type": "gemma3n_vision"}, "audio_config": {}})
+    assert any("MobileNetV5" in n and "audio" in n and "not counted" in n for n in g3n.notes)
+    g4 = {**_load(ARCH_DIR / "gemma4.json")["config"], "audio_config": {"hidden_size": 32}}
+    assert any("the audio encoder not counted" in n for n in model_from_config(g4).notes)
+    for name in ("qwen3_vl", "kimi_k25", "gemma4", "mistral3", "lfm2_vl", "glm4v_moe"):
+        vl = model_from_config(_load(ARCH_DIR / f"{name}.json")["config"])
+        assert vl.extra_params > 0 and not any("not counted" in n for n in vl.notes), name
+    with pytest.raises(UnsupportedArchitecture, match="glm4v_text"):
+        model_from_config({"model_type": "glm4v", "text_config": {"model_type": "glm4v_text"}})

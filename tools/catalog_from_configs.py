@@ -20,6 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "src" / "vram" / "catalog" / "data" / "models"
 # the config.json copies, extracted with `git show COMMIT:aic-core/src/aiconfigurator_core/model_configs/<file>`
 CONFIGS = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/aic")
+ONLY = set(sys.argv[2:])  # entry ids to (re)write; all when none are named
+# architectures whose remote-code class name differs from the transformers class that builds the same network
+ARCH_CLASS = {"KimiK25ForConditionalGeneration": "Kimi_K25ForConditionalGeneration"}
+# multimodal model_types whose vision towers vram counts: their entries are the whole checkpoint
+WHOLE = ("qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe", "kimi_k25", "gemma4")
 TEXT_CLASS = {
     "qwen3_5_text": "Qwen3_5ForCausalLM",
     "qwen3_5_moe_text": "Qwen3_5MoeForCausalLM",
@@ -335,7 +340,7 @@ VL = [("Qwen--Qwen3-VL-2B-Instruct", "qwen3-vl-2b", "Qwen3-VL 2B", "2B"),
 E += [(stem, mid, name, "qwen3-vl", "apache-2.0", stem.replace("--", "/"), [], pub) for stem, mid, name, pub in VL]
 made = []
 for stem, mid, name, fam, lic, repo, aliases, pub in E:
-    if name is None:
+    if name is None or (ONLY and mid not in ONLY):
         continue
     f = f"{stem}_config.json"
     raw = json.loads(Path(CONFIGS, f).read_text())
@@ -345,10 +350,11 @@ for stem, mid, name, fam, lic, repo, aliases, pub in E:
     if borrowed:  # the config of a quantized copy describes the architecture; its quantization is not the repo's
         cfg.pop("quantization_config", None)
         raw = {k: v for k, v in raw.items() if k != "quantization_config"}
-    whole = raw.get("model_type") in ("qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe") and "vision_config" in raw
+    whole = raw.get("model_type") in WHOLE and "vision_config" in raw
     if whole:  # vram counts these vision towers too: the whole checkpoint
-        note = (f"Whole multimodal checkpoint ({raw['architectures'][0]}): language model and vision tower with its "
-                "patch merger(s).")
+        cfg.pop("auto_map", None)  # the remote code's network is the transformers class's (ARCH_CLASS)
+        note = (f"Whole multimodal checkpoint ({raw['architectures'][0]}): language model and "
+                f"{model_from_config(cfg).extra_description or 'vision tower'}.")
     elif isinstance(raw.get("text_config"), dict):
         tc = dict(raw["text_config"])
         for k in ("quantization_config", "tie_word_embeddings", "torch_dtype", "dtype"):
@@ -373,7 +379,8 @@ for stem, mid, name, fam, lic, repo, aliases, pub in E:
         continue
     try:
         c = maf.build_config(cfg)
-        cls = getattr(transformers, cfg["architectures"][0])
+        arch = cfg["architectures"][0]
+        cls = getattr(transformers, ARCH_CLASS.get(arch, arch))
         with torch.device("meta"):
             m = cls(c)
         n = sum(p.numel() for p in m.parameters())

@@ -742,7 +742,108 @@ def llama4_vision_params(vc: Config, text_hidden: int) -> int:
         _positive(vc, "vision_output_dim") * text_hidden
 
 
+def kimi_k25_vision_params(vc: Config, outer: Config, text_hidden: int) -> int:
+    """Kimi-K2.5's MoonViT tower and projector (transformers Kimi_K25VisionModel + Kimi_K25MultimodalProjection): a
+    Conv2d patch embedding with bias, a learned pos_emb_height × pos_emb_width × hidden position grid (the time
+    embedding is a fixed sinusoid buffer), ViT layers (two LayerNorms, q/k/v/o with bias, a plain MLP with bias), a
+    final LayerNorm; the projector normalises each patch (LayerNorm over projection_hidden_size), then two Linears
+    over the hidden × merge_kernel patches it concatenates (in_proj square, out_proj to the text width). The
+    remote-code config.json spells the tower's sizes vt_* and init_pos_emb_*; transformers reads either."""
+    d = _positive(vc, "hidden_size", "vt_hidden_size", default=1152)
+    f = _positive(vc, "intermediate_size", "vt_intermediate_size", default=4304)
+    n = _int(vc, "num_hidden_layers", "vt_num_hidden_layers", default=27)
+    p = _positive(vc, "patch_size", default=14)
+    grid = _int(vc, "pos_emb_height", "init_pos_emb_height", default=64) * \
+        _int(vc, "pos_emb_width", "init_pos_emb_width", default=64)
+    mk = vc.get("merge_kernel_size") or [2, 2]
+    if not (isinstance(mk, list) and len(mk) == 2 and all(isinstance(x, int) and x > 0 for x in mk)):
+        raise ConfigError("config.json: vision_config.merge_kernel_size must be two positive integers", field="model")
+    big = d * int(mk[0]) * int(mk[1])
+    proj_in = _positive(outer, "projection_hidden_size", default=_int(vc, "mm_hidden_size", default=1152))
+    layer = 4 * d + 4 * (d * d + d) + d * f + f + f * d + d
+    tower = 3 * p * p * d + d + grid * d + n * layer + 2 * d
+    return tower + 2 * proj_in + big * big + big + big * text_hidden + text_hidden
+
+
+def gemma4_vision_params(vc: Config, text_hidden: int) -> int:
+    """Gemma 4's vision encoder (transformers Gemma4VisionModel) and its embedder: a bias-free patch projection
+    (3·patch² -> hidden), a (2, position_embedding_size, hidden) table of x and y position embeddings, layers of
+    q/k/v/o without bias (q and k RMS-normed per head, v normed without weight), a gated MLP and four RMSNorms; the
+    pooler and standardization hold no parameters. embed_vision: a weightless RMSNorm and one bias-free Linear to
+    the text width."""
+    d, f, n = _positive(vc, "hidden_size"), _positive(vc, "intermediate_size"), _int(vc, "num_hidden_layers")
+    heads = _positive(vc, "num_attention_heads")
+    kv = _int(vc, "num_key_value_heads", default=heads) or heads
+    hd = _head_dim(vc, d, heads)
+    p, pos = _positive(vc, "patch_size"), _positive(vc, "position_embedding_size")
+    layer = d * heads * hd + 2 * d * kv * hd + heads * hd * d + 2 * hd + 3 * d * f + 4 * d
+    return 3 * p * p * d + 2 * pos * d + n * layer + d * text_hidden
+
+
+def pixtral_params(vc: Config) -> int:
+    """Pixtral's vision encoder (transformers PixtralVisionModel): a bias-free Conv2d patch embedding, ln_pre, and
+    layers of q/k/v/o without bias, a gated MLP without bias and two RMSNorms (rotary positions, no table)."""
+    d, f, n = _positive(vc, "hidden_size"), _positive(vc, "intermediate_size"), _int(vc, "num_hidden_layers")
+    p, c = _positive(vc, "patch_size"), _positive(vc, "num_channels", default=3)
+    return c * p * p * d + d + n * (4 * d * d + 3 * d * f + 2 * d)
+
+
+def mistral3_projector_params(outer: Config, d: int, text_hidden: int) -> int:
+    """Mistral3MultiModalProjector: an RMSNorm over the vision width, the patch merger (merge² patches -> one,
+    bias-free), linear_1 (vision width × feature layers -> text) and linear_2 (text -> text), both with a bias when
+    multimodal_projector_bias."""
+    m = _positive(outer, "spatial_merge_size", default=2)
+    layers = outer.get("vision_feature_layer", -1)
+    n_feat = len(layers) if isinstance(layers, list) else 1
+    bias = text_hidden if outer.get("multimodal_projector_bias", False) else 0
+    return d + d * m * m * d + d * n_feat * text_hidden + bias + text_hidden * text_hidden + bias
+
+
+def siglip2_params(vc: Config) -> int:
+    """SigLIP 2 (NaFlex) vision tower (transformers Siglip2VisionModel): a Linear patch embedding with bias over
+    channels·patch², num_patches learned positions, layers of two LayerNorms, q/k/v/out with bias and a plain MLP
+    with bias, the post LayerNorm, and (vision_use_head) the attention-pooling head: a probe, nn.MultiheadAttention
+    (packed in-projection with bias, out-projection with bias), a LayerNorm and an MLP."""
+    d, f, n = _positive(vc, "hidden_size"), _positive(vc, "intermediate_size"), _int(vc, "num_hidden_layers")
+    p, c = _positive(vc, "patch_size"), _positive(vc, "num_channels", default=3)
+    mlp = d * f + f + f * d + d
+    total = c * p * p * d + d + _positive(vc, "num_patches", default=256) * d
+    total += n * (4 * d + 4 * (d * d + d) + mlp) + 2 * d
+    if vc.get("vision_use_head", True):
+        total += d + 3 * d * d + 3 * d + d * d + d + 2 * d + mlp
+    return total
+
+
+def lfm2_vl_projector_params(outer: Config, d: int, text_hidden: int) -> int:
+    """Lfm2VlMultiModalProjector: pixel unshuffle by downsample_factor (d·factor² channels), an optional LayerNorm,
+    linear_1 (-> projector_hidden_size) and linear_2 (-> text), with biases when projector_bias."""
+    width = d * _positive(outer, "downsample_factor", default=2) ** 2
+    hidden = _positive(outer, "projector_hidden_size", default=2560)
+    bias = bool(outer.get("projector_bias", True))
+    norm = 2 * width if outer.get("projector_use_layernorm", True) else 0
+    return norm + width * hidden + (hidden if bias else 0) + hidden * text_hidden + (text_hidden if bias else 0)
+
+
+def glm4v_vision_params(vc: Config) -> int:
+    """GLM-4.5V / GLM-4.6V vision tower (transformers Glm4vMoeVisionModel): learned positions ((image/patch)²), a
+    Conv3d patch embedding with bias, blocks of two RMSNorms, fused qkv (bias when attention_bias) and a bias-free
+    proj, a gated bias-free MLP of out_hidden_size; post_layernorm, post_conv_layernorm, a Conv2d downsample
+    (merge × merge, hidden -> out_hidden_size, bias) and the merger (square proj, LayerNorm, gated MLP of
+    intermediate_size, all bias-free)."""
+    d, depth = _positive(vc, "hidden_size", default=1536), _int(vc, "depth", default=24)
+    out, f = _positive(vc, "out_hidden_size", default=4096), _positive(vc, "intermediate_size", default=13696)
+    p, t = _positive(vc, "patch_size", default=14), _positive(vc, "temporal_patch_size", default=2)
+    c, m = _positive(vc, "in_channels", default=3), _positive(vc, "spatial_merge_size", default=2)
+    img = _positive(vc, "image_size", default=336)
+    qkv_bias = 3 * d if vc.get("attention_bias", False) else 0
+    block = 2 * d + 3 * d * d + qkv_bias + d * d + 3 * d * out
+    merger = out * out + 2 * out + 3 * out * f
+    return (img // p) ** 2 * d + c * t * p * p * d + d + depth * block + 2 * d + d * out * m * m + out + merger
+
+
 VISION_TOWERS = {"qwen3_vl": True, "qwen3_vl_moe": True, "qwen3_5": False, "qwen3_5_moe": False}
+# multimodal wrappers whose towers vram does not count: what is missing, said in the notes
+UNCOUNTED_TOWERS = {"gemma3n": "the MobileNetV5 vision tower (a timm model) and the USM audio encoder"}
 
 
 def vision_params(outer: Config) -> tuple[int, str]:
@@ -753,9 +854,39 @@ def vision_params(outer: Config) -> tuple[int, str]:
     if mt in VISION_TOWERS and isinstance(vc, dict):
         return qwen3_vl_vision_params(vc, VISION_TOWERS[mt]), f"{mt} vision tower and patch merger"
     tc = outer.get("text_config")
-    if mt == "llama4" and isinstance(vc, dict) and isinstance(tc, dict):
+    if not (isinstance(vc, dict) and isinstance(tc, dict)):
+        return 0, ""
+    if mt == "llama4":
         return llama4_vision_params(vc, _int(tc, "hidden_size")), "Llama 4 vision encoder and projector"
+    if mt == "kimi_k25":
+        return kimi_k25_vision_params(vc, outer, _int(tc, "hidden_size")), "MoonViT vision tower and projector"
+    if mt == "gemma4":
+        return gemma4_vision_params(vc, _int(tc, "hidden_size")), "Gemma 4 vision encoder and embedder"
+    if mt == "mistral3":
+        d = _positive(vc, "hidden_size")
+        return pixtral_params(vc) + mistral3_projector_params(outer, d, _int(tc, "hidden_size")), \
+            "Pixtral vision encoder and projector"
+    if mt == "lfm2_vl":
+        d = _positive(vc, "hidden_size")
+        return siglip2_params(vc) + lfm2_vl_projector_params(outer, d, _int(tc, "hidden_size")), \
+            "SigLIP 2 vision tower and projector"
+    if mt == "glm4v_moe":
+        return glm4v_vision_params(vc), "GLM-4.5V vision tower and merger"
     return 0, ""
+
+
+def uncounted_towers(outer: Config, counted: bool) -> str:
+    """What of a multimodal checkpoint config.json alone does not count ("" when nothing is left out)."""
+    mt = str(outer.get("model_type") or "")
+    if mt in UNCOUNTED_TOWERS:
+        return UNCOUNTED_TOWERS[mt]
+    vision = isinstance(outer.get("vision_config"), dict) and not counted
+    audio = isinstance(outer.get("audio_config"), dict)
+    if vision and audio:
+        return "the vision tower and the audio encoder"
+    if vision:
+        return "the vision tower"
+    return "the audio encoder" if audio else ""
 
 
 FAMILIES: dict[str, Any] = {
@@ -773,6 +904,7 @@ FAMILIES: dict[str, Any] = {
     "kimi_linear": kimi_linear,
     "gemma3n_text": gemma_per_layer,
     "gemma4_text": gemma_per_layer,
+    "glm4v_moe_text": glm4_moe,  # GLM-4.5V / 4.6V language model: GLM-4.5-Air's network, other config defaults
 }
 
-__all__ = ["FAMILIES", "attention", "model_level_params", "moe", "vision_params"]
+__all__ = ["FAMILIES", "attention", "model_level_params", "moe", "uncounted_towers", "vision_params"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .architectures import FAMILIES as _NEW_FAMILIES
-from .architectures import model_level_params, vision_params
+from .architectures import model_level_params, uncounted_towers, vision_params
 from .dtypes import QuantScheme, stored_scheme
 from .errors import ConfigError, UnsupportedArchitecture
 from .layers import (
@@ -645,10 +645,10 @@ def _model_from_config(config: Config, name: str | None = None) -> ModelSpec:
         notes.append(mtp_note)
     qc = config.get("quantization_config", text_cfg.get("quantization_config"))
     scheme = stored_scheme(qc, is_moe=any(layer.expert_params for layer in layers)) if qc is not None else None
-    if outer is not None and not extra and any(isinstance(outer.get(k), Mapping) for k in ("vision_config",
-                                                                                           "audio_config")):
-        notes.append(f"{outer.get('model_type')}: only the language model is counted from config.json; the vision "
-                     "(and audio) towers are not (the safetensors headers give the whole checkpoint's exact count)")
+    missing = uncounted_towers(outer, counted=bool(extra)) if outer is not None else ""
+    if missing:
+        notes.append(f"{outer.get('model_type') if outer else mt}: {missing} not counted from config.json (the "
+                     "safetensors headers give the whole checkpoint's exact count)")
     rope_dim = 0
     atts = [layer.attention for layer in layers if layer.attention is not None]
     if atts:

@@ -158,6 +158,7 @@ TRAITS: dict[str, Traits] = {
     "gpt_neox": Traits(norm="layernorm", fused_qkv=True),
     # vram.architectures
     "glm4_moe": Traits(qk_norm="head", qk_norm_flag="use_qk_norm", experts=True, router_fp32=True, mtp="deepseek"),
+    "glm4v_moe_text": Traits(experts=True, router_fp32=True, mtp="deepseek"),
     "ernie4_5_moe": _MOE_FP32_ROUTER,
     "hunyuan_v1_moe": Traits(qk_norm="head", experts=True),
     "minimax_m2": Traits(qk_norm="full", experts=True),
