@@ -303,3 +303,44 @@ def test_mlx_profile_on_a_mac() -> None:
     assert rc == 2 and "--engine mlx" in err
     rc, _, err = _cli(["estimate", "llama-3.1-8b", "--engine", "mlx", "--quant", "q4_k_m"])
     assert rc == 2 and "quant" in err
+
+
+def test_server_output_rows_shrink_the_compute_buffer_to_the_feed_forward() -> None:
+    """A recent llama-server reserves one logits row per slot (n_outputs_max): Qwen3-4B, 4 slots of 2048 in one
+    stream, flash attention, logs CUDA0 85.01 MiB, the feed-forward with its f16 KQ mask, not 512 rows of logits."""
+    rm = resolve_model("qwen3-4b")
+    base = dict(engine="llama.cpp", quant="q4_k_m", context=2048, batch=4, new_tokens=0, kv_unified=True)
+    all_rows = estimate(rm, Workload(**base)).extra["llama_cpp"]  # type: ignore[arg-type]
+    four = estimate(rm, Workload(**base, n_outputs_max=4)).extra["llama_cpp"]  # type: ignore[arg-type]
+    assert all_rows["compute_gpu_bytes"] == 151936 * 512 * 4 + 512 * 2560 * 4
+    assert four["compute_gpu_bytes"] == 512 * (3 * 9728 + 4 * 2560) * 4 + 8192 * 512 * 2
+    assert four["devices"][0]["compute_phase"] == "feed-forward + KQ mask"
+
+
+def test_swa_full_caches_sliding_window_layers_at_full_size() -> None:
+    """Ollama's runner sets swa_full: Gemma 2 2B, 2 slots of 8192, logs two 832.00 MiB KV buffers on ROCm0."""
+    rm = resolve_model("gemma-2-2b")
+    base = dict(engine="llama.cpp", quant="q4_0", context=8192, batch=2, new_tokens=0, backend="rocm")
+    full = estimate(rm, Workload(**base, swa_full=True)).extra["llama_cpp"]  # type: ignore[arg-type]
+    window = estimate(rm, Workload(**base)).extra["llama_cpp"]  # type: ignore[arg-type]
+    assert full["kv_gpu_bytes"] == 2 * 832 * MIB
+    assert full["swa_cells"] == 8192 and window["swa_cells"] == 4608
+    assert window["kv_gpu_bytes"] < full["kv_gpu_bytes"]
+
+
+def test_builds_before_the_glu_ops_keep_a_smaller_feed_forward() -> None:
+    """Build 2459 (March 2024) ran silu and the gate multiply in place: OpenLLaMA 7B (the Llama-2-7B geometry) at
+    n_ctx 512 logs 70.50 MiB, its logits plus one hidden state; the fused-GLU graph of today peaks in the
+    feed-forward instead."""
+    rm = resolve_model("llama-2-7b")
+    base = dict(engine="llama.cpp", quant="q8_0", context=512, new_tokens=0, n_batch=512, flash_attn=False)
+    old = estimate(rm, Workload(**base, llama_build=2459)).extra["llama_cpp"]  # type: ignore[arg-type]
+    new = estimate(rm, Workload(**base)).extra["llama_cpp"]  # type: ignore[arg-type]
+    assert old["compute_gpu_bytes"] == 32000 * 512 * 4 + 512 * 4096 * 4 == int(70.5 * MIB)
+    assert new["compute_gpu_bytes"] == 512 * (3 * 11008 + 4 * 4096) * 4 + 512 * 512 * 4
+
+
+@pytest.mark.parametrize("flag", [["--swa-full"], ["--n-outputs-max", "4"], ["--llama-build", "5466"]])
+def test_new_llama_cpp_options_with_another_engine_are_errors(flag: list[str]) -> None:
+    rc, _, err = _cli(["estimate", "llama-3.1-8b", "--engine", "vllm", *flag])
+    assert rc == 2 and "llama.cpp" in err

@@ -78,6 +78,8 @@ def case_args(c: dict[str, Any], base: Path = HERE) -> list[str]:
         ("backend", "--backend"),
         ("gpu", "--gpu"),
         ("tensor_split", "--tensor-split"),
+        ("n_outputs_max", "--n-outputs-max"),
+        ("build", "--llama-build"),
     ):
         if c.get(key) is not None:
             a += [opt, str(c[key])]
@@ -85,6 +87,8 @@ def case_args(c: dict[str, Any], base: Path = HERE) -> list[str]:
         a.append("--no-flash-attn")
     if c.get("kv_unified"):
         a.append("--kv-unified")
+    if c.get("swa_full"):
+        a.append("--swa-full")
     return a
 
 

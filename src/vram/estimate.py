@@ -68,6 +68,11 @@ class Workload:
     n_cpu_moe: int | None = None
     cpu_moe: bool = False
     kv_unified: bool = False
+    # llama.cpp: sliding-window layers cached at full size (--swa-full; Ollama does this), and the logits rows the
+    # worst-case graph reserves (llama_context_params.n_outputs_max; None: n_batch, llama-server: one per slot)
+    swa_full: bool = False
+    n_outputs_max: int | None = None
+    llama_build: int | None = None  # llama.cpp release build modelled (None: the latest)
     backend: str | None = None  # None: from the GPU (fit) or CUDA
     tensor_split: tuple[float, ...] | None = None
     device_memory: tuple[int, ...] | None = None
@@ -158,7 +163,9 @@ class Workload:
                 raise BadInput(f"quant: {quant} is MLX's format (use --engine mlx)", field="quant")
             checks: tuple[tuple[str, object, object], ...] = (
                 ("n_cpu_moe", self.n_cpu_moe, None), ("cpu_moe", self.cpu_moe, False),
-                ("kv_unified", self.kv_unified, False), ("tensor_split", self.tensor_split, None))
+                ("kv_unified", self.kv_unified, False), ("tensor_split", self.tensor_split, None),
+                ("swa_full", self.swa_full, False), ("n_outputs_max", self.n_outputs_max, None),
+                ("llama_build", self.llama_build, None))
             for opt, val, dflt in checks:
                 if val != dflt:
                     raise BadInput(f"{opt}: a llama.cpp option (use --engine llama.cpp)", field=opt)

@@ -119,6 +119,11 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
                    help="keep the expert tensors of the first N blocks in host memory")
     m.add_argument("--cpu-moe", "-cmoe", action="store_true", help="keep every expert tensor in host memory")
     g.add_argument("--kv-unified", "-kvu", action="store_true", help="one KV stream shared by all slots")
+    g.add_argument("--swa-full", action="store_true", help="sliding-window layers cached at full size (Ollama)")
+    g.add_argument("--n-outputs-max", type=positive_int("n_outputs_max"), default=None,
+                   help="logits rows the graph reserves (default: n_batch; recent llama-server: one per slot)")
+    g.add_argument("--llama-build", type=positive_int("llama_build"), default=None,
+                   help="llama.cpp build number to model, e.g. 5466 (default: the latest)")
     g.add_argument("--backend", default=None, choices=["cuda", "rocm", "vulkan", "metal", "cpu"],
                    help="llama.cpp build (default: from --gpu, else cuda)")
     g.add_argument("--tensor-split", "-ts", default=None, help="proportions per GPU, e.g. 3,1 (default: by memory)")
@@ -136,8 +141,8 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
 
 
 _LLAMA_ONLY = ("n_gpu_layers", "cache_type_k", "cache_type_v", "ubatch", "n_batch", "n_cpu_moe", "backend",
-               "tensor_split")
-_LLAMA_FLAGS = ("no_flash_attn", "cpu_moe", "kv_unified")
+               "tensor_split", "n_outputs_max", "llama_build")
+_LLAMA_FLAGS = ("no_flash_attn", "cpu_moe", "kv_unified", "swa_full")
 
 
 def source_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -156,7 +161,8 @@ def source_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         return kw
     kw.update(n_gpu_layers=args.n_gpu_layers, cache_type_k=args.cache_type_k, cache_type_v=args.cache_type_v,
               flash_attn=not args.no_flash_attn, n_cpu_moe=args.n_cpu_moe, cpu_moe=args.cpu_moe,
-              kv_unified=args.kv_unified)
+              kv_unified=args.kv_unified, swa_full=args.swa_full, n_outputs_max=args.n_outputs_max,
+              llama_build=args.llama_build)
     if args.ubatch is not None:
         kw["n_ubatch"] = args.ubatch
     if args.n_batch is not None:

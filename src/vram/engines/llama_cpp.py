@@ -53,6 +53,9 @@ OP_OFFLOAD_MIN_BATCH = 32
 GPU_ALIGN = 128
 MATRIX_ROW_PADDING = 512  # ggml-cuda: quantized rows padded for the mmq kernels
 SCHED_MAX_COPIES = 4
+# the first release build whose graph uses ggml's fused GLU ops for gated feed-forwards (ggml-org/llama.cpp#14158,
+# merged in the second half of June 2025; b5700 is of that week)
+GLU_OP_BUILD = 5700
 # bytes per value of each cache type (ggml block size / bytes per block)
 CACHE_TYPES: dict[str, tuple[int, int]] = {
     "f32": (1, 4),
@@ -114,6 +117,10 @@ def validate_options(wl: Workload) -> None:
             raise BadInput(f"{name}: must be a whole number from 1 to {1 << 20:,}, got {v!r}", field=name)
     if wl.n_gpu_layers is not None and (isinstance(wl.n_gpu_layers, bool) or wl.n_gpu_layers < -1):
         raise BadInput(f"n_gpu_layers: must be -1 (all) or at least 0, got {wl.n_gpu_layers}", field="n_gpu_layers")
+    if wl.llama_build is not None and (isinstance(wl.llama_build, bool) or wl.llama_build < 1):
+        raise BadInput(f"llama_build: a llama.cpp build number like 5466, got {wl.llama_build}", field="llama_build")
+    if wl.n_outputs_max is not None and (isinstance(wl.n_outputs_max, bool) or wl.n_outputs_max < 1):
+        raise BadInput(f"n_outputs_max: must be at least 1, got {wl.n_outputs_max}", field="n_outputs_max")
     if wl.n_cpu_moe is not None and wl.n_cpu_moe < 0:
         raise BadInput(f"n_cpu_moe: must be at least 0, got {wl.n_cpu_moe}", field="n_cpu_moe")
     if wl.n_cpu_moe is not None and wl.cpu_moe:
@@ -211,7 +218,7 @@ class Kv:
     streams: int
 
 
-def kv_geometry(spec: ModelSpec, context: int, slots: int, n_ubatch: int, unified: bool) -> Kv:
+def kv_geometry(spec: ModelSpec, context: int, slots: int, n_ubatch: int, unified: bool, swa_full: bool = False) -> Kv:
     n_ctx = pad(context * slots)
     if unified:
         cells, streams = n_ctx, 1
@@ -219,7 +226,7 @@ def kv_geometry(spec: ModelSpec, context: int, slots: int, n_ubatch: int, unifie
         cells, streams = pad(n_ctx // slots), slots
         n_ctx = cells * slots
     windows = [la.attention.sliding_window for la in spec.layers if la.attention and la.attention.sliding_window]
-    swa = pad(min(cells, max(windows) * (slots if unified else 1) + n_ubatch)) if windows else cells
+    swa = pad(min(cells, max(windows) * (slots if unified else 1) + n_ubatch)) if windows and not swa_full else cells
     return Kv(n_ctx, cells, swa, streams)
 
 
@@ -237,7 +244,11 @@ def kv_layer_bytes(spec: ModelSpec, i: int, kv: Kv, tk: str, tv: str) -> tuple[i
     )
 
 
-def _ffn_act(spec: ModelSpec, il: int, n: int) -> int:
+def _ffn_act(spec: ModelSpec, il: int, n: int, glu_op: bool = True) -> int:
+    """A dense feed-forward's working set. Builds with the fused GLU ops (GLU_OP_BUILD on) write the gated product
+    to a tensor of its own beside gate and up (n × (3 ff + 4 h) f32; Qwen3-4B on CUDA, n_outputs 4: 85.01 MiB);
+    earlier builds ran silu and the multiply in place on gate (n × (2 ff + 2 h)): OpenLLaMA 7B at n_ctx 512 logs
+    70.50 MiB, its logits, which the 96.5 MiB of the fused graph's feed-forward would exceed."""
     h = spec.hidden_size
     m = spec.layers[il].mlp
     if m is None:
@@ -254,6 +265,8 @@ def _ffn_act(spec: ModelSpec, il: int, n: int) -> int:
             )
             * 4
         )
+    if not glu_op:
+        return n * (2 * m.intermediate_size + 2 * h) * 4
     return n * (3 * m.intermediate_size + 4 * h) * 4
 
 
@@ -326,7 +339,11 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     n_seq = wl.batch
     n_batch = min(wl.n_batch, wl.context * n_seq)
     n_ub = min(wl.n_ubatch, n_batch)
-    kv = kv_geometry(spec, wl.context, n_seq, n_ub, wl.kv_unified)
+    kv = kv_geometry(spec, wl.context, n_seq, n_ub, wl.kv_unified, wl.swa_full)
+    # logits rows of the worst-case graph (llama_context::sched_reserve: min(n_tokens, n_outputs_max)); the last
+    # block then keeps only those rows (get_rows on inp_out_ids), so the output stage shrinks with them
+    n_out = min(n_ub, wl.n_outputs_max) if wl.n_outputs_max else n_ub
+    glu_op = wl.llama_build is None or wl.llama_build >= GLU_OP_BUILD
     lay = layout(spec.num_layers, wl.n_gpu_layers, n_dev, split)
     n_cpu_moe = spec.num_layers if wl.cpu_moe else (wl.n_cpu_moe or 0)
     tensors, how = _tensors(rm, wl)
@@ -398,7 +415,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     # CUDA logs: Llama 3 8B 258.50 MiB = 128256 × 512 × 4 + 512 × 4096 × 4
     # Metal keeps both hidden states beside the logits, as the CPU graph does (its fused rms_norm+mul is not run in
     # place): Qwen2.5-0.5B at n_ubatch 512 logs MTL0 300.25 MiB = 151936 × 512 × 4 + 2 × 512 × 896 × 4
-    out_act = n_ub * spec.vocab_size * 4 + (2 if backend == "metal" else 1) * n_ub * h * 4
+    out_act = n_out * spec.vocab_size * 4 + (2 if backend == "metal" else 1) * n_out * h * 4
     devices: list[DeviceUse] = []
     first_att_dev = next((d for d in range(n_dev) for i in on_dev[d] if spec.layers[i].attention), -1)
     for d in range(n_dev):
@@ -415,7 +432,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
             q_w = max((a.q_width for i in layers if (a := spec.layers[i].attention) is not None), default=h)
             phases["KQ mask cast to f16"] = m32 + m16 + n_ub * (2 * h + 2 * q_w) * 4
         if layers:
-            ffn = max(_ffn_act(spec, i, n_ub) + host_weight(i, ("ffn_",)) for i in layers)
+            ffn = max(_ffn_act(spec, i, n_ub, glu_op) + host_weight(i, ("ffn_",)) for i in layers)
             att = max(
                 _att_act(spec, i, n_ub, kv, wl.flash_attn, gpu=True)
                 + max(
@@ -448,7 +465,8 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         host_phase = "graph inputs (embeddings looked up on the CPU, positions, mask)"
         if graph_cpu_layers:  # no op offload: the CPU layers' part of the graph runs in host memory
             cpu_peak = max(
-                max(_ffn_act(spec, i, n_ub), _att_act(spec, i, n_ub, kv, wl.flash_attn)) for i in graph_cpu_layers
+                max(_ffn_act(spec, i, n_ub, glu_op), _att_act(spec, i, n_ub, kv, wl.flash_attn))
+                for i in graph_cpu_layers
             )
             comp_host = max(comp_host, cpu_peak + inputs)
             if out_dev < 0:
