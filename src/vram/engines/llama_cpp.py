@@ -412,10 +412,10 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     pipeline = n_dev > 1 and lay.n_gpu_layers > spec.num_layers and not overrides and backend in ("cuda", "rocm")
     n_copies = SCHED_MAX_COPIES if pipeline else 1
     # the output on a GPU: logits beside the normed hidden state (the norm's multiply runs in place); measured
-    # CUDA logs: Llama 3 8B 258.50 MiB = 128256 × 512 × 4 + 512 × 4096 × 4
-    # Metal keeps both hidden states beside the logits, as the CPU graph does (its fused rms_norm+mul is not run in
-    # place): Qwen2.5-0.5B at n_ubatch 512 logs MTL0 300.25 MiB = 151936 × 512 × 4 + 2 × 512 × 896 × 4
-    out_act = n_out * spec.vocab_size * 4 + (2 if backend == "metal" else 1) * n_out * h * 4
+    # CUDA logs: Llama 3 8B 258.50 MiB = 128256 × 512 × 4 + 512 × 4096 × 4; Metal logs the same shape (Qwen3-4B
+    # 301.75 MiB at n_ubatch 512, Llama 3.2 3B 64.12 MiB at 128) except one, Qwen2.5-0.5B at 512 (300.25 MiB: a
+    # second hidden state, where ggml-alloc placed the logits above the freed pre-norm state rather than on it)
+    out_act = n_out * spec.vocab_size * 4 + n_out * h * 4
     devices: list[DeviceUse] = []
     first_att_dev = next((d for d in range(n_dev) for i in on_dev[d] if spec.layers[i].attention), -1)
     for d in range(n_dev):
@@ -462,6 +462,10 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         comp_host, host_phase = compute_buffer_bytes(spec, n_ub, kv.cells, wl.flash_attn, n_ub, kv.swa_cells)
     else:
         comp_host = n_ub * h * 4 + graph_inputs * n_copies
+        if backend == "metal":
+            # Metal builds hold the looked-up embeddings twice in the CPU compute buffer: Qwen2.5-0.5B, gpt-oss-20b
+            # and Llama 3.2 3B log exactly one more n_ubatch × n_embd f32 tensor there than CUDA builds do
+            comp_host += n_ub * h * 4
         host_phase = "graph inputs (embeddings looked up on the CPU, positions, mask)"
         if graph_cpu_layers:  # no op offload: the CPU layers' part of the graph runs in host memory
             cpu_peak = max(
