@@ -130,6 +130,9 @@ def name_variants(name: str) -> list[str]:
     and without chat/instruct suffixes."""
     base = name.strip().strip("'\"")
     out = [base]
+    if " " in base and "/" not in base and "\\" not in base:  # a GGUF general.name: "Meta Llama 3.1 8B Instruct"
+        base = re.sub(r"\s+", "-", base)
+        out.append(base)
     hf = re.search(r"models--([\w.-]+)--([\w.-]+)", base)  # a Hugging Face cache folder
     if hf:
         out.append(f"{hf.group(1)}/{hf.group(2)}")
@@ -631,7 +634,7 @@ def _per_token_terms(c: _Ctx) -> list[Term]:
     the cache dtype, so it checks the model description without knowing the GPU."""
     p = c.p
     tokens = p.metadata.get("kv_cache_tokens") or (p.metadata["kv_blocks"] * 16 if "kv_blocks" in p.metadata else None)
-    kv = p.logged.get("kv_cache")
+    kv = p.metadata.get("kv_cache_tokens_bytes") or p.logged.get("kv_cache")
     if p.kind != "vllm" or not tokens or not kv or c.wl is None:
         return []
     per = _vllm_kv_per_token(c, c.wl)
@@ -707,11 +710,19 @@ def _largest(terms: list[Term], c: _Ctx) -> tuple[str | None, str | None]:
     base = _WHY.get((kind, t.name)) or _WHY.get(("llama.cpp", t.name)) or ""
     direction = "more" if d > 0 else "less"
     gap = f"{fmt_auto(abs(d))} {direction} in the log" if d else "the same"
+    if abs(d) * 100 <= max(t.logged_bytes, t.estimated_bytes):  # within 1 %: every term agrees, nothing to explain
+        gap, base = (gap + ", within 1 %" if d else gap), ""
     if c.p.out_of_memory and d < 0 and c.p.kind == "pytorch-oom":
         base = (
             "the run stopped at the first allocation that did not fit, so the log's figure is a lower bound of "
             "what the step needs; vram's is the whole step's peak"
         )
+    context_assumed = any(m.startswith("context") for m in c.missing)
+    if t.name == "kv_cache" and base and context_assumed and c.wl is not None and t.estimated_bytes:
+        # the cache is cells × bytes per cell: the cells the log's figure holds, at vram's bytes per cell
+        cells = c.wl.context * c.wl.batch
+        held = round(t.logged_bytes * cells / t.estimated_bytes)
+        base += f"; the log's figure is {held:,} cells at vram's bytes per cell, against the {cells:,} assumed"
     why = (
         f"{t.name}: the log states {fmt_auto(t.logged_bytes)}, vram estimates {fmt_auto(t.estimated_bytes)} "
         f"({gap})" + (f" — {base}" if base else "")

@@ -522,6 +522,8 @@ def _vllm(text: str, p: ParsedLog) -> None:
     m = re.search(r"GPU KV cache size:\s*([\d,]+)\s*tokens", text)
     if m:
         p.metadata["kv_cache_tokens"] = int(m.group(1).replace(",", ""))
+        if "kv_cache" in p.logged:  # the figure these tokens divide (a later run's refusal may state another)
+            p.metadata["kv_cache_tokens_bytes"] = p.logged["kv_cache"]
         p.saw("GPU KV cache size (tokens)")
     m = re.search(r"# (?:GPU|cuda) blocks:\s*(\d+)", text)
     if m:
@@ -573,6 +575,7 @@ def _vllm(text: str, p: ParsedLog) -> None:
         and ("kv_cache" in p.logged or "weights" in p.logged)
         and "OutOfMemoryError" not in text
         and "out of memory" not in text.lower()
+        and "Traceback (most recent call last)" not in text  # it failed, the excerpt does not say why
     ):
         p.out_of_memory = False
 
