@@ -15,6 +15,7 @@ from vram.diagnosis import explain, match_model, name_variants, quant_from_name
 
 DATA = Path(__file__).resolve().parent / "data" / "explain"
 CASES = json.loads((DATA / "cases.json").read_text(encoding="utf-8"))["cases"]
+CASES_BY_FILE = {c["file"]: c for c in CASES}
 GIB = 2**30
 Run = Callable[..., Any]
 
@@ -27,6 +28,19 @@ def test_the_collection_is_real_and_large_enough() -> None:
     assert kinds == set(logs.KINDS)
     for c in CASES:
         assert c["source"].startswith("https://github.com/"), c["file"]
+
+
+def test_at_least_30_real_logs_name_the_differing_term() -> None:
+    """Issue 17's bar: on 30 real logs or more, the model and settings are recovered and a term is named, each term
+    named having both the log's figure and vram's."""
+    named = []
+    for c in CASES:
+        d = explain((DATA / c["file"]).read_text(encoding="utf-8"), **c.get("args", {})).to_dict()
+        if d["resolved"] is not None and d["largest_difference"] is not None and d["workload"]:
+            named.append(c["file"])
+    assert len(named) >= 30, named
+    kinds = {CASES_BY_FILE[f]["expect"]["kind"] for f in named}
+    assert {"vllm", "llama.cpp", "ollama", "pytorch-oom"} <= kinds
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["file"] for c in CASES])
@@ -95,6 +109,20 @@ def test_vllm_kv_needed_is_the_architecture_of_one_rank() -> None:
     assert e.fix is not None and "--pipeline-parallel-size 2" in e.fix and "--tensor-parallel-size" not in e.fix
     tokens = int(e.fix.rsplit(" ", 1)[1])
     assert 34_000 <= tokens <= 34_736  # vLLM: "the estimated maximum model length is 34736"
+
+
+def test_a_kv_cache_of_other_cells_says_how_many() -> None:
+    """Ollama's KV figure is cells × bytes per cell; the excerpt of ollama/ollama#11292 states no num_ctx, and its
+    1.0 GiB for Llama-3.1-8B (128 KiB a cell) is 8,192 cells, not the 4,096 assumed."""
+    e = explain((DATA / "ollama-11292-llama3.1-8b.log").read_text())
+    assert e.largest_difference == "kv_cache" and e.why is not None and "8,192 cells" in e.why
+    kv = next(t for t in e.terms if t.name == "kv_cache")
+    assert kv.estimated_bytes == 4096 * 32 * 8 * 128 * 2 * 2
+
+
+def test_a_gguf_general_name_matches_the_catalog() -> None:
+    entry = match_model("Meta Llama 3.1 8B Instruct")
+    assert entry is not None and entry.id == "llama-3.1-8b"
 
 
 def test_vllm_command_lines() -> None:
