@@ -223,6 +223,30 @@ def test_moe_read_share_is_weighted_by_the_bytes_of_each_format() -> None:
     assert r.speed.decode_tokens_per_s_per_seq == pytest.approx(220.8, rel=0.1)
 
 
+def test_vllm_small_models_are_bound_by_the_engine_loop() -> None:
+    """Qwen3-0.6B's forward on an A100 takes ~1.1 ms, but vLLM's CPU loop paces a step at 4 ms: 250 tokens/s
+    (tenstorrent/tt-inference-server#340 measured a 4.2-4.4 ms TPOT). A 7B model's step is longer than the loop."""
+    from vram.estimate import Workload
+    from vram.fit import fit
+
+    wl = Workload(engine="vllm", batch=1, context=1024, new_tokens=64)
+    r = fit("qwen3-0.6b", "a100-80gb-sxm", wl, solve=False)
+    assert r.speed is not None
+    assert r.speed.decode_tokens_per_s_per_seq == pytest.approx(1 / speed.STEP_FLOOR_S["vllm"], rel=1e-6)
+    assert r.speed.decode_tokens_per_s_per_seq == pytest.approx(250.0, rel=1e-6)
+    assert any(a.startswith("host-bound") for a in r.speed.assumptions)
+    big = fit("qwen2.5-7b", "a100-80gb-pcie", wl, solve=False)
+    assert big.speed is not None and big.speed.decode_tokens_per_s_per_seq < 100
+    assert not any(a.startswith("host-bound") for a in big.speed.assumptions)
+    # llama.cpp's loop is C++: no such floor
+    tiny = fit("qwen3-0.6b", "a100-80gb-sxm", Workload(engine="llama.cpp", batch=1, context=64), solve=False)
+    assert tiny.speed is not None and tiny.speed.decode_tokens_per_s_per_seq > 300
+    # Qwen3-30B-A3B BF16 (48 MoE layers) on the same A100: measured TPOT 9.8 ms at a 1024-token prompt
+    moe = fit("qwen3-30b-a3b", "a100-80gb-sxm", wl, solve=False)
+    assert moe.speed is not None
+    assert 1000 / moe.speed.decode_tokens_per_s_per_seq == pytest.approx(9.8, rel=0.12)
+
+
 def test_tensor_parallel_all_reduce_grows_with_batch_and_layer_split_pays_hand_overs() -> None:
     spec = resolve_model("llama-3.1-70b").spec
     g = find_gpu("h100-sxm")

@@ -26,6 +26,7 @@ STYLE = {
     "llama-cpp-rtx-pro-6000.jsonl": ("llama.cpp 2025 + FA, RTX PRO 6000", "D", "#2ca02c"),
     "llama-cpp-moe.jsonl": ("MoE, llama.cpp Dec 2023", "v", "#9467bd"),
     "llama-cpp-issues.jsonl": ("llama-bench in issues (M4, M1 Max, 3080)", "P", "#ff7f0e"),
+    "vllm-tt-inference-server.jsonl": ("vLLM, Qwen3 on A100 (tt-inference-server)", "X", "#8c564b"),
 }
 
 

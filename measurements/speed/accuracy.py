@@ -40,12 +40,16 @@ def main() -> None:
             "vLLM serving (A100, 1-200 sequences; gpt-oss-20b on H100 PCIe / H200 / B200 / MI300X, 1-16)",
             lambda r: r["file"] == "vllm-serving.jsonl",
         ),
+        (
+            "vLLM, Qwen3-30B-A3B and Qwen3-0.6B on A100 at 1 sequence (tt-inference-server#340)",
+            lambda r: r["file"] == "vllm-tt-inference-server.jsonl",
+        ),
         ("llama.cpp Sept 2025 + flash attention, RTX PRO 6000", lambda r: r["file"] == "llama-cpp-rtx-pro-6000.jsonl"),
         (
             "llama-bench results posted in issues (M4, M1 Max 2026 Metal; RTX 3080)",
             lambda r: r["file"] == "llama-cpp-issues.jsonl",
         ),
-        ("MoE models (gpt-oss on vLLM and llama.cpp, Qwen3-30B-A3B, Mixtral on a Dec 2023 build)", lambda r: r["moe"]),
+        ("MoE models (gpt-oss, Qwen3-30B-A3B on vLLM and llama.cpp; Mixtral on a Dec 2023 build)", lambda r: r["moe"]),
         ("more than 16 concurrent sequences", lambda r: r["b"] > 16),
         ("held-out GPUs (not used to set coefficients)", lambda r: r["held"]),
         ("all", lambda r: True),

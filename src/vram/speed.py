@@ -8,7 +8,8 @@ checked against (`python measurements/speed/fit_check.py --holdout`).
 cache once, and does ``2 × active parameters`` FLOPs per sequence::
 
     step = max(weights / (bandwidth × η_weights) + kv / (bandwidth × η_kv),  flops / (tensor rate × mfu))
-           + layers × τ_layer + moe_layers × τ_moe + τ_step + batch × τ_seq + communication
+           + layers × τ_layer + moe_layers × τ_moe + τ_step + batch × τ_seq + communication,
+    and never less than the engine's CPU loop per step (vLLM: `STEP_FLOOR_S`)
 
 * ``η_weights`` is the share of the datasheet bandwidth the engine's matrix-vector kernel sustains, by backend,
   memory technology and weight format (`DECODE_EFFICIENCY`); on Apple GPUs dequantizing GGUF blocks is bound by the
@@ -106,6 +107,13 @@ DEFAULT_MOE_LAYER_OVERHEAD_S = 60e-6
 # and sampling ~0.15 ms.
 STEP_OVERHEAD_S: dict[str, tuple[float, float]] = {"vllm": (0.6e-3, 40e-6), "llama.cpp": (0.15e-3, 5e-6)}
 DEFAULT_STEP_OVERHEAD_S = (0.5e-3, 20e-6)
+# The engine's per-step CPU loop (schedule, build the inputs, sample, hand the tokens to the API server, which
+# detokenizes and streams them) runs beside the GPU's forward pass; when the forward is shorter, the loop sets the
+# step. vLLM (V1 engine, 2025): ~4 ms — Qwen3-0.6B decodes at a 4.2-4.4 ms TPOT on an A100 whose bandwidth allows
+# ~1.1 ms (tenstorrent/tt-inference-server#340), and gpt-oss-20b at concurrency 1 takes 4.5 ms per token on an H200
+# and a B200 alike, despite 1.7x the bandwidth (sariekr/gpu_conc). Larger models' steps are longer than the loop
+# (Qwen2.5-7B on an A100: 11.8 ms), so it hides behind them.
+STEP_FLOOR_S: dict[str, float] = {"vllm": 4.0e-3}
 # Layer split: handing the activations to the next GPU (device-to-device copy, an event sync) per boundary and
 # step: ~0.2 ms (llama-bench tg512 of the same model on 1, 2, 4 and 8 RTX 4090 / A6000 / L40S / A100 PCIe).
 STAGE_HOP_S = 0.2e-3
@@ -191,7 +199,7 @@ class Speed:
 
 # p10 and p90 of measured / predicted over the public measurements (measurements/speed/, fit_check.py --spread),
 # by quantity: the range shown next to a figure.
-SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.82, 1.1), "prefill": (0.8, 1.29)}
+SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.84, 1.1), "prefill": (0.8, 1.29)}
 
 
 def expert_coverage(num_experts: int, experts_per_token: int, tokens: int) -> float:
@@ -466,6 +474,13 @@ def estimate_speed(
         )
 
     step_s = max(mem_s, comp_s) + fixed_s + comm_s + offload_s + interleave_s
+    floor_s = STEP_FLOOR_S.get(eng, 0.0)
+    if step_s < floor_s:
+        assumptions.append(
+            f"host-bound: the GPU's {step_s * 1e3:,.2f} ms per step is shorter than {eng}'s CPU loop "
+            f"({floor_s * 1e3:g} ms per step), which sets the pace"
+        )
+        step_s = floor_s
     bound = "compute" if comp_s > mem_s else "memory"
     per_seq = 1.0 / step_s if step_s > 0 else 0.0
     agg = batch * per_seq * replicas
