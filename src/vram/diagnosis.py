@@ -387,6 +387,8 @@ def _workload(c: _Ctx, options: dict[str, Any]) -> None:
                 kw[key] = int(lw[key])
         if "flash_attn" in lw:
             kw["flash_attn"] = bool(lw["flash_attn"])
+        if lw.get("kv_unified"):
+            kw["kv_unified"] = True
         for key in ("cache_type_k", "cache_type_v"):
             if lw.get(key):
                 kw[key] = str(lw[key]).lower()

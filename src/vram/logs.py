@@ -737,6 +737,7 @@ def _llama_cpp(text: str, p: ParsedLog) -> None:
         ("n_batch", r":\s+n_batch\s+=\s+(\d+)"),
         ("n_ubatch", r":\s+n_ubatch\s+=\s+(\d+)"),
         ("parallel", r":\s+n_seq_max\s+=\s+(\d+)"),
+        ("parallel", r"initializing slots,? n_slots\s*=\s*(\d+)"),  # llama-server's slots: the sequences n_ctx holds
     ):
         m = re.search(pat, text)
         if m:
@@ -745,6 +746,11 @@ def _llama_cpp(text: str, p: ParsedLog) -> None:
     m = re.search(r":\s+flash_attn\s+=\s+(\w+)", text)
     if m:
         wl["flash_attn"] = m.group(1) in ("1", "true", "enabled", "on")
+    m = re.search(r":\s+kv_unified\s+=\s+(\w+)", text)
+    if m:
+        wl["kv_unified"] = m.group(1) == "true"
+    elif int(wl.get("parallel") or 1) > 1 and "llama_new_context_with_model" in text:
+        wl["kv_unified"] = True  # builds before the per-sequence KV streams (mid 2025) kept one stream for all
     dev_w = _sum_buffers(
         text,
         r"(CUDA\d+|ROCm\d+|Metal|MTL\d*|Vulkan\d+|SYCL\d+)(?: model)? buffer size\s*=\s*"
