@@ -228,3 +228,19 @@ def test_summaries_are_json_serializable() -> None:
         json.dumps(m.summary())
     for g in all_gpus():
         json.dumps(g.summary())
+
+
+def test_release_months_are_well_formed_and_order_each_family() -> None:
+    """`released` is YYYY-MM (measurements/release_dates.md); `vram models` lists a family by release, then size:
+    Qwen3.5 397B (2026-02) before Qwen3.6 27B (2026-04) although it is larger; undated entries come last."""
+    from vram.catalog import catalog_order
+
+    entries = all_models()
+    dated = [e for e in entries if e.released]
+    assert len(dated) >= len(entries) - 2
+    for e in dated:
+        assert e.released is not None and re.fullmatch(r"20[0-9]{2}-(0[1-9]|1[0-2])", e.released), e.id
+    order = [e.id for e in sorted(entries, key=catalog_order)]
+    assert order.index("qwen3.5-397b-a17b") < order.index("qwen3.6-27b")
+    kimi = [i for i in order if i.startswith("kimi")]
+    assert kimi[0] == "kimi-k2-instruct" and kimi[-1] == "kimi-k2.7-code"

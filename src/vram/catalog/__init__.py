@@ -35,6 +35,7 @@ class ModelEntry:
     published_params_text: str | None = None
     kind: str = "llm"
     data: dict[str, Any] = field(default_factory=dict, repr=False, hash=False, compare=False)
+    released: str | None = None  # "YYYY-MM": when the maker first published the weights (measurements/release_dates.md)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -47,6 +48,7 @@ class ModelEntry:
             "context_length": self.context_length,
             "params": self.params,
             "kind": self.kind,
+            "released": self.released,
         }
 
 
@@ -170,7 +172,14 @@ def load_model_entry(file_name: str) -> ModelEntry:
         published_params_text=d.get("published_params_text"),
         kind=d.get("kind", "llm"),
         data=d,
+        released=d.get("released"),
     )
+
+
+def catalog_order(entry: ModelEntry) -> tuple[str, str, int, str]:
+    """How `vram models` lists the catalog: grouped by family, each family oldest release first (entries without a
+    known month last), then smallest first."""
+    return entry.family, entry.released or "9999-99", entry.params or 0, entry.id
 
 
 def model_ids() -> list[str]:

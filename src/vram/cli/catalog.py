@@ -37,9 +37,9 @@ def run_models(args: argparse.Namespace) -> int:
     given = [f"--{k}" for k in ("engine", "context", "use", "limit") if getattr(args, k) is not None]
     if given:
         raise BadInput(f"{', '.join(given)}: only with --fits SPEC", field=given[0].lstrip("-"))
-    from ..catalog import search_models
+    from ..catalog import catalog_order, search_models
 
-    found = search_models(args.query)
+    found = sorted(search_models(args.query), key=catalog_order)
     if args.json:
         print_json([m.summary() for m in found])
         return 0
@@ -49,14 +49,14 @@ def run_models(args: argparse.Namespace) -> int:
     from ..units import fmt_count
 
     t = Table(title=f"{len(found)} models" + (f" matching {args.query!r}" if args.query else ""))
-    for col in ("family", "id", "name", "params", "context", "license", "hub repo"):
+    for col in ("family", "id", "name", "released", "params", "context", "license", "hub repo"):
         t.add_column(col)
     previous = None
-    # grouped by family (a rule between families), smallest first within one
-    for m in sorted(found, key=lambda e: (e.family, e.params or 0, e.id)):
+    for m in sorted(found, key=catalog_order):
         if previous is not None and m.family != previous:
             t.add_section()
-        t.add_row(m.family if m.family != previous else "", m.id, m.name, fmt_count(m.params) if m.params else "?",
+        t.add_row(m.family if m.family != previous else "", m.id, m.name, m.released or "?",
+                  fmt_count(m.params) if m.params else "?",
                   f"{m.context_length or '?':,}" if m.context_length else "?", m.license, m.hf_repo)
         previous = m.family
     Console().print(t)
