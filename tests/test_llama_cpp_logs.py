@@ -349,3 +349,15 @@ def test_builds_before_the_glu_ops_keep_a_smaller_feed_forward() -> None:
 def test_new_llama_cpp_options_with_another_engine_are_errors(flag: list[str]) -> None:
     rc, _, err = _cli(["estimate", "llama-3.1-8b", "--engine", "vllm", *flag])
     assert rc == 2 and "llama.cpp" in err
+
+
+def test_builds_before_output_first_offload_count_blocks_only() -> None:
+    """b5466 logged 'offloading 30 repeating layers to GPU' for -ngl 30 with the output layer on the CPU; today's
+    tree (ggml-org/llama.cpp#18148) puts the output layer first and 29 blocks beside it."""
+    rm = resolve_model("qwen3-30b-a3b")
+    base = dict(engine="llama.cpp", quant="q4_k_m", context=4096, new_tokens=0, n_gpu_layers=30)
+    old = estimate(rm, Workload(**base, llama_build=5466)).extra["llama_cpp"]  # type: ignore[arg-type]
+    new = estimate(rm, Workload(**base)).extra["llama_cpp"]  # type: ignore[arg-type]
+    assert (old["blocks_on_gpu"], old["output_on_gpu"]) == (30, False)
+    assert (new["blocks_on_gpu"], new["output_on_gpu"]) == (29, True)
+    assert old["layer_devices"][:18] == [-1] * 18 and old["layer_devices"][18:] == [0] * 30

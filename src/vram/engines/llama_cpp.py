@@ -7,9 +7,10 @@ Read at the Oct 2026 tree (vendored by llama-cpp-python 0.3.36); the file/functi
 * **Placement** (src/llama-model.cpp, `load_tensors`): `i_gpu_start = max(n_layer + 1 - ngl, 0)`,
   `act_gpu_layers = min(ngl, n_layer + 1)`; block il (and the output layer as il = n_layer) is on a GPU when
   `i_gpu_start <= il < i_gpu_start + act_gpu_layers`, so `-ngl N` puts the output layer and the last N-1 blocks on
-  the GPU. Several GPUs: the device is `upper_bound(splits, (il - i_gpu_start) / act_gpu_layers)` over the
-  cumulative, normalised `--tensor-split` (default: each device's free memory). The input layer (token_embd)
-  always stays on the CPU; with tied embeddings the output layer gets its own copy of token_embd. Tensor overrides
+  the GPU (builds before OUTPUT_FIRST_BUILD: `i_gpu_start = max(n_layer - ngl, 0)`, the last N blocks). Several
+  GPUs: the device is `upper_bound(splits, (il - i_gpu_start) / act_gpu_layers)` over the cumulative, normalised
+  `--tensor-split` (default: each device's free memory). The input layer (token_embd) always stays on the CPU;
+  with tied embeddings the output layer gets its own copy of token_embd. Tensor overrides
   (common/arg.cpp): `--cpu-moe` keeps every tensor matching `\\.ffn_(up|down|gate|gate_up)_(ch|)exps` on the CPU,
   `--n-cpu-moe N` those of blocks 0..N-1. GPU buffers (ggml-cuda.cu `get_alloc_size`): a quantized tensor whose row
   is not a multiple of 512 gets one padded row; every tensor is aligned to 128 bytes.
@@ -56,6 +57,9 @@ SCHED_MAX_COPIES = 4
 # the first release build whose graph uses ggml's fused GLU ops for gated feed-forwards (ggml-org/llama.cpp#14158,
 # merged in the second half of June 2025; b5700 is of that week)
 GLU_OP_BUILD = 5700
+# the first build whose -ngl N puts the output layer on the GPU first (ggml-org/llama.cpp#18148, merged
+# 2025-12-17; b7450 is of that week)
+OUTPUT_FIRST_BUILD = 7450
 # bytes per value of each cache type (ggml block size / bytes per block)
 CACHE_TYPES: dict[str, tuple[int, int]] = {
     "f32": (1, 4),
@@ -156,13 +160,16 @@ class Layout:
         return self.layers[il] >= 0
 
 
-def layout(n_layer: int, ngl: int | None, n_devices: int, split: tuple[float, ...] | None) -> Layout:
-    """src/llama-model.cpp load_tensors: i_gpu_start, act_gpu_layers and the split points."""
+def layout(
+    n_layer: int, ngl: int | None, n_devices: int, split: tuple[float, ...] | None, output_first: bool = True
+) -> Layout:
+    """src/llama-model.cpp load_tensors: i_gpu_start, act_gpu_layers and the split points. Builds before
+    OUTPUT_FIRST_BUILD started at `n_layer - ngl`, so the output layer only went to the GPU with ngl > n_layer."""
     if ngl is None or ngl < 0:
         ngl = n_layer + 1
     if n_devices == 0:
         ngl = 0
-    i_gpu_start = max(n_layer + 1 - ngl, 0)
+    i_gpu_start = max(n_layer + (1 if output_first else 0) - ngl, 0)
     act = min(ngl, n_layer + 1) if n_devices else 0
     w = list(split) if split else [1.0] * max(1, n_devices)
     total = sum(w)
@@ -344,7 +351,9 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     # block then keeps only those rows (get_rows on inp_out_ids), so the output stage shrinks with them
     n_out = min(n_ub, wl.n_outputs_max) if wl.n_outputs_max else n_ub
     glu_op = wl.llama_build is None or wl.llama_build >= GLU_OP_BUILD
-    lay = layout(spec.num_layers, wl.n_gpu_layers, n_dev, split)
+    lay = layout(
+        spec.num_layers, wl.n_gpu_layers, n_dev, split, wl.llama_build is None or wl.llama_build >= OUTPUT_FIRST_BUILD
+    )
     n_cpu_moe = spec.num_layers if wl.cpu_moe else (wl.n_cpu_moe or 0)
     tensors, how = _tensors(rm, wl)
     overrides = n_cpu_moe > 0 and any(t.is_expert for t in tensors)
