@@ -780,6 +780,31 @@ def gemma4_vision_params(vc: Config, text_hidden: int) -> int:
     return 3 * p * p * d + 2 * pos * d + n * layer + d * text_hidden
 
 
+def gemma4_audio_params(ac: Config, text_hidden: int) -> int:
+    """Gemma 4's audio encoder (transformers Gemma4AudioModel, E2B / E4B) and its embedder: two bias-free 3×3
+    Conv2d subsampling layers with weight-only LayerNorms, a bias-free input projection from
+    (channels₀ // 4) · channels₁; conformer layers of two feed-forward blocks (h -> 4h -> h, two RMSNorms each),
+    attention (q/k/v/post and a relative-position k projection, bias-free, plus a per-dim scale of head_dim), a light
+    convolution block (h -> 2h gate, a depthwise conv of conv_kernel_size, h -> h, two RMSNorms) and three RMSNorms;
+    the output projection (with bias) to output_proj_dims; embed_audio a weightless norm and a bias-free Linear to
+    the text width."""
+    h, n = _positive(ac, "hidden_size", default=1024), _int(ac, "num_hidden_layers", default=12)
+    heads = _positive(ac, "num_attention_heads", default=8)
+    hd = h // heads
+    ch = ac.get("subsampling_conv_channels") or [128, 32]
+    if not (isinstance(ch, list) and len(ch) == 2 and all(isinstance(x, int) and x > 0 for x in ch)):
+        raise ConfigError("config.json: audio_config.subsampling_conv_channels must be two positive integers",
+                          field="model")
+    c0, c1 = int(ch[0]), int(ch[1])
+    kernel = _positive(ac, "conv_kernel_size", default=5)
+    out = _positive(ac, "output_proj_dims", default=1536)
+    subsample = 9 * c0 + c0 + 9 * c0 * c1 + c1 + (c0 // 4) * c1 * h
+    ffn = 2 * (8 * h * h + 2 * h)
+    attn = 4 * h * heads * hd + h * h + hd  # q, k, v and relative_k_proj; post; per_dim_scale
+    lconv = 2 * h * h + h * h + h * kernel + 2 * h
+    return subsample + n * (ffn + attn + lconv + 3 * h) + h * out + out + out * text_hidden
+
+
 def pixtral_params(vc: Config) -> int:
     """Pixtral's vision encoder (transformers PixtralVisionModel): a bias-free Conv2d patch embedding, ln_pre, and
     layers of q/k/v/o without bias, a gated MLP without bias and two RMSNorms (rotary positions, no table)."""
@@ -842,6 +867,7 @@ def glm4v_vision_params(vc: Config) -> int:
 
 
 VISION_TOWERS = {"qwen3_vl": True, "qwen3_vl_moe": True, "qwen3_5": False, "qwen3_5_moe": False}
+COUNTED_AUDIO = {"gemma4"}  # wrappers whose audio encoder vision_params counts too
 # multimodal wrappers whose towers vram does not count: what is missing, said in the notes
 UNCOUNTED_TOWERS = {"gemma3n": "the MobileNetV5 vision tower (a timm model) and the USM audio encoder"}
 
@@ -861,7 +887,12 @@ def vision_params(outer: Config) -> tuple[int, str]:
     if mt == "kimi_k25":
         return kimi_k25_vision_params(vc, outer, _int(tc, "hidden_size")), "MoonViT vision tower and projector"
     if mt == "gemma4":
-        return gemma4_vision_params(vc, _int(tc, "hidden_size")), "Gemma 4 vision encoder and embedder"
+        text_h = _int(tc, "hidden_size")
+        ac = outer.get("audio_config")
+        if isinstance(ac, dict):
+            return gemma4_vision_params(vc, text_h) + gemma4_audio_params(ac, text_h), \
+                "Gemma 4 vision encoder, audio encoder and their embedders"
+        return gemma4_vision_params(vc, text_h), "Gemma 4 vision encoder and embedder"
     if mt == "mistral3":
         d = _positive(vc, "hidden_size")
         return pixtral_params(vc) + mistral3_projector_params(outer, d, _int(tc, "hidden_size")), \
@@ -881,7 +912,7 @@ def uncounted_towers(outer: Config, counted: bool) -> str:
     if mt in UNCOUNTED_TOWERS:
         return UNCOUNTED_TOWERS[mt]
     vision = isinstance(outer.get("vision_config"), dict) and not counted
-    audio = isinstance(outer.get("audio_config"), dict)
+    audio = isinstance(outer.get("audio_config"), dict) and not (counted and mt in COUNTED_AUDIO)
     if vision and audio:
         return "the vision tower and the audio encoder"
     if vision:
