@@ -247,6 +247,47 @@ def test_vllm_small_models_are_bound_by_the_engine_loop() -> None:
     assert 1000 / moe.speed.decode_tokens_per_s_per_seq == pytest.approx(9.8, rel=0.12)
 
 
+def test_mxfp4_gguf_is_mxfp4_experts_and_q8_0_elsewhere() -> None:
+    """llama.cpp's MXFP4_MOE type: the routed experts' tensors in MXFP4, attention, embeddings and output in Q8_0 —
+    the sizes llama-bench reports for ggml-org's gpt-oss GGUFs (11.27 and 59.02 GiB), to the tensor plan's byte."""
+    from vram.components.weights import weights_bytes
+    from vram.engines.gguf_plan import plan_tensors
+
+    q = quant_scheme("mxfp4")
+    assert q.expert_bits == pytest.approx(4.25) and q.linear_bits == pytest.approx(8.5)
+    for model, gib in (("gpt-oss-20b", 11.27), ("gpt-oss-120b", 59.02)):
+        spec = resolve_model(model).spec
+        b = weights_bytes(spec, q).bytes
+        assert b / 2**30 == pytest.approx(gib, abs=0.01)
+        assert b == pytest.approx(sum(t.nbytes for t in plan_tensors(spec, "MXFP4_MOE")), rel=1e-4)
+
+
+def test_blackwell_runs_only_2025_llama_cpp_builds() -> None:
+    """CUDA graphs (33 µs per block) and MMQ prefill (no FP16 copy of the weights) on Blackwell; the between-builds
+    coefficients elsewhere. RTX PRO 6000, build 6413: Llama 3.3 70B Q4_K_M pp512 1794 t/s, Qwen3-30B-A3B 7640,
+    gpt-oss-120b 2419 (its experts' GEMMs get 16 of a 128-token tile)."""
+    from vram.estimate import Workload
+    from vram.fit import fit
+
+    assert speed.llama_cpp_2025_builds_only(find_gpu("rtx-pro-6000"))
+    assert speed.llama_cpp_2025_builds_only(find_gpu("rtx-5090"))
+    assert not speed.llama_cpp_2025_builds_only(find_gpu("rtx-4090"))
+
+    def run(model: str, gpu: str, quant: str, context: int) -> Any:
+        r = fit(model, gpu, Workload(engine="llama.cpp", quant=quant, context=context), solve=False)
+        assert r.speed is not None
+        return r.speed
+
+    assert "× 33 µs" in run("llama-3.3-70b", "rtx-pro-6000", "q4_k_m", 64).assumptions[0]
+    assert "× 45 µs" in run("llama-3.3-70b", "rtx-6000-ada", "q4_k_m", 64).assumptions[0]
+    pp = run("llama-3.3-70b", "rtx-pro-6000", "q4_k_m", 512).prefill_tokens_per_s
+    assert pp == pytest.approx(1794, rel=0.05)
+    assert run("qwen3-30b-a3b", "rtx-pro-6000", "q4_k_m", 512).prefill_tokens_per_s == pytest.approx(7640, rel=0.2)
+    assert run("gpt-oss-120b", "rtx-pro-6000", "mxfp4", 512).prefill_tokens_per_s == pytest.approx(2419, rel=0.1)
+    # gpt-oss-120b tg128: 193 t/s measured
+    assert run("gpt-oss-120b", "rtx-pro-6000", "mxfp4", 64).decode_tokens_per_s_per_seq == pytest.approx(193, rel=0.15)
+
+
 def test_tensor_parallel_all_reduce_grows_with_batch_and_layer_split_pays_hand_overs() -> None:
     spec = resolve_model("llama-3.1-70b").spec
     g = find_gpu("h100-sxm")

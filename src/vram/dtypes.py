@@ -96,6 +96,13 @@ def _gguf(mix: str) -> QuantScheme:
         "F16": "F16", "BF16": "BF16", "IQ4_NL": "IQ4_NL", "MXFP4_MOE": "MXFP4",
     }[mix]
     head = "Q6_K" if base not in ("Q8_0", "F16", "BF16", "MXFP4") else "Q8_0" if base == "MXFP4" else base
+    if mix == "MXFP4_MOE":  # only the routed experts' 3-D tensors are MXFP4; every other matrix is Q8_0
+        return QuantScheme(
+            name=mix.lower(), linear_bits=ggml_bits("Q8_0"), embed_bits=ggml_bits("Q8_0"),
+            head_bits=ggml_bits("Q8_0"), small_bits=32, router_bits=32, gguf_mix=mix, expert_bits=ggml_bits(base),
+            description=f"GGUF {mix}: routed experts in MXFP4 ({ggml_bits(base):.4g} bits/weight), attention, "
+            "embeddings and output in Q8_0, norms in F32",
+        )
     return QuantScheme(
         name=mix.lower(), linear_bits=ggml_bits(base), embed_bits=ggml_bits(base), head_bits=ggml_bits(head),
         small_bits=32, router_bits=32 if base not in ("F16", "BF16") else 16, gguf_mix=mix,

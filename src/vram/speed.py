@@ -32,7 +32,9 @@ cache once, and does ``2 × active parameters`` FLOPs per sequence::
 (the head runs for the last token only) at the tensor rate of the kernel the engine uses × `PREFILL_MFU`, plus
 causal attention (QKᵀ and AV over on average half the prompt) at `ATTENTION_MFU` with flash attention, or the
 score matrix's memory traffic without it; llama.cpp's quantized weights are dequantized to FP16 once per ubatch
-before cuBLAS runs (their bytes over the bandwidth, shared by the ubatch's tokens).
+before cuBLAS runs (their bytes over the bandwidth, shared by the ubatch's tokens) — except on GPUs only 2025 builds
+run (Blackwell), which multiply the quantized blocks directly (MMQ). A routed expert's GEMM sees only the tokens
+routed to it (ubatch × k / E), a fraction of the kernel's tile (`EXPERT_GEMM_TILE_TOKENS`), and runs at that share.
 
 **Offloading** (layers kept in host memory) streams those layers' bytes over the host link each step.
 """
@@ -90,6 +92,12 @@ METAL_DEQUANT_FLOP_PER_BYTE = 50.0
 # stays within its bounds (its decode median 6.6 %, max 38 % at 45 µs; 6.1 % / 32 % at 55 µs, 8.9 % / 46 % at 33 µs).
 # Metal: ~30 µs. vLLM replays decode as CUDA graphs: ~10 µs.
 LAYER_OVERHEAD_S: dict[str, float] = {"llama.cpp/cuda": 45e-6, "llama.cpp/metal": 30e-6, "vllm/cuda": 10e-6}
+# A GPU generation runs only the llama.cpp builds that know it: Blackwell (sm_100 / sm_120) support arrived in 2025
+# builds, which replay decode as CUDA graphs (default since mid-2024: ~33 µs per block, the RTX PRO 6000's build 6413)
+# and multiply quantized weights with MMQ kernels on the tensor cores rather than dequantizing them to FP16 for
+# cuBLAS (default on Turing and newer since mid-2024). On those architectures the coefficients of those builds apply.
+LLAMA_CPP_2025_BUILD_ARCHITECTURES = ("blackwell", "blackwell-ultra")
+LLAMA_CPP_GRAPH_LAYER_OVERHEAD_S = 33e-6
 DEFAULT_LAYER_OVERHEAD_S = 30e-6
 # Per mixture-of-experts layer per step on top: router matmul, softmax/top-k, sorting tokens by expert, the
 # gather/scatter and the per-expert kernels (llama.cpp MUL_MAT_ID, vLLM fused_moe). llama.cpp: ~20 µs with today's
@@ -152,6 +160,12 @@ DEFAULT_ATTENTION_MFU = 0.3
 # Without flash attention llama.cpp materialises the f32 score matrix per ubatch: written by KQ, read and written by
 # softmax, read by KQV: 4 passes of 4 bytes per head per attended token.
 SCORE_BYTES_PER_HEAD_TOKEN = 16
+# A routed expert's GEMM gets only the ubatch's tokens routed to it (ubatch × k / E: 32 of 512 for Qwen3-30B-A3B,
+# 16 for gpt-oss-120b) while the kernel's tile spans this many tokens, so its tensor cores run at that share:
+# llama.cpp's CUDA MMQ / cuBLAS tiles are 128 tokens wide (mmq_x up to 128), Metal's mul_mm_id 32. The attention
+# and other dense matrices keep the full rate. RTX PRO 6000, build 6413: Qwen3-30B-A3B pp512 7640 t/s (vram 6.5 k),
+# gpt-oss-120b 2419 (vram 2.3 k); without it 18 k and 15 k.
+EXPERT_GEMM_TILE_TOKENS: dict[str, float] = {"llama.cpp/cuda": 128, "llama.cpp/metal": 32}
 # llama.cpp prefill of quantized weights: each ubatch dequantizes every weight matrix to FP16 (reads the blocks,
 # writes 2 bytes per weight) at this share of the bandwidth; the Q4_K_M / F16 pp512 ratio of the 8B (0.76-0.84 on
 # RTX 4090, A100, A6000, A40, RTX 4000/5000 Ada) is what the write of the FP16 copy costs next to the GEMM.
@@ -199,7 +213,7 @@ class Speed:
 
 # p10 and p90 of measured / predicted over the public measurements (measurements/speed/, fit_check.py --spread),
 # by quantity: the range shown next to a figure.
-SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.84, 1.1), "prefill": (0.8, 1.29)}
+SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.84, 1.1), "prefill": (0.8, 1.27)}
 
 
 def expert_coverage(num_experts: int, experts_per_token: int, tokens: int) -> float:
@@ -311,6 +325,21 @@ def tensor_tflops(gpu: GpuEntry, engine: str, q: QuantScheme) -> tuple[float | N
     return (float(gpu.fp16_tflops), "dense BF16 tensor") if gpu.fp16_tflops else (None, "")
 
 
+def llama_cpp_2025_builds_only(gpu: GpuEntry) -> bool:
+    """Whether every llama.cpp build that runs on this GPU is a 2025 one (`LLAMA_CPP_2025_BUILD_ARCHITECTURES`)."""
+    return gpu.architecture.lower() in LLAMA_CPP_2025_BUILD_ARCHITECTURES
+
+
+def _dequantizes_for_cublas(gpu: GpuEntry, engine: str, q: QuantScheme) -> bool:
+    """llama.cpp on CUDA prefilling quantized weights through an FP16 copy and cuBLAS (the builds before MMQ)."""
+    return (
+        engine == "llama.cpp"
+        and q.is_quantized
+        and backend(gpu, engine).endswith("cuda")
+        and not llama_cpp_2025_builds_only(gpu)
+    )
+
+
 def decode_efficiency(gpu: GpuEntry, engine: str, q: QuantScheme) -> float:
     return DECODE_EFFICIENCY.get((backend(gpu, engine), memory_class(gpu), weight_format(q)), DEFAULT_DECODE_EFFICIENCY)
 
@@ -390,6 +419,8 @@ def estimate_speed(
     comp_s = dec_flops / shard / (tflops * 1e12 * _mfu(be)) if tflops else 0.0
     # --- fixed costs ---
     tau_layer = LAYER_OVERHEAD_S.get(be, DEFAULT_LAYER_OVERHEAD_S)
+    if be == "llama.cpp/cuda" and llama_cpp_2025_builds_only(gpu):
+        tau_layer = LLAMA_CPP_GRAPH_LAYER_OVERHEAD_S
     tau_moe = MOE_LAYER_OVERHEAD_S.get(be, DEFAULT_MOE_LAYER_OVERHEAD_S)
     step_fixed, step_per_seq = STEP_OVERHEAD_S.get(eng, DEFAULT_STEP_OVERHEAD_S)
     fixed_s = n_layers * tau_layer + moe_layers * tau_moe + step_fixed + batch * step_per_seq
@@ -452,7 +483,7 @@ def estimate_speed(
             + (" (flash attention)" if flash_attn or eng != "llama.cpp" else " (f32 score matrix)")
             + (
                 f"; quantized weights dequantized to FP16 per {n_ubatch}-token ubatch"
-                if eng == "llama.cpp" and q.is_quantized and be.endswith("cuda")
+                if _dequantizes_for_cublas(gpu, eng, q)
                 else ""
             )
         )
@@ -538,14 +569,25 @@ def prefill_tokens_per_s(
     if not tflops:
         return None
     rate = tflops * 1e12 * prefill_mfu(be, spec.hidden_size)
-    per_token = matmul_flops_per_token(spec) / rate
+    tile = EXPERT_GEMM_TILE_TOKENS.get(be)
+    expert_flops, expert_time = 0.0, 0.0
+    if tile:
+        chunk = max(1, min(n_ubatch, context))
+        for layer in spec.layers:
+            m = layer.mlp
+            if m is None or m.kind != "moe" or not m.num_experts:
+                continue
+            flops = 2.0 * (layer.expert_linear_params or layer.expert_params) * m.experts_per_token / m.num_experts
+            expert_flops += flops
+            expert_time += flops / (rate * min(1.0, chunk * m.experts_per_token / m.num_experts / tile))
+    per_token = (matmul_flops_per_token(spec) - expert_flops) / rate + expert_time
     if flash_attn or engine != "llama.cpp":
         per_token += attention_flops_per_token(spec, context) / (
             tflops * 1e12 * ATTENTION_MFU.get(be, DEFAULT_ATTENTION_MFU)
         )
     else:
         per_token += score_bytes_per_token(spec, context) / (gpu.bandwidth_gb_per_s * 1e9 * KV_READ_EFFICIENCY)
-    if engine == "llama.cpp" and q.is_quantized and be.endswith("cuda"):
+    if _dequantizes_for_cublas(gpu, engine, q):
         linear = sum(la.linear_params for la in spec.layers)
         dequant_bytes = weights_bytes + 2 * linear  # read the blocks, write them as FP16 (cuBLAS reads overlap)
         per_token += (

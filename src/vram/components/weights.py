@@ -49,8 +49,9 @@ def weights_bytes(model: ModelSpec, scheme: QuantScheme, *, buffers_bytes: int =
             router += count * layer.router_params
     else:
         for i, layer in enumerate(model.layers):
-            linear_bits += _layer_linear_bits(scheme, i, n, layer.linear_params, layer.v_proj_params,
-                                              layer.down_proj_params)
+            experts = layer.expert_linear_params if scheme.expert_bits is not None else 0  # MXFP4_MOE
+            linear_bits += _layer_linear_bits(scheme, i, n, layer.linear_params - experts, layer.v_proj_params,
+                                              layer.down_proj_params) + experts * expert_bits
             small += layer.small_params
             router += layer.router_params
     total_bits = (linear_bits + model.embed_params * scheme.embed_bits + model.head_params * scheme.head_bits
