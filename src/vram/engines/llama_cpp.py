@@ -563,7 +563,24 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         f"n_ctx {kv.n_ctx:,} = context {wl.context:,} × {n_seq} slot(s), padded to {KV_PAD}; "
         + ("one unified KV stream" if wl.kv_unified else f"{kv.streams} KV stream(s) of {kv.cells:,} cells")
         + f"; n_batch {n_batch}, n_ubatch {n_ub}",
-        f"KV cache types: K {tk}, V {tv}",
+        f"KV cache types: K {tk}, V {tv}"
+        + ("; sliding-window layers at full size (--swa-full)" if wl.swa_full else ""),
+        f"logits rows in the worst-case graph: {n_out}"
+        + (" (n_outputs_max, one per slot in a recent llama-server)" if wl.n_outputs_max else " (n_ubatch)"),
+        *(
+            [
+                f"llama.cpp build b{wl.llama_build}: "
+                + ("fused GLU feed-forward" if glu_op else "in-place silu × up feed-forward (before the GLU ops)")
+                + ", "
+                + (
+                    "-ngl counts the output layer first"
+                    if wl.llama_build >= OUTPUT_FIRST_BUILD
+                    else "-ngl counts blocks only (the output layer needs ngl > n_layer)"
+                )
+            ]
+            if wl.llama_build is not None
+            else []
+        ),
         f"host memory: weights {w_host:,} bytes, KV {kv_host:,} bytes, compute buffer {comp_host:,} bytes, output "
         f"buffer {out_host:,} bytes (logits of {n_seq} slot(s))",
         *(
@@ -596,6 +613,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         "kv_streams": kv.streams,
         "n_batch": n_batch,
         "n_ubatch": n_ub,
+        "n_outputs": n_out,
         "cache_type_k": tk,
         "cache_type_v": tv,
         "backend": backend,
