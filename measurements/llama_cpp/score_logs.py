@@ -2,12 +2,16 @@
 """Score an estimator against the buffer sizes real llama.cpp builds printed while loading (logs.jsonl).
 
 Each case is one published load log (its source is in the case): the model (a catalog id, or a config.json under
-configs/ with the model's figures), the settings the log shows, and the sizes it printed in MiB. The estimator is
-asked through the command-line contract of issue 13:
+configs/ with the model's figures), the settings the log shows, the sizes it printed in MiB and (since the 21st
+case) the exact lines it printed (`log`). The estimator is asked through the command-line contract of issue 13:
 
     vram estimate MODEL --engine llama.cpp [--quant Q] --context N --batch SLOTS --new-tokens 0 [--n-gpu-layers N]
          [--ubatch U] [--n-batch B] [--no-flash-attn] [--cache-type-k T --cache-type-v T] [--n-cpu-moe N]
-         [--kv-unified] [--backend B] [--gpu SPEC] [--tensor-split S] --json
+         [--kv-unified] [--backend B] [--gpu SPEC] [--tensor-split S] [--swa-full] [--n-outputs-max N]
+         [--llama-build B] --json
+
+(`build`, `swa_full` and `n_outputs_max` in a case become the last three.) logs_unexplained.jsonl holds the logs
+vram does not reproduce yet, for `--cases`.
 
 and its `llama_cpp` object (weights/kv/compute × gpu/host bytes, `devices`) is compared with what the log printed.
 Bounds (issue 13): weights and KV within 0.5 % in at least 90 % of the sizes printed; GPU compute buffers median
