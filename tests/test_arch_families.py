@@ -190,5 +190,8 @@ def test_multimodal_wrappers_count_the_language_model_and_say_what_is_left_out()
     for name in ("qwen3_vl", "kimi_k25", "gemma4", "gemma4_audio", "mistral3", "lfm2_vl", "glm4v_moe"):
         vl = model_from_config(_load(ARCH_DIR / f"{name}.json")["config"])
         assert vl.extra_params > 0 and not any("not counted" in n for n in vl.notes), name
+    lfm = _load(ARCH_DIR / "lfm2_vl.json")
+    hyphen = model_from_config({**lfm["config"], "model_type": "lfm2-vl"})  # LFM2-VL's remote-code spelling
+    assert hyphen.params == lfm["params"]
     with pytest.raises(UnsupportedArchitecture, match="glm4v_text"):
         model_from_config({"model_type": "glm4v", "text_config": {"model_type": "glm4v_text"}})

@@ -874,8 +874,8 @@ UNCOUNTED_TOWERS = {"gemma3n": "the MobileNetV5 vision tower (a timm model) and 
 
 def vision_params(outer: Config) -> tuple[int, str]:
     """(parameters, description) of the vision tower + projector of a multimodal wrapper vram describes, else
-    (0, "")."""
-    mt = str(outer.get("model_type") or "")
+    (0, ""). Remote-code configs may spell the model_type with hyphens (LFM2-VL's "lfm2-vl")."""
+    mt = str(outer.get("model_type") or "").replace("-", "_")
     vc = outer.get("vision_config")
     if mt in VISION_TOWERS and isinstance(vc, dict):
         return qwen3_vl_vision_params(vc, VISION_TOWERS[mt]), f"{mt} vision tower and patch merger"
@@ -908,7 +908,7 @@ def vision_params(outer: Config) -> tuple[int, str]:
 
 def uncounted_towers(outer: Config, counted: bool) -> str:
     """What of a multimodal checkpoint config.json alone does not count ("" when nothing is left out)."""
-    mt = str(outer.get("model_type") or "")
+    mt = str(outer.get("model_type") or "").replace("-", "_")
     if mt in UNCOUNTED_TOWERS:
         return UNCOUNTED_TOWERS[mt]
     vision = isinstance(outer.get("vision_config"), dict) and not counted
