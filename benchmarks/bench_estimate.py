@@ -42,7 +42,9 @@ def _quantiles(samples_s: list[float]) -> dict[str, float]:
 
 
 def bench_in_process(iterations: int) -> dict[str, Any]:
-    from vram.estimate import Workload, estimate, resolve_model
+    from vram.inference import estimate
+    from vram.request import Workload
+    from vram.resolver import resolve_model
 
     wl = Workload(batch=1, context=8192, new_tokens=256)
     resolved = resolve_model("llama-3.1-8b")

@@ -47,10 +47,10 @@ def _time(fn: Callable[[], Any], runs: int) -> list[float]:
 
 
 def bench(runs: int) -> dict[str, Any]:
-    from vram.estimate import Workload, resolve_model
-    from vram.fit import Evaluator, compare, fit
-    from vram.plan import parse_fleet, plan
-    from vram.training import TrainWorkload
+    from vram.fitting import Evaluator, compare, fit
+    from vram.fleet import parse_fleet, plan
+    from vram.request import TrainWorkload, Workload
+    from vram.resolver import resolve_model
 
     rows = []
     for model, gpu, ctx in CASES:

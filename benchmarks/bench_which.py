@@ -35,8 +35,9 @@ def _stats(samples: list[float]) -> dict[str, float]:
 
 def bench(runs: int) -> dict[str, Any]:
     from vram.catalog import all_gpus
-    from vram.estimate import Workload, resolve_model
-    from vram.fit import Evaluator, which
+    from vram.fitting import Evaluator, which
+    from vram.request import Workload
+    from vram.resolver import resolve_model
 
     wl = Workload(context=4096, new_tokens=256)
     n_gpus = len(all_gpus())

@@ -42,7 +42,8 @@ def ours(case: dict, base: Path) -> int:
     cfg = json.loads((base / case["config_file"]).read_text())
     spec = model_from_config(cfg, name=case["model"])
     if case["kind"] == "infer":
-        wl = Workload(batch=case["batch"], context=case["context"], new_tokens=case["new_tokens"], attn=case["attn"])
+        wl = Workload.from_flat(batch=case["batch"], context=case["context"], new_tokens=case["new_tokens"],
+            attn=case["attn"])
         return estimate(spec, wl).peak_allocated_bytes
     if case["recipe"].startswith("lora"):
         tw = TrainWorkload(method="lora", precision="bf16", optimizer="adamw", batch=case["batch"], seq=case["seq"],

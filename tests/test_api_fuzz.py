@@ -136,7 +136,7 @@ def spy_file_readers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     import vram.sources
     import vram.sources.hub
 
-    estimate_module = sys.modules["vram.estimate"]  # `vram.estimate` the attribute is the function
+    estimate_module = sys.modules["vram.resolver"]
     calls: list[str] = []
 
     def spy(name: str) -> Any:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from vram import Workload, estimate
 from vram.engines.transformers import math_sdpa_peak_bytes, sdpa_runs_math_kernel
-from vram.estimate import resolve_model
+from vram.resolver import resolve_model
 
 
 def _activations(model: str, **kw: object) -> int:
-    return estimate(model, Workload(new_tokens=0, **kw)).activation_bytes  # type: ignore[arg-type]
+    return estimate(model, Workload.from_flat(new_tokens=0, **kw)).activation_bytes  # type: ignore[arg-type]
 
 
 def test_float32_grouped_query_sdpa_holds_two_float32_score_matrices() -> None:
@@ -42,8 +42,8 @@ def test_gpt_oss_eager_softmax_in_bf16_holds_three_score_buffers() -> None:
     spec = resolve_model("gpt-oss-20b").spec
     heads, tokens = 64, 4096
     score = heads * tokens * tokens * 2
-    est = estimate(spec, Workload(context=tokens, new_tokens=0, attn="eager"))
-    other = estimate(spec, Workload(context=tokens // 2, new_tokens=0, attn="eager"))
+    est = estimate(spec, Workload.from_flat(context=tokens, new_tokens=0, attn="eager"))
+    other = estimate(spec, Workload.from_flat(context=tokens // 2, new_tokens=0, attn="eager"))
     # the attention phase binds at long prompts; going from L/2 to L adds 3 × (score(L) - score(L/2)) of scores
     grown = est.activation_bytes - other.activation_bytes
     assert 3 * (score - score // 4) <= grown < 4 * (score - score // 4)

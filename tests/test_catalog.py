@@ -30,8 +30,8 @@ from vram.catalog import (
     search_models,
 )
 from vram.errors import UnknownGpu, UnknownModel
-from vram.estimate import resolve_model
 from vram.model import model_from_config
+from vram.resolver import resolve_model
 
 DATA = Path(str(resources.files("vram.catalog").joinpath("data")))
 MODEL_FILES = sorted((DATA / "models").glob("*.json"))

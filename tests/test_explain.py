@@ -265,8 +265,8 @@ def test_pytorch_oom_of_a_training_step() -> None:
     """A LoRA step of Llama-3.1-8B at 4 × 4,096 tokens on the 24 GB card of pytorch/pytorch#16417's message: the
     message's 22.9 GiB are a lower bound (the step stopped at the first allocation that failed); the fix found is
     checked with `vram fit --train`."""
-    from vram.fit import fit
-    from vram.training import TrainWorkload
+    from vram.fitting import fit
+    from vram.request import TrainWorkload
 
     tw = TrainWorkload(method="lora", batch=4, seq=4096)
     e = explain((DATA / "pytorch-16417-23gib.log").read_text(), model="llama-3.1-8b", train=tw)

@@ -10,8 +10,10 @@ import pytest
 from vram.catalog import all_models, find_model
 from vram.cli import main
 from vram.errors import BadInput
-from vram.estimate import Workload, estimate, resolve_model
 from vram.families import KINDS, family_spec
+from vram.inference import estimate
+from vram.request import ImageOptions, SpeechOptions, VisionOptions, Workload
+from vram.resolver import resolve_model
 
 # Published / reference counts, to the unit where the Hub or the module tree gives them.
 EXACT = {
@@ -61,13 +63,13 @@ def test_flux_components_and_resolution(capsys: pytest.CaptureFixture[str]) -> N
     names = [c["name"] for c in d["breakdown"]]
     assert names[:2] == ["weights", "activations"] and "cuda_context" in names
     assert any("1024×1024" in a for a in d["assumptions"])
-    small = estimate("flux.1-dev", Workload(width=512, height=512))
-    big = estimate("flux.1-dev", Workload(width=2048, height=2048))
+    small = estimate("flux.1-dev", Workload(family=ImageOptions(width=512, height=512)))
+    big = estimate("flux.1-dev", Workload(family=ImageOptions(width=2048, height=2048)))
     assert small.activation_bytes < d["activation_bytes"] < big.activation_bytes
-    off = estimate("flux.1-dev", Workload(offload_text_encoders=True))
+    off = estimate("flux.1-dev", Workload(family=ImageOptions(offload_text_encoders=True)))
     assert off.weights_bytes == 2 * (11_901_408_320 + 83_819_683)
     with pytest.raises(BadInput):
-        estimate("flux.1-dev", Workload(width=1000))
+        estimate("flux.1-dev", Workload(family=ImageOptions(width=1000)))
 
 
 def test_whisper_batch_and_beams(capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,7 +82,7 @@ def test_whisper_batch_and_beams(capsys: pytest.CaptureFixture[str]) -> None:
     assert d["family"]["self_kv_bytes"] == 2 * 32 * 448 * 1280 * 8 * 2
     assert d["kv_cache_bytes"] == d["family"]["cross_kv_bytes"] + d["family"]["self_kv_bytes"]
     assert d["assumptions"]
-    beams = estimate("whisper-large-v3", Workload(batch=8, beams=5))
+    beams = estimate("whisper-large-v3", Workload(batch=8, family=SpeechOptions(beams=5)))
     assert beams.kv_cache_bytes == 5 * d["kv_cache_bytes"]
     turbo = estimate("whisper-large-v3-turbo", Workload(batch=8))
     assert turbo.kv_cache_bytes * 8 == d["kv_cache_bytes"]  # 4 decoder layers instead of 32
@@ -89,10 +91,12 @@ def test_whisper_batch_and_beams(capsys: pytest.CaptureFixture[str]) -> None:
 def test_vlm_image_tokens_by_resolution() -> None:
     rm = resolve_model("Qwen/Qwen2.5-VL-7B-Instruct")
     assert rm.spec.extra_params == 676_550_144  # vision tower + merger
-    one = estimate("qwen2.5-vl-7b", Workload(context=256, width=448, height=448))
+    one = estimate("qwen2.5-vl-7b", Workload(context=256, family=VisionOptions(width=448, height=448)))
     assert one.extra["family"]["image_tokens"] == 256  # (448/14)² patches / 4
-    two = estimate("qwen2.5-vl-7b", Workload(context=256, width=448, height=448, images=2))
-    text_only = estimate("qwen2.5-vl-7b", Workload(context=256 + 512, width=448, height=448, images=0))
+    two = estimate("qwen2.5-vl-7b",
+                   Workload(context=256, family=VisionOptions(width=448, height=448, images=2)))
+    text_only = estimate("qwen2.5-vl-7b", Workload(context=256 + 512, family=VisionOptions(width=448,
+        height=448, images=0)))
     assert two.kv_cache_bytes == text_only.kv_cache_bytes
 
 
@@ -118,7 +122,7 @@ def test_sd3_and_sdxl_components() -> None:
     # SD3 medium (the first release: no q/k norm, no dual attention) is the published 2,028,328,000
     medium = find_model("sd3.5-medium").config["components"]["transformer"]
     assert sd3_transformer_params({**medium, "dual_attention_layers": [], "qk_norm": None}) == 2_028_328_000
-    xl = estimate("sdxl", Workload(width=1024, height=1024))
+    xl = estimate("sdxl", Workload(family=ImageOptions(width=1024, height=1024)))
     assert xl.extra["family"]["components"]["vae"] == 83_653_863
     assert xl.extra["family"]["image_tokens"] == 128 * 128
     assert any("float32" in a for a in xl.assumptions)

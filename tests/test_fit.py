@@ -12,11 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vram.catalog import all_gpus, find_gpu
+from vram.devices import device_of
 from vram.dtypes import QUALITY_ORDER
-from vram.engines.vllm import visible_memory_bytes
 from vram.errors import BadInput, UnknownGpu
-from vram.estimate import Workload, estimate
-from vram.fit import (
+from vram.fitting import (
     MIN_GPU_CANDIDATES,
     Evaluator,
     GpuChoice,
@@ -34,6 +33,8 @@ from vram.fit import (
     tp_rank_spec,
     which,
 )
+from vram.inference import estimate
+from vram.request import Workload
 
 Run = Callable[..., Any]
 GIB = 1024**3
@@ -90,18 +91,17 @@ def test_h100_sxm_bandwidth_is_the_seeds_3_35_tb_per_s() -> None:
 def test_single_gpu_numbers_are_the_estimate(gpu: str, arch: str) -> None:
     wl = Workload(context=2048, batch=2, quant="q4_k_m")
     r = fit("llama-3.1-8b", gpu, wl, solve=False)
-    est = estimate("llama-3.1-8b", replace(wl, gpu_arch=arch))
+    est = estimate("llama-3.1-8b", replace(wl, devices=(device_of(gpu),)))
     assert r.per_gpu_bytes == est.total_bytes
     assert r.estimate.breakdown == est.breakdown
     assert r.weights_bytes == est.weights_bytes
 
 
 def test_vllm_single_gpu_numbers_are_the_vllm_estimate() -> None:
-    wl = Workload(engine="vllm", context=8192, batch=4)
+    wl = Workload.from_flat(engine="vllm", context=8192, batch=4)
     g = find_gpu("l40s")
     r = fit("llama-3.1-8b", "l40s", wl, solve=False)
-    est = estimate("llama-3.1-8b", replace(wl, gpu_arch="ada", gpu_memory_bytes=visible_memory_bytes(g),
-                                           gpu_name=g.name))
+    est = estimate("llama-3.1-8b", replace(wl, devices=(device_of(g),)))
     assert r.per_gpu_bytes == est.total_bytes
     # vLLM's own reservation is the budget it must fit in
     assert r.usable_bytes_per_gpu == min(g.usable_memory_bytes, est.extra["reserved_bytes"])
@@ -246,7 +246,7 @@ def _ev(model: str) -> Evaluator:
 
 
 workloads = st.builds(
-    Workload,
+    Workload.from_flat,
     batch=st.sampled_from([1, 2, 4]),
     context=st.sampled_from([1024, 4096, 16384]),
     quant=st.sampled_from([None, "q4_k_m", "fp8"]),
@@ -329,10 +329,10 @@ def test_solver_answers_on_a_known_case(ev70: Evaluator) -> None:
     assert quant_candidates("llama.cpp") == ("bfloat16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_k_s", "q3_k_l",
                                              "q3_k_m", "q2_k")
     assert "q4_k_m" not in quant_candidates("vllm") and "awq-4bit-g128" in quant_candidates("transformers")
-    cpp = fit(ev70, "rtx-4090", Workload(engine="llama.cpp", quant="q4_k_m", context=4096))
+    cpp = fit(ev70, "rtx-4090", Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096))
     # even llama-quantize's Q2_K of a 70B is 26.4 GB (the published files' size), more than a 24 GB card holds
     assert cpp.recommended_quant is None
-    cpp2 = fit(ev70, "2xh100-sxm", Workload(engine="llama.cpp", quant="q4_k_m", context=4096))
+    cpp2 = fit(ev70, "2xh100-sxm", Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096))
     assert cpp2.recommended_quant in quant_candidates("llama.cpp")
 
 
@@ -436,24 +436,26 @@ def test_measure_explains_what_it_needs(run_cli: Run, monkeypatch: pytest.Monkey
 
 
 def test_training_fit_uses_the_training_estimate() -> None:
-    from vram.training import TrainWorkload, estimate_training
+    from vram.request import TrainWorkload
+    from vram.training import estimate_training
 
     g = find_gpu("rtx-4090")
     tw = TrainWorkload(seq=2048)
     r = fit("qwen2.5-0.5b", "rtx-4090", train=tw)
-    est = estimate_training("qwen2.5-0.5b", replace(tw, gpu_arch="ada"))
+    est = estimate_training("qwen2.5-0.5b", replace(tw, device=device_of(g)))
     assert r.engine == "training" and r.per_gpu_bytes == est.total_bytes
     assert r.max_batch is not None
-    at = estimate_training("qwen2.5-0.5b", replace(tw, gpu_arch="ada", batch=r.max_batch)).total_bytes
-    beyond = estimate_training("qwen2.5-0.5b", replace(tw, gpu_arch="ada", batch=r.max_batch + 1)).total_bytes
+    at = estimate_training("qwen2.5-0.5b", replace(tw, device=device_of(g), batch=r.max_batch)).total_bytes
+    beyond = estimate_training("qwen2.5-0.5b", replace(tw, device=device_of(g), batch=r.max_batch + 1)).total_bytes
     assert at <= g.usable_memory_bytes < beyond
 
 
 def test_llama_cpp_splits_by_layers() -> None:
-    r = fit("llama-3.1-70b", "2xrtx-4090", Workload(engine="llama.cpp", quant="q4_k_m", context=8192), solve=False)
+    r = fit("llama-3.1-70b", "2xrtx-4090", Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=8192),
+        solve=False)
     assert r.split == "pp" and [u.layers for u in r.ranks] == [(0, 39), (40, 79)]
     assert "--split-mode layer --tensor-split 1,1" in fit(
-        "llama-3.1-70b", "2xrtx-4090", Workload(engine="llama.cpp", quant="q4_k_m", context=8192)
+        "llama-3.1-70b", "2xrtx-4090", Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=8192)
     ).serving["llama_cpp"]["command"]
 
 

@@ -24,8 +24,9 @@ from hypothesis import strategies as st
 
 from vram.catalog import find_model
 from vram.errors import ConfigError, SourceError, VramError
-from vram.estimate import Workload, estimate
+from vram.inference import estimate
 from vram.model import load_config_file, model_from_config
+from vram.request import Workload
 from vram.sources import resolve_local_weights
 from vram.sources.gguf import read_gguf
 from vram.sources.safetensors import MAX_HEADER_BYTES, header_length, parse_header, read_header
@@ -298,7 +299,7 @@ def _gguf_outcome(path: Path) -> Any:
         assert 0 <= t.nbytes <= size and t.n_elements >= 0
     rm = outcome(lambda: resolve_local_weights(path))
     if not isinstance(rm, VramError):
-        outcome(lambda: estimate(rm, Workload(context=256, engine="llama.cpp")))
+        outcome(lambda: estimate(rm, Workload.from_flat(context=256, engine="llama.cpp")))
     return got
 
 

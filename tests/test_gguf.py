@@ -10,7 +10,8 @@ import pytest
 
 from vram.cli import main
 from vram.errors import SourceError
-from vram.estimate import Workload, estimate
+from vram.inference import estimate
+from vram.request import Workload
 from vram.sources import resolve_local_weights
 from vram.sources.gguf import gguf_weights, read_gguf
 from vram.sources.synth import TinyModel, model_tensors, tensor_nbytes, write_gguf

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from vram.catalog import find_gpu
-from vram.estimate import Workload
-from vram.fit import fit
+from vram.fitting import fit
 from vram.hardware import models_for
+from vram.request import Workload
 
 Run = Callable[..., Any]
 GIB = 2**30
@@ -53,7 +53,8 @@ def test_each_ranked_model_fits_as_vram_fit_says(ti16: list[Any]) -> None:
         r = fit(
             m.model,
             "rtx-4060-ti-16gb",
-            Workload(engine="llama.cpp", context=8192, new_tokens=0, quant=None if m.quant == "bfloat16" else m.quant),
+            Workload.from_flat(engine="llama.cpp", context=8192, new_tokens=0,
+                quant=None if m.quant == "bfloat16" else m.quant),
             solve=False,
             with_speed=False,
         )

@@ -11,7 +11,9 @@ import pytest
 
 from test_safetensors import CONFIG, llama_tensors, write_folder
 from vram.errors import OfflineError, SourceError
-from vram.estimate import Workload, estimate, resolve_model
+from vram.inference import estimate
+from vram.request import Workload
+from vram.resolver import resolve_model
 from vram.sources.hub import FIRST_READ_BYTES, HuggingFaceFetcher, resolve_hub
 from vram.sources.safetensors import read_local_weights
 

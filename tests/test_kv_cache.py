@@ -13,8 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vram.components.kv_cache import kv_cache_bytes, layer_kv_bytes, state_bytes
-from vram.estimate import Workload, estimate, resolve_model
+from vram.inference import estimate
 from vram.model import ModelSpec
+from vram.request import Workload
+from vram.resolver import resolve_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GROUNDTRUTH = REPO_ROOT.parent / "shared" / "groundtruth"

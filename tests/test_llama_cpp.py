@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from vram.errors import BadInput
-from vram.estimate import Workload, estimate
+from vram.inference import estimate
+from vram.request import Workload
 from vram.sources import resolve_local_weights
 from vram.sources.gguf import GgufWeights
 from vram.sources.synth import TinyModel, write_gguf
@@ -44,7 +45,7 @@ def test_recorded_llama_cpp_buffers(model_files: dict[str, Path]) -> None:
     errors = []
     resolved = {name: resolve_local_weights(path) for name, path in model_files.items()}
     for r in rows:
-        est = estimate(resolved[r["model"]], Workload(
+        est = estimate(resolved[r["model"]], Workload.from_flat(
             engine="llama.cpp", context=r["n_ctx"], n_ubatch=r["n_ubatch"], flash_attn=r["fa"], cache_type_k=r["k"],
             cache_type_v=r["v"], n_gpu_layers=0, backend="cpu"))
         lc = est.extra["llama_cpp"]
@@ -63,27 +64,28 @@ def test_recorded_llama_cpp_buffers(model_files: dict[str, Path]) -> None:
 def test_kv_padding_and_cache_types(tmp_path: Path) -> None:
     p = tmp_path / "m.gguf"
     write_gguf(p, TinyModel())  # 4 layers, 2 kv heads × 64
-    kv = estimate(str(p), Workload(engine="llama.cpp", context=3000)).kv_cache_bytes
+    kv = estimate(str(p), Workload.from_flat(engine="llama.cpp", context=3000)).kv_cache_bytes
     assert kv == 4 * 3072 * 2 * 128 * 2  # n_ctx 3000 padded to 3072 cells, f16 K and V
-    q8 = estimate(str(p), Workload(engine="llama.cpp", context=3072, cache_type_k="q8_0", cache_type_v="q8_0"))
+    q8 = estimate(str(p), Workload.from_flat(engine="llama.cpp", context=3072, cache_type_k="q8_0",
+        cache_type_v="q8_0"))
     assert q8.kv_cache_bytes == 4 * 3072 * 2 * (128 // 32 * 34)
-    q4 = estimate(str(p), Workload(engine="llama.cpp", context=3072, kv_dtype="int4"))
+    q4 = estimate(str(p), Workload.from_flat(engine="llama.cpp", context=3072, kv_dtype="int4"))
     assert q4.extra["llama_cpp"]["cache_type_k"] == "q4_0"
     assert q4.kv_cache_bytes == 4 * 3072 * 2 * (128 // 32 * 18)
     with pytest.raises(BadInput, match="flash attention"):
-        estimate(str(p), Workload(engine="llama.cpp", cache_type_v="q4_0", flash_attn=False))
+        estimate(str(p), Workload.from_flat(engine="llama.cpp", cache_type_v="q4_0", flash_attn=False))
     with pytest.raises(BadInput, match="cache type"):
-        estimate(str(p), Workload(engine="llama.cpp", cache_type_k="q3_k"))
+        estimate(str(p), Workload.from_flat(engine="llama.cpp", cache_type_k="q3_k"))
 
 
 def test_partial_offload(tmp_path: Path) -> None:
     p = tmp_path / "m.gguf"
     write_gguf(p, TinyModel())
-    full = estimate(str(p), Workload(engine="llama.cpp", context=4096))
+    full = estimate(str(p), Workload.from_flat(engine="llama.cpp", context=4096))
     w = full.extra["llama_cpp"]
     rm_w = full.weights_bytes
-    half = estimate(str(p), Workload(engine="llama.cpp", context=4096, n_gpu_layers=3))
-    none = estimate(str(p), Workload(engine="llama.cpp", context=4096, n_gpu_layers=0))
+    half = estimate(str(p), Workload.from_flat(engine="llama.cpp", context=4096, n_gpu_layers=3))
+    none = estimate(str(p), Workload.from_flat(engine="llama.cpp", context=4096, n_gpu_layers=0))
     gw = resolve_local_weights(p).weights_info
     assert isinstance(gw, GgufWeights)
     # all layers + output layer on the GPU; token_embd stays on the CPU
@@ -97,20 +99,20 @@ def test_partial_offload(tmp_path: Path) -> None:
     lc = none.extra["llama_cpp"]
     assert none.weights_bytes == 0 and none.kv_cache_bytes == 0
     assert lc["compute_gpu_bytes"] >= gw.output_bytes + 512 * 1024 * 4
-    cpu = estimate(str(p), Workload(engine="llama.cpp", context=4096, n_gpu_layers=0, backend="cpu"))
+    cpu = estimate(str(p), Workload.from_flat(engine="llama.cpp", context=4096, n_gpu_layers=0, backend="cpu"))
     assert cpu.total_bytes == 0 and cpu.extra["llama_cpp"]["compute_host_bytes"] > 0
 
 
 def test_tied_output_copies_token_embd(tmp_path: Path) -> None:
     p = tmp_path / "t.gguf"
     write_gguf(p, TinyModel(arch="qwen2", tied=True))
-    est = estimate(str(p), Workload(engine="llama.cpp"))
+    est = estimate(str(p), Workload.from_flat(engine="llama.cpp"))
     # the output layer reuses token_embd: a second copy on the GPU, so the GPU holds every tensor's bytes
     assert est.weights_bytes == est.extra["llama_cpp"]["weights_total_bytes"]
 
 
 def test_catalog_model_with_gguf_quant() -> None:
-    est = estimate("llama-3.1-8b", Workload(engine="llama.cpp", quant="q4_k_m", context=8192))
+    est = estimate("llama-3.1-8b", Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=8192))
     lc = est.extra["llama_cpp"]
     assert lc["n_ctx"] == 8192
     assert est.kv_cache_bytes == 32 * 8192 * 2 * 1024 * 2  # 1 GiB f16 KV

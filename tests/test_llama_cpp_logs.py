@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 
 from vram.cli import main
-from vram.estimate import Workload, estimate, resolve_model
-from vram.fit import fit
+from vram.fitting import fit
+from vram.inference import estimate
 from vram.llama_offload import ram_setup
+from vram.request import Workload
+from vram.resolver import resolve_model
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / "measurements" / "llama_cpp" / "logs.jsonl"
@@ -132,11 +134,13 @@ def test_llama_cpp_options_with_another_engine_are_errors() -> None:
 
 def test_ngl_counts_the_output_layer_first_and_ngl0_still_reserves_gpu_compute() -> None:
     rm = resolve_model("llama-3.1-8b")
-    full = estimate(rm, Workload(engine="llama.cpp", quant="q4_k_m", context=4096)).extra["llama_cpp"]
-    part = estimate(rm, Workload(engine="llama.cpp", quant="q4_k_m", context=4096, n_gpu_layers=15)).extra["llama_cpp"]
+    full = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096)).extra["llama_cpp"]
+    part = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096,
+        n_gpu_layers=15)).extra["llama_cpp"]
     assert part["output_on_gpu"] and part["blocks_on_gpu"] == 14
     assert part["kv_gpu_bytes"] * 32 == full["kv_gpu_bytes"] * 14
-    zero = estimate(rm, Workload(engine="llama.cpp", quant="q4_k_m", context=4096, n_gpu_layers=0)).extra["llama_cpp"]
+    zero = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096,
+        n_gpu_layers=0)).extra["llama_cpp"]
     assert zero["weights_gpu_bytes"] == 0 and zero["kv_gpu_bytes"] == 0
     # op offload copies the host-resident output matrix (Q6_K, 128256 × 4096) beside the logits
     out_q6k = 128256 * 4096 // 256 * 210
@@ -145,9 +149,11 @@ def test_ngl_counts_the_output_layer_first_and_ngl0_still_reserves_gpu_compute()
 
 def test_cpu_moe_moves_exactly_the_expert_tensors() -> None:
     rm = resolve_model("qwen3-30b-a3b")
-    base = estimate(rm, Workload(engine="llama.cpp", quant="q4_k_m", context=4096)).extra["llama_cpp"]
-    allx = estimate(rm, Workload(engine="llama.cpp", quant="q4_k_m", context=4096, cpu_moe=True)).extra["llama_cpp"]
-    half = estimate(rm, Workload(engine="llama.cpp", quant="q4_k_m", context=4096, n_cpu_moe=24)).extra["llama_cpp"]
+    base = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096)).extra["llama_cpp"]
+    allx = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096,
+        cpu_moe=True)).extra["llama_cpp"]
+    half = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096,
+        n_cpu_moe=24)).extra["llama_cpp"]
     moved = allx["weights_host_bytes"] - base["weights_host_bytes"]
     assert moved > 15 * GIB  # the 128 experts × 48 blocks dominate the 17.3 GiB file
     assert abs((half["weights_host_bytes"] - base["weights_host_bytes"]) * 2 - moved) < 0.01 * moved
@@ -155,8 +161,9 @@ def test_cpu_moe_moves_exactly_the_expert_tensors() -> None:
     # op offload copies a host-resident expert tensor into the GPU compute buffer; gpt-oss-120b's (128 × 2880 × 2880
     # MXFP4, 540 MiB) outgrow its logits, so the buffer grows by about that much
     oss = resolve_model("gpt-oss-120b")
-    b = estimate(oss, Workload(engine="llama.cpp", quant="mxfp4", context=4096)).extra["llama_cpp"]
-    c = estimate(oss, Workload(engine="llama.cpp", quant="mxfp4", context=4096, cpu_moe=True)).extra["llama_cpp"]
+    b = estimate(oss, Workload.from_flat(engine="llama.cpp", quant="mxfp4", context=4096)).extra["llama_cpp"]
+    c = estimate(oss, Workload.from_flat(engine="llama.cpp", quant="mxfp4", context=4096,
+        cpu_moe=True)).extra["llama_cpp"]
     assert c["compute_gpu_bytes"] - b["compute_gpu_bytes"] > 128 * 2880 * 2880 // 32 * 17 - b["compute_gpu_bytes"]
     assert c["compute_gpu_bytes"] > b["compute_gpu_bytes"]
 
@@ -165,7 +172,7 @@ def test_expert_offload_solver_picks_the_smallest_n() -> None:
     r = fit(
         "qwen3-30b-a3b",
         "rtx-4060-ti-16gb",
-        Workload(engine="llama.cpp", quant="q4_k_m", context=32768),
+        Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=32768),
         solve=False,
         ram=ram_setup("ddr5-5600-2ch", 64 * GIB),
     )
@@ -174,11 +181,11 @@ def test_expert_offload_solver_picks_the_smallest_n() -> None:
     assert 0 < n < 48 and r.offload["fits"] and r.offload["host_fits"]
     usable = r.offload["usable_gpu_bytes"]
     rm = resolve_model("qwen3-30b-a3b")
-    wl = Workload(engine="llama.cpp", quant="q4_k_m", context=32768, backend="cuda")
-    assert estimate(rm, Workload(**{**wl.__dict__, "n_cpu_moe": n})).total_bytes <= usable
-    assert estimate(rm, Workload(**{**wl.__dict__, "n_cpu_moe": n - 1})).total_bytes > usable
+    wl = Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=32768, backend="cuda")
+    assert estimate(rm, wl.with_options(n_cpu_moe=n)).total_bytes <= usable
+    assert estimate(rm, wl.with_options(n_cpu_moe=n - 1)).total_bytes > usable
     assert r.offload["host_bytes"] > 4 * GIB and 5 < r.offload["decode_tokens_per_s"] < 200
-    from vram.fit import evaluator_for
+    from vram.fitting import evaluator_for
     from vram.serving import serving_settings
 
     cmd = serving_settings(evaluator_for("qwen3-30b-a3b"), r)["llama_cpp"]["command"]
@@ -187,7 +194,7 @@ def test_expert_offload_solver_picks_the_smallest_n() -> None:
     r2 = fit(
         "qwen3-30b-a3b",
         "rtx-4060-ti-16gb",
-        Workload(engine="llama.cpp", quant="q4_k_m", context=32768),
+        Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=32768),
         solve=False,
         ram=ram_setup("ddr4-3200-2ch"),
     )
@@ -199,7 +206,7 @@ def test_gpt_oss_120b_on_a_24gb_card() -> None:
     r = fit(
         "gpt-oss-120b",
         "rtx-4090",
-        Workload(engine="llama.cpp", quant="mxfp4", context=32768),
+        Workload.from_flat(engine="llama.cpp", quant="mxfp4", context=32768),
         solve=False,
         ram=ram_setup(None, 64 * GIB),
     )
@@ -213,7 +220,7 @@ def test_host_ram_short_is_said() -> None:
     r = fit(
         "qwen3-30b-a3b",
         "rtx-4060-ti-16gb",
-        Workload(engine="llama.cpp", quant="q4_k_m", context=32768),
+        Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=32768),
         solve=False,
         ram=ram_setup(None, 2 * GIB),
     )
@@ -267,12 +274,12 @@ def test_mixed_gpus_get_per_device_bytes_and_a_balancing_split() -> None:
 
 
 def test_mac_gets_metal_no_cuda_and_no_vllm() -> None:
-    r = fit("llama-3.1-8b", "m3-max-128gb", Workload(engine="llama.cpp", quant="q4_k_m", context=32768))
+    r = fit("llama-3.1-8b", "m3-max-128gb", Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=32768))
     assert all("cuda" not in c.name for c in r.estimate.breakdown)
     assert r.estimate.extra["llama_cpp"]["backend"] == "metal"
     assert not r.serving["vllm"]["command"]
     assert any("recommendedMaxWorkingSetSize" in a for a in r.assumptions)
-    v = fit("llama-3.1-8b", "m3-max-128gb", Workload(engine="vllm", context=4096), solve=False)
+    v = fit("llama-3.1-8b", "m3-max-128gb", Workload.from_flat(engine="vllm", context=4096), solve=False)
     assert any("vLLM does not run on Apple Silicon" in a for a in v.assumptions)
 
 
@@ -283,23 +290,24 @@ def test_mxfp4_gguf_file_reads_and_places_experts(tmp_path: Path) -> None:
     p = tmp_path / "moe-mxfp4.gguf"
     m = TinyModel(n_expert=4, n_expert_used=2, weight_type="MXFP4", embed_type="Q8_0")
     write_gguf(p, m)
-    wl = Workload(engine="llama.cpp", context=1024)
+    wl = Workload.from_flat(engine="llama.cpp", context=1024)
     base = estimate(str(p), wl).extra["llama_cpp"]
-    moved = estimate(str(p), Workload(engine="llama.cpp", context=1024, cpu_moe=True)).extra["llama_cpp"]
+    moved = estimate(str(p), Workload.from_flat(engine="llama.cpp", context=1024, cpu_moe=True)).extra["llama_cpp"]
     expert = tensor_nbytes((m.n_expert, m.n_ff, m.n_embd), "MXFP4")
     assert moved["weights_host_bytes"] - base["weights_host_bytes"] == 3 * m.n_layer * expert
 
 
 def test_mlx_profile_on_a_mac() -> None:
     rm = resolve_model("llama-3.1-8b")
-    est = estimate(rm, Workload(engine="mlx", quant="mlx-4bit", context=8192))
+    est = estimate(rm, Workload.from_flat(engine="mlx", quant="mlx-4bit", context=8192))
     spec = rm.spec
     quantizable = sum(la.linear_params for la in spec.layers) + spec.embed_params + spec.head_params
     small = sum(la.small_params for la in spec.layers) + spec.final_params
     assert est.weights_bytes == -(-quantizable * 9 // 16) + 2 * small  # 4 + 32/64 bits per weight
     assert est.kv_cache_bytes == 32 * (8192 + 256) * 2 * 1024 * 2  # 8192 + 16 tokens grown in steps of 256
     assert all("cuda" not in c.name for c in est.breakdown)
-    r = fit("llama-3.1-8b", "m3-max-128gb", Workload(engine="mlx", quant="mlx-4bit", context=8192), solve=False)
+    r = fit("llama-3.1-8b", "m3-max-128gb", Workload.from_flat(engine="mlx", quant="mlx-4bit", context=8192),
+        solve=False)
     assert r.verdict == "fits" and any("recommendedMaxWorkingSetSize" in a for a in r.estimate.assumptions)
     assert "96.0 GiB" in " ".join(r.estimate.assumptions)
     rc, _, err = _cli(["fit", "llama-3.1-8b", "--gpu", "rtx-4090", "--engine", "mlx"])
@@ -315,8 +323,8 @@ def test_server_output_rows_shrink_the_compute_buffer_to_the_feed_forward() -> N
     stream, flash attention, logs CUDA0 85.01 MiB, the feed-forward with its f16 KQ mask, not 512 rows of logits."""
     rm = resolve_model("qwen3-4b")
     base = dict(engine="llama.cpp", quant="q4_k_m", context=2048, batch=4, new_tokens=0, kv_unified=True)
-    all_rows = estimate(rm, Workload(**base)).extra["llama_cpp"]  # type: ignore[arg-type]
-    four = estimate(rm, Workload(**base, n_outputs_max=4)).extra["llama_cpp"]  # type: ignore[arg-type]
+    all_rows = estimate(rm, Workload.from_flat(**base)).extra["llama_cpp"]  # type: ignore[arg-type]
+    four = estimate(rm, Workload.from_flat(**base, n_outputs_max=4)).extra["llama_cpp"]  # type: ignore[arg-type]
     assert all_rows["compute_gpu_bytes"] == 151936 * 512 * 4 + 512 * 2560 * 4
     assert four["compute_gpu_bytes"] == 512 * (3 * 9728 + 4 * 2560) * 4 + 8192 * 512 * 2
     assert four["devices"][0]["compute_phase"] == "feed-forward + KQ mask"
@@ -326,8 +334,8 @@ def test_swa_full_caches_sliding_window_layers_at_full_size() -> None:
     """Ollama's runner sets swa_full: Gemma 2 2B, 2 slots of 8192, logs two 832.00 MiB KV buffers on ROCm0."""
     rm = resolve_model("gemma-2-2b")
     base = dict(engine="llama.cpp", quant="q4_0", context=8192, batch=2, new_tokens=0, backend="rocm")
-    full = estimate(rm, Workload(**base, swa_full=True)).extra["llama_cpp"]  # type: ignore[arg-type]
-    window = estimate(rm, Workload(**base)).extra["llama_cpp"]  # type: ignore[arg-type]
+    full = estimate(rm, Workload.from_flat(**base, swa_full=True)).extra["llama_cpp"]  # type: ignore[arg-type]
+    window = estimate(rm, Workload.from_flat(**base)).extra["llama_cpp"]  # type: ignore[arg-type]
     assert full["kv_gpu_bytes"] == 2 * 832 * MIB
     assert full["swa_cells"] == 8192 and window["swa_cells"] == 4608
     assert window["kv_gpu_bytes"] < full["kv_gpu_bytes"]
@@ -339,8 +347,8 @@ def test_builds_before_the_glu_ops_keep_a_smaller_feed_forward() -> None:
     feed-forward instead."""
     rm = resolve_model("llama-2-7b")
     base = dict(engine="llama.cpp", quant="q8_0", context=512, new_tokens=0, n_batch=512, flash_attn=False)
-    old = estimate(rm, Workload(**base, llama_build=2459)).extra["llama_cpp"]  # type: ignore[arg-type]
-    new = estimate(rm, Workload(**base)).extra["llama_cpp"]  # type: ignore[arg-type]
+    old = estimate(rm, Workload.from_flat(**base, llama_build=2459)).extra["llama_cpp"]  # type: ignore[arg-type]
+    new = estimate(rm, Workload.from_flat(**base)).extra["llama_cpp"]  # type: ignore[arg-type]
     assert old["compute_gpu_bytes"] == 32000 * 512 * 4 + 512 * 4096 * 4 == int(70.5 * MIB)
     assert new["compute_gpu_bytes"] == 512 * (3 * 11008 + 4 * 4096) * 4 + 512 * 512 * 4
 
@@ -356,8 +364,8 @@ def test_builds_before_output_first_offload_count_blocks_only() -> None:
     tree (ggml-org/llama.cpp#18148) puts the output layer first and 29 blocks beside it."""
     rm = resolve_model("qwen3-30b-a3b")
     base = dict(engine="llama.cpp", quant="q4_k_m", context=4096, new_tokens=0, n_gpu_layers=30)
-    old = estimate(rm, Workload(**base, llama_build=5466)).extra["llama_cpp"]  # type: ignore[arg-type]
-    new = estimate(rm, Workload(**base)).extra["llama_cpp"]  # type: ignore[arg-type]
+    old = estimate(rm, Workload.from_flat(**base, llama_build=5466)).extra["llama_cpp"]  # type: ignore[arg-type]
+    new = estimate(rm, Workload.from_flat(**base)).extra["llama_cpp"]  # type: ignore[arg-type]
     assert (old["blocks_on_gpu"], old["output_on_gpu"]) == (30, False)
     assert (new["blocks_on_gpu"], new["output_on_gpu"]) == (29, True)
     assert old["layer_devices"][:18] == [-1] * 18 and old["layer_devices"][18:] == [0] * 30
@@ -371,11 +379,12 @@ def test_ollama_defaults_become_the_runner_workload() -> None:
 
     assert [default_num_ctx(g * GIB) for g in (8, 16, 24, 47, 48, 96)] == [4096, 4096, 32768, 32768, 262144, 262144]
     wl, notes = llama_cpp_workload(OllamaOptions(), gpu_memory_bytes=16 * GIB)
-    assert (wl.context, wl.batch, wl.n_ubatch, wl.swa_full, wl.flash_attn) == (4096, 1, 512, True, True)
+    assert (wl.context, wl.batch, wl.llama.n_ubatch, wl.llama.swa_full, wl.llama.flash_attn) == (4096, 1, 512,
+        True, True)
     wl, notes = llama_cpp_workload(OllamaOptions(), gpu_memory_bytes=80 * GIB, model_context=131072)
     assert wl.context == 131072 and any("capped" in n for n in notes)
     wl, notes = llama_cpp_workload(OllamaOptions(kv_cache_type="q8_0", flash_attention=False))
-    assert wl.cache_type_k == wl.cache_type_v == "f16" and any("no effect" in n for n in notes)
+    assert wl.llama.cache_type_k == wl.llama.cache_type_v == "f16" and any("no effect" in n for n in notes)
     opts = OllamaOptions(num_ctx=8192, num_parallel=2, num_batch=256, flash_attention=False)
     wl, _ = llama_cpp_workload(opts, quant="q4_0", backend="rocm")
     lc = estimate(resolve_model("gemma-2-2b"), wl).extra["llama_cpp"]

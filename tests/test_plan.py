@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from vram.errors import BadInput, UnknownGpu
-from vram.fit import fit
-from vram.plan import load_fleet, parse_fleet, plan
+from vram.fitting import fit
+from vram.fleet import load_fleet, parse_fleet, plan
 
 Run = Callable[..., Any]
 

@@ -20,12 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vram.catalog import all_gpus, all_models, find_gpu
+from vram.devices import device_of
 from vram.errors import BadInput, VramError
-from vram.estimate import Estimate, Workload, estimate
-from vram.fit import (
+from vram.fitting import (
     Evaluator,
     GpuChoice,
-    canonical_arch,
     context_limit,
     evaluator_for,
     fit,
@@ -33,7 +32,10 @@ from vram.fit import (
     max_context,
     which,
 )
-from vram.training import TrainWorkload, estimate_training
+from vram.inference import estimate
+from vram.request import TrainWorkload, Workload
+from vram.result import Estimate
+from vram.training import estimate_training
 
 # A spread of architectures: dense GQA, MHA, sliding windows, MoE, multi-head latent attention, convolution layers,
 # tied embeddings, LayerNorm models, tiny and large.
@@ -50,7 +52,9 @@ MEMORY_FIELDS = ("weights_bytes", "kv_cache_bytes", "activation_bytes", "peak_al
 
 
 def _est(model: str, **kw: Any) -> Estimate:
-    return estimate(model, Workload(**kw))
+    if kw.get("engine") == "vllm":
+        kw.setdefault("devices", (device_of("h100-sxm"),))
+    return estimate(model, Workload.from_flat(**kw))
 
 
 def _ordered(a: int, b: int) -> tuple[int, int]:
@@ -280,7 +284,7 @@ def _gpu(query: str) -> Any:
 def test_max_context_is_tight(model: str, gpu: str, count: int, engine: str, batch: int, new_tokens: int) -> None:
     ev = evaluator_for(model)
     choice = GpuChoice(_gpu(gpu), count)
-    wl = Workload(engine=engine, batch=batch, new_tokens=new_tokens).validate()
+    wl = Workload.from_flat(engine=engine, batch=batch, new_tokens=new_tokens).validate()
     split = None if count == 1 else ev.default_split(count, engine)
     if split == "pp" and count > ev.spec.num_layers:
         return
@@ -301,7 +305,7 @@ def test_max_context_is_tight(model: str, gpu: str, count: int, engine: str, bat
 def test_max_batch_is_tight(model: str, gpu: str, count: int, engine: str, context: int) -> None:
     ev = evaluator_for(model)
     choice = GpuChoice(_gpu(gpu), count)
-    wl = Workload(engine=engine, context=context).validate()
+    wl = Workload.from_flat(engine=engine, context=context).validate()
     split = None if count == 1 else ev.default_split(count, engine)
     if split == "pp" and count > ev.spec.num_layers:
         return
@@ -320,10 +324,9 @@ def test_training_fit_solvers_are_tight(model: str, gpu: str) -> None:
     tw = TrainWorkload(seq=1024, batch=1)
     r = fit(model, gpu, train=tw)
     usable = r.usable_bytes_per_gpu
-    arch = canonical_arch(find_gpu(gpu))
 
     def total(**kw: Any) -> int:
-        return estimate_training(model, replace(tw, gpu_arch=arch, **kw)).total_bytes
+        return estimate_training(model, replace(tw, device=device_of(gpu), **kw)).total_bytes
 
     assert r.max_context is not None and r.max_batch is not None
     assert total(seq=r.max_context) <= usable < total(seq=r.max_context + 1)
@@ -397,7 +400,7 @@ def test_no_negative_nan_or_infinite_value_in_a_training_estimate(model: str, op
 def test_no_negative_nan_or_infinite_value_in_a_fit(model: str, gpu: str, count: int, engine: str, context: int,
                                                     batch: int) -> None:
     try:
-        r = fit(model, GpuChoice(_gpu(gpu), count), Workload(engine=engine, context=context, batch=batch))
+        r = fit(model, GpuChoice(_gpu(gpu), count), Workload.from_flat(engine=engine, context=context, batch=batch))
     except BadInput:  # e.g. more pipeline stages than layers
         return
     d = r.to_dict()
@@ -430,9 +433,10 @@ def _sample_gpus(model_id: str, n: int = 3) -> list[Any]:
 @pytest.mark.parametrize("entry", all_models(), ids=lambda m: m.id)
 def test_every_catalog_model_estimates_on_a_grid(entry: Any) -> None:
     if entry.kind == "llm":
-        grid = [Workload(context=c, batch=b, engine=eng) for c, b, eng in
+        grid = [Workload.from_flat(context=c, batch=b, engine=eng, devices=(device_of("h100-sxm"),) * (eng == "vllm"))
+                for c, b, eng in
                 ((1, 1, "transformers"), (4096, 4, "vllm"), (32768, 1, "llama.cpp"), (2048, 16, "transformers"))]
-        grid.append(Workload(context=1024, quant="q4_k_m", engine="llama.cpp", kv_dtype="int8"))
+        grid.append(Workload.from_flat(context=1024, quant="q4_k_m", engine="llama.cpp", kv_dtype="int8"))
     else:
         grid = [Workload(), Workload(batch=4)]
     for wl in grid:
@@ -467,7 +471,7 @@ def test_every_catalog_gpu_fits_a_small_model(gpu: Any) -> None:
                       min_size=1, max_size=3, unique_by=lambda p: p[0]))
 def test_no_negative_nan_or_infinite_value_in_a_plan(models: list[str], contexts: list[int],
                                                      pools: list[tuple[str, int, int]]) -> None:
-    from vram.plan import parse_fleet, plan
+    from vram.fleet import parse_fleet, plan
 
     fleet = parse_fleet({"pools": [{"gpu": _gpu(g).id, "gpus_per_node": n, "nodes": k} for g, n, k in pools],
                          "models": [{"model": m, "context": c} for m, c in zip(models, contexts, strict=False)]})

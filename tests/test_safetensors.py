@@ -11,7 +11,8 @@ import pytest
 from safetensors.numpy import save_file
 
 from vram.errors import ConfigError, SourceError
-from vram.estimate import Workload, estimate
+from vram.inference import estimate
+from vram.request import Workload
 from vram.sources import resolve_local_weights
 from vram.sources.safetensors import MAX_HEADER_BYTES, read_header, read_local_weights
 

@@ -47,7 +47,7 @@ def test_every_schema_is_valid_and_versioned() -> None:
     "args",
     [
         ("llama-3.1-8b",),
-        ("llama-3.1-8b", "--engine", "vllm"),
+        ("llama-3.1-8b", "--engine", "vllm", "--gpu", "h100-sxm"),
         ("qwen2.5-7b", "--engine", "llama.cpp", "--quant", "q4_k_m", "--context", "8k"),
         ("llama-3.1-8b", "--train", "--method", "lora"),
         ("flux.1-dev",),

@@ -12,7 +12,9 @@ import pytest
 
 from vram.cli import main
 from vram.components.kv_cache import kv_cache_bytes
-from vram.estimate import Workload, estimate, resolve_model
+from vram.inference import estimate
+from vram.request import Workload
+from vram.resolver import resolve_model
 
 GB = 10**9
 GIB = 2**30

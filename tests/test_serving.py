@@ -6,15 +6,15 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from vram.estimate import Workload
-from vram.fit import fit
+from vram.fitting import fit
+from vram.request import SpeechOptions, Workload
 from vram.serving import llama_cpp_command, vllm_command
 
 Run = Callable[..., Any]
 
 
 def test_vllm_command_for_tensor_parallel_70b() -> None:
-    r = fit("llama-3.1-70b", "2xh100-sxm", Workload(context=4096, new_tokens=128, engine="vllm"))
+    r = fit("llama-3.1-70b", "2xh100-sxm", Workload.from_flat(context=4096, new_tokens=128, engine="vllm"))
     v = r.serving["vllm"]
     assert v["tensor_parallel_size"] == 2 and v["max_model_len"] == 4224
     cmd = v["command"]
@@ -75,7 +75,7 @@ def test_transformers_max_memory_leaves_room_for_the_rest() -> None:
 
 
 def test_llama_cpp_multi_gpu_split() -> None:
-    cmd = llama_cpp_command("m.gguf", ngl=81, context=8192, parallel=1, kv_dtype=None, gpus=2)
+    cmd = llama_cpp_command("m.gguf", ngl=81, context=8192, parallel=1, cache=("f16", "f16"), gpus=2)
     assert "--split-mode layer --tensor-split 1,1" in cmd and "-c 8192" in cmd and "--cache-type-k f16" in cmd
 
 
@@ -89,19 +89,20 @@ def test_cli_prints_the_commands(run_cli: Run) -> None:
 
 def test_commands_never_exceed_the_models_context_or_what_fits() -> None:
     # Llama 3 8B reads 8,192 tokens; 32k asked on a 4090 with vLLM
-    r = fit("llama-3-8b", "rtx-4090", Workload(context=32768, new_tokens=256, engine="vllm"))
+    r = fit("llama-3-8b", "rtx-4090", Workload.from_flat(context=32768, new_tokens=256, engine="vllm"))
     v = r.serving["vllm"]
     assert r.context_limit == 8192 and v["max_model_len"] == 8192 and "--max-model-len 8192 " in v["command"]
     assert any("reads at most 8,192 tokens" in n for n in v["notes"])
     assert any("reads at most 8,192" in x for x in r.reasons)
     assert r.serving["primary"] == "vllm"
     # Qwen2.5 7B at 128k does not fit a 4090 with vLLM: the command uses the longest context that does
-    r = fit("qwen2.5-7b", "rtx-4090", Workload(context=131072, new_tokens=256, engine="vllm"))
+    r = fit("qwen2.5-7b", "rtx-4090", Workload.from_flat(context=131072, new_tokens=256, engine="vllm"))
     assert r.verdict == "no" and r.max_context is not None and r.max_context < 131072
     v = r.serving["vllm"]
     assert v["max_model_len"] == r.max_context + 256
     assert any("do not fit" in n for n in v["notes"])
-    ok = fit("qwen2.5-7b", "rtx-4090", Workload(context=r.max_context, new_tokens=256, engine="vllm"), solve=False)
+    ok = fit("qwen2.5-7b", "rtx-4090", Workload.from_flat(context=r.max_context, new_tokens=256, engine="vllm"),
+        solve=False)
     assert ok.verdict != "no"
 
 
@@ -111,7 +112,7 @@ def test_commands_per_family() -> None:
     code = flux.serving["diffusers"]["code"]
     assert "DiffusionPipeline.from_pretrained('black-forest-labs/FLUX.1-dev'" in code and "height=1024" in code
     assert "vllm" not in code and "AutoModelForCausalLM" not in code
-    w = fit("whisper-large-v3", "rtx-3060", Workload(beams=4))
+    w = fit("whisper-large-v3", "rtx-3060", Workload(family=SpeechOptions(beams=4)))
     assert set(w.serving) == {"transformers", "primary"}
     assert (
         "pipeline('automatic-speech-recognition', model='openai/whisper-large-v3'" in w.serving["transformers"]["code"]
@@ -139,5 +140,5 @@ def test_options_a_family_does_not_model_are_errors() -> None:
         fit("flux.1-dev", "rtx-4090", Workload(quant="fp8"))
     assert e.value.field == "quant"
     with pytest.raises(BadInput) as e:
-        fit("whisper-large-v3", "rtx-4090", Workload(engine="vllm"))
+        fit("whisper-large-v3", "rtx-4090", Workload.from_flat(engine="vllm"))
     assert e.value.field == "engine"

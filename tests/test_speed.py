@@ -15,7 +15,7 @@ import pytest
 from vram import speed
 from vram.catalog import find_gpu
 from vram.dtypes import quant_scheme
-from vram.estimate import resolve_model
+from vram.resolver import resolve_model
 from vram.speed import (
     KV_READ_EFFICIENCY,
     attention_flops_per_token,
@@ -203,8 +203,8 @@ def test_moe_read_share_is_weighted_by_the_bytes_of_each_format() -> None:
     """gpt-oss-20b: MXFP4 experts (4.25 bits) and BF16 attention / head. One token routes to 4 of 32 experts per
     layer, which skips 82 % of the streamed parameters but only 70 % of the streamed bytes."""
     from vram.dtypes import QuantScheme
-    from vram.estimate import Workload
-    from vram.fit import fit
+    from vram.fitting import fit
+    from vram.request import Workload
 
     spec = resolve_model("gpt-oss-20b").spec
     mx = QuantScheme(name="mxfp4-experts", linear_bits=16, expert_bits=4.25)
@@ -214,7 +214,8 @@ def test_moe_read_share_is_weighted_by_the_bytes_of_each_format() -> None:
     assert weight_read_fraction(spec, 1, quant_scheme("bfloat16")) == pytest.approx(0.1777, abs=1e-3)
     # per step at concurrency 1: 4 experts × 24 layers × 24.9 M × 4.25 bits (1.27 GB) + attention 0.64 B and the
     # head 0.58 B in BF16 (2.43 GB) = 3.70 GB, not the 2.5 GB a by-parameter share gives
-    r = fit("gpt-oss-20b", "h200", Workload(engine="vllm", batch=1, context=1000, new_tokens=500), solve=False)
+    r = fit("gpt-oss-20b", "h200", Workload.from_flat(engine="vllm", batch=1, context=1000, new_tokens=500),
+        solve=False)
     assert r.speed is not None
     assert r.speed.bytes_read_per_step == pytest.approx(3.72e9 + 0.07e9, rel=0.02)
     # routing, expert sort and grouped GEMMs: 24 MoE layers × 110 µs on top of vLLM's dense fixed costs
@@ -226,10 +227,10 @@ def test_moe_read_share_is_weighted_by_the_bytes_of_each_format() -> None:
 def test_vllm_small_models_are_bound_by_the_engine_loop() -> None:
     """Qwen3-0.6B's forward on an A100 takes ~1.1 ms, but vLLM's CPU loop paces a step at 4 ms: 250 tokens/s
     (tenstorrent/tt-inference-server#340 measured a 4.2-4.4 ms TPOT). A 7B model's step is longer than the loop."""
-    from vram.estimate import Workload
-    from vram.fit import fit
+    from vram.fitting import fit
+    from vram.request import Workload
 
-    wl = Workload(engine="vllm", batch=1, context=1024, new_tokens=64)
+    wl = Workload.from_flat(engine="vllm", batch=1, context=1024, new_tokens=64)
     r = fit("qwen3-0.6b", "a100-80gb-sxm", wl, solve=False)
     assert r.speed is not None
     assert r.speed.decode_tokens_per_s_per_seq == pytest.approx(1 / speed.STEP_FLOOR_S["vllm"], rel=1e-6)
@@ -239,7 +240,7 @@ def test_vllm_small_models_are_bound_by_the_engine_loop() -> None:
     assert big.speed is not None and big.speed.decode_tokens_per_s_per_seq < 100
     assert not any(a.startswith("host-bound") for a in big.speed.assumptions)
     # llama.cpp's loop is C++: no such floor
-    tiny = fit("qwen3-0.6b", "a100-80gb-sxm", Workload(engine="llama.cpp", batch=1, context=64), solve=False)
+    tiny = fit("qwen3-0.6b", "a100-80gb-sxm", Workload.from_flat(engine="llama.cpp", batch=1, context=64), solve=False)
     assert tiny.speed is not None and tiny.speed.decode_tokens_per_s_per_seq > 300
     # Qwen3-30B-A3B BF16 (48 MoE layers) on the same A100: measured TPOT 9.8 ms at a 1024-token prompt
     moe = fit("qwen3-30b-a3b", "a100-80gb-sxm", wl, solve=False)
@@ -266,15 +267,15 @@ def test_blackwell_runs_only_2025_llama_cpp_builds() -> None:
     """CUDA graphs (33 µs per block) and MMQ prefill (no FP16 copy of the weights) on Blackwell; the between-builds
     coefficients elsewhere. RTX PRO 6000, build 6413: Llama 3.3 70B Q4_K_M pp512 1794 t/s, Qwen3-30B-A3B 7640,
     gpt-oss-120b 2419 (its experts' GEMMs get 16 of a 128-token tile)."""
-    from vram.estimate import Workload
-    from vram.fit import fit
+    from vram.fitting import fit
+    from vram.request import Workload
 
     assert speed.llama_cpp_2025_builds_only(find_gpu("rtx-pro-6000"))
     assert speed.llama_cpp_2025_builds_only(find_gpu("rtx-5090"))
     assert not speed.llama_cpp_2025_builds_only(find_gpu("rtx-4090"))
 
     def run(model: str, gpu: str, quant: str, context: int) -> Any:
-        r = fit(model, gpu, Workload(engine="llama.cpp", quant=quant, context=context), solve=False)
+        r = fit(model, gpu, Workload.from_flat(engine="llama.cpp", quant=quant, context=context), solve=False)
         assert r.speed is not None
         return r.speed
 
@@ -391,8 +392,8 @@ def test_moe_bounds_on_the_collected_measurements() -> None:
 def test_a_gpu_not_in_the_catalog_from_a_spec_file_or_rate_overrides(tmp_path: Path) -> None:
     from vram.catalog import gpu_from_spec_file, with_rates
     from vram.errors import BadInput
-    from vram.estimate import Workload
-    from vram.fit import GpuChoice, fit, parse_gpu_spec
+    from vram.fitting import GpuChoice, fit, parse_gpu_spec
+    from vram.request import Workload
 
     f = tmp_path / "my-card.json"
     f.write_text(
@@ -410,7 +411,7 @@ def test_a_gpu_not_in_the_catalog_from_a_spec_file_or_rate_overrides(tmp_path: P
     assert (g.id, g.memory_bytes, g.bandwidth_gb_per_s, g.fp16_tflops) == ("my-card", 16 * 2**30, 500, 100)
     two = parse_gpu_spec(f"2x{f}")
     assert two.count == 2 and two.gpu.name == "My card 16GB"
-    wl = Workload(engine="llama.cpp", quant="q4_k_m", context=512)
+    wl = Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=512)
     mine = fit("llama-3-8b", str(f), wl, solve=False).speed
     # the same figures given as overrides of a catalog card give the same speed
     over = with_rates(find_gpu("rtx-4090"), bandwidth_gb_per_s=500, tflops=100)

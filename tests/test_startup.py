@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from vram import estimate
-from vram.estimate import CACHE_SIZE, Workload, clear_model_cache, resolve_model
+from vram.request import Workload
+from vram.resolver import CACHE_SIZE, clear_model_cache, resolve_model
 
 HEAVY = (
     "fastapi",
@@ -66,7 +67,8 @@ def test_import_vram_is_light() -> None:
     got = _probe("import vram")
     assert _heavy(got["modules"]) == []
     assert got["index_reads"] == 0 and got["entries_read"] == 0  # no catalog file read at import time
-    assert not [m for m in got["modules"] if isinstance(m, str) and m.startswith(("vram.web", "vram.cli", "vram.fit"))]
+    assert not [m for m in got["modules"] if isinstance(m, str) and m.startswith(("vram.web", "vram.cli",
+        "vram.fitting"))]
 
 
 def test_estimate_command_path_loads_only_what_it_uses() -> None:
@@ -86,7 +88,7 @@ def test_estimate_command_path_loads_only_what_it_uses() -> None:
         if m.startswith(
             (
                 "vram.web",
-                "vram.fit",
+                "vram.fitting",
                 "vram.training",
                 "vram.report",
                 "vram.engines.v",
@@ -95,7 +97,7 @@ def test_estimate_command_path_loads_only_what_it_uses() -> None:
                 "vram.families",
                 "vram.cli.fit",
                 "vram.cli.catalog",
-                "vram.plan",
+                "vram.fleet",
                 "vram.speed",
                 "vram.serving",
             )
@@ -153,7 +155,7 @@ def test_cache_is_bounded(tmp_path: Path) -> None:
     for i in range(CACHE_SIZE + 5):
         _write_config(tmp_path / f"m{i}.json", 1 + i % 3)
         resolve_model(str(tmp_path / f"m{i}.json"))
-    estimate_module = sys.modules["vram.estimate"]
+    estimate_module = sys.modules["vram.resolver"]
     assert len(estimate_module._cache) == CACHE_SIZE
     assert ("path", str(first.resolve())) not in {k[:2] for k in estimate_module._cache}  # the oldest went first
 

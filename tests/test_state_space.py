@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from vram import Workload, estimate, model_from_config
-from vram.estimate import resolve_model
+from vram.resolver import resolve_model
 
 CASES = [
     ({"model_type": "mamba", "hidden_size": 768, "num_hidden_layers": 4, "vocab_size": 50280, "state_size": 16},

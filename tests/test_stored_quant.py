@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from vram.dtypes import stored_scheme
-from vram.estimate import Workload, estimate
+from vram.inference import estimate
 from vram.model import model_from_config
+from vram.request import Workload
 from vram.sources import resolve_local_weights
 
 BYTES = {"BF16": 2, "F32": 4, "F8_E4M3": 1, "U8": 1, "I32": 4}

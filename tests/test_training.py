@@ -11,7 +11,8 @@ import pytest
 from vram.catalog import find_model
 from vram.errors import BadInput
 from vram.model import model_from_config
-from vram.training import TrainWorkload, estimate_training, lora_params, lora_target_names
+from vram.request import TrainWorkload
+from vram.training import estimate_training, lora_params, lora_target_names
 
 GT = Path(__file__).resolve().parents[1].parent / "shared" / "groundtruth"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vram.model import model_from_config, supported_model_types
-from vram.traits import DEFAULT, TRAITS, traits
+from vram.traits import DEFAULT, TRAITS, traits_of
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "vram"
 
@@ -23,7 +23,7 @@ def test_no_row_for_a_model_type_no_builder_supports() -> None:
 
 
 def test_unknown_model_type_gets_the_default_row() -> None:
-    assert traits("whisper") is DEFAULT
+    assert traits_of("whisper") is DEFAULT
     assert DEFAULT.norms_per_layer == 2 and DEFAULT.norm_params(64) == 64 and DEFAULT.rope_tables == 1
 
 
@@ -31,26 +31,26 @@ def test_unknown_model_type_gets_the_default_row() -> None:
                                            ("cohere", 64), ("phimoe", 4 * 64), ("olmo", 0), ("phi", 2 * 64),
                                            ("gpt_neox", 4 * 64)])
 def test_norm_parameters_per_layer_follow_norm_kind_and_layout(mt: str, norms: int) -> None:
-    t = traits(mt)
+    t = traits_of(mt)
     assert t.norms_per_layer * t.norm_params(64) == norms
 
 
 def test_qk_norm_width_and_optional_flag() -> None:
-    assert traits("qwen3").qk_norm_params({}, 8, 2, 16) == 2 * 16
-    assert traits("olmo2").qk_norm_params({}, 8, 2, 16) == (8 + 2) * 16
-    assert traits("cohere").qk_norm_params({}, 8, 2, 16) == 0
-    assert traits("cohere").qk_norm_params({"use_qk_norm": True}, 8, 2, 16) == (8 + 2) * 16
-    assert traits("llama").qk_norm_params({"use_qk_norm": True}, 8, 2, 16) == 0
+    assert traits_of("qwen3").qk_norm_params({}, 8, 2, 16) == 2 * 16
+    assert traits_of("olmo2").qk_norm_params({}, 8, 2, 16) == (8 + 2) * 16
+    assert traits_of("cohere").qk_norm_params({}, 8, 2, 16) == 0
+    assert traits_of("cohere").qk_norm_params({"use_qk_norm": True}, 8, 2, 16) == (8 + 2) * 16
+    assert traits_of("llama").qk_norm_params({"use_qk_norm": True}, 8, 2, 16) == 0
 
 
 def test_estimator_traits_as_transformers_builds_them() -> None:
-    assert traits("gpt_oss").eager_only and traits("gpt_oss").sink_softmax_in_dtype
+    assert traits_of("gpt_oss").eager_only and traits_of("gpt_oss").sink_softmax_in_dtype
     assert [mt for mt, t in TRAITS.items() if t.eager_only] == ["gpt_oss"]
-    assert traits("phi3").fused_qkv and traits("phi3").fused_gate_up
-    assert traits("gpt_neox").fused_qkv and not traits("gpt_neox").fused_gate_up
-    assert traits("gemma3_text").rope_tables == 2
-    assert traits("deepseek_v3").router_fp32 and not traits("mixtral").router_fp32
-    assert not traits("olmo2").pre_norms and traits("olmo2").post_norms and traits("gemma2").post_norms
+    assert traits_of("phi3").fused_qkv and traits_of("phi3").fused_gate_up
+    assert traits_of("gpt_neox").fused_qkv and not traits_of("gpt_neox").fused_gate_up
+    assert traits_of("gemma3_text").rope_tables == 2
+    assert traits_of("deepseek_v3").router_fp32 and not traits_of("mixtral").router_fp32
+    assert not traits_of("olmo2").pre_norms and traits_of("olmo2").post_norms and traits_of("gemma2").post_norms
 
 
 def test_dense_family_ignores_an_expert_count() -> None:

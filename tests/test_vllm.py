@@ -15,9 +15,11 @@ import pytest
 
 from vram.catalog import all_models, find_gpu
 from vram.cli import main
+from vram.devices import H100_TORCH_VISIBLE_BYTES, device_of
 from vram.engines import vllm
-from vram.estimate import Workload, resolve_model
-from vram.fit import Evaluator, GpuChoice, fit, max_batch
+from vram.fitting import Evaluator, GpuChoice, fit, max_batch
+from vram.request import Workload
+from vram.resolver import resolve_model
 
 GIB = 1024**3
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +28,8 @@ import score  # noqa: E402
 
 
 def _est(model: str = "llama-3.1-8b", **kw: object) -> vllm.Estimate:
-    return vllm.estimate(resolve_model(model), Workload(engine="vllm", **kw).validate())  # type: ignore[arg-type]
+    return vllm.estimate(resolve_model(model), Workload.from_flat(engine="vllm", devices=(device_of("h100-sxm"),),
+        **kw).validate())  # type: ignore[arg-type]
 
 
 def _cli(*argv: str) -> tuple[int, dict[str, Any]]:
@@ -39,9 +42,9 @@ def _cli(*argv: str) -> tuple[int, dict[str, Any]]:
 def test_kv_budget_is_requested_memory_less_weights_peak_and_non_torch() -> None:
     e = _est(context=8192, new_tokens=0, engine_version="0.19")
     v = e.extra["vllm"]
-    assert v["gpu_memory_bytes"] == vllm.DEFAULT_GPU_MEMORY_BYTES and v["gpu_assumed"]
-    assert any("h100-sxm assumed" in a for a in e.assumptions)  # no GPU given: said, not silent
-    budget = int(0.9 * vllm.DEFAULT_GPU_MEMORY_BYTES)
+    assert v["gpu_memory_bytes"] == H100_TORCH_VISIBLE_BYTES  # the H100 as torch sees it: 79.19 GiB
+    assert any(a.startswith("GPU: NVIDIA H100 SXM5 80GB, 79.19 GiB") for a in e.assumptions)  # said with the number
+    budget = int(0.9 * H100_TORCH_VISIBLE_BYTES)
     assert v["kv_cache_bytes"] == budget - v["weights_bytes"] - v["activation_peak_bytes"] - v["non_torch_bytes"]
     # Llama 3.1 8B: 32 layers × 8 KV heads × (128 + 128) × 2 bytes = 128 KiB per token, 2 MiB per block
     assert e.extra["kv_bytes_per_token"] == 32 * 8 * 256 * 2
@@ -85,8 +88,8 @@ def test_low_utilization_shrinks_only_the_kv_cache() -> None:
     lo = _est(gpu_memory_utilization=0.3, context=8192, new_tokens=0).extra["vllm"]
     hi = _est(gpu_memory_utilization=0.9, context=8192, new_tokens=0).extra["vllm"]
     assert lo["activation_peak_bytes"] == hi["activation_peak_bytes"]
-    assert hi["kv_cache_bytes"] - lo["kv_cache_bytes"] == int(0.9 * vllm.DEFAULT_GPU_MEMORY_BYTES) - int(
-        0.3 * vllm.DEFAULT_GPU_MEMORY_BYTES
+    assert hi["kv_cache_bytes"] - lo["kv_cache_bytes"] == int(0.9 * H100_TORCH_VISIBLE_BYTES) - int(
+        0.3 * H100_TORCH_VISIBLE_BYTES
     )
 
 
@@ -127,18 +130,18 @@ def test_mxfp4_checkpoint_keeps_its_experts_in_4_bits() -> None:
 def test_fit_max_batch_is_vllms_concurrency() -> None:
     ev = Evaluator("llama-3.1-8b")
     g = find_gpu("h100-sxm")
-    wl = Workload(engine="vllm", context=8192, new_tokens=0).validate()
+    wl = Workload.from_flat(engine="vllm", context=8192, new_tokens=0).validate()
     b = max_batch(ev, GpuChoice(g, 1), wl)
-    e = vllm.estimate(ev.rm, replace(wl, gpu_memory_bytes=vllm.visible_memory_bytes(g), gpu_name=g.name))
+    e = vllm.estimate(ev.rm, replace(wl, devices=(device_of(g),)))
     assert b == e.extra["max_concurrent_sequences"] > 1
 
 
 def test_tensor_parallel_fit_has_more_room_per_gpu() -> None:
-    one = fit("llama-3.1-70b", "2xh100-sxm", Workload(engine="vllm", quant="fp8", context=8192), solve=False)
-    two = fit("llama-3.1-70b", "4xh100-sxm", Workload(engine="vllm", quant="fp8", context=8192), solve=False)
+    one = fit("llama-3.1-70b", "2xh100-sxm", Workload.from_flat(engine="vllm", quant="fp8", context=8192), solve=False)
+    two = fit("llama-3.1-70b", "4xh100-sxm", Workload.from_flat(engine="vllm", quant="fp8", context=8192), solve=False)
     assert two.per_gpu_bytes < one.per_gpu_bytes
     assert two.estimate.extra["kv_blocks"] > one.estimate.extra["kv_blocks"]
-    assert fit("llama-3.1-70b", "h100-sxm", Workload(engine="vllm"), solve=False).verdict == "no"
+    assert fit("llama-3.1-70b", "h100-sxm", Workload.from_flat(engine="vllm"), solve=False).verdict == "no"
 
 
 def test_contract_works_for_every_catalog_llm() -> None:
@@ -176,7 +179,7 @@ def test_contract_works_for_every_catalog_llm() -> None:
     [
         (["--engine", "vllm", "--tensor-parallel-size", "3"], "does not divide the 32 attention heads"),
         (["--engine", "vllm", "--gpu-memory-utilization", "1.5"], "gpu_memory_utilization"),
-        (["--engine", "vllm", "--gpu-memory-utilization", "x"], "invalid float"),
+        (["--engine", "vllm", "--gpu-memory-utilization", "x"], "expected a number"),
         (["--engine", "vllm", "--max-num-batched-tokens", "0"], "max_num_batched_tokens"),
         (["--engine", "vllm", "--max-num-seqs", "-4"], "max_num_seqs"),
         (["--engine", "vllm", "--engine-version", "0.5"], "V0 engine"),
@@ -190,7 +193,7 @@ def test_contract_works_for_every_catalog_llm() -> None:
     ],
 )
 def test_bad_options_are_one_line_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) if "invalid float" in message else _nothing():
+    with pytest.raises(SystemExit) if "expected a number" in message else _nothing():
         rc = main(["estimate", "llama-3.1-8b", *argv, "--json"])
         assert rc == 2
     err = capsys.readouterr().err
@@ -281,7 +284,8 @@ def test_multimodal_profile_keeps_the_encoder_cache() -> None:
         (["--engine", "vllm", "--max-loras", "4"], "need --enable-lora"),
         (["--engine", "vllm", "--num-speculative-tokens", "3"], "needs --speculative-model"),
         (["--engine", "vllm", "--cpu-offload-gb", "-1"], "cpu_offload_gb"),
-        (["--engine", "vllm", "--speculative-model", "qwen2.5-0.5b", "-tp", "8"], "does not divide"),
+        (["--engine", "vllm", "--gpu", "h100-sxm", "--speculative-model", "qwen2.5-0.5b", "-tp", "8"],
+            "does not divide"),
         (["--enable-lora"], "does not apply"),
         (["--kv-cache-memory", "1000"], "does not apply"),
     ],

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from test_web_support import app_for, client_for, settings_for
-from vram.estimate import Workload, estimate
+from vram.inference import estimate
+from vram.request import Workload
 
 pytestmark = pytest.mark.anyio
 
@@ -49,7 +50,7 @@ async def test_estimate_options_reach_the_library(app: Any) -> None:
         r = await c.post("/api/v1/estimate", json={"model": "Qwen/Qwen2.5-7B-Instruct", "context": 8192,
                                                    "quant": "q4_k_m", "engine": "llama.cpp", "kv_dtype": "q8"})
     assert r.status_code == 200, r.text
-    lib = estimate("qwen2.5-7b", Workload(context=8192, quant="q4_k_m", engine="llama.cpp", kv_dtype="int8"))
+    lib = estimate("qwen2.5-7b", Workload.from_flat(context=8192, quant="q4_k_m", engine="llama.cpp", kv_dtype="int8"))
     assert r.json()["total_bytes"] == lib.total_bytes
 
 
@@ -116,7 +117,7 @@ async def test_catalog_search(app: Any) -> None:
 
 
 async def test_fit_which_compare_plan_cost_what_is_published(app: Any) -> None:
-    from vram.fit import fit
+    from vram.fitting import fit
 
     async with client_for(app) as c:
         r = await c.post("/api/v1/fit", json={"model": "llama-3.1-8b", "gpu": "rtx-4090", "context": "8k"})
@@ -182,20 +183,6 @@ async def test_question_parsing(app: Any) -> None:
     assert parse_question("deepseek-v3 on 8 h200 at 128k batch 4")["gpu_count"] == 8
     assert parse_question("fine-tune mistral 7b with qlora on a 4090")["method"] == "qlora"
     assert parse_question("") == {}
-
-
-async def test_library_not_ready_answers_501_not_500(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import vram.web.ops as ops
-
-    def missing(module: str, name: str) -> Any:
-        raise ops.NotAvailable(f"{module}.{name} is not available in this version of vram")
-
-    monkeypatch.setattr(ops, "_lazy", missing)
-    async with client_for(app) as c:
-        r = await c.post("/api/v1/fit", json={"model": "llama-3.1-8b", "gpu": "rtx-4090"})
-        assert r.status_code == 501
-        assert "fit.fit is not available" in r.json()["error"]
-        assert r.headers["ratelimit-remaining"] == "2500"
 
 
 async def test_storage_outage_is_a_503_not_a_500(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -32,8 +32,8 @@ async def _csrf(c: Any) -> str:
 
 
 async def test_calculator_without_javascript(app: Any) -> None:
-    from vram.estimate import Workload
-    from vram.fit import fit
+    from vram.fitting import fit
+    from vram.request import Workload
     from vram.units import GIB
 
     async with client_for(app) as c:

@@ -17,7 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from vram.estimate import Workload, estimate
+from vram.inference import estimate
+from vram.request import Workload
 from vram.sources.synth import TinyModel, write_gguf
 
 MIB = 1024**2
@@ -77,7 +78,7 @@ def main() -> None:
         for c in CASES:
             log = run_llama(path, c)
             got = parse(log)
-            est = estimate(str(path), Workload(engine="llama.cpp", context=c["n_ctx"], n_ubatch=c["n_ubatch"],
+            est = estimate(str(path), Workload.from_flat(engine="llama.cpp", context=c["n_ctx"], n_ubatch=c["n_ubatch"],
                                                flash_attn=c["fa"], cache_type_k=c["k"], cache_type_v=c["v"],
                                                n_gpu_layers=0))
             lc = est.extra["llama_cpp"]

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from vram.errors import VramError
-from vram.estimate import Workload
-from vram.fit import fit
+from vram.fitting import fit
+from vram.request import Workload
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / ".." / "shared" / "speed" / "cases.jsonl"
@@ -64,7 +64,7 @@ def predict(v: dict[str, Any], context: int, new_tokens: int) -> dict[str, Any]:
     n = int(v.get("gpu_count") or 1)
     gpu = v["gpu"] if n == 1 else f"{n}x{v['gpu']}"
     b = int(v.get("batch") or 1)
-    wl = Workload(
+    wl = Workload.from_flat(
         engine=v["engine"],
         batch=b,
         context=max(1, int(context)),

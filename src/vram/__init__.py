@@ -4,8 +4,14 @@
     >>> est = estimate("llama-3.1-8b", Workload(context=32768))
     >>> est.peak_allocated_bytes, [c.name for c in est.breakdown]
 
-The command line (`vram`) and the web tool are thin adapters over these functions. Fitting and fleet planning live
-in their modules (`from vram.fit import fit` — `vram.fit` is the module's name; `from vram.plan import plan`).
+Engine settings are typed options (`VllmOptions`, `LlamaCppOptions`, `TransformersOptions`, `MlxOptions`) and image
+or speech settings family options (`ImageOptions`, `VisionOptions`, `SpeechOptions`); the GPU is a `Device`:
+
+    >>> from vram import Device, VllmOptions, find_gpu
+    >>> estimate("llama-3.1-8b", Workload(options=VllmOptions(max_num_seqs=64), devices=(device_of("h100-sxm"),)))
+
+The command line (`vram`) and the web tool are thin adapters over these functions. Fitting a model to GPUs is
+`vram.fitting` (`fit`, `which`, `compare`); fleet planning `vram.fleet` (`plan`).
 """
 
 from __future__ import annotations
@@ -16,13 +22,23 @@ __version__ = "0.1.0"
 
 # name -> module that defines it; resolved on first access so `import vram` stays cheap
 _EXPORTS: dict[str, str] = {
-    "estimate": "vram.estimate",
-    "Workload": "vram.estimate",
-    "Estimate": "vram.estimate",
-    "ResolvedModel": "vram.estimate",
-    "resolve_model": "vram.estimate",
+    "estimate": "vram.inference",
+    "Workload": "vram.request",
+    "Device": "vram.request",
+    "TransformersOptions": "vram.request",
+    "VllmOptions": "vram.request",
+    "LlamaCppOptions": "vram.request",
+    "MlxOptions": "vram.request",
+    "ImageOptions": "vram.request",
+    "VisionOptions": "vram.request",
+    "SpeechOptions": "vram.request",
+    "Estimate": "vram.result",
+    "ResolvedModel": "vram.resolved",
+    "resolve_model": "vram.resolver",
+    "device_of": "vram.fitting",
+    "fit": "vram.fitting",
     "estimate_training": "vram.training",
-    "TrainWorkload": "vram.training",
+    "TrainWorkload": "vram.request",
     "ModelSpec": "vram.model",
     "model_from_config": "vram.model",
     "load_config_file": "vram.model",
@@ -40,9 +56,9 @@ _EXPORTS: dict[str, str] = {
     "ConfigError": "vram.errors",
     "SourceError": "vram.errors",
     "parse_tokens": "vram.units",
-    "which": "vram.fit",
-    "compare": "vram.fit",
-    "FitResult": "vram.fit",
+    "which": "vram.fitting",
+    "compare": "vram.fitting",
+    "FitResult": "vram.fitting",
     "parse_bytes": "vram.units",
 }
 
@@ -50,23 +66,33 @@ __all__ = [
     "BadInput",
     "Component",
     "ConfigError",
+    "Device",
     "Estimate",
     "FitResult",
+    "ImageOptions",
+    "LlamaCppOptions",
+    "MlxOptions",
     "ModelSpec",
     "ResolvedModel",
     "SourceError",
+    "SpeechOptions",
     "TrainWorkload",
+    "TransformersOptions",
     "UnknownGpu",
     "UnknownModel",
     "UnsupportedArchitecture",
+    "VisionOptions",
+    "VllmOptions",
     "VramError",
     "Workload",
     "__version__",
     "compare",
+    "device_of",
     "estimate",
     "estimate_training",
     "find_gpu",
     "find_model",
+    "fit",
     "load_config_file",
     "model_from_config",
     "parse_bytes",
@@ -77,10 +103,6 @@ __all__ = [
     "search_models",
     "which",
 ]
-
-# `estimate` is both a submodule and the main function: bind the function now, so that importing the submodule
-# elsewhere (which happens once, here) cannot leave the package attribute pointing at the module.
-from .estimate import Estimate, ResolvedModel, Workload, estimate, resolve_model  # noqa: E402
 
 if TYPE_CHECKING:  # pragma: no cover
     from .catalog import find_gpu, find_model, search_gpus, search_models
@@ -95,9 +117,25 @@ if TYPE_CHECKING:  # pragma: no cover
         UnsupportedArchitecture,
         VramError,
     )
-    from .fit import FitResult, compare, which
+    from .fitting import FitResult, compare, device_of, fit, which
+    from .inference import estimate
     from .model import ModelSpec, load_config_file, model_from_config
-    from .training import TrainWorkload, estimate_training
+    from .request import (
+        Device,
+        ImageOptions,
+        LlamaCppOptions,
+        MlxOptions,
+        SpeechOptions,
+        TrainWorkload,
+        TransformersOptions,
+        VisionOptions,
+        VllmOptions,
+        Workload,
+    )
+    from .resolved import ResolvedModel
+    from .resolver import resolve_model
+    from .result import Estimate
+    from .training import estimate_training
     from .units import parse_bytes, parse_tokens
 
 

@@ -23,9 +23,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import BadInput, VramError
-from .estimate import Workload
-from .fit import DEFAULT_HEADROOM, FitResult, GpuChoice, evaluator_for, fit, parse_gpu_spec
-from .training import TrainWorkload
+from .fitting import DEFAULT_HEADROOM, FitResult, GpuChoice, evaluator_for, fit, parse_gpu_spec
+from .request import ImageOptions, TrainWorkload, Workload
 
 GIB = 1024**3
 
@@ -119,18 +118,20 @@ def _training_candidates(tw: TrainWorkload, base: FitResult) -> list[tuple[str, 
 def _inference_candidates(wl: Workload, base: FitResult, kind: str) -> list[tuple[str, Workload, dict[str, str]]]:
     out: list[tuple[str, Workload, dict[str, str]]] = []
     if kind == "diffusion":
-        if not wl.offload_text_encoders:
+        img = wl.family_options(ImageOptions)
+        if not img.offload_text_encoders:
             out.append(
                 (
                     "keep the text encoders off the GPU (pipe.enable_model_cpu_offload())",
-                    replace(wl, offload_text_encoders=True),
+                    replace(wl, family=replace(img, offload_text_encoders=True)),
                     {"offload_text_encoders": "1"},
                 )
             )
-        if wl.images > 1:
-            out.append(("one image per prompt", replace(wl, images=1), {"images": "1"}))
-        if wl.width * wl.height > 768 * 768:
-            out.append(("768×768 images", replace(wl, width=768, height=768), {"width": "768", "height": "768"}))
+        if img.images > 1:
+            out.append(("one image per prompt", replace(wl, family=replace(img, images=1)), {"images": "1"}))
+        if img.width * img.height > 768 * 768:
+            out.append(("768×768 images", replace(wl, family=replace(img, width=768, height=768)),
+                        {"width": "768", "height": "768"}))
         return out
     if kind != "llm":
         if wl.batch > 1:

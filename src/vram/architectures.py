@@ -27,7 +27,7 @@ from .layers import (
     _layers,
     _positive,
 )
-from .traits import traits
+from .traits import traits_of
 
 Built = tuple[list[Layer], int, list[str]]
 
@@ -141,7 +141,7 @@ def glm4_moe(cfg: Config, mt: str) -> Built:
     topk = _int(cfg, "num_experts_per_tok")
     shared = _int(cfg, "n_shared_experts", default=0) * moe_inter
     sparse = _mlp_layer_types(cfg, n, _int(cfg, "first_k_dense_replace", default=0))
-    qk = traits(mt).qk_norm_params(cfg, heads, kv, hd)  # optional (use_qk_norm)
+    qk = traits_of(mt).qk_norm_params(cfg, heads, kv, hd)  # optional (use_qk_norm)
     bias = bool(cfg.get("attention_bias", False))
     layers = []
     for i in range(n):
@@ -189,7 +189,7 @@ def hunyuan_moe(cfg: Config, mt: str) -> Built:
     for i in range(n):
         acc = _Acc()
         att = attention(acc, h, heads, kv, hd, bias_qkv=bias, bias_o=bias,
-                        qk_norm=traits(mt).qk_norm_params(cfg, heads, kv, hd))
+                        qk_norm=traits_of(mt).qk_norm_params(cfg, heads, kv, hd))
         n_exp = _per_layer(_get(cfg, "num_experts", default=1), i, "num_experts")
         topk = _per_layer(_get(cfg, "moe_topk", default=1), i, "moe_topk")
         mlp = moe(acc, h, inter, n_exp, topk, shared_inter=inter)
@@ -208,7 +208,7 @@ def minimax_m2(cfg: Config, mt: str) -> Built:
     layers = []
     for _ in range(n):
         acc = _Acc()
-        att = attention(acc, h, heads, kv, hd, qk_norm=traits(mt).qk_norm_params(cfg, heads, kv, hd))
+        att = attention(acc, h, heads, kv, hd, qk_norm=traits_of(mt).qk_norm_params(cfg, heads, kv, hd))
         mlp = moe(acc, h, inter, n_exp, topk)
         acc.small += 2 * h
         layers.append(acc.layer(att, None, mlp))
@@ -257,7 +257,7 @@ def qwen3_next(cfg: Config, mt: str) -> Built:
     kh, vh = _positive(cfg, "linear_num_key_heads"), _positive(cfg, "linear_num_value_heads")
     kd, vd = _positive(cfg, "linear_key_head_dim"), _positive(cfg, "linear_value_head_dim")
     kernel = _positive(cfg, "linear_conv_kernel_dim", default=4)
-    n_exp = _int(cfg, "num_experts", default=0) if traits(mt).experts else 0
+    n_exp = _int(cfg, "num_experts", default=0) if traits_of(mt).experts else 0
     topk = _int(cfg, "num_experts_per_tok", default=0)
     moe_inter = _int(cfg, "moe_intermediate_size", default=0)
     shared = _int(cfg, "shared_expert_intermediate_size", default=0)
@@ -271,7 +271,7 @@ def qwen3_next(cfg: Config, mt: str) -> Built:
             att, mixer = None, gated_deltanet(acc, h, kh, vh, kd, vd, kernel)
         else:
             att = attention(acc, h, heads, kv, hd, bias_qkv=bias, bias_o=bias, gated_q=True,
-                            qk_norm=traits(mt).qk_norm_params(cfg, heads, kv, hd))
+                            qk_norm=traits_of(mt).qk_norm_params(cfg, heads, kv, hd))
             mixer = None
         if n_exp and i not in only and (i + 1) % step == 0:
             mlp = moe(acc, h, moe_inter, n_exp, topk, shared_inter=shared, shared_gate=bool(shared))
@@ -612,7 +612,7 @@ def gemma_per_layer(cfg: Config, mt: str) -> Built:
     if isinstance(lt, list) and len(lt) >= n:
         types = [str(x) for x in lt[:n]]
     else:
-        every = traits(mt).window_every
+        every = traits_of(mt).window_every
         types = ["sliding_attention" if (i + 1) % every else "full_attention" for i in range(n)]
     if mt == "gemma4_text":
         types[-1] = "full_attention"  # transformers forces the last layer to full attention

@@ -16,10 +16,13 @@ from typing import Any
 
 from . import logs
 from .catalog import GpuEntry, ModelEntry, find_gpu, find_model, search_gpus
+from .devices import device_of
 from .errors import BadInput, UnknownGpu, UnknownModel, VramError
-from .estimate import ResolvedModel, Workload, resolve_model
 from .logs import ParsedLog
 from .model import model_from_config
+from .request import Workload
+from .resolved import ResolvedModel
+from .resolver import resolve_model
 from .units import fmt_auto
 
 GIB = 1024**3
@@ -412,7 +415,7 @@ def _workload(c: _Ctx, options: dict[str, Any]) -> None:
             c.assumptions.append("context 4,096 (vram's default; give --context)")
     kw.update({k: v for k, v in options.items() if v is not None})
     try:
-        c.wl = Workload(**kw).validate()
+        c.wl = Workload.from_flat(**kw).validate()
     except VramError as exc:
         c.missing.append(f"workload: {exc}")
         c.wl = None
@@ -443,7 +446,7 @@ def _gpu(c: _Ctx, gpu: str | None) -> None:
         count = max(1, tp)
     base: GpuEntry | None = None
     if gpu:
-        from .fit import parse_gpu_spec
+        from .fitting import parse_gpu_spec
 
         choice = parse_gpu_spec(gpu)
         base, count = choice.gpu, choice.count if re.match(r"^\s*\d+\s*[x×*]", gpu) else count
@@ -471,7 +474,7 @@ def _gpu(c: _Ctx, gpu: str | None) -> None:
 
 def _evaluate(c: _Ctx, wl: Workload, count: int | None = None) -> Any:
     """fit() on the logged GPU (no solvers, no speed); None where the model or GPU is unknown."""
-    from .fit import GpuChoice, fit
+    from .fitting import GpuChoice, fit
 
     if c.rm is None or c.gpu is None:
         return None
@@ -507,11 +510,18 @@ class _NoGpu:
 
 
 def _single_estimate(c: _Ctx) -> _NoGpu | None:
-    from .estimate import estimate
+    from .inference import estimate
 
     assert c.rm is not None and c.wl is not None
+    wl = c.wl
+    if c.gpu is not None:
+        wl = replace(wl, devices=(device_of(c.gpu),))
+    elif wl.engine == "vllm":  # vLLM sizes its cache from the GPU; its weights and profile terms barely depend on it
+        wl = replace(wl, devices=(device_of("h100-sxm"),))
+        c.assumptions.append("GPU unknown: vLLM's weights and profile-run terms estimated as on an H100 SXM (its "
+                             "KV cache depends on the GPU's memory and is not compared)")
     try:
-        e = estimate(c.rm, c.wl)
+        e = estimate(c.rm, wl)
     except VramError:
         return None
     return _NoGpu(e, e.total_bytes)
@@ -745,24 +755,26 @@ def _fits(c: _Ctx, wl: Workload, count: int | None = None) -> bool:
         if per is not None and needed and logged_per:
             # vLLM's own figure for one request of the logged max_model_len: it checks what it computes, which can
             # differ from the layers a rank holds (pipeline stages); vram's per-token bytes scaled to it
-            blocks = -(-c.wl.context // c.wl.block_size) * c.wl.block_size
+            blocks = -(-c.wl.context // c.wl.vllm.block_size) * c.wl.vllm.block_size
             per = int(per * (needed / blocks) / logged_per)
         if cap is not None and per is not None:
-            return cap >= -(-(wl.context + wl.new_tokens) // wl.block_size) * wl.block_size * per
+            return cap >= -(-(wl.context + wl.new_tokens) // wl.vllm.block_size) * wl.vllm.block_size * per
     r = _evaluate(c, wl, count)
     return r is not None and r.per_gpu_bytes + c.excess <= r.usable_bytes_per_gpu
 
 
 def _vllm_kv_per_token(c: _Ctx, wl: Workload) -> int | None:
     """KV bytes per token on one GPU, from vram's model of the layers (exact for the architecture)."""
-    from .estimate import estimate
+    from .inference import estimate
 
     if c.rm is None:
         return None
     if c.count > 1:
         r = _evaluate(c, wl) if c.gpu is not None else _rank_estimate(c, wl)
         return int(r.estimate.extra["kv_bytes_per_token"]) if r is not None else None
-    return int(estimate(c.rm, wl).extra["kv_bytes_per_token"])
+    # bytes per token do not depend on the device; vLLM's estimate needs one to size its budget
+    dev = device_of(c.gpu) if c.gpu is not None else device_of("h100-sxm")
+    return int(estimate(c.rm, replace(wl, devices=(dev,))).extra["kv_bytes_per_token"])
 
 
 def _vllm_kv_capacity(c: _Ctx, wl: Workload) -> int | None:
@@ -774,9 +786,9 @@ def _vllm_kv_capacity(c: _Ctx, wl: Workload) -> int | None:
     if c.wl is None:
         return None
     mem = c.gpu.usable_memory_bytes if c.gpu is not None else None
-    if mem is None and wl.gpu_memory_utilization != c.wl.gpu_memory_utilization:
+    if mem is None and wl.vllm.gpu_memory_utilization != c.wl.vllm.gpu_memory_utilization:
         return None
-    shift = int((wl.gpu_memory_utilization - c.wl.gpu_memory_utilization) * (mem or 0))
+    shift = int((wl.vllm.gpu_memory_utilization - c.wl.vllm.gpu_memory_utilization) * (mem or 0))
     if "kv_cache" in lg and not (lg["kv_cache"] == 0 and "weights" in lg):
         return lg["kv_cache"] + shift
     tokens = p.metadata.get("kv_cache_tokens") or (p.metadata["kv_blocks"] * 16 if "kv_blocks" in p.metadata else None)
@@ -794,7 +806,7 @@ def _vllm_kv_capacity(c: _Ctx, wl: Workload) -> int | None:
         + lg.get("activations", _component(e, "activations") or 0)
         + lg.get("non_torch_memory", _component(e, "non_torch_memory") or 0)
     )
-    return int(wl.gpu_memory_utilization * mem) - int(used)
+    return int(wl.vllm.gpu_memory_utilization * mem) - int(used)
 
 
 def _max_context(c: _Ctx, wl: Workload, count: int | None = None) -> int | None:
@@ -837,8 +849,8 @@ def _fixes(c: _Ctx) -> list[str]:
         pp = int(c.p.workload.get("pipeline_parallel_size") or 1)
         tp = f" --tensor-parallel-size {c.count // pp}" if c.count // pp > 1 else ""
         tp += f" --pipeline-parallel-size {pp}" if pp > 1 else ""
-        if wl.gpu_memory_utilization < VLLM_HIGH_UTILIZATION and _fits(
-            c, replace(wl, gpu_memory_utilization=VLLM_HIGH_UTILIZATION)
+        if wl.vllm.gpu_memory_utilization < VLLM_HIGH_UTILIZATION and _fits(
+            c, wl.with_options(gpu_memory_utilization=VLLM_HIGH_UTILIZATION)
         ):
             out.append(f"{cmd}{tp} --max-model-len {wl.context} --gpu-memory-utilization {VLLM_HIGH_UTILIZATION}")
         if wl.kv_dtype != "float8" and _fits(c, replace(wl, kv_dtype="fp8").validate()):
@@ -860,10 +872,10 @@ def _fixes(c: _Ctx) -> list[str]:
         file_ = c.model_ref or "model.gguf"
         n_ctx = wl.context * wl.batch
         base = f"llama-server -m {file_} -c {n_ctx}" + (f" -np {wl.batch}" if wl.batch > 1 else "")
-        if not wl.flash_attn and _fits(c, replace(wl, flash_attn=True)):
+        if not wl.llama.flash_attn and _fits(c, wl.with_options(flash_attn=True)):
             out.append(f"{base} -fa on")
-        q8 = replace(wl, flash_attn=True, cache_type_k="q8_0", cache_type_v="q8_0")
-        if (wl.cache_type_k or "f16") == "f16" and _fits(c, q8):
+        q8 = wl.with_options(flash_attn=True, cache_type_k="q8_0", cache_type_v="q8_0")
+        if (wl.llama.cache_type_k or "f16") == "f16" and _fits(c, q8):
             out.append(f"{base} -fa on --cache-type-k q8_0 --cache-type-v q8_0")
         mc = _max_context(c, wl)
         if mc and mc < wl.context:
@@ -875,7 +887,7 @@ def _fixes(c: _Ctx) -> list[str]:
             )
     elif kind == "ollama":
         ctx = wl.context
-        q8 = replace(wl, flash_attn=True, cache_type_k="q8_0", cache_type_v="q8_0")
+        q8 = wl.with_options(flash_attn=True, cache_type_k="q8_0", cache_type_v="q8_0")
         if _fits(c, q8):
             out.append("OLLAMA_FLASH_ATTENTION=1 OLLAMA_KV_CACHE_TYPE=q8_0 ollama serve")
         mc = _max_context(c, wl)
@@ -944,11 +956,11 @@ def _max_seq(c: _Ctx, tw: Any) -> int | None:
 def _max_layers(c: _Ctx, wl: Workload) -> int | None:
     n = c.rm.spec.num_layers if c.rm else 0
     lo, hi = 0, n
-    if not _fits(c, replace(wl, n_gpu_layers=0)):
+    if not _fits(c, wl.with_options(n_gpu_layers=0)):
         return None
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if _fits(c, replace(wl, n_gpu_layers=mid)):
+        if _fits(c, wl.with_options(n_gpu_layers=mid)):
             lo = mid
         else:
             hi = mid - 1

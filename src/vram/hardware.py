@@ -16,8 +16,16 @@ from typing import Any
 from .catalog import ModelEntry, all_models
 from .dtypes import quant_scheme
 from .errors import BadInput, VramError
-from .estimate import Workload
-from .fit import DEFAULT_HEADROOM, GpuChoice, Option, evaluate_option, evaluator_for, parse_gpu_spec, quant_candidates
+from .fitting import (
+    DEFAULT_HEADROOM,
+    GpuChoice,
+    Option,
+    evaluate_option,
+    evaluator_for,
+    parse_gpu_spec,
+    quant_candidates,
+)
+from .request import TransformersOptions, Workload, engine_options
 
 USES = ("chat", "code", "vision", "embedding")
 LOW_BIT_BELOW = 4.0  # average bits per weight under which a format is "low-bit" (q3_k_*, q2_k)
@@ -81,7 +89,7 @@ def models_for(
     if use is not None and use not in USES:
         raise BadInput(f"use: unknown use {use!r} (use {', '.join(USES)})", field="use")
     choice = parse_gpu_spec(gpu)
-    base = Workload(engine=engine, context=context, batch=batch, new_tokens=0).validate()
+    base = Workload(options=engine_options(engine), context=context, batch=batch, new_tokens=0).validate()
     out: list[ModelFit] = []
     for entry in all_models():
         u = model_use(entry)
@@ -90,7 +98,7 @@ def models_for(
         ev = evaluator_for(entry.id)
         if not ev.is_llm:  # embedding / vision-family models: as published (no weight-format search)
             try:
-                opt = evaluate_option(ev, choice, replace(base, engine="transformers"), headroom_fraction)
+                opt = evaluate_option(ev, choice, replace(base, options=TransformersOptions()), headroom_fraction)
             except VramError:
                 opt = None
             if opt is not None:

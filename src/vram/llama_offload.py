@@ -29,7 +29,9 @@ from .errors import BadInput
 
 if TYPE_CHECKING:
     from .catalog import GpuEntry
-    from .estimate import Estimate, ResolvedModel, Workload
+    from .request import Workload
+    from .resolved import ResolvedModel
+    from .result import Estimate
 
 RAM_DIR = Path(__file__).resolve().parent / "catalog" / "data" / "ram"
 DEFAULT_RAM = "ddr5-5600-2ch"
@@ -84,7 +86,7 @@ def _read_bytes(rm: ResolvedModel, wl: Workload, est: Estimate) -> tuple[float, 
     spec = rm.spec
     lc = est.extra["llama_cpp"]
     tensors, _ = _tensors(rm, wl)
-    lay = layout(spec.num_layers, wl.n_gpu_layers, len(lc["devices"]), None)
+    lay = layout(spec.num_layers, wl.llama.n_gpu_layers, len(lc["devices"]), None)
     lay = replace(lay, layers=tuple(lc["layer_devices"]))
     n_cpu_moe = int(lc["n_cpu_moe"])
     moe = [la.mlp for la in spec.layers if la.mlp is not None and la.mlp.kind == "moe"]
@@ -132,14 +134,14 @@ def expert_offload_plan(
 ) -> dict[str, Any] | None:
     """The smallest --n-cpu-moe N whose GPU use fits `usable_gpu_bytes`, or None for a dense model. With N = all
     blocks still too big, says so (`fits: false`)."""
-    from .estimate import estimate
+    from .inference import estimate
 
     spec = rm.spec
     if not spec.is_moe:
         return None
 
     def gpu_use(n: int) -> tuple[int, Estimate]:
-        e = estimate(rm, replace(wl, n_cpu_moe=n, cpu_moe=False))
+        e = estimate(rm, wl.with_options(n_cpu_moe=n, cpu_moe=False))
         return e.total_bytes, e
 
     lo, hi = 0, spec.num_layers
@@ -162,7 +164,7 @@ def expert_offload_plan(
                     lo = mid
     lc = best.extra["llama_cpp"]
     host = host_bytes(best)
-    speed = decode_speed(rm, replace(wl, n_cpu_moe=best_n), best, gpu, ram)
+    speed = decode_speed(rm, wl.with_options(n_cpu_moe=best_n), best, gpu, ram)
     host_ok = ram.size_bytes is None or host <= ram.size_bytes
     return {
         "kind": "experts",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import BadInput, NeedsExtra, VramError
 
 if TYPE_CHECKING:
-    from .fit import GpuChoice
+    from .catalog import GpuEntry
 
 
 class NoLocalGpu(VramError):
@@ -79,12 +79,12 @@ def local_gpus() -> list[LocalGpu]:
         pynvml.nvmlShutdown()
 
 
-def local_gpu_choice(count: int | None) -> GpuChoice:
-    """A GpuChoice for `--gpu local`: `count` (default all) of the local GPUs, usable = the smallest free memory."""
+def local_gpu_entry(count: int | None) -> tuple[GpuEntry, int]:
+    """`--gpu local`: (an entry for this machine's GPU, how many) — `count` (default all) of the local GPUs, usable =
+    the smallest free memory."""
     from dataclasses import replace
 
     from .catalog import GpuEntry, find_gpu
-    from .fit import GpuChoice as _GpuChoice
 
     gpus = local_gpus()
     if not gpus:
@@ -104,4 +104,4 @@ def local_gpu_choice(count: int | None) -> GpuChoice:
                          bandwidth_gb_per_s=0.0, fp16_tflops=None, fp8_tflops=None, int8_tops=None,
                          interconnect="pcie", interconnect_gb_per_s=None, tdp_watts=None, year=None,
                          price_per_hour_usd=None, memory_gb=first.total_bytes / 1e9)
-    return _GpuChoice(entry, n, local=True)
+    return entry, n

@@ -35,13 +35,20 @@ def _guard(thunk: Callable[[], Any]) -> str:
 
 
 def _workload(
-    engine: str, context: str | int | None, batch: int, quant: str | None, kv_dtype: str | None, dtype: str = "bfloat16"
+    engine: str, context: str | int | None, batch: int, quant: str | None, kv_dtype: str | None,
+    dtype: str = "bfloat16", gpu: str | None = None,
 ) -> Any:
-    from .estimate import Workload
+    from .request import Workload, engine_options
     from .units import parse_tokens
 
     ctx = parse_tokens(str(context), field="context") if context is not None else 4096
-    return Workload(engine=engine, context=ctx, batch=batch, quant=quant, kv_dtype=kv_dtype, dtype=dtype)
+    devices: tuple[Any, ...] = ()
+    if gpu:
+        from .devices import devices_for
+
+        devices, _ = devices_for(gpu, "llama.cpp" if engine == "llamacpp" else engine)
+    return Workload(options=engine_options(engine), context=ctx, batch=batch, quant=quant, kv_dtype=kv_dtype,
+                    dtype=dtype, devices=devices)
 
 
 def build_server() -> Any:
@@ -56,7 +63,8 @@ def build_server() -> Any:
     @server.tool(
         description="Memory needed to run MODEL (catalog id, alias or Hub id in the catalog): the "
         "breakdown by component. engine: transformers, vllm or llama.cpp; context: tokens per sequence "
-        "(e.g. 32768 or '32k'); quant: q4_k_m, awq, fp8, nf4 ...; kv_dtype: fp8, q8_0 ..."
+        "(e.g. 32768 or '32k'); quant: q4_k_m, awq, fp8, nf4 ...; kv_dtype: fp8, q8_0 ...; gpu: the GPU the engine "
+        "sizes itself from (needed for vllm: 'h100-sxm')"
     )
     def estimate(
         model: str,
@@ -65,10 +73,11 @@ def build_server() -> Any:
         batch: int = 1,
         quant: str | None = None,
         kv_dtype: str | None = None,
+        gpu: str | None = None,
     ) -> str:
-        from .estimate import estimate as run
+        from .inference import estimate as run
 
-        return _guard(lambda: run(model, _workload(engine, context, batch, quant, kv_dtype)).to_dict())
+        return _guard(lambda: run(model, _workload(engine, context, batch, quant, kv_dtype, gpu=gpu)).to_dict())
 
     @server.tool(
         description="Does MODEL fit on GPU ('rtx-4090', '2xh100-sxm', 'm4-pro-48gb')? Verdict fits / "
@@ -84,7 +93,7 @@ def build_server() -> Any:
         quant: str | None = None,
         kv_dtype: str | None = None,
     ) -> str:
-        from .fit import fit as run
+        from .fitting import fit as run
 
         return _guard(lambda: run(model, gpu, _workload(engine, context, batch, quant, kv_dtype)).to_dict())
 
@@ -100,7 +109,7 @@ def build_server() -> Any:
         quant: str | None = None,
         limit: int = 20,
     ) -> str:
-        from .fit import which as run
+        from .fitting import which as run
 
         return _guard(
             lambda: [o.to_dict() for o in run(model, _workload(engine, context, batch, quant, None))[: max(1, limit)]]

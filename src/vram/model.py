@@ -34,7 +34,7 @@ from .layers import (
     _layers,
     _positive,
 )
-from .traits import traits
+from .traits import traits_of
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def _layer_types(cfg: Config, n: int, model_type: str) -> list[str]:
         return [str(x) for x in lt[:n]]
     if isinstance(lt, list):
         raise ConfigError(f"config.json: layer_types has {len(lt)} entries for {n} layers", field="model")
-    t = traits(model_type)
+    t = traits_of(model_type)
     if t.windows == "every":
         pattern = t.window_every
         if t.window_pattern_key:
@@ -219,7 +219,7 @@ def _llama_like(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     else:
         bias_qkv = bias_o = bool(cfg.get("attention_bias", False))
     mlp_bias = bool(cfg.get("use_bias", False)) if mt == "ernie4_5" else bool(cfg.get("mlp_bias", False))
-    t = traits(mt)
+    t = traits_of(mt)
     layer_norms = t.norms_per_layer * t.norm_params(h)
     qk_norm = t.qk_norm_params(cfg, heads, kv, head_dim)
 
@@ -284,7 +284,7 @@ def _deepseek(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     if isinstance(mlp_types, list) and len(mlp_types) < n:
         raise ConfigError(f"config.json: mlp_layer_types has {len(mlp_types)} entries for {n} layers", field="model")
     # DeepSeek sparse attention (V3.2, GLM-5): a lightning indexer per layer, whose keys are cached per token
-    indexed = traits(mt).indexer
+    indexed = traits_of(mt).indexer
     index_heads = _int(cfg, "index_n_heads", default=0) if indexed else 0
     index_dim = _int(cfg, "index_head_dim", default=0) if indexed else 0
     q_lora = int(cfg.get("q_lora_rank") or 0)
@@ -453,7 +453,7 @@ def _gpt_style(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
         acc.lin(h, kv * hd, attn_bias)
         acc.v_proj += acc.lin(h, kv * hd, attn_bias)
         acc.lin(heads * hd, h, attn_bias)
-        acc.small += traits(mt).norms_per_layer * traits(mt).norm_params(h)  # Phi: one, attention ∥ MLP
+        acc.small += traits_of(mt).norms_per_layer * traits_of(mt).norm_params(h)  # Phi: one, attention ∥ MLP
         if mt == "phi" and cfg.get("qk_layernorm"):
             acc.small += 2 * 2 * hd
         acc.lin(h, inter, bias)
@@ -573,7 +573,7 @@ def _mtp_params(cfg: Config, mt: str, layers: list[Layer], h: int, vocab: int) -
     embed_tokens and shared_head.head (vocab × h each; DeepSeek-V3's 671B + 14B MTP = 685B counts them).
     Qwen3-Next / Qwen3.5 format: `mtp.fc` (2h -> h), two pre-fc norms, `mtp.layers.{i}` (a full-attention layer)
     and `mtp.norm`; embedding and head are shared with the main model."""
-    fmt = traits(mt).mtp
+    fmt = traits_of(mt).mtp
     if fmt == "deepseek":
         k = _int(cfg, "num_nextn_predict_layers", default=0)
         per = layers[-1].params + 2 * h * h + 3 * h + 2 * vocab * h
@@ -627,7 +627,7 @@ def _model_from_config(config: Config, name: str | None = None) -> ModelSpec:
     tie = bool(tie) if tie is not None else False
     embed = vocab * h
     head = 0 if tie else vocab * h
-    final = traits(mt).norm_params(h)  # final norm
+    final = traits_of(mt).norm_params(h)  # final norm
     extra_embed, extra_other = model_level_params(text_cfg, mt, h, len(layers))
     embed += extra_embed
     final += extra_other
@@ -676,7 +676,7 @@ def linear_shapes(model: ModelSpec, layer: Layer) -> dict[str, tuple[int, int]]:
     h = model.hidden_size
     out: dict[str, tuple[int, int]] = {}
     a = layer.attention
-    t = traits(model.model_type)
+    t = traits_of(model.model_type)
     fused = t.fused_gate_up
     if a is not None and a.kind == "mha" and t.fused_qkv:
         out["qkv_proj"] = (h, (a.num_heads + 2 * a.num_kv_heads) * a.head_dim)

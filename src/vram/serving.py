@@ -20,16 +20,15 @@ import math
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from .request import ImageOptions, LlamaCppOptions, SpeechOptions, VllmOptions, Workload
+
 if TYPE_CHECKING:
-    from .fit import Evaluator, FitResult
+    from .fitting import Evaluator, FitResult
 
 GIB = 1024**3
 
 # vLLM --quantization for our weight formats; None: the checkpoint carries its quantization config
 VLLM_QUANT = {"awq": "awq", "gptq": "gptq", "fp8": "fp8", "nf4": "bitsandbytes", "bnb-int8": "bitsandbytes"}
-# llama.cpp cache types for a KV dtype (llama.cpp has no fp8 cache: q8_0 is the 8-bit one)
-LLAMA_CPP_CACHE = {"bfloat16": "f16", "float16": "f16", "float32": "f32", "float8": "q8_0", "int8": "q8_0",
-                   "int4": "q4_0"}
 VLLM_KV = {"float8": "fp8", "int8": "fp8"}
 
 
@@ -71,15 +70,23 @@ def vllm_command(repo: str, *, tp: int, pp: int, max_model_len: int, gpu_memory_
     return " ".join(parts), notes
 
 
-def llama_cpp_command(model_file: str, *, ngl: int, context: int, parallel: int, kv_dtype: str | None,
+def llama_cpp_cache_types(wl: Workload) -> tuple[str, str]:
+    """The K and V cache types llama.cpp runs with for this workload: the estimate's own (--cache-type-k/-v, else
+    the KV dtype: bf16 stays bf16; llama.cpp has no fp8 cache, q8_0 is its 8-bit one), f16 by default."""
+    from .engines.llama_cpp import cache_type
+
+    opts = wl.options if isinstance(wl.options, LlamaCppOptions) else LlamaCppOptions()
+    return cache_type(opts.cache_type_k, wl.kv_dtype, "k"), cache_type(opts.cache_type_v, wl.kv_dtype, "v")
+
+
+def llama_cpp_command(model_file: str, *, ngl: int, context: int, parallel: int, cache: tuple[str, str],
                       gpus: int, n_cpu_moe: int | None = None) -> str:
-    cache = LLAMA_CPP_CACHE.get(kv_dtype or "float16", "f16")
     parts = ["llama-server", "-m", model_file, f"-ngl {ngl}", f"-c {context * parallel}"]
     if n_cpu_moe:
         parts.append(f"--n-cpu-moe {n_cpu_moe}")
     if parallel > 1:
         parts.append(f"-np {parallel}")
-    parts += ["-fa on", f"--cache-type-k {cache}", f"--cache-type-v {cache}"]
+    parts += ["-fa on", f"--cache-type-k {cache[0]}", f"--cache-type-v {cache[1]}"]
     if gpus > 1:
         parts += ["--split-mode layer", "--tensor-split " + ",".join(["1"] * gpus)]
     return " ".join(parts)
@@ -92,7 +99,7 @@ ENGINE_LABELS = {"vllm": "vLLM", "llama_cpp": "llama.cpp", "ollama": "Ollama", "
 def serving_length(result: FitResult) -> tuple[int, list[str]]:
     """Tokens per sequence (prompt + new) a server should be started with: what was asked, but never more than the
     model reads (its context limit) nor, when that does not fit, more than the longest context that does."""
-    wl = result.workload
+    wl = _inference(result)
     asked = wl.context + wl.new_tokens
     tokens = asked
     notes: list[str] = []
@@ -134,6 +141,11 @@ def serving_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
     return out
 
 
+def _inference(result: FitResult) -> Workload:
+    assert isinstance(result.workload, Workload), "serving settings of a training fit are training_settings"
+    return result.workload
+
+
 def _torch_dtype(dtype: str) -> str:
     return {"float16": "torch.float16", "float32": "torch.float32", "fp16": "torch.float16",
             "fp32": "torch.float32"}.get(dtype, "torch.bfloat16")
@@ -148,41 +160,43 @@ def _nonfit_note(result: FitResult, what: str) -> list[str]:
 def diffusers_settings(repo: str, result: FitResult) -> dict[str, Any]:
     """diffusers: the pipeline class the checkpoint names (DiffusionPipeline reads model_index.json), in the
     estimate's dtype, resident on the GPU, or with model CPU offload when asked (text encoders off the GPU)."""
-    wl = result.workload
-    offload = wl.offload_text_encoders
+    wl = _inference(result)
+    img = wl.family_options(ImageOptions)
+    offload = img.offload_text_encoders
     place = "pipe.enable_model_cpu_offload()" if offload else "pipe.to('cuda')"
     code = (f"pipe = DiffusionPipeline.from_pretrained({repo!r}, torch_dtype={_torch_dtype(wl.dtype)}); {place}; "
-            f"images = pipe(prompt, height={wl.height}, width={wl.width}, num_images_per_prompt={wl.images}"
-            + (f", num_inference_steps={wl.steps}" if wl.steps else "") + ").images")
-    notes = _nonfit_note(result, f"{wl.width}×{wl.height}, {wl.images} image(s)")
+            f"images = pipe(prompt, height={img.height}, width={img.width}, num_images_per_prompt={img.images}"
+            + (f", num_inference_steps={img.steps}" if img.steps else "") + ").images")
+    notes = _nonfit_note(result, f"{img.width}×{img.height}, {img.images} image(s)")
     if result.gpu_count > 1:
         notes.append(f"one pipeline per GPU ({result.gpu_count} replicas): diffusers does not split one image "
                      "over GPUs")
     return {"code": code, "pipeline": "DiffusionPipeline", "torch_dtype": _torch_dtype(wl.dtype),
-            "height": wl.height, "width": wl.width, "num_images_per_prompt": wl.images,
+            "height": img.height, "width": img.width, "num_images_per_prompt": img.images,
             "cpu_offload": offload, "notes": notes}
 
 
 def whisper_settings(repo: str, result: FitResult) -> dict[str, Any]:
     """transformers' automatic-speech-recognition pipeline over 30-second windows (`batch` windows at once,
     `beams` beams each)."""
-    wl = result.workload
-    gen = f", generate_kwargs={{'num_beams': {wl.beams}}}" if wl.beams > 1 else ""
+    wl = _inference(result)
+    sp = wl.family_options(SpeechOptions)
+    gen = f", generate_kwargs={{'num_beams': {sp.beams}}}" if sp.beams > 1 else ""
     code = (f"asr = pipeline('automatic-speech-recognition', model={repo!r}, torch_dtype={_torch_dtype(wl.dtype)}, "
             f"device='cuda:0'); text = asr(audio, chunk_length_s=30, batch_size={wl.batch}{gen})['text']")
-    notes = _nonfit_note(result, f"{wl.batch} window(s), {wl.beams} beam(s)")
-    if wl.audio_s:
-        windows = max(1, math.ceil(wl.audio_s / 30))
-        notes.append(f"{wl.audio_s / 60:g} min of audio = {windows} windows of 30 s: {math.ceil(windows / wl.batch)} "
+    notes = _nonfit_note(result, f"{wl.batch} window(s), {sp.beams} beam(s)")
+    if sp.audio_s:
+        windows = max(1, math.ceil(sp.audio_s / 30))
+        notes.append(f"{sp.audio_s / 60:g} min of audio = {windows} windows of 30 s: {math.ceil(windows / wl.batch)} "
                      f"pass(es) of {wl.batch} (memory is per pass, whatever the length)")
     return {"code": code, "task": "automatic-speech-recognition", "chunk_length_s": 30, "batch_size": wl.batch,
-            "num_beams": wl.beams, "torch_dtype": _torch_dtype(wl.dtype), "notes": notes}
+            "num_beams": sp.beams, "torch_dtype": _torch_dtype(wl.dtype), "notes": notes}
 
 
 def embedding_settings(repo: str, result: FitResult, config: Any) -> dict[str, Any]:
     """sentence-transformers: SentenceTransformer for embedding models, CrossEncoder for rerankers (a
     classification head)."""
-    wl = result.workload
+    wl = _inference(result)
     reranker = isinstance(config, dict) and config.get("head") == "classifier"
     cls = "CrossEncoder" if reranker else "SentenceTransformer"
     call = (f"scores = model.predict(pairs, batch_size={wl.batch})" if reranker else
@@ -194,7 +208,7 @@ def embedding_settings(repo: str, result: FitResult, config: Any) -> dict[str, A
 
 
 def vlm_settings(repo: str, result: FitResult) -> dict[str, Any]:
-    wl = result.workload
+    wl = _inference(result)
     device_map = "auto" if result.gpu_count > 1 else "cuda:0"
     code = (f"model = AutoModelForImageTextToText.from_pretrained({repo!r}, dtype={_torch_dtype(wl.dtype)}, "
             f"device_map={device_map!r}); processor = AutoProcessor.from_pretrained({repo!r})")
@@ -230,9 +244,9 @@ def training_settings(repo: str, tw: Any, gpu_count: int = 1) -> dict[str, Any]:
 
 def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
     """vLLM, llama.cpp, Ollama and transformers command lines for a decoder LLM."""
-    from .fit import GpuChoice
+    from .devices import GpuChoice
 
-    wl = result.workload
+    wl = _inference(result)
     spec = ev.spec
     entry = ev.rm.entry
     repo = entry.hf_repo if entry and entry.hf_repo else ev.rm.source
@@ -248,31 +262,34 @@ def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
 
     # Apple Silicon: no vLLM (CUDA/ROCm only); llama.cpp (Metal), Ollama, LM Studio and mlx-lm run there
     max_num_seqs, fit_seqs = 1, 0
+    vopts = wl.options if isinstance(wl.options, VllmOptions) else VllmOptions()
     vllm_cmd = ""
     vllm_notes = ["vLLM does not run on Apple Silicon; use llama.cpp (Metal), Ollama, LM Studio or mlx-lm"]
     if not apple:
         # vLLM: concurrency from its own KV-block arithmetic on this GPU and split
         assert result.gpu_entry is not None
         choice = GpuChoice(result.gpu_entry, result.gpu_count)
-        vwl = replace(wl, engine="vllm")
+        vwl = wl if wl.engine == "vllm" else replace(wl, options=VllmOptions(), family=None)
+        vopts = vwl.vllm
         split = result.split if result.split in ("tp", "pp") else "single"
         _, _, vests, comm = ev.per_gpu(choice, vwl, split)
         seqs = []
         for e in vests:
             block_bytes = int(e.extra["block_bytes"])
             blocks = max(0, int(e.extra["kv_cache_capacity_bytes"]) - comm) // block_bytes
-            seqs.append(blocks // math.ceil(tokens / wl.block_size))
+            seqs.append(blocks // math.ceil(tokens / vopts.block_size))
         fit_seqs = min(seqs) if seqs else 0
         default_seqs = int(vests[0].extra["max_num_seqs"]) if vests else 256
-        cap = wl.max_num_seqs or (1024 if choice.gpu.usable_memory_bytes >= 70 * GIB else 256)
+        # vLLM's own default for this GPU unless --max-num-seqs was given
+        cap = vopts.max_num_seqs or (int(vests[0].extra["vllm"]["max_num_seqs"]) if vests else 256)
         max_num_seqs = max(1, min(cap, fit_seqs)) if fit_seqs else max(1, default_seqs)
         vllm_cmd, vllm_notes = vllm_command(repo, tp=tp, pp=pp, max_model_len=tokens,
-                                            gpu_memory_utilization=wl.gpu_memory_utilization, kv_dtype=wl.kv_dtype,
+                                            gpu_memory_utilization=vopts.gpu_memory_utilization, kv_dtype=wl.kv_dtype,
                                             max_num_seqs=max_num_seqs, quant=wl.quant)
         vllm_notes = [*length_notes, *vllm_notes]
         if fit_seqs < 1:
             vllm_notes.append(f"vLLM would not start: one {tokens:,}-token sequence needs more KV blocks than "
-                              f"gpu_memory_utilization {wl.gpu_memory_utilization:g} leaves")
+                              f"gpu_memory_utilization {vopts.gpu_memory_utilization:g} leaves")
         elif fit_seqs < wl.batch:
             vllm_notes.append(f"only {fit_seqs} sequences of {tokens:,} tokens fit vLLM's KV cache (batch {wl.batch} "
                               "asked); the rest wait")
@@ -283,10 +300,11 @@ def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
     # llama.cpp counts the output layer first (-ngl N: output + the last N-1 blocks); the plan keeps the head on the GPU
     ngl = n_layers + 1 if layers_on_gpu >= n_layers else layers_on_gpu + 1
     n_cpu_moe = int(experts["n_cpu_moe"]) if experts else None
-    llama_cmd = llama_cpp_command(gguf, ngl=ngl, context=tokens, parallel=wl.batch, kv_dtype=wl.kv_dtype,
+    cache = llama_cpp_cache_types(wl)
+    llama_cmd = llama_cpp_command(gguf, ngl=ngl, context=tokens, parallel=wl.batch, cache=cache,
                                   gpus=result.gpu_count, n_cpu_moe=n_cpu_moe)
-    cache = LLAMA_CPP_CACHE.get(wl.kv_dtype or "float16", "f16")
-    env = ["OLLAMA_FLASH_ATTENTION=1"] + ([f"OLLAMA_KV_CACHE_TYPE={cache}"] if cache != "f16" else [])
+    # Ollama has one setting for both caches (f16, q8_0, q4_0)
+    env = ["OLLAMA_FLASH_ATTENTION=1"] + ([f"OLLAMA_KV_CACHE_TYPE={cache[0]}"] if cache[0] != "f16" else [])
     if wl.batch > 1:
         env.append(f"OLLAMA_NUM_PARALLEL={wl.batch}")
     ollama: dict[str, Any] = {
@@ -325,11 +343,11 @@ def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
                + (f", max_memory={mm}" if device_map == "auto" else "") + f"{qc})")
     out: dict[str, Any] = {
         "vllm": {"command": vllm_cmd, "tensor_parallel_size": tp, "pipeline_parallel_size": pp,
-                 "max_model_len": tokens, "gpu_memory_utilization": wl.gpu_memory_utilization,
+                 "max_model_len": tokens, "gpu_memory_utilization": vopts.gpu_memory_utilization,
                  "kv_cache_dtype": VLLM_KV.get(wl.kv_dtype or "", "auto"), "max_num_seqs": max_num_seqs,
                  "sequences_that_fit": fit_seqs, "notes": vllm_notes},
         "llama_cpp": {"command": llama_cmd, "n_gpu_layers": ngl, "ctx_size": tokens * wl.batch,
-                      "parallel": wl.batch, "cache_type_k": cache, "cache_type_v": cache,
+                      "parallel": wl.batch, "cache_type_k": cache[0], "cache_type_v": cache[1],
                       "notes": [*length_notes, f"{gguf}: a GGUF conversion of {repo} (convert_hf_to_gguf.py, "
                                 "or a published GGUF of this model)"]},
         "ollama": ollama,

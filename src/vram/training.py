@@ -28,68 +28,18 @@ from typing import Any
 from .components import Component
 from .components.allocator import CachingAllocator
 from .components.runtime import cublas_workspace, cuda_context, training_reserve
+from .components.weights import common_weights
 from .engines.transformers import sdpa_runs_math_kernel
 from .errors import BadInput, UnsupportedArchitecture
-from .estimate import Estimate, ResolvedModel, Workload, common_weights, resolve_model
 from .model import Layer, ModelSpec, linear_shapes
-from .traits import traits
+from .request import TrainWorkload, Workload
+from .resolved import ResolvedModel
+from .resolver import resolve_model
+from .result import Estimate
+from .traits import traits_of
 
-METHODS = ("full", "lora", "qlora")
-PRECISIONS = ("fp32", "bf16", "fp16", "mixed")
-OPTIMIZERS = ("adamw", "adamw-fused", "adamw-8bit", "sgd", "sgd-momentum", "adafactor", "lion")
 LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "qkv_proj",
                 "gate_up_proj")
-
-
-@dataclass(frozen=True)
-class TrainWorkload:
-    method: str = "full"  # full | lora | qlora
-    precision: str = "bf16"  # fp32 | bf16 | fp16 | mixed
-    optimizer: str = "adamw"  # adamw | adamw-fused | adamw-8bit | sgd | sgd-momentum | adafactor | lion
-    batch: int = 1  # micro-batch per GPU
-    seq: int = 2048
-    attn: str = "sdpa"
-    grad_checkpointing: bool = False
-    lora_rank: int = 16
-    lora_alpha: float | None = None
-    lora_targets: str = "all-linear"
-    gpus: int = 1
-    zero: int = 0
-    fsdp: str | None = None  # full | hybrid | grad-op
-    gpus_per_node: int = 8
-    offload_optimizer: bool = False
-    grad_accum: int = 1
-    gpu_arch: str = "hopper"
-
-    def validate(self) -> TrainWorkload:
-        if self.method not in METHODS:
-            raise BadInput(f"method: use one of {', '.join(METHODS)}", field="method")
-        if self.precision not in PRECISIONS:
-            raise BadInput(f"precision: use one of {', '.join(PRECISIONS)}", field="precision")
-        if self.optimizer not in OPTIMIZERS:
-            raise BadInput(f"optimizer: use one of {', '.join(OPTIMIZERS)}", field="optimizer")
-        for name, v, hi in (("batch", self.batch, 1 << 16), ("seq", self.seq, 1 << 24), ("gpus", self.gpus, 1 << 16),
-                            ("grad_accum", self.grad_accum, 1 << 16), ("gpus_per_node", self.gpus_per_node, 1024)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise BadInput(f"{name}: must be a whole number ≥ 1, got {v!r}", field=name)
-            if v > hi:
-                raise BadInput(f"{name}: {v:,} is beyond any real setup (max {hi:,})", field=name)
-        if self.method in ("lora", "qlora") and (self.lora_rank < 1 or self.lora_rank > 65536):
-            raise BadInput(f"lora_rank: must be between 1 and 65536, got {self.lora_rank}", field="lora_rank")
-        if self.method == "qlora" and self.precision == "fp32":
-            raise BadInput("precision: QLoRA computes in bf16/fp16 over a 4-bit base; fp32 does not apply",
-                           field="precision")
-        if self.zero not in (0, 1, 2, 3):
-            raise BadInput("zero: stage must be 0, 1, 2 or 3", field="zero")
-        if self.zero and self.fsdp:
-            raise BadInput("zero/fsdp: choose DeepSpeed ZeRO or FSDP, not both", field="fsdp")
-        if self.fsdp not in (None, "full", "hybrid", "grad-op"):
-            raise BadInput("fsdp: use full, hybrid or grad-op", field="fsdp")
-        if (self.zero or self.fsdp) and self.gpus < 2:
-            raise BadInput("gpus: sharding (ZeRO / FSDP) needs at least 2 GPUs", field="gpus")
-        if self.attn not in ("sdpa", "eager", "flash"):
-            raise BadInput("attn: use sdpa, eager or flash", field="attn")
-        return self
 
 
 def lora_target_names(model: ModelSpec, targets: str) -> set[str]:
@@ -133,11 +83,11 @@ def _norm_own(model_type: str, res: int, frozen: bool = False) -> int:
     OLMo 2's, gpt-oss's and Cohere's multiply the weight in float32, so they keep the float32 upcast and the float32
     normalized value. With the norm's weight frozen (LoRA, QLoRA) the product by the weight needs only the weight
     for its input gradient, so only the float32 upcast (read by `x * rsqrt(var)`) is kept."""
-    if traits(model_type).layer_norm_kind:
+    if traits_of(model_type).layer_norm_kind:
         return res  # nn.LayerNorm keeps its input (and per-row statistics)
     if frozen:
         return 4
-    if traits(model_type).fp32_norm_product:
+    if traits_of(model_type).fp32_norm_product:
         return 8
     return 4 + (4 if res == 4 else 2)
 
@@ -146,7 +96,7 @@ def _saved_items(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets: set
     """Bytes per token of the tensors (or groups of tensors) autograd keeps for one layer until its backward."""
     h = model.hidden_size
     mt = model.model_type
-    t = traits(mt)
+    t = traits_of(mt)
     mixed = tw.precision == "mixed"
     e = 4 if tw.precision == "fp32" else 2  # activation dtype of matmul outputs
     res = 4 if tw.precision in ("fp32", "mixed") else 2  # residual stream dtype
@@ -507,7 +457,7 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
         raise UnsupportedArchitecture(kind, "training estimates cover decoder-only language models (and the "
                                       "language model of vision-language ones)")
     eager_note = []
-    if tw.attn != "eager" and traits(spec.model_type).eager_only:
+    if tw.attn != "eager" and traits_of(spec.model_type).eager_only:
         tw = replace(tw, attn="eager")
         eager_note = [f"{spec.model_type} supports only eager attention in transformers: estimated with eager"]
     prec = _precision(tw)
@@ -654,7 +604,7 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
               "optimizer step": phase_c}
     binding = max(phases, key=lambda k: phases[k])
     transient = phases[binding]
-    ws = cublas_workspace(tw.gpu_arch)
+    ws = cublas_workspace(tw.arch)
     persistent = weights.bytes + state_gpu
     # activations component = what is live at the binding moment beyond weights, grads and states
     if binding.startswith("start"):
@@ -692,7 +642,7 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
                             "the live peak")
     else:
         reserve = training_reserve(transient)
-    ctx = cuda_context(tw.gpu_arch)
+    ctx = cuda_context(tw.arch)
     comps += [reserve, ctx]
     assumptions.extend(eager_note)
     assumptions.append(f"peak binds at: {binding}")
@@ -703,13 +653,11 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
                            f"{tw.batch * tw.grad_accum * tw.gpus}")
     est = Estimate(
         model=spec.name, params=params, active_params=spec.active_params, engine="transformers",
-        workload=Workload(batch=tw.batch, context=tw.seq, new_tokens=0, attn=tw.attn,
-                          dtype="float32" if prec.param_bytes == 4 else "bfloat16"),
+        workload=tw,
         weights_bytes=weights.bytes, kv_cache_bytes=0, activation_bytes=int(act_b),
         peak_allocated_bytes=int(allocated), total_bytes=int(allocated + reserve.bytes + ctx.bytes),
         breakdown=tuple(comps), assumptions=tuple(assumptions), binding_phase=binding,
-        extra={"trainable_params": trainable, "gradient_bytes": grads_b, "optimizer_bytes": state_gpu,
-               "train": {k: getattr(tw, k) for k in tw.__dataclass_fields__}},
+        extra={"trainable_params": trainable, "gradient_bytes": grads_b, "optimizer_bytes": state_gpu},
     )
     return est
 

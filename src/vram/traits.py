@@ -3,8 +3,8 @@
 One row per model_type a builder in vram.model / vram.architectures supports. The builders read the rows to count
 parameters (how many norms a layer has and of what kind, q/k norms, which layers slide), and the estimators read
 them to know which temporaries and saved tensors exist (vram.engines.transformers: fused projections, rope tables,
-float32 routers, the in-dtype softmax of attention sinks; vram.training: norms kept for backward; vram.estimate:
-eager-only attention). A model_type without a row (the non-decoder families, GGUF-only architectures) has the
+float32 routers, the in-dtype softmax of attention sinks, eager-only attention; vram.training: norms kept for
+backward). A model_type without a row (the non-decoder families, GGUF-only architectures) has the
 default traits: pre-norm Llama-style RMSNorm, separate projections, one rope table.
 
 Every row was read from transformers 5.24's modeling_<model_type>.py:
@@ -176,9 +176,9 @@ TRAITS: dict[str, Traits] = {
 }
 
 
-def traits(model_type: str) -> Traits:
+def traits_of(model_type: str) -> Traits:
     """The traits of a model_type (the defaults for one without a row)."""
     return TRAITS.get(model_type, DEFAULT)
 
 
-__all__ = ["DEFAULT", "TRAITS", "Traits", "traits"]
+__all__ = ["DEFAULT", "TRAITS", "Traits", "traits_of"]

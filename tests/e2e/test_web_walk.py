@@ -66,11 +66,11 @@ def test_image_and_speech_models_get_their_own_commands(live_server: str, browse
 
 
 def test_vllm_on_a_4090_is_sized_by_the_4090(live_server: str, browser: Any) -> None:
-    from vram.estimate import Workload
-    from vram.fit import fit
+    from vram.fitting import fit
+    from vram.request import Workload
     from vram.units import GIB
 
-    lib = fit("llama-3-8b", "rtx-4090", Workload(context=32768, new_tokens=256, engine="vllm"))
+    lib = fit("llama-3-8b", "rtx-4090", Workload.from_flat(context=32768, new_tokens=256, engine="vllm"))
     page = browser.new_page(viewport=VIEWPORTS["desktop"])
     _check(page, live_server, model="llama-3-8b", gpu="rtx-4090", engine="vllm", context="32k")
     assert int(page.get_attribute("#total-gib", "data-bytes") or 0) == lib.per_gpu_bytes

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     }
     train = None
     if args.train:
-        from ..training import TrainWorkload
+        from ..request import TrainWorkload
 
         train = TrainWorkload(
             method=args.method,

@@ -6,8 +6,9 @@ import argparse
 from typing import Any
 
 from ..errors import BadInput
+from ..request import TrainWorkload
 from ..units import fmt_auto
-from ._common import add_workload_options, positive_int, print_json, tokens_arg, workload_kwargs
+from ._common import add_request_options, model_kind, print_json, train_from_args, workload_from_args
 
 GIB = 1024**3
 
@@ -35,24 +36,12 @@ def register(sub: Any) -> None:
                        description="Verdict (fits / tight / no), per-GPU use, max context, max batch, smallest GPU "
                        "count, best quantization, speed and serving settings.")
     p.add_argument("model", help="catalog id or alias, Hub repo id, config.json or model folder")
-    p.add_argument("--gpu", "-g", required=True, help="GPU spec: h100-sxm, 4090, 2xh100-sxm, 8xa100-80gb-sxm, local")
-    add_workload_options(p)
+    add_request_options(p, gpu="required")
     p.add_argument("--headroom", type=_headroom, default=0.2,
                    help="headroom above the weights for a 'fits' verdict, as a fraction of them (default 0.2)")
     p.add_argument("--split", choices=["tp", "pp"], default=None,
                    help="multi-GPU split: tensor or pipeline parallel (default: tp where the heads divide)")
     add_gpu_rate_options(p)
-    t = p.add_argument_group("training (--train): does one training step fit, per GPU")
-    t.add_argument("--train", action="store_true", help="fit a training step instead of inference")
-    t.add_argument("--method", default="full", choices=["full", "lora", "qlora"])
-    t.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16", "mixed"])
-    t.add_argument("--optimizer", default="adamw",
-                   choices=["adamw", "adamw-fused", "adamw-8bit", "sgd", "sgd-momentum", "adafactor", "lion"])
-    t.add_argument("--seq", type=tokens_arg("seq"), default=None, help="training sequence length (default 2048)")
-    t.add_argument("--grad-checkpointing", action="store_true")
-    t.add_argument("--lora-rank", type=positive_int("lora_rank"), default=16)
-    t.add_argument("--zero", type=int, default=0, choices=[0, 1, 2, 3], help="DeepSpeed ZeRO stage over the GPUs")
-    t.add_argument("--fsdp", default=None, choices=["full", "hybrid", "grad-op"], help="FSDP sharding strategy")
     h = p.add_argument_group("host memory (llama.cpp)")
     h.add_argument("--ram", default=None, help="system RAM, e.g. 64GiB: checks what llama.cpp keeps in host memory")
     h.add_argument("--ram-type", default=None,
@@ -68,7 +57,7 @@ def register(sub: Any) -> None:
                        description="Every GPU in the catalog, at each count, on which the workload fits; decode and "
                        "prefill tokens/s, time to first token, cost per million tokens.")
     w.add_argument("model")
-    add_workload_options(w)
+    add_request_options(w, gpu=None, training=False)
     w.add_argument("--counts", type=_counts, default=(1, 2, 4, 8), help="GPU counts to try (default 1,2,4,8)")
     w.add_argument("--sort", choices=["cost", "speed", "gpus", "memory"], default="cost",
                    help="order: cost per million tokens (default), decode speed, GPU count, total memory")
@@ -82,7 +71,7 @@ def register(sub: Any) -> None:
                        description="The fit on each GPU spec given, side by side.")
     c.add_argument("model")
     c.add_argument("--gpu", "-g", required=True, help="comma-separated GPU specs: h100-sxm,2xa100-80gb-sxm,4090")
-    add_workload_options(c)
+    add_request_options(c, gpu=None, training=False)
     c.add_argument("--headroom", type=_headroom, default=0.2)
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=run_compare)
@@ -112,7 +101,7 @@ def add_gpu_rate_options(p: argparse.ArgumentParser) -> None:
 def gpu_choice(spec: str, args: argparse.Namespace) -> Any:
     """--gpu with --gpu-bandwidth / --gpu-tflops applied."""
     from ..catalog import with_rates
-    from ..fit import GpuChoice, parse_gpu_spec
+    from ..fitting import GpuChoice, parse_gpu_spec
 
     choice = parse_gpu_spec(spec)
     bw, tf = getattr(args, "gpu_bandwidth", None), getattr(args, "gpu_tflops", None)
@@ -136,17 +125,11 @@ def _verdict_style(v: str) -> str:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from ..estimate import Workload
-    from ..fit import fit
+    from ..fitting import fit
 
-    train = None
-    if args.train:
-        from ..training import TrainWorkload
-
-        train = TrainWorkload(method=args.method, precision=args.precision, optimizer=args.optimizer,
-                              batch=args.batch, seq=args.seq if args.seq is not None else (args.context or 2048),
-                              attn=args.attn, grad_checkpointing=args.grad_checkpointing, lora_rank=args.lora_rank,
-                              zero=args.zero, fsdp=args.fsdp)
+    choice = gpu_choice(args.gpu, args)
+    train = train_from_args(args, gpus=choice.count) if args.train else None
+    wl = None if args.train else workload_from_args(args, kind=model_kind(args.model))
     ram = None
     if args.ram is not None or args.ram_type is not None:
         from ..llama_offload import ram_setup
@@ -156,8 +139,8 @@ def run_fit(args: argparse.Namespace) -> int:
             raise BadInput("ram: --ram and --ram-type describe llama.cpp's host memory (add --engine llama.cpp)",
                            field="ram")
         ram = ram_setup(args.ram_type, parse_bytes(args.ram, field="ram") if args.ram is not None else None)
-    r = fit(args.model, gpu_choice(args.gpu, args), Workload(**workload_kwargs(args)),
-            headroom_fraction=args.headroom, split=args.split, train=train, ram=ram)
+    r = fit(args.model, choice, wl, headroom_fraction=args.headroom, split=args.split, train=train,
+            ram=ram)
     if args.json:
         print_json(r.to_dict())
     elif args.check:
@@ -185,7 +168,7 @@ def print_fit(r: Any, console: Any = None) -> None:
     gpus = f"{r.gpu_count} × {r.gpu_name}" if r.gpu_count > 1 else r.gpu_name
     console.print(f"{_verdict_style(r.verdict)}  [bold]{r.model}[/] on {gpus}"
                   + (f" ({r.split.upper()})" if r.gpu_count > 1 else "")
-                  + (f" · training step · sequence {wl.context:,} · micro-batch {wl.batch}" if r.engine == "training"
+                  + (f" · training step · sequence {wl.seq:,} · micro-batch {wl.batch}" if isinstance(wl, TrainWorkload)
                      else f" · {wl.engine} · {wl.quant or wl.dtype} · context {wl.context:,} + {wl.new_tokens} new · "
                      f"batch {wl.batch}"))
     for reason in r.reasons:
@@ -214,11 +197,11 @@ def print_fit(r: Any, console: Any = None) -> None:
     s = Table(title="limits on this hardware", title_justify="left", show_header=False)
     s.add_column("what")
     s.add_column("value")
-    capped = r.max_context is not None and r.context_limit is not None and \
-        r.max_context + wl.new_tokens >= r.context_limit
+    new = 0 if isinstance(wl, TrainWorkload) else wl.new_tokens
+    capped = r.max_context is not None and r.context_limit is not None and r.max_context + new >= r.context_limit
     ctx_label = "max sequence (this micro-batch)" if r.engine == "training" else "max context (this batch)"
     s.add_row(ctx_label, (f"{r.max_context:,} tokens" + (
-        f" (the model's limit: {r.context_limit:,} with {wl.new_tokens} new)" if capped else ""))
+        f" (the model's limit: {r.context_limit:,} with {new} new)" if capped else ""))
         if r.max_context else "none fits")
     s.add_row("max batch (this sequence)" if r.engine == "training" else "max batch (this context)",
               f"{r.max_batch:,} sequences" if r.max_batch else "none fits")
@@ -289,10 +272,9 @@ def print_serving(serving: dict[str, Any], console: Any) -> None:
 
 
 def run_which(args: argparse.Namespace) -> int:
-    from ..estimate import Workload
-    from ..fit import which
+    from ..fitting import which
 
-    opts = which(args.model, Workload(**workload_kwargs(args)), counts=args.counts, sort=args.sort,
+    opts = which(args.model, workload_from_args(args, kind=model_kind(args.model)), counts=args.counts, sort=args.sort,
                  headroom_fraction=args.headroom)
     if args.json:
         print_json([o.to_dict() for o in opts])
@@ -337,11 +319,11 @@ def run_which(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from ..estimate import Workload
-    from ..fit import compare
+    from ..fitting import compare
 
     specs = [s.strip() for s in args.gpu.split(",") if s.strip()]
-    results = compare(args.model, specs, Workload(**workload_kwargs(args)), headroom_fraction=args.headroom)
+    wl = workload_from_args(args, kind=model_kind(args.model))
+    results = compare(args.model, specs, wl, headroom_fraction=args.headroom)
     if args.json:
         print_json([r.to_dict() for r in results])
         return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._common import add_workload_options, positive_int, print_json, tokens_arg, workload_kwargs
+from ._common import add_request_options, model_kind, print_json, train_from_args, workload_from_args
 
 GIB = 1024**3
 
@@ -16,30 +16,18 @@ def register(sub: Any) -> None:
                        "workload (generate, or 3 training steps with --train) and print measured vs estimated "
                        "memory. Needs a CUDA GPU and the `measure` extra (torch, transformers).")
     p.add_argument("model", help="catalog id or alias, config.json or model folder")
-    add_workload_options(p)
-    p.add_argument("--train", action="store_true", help="measure 3 training steps (full fine-tuning) instead")
-    p.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16", "mixed"])
-    p.add_argument("--optimizer", default="adamw", choices=["adamw", "adamw-fused", "sgd", "sgd-momentum",
-                                                            "adafactor"])
-    p.add_argument("--seq", type=tokens_arg("seq"), default=None, help="training sequence length (default 2048)")
-    p.add_argument("--grad-checkpointing", action="store_true")
-    p.add_argument("--micro-batch", type=positive_int("batch"), default=None, help="training micro-batch")
+    add_request_options(p, gpu=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..estimate import Workload
-    from ..measure import measure
-    from ..training import TrainWorkload
+    from ..measurement import measure
 
-    train = None
     if args.train:
-        train = TrainWorkload(precision=args.precision, optimizer=args.optimizer,
-                              batch=args.micro_batch or args.batch,
-                              seq=args.seq if args.seq is not None else (args.context or 2048), attn=args.attn,
-                              grad_checkpointing=args.grad_checkpointing).validate()
-    m = measure(args.model, Workload(**workload_kwargs(args)), train)
+        m = measure(args.model, None, train_from_args(args))
+    else:
+        m = measure(args.model, workload_from_args(args, kind=model_kind(args.model)), None)
     if args.json:
         print_json(m.to_dict())
         return 0

@@ -20,7 +20,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..plan import load_fleet, plan
+    from ..fleet import load_fleet, plan
 
     result = plan(load_fleet(args.fleet))
     if args.json:
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     for a in result.assignments:
         f = a.fit
         t.add_row(a.model, a.pool, f"{a.gpus_per_replica} × {a.replicas}", ",".join(map(str, a.nodes)),
-                  f"{f.workload.context:,} × {f.workload.batch}",
+                  f"{f.context:,} × {f.batch}",
                   f"{f.per_gpu_bytes / GIB:,.1f}/{f.usable_bytes_per_gpu / GIB:,.1f}", f.verdict,
                   f"{f.speed.decode_tokens_per_s:,.0f}" if f.speed else "?")
     console.print(t)

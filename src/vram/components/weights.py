@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
-from ..dtypes import QuantScheme
+from ..dtypes import QuantScheme, quant_scheme
 from ..model import ModelSpec
+from ..request import Workload
+from ..resolved import ResolvedModel
 from . import Component
 
 
@@ -61,3 +63,30 @@ def weights_bytes(model: ModelSpec, scheme: QuantScheme, *, buffers_bytes: int =
     avg = 8 * b / max(1, model.params)
     return Component("weights", b, f"{model.params:,} parameters as {scheme.name} ({avg:.3g} bits/param on average); "
                      f"{scheme.description}")
+
+
+def _rope_buffer_bytes(spec: ModelSpec) -> int:
+    # rotary inv_freq buffers: head_dim/2 float32 values per rotary embedding module
+    return 2 * spec.rope_dim if spec.rope_dim else 0
+
+
+def weight_scheme(spec: ModelSpec, wl: Workload) -> QuantScheme:
+    """How the weights are stored for this run: --quant when given; else the checkpoint's own quantization_config
+    (an FP8 / INT4 / MXFP4 checkpoint priced as stored) unless --dtype asks for another dtype than bf16; else
+    --dtype. `--quant bf16` prices a quantized checkpoint dequantized."""
+    if wl.quant is None and spec.stored_scheme is not None and wl.dtype == "bfloat16":
+        return spec.stored_scheme
+    return quant_scheme(wl.quant, dtype=wl.dtype)
+
+
+def common_weights(rm: ResolvedModel, wl: Workload) -> Component:
+    scheme = weight_scheme(rm.spec, wl)
+    if rm.weights_override_bytes is not None and wl.quant is None:
+        return Component("weights", rm.weights_override_bytes + rm.buffers_bytes,
+                         f"{rm.spec.params:,} parameters; exact tensor bytes from {rm.source}")
+    c = weights_bytes(rm.spec, scheme, buffers_bytes=rm.buffers_bytes or _rope_buffer_bytes(rm.spec))
+    if rm.spec.mtp_params:
+        mtp_bytes = round(c.bytes * rm.spec.mtp_params / max(1, rm.spec.params))
+        c = Component(c.name, c.bytes, f"{c.explanation}; the checkpoint also stores {rm.spec.mtp_params:,} "
+                      f"multi-token-prediction parameters (≈ {mtp_bytes / 2**30:.1f} GiB at this format), not loaded")
+    return c

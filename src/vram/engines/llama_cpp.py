@@ -43,8 +43,10 @@ from ..errors import BadInput
 from .gguf_plan import MIX_BASE, Tensor, mix_name, plan_tensors
 
 if TYPE_CHECKING:
-    from ..estimate import Estimate, ResolvedModel, Workload
     from ..model import ModelSpec
+    from ..request import Workload
+    from ..resolved import ResolvedModel
+    from ..result import Estimate
 
 KV_PAD = 256
 MIB = 1024**2
@@ -109,41 +111,33 @@ def cache_row_bytes(type_name: str, n: int) -> int:
     return -(-n // block) * size
 
 
+def device_memory(wl: Workload) -> tuple[int, ...] | None:
+    """Memory of each GPU the workload runs on (what the driver reports), None when no GPU is given."""
+    return tuple(d.memory_bytes for d in wl.devices) or None
+
+
+def llama_backend(wl: Workload) -> str:
+    """The build: --backend when given (checked against the GPUs), else the GPUs' own (CUDA, ROCm, Metal; Vulkan
+    for a mix of vendors), CUDA when no GPU is named."""
+    from ..devices import backend_for
+
+    if wl.devices:
+        return backend_for(list(wl.devices), wl.llama.backend)
+    return wl.llama.backend or "cuda"
+
+
 def validate_options(wl: Workload) -> None:
-    """Workload.validate() for llama.cpp: every llama.cpp option in range, or BadInput naming it."""
+    """The llama.cpp rules that need the whole workload (ranges are checked by LlamaCppOptions itself): a weight
+    format llama.cpp has, cache types it knows, a quantized V cache only with flash attention."""
     mix_name(wl.quant, wl.dtype)
-    if wl.backend is not None and wl.backend not in BACKENDS:
-        raise BadInput(
-            f"backend: unknown llama.cpp backend {wl.backend!r} (use {', '.join(BACKENDS)})", field="backend"
-        )
-    for name, v in (("n_ubatch", wl.n_ubatch), ("n_batch", wl.n_batch)):
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1 << 20:
-            raise BadInput(f"{name}: must be a whole number from 1 to {1 << 20:,}, got {v!r}", field=name)
-    if wl.n_gpu_layers is not None and (isinstance(wl.n_gpu_layers, bool) or wl.n_gpu_layers < -1):
-        raise BadInput(f"n_gpu_layers: must be -1 (all) or at least 0, got {wl.n_gpu_layers}", field="n_gpu_layers")
-    if wl.llama_build is not None and (isinstance(wl.llama_build, bool) or wl.llama_build < 1):
-        raise BadInput(f"llama_build: a llama.cpp build number like 5466, got {wl.llama_build}", field="llama_build")
-    if wl.n_outputs_max is not None and (isinstance(wl.n_outputs_max, bool) or wl.n_outputs_max < 1):
-        raise BadInput(f"n_outputs_max: must be at least 1, got {wl.n_outputs_max}", field="n_outputs_max")
-    if wl.n_cpu_moe is not None and wl.n_cpu_moe < 0:
-        raise BadInput(f"n_cpu_moe: must be at least 0, got {wl.n_cpu_moe}", field="n_cpu_moe")
-    if wl.n_cpu_moe is not None and wl.cpu_moe:
-        raise BadInput("n_cpu_moe: give --n-cpu-moe N or --cpu-moe, not both", field="n_cpu_moe")
-    tk = cache_type(wl.cache_type_k, wl.kv_dtype, "k")
-    tv = cache_type(wl.cache_type_v, wl.kv_dtype, "v")
+    llama_backend(wl)
+    tk = cache_type(wl.llama.cache_type_k, wl.kv_dtype, "k")
+    tv = cache_type(wl.llama.cache_type_v, wl.kv_dtype, "v")
     del tk
-    if tv not in ("f16", "bf16", "f32") and not wl.flash_attn:
+    if tv not in ("f16", "bf16", "f32") and not wl.llama.flash_attn:
         raise BadInput(
             "cache_type_v: llama.cpp needs flash attention (-fa) for a quantized V cache", field="cache_type_v"
         )
-    if wl.backend == "cpu" and wl.n_gpu_layers not in (None, 0, -1):
-        raise BadInput("n_gpu_layers: the CPU backend has no GPU to offload to", field="n_gpu_layers")
-    if wl.tensor_split is not None:
-        if not wl.tensor_split or any(x < 0 for x in wl.tensor_split) or sum(wl.tensor_split) <= 0:
-            raise BadInput("tensor_split: proportions must be >= 0 with a positive sum", field="tensor_split")
-        n_dev = len(wl.device_memory) if wl.device_memory else 1
-        if len(wl.tensor_split) != n_dev:
-            raise BadInput(f"tensor_split: {len(wl.tensor_split)} proportions for {n_dev} GPU(s)", field="tensor_split")
 
 
 @dataclass(frozen=True)
@@ -335,26 +329,29 @@ class DeviceUse:
 
 
 def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
-    from ..estimate import Estimate
+    from ..result import Estimate
 
+    validate_options(wl)
     spec = rm.spec
-    tk = cache_type(wl.cache_type_k, wl.kv_dtype, "k")
-    tv = cache_type(wl.cache_type_v, wl.kv_dtype, "v")
-    backend = wl.backend or "cuda"
-    n_dev = 0 if backend == "cpu" else (len(wl.device_memory) if wl.device_memory else 1)
-    split = wl.tensor_split or (tuple(float(m) for m in wl.device_memory) if wl.device_memory else None)
+    tk = cache_type(wl.llama.cache_type_k, wl.kv_dtype, "k")
+    tv = cache_type(wl.llama.cache_type_v, wl.kv_dtype, "v")
+    backend = llama_backend(wl)
+    memory = device_memory(wl)
+    n_dev = 0 if backend == "cpu" else (len(memory) if memory else 1)
+    split = wl.llama.tensor_split or (tuple(float(m) for m in memory) if memory else None)
     n_seq = wl.batch
-    n_batch = min(wl.n_batch, wl.context * n_seq)
-    n_ub = min(wl.n_ubatch, n_batch)
-    kv = kv_geometry(spec, wl.context, n_seq, n_ub, wl.kv_unified, wl.swa_full)
+    n_batch = min(wl.llama.n_batch, wl.context * n_seq)
+    n_ub = min(wl.llama.n_ubatch, n_batch)
+    kv = kv_geometry(spec, wl.context, n_seq, n_ub, wl.llama.kv_unified, wl.llama.swa_full)
     # logits rows of the worst-case graph (llama_context::sched_reserve: min(n_tokens, n_outputs_max)); the last
     # block then keeps only those rows (get_rows on inp_out_ids), so the output stage shrinks with them
-    n_out = min(n_ub, wl.n_outputs_max) if wl.n_outputs_max else n_ub
-    glu_op = wl.llama_build is None or wl.llama_build >= GLU_OP_BUILD
+    n_out = min(n_ub, wl.llama.n_outputs_max) if wl.llama.n_outputs_max else n_ub
+    glu_op = wl.llama.llama_build is None or wl.llama.llama_build >= GLU_OP_BUILD
     lay = layout(
-        spec.num_layers, wl.n_gpu_layers, n_dev, split, wl.llama_build is None or wl.llama_build >= OUTPUT_FIRST_BUILD
+        spec.num_layers, wl.llama.n_gpu_layers, n_dev, split,
+            wl.llama.llama_build is None or wl.llama.llama_build >= OUTPUT_FIRST_BUILD
     )
-    n_cpu_moe = spec.num_layers if wl.cpu_moe else (wl.n_cpu_moe or 0)
+    n_cpu_moe = spec.num_layers if wl.llama.cpu_moe else (wl.llama.n_cpu_moe or 0)
     tensors, how = _tensors(rm, wl)
     overrides = n_cpu_moe > 0 and any(t.is_expert for t in tensors)
 
@@ -435,15 +432,15 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         # ROCm0 408.01 MiB = 256 (f32) + 128 (f16) + 512 × 4 × 3072 × 4; without FA the f32 copy is the mask.
         m32 = _mask_bytes(spec, n_ub, kv, False, layers) if layers else 0
         m16 = _mask_bytes(spec, n_ub, kv, True, layers) if layers else 0
-        mask = m16 if wl.flash_attn else m32
+        mask = m16 if wl.llama.flash_attn else m32
         phases = {"none": 0}
-        if layers and wl.flash_attn and d == first_att_dev:
+        if layers and wl.llama.flash_attn and d == first_att_dev:
             q_w = max((a.q_width for i in layers if (a := spec.layers[i].attention) is not None), default=h)
             phases["KQ mask cast to f16"] = m32 + m16 + n_ub * (2 * h + 2 * q_w) * 4
         if layers:
             ffn = max(_ffn_act(spec, i, n_ub, glu_op) + host_weight(i, ("ffn_",)) for i in layers)
             att = max(
-                _att_act(spec, i, n_ub, kv, wl.flash_attn, gpu=True)
+                _att_act(spec, i, n_ub, kv, wl.llama.flash_attn, gpu=True)
                 + max(
                     host_weight(i, ("attn_", "ssm_", "shortconv")), kv_layer[i] if lay.layers[i] < 0 and copies else 0
                 )
@@ -464,11 +461,11 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     # the inputs (not of the lookup)
     pos = 4 if spec.model_type.startswith(("qwen2_vl", "qwen2_5_vl")) else 1
     graph_inputs = n_ub * 4 * (2 + pos) + _mask_bytes(
-        spec, n_ub, kv, n_dev == 0 and wl.flash_attn, list(range(spec.num_layers))
+        spec, n_ub, kv, n_dev == 0 and wl.llama.flash_attn, list(range(spec.num_layers))
     )
     inputs = n_ub * h * 4 + graph_inputs
     if n_dev == 0:
-        comp_host, host_phase = compute_buffer_bytes(spec, n_ub, kv.cells, wl.flash_attn, n_ub, kv.swa_cells)
+        comp_host, host_phase = compute_buffer_bytes(spec, n_ub, kv.cells, wl.llama.flash_attn, n_ub, kv.swa_cells)
     else:
         comp_host = n_ub * h * 4 + graph_inputs * n_copies
         if backend == "metal":
@@ -478,7 +475,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         host_phase = "graph inputs (embeddings looked up on the CPU, positions, mask)"
         if graph_cpu_layers:  # no op offload: the CPU layers' part of the graph runs in host memory
             cpu_peak = max(
-                max(_ffn_act(spec, i, n_ub, glu_op), _att_act(spec, i, n_ub, kv, wl.flash_attn))
+                max(_ffn_act(spec, i, n_ub, glu_op), _att_act(spec, i, n_ub, kv, wl.llama.flash_attn))
                 for i in graph_cpu_layers
             )
             comp_host = max(comp_host, cpu_peak + inputs)
@@ -508,9 +505,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     # the --tensor-split that leaves every GPU the same share of its memory free: blocks in proportion to each
     # device's memory less what it holds whatever its blocks (its compute buffer, the CUDA context)
     split_hint: list[float] = []
-    if n_dev > 1 and wl.device_memory:
-        from ..llama_devices import balanced_split
-
+    if n_dev > 1 and device_memory(wl):
         per_block = [0] * spec.num_layers
         for t in tensors:
             if t.layer is not None and t.layer < spec.num_layers:
@@ -518,7 +513,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         for i in range(spec.num_layers):
             per_block[i] += kv_layer[i]
         fixed = [du.compute + (ctx_bytes // n_dev) for du in devices]
-        split_hint = balanced_split(per_block, list(wl.device_memory), fixed)
+        split_hint = balanced_split(per_block, list(memory or ()), fixed)
     breakdown = (
         Component(
             "weights", w_gpu, f"{how}: {where}{moe_note}; token_embd stays on the CPU; {w_host:,} bytes in host memory"
@@ -535,7 +530,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
             "compute_buffer",
             c_gpu,
             f"ggml graph reserve for n_ubatch {n_ub} × n_kv {kv.cells:,}, flash attention "
-            f"{'on' if wl.flash_attn else 'off'}; largest phase: {phase}"
+            f"{'on' if wl.llama.flash_attn else 'off'}; largest phase: {phase}"
             + (
                 "; includes the copy of a host-resident weight for offloaded ops"
                 if offload and host_tensors and any(t.is_matrix and not t.is_input for t in host_tensors)
@@ -561,24 +556,24 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         f"n_gpu_layers {lay.n_gpu_layers if lay.n_gpu_layers <= lay.n_layer else 'all'}: {where} (-ngl N puts the "
         "output layer and the last N-1 blocks on the GPU); token embeddings stay on the CPU",
         f"n_ctx {kv.n_ctx:,} = context {wl.context:,} × {n_seq} slot(s), padded to {KV_PAD}; "
-        + ("one unified KV stream" if wl.kv_unified else f"{kv.streams} KV stream(s) of {kv.cells:,} cells")
+        + ("one unified KV stream" if wl.llama.kv_unified else f"{kv.streams} KV stream(s) of {kv.cells:,} cells")
         + f"; n_batch {n_batch}, n_ubatch {n_ub}",
         f"KV cache types: K {tk}, V {tv}"
-        + ("; sliding-window layers at full size (--swa-full)" if wl.swa_full else ""),
+        + ("; sliding-window layers at full size (--swa-full)" if wl.llama.swa_full else ""),
         f"logits rows in the worst-case graph: {n_out}"
-        + (" (n_outputs_max, one per slot in a recent llama-server)" if wl.n_outputs_max else " (n_ubatch)"),
+        + (" (n_outputs_max, one per slot in a recent llama-server)" if wl.llama.n_outputs_max else " (n_ubatch)"),
         *(
             [
-                f"llama.cpp build b{wl.llama_build}: "
+                f"llama.cpp build b{wl.llama.llama_build}: "
                 + ("fused GLU feed-forward" if glu_op else "in-place silu × up feed-forward (before the GLU ops)")
                 + ", "
                 + (
                     "-ngl counts the output layer first"
-                    if wl.llama_build >= OUTPUT_FIRST_BUILD
+                    if wl.llama.llama_build >= OUTPUT_FIRST_BUILD
                     else "-ngl counts blocks only (the output layer needs ngl > n_layer)"
                 )
             ]
-            if wl.llama_build is not None
+            if wl.llama.llama_build is not None
             else []
         ),
         f"host memory: weights {w_host:,} bytes, KV {kv_host:,} bytes, compute buffer {comp_host:,} bytes, output "
@@ -587,7 +582,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
             [
                 "Metal: every buffer above lives in unified memory and counts against the GPU working-set limit "
                 "(recommendedMaxWorkingSetSize"
-                + (f", {wl.device_memory[0] / 1024**3:,.1f} GiB here" if wl.device_memory else "")
+                + (f", {memory[0] / 1024**3:,.1f} GiB here" if memory else "")
                 + "; raise it with `sudo sysctl iogpu.wired_limit_mb=<MiB>`); no CUDA context"
             ]
             if backend == "metal"
@@ -649,3 +644,18 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         binding_phase=phase,
         extra={"llama_cpp": lc},
     )
+
+
+def balanced_split(weights_per_layer: list[int], memory: list[int], fixed: list[int]) -> list[float]:
+    """The --tensor-split proportions whose layer counts leave every device the same fraction of its memory free:
+    proportional to each device's memory left after what it holds regardless of layers (`fixed`: compute buffer,
+    context); whole layers, so rounded to layer counts."""
+    n = len(weights_per_layer)
+    free = [max(0, m - f) for m, f in zip(memory, fixed, strict=True)]
+    total = sum(free) or 1
+    counts = [round(n * f / total) for f in free]
+    while sum(counts) > n:
+        counts[counts.index(max(counts))] -= 1
+    while sum(counts) < n:
+        counts[free.index(max(free))] += 1
+    return [float(c) for c in counts]

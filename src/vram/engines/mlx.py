@@ -24,7 +24,9 @@ from ..components import Component
 from ..errors import BadInput
 
 if TYPE_CHECKING:
-    from ..estimate import Estimate, ResolvedModel, Workload
+    from ..request import Workload
+    from ..resolved import ResolvedModel
+    from ..result import Estimate
 
 GROUP = 64
 KV_STEP = 256
@@ -41,8 +43,9 @@ def validate_options(wl: Workload) -> None:
 
 
 def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
-    from ..estimate import Estimate
+    from ..result import Estimate
 
+    validate_options(wl)
     spec = rm.spec
     e = 4 if wl.dtype == "float32" else 2
     quant_bits = MLX_BITS.get(wl.quant or "")
@@ -77,7 +80,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
 
     total = weights + kv + acts
     gb = 1024**3
-    limit = f"{wl.gpu_memory_bytes / gb:,.1f} GiB" if wl.gpu_memory_bytes else "about 2/3 (≤ 36 GB) or 3/4 of RAM"
+    limit = f"{wl.device.memory_bytes / gb:,.1f} GiB" if wl.device else "about 2/3 (≤ 36 GB) or 3/4 of RAM"
     breakdown = (
         Component(
             "weights",

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import BadInput
-from ..estimate import Workload
+from ..request import LlamaCppOptions, Workload
 
 GIB = 1024**3
 DEFAULT_NUM_BATCH = 512
@@ -102,12 +102,7 @@ def llama_cpp_workload(
     if kv != "f16" and not opts.flash_attention:
         notes.append(f"OLLAMA_KV_CACHE_TYPE={kv} has no effect without flash attention: the cache stays f16")
         kv = "f16"
-    wl = Workload(
-        engine="llama.cpp",
-        quant=quant,
-        context=ctx,
-        batch=opts.num_parallel,
-        new_tokens=0,
+    llama = LlamaCppOptions(
         n_batch=opts.num_batch,
         n_ubatch=opts.num_batch,
         flash_attn=opts.flash_attention,
@@ -115,6 +110,7 @@ def llama_cpp_workload(
         cache_type_v=kv,
         swa_full=True,
         n_gpu_layers=opts.num_gpu,
-        backend=backend,
+        backend=backend,  # type: ignore[arg-type]
     )
+    wl = Workload(quant=quant, context=ctx, batch=opts.num_parallel, new_tokens=0, options=llama)
     return wl, notes

@@ -30,8 +30,14 @@ from dataclasses import dataclass
 
 from ..components import Component
 from ..components.kv_cache import kv_cache_bytes, layer_kv_bytes, state_bytes, total_kv_bytes
-from ..model import Layer, ModelSpec
-from ..traits import traits
+from ..components.runtime import DEFAULT_ARCH, allocator_reserve, cublas_workspace, cuda_context
+from ..components.weights import common_weights, weight_scheme
+from ..dtypes import dtype_bytes
+from ..model import Layer, ModelSpec, linear_shapes
+from ..request import Workload
+from ..resolved import ResolvedModel
+from ..result import Estimate
+from ..traits import traits_of
 
 # int64 tensors alive during generate's prefill, per token: input_ids, attention_mask, position_ids, cache_position
 IDS_BYTES_PER_TOKEN = 32
@@ -60,15 +66,15 @@ def _mlp_temp_per_token(model: ModelSpec, layer: Layer, e: int) -> tuple[int, st
         k = m.experts_per_token
     inter = m.intermediate_size
     if m.kind == "gated":
-        if traits(model.model_type).fused_gate_up:
+        if traits_of(model.model_type).fused_gate_up:
             return 4 * inter * e, f"fused gate_up (2×{inter}) + act + product"
         return 3 * inter * e, f"act(gate), up and their product (3 × {inter})"
     if m.kind == "plain":
-        if traits(model.model_type).gelu_temporaries:
+        if traits_of(model.model_type).gelu_temporaries:
             return 4 * inter * e, f"up and the elementwise GELU temporaries (4 × {inter})"
         return 2 * inter * e, f"up and activation (2 × {inter})"
     # MoE, grouped_mm experts (transformers' default on CUDA): see module docstring
-    w = 4 if traits(model.model_type).router_fp32 else e
+    w = 4 if traits_of(model.model_type).router_fp32 else e
     routed = k * max(e * (h + 4 * inter), e * (3 * h + inter), h * (2 * e + 2 * w))
     router = m.num_experts * (e + 4) + k * 24
     shared = 0
@@ -139,7 +145,7 @@ def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes:
     """Peak of one full forward over `batch` × `tokens` prompt tokens with a cache being filled (or none)."""
     t = batch * tokens
     h = model.hidden_size
-    rope_tables = traits(model.model_type).rope_tables * 2 * model.rope_dim * e
+    rope_tables = traits_of(model.model_type).rope_tables * 2 * model.rope_dim * e
     persistent = t * (2 * h * e + rope_tables + IDS_BYTES_PER_TOKEN)
     # attention masks built once per forward
     mask_bytes = 0
@@ -172,9 +178,9 @@ def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes:
             # bf16: scores, scaled, masked, a float32 converted copy and the float32 softmax (5 bf16-sized units);
             # fp16 has CUDA's half-to-float softmax (no converted copy, 4); float32: scaled + softmax output (2)
             units = (4 if fp16 else 5) if e == 2 else 2
-            scores = (3 if traits(model.model_type).sink_softmax_in_dtype else units) * s
+            scores = (3 if traits_of(model.model_type).sink_softmax_in_dtype else units) * s
         mlp_temp, mlp_how = _mlp_temp_per_token(model, layer, e)
-        kept = 2 * h * e if traits(model.model_type).pre_norms else h * e  # residual (+ normed input)
+        kept = 2 * h * e if traits_of(model.model_type).pre_norms else h * e  # residual (+ normed input)
         phases = (
             Phase("attention", att + scores, "attention: q/k/v, rotary temporaries"
                   + ((", score matrices (eager)" if attn == "eager" else ", float32 score matrices of SDPA's math "
@@ -248,3 +254,64 @@ def inference_components(model: ModelSpec, batch: int, context: int, new_tokens:
                            f"{pre.phase.name}: {pre.phase.detail}; plus embeddings, hidden state, rotary tables, "
                            "ids and masks kept for the whole forward"))
     return comps, pre.kv_bytes, pre.kv_bytes, pre.phase.name
+
+
+def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
+    """Memory of `model.generate()` in PyTorch + transformers: weights, the cache, the peak temporaries of the
+    binding phase, the cuBLAS workspace, the caching allocator's idle reserve and the CUDA context."""
+    spec = rm.spec
+    fallback_note = None
+    if wl.attn != "eager" and traits_of(spec.model_type).eager_only:
+        # transformers refuses SDPA / flash for these (attention sinks): the model runs eager attention
+        fallback_note = f"{spec.model_type} supports only eager attention in transformers: estimated with eager"
+        wl = wl.with_options(attn="eager")
+    e = int(dtype_bytes(wl.dtype))
+    kv_name = wl.kv_dtype or wl.dtype
+    kv_b = dtype_bytes(kv_name)
+    weights = common_weights(rm, wl)
+    ws = cublas_workspace(wl.arch)
+    comps, kv_peak, kv_churn, phase = inference_components(
+        spec, wl.batch, wl.context, wl.new_tokens, e, kv_b, wl.attn, kv_name,
+        fp16=wl.dtype == "float16")
+    scheme = weight_scheme(spec, wl)
+    if scheme.name in ("nf4", "nf4-nodq", "bnb-int8"):
+        # bitsandbytes dequantizes a whole matrix to 16 bit for prompt-sized matmuls, one matrix at a time
+        largest = max((i * o for layer, _ in spec.distinct_layers for i, o in linear_shapes(spec, layer).values()),
+                      default=0)
+        comps.append(Component("dequantized_weight", 2 * largest, "bitsandbytes dequantizes one weight matrix to "
+                               "16 bit at a time for prompt-sized matmuls (the largest shown)"))
+    elif scheme.is_quantized and scheme.gguf_mix is None:
+        notes_q = "GPTQ/AWQ/FP8 kernels multiply the packed weights directly (no full dequantized copy)"
+        comps.append(Component("dequantized_weight", 0, notes_q))
+    allocated = weights.bytes + ws.bytes + sum(c.bytes for c in comps)
+    acts = next(c.bytes for c in comps if c.name == "activations")
+    stranded = 0
+    if wl.attn == "eager" and spec.attention_layers:
+        a = spec.attention_layers[-1].attention
+        assert a is not None
+        stranded = wl.batch * a.num_heads * wl.context * wl.context * e
+    reserve = allocator_reserve(kv_churn if wl.new_tokens else 0, acts, stranded)
+    ctx = cuda_context(wl.arch)
+    breakdown = (weights, *comps, ws, reserve, ctx)
+    assumptions = [
+        "engine: PyTorch + transformers generate() with a DynamicCache, greedy decoding, no padding",
+        f"weights and activations in {wl.dtype}; KV cache in {kv_name}",
+        f"attention: {wl.attn}" + (" (scores materialised per layer)" if wl.attn == "eager" else
+                                   " (no score matrix; a bool mask only where a sliding window is shorter than the "
+                                   "prompt)"),
+        f"peak binds in: {phase}",
+        "peak_allocated_bytes = torch.cuda.max_memory_allocated() over the run; total_bytes adds the CUDA context "
+        "and the caching allocator's idle reserve (what nvidia-smi would show)",
+    ]
+    assumptions.extend(spec.notes)
+    if fallback_note:
+        assumptions.append(fallback_note)
+    assumptions.extend(rm.context_warnings(wl.context + wl.new_tokens))
+    if wl.device is None:
+        assumptions.append(f"device: none given; CUDA context and cuBLAS workspace of a {DEFAULT_ARCH} GPU (H100/H200)")
+    return Estimate(
+        model=spec.name, params=spec.params, active_params=spec.active_params, engine="transformers", workload=wl,
+        weights_bytes=weights.bytes, kv_cache_bytes=kv_peak, activation_bytes=acts, peak_allocated_bytes=allocated,
+        total_bytes=allocated + reserve.bytes + ctx.bytes, breakdown=breakdown, assumptions=tuple(assumptions),
+        binding_phase=phase,
+    )

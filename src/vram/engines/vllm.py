@@ -44,19 +44,18 @@ import math
 import re
 from dataclasses import dataclass, replace
 
-from ..catalog import GpuEntry
 from ..components import Component
 from ..components.runtime import cuda_context
+from ..components.weights import common_weights
 from ..dtypes import dtype_bytes
 from ..errors import BadInput
-from ..estimate import Estimate, ResolvedModel, Workload, common_weights
 from ..model import Layer, ModelSpec
+from ..request import Workload
+from ..resolved import ResolvedModel
+from ..result import Estimate
 
 GIB = 1024**3
 MIB = 1024**2
-# When no GPU is given: an H100 SXM 80 GB as torch.cuda.mem_get_info() reports it (79.19 GiB in vLLM 0.19 logs).
-DEFAULT_GPU_MEMORY_BYTES = round(79.19 * GIB)
-DEFAULT_GPU_NAME = "h100-sxm"
 LARGE_GPU_BYTES = 70 * GIB
 HUGE_GPU_BYTES = 160 * GIB
 LATEST = (0, 33)  # the newest release whose code this profile follows
@@ -89,11 +88,6 @@ MAX_CAPTURE_SIZE = 512
 # The first release seen keeping the fused-MoE scratch in the worker's WorkspaceManager (0.19 logs: Mixtral,
 # Qwen3-30B-A3B and DeepSeek-V2-Lite peaks are the sampler's plus that scratch; 0.11 logs of gpt-oss show none).
 MOE_WORKSPACE_VERSION = (0, 19)
-# On GPUs without a catalog entry of the memory torch sees: nvidia-smi's total less what the driver keeps
-# (85,520,809,984 − 79.19 GiB on an H100 SXM: 0.46 GiB).
-DRIVER_RESERVED_BYTES = 85_520_809_984 - DEFAULT_GPU_MEMORY_BYTES
-
-
 def parse_version(text: str | None) -> tuple[int, int]:
     """``X.Y`` (a patch level and a leading "v" are accepted) -> (X, Y); None -> the latest modelled release."""
     if text is None:
@@ -123,14 +117,6 @@ def default_max_num_seqs(gpu_memory_bytes: int, gpu_name: str = "", version: tup
     if version > (0, 20) and gpu_memory_bytes >= HUGE_GPU_BYTES:
         return 1024
     return 1024 if gpu_memory_bytes >= LARGE_GPU_BYTES and "a100" not in gpu_name.lower() else 256
-
-
-def visible_memory_bytes(gpu: GpuEntry) -> int:
-    """Device memory as vLLM sees it (``torch.cuda.mem_get_info()[1]``) for a catalog GPU entry."""
-    data = gpu.data or {}
-    if isinstance(data.get("cuda_total_memory_bytes"), int):
-        return int(data["cuda_total_memory_bytes"])
-    return int(gpu.usable_memory_bytes) - DRIVER_RESERVED_BYTES
 
 
 def check_tensor_parallel(spec: ModelSpec, tp: int) -> None:
@@ -386,7 +372,7 @@ def rank_model(rm: ResolvedModel, tp: int) -> ResolvedModel:
     """What one of `tp` tensor-parallel ranks holds."""
     if tp <= 1:
         return rm
-    from ..fit import tp_rank_spec
+    from ..fitting import tp_rank_spec
 
     return ResolvedModel(tp_rank_spec(rm.spec, tp), rm.entry, rm.source, None, rm.buffers_bytes)
 
@@ -400,14 +386,17 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     ``max_concurrency`` ("Maximum concurrency for L tokens per request"). ``total_bytes`` is what the workload needs
     (CUDA context + weights + profile peak + non-torch memory + the KV blocks of its sequences + CUDA graphs).
     """
-    version = parse_version(wl.engine_version)
-    tp = wl.tensor_parallel_size
+    o = wl.vllm
+    version = parse_version(o.engine_version)
+    tp = o.tensor_parallel_size
     check_tensor_parallel(rm.spec, tp)
+    dev = wl.device
+    if dev is None:
+        raise BadInput("gpu: vLLM sizes its KV cache from the GPU's memory; name the GPU (--gpu h100-sxm)", field="gpu")
     rank = rank_model(rm, tp)
     spec = rank.spec
-    assumed_gpu = wl.gpu_memory_bytes is None
-    device = wl.gpu_memory_bytes or DEFAULT_GPU_MEMORY_BYTES
-    gpu_name = wl.gpu_name or (DEFAULT_GPU_NAME if assumed_gpu else "")
+    device = dev.usable_bytes
+    gpu_name = dev.name
     e = int(dtype_bytes(wl.dtype))
     kv_name = wl.kv_dtype or wl.dtype
     kv_elem = dtype_bytes(kv_name)
@@ -421,8 +410,8 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         + (f"; TP rank 1/{tp}" if tp > 1 else ""),
     )
     notes: list[str] = []
-    if wl.cpu_offload_gb:
-        off = min(weights.bytes, int(wl.cpu_offload_gb * GIB))
+    if o.cpu_offload_gb:
+        off = min(weights.bytes, int(o.cpu_offload_gb * GIB))
         weights = Component(
             "weights",
             weights.bytes - off,
@@ -430,26 +419,26 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
             "offloaded to CPU memory (--cpu-offload-gb) and streamed in for every forward",
         )
         notes.append(
-            f"--cpu-offload-gb {wl.cpu_offload_gb:g}: {off / GIB:,.2f} GiB of weights per GPU live in "
+            f"--cpu-offload-gb {o.cpu_offload_gb:g}: {off / GIB:,.2f} GiB of weights per GPU live in "
             "pinned CPU memory; every forward copies them in (slow)"
         )
-    if wl.enable_lora:
-        lora = lora_slot_bytes(spec, wl.max_loras, wl.max_lora_rank, e)
+    if o.enable_lora:
+        lora = lora_slot_bytes(spec, o.max_loras, o.max_lora_rank, e)
         weights = Component(
             "weights",
             weights.bytes + lora,
-            f"{weights.explanation} + {lora / MIB:,.0f} MiB of LoRA slots ({wl.max_loras} × rank {wl.max_lora_rank})",
+            f"{weights.explanation} + {lora / MIB:,.0f} MiB of LoRA slots ({o.max_loras} × rank {o.max_lora_rank})",
         )
         notes.append(
-            f"LoRA: {wl.max_loras} adapter slot(s) of rank {wl.max_lora_rank} preallocated on every layer's "
+            f"LoRA: {o.max_loras} adapter slot(s) of rank {o.max_lora_rank} preallocated on every layer's "
             f"attention and dense MLP projections ({lora / MIB:,.0f} MiB per GPU, counted in the weights as "
             "vLLM's 'Model loading took' does); routed experts assumed unadapted"
         )
     draft_layers: tuple[Layer, ...] = ()
-    if wl.speculative_model:
-        from ..estimate import resolve_model
+    if o.speculative_model:
+        from ..resolver import resolve_model
 
-        drm_full = resolve_model(wl.speculative_model)
+        drm_full = resolve_model(o.speculative_model)
         check_tensor_parallel(drm_full.spec, tp)
         drm = rank_model(drm_full, tp)
         dw = common_weights(drm, replace(wl, quant=None)).bytes + rope_cache_bytes(drm_full.spec, e)
@@ -460,12 +449,12 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         )
         draft_layers = tuple(la for la in drm.spec.layers if la.attention is not None)
         notes.append(
-            f"speculative decoding with draft model {drm_full.spec.name} ({wl.num_speculative_tokens or 1} "
+            f"speculative decoding with draft model {drm_full.spec.name} ({o.num_speculative_tokens or 1} "
             f"tokens per step): its weights ({dw / GIB:,.2f} GiB per GPU, in {wl.dtype}) and its "
             f"{len(draft_layers)} attention layers' KV share the budget and the block pool"
         )
-    batched_tokens = wl.max_num_batched_tokens or default_max_num_batched_tokens(device, gpu_name, version)
-    max_seqs = wl.max_num_seqs or default_max_num_seqs(device, gpu_name, version)
+    batched_tokens = o.max_num_batched_tokens or default_max_num_batched_tokens(device, gpu_name, version)
+    max_seqs = o.max_num_seqs or default_max_num_seqs(device, gpu_name, version)
     num_reqs = min(max_seqs, batched_tokens)
     act_bytes, act_how = profile_activation_bytes(spec, batched_tokens, num_reqs, e, version)
     enc = encoder_cache_bytes(rm, spec.hidden_size, batched_tokens, e)
@@ -480,9 +469,9 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     nt_bytes, nt_how = non_torch_bytes(tp, version)
     non_torch = Component("non_torch_memory", nt_bytes, nt_how)
     graph_bytes, graph_how = (
-        (0, "--enforce-eager: no CUDA graphs") if wl.enforce_eager else cuda_graph_bytes(spec, max_seqs, e)
+        (0, "--enforce-eager: no CUDA graphs") if o.enforce_eager else cuda_graph_bytes(spec, max_seqs, e)
     )
-    graphs_in_budget = version >= (0, 20) and not wl.enforce_eager
+    graphs_in_budget = version >= (0, 20) and not o.enforce_eager
     graphs = Component(
         "cuda_graphs",
         graph_bytes,
@@ -493,30 +482,30 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
             else "; captured after the KV cache, on top of gpu_memory_utilization"
         ),
     )
-    ctx = cuda_context(wl.gpu_arch)
-    budget = int(wl.gpu_memory_utilization * device)
+    ctx = cuda_context(dev.arch)
+    budget = int(o.gpu_memory_utilization * device)
     capacity = budget - weights.bytes - act_bytes - nt_bytes - (graph_bytes if graphs_in_budget else 0)
-    if wl.kv_cache_memory_bytes is not None:
-        capacity = wl.kv_cache_memory_bytes
+    if o.kv_cache_memory_bytes is not None:
+        capacity = o.kv_cache_memory_bytes
         notes.append(
             f"--kv-cache-memory {capacity:,}: the KV cache is that size whatever gpu_memory_utilization; "
             "vLLM still runs the profile but does not check that the rest fits"
         )
     tokens = wl.context + wl.new_tokens
-    layout = kv_layout(spec, max(0, capacity), kv_elem, tokens, batched_tokens, wl.block_size, draft_layers)
+    layout = kv_layout(spec, max(0, capacity), kv_elem, tokens, batched_tokens, o.block_size, draft_layers)
     per_token = int(
         sum(layer.attention.cache_elems_per_token() for layer in (*spec.layers, *draft_layers) if layer.attention)
         * kv_elem
     )
-    block_bytes = max(1, per_token * wl.block_size)
-    blocks_per_seq = math.ceil(tokens / wl.block_size)
+    block_bytes = max(1, per_token * o.block_size)
+    blocks_per_seq = math.ceil(tokens / o.block_size)
     max_concurrent = int(layout.max_concurrency) if per_token else max_seqs
     state = sum(layer.mixer.state_elems for layer in spec.layers if layer.mixer) * max(2.0, kv_elem)
     kv_needed = wl.batch * (blocks_per_seq * block_bytes + int(state))
     kv = Component(
         "kv_cache",
         kv_needed,
-        f"{wl.batch} sequences × {blocks_per_seq:,} blocks of {wl.block_size} "
+        f"{wl.batch} sequences × {blocks_per_seq:,} blocks of {o.block_size} "
         f"tokens × {per_token:,} bytes/token ({kv_name}); vLLM fills its budget with "
         f"{max(0, capacity) / GIB:,.2f} GiB: {layout.tokens:,} tokens, {layout.max_concurrency:,.2f} "
         f"sequences of {tokens:,} tokens",
@@ -526,24 +515,20 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     total = allocated + nt_bytes + graph_bytes + ctx.bytes
     reserved = ctx.bytes + budget + (0 if graphs_in_budget else graph_bytes)
     vtext = f"{version[0]}.{version[1]}" + (
-        " (the latest modelled; --engine-version X.Y for another)" if wl.engine_version is None else ""
+        " (the latest modelled; --engine-version X.Y for another)" if o.engine_version is None else ""
     )
     assumptions = [
-        f"engine: vLLM {vtext} V1 (`vllm serve`), PagedAttention blocks of {wl.block_size} tokens, "
-        + ("--enforce-eager" if wl.enforce_eager else "torch.compile + CUDA graphs"),
-        (
-            f"GPU: {gpu_name} assumed, {device / GIB:,.2f} GiB as torch sees it (--gpu to choose)"
-            if assumed_gpu
-            else f"GPU: {gpu_name or 'given'}, {device / GIB:,.2f} GiB as torch sees it"
-        )
+        f"engine: vLLM {vtext} V1 (`vllm serve`), PagedAttention blocks of {o.block_size} tokens, "
+        + ("--enforce-eager" if o.enforce_eager else "torch.compile + CUDA graphs"),
+        f"GPU: {gpu_name}, {device / GIB:,.2f} GiB as torch sees it"
         + (f"; tensor parallel {tp}, figures per GPU" if tp > 1 else ""),
-        f"budget = gpu_memory_utilization {wl.gpu_memory_utilization:g} × {device / GIB:,.2f} GiB = "
+        f"budget = gpu_memory_utilization {o.gpu_memory_utilization:g} × {device / GIB:,.2f} GiB = "
         f"{budget / GIB:,.2f} GiB for weights, profile peak, non-torch memory"
         + (", CUDA graphs" if graphs_in_budget else "")
         + " and KV cache; the CUDA context comes on top"
         + ("" if graphs_in_budget else ", and so does the CUDA graph pool"),
         f"profile run over max_num_batched_tokens = {batched_tokens:,} and max_num_seqs = {max_seqs:,}"
-        + (" (vLLM's defaults for this GPU)" if not (wl.max_num_batched_tokens and wl.max_num_seqs) else ""),
+        + (" (vLLM's defaults for this GPU)" if not (o.max_num_batched_tokens and o.max_num_seqs) else ""),
         f"KV cache in {kv_name}; total_bytes counts only the blocks this workload needs ({wl.batch} × {tokens:,} "
         "tokens), vLLM itself keeps the whole budget (reserved_bytes)",
     ]
@@ -583,10 +568,9 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         "max_num_batched_tokens": batched_tokens,
         "max_num_seqs": max_seqs,
         "gpu_memory_bytes": device,
-        "gpu_memory_utilization": wl.gpu_memory_utilization,
+        "gpu_memory_utilization": o.gpu_memory_utilization,
         "requested_memory_bytes": budget,
         "engine_version": f"{version[0]}.{version[1]}",
-        "gpu_assumed": assumed_gpu,
     }
     return Estimate(
         model=rm.spec.name,

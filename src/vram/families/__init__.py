@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UnsupportedArchitecture
+from ..errors import BadInput, UnsupportedArchitecture
 from ..model import ModelSpec
+from ..request import FAMILY_OPTIONS
 
 if TYPE_CHECKING:
     from ..catalog import ModelEntry
-    from ..estimate import Estimate, ResolvedModel, Workload
+    from ..request import Workload
+    from ..resolved import ResolvedModel
+    from ..result import Estimate
 
 KINDS = ("diffusion", "speech", "vlm", "embedding")
 
@@ -84,8 +87,6 @@ def check_workload(entry: ModelEntry, wl: Workload) -> None:
     """Options these families do not model are errors, never silently ignored: the engine (they run in PyTorch
     through diffusers / transformers, not vLLM or llama.cpp) and a weight quantization (their estimates are in the
     checkpoint's dtype)."""
-    from ..errors import BadInput
-
     runtime = RUNTIMES.get(entry.kind, "transformers")
     if wl.engine != "transformers":
         raise BadInput(f"engine: {entry.name} is a {entry.kind} model and runs in {runtime}; the {wl.engine} "
@@ -93,6 +94,10 @@ def check_workload(entry: ModelEntry, wl: Workload) -> None:
     if wl.quant:
         raise BadInput(f"quant: {entry.name} ({entry.kind}) is estimated in its checkpoint's dtype ({wl.dtype}); "
                        f"quantized variants ({wl.quant}) are not modelled for this family", field="quant")
+    fam = wl.family
+    if fam is not None and FAMILY_OPTIONS.get(entry.kind) is not type(fam):
+        name = next(iter(fam.given()), "family")
+        raise BadInput(f"{name}: {fam.title} options do not apply to {entry.name} (a {entry.kind} model)", field=name)
 
 
 def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:

@@ -10,7 +10,8 @@ from ..components.runtime import cublas_workspace, cuda_context
 from ..dtypes import dtype_bytes
 
 if TYPE_CHECKING:
-    from ..estimate import Estimate, Workload
+    from ..request import Workload
+    from ..result import Estimate
 
 
 def elem_bytes(wl: Workload) -> int:
@@ -21,10 +22,10 @@ def finish(*, model: str, params: int, wl: Workload, weights: Component, kv: Com
            activations: Component, others: Sequence[Component] = (), assumptions: Sequence[str],
            phase: str, extra: dict[str, Any] | None = None) -> Estimate:
     """Assemble an Estimate: weights + caches + peak temporaries + cuBLAS workspace, then the CUDA context."""
-    from ..estimate import Estimate
+    from ..result import Estimate
 
-    ws = cublas_workspace(wl.gpu_arch)
-    ctx = cuda_context(wl.gpu_arch)
+    ws = cublas_workspace(wl.arch)
+    ctx = cuda_context(wl.arch)
     parts = [weights, *([kv] if kv else []), activations, *others, ws]
     allocated = sum(c.bytes for c in parts)
     return Estimate(

@@ -27,13 +27,16 @@ from typing import TYPE_CHECKING, Any
 
 from ..components import Component
 from ..errors import BadInput, ConfigError
+from ..request import ImageOptions
 from . import opaque_spec
 from ._common import elem_bytes, finish
 
 if TYPE_CHECKING:
     from ..catalog import ModelEntry
-    from ..estimate import Estimate, ResolvedModel, Workload
     from ..model import ModelSpec
+    from ..request import Workload
+    from ..resolved import ResolvedModel
+    from ..result import Estimate
 
 Cfg = Mapping[str, Any]
 MAX_PIXELS = 8192 * 8192
@@ -261,6 +264,7 @@ def pipeline_spec(entry: ModelEntry) -> ModelSpec:
 
 def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     assert rm.entry is not None
+    img = wl.family_options(ImageOptions)
     cfg = rm.entry.config
     comps: Mapping[str, Any] = cfg["components"]
     p = component_params(cfg)
@@ -268,13 +272,13 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     main = str(cfg.get("denoiser", "transformer"))
     tc = comps[main]
     vae_c = comps["vae"]
-    if wl.width % 16 or wl.height % 16 or wl.width * wl.height > MAX_PIXELS:
+    if img.width % 16 or img.height % 16 or img.width * img.height > MAX_PIXELS:
         raise BadInput("width/height: multiples of 16 up to 8192 × 8192 pixels", field="width")
-    imgs = wl.batch * max(1, wl.images)
+    imgs = wl.batch * max(1, img.images)
     vae_scale = 2 ** (len(vae_c["block_out_channels"]) - 1)
     is_unet = tc.get("type") == "unet"
     patch = 1 if is_unet else int(cfg.get("latent_patch", 2))
-    lat_h, lat_w = wl.height // vae_scale, wl.width // vae_scale
+    lat_h, lat_w = img.height // vae_scale, img.width // vae_scale
     img_tokens = (lat_h // patch) * (lat_w // patch)
     txt_tokens = int(cfg.get("max_sequence_length", 512)) + int(cfg.get("clip_tokens", 0))
     seq = img_tokens + txt_tokens
@@ -284,13 +288,13 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
 
     encoders = [k for k in p if k not in (main, "vae")]
     enc_bytes = sum(p[k] for k in encoders) * e
-    resident = p[main] + p["vae"] + (0 if wl.offload_text_encoders else sum(p[k] for k in encoders))
+    resident = p[main] + p["vae"] + (0 if img.offload_text_encoders else sum(p[k] for k in encoders))
     buffers = component_buffer_elems(tc)
     weights = Component("weights", (resident + buffers) * e, f"{main} {p[main]:,} + vae {p['vae']:,}" + (
-        "" if wl.offload_text_encoders else " + " + " + ".join(f"{k} {p[k]:,}" for k in encoders))
+        "" if img.offload_text_encoders else " + " + " + ".join(f"{k} {p[k]:,}" for k in encoders))
         + f" parameters × {e} bytes ({wl.dtype})"
         + (f"; + {buffers:,}-value position table stored with the weights" if buffers else "") + (
-        f"; text encoders ({enc_bytes:,} bytes) kept off the GPU" if wl.offload_text_encoders
+        f"; text encoders ({enc_bytes:,} bytes) kept off the GPU" if img.offload_text_encoders
         else ""))
     # denoising step: residual streams (image + text) in and out, one block's q/k/v/attn out and the MLP (4d) with
     # its GELU input; float32 rotary tables per token.
@@ -301,35 +305,35 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         denoise = rows * (seq * d * e * (2 + 2 + 4) + seq * 4 * d * e * 2 + seq * 128 * 2 * 4)
     c0 = int(vae_c["block_out_channels"][0])
     vae_e = 4 if vae_c.get("force_upcast") else e  # SDXL's VAE decodes in float32
-    decode = imgs * wl.height * wl.width * c0 * vae_e * 5 + imgs * wl.height * wl.width * 3 * 4 + (
+    decode = imgs * img.height * img.width * c0 * vae_e * 5 + imgs * img.height * img.width * 3 * 4 + (
         p["vae"] * (4 - e) if vae_c.get("force_upcast") else 0)
     t5 = next((comps[k] for k in encoders if comps[k].get("type") == "t5_encoder"), None)
     encode = 0
     if t5 is not None:
         encode = wl.batch * txt_tokens * (4 * _i(t5, "d_model") + 3 * _i(t5, "d_ff")) * e
-    if wl.offload_text_encoders:
+    if img.offload_text_encoders:
         encode = 0  # the prompt is encoded off the GPU
     phases = {"denoising step": denoise, "VAE decode": decode, "text encoding": encode}
     phase = max(phases, key=lambda k: phases[k])
     acts = Component("activations", phases[phase],
                      f"{phase} binds: denoiser over {img_tokens:,} image + {txt_tokens} text tokens × {rows} rows "
-                     f"({phases['denoising step']:,} B); VAE decode of {imgs} image(s) at {wl.width}×{wl.height} "
+                     f"({phases['denoising step']:,} B); VAE decode of {imgs} image(s) at {img.width}×{img.height} "
                      f"({phases['VAE decode']:,} B); text encoding ({phases['text encoding']:,} B"
-                     + (", on the CPU" if wl.offload_text_encoders else "") + ")")
+                     + (", on the CPU" if img.offload_text_encoders else "") + ")")
     latents = Component("latents", rows * img_tokens * patch * patch * int(vae_c["latent_channels"]) * 4 * 2,
                         "float32 latents and the scheduler's copy")
     prompt = Component("prompt_embeddings", rows * (txt_tokens * ctx_dim + 4096) * e,
                        f"encoded prompt: {txt_tokens} text-encoder states + pooled embedding per image")
     assumptions = [
         f"engine: PyTorch + diffusers {cfg.get('pipeline', 'pipeline')}, SDPA attention, {wl.dtype} weights",
-        f"{imgs} image(s) at {wl.width}×{wl.height}: latents {wl.width // vae_scale}×{wl.height // vae_scale} "
+        f"{imgs} image(s) at {img.width}×{img.height}: latents {img.width // vae_scale}×{img.height // vae_scale} "
         f"(VAE ×{vae_scale}), {img_tokens:,} latent positions" + (f" after {patch}×{patch} patching" if patch > 1 else
                                                                   "") + f", {txt_tokens} text tokens",
         "classifier-free guidance doubles the denoiser batch" if cfg_scale == 2 else
         "no classifier-free guidance batch (guidance-distilled model)",
         "text encoders off the GPU: the prompt is encoded on the CPU, or before the denoiser is loaded and the "
         "encoders freed (diffusers' enable_model_cpu_offload instead moves every model in turn: its peak is the "
-        "largest single model plus its pass)" if wl.offload_text_encoders else
+        "largest single model plus its pass)" if img.offload_text_encoders else
         "all components resident on the GPU (pipe.to('cuda'))",
         "VAE decode without tiling or slicing: the highest-resolution ResNet level holds ~5 copies of a "
         f"{c0}-channel full-size image (structural estimate, not yet checked against a measurement)"

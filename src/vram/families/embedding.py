@@ -21,8 +21,10 @@ from . import opaque_spec
 from ._common import elem_bytes, finish
 
 if TYPE_CHECKING:
-    from ..estimate import Estimate, ResolvedModel, Workload
     from ..model import ModelSpec
+    from ..request import Workload
+    from ..resolved import ResolvedModel
+    from ..result import Estimate
 
 
 def _i(c: Mapping[str, Any], k: str, default: int | None = None) -> int:

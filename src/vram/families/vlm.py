@@ -19,9 +19,12 @@ from typing import TYPE_CHECKING, Any
 from ..components import Component
 from ..errors import ConfigError
 from ..model import ModelSpec, model_from_config
+from ..request import VisionOptions
 
 if TYPE_CHECKING:
-    from ..estimate import Estimate, ResolvedModel, Workload
+    from ..request import Workload
+    from ..resolved import ResolvedModel
+    from ..result import Estimate
 
 
 def _i(c: Mapping[str, Any], k: str) -> int:
@@ -71,29 +74,30 @@ def image_tokens(vc: Mapping[str, Any], width: int, height: int) -> tuple[int, i
 
 
 def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
-    from ..estimate import ResolvedModel as RM
-    from ..estimate import _transformers_inference
+    from ..engines.transformers import estimate as text_estimate
+    from ..resolved import ResolvedModel as RM
 
     assert rm.entry is not None
+    vis = wl.family_options(VisionOptions)
     cfg = rm.entry.config
     vc = cfg["vision_config"]
-    patches, toks = image_tokens(vc, wl.width, wl.height)
-    n_img = max(0, wl.images)
+    patches, toks = image_tokens(vc, vis.width, vis.height)
+    n_img = max(0, vis.images)
     ctx = wl.context + n_img * toks
-    text_wl = replace(wl, context=ctx, engine="transformers")
-    est = _transformers_inference(RM(rm.spec, None, rm.source), text_wl)
+    text_wl = replace(wl, context=ctx, family=None)
+    est = text_estimate(RM(rm.spec, None, rm.source), text_wl)
     e = 2 if wl.dtype in ("bfloat16", "float16") else 4
     w, inter = _i(vc, "hidden_size"), _i(vc, "intermediate_size")
     n_patch = wl.batch * n_img * patches
     vision_peak = n_patch * (4 * w + 3 * inter) * e + n_patch * w * 4 * e
-    vis = Component("vision_encoder", vision_peak,
-                    f"vision tower over {n_img} image(s) × {patches:,} patches ({wl.width}×{wl.height}, 14-px "
-                    f"patches) × batch {wl.batch}: one block's hidden states, qkv and gated MLP ({inter})")
+    tower = Component("vision_encoder", vision_peak,
+                      f"vision tower over {n_img} image(s) × {patches:,} patches ({vis.width}×{vis.height}, 14-px "
+                      f"patches) × batch {wl.batch}: one block's hidden states, qkv and gated MLP ({inter})")
     lm_acts = est.activation_bytes
     extra_peak = max(0, vision_peak - lm_acts - est.kv_cache_bytes)
-    breakdown = (*est.breakdown[:-1], vis, est.breakdown[-1]) if extra_peak else est.breakdown
+    breakdown = (*est.breakdown[:-1], tower, est.breakdown[-1]) if extra_peak else est.breakdown
     assumptions = (*est.assumptions,
-                   f"{n_img} image(s) per prompt at {wl.width}×{wl.height} → {toks:,} tokens each "
+                   f"{n_img} image(s) per prompt at {vis.width}×{vis.height} → {toks:,} tokens each "
                    f"({patches:,} patches merged 2×2); prompt = {wl.context:,} text + {n_img * toks:,} image tokens",
                    "the vision tower runs before prefill: its peak counts only where it exceeds the language "
                    "model's prefill peak")

@@ -24,12 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..components import Component
 from ..errors import ConfigError
+from ..request import SpeechOptions
 from . import opaque_spec
 from ._common import elem_bytes, finish
 
 if TYPE_CHECKING:
-    from ..estimate import Estimate, ResolvedModel, Workload
     from ..model import ModelSpec
+    from ..request import Workload
+    from ..resolved import ResolvedModel
+    from ..result import Estimate
 
 AUDIO_FRAMES = 3000  # mel frames in a 30 s window (10 ms hop)
 
@@ -63,12 +66,13 @@ def whisper_spec(cfg: Mapping[str, Any], name: str) -> ModelSpec:
 
 def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     assert rm.entry is not None
+    sp = wl.family_options(SpeechOptions)
     cfg = rm.entry.config
     p = whisper_params(cfg)
     e = elem_bytes(wl)
     d = _i(cfg, "d_model")
     b = wl.batch
-    beams = max(1, wl.beams)
+    beams = max(1, sp.beams)
     n = b * beams
     src = _i(cfg, "max_source_positions")
     tgt = _i(cfg, "max_target_positions")

@@ -12,7 +12,7 @@ from ..errors import ConfigError, SourceError
 from ..model import ModelSpec, load_config_file, model_from_config
 
 if TYPE_CHECKING:
-    from ..estimate import ResolvedModel
+    from ..resolved import ResolvedModel
     from .safetensors import WeightsInfo
 
 
@@ -29,8 +29,8 @@ def reconcile_params(spec: ModelSpec, header_params: int, source: str) -> ModelS
 
 def model_from_headers(config: dict[str, Any], info: WeightsInfo, name: str, source: str) -> ResolvedModel:
     """config.json + safetensors headers -> ResolvedModel with exact parameters and stored bytes."""
-    from ..estimate import ResolvedModel
     from ..families import entry_from_config, family_spec
+    from ..resolved import ResolvedModel
 
     entry = entry_from_config(config, name, hf_repo=source.removeprefix("hub:") if source.startswith("hub:") else "")
     if entry is not None:  # speech, vision-language, embedding: estimated by vram.families
@@ -47,7 +47,7 @@ def model_from_headers(config: dict[str, Any], info: WeightsInfo, name: str, sou
 
 def resolve_local_weights(path: str | Path) -> ResolvedModel:
     """A .gguf file, a .safetensors file (config.json beside it) or a folder of safetensors shards + config.json."""
-    from ..estimate import ResolvedModel
+    from ..resolved import ResolvedModel
 
     p = Path(path).expanduser()
     if p.is_file() and p.suffix == ".gguf":

@@ -19,7 +19,7 @@ from ..errors import NeedsExtra, OfflineError, SourceError
 from .safetensors import MAX_INDEX_BYTES, TensorInfo, header_length, parse_header, parse_index, summarize
 
 if TYPE_CHECKING:
-    from ..estimate import ResolvedModel
+    from ..resolved import ResolvedModel
 
 FIRST_READ_BYTES = 100_000  # one request covers the length and most headers; a second fetches the rest
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
@@ -208,7 +208,7 @@ def resolve_hub_gguf(fetcher: HubFetcher, repo: str, files: list[str], pick: str
     import re
     from dataclasses import replace
 
-    from ..estimate import ResolvedModel
+    from ..resolved import ResolvedModel
     from .gguf import GgufFile, gguf_spec, gguf_weights
 
     ggufs = sorted(x for x in files if x.endswith(".gguf") and "mmproj" not in x.lower())

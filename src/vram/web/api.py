@@ -35,6 +35,7 @@ from .ops import BODIES, RUNNERS, cost_of, title_of
 from .quota import OPERATION_COSTS, PLAN_COST_MAX, PLAN_COST_PER_MODEL, TOKEN_PACKS, QuotaState, Subject
 from .schemas import CompareBody, Credentials, EstimateBody, FitBody, PlanBody, SaveBody, ShareBody, WhichBody
 from .services import Services
+from .settings import Settings
 from .storage import Counter, HistoryRow, LedgerRow, ShareRow, User
 
 API = "/api/v1"
@@ -607,3 +608,17 @@ async def stripe_webhook(request: Request) -> dict[str, Any]:
             return {"received": True, "credited": False, "reason": "no such user"}
     credited = svc.quota.credit(uid, tokens, "stripe", ref=f"stripe:{event_id}")
     return {"received": True, "credited": credited}
+
+
+def client_address(request: Request, settings: Settings) -> str:
+    """The client's address. X-Forwarded-For counts only when the peer is a configured proxy, and then the
+    right-most address that is not itself a trusted proxy is the client."""
+    peer = request.client.host if request.client else "unknown"
+    xff = request.headers.get("x-forwarded-for")
+    if not xff or not settings.is_trusted_proxy(peer):
+        return peer
+    hops = [h.strip() for h in xff.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not settings.is_trusted_proxy(hop):
+            return hop
+    return hops[0] if hops else peer

@@ -23,7 +23,6 @@ from .. import __version__
 from ..errors import NeedsExtra, OfflineError, VramError
 from . import api, more_pages, pages, tools_pages
 from .auth import CSRF_COOKIE, SESSION_COOKIE
-from .ops import NotAvailable
 from .services import Services
 from .settings import Settings
 
@@ -117,20 +116,6 @@ API_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' https://checkout.stripe.com")
-
-
-def client_address(request: Request, settings: Settings) -> str:
-    """The client's address. X-Forwarded-For counts only when the peer is a configured proxy, and then the
-    right-most address that is not itself a trusted proxy is the client."""
-    peer = request.client.host if request.client else "unknown"
-    xff = request.headers.get("x-forwarded-for")
-    if not xff or not settings.is_trusted_proxy(peer):
-        return peer
-    hops = [h.strip() for h in xff.split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not settings.is_trusted_proxy(hop):
-            return hop
-    return hops[0] if hops else peer
 
 
 def _field_of(loc: Any) -> str:
@@ -249,7 +234,7 @@ class PerRequest:
             token, auth_via = bearer[7:].strip() or None, "bearer"
         elif request.cookies.get(SESSION_COOKIE):
             token, auth_via = request.cookies.get(SESSION_COOKIE), "cookie"
-        address = client_address(request, settings)
+        address = api.client_address(request, settings)
         path: str = scope["path"]
         early: Response | None = None
         live_token: str | None = None
@@ -359,10 +344,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if getattr(exc, "suggestions", None):
             body["suggestions"] = list(getattr(exc, "suggestions", []))
         return JSONResponse(body, status_code=status)
-
-    @app.exception_handler(NotAvailable)
-    async def _not_available(request: Request, exc: NotAvailable) -> Response:
-        return JSONResponse({"error": str(exc), "field": None}, status_code=501)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -18,7 +18,7 @@ from ..units import GIB
 from . import api
 from .api import ApiError, services, subject
 from .labels import form_error
-from .ops import NotAvailable, precheck, run_compare, run_plan, run_which
+from .ops import precheck, run_compare, run_plan, run_which
 from .pages import _digits, _form, gpu_groups, render
 from .quota import OPERATION_COSTS
 from .schemas import CompareBody, PlanBody, WhichBody
@@ -79,8 +79,6 @@ async def _answer(request: Request, template: str, form: dict[str, Any], kind: s
     except (ValidationError, VramError) as exc:
         message, input_id = form_error(exc)
         return render(request, template, {**base, "error": message, "error_field": input_id}, status=422)
-    except NotAvailable as exc:
-        return render(request, template, {**base, "error": str(exc)}, status=501)
     except ApiError as exc:
         return render(request, template, {**base, "error": exc.body["error"], "over": True},
                       status=exc.status_code, headers=dict(exc.headers or {}))

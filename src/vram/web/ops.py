@@ -5,14 +5,17 @@ Models are looked up in the built-in catalog only (never a path on the server's 
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import re
 from typing import Any
 
 from ..catalog import find_gpu, find_model
+from ..devices import devices_for
 from ..errors import BadInput
-from ..estimate import Workload
+from ..fitting import compare, fit, which
+from ..fleet import parse_fleet, plan
+from ..inference import estimate
+from ..request import ENGINE_OPTIONS, FAMILY_OPTIONS, TrainWorkload, Workload, option_fields, options_from_mapping
+from ..training import estimate_training
 from ..units import GIB, parse_tokens
 from .quota import OPERATION_COSTS, plan_cost
 from .schemas import CheckBody, CompareBody, EstimateBody, FitBody, PlanBody, TrainBody, WhichBody, WorkloadBody
@@ -20,17 +23,6 @@ from .schemas import CheckBody, CompareBody, EstimateBody, FitBody, PlanBody, Tr
 KINDS = ("estimate", "fit", "which", "compare", "plan", "check")
 BODIES: dict[str, type[Any]] = {"estimate": EstimateBody, "fit": FitBody, "which": WhichBody, "compare": CompareBody,
                                "plan": PlanBody, "check": CheckBody}
-
-
-class NotAvailable(Exception):
-    """A part of the library this build does not have yet (HTTP 501)."""
-
-
-def _lazy(module: str, name: str) -> Any:
-    try:
-        return getattr(importlib.import_module(f"vram.{module}"), name)
-    except (ImportError, AttributeError) as exc:
-        raise NotAvailable(f"{module}.{name} is not available in this version of vram") from exc
 
 
 def catalog_model_id(name: str) -> str:
@@ -57,58 +49,59 @@ def uses_local_gpu(body: Any) -> bool:
     return any(str(s).strip().lower().split("x")[-1].strip() == "local" for s in specs)
 
 
-FAMILY_FIELDS = {"width": "diffusion", "height": "diffusion", "images": "diffusion", "steps": "diffusion",
-                 "offload_text_encoders": "diffusion", "beams": "speech", "audio_s": "speech"}
-
-
-def workload_of(body: WorkloadBody) -> Workload:
-    """The Workload `vram estimate` would build (engine and cache-type aliases are resolved by Workload itself).
-    Image- and speech-model inputs are errors for other models (never silently ignored)."""
+def workload_of(body: WorkloadBody, gpu: str | None = None) -> Workload:
+    """The Workload `vram estimate` would build: the engine's options (`options`, and `attn` for transformers),
+    the image / speech inputs for models of that kind (an error for others, never ignored) and, for the estimate,
+    the GPU the engine sizes itself from."""
     quant = body.quant if body.quant and body.quant.lower() != "none" else None
-    extra: dict[str, Any] = {}
-    given = {k: getattr(body, k) for k in FAMILY_FIELDS if getattr(body, k, None) is not None}
+    engine = "llama.cpp" if body.engine == "llamacpp" else body.engine
+    cls = ENGINE_OPTIONS[engine]
+    values = dict(body.options or {})
+    if body.attn is not None:
+        if engine != "transformers":
+            raise BadInput(f"attn: an option of transformers; it does not apply to engine {engine}", field="attn")
+        values["attn"] = body.attn
+    options = options_from_mapping(cls, values)
+    kind = find_model(body.model).kind
+    fam_cls = FAMILY_OPTIONS.get(kind)
+    given = {of.name: getattr(body, of.name) for c in FAMILY_OPTIONS.values() for of in option_fields(c)
+             if getattr(body, of.name, None) is not None}
+    family = None
     if given:
-        kind = find_model(body.model).kind
-        for k, v in given.items():
-            if FAMILY_FIELDS[k] != kind:
-                what = "image" if FAMILY_FIELDS[k] == "diffusion" else "speech"
-                raise BadInput(f"{k}: only for {what} models; {body.model} is a {kind} model", field=k)
-            extra[k] = v
-    return Workload(engine=body.engine, batch=body.batch, context=parse_tokens(body.context, field="context"),
+        if fam_cls is None:
+            name = next(iter(given))
+            raise BadInput(f"{name}: only for image, vision or speech models; {body.model} is a {kind} model",
+                           field=name)
+        family = options_from_mapping(fam_cls, given, "family")
+    devices: tuple[Any, ...] = ()
+    gpu = gpu if gpu is not None else getattr(body, "gpu", None) if isinstance(body, EstimateBody) else None
+    if gpu:
+        devices, _ = devices_for(gpu, engine)
+    return Workload(options=options, batch=body.batch,  # type: ignore[arg-type]
+                    context=parse_tokens(body.context, field="context"),
                     new_tokens=parse_tokens(body.new_tokens, field="new_tokens"), dtype=body.dtype, quant=quant,
-                    kv_dtype=body.kv_dtype or None, attn=body.attn, **extra)
+                    kv_dtype=body.kv_dtype or None, family=family, devices=devices)  # type: ignore[arg-type]
 
 
-def train_workload_of(body: WorkloadBody) -> Any:
+def train_workload_of(body: WorkloadBody) -> TrainWorkload:
     """The TrainWorkload `vram estimate --train` would build from the same options."""
-    from ..training import TrainWorkload
-
-    t = body.train or TrainBody()
-    if t.seq is not None:
-        seq = parse_tokens(t.seq, field="train.seq")
+    t = body.train or TrainBody.model_validate({})
+    values = t.model_dump()
+    seq_text = values.pop("seq")
+    if seq_text is not None:
+        seq = parse_tokens(seq_text, field="train.seq")
     elif "context" in body.model_fields_set:
         seq = parse_tokens(body.context, field="context")
     else:
         seq = 2048
-    return TrainWorkload(method=t.method, precision=t.precision, optimizer=t.optimizer, batch=body.batch, seq=seq,
-                         attn=body.attn, grad_checkpointing=t.grad_checkpointing, lora_rank=t.lora_rank,
-                         lora_alpha=t.lora_alpha, lora_targets=t.lora_targets, gpus=t.gpus, zero=t.zero,
-                         fsdp=t.fsdp, gpus_per_node=t.gpus_per_node, offload_optimizer=t.offload_optimizer,
-                         grad_accum=t.grad_accum)
+    return TrainWorkload(**values, batch=body.batch, seq=seq, attn=body.attn or "sdpa")
 
 
 def _estimate_obj(body: WorkloadBody) -> Any:
     model = catalog_model_id(body.model)
     if body.train is not None:
-        estimate_training = _lazy("training", "estimate_training")
         return estimate_training(model, train_workload_of(body))
-    from ..estimate import estimate
-
-    wl = workload_of(body)
-    try:
-        return estimate(model, wl)
-    except ImportError as exc:  # an engine module not in this build yet
-        raise NotAvailable(f"engine {wl.engine!r} is not available in this version of vram") from exc
+    return estimate(model, workload_of(body))
 
 
 def run_estimate(body: EstimateBody) -> dict[str, Any]:
@@ -118,7 +111,6 @@ def run_estimate(body: EstimateBody) -> dict[str, Any]:
 
 
 def _fit_call(body: FitBody) -> Any:
-    fit = _lazy("fit", "fit")
     model = catalog_model_id(body.model)
     train = train_workload_of(body) if body.train is not None else None
     return fit(model, gpu_spec(body.gpu, body.gpu_count), workload_of(body), headroom_fraction=body.headroom_fraction,
@@ -158,16 +150,12 @@ def precheck(body: Any) -> None:
 
 
 def run_which(body: WhichBody) -> dict[str, Any]:
-    which = _lazy("fit", "which")
-    kwargs: dict[str, Any] = {"counts": tuple(body.counts)}
-    if "headroom_fraction" in inspect.signature(which).parameters:
-        kwargs["headroom_fraction"] = body.headroom_fraction
-    out = which(catalog_model_id(body.model), workload_of(body), **kwargs)
+    out = which(catalog_model_id(body.model), workload_of(body), counts=tuple(body.counts),
+                headroom_fraction=body.headroom_fraction)
     return {"model": catalog_model_id(body.model), "options": [o.to_dict() for o in out]}
 
 
 def run_compare(body: CompareBody) -> dict[str, Any]:
-    compare = _lazy("fit", "compare")
     specs = [gpu_spec(g) for g in body.gpus]
     results = compare(catalog_model_id(body.model), specs, workload_of(body),
                       headroom_fraction=body.headroom_fraction)
@@ -175,8 +163,6 @@ def run_compare(body: CompareBody) -> dict[str, Any]:
 
 
 def run_plan(body: PlanBody) -> dict[str, Any]:
-    parse_fleet = _lazy("plan", "parse_fleet")
-    plan = _lazy("plan", "plan")
     fleet = body.fleet
     for m in fleet.get("models", []) if isinstance(fleet.get("models"), list) else []:
         name = m.get("model") if isinstance(m, dict) else m
@@ -254,12 +240,7 @@ def memory_curve(body: WorkloadBody, gpu: str | None = None, gpu_count: int = 1,
     if entry.kind in ("diffusion", "speech"):
         return []  # their memory does not depend on a prompt length
     asked = parse_tokens(body.context, field="context")
-    fit_fn = None
-    if gpu:
-        try:
-            fit_fn = _lazy("fit", "fit")
-        except NotAvailable:
-            fit_fn = None
+    fit_fn = fit if gpu else None
     out = []
     limit = entry.context_length
     if limit and body.train is None:  # inference: prompt + new tokens stay within the model's context
@@ -272,13 +253,14 @@ def memory_curve(body: WorkloadBody, gpu: str | None = None, gpu_count: int = 1,
         b = type(body).model_validate(data)
         try:
             if fit_fn is not None and gpu:
-                r = fit_fn(entry.id, gpu_spec(gpu, gpu_count), workload_of(b), headroom_fraction=headroom_fraction,
+                r = fit_fn(entry.id, gpu_spec(gpu, gpu_count), workload_of(b, gpu=""),
+                           headroom_fraction=headroom_fraction,
                            train=train_workload_of(b) if b.train is not None else None, solve=False,
                            with_speed=False)
                 out.append((ctx, int(r.per_gpu_bytes)))
             else:
                 out.append((ctx, int(_estimate_obj(b).total_bytes)))
-        except (BadInput, NotAvailable):
+        except BadInput:
             continue
     return out
 

@@ -22,7 +22,7 @@ from . import api
 from .api import ApiError, services, subject
 from .auth import CSRF_FIELD, SESSION_COOKIE, csrf_ok, sign_result
 from .labels import form_error, label_of
-from .ops import NotAvailable, memory_curve, precheck, run_estimate, run_fit_with_advice
+from .ops import memory_curve, precheck, run_estimate, run_fit_with_advice
 from .quota import OPERATION_COSTS, TOKEN_PACKS
 from .schemas import CheckBody, EstimateBody, FitBody
 from .view import build_view, check_result, to_csv
@@ -127,7 +127,7 @@ def _options() -> dict[str, Any]:
 
 def _local_entry(count: int) -> Any:
     """This machine's GPUs as a catalog-like entry (usable = free memory now), through `vram fit`'s own reader."""
-    from ..fit import parse_gpu_spec
+    from ..fitting import parse_gpu_spec
 
     return parse_gpu_spec(f"{count}xlocal").gpu
 
@@ -250,13 +250,7 @@ def compute_check(request: Request, body: CheckBody) -> tuple[dict[str, Any], di
     build has it (250 tokens), plus the memory-vs-context curve for the chart."""
     svc, sub = services(request), subject(request)
     api.check_local(request, body)
-    try:
-        from ..fit import fit as _fit  # noqa: F401
-
-        have_fit = True
-    except ImportError:
-        have_fit = False
-    kind = "fit" if body.gpu and have_fit else "estimate"
+    kind = "fit" if body.gpu else "estimate"
     cost = OPERATION_COSTS[kind]
     precheck(body)
     state = svc.quota.state(sub)
@@ -264,20 +258,18 @@ def compute_check(request: Request, body: CheckBody) -> tuple[dict[str, Any], di
         request.state.quota = state
         raise api.over_allowance(state, cost, sub.signed_in)
     fields = body.model_dump(exclude={"gpu", "gpu_count", "headroom_fraction"}, exclude_unset=True)
-    est_body = EstimateBody.model_validate(fields)
-    est = run_estimate(est_body)
     local = (body.gpu or "").strip().lower() == "local"
     gpu = _local_entry(body.gpu_count) if local else find_gpu(body.gpu) if body.gpu else None
     gpu_id = "local" if local else gpu.id if gpu is not None else None
+    # the estimate on the chosen GPU: engines that size themselves from the device (vLLM) see this one
+    est_body = EstimateBody.model_validate({**fields, **({"gpu": gpu_id} if gpu_id and not local else {})})
+    est = run_estimate(est_body)
     fit_d: dict[str, Any] | None = None
     way: list[dict[str, Any]] = []
-    if gpu is not None and have_fit:
-        try:
-            fit_d, way = run_fit_with_advice(FitBody.model_validate({
-                **fields, "gpu": gpu_id, "gpu_count": body.gpu_count, "headroom_fraction": body.headroom_fraction}))
-        except NotAvailable:
-            fit_d = None
-    curve = memory_curve(est_body, gpu_id if gpu is not None and have_fit else None, body.gpu_count,
+    if gpu is not None:
+        fit_d, way = run_fit_with_advice(FitBody.model_validate({
+            **fields, "gpu": gpu_id, "gpu_count": body.gpu_count, "headroom_fraction": body.headroom_fraction}))
+    curve = memory_curve(est_body, gpu_id if gpu is not None else None, body.gpu_count,
                          body.headroom_fraction)
     ok, state = svc.quota.charge(sub, cost, kind)
     request.state.quota = state
@@ -321,8 +313,6 @@ async def index_post(request: Request) -> Response:
         message, input_id = form_error(exc)
         return render(request, "index.html", _index_data(request, form, error=message, error_field=input_id),
                       status=422)
-    except NotAvailable as exc:
-        return render(request, "index.html", _index_data(request, form, error=str(exc)), status=501)
     except ApiError as exc:
         return render(request, "index.html", _index_data(request, form, error=exc.body["error"], over=True),
                       status=exc.status_code, headers=dict(exc.headers or {}))
@@ -596,11 +586,10 @@ async def account_delete(request: Request) -> Response:
         return render(request, "account.html", {"account": api.account_data(request, sub),
                                                 "error": "type delete to confirm"}, status=422)
     await run_in_threadpool(api.delete_user_data, services(request), sub.user_id)
-    from .app import client_address
 
     # the page that says so is a signed-out page: no History / Account links, the anonymous allowance
     svc = services(request)
-    request.state.subject = svc.anonymous(client_address(request, svc.settings))
+    request.state.subject = svc.anonymous(api.client_address(request, svc.settings))
     request.state.quota = None
     request.state.session_token = None
     resp = render(request, "message.html", {"title": "Account deleted",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator
+
+from ..request import FAMILY_OPTIONS, OptionField, TrainWorkload, option_fields
 
 
 def _not_bool(v: Any) -> Any:
@@ -24,46 +26,86 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TrainBody(Body):
-    method: Literal["full", "lora", "qlora"] = "full"
-    precision: Literal["fp32", "bf16", "fp16", "mixed"] = "bf16"
-    optimizer: Literal["adamw", "adamw-fused", "adamw-8bit", "sgd", "sgd-momentum", "adafactor", "lion"] = "adamw"
-    seq: TokenCount | None = Field(default=None, description="training sequence length (default: context, or 2048)")
-    grad_checkpointing: bool = False
-    lora_rank: Int = Field(default=16, ge=1, le=4096)
-    lora_alpha: float | None = None
-    lora_targets: str = Field(default="all-linear", max_length=500)
-    gpus: Int = Field(default=1, ge=1, le=4096)
-    zero: Literal[0, 1, 2, 3] = 0
-    fsdp: Literal["full", "hybrid", "grad-op"] | None = None
-    gpus_per_node: Int = Field(default=8, ge=1, le=64)
-    offload_optimizer: bool = False
-    grad_accum: Int = Field(default=1, ge=1, le=65536)
+def _pydantic_field(of: OptionField, *, optional: bool = False, note: str = "") -> tuple[Any, Any]:
+    """(annotation, Field) for a declared option: its choices as a Literal, its range as ge/le, its help text;
+    `optional`: None unless given."""
+    base: Any
+    if of.choices is not None:
+        base = Literal[of.choices]
+    elif of.parse == "tokens":
+        base = TokenCount
+    else:
+        base = {int: Int, float: Num, bool: bool, str: str, tuple: list[float]}.get(of.kind, Any)
+    bounds: dict[str, Any] = {}
+    if of.kind in (int, float) and of.parse is None:
+        if of.lo is not None:
+            bounds["ge"] = of.lo
+        if of.hi is not None:
+            bounds["le"] = of.hi
+    if of.kind is str and of.choices is None:
+        bounds["max_length"] = 500
+    ann = base | None if (of.optional or optional) else base
+    default = None if optional else of.default
+    return ann, Field(default=default, description=of.help + note, **bounds)
 
 
-class WorkloadBody(Body):
+def body_fields(cls: type) -> dict[str, Any]:
+    """pydantic fields for the declared options of `cls` (vram.request), for `create_model`."""
+    return {of.name: _pydantic_field(of) for of in option_fields(cls) if of.cli}
+
+
+# The training options: every field vram.request.TrainWorkload declares (batch and attn are the workload's own).
+# Made at import from the declarations; type checkers see a plain body (its fields are read through model_dump).
+if TYPE_CHECKING:
+
+    class TrainBody(Body):
+        seq: TokenCount | None
+else:
+    TrainBody = create_model(
+        "TrainBody",
+        __base__=Body,
+        seq=(TokenCount | None, Field(default=None, description="training sequence length (default: context or 2048)")),
+        **body_fields(TrainWorkload),
+    )
+
+
+def _family_fields() -> dict[str, Any]:
+    """Image (diffusion, vision) and speech inputs, from their option declarations; None unless given."""
+    out: dict[str, Any] = {}
+    for cls in FAMILY_OPTIONS.values():
+        for of in option_fields(cls):
+            if of.name not in out and of.cli:
+                out[of.name] = _pydantic_field(of, optional=True, note=f" ({cls.title})")
+    return out
+
+
+if TYPE_CHECKING:
+
+    class _FamilyBody(Body):
+        pass
+else:
+    _FamilyBody = create_model("_FamilyBody", __base__=Body, **_family_fields())
+
+
+class WorkloadBody(_FamilyBody):
     model: str = Field(min_length=1, max_length=200, description="catalog id, alias or Hub repo id in the catalog")
     context: TokenCount = Field(default=4096, description="prompt tokens per sequence: 4096 or '32k'")
     batch: Int = Field(default=1, ge=1, le=65536)
     new_tokens: TokenCount = 16
-    engine: Literal["transformers", "vllm", "llama.cpp", "llamacpp"] = "transformers"
+    engine: Literal["transformers", "vllm", "llama.cpp", "llamacpp", "mlx"] = "transformers"
     dtype: str = Field(default="bfloat16", max_length=32)
     quant: str | None = Field(default=None, max_length=32)
     kv_dtype: str | None = Field(default=None, max_length=32)
-    attn: Literal["sdpa", "eager", "flash"] = "sdpa"
+    attn: Literal["sdpa", "eager", "flash"] | None = Field(default=None, description="transformers only")
+    options: dict[str, Any] | None = Field(
+        default=None, description="the engine's options by name, as vram.request declares them (vLLM: "
+        "max_num_seqs, block_size ...; llama.cpp: n_gpu_layers, n_ubatch ...); an option of another engine is a 422")
     train: TrainBody | None = None
-    # image models (diffusion) and speech models (Whisper) only; an error for other models
-    width: Int | None = Field(default=None, ge=64, le=8192, description="image width in pixels (image models)")
-    height: Int | None = Field(default=None, ge=64, le=8192, description="image height in pixels (image models)")
-    images: Int | None = Field(default=None, ge=1, le=64, description="images per prompt (image models)")
-    steps: Int | None = Field(default=None, ge=1, le=1000, description="denoising steps (image models; time only)")
-    offload_text_encoders: bool | None = Field(default=None, description="text encoders on the CPU (image models)")
-    beams: Int | None = Field(default=None, ge=1, le=16, description="beam size (speech models)")
-    audio_s: Num | None = Field(default=None, gt=0, le=86400.0, description="seconds of audio (speech; time only)")
 
 
 class EstimateBody(WorkloadBody):
-    pass
+    gpu: str | None = Field(default=None, max_length=100,
+                            description="the GPU the engine sizes itself from (needed for vLLM), e.g. 'rtx-4090'")
 
 
 class FitBody(WorkloadBody):

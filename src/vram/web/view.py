@@ -21,6 +21,18 @@ def _g(n: float) -> str:
     return f"{n / GIB:,.2f}"
 
 
+def _workload_view(shown: dict[str, Any], est: dict[str, Any]) -> dict[str, Any]:
+    """What was asked, as the page shows it: an inference workload's fields, or a training step's sequence (as
+    its context) and micro-batch."""
+    for d in (shown, est):
+        if isinstance(d.get("workload"), dict):
+            return dict(d["workload"])
+        if isinstance(d.get("train"), dict):
+            t = d["train"]
+            return {"context": t.get("seq"), "batch": t.get("batch"), "dtype": t.get("precision"), "quant": None}
+    return {}
+
+
 def check_result(est: dict[str, Any], fit: dict[str, Any] | None, gpu: dict[str, Any] | None, gpu_count: int,
                  headroom: float, curve: list[tuple[int, int]]) -> dict[str, Any]:
     return {"estimate": est, "fit": fit, "gpu": gpu, "gpu_count": gpu_count, "headroom_fraction": headroom,
@@ -259,12 +271,12 @@ def build_view(kind: str, req: dict[str, Any], result: dict[str, Any]) -> dict[s
     if fit:
         assumptions += [str(a) for a in fit.get("assumptions", []) if str(a) not in assumptions]
     speed = fit.get("speed") if fit and isinstance(fit.get("speed"), dict) else None
-    view = {
+    view: dict[str, Any] = {
         "kind": kind, "raw": False, "model": model_name, "model_id": est.get("model"), "repo": repo,
         "model_kind": model_kind, "kind_label": KIND_LABELS.get(model_kind, model_kind),
         "context_free": context_free, "params": est.get("params"),
         "engine": RUNTIMES.get(model_kind) or shown.get("engine", est.get("engine")),
-        "workload": shown.get("workload", est.get("workload", {})),
+        "workload": _workload_view(shown, est),
         "total_gib": _g(total), "peak_gib": _g(int(shown.get("peak_allocated_bytes", 0))),
         "weights_gib": _g(weights_all), "kv_gib": _g(kv_all), "show_kv": kv_all > 0,
         "per_gpu_gib": _g(per_gpu), "free_gib": _g(int(fit["free_bytes_per_gpu"])) if fit else None,

@@ -24,8 +24,8 @@ from typing import Any
 
 from .catalog import GpuEntry, find_gpu
 from .errors import BadInput, VramError
-from .estimate import Workload
-from .fit import DEFAULT_HEADROOM, Evaluator, FitResult, GpuChoice, evaluator_for, fit
+from .fitting import DEFAULT_HEADROOM, Evaluator, FitResult, GpuChoice, evaluator_for, fit
+from .request import EngineOptions, Workload, engine_options, options_from_mapping
 from .units import parse_tokens
 
 
@@ -52,10 +52,12 @@ class ModelDemand:
     kv_dtype: str | None = None
     engine: str = "vllm"
     new_tokens: int = 512
+    options: EngineOptions | None = None  # the engine's options (a fleet entry's `options:` mapping)
 
     def workload(self) -> Workload:
+        opts = self.options if self.options is not None else engine_options(self.engine)
         return Workload(batch=self.concurrency, context=self.context, new_tokens=self.new_tokens, dtype=self.dtype,
-                        quant=self.quant, kv_dtype=self.kv_dtype, engine=self.engine).validate()
+                        quant=self.quant, kv_dtype=self.kv_dtype, options=opts).validate()
 
 
 @dataclass(frozen=True)
@@ -80,8 +82,8 @@ class Assignment:
         return {"model": self.model, "pool": self.pool, "gpu": self.gpu, "gpus_per_replica": self.gpus_per_replica,
                 "replicas": self.replicas, "nodes": self.nodes, "verdict": f.verdict, "split": f.split,
                 "per_gpu_bytes": f.per_gpu_bytes, "usable_bytes_per_gpu": f.usable_bytes_per_gpu,
-                "free_bytes_per_gpu": f.free_bytes_per_gpu, "context": f.workload.context,
-                "concurrency": f.workload.batch,
+                "free_bytes_per_gpu": f.free_bytes_per_gpu, "context": f.context,
+                "concurrency": f.batch,
                 "decode_tokens_per_s": round(f.speed.decode_tokens_per_s, 1) if f.speed else None,
                 "serving": f.serving}
 
@@ -143,11 +145,14 @@ def parse_fleet(data: Any) -> Fleet:
             m = {"model": m}
         if not isinstance(m, dict) or "model" not in m:
             raise BadInput(f"{where}: expected a mapping with 'model'", field="models")
+        engine = str(m.get("engine", "vllm"))
+        opts_cls = type(engine_options(engine))
+        options = options_from_mapping(opts_cls, m.get("options"), f"{where}.options")
         models.append(ModelDemand(
             model=str(m["model"]), context=_int_field(m, "context", where, 4096),
             concurrency=_int_field(m, "concurrency", where, 1), replicas=_int_field(m, "replicas", where, 1),
             quant=m.get("quant"), dtype=str(m.get("dtype", "bfloat16")), kv_dtype=m.get("kv_dtype"),
-            engine=str(m.get("engine", "vllm")), new_tokens=_int_field(m, "new_tokens", where, 512, minimum=0)))
+            engine=engine, new_tokens=_int_field(m, "new_tokens", where, 512, minimum=0), options=options))
     headroom = data.get("headroom", DEFAULT_HEADROOM)
     if isinstance(headroom, bool) or not isinstance(headroom, int | float) or not 0 <= headroom <= 10:
         raise BadInput("fleet: headroom must be a fraction like 0.2", field="headroom")

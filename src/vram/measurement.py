@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import BadInput, NeedsExtra, VramError
-from .estimate import Estimate, Workload, estimate, resolve_model
-from .training import TrainWorkload
+from .inference import estimate
+from .request import TrainWorkload, Workload
+from .resolver import resolve_model
+from .result import Estimate
 
 
 class NoGpu(VramError):

@@ -1,0 +1,26 @@
+"""The inference engines vram models, behind one small protocol.
+
+Each engine module exposes `estimate(rm, wl) -> Estimate` for a resolved text LLM and a validated workload whose
+`options` are that engine's. Modules are imported on first use, so a run that needs one engine loads only it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Protocol, cast
+
+from ..request import ENGINES, Workload
+from ..resolved import ResolvedModel
+from ..result import Estimate
+
+_MODULES = {"transformers": "transformers", "vllm": "vllm", "llama.cpp": "llama_cpp", "mlx": "mlx"}
+
+
+class Engine(Protocol):
+    def estimate(self, rm: ResolvedModel, wl: Workload) -> Estimate: ...
+
+
+def engine_for(name: str) -> Engine:
+    """The engine module for a name in `ENGINES`."""
+    assert name in ENGINES and name in _MODULES, name
+    return cast(Engine, importlib.import_module(f"{__name__}.{_MODULES[name]}"))

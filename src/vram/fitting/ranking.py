@@ -1,0 +1,130 @@
+"""`which` (every catalog GPU that holds a workload, ranked) and `compare` (one model on several GPUs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..catalog import GpuEntry
+from ..devices import GpuChoice
+from ..errors import BadInput
+from ..model import ModelSpec
+from ..request import Workload
+from ..resolved import ResolvedModel
+from .check import _whole_weights, fit
+from .evaluator import Evaluator, evaluator_for
+from .results import FitResult, Option
+from .solvers import DEFAULT_HEADROOM, _verdict
+
+MIB = 1024**2
+
+
+SORT_KEYS = ("cost", "speed", "gpus", "memory")
+
+
+def _sort_key(sort: str) -> Callable[[Option], tuple[Any, ...]]:
+    def tps(o: Option) -> float:
+        return o.speed.decode_tokens_per_s if o.speed else 0.0
+
+    def cost(o: Option) -> tuple[Any, ...]:
+        c = o.speed.cost_per_million_tokens_usd if o.speed else None
+        if o.speed is None and o.price_per_hour_usd:
+            c = o.price_per_hour_usd * o.gpu_count  # no token rate (not an LLM): cheapest per hour first
+        return (c is None, c if c is not None else 0.0, -tps(o), o.gpu_count)
+
+    keys: dict[str, Callable[[Option], tuple[Any, ...]]] = {
+        "cost": cost,
+        "speed": lambda o: (-tps(o), o.gpu_count),
+        "gpus": lambda o: (o.gpu_count, -tps(o)),
+        "memory": lambda o: (o.usable_bytes_per_gpu * o.gpu_count, -tps(o)),
+    }
+    if sort not in keys:
+        raise BadInput(f"sort: unknown order {sort!r} (use {', '.join(SORT_KEYS)})", field="sort")
+    return keys[sort]
+
+
+def evaluate_option(
+    ev: Evaluator,
+    choice: GpuChoice,
+    wl: Workload,
+    headroom_fraction: float = DEFAULT_HEADROOM,
+    split: str | None = None,
+    gwl: Workload | None = None,
+) -> Option | None:
+    """The option if the workload fits on `choice` (verdict fits or tight), else None. No solvers.
+    `gwl`: the workload as `ev.gpu_workload(wl, choice.gpu)` returns it, when the caller has it already."""
+    sp = "single" if choice.count == 1 else (split or ev.default_split(choice.count, wl.engine))
+    if sp == "pp" and choice.count > ev.spec.num_layers:
+        return None
+    if ev.rank_weights(sp, choice.count, wl) > choice.gpu.usable_memory_bytes:
+        return None  # the weights alone do not fit: no estimate needed
+    worst, usable, ests, _ = ev.per_gpu(choice, wl, sp, gwl)
+    if worst > usable:
+        return None
+    w = max(e.weights_bytes for e in ests)
+    headroom = int(headroom_fraction * w)
+    whole_w = _whole_weights(ev, wl, choice.gpu)
+    kv = (
+        sum(e.kv_cache_bytes for e in ests)
+        if sp == "pp"
+        else ests[0].kv_cache_bytes * (choice.count if sp == "tp" else 1)
+    )
+    sp_speed = ev.speed(choice, sp, wl, whole_w, kv) if ev.is_llm else None
+    g = choice.gpu
+    return Option(
+        gpu=g.id,
+        gpu_name=g.name,
+        vendor=g.vendor,
+        category=g.category,
+        gpu_count=choice.count,
+        split=sp,
+        verdict=_verdict(worst, usable, w, headroom),
+        per_gpu_bytes=worst,
+        usable_bytes_per_gpu=usable,
+        free_bytes_per_gpu=usable - worst,
+        speed=sp_speed,
+        price_per_hour_usd=g.price_per_hour_usd,
+    )
+
+
+def which(
+    model: str | ModelSpec | ResolvedModel | Evaluator,
+    workload: Workload | None = None,
+    counts: tuple[int, ...] = (1, 2, 4, 8),
+    *,
+    sort: str = "cost",
+    headroom_fraction: float = DEFAULT_HEADROOM,
+    gpus: list[GpuEntry] | None = None,
+) -> list[Option]:
+    """Every catalog GPU × count in `counts` on which the workload fits, fastest-cheapest first.
+
+    Default order (`sort="cost"`): cost per million decode tokens where a price is known (cheapest first), then the
+    rest by decode tokens/s; "speed", "gpus" and "memory" sort by decode speed, GPU count, total memory."""
+    from ..catalog import all_gpus
+
+    ev = evaluator_for(model)
+    wl = (workload or Workload()).validate()
+    key = _sort_key(sort)
+    out = []
+    for g in gpus if gpus is not None else all_gpus():
+        gwl = ev.gpu_workload(wl, g)
+        for n in counts:
+            opt = evaluate_option(ev, GpuChoice(g, n), wl, headroom_fraction, gwl=gwl)
+            if opt is not None:
+                out.append(opt)
+    out.sort(key=key)
+    return out
+
+
+def compare(
+    model: str | ModelSpec | ResolvedModel | Evaluator,
+    gpu_specs: list[str],
+    workload: Workload | None = None,
+    *,
+    headroom_fraction: float = DEFAULT_HEADROOM,
+) -> list[FitResult]:
+    """Side by side: the full fit (verdict, solvers, speed) on each GPU spec, in the order given."""
+    if not gpu_specs:
+        raise BadInput("gpu: give at least one GPU to compare", field="gpu")
+    ev = evaluator_for(model)
+    return [fit(ev, s, workload, headroom_fraction=headroom_fraction) for s in gpu_specs]

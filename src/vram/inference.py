@@ -1,0 +1,26 @@
+"""The public `estimate()`: resolve the model, check the request, hand it to its engine or model family."""
+
+from __future__ import annotations
+
+from .engines import engine_for
+from .errors import BadInput
+from .model import ModelSpec
+from .request import Workload
+from .resolved import ResolvedModel
+from .resolver import resolve_model
+from .result import Estimate
+
+
+def estimate(model: str | ModelSpec | ResolvedModel, workload: Workload | None = None) -> Estimate:
+    """Estimate inference memory for `workload` (defaults: batch 1, 4096-token prompt, 16 new tokens, bf16,
+    transformers)."""
+    wl = (workload or Workload()).validate()
+    rm = resolve_model(model)
+    if rm.entry is not None and rm.entry.kind != "llm":
+        from . import families  # imported on first use: a text-LLM run does not load the family estimators
+
+        return families.estimate(rm, wl)
+    if wl.family is not None:
+        name = next(iter(wl.family.given()), "family")
+        raise BadInput(f"{name}: {wl.family.title} options do not apply to {rm.spec.name}, a text LLM", field=name)
+    return engine_for(wl.engine).estimate(rm, wl)

@@ -1,0 +1,54 @@
+"""What an estimate returns: bytes per component, the assumptions they rest on, and each engine's typed details."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import __version__
+from .components import Component
+from .request import TrainWorkload, Workload
+
+
+@dataclass(frozen=True)
+class Estimate:
+    model: str
+    params: int
+    active_params: int
+    engine: str
+    workload: Workload | TrainWorkload  # what was asked: an inference workload or a training step
+    weights_bytes: int
+    kv_cache_bytes: int
+    activation_bytes: int
+    peak_allocated_bytes: int
+    total_bytes: int
+    breakdown: tuple[Component, ...]
+    assumptions: tuple[str, ...]
+    binding_phase: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def component(self, name: str) -> Component | None:
+        return next((c for c in self.breakdown if c.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "engine": self.engine,
+            "params": self.params,
+            "active_params": self.active_params,
+            "weights_bytes": self.weights_bytes,
+            "kv_cache_bytes": self.kv_cache_bytes,
+            "activation_bytes": self.activation_bytes,
+            "peak_allocated_bytes": self.peak_allocated_bytes,
+            "total_bytes": self.total_bytes,
+            "binding_phase": self.binding_phase,
+            "breakdown": [c.to_dict() for c in self.breakdown],
+            "assumptions": list(self.assumptions),
+            **(
+                {"train": self.workload.to_dict()}
+                if isinstance(self.workload, TrainWorkload)
+                else {"workload": self.workload.to_dict()}
+            ),
+            "vram_version": __version__,
+            **self.extra,
+        }
