@@ -55,3 +55,15 @@ def app(tmp_path: Path) -> Iterator[Any]:
 
     with app_for(settings_for(tmp_path, Clock())) as a:
         yield a
+
+
+WEB_SUITE = ("test_web_", "test_api_fuzz", "test_security_headers")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the web suite (by file) so the library suite runs alone with `-m 'not web'`."""
+    for item in items:
+        name = item.path.name
+        if name.startswith(WEB_SUITE) or "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.web)
+

@@ -17,7 +17,7 @@ from ..request import MAX_BATCH, TrainWorkload, VllmOptions, Workload
 from ..resolved import ResolvedModel
 from ..result import Estimate
 from ..sharding import pp_stage_layers
-from .evaluator import Evaluator, evaluator_for
+from .evaluator import Evaluator, EvaluatorCache, evaluator_for
 from .results import FitResult, RankUse
 from .solvers import (
     DEFAULT_HEADROOM,
@@ -89,15 +89,17 @@ def fit(
     solve: bool = True,
     with_speed: bool = True,
     ram: Any = None,
+    cache: EvaluatorCache | None = None,
 ) -> FitResult:
     """Does `workload` of `model` fit on `gpu_spec` ("h100-sxm", "4090", "2xh100-sxm", "local")?
 
     With `solve` the result also carries max_context, max_batch, min_gpus and recommended_quant (each a search over
-    the estimator) and the serving settings for the fit found.
+    the estimator) and the serving settings for the fit found. `cache`: the caller's evaluators, kept between calls
+    (a long-lived process asking about the same models again).
     """
     if not 0 <= headroom_fraction <= 10:
         raise BadInput("headroom: must be between 0 and 10 (a fraction of the weights, 0.2 = 20 %)", field="headroom")
-    ev = evaluator_for(model)
+    ev = evaluator_for(model, cache)
     choice = parse_gpu_spec(gpu_spec)
     wl = (workload or Workload()).validate()
     if wl.engine == "mlx" and choice.gpu.vendor != "apple":

@@ -12,7 +12,7 @@ from ..model import ModelSpec
 from ..request import Workload
 from ..resolved import ResolvedModel
 from .check import _whole_weights, fit
-from .evaluator import Evaluator, evaluator_for
+from .evaluator import Evaluator, EvaluatorCache, evaluator_for
 from .results import FitResult, Option
 from .solvers import DEFAULT_HEADROOM, _verdict
 
@@ -95,6 +95,7 @@ def which(
     sort: str = "cost",
     headroom_fraction: float = DEFAULT_HEADROOM,
     gpus: list[GpuEntry] | None = None,
+    cache: EvaluatorCache | None = None,
 ) -> list[Option]:
     """Every catalog GPU × count in `counts` on which the workload fits, fastest-cheapest first.
 
@@ -102,7 +103,7 @@ def which(
     rest by decode tokens/s; "speed", "gpus" and "memory" sort by decode speed, GPU count, total memory."""
     from ..catalog import all_gpus
 
-    ev = evaluator_for(model)
+    ev = evaluator_for(model, cache)
     wl = (workload or Workload()).validate()
     key = _sort_key(sort)
     out = []
@@ -122,9 +123,10 @@ def compare(
     workload: Workload | None = None,
     *,
     headroom_fraction: float = DEFAULT_HEADROOM,
+    cache: EvaluatorCache | None = None,
 ) -> list[FitResult]:
     """Side by side: the full fit (verdict, solvers, speed) on each GPU spec, in the order given."""
     if not gpu_specs:
         raise BadInput("gpu: give at least one GPU to compare", field="gpu")
-    ev = evaluator_for(model)
+    ev = evaluator_for(model, cache)
     return [fit(ev, s, workload, headroom_fraction=headroom_fraction) for s in gpu_specs]

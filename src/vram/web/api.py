@@ -137,7 +137,7 @@ def answer_key(kind: str, body: Any) -> tuple[str, str] | None:
 
 
 def compute_answer(svc: Services, kind: str, body: Any, cost: int, key: tuple[str, str] | None) -> Answer:
-    result = RUNNERS[kind](body)
+    result = RUNNERS[kind](body, svc.evaluators)
     answer = Answer(encode({**result, "cost_tokens": cost}),
                     sign_result(svc.secret, kind, body.model_dump(mode="json"), result))
     if key is not None:

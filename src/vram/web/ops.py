@@ -11,7 +11,7 @@ from typing import Any
 from ..catalog import find_gpu, find_model
 from ..devices import devices_for
 from ..errors import BadInput
-from ..fitting import compare, fit, which
+from ..fitting import EvaluatorCache, compare, fit, which
 from ..fleet import parse_fleet, plan
 from ..inference import estimate
 from ..request import ENGINE_OPTIONS, FAMILY_OPTIONS, TrainWorkload, Workload, option_fields, options_from_mapping
@@ -104,27 +104,28 @@ def _estimate_obj(body: WorkloadBody) -> Any:
     return estimate(model, workload_of(body))
 
 
-def run_estimate(body: EstimateBody) -> dict[str, Any]:
+def run_estimate(body: EstimateBody, cache: EvaluatorCache | None = None) -> dict[str, Any]:
     """Exactly `vram estimate --json` for the same options."""
     result: dict[str, Any] = _estimate_obj(body).to_dict()
     return result
 
 
-def _fit_call(body: FitBody) -> Any:
+def _fit_call(body: FitBody, cache: EvaluatorCache | None = None) -> Any:
     model = catalog_model_id(body.model)
     train = train_workload_of(body) if body.train is not None else None
     return fit(model, gpu_spec(body.gpu, body.gpu_count), workload_of(body), headroom_fraction=body.headroom_fraction,
-               train=train)
+               train=train, cache=cache)
 
 
-def run_fit(body: FitBody) -> dict[str, Any]:
-    result: dict[str, Any] = _fit_call(body).to_dict()
+def run_fit(body: FitBody, cache: EvaluatorCache | None = None) -> dict[str, Any]:
+    result: dict[str, Any] = _fit_call(body, cache).to_dict()
     return result
 
 
-def run_fit_with_advice(body: FitBody) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def run_fit_with_advice(body: FitBody,
+                        cache: EvaluatorCache | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """`vram fit` for the page, and when it does not fit, the cheapest changes that do (vram.advice)."""
-    r = _fit_call(body)
+    r = _fit_call(body, cache)
     way: list[dict[str, Any]] = []
     if r.verdict == "no":
         from ..advice import ways_to_fit
@@ -149,20 +150,20 @@ def precheck(body: Any) -> None:
             gpu_spec(g)
 
 
-def run_which(body: WhichBody) -> dict[str, Any]:
+def run_which(body: WhichBody, cache: EvaluatorCache | None = None) -> dict[str, Any]:
     out = which(catalog_model_id(body.model), workload_of(body), counts=tuple(body.counts),
-                headroom_fraction=body.headroom_fraction)
+                headroom_fraction=body.headroom_fraction, cache=cache)
     return {"model": catalog_model_id(body.model), "options": [o.to_dict() for o in out]}
 
 
-def run_compare(body: CompareBody) -> dict[str, Any]:
+def run_compare(body: CompareBody, cache: EvaluatorCache | None = None) -> dict[str, Any]:
     specs = [gpu_spec(g) for g in body.gpus]
     results = compare(catalog_model_id(body.model), specs, workload_of(body),
-                      headroom_fraction=body.headroom_fraction)
+                      headroom_fraction=body.headroom_fraction, cache=cache)
     return {"results": [r.to_dict() for r in results]}
 
 
-def run_plan(body: PlanBody) -> dict[str, Any]:
+def run_plan(body: PlanBody, cache: EvaluatorCache | None = None) -> dict[str, Any]:
     fleet = body.fleet
     for m in fleet.get("models", []) if isinstance(fleet.get("models"), list) else []:
         name = m.get("model") if isinstance(m, dict) else m
@@ -233,7 +234,7 @@ def curve_contexts(asked: int, model_context: int | None, points: int = 9) -> li
 
 
 def memory_curve(body: WorkloadBody, gpu: str | None = None, gpu_count: int = 1,
-                 headroom_fraction: float = 0.2) -> list[tuple[int, int]]:
+                 headroom_fraction: float = 0.2, cache: EvaluatorCache | None = None) -> list[tuple[int, int]]:
     """The chart's line: (context, bytes) where bytes is the estimate's total, or with a GPU the fullest GPU's
     memory as `vram fit` splits the model (no solvers), so the curve crosses the usable line at the max context."""
     entry = find_model(body.model)
@@ -256,7 +257,7 @@ def memory_curve(body: WorkloadBody, gpu: str | None = None, gpu_count: int = 1,
                 r = fit_fn(entry.id, gpu_spec(gpu, gpu_count), workload_of(b, gpu=""),
                            headroom_fraction=headroom_fraction,
                            train=train_workload_of(b) if b.train is not None else None, solve=False,
-                           with_speed=False)
+                           with_speed=False, cache=cache)
                 out.append((ctx, int(r.per_gpu_bytes)))
             else:
                 out.append((ctx, int(_estimate_obj(b).total_bytes)))

@@ -215,6 +215,8 @@ def body_from_form(form: dict[str, Any]) -> dict[str, Any]:
             value = _digits(value)
         if value:
             body[key] = value
+    if body.get("engine", "transformers") != "transformers":
+        body.pop("attn", None)  # the form's attention choice is transformers' own (shown only for it)
     if kind == "diffusion":
         for key in ("width", "height", "images", "steps"):
             if str(form.get(key, "")).strip():
@@ -268,9 +270,10 @@ def compute_check(request: Request, body: CheckBody) -> tuple[dict[str, Any], di
     way: list[dict[str, Any]] = []
     if gpu is not None:
         fit_d, way = run_fit_with_advice(FitBody.model_validate({
-            **fields, "gpu": gpu_id, "gpu_count": body.gpu_count, "headroom_fraction": body.headroom_fraction}))
+            **fields, "gpu": gpu_id, "gpu_count": body.gpu_count, "headroom_fraction": body.headroom_fraction}),
+            svc.evaluators)
     curve = memory_curve(est_body, gpu_id if gpu is not None else None, body.gpu_count,
-                         body.headroom_fraction)
+                         body.headroom_fraction, svc.evaluators)
     ok, state = svc.quota.charge(sub, cost, kind)
     request.state.quota = state
     if not ok:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ..fitting import EvaluatorCache
 from .answers import Answers
 from .auth import RedisSessions, Sessions, SqlSessions
 from .counters import Counters, FallbackCounters, RedisCounters, SqlCounters
@@ -25,6 +26,7 @@ class Services:
     secret: str
     redis: Any = None
     answers: Answers = field(default_factory=Answers)  # computed answers kept for repeated requests
+    evaluators: EvaluatorCache = field(default_factory=EvaluatorCache)  # models evaluated for `fit` / `which`
 
     @classmethod
     def build(cls, settings: Settings) -> Services:

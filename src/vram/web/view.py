@@ -39,37 +39,17 @@ def check_result(est: dict[str, Any], fit: dict[str, Any] | None, gpu: dict[str,
             "curve": [list(p) for p in curve], "vram_version": est.get("vram_version")}
 
 
-def _per_gpu_components(est: dict[str, Any], n: int) -> list[tuple[str, int, str]]:
-    """Components on one of n GPUs: an even tensor-parallel split, except the CUDA context (one per GPU)."""
-    out = []
-    for c in est.get("breakdown", []):
-        b = int(c["bytes"]) if c["name"] == "cuda_context" or n == 1 else math.ceil(int(c["bytes"]) / n)
-        out.append((str(c["name"]), b, str(c.get("explanation", ""))))
-    return out
-
-
 LABELS = {"fits": ("ok", "Fits"), "tight": ("tight", "Tight"), "no": ("no", "Does not fit")}
 
 
-def verdict(per_gpu: int, usable: int, weights_bytes: int, headroom_bytes: int,
-            fit: dict[str, Any] | None) -> dict[str, str]:
-    """As `vram fit` decides: no: more than the usable memory; fits: it fits and the memory above the weights is at
-    least `headroom_bytes`; tight: it fits with less.
-    With a `vram fit` result its verdict and reasons are used as they are."""
-    if fit is not None and fit.get("verdict") in LABELS:
-        cls, label = LABELS[str(fit["verdict"])]
-        reasons = fit.get("reasons") or []
-        text = "; ".join(str(r) for r in reasons) if reasons else \
-            f"needs {_g(per_gpu)} GiB per GPU of {_g(usable)} GiB usable"
-        return {"cls": cls, "label": label, "text": text}
-    if per_gpu > usable:
-        key, text = "no", f"needs {_g(per_gpu)} GiB per GPU, more than the {_g(usable)} GiB usable"
-    elif usable - weights_bytes >= headroom_bytes:
-        key, text = "fits", f"needs {_g(per_gpu)} GiB per GPU of {_g(usable)} GiB usable, with headroom to spare"
-    else:
-        key, text = "tight", (f"needs {_g(per_gpu)} GiB per GPU of {_g(usable)} GiB: less than {_g(headroom_bytes)} "
-                              "GiB above the weights for peaks (long prompts or batch spikes may run out of memory)")
-    cls, label = LABELS[key]
+def verdict(fit: dict[str, Any]) -> dict[str, str] | None:
+    """`vram fit`'s verdict and reasons, labelled for the page (the page decides nothing itself)."""
+    if fit.get("verdict") not in LABELS:
+        return None
+    cls, label = LABELS[str(fit["verdict"])]
+    reasons = fit.get("reasons") or []
+    text = "; ".join(str(r) for r in reasons) if reasons else \
+        f"needs {_g(int(fit.get('per_gpu_bytes', 0)))} GiB per GPU of {_g(int(fit.get('usable_bytes_per_gpu', 0)))} GiB"
     return {"cls": cls, "label": label, "text": text}
 
 
@@ -242,19 +222,18 @@ def build_view(kind: str, req: dict[str, Any], result: dict[str, Any]) -> dict[s
     shown = est
     if fit and isinstance(fit.get("estimate"), dict):
         shown = fit["estimate"]  # the fullest GPU's estimate, on that GPU (vLLM sized by its memory)
-    if fit and isinstance(fit.get("breakdown"), list) and fit["breakdown"]:
-        comps = [(str(c["name"]), int(c["bytes"]), str(c.get("explanation", ""))) for c in fit["breakdown"]]
-    else:
-        comps = _per_gpu_components(est, n)
+    # the numbers are the library's: the fullest GPU's breakdown from `vram fit`, else the estimate's own
+    source = fit["breakdown"] if fit and isinstance(fit.get("breakdown"), list) and fit["breakdown"] else \
+        est.get("breakdown", [])
+    comps = [(str(c["name"]), int(c["bytes"]), str(c.get("explanation", ""))) for c in source]
     per_gpu = int(fit["per_gpu_bytes"]) if fit and isinstance(fit.get("per_gpu_bytes"), int) else \
         sum(b for _, b, _ in comps)
     usable = int(gpu["usable_memory_bytes"]) if gpu else 0
     if fit and isinstance(fit.get("usable_bytes_per_gpu"), int):
         usable = int(fit["usable_bytes_per_gpu"])
     weights_per_gpu = next((b for name, b, _ in comps if name == "weights"), 0)
-    headroom_bytes = int(fit["headroom_bytes"]) if fit and isinstance(fit.get("headroom_bytes"), int) else \
-        int(headroom * weights_per_gpu)
-    v = verdict(per_gpu, usable, weights_per_gpu, headroom_bytes, fit) if gpu else None
+    headroom_bytes = int(fit["headroom_bytes"]) if fit and isinstance(fit.get("headroom_bytes"), int) else 0
+    v = verdict(fit) if fit else None
     total = per_gpu if fit else int(est.get("total_bytes", 0))
     if fit:
         rows = _rows(comps, total)
@@ -284,8 +263,7 @@ def build_view(kind: str, req: dict[str, Any], result: dict[str, Any]) -> dict[s
         "gpu": gpu, "gpu_count": n, "gpu_label": gpu_label, "verdict": v,
         "headroom": headroom, "rows": rows, "assumptions": assumptions, "speed": speed,
         "bar": _bar(comps, usable, weights_per_gpu + headroom_bytes if usable else 0) if comps else None,
-        "split_note": "the fullest GPU, as `vram fit` splits the model" if fit and n > 1 else
-        f"even split over {n}" if n > 1 else "",
+        "split_note": "the fullest GPU, as `vram fit` splits the model" if fit and n > 1 else "",
         "chart": None if context_free else chart(curve, usable or None, bool(gpu) and fit is not None,
                                                  fit.get("max_context") if fit else None),
         "commands": serving_commands(fit), "fit": fit,
