@@ -17,6 +17,7 @@ from vram.catalog import all_models, find_gpu
 from vram.cli import main
 from vram.devices import H100_TORCH_VISIBLE_BYTES, device_of
 from vram.engines import vllm
+from vram.errors import BadInput
 from vram.fitting import Evaluator, GpuChoice, fit, max_batch
 from vram.request import Workload
 from vram.resolver import resolve_model
@@ -82,6 +83,20 @@ def test_defaults_follow_the_device() -> None:
         "llama-3.1-8b", "--engine", "vllm", "--gpu", "a100-80gb-sxm", "--context", "8192", "--new-tokens", "0", "--json"
     )
     assert rc == 0 and a100["vllm"]["max_num_batched_tokens"] == 2048 and a100["vllm"]["max_num_seqs"] == 256
+    # the memory compared is torch's total: 79.32 GiB on an A100 80GB, 139.72 on an H200 (vLLM start-up logs)
+    assert a100["vllm"]["gpu_memory_bytes"] == round(79.32 * GIB)
+    assert device_of("h200").usable_bytes == round(139.72 * GIB)
+    assert vllm.batch_limits(None, None, 8192, round(139.72 * GIB), "NVIDIA H200") == (8192, 1024)
+
+
+def test_defaulted_batch_limits_are_capped_like_vllms() -> None:
+    # a defaulted token budget stops at max_num_seqs × max_model_len, a defaulted max_num_seqs at the token budget
+    assert vllm.batch_limits(None, 4, 512, H100_TORCH_VISIBLE_BYTES) == (2048, 4)
+    assert vllm.batch_limits(None, None, 4, H100_TORCH_VISIBLE_BYTES) == (4096, 1024)
+    assert vllm.batch_limits(512, None, 4, H100_TORCH_VISIBLE_BYTES) == (512, 512)
+    assert vllm.batch_limits(512, 8, 4, H100_TORCH_VISIBLE_BYTES) == (512, 8)  # given values are kept
+    v = _est(context=512, new_tokens=0, max_num_seqs=4).extra["vllm"]
+    assert v["max_num_batched_tokens"] == 2048 and v["max_num_seqs"] == 4
 
 
 def test_low_utilization_shrinks_only_the_kv_cache() -> None:
@@ -144,7 +159,9 @@ def test_tensor_parallel_fit_has_more_room_per_gpu() -> None:
     assert fit("llama-3.1-70b", "h100-sxm", Workload.from_flat(engine="vllm"), solve=False).verdict == "no"
 
 
-def test_contract_works_for_every_catalog_llm() -> None:
+def test_contract_works_for_every_catalog_llm_and_tensor_parallel_size(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every catalog LLM at TP 1, 2, 4 and 8 on H100s: an estimate with the contract's integer fields, or (when the
+    size does not divide the heads) exit 2 with one line naming tensor_parallel_size."""
     fields = (
         "weights_bytes",
         "activation_peak_bytes",
@@ -153,25 +170,25 @@ def test_contract_works_for_every_catalog_llm() -> None:
         "kv_cache_bytes",
         "kv_cache_tokens",
     )
+    estimated = refused = 0
     for entry in all_models():
         if entry.kind != "llm":
             continue
-        spec = resolve_model(entry.id).spec
-        tps = []
-        for t in (8, 4, 2, 1):
-            try:
-                vllm.check_tensor_parallel(spec, t)
-                tps.append(t)
-            except Exception:
-                continue
-        tp = tps[0]
-        rc, d = _cli(
-            entry.id, "--engine", "vllm", "--gpu", f"{tp}xh200", "--context", "4096", "--new-tokens", "0", "--json"
-        )
-        assert rc == 0, entry.id
-        v = d["vllm"]
-        assert all(isinstance(v[f], int) and v[f] >= 0 for f in fields), entry.id
-        assert isinstance(v["max_concurrency"], float) and v["tensor_parallel_size"] == tp
+        for tp in (1, 2, 4, 8):
+            argv = [entry.id, "--engine", "vllm", "--gpu", "h100-sxm", "--tensor-parallel-size", str(tp)]
+            rc, d = _cli(*argv, "--context", "4096", "--new-tokens", "0", "--json")
+            err = capsys.readouterr().err
+            if rc == 0:
+                v = d["vllm"]
+                assert all(isinstance(v[f], int) and v[f] >= 0 for f in fields), (entry.id, tp)
+                assert isinstance(v["max_concurrency"], float) and v["tensor_parallel_size"] == tp
+                estimated += 1
+            else:
+                assert rc == 2 and "tensor_parallel_size" in err and len(err.strip().splitlines()) == 1, (entry.id, tp)
+                with pytest.raises(BadInput):
+                    vllm.check_tensor_parallel(resolve_model(entry.id).spec, tp)
+                refused += 1
+    assert estimated > 3 * refused > 0
 
 
 @pytest.mark.parametrize(
@@ -276,6 +293,9 @@ def test_multimodal_profile_keeps_the_encoder_cache() -> None:
     v = _est("gemma-3-4b", context=8192, new_tokens=0, engine_version="0.19").extra["vllm"]
     text = vllm.profile_activation_bytes(resolve_model("gemma-3-4b").spec, 8192, 1024, 2, (0, 19))[0]
     assert v["activation_peak_bytes"] - text == 8192 * 2560 * 2
+    e = _est("gemma-3-4b", context=8192, new_tokens=0, engine_version="0.19")
+    assert any(a.startswith("multimodal: the profile run encodes dummy images and keeps 40 MiB") for a in e.assumptions)
+    assert "encoder cache of the multimodal profile (40 MiB" in e.breakdown[1].explanation
 
 
 @pytest.mark.parametrize(

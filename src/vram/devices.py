@@ -13,8 +13,9 @@ from .request import Device
 
 GIB = 1024**3
 # An H100 SXM 80 GB: nvidia-smi's total is 85,520,809,984 bytes, torch.cuda.mem_get_info() reports 79.19 GiB
-# (vLLM 0.19 logs). On GPUs whose catalog entry has no measured torch-visible figure, the driver is assumed to keep
-# the same 0.46 GiB.
+# (vLLM 0.19 logs). GPUs whose catalog entry holds the measured figure (`cuda_total_memory_bytes`, from vLLM start-up
+# logs) use it: the driver keeps 0.46 GiB of an H100, 0.44 of an RTX 3090, 0.62 of an A100 40GB and 0.68 of an A100
+# 80GB or an H200. On the others the driver is assumed to keep what it keeps of an H100.
 H100_TORCH_VISIBLE_BYTES = round(79.19 * GIB)
 DRIVER_RESERVED_BYTES = 85_520_809_984 - H100_TORCH_VISIBLE_BYTES
 

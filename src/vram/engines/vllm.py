@@ -35,7 +35,9 @@ a sliding layer ``ceil(min(window − 1 + max_num_batched_tokens, L) / 16) + 1``
 
 Defaults (``EngineArgs.get_batch_defaults``, OpenAI server): ``max_num_batched_tokens`` 8192 and ``max_num_seqs``
 1024 on GPUs with ≥ 70 GiB whose name does not contain "A100"; 2048 and 256 otherwise; after 0.20, GPUs with
-≥ 160 GiB (B200/B300) take 16384 and 1024.
+≥ 160 GiB (B200/B300) take 16384 and 1024. The memory compared is torch's total (the catalog's
+``cuda_total_memory_bytes`` where measured), the name the CUDA device name. A defaulted token budget is capped at
+``max_num_seqs × max_model_len`` and a defaulted ``max_num_seqs`` at the token budget (:func:`batch_limits`).
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ MAX_CAPTURE_SIZE = 512
 # The first release seen keeping the fused-MoE scratch in the worker's WorkspaceManager (0.19 logs: Mixtral,
 # Qwen3-30B-A3B and DeepSeek-V2-Lite peaks are the sampler's plus that scratch; 0.11 logs of gpt-oss show none).
 MOE_WORKSPACE_VERSION = (0, 19)
+
+
 def parse_version(text: str | None) -> tuple[int, int]:
     """``X.Y`` (a patch level and a leading "v" are accepted) -> (X, Y); None -> the latest modelled release."""
     if text is None:
@@ -117,6 +121,26 @@ def default_max_num_seqs(gpu_memory_bytes: int, gpu_name: str = "", version: tup
     if version > (0, 20) and gpu_memory_bytes >= HUGE_GPU_BYTES:
         return 1024
     return 1024 if gpu_memory_bytes >= LARGE_GPU_BYTES and "a100" not in gpu_name.lower() else 256
+
+
+def batch_limits(
+    batched_tokens: int | None,
+    max_seqs: int | None,
+    max_model_len: int,
+    gpu_memory_bytes: int,
+    gpu_name: str = "",
+    version: tuple[int, int] = LATEST,
+) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) as ``EngineArgs._set_default_max_num_seqs_and_batched_tokens_args``
+    settles them: a value given is kept; a defaulted token budget is capped at ``max_num_seqs × max_model_len`` and
+    a defaulted ``max_num_seqs`` at the token budget (chunked prefill on, as for every V1 decoder)."""
+    seqs = max_seqs or default_max_num_seqs(gpu_memory_bytes, gpu_name, version)
+    tokens = batched_tokens or min(
+        default_max_num_batched_tokens(gpu_memory_bytes, gpu_name, version), seqs * max_model_len
+    )
+    if max_seqs is None:
+        seqs = min(seqs, tokens)
+    return tokens, seqs
 
 
 def check_tensor_parallel(spec: ModelSpec, tp: int) -> None:
@@ -453,8 +477,8 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
             f"tokens per step): its weights ({dw / GIB:,.2f} GiB per GPU, in {wl.dtype}) and its "
             f"{len(draft_layers)} attention layers' KV share the budget and the block pool"
         )
-    batched_tokens = o.max_num_batched_tokens or default_max_num_batched_tokens(device, gpu_name, version)
-    max_seqs = o.max_num_seqs or default_max_num_seqs(device, gpu_name, version)
+    tokens = wl.context + wl.new_tokens
+    batched_tokens, max_seqs = batch_limits(o.max_num_batched_tokens, o.max_num_seqs, tokens, device, gpu_name, version)
     num_reqs = min(max_seqs, batched_tokens)
     act_bytes, act_how = profile_activation_bytes(spec, batched_tokens, num_reqs, e, version)
     enc = encoder_cache_bytes(rm, spec.hidden_size, batched_tokens, e)
@@ -491,7 +515,6 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
             f"--kv-cache-memory {capacity:,}: the KV cache is that size whatever gpu_memory_utilization; "
             "vLLM still runs the profile but does not check that the rest fits"
         )
-    tokens = wl.context + wl.new_tokens
     layout = kv_layout(spec, max(0, capacity), kv_elem, tokens, batched_tokens, o.block_size, draft_layers)
     per_token = int(
         sum(layer.attention.cache_elems_per_token() for layer in (*spec.layers, *draft_layers) if layer.attention)
