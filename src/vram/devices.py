@@ -100,7 +100,9 @@ def devices_for(spec: str, engine: str) -> tuple[tuple[Device, ...], int]:
     choice = parse_gpu_spec(spec)
     if choice.count > 1 and engine != "vllm":
         raise BadInput(
-            f"gpu: one {engine} estimate runs on one device; `vram fit {spec}` splits a model over several", field="gpu"
+            f"gpu: one {engine} estimate runs on one device; `vram fit MODEL --gpu {spec}` splits a model over "
+            "several",
+            field="gpu",
         )
     return (device_of(choice.gpu),), choice.count
 

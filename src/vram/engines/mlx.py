@@ -35,6 +35,9 @@ MLX_BITS = {"mlx-2bit": 2, "mlx-3bit": 3, "mlx-4bit": 4, "mlx-6bit": 6, "mlx-8bi
 
 
 def validate_options(wl: Workload) -> None:
+    dev = wl.device
+    if dev is not None and dev.vendor != "apple":
+        raise BadInput(f"engine: MLX runs on Apple silicon only, not on {dev.name}", field="engine")
     if wl.quant is not None and wl.quant not in MLX_BITS:
         raise BadInput(
             f"quant: MLX runs its own quantized weights ({', '.join(MLX_BITS)}) or 16-bit ones, not {wl.quant!r}",
