@@ -99,6 +99,8 @@ def test_every_declared_number_is_range_checked() -> None:
     ("llama-3.1-8b", ["--method", "lora"], "method"),  # a training option without --train
     ("llama-3.1-8b", ["--train", "--engine", "vllm"], "engine"),
     ("llama-3.1-8b", ["--train", "--quant", "q4_k_m"], "quant"),
+    ("llama-3.1-8b", ["--engine", "mlx", "--gpu", "h100-sxm"], "engine"),  # MLX is Apple silicon only
+    ("llama-3.1-8b", ["--gpu", "2xh100-sxm"], "gpu"),  # one transformers estimate, one device
 ])
 def test_options_that_do_not_apply_are_errors(run_cli: Any, model: str, argv: list[str], field: str) -> None:
     _one_line_error(run_cli("estimate", model, *argv), field)
