@@ -9,10 +9,10 @@ the command's cold start at most 3× `python -c pass` (medians of 20 interleaved
 * warm path: `estimate(resolved, workload)` with the model resolved once (ResolvedModel) — what a web request or a
   solver loop pays per estimate;
 * by name: `estimate("llama-3.1-8b", workload)` from a catalog id — what a library user writes; the resolved model
-  is cached (vram.estimate.resolve_model), so this costs what the pre-resolved call does plus a lookup;
+  is cached (vram.resolver.resolve_model), so this costs what the pre-resolved call does plus a lookup;
 * cold start: wall time of the console script as a fresh process, as a ratio to `python -c pass` with the same
   interpreter, interleaved run by run so that machine noise hits both alike; medians reported. Two intermediate
-  commands (`import vram.estimate`, `vram --version`) show where the time goes. Bytecode is cached as for an
+  commands (`import vram.inference`, `vram --version`) show where the time goes. Bytecode is cached as for an
   installed package (an environment with PYTHONDONTWRITEBYTECODE=1 recompiles vram's modules at every start).
 """
 
@@ -73,7 +73,7 @@ def _wall(cmd: list[str], env: dict[str, str]) -> float:
 
 COLD_COMMANDS = {
     "python -c pass": [str(PYTHON), "-c", "pass"],
-    "python -c 'import vram.estimate'": [str(PYTHON), "-c", "import vram.estimate"],
+    "python -c 'import vram.inference'": [str(PYTHON), "-c", "import vram.inference"],
     "vram --version": [str(VRAM), "--version"],
     "vram estimate llama-3.1-8b --json": [str(VRAM), "estimate", "llama-3.1-8b", "--json"],
 }

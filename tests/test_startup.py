@@ -79,6 +79,9 @@ def test_estimate_command_path_loads_only_what_it_uses() -> None:
         "assert json.loads(out.getvalue())['params'] > 8e9"
     )
     assert _heavy(got["modules"]) == []
+    # nor the standard modules a catalog id does not need (pathlib with urllib.parse and ipaddress; shutil, which
+    # argparse imports for the terminal width; the GPU parser)
+    assert [m for m in got["modules"] if m in ("pathlib", "shutil", "urllib.parse", "vram.devices")] == []
     # one catalog file read (the id names it), no alias index built over every entry
     assert got["index_reads"] == 0 and got["entries_read"] == 1
     mods = [m for m in got["modules"] if isinstance(m, str)]
@@ -104,6 +107,32 @@ def test_estimate_command_path_loads_only_what_it_uses() -> None:
         )
     ]
     assert others == []
+
+
+def test_version_builds_no_command_parser() -> None:
+    got = _probe(
+        "from vram.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    main(['--version'])\n"
+        "assert out.getvalue().startswith('vram ')"
+    )
+    assert [m for m in got["modules"] if isinstance(m, str) and m.startswith(("vram.cli.", "vram.request"))] == []
+
+
+@pytest.mark.parametrize("columns", ["60", "200"])
+def test_help_laid_out_as_argparse_would(columns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's formatter finds the width without shutil; the help is what argparse's own formatter gives."""
+    import argparse
+
+    from vram.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", columns)
+    parser = build_parser("estimate")
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["estimate"]
+    ours = sub.format_help()
+    sub.formatter_class = argparse.HelpFormatter
+    assert ours == sub.format_help()
+    assert ("\n" + " " * 24) in ours  # help texts start at argparse's column
 
 
 def test_catalog_name_resolves_once() -> None:

@@ -10,11 +10,11 @@ real modules).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .architectures import FAMILIES as _NEW_FAMILIES
 from .architectures import model_level_params, uncounted_towers, vision_params
@@ -35,6 +35,9 @@ from .layers import (
     _positive,
 )
 from .traits import traits_of
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -538,8 +541,8 @@ def supported_model_types() -> list[str]:
 @cache
 def _defaults() -> dict[str, dict[str, Any]]:
     """Defaults of each architecture's transformers config class, for keys a config.json leaves out."""
-    text = (Path(__file__).resolve().parent / "model_defaults.json").read_text(encoding="utf-8")
-    data: dict[str, dict[str, Any]] = json.loads(text)
+    with open(os.path.join(os.path.dirname(os.path.realpath(__file__)), "model_defaults.json"), encoding="utf-8") as f:
+        data: dict[str, dict[str, Any]] = json.load(f)
     return data
 
 
@@ -701,6 +704,8 @@ def linear_shapes(model: ModelSpec, layer: Layer) -> dict[str, tuple[int, int]]:
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a config.json (or a folder holding one). Raises ConfigError with the reason."""
+    from pathlib import Path
+
     p = Path(path)
     if p.is_dir():
         p = p / "config.json"

@@ -11,8 +11,8 @@ apply to the chosen engine or model is an error (`Workload.validate`, the estima
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
-import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, TypeVar, Union, cast, get_args, get_origin
@@ -83,10 +83,12 @@ def _unwrap(tp: Any) -> tuple[type, bool, tuple[str, ...] | None]:
 
 
 def _fields_of(cls: type) -> tuple[OptionField, ...]:
-    hints = typing.get_type_hints(cls)
+    # each field's annotation evaluated in its module (what typing.get_type_hints does, for the fields only: the
+    # options classes are declared here and their bases add no fields)
+    names = vars(sys.modules[cls.__module__])
     out = []
     for f in dataclasses.fields(cls):
-        kind, optional, choices = _unwrap(hints[f.name])
+        kind, optional, choices = _unwrap(eval(f.type, names) if isinstance(f.type, str) else f.type)
         m = f.metadata
         flag = m.get("flag") or "--" + f.name.replace("_", "-")
         out.append(

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import os
 from _thread import allocate_lock
-from pathlib import Path
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .catalog import find_model
 from .errors import BadInput, UnknownModel
 from .model import ModelSpec, load_config_file, model_from_config
 from .resolved import ResolvedModel
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # Resolved models, cached: a catalog entry for the life of the process (its data files are part of the package), a
 # config file / weights file / model folder for as long as the files' (mtime, size) are unchanged, a Hub repo for
@@ -80,6 +82,8 @@ def resolve_model(ref: str | ModelSpec | ResolvedModel) -> ResolvedModel:
     now = monotonic()
     looks_like_path = text.endswith(".json") or text.startswith((".", "/", "~")) or os.path.exists(text)
     if looks_like_path:
+        from pathlib import Path  # not for a catalog id: pathlib is a few milliseconds of a cold start
+
         p = Path(text).expanduser()
         key = _files_key(p)
         if key is None:

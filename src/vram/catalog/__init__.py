@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UnknownGpu, UnknownModel
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _norm(s: str) -> str:
@@ -108,24 +111,31 @@ class GpuEntry:
         return "hopper" if self.vendor == "nvidia" else a
 
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+# a plain path string: pathlib (with urllib.parse and ipaddress) is a few milliseconds of every cold start
+DATA_DIR = os.path.join(os.path.dirname(os.path.realpath(__file__)), "data")
 
 
-def _data_dir(kind: str) -> Path:
-    return DATA_DIR / kind
+def _data_dir(kind: str) -> str:
+    return os.path.join(DATA_DIR, kind)
+
+
+def _read_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 @cache
 def _index(kind: str) -> dict[str, str]:
     """Normalized id / alias (/ Hub repo id for models) -> file name, for one catalog ("models" or "gpus")."""
     index: dict[str, str] = {}
-    for f in _data_dir(kind).iterdir():
-        if not f.name.endswith(".json"):
+    folder = _data_dir(kind)
+    for name in os.listdir(folder):
+        if not name.endswith(".json"):
             continue
-        d = json.loads(f.read_text(encoding="utf-8"))
+        d = _read_json(os.path.join(folder, name))
         for key in (d["id"], d.get("hf_repo", ""), *d.get("aliases", [])):
             if key:
-                index.setdefault(_norm(key), f.name)
+                index.setdefault(_norm(key), name)
     return index
 
 
@@ -136,7 +146,7 @@ def _ids(kind: str) -> list[str]:
 def _lookup(kind: str, query: str, variants: Callable[[str], tuple[str, ...]]) -> str | None:
     """The file a query names: an id directly (one file read), else an alias or a loose spelling of one."""
     key = _norm(query)
-    if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", key) and (_data_dir(kind) / f"{key}.json").is_file():
+    if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", key) and os.path.isfile(os.path.join(_data_dir(kind), f"{key}.json")):
         return f"{key}.json"
     index = _index(kind)
     for cand in variants(key):
@@ -158,7 +168,7 @@ def _suggest(query: str, keys: list[str], n: int = 3) -> list[str]:
 
 @cache
 def load_model_entry(file_name: str) -> ModelEntry:
-    d = json.loads(_data_dir("models").joinpath(file_name).read_text(encoding="utf-8"))
+    d = _read_json(os.path.join(_data_dir("models"), file_name))
     return ModelEntry(
         id=d["id"],
         name=d["name"],
@@ -210,7 +220,7 @@ def search_models(query: str = "") -> list[ModelEntry]:
 
 @cache
 def load_gpu_entry(file_name: str) -> GpuEntry:
-    d = json.loads(_data_dir("gpus").joinpath(file_name).read_text(encoding="utf-8"))
+    d = _read_json(os.path.join(_data_dir("gpus"), file_name))
     return _gpu_entry(d)
 
 
@@ -218,6 +228,8 @@ def gpu_from_spec_file(path: str | Path) -> GpuEntry:
     """A GPU that is not in the catalog, from a JSON file with the catalog's fields (src/vram/catalog/data/gpus/
     README.md). Required: `name`, `bandwidth_gb_per_s` and `memory_gb` (or `memory_bytes`); the rest defaults:
     `vendor` nvidia, `category` consumer, `usable_memory_bytes` = memory_bytes, no TFLOPS (no prefill figure)."""
+    from pathlib import Path
+
     from ..errors import BadInput
 
     p = Path(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -15,12 +16,37 @@ from ..errors import VramError
 COMMAND_MODULES = ("estimate", "catalog", "fit", "plan", "local", "measure", "serve", "admin", "explain", "mcp")
 
 
+def _terminal_columns() -> int:
+    """shutil.get_terminal_size().columns without importing shutil (argparse builds a formatter for every
+    add_argument call, and shutil with its imports is a few milliseconds of a cold start)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout at the terminal's width, found as argparse finds it but without shutil."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         width=width if width is not None else _terminal_columns() - 2)
+
+
 class _Parser(argparse.ArgumentParser):
     """No abbreviations: a prefix such as `--gpu-mem` must never be taken silently for another option (and `--gpu`
     is an option of its own beside `--gpus` and `--gpu-memory-utilization`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["allow_abbrev"] = False
+        kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:  # one line, exit 2, like library errors
@@ -54,6 +80,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list == ["--version"]:  # without building any command's parser
+        from .. import __version__
+
+        print(f"vram {__version__}")
+        return 0
     parser = build_parser(args_list[0] if args_list else None)
     if not args_list:
         parser.print_help()

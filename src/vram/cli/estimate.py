@@ -18,12 +18,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..devices import devices_for
-
     engine = engine_name(args)
     devices: tuple[Any, ...] = ()
     count = 1
     if args.gpu is not None:
+        from ..devices import devices_for
+
         devices, count = devices_for(args.gpu, "transformers" if args.train else engine)
     if args.train:
         from ..training import estimate_training

@@ -8,10 +8,12 @@ charge is all or nothing, and atomic (see counters.py); every movement of a user
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -120,6 +122,7 @@ class Quota:
         self._sql_counters = isinstance(counters, SqlCounters)
         self._sqlite = self._sql_counters and db.dialect == "sqlite"
         self._pg_redis = not self._sql_counters and db.dialect == "postgresql"
+        self._batch: list[tuple[Subject, int, str, asyncio.Future[tuple[bool, QuotaState]]]] = []
 
     def limit_for(self, subject: Subject) -> int:
         return self.settings.user_daily_tokens if subject.signed_in else self.settings.anon_daily_tokens
@@ -194,44 +197,113 @@ class Quota:
                        now: float) -> tuple[bool, QuotaState]:
         """Anonymous: one statement (the counter taken only if all of `cost` fits). Signed in: one transaction
         (counter, purchased tokens, ledger rows, balance)."""
-        uid = subject.user_id
         with self.db.direct() as raw:
-            if uid is None:
-                row = raw.execute(_SQLITE_TAKE_ALL, (subject.key, now, cost, window, limit)).fetchone() \
-                    if cost <= limit else None
-                if row is not None:
-                    return True, self._state(subject, int(row[0]), float(row[1]), now, 0)
-                ok = False
+            if subject.user_id is None:
+                got = self._debit_sqlite(raw, subject, cost, reason, limit, window, now)
             else:
                 raw.execute("BEGIN IMMEDIATE")
                 try:
-                    row = raw.execute(_SQLITE_READ, (subject.key,)).fetchone()
-                    used, start = (int(row[0]), float(row[1])) if row is not None else (0, now)
-                    if now >= start + window:
-                        used, start = 0, now
-                    taken = min(cost, max(0, limit - used))
-                    need = cost - taken
-                    if need > 0:
-                        got = raw.execute(_SQLITE_SPEND, (need, uid, need)).fetchone()
-                        ok = got is not None
-                        if ok:
-                            raw.execute(_LEDGER_ROW, (uid, now, -need, "purchased", reason))
-                    else:
-                        got = raw.execute(_SQLITE_BALANCE, (uid,)).fetchone()
-                        ok = got is not None
-                    if ok:
-                        if taken:
-                            raw.execute(_LEDGER_ROW, (uid, now, -taken, "daily", reason))
-                        if taken or row is None or start != float(row[1]):  # else the counter is as it was
-                            raw.execute(_SQLITE_UPSERT, (subject.key, start, used + taken))
-                        raw.execute("COMMIT")
-                        return True, self._state(subject, used + taken, start, now, int(got[0]))
-                    raw.execute("ROLLBACK")
+                    got = self._debit_sqlite(raw, subject, cost, reason, limit, window, now)
+                    raw.execute("COMMIT" if got is not None else "ROLLBACK")
                 except BaseException:
                     if raw.in_transaction:
                         raw.execute("ROLLBACK")
                     raise
-        return False, self.state(subject)
+        return (True, got) if got is not None else (False, self.state(subject))
+
+    def _debit_sqlite(self, raw: Any, subject: Subject, cost: int, reason: str, limit: int, window: float,
+                      now: float) -> QuotaState | None:
+        """The statements of one debit, inside the caller's transaction (anonymous: one statement, atomic on its
+        own). The state after it, or None when it cannot be paid (the caller rolls back what it did)."""
+        uid = subject.user_id
+        if uid is None:
+            row = raw.execute(_SQLITE_TAKE_ALL, (subject.key, now, cost, window, limit)).fetchone() \
+                if cost <= limit else None
+            return self._state(subject, int(row[0]), float(row[1]), now, 0) if row is not None else None
+        row = raw.execute(_SQLITE_READ, (subject.key,)).fetchone()
+        used, start = (int(row[0]), float(row[1])) if row is not None else (0, now)
+        if now >= start + window:
+            used, start = 0, now
+        taken = min(cost, max(0, limit - used))
+        need = cost - taken
+        if need > 0:
+            got = raw.execute(_SQLITE_SPEND, (need, uid, need)).fetchone()
+            if got is None:
+                return None
+            raw.execute(_LEDGER_ROW, (uid, now, -need, "purchased", reason))
+        else:
+            got = raw.execute(_SQLITE_BALANCE, (uid,)).fetchone()
+            if got is None:
+                return None
+        if taken:
+            raw.execute(_LEDGER_ROW, (uid, now, -taken, "daily", reason))
+        if taken or row is None or start != float(row[1]):  # else the counter is as it was
+            raw.execute(_SQLITE_UPSERT, (subject.key, start, used + taken))
+        return self._state(subject, used + taken, start, now, int(got[0]))
+
+    async def charge_together(self, subject: Subject, cost: int, reason: str) -> tuple[bool, QuotaState]:
+        """charge(), for a request on the event loop. With SQLite, the debits of the requests that reach this point
+        in the same turn of the loop commit in one transaction (each in a savepoint of its own, so one that cannot
+        be paid undoes only itself): the commit, ≈ 90 µs of a debit's ≈ 130 µs here, is paid once per batch. Each
+        request still gets its answer only after its debit has committed, and the debits run one after another,
+        each seeing those before it: exact, no overspend. Other storage: charge() as it is."""
+        if not self._sqlite:
+            return self.charge(subject, cost, reason)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[tuple[bool, QuotaState]] = loop.create_future()
+        self._batch.append((subject, cost, reason, done))
+        if len(self._batch) == 1:
+            loop.call_soon(self._commit_batch)
+        return await done
+
+    def _commit_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        now = self.settings.clock()
+        if secrets.randbelow(1000) == 0:
+            self.counters.purge(now - 2 * self.settings.window_s)
+        window = self.settings.window_s
+        results: list[QuotaState | BaseException | None] = []
+        try:
+            with self.db.direct() as raw:
+                raw.execute("BEGIN IMMEDIATE")
+                try:
+                    for subject, cost, reason, _ in batch:
+                        raw.execute("SAVEPOINT debit")
+                        try:
+                            got = self._debit_sqlite(raw, subject, cost, reason, self.limit_for(subject), window,
+                                                     now)
+                        except Exception as exc:  # this request fails; the others go on
+                            got, results_exc = None, exc
+                        else:
+                            results_exc = None
+                        if got is None:
+                            raw.execute("ROLLBACK TO debit")
+                        raw.execute("RELEASE debit")
+                        results.append(results_exc if results_exc is not None else got)
+                    raw.execute("COMMIT")
+                except BaseException:
+                    if raw.in_transaction:
+                        raw.execute("ROLLBACK")
+                    raise
+        except BaseException as exc:  # nothing committed: every request of the batch fails, none is charged
+            for *_, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (subject, _, _, done), got in zip(batch, results, strict=True):
+            if done.done():  # the request went away meanwhile (its debit stands, as a finished charge() would)
+                continue
+            if isinstance(got, BaseException):
+                done.set_exception(got)
+            elif got is None:
+                try:
+                    done.set_result((False, self.state(subject)))
+                except Exception as exc:
+                    done.set_exception(exc)
+            else:
+                done.set_result((True, got))
 
     def _spend_pg(self, uid: int, need: int, taken: int, now: float, reason: str) -> int | None:
         """Purchased tokens, ledger rows and the balance after, in one autocommit statement; None: not enough."""
