@@ -262,24 +262,23 @@ class Quota:
         if secrets.randbelow(1000) == 0:
             self.counters.purge(now - 2 * self.settings.window_s)
         window = self.settings.window_s
-        results: list[QuotaState | BaseException | None] = []
+        results: list[QuotaState | Exception | None] = []
         try:
             with self.db.direct() as raw:
                 raw.execute("BEGIN IMMEDIATE")
                 try:
                     for subject, cost, reason, _ in batch:
                         raw.execute("SAVEPOINT debit")
+                        outcome: QuotaState | Exception | None
                         try:
-                            got = self._debit_sqlite(raw, subject, cost, reason, self.limit_for(subject), window,
-                                                     now)
+                            outcome = self._debit_sqlite(raw, subject, cost, reason, self.limit_for(subject),
+                                                         window, now)
                         except Exception as exc:  # this request fails; the others go on
-                            got, results_exc = None, exc
-                        else:
-                            results_exc = None
-                        if got is None:
+                            outcome = exc
+                        if not isinstance(outcome, QuotaState):  # not paid, or failed: undo what it did
                             raw.execute("ROLLBACK TO debit")
                         raw.execute("RELEASE debit")
-                        results.append(results_exc if results_exc is not None else got)
+                        results.append(outcome)
                     raw.execute("COMMIT")
                 except BaseException:
                     if raw.in_transaction:
@@ -292,18 +291,18 @@ class Quota:
             if not isinstance(exc, Exception):
                 raise
             return
-        for (subject, _, _, done), got in zip(batch, results, strict=True):
+        for (subject, _, _, done), result in zip(batch, results, strict=True):
             if done.done():  # the request went away meanwhile (its debit stands, as a finished charge() would)
                 continue
-            if isinstance(got, BaseException):
-                done.set_exception(got)
-            elif got is None:
+            if isinstance(result, Exception):
+                done.set_exception(result)
+            elif result is None:
                 try:
                     done.set_result((False, self.state(subject)))
                 except Exception as exc:
                     done.set_exception(exc)
             else:
-                done.set_result((True, got))
+                done.set_result((True, result))
 
     def _spend_pg(self, uid: int, need: int, taken: int, now: float, reason: str) -> int | None:
         """Purchased tokens, ledger rows and the balance after, in one autocommit statement; None: not enough."""
