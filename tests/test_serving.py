@@ -14,12 +14,18 @@ Run = Callable[..., Any]
 
 
 def test_vllm_command_for_tensor_parallel_70b() -> None:
-    r = fit("llama-3.1-70b", "2xh100-sxm", Workload.from_flat(context=4096, new_tokens=128, engine="vllm"))
+    # bf16 70B on two H100s: 65.7 GiB of weights per GPU, and vLLM takes its TP buffers (~1.8 GiB) and the CUDA
+    # graph estimate out of the budget, so 0.9 leaves no room for a 4k sequence; 0.95 does
+    wl = Workload.from_flat(context=4096, new_tokens=128, engine="vllm", gpu_memory_utilization=0.95)
+    r = fit("llama-3.1-70b", "2xh100-sxm", wl)
     v = r.serving["vllm"]
     assert v["tensor_parallel_size"] == 2 and v["max_model_len"] == 4224
     cmd = v["command"]
     assert cmd.startswith("vllm serve meta-llama/Llama-3.1-70B --tensor-parallel-size 2 --max-model-len 4224 ")
-    assert "--gpu-memory-utilization 0.9" in cmd and "--kv-cache-dtype auto" in cmd
+    assert "--gpu-memory-utilization 0.95" in cmd and "--kv-cache-dtype auto" in cmd
+    at_default = fit("llama-3.1-70b", "2xh100-sxm", Workload.from_flat(context=4096, new_tokens=128, engine="vllm"))
+    assert at_default.serving["vllm"]["sequences_that_fit"] == 0
+    assert any("vLLM would not start" in n for n in at_default.serving["vllm"]["notes"])
     # max-num-seqs: the sequences of this length vLLM's KV blocks hold (capped at its default), the fit's max batch
     assert v["max_num_seqs"] == min(1024, v["sequences_that_fit"])
     assert f"--max-num-seqs {v['max_num_seqs']}" in cmd

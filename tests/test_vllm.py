@@ -314,3 +314,121 @@ def test_bad_serving_options(argv: list[str], message: str, capsys: pytest.Captu
     assert main(["estimate", "llama-3.1-8b", *argv, "--json"]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+# --- per-device facts: the sampler's per-SM buffer, the serving command, the fit --------------------------------------
+
+
+def test_triton_sampler_buffer_has_one_vocabulary_row_per_sm() -> None:
+    # apply_top_k_top_p_triton: min(next power of 2 of min(SMs, rows), SMs) float32 rows of the vocabulary
+    assert vllm.triton_sampler_rows(1024, 132) == 132
+    assert vllm.triton_sampler_rows(20, 132) == 32
+    assert vllm.triton_sampler_rows(20, 16) == 16
+    assert vllm.triton_sampler_rows(256, 58) == 58
+    spec = resolve_model("llama-3.1-8b").spec
+    h100 = vllm.sampler_peak_bytes(spec, 2048, 256, 2, (0, 19), 132)
+    l4 = vllm.sampler_peak_bytes(spec, 2048, 256, 2, (0, 19), 58)
+    assert h100 - l4 == (132 - 58) * 128256 * 4
+    # fewer than 8 rows are sorted in PyTorch: no per-SM buffer
+    assert vllm.sampler_peak_bytes(spec, 2048, 4, 2, (0, 19), 132) == vllm.sampler_peak_bytes(
+        spec, 2048, 4, 2, (0, 19), 58
+    )
+
+
+def test_catalog_gpus_carry_their_sm_count() -> None:
+    sms = {"h100-sxm": 132, "h200": 132, "a100-80gb-sxm": 108, "l4": 58, "l40s": 142, "a10g": 80, "b200": 148,
+           "rtx-3090": 82, "rtx-4090": 128, "rtx-5090": 170}
+    for gpu, n in sms.items():
+        assert device_of(gpu).compute_units == n, gpu
+    l4 = vllm.estimate(
+        resolve_model("llama-3.1-8b"),
+        Workload.from_flat(engine="vllm", context=8192, new_tokens=0, devices=(device_of("l4"),)).validate(),
+    )
+    assert "58 per-SM vocabulary rows" in l4.breakdown[1].explanation
+    unknown = replace(device_of("l4"), compute_units=None)
+    e = vllm.estimate(
+        resolve_model("llama-3.1-8b"),
+        Workload.from_flat(engine="vllm", context=8192, new_tokens=0, devices=(unknown,)).validate(),
+    )
+    assert any("SM count is not in the catalog" in a for a in e.assumptions)
+    assert e.extra["vllm"]["activation_peak_bytes"] - l4.extra["vllm"]["activation_peak_bytes"] == 74 * 128256 * 4
+
+
+def test_sliding_window_requests_hold_only_their_window() -> None:
+    e = _est("gpt-oss-20b", context=131072, new_tokens=0, batch=2)
+    v = e.extra["vllm"]
+    full = 2 * math.ceil(131072 / 16) * e.extra["block_bytes"]
+    kv = next(c for c in e.breakdown if c.name == "kv_cache")
+    assert kv.bytes < full / 1.8 and "holding only their window" in kv.explanation
+    # the KV bytes two requests need are two of vLLM's per-request shares of the pool
+    assert kv.bytes == pytest.approx(2 * v["kv_cache_bytes"] / v["max_concurrency"], rel=0.01)
+
+
+def test_vllm_command_carries_the_estimates_options() -> None:
+    from vram.request import VllmOptions
+    from vram.serving import vllm_option_flags
+
+    assert vllm_option_flags(VllmOptions()) == []
+    flags = vllm_option_flags(
+        VllmOptions(max_num_batched_tokens=4096, block_size=32, enforce_eager=True, enable_lora=True, max_loras=2,
+                    max_lora_rank=64, kv_cache_memory_bytes=8 * GIB, cpu_offload_gb=4)
+    )
+    assert flags == ["--max-num-batched-tokens 4096", "--block-size 32", "--enforce-eager",
+                     "--enable-lora --max-loras 2 --max-lora-rank 64", f"--kv-cache-memory-bytes {8 * GIB}",
+                     "--cpu-offload-gb 4"]
+    spec = vllm_option_flags(VllmOptions(speculative_model="qwen2.5-0.5b", num_speculative_tokens=3))
+    assert spec == ['--speculative-config \'{"model": "qwen2.5-0.5b", "num_speculative_tokens": 3}\'']
+
+
+def test_fit_serves_the_concurrency_vllm_reports_at_the_served_length() -> None:
+    wl = Workload.from_flat(engine="vllm", context=131072, new_tokens=0, batch=2, max_num_batched_tokens=4096,
+                            enforce_eager=True)
+    r = fit("gpt-oss-20b", "l4", wl)
+    v = r.serving["vllm"]
+    assert "--max-num-batched-tokens 4096" in v["command"] and "--enforce-eager" in v["command"]
+    served = vllm.estimate(
+        resolve_model("gpt-oss-20b"),
+        Workload.from_flat(engine="vllm", context=v["max_model_len"], new_tokens=0, max_num_batched_tokens=4096,
+                           enforce_eager=True, devices=(device_of("l4"),)).validate(),
+    )
+    assert v["sequences_that_fit"] == int(served.extra["vllm"]["max_concurrency"]) >= 2
+    assert v["max_num_seqs"] == 2 == wl.batch
+
+
+def test_fit_names_the_utilization_that_holds_the_batch() -> None:
+    from vram.serving import vllm_utilization_for
+
+    ests = [vllm.estimate(resolve_model("llama-3.1-8b"), Workload.from_flat(
+        engine="vllm", context=8192, new_tokens=0, devices=(device_of("l4"),)).validate())]
+    assert vllm_utilization_for(ests, 3) == 0.9  # 3.27 sequences of 8k fit at vLLM's default
+    u = vllm_utilization_for(ests, 4)
+    assert u == 0.94
+    at_u = vllm.estimate(resolve_model("llama-3.1-8b"), Workload.from_flat(
+        engine="vllm", context=8192, new_tokens=0, gpu_memory_utilization=u, devices=(device_of("l4"),)).validate())
+    assert at_u.extra["vllm"]["max_concurrency"] >= 4
+    assert vllm_utilization_for(ests, 5) is None  # past what is free once the CUDA context exists
+
+
+def test_vllm_tensor_parallel_buffers_are_counted_once() -> None:
+    ev = Evaluator("llama-3.1-70b")
+    wl = Workload.from_flat(engine="vllm", quant="fp8", context=8192, new_tokens=0).validate()
+    worst, _, ests, comm = ev.per_gpu(GpuChoice(find_gpu("h100-sxm"), 2), wl, "tp")
+    assert comm == 0 and worst == max(e.total_bytes for e in ests)
+    assert ests[0].extra["vllm"]["non_torch_bytes"] > vllm.NON_TORCH_BYTES  # the TP buffers are in here
+
+
+def test_tensor_parallel_buffers_depend_on_the_link() -> None:
+    from vram.sharding import comm_buffer_bytes
+
+    nvlink, _ = vllm.non_torch_bytes(2, (0, 19), "nvlink")
+    pcie, how = vllm.non_torch_bytes(2, (0, 19), "pcie")
+    assert nvlink == vllm.NON_TORCH_BYTES + vllm.TP_COMM_BYTES
+    assert pcie == vllm.NON_TORCH_BYTES + comm_buffer_bytes("tp", 2, "pcie") and "no custom all-reduce" in how
+    assert vllm.non_torch_bytes(1, (0, 19), "pcie")[0] == vllm.NON_TORCH_BYTES
+    # two L40S at TP 2 (vLLM issue 15815): 0.3 GiB of non-torch memory in all, not the 2.1 GiB of two H100s
+    e = vllm.estimate(
+        resolve_model("qwen2.5-32b"),
+        Workload.from_flat(engine="vllm", tensor_parallel_size=2, context=8192, new_tokens=0,
+                           devices=(device_of("l40s"),)).validate(),
+    )
+    assert abs(e.extra["vllm"]["non_torch_bytes"] / GIB - 0.3) < 0.05

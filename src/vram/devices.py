@@ -43,6 +43,12 @@ def torch_visible_bytes(gpu: GpuEntry) -> int:
     return int(gpu.usable_memory_bytes) - DRIVER_RESERVED_BYTES
 
 
+def compute_units(gpu: GpuEntry) -> int | None:
+    """Streaming multiprocessors (NVIDIA) or compute units (AMD) of the part, where the catalog lists them."""
+    v = (gpu.data or {}).get("compute_units")
+    return int(v) if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+
+
 def device_of(gpu: GpuEntry | str) -> Device:
     """A catalog GPU (entry or name) as a Device."""
     g = find_gpu(gpu) if isinstance(gpu, str) else gpu
@@ -53,6 +59,8 @@ def device_of(gpu: GpuEntry | str) -> Device:
         usable_bytes=torch_visible_bytes(g),
         backend=_VENDOR_BACKEND.get(g.vendor, "vulkan"),
         vendor=g.vendor,
+        compute_units=compute_units(g),
+        interconnect=g.interconnect,
     )
 
 

@@ -363,6 +363,8 @@ class Device:
     usable_bytes: int
     backend: str = "cuda"
     vendor: str = "nvidia"
+    compute_units: int | None = None  # SMs (NVIDIA) / CUs (AMD); None: not known
+    interconnect: str | None = None  # GPU-to-GPU path (nvlink, pcie, ...); None: not known
 
     def __post_init__(self) -> None:
         for n in ("memory_bytes", "usable_bytes"):

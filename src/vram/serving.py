@@ -16,6 +16,7 @@ entry for the workload's own engine.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -45,8 +46,33 @@ def _vllm_quant_flag(quant: str | None) -> tuple[str | None, str | None]:
     return None, f"{quant}: serve a checkpoint already quantized this way (vLLM reads its quantization_config)"
 
 
+def vllm_option_flags(o: VllmOptions) -> list[str]:
+    """The `vllm serve` flags for the options an estimate ran with that differ from vLLM's defaults, so that the
+    command starts the engine the numbers describe (a token budget, graphs, LoRA slots or a draft model left out
+    would change the profile run and the KV cache vLLM ends up with)."""
+    flags = []
+    if o.max_num_batched_tokens:
+        flags.append(f"--max-num-batched-tokens {o.max_num_batched_tokens}")
+    if o.block_size != 16:
+        flags.append(f"--block-size {o.block_size}")
+    if o.enforce_eager:
+        flags.append("--enforce-eager")
+    if o.enable_lora:
+        flags.append(f"--enable-lora --max-loras {o.max_loras} --max-lora-rank {o.max_lora_rank}")
+    if o.speculative_model:
+        n = o.num_speculative_tokens or 1
+        config = json.dumps({"model": o.speculative_model, "num_speculative_tokens": n})
+        flags.append(f"--speculative-config '{config}'")
+    if o.kv_cache_memory_bytes is not None:
+        flags.append(f"--kv-cache-memory-bytes {o.kv_cache_memory_bytes}")
+    if o.cpu_offload_gb:
+        flags.append(f"--cpu-offload-gb {o.cpu_offload_gb:g}")
+    return flags
+
+
 def vllm_command(repo: str, *, tp: int, pp: int, max_model_len: int, gpu_memory_utilization: float,
-                 kv_dtype: str | None, max_num_seqs: int, quant: str | None) -> tuple[str, list[str]]:
+                 kv_dtype: str | None, max_num_seqs: int, quant: str | None,
+                 options: VllmOptions | None = None) -> tuple[str, list[str]]:
     notes = []
     kv = "auto"
     if kv_dtype and kv_dtype in VLLM_KV:
@@ -62,6 +88,8 @@ def vllm_command(repo: str, *, tp: int, pp: int, max_model_len: int, gpu_memory_
         parts.append(f"--pipeline-parallel-size {pp}")
     parts += [f"--max-model-len {max_model_len}", f"--gpu-memory-utilization {gpu_memory_utilization:g}",
               f"--kv-cache-dtype {kv}", f"--max-num-seqs {max_num_seqs}"]
+    if options is not None:
+        parts += vllm_option_flags(options)
     flag, note = _vllm_quant_flag(quant)
     if flag and flag != "gguf":
         parts.append(f"--quantization {flag}")
@@ -242,6 +270,28 @@ def training_settings(repo: str, tw: Any, gpu_count: int = 1) -> dict[str, Any]:
     return {"code": "\n".join(lines), "label": "training", "notes": notes}
 
 
+def vllm_utilization_for(ests: list[Any], batch: int) -> float | None:
+    """The smallest --gpu-memory-utilization (two decimals, rounded up) whose KV budget holds `batch` sequences of
+    max_model_len on every rank, from each rank's estimate: the KV cache grows by (U' − U) × the GPU's memory, the
+    rest of the budget does not move. None when even the most vLLM can ask for does not hold them: it refuses to
+    start unless the GPU has that much free (``init_device``), and the CUDA context is already taken."""
+    best = 0.0
+    for e in ests:
+        v = e.extra["vllm"]
+        conc = float(v["max_concurrency"])
+        capacity = int(v["kv_cache_bytes"])
+        device = int(v["gpu_memory_bytes"])
+        if conc <= 0 or capacity <= 0:
+            return None
+        extra = math.ceil(capacity * batch / conc) - capacity  # blocks scale with the budget
+        u = float(v["gpu_memory_utilization"]) + max(0, extra) / device
+        ctx = next((c.bytes for c in e.breakdown if c.name == "cuda_context"), 0)
+        if u > (device - ctx) / device:
+            return None
+        best = max(best, u)
+    return math.ceil(best * 100) / 100
+
+
 def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
     """vLLM, llama.cpp, Ollama and transformers command lines for a decoder LLM."""
     from .devices import GpuChoice
@@ -272,27 +322,30 @@ def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
         vwl = wl if wl.engine == "vllm" else replace(wl, options=VllmOptions(), family=None)
         vopts = vwl.vllm
         split = result.split if result.split in ("tp", "pp") else "single"
-        _, _, vests, comm = ev.per_gpu(choice, vwl, split)
-        seqs = []
-        for e in vests:
-            block_bytes = int(e.extra["block_bytes"])
-            blocks = max(0, int(e.extra["kv_cache_capacity_bytes"]) - comm) // block_bytes
-            seqs.append(blocks // math.ceil(tokens / vopts.block_size))
-        fit_seqs = min(seqs) if seqs else 0
+        # the estimate at the length the command starts with (the fit may have shortened it)
+        vwl = replace(vwl, context=tokens, new_tokens=0) if tokens != vwl.context + vwl.new_tokens else vwl
+        _, _, vests, _ = ev.per_gpu(choice, vwl, split)
+        # sequences of max_model_len tokens vLLM's KV cache holds at once ("Maximum concurrency"): its block
+        # arithmetic per rank, sliding-window groups holding only their window; the fullest rank decides
+        fit_seqs = min(int(e.extra["vllm"]["max_concurrency"]) for e in vests) if vests else 0
         default_seqs = int(vests[0].extra["max_num_seqs"]) if vests else 256
         # vLLM's own default for this GPU unless --max-num-seqs was given
         cap = vopts.max_num_seqs or (int(vests[0].extra["vllm"]["max_num_seqs"]) if vests else 256)
         max_num_seqs = max(1, min(cap, fit_seqs)) if fit_seqs else max(1, default_seqs)
         vllm_cmd, vllm_notes = vllm_command(repo, tp=tp, pp=pp, max_model_len=tokens,
                                             gpu_memory_utilization=vopts.gpu_memory_utilization, kv_dtype=wl.kv_dtype,
-                                            max_num_seqs=max_num_seqs, quant=wl.quant)
+                                            max_num_seqs=max_num_seqs, quant=wl.quant, options=vopts)
         vllm_notes = [*length_notes, *vllm_notes]
+        want = max(1, wl.batch) if fit_seqs < 1 else wl.batch
+        need = vllm_utilization_for(vests, want) if vests and vopts.kv_cache_memory_bytes is None else None
         if fit_seqs < 1:
             vllm_notes.append(f"vLLM would not start: one {tokens:,}-token sequence needs more KV blocks than "
-                              f"gpu_memory_utilization {vopts.gpu_memory_utilization:g} leaves")
+                              f"gpu_memory_utilization {vopts.gpu_memory_utilization:g} leaves"
+                              + (f"; --gpu-memory-utilization {need:g} would hold {want}" if need else ""))
         elif fit_seqs < wl.batch:
             vllm_notes.append(f"only {fit_seqs} sequences of {tokens:,} tokens fit vLLM's KV cache (batch {wl.batch} "
-                              "asked); the rest wait")
+                              "asked); the rest wait"
+                              + (f"; --gpu-memory-utilization {need:g} would hold all {wl.batch}" if need else ""))
 
     # llama.cpp / Ollama
     quant = (wl.quant or "").upper() if wl.quant and wl.quant.lower().startswith(("q", "iq", "mxfp4")) else None

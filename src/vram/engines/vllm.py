@@ -33,6 +33,10 @@ when it is below 1.5 × the smaller), each type is split into ``ceil(n / group_s
 a sliding layer ``ceil(min(window − 1 + max_num_batched_tokens, L) / 16) + 1`` (``SlidingWindowSpec
 .max_admission_blocks_per_request``).
 
+Per-device facts besides memory: the SM count (the catalog's ``compute_units``) sizes the Triton top-k/top-p
+sampler's buffer, one float32 vocabulary row per SM (:func:`triton_sampler_rows`); the GPUs' link decides the
+tensor-parallel buffers: NVLink as measured on H100s, over PCIe only NCCL's own (:func:`non_torch_bytes`).
+
 Defaults (``EngineArgs.get_batch_defaults``, OpenAI server): ``max_num_batched_tokens`` 8192 and ``max_num_seqs``
 1024 on GPUs with ≥ 70 GiB whose name does not contain "A100"; 2048 and 256 otherwise; after 0.20, GPUs with
 ≥ 160 GiB (B200/B300) take 16384 and 1024. The memory compared is torch's total (the catalog's
@@ -55,6 +59,7 @@ from ..model import Layer, ModelSpec
 from ..request import Workload
 from ..resolved import ResolvedModel
 from ..result import Estimate
+from ..sharding import comm_buffer_bytes
 
 GIB = 1024**3
 MIB = 1024**2
@@ -69,8 +74,11 @@ OLDEST = (0, 8)  # the first release with the V1 engine on by default
 # int64 indices (8), the sort's int64 iota input (8) and CUB's double buffers for keys and values (4 + 8).
 SAMPLER_BYTES_PER_LOGIT = 12
 SORT_BYTES_PER_LOGIT = 4 + 8 + 8 + 4 + 8
-# Triton top-k/top-p keeps one float32 row of the vocabulary per program, one program per SM (an H100 has 132).
-TRITON_SAMPLER_ROWS = 132
+# Triton top-k/top-p (``apply_top_k_top_p_triton``, batches of 8 rows or more; smaller ones sort in PyTorch) caches one
+# float32 row of the vocabulary per program: min(next power of 2 of min(SMs, rows), SMs) rows, the SM count from
+# ``num_compute_units()``. GPUs whose catalog entry lists no SM count are taken to have an H100's 132.
+TRITON_MIN_ROWS = 8
+DEFAULT_COMPUTE_UNITS = 132
 
 # Memory outside torch that the profile run adds on one GPU (cuBLAS/cuBLASLt and attention-backend workspaces):
 # 0.24-0.27 GiB in every single-GPU vLLM 0.18/0.19 log on H100 (30 runs, 25 models), 0.13 GiB in 0.11-0.17 logs.
@@ -82,6 +90,10 @@ NON_TORCH_BYTES_OLD = round(0.13 * GIB)
 TP_COMM_BYTES = round(1.83 * GIB)
 TP_COMM_BYTES_PER_EXTRA_RANK = round(0.04 * GIB)
 TP_COMM_BYTES_OLD = round(0.42 * GIB)
+# Without NVLink (PCIe cards: L4, L40S, A10G, GeForce) vLLM turns its custom all-reduce off (more than two PCIe-only
+# GPUs, or no peer-to-peer access) and symmetric-memory all-reduce needs NVLink too: only NCCL's own buffers are left,
+# counted as the other engines count them (``sharding.comm_buffer_bytes`` over PCIe). A two-L40S log shows 0.3 GiB of
+# non-torch memory in all at TP 2 (tests/data/explain, vLLM issue 15815).
 # CUDA graphs (``profile_cudagraph_memory``; logged "Estimated CUDA graph memory"): FULL_AND_PIECEWISE captures each
 # size twice, each graph keeps a few MiB of private pool (6 MiB per graph in the 0.19 logs), and the first capture of
 # the largest size holds every piecewise layer's output: layers × largest size × hidden × 2 (input and output).
@@ -231,14 +243,28 @@ def forward_peak_bytes(spec: ModelSpec, tokens: int, e: int, version: tuple[int,
     return tokens * (4 * h + per_token) * e, how
 
 
-def sampler_peak_bytes(spec: ModelSpec, tokens: int, num_reqs: int, e: int, version: tuple[int, int]) -> int:
+def triton_sampler_rows(num_reqs: int, compute_units: int) -> int:
+    """Rows of the per-program buffer ``apply_top_k_top_p_triton`` caches: one program per SM, at most one per
+    row, the buffer rounded up to a power of two but never past the SM count."""
+    programs = min(compute_units, num_reqs)
+    return min(1 << max(0, programs - 1).bit_length(), compute_units)
+
+
+def sampler_peak_bytes(
+    spec: ModelSpec,
+    tokens: int,
+    num_reqs: int,
+    e: int,
+    version: tuple[int, int],
+    compute_units: int = DEFAULT_COMPUTE_UNITS,
+) -> int:
     """Torch peak of ``_dummy_sampler_run`` (top-k and top-p on, no logprobs): the logits of every request in the
     model dtype, what the sampler derives from them per logit, the forward's hidden states still referenced, and
     (from 0.19) the fused-MoE workspace the forward left allocated."""
     v = spec.vocab_size
     per_logit = e + SAMPLER_BYTES_PER_LOGIT
-    triton = TRITON_SAMPLER_ROWS * v * 4
-    if version < (0, 17):
+    triton = triton_sampler_rows(num_reqs, compute_units) * v * 4
+    if version < (0, 17) or num_reqs < TRITON_MIN_ROWS:
         # the peak is the sort itself: the float32 copy and the sort's buffers (probabilities come later)
         per_logit = e + 4 + SORT_BYTES_PER_LOGIT
         triton = 0
@@ -248,30 +274,48 @@ def sampler_peak_bytes(spec: ModelSpec, tokens: int, num_reqs: int, e: int, vers
 
 
 def profile_activation_bytes(
-    spec: ModelSpec, tokens: int, num_reqs: int, e: int, version: tuple[int, int] = LATEST
+    spec: ModelSpec,
+    tokens: int,
+    num_reqs: int,
+    e: int,
+    version: tuple[int, int] = LATEST,
+    compute_units: int = DEFAULT_COMPUTE_UNITS,
 ) -> tuple[int, str]:
     """Torch peak increase of ``profile_run``: the larger of the dummy forward and the dummy sampler run."""
     fwd, how = forward_peak_bytes(spec, tokens, e, version)
-    smp = sampler_peak_bytes(spec, tokens, num_reqs, e, version)
-    sort = "sorted" if version < (0, 17) else "Triton top-k/top-p"
+    smp = sampler_peak_bytes(spec, tokens, num_reqs, e, version, compute_units)
+    sorted_ = version < (0, 17) or num_reqs < TRITON_MIN_ROWS
     if smp >= fwd:
+        sort = (
+            "sorted"
+            if sorted_
+            else f"Triton top-k/top-p, {triton_sampler_rows(num_reqs, compute_units)} per-SM vocabulary rows"
+        )
         return smp, (
             f"dummy sampler run binds: {num_reqs:,} requests × {spec.vocab_size:,} logits ({sort}; "
-            f"{e + (4 + SORT_BYTES_PER_LOGIT if version < (0, 17) else SAMPLER_BYTES_PER_LOGIT)} bytes "
+            f"{e + (4 + SORT_BYTES_PER_LOGIT if sorted_ else SAMPLER_BYTES_PER_LOGIT)} bytes "
             f"each) over {tokens:,} dummy tokens' hidden states"
         )
     return fwd, f"dummy forward binds: {tokens:,} tokens × (4 × hidden + {how})"
 
 
-def non_torch_bytes(tp: int, version: tuple[int, int]) -> tuple[int, str]:
+def non_torch_bytes(tp: int, version: tuple[int, int], interconnect: str | None = "nvlink") -> tuple[int, str]:
+    """Non-torch memory the profile run adds: cuBLAS and attention workspaces, and with tensor parallelism the
+    communication buffers, which depend on the GPUs' link (``interconnect``; None: not known, taken as NVLink)."""
     old = version < (0, 18)
     base = NON_TORCH_BYTES_OLD if old else NON_TORCH_BYTES
     comm = 0
+    nvlink = interconnect in (None, "nvlink")
     if tp > 1:
-        comm = TP_COMM_BYTES_OLD if old else TP_COMM_BYTES + TP_COMM_BYTES_PER_EXTRA_RANK * (tp - 2)
+        if not nvlink:
+            comm = comm_buffer_bytes("tp", tp, "pcie")
+        else:
+            comm = TP_COMM_BYTES_OLD if old else TP_COMM_BYTES + TP_COMM_BYTES_PER_EXTRA_RANK * (tp - 2)
     how = "cuBLAS and attention workspaces outside torch"
-    if comm:
+    if comm and nvlink:
         how += f" + {comm / GIB:.2f} GiB NCCL / custom all-reduce buffers at TP {tp}"
+    elif comm:
+        how += f" + {comm / MIB:,.0f} MiB of NCCL buffers at TP {tp} (no NVLink: no custom all-reduce)"
     return base + comm, how
 
 
@@ -308,6 +352,7 @@ class KvLayout:
     num_blocks: int
     tokens: int
     max_concurrency: float
+    request_bytes: int = 0  # KV bytes one max_model_len request holds in this layout
 
 
 def kv_layout(
@@ -337,7 +382,13 @@ def kv_layout(
         num_blocks = max(0, available // sum(pages))
         per_req = math.ceil(max_model_len / block_size)
         return KvLayout(
-            page, len(pages), (KvGroup(None, len(pages)),), num_blocks, num_blocks * block_size, num_blocks / per_req
+            page,
+            len(pages),
+            (KvGroup(None, len(pages)),),
+            num_blocks,
+            num_blocks * block_size,
+            num_blocks / per_req,
+            per_req * sum(pages),
         )
     counts = list(types.values())
     group_size = min(counts)
@@ -354,7 +405,9 @@ def kv_layout(
             per_request += math.ceil(max_model_len / block_size)
         else:
             per_request += math.ceil(min(g.window - 1 + batched_tokens, max_model_len) / block_size) + 1
-    return KvLayout(page, group_size, tuple(groups), num_blocks, tokens, num_blocks / per_request)
+    return KvLayout(
+        page, group_size, tuple(groups), num_blocks, tokens, num_blocks / per_request, per_request * page * group_size
+    )
 
 
 def lora_slot_bytes(spec: ModelSpec, max_loras: int, rank: int, e: int) -> int:
@@ -480,7 +533,12 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     tokens = wl.context + wl.new_tokens
     batched_tokens, max_seqs = batch_limits(o.max_num_batched_tokens, o.max_num_seqs, tokens, device, gpu_name, version)
     num_reqs = min(max_seqs, batched_tokens)
-    act_bytes, act_how = profile_activation_bytes(spec, batched_tokens, num_reqs, e, version)
+    sms = dev.compute_units or DEFAULT_COMPUTE_UNITS
+    act_bytes, act_how = profile_activation_bytes(spec, batched_tokens, num_reqs, e, version, sms)
+    if dev.compute_units is None:
+        notes.append(
+            f"the GPU's SM count is not in the catalog: the sampler's per-SM buffer assumes {DEFAULT_COMPUTE_UNITS}"
+        )
     enc = encoder_cache_bytes(rm, spec.hidden_size, batched_tokens, e)
     if enc:
         act_bytes += enc
@@ -490,7 +548,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
             "embeddings (the encoder budget) while the text forward and sampler run"
         )
     activations = Component("activations", act_bytes, "profile run: " + act_how)
-    nt_bytes, nt_how = non_torch_bytes(tp, version)
+    nt_bytes, nt_how = non_torch_bytes(tp, version, dev.interconnect)
     non_torch = Component("non_torch_memory", nt_bytes, nt_how)
     graph_bytes, graph_how = (
         (0, "--enforce-eager: no CUDA graphs") if o.enforce_eager else cuda_graph_bytes(spec, max_seqs, e)
@@ -524,12 +582,18 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     blocks_per_seq = math.ceil(tokens / o.block_size)
     max_concurrent = int(layout.max_concurrency) if per_token else max_seqs
     state = sum(layer.mixer.state_elems for layer in spec.layers if layer.mixer) * max(2.0, kv_elem)
-    kv_needed = wl.batch * (blocks_per_seq * block_bytes + int(state))
+    # what one request holds in vLLM's layout: sliding-window groups only their window (+ a chunk), padded groups
+    # their padding; without sliding layers, every block of every layer
+    request_bytes = layout.request_bytes or blocks_per_seq * block_bytes
+    kv_needed = wl.batch * (request_bytes + int(state))
+    windowed = request_bytes < blocks_per_seq * block_bytes
     kv = Component(
         "kv_cache",
         kv_needed,
         f"{wl.batch} sequences × {blocks_per_seq:,} blocks of {o.block_size} "
-        f"tokens × {per_token:,} bytes/token ({kv_name}); vLLM fills its budget with "
+        f"tokens × {per_token:,} bytes/token ({kv_name})"
+        + (f", sliding-window layers holding only their window: {request_bytes / MIB:,.0f} MiB each" * windowed)
+        + "; vLLM fills its budget with "
         f"{max(0, capacity) / GIB:,.2f} GiB: {layout.tokens:,} tokens, {layout.max_concurrency:,.2f} "
         f"sequences of {tokens:,} tokens",
     )

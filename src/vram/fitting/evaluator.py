@@ -198,10 +198,19 @@ class Evaluator:
         if got is not None:
             return got
         done: dict[int, Estimate] = {}
-        got = [
-            done[id(r)] if id(r) in done else done.setdefault(id(r), _engine_estimate(r, wl))
-            for r in self.rank_models(split, count)
-        ]
+        got = []
+        if wl.engine == "vllm" and split == "tp" and count > 1:
+            # vLLM shards the model itself and takes its TP buffers (NCCL, custom all-reduce) out of the KV budget
+            try:
+                got = [_engine_estimate(self.rm, wl.with_options(tensor_parallel_size=count))]
+            except BadInput as err:
+                if err.field != "tensor_parallel_size":
+                    raise
+        if not got:
+            got = [
+                done[id(r)] if id(r) in done else done.setdefault(id(r), _engine_estimate(r, wl))
+                for r in self.rank_models(split, count)
+            ]
         with self._lock:
             if len(self._est) >= MAX_CACHED_ESTIMATES:  # bounded: a long-lived evaluator serves many workloads
                 self._est.clear()
@@ -247,6 +256,8 @@ class Evaluator:
             gwl = self.gpu_workload(wl, choice.gpu)
         ests = self._estimates_canonical(split, choice.count, gwl)
         comm = comm_buffer_bytes(split, choice.count, choice.gpu.interconnect)
+        if wl.engine == "vllm" and split == "tp":
+            comm = 0  # vLLM's estimate holds its NCCL / custom all-reduce buffers in non_torch_bytes already
         worst = max(e.total_bytes for e in ests) + comm
         usable = choice.gpu.usable_memory_bytes
         if wl.engine == "vllm":
