@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from vram.cli import main
+from vram.errors import BadInput
 from vram.fitting import fit
 from vram.inference import estimate
 from vram.llama_offload import ram_setup
@@ -279,8 +280,8 @@ def test_mac_gets_metal_no_cuda_and_no_vllm() -> None:
     assert r.estimate.extra["llama_cpp"]["backend"] == "metal"
     assert not r.serving["vllm"]["command"]
     assert any("recommendedMaxWorkingSetSize" in a for a in r.assumptions)
-    v = fit("llama-3.1-8b", "m3-max-128gb", Workload.from_flat(engine="vllm", context=4096), solve=False)
-    assert any("vLLM does not run on Apple Silicon" in a for a in v.assumptions)
+    with pytest.raises(BadInput, match="vLLM does not run on Apple Silicon"):
+        fit("llama-3.1-8b", "m3-max-128gb", Workload.from_flat(engine="vllm", context=4096), solve=False)
 
 
 def test_mxfp4_gguf_file_reads_and_places_experts(tmp_path: Path) -> None:

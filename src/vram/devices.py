@@ -106,6 +106,12 @@ def devices_for(spec: str, engine: str) -> tuple[tuple[Device, ...], int]:
         gpus = parse_gpu_list(spec)
         return tuple(device_of(g) for g in gpus), len(gpus)
     choice = parse_gpu_spec(spec)
+    if engine == "vllm" and choice.gpu.vendor == "apple":
+        raise BadInput(
+            "engine: vLLM does not run on Apple Silicon (CUDA / ROCm builds only); use --engine llama.cpp or "
+            "--engine mlx",
+            field="engine",
+        )
     if choice.count > 1 and engine != "vllm":
         raise BadInput(
             f"gpu: one {engine} estimate runs on one device; `vram fit MODEL --gpu {spec}` splits a model over "

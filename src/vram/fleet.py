@@ -197,7 +197,10 @@ def _counts_for(pool: Pool) -> list[int]:
 def _smallest_fit(ev: Evaluator, pool: Pool, wl: Workload, headroom: float) -> tuple[FitResult | None, str]:
     last: FitResult | None = None
     for n in _counts_for(pool):
-        r = fit(ev, GpuChoice(pool.gpu, n), wl, headroom_fraction=headroom, solve=False)
+        try:
+            r = fit(ev, GpuChoice(pool.gpu, n), wl, headroom_fraction=headroom, solve=False)
+        except VramError as exc:  # e.g. vLLM on an Apple pool
+            return None, str(exc)
         last = r
         if r.verdict == "fits":
             return r, ""

@@ -80,39 +80,52 @@ def host_bytes(est: Estimate) -> int:
 
 
 def _read_bytes(rm: ResolvedModel, wl: Workload, est: Estimate) -> tuple[float, float]:
-    """Bytes one decoded token reads from GPU memory and from host memory (weights it uses + KV on each side)."""
+    """Bytes one decoded token reads from GPU memory (all GPUs) and from host memory."""
+    per_device, cpu = read_bytes_per_device(rm, wl, est)
+    return sum(per_device), cpu
+
+
+def read_bytes_per_device(rm: ResolvedModel, wl: Workload, est: Estimate) -> tuple[list[float], float]:
+    """Bytes one decoded token reads from each GPU's memory and from host memory: the weights it uses (for MoE
+    blocks the `experts_per_token / num_experts` share of the expert tensors; one embedding row) and the KV cache
+    filled to the context, on the device that holds each."""
     from .engines.llama_cpp import _device_of, _tensors, layout
 
     spec = rm.spec
     lc = est.extra["llama_cpp"]
+    n_dev = len(lc["devices"])
     tensors, _ = _tensors(rm, wl)
-    lay = layout(spec.num_layers, wl.llama.n_gpu_layers, len(lc["devices"]), None)
+    lay = layout(spec.num_layers, wl.llama.n_gpu_layers, n_dev, None)
     lay = replace(lay, layers=tuple(lc["layer_devices"]))
     n_cpu_moe = int(lc["n_cpu_moe"])
     moe = [la.mlp for la in spec.layers if la.mlp is not None and la.mlp.kind == "moe"]
     active = (moe[0].experts_per_token / max(1, moe[0].num_experts)) if moe else 1.0
-    gpu = cpu = 0.0
+    gpu = [0.0] * max(1, n_dev)
+    cpu = 0.0
     for t in tensors:
         if t.is_input:
             cpu += t.nbytes / max(1, t.n_elements // max(1, t.ne0))  # one embedding row per token
             continue
         share = active if t.is_expert else 1.0
-        if _device_of(t, lay, n_cpu_moe) >= 0:
-            gpu += t.nbytes * share
+        d = _device_of(t, lay, n_cpu_moe)
+        if d >= 0:
+            gpu[d] += t.nbytes * share
         else:
             cpu += t.nbytes * share
-    gpu += lc["kv_gpu_bytes"] * wl.context / max(1, lc["n_ctx_seq"] * lc["kv_streams"]) if lc["kv_gpu_bytes"] else 0
-    cpu += lc["kv_host_bytes"] * wl.context / max(1, lc["n_ctx_seq"] * lc["kv_streams"]) if lc["kv_host_bytes"] else 0
+    filled = wl.context / max(1, lc["n_ctx_seq"] * lc["kv_streams"])  # the cache is read up to the context
+    for d, du in enumerate(lc["devices"]):
+        gpu[d] += du["kv_gpu_bytes"] * filled
+    cpu += lc["kv_host_bytes"] * filled
     return gpu, cpu
 
 
 def decode_speed(rm: ResolvedModel, wl: Workload, est: Estimate, gpu: GpuEntry, ram: RamSetup) -> dict[str, Any]:
     """Tokens/s of one sequence: GPU part at GPU bandwidth, host part at system-RAM bandwidth, one after the other."""
-    from .dtypes import quant_scheme
+    from .components.weights import weight_scheme
     from .speed import DEFAULT_DECODE_EFFICIENCY as RAM_EFF
     from .speed import decode_efficiency
 
-    eff = decode_efficiency(gpu, "llama.cpp", quant_scheme(wl.quant, dtype=wl.dtype))
+    eff = decode_efficiency(gpu, "llama.cpp", weight_scheme(rm.spec, wl))
     gpu_bw_gb_s = gpu.bandwidth_gb_per_s
     g, c = _read_bytes(rm, wl, est)
     t_gpu = g / (gpu_bw_gb_s * 1e9 * eff)
@@ -126,6 +139,39 @@ def decode_speed(rm: ResolvedModel, wl: Workload, est: Estimate, gpu: GpuEntry, 
         "host_seconds_per_token": round(t_cpu, 6),
         "explanation": f"{g / 2**30:.2f} GiB read per token at {gpu_bw_gb_s:g} GB/s (GPU) + {c / 2**30:.2f} GiB at "
         f"{ram.bandwidth_gb_per_s:g} GB/s ({ram.name}); × {eff:g} / {RAM_EFF:g} efficiency",
+    }
+
+
+def decode_speed_devices(
+    rm: ResolvedModel, wl: Workload, est: Estimate, gpus: list[GpuEntry], ram: RamSetup
+) -> dict[str, Any]:
+    """Tokens/s of one sequence over several GPUs with llama.cpp's layer split: the devices run their blocks one
+    after the other (a token passes GPU 0's blocks, then GPU 1's ...), so the step time is the sum of each GPU's
+    bytes at its own derated bandwidth, plus the host part at system-RAM bandwidth."""
+    from .components.weights import weight_scheme
+    from .speed import DEFAULT_DECODE_EFFICIENCY as RAM_EFF
+    from .speed import decode_efficiency
+
+    per_device, c = read_bytes_per_device(rm, wl, est)
+    scheme = weight_scheme(rm.spec, wl)
+    times = [
+        b / (g.bandwidth_gb_per_s * 1e9 * decode_efficiency(g, "llama.cpp", scheme))
+        for b, g in zip(per_device, gpus, strict=True)
+    ]
+    t_cpu = c / (ram.bandwidth_gb_per_s * 1e9 * RAM_EFF)
+    step = sum(times) + t_cpu
+    parts = " + ".join(
+        f"{b / 2**30:.2f} GiB at {g.bandwidth_gb_per_s:g} GB/s ({g.id})" for b, g in zip(per_device, gpus, strict=True)
+    )
+    return {
+        "decode_tokens_per_s": round(1 / step, 2) if step > 0 else None,
+        "gpu_bytes_per_token": [int(b) for b in per_device],
+        "host_bytes_per_token": int(c),
+        "gpu_seconds_per_token": [round(t, 6) for t in times],
+        "host_seconds_per_token": round(t_cpu, 6),
+        "explanation": f"read per token, one GPU after the other: {parts}"
+        + (f" + {c / 2**30:.2f} GiB at {ram.bandwidth_gb_per_s:g} GB/s ({ram.name})" if c >= 2**20 else "")
+        + f"; llama.cpp decode efficiency per GPU class, {RAM_EFF:g} for RAM",
     }
 
 

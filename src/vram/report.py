@@ -7,7 +7,7 @@ from typing import Any
 from .units import GIB, fmt_count
 
 
-def print_estimate(est: Any, console: Any = None) -> None:
+def print_estimate(est: Any, console: Any = None, host_memory: dict[str, Any] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -21,9 +21,58 @@ def print_estimate(est: Any, console: Any = None) -> None:
     for c in est.breakdown:
         t.add_row(c.name, f"{c.bytes / GIB:,.2f}", f"{100 * c.bytes / total:4.1f}%" if total else "", c.explanation)
     console.print(t)
+    lc = est.extra.get("llama_cpp") if isinstance(est.extra, dict) else None
+    if lc and len(lc.get("devices", ())) > 1:
+        _print_llama_devices(est, lc, console)
     for a in est.assumptions:
         console.print(f"  [dim]• {a}[/dim]")
     console.print(
         f"[bold]{est.model}[/bold]: {fmt_count(est.params)} params · peak allocated "
         f"[bold]{est.peak_allocated_bytes / GIB:,.2f} GiB[/bold] · device total [bold]{total / GIB:,.2f} GiB[/bold]"
     )
+    if host_memory is not None:
+        console.print(
+            "  " + (host_memory["explanation"] if host_memory["fits"] else f"[red]{host_memory['explanation']}[/]")
+        )
+
+
+def _print_llama_devices(est: Any, lc: dict[str, Any], console: Any) -> None:
+    """llama.cpp over several GPUs: each device's blocks and bytes, the split used and the balanced one."""
+    from rich.table import Table
+
+    devices = est.workload.devices
+    ctx = est.component("cuda_context")
+    ctx_each = ctx.bytes // len(lc["devices"]) if ctx else 0
+    used = list(lc.get("tensor_split_used") or ())
+    by_memory = bool(used) and min(used) > 2**20  # the default: each device's memory in bytes
+    shown = ",".join(f"{x / GIB:.2f}".rstrip("0").rstrip(".") if by_memory else f"{x:g}" for x in used)
+    t = Table(
+        title=f"per GPU (GiB), --tensor-split {shown}" + (" (by memory, llama.cpp's default)" if by_memory else ""),
+        title_justify="left",
+    )
+    for col in ("GPU", "blocks", "weights", "KV", "compute", "ctx", "total"):
+        t.add_column(col, justify="left" if col in ("GPU", "blocks") else "right")
+    for d, du in enumerate(lc["devices"]):
+        blocks = [i for i, x in enumerate(lc["layer_devices"]) if x == d]
+        where = (f"{blocks[0]}-{blocks[-1]}" if blocks else "none") + (
+            " + output" if d == len(lc["devices"]) - 1 and lc["output_on_gpu"] else ""
+        )
+        total = du["weights_gpu_bytes"] + du["kv_gpu_bytes"] + du["compute_gpu_bytes"] + ctx_each
+        name = devices[d].name if d < len(devices) else f"GPU {d}"
+        t.add_row(
+            f"{d} {name}",
+            where,
+            f"{du['weights_gpu_bytes'] / GIB:,.2f}",
+            f"{du['kv_gpu_bytes'] / GIB:,.2f}",
+            f"{du['compute_gpu_bytes'] / GIB:,.2f}",
+            f"{ctx_each / GIB:,.2f}",
+            f"{total / GIB:,.2f}",
+        )
+    console.print(t)
+    hint = lc.get("tensor_split") or []
+    if hint:
+        console.print(
+            "  [dim]• --tensor-split "
+            + ",".join(f"{x:g}" for x in hint)
+            + " (blocks per GPU) leaves every GPU the same share of its memory free[/dim]"
+        )

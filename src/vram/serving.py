@@ -348,8 +348,11 @@ def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
                               + (f"; --gpu-memory-utilization {need:g} would hold all {wl.batch}" if need else ""))
 
     # llama.cpp / Ollama
+    from .engines.llama_cpp import stored_mix
+
     quant = (wl.quant or "").upper() if wl.quant and wl.quant.lower().startswith(("q", "iq", "mxfp4")) else None
-    gguf = f"{name}-{quant or ('F16' if wl.dtype == 'float16' else 'BF16')}.gguf"
+    stored = "MXFP4" if stored_mix(spec, wl) else None  # the checkpoint's own format, kept by the conversion
+    gguf = f"{name}-{quant or stored or ('F16' if wl.dtype == 'float16' else 'BF16')}.gguf"
     # llama.cpp counts the output layer first (-ngl N: output + the last N-1 blocks); the plan keeps the head on the GPU
     ngl = n_layers + 1 if layers_on_gpu >= n_layers else layers_on_gpu + 1
     n_cpu_moe = int(experts["n_cpu_moe"]) if experts else None
@@ -406,7 +409,32 @@ def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
         "ollama": ollama,
         "transformers": {"code": tf_code, "device_map": device_map, "max_memory": max_memory, "notes": tf_notes},
     }
+    if apple:
+        out["mlx"] = mlx_settings(repo, name, wl, result)
     if offload:
         out["offload"] = offload
     return out
+
+
+MLX_BITS = {"mlx-8bit": 8, "mlx-6bit": 6, "mlx-4bit": 4, "mlx-3bit": 3}
+
+
+def mlx_settings(repo: str, name: str, wl: Workload, result: FitResult) -> dict[str, Any]:
+    """mlx-lm on a Mac: the checkpoint as is (16-bit), or converted to the MLX n-bit format the fit priced
+    (`mlx_lm.convert -q --q-bits N`, groups of 64 as mlx-lm's default); the GPU working-set limit it runs under."""
+    bits = MLX_BITS.get((wl.quant or "").lower())
+    model = f"{name}-mlx-{bits}bit" if bits else repo
+    convert = f"mlx_lm.convert --hf-path {repo} -q --q-bits {bits} --mlx-path {model}" if bits else ""
+    limit_gib = result.usable_bytes_per_gpu / GIB
+    return {
+        "command": f"mlx_lm.server --model {model}",
+        "convert": convert,
+        "working_set_limit_bytes": result.usable_bytes_per_gpu,
+        "label": "mlx-lm",
+        "notes": [
+            f"GPU working-set limit {limit_gib:,.1f} GiB (Metal recommendedMaxWorkingSetSize); raise it with "
+            "`sudo sysctl iogpu.wired_limit_mb=<MiB>` when the estimate is above it",
+            "LM Studio's MLX engine loads the same MLX folder",
+        ],
+    }
 

@@ -13,6 +13,8 @@ def register(sub: Any) -> None:
                        description="Estimate GPU memory for inference (default) or training (--train).")
     p.add_argument("model", help="catalog id or alias, Hub repo id, config.json, model folder, .gguf or .safetensors")
     add_request_options(p)
+    h = p.add_argument_group("host memory (llama.cpp)")
+    h.add_argument("--ram", default=None, help="system RAM, e.g. 32GiB: checks what llama.cpp keeps in host memory")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -42,10 +44,19 @@ def run(args: argparse.Namespace) -> int:
             changes["tensor_parallel_size"] = count
         wl = workload_from_args(args, kind=model_kind(args.model), devices=devices, engine_changes=changes)
         est = estimate(args.model, wl)
+    host = None
+    if args.ram is not None:
+        from ..errors import BadInput
+        from ..llama_offload import host_memory_check, ram_setup
+        from ..units import parse_bytes
+
+        if args.train or est.engine != "llama.cpp":
+            raise BadInput("ram: --ram checks llama.cpp's host memory (add --engine llama.cpp)", field="ram")
+        host = host_memory_check(est, ram_setup(None, parse_bytes(args.ram, field="ram")))
     if args.json:
-        print_json(est.to_dict())
+        print_json({**est.to_dict(), **({"host_memory": host} if host is not None else {})})
     else:
         from ..report import print_estimate
 
-        print_estimate(est)
+        print_estimate(est, host_memory=host)
     return 0

@@ -127,8 +127,12 @@ def _verdict_style(v: str) -> str:
 def run_fit(args: argparse.Namespace) -> int:
     from ..fitting import fit
 
-    choice = gpu_choice(args.gpu, args)
-    train = train_from_args(args, gpus=choice.count) if args.train else None
+    mixed = "+" in args.gpu  # a list of GPUs (llama.cpp): fit() reads it itself
+    if mixed and (args.gpu_bandwidth is not None or args.gpu_tflops is not None):
+        raise BadInput("gpu_bandwidth: --gpu-bandwidth / --gpu-tflops describe one kind of GPU, not a list",
+                       field="gpu_bandwidth")
+    choice = args.gpu if mixed else gpu_choice(args.gpu, args)
+    train = train_from_args(args, gpus=1 if mixed else choice.count) if args.train else None
     wl = None if args.train else workload_from_args(args, kind=model_kind(args.model))
     ram = None
     if args.ram is not None or args.ram_type is not None:
@@ -165,15 +169,16 @@ def print_fit(r: Any, console: Any = None) -> None:
 
     console = console or Console()
     wl = r.workload
-    gpus = f"{r.gpu_count} × {r.gpu_name}" if r.gpu_count > 1 else r.gpu_name
+    ds = r.device_split
+    gpus = r.gpu_name if ds or r.gpu_count == 1 else f"{r.gpu_count} × {r.gpu_name}"
     console.print(f"{_verdict_style(r.verdict)}  [bold]{r.model}[/] on {gpus}"
-                  + (f" ({r.split.upper()})" if r.gpu_count > 1 else "")
+                  + (" (layer split)" if ds else f" ({r.split.upper()})" if r.gpu_count > 1 else "")
                   + (f" · training step · sequence {wl.seq:,} · micro-batch {wl.batch}" if isinstance(wl, TrainWorkload)
                      else f" · {wl.engine} · {wl.quant or wl.dtype} · context {wl.context:,} + {wl.new_tokens} new · "
                      f"batch {wl.batch}"))
     for reason in r.reasons:
         console.print(f"  {reason}")
-    t = Table(title="per GPU" if r.gpu_count > 1 else "memory", title_justify="left")
+    t = Table(title="all GPUs together" if ds else "per GPU" if r.gpu_count > 1 else "memory", title_justify="left")
     t.add_column("component")
     t.add_column("GiB", justify="right")
     t.add_column("why", overflow="fold")
@@ -181,9 +186,26 @@ def print_fit(r: Any, console: Any = None) -> None:
         t.add_row(c.name, _g(c.bytes), c.explanation)
     if r.ranks and r.ranks[0].comm_bytes:
         t.add_row("nccl_buffers", _g(r.ranks[0].comm_bytes), "NCCL communication buffers per rank (approximate)")
-    t.add_row("[bold]total[/]", f"[bold]{_g(r.per_gpu_bytes)}[/]", f"usable {_g(r.usable_bytes_per_gpu)} GiB per GPU")
+    if ds:
+        t.add_row("[bold]total[/]", f"[bold]{_g(r.estimate.total_bytes)}[/]",
+                  f"usable {_g(sum(u['usable_bytes'] for u in ds['devices']))} GiB over {r.gpu_count} GPUs")
+    else:
+        t.add_row("[bold]total[/]", f"[bold]{_g(r.per_gpu_bytes)}[/]", f"usable {_g(r.usable_bytes_per_gpu)} GiB "
+                  + ("(Metal working-set limit)" if r.gpu_entry is not None and r.gpu_entry.vendor == "apple"
+                     else "per GPU"))
     console.print(t)
-    if r.gpu_count > 1:
+    if ds:
+        dt = Table(title=f"per GPU (GiB), {ds['tensor_split_flag']}: {ds['why']}", title_justify="left")
+        for col in ("GPU", "blocks", "weights", "KV", "compute", "ctx", "total", "usable", "free"):
+            dt.add_column(col, justify="left" if col in ("GPU", "blocks") else "right")
+        for u in ds["devices"]:
+            blocks = (f"{u['blocks'][0]}-{u['blocks'][1]}" if u["blocks"] else "none") + (
+                "+out" if u["output_layer"] else "")
+            dt.add_row(f"{u['device']} {u['gpu']}", blocks, _g(u["weights_bytes"]), _g(u["kv_cache_bytes"]),
+                       _g(u["compute_bytes"]), _g(u["context_bytes"]), _g(u["total_bytes"]), _g(u["usable_bytes"]),
+                       _g(u["free_bytes"]) if u["fits"] else f"[red]{_g(u['free_bytes'])}[/]")
+        console.print(dt)
+    elif r.gpu_count > 1:
         rt = Table(title=f"{r.split.upper()} ranks (GiB)", title_justify="left")
         for col in ("rank", "holds", "weights", "replicated", "KV cache", "activations", "NCCL", "total"):
             rt.add_column(col, justify="right" if col not in ("holds",) else "left",
@@ -205,9 +227,13 @@ def print_fit(r: Any, console: Any = None) -> None:
         if r.max_context else "none fits")
     s.add_row("max batch (this sequence)" if r.engine == "training" else "max batch (this context)",
               f"{r.max_batch:,} sequences" if r.max_batch else "none fits")
-    s.add_row("fewest GPUs of this kind", str(r.min_gpus) if r.min_gpus else (
-        "none: each replica needs the whole model on one GPU" if r.split == "dp" or
-        (r.gpu_count == 1 and not r.serving) else "none up to 64"))
+    if not ds:
+        s.add_row("fewest GPUs of this kind", str(r.min_gpus) if r.min_gpus else (
+            "none: each replica needs the whole model on one GPU" if r.split == "dp" or
+            (r.gpu_count == 1 and not r.serving) else "none up to 64"))
+    if ds and ds.get("decode_tokens_per_s"):
+        s.add_row("decode (layer split)",
+                  f"{_tok(ds['decode_tokens_per_s'])} tokens/s per sequence ({ds['explanation']})")
     if r.engine != "training":
         s.add_row("best quantization that fits", r.recommended_quant or "none")
     if r.speed:
@@ -250,8 +276,16 @@ def print_fit(r: Any, console: Any = None) -> None:
                       "if it fit)")
     if r.host_memory:
         hm = r.host_memory
-        console.print(("  " if hm["fits"] else "[red]host memory:[/] ") + hm["explanation"])
-    if r.serving.get("vllm"):
+        console.print("  " + (hm["explanation"] if hm["fits"] else f"[red]{hm['explanation']}[/]"))
+    if ds and r.serving:
+        console.print("[bold]serving settings[/]")
+        console.print(f"  llama.cpp:    {r.serving['llama_cpp']['command']}", soft_wrap=True, highlight=False)
+        o = r.serving["ollama"]
+        console.print(f"  Ollama:       {o['command']}; Modelfile: {' / '.join(o['modelfile'])}", soft_wrap=True,
+                      highlight=False)
+        for n in (*o["notes"], *r.serving["vllm"]["notes"]):
+            console.print(f"                [dim]{n}[/]", highlight=False)
+    elif r.serving.get("vllm"):
         print_serving(r.serving, console)
 
 
@@ -262,6 +296,13 @@ def print_serving(serving: dict[str, Any], console: Any) -> None:
         console.print(f"  vLLM:         {v['command']}", soft_wrap=True, highlight=False)
     for n in v.get("notes", []):
         console.print(f"                [dim]{n}[/]", highlight=False)
+    if serving.get("mlx"):
+        m = serving["mlx"]
+        if m["convert"]:
+            console.print(f"  mlx-lm:       {m['convert']}", soft_wrap=True, highlight=False)
+        console.print(f"  mlx-lm:       {m['command']}", soft_wrap=True, highlight=False)
+        for n in m["notes"]:
+            console.print(f"                [dim]{n}[/]", highlight=False)
     console.print(f"  llama.cpp:    {serving['llama_cpp']['command']}", soft_wrap=True, highlight=False)
     o = serving["ollama"]
     console.print(f"  Ollama:       {o['command']}; Modelfile: {' / '.join(o['modelfile'])}", soft_wrap=True,

@@ -186,8 +186,21 @@ def _tensors(rm: ResolvedModel, wl: Workload) -> tuple[list[Tensor], str]:
     w = rm.weights_info
     if isinstance(w, GgufWeights) and wl.quant is None and w.tensors:
         return list(w.tensors), f"the GGUF file's {len(w.tensors)} tensors"
-    mix = mix_name(wl.quant, wl.dtype)
-    return plan_tensors(rm.spec, mix), f"{mix} as llama-quantize writes it ({MIX_BASE[mix]} base mix)"
+    mix = stored_mix(rm.spec, wl) or mix_name(wl.quant, wl.dtype)
+    how = f"{mix} as llama-quantize writes it ({MIX_BASE[mix]} base mix)"
+    if wl.quant is None and mix != mix_name(None, wl.dtype):
+        how += "; the checkpoint's MXFP4 experts as convert_hf_to_gguf.py keeps them (--quant bf16 for a 16-bit file)"
+    return plan_tensors(rm.spec, mix), how
+
+
+def stored_mix(spec: ModelSpec, wl: Workload) -> str | None:
+    """The GGUF type a conversion of the checkpoint as stored has, where it is not 16-bit: an MXFP4 checkpoint
+    (gpt-oss) converts with its expert tensors still MXFP4 (convert_hf_to_gguf.py repacks them; ggml-org's published
+    gpt-oss GGUFs are MXFP4_MOE). FP8 / INT4 checkpoints are dequantized by the converter, so 16-bit."""
+    st = spec.stored_scheme
+    if wl.quant is None and wl.dtype == "bfloat16" and st is not None and st.name.startswith("mxfp4"):
+        return "MXFP4_MOE"
+    return None
 
 
 def _gpu_bytes(t: Tensor, backend: str) -> int:
@@ -620,6 +633,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         "devices": [du.to_dict() for du in devices],
         "layer_devices": list(lay.layers),
         "tensor_split": split_hint,
+        "tensor_split_used": list(split) if n_dev > 1 and split else [],
         # kept for earlier callers
         "weights_total_bytes": sum(t.nbytes for t in tensors),
         "weights_cpu_bytes": w_host,

@@ -269,7 +269,10 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     kv_name = wl.kv_dtype or wl.dtype
     kv_b = dtype_bytes(kv_name)
     weights = common_weights(rm, wl)
-    ws = cublas_workspace(wl.arch)
+    # PyTorch on a Mac runs on MPS: no CUDA context and no cuBLAS workspace (its caching allocator still keeps freed
+    # blocks, so the reserve stays)
+    mps = wl.device is not None and wl.device.vendor == "apple"
+    ws = Component("cublas_workspace", 0, "") if mps else cublas_workspace(wl.arch)
     comps, kv_peak, kv_churn, phase = inference_components(
         spec, wl.batch, wl.context, wl.new_tokens, e, kv_b, wl.attn, kv_name,
         fp16=wl.dtype == "float16")
@@ -291,8 +294,8 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         assert a is not None
         stranded = wl.batch * a.num_heads * wl.context * wl.context * e
     reserve = allocator_reserve(kv_churn if wl.new_tokens else 0, acts, stranded)
-    ctx = cuda_context(wl.arch)
-    breakdown = (weights, *comps, ws, reserve, ctx)
+    ctx = Component("cuda_context", 0, "") if mps else cuda_context(wl.arch)
+    breakdown = (weights, *comps, reserve) if mps else (weights, *comps, ws, reserve, ctx)
     assumptions = [
         "engine: PyTorch + transformers generate() with a DynamicCache, greedy decoding, no padding",
         f"weights and activations in {wl.dtype}; KV cache in {kv_name}",
@@ -300,8 +303,12 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
                                    " (no score matrix; a bool mask only where a sliding window is shorter than the "
                                    "prompt)"),
         f"peak binds in: {phase}",
-        "peak_allocated_bytes = torch.cuda.max_memory_allocated() over the run; total_bytes adds the CUDA context "
-        "and the caching allocator's idle reserve (what nvidia-smi would show)",
+        "peak_allocated_bytes = the tensors at the peak (torch.mps.current_allocated_memory()); total_bytes adds the "
+        "caching allocator's idle reserve. MPS (Apple GPU): no CUDA context or cuBLAS workspace; Metal's own driver "
+        "memory is not modelled (not measured); the limit is the GPU working set (recommendedMaxWorkingSetSize)"
+        if mps
+        else "peak_allocated_bytes = torch.cuda.max_memory_allocated() over the run; total_bytes adds the CUDA "
+        "context and the caching allocator's idle reserve (what nvidia-smi would show)",
     ]
     assumptions.extend(spec.notes)
     if fallback_note:

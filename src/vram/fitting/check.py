@@ -32,6 +32,10 @@ from .solvers import (
 )
 
 MIB = 1024**2
+VLLM_ON_APPLE = (
+    "engine: vLLM does not run on Apple Silicon (CUDA / ROCm builds only); use --engine llama.cpp (llama.cpp, Ollama, "
+    "LM Studio on Metal) or --engine mlx (mlx-lm, LM Studio's MLX engine)"
+)
 
 
 # model kinds whose memory does not depend on a prompt length (a diffusion pipeline's text is its encoder's fixed
@@ -100,10 +104,14 @@ def fit(
     if not 0 <= headroom_fraction <= 10:
         raise BadInput("headroom: must be between 0 and 10 (a fraction of the weights, 0.2 = 20 %)", field="headroom")
     ev = evaluator_for(model, cache)
+    if isinstance(gpu_spec, str) and "+" in gpu_spec:
+        return _fit_device_list(ev, gpu_spec, workload, train, headroom_fraction, ram, solve)
     choice = parse_gpu_spec(gpu_spec)
     wl = (workload or Workload()).validate()
     if wl.engine == "mlx" and choice.gpu.vendor != "apple":
         raise BadInput(f"engine: MLX runs on Apple Silicon only, not on {choice.gpu.name}", field="engine")
+    if wl.engine == "vllm" and choice.gpu.vendor == "apple":
+        raise BadInput(VLLM_ON_APPLE, field="engine")
     if train is not None:
         return _fit_training(ev, choice, train, headroom_fraction, solve)
     if isinstance(wl.options, VllmOptions) and wl.options.tensor_parallel_size != 1:
@@ -171,16 +179,6 @@ def fit(
             "GiB; about 2/3 up to 36 GB, 3/4 above); raise it with `sudo sysctl iogpu.wired_limit_mb=<MiB>`; the "
             "rest of the unified memory holds macOS and the CPU side"
         )
-        if wl.engine == "transformers":
-            assumptions.append(
-                "transformers on a Mac runs on MPS: the estimate keeps PyTorch's CUDA allocator "
-                "terms (not measured on MPS)"
-            )
-        if wl.engine == "vllm":
-            assumptions.append(
-                "vLLM does not run on Apple Silicon: these are its CUDA numbers; use --engine "
-                "llama.cpp for llama.cpp / Ollama / LM Studio on Metal"
-            )
     elif choice.gpu.vendor != "nvidia":
         assumptions.append(f"{choice.gpu.vendor} runtime overheads assumed equal to CUDA's")
     if sp == "tp":
@@ -231,6 +229,26 @@ def fit(
             offload = offload_plan(ev, choice, wl)
             offloaded = int(offload["offloaded_bytes"]) if offload else 0
         speed = ev.speed(choice, sp, wl, whole_weights, whole_kv, offloaded)
+        if experts is not None and experts.get("decode_tokens_per_s"):
+            # decoding with the experts on the CPU: they are computed there, not streamed over the host link (the
+            # streaming figure still prices prefill, where llama.cpp copies host weights to the GPU per ubatch)
+            per_seq = float(experts["decode_tokens_per_s"])
+            cost = speed.cost_per_million_tokens_usd
+            speed = replace(
+                speed,
+                cost_per_million_tokens_usd=None
+                if cost is None
+                else cost * speed.decode_tokens_per_s / (per_seq * wl.batch),
+                decode_tokens_per_s=per_seq * wl.batch,
+                decode_tokens_per_s_per_seq=per_seq,
+                decode_bound="memory",
+                bytes_read_per_step=int(experts["gpu_bytes_per_token"]) + int(experts["host_bytes_per_token"]),
+                decode_range_per_seq=None,
+                assumptions=(
+                    f"decode with {experts['flag']}: {experts['explanation']}",
+                    *(a for a in speed.assumptions if not a.startswith("decode")),
+                ),
+            )
         if offload is not None and experts is None:
             offload["decode_tokens_per_s"] = round(speed.decode_tokens_per_s_per_seq, 2)
             full = ev.speed(choice, sp, wl, whole_weights, whole_kv)
@@ -277,6 +295,35 @@ def fit(
 
         result = replace(result, serving=serving_settings(ev, result))
     return result
+
+
+def _fit_device_list(
+    ev: Evaluator,
+    spec: str,
+    workload: Workload | None,
+    train: TrainWorkload | None,
+    headroom_fraction: float,
+    ram: Any,
+    solve: bool,
+) -> FitResult:
+    """A '+' list of GPUs (`rtx-4090+rtx-3090`): only llama.cpp (and what runs on it) splits one model over GPUs of
+    different kinds, by layers."""
+    from ..devices import parse_gpu_list
+    from .devices_fit import fit_llama_devices
+
+    wl = (workload or Workload()).validate()
+    if train is not None or wl.engine != "llama.cpp":
+        what = "training" if train is not None else wl.engine
+        raise BadInput(
+            f"gpu: {spec!r} mixes GPUs; only llama.cpp splits one model over different GPUs (--engine llama.cpp, "
+            f"--tensor-split); {what} needs N × one GPU, e.g. 2x{spec.split('+')[0].strip()}",
+            field="gpu",
+        )
+    if wl.devices:
+        raise BadInput(
+            "gpu: vram fit places the workload on the GPUs it is given; leave the workload's devices empty", field="gpu"
+        )
+    return fit_llama_devices(ev, parse_gpu_list(spec), wl, headroom_fraction=headroom_fraction, ram=ram, solve=solve)
 
 
 def _whole_weights(ev: Evaluator, wl: Workload, gpu: GpuEntry) -> int:

@@ -106,7 +106,9 @@ class Evaluator:
     def gpu_workload(self, wl: Workload, gpu: GpuEntry) -> Workload:
         # what the engine reads of the device: the architecture for transformers (runtime overheads), the GPU for
         # vLLM (its memory and name pick the batching defaults), llama.cpp (memory, backend) and MLX
-        key = (wl, canonical_arch(gpu) if wl.engine == "transformers" or not self.is_llm else gpu.id)
+        # (an Apple GPU is its own key: PyTorch runs on MPS there, without the CUDA terms)
+        by_arch = (wl.engine == "transformers" or not self.is_llm) and gpu.vendor != "apple"
+        key = (wl, canonical_arch(gpu) if by_arch else gpu.id)
         got = self._gwl.get(key)
         if got is None:
             got = gpu_workload(wl, gpu)

@@ -108,6 +108,8 @@ def which(
     key = _sort_key(sort)
     out = []
     for g in gpus if gpus is not None else all_gpus():
+        if (g.vendor == "apple") != (wl.engine == "mlx") and wl.engine in ("mlx", "vllm"):
+            continue  # MLX runs only on Apple Silicon, vLLM never does
         gwl = ev.gpu_workload(wl, g)
         for n in counts:
             opt = evaluate_option(ev, GpuChoice(g, n), wl, headroom_fraction, gwl=gwl)

@@ -1,0 +1,185 @@
+"""Issue 13's answers for people running models locally: MoE experts on the CPU (the smallest --n-cpu-moe N that
+fits), host RAM, Macs (no CUDA term, no vLLM, the Metal working-set limit) and mixed GPUs (per-device bytes and the
+tensor split)."""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stderr, redirect_stdout
+
+import pytest
+
+from vram.catalog import find_gpu
+from vram.cli import main
+from vram.errors import BadInput
+from vram.fitting import fit, gpu_workload
+from vram.inference import estimate
+from vram.llama_offload import ram_setup
+from vram.request import Workload
+
+GIB = 1024**3
+
+
+def _cli(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            rc = main(argv)
+        except SystemExit as exc:
+            rc = int(exc.code or 0)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def _total_with(model: str, gpu: str, wl: Workload, n_cpu_moe: int) -> int:
+    return estimate(model, gpu_workload(wl, find_gpu(gpu)).with_options(n_cpu_moe=n_cpu_moe)).total_bytes
+
+
+# -- expert offload -------------------------------------------------------------------------------------------------
+
+
+def test_qwen3_30b_a3b_on_a_16gb_card_gets_the_smallest_n_cpu_moe_that_fits() -> None:
+    wl = Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=32768)
+    r = fit("qwen3-30b-a3b", "rtx-4060-ti-16gb", wl)
+    o = r.offload
+    assert r.verdict == "no" and o is not None and o["kind"] == "experts" and o["fits"]
+    usable = find_gpu("rtx-4060-ti-16gb").usable_memory_bytes
+    assert o["n_cpu_moe"] == 14 and o["usable_gpu_bytes"] == usable == 17_175_674_880
+    assert o["gpu_bytes"] == _total_with("qwen3-30b-a3b", "rtx-4060-ti-16gb", wl, 14) == 17_055_275_520 <= usable
+    assert _total_with("qwen3-30b-a3b", "rtx-4060-ti-16gb", wl, 13) == 17_395_014_400 > usable  # 13 does not fit
+    assert o["host_bytes"] == 5_418_524_160 and o["flag"] == "--n-cpu-moe 14"
+    assert o["decode_tokens_per_s"] == 38.37
+    # the speed block says the same: experts computed on the CPU, not streamed over PCIe
+    assert r.speed is not None and r.speed.decode_tokens_per_s_per_seq == 38.37
+    assert r.speed.assumptions[0].startswith("decode with --n-cpu-moe 14")
+    assert "--n-cpu-moe 14" in r.serving["llama_cpp"]["command"]
+
+
+def test_gpt_oss_120b_on_a_24gb_card_is_priced_as_its_mxfp4_gguf_and_offloads_experts() -> None:
+    wl = Workload.from_flat(engine="llama.cpp", context=32768)  # no --quant: the checkpoint's MXFP4 experts
+    r = fit("gpt-oss-120b", "rtx-3090", wl)
+    o = r.offload
+    assert o is not None and o["kind"] == "experts" and o["n_cpu_moe"] == 24
+    usable = find_gpu("rtx-3090").usable_memory_bytes
+    assert o["gpu_bytes"] == 24_393_744_896 <= usable
+    assert _total_with("gpt-oss-120b", "rtx-3090", wl, 23) == 26_085_802_880 > usable
+    assert o["host_bytes"] == 41_300_102_144 and o["decode_tokens_per_s"] == 40.41
+    assert "MXFP4_MOE" in r.estimate.breakdown[0].explanation
+    assert "gpt-oss-120b-MXFP4.gguf" in r.serving["llama_cpp"]["command"]
+    assert not any("dequantizes GGUF" in n for n in r.serving["transformers"]["notes"])
+    bf16 = estimate("gpt-oss-120b", Workload.from_flat(engine="llama.cpp", quant="bf16", context=4096))
+    assert bf16.extra["llama_cpp"]["weights_total_bytes"] > 3 * r.estimate.extra["llama_cpp"]["weights_total_bytes"]
+
+
+def test_host_part_above_the_ram_given_is_said() -> None:
+    wl = Workload.from_flat(engine="llama.cpp", context=32768)
+    r = fit("gpt-oss-120b", "rtx-4090", wl, ram=ram_setup(None, 32 * GIB))
+    assert r.host_memory is not None and not r.host_memory["fits"]
+    assert r.host_memory["host_bytes"] == 41_300_102_144 and r.host_memory["ram_bytes"] == 32 * GIB
+    assert r.offload is not None and not r.offload["host_fits"]
+    rc, out, _ = _cli(["fit", "gpt-oss-120b", "--gpu", "rtx-4090", "--engine", "llama.cpp", "--context", "32k",
+                       "--ram", "32GiB"])
+    assert rc == 0 and "does not fit system RAM" in out and "host memory: host memory" not in out
+    ok = fit("gpt-oss-120b", "rtx-4090", wl, ram=ram_setup(None, 64 * GIB))
+    assert ok.host_memory is not None and ok.host_memory["fits"]
+
+
+# -- Macs -----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["transformers", "llama.cpp", "mlx"])
+def test_a_mac_gets_no_cuda_term_no_vllm_command_and_its_working_set_limit(engine: str) -> None:
+    r = fit("llama-3.1-8b", "m4-pro-48gb", Workload.from_flat(engine=engine, context=4096))
+    names = [c.name for c in r.estimate.breakdown]
+    assert not any("cuda" in n or "cublas" in n for n in names), names
+    assert r.usable_bytes_per_gpu == 36 * GIB  # recommendedMaxWorkingSetSize of a 48 GB M4 Pro
+    assert not r.serving["vllm"]["command"]
+    assert r.serving["mlx"]["working_set_limit_bytes"] == 36 * GIB
+    assert any("recommendedMaxWorkingSetSize" in a for a in r.assumptions)
+    rc, out, _ = _cli(["fit", "llama-3.1-8b", "--gpu", "m4-pro-48gb", "--engine", engine])
+    assert rc == 0 and "Metal working-set limit" in out and "vllm serve" not in out and "cuda" not in out.lower()
+    rc, out, _ = _cli(["fit", "llama-3.1-8b", "--gpu", "m4-pro-48gb", "--engine", engine, "--json"])
+    d = json.loads(out)
+    assert rc == 0 and not any("cuda" in c["name"] for c in d["breakdown"])
+    assert d["serving"]["primary"] == {"llama.cpp": "llama_cpp"}.get(engine, engine)
+
+
+def test_transformers_on_mps_is_weights_cache_activations_and_the_allocator_reserve() -> None:
+    mac = estimate("llama-3.1-8b", gpu_workload(Workload(context=4096), find_gpu("m4-pro-48gb")))
+    cuda = estimate("llama-3.1-8b", gpu_workload(Workload(context=4096), find_gpu("h100-sxm")))
+    assert [c.name for c in mac.breakdown] == ["weights", "kv_cache", "activations", "allocator_reserve"]
+    assert mac.total_bytes == sum(c.bytes for c in mac.breakdown)
+    dropped = cuda.component("cuda_context").bytes + cuda.component("cublas_workspace").bytes  # type: ignore[union-attr]
+    assert cuda.total_bytes - mac.total_bytes == dropped
+
+
+def test_mlx_answers_on_a_mac_carry_mlx_lm_commands() -> None:
+    r = fit("llama-3.1-8b", "m3-max-128gb", Workload.from_flat(engine="mlx", quant="mlx-4bit", context=8192))
+    m = r.serving["mlx"]
+    assert r.serving["primary"] == "mlx"
+    assert m["convert"] == ("mlx_lm.convert --hf-path meta-llama/Llama-3.1-8B -q --q-bits 4 --mlx-path "
+                            "llama-3.1-8b-mlx-4bit")
+    assert m["command"] == "mlx_lm.server --model llama-3.1-8b-mlx-4bit"
+    assert m["working_set_limit_bytes"] == 96 * GIB
+
+
+def test_vllm_on_a_mac_is_an_error() -> None:
+    with pytest.raises(BadInput, match="vLLM does not run on Apple Silicon"):
+        fit("llama-3.1-8b", "m3-max-128gb", Workload.from_flat(engine="vllm", context=4096))
+    rc, _, err = _cli(["estimate", "llama-3.1-8b", "--engine", "vllm", "--gpu", "m4-pro-48gb"])
+    assert rc == 2 and "Apple Silicon" in err
+    from vram.fitting import which
+
+    assert all(o.vendor != "apple" for o in which("llama-3.2-1b", Workload.from_flat(engine="vllm"), counts=(1,)))
+
+
+# -- mixed GPUs -----------------------------------------------------------------------------------------------------
+
+
+def test_a_mixed_pair_is_checked_gpu_by_gpu_with_the_tensor_split_it_uses() -> None:
+    wl = Workload.from_flat(engine="llama.cpp", quant="q4_k_m")
+    r = fit("llama-3.1-70b", "rtx-4090+rtx-3090", wl)
+    ds = r.device_split
+    assert ds is not None and r.gpu == "rtx-4090+rtx-3090" and r.gpu_count == 2
+    d0, d1 = ds["devices"]
+    # llama.cpp's default split, by memory: 23.99 : 24 GiB over 81 layers (the output layer is the last one)
+    assert ds["tensor_split"] == [23.99, 24.0]
+    assert (d0["blocks"], d0["output_layer"], d1["blocks"], d1["output_layer"]) == ([0, 40], False, [41, 79], True)
+    assert d0["total_bytes"] == 22_341_812_224 and d1["total_bytes"] == 22_205_349_888
+    assert d0["total_bytes"] == (d0["weights_bytes"] + d0["kv_cache_bytes"] + d0["compute_bytes"]
+                                 + d0["context_bytes"])
+    assert d0["usable_bytes"] == find_gpu("rtx-4090").usable_memory_bytes
+    lc = r.estimate.extra["llama_cpp"]
+    assert d0["weights_bytes"] + d1["weights_bytes"] == lc["weights_gpu_bytes"] == 41_921_527_808
+    assert r.verdict == "fits" and r.per_gpu_bytes == d0["total_bytes"]  # the 4090 has less room left
+    assert "--split-mode layer --tensor-split 23.99,24" in r.serving["llama_cpp"]["command"]
+    assert not r.serving["vllm"]["command"]
+    # decode passes the GPUs one after the other: the sum of each one's time at its own bandwidth
+    assert ds["decode_tokens_per_s"] == round(1 / sum(ds["gpu_seconds_per_token"]), 2) == 17.95
+    # the solvers use the same per-device check
+    assert r.max_context == 23_808 and r.max_batch == 5 and r.recommended_quant == "q4_k_m"
+
+
+def test_a_mixed_pair_runs_from_the_cli_and_says_when_host_memory_is_short() -> None:
+    rc, out, _ = _cli(["fit", "llama-3.1-70b", "--engine", "llama.cpp", "--quant", "q4_k_m", "--gpu",
+                       "rtx-4090+rtx-3090", "--ram", "0.5GiB", "--json"])
+    d = json.loads(out)
+    assert rc == 0 and d["device_split"]["tensor_split"] == [23.99, 24.0]
+    assert d["host_memory"]["host_bytes"] == 641_872_896 and not d["host_memory"]["fits"]
+    rc, out, _ = _cli(["fit", "llama-3.1-70b", "--engine", "llama.cpp", "--quant", "q4_k_m", "--gpu",
+                       "rtx-4090+rtx-3090"])
+    assert rc == 0 and "per GPU (GiB), --split-mode layer --tensor-split 23.99,24" in out
+    rc, out, _ = _cli(["estimate", "llama-3.1-70b", "--engine", "llama.cpp", "--quant", "q4_k_m", "--gpu",
+                       "rtx-4090+rtx-3090", "--ram", "0.5GiB"])
+    assert rc == 0 and "--tensor-split 23.99,24 (by memory" in out and "does not fit system RAM" in out
+    assert "--tensor-split 40,40 (blocks per GPU)" in out
+
+
+def test_engines_that_cannot_mix_gpus_say_so() -> None:
+    for engine in ("vllm", "transformers"):
+        with pytest.raises(BadInput, match=r"only llama\.cpp splits one model over different GPUs"):
+            fit("llama-3.1-8b", "rtx-4090+rtx-3090", Workload.from_flat(engine=engine))
+    rc, _, err = _cli(["fit", "llama-3.1-8b", "--gpu", "rtx-4090+rtx-3090"])
+    assert rc == 2 and "only llama.cpp" in err
+    with pytest.raises(BadInput, match="tensor_split"):
+        fit("llama-3.1-8b", "rtx-4090+rtx-3090", Workload.from_flat(engine="llama.cpp", tensor_split=(1.0, 2.0, 3.0)))
