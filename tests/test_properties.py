@@ -110,8 +110,8 @@ def test_more_bits_per_weight_never_take_less_memory(model: str) -> None:
         ests = [_est(model, quant=q, **kw) for q in ("q4_k_m", "q8_0")]
         dtypes = ("bfloat16",) if engine == "llama.cpp" else ("bfloat16", "float32")
         # 16 / 32-bit weights asked as the format (--quant): a checkpoint's quantization_config (gpt-oss's MXFP4
-        # experts) is otherwise the default weight format
-        ests += [_est(model, dtype=d, quant=None if engine == "llama.cpp" else d, **kw) for d in dtypes]
+        # experts) is otherwise the default weight format, on llama.cpp too (its GGUF conversion keeps MXFP4)
+        ests += [_est(model, dtype=d, quant=d, **kw) for d in dtypes]
         weights = [e.weights_bytes for e in ests]
         assert weights == sorted(weights) and len(set(weights)) == len(ests), (engine, weights)
         peaks = [e.peak_allocated_bytes for e in ests]
