@@ -869,7 +869,14 @@ def glm4v_vision_params(vc: Config) -> int:
 VISION_TOWERS = {"qwen3_vl": True, "qwen3_vl_moe": True, "qwen3_5": False, "qwen3_5_moe": False}
 COUNTED_AUDIO = {"gemma4"}  # wrappers whose audio encoder vision_params counts too
 # multimodal wrappers whose towers vram does not count: what is missing, said in the notes
-UNCOUNTED_TOWERS = {"gemma3n": "the MobileNetV5 vision tower (a timm model) and the USM audio encoder"}
+# multimodal wrappers whose towers config.json cannot describe: transformers and vLLM load them, so an estimate for
+# those engines is refused without the checkpoint's tensor bytes (ResolvedModel.require_modelled). Gemma 3n's vision
+# tower is timm's `mobilenetv5_300m_enc`, whose blocks are fixed in timm's code, not in vision_config; its audio
+# encoder (Gemma3nAudioEncoder, a USM conformer) and the two multimodal embedders come with it.
+UNCOUNTED_TOWERS = {
+    "gemma3n": "the MobileNetV5 vision tower (timm mobilenetv5_300m_enc, defined in timm's code, not in config.json) "
+    "and the USM audio encoder (Gemma3nAudioEncoder) with their multimodal embedders"
+}
 
 
 def vision_params(outer: Config) -> tuple[int, str]:

@@ -23,4 +23,5 @@ def estimate(model: str | ModelSpec | ResolvedModel, workload: Workload | None =
     if wl.family is not None:
         name = next(iter(wl.family.given()), "family")
         raise BadInput(f"{name}: {wl.family.title} options do not apply to {rm.spec.name}, a text LLM", field=name)
+    rm.require_modelled(wl.engine)
     return engine_for(wl.engine).estimate(rm, wl)

@@ -17,6 +17,7 @@ from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
 from .architectures import FAMILIES as _NEW_FAMILIES
+from .architectures import UNCOUNTED_TOWERS as UNSUPPORTED_TOWERS
 from .architectures import model_level_params, uncounted_towers, vision_params
 from .dtypes import QuantScheme, stored_scheme
 from .errors import ConfigError, UnsupportedArchitecture
@@ -62,6 +63,9 @@ class ModelSpec:
     notes: tuple[str, ...] = field(default_factory=tuple)
     mtp_params: int = 0  # multi-token-prediction layers the checkpoint stores but transformers does not build
     stored_scheme: QuantScheme | None = None  # the checkpoint's own quantization (config.json quantization_config)
+    # parts of the checkpoint config.json cannot describe (Gemma 3n's timm vision tower and audio encoder): the
+    # engines that load them refuse to estimate without the checkpoint's tensor bytes (ResolvedModel.require_modelled)
+    unmodelled: str = ""
 
     @property
     def num_layers(self) -> int:
@@ -649,6 +653,8 @@ def _model_from_config(config: Config, name: str | None = None) -> ModelSpec:
     qc = config.get("quantization_config", text_cfg.get("quantization_config"))
     scheme = stored_scheme(qc, is_moe=any(layer.expert_params for layer in layers)) if qc is not None else None
     missing = uncounted_towers(outer, counted=bool(extra)) if outer is not None else ""
+    outer_mt = str(outer.get("model_type") or "").replace("-", "_") if outer is not None else ""
+    unmodelled = f"{outer_mt}: {missing}" if outer_mt in UNSUPPORTED_TOWERS and missing else ""
     if missing:
         notes.append(f"{outer.get('model_type') if outer else mt}: {missing} not counted from config.json (the "
                      "safetensors headers give the whole checkpoint's exact count)")
@@ -668,6 +674,7 @@ def _model_from_config(config: Config, name: str | None = None) -> ModelSpec:
         torch_dtype=_dtype(text_cfg if "torch_dtype" in text_cfg or "dtype" in text_cfg else config),
         rope_dim=rope_dim, extra_params=extra, extra_description=extra_desc, notes=tuple(notes), mtp_params=mtp,
         stored_scheme=scheme,
+        unmodelled=unmodelled,
         use_cache=bool(text_cfg.get("use_cache", True)),
         logit_softcap=bool(text_cfg.get("final_logit_softcapping")),
     )

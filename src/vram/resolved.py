@@ -18,6 +18,21 @@ class ResolvedModel:
     buffers_bytes: int = 0
     weights_info: Any = None  # sources: per-tensor summary (safetensors WeightsInfo / GGUF GgufWeights)
 
+    def require_modelled(self, engine: str) -> None:
+        """Refuse an estimate whose engine loads parts of the checkpoint vram cannot count from config.json, unless
+        the checkpoint's own tensor bytes are known (safetensors headers). llama.cpp runs the text decoder alone
+        (what a GGUF conversion of such a model holds), so it is estimated."""
+        if self.spec.unmodelled and self.weights_override_bytes is None and engine != "llama.cpp":
+            from .errors import UnsupportedArchitecture
+
+            name, _, what = self.spec.unmodelled.partition(": ")
+            raise UnsupportedArchitecture(
+                name,
+                f"{what} are not modelled, and {engine} loads them. Give the checkpoint's folder or Hub repo (its "
+                "safetensors headers give the exact total), or --engine llama.cpp for the text decoder a GGUF "
+                "conversion holds",
+            )
+
     def context_warnings(self, tokens: int) -> list[str]:
         """Say so when a workload runs past the context the model was published or configured for."""
         limit = (self.entry.context_length if self.entry is not None else None) or self.spec.max_position_embeddings

@@ -451,6 +451,7 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
     """Peak memory of one training step per GPU."""
     tw = (tw or TrainWorkload()).validate()
     rm = resolve_model(model)
+    rm.require_modelled("transformers")  # a training step loads the whole checkpoint
     spec = rm.spec
     if not spec.layers:  # diffusion pipelines, Whisper, encoders (vram.families): inference estimates only
         kind = rm.entry.kind if rm.entry is not None else spec.model_type
