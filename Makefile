@@ -28,6 +28,7 @@ run: $(STAMP)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests benchmarks measurements
+	$(BIN)/ruff format --check src tests benchmarks measurements
 	$(BIN)/mypy
 
 unit: $(DEV_STAMP)

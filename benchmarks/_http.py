@@ -91,8 +91,14 @@ def build_request(method: str, path: str, host: str, body: Any = None, headers: 
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + data
 
 
-async def drive(host: str, port: int, requests: list[bytes], concurrency: int, max_seconds: float = 120.0,
-                keep: Callable[[Reply], bool] | None = None) -> Result:
+async def drive(
+    host: str,
+    port: int,
+    requests: list[bytes],
+    concurrency: int,
+    max_seconds: float = 120.0,
+    keep: Callable[[Reply], bool] | None = None,
+) -> Result:
     """Send every request in `requests` once, over `concurrency` connections; latency of each, and the replies
     (all of them, or those `keep` selects)."""
     res = Result()
@@ -128,8 +134,9 @@ def percentile(values: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))]
 
 
-async def drive_paced(host: str, port: int, requests: list[bytes], concurrency: int, rate: float,
-                      max_seconds: float = 120.0) -> Result:
+async def drive_paced(
+    host: str, port: int, requests: list[bytes], concurrency: int, rate: float, max_seconds: float = 120.0
+) -> Result:
     """`concurrency` clients sending `rate` requests a second in all (request i is due at i / rate), each waiting
     for its answer before sending the next. Latency counts from when a request was due, not when it could be sent,
     so a server that falls behind shows its queue in the latencies."""

@@ -39,8 +39,9 @@ def percentile(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
 
 
-async def run_one(app: Any, method: str, path: str, body: dict[str, Any] | None, n: int,
-                  concurrency: int) -> dict[str, Any]:
+async def run_one(
+    app: Any, method: str, path: str, body: dict[str, Any] | None, n: int, concurrency: int
+) -> dict[str, Any]:
     import httpx
 
     transport = httpx.ASGITransport(app=app, client=("198.51.100.10", 40000))
@@ -61,9 +62,15 @@ async def run_one(app: Any, method: str, path: str, body: dict[str, Any] | None,
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - t0
-    return {"endpoint": f"{method} {path}" + (" (train)" if body and "train" in body else ""),
-            "concurrency": concurrency, "requests": n, "rps": n / wall, "p50_ms": 1e3 * statistics.median(lat),
-            "p99_ms": 1e3 * percentile(lat, 99), "statuses": statuses}
+    return {
+        "endpoint": f"{method} {path}" + (" (train)" if body and "train" in body else ""),
+        "concurrency": concurrency,
+        "requests": n,
+        "rps": n / wall,
+        "p50_ms": 1e3 * statistics.median(lat),
+        "p99_ms": 1e3 * percentile(lat, 99),
+        "statuses": statuses,
+    }
 
 
 def bench(n: int, concurrencies: list[int]) -> list[dict[str, Any]]:
@@ -82,7 +89,6 @@ def bench(n: int, concurrencies: list[int]) -> list[dict[str, Any]]:
     return rows
 
 
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--requests", type=int, default=400)
@@ -97,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     print("| endpoint | concurrency | req/s | p50 ms | p99 ms | statuses |")
     print("|---|---:|---:|---:|---:|---|")
     for r in rows:
-        print(f"| {r['endpoint']} | {r['concurrency']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-              f"{r['statuses']} |")
+        print(
+            f"| {r['endpoint']} | {r['concurrency']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"{r['statuses']} |"
+        )
     bad = [r for r in rows if set(r["statuses"]) - {200}]
     return 1 if bad else 0
 

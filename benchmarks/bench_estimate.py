@@ -39,8 +39,12 @@ VRAM = PYTHON.parent / "vram"
 
 def _quantiles(samples_s: list[float]) -> dict[str, float]:
     s = sorted(samples_s)
-    return {"median_us": 1e6 * statistics.median(s), "p99_us": 1e6 * s[min(len(s) - 1, int(0.99 * len(s)))],
-            "min_us": 1e6 * s[0], "n": len(s)}
+    return {
+        "median_us": 1e6 * statistics.median(s),
+        "p99_us": 1e6 * s[min(len(s) - 1, int(0.99 * len(s)))],
+        "min_us": 1e6 * s[0],
+        "n": len(s),
+    }
 
 
 def bench_in_process(iterations: int) -> dict[str, Any]:
@@ -51,10 +55,11 @@ def bench_in_process(iterations: int) -> dict[str, Any]:
     wl = Workload(batch=1, context=8192, new_tokens=256)
     resolved = resolve_model("llama-3.1-8b")
     out: dict[str, Any] = {}
-    for label, ref, n in (("warm: pre-resolved llama-3.1-8b", resolved, iterations),
-                          ("by name: catalog id 'llama-3.1-8b'", "llama-3.1-8b", iterations),
-                          ("warm: pre-resolved deepseek-v3 (61 layers, MoE)", resolve_model("deepseek-v3"),
-                           max(1, iterations // 4))):
+    for label, ref, n in (
+        ("warm: pre-resolved llama-3.1-8b", resolved, iterations),
+        ("by name: catalog id 'llama-3.1-8b'", "llama-3.1-8b", iterations),
+        ("warm: pre-resolved deepseek-v3 (61 layers, MoE)", resolve_model("deepseek-v3"), max(1, iterations // 4)),
+    ):
         for _ in range(min(200, n)):  # warm caches and the interpreter
             estimate(ref, wl)
         samples = []
@@ -99,10 +104,11 @@ def bench_cold_start(runs: int) -> dict[str, Any]:
             samples[k].append(_wall(cmd, env))
     med = {k: statistics.median(v) for k, v in samples.items()}
     base = med["python -c pass"]
-    return {"runs": runs,
-            "median_ms": {k: 1e3 * v for k, v in med.items()},
-            "ratio_to_python": {k: v / base for k, v in med.items()}}
-
+    return {
+        "runs": runs,
+        "median_ms": {k: 1e3 * v for k, v in med.items()},
+        "ratio_to_python": {k: v / base for k, v in med.items()},
+    }
 
 
 def main() -> int:
@@ -111,8 +117,11 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    result = {"machine": machine(load=False), "in_process": bench_in_process(a.iterations),
-              "cold_start": bench_cold_start(a.runs)}
+    result = {
+        "machine": machine(load=False),
+        "in_process": bench_in_process(a.iterations),
+        "cold_start": bench_cold_start(a.runs),
+    }
     if a.json:
         print(json.dumps(result, indent=1))
         return 0

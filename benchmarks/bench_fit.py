@@ -33,8 +33,12 @@ CASES = (  # model, GPU spec, context
 
 def _stats(samples: list[float]) -> dict[str, float]:
     s = sorted(samples)
-    return {"median_ms": 1e3 * statistics.median(s), "p90_ms": 1e3 * s[min(len(s) - 1, int(0.9 * len(s)))],
-            "min_ms": 1e3 * s[0], "n": len(s)}
+    return {
+        "median_ms": 1e3 * statistics.median(s),
+        "p90_ms": 1e3 * s[min(len(s) - 1, int(0.9 * len(s)))],
+        "min_ms": 1e3 * s[0],
+        "n": len(s),
+    }
 
 
 def _time(fn: Callable[[], Any], runs: int) -> list[float]:
@@ -61,27 +65,46 @@ def bench(runs: int) -> dict[str, Any]:
         fit(model, gpu, wl)
         warm = _time(lambda: fit(model, gpu, wl), runs)  # noqa: B023
         no_solve = _time(lambda: fit(Evaluator(rm), gpu, wl, solve=False), runs)  # noqa: B023
-        rows.append({"case": f"fit {model} on {gpu}, context {ctx:,}", "verdict": first.verdict,
-                     "max_context": first.max_context, "max_batch": first.max_batch,
-                     "cold": _stats(cold), "warm": _stats(warm), "verdict_only": _stats(no_solve)})
+        rows.append(
+            {
+                "case": f"fit {model} on {gpu}, context {ctx:,}",
+                "verdict": first.verdict,
+                "max_context": first.max_context,
+                "max_batch": first.max_batch,
+                "cold": _stats(cold),
+                "warm": _stats(warm),
+                "verdict_only": _stats(no_solve),
+            }
+        )
     tw = TrainWorkload(method="lora", seq=4096)
     rm = resolve_model("llama-3.1-8b")
     fit(Evaluator(rm), "rtx-4090", train=tw)
-    rows.append({"case": "fit --train lora llama-3.1-8b on rtx-4090, seq 4,096",
-                 "cold": _stats(_time(lambda: fit(Evaluator(rm), "rtx-4090", train=tw), runs))})
+    rows.append(
+        {
+            "case": "fit --train lora llama-3.1-8b on rtx-4090, seq 4,096",
+            "cold": _stats(_time(lambda: fit(Evaluator(rm), "rtx-4090", train=tw), runs)),
+        }
+    )
     gpus = ["rtx-4090", "2xrtx-4090", "l40s", "a100-80gb-sxm", "h100-sxm", "mi300x"]
     wl = Workload(context=8192)
-    rows.append({"case": f"compare llama-3.1-8b on {len(gpus)} GPU specs",
-                 "cold": _stats(_time(lambda: compare(Evaluator(rm), gpus, wl), runs))})
-    fleet = parse_fleet({"pools": [{"gpu": "h100-sxm", "count": 16}, {"gpu": "rtx-4090", "count": 8},
-                                   {"gpu": "l4", "count": 8}],
-                         "models": [{"model": m, "context": 8192} for m in ("llama-3.1-8b", "qwen2.5-7b",
-                                                                            "llama-3.1-70b", "mixtral-8x7b",
-                                                                            "gemma-2-9b")]})
+    rows.append(
+        {
+            "case": f"compare llama-3.1-8b on {len(gpus)} GPU specs",
+            "cold": _stats(_time(lambda: compare(Evaluator(rm), gpus, wl), runs)),
+        }
+    )
+    fleet = parse_fleet(
+        {
+            "pools": [{"gpu": "h100-sxm", "count": 16}, {"gpu": "rtx-4090", "count": 8}, {"gpu": "l4", "count": 8}],
+            "models": [
+                {"model": m, "context": 8192}
+                for m in ("llama-3.1-8b", "qwen2.5-7b", "llama-3.1-70b", "mixtral-8x7b", "gemma-2-9b")
+            ],
+        }
+    )
     plan(fleet)
     rows.append({"case": "plan: 5 models over 3 pools", "cold": _stats(_time(lambda: plan(fleet), max(5, runs // 2)))})
     return {"rows": rows}
-
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,12 +125,15 @@ def main(argv: list[str] | None = None) -> int:
         only = f"{r['verdict_only']['median_ms']:.1f} ms" if "verdict_only" in r else ""
         ans = r.get("verdict", "")
         if "max_context" in r:
+
             def n(x: int | None) -> str:
                 return "none" if x is None else f"{x:,}"
 
             ans += f", max context {n(r['max_context'])}, max batch {n(r['max_batch'])}"
-        print(f"| {r['case']} | {r['cold']['median_ms']:.1f} ms | {r['cold']['p90_ms']:.1f} ms | {warm} | {only} | "
-              f"{ans} |")
+        print(
+            f"| {r['case']} | {r['cold']['median_ms']:.1f} ms | {r['cold']['p90_ms']:.1f} ms | {warm} | {only} | "
+            f"{ans} |"
+        )
     return 0
 
 

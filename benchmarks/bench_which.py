@@ -29,8 +29,12 @@ COUNTS = tuple(range(1, 9))
 
 def _stats(samples: list[float]) -> dict[str, float]:
     s = sorted(samples)
-    return {"median_ms": 1e3 * statistics.median(s), "p90_ms": 1e3 * s[min(len(s) - 1, int(0.9 * len(s)))],
-            "min_ms": 1e3 * s[0], "n": len(s)}
+    return {
+        "median_ms": 1e3 * statistics.median(s),
+        "p90_ms": 1e3 * s[min(len(s) - 1, int(0.9 * len(s)))],
+        "min_ms": 1e3 * s[0],
+        "n": len(s),
+    }
 
 
 def bench(runs: int) -> dict[str, Any]:
@@ -61,8 +65,13 @@ def bench(runs: int) -> dict[str, Any]:
             t0 = time.perf_counter()
             which(model, wl, counts=COUNTS)
             warm.append(time.perf_counter() - t0)
-        out[model] = {"options_that_fit": options, "configurations": n_gpus * len(COUNTS),
-                      "resolve": _stats(resolve), "cold": _stats(cold), "warm": _stats(warm)}
+        out[model] = {
+            "options_that_fit": options,
+            "configurations": n_gpus * len(COUNTS),
+            "resolve": _stats(resolve),
+            "cold": _stats(cold),
+            "warm": _stats(warm),
+        }
     return out
 
 
@@ -76,15 +85,19 @@ def main(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(res, indent=1))
         return 0
-    print(f"which over {res['gpus']} GPUs × counts 1-8 ({res['gpus'] * 8} configurations), {res['workload']}; "
-          f"python {res['machine']['python']}, {res['machine']['cpus']} CPUs")
+    print(
+        f"which over {res['gpus']} GPUs × counts 1-8 ({res['gpus'] * 8} configurations), {res['workload']}; "
+        f"python {res['machine']['python']}, {res['machine']['cpus']} CPUs"
+    )
     print(f"{'model':<16}{'fit':>5}{'resolve ms':>12}{'cold median':>13}{'cold p90':>10}{'warm median':>13}")
     worst = 0.0
     for model in MODELS:
         r = res[model]
         worst = max(worst, r["cold"]["median_ms"])
-        print(f"{model:<16}{r['options_that_fit']:>5}{r['resolve']['median_ms']:>12.2f}{r['cold']['median_ms']:>13.2f}"
-              f"{r['cold']['p90_ms']:>10.2f}{r['warm']['median_ms']:>13.2f}")
+        print(
+            f"{model:<16}{r['options_that_fit']:>5}{r['resolve']['median_ms']:>12.2f}{r['cold']['median_ms']:>13.2f}"
+            f"{r['cold']['p90_ms']:>10.2f}{r['warm']['median_ms']:>13.2f}"
+        )
     print(f"goal: cold median under 50 ms -> {'met' if worst < 50 else 'NOT met'} (worst {worst:.1f} ms)")
     return 0
 

@@ -52,8 +52,10 @@ PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/15"
 PASSWORD = "load test password"
 DRAIN_GRANT = 2_000  # + the 5,000 daily allowance: exactly 70 estimates
-ESTIMATES = [{"model": m, "context": c} for m, c in (("llama-3.1-8b", 8192), ("qwen2.5-7b", 32768),
-                                                     ("mixtral-8x7b", 4096), ("llama-3.2-1b", 2048))]
+ESTIMATES = [
+    {"model": m, "context": c}
+    for m, c in (("llama-3.1-8b", 8192), ("qwen2.5-7b", 32768), ("mixtral-8x7b", 4096), ("llama-3.2-1b", 2048))
+]
 DRAIN_CONCURRENCY = 16  # httpx clients at once in the drains (64 new connections at once were reset under load)
 GOAL_FRACTION = 0.4  # of the bare endpoint's throughput (issue 18)
 
@@ -125,8 +127,12 @@ def server(cmd: list[str], port: int, env: dict[str, str], log: Path) -> Any:
 
 def vram_server(env: dict[str, str], workers: int, log: Path) -> Any:
     port = free_port()
-    return server([str(REPO / ".venv/bin/vram"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers",
-                   str(workers)], port, env, log)
+    return server(
+        [str(REPO / ".venv/bin/vram"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+        port,
+        env,
+        log,
+    )
 
 
 def bare_server(env: dict[str, str], log: Path) -> Any:
@@ -163,16 +169,27 @@ async def drive_httpx(url: str, tokens: list[str], requests: int, concurrency: i
             r = await client.post("/api/v1/estimate", json=ESTIMATES[i % len(ESTIMATES)], headers=headers)
             cost = int(r.json().get("cost_tokens", 0)) if r.status_code == 200 else 0
             rem = r.headers.get("ratelimit-remaining")
-            run.samples.append(Sample("drain", user, r.status_code, time.perf_counter() - t0, cost,
-                                      int(rem) if rem is not None else None))
+            run.samples.append(
+                Sample(
+                    "drain", user, r.status_code, time.perf_counter() - t0, cost, int(rem) if rem is not None else None
+                )
+            )
 
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
 
 
 def estimate_requests(tokens: list[str], n: int, offset: int = 0) -> list[bytes]:
-    return [build_request("POST", "/api/v1/estimate", "127.0.0.1", ESTIMATES[(offset + i) % len(ESTIMATES)],
-                          {"Authorization": f"Bearer {tokens[(offset + i) % len(tokens)]}"}) for i in range(n)]
+    return [
+        build_request(
+            "POST",
+            "/api/v1/estimate",
+            "127.0.0.1",
+            ESTIMATES[(offset + i) % len(ESTIMATES)],
+            {"Authorization": f"Bearer {tokens[(offset + i) % len(tokens)]}"},
+        )
+        for i in range(n)
+    ]
 
 
 @dataclass
@@ -202,9 +219,14 @@ def _summary(slices: list[Slice]) -> dict[str, Any]:
     for s in slices:
         for k, v in s.statuses.items():
             statuses[k] += v
-    return {"rps_median": statistics.median(s.rps for s in slices), "rps_rounds": [round(s.rps, 1) for s in slices],
-            "p50_ms": 1e3 * percentile(lat, 50), "p99_ms": 1e3 * percentile(lat, 99), "requests": len(lat),
-            "statuses": dict(sorted(statuses.items()))}
+    return {
+        "rps_median": statistics.median(s.rps for s in slices),
+        "rps_rounds": [round(s.rps, 1) for s in slices],
+        "p50_ms": 1e3 * percentile(lat, 50),
+        "p99_ms": 1e3 * percentile(lat, 99),
+        "requests": len(lat),
+        "statuses": dict(sorted(statuses.items())),
+    }
 
 
 def _add(into: dict[int, int], charged: dict[int, int]) -> None:
@@ -231,8 +253,14 @@ def create_accounts(settings: Any, n: int, grant: int) -> list[tuple[int, str]]:
         svc.close()
 
 
-def ledger_check(settings: Any, accounts: list[tuple[int, str]], charged: dict[int, int], before: list[int],
-                 after: list[int], grant: int) -> list[str]:
+def ledger_check(
+    settings: Any,
+    accounts: list[tuple[int, str]],
+    charged: dict[int, int],
+    before: list[int],
+    after: list[int],
+    grant: int,
+) -> list[str]:
     from sqlalchemy import func, select
 
     from vram.web.services import Services
@@ -244,8 +272,14 @@ def ledger_check(settings: Any, accounts: list[tuple[int, str]], charged: dict[i
     try:
         with svc.db.engine.connect() as conn:
             for i, (uid, email) in enumerate(accounts):
-                debits = -int(conn.execute(select(func.coalesce(func.sum(LedgerRow.amount), 0))
-                                           .where(LedgerRow.user_id == uid, LedgerRow.amount < 0)).scalar() or 0)
+                debits = -int(
+                    conn.execute(
+                        select(func.coalesce(func.sum(LedgerRow.amount), 0)).where(
+                            LedgerRow.user_id == uid, LedgerRow.amount < 0
+                        )
+                    ).scalar()
+                    or 0
+                )
                 purchased_ledger = svc.quota.ledger_balance(uid)
                 balance = int(conn.execute(select(User.purchased_tokens).where(User.id == uid)).scalar() or 0)
                 if debits != spent[uid]:
@@ -253,14 +287,14 @@ def ledger_check(settings: Any, accounts: list[tuple[int, str]], charged: dict[i
                 if purchased_ledger != balance:
                     problems.append(f"{email}: purchased balance {balance:,} != its ledger {purchased_ledger:,}")
                 if before[i] - after[i] != spent[uid]:
-                    problems.append(f"{email}: remaining went {before[i]:,} -> {after[i]:,}, but {spent[uid]:,} "
-                                    "was charged")
+                    problems.append(
+                        f"{email}: remaining went {before[i]:,} -> {after[i]:,}, but {spent[uid]:,} was charged"
+                    )
                 if balance > grant:
                     problems.append(f"{email}: purchased balance {balance:,} above the {grant:,} granted")
     finally:
         svc.close()
     return problems
-
 
 
 async def remaining(url: str, tokens: list[str]) -> list[int]:
@@ -292,8 +326,9 @@ def drains(settings: Any, url: str, concurrency: int) -> tuple[dict[str, Any], l
     run = Run()
     asyncio.run(drive_httpx(url, tok, 2 * before[0] // 100, concurrency, run))
     after = asyncio.run(remaining(url, tok))
-    problems += ledger_check(settings, acc, {0: sum(s.cost for s in run.samples if s.status == 200)}, before, after,
-                             DRAIN_GRANT)
+    problems += ledger_check(
+        settings, acc, {0: sum(s.cost for s in run.samples if s.status == 200)}, before, after, DRAIN_GRANT
+    )
     paid = sum(s.status == 200 for s in run.samples)
     if paid != before[0] // 100 or after != [before[0] % 100]:
         problems.append(f"drain: {paid} estimates paid from {before[0]:,} tokens, {after[0]:,} left")
@@ -302,12 +337,21 @@ def drains(settings: Any, url: str, concurrency: int) -> tuple[dict[str, Any], l
     asyncio.run(drive_httpx(url, [""], 2 * anon_before // 100, concurrency, anon))
     anon_after = asyncio.run(remaining(url, [""]))[0]
     anon_paid = sum(s.status == 200 for s in anon.samples)
-    if anon_paid != anon_before // 100 or anon_after != anon_before % 100 or \
-            any(s.status not in (200, 429) for s in anon.samples):
+    if (
+        anon_paid != anon_before // 100
+        or anon_after != anon_before % 100
+        or any(s.status not in (200, 429) for s in anon.samples)
+    ):
         problems.append(f"anonymous drain: {anon_paid} estimates paid from {anon_before:,} tokens, {anon_after:,} left")
-    return {"tokens": before[0], "requests": len(run.samples), "paid": paid,
-            "refused_429": sum(s.status == 429 for s in run.samples), "anonymous_tokens": anon_before,
-            "anonymous_requests": len(anon.samples), "anonymous_paid": anon_paid}, problems
+    return {
+        "tokens": before[0],
+        "requests": len(run.samples),
+        "paid": paid,
+        "refused_429": sum(s.status == 429 for s in run.samples),
+        "anonymous_tokens": anon_before,
+        "anonymous_requests": len(anon.samples),
+        "anonymous_paid": anon_paid,
+    }, problems
 
 
 def part(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -344,23 +388,32 @@ def part(name: str, args: argparse.Namespace) -> dict[str, Any]:
             a: list[Slice] = []
             b: list[Slice] = []
             for port in (first, other):  # warm-up (charged, checked; not timed)
-                s = await timed_slice(port, estimate_requests(tokens, args.warmup), users,
-                                      c) if port in vram_ports else await timed_slice(
-                    port, estimate_requests(tokens, args.warmup), None, c)
+                s = (
+                    await timed_slice(port, estimate_requests(tokens, args.warmup), users, c)
+                    if port in vram_ports
+                    else await timed_slice(port, estimate_requests(tokens, args.warmup), None, c)
+                )
                 _add(charged, s.charged)
             for r in range(args.rounds):
                 for port, out in ((first, a), (other, b)) if r % 2 == 0 else ((other, b), (first, a)):
                     reqs = estimate_requests(tokens, n, offset=r)
-                    s = await timed_slice(port, reqs, [(r + i) % len(tokens) for i in range(n)]
-                                          if port in vram_ports else None, c)
+                    s = await timed_slice(
+                        port, reqs, [(r + i) % len(tokens) for i in range(n)] if port in vram_ports else None, c
+                    )
                     _add(charged, s.charged)
                     out.append(s)
             return a, b
 
         a, b = asyncio.run(rounds())
-        result: dict[str, Any] = {"part": name, "concurrency": c, "requests_per_round": n, "rounds": args.rounds,
-                                  labels[0]: _summary(a), labels[1]: _summary(b),
-                                  "ratio_rounds": [round(y.rps / x.rps, 3) for x, y in zip(a, b, strict=True)]}
+        result: dict[str, Any] = {
+            "part": name,
+            "concurrency": c,
+            "requests_per_round": n,
+            "rounds": args.rounds,
+            labels[0]: _summary(a),
+            labels[1]: _summary(b),
+            "ratio_rounds": [round(y.rps / x.rps, 3) for x, y in zip(a, b, strict=True)],
+        }
         result["ratio_median"] = statistics.median(result["ratio_rounds"])
         if name == "sqlite":  # the latency at the goal's throughput, from the same 64 clients
             rate = GOAL_FRACTION * result[labels[0]]["rps_median"]
@@ -372,10 +425,14 @@ def part(name: str, args: argparse.Namespace) -> dict[str, Any]:
             st: dict[int, int] = defaultdict(int)
             for _, reply in paced.replies:
                 st[reply.status] += 1
-            result["paced"] = {"rate": rate, "requests": len(paced.latencies),
-                               "achieved_rps": len(paced.latencies) / paced.wall_s,
-                               "p50_ms": 1e3 * percentile(paced.latencies, 50),
-                               "p99_ms": 1e3 * percentile(paced.latencies, 99), "statuses": dict(st)}
+            result["paced"] = {
+                "rate": rate,
+                "requests": len(paced.latencies),
+                "achieved_rps": len(paced.latencies) / paced.wall_s,
+                "p50_ms": 1e3 * percentile(paced.latencies, 50),
+                "p99_ms": 1e3 * percentile(paced.latencies, 99),
+                "statuses": dict(st),
+            }
         after = asyncio.run(remaining(url, tokens))
         problems = ledger_check(settings, accounts, charged, before, after, args.grant)
         result["drain"], more = drains(settings, url, min(c, DRAIN_CONCURRENCY))

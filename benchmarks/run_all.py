@@ -28,8 +28,13 @@ ROOT = HERE.parent
 RESULTS = HERE / "RESULTS.md"
 README = ROOT / "README.md"
 # name -> script; all take --json
-BENCHES = {"estimate": "bench_estimate.py", "serve": "load_test.py", "which": "bench_which.py", "fit": "bench_fit.py",
-           "api": "bench_api.py"}
+BENCHES = {
+    "estimate": "bench_estimate.py",
+    "serve": "load_test.py",
+    "which": "bench_which.py",
+    "fit": "bench_fit.py",
+    "api": "bench_api.py",
+}
 
 
 def _commit() -> str:
@@ -48,65 +53,87 @@ def estimate_md(d: dict[str, Any], when: str) -> str:
     ip = d["in_process"]
     cs = d["cold_start"]
     rows = "\n".join(f"| {k} | {v['median_us']:.0f} µs | {v['p99_us']:.0f} µs | {v['n']:,} |" for k, v in ip.items())
-    cold = "\n".join(f"| `{k}` | {_ms(cs['median_ms'][k])} | **{cs['ratio_to_python'][k]:.2f}** |"
-                     for k in cs["median_ms"])
+    cold = "\n".join(
+        f"| `{k}` | {_ms(cs['median_ms'][k])} | **{cs['ratio_to_python'][k]:.2f}** |" for k in cs["median_ms"]
+    )
     by_name = next(v for k, v in ip.items() if k.startswith("by name"))["median_us"]
     ratio = cs["ratio_to_python"]["vram estimate llama-3.1-8b --json"]
-    return f"""Command: `.venv/bin/python benchmarks/bench_estimate.py` ({when}; {d['machine']}). Transformers engine,
+    return f"""Command: `.venv/bin/python benchmarks/bench_estimate.py` ({when}; {d["machine"]}). Transformers engine,
 batch 1, 8,192 + 256 tokens, bf16.
 
 | in process | median | p99 | calls |
 |---|---:|---:|---:|
 {rows}
 
-| fresh process, median of {cs['runs']} interleaved runs | median | × `python -c pass` |
+| fresh process, median of {cs["runs"]} interleaved runs | median | × `python -c pass` |
 |---|---:|---:|
 {cold}
 
-Goals (issue 18): an estimate by catalog name ≤ 100 µs — **{'met' if by_name <= 100 else 'missed'}** ({by_name:.0f} µs);
-`vram estimate llama-3.1-8b --json` ≤ 3 × `python -c pass` — **{'met' if ratio <= 3 else 'missed'}** ({ratio:.2f} ×)."""
+Goals (issue 18): an estimate by catalog name ≤ 100 µs — **{"met" if by_name <= 100 else "missed"}** ({by_name:.0f} µs);
+`vram estimate llama-3.1-8b --json` ≤ 3 × `python -c pass` — **{"met" if ratio <= 3 else "missed"}** ({ratio:.2f} ×)."""
 
 
 def serve_md(d: dict[str, Any], when: str) -> str:
-    out = [f"Command: `.venv/bin/python benchmarks/load_test.py` ({when}; {d['machine']} at the start, "
-           f"{d.get('machine_after', '').rsplit(', ', 1)[-1]} at the end). 64 keep-alive connections, each sending "
-           "its next `POST /api/v1/estimate` (4 models, 2k–32k tokens) when the last is answered, from signed-in "
-           "accounts (daily allowance, then purchased tokens: a ledger row per debit); rounds alternate between the "
-           "two servers compared, ratio = median of the rounds' ratios.", ""]
+    out = [
+        f"Command: `.venv/bin/python benchmarks/load_test.py` ({when}; {d['machine']} at the start, "
+        f"{d.get('machine_after', '').rsplit(', ', 1)[-1]} at the end). 64 keep-alive connections, each sending "
+        "its next `POST /api/v1/estimate` (4 models, 2k–32k tokens) when the last is answered, from signed-in "
+        "accounts (daily allowance, then purchased tokens: a ledger row per debit); rounds alternate between the "
+        "two servers compared, ratio = median of the rounds' ratios.",
+        "",
+    ]
     for p in d["parts"]:
         a, b = ("bare FastAPI", "vram serve") if p["part"] == "sqlite" else ("1 worker", "2 workers")
-        title = ("SQLite, one `vram serve` worker vs a bare FastAPI endpoint returning a constant JSON object "
-                 "(same uvicorn options)" if p["part"] == "sqlite" else
-                 "PostgreSQL + Redis, `vram serve --workers 2` vs `--workers 1` (same database)")
-        out += [f"**{title}** — {p['rounds']} rounds × {p['requests_per_round']:,} requests per server:", "",
-                "| server | req/s (median of rounds) | p50 | p99 | answers |", "|---|---:|---:|---:|---|"]
+        title = (
+            "SQLite, one `vram serve` worker vs a bare FastAPI endpoint returning a constant JSON object "
+            "(same uvicorn options)"
+            if p["part"] == "sqlite"
+            else "PostgreSQL + Redis, `vram serve --workers 2` vs `--workers 1` (same database)"
+        )
+        out += [
+            f"**{title}** — {p['rounds']} rounds × {p['requests_per_round']:,} requests per server:",
+            "",
+            "| server | req/s (median of rounds) | p50 | p99 | answers |",
+            "|---|---:|---:|---:|---|",
+        ]
         for label in (a, b):
             s = p[label]
             st = ", ".join(f"{v:,} × {k}" for k, v in s["statuses"].items())
             out.append(f"| {label} | {s['rps_median']:,.0f} | {_ms(s['p50_ms'])} | {_ms(s['p99_ms'])} | {st} |")
-        out.append(f"| **ratio** {b} ÷ {a} | **{p['ratio_median']:.2f}** (rounds: "
-                   f"{', '.join(f'{r:.2f}' for r in p['ratio_rounds'])}) | | | |")
+        out.append(
+            f"| **ratio** {b} ÷ {a} | **{p['ratio_median']:.2f}** (rounds: "
+            f"{', '.join(f'{r:.2f}' for r in p['ratio_rounds'])}) | | | |"
+        )
         if "paced" in p:
             q = p["paced"]
-            out += ["", f"At a fixed rate of {q['rate']:,.0f} requests/s (40 % of the bare endpoint's throughput, the "
-                    f"throughput goal) from the same 64 clients, latency counted from when each request was due: "
-                    f"p50 {_ms(q['p50_ms'])}, p99 {_ms(q['p99_ms'])} ({q['requests']:,} requests, "
-                    f"{q['achieved_rps']:,.0f}/s achieved)."]
+            out += [
+                "",
+                f"At a fixed rate of {q['rate']:,.0f} requests/s (40 % of the bare endpoint's throughput, the "
+                f"throughput goal) from the same 64 clients, latency counted from when each request was due: "
+                f"p50 {_ms(q['p50_ms'])}, p99 {_ms(q['p99_ms'])} ({q['requests']:,} requests, "
+                f"{q['achieved_rps']:,.0f}/s achieved).",
+            ]
         dr = p["drain"]
-        out += ["", f"Ledger: **{'exact' if p['ledger_exact'] else 'NOT exact: ' + '; '.join(p['problems'])}** "
-                f"({p['tokens_charged']:,} tokens charged; per account, ledger debits = the answers' cost_tokens, "
-                f"purchased balance = its ledger, GET /quota moved by exactly that). Drain: {dr['requests']} "
-                f"concurrent estimates against {dr['tokens']:,} tokens → {dr['paid']} paid, {dr['refused_429']} "
-                f"refused (429); anonymous: {dr['anonymous_requests']} against {dr['anonymous_tokens']:,} → "
-                f"{dr['anonymous_paid']} paid.", ""]
+        out += [
+            "",
+            f"Ledger: **{'exact' if p['ledger_exact'] else 'NOT exact: ' + '; '.join(p['problems'])}** "
+            f"({p['tokens_charged']:,} tokens charged; per account, ledger debits = the answers' cost_tokens, "
+            f"purchased balance = its ledger, GET /quota moved by exactly that). Drain: {dr['requests']} "
+            f"concurrent estimates against {dr['tokens']:,} tokens → {dr['paid']} paid, {dr['refused_429']} "
+            f"refused (429); anonymous: {dr['anonymous_requests']} against {dr['anonymous_tokens']:,} → "
+            f"{dr['anonymous_paid']} paid.",
+            "",
+        ]
     return "\n".join(out).rstrip()
 
 
 def which_md(d: dict[str, Any], when: str) -> str:
     models = {k: v for k, v in d.items() if isinstance(v, dict) and "cold" in v}
-    rows = "\n".join(f"| {k} | {v['options_that_fit']} | {v['cold']['median_ms']:.1f} ms | "
-                     f"{v['warm']['median_ms']:.1f} ms |" for k, v in models.items())
-    return f"""Command: `.venv/bin/python benchmarks/bench_which.py` ({when}). `which` over {d['gpus']} GPUs ×
+    rows = "\n".join(
+        f"| {k} | {v['options_that_fit']} | {v['cold']['median_ms']:.1f} ms | {v['warm']['median_ms']:.1f} ms |"
+        for k, v in models.items()
+    )
+    return f"""Command: `.venv/bin/python benchmarks/bench_which.py` ({when}). `which` over {d["gpus"]} GPUs ×
 counts 1–8.
 
 | model | configurations that fit | cold median | warm median |
@@ -115,9 +142,12 @@ counts 1–8.
 
 
 def fit_md(d: dict[str, Any], when: str) -> str:
-    rows = "\n".join(f"| {r['case']} | {r['cold']['median_ms']:.1f} ms | "
-                     f"{(str(round(r['warm']['median_ms'], 1)) + ' ms') if 'warm' in r else ''} |" for r in d["rows"])
-    return f"""Command: `.venv/bin/python benchmarks/bench_fit.py` ({when}; {d['machine']}).
+    rows = "\n".join(
+        f"| {r['case']} | {r['cold']['median_ms']:.1f} ms | "
+        f"{(str(round(r['warm']['median_ms'], 1)) + ' ms') if 'warm' in r else ''} |"
+        for r in d["rows"]
+    )
+    return f"""Command: `.venv/bin/python benchmarks/bench_fit.py` ({when}; {d["machine"]}).
 
 | case | cold median | warm median |
 |---|---:|---:|
@@ -125,9 +155,11 @@ def fit_md(d: dict[str, Any], when: str) -> str:
 
 
 def api_md(d: dict[str, Any], when: str) -> str:
-    rows = "\n".join(f"| {r['endpoint']} | {r['concurrency']} | {r['rps']:.0f} | {r['p50_ms']:.1f} ms | "
-                     f"{r['p99_ms']:.1f} ms |" for r in d["rows"])
-    return f"""Command: `.venv/bin/python benchmarks/bench_api.py` ({when}; {d['machine']}). The app in process through
+    rows = "\n".join(
+        f"| {r['endpoint']} | {r['concurrency']} | {r['rps']:.0f} | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms |"
+        for r in d["rows"]
+    )
+    return f"""Command: `.venv/bin/python benchmarks/bench_api.py` ({when}; {d["machine"]}). The app in process through
 httpx's ASGI transport (no sockets): an upper bound for one worker, not a ratio (see the load test for that).
 
 | endpoint | concurrency | req/s | p50 | p99 |
@@ -135,10 +167,20 @@ httpx's ASGI transport (no sockets): an upper bound for one worker, not a ratio 
 {rows}"""
 
 
-RENDER: dict[str, Callable[[dict[str, Any], str], str]] = {"estimate": estimate_md, "serve": serve_md,
-                                                           "which": which_md, "fit": fit_md, "api": api_md}
-TITLES = {"estimate": "Estimate latency and CLI cold start", "serve": "`vram serve` under 64 concurrent clients",
-          "which": "which", "fit": "fit / compare / plan latency", "api": "API throughput, in process"}
+RENDER: dict[str, Callable[[dict[str, Any], str], str]] = {
+    "estimate": estimate_md,
+    "serve": serve_md,
+    "which": which_md,
+    "fit": fit_md,
+    "api": api_md,
+}
+TITLES = {
+    "estimate": "Estimate latency and CLI cold start",
+    "serve": "`vram serve` under 64 concurrent clients",
+    "which": "which",
+    "fit": "fit / compare / plan latency",
+    "api": "API throughput, in process",
+}
 
 
 def how_fast(res: dict[str, dict[str, Any]], old: str) -> str:
@@ -155,11 +197,13 @@ def how_fast(res: dict[str, dict[str, Any]], old: str) -> str:
         rows["one estimate in process (Llama-3.1-8B)"] = (
             f"| one estimate in process (Llama-3.1-8B) | {name['median_us']:.0f} µs by catalog name, "
             f"{pre['median_us']:.0f} µs pre-resolved (medians) | ≤ 100 µs: "
-            f"{'met' if name['median_us'] <= 100 else 'missed'} |")
+            f"{'met' if name['median_us'] <= 100 else 'missed'} |"
+        )
         r = cs["ratio_to_python"]["vram estimate llama-3.1-8b --json"]
         rows["`vram estimate llama-3.1-8b --json`, fresh process"] = (
             f"| `vram estimate llama-3.1-8b --json`, fresh process | {r:.2f} × `python -c pass` (median of "
-            f"{cs['runs']}) | ≤ 3 ×: {'met' if r <= 3 else 'missed'} |")
+            f"{cs['runs']}) | ≤ 3 ×: {'met' if r <= 3 else 'missed'} |"
+        )
     if "serve" in res:
         for p in res["serve"]["parts"]:
             if p["part"] == "sqlite":
@@ -170,29 +214,37 @@ def how_fast(res: dict[str, dict[str, Any]], old: str) -> str:
                     f"bare FastAPI endpoint (allowance charged, ledger {'exact' if p['ledger_exact'] else 'NOT exact'})"
                     f"; p99 {_ms(p['vram serve']['p99_ms'])} saturated, {_ms(q.get('p99_ms', float('nan')))} at "
                     f"40 % of the bare endpoint's rate | ≥ 0.40 ×: {'met' if ok else 'missed'}; p99 ≤ 50 ms: "
-                    f"{'met' if q.get('p99_ms', 1e9) <= 50 else 'missed'} |")
+                    f"{'met' if q.get('p99_ms', 1e9) <= 50 else 'missed'} |"
+                )
             else:
                 rows["`vram serve`, PostgreSQL + Redis, 2 workers vs 1"] = (
                     f"| `vram serve`, PostgreSQL + Redis, 2 workers vs 1 | {p['ratio_median']:.2f} × (ledger "
                     f"{'exact' if p['ledger_exact'] else 'NOT exact'}, no overspend) | ≥ 1.3 ×: "
-                    f"{'met' if p['ratio_median'] >= 1.3 else 'missed'} |")
+                    f"{'met' if p['ratio_median'] >= 1.3 else 'missed'} |"
+                )
     if "which" in res:
         models = [v for v in res["which"].values() if isinstance(v, dict) and "cold" in v]
         worst = max(v["cold"]["median_ms"] for v in models)
         rows["`which` over 58 GPUs × 1–8 (464 configurations)"] = (
             f"| `which` over 58 GPUs × 1–8 (464 configurations) | {worst:.1f} ms cold at worst | < 50 ms: "
-            f"{'met' if worst < 50 else 'missed'} |")
+            f"{'met' if worst < 50 else 'missed'} |"
+        )
     if "fit" in res:
         fits = [r for r in res["fit"]["rows"] if r["case"].startswith("fit ") and "warm" in r]
         lo, hi = min(r["cold"]["median_ms"] for r in fits), max(r["cold"]["median_ms"] for r in fits)
         warm = max(r["warm"]["median_ms"] for r in fits)
         rows["`fit` with all solvers (max context, max batch, fewest GPUs, best quant)"] = (
             f"| `fit` with all solvers (max context, max batch, fewest GPUs, best quant) | {lo:.1f}–{hi:.1f} ms cold, "
-            f"≤ {warm:.1f} ms warm | |")
-    order = ["one estimate in process (Llama-3.1-8B)", "`vram estimate llama-3.1-8b --json`, fresh process",
-             "`vram serve`, one worker on SQLite, 64 clients", "`vram serve`, PostgreSQL + Redis, 2 workers vs 1",
-             "`which` over 58 GPUs × 1–8 (464 configurations)",
-             "`fit` with all solvers (max context, max batch, fewest GPUs, best quant)"]
+            f"≤ {warm:.1f} ms warm | |"
+        )
+    order = [
+        "one estimate in process (Llama-3.1-8B)",
+        "`vram estimate llama-3.1-8b --json`, fresh process",
+        "`vram serve`, one worker on SQLite, 64 clients",
+        "`vram serve`, PostgreSQL + Redis, 2 workers vs 1",
+        "`which` over 58 GPUs × 1–8 (464 configurations)",
+        "`fit` with all solvers (max context, max batch, fewest GPUs, best quant)",
+    ]
     body = [rows[k] for k in order if k in rows]
     return "| what | result | goal |\n|---|---|---|\n" + "\n".join(body)
 

@@ -11,6 +11,7 @@ optimizer step.
 
 Writes one JSON object per case, with the fields of ../shared/groundtruth/README.md plus `generate_clean_peak_bytes`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -111,9 +112,14 @@ def analyse_snapshot(snap: dict, top: int = 40) -> dict:
         act = e["action"]
         if act == "alloc":
             frames = e.get("frames") or []
-            keep = [f"{Path(f['filename']).name}:{f['line']}:{f['name']}" for f in frames
-                    if "transformers" in f["filename"] or "probe.py" in f["filename"] or "peft" in f["filename"]
-                    or "torch/optim" in f["filename"]][:4]
+            keep = [
+                f"{Path(f['filename']).name}:{f['line']}:{f['name']}"
+                for f in frames
+                if "transformers" in f["filename"]
+                or "probe.py" in f["filename"]
+                or "peft" in f["filename"]
+                or "torch/optim" in f["filename"]
+            ][:4]
             live[e["addr"]] = (e["size"], " < ".join(keep))
             cur += e["size"]
             if cur > best:
@@ -172,10 +178,21 @@ def infer_cases(cases, emit, deadline, snap_dir):
         for b, L, new in shapes:
             if time.time() > deadline:
                 break
-            rec = {"kind": "infer", "model": name, "config_file": path, "attn": attn,
-                   "attn_used": getattr(model.config, "_attn_implementation", None), "batch": b, "context": L,
-                   "new_tokens": new, "dtype": "bfloat16", "weights_bytes": w, "n_params": n_params,
-                   "buffer_bytes": buffers, "build_s": round(build_s, 2)}
+            rec = {
+                "kind": "infer",
+                "model": name,
+                "config_file": path,
+                "attn": attn,
+                "attn_used": getattr(model.config, "_attn_implementation", None),
+                "batch": b,
+                "context": L,
+                "new_tokens": new,
+                "dtype": "bfloat16",
+                "weights_bytes": w,
+                "n_params": n_params,
+                "buffer_bytes": buffers,
+                "build_s": round(build_s, 2),
+            }
             try:
                 x = torch.randint(0, vocab, (b, L), device=DEV)
                 peak_reset()
@@ -211,6 +228,7 @@ def infer_cases(cases, emit, deadline, snap_dir):
                 def run_clean(model=model, x=x, new=new):
                     g = model.generate(x, max_new_tokens=new, min_new_tokens=new, do_sample=False)
                     del g
+
                 info = snapshot_case(run_clean, snap_dir if ("infer", name) in SNAPSHOT else None, tag)
                 torch.cuda.synchronize()
                 rec["generate_clean_peak_bytes"] = torch.cuda.max_memory_allocated()
@@ -244,8 +262,15 @@ def train_cases(cases, emit, deadline, snap_dir):
         if time.time() > deadline:
             print("budget reached, skipping", name, recipe, file=sys.stderr)
             continue
-        rec = {"kind": "train", "model": name, "recipe": recipe, "attn": "sdpa", "batch": b, "seq": seq,
-               "grad_checkpointing": ckpt}
+        rec = {
+            "kind": "train",
+            "model": name,
+            "recipe": recipe,
+            "attn": "sdpa",
+            "batch": b,
+            "seq": seq,
+            "grad_checkpointing": ckpt,
+        }
         model = opt = None
         try:
             dtype = torch.float32 if recipe.startswith("fp32") else torch.bfloat16
@@ -303,8 +328,12 @@ def main() -> int:
     ap.add_argument("--snapshot-dir", type=Path)
     ap.add_argument("--budget-s", type=float, default=420)
     ap.add_argument("--only", choices=["infer", "train"], default=None)
-    ap.add_argument("--cases", type=Path, help="JSON file: {infer: [[model, attn, batch, context, new?]], "
-                    "train: [[model, recipe, batch, seq, ckpt]], snapshot: [[kind, model]]}")
+    ap.add_argument(
+        "--cases",
+        type=Path,
+        help="JSON file: {infer: [[model, attn, batch, context, new?]], "
+        "train: [[model, recipe, batch, seq, ckpt]], snapshot: [[kind, model]]}",
+    )
     a = ap.parse_args()
     global INFER, TRAIN
     if a.cases:
@@ -320,9 +349,15 @@ def main() -> int:
     m = torch.randn(256, 256, device=DEV, dtype=torch.bfloat16)
     (m @ m).sum().item()
     free, total = torch.cuda.mem_get_info()
-    header = {"kind": "env", "gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
-              "transformers": transformers.__version__, "context_with_cublas_used_bytes": total - free,
-              "allocated_after_cublas_bytes": torch.cuda.memory_allocated(), "device_total_bytes": total}
+    header = {
+        "kind": "env",
+        "gpu": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "context_with_cublas_used_bytes": total - free,
+        "allocated_after_cublas_bytes": torch.cuda.memory_allocated(),
+        "device_total_bytes": total,
+    }
     del m
     fh = a.out.open("w")
 
@@ -330,9 +365,29 @@ def main() -> int:
         rec["t"] = round(time.time() - t0, 1)
         fh.write(json.dumps(rec) + "\n")
         fh.flush()
-        print(json.dumps({k: v for k, v in rec.items() if k in ("model", "kind", "batch", "context", "seq", "recipe",
-                                                                 "generate_peak_bytes", "generate_clean_peak_bytes",
-                                                                 "step_peak_bytes", "error", "t")}), flush=True)
+        print(
+            json.dumps(
+                {
+                    k: v
+                    for k, v in rec.items()
+                    if k
+                    in (
+                        "model",
+                        "kind",
+                        "batch",
+                        "context",
+                        "seq",
+                        "recipe",
+                        "generate_peak_bytes",
+                        "generate_clean_peak_bytes",
+                        "step_peak_bytes",
+                        "error",
+                        "t",
+                    )
+                }
+            ),
+            flush=True,
+        )
 
     emit(header)
     if a.only in (None, "infer"):

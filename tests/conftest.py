@@ -66,4 +66,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         name = item.path.name
         if name.startswith(WEB_SUITE) or "e2e" in item.path.parts:
             item.add_marker(pytest.mark.web)
-

@@ -67,8 +67,12 @@ def check_answer(case: Any, response: Any) -> None:
     status = response.status_code
     text = response.text
     if status >= 500:
-        assert status == 503 and path in PURCHASES_OFF and "purchases are off" in text, (case.method, path, status,
-                                                                                          text[:500])
+        assert status == 503 and path in PURCHASES_OFF and "purchases are off" in text, (
+            case.method,
+            path,
+            status,
+            text[:500],
+        )
         return
     if status == 422:
         body = response.json()
@@ -77,8 +81,11 @@ def check_answer(case: Any, response: Any) -> None:
     if 400 <= status < 500:
         body = response.json()
         assert isinstance(body.get("error"), str) and body["error"], body
-    if case.method.upper() == "POST" and path in (f"{API}/estimate", f"{API}/fit", f"{API}/which", f"{API}/compare",
-                                                  f"{API}/plan") and status == 200:
+    if (
+        case.method.upper() == "POST"
+        and path in (f"{API}/estimate", f"{API}/fit", f"{API}/which", f"{API}/compare", f"{API}/plan")
+        and status == 200
+    ):
         assert response.json()["cost_tokens"] > 0
         assert int(response.headers["ratelimit-remaining"]) >= 0
 
@@ -124,9 +131,24 @@ def _planted_config(tmp_path: Path) -> Path:
 
 def path_like_models(tmp_path: Path) -> list[str]:
     d = _planted_config(tmp_path)
-    return ["/etc/passwd", "../../etc/passwd", "..", "~/.ssh/id_rsa", "/proc/self/environ", "config.json",
-            "./config.json", str(d), str(d / "config.json"), f"{d}/../planted", "file:///etc/passwd",
-            "\\\\server\\share\\x", "C:\\Windows\\win.ini", "/dev/zero", "/dev/urandom", "someone/not-a-catalog-model"]
+    return [
+        "/etc/passwd",
+        "../../etc/passwd",
+        "..",
+        "~/.ssh/id_rsa",
+        "/proc/self/environ",
+        "config.json",
+        "./config.json",
+        str(d),
+        str(d / "config.json"),
+        f"{d}/../planted",
+        "file:///etc/passwd",
+        "\\\\server\\share\\x",
+        "C:\\Windows\\win.ini",
+        "/dev/zero",
+        "/dev/urandom",
+        "someone/not-a-catalog-model",
+    ]
 
 
 @pytest.fixture
@@ -146,23 +168,34 @@ def spy_file_readers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
         return _called
 
-    for module, attr in ((vram.model, "load_config_file"), (estimate_module, "load_config_file"),
-                         (vram.sources, "resolve_local_weights"), (vram.sources.hub, "resolve_hub")):
+    for module, attr in (
+        (vram.model, "load_config_file"),
+        (estimate_module, "load_config_file"),
+        (vram.sources, "resolve_local_weights"),
+        (vram.sources.hub, "resolve_hub"),
+    ):
         monkeypatch.setattr(module, attr, spy(f"{module.__name__}.{attr}"))
     return calls
 
 
-def test_models_that_look_like_paths_are_refused_unopened(client: TestClient, tmp_path: Path,
-                                                          spy_file_readers: list[str]) -> None:
+def test_models_that_look_like_paths_are_refused_unopened(
+    client: TestClient, tmp_path: Path, spy_file_readers: list[str]
+) -> None:
     before = client.get(f"{API}/quota").json()["remaining"]
     for model in path_like_models(tmp_path):
-        for op, extra in (("estimate", {}), ("fit", {"gpu": "rtx-4090"}), ("which", {}),
-                          ("compare", {"gpus": ["rtx-4090"]}), ("estimate", {"train": {"method": "lora"}})):
+        for op, extra in (
+            ("estimate", {}),
+            ("fit", {"gpu": "rtx-4090"}),
+            ("which", {}),
+            ("compare", {"gpus": ["rtx-4090"]}),
+            ("estimate", {"train": {"method": "lora"}}),
+        ):
             r = client.post(f"{API}/{op}", json={"model": model, **extra})
             assert r.status_code == 422, (op, model, r.status_code, r.text[:300])
             assert r.json()["field"] == "model", (op, model, r.json())
-        r = client.post(f"{API}/plan", json={"fleet": {"pools": [{"gpu": "h100-sxm", "count": 8}],
-                                                        "models": [{"model": model}]}})
+        r = client.post(
+            f"{API}/plan", json={"fleet": {"pools": [{"gpu": "h100-sxm", "count": 8}], "models": [{"model": model}]}}
+        )
         assert r.status_code == 422, (model, r.status_code, r.text[:300])
     assert spy_file_readers == []
     assert client.get(f"{API}/quota").json()["remaining"] == before  # refusals cost nothing
@@ -178,8 +211,11 @@ def test_the_page_form_refuses_paths_too(client: TestClient, tmp_path: Path, spy
     client.get("/")
     csrf = client.cookies["vram_csrf"]
     for model in path_like_models(tmp_path)[:9]:
-        r = client.post("/", data={"model": model, "context": "1k", "gpu": "rtx-4090", "gpu_count": "1",
-                                   "csrf_token": csrf}, headers={"Accept": "text/html"})
+        r = client.post(
+            "/",
+            data={"model": model, "context": "1k", "gpu": "rtx-4090", "gpu_count": "1", "csrf_token": csrf},
+            headers={"Accept": "text/html"},
+        )
         assert r.status_code in (400, 422), (model, r.status_code)
         assert "/etc/passwd" not in r.text or "root:" not in r.text
         r = client.get("/", params={"model": model})
@@ -217,10 +253,21 @@ def test_a_chunked_body_over_the_limit_is_refused(client: TestClient) -> None:
     assert client.get(f"{API}/quota").json()["remaining"] == before
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("model", "m" * 201), ("dtype", "x" * 33), ("quant", "q" * 33), ("context", "9" * 40), ("batch", 10**9),
-    ("new_tokens", -1), ("context", "32kk"), ("context", 1.5), ("engine", "tensorrt"), ("attn", "<script>"),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("model", "m" * 201),
+        ("dtype", "x" * 33),
+        ("quant", "q" * 33),
+        ("context", "9" * 40),
+        ("batch", 10**9),
+        ("new_tokens", -1),
+        ("context", "32kk"),
+        ("context", 1.5),
+        ("engine", "tensorrt"),
+        ("attn", "<script>"),
+    ],
+)
 def test_oversized_and_malformed_fields_are_422_naming_the_field(client: TestClient, field: str, value: Any) -> None:
     r = client.post(f"{API}/estimate", json={"model": "llama-3.2-1b", field: value})
     assert r.status_code == 422, r.text
@@ -248,21 +295,48 @@ def test_deeply_nested_json_body_is_a_4xx(client: TestClient) -> None:
 
 
 WEBHOOK_SECRET = "whsec_fuzz"
-odd_values = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=300),
-                       st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(),
-                                                                            max_size=2))
+odd_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(),
+    st.text(max_size=300),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 
 
 @st.composite
 def checkout_events(draw: st.DrawFn) -> Any:
-    meta = draw(st.one_of(odd_values, st.fixed_dictionaries(
-        {"user_id": st.one_of(st.just("1"), odd_values), "tokens": st.one_of(st.just("200000"), odd_values)})))
-    obj = draw(st.one_of(odd_values, st.fixed_dictionaries(
-        {"payment_status": st.one_of(st.just("paid"), odd_values), "metadata": st.just(meta)})))
+    meta = draw(
+        st.one_of(
+            odd_values,
+            st.fixed_dictionaries(
+                {"user_id": st.one_of(st.just("1"), odd_values), "tokens": st.one_of(st.just("200000"), odd_values)}
+            ),
+        )
+    )
+    obj = draw(
+        st.one_of(
+            odd_values,
+            st.fixed_dictionaries(
+                {"payment_status": st.one_of(st.just("paid"), odd_values), "metadata": st.just(meta)}
+            ),
+        )
+    )
     data = draw(st.one_of(odd_values, st.fixed_dictionaries({"object": st.just(obj)})))
-    event = draw(st.one_of(odd_values, st.fixed_dictionaries(
-        {"id": st.one_of(st.text(min_size=1, max_size=300), odd_values),
-         "type": st.one_of(st.just("checkout.session.completed"), odd_values), "data": st.just(data)})))
+    event = draw(
+        st.one_of(
+            odd_values,
+            st.fixed_dictionaries(
+                {
+                    "id": st.one_of(st.text(min_size=1, max_size=300), odd_values),
+                    "type": st.one_of(st.just("checkout.session.completed"), odd_values),
+                    "data": st.just(data),
+                }
+            ),
+        )
+    )
     return event
 
 
@@ -279,27 +353,37 @@ def webhook_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestCli
 
 def _event(uid: Any = "1", tokens: Any = "5", **top: Any) -> dict[str, Any]:
     meta = {"user_id": uid, "tokens": tokens}
-    return {"id": f"evt_{uuid.uuid4().hex}", "type": "checkout.session.completed",
-            "data": {"object": {"payment_status": "paid", "metadata": meta}}, **top}
+    return {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": "checkout.session.completed",
+        "data": {"object": {"payment_status": "paid", "metadata": meta}},
+        **top,
+    }
 
 
-@pytest.mark.parametrize("event", [
-    pytest.param(None, id="null"),
-    pytest.param([1], id="list"),
-    pytest.param(_event(data=[1]), id="data-not-an-object"),
-    pytest.param(_event(data={"object": "x"}), id="object-not-an-object"),
-    pytest.param(_event(tokens="0"), id="zero-tokens"),
-    pytest.param(_event(tokens="-5"), id="negative-tokens"),
-    pytest.param(_event(tokens=str(10**30)), id="tokens-beyond-64-bits"),
-    pytest.param(_event(uid=str(10**30)), id="user-id-beyond-64-bits"),
-    pytest.param(_event(data={"object": {"payment_status": "paid", "metadata": [1]}}), id="metadata-a-list"),
-])
+@pytest.mark.parametrize(
+    "event",
+    [
+        pytest.param(None, id="null"),
+        pytest.param([1], id="list"),
+        pytest.param(_event(data=[1]), id="data-not-an-object"),
+        pytest.param(_event(data={"object": "x"}), id="object-not-an-object"),
+        pytest.param(_event(tokens="0"), id="zero-tokens"),
+        pytest.param(_event(tokens="-5"), id="negative-tokens"),
+        pytest.param(_event(tokens=str(10**30)), id="tokens-beyond-64-bits"),
+        pytest.param(_event(uid=str(10**30)), id="user-id-beyond-64-bits"),
+        pytest.param(_event(data={"object": {"payment_status": "paid", "metadata": [1]}}), id="metadata-a-list"),
+    ],
+)
 def test_signed_webhook_with_a_malformed_event_is_a_400(webhook_client: TestClient, event: Any) -> None:
     from test_web_support import stripe_signature
 
     payload = json.dumps(event).encode()
-    r = webhook_client.post(f"{API}/webhooks/stripe", content=payload,
-                            headers={"Stripe-Signature": stripe_signature(payload, WEBHOOK_SECRET)})
+    r = webhook_client.post(
+        f"{API}/webhooks/stripe",
+        content=payload,
+        headers={"Stripe-Signature": stripe_signature(payload, WEBHOOK_SECRET)},
+    )
     assert r.status_code == 400, (r.status_code, r.text[:200])
     assert r.json()["error"]
 
@@ -310,9 +394,11 @@ def test_signed_webhooks_with_hostile_contents_are_never_a_5xx(webhook_client: T
     from test_web_support import stripe_signature
 
     payload = json.dumps(event).encode()
-    r = webhook_client.post(f"{API}/webhooks/stripe", content=payload,
-                            headers={"Stripe-Signature": stripe_signature(payload, WEBHOOK_SECRET),
-                                     "Content-Type": "application/json"})
+    r = webhook_client.post(
+        f"{API}/webhooks/stripe",
+        content=payload,
+        headers={"Stripe-Signature": stripe_signature(payload, WEBHOOK_SECRET), "Content-Type": "application/json"},
+    )
     assert r.status_code in (200, 400), (r.status_code, r.text[:300], event)
     if r.status_code == 200 and r.json().get("credited"):
         assert isinstance(event, dict)  # only a well-formed event can credit
@@ -325,16 +411,35 @@ def test_signed_webhooks_with_hostile_contents_are_never_a_5xx(webhook_client: T
 
 
 big_ints = st.one_of(st.integers(-3, 10), st.sampled_from([2**31, 2**63, 10**18, 10**30]), odd_values)
-pools = st.fixed_dictionaries({"gpu": st.one_of(st.sampled_from(["h100-sxm", "rtx-4090", "l4", "local"]), odd_values)},
-                              optional={"gpus_per_node": big_ints, "nodes": big_ints, "name": odd_values})
-demands = st.one_of(st.sampled_from(["llama-3.2-1b", "qwen2.5-0.5b"]), odd_values, st.fixed_dictionaries(
-    {"model": st.one_of(st.sampled_from(["llama-3.2-1b", "mixtral-8x7b", "/etc/passwd"]), odd_values)},
-    optional={"context": st.one_of(big_ints, st.sampled_from(["32k", "1m", "9" * 30])), "concurrency": big_ints,
-              "replicas": big_ints, "new_tokens": big_ints, "quant": odd_values, "engine": odd_values,
-              "dtype": odd_values, "kv_dtype": odd_values}))
-fleets = st.fixed_dictionaries({}, optional={"pools": st.one_of(st.lists(pools, max_size=3), odd_values),
-                                             "models": st.one_of(st.lists(demands, max_size=3), odd_values),
-                                             "headroom": odd_values})
+pools = st.fixed_dictionaries(
+    {"gpu": st.one_of(st.sampled_from(["h100-sxm", "rtx-4090", "l4", "local"]), odd_values)},
+    optional={"gpus_per_node": big_ints, "nodes": big_ints, "name": odd_values},
+)
+demands = st.one_of(
+    st.sampled_from(["llama-3.2-1b", "qwen2.5-0.5b"]),
+    odd_values,
+    st.fixed_dictionaries(
+        {"model": st.one_of(st.sampled_from(["llama-3.2-1b", "mixtral-8x7b", "/etc/passwd"]), odd_values)},
+        optional={
+            "context": st.one_of(big_ints, st.sampled_from(["32k", "1m", "9" * 30])),
+            "concurrency": big_ints,
+            "replicas": big_ints,
+            "new_tokens": big_ints,
+            "quant": odd_values,
+            "engine": odd_values,
+            "dtype": odd_values,
+            "kv_dtype": odd_values,
+        },
+    ),
+)
+fleets = st.fixed_dictionaries(
+    {},
+    optional={
+        "pools": st.one_of(st.lists(pools, max_size=3), odd_values),
+        "models": st.one_of(st.lists(demands, max_size=3), odd_values),
+        "headroom": odd_values,
+    },
+)
 
 
 @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))

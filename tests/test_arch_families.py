@@ -34,8 +34,9 @@ def fixture(request: pytest.FixtureRequest) -> dict[str, Any]:
 def test_fixtures_cover_every_supported_family() -> None:
     """A family added to vram.model needs variants in tools/make_arch_fixtures.py (and their fixtures)."""
     configs = [_load(p)["config"] for p in FIXTURES]
-    covered = {c["model_type"] for c in configs} | {c["text_config"]["model_type"] for c in configs
-                                                    if isinstance(c.get("text_config"), dict)}
+    covered = {c["model_type"] for c in configs} | {
+        c["text_config"]["model_type"] for c in configs if isinstance(c.get("text_config"), dict)
+    }
     assert set(supported_model_types()) <= covered
 
 
@@ -68,21 +69,31 @@ def test_cache_elements_per_token_match_dynamic_cache(fixture: dict[str, Any]) -
         assert layer_kv_bytes(layer, batch, tokens, 1) == kv, f"layer {i}"
         if layer.attention is None and layer.mixer is None:
             assert layer.mlp is not None and held["elems"] == 0, f"layer {i} mixes no tokens but holds a cache"
-    conv_elems = sum(h["elems"] - layer_kv_bytes(layer, batch, tokens, 1)
-                     for layer, h in zip(spec.layers, fixture["cache_layers"], strict=True) if layer.mixer is not None)
+    conv_elems = sum(
+        h["elems"] - layer_kv_bytes(layer, batch, tokens, 1)
+        for layer, h in zip(spec.layers, fixture["cache_layers"], strict=True)
+        if layer.mixer is not None
+    )
     assert state_bytes(spec, batch, 1) == conv_elems
 
 
 def test_sliding_window_layers_are_those_transformers_slides(fixture: dict[str, Any]) -> None:
     spec = model_from_config(fixture["config"])
-    sliding = [layer.attention is not None and layer.attention.sliding_window is not None
-               and layer.attention.shares_kv_of is None for layer in spec.layers]
+    sliding = [
+        layer.attention is not None
+        and layer.attention.sliding_window is not None
+        and layer.attention.shares_kv_of is None
+        for layer in spec.layers
+    ]
     expected = [h["class"] == "DynamicSlidingWindowLayer" for h in fixture["cache_layers"]]
     assert sliding == expected
     # layers that reuse another layer's cache (Gemma 3n / 4) or mix no tokens (Nemotron-H MLP layers) hold a
     # placeholder in transformers' cache
-    empty = [(layer.attention is not None and layer.attention.shares_kv_of is not None)
-             or (layer.attention is None and layer.mixer is None) for layer in spec.layers]
+    empty = [
+        (layer.attention is not None and layer.attention.shares_kv_of is not None)
+        or (layer.attention is None and layer.mixer is None)
+        for layer in spec.layers
+    ]
     assert empty == [h["class"] == "DummyLayer" for h in fixture["cache_layers"]]
     for layer in spec.layers:
         if layer.attention is not None and layer.attention.sliding_window is not None:
@@ -100,8 +111,12 @@ def _moe_layers(cfg: dict[str, Any]) -> list[int]:
     if mt in DEEPSEEK_LIKE or mt in ("glm4_moe", "glm4v_moe_text"):
         return [i for i in range(n) if i >= cfg.get("first_k_dense_replace", 0)]
     if mt == "ernie4_5_moe":
-        return [i for i in range(n) if cfg["moe_layer_start_index"] <= i <= cfg["moe_layer_end_index"]
-                and (i + 1) % cfg["moe_layer_interval"] == 0]
+        return [
+            i
+            for i in range(n)
+            if cfg["moe_layer_start_index"] <= i <= cfg["moe_layer_end_index"]
+            and (i + 1) % cfg["moe_layer_interval"] == 0
+        ]
     if mt == "granitemoehybrid":
         return list(range(n)) if cfg.get("num_local_experts") else []
     if mt == "gemma4_text":
@@ -152,10 +167,27 @@ def _expert_params(cfg: dict[str, Any]) -> tuple[int, int, int]:
 
 
 DEEPSEEK_LIKE = {"deepseek_v2", "deepseek_v3", "kimi_k2", "glm4_moe_lite", "deepseek_v32", "glm_moe_dsa"}
-MOE_TYPES = DEEPSEEK_LIKE | {"mixtral", "qwen2_moe", "qwen3_moe", "phimoe", "gpt_oss", "olmoe", "glm4_moe",
-                             "ernie4_5_moe", "hunyuan_v1_moe", "minimax_m2", "qwen3_next", "qwen3_5_moe_text",
-                             "granitemoehybrid", "nemotron_h", "llama4_text", "kimi_linear", "gemma4_text",
-                             "qwen3_vl_moe_text", "glm4v_moe_text"}
+MOE_TYPES = DEEPSEEK_LIKE | {
+    "mixtral",
+    "qwen2_moe",
+    "qwen3_moe",
+    "phimoe",
+    "gpt_oss",
+    "olmoe",
+    "glm4_moe",
+    "ernie4_5_moe",
+    "hunyuan_v1_moe",
+    "minimax_m2",
+    "qwen3_next",
+    "qwen3_5_moe_text",
+    "granitemoehybrid",
+    "nemotron_h",
+    "llama4_text",
+    "kimi_linear",
+    "gemma4_text",
+    "qwen3_vl_moe_text",
+    "glm4v_moe_text",
+}
 
 
 def test_active_params_of_moe_follow_the_hand_formula(fixture: dict[str, Any]) -> None:
@@ -179,13 +211,23 @@ def test_multimodal_wrappers_count_the_language_model_and_say_what_is_left_out()
     3n's MobileNetV5 and audio encoder) counts its text_config's language model and the note names what is left
     out. A text model_type vram does not describe is refused naming it."""
     text = _load(ARCH_DIR / "mistral_no_window.json")
-    wrapped = {"model_type": "llava", "architectures": ["LlavaForConditionalGeneration"],
-               "text_config": text["config"], "vision_config": {"model_type": "clip_vision_model", "hidden_size": 32}}
+    wrapped = {
+        "model_type": "llava",
+        "architectures": ["LlavaForConditionalGeneration"],
+        "text_config": text["config"],
+        "vision_config": {"model_type": "clip_vision_model", "hidden_size": 32},
+    }
     spec = model_from_config(wrapped)
     assert spec.params == text["params"] and spec.extra_params == 0
     assert any("the vision tower not counted" in n for n in spec.notes)
-    g3n = model_from_config({"model_type": "gemma3n", "text_config": _load(ARCH_DIR / "gemma3n_text.json")["config"],
-                             "vision_config": {"model_type": "gemma3n_vision"}, "audio_config": {}})
+    g3n = model_from_config(
+        {
+            "model_type": "gemma3n",
+            "text_config": _load(ARCH_DIR / "gemma3n_text.json")["config"],
+            "vision_config": {"model_type": "gemma3n_vision"},
+            "audio_config": {},
+        }
+    )
     assert any("MobileNetV5" in n and "audio" in n and "not counted" in n for n in g3n.notes)
     for name in ("qwen3_vl", "kimi_k25", "gemma4", "gemma4_audio", "mistral3", "lfm2_vl", "glm4v_moe"):
         vl = model_from_config(_load(ARCH_DIR / f"{name}.json")["config"])

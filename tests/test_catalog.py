@@ -39,7 +39,8 @@ MODEL_FILES = sorted((DATA / "models").glob("*.json"))
 LLM_FILES = [p for p in MODEL_FILES if json.loads(p.read_text(encoding="utf-8")).get("kind", "llm") == "llm"]
 GPU_FILES = sorted((DATA / "gpus").glob("*.json"))
 INDEPENDENT_COUNTS: dict[str, Any] = json.loads(
-    (Path(__file__).parent / "data" / "arch" / "_catalog_counts.json").read_text())["counts"]
+    (Path(__file__).parent / "data" / "arch" / "_catalog_counts.json").read_text()
+)["counts"]
 KINDS = {"llm", "vlm", "speech", "embedding", "diffusion"}
 
 
@@ -135,8 +136,9 @@ def test_gpu_file_loads(path: Path) -> None:
     assert g.bandwidth_gb_per_s > 0
     assert g.memory_gb > 0
     # memory_gb is the marketed size; memory_bytes its exact value in decimal or binary units
-    assert min(abs(g.memory_bytes - g.memory_gb * 1e9), abs(g.memory_bytes - g.memory_gb * 2**30)) \
-        <= 0.02 * g.memory_bytes, (g.id, g.memory_gb, g.memory_bytes)
+    assert (
+        min(abs(g.memory_bytes - g.memory_gb * 1e9), abs(g.memory_bytes - g.memory_gb * 2**30)) <= 0.02 * g.memory_bytes
+    ), (g.id, g.memory_gb, g.memory_bytes)
     for k in ("fp16_tflops", "fp8_tflops", "int8_tops", "tdp_watts", "price_per_hour_usd"):
         v = getattr(g, k)
         assert v is None or v > 0, k
@@ -169,27 +171,45 @@ def test_every_gpu_name_resolves_to_its_own_file() -> None:
             assert find_gpu(name.upper()).id == raw["id"], name
 
 
-@pytest.mark.parametrize("query,expected", [
-    ("llama-3.1-8b", "llama-3.1-8b"),
-    ("LLAMA-3.1-8B", "llama-3.1-8b"),
-    ("meta-llama/Llama-3.1-8B-Instruct", "llama-3.1-8b"),
-    ("meta-llama/llama-3.1-8b-instruct", "llama-3.1-8b"),
-    ("  Qwen/Qwen2.5-7B-Instruct ", "qwen2.5-7b"),
-    ("deepseek-ai/DeepSeek-V3", "deepseek-v3"),
-    ("openai/gpt-oss-20b", "gpt-oss-20b"),
-])
+@pytest.mark.parametrize(
+    "query,expected",
+    [
+        ("llama-3.1-8b", "llama-3.1-8b"),
+        ("LLAMA-3.1-8B", "llama-3.1-8b"),
+        ("meta-llama/Llama-3.1-8B-Instruct", "llama-3.1-8b"),
+        ("meta-llama/llama-3.1-8b-instruct", "llama-3.1-8b"),
+        ("  Qwen/Qwen2.5-7B-Instruct ", "qwen2.5-7b"),
+        ("deepseek-ai/DeepSeek-V3", "deepseek-v3"),
+        ("openai/gpt-oss-20b", "gpt-oss-20b"),
+    ],
+)
 def test_lookup_case_insensitive_repo_ids_and_aliases(query: str, expected: str) -> None:
     assert find_model(query).id == expected
 
 
-@pytest.mark.parametrize("query,expected", [("H100", "h100-sxm"), ("nvidia h200", "h200"), ("RTX 4090", "rtx-4090"),
-                                            ("4090", "rtx-4090"), ("mi300x", "mi300x")])
+@pytest.mark.parametrize(
+    "query,expected",
+    [
+        ("H100", "h100-sxm"),
+        ("nvidia h200", "h200"),
+        ("RTX 4090", "rtx-4090"),
+        ("4090", "rtx-4090"),
+        ("mi300x", "mi300x"),
+    ],
+)
 def test_gpu_lookup(query: str, expected: str) -> None:
     assert find_gpu(query).id == expected
 
 
-@pytest.mark.parametrize("query,close", [("llama-3.1-7b", "llama-3.1-8b"), ("qwen2.5-8b", "qwen2.5-7b"),
-                                         ("mixtral-8x8b", "mixtral-8x7b"), ("gemma-3-28b", "gemma-3-27b")])
+@pytest.mark.parametrize(
+    "query,close",
+    [
+        ("llama-3.1-7b", "llama-3.1-8b"),
+        ("qwen2.5-8b", "qwen2.5-7b"),
+        ("mixtral-8x8b", "mixtral-8x7b"),
+        ("gemma-3-28b", "gemma-3-27b"),
+    ],
+)
 def test_unknown_model_suggests_close_names(query: str, close: str) -> None:
     with pytest.raises(UnknownModel) as info:
         find_model(query)

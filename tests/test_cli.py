@@ -52,6 +52,7 @@ def _check_contract(d: dict[str, Any]) -> None:
 
 # --- estimate --json -----------------------------------------------------------------------------------------------
 
+
 def test_estimate_json_contract(run_cli: Run) -> None:
     d = _json(run_cli("estimate", "llama-3.1-8b", "--json"))
     _check_contract(d)
@@ -62,8 +63,11 @@ def test_estimate_json_contract(run_cli: Run) -> None:
 
 
 def test_estimate_json_accepts_a_config_file_and_a_folder(run_cli: Run, tmp_path: Path) -> None:
-    cfg = json.loads((GROUNDTRUTH_DIR / "configs" / "Qwen2.5-0.5B.json").read_text()) if GROUNDTRUTH_DIR.exists() \
+    cfg = (
+        json.loads((GROUNDTRUTH_DIR / "configs" / "Qwen2.5-0.5B.json").read_text())
+        if GROUNDTRUTH_DIR.exists()
         else None
+    )
     if cfg is None:
         from vram.catalog import find_model
 
@@ -79,14 +83,24 @@ def test_estimate_json_accepts_a_config_file_and_a_folder(run_cli: Run, tmp_path
         _check_contract(d)
         assert d["params"] == 494_032_768
         assert d["workload"]["context"] == 1024 and d["workload"]["batch"] == 2
-    assert from_folder["peak_allocated_bytes"] == from_file["peak_allocated_bytes"] \
-        == from_catalog["peak_allocated_bytes"]
+    assert (
+        from_folder["peak_allocated_bytes"] == from_file["peak_allocated_bytes"] == from_catalog["peak_allocated_bytes"]
+    )
 
 
-@pytest.mark.parametrize("extra", [
-    (), ("--attn", "eager"), ("--dtype", "fp16"), ("--kv-dtype", "fp8"), ("--quant", "q4_k_m"),
-    ("--quant", "gptq-4bit"), ("--batch", "4", "--context", "32k"), ("--new-tokens", "0"),
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        (),
+        ("--attn", "eager"),
+        ("--dtype", "fp16"),
+        ("--kv-dtype", "fp8"),
+        ("--quant", "q4_k_m"),
+        ("--quant", "gptq-4bit"),
+        ("--batch", "4", "--context", "32k"),
+        ("--new-tokens", "0"),
+    ],
+)
 def test_estimate_options_keep_the_contract(run_cli: Run, extra: tuple[str, ...]) -> None:
     _check_contract(_json(run_cli("estimate", "qwen2.5-7b", *extra, "--json")))
 
@@ -107,6 +121,7 @@ def test_options_move_the_numbers_the_right_way(run_cli: Run) -> None:
 
 # --- human output ------------------------------------------------------------------------------------------------
 
+
 def test_estimate_human_table_and_summary(run_cli: Run) -> None:
     res = run_cli("estimate", "llama-3.1-8b", "--context", "8k")
     assert res.rc == 0 and res.err == ""
@@ -118,8 +133,9 @@ def test_estimate_human_table_and_summary(run_cli: Run) -> None:
         assert f"{c['bytes'] / GIB:,.2f}" in res.out  # same numbers as --json
     summary = [line for line in res.out.splitlines() if "peak allocated" in line]
     assert len(summary) == 1
-    m = re.search(r"llama-3\.1-8b: ([\d.]+)B params · peak allocated ([\d,.]+) GiB · device total ([\d,.]+) GiB",
-                  summary[0])
+    m = re.search(
+        r"llama-3\.1-8b: ([\d.]+)B params · peak allocated ([\d,.]+) GiB · device total ([\d,.]+) GiB", summary[0]
+    )
     assert m, summary[0]
     assert m.group(1) == f"{d['params'] / 1e9:.2f}"
     assert m.group(2) == f"{d['peak_allocated_bytes'] / GIB:,.2f}"
@@ -127,6 +143,7 @@ def test_estimate_human_table_and_summary(run_cli: Run) -> None:
 
 
 # --- catalogs ------------------------------------------------------------------------------------------------------
+
 
 def test_models_json(run_cli: Run) -> None:
     res = run_cli("models", "--json")
@@ -164,6 +181,7 @@ def test_gpus(run_cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --- bad input ---------------------------------------------------------------------------------------------------
 
+
 def _assert_one_line_error(res: CliResult, *needles: str) -> None:
     assert res.rc == 2, (res.rc, res.err)
     assert res.out == ""
@@ -175,33 +193,43 @@ def _assert_one_line_error(res: CliResult, *needles: str) -> None:
         assert n in lines[0], (n, lines[0])
 
 
-@pytest.mark.parametrize("args,needles", [
-    (("estimate", "llama-3.1-7b"), ("unknown model", "llama-3.1-8b")),
-    (("estimate", "mistral-7b-v0.4"), ("unknown model", "mistral-7b-v0.3")),
-    (("estimate", "llama-3.1-8b", "--batch", "0"), ("batch",)),
-    (("estimate", "llama-3.1-8b", "--batch", "-3"), ("batch",)),
-    (("estimate", "llama-3.1-8b", "--batch", "many"), ("batch",)),
-    (("estimate", "llama-3.1-8b", "--batch", "100000000"), ("batch",)),
-    (("estimate", "llama-3.1-8b", "--context", "-5"), ("context",)),
-    (("estimate", "llama-3.1-8b", "--context", "0"), ("context",)),
-    (("estimate", "llama-3.1-8b", "--context", "1000000000000"), ("context",)),
-    (("estimate", "llama-3.1-8b", "--context", "32q"), ("context",)),
-    (("estimate", "llama-3.1-8b", "--new-tokens", "-1"), ("new_tokens",)),
-    (("estimate", "llama-3.1-8b", "--dtype", "fp12"), ("dtype", "fp12")),
-    (("estimate", "llama-3.1-8b", "--kv-dtype", "fp3"), ("kv_dtype", "fp3")),
-    (("estimate", "llama-3.1-8b", "--quant", "q9_k"), ("quant", "q9_k")),
-    (("estimate", "llama-3.1-8b", "--engine", "tensorrt"), ("engine",)),
-    (("estimate", "llama-3.1-8b", "--gpu-memory-utilization", "3"), ("gpu_memory_utilization",)),
-    (("estimate",), ("model",)),
-    (("estimate", ""), ("model",)),
-    (("frobnicate",), ("frobnicate",)),
-])
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        (("estimate", "llama-3.1-7b"), ("unknown model", "llama-3.1-8b")),
+        (("estimate", "mistral-7b-v0.4"), ("unknown model", "mistral-7b-v0.3")),
+        (("estimate", "llama-3.1-8b", "--batch", "0"), ("batch",)),
+        (("estimate", "llama-3.1-8b", "--batch", "-3"), ("batch",)),
+        (("estimate", "llama-3.1-8b", "--batch", "many"), ("batch",)),
+        (("estimate", "llama-3.1-8b", "--batch", "100000000"), ("batch",)),
+        (("estimate", "llama-3.1-8b", "--context", "-5"), ("context",)),
+        (("estimate", "llama-3.1-8b", "--context", "0"), ("context",)),
+        (("estimate", "llama-3.1-8b", "--context", "1000000000000"), ("context",)),
+        (("estimate", "llama-3.1-8b", "--context", "32q"), ("context",)),
+        (("estimate", "llama-3.1-8b", "--new-tokens", "-1"), ("new_tokens",)),
+        (("estimate", "llama-3.1-8b", "--dtype", "fp12"), ("dtype", "fp12")),
+        (("estimate", "llama-3.1-8b", "--kv-dtype", "fp3"), ("kv_dtype", "fp3")),
+        (("estimate", "llama-3.1-8b", "--quant", "q9_k"), ("quant", "q9_k")),
+        (("estimate", "llama-3.1-8b", "--engine", "tensorrt"), ("engine",)),
+        (("estimate", "llama-3.1-8b", "--gpu-memory-utilization", "3"), ("gpu_memory_utilization",)),
+        (("estimate",), ("model",)),
+        (("estimate", ""), ("model",)),
+        (("frobnicate",), ("frobnicate",)),
+    ],
+)
 def test_bad_arguments(run_cli: Run, args: tuple[str, ...], needles: tuple[str, ...]) -> None:
     _assert_one_line_error(run_cli(*args), *needles)
 
 
-LLAMA_TINY = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 64, "num_hidden_layers": 2,
-              "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 100}
+LLAMA_TINY = {
+    "model_type": "llama",
+    "architectures": ["LlamaForCausalLM"],
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 128,
+    "vocab_size": 100,
+}
 
 # (file name, contents as bytes, words the error must contain)
 BAD_FILES: list[tuple[str, bytes, tuple[str, ...]]] = [
@@ -211,17 +239,26 @@ BAD_FILES: list[tuple[str, bytes, tuple[str, ...]]] = [
     ("list.json", b"[1, 2, 3]", ("JSON object",)),
     ("no_type.json", json.dumps({"hidden_size": 64}).encode(), ("model_type",)),
     ("bert.json", json.dumps({"model_type": "bert", "hidden_size": 64}).encode(), ("unsupported", "bert")),
-    ("gpt2.json", json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}).encode(),
-     ("unsupported", "gpt2")),
+    (
+        "gpt2.json",
+        json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}).encode(),
+        ("unsupported", "gpt2"),
+    ),
     ("str_hidden.json", json.dumps({**LLAMA_TINY, "hidden_size": "big"}).encode(), ("hidden_size",)),
     ("frac_layers.json", json.dumps({**LLAMA_TINY, "num_hidden_layers": 2.5}).encode(), ("num_hidden_layers",)),
     ("neg_vocab.json", json.dumps({**LLAMA_TINY, "vocab_size": -1}).encode(), ("vocab_size",)),
     ("zero_vocab.json", json.dumps({**LLAMA_TINY, "vocab_size": 0}).encode(), ("vocab_size",)),
     ("no_layers.json", json.dumps({**LLAMA_TINY, "num_hidden_layers": 0}).encode(), ("layers",)),
-    ("mamba_no_width.json", json.dumps({"model_type": "mamba", "num_hidden_layers": 4}).encode(),
-     ("missing", "hidden_size")),
-    ("gemma3_no_layers.json", json.dumps({"model_type": "gemma3", "text_config": {},
-                                          "vision_config": {"hidden_size": 8}}).encode(), ("num_hidden_layers",)),
+    (
+        "mamba_no_width.json",
+        json.dumps({"model_type": "mamba", "num_hidden_layers": 4}).encode(),
+        ("missing", "hidden_size"),
+    ),
+    (
+        "gemma3_no_layers.json",
+        json.dumps({"model_type": "gemma3", "text_config": {}, "vision_config": {"hidden_size": 8}}).encode(),
+        ("num_hidden_layers",),
+    ),
 ]
 
 
@@ -288,6 +325,7 @@ def test_valid_tiny_config_works(run_cli: Run, tmp_path: Path) -> None:
 
 # --- as a real program ---------------------------------------------------------------------------------------------
 
+
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS",)}
     return subprocess.run([str(VRAM_BIN), *args], capture_output=True, text=True, timeout=60, env=env)
@@ -304,8 +342,10 @@ def test_subprocess_estimate_json() -> None:
 
 
 def test_subprocess_bad_input_one_line() -> None:
-    for args, needle in ((("estimate", "llama-3.1-7b"), "did you mean"), (("estimate", "qwen2.5-7b", "--batch", "0"),
-                                                                           "batch")):
+    for args, needle in (
+        (("estimate", "llama-3.1-7b"), "did you mean"),
+        (("estimate", "qwen2.5-7b", "--batch", "0"), "batch"),
+    ):
         p = _run(*args)
         assert p.returncode == 2
         assert p.stdout == ""
@@ -325,8 +365,12 @@ def test_python_dash_m_vram_gives_the_same_answer() -> None:
     via_script = _run(*args)
     assert via_module.returncode == via_script.returncode == 0, via_module.stderr
     assert json.loads(via_module.stdout) == json.loads(via_script.stdout)
-    bad = subprocess.run([sys.executable, "-m", "vram", "estimate", "llama-3.2-1b", "--batch", "0"],
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "vram", "estimate", "llama-3.2-1b", "--batch", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1
 
 
@@ -337,10 +381,13 @@ def test_subprocess_models_and_gpus() -> None:
     assert len(json.loads(m.stdout)) >= 60 and len(json.loads(g.stdout)) >= 40
 
 
-@pytest.mark.parametrize("argv", [
-    ("estimate", "llama-3.1-8b", "--gpu-mem", "0.5", "--json"),  # a prefix of --gpu-memory-utilization
-    ("fit", "llama-3.1-8b", "--gpu", "h100-sxm", "--cont", "8k", "--json"),  # a prefix of --context
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("estimate", "llama-3.1-8b", "--gpu-mem", "0.5", "--json"),  # a prefix of --gpu-memory-utilization
+        ("fit", "llama-3.1-8b", "--gpu", "h100-sxm", "--cont", "8k", "--json"),  # a prefix of --context
+    ],
+)
 def test_option_prefixes_are_not_taken_for_options(run_cli: Run, argv: tuple[str, ...]) -> None:
     r = run_cli(*argv)
     assert r.rc == 2

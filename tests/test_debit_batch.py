@@ -43,8 +43,9 @@ async def test_a_batch_pays_exactly_what_each_charge_would(tmp_path: Path, monke
         anon = Subject(key="anon:batch")
         sizes = _batches(svc.quota, monkeypatch)
         # 60 debits of 100 can be paid (5,000 daily + 1,000 purchased), 25 anonymous ones (2,500)
-        got: list[Any] = await asyncio.gather(*(svc.quota.charge_together(s, 100, "estimate")
-                                                for _ in range(80) for s in (user, anon)))
+        got: list[Any] = await asyncio.gather(
+            *(svc.quota.charge_together(s, 100, "estimate") for _ in range(80) for s in (user, anon))
+        )
         assert sizes == [160]  # all in one transaction
         paid_user = [ok for (ok, _), i in zip(got, range(160), strict=True) if i % 2 == 0]
         paid_anon = [ok for (ok, _), i in zip(got, range(160), strict=True) if i % 2 == 1]
@@ -74,10 +75,13 @@ async def test_a_failing_debit_undoes_only_itself(tmp_path: Path, monkeypatch: p
 
         monkeypatch.setattr(svc.quota, "_debit_sqlite", debit)
         sizes = _batches(svc.quota, monkeypatch)
-        got = await asyncio.gather(svc.quota.charge_together(user, 100, "estimate"),
-                                   svc.quota.charge_together(ghost, 100, "estimate"),
-                                   svc.quota.charge_together(Subject(key="anon:broken"), 100, "estimate"),
-                                   svc.quota.charge_together(user, 100, "estimate"), return_exceptions=True)
+        got = await asyncio.gather(
+            svc.quota.charge_together(user, 100, "estimate"),
+            svc.quota.charge_together(ghost, 100, "estimate"),
+            svc.quota.charge_together(Subject(key="anon:broken"), 100, "estimate"),
+            svc.quota.charge_together(user, 100, "estimate"),
+            return_exceptions=True,
+        )
         assert sizes == [4]
         assert got[0] == (True, got[0][1]) and got[0][1].remaining == 4900  # type: ignore[index]
         assert got[1][0] is False  # type: ignore[index]
@@ -102,8 +106,7 @@ async def test_requests_together_get_answers_only_after_their_debit(tmp_path: Pa
 
         svc.quota._commit_batch = counted  # type: ignore[method-assign]
         async with client_for(app) as c:
-            rs = await asyncio.gather(*(c.post("/api/v1/estimate", json={"model": "llama-3.2-1b"})
-                                        for _ in range(120)))
+            rs = await asyncio.gather(*(c.post("/api/v1/estimate", json={"model": "llama-3.2-1b"}) for _ in range(120)))
         codes = [r.status_code for r in rs]
         assert codes.count(200) == 25 and codes.count(429) == 95
         assert sum(calls) == 120 and max(calls) > 1  # some debits did share a commit

@@ -14,11 +14,23 @@ from vram.errors import BadInput
 from vram.model import model_from_config
 
 
-@pytest.mark.parametrize("name,canonical,nbytes", [
-    ("bf16", "bfloat16", 2), ("BF16", "bfloat16", 2), ("torch.bfloat16", "bfloat16", 2), ("fp16", "float16", 2),
-    ("half", "float16", 2), ("float32", "float32", 4), ("fp32", "float32", 4), ("fp8", "float8", 1),
-    ("float8_e4m3fn", "float8", 1), ("e5m2", "float8", 1), ("int8", "int8", 1), ("int4", "int4", 0.5),
-])
+@pytest.mark.parametrize(
+    "name,canonical,nbytes",
+    [
+        ("bf16", "bfloat16", 2),
+        ("BF16", "bfloat16", 2),
+        ("torch.bfloat16", "bfloat16", 2),
+        ("fp16", "float16", 2),
+        ("half", "float16", 2),
+        ("float32", "float32", 4),
+        ("fp32", "float32", 4),
+        ("fp8", "float8", 1),
+        ("float8_e4m3fn", "float8", 1),
+        ("e5m2", "float8", 1),
+        ("int8", "int8", 1),
+        ("int4", "int4", 0.5),
+    ],
+)
 def test_dtypes(name: str, canonical: str, nbytes: float) -> None:
     assert normalize_dtype(name) == canonical
     assert dtype_bytes(name) == nbytes
@@ -62,14 +74,25 @@ def test_ggml_headline_numbers() -> None:
     assert ggml_bits("F16") == 16
 
 
-@pytest.mark.parametrize("name,bits", [
-    ("gptq", 4 + (16 + 4) / 128),  # 4-bit weights + per group of 128: fp16 scale + 4-bit zero
-    ("gptq-4bit", 4 + 20 / 128), ("gptq-4bit-g128", 4 + 20 / 128), ("gptq-4bit-g32", 4 + 20 / 32),
-    ("gptq-8bit", 8 + 24 / 128), ("gptq-8bit-g64", 8 + 24 / 64), ("awq", 4 + 20 / 128), ("awq-4bit-g64", 4 + 20 / 64),
-    ("nf4", 4 + 8 / 64 + 32 / (64 * 256)),  # double quant: 8-bit absmax per 64, fp32 scale per 256 blocks
-    ("bnb-nf4", 4 + 8 / 64 + 32 / (64 * 256)), ("nf4-nodq", 4 + 32 / 64),  # fp32 absmax per 64 weights
-    ("bf16", 16), ("fp32", 32), ("float16", 16),
-])
+@pytest.mark.parametrize(
+    "name,bits",
+    [
+        ("gptq", 4 + (16 + 4) / 128),  # 4-bit weights + per group of 128: fp16 scale + 4-bit zero
+        ("gptq-4bit", 4 + 20 / 128),
+        ("gptq-4bit-g128", 4 + 20 / 128),
+        ("gptq-4bit-g32", 4 + 20 / 32),
+        ("gptq-8bit", 8 + 24 / 128),
+        ("gptq-8bit-g64", 8 + 24 / 64),
+        ("awq", 4 + 20 / 128),
+        ("awq-4bit-g64", 4 + 20 / 64),
+        ("nf4", 4 + 8 / 64 + 32 / (64 * 256)),  # double quant: 8-bit absmax per 64, fp32 scale per 256 blocks
+        ("bnb-nf4", 4 + 8 / 64 + 32 / (64 * 256)),
+        ("nf4-nodq", 4 + 32 / 64),  # fp32 absmax per 64 weights
+        ("bf16", 16),
+        ("fp32", 32),
+        ("float16", 16),
+    ],
+)
 def test_quant_linear_bits(name: str, bits: float) -> None:
     assert quant_scheme(name).linear_bits == pytest.approx(bits, rel=1e-12)
 
@@ -79,8 +102,19 @@ def test_gptq_g128_headline() -> None:
     assert round(quant_scheme("nf4").linear_bits, 3) == 4.127
 
 
-@pytest.mark.parametrize("name,base", [("q4_k_m", "Q4_K"), ("Q4_K_S", "Q4_K"), ("q5_k_m", "Q5_K"), ("q6_k", "Q6_K"),
-                                       ("q8_0", "Q8_0"), ("q2_k", "Q2_K"), ("q3_k_m", "Q3_K"), ("iq4_xs", "IQ4_XS")])
+@pytest.mark.parametrize(
+    "name,base",
+    [
+        ("q4_k_m", "Q4_K"),
+        ("Q4_K_S", "Q4_K"),
+        ("q5_k_m", "Q5_K"),
+        ("q6_k", "Q6_K"),
+        ("q8_0", "Q8_0"),
+        ("q2_k", "Q2_K"),
+        ("q3_k_m", "Q3_K"),
+        ("iq4_xs", "IQ4_XS"),
+    ],
+)
 def test_gguf_schemes(name: str, base: str) -> None:
     s = quant_scheme(name)
     assert s.linear_bits == ggml_bits(base)

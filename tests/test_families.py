@@ -19,13 +19,21 @@ from vram.resolver import resolve_model
 EXACT = {
     "flux.1-dev": 11_901_408_320,  # FluxTransformer2DModel, the "11.9B" / "12B" of the model card
     "flux.1-schnell": 11_891_178_560,  # same without the guidance embedder
-    "whisper-tiny": 37_760_640, "whisper-base": 72_593_920, "whisper-small": 241_734_912,
-    "whisper-medium": 763_857_920, "whisper-large-v3": 1_543_490_560, "whisper-large-v3-turbo": 808_878_080,
-    "qwen2.5-vl-7b": 8_292_166_656, "qwen2.5-vl-3b": 3_754_622_976,
+    "whisper-tiny": 37_760_640,
+    "whisper-base": 72_593_920,
+    "whisper-small": 241_734_912,
+    "whisper-medium": 763_857_920,
+    "whisper-large-v3": 1_543_490_560,
+    "whisper-large-v3-turbo": 808_878_080,
+    "qwen2.5-vl-7b": 8_292_166_656,
+    "qwen2.5-vl-3b": 3_754_622_976,
     "sdxl-base-1.0": 2_567_463_684,  # UNet2DConditionModel
-    "sd3.5-large": 8_056_627_520, "sd3.5-large-turbo": 8_056_627_520,  # "8.1B" with the 192² position table
+    "sd3.5-large": 8_056_627_520,
+    "sd3.5-large-turbo": 8_056_627_520,  # "8.1B" with the 192² position table
     "sd3.5-medium": 2_243_171_520,  # "2.5B" with the 384² position table (a stored buffer)
-    "all-minilm-l6-v2": 22_713_216, "bge-large-en-v1.5": 335_141_888, "bge-m3": 567_754_752,
+    "all-minilm-l6-v2": 22_713_216,
+    "bge-large-en-v1.5": 335_141_888,
+    "bge-m3": 567_754_752,
 }
 
 
@@ -56,8 +64,12 @@ def test_flux_components_and_resolution(capsys: pytest.CaptureFixture[str]) -> N
     d = json.loads(capsys.readouterr().out)
     assert d["params"] == 11_901_408_320
     comps = d["family"]["components"]
-    assert comps == {"transformer": 11_901_408_320, "text_encoder": 123_060_480, "text_encoder_2": 4_762_310_656,
-                     "vae": 83_819_683}
+    assert comps == {
+        "transformer": 11_901_408_320,
+        "text_encoder": 123_060_480,
+        "text_encoder_2": 4_762_310_656,
+        "vae": 83_819_683,
+    }
     assert d["weights_bytes"] == 2 * sum(comps.values())
     assert d["family"]["image_tokens"] == 4096 and d["family"]["text_tokens"] == 512
     names = [c["name"] for c in d["breakdown"]]
@@ -93,10 +105,10 @@ def test_vlm_image_tokens_by_resolution() -> None:
     assert rm.spec.extra_params == 676_550_144  # vision tower + merger
     one = estimate("qwen2.5-vl-7b", Workload(context=256, family=VisionOptions(width=448, height=448)))
     assert one.extra["family"]["image_tokens"] == 256  # (448/14)² patches / 4
-    two = estimate("qwen2.5-vl-7b",
-                   Workload(context=256, family=VisionOptions(width=448, height=448, images=2)))
-    text_only = estimate("qwen2.5-vl-7b", Workload(context=256 + 512, family=VisionOptions(width=448,
-        height=448, images=0)))
+    two = estimate("qwen2.5-vl-7b", Workload(context=256, family=VisionOptions(width=448, height=448, images=2)))
+    text_only = estimate(
+        "qwen2.5-vl-7b", Workload(context=256 + 512, family=VisionOptions(width=448, height=448, images=0))
+    )
     assert two.kv_cache_bytes == text_only.kv_cache_bytes
 
 
@@ -146,8 +158,11 @@ def test_folders_and_hub_repos_of_family_configs(tmp_path: Path) -> None:
     assert rm.entry is not None and rm.entry.kind == "speech" and rm.spec.params == 37_760_640
     est = estimate(rm, Workload(batch=4))
     assert est.params == 37_760_640 and est.extra["family"]["kind"] == "speech"
-    reranker = {**find_model("bge-reranker-v2-m3").config, "architectures": ["XLMRobertaForSequenceClassification"],
-                "id2label": {"0": "LABEL_0"}}
+    reranker = {
+        **find_model("bge-reranker-v2-m3").config,
+        "architectures": ["XLMRobertaForSequenceClassification"],
+        "id2label": {"0": "LABEL_0"},
+    }
     reranker.pop("head")
     reranker.pop("num_labels")
     (tmp_path / "r").mkdir()

@@ -64,9 +64,23 @@ class Server:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "vram", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--workers", str(self.workers)], env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "vram",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    str(self.workers),
+                ],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if self.proc.poll() is not None:
@@ -114,8 +128,12 @@ class Backend:
 
 def _base_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VRAM_", "STRIPE_"))}
-    env.update(VRAM_DATA_DIR=str(data_dir), VRAM_SECRET_KEY="faults-secret", STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-               PYTHONUNBUFFERED="1")
+    env.update(
+        VRAM_DATA_DIR=str(data_dir),
+        VRAM_SECRET_KEY="faults-secret",
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 
@@ -153,8 +171,9 @@ class Fired:
     unknown: list[int] = field(default_factory=list)  # sent, no answer (the server died)
 
 
-async def fire_until_killed(server: Server, n: int, make: Callable[[int], dict[str, Any]], kill_after: int,
-                            concurrency: int = 8) -> Fired:
+async def fire_until_killed(
+    server: Server, n: int, make: Callable[[int], dict[str, Any]], kill_after: int, concurrency: int = 8
+) -> Fired:
     """Send requests 0..n-1 (`make(i)` gives httpx.request kwargs) from `concurrency` tasks; SIGKILL the server
     as soon as `kill_after` answers have arrived. Requests without an answer are 'unknown'."""
     out = Fired()
@@ -199,9 +218,12 @@ def auth(token: str) -> dict[str, str]:
 
 def webhook_request(event_id: str, user_id: int, tokens: int) -> dict[str, Any]:
     payload = checkout_event(event_id, user_id, tokens)
-    return {"method": "POST", "url": f"{API}/webhooks/stripe", "content": payload,
-            "headers": {"Stripe-Signature": stripe_signature(payload, WEBHOOK_SECRET),
-                        "Content-Type": "application/json"}}
+    return {
+        "method": "POST",
+        "url": f"{API}/webhooks/stripe",
+        "content": payload,
+        "headers": {"Stripe-Signature": stripe_signature(payload, WEBHOOK_SECRET), "Content-Type": "application/json"},
+    }
 
 
 def ledger_totals(b: Backend, user_id: int) -> dict[str, int]:
@@ -212,19 +234,32 @@ def ledger_totals(b: Backend, user_id: int) -> dict[str, int]:
     db = b.db()
     try:
         with db.engine.connect() as conn:
-            def total(*where: Any) -> int:
-                return int(conn.execute(select(func.coalesce(func.sum(LedgerRow.amount), 0))
-                                        .where(LedgerRow.user_id == user_id, *where)).scalar() or 0)
 
-            refs = [r for (r,) in conn.execute(select(LedgerRow.ref).where(LedgerRow.user_id == user_id,
-                                                                          LedgerRow.ref.is_not(None)))]
-            return {"purchased_ledger": total(LedgerRow.bucket == "purchased"),
-                    "purchased_column": int(conn.execute(select(User.purchased_tokens)
-                                                         .where(User.id == user_id)).scalar() or 0),
-                    "debits": -total(LedgerRow.amount < 0),
-                    "daily_debits": -total(LedgerRow.amount < 0, LedgerRow.bucket == "daily"),
-                    "credits": total(LedgerRow.amount > 0),
-                    "refs": len(refs), "distinct_refs": len(set(refs))}
+            def total(*where: Any) -> int:
+                return int(
+                    conn.execute(
+                        select(func.coalesce(func.sum(LedgerRow.amount), 0)).where(LedgerRow.user_id == user_id, *where)
+                    ).scalar()
+                    or 0
+                )
+
+            refs = [
+                r
+                for (r,) in conn.execute(
+                    select(LedgerRow.ref).where(LedgerRow.user_id == user_id, LedgerRow.ref.is_not(None))
+                )
+            ]
+            return {
+                "purchased_ledger": total(LedgerRow.bucket == "purchased"),
+                "purchased_column": int(
+                    conn.execute(select(User.purchased_tokens).where(User.id == user_id)).scalar() or 0
+                ),
+                "debits": -total(LedgerRow.amount < 0),
+                "daily_debits": -total(LedgerRow.amount < 0, LedgerRow.bucket == "daily"),
+                "credits": total(LedgerRow.amount > 0),
+                "refs": len(refs),
+                "distinct_refs": len(set(refs)),
+            }
     finally:
         db.close()
 
@@ -243,8 +278,12 @@ def test_kill9_during_saves_loses_no_acknowledged_save(backend: Backend, tmp_pat
     answer = {"kind": "estimate", "request": req, "result": r.json(), "signature": r.headers["vram-result-signature"]}
 
     def save(i: int) -> dict[str, Any]:
-        return {"method": "POST", "url": f"{API}/history", "json": {**answer, "title": f"save-{i}"},
-                "headers": auth(token)}
+        return {
+            "method": "POST",
+            "url": f"{API}/history",
+            "json": {**answer, "title": f"save-{i}"},
+            "headers": auth(token),
+        }
 
     fired = asyncio.run(fire_until_killed(srv, 400, save, kill_after=40))
     acked = {f"save-{i}" for i, resp in fired.acked if resp.status_code == 201}
@@ -276,15 +315,22 @@ def test_kill9_during_purchases_credits_each_event_exactly_once(backend: Backend
     events = [f"evt_{uuid.uuid4().hex}" for _ in range(n_events)]
     # every event twice (Stripe retries), the copies close together so that some race each other
     order = [events[i // 2] for i in range(2 * n_events)]
-    fired = asyncio.run(fire_until_killed(srv, len(order), lambda i: webhook_request(order[i], uid, tokens),
-                                          kill_after=60))
+    fired = asyncio.run(
+        fire_until_killed(srv, len(order), lambda i: webhook_request(order[i], uid, tokens), kill_after=60)
+    )
     assert all(resp.status_code == 200 for _, resp in fired.acked), [resp.text for _, resp in fired.acked][:3]
     credited_before_kill = {order[i] for i, resp in fired.acked if resp.json()["credited"]}
     srv.start()
     # Stripe delivers every event again until it has a 2xx; here: all of them, once more
-    again = [httpx.post(f"{srv.url}{webhook_request(e, uid, tokens)['url']}",
-                        content=webhook_request(e, uid, tokens)["content"],
-                        headers=webhook_request(e, uid, tokens)["headers"], timeout=REQUEST_TIMEOUT_S) for e in events]
+    again = [
+        httpx.post(
+            f"{srv.url}{webhook_request(e, uid, tokens)['url']}",
+            content=webhook_request(e, uid, tokens)["content"],
+            headers=webhook_request(e, uid, tokens)["headers"],
+            timeout=REQUEST_TIMEOUT_S,
+        )
+        for e in events
+    ]
     assert all(r.status_code == 200 for r in again)
     assert not any(r.json()["credited"] for r, e in zip(again, events, strict=True) if e in credited_before_kill)
     q = httpx.get(f"{srv.url}{API}/quota", headers=auth(token), timeout=REQUEST_TIMEOUT_S).json()
@@ -299,8 +345,11 @@ def test_kill9_during_debits_keeps_the_ledger_exact(backend: Backend, tmp_path: 
     srv.start()
     token, uid = signup(srv.url, "spender@example.com")
     grant = 100_000
-    r = httpx.request(**{k: v for k, v in webhook_request("evt_grant", uid, grant).items() if k != "url"},
-                      url=f"{srv.url}{API}/webhooks/stripe", timeout=REQUEST_TIMEOUT_S)
+    r = httpx.request(
+        **{k: v for k, v in webhook_request("evt_grant", uid, grant).items() if k != "url"},
+        url=f"{srv.url}{API}/webhooks/stripe",
+        timeout=REQUEST_TIMEOUT_S,
+    )
     assert r.json()["credited"] is True
     bodies = [{"model": m, "context": 2048} for m in ("llama-3.2-1b", "qwen2.5-0.5b", "smollm2-135m")]
 
@@ -430,8 +479,11 @@ def proxied(tmp_path: Path) -> Iterator[tuple[Server, TcpProxy, TcpProxy]]:
     rd.start()
     with pg_database() as url, redis_prefix() as prefix:
         env = _base_env(tmp_path / "data")
-        env.update(VRAM_DATABASE_URL=url.replace(":5432/", f":{pg.port}/"),
-                   VRAM_REDIS_URL=REDIS_URL.replace(":6379/", f":{rd.port}/"), VRAM_REDIS_PREFIX=prefix)
+        env.update(
+            VRAM_DATABASE_URL=url.replace(":5432/", f":{pg.port}/"),
+            VRAM_REDIS_URL=REDIS_URL.replace(":6379/", f":{rd.port}/"),
+            VRAM_REDIS_PREFIX=prefix,
+        )
         srv = Server(env, tmp_path / "server.log")
         try:
             srv.start()
@@ -479,8 +531,9 @@ def test_redis_going_away_is_a_clear_503_and_recovers(proxied: tuple[Server, Tcp
     assert_clear_503_or_ok(answers, {"user estimate", "user history"}, "Redis")
     assert int(answers["anon estimate"].headers["RateLimit-Remaining"]) < 2500  # charged while Redis was away
     rd.start()
-    assert _retry_until(lambda: httpx.post(f"{srv.url}{API}/estimate", json={"model": "llama-3.2-1b"},
-                                           timeout=5).status_code == 200, 15), "no recovery after Redis returned"
+    assert _retry_until(
+        lambda: httpx.post(f"{srv.url}{API}/estimate", json={"model": "llama-3.2-1b"}, timeout=5).status_code == 200, 15
+    ), "no recovery after Redis returned"
     assert all(r.status_code == 200 for r in _answers(srv, token).values())
 
 
@@ -494,6 +547,7 @@ def test_postgresql_going_away_is_a_clear_503_and_recovers(proxied: tuple[Server
     answers = _answers(srv, token)
     assert_clear_503_or_ok(answers, {"user estimate", "user history"}, "PostgreSQL")
     pg.start()
-    assert _retry_until(lambda: httpx.get(f"{srv.url}{API}/history", headers=auth(token),
-                                          timeout=5).status_code == 200, 20), "no recovery after PostgreSQL returned"
+    assert _retry_until(
+        lambda: httpx.get(f"{srv.url}{API}/history", headers=auth(token), timeout=5).status_code == 200, 20
+    ), "no recovery after PostgreSQL returned"
     assert all(r.status_code == 200 for r in _answers(srv, token).values())

@@ -111,8 +111,22 @@ def test_json_has_the_promised_keys(run_cli: Run) -> None:
     res = run_cli("fit", "llama-3.1-70b", "--gpu", "h100-sxm", "--quant", "q4_k_m", "--context", "4096", "--json")
     assert res.rc == 0, res.err
     d = json.loads(res.out)
-    for key in ("fits", "verdict", "gpu", "gpu_count", "per_gpu_bytes", "usable_bytes_per_gpu", "headroom_fraction",
-                "max_context", "max_batch", "min_gpus", "recommended_quant", "breakdown", "serving", "speed"):
+    for key in (
+        "fits",
+        "verdict",
+        "gpu",
+        "gpu_count",
+        "per_gpu_bytes",
+        "usable_bytes_per_gpu",
+        "headroom_fraction",
+        "max_context",
+        "max_batch",
+        "min_gpus",
+        "recommended_quant",
+        "breakdown",
+        "serving",
+        "speed",
+    ):
         assert key in d
     assert d["fits"] is True and d["verdict"] == "fits" and d["gpu"] == "h100-sxm"
     assert d["headroom_fraction"] == 0.2
@@ -326,8 +340,17 @@ def test_solver_answers_on_a_known_case(ev70: Evaluator) -> None:
     assert r.recommended_quant in QUALITY_ORDER
     # the recommended format is better (earlier) than or equal to the one asked for
     assert QUALITY_ORDER.index(r.recommended_quant) <= QUALITY_ORDER.index("q4_k_m")
-    assert quant_candidates("llama.cpp") == ("bfloat16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_k_s", "q3_k_l",
-                                             "q3_k_m", "q2_k")
+    assert quant_candidates("llama.cpp") == (
+        "bfloat16",
+        "q8_0",
+        "q6_k",
+        "q5_k_m",
+        "q4_k_m",
+        "q4_k_s",
+        "q3_k_l",
+        "q3_k_m",
+        "q2_k",
+    )
     assert "q4_k_m" not in quant_candidates("vllm") and "awq-4bit-g128" in quant_candidates("transformers")
     cpp = fit(ev70, "rtx-4090", Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096))
     # even llama-quantize's Q2_K of a 70B is 26.4 GB (the published files' size), more than a 24 GB card holds
@@ -403,8 +426,18 @@ def test_fit_on_local_gpus_uses_their_free_memory(run_cli: Run, monkeypatch: pyt
     from vram.local import LocalGpu
 
     h100 = find_gpu("h100-sxm")
-    fake = [LocalGpu(i, "NVIDIA H100 80GB HBM3", h100.usable_memory_bytes, 30 * GIB, h100.usable_memory_bytes
-                     - 30 * GIB, "570.1", "h100-sxm") for i in range(2)]
+    fake = [
+        LocalGpu(
+            i,
+            "NVIDIA H100 80GB HBM3",
+            h100.usable_memory_bytes,
+            30 * GIB,
+            h100.usable_memory_bytes - 30 * GIB,
+            "570.1",
+            "h100-sxm",
+        )
+        for i in range(2)
+    ]
     monkeypatch.setattr(vram.local, "local_gpus", lambda: fake)
     res = run_cli("local", "--json")
     assert res.rc == 0 and json.loads(res.out)["gpus"][0]["free_bytes"] == 30 * GIB
@@ -451,12 +484,16 @@ def test_training_fit_uses_the_training_estimate() -> None:
 
 
 def test_llama_cpp_splits_by_layers() -> None:
-    r = fit("llama-3.1-70b", "2xrtx-4090", Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=8192),
-        solve=False)
+    r = fit(
+        "llama-3.1-70b", "2xrtx-4090", Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=8192), solve=False
+    )
     assert r.split == "pp" and [u.layers for u in r.ranks] == [(0, 39), (40, 79)]
-    assert "--split-mode layer --tensor-split 1,1" in fit(
-        "llama-3.1-70b", "2xrtx-4090", Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=8192)
-    ).serving["llama_cpp"]["command"]
+    assert (
+        "--split-mode layer --tensor-split 1,1"
+        in fit(
+            "llama-3.1-70b", "2xrtx-4090", Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=8192)
+        ).serving["llama_cpp"]["command"]
+    )
 
 
 def test_models_that_are_not_llms_run_as_replicas() -> None:

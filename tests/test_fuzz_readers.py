@@ -31,8 +31,12 @@ from vram.sources import resolve_local_weights
 from vram.sources.gguf import read_gguf
 from vram.sources.safetensors import MAX_HEADER_BYTES, header_length, parse_header, read_header
 
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 MIB = 1024 * 1024
 # a hang detector, not a speed target (speed lives in benchmarks/): generous, so a loaded CI machine never trips it
 CALL_TIMEOUT_S = 30.0
@@ -83,16 +87,40 @@ def peak_bytes(fn: Callable[[], Any], seconds: float = CALL_TIMEOUT_S) -> tuple[
 
 absurd_ints = st.sampled_from([-1, 0, 1, 2**31, 2**53 + 1, 2**63, 2**64 + 7, 10**30, -(2**63)])
 absurd_floats = st.sampled_from([math.nan, math.inf, -math.inf, 1e308, -0.0, 0.5, 3.0, 1e-300])
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), absurd_ints, absurd_floats,
-                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20))
-json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                            st.dictionaries(st.text(max_size=12), inner, max_size=4)),
-                           max_leaves=12)
-BASE_CONFIGS = {m: find_model(m).config for m in ("llama-3.1-8b", "qwen2.5-7b", "gemma-2-9b", "mixtral-8x7b",
-                                                  "deepseek-v2-lite", "gpt-oss-20b", "lfm2-350m", "phi-3-mini-4k",
-                                                  "falcon3-1b", "gemma-3-4b", "qwen3-30b-a3b")}
-ALL_KEYS = sorted({k for c in BASE_CONFIGS.values() for k in c} | {"text_config", "vision_config", "layer_types",
-                                                                   "sliding_window_pattern", "mlp_only_layers"})
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    absurd_ints,
+    absurd_floats,
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
+    max_leaves=12,
+)
+BASE_CONFIGS = {
+    m: find_model(m).config
+    for m in (
+        "llama-3.1-8b",
+        "qwen2.5-7b",
+        "gemma-2-9b",
+        "mixtral-8x7b",
+        "deepseek-v2-lite",
+        "gpt-oss-20b",
+        "lfm2-350m",
+        "phi-3-mini-4k",
+        "falcon3-1b",
+        "gemma-3-4b",
+        "qwen3-30b-a3b",
+    )
+}
+ALL_KEYS = sorted(
+    {k for c in BASE_CONFIGS.values() for k in c}
+    | {"text_config", "vision_config", "layer_types", "sliding_window_pattern", "mlp_only_layers"}
+)
 
 
 @st.composite
@@ -135,8 +163,13 @@ def test_model_from_config_on_any_json_value(cfg: Any) -> None:
 
 
 @FUZZ
-@given(data=st.one_of(st.binary(max_size=512), st.text(max_size=256).map(str.encode),
-                      json_values.map(lambda v: json.dumps(v).encode())))
+@given(
+    data=st.one_of(
+        st.binary(max_size=512),
+        st.text(max_size=256).map(str.encode),
+        json_values.map(lambda v: json.dumps(v).encode()),
+    )
+)
 @example(data=b"\xff\xfe{}")
 @example(data=b"")
 @example(data=b'{"model_type": "llama"}')
@@ -158,8 +191,14 @@ def test_deeply_nested_config_json_is_a_config_error(tmp_path: Path, opener: str
 
 @pytest.mark.parametrize("key", ["num_hidden_layers", "n_layer"])
 def test_a_config_claiming_a_billion_layers_is_refused_cheaply(key: str) -> None:
-    cfg = {"model_type": "llama" if key == "num_hidden_layers" else "falcon", "hidden_size": 64,
-           "num_attention_heads": 4, "vocab_size": 100, "intermediate_size": 128, key: 10**9}
+    cfg = {
+        "model_type": "llama" if key == "num_hidden_layers" else "falcon",
+        "hidden_size": 64,
+        "num_attention_heads": 4,
+        "vocab_size": 100,
+        "intermediate_size": 128,
+        key: 10**9,
+    }
     got, peak = peak_bytes(lambda: model_from_config(cfg, name="huge"), seconds=20.0)
     assert isinstance(got, ConfigError), got
     assert peak < 4 * MIB
@@ -179,16 +218,20 @@ def test_an_8_mib_config_is_refused_without_reading_it(tmp_path: Path) -> None:
 
 ST_DTYPES = ["F32", "F16", "BF16", "I8", "F8_E4M3", "F4", "C64", "F99", "", "f32"]
 dims = st.one_of(st.integers(0, 64), absurd_ints, st.sampled_from(["2", 2.0, None, True, [1]]))
-tensor_entries = st.fixed_dictionaries({
-    "dtype": st.one_of(st.sampled_from(ST_DTYPES), scalars),
-    "shape": st.one_of(st.lists(dims, max_size=4), st.lists(st.just(1), min_size=17, max_size=20), scalars),
-    "data_offsets": st.one_of(st.lists(st.one_of(st.integers(0, 4096), absurd_ints), min_size=0, max_size=3),
-                              scalars),
-})
+tensor_entries = st.fixed_dictionaries(
+    {
+        "dtype": st.one_of(st.sampled_from(ST_DTYPES), scalars),
+        "shape": st.one_of(st.lists(dims, max_size=4), st.lists(st.just(1), min_size=17, max_size=20), scalars),
+        "data_offsets": st.one_of(
+            st.lists(st.one_of(st.integers(0, 4096), absurd_ints), min_size=0, max_size=3), scalars
+        ),
+    }
+)
 headers = st.one_of(
     st.dictionaries(st.text(max_size=10), st.one_of(tensor_entries, json_values), max_size=5),
     st.dictionaries(st.text(max_size=10), tensor_entries, max_size=5).map(
-        lambda d: {**d, "__metadata__": {"format": "pt"}}),
+        lambda d: {**d, "__metadata__": {"format": "pt"}}
+    ),
     json_values,
 )
 
@@ -199,10 +242,14 @@ def _safetensors_bytes(header: bytes, claimed: int | None, data: bytes) -> bytes
 
 
 @FUZZ
-@given(header=headers, claimed=st.one_of(st.none(), st.integers(0, 2**64 - 1), absurd_ints.map(abs)),
-       data_len=st.integers(0, 4096))
-def test_safetensors_header_fuzz(tmp_path_factory: pytest.TempPathFactory, header: Any, claimed: int | None,
-                                 data_len: int) -> None:
+@given(
+    header=headers,
+    claimed=st.one_of(st.none(), st.integers(0, 2**64 - 1), absurd_ints.map(abs)),
+    data_len=st.integers(0, 4096),
+)
+def test_safetensors_header_fuzz(
+    tmp_path_factory: pytest.TempPathFactory, header: Any, claimed: int | None, data_len: int
+) -> None:
     raw = json.dumps(header).encode()
     p = tmp_path_factory.mktemp("st") / "model.safetensors"
     p.write_bytes(_safetensors_bytes(raw, claimed, b"\0" * data_len))
@@ -263,10 +310,15 @@ def test_tiny_safetensors_claiming_huge_tensors_costs_no_memory(tmp_path: Path) 
 
 
 @FUZZ
-@given(header=st.dictionaries(st.sampled_from(["model.embed_tokens.weight", "lm_head.weight", "x"]), tensor_entries,
-                              max_size=3), cfg=mutated_configs())
-def test_safetensors_folder_with_hostile_config(tmp_path_factory: pytest.TempPathFactory, header: dict[str, Any],
-                                                cfg: dict[str, Any]) -> None:
+@given(
+    header=st.dictionaries(
+        st.sampled_from(["model.embed_tokens.weight", "lm_head.weight", "x"]), tensor_entries, max_size=3
+    ),
+    cfg=mutated_configs(),
+)
+def test_safetensors_folder_with_hostile_config(
+    tmp_path_factory: pytest.TempPathFactory, header: dict[str, Any], cfg: dict[str, Any]
+) -> None:
     d = tmp_path_factory.mktemp("folder")
     (d / "config.json").write_text(json.dumps(cfg))
     (d / "model.safetensors").write_bytes(_safetensors_bytes(json.dumps(header).encode(), None, b"\0" * 64))
@@ -319,19 +371,38 @@ def test_gguf_truncated_anywhere(tmp_path_factory: pytest.TempPathFactory, tiny_
 
 
 @FUZZ
-@given(edits=st.lists(st.tuples(st.integers(0, 10**9), st.one_of(
-    st.binary(min_size=1, max_size=8),
-    st.sampled_from([struct.pack("<Q", 2**63), struct.pack("<Q", 2**64 - 1), struct.pack("<I", 2**32 - 1),
-                     struct.pack("<Q", 10**12), struct.pack("<I", 0), struct.pack("<I", 9), struct.pack("<I", 12)]))),
-    min_size=1, max_size=4))
-def test_gguf_with_overwritten_bytes(tmp_path_factory: pytest.TempPathFactory, tiny_gguf: bytes,
-                                     edits: list[tuple[int, bytes]]) -> None:
+@given(
+    edits=st.lists(
+        st.tuples(
+            st.integers(0, 10**9),
+            st.one_of(
+                st.binary(min_size=1, max_size=8),
+                st.sampled_from(
+                    [
+                        struct.pack("<Q", 2**63),
+                        struct.pack("<Q", 2**64 - 1),
+                        struct.pack("<I", 2**32 - 1),
+                        struct.pack("<Q", 10**12),
+                        struct.pack("<I", 0),
+                        struct.pack("<I", 9),
+                        struct.pack("<I", 12),
+                    ]
+                ),
+            ),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_gguf_with_overwritten_bytes(
+    tmp_path_factory: pytest.TempPathFactory, tiny_gguf: bytes, edits: list[tuple[int, bytes]]
+) -> None:
     """Counts, lengths, types and offsets overwritten with absurd values (mostly in the header, where they bite)."""
     data = bytearray(tiny_gguf)
     header_end = min(len(data), 4096)
     for pos, new in edits:
         at = pos % header_end if pos % 4 else pos % len(data)
-        data[at:at + len(new)] = new
+        data[at : at + len(new)] = new
     p = tmp_path_factory.mktemp("gguf") / "edit.gguf"
     p.write_bytes(bytes(data[: len(tiny_gguf)]))
     _gguf_outcome(p)

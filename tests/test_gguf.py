@@ -69,8 +69,9 @@ def test_architecture_keys_become_the_spec(files: dict[str, tuple[Path, dict[str
     assert q3.model_type == "qwen3" and q3.extra_params == 0
 
 
-def test_cli_json_weights_equal_tensor_bytes(files: dict[str, tuple[Path, dict[str, int]]],
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_json_weights_equal_tensor_bytes(
+    files: dict[str, tuple[Path, dict[str, int]]], capsys: pytest.CaptureFixture[str]
+) -> None:
     path, written = files["qwen3-q4_k"]
     assert main(["estimate", str(path), "--json", "--context", "512"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -82,18 +83,21 @@ def _header(n_tensors: int, n_kv: int) -> bytes:
     return b"GGUF" + struct.pack("<IQQ", 3, n_tensors, n_kv)
 
 
-@pytest.mark.parametrize(("data", "match"), [
-    (b"GGML" + b"\0" * 60, "bad magic"),
-    (_header(0, 0)[:10], "corrupt"),  # truncated in the counts
-    (_header(2**62, 0), "corrupt"),  # absurd tensor count
-    (_header(0, 2**62), "corrupt"),  # absurd key count
-    # one key whose string length runs past the end of the file
-    (_header(0, 1) + struct.pack("<Q", 4) + b"abcd" + struct.pack("<I", 8) + struct.pack("<Q", 2**60), "corrupt"),
-    # an array claiming 2^60 uint8 items
-    (_header(0, 1) + struct.pack("<Q", 1) + b"a" + struct.pack("<IIQ", 9, 0, 2**60), "corrupt"),
-    # a well-formed file without general.architecture
-    (_header(0, 0) + b"\0" * 32, "no general.architecture"),
-])
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (b"GGML" + b"\0" * 60, "bad magic"),
+        (_header(0, 0)[:10], "corrupt"),  # truncated in the counts
+        (_header(2**62, 0), "corrupt"),  # absurd tensor count
+        (_header(0, 2**62), "corrupt"),  # absurd key count
+        # one key whose string length runs past the end of the file
+        (_header(0, 1) + struct.pack("<Q", 4) + b"abcd" + struct.pack("<I", 8) + struct.pack("<Q", 2**60), "corrupt"),
+        # an array claiming 2^60 uint8 items
+        (_header(0, 1) + struct.pack("<Q", 1) + b"a" + struct.pack("<IIQ", 9, 0, 2**60), "corrupt"),
+        # a well-formed file without general.architecture
+        (_header(0, 0) + b"\0" * 32, "no general.architecture"),
+    ],
+)
 def test_hostile_gguf(tmp_path: Path, data: bytes, match: str) -> None:
     p = tmp_path / "bad.gguf"
     p.write_bytes(data)
@@ -134,11 +138,17 @@ def test_huge_sparse_gguf_reads_only_the_header(tmp_path: Path) -> None:
 
     p = tmp_path / "huge.gguf"
     w = GGUFWriter(str(p), "llama")
-    for k, v in (("block_count", 1), ("embedding_length", 65536), ("feed_forward_length", 4),
-                 ("attention.head_count", 1), ("context_length", 4096)):
+    for k, v in (
+        ("block_count", 1),
+        ("embedding_length", 65536),
+        ("feed_forward_length", 4),
+        ("attention.head_count", 1),
+        ("context_length", 4096),
+    ):
         w.add_uint32(f"llama.{k}", v)
-    w.add_tensor_info("token_embd.weight", (8192, 65536), np.dtype(np.float32), 8192 * 65536 * 4,
-                      raw_dtype=GGMLQuantizationType.F32)
+    w.add_tensor_info(
+        "token_embd.weight", (8192, 65536), np.dtype(np.float32), 8192 * 65536 * 4, raw_dtype=GGMLQuantizationType.F32
+    )
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_ti_data_to_file()
@@ -165,23 +175,34 @@ def test_qwen3_next_gguf_keys_give_the_hybrid_layers_and_their_state() -> None:
     fx = _json.loads((Path(__file__).parent / "data" / "arch" / "qwen3_next.json").read_text())
     c = fx["config"]
     a = "qwen3next"
-    meta = {f"{a}.block_count": c["num_hidden_layers"], f"{a}.embedding_length": c["hidden_size"],
-            f"{a}.attention.head_count": c["num_attention_heads"],
-            f"{a}.attention.head_count_kv": c["num_key_value_heads"], f"{a}.attention.key_length": c["head_dim"],
-            f"{a}.vocab_size": c["vocab_size"], f"{a}.feed_forward_length": c["intermediate_size"],
-            f"{a}.expert_count": c["num_experts"], f"{a}.expert_used_count": c["num_experts_per_tok"],
-            f"{a}.expert_feed_forward_length": c["moe_intermediate_size"],
-            f"{a}.expert_shared_feed_forward_length": c["shared_expert_intermediate_size"],
-            f"{a}.ssm.conv_kernel": c["linear_conv_kernel_dim"], f"{a}.ssm.state_size": c["linear_key_head_dim"],
-            f"{a}.ssm.group_count": c["linear_num_key_heads"], f"{a}.ssm.time_step_rank": c["linear_num_value_heads"],
-            f"{a}.ssm.inner_size": c["linear_value_head_dim"] * c["linear_num_value_heads"],
-            f"{a}.full_attention_interval": 4}
+    meta = {
+        f"{a}.block_count": c["num_hidden_layers"],
+        f"{a}.embedding_length": c["hidden_size"],
+        f"{a}.attention.head_count": c["num_attention_heads"],
+        f"{a}.attention.head_count_kv": c["num_key_value_heads"],
+        f"{a}.attention.key_length": c["head_dim"],
+        f"{a}.vocab_size": c["vocab_size"],
+        f"{a}.feed_forward_length": c["intermediate_size"],
+        f"{a}.expert_count": c["num_experts"],
+        f"{a}.expert_used_count": c["num_experts_per_tok"],
+        f"{a}.expert_feed_forward_length": c["moe_intermediate_size"],
+        f"{a}.expert_shared_feed_forward_length": c["shared_expert_intermediate_size"],
+        f"{a}.ssm.conv_kernel": c["linear_conv_kernel_dim"],
+        f"{a}.ssm.state_size": c["linear_key_head_dim"],
+        f"{a}.ssm.group_count": c["linear_num_key_heads"],
+        f"{a}.ssm.time_step_rank": c["linear_num_value_heads"],
+        f"{a}.ssm.inner_size": c["linear_value_head_dim"] * c["linear_num_value_heads"],
+        f"{a}.full_attention_interval": 4,
+    }
     from_gguf = model_from_config(config_from_metadata(meta, a))
     from_hf = model_from_config(c)
     assert [la.attention is None for la in from_gguf.layers] == [la.attention is None for la in from_hf.layers]
-    assert [la.mixer.state_elems if la.mixer else la.attention.cache_elems_per_token()  # type: ignore[union-attr]
-            for la in from_gguf.layers] == [h["elems"] // (fx["cache_batch"] * (1 if "Linear" in h["class"] else
-                                                                               fx["cache_tokens"]))
-                                           for h in fx["cache_layers"]]
+    assert [
+        la.mixer.state_elems if la.mixer else la.attention.cache_elems_per_token()  # type: ignore[union-attr]
+        for la in from_gguf.layers
+    ] == [
+        h["elems"] // (fx["cache_batch"] * (1 if "Linear" in h["class"] else fx["cache_tokens"]))
+        for h in fx["cache_layers"]
+    ]
     # the layers themselves (the embedding is tied in metadata without tensors) are the same
     assert sum(la.params for la in from_gguf.layers) == sum(la.params for la in from_hf.layers)

@@ -37,8 +37,9 @@ def _score_module() -> ModuleType:
     return mod
 
 
-needs_groundtruth = pytest.mark.skipif(not (GROUNDTRUTH / "score.py").exists(),
-                                       reason=f"{GROUNDTRUTH} not present (CI has it)")
+needs_groundtruth = pytest.mark.skipif(
+    not (GROUNDTRUTH / "score.py").exists(), reason=f"{GROUNDTRUTH} not present (CI has it)"
+)
 
 
 def _ask(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
@@ -120,8 +121,14 @@ def _probe_rows(kind: str) -> list[dict[str, Any]]:
         env = next(r for r in records if r.get("kind") == "env")
         for r in records:
             if r.get("kind") == kind and "error" not in r:
-                rows.append({**r, "_base": str(path.parent), "_file": path.name,
-                             "context_with_cublas_used_bytes": env["context_with_cublas_used_bytes"]})
+                rows.append(
+                    {
+                        **r,
+                        "_base": str(path.parent),
+                        "_file": path.name,
+                        "context_with_cublas_used_bytes": env["context_with_cublas_used_bytes"],
+                    }
+                )
     return rows
 
 

@@ -53,8 +53,9 @@ def test_each_ranked_model_fits_as_vram_fit_says(ti16: list[Any]) -> None:
         r = fit(
             m.model,
             "rtx-4060-ti-16gb",
-            Workload.from_flat(engine="llama.cpp", context=8192, new_tokens=0,
-                quant=None if m.quant == "bfloat16" else m.quant),
+            Workload.from_flat(
+                engine="llama.cpp", context=8192, new_tokens=0, quant=None if m.quant == "bfloat16" else m.quant
+            ),
             solve=False,
             with_speed=False,
         )

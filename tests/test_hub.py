@@ -89,6 +89,7 @@ def test_download_errors_become_clear_errors(tmp_path: Path, monkeypatch: pytest
     def raising(exc: BaseException):
         def fn() -> None:
             raise exc
+
         return fn
 
     with pytest.raises(OfflineError, match="not reachable"):
@@ -130,8 +131,9 @@ def test_catalog_names_never_reach_the_hub(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_unknown_repo_goes_to_the_hub(monkeypatch: pytest.MonkeyPatch) -> None:
     seen = []
-    monkeypatch.setattr("vram.sources.hub.resolve_hub", lambda repo: seen.append(repo) or (_ for _ in ()).throw(
-        OfflineError("offline")))
+    monkeypatch.setattr(
+        "vram.sources.hub.resolve_hub", lambda repo: seen.append(repo) or (_ for _ in ()).throw(OfflineError("offline"))
+    )
     with pytest.raises(OfflineError):
         resolve_model("not-in/the-catalog")
     assert seen == ["not-in/the-catalog"]
@@ -155,7 +157,7 @@ class _RangeServer:
                 rng = self.headers.get("Range")
                 if rng and honour_range:
                     a, b = (int(x) for x in rng.removeprefix("bytes=").split("-"))
-                    body = data[a:b + 1]
+                    body = data[a : b + 1]
                     self.send_response(206)
                 else:
                     body = data
@@ -232,8 +234,10 @@ def test_gguf_repo_read_from_its_header(tmp_path: Path, monkeypatch: pytest.Monk
     fetched = sum(n for _, _, n in f.ranges)
     assert len(f.ranges) > 1 and fetched < size // 4  # the header only, in growing reads
     split = resolve_hub("someone/tiny-GGUF:q4_0", SizedFetcher(repo))  # both parts of a split model
-    assert split.weights_override_bytes == resolve_local_weights(next(repo.glob("tiny-Q4_0-00001-*.gguf"))) \
-        .weights_override_bytes
+    assert (
+        split.weights_override_bytes
+        == resolve_local_weights(next(repo.glob("tiny-Q4_0-00001-*.gguf"))).weights_override_bytes
+    )
     with pytest.raises(SourceError, match="several GGUF files"):
         resolve_hub("someone/tiny-GGUF", SizedFetcher(repo))
     with pytest.raises(SourceError, match="no GGUF files match"):

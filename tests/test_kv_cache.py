@@ -35,6 +35,7 @@ def per_token(kv_heads: int, head_dim: int, elem_bytes: int = 2) -> int:
 
 # --- sliding windows -------------------------------------------------------------------------------------------
 
+
 def test_mistral_every_layer_slides() -> None:
     """Mistral 7B v0.1: 32 layers, 8 kv heads × 128, window 4096 on every layer."""
     s = spec("mistral-7b-v0.1")
@@ -82,8 +83,10 @@ def test_layer_kv_bytes_trims_only_sliding_layers() -> None:
 
 # --- multi-head latent attention -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("model,layers,heads", [("deepseek-v3", 61, 128), ("deepseek-r1", 61, 128),
-                                                ("deepseek-v2-lite", 27, 16)])
+
+@pytest.mark.parametrize(
+    "model,layers,heads", [("deepseek-v3", 61, 128), ("deepseek-r1", 61, 128), ("deepseek-v2-lite", 27, 16)]
+)
 def test_mla_caches_the_latent(model: str, layers: int, heads: int) -> None:
     """DeepSeek MLA keeps kv_lora_rank (512) + qk_rope_head_dim (64) per token and layer, shared by all heads."""
     s = spec(model)
@@ -97,6 +100,7 @@ def test_mla_caches_the_latent(model: str, layers: int, heads: int) -> None:
 
 
 # --- hybrid models: fixed-size state ---------------------------------------------------------------------------
+
 
 def test_lfm2_conv_layers_hold_a_fixed_state() -> None:
     """LFM2 1.2B: 16 layers, attention at 2, 5, 8, 10, 12, 14 (8 kv heads × 64); the 10 others are short
@@ -130,8 +134,9 @@ MODELS = ["llama-3.1-8b", "gemma-2-9b", "deepseek-v2-lite", "lfm2-1.2b", "qwen3-
 
 
 @settings(max_examples=60, deadline=None)
-@given(model=st.sampled_from(MODELS), batch=st.integers(1, 64), tokens=st.integers(0, 300_000),
-       more=st.integers(0, 10_000))
+@given(
+    model=st.sampled_from(MODELS), batch=st.integers(1, 64), tokens=st.integers(0, 300_000), more=st.integers(0, 10_000)
+)
 def test_linear_in_batch_and_monotone_in_tokens(model: str, batch: int, tokens: int, more: int) -> None:
     s = spec(model)
     one = kv_cache_bytes(s, 1, tokens, 2).bytes
@@ -149,6 +154,7 @@ def test_zero_tokens_leaves_only_state() -> None:
 
 # --- against the memory the cache held on a real GPU -----------------------------------------------------------
 
+
 def _cases() -> list[tuple[str, dict[str, Any]]]:
     out: list[tuple[str, dict[str, Any]]] = []
     sources = [(GROUNDTRUTH / "h200-transformers.jsonl", GROUNDTRUTH)] + [(p, p.parent) for p in PROBES]
@@ -165,8 +171,9 @@ def _cases() -> list[tuple[str, dict[str, Any]]]:
 CASES = _cases()
 
 
-@pytest.mark.parametrize("config,case", CASES,
-                         ids=[f"{c['model']}-b{c['batch']}-L{c['context']}-{c['attn']}" for _, c in CASES])
+@pytest.mark.parametrize(
+    "config,case", CASES, ids=[f"{c['model']}-b{c['batch']}-L{c['context']}-{c['attn']}" for _, c in CASES]
+)
 def test_cache_after_prefill_matches_the_h200(config: str, case: dict[str, Any]) -> None:
     """After one forward pass over the prompt, transformers' DynamicCache holds every prompt token on every layer —
     sliding layers too (their trimmed tensors are views of the full prompt) — plus the convolution state. What the

@@ -25,7 +25,8 @@ def _modules() -> dict[str, Path]:
 def _is_type_checking(node: ast.If) -> bool:
     t = node.test
     return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
-        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
+        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(name: str, path: Path, mods: dict[str, Path]) -> set[str]:
@@ -124,9 +125,16 @@ def test_no_module_is_named_after_a_function_it_defines() -> None:
     assert clashes == []
 
 
-@pytest.mark.parametrize(("module", "function"), [("vram.inference", "estimate"), ("vram.fitting", "fit"),
-                                                  ("vram.diagnosis", "explain"), ("vram.fleet", "plan"),
-                                                  ("vram.measurement", "measure")])
+@pytest.mark.parametrize(
+    ("module", "function"),
+    [
+        ("vram.inference", "estimate"),
+        ("vram.fitting", "fit"),
+        ("vram.diagnosis", "explain"),
+        ("vram.fleet", "plan"),
+        ("vram.measurement", "measure"),
+    ],
+)
 def test_importing_a_module_gives_the_module(module: str, function: str) -> None:
     import importlib
     import types

@@ -45,9 +45,19 @@ def test_recorded_llama_cpp_buffers(model_files: dict[str, Path]) -> None:
     errors = []
     resolved = {name: resolve_local_weights(path) for name, path in model_files.items()}
     for r in rows:
-        est = estimate(resolved[r["model"]], Workload.from_flat(
-            engine="llama.cpp", context=r["n_ctx"], n_ubatch=r["n_ubatch"], flash_attn=r["fa"], cache_type_k=r["k"],
-            cache_type_v=r["v"], n_gpu_layers=0, backend="cpu"))
+        est = estimate(
+            resolved[r["model"]],
+            Workload.from_flat(
+                engine="llama.cpp",
+                context=r["n_ctx"],
+                n_ubatch=r["n_ubatch"],
+                flash_attn=r["fa"],
+                cache_type_k=r["k"],
+                cache_type_v=r["v"],
+                n_gpu_layers=0,
+                backend="cpu",
+            ),
+        )
         lc = est.extra["llama_cpp"]
         got = r["llama_cpp_mib"]
         assert abs(lc["kv_total_bytes"] / MIB - got["kv"]) <= 0.011, r
@@ -66,8 +76,9 @@ def test_kv_padding_and_cache_types(tmp_path: Path) -> None:
     write_gguf(p, TinyModel())  # 4 layers, 2 kv heads × 64
     kv = estimate(str(p), Workload.from_flat(engine="llama.cpp", context=3000)).kv_cache_bytes
     assert kv == 4 * 3072 * 2 * 128 * 2  # n_ctx 3000 padded to 3072 cells, f16 K and V
-    q8 = estimate(str(p), Workload.from_flat(engine="llama.cpp", context=3072, cache_type_k="q8_0",
-        cache_type_v="q8_0"))
+    q8 = estimate(
+        str(p), Workload.from_flat(engine="llama.cpp", context=3072, cache_type_k="q8_0", cache_type_v="q8_0")
+    )
     assert q8.kv_cache_bytes == 4 * 3072 * 2 * (128 // 32 * 34)
     q4 = estimate(str(p), Workload.from_flat(engine="llama.cpp", context=3072, kv_dtype="int4"))
     assert q4.extra["llama_cpp"]["cache_type_k"] == "q4_0"

@@ -136,12 +136,14 @@ def test_llama_cpp_options_with_another_engine_are_errors() -> None:
 def test_ngl_counts_the_output_layer_first_and_ngl0_still_reserves_gpu_compute() -> None:
     rm = resolve_model("llama-3.1-8b")
     full = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096)).extra["llama_cpp"]
-    part = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096,
-        n_gpu_layers=15)).extra["llama_cpp"]
+    part = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096, n_gpu_layers=15)).extra[
+        "llama_cpp"
+    ]
     assert part["output_on_gpu"] and part["blocks_on_gpu"] == 14
     assert part["kv_gpu_bytes"] * 32 == full["kv_gpu_bytes"] * 14
-    zero = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096,
-        n_gpu_layers=0)).extra["llama_cpp"]
+    zero = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096, n_gpu_layers=0)).extra[
+        "llama_cpp"
+    ]
     assert zero["weights_gpu_bytes"] == 0 and zero["kv_gpu_bytes"] == 0
     # op offload copies the host-resident output matrix (Q6_K, 128256 × 4096) beside the logits
     out_q6k = 128256 * 4096 // 256 * 210
@@ -151,10 +153,12 @@ def test_ngl_counts_the_output_layer_first_and_ngl0_still_reserves_gpu_compute()
 def test_cpu_moe_moves_exactly_the_expert_tensors() -> None:
     rm = resolve_model("qwen3-30b-a3b")
     base = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096)).extra["llama_cpp"]
-    allx = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096,
-        cpu_moe=True)).extra["llama_cpp"]
-    half = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096,
-        n_cpu_moe=24)).extra["llama_cpp"]
+    allx = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096, cpu_moe=True)).extra[
+        "llama_cpp"
+    ]
+    half = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096, n_cpu_moe=24)).extra[
+        "llama_cpp"
+    ]
     moved = allx["weights_host_bytes"] - base["weights_host_bytes"]
     assert moved > 15 * GIB  # the 128 experts × 48 blocks dominate the 17.3 GiB file
     assert abs((half["weights_host_bytes"] - base["weights_host_bytes"]) * 2 - moved) < 0.01 * moved
@@ -163,8 +167,9 @@ def test_cpu_moe_moves_exactly_the_expert_tensors() -> None:
     # MXFP4, 540 MiB) outgrow its logits, so the buffer grows by about that much
     oss = resolve_model("gpt-oss-120b")
     b = estimate(oss, Workload.from_flat(engine="llama.cpp", quant="mxfp4", context=4096)).extra["llama_cpp"]
-    c = estimate(oss, Workload.from_flat(engine="llama.cpp", quant="mxfp4", context=4096,
-        cpu_moe=True)).extra["llama_cpp"]
+    c = estimate(oss, Workload.from_flat(engine="llama.cpp", quant="mxfp4", context=4096, cpu_moe=True)).extra[
+        "llama_cpp"
+    ]
     assert c["compute_gpu_bytes"] - b["compute_gpu_bytes"] > 128 * 2880 * 2880 // 32 * 17 - b["compute_gpu_bytes"]
     assert c["compute_gpu_bytes"] > b["compute_gpu_bytes"]
 
@@ -307,8 +312,9 @@ def test_mlx_profile_on_a_mac() -> None:
     assert est.weights_bytes == -(-quantizable * 9 // 16) + 2 * small  # 4 + 32/64 bits per weight
     assert est.kv_cache_bytes == 32 * (8192 + 256) * 2 * 1024 * 2  # 8192 + 16 tokens grown in steps of 256
     assert all("cuda" not in c.name for c in est.breakdown)
-    r = fit("llama-3.1-8b", "m3-max-128gb", Workload.from_flat(engine="mlx", quant="mlx-4bit", context=8192),
-        solve=False)
+    r = fit(
+        "llama-3.1-8b", "m3-max-128gb", Workload.from_flat(engine="mlx", quant="mlx-4bit", context=8192), solve=False
+    )
     assert r.verdict == "fits" and any("recommendedMaxWorkingSetSize" in a for a in r.estimate.assumptions)
     assert "96.0 GiB" in " ".join(r.estimate.assumptions)
     rc, _, err = _cli(["fit", "llama-3.1-8b", "--gpu", "rtx-4090", "--engine", "mlx"])
@@ -380,8 +386,13 @@ def test_ollama_defaults_become_the_runner_workload() -> None:
 
     assert [default_num_ctx(g * GIB) for g in (8, 16, 24, 47, 48, 96)] == [4096, 4096, 32768, 32768, 262144, 262144]
     wl, notes = llama_cpp_workload(OllamaOptions(), gpu_memory_bytes=16 * GIB)
-    assert (wl.context, wl.batch, wl.llama.n_ubatch, wl.llama.swa_full, wl.llama.flash_attn) == (4096, 1, 512,
-        True, True)
+    assert (wl.context, wl.batch, wl.llama.n_ubatch, wl.llama.swa_full, wl.llama.flash_attn) == (
+        4096,
+        1,
+        512,
+        True,
+        True,
+    )
     wl, notes = llama_cpp_workload(OllamaOptions(), gpu_memory_bytes=80 * GIB, model_context=131072)
     assert wl.context == 131072 and any("capped" in n for n in notes)
     wl, notes = llama_cpp_workload(OllamaOptions(kv_cache_type="q8_0", flash_attention=False))

@@ -77,8 +77,9 @@ def test_host_part_above_the_ram_given_is_said() -> None:
     assert r.host_memory is not None and not r.host_memory["fits"]
     assert r.host_memory["host_bytes"] == 41_300_102_144 and r.host_memory["ram_bytes"] == 32 * GIB
     assert r.offload is not None and not r.offload["host_fits"]
-    rc, out, _ = _cli(["fit", "gpt-oss-120b", "--gpu", "rtx-4090", "--engine", "llama.cpp", "--context", "32k",
-                       "--ram", "32GiB"])
+    rc, out, _ = _cli(
+        ["fit", "gpt-oss-120b", "--gpu", "rtx-4090", "--engine", "llama.cpp", "--context", "32k", "--ram", "32GiB"]
+    )
     assert rc == 0 and "does not fit system RAM" in out and "host memory: host memory" not in out
     ok = fit("gpt-oss-120b", "rtx-4090", wl, ram=ram_setup(None, 64 * GIB))
     assert ok.host_memory is not None and ok.host_memory["fits"]
@@ -117,8 +118,9 @@ def test_mlx_answers_on_a_mac_carry_mlx_lm_commands() -> None:
     r = fit("llama-3.1-8b", "m3-max-128gb", Workload.from_flat(engine="mlx", quant="mlx-4bit", context=8192))
     m = r.serving["mlx"]
     assert r.serving["primary"] == "mlx"
-    assert m["convert"] == ("mlx_lm.convert --hf-path meta-llama/Llama-3.1-8B -q --q-bits 4 --mlx-path "
-                            "llama-3.1-8b-mlx-4bit")
+    assert m["convert"] == (
+        "mlx_lm.convert --hf-path meta-llama/Llama-3.1-8B -q --q-bits 4 --mlx-path llama-3.1-8b-mlx-4bit"
+    )
     assert m["command"] == "mlx_lm.server --model llama-3.1-8b-mlx-4bit"
     assert m["working_set_limit_bytes"] == 96 * GIB
 
@@ -146,8 +148,7 @@ def test_a_mixed_pair_is_checked_gpu_by_gpu_with_the_tensor_split_it_uses() -> N
     assert ds["tensor_split"] == [23.99, 24.0]
     assert (d0["blocks"], d0["output_layer"], d1["blocks"], d1["output_layer"]) == ([0, 40], False, [41, 79], True)
     assert d0["total_bytes"] == 22_341_812_224 and d1["total_bytes"] == 22_205_349_888
-    assert d0["total_bytes"] == (d0["weights_bytes"] + d0["kv_cache_bytes"] + d0["compute_bytes"]
-                                 + d0["context_bytes"])
+    assert d0["total_bytes"] == (d0["weights_bytes"] + d0["kv_cache_bytes"] + d0["compute_bytes"] + d0["context_bytes"])
     assert d0["usable_bytes"] == find_gpu("rtx-4090").usable_memory_bytes
     lc = r.estimate.extra["llama_cpp"]
     assert d0["weights_bytes"] + d1["weights_bytes"] == lc["weights_gpu_bytes"] == 41_921_527_808
@@ -161,16 +162,42 @@ def test_a_mixed_pair_is_checked_gpu_by_gpu_with_the_tensor_split_it_uses() -> N
 
 
 def test_a_mixed_pair_runs_from_the_cli_and_says_when_host_memory_is_short() -> None:
-    rc, out, _ = _cli(["fit", "llama-3.1-70b", "--engine", "llama.cpp", "--quant", "q4_k_m", "--gpu",
-                       "rtx-4090+rtx-3090", "--ram", "0.5GiB", "--json"])
+    rc, out, _ = _cli(
+        [
+            "fit",
+            "llama-3.1-70b",
+            "--engine",
+            "llama.cpp",
+            "--quant",
+            "q4_k_m",
+            "--gpu",
+            "rtx-4090+rtx-3090",
+            "--ram",
+            "0.5GiB",
+            "--json",
+        ]
+    )
     d = json.loads(out)
     assert rc == 0 and d["device_split"]["tensor_split"] == [23.99, 24.0]
     assert d["host_memory"]["host_bytes"] == 641_872_896 and not d["host_memory"]["fits"]
-    rc, out, _ = _cli(["fit", "llama-3.1-70b", "--engine", "llama.cpp", "--quant", "q4_k_m", "--gpu",
-                       "rtx-4090+rtx-3090"])
+    rc, out, _ = _cli(
+        ["fit", "llama-3.1-70b", "--engine", "llama.cpp", "--quant", "q4_k_m", "--gpu", "rtx-4090+rtx-3090"]
+    )
     assert rc == 0 and "per GPU (GiB), --split-mode layer --tensor-split 23.99,24" in out
-    rc, out, _ = _cli(["estimate", "llama-3.1-70b", "--engine", "llama.cpp", "--quant", "q4_k_m", "--gpu",
-                       "rtx-4090+rtx-3090", "--ram", "0.5GiB"])
+    rc, out, _ = _cli(
+        [
+            "estimate",
+            "llama-3.1-70b",
+            "--engine",
+            "llama.cpp",
+            "--quant",
+            "q4_k_m",
+            "--gpu",
+            "rtx-4090+rtx-3090",
+            "--ram",
+            "0.5GiB",
+        ]
+    )
     assert rc == 0 and "--tensor-split 23.99,24 (by memory" in out and "does not fit system RAM" in out
     assert "--tensor-split 40,40 (blocks per GPU)" in out
 

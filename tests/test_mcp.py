@@ -85,8 +85,9 @@ def test_each_tool_answers_like_the_cli(calls: dict[str, Any], run_cli: Any) -> 
 
     err, text = calls["models_for_hardware"]
     m = json.loads(text)
-    assert not err and m["models"][0]["model"] == models_for("rtx-4060-ti-16gb", engine="llama.cpp",
-                                                            context=8192)[0].model
+    assert (
+        not err and m["models"][0]["model"] == models_for("rtx-4060-ti-16gb", engine="llama.cpp", context=8192)[0].model
+    )
     check("models", m)
 
 

@@ -23,6 +23,7 @@ def fixture(name: str) -> dict[str, Any]:
 
 # --- key spellings ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("key", ["dtype", "torch_dtype"])
 def test_dtype_key_spellings(key: str) -> None:
     cfg = {**fixture("llama_gqa")["config"], key: "float16"}
@@ -39,9 +40,14 @@ def test_rope_parameters_and_rope_theta_describe_the_same_model() -> None:
     assert old.rope_dim == new.rope_dim == 24
 
 
-@pytest.mark.parametrize("name,old,new", [("qwen2_moe", "num_experts", "num_local_experts"),
-                                          ("qwen2_moe_sparse_step", "num_experts", "num_local_experts"),
-                                          ("qwen3_moe_128_experts", "num_experts", "num_local_experts")])
+@pytest.mark.parametrize(
+    "name,old,new",
+    [
+        ("qwen2_moe", "num_experts", "num_local_experts"),
+        ("qwen2_moe_sparse_step", "num_experts", "num_local_experts"),
+        ("qwen3_moe_128_experts", "num_experts", "num_local_experts"),
+    ],
+)
 def test_expert_count_key_spellings(name: str, old: str, new: str) -> None:
     fx = fixture(name)
     cfg = dict(fx["config"])
@@ -85,6 +91,7 @@ def test_multimodal_config_reads_text_config() -> None:
 
 # --- errors ---------------------------------------------------------------------------------------------------
 
+
 def test_unsupported_architecture_is_named_with_the_supported_list() -> None:
     with pytest.raises(UnsupportedArchitecture) as info:
         model_from_config({"model_type": "gpt2", "n_embd": 768})
@@ -95,13 +102,16 @@ def test_unsupported_architecture_is_named_with_the_supported_list() -> None:
     assert info.value.field == "model"
 
 
-@pytest.mark.parametrize("cfg,field", [
-    ({"hidden_size": 64}, "model_type"),
-    ({"model_type": "llama", "hidden_size": "wide"}, "hidden_size"),
-    ({"model_type": "llama", "num_hidden_layers": -2}, "num_hidden_layers"),
-    ({"model_type": "llama", "intermediate_size": 1.5}, "intermediate_size"),
-    ({"model_type": "deepseek_v3", "kv_lora_rank": "x"}, "kv_lora_rank"),
-])
+@pytest.mark.parametrize(
+    "cfg,field",
+    [
+        ({"hidden_size": 64}, "model_type"),
+        ({"model_type": "llama", "hidden_size": "wide"}, "hidden_size"),
+        ({"model_type": "llama", "num_hidden_layers": -2}, "num_hidden_layers"),
+        ({"model_type": "llama", "intermediate_size": 1.5}, "intermediate_size"),
+        ({"model_type": "deepseek_v3", "kv_lora_rank": "x"}, "kv_lora_rank"),
+    ],
+)
 def test_config_errors_name_the_field(cfg: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigError) as info:
         model_from_config(cfg)
@@ -127,6 +137,7 @@ def test_load_config_file(tmp_path: Path) -> None:
 
 # --- invariants over the whole catalog ------------------------------------------------------------------------
 
+
 def test_every_catalog_llm_is_a_supported_type_and_adds_up() -> None:
     supported = set(supported_model_types())
     n = 0
@@ -135,8 +146,13 @@ def test_every_catalog_llm_is_a_supported_type_and_adds_up() -> None:
             continue
         spec = model_from_config(entry.config, name=entry.id)
         assert spec.model_type in supported
-        assert spec.params == (spec.embed_params + spec.head_params + spec.final_params + spec.extra_params
-                               + sum(layer.params for layer in spec.layers))
+        assert spec.params == (
+            spec.embed_params
+            + spec.head_params
+            + spec.final_params
+            + spec.extra_params
+            + sum(layer.params for layer in spec.layers)
+        )
         for layer in spec.layers:
             assert layer.params == layer.linear_params + layer.small_params + layer.router_params
             assert 0 <= layer.expert_params <= layer.params
@@ -144,8 +160,9 @@ def test_every_catalog_llm_is_a_supported_type_and_adds_up() -> None:
             assert layer.attention is not None or layer.mixer is not None or layer.mlp is not None
         assert (spec.head_params == 0) == spec.tie_word_embeddings or entry.config.get("lm_head_bias")
         tc = entry.config.get("text_config", entry.config)
-        per_layer = (tc.get("vocab_size_per_layer_input", 0) * tc.get("hidden_size_per_layer_input", 0)
-                     * spec.num_layers)  # Gemma 3n / 4 per-layer embeddings
+        per_layer = (
+            tc.get("vocab_size_per_layer_input", 0) * tc.get("hidden_size_per_layer_input", 0) * spec.num_layers
+        )  # Gemma 3n / 4 per-layer embeddings
         assert spec.embed_params == spec.vocab_size * spec.hidden_size + per_layer
         assert spec.num_layers == len(spec.layers) > 0
         assert 0 < spec.active_params <= spec.params
@@ -157,8 +174,14 @@ def test_every_catalog_llm_is_a_supported_type_and_adds_up() -> None:
 def test_moe_catalog_active_params_match_published() -> None:
     """Publishers state active parameters for MoE models; the count must round to them. OpenAI's gpt-oss figures
     (model card: 3.61B and 5.13B) leave out the input embedding, a lookup rather than a matmul."""
-    published = {"mixtral-8x7b": (12.9e9, False), "qwen3-30b-a3b": (3.3e9, False), "qwen3-235b-a22b": (22e9, False),
-                 "deepseek-v3": (37e9, False), "gpt-oss-20b": (3.61e9, True), "gpt-oss-120b": (5.13e9, True)}
+    published = {
+        "mixtral-8x7b": (12.9e9, False),
+        "qwen3-30b-a3b": (3.3e9, False),
+        "qwen3-235b-a22b": (22e9, False),
+        "deepseek-v3": (37e9, False),
+        "gpt-oss-20b": (3.61e9, True),
+        "gpt-oss-120b": (5.13e9, True),
+    }
     for model, (active, without_input_embedding) in published.items():
         spec = model_from_config(find_model(model).config)
         got = spec.active_params - (spec.embed_params if without_input_embedding else 0)

@@ -35,39 +35,59 @@ def test_example_fleet(repo_root: Path) -> None:
 
 
 def test_smallest_pool_and_replicas() -> None:
-    fleet = parse_fleet({
-        "pools": [{"name": "big", "gpu": "h200", "gpus_per_node": 8, "nodes": 1},
-                  {"name": "small", "gpu": "l4", "gpus_per_node": 1, "nodes": 3}],
-        "models": [{"model": "qwen2.5-0.5b", "context": 4096, "concurrency": 4, "replicas": 3}],
-    })
+    fleet = parse_fleet(
+        {
+            "pools": [
+                {"name": "big", "gpu": "h200", "gpus_per_node": 8, "nodes": 1},
+                {"name": "small", "gpu": "l4", "gpus_per_node": 1, "nodes": 3},
+            ],
+            "models": [{"model": "qwen2.5-0.5b", "context": 4096, "concurrency": 4, "replicas": 3}],
+        }
+    )
     r = plan(fleet)
     a = r.assignments[0]
     assert (a.pool, a.gpus_per_replica, a.replicas, sorted(a.nodes)) == ("small", 1, 3, [0, 1, 2])
     # a fourth replica does not fit the small pool: it moves to the big one
-    fleet = parse_fleet({**{"pools": [{"name": "big", "gpu": "h200", "gpus_per_node": 8},
-                                      {"name": "small", "gpu": "l4", "gpus_per_node": 1, "nodes": 3}]},
-                         "models": [{"model": "qwen2.5-0.5b", "replicas": 4}]})
+    fleet = parse_fleet(
+        {
+            **{
+                "pools": [
+                    {"name": "big", "gpu": "h200", "gpus_per_node": 8},
+                    {"name": "small", "gpu": "l4", "gpus_per_node": 1, "nodes": 3},
+                ]
+            },
+            "models": [{"model": "qwen2.5-0.5b", "replicas": 4}],
+        }
+    )
     assert plan(fleet).assignments[0].pool == "big"
 
 
 def test_assignment_matches_fit() -> None:
-    fleet = parse_fleet({"pools": [{"gpu": "a100-80gb-sxm", "gpus_per_node": 8}],
-                         "models": [{"model": "llama-3.1-70b", "context": "8k", "concurrency": 8}]})
+    fleet = parse_fleet(
+        {
+            "pools": [{"gpu": "a100-80gb-sxm", "gpus_per_node": 8}],
+            "models": [{"model": "llama-3.1-70b", "context": "8k", "concurrency": 8}],
+        }
+    )
     a = plan(fleet).assignments[0]
-    direct = fit("llama-3.1-70b", f"{a.gpus_per_replica}xa100-80gb-sxm",
-                 fleet.models[0].workload(), solve=False)
+    direct = fit("llama-3.1-70b", f"{a.gpus_per_replica}xa100-80gb-sxm", fleet.models[0].workload(), solve=False)
     assert direct.per_gpu_bytes == a.fit.per_gpu_bytes and direct.verdict == "fits"
-    smaller = fit("llama-3.1-70b", f"{a.gpus_per_replica // 2}xa100-80gb-sxm", fleet.models[0].workload(),
-                  solve=False)
+    smaller = fit("llama-3.1-70b", f"{a.gpus_per_replica // 2}xa100-80gb-sxm", fleet.models[0].workload(), solve=False)
     assert smaller.verdict != "fits"
 
 
-@pytest.mark.parametrize("bad", [
-    [], {"pools": []}, {"pools": [{"gpu": "h100"}], "models": []}, {"pools": [{"nodes": 1}], "models": ["x"]},
-    {"pools": [{"gpu": "h100", "nodes": 0}], "models": ["llama-3.1-8b"]},
-    {"pools": [{"gpu": "h100"}], "models": [{"model": "llama-3.1-8b", "context": "lots"}]},
-    {"pools": [{"gpu": "h100"}], "models": ["llama-3.1-8b"], "headroom": "big"},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [],
+        {"pools": []},
+        {"pools": [{"gpu": "h100"}], "models": []},
+        {"pools": [{"nodes": 1}], "models": ["x"]},
+        {"pools": [{"gpu": "h100", "nodes": 0}], "models": ["llama-3.1-8b"]},
+        {"pools": [{"gpu": "h100"}], "models": [{"model": "llama-3.1-8b", "context": "lots"}]},
+        {"pools": [{"gpu": "h100"}], "models": ["llama-3.1-8b"], "headroom": "big"},
+    ],
+)
 def test_bad_fleets(bad: Any) -> None:
     with pytest.raises(BadInput):
         parse_fleet(bad)
@@ -86,8 +106,14 @@ def test_cli_json_and_errors(run_cli: Run, repo_root: Path, tmp_path: Path) -> N
     d = json.loads(res.out)
     assert {"assignments", "unplaced", "leftover"} <= set(d)
     p = tmp_path / "fleet.json"
-    p.write_text(json.dumps({"pools": [{"gpu": "rtx-4090", "gpus_per_node": 2}],
-                             "models": [{"model": "llama-3.1-8b", "context": 4096, "concurrency": 2}]}))
+    p.write_text(
+        json.dumps(
+            {
+                "pools": [{"gpu": "rtx-4090", "gpus_per_node": 2}],
+                "models": [{"model": "llama-3.1-8b", "context": 4096, "concurrency": 2}],
+            }
+        )
+    )
     res = run_cli("plan", str(p))
     assert res.rc == 0 and "llama-3.1-8b" in res.out and "vllm serve" in res.out
     p.write_text("{not json")

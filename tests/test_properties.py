@@ -39,9 +39,23 @@ from vram.training import estimate_training
 
 # A spread of architectures: dense GQA, MHA, sliding windows, MoE, multi-head latent attention, convolution layers,
 # tied embeddings, LayerNorm models, tiny and large.
-LLMS = ("llama-3.1-8b", "qwen2.5-0.5b", "gemma-2-9b", "gemma-3-4b", "mixtral-8x7b", "deepseek-v2-lite",
-        "gpt-oss-20b", "lfm2-350m", "phi-3-mini-4k", "falcon3-1b", "olmo-2-7b", "qwen3-30b-a3b", "smollm2-135m",
-        "llama-2-7b", "command-r-v01")
+LLMS = (
+    "llama-3.1-8b",
+    "qwen2.5-0.5b",
+    "gemma-2-9b",
+    "gemma-3-4b",
+    "mixtral-8x7b",
+    "deepseek-v2-lite",
+    "gpt-oss-20b",
+    "lfm2-350m",
+    "phi-3-mini-4k",
+    "falcon3-1b",
+    "olmo-2-7b",
+    "qwen3-30b-a3b",
+    "smollm2-135m",
+    "llama-2-7b",
+    "command-r-v01",
+)
 ENGINES = ("transformers", "vllm", "llama.cpp")
 FAST = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 SLOW = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
@@ -71,10 +85,16 @@ def _assert_not_less(small: Estimate, big: Estimate, what: str) -> None:
 
 
 @FAST
-@given(model=st.sampled_from(LLMS), engine=st.sampled_from(ENGINES), c=st.tuples(tokens, tokens), batch=batches,
-       new_tokens=st.integers(0, 512))
-def test_inference_memory_never_decreases_with_context(model: str, engine: str, c: tuple[int, int], batch: int,
-                                                       new_tokens: int) -> None:
+@given(
+    model=st.sampled_from(LLMS),
+    engine=st.sampled_from(ENGINES),
+    c=st.tuples(tokens, tokens),
+    batch=batches,
+    new_tokens=st.integers(0, 512),
+)
+def test_inference_memory_never_decreases_with_context(
+    model: str, engine: str, c: tuple[int, int], batch: int, new_tokens: int
+) -> None:
     lo, hi = _ordered(*c)
     small = _est(model, engine=engine, context=lo, batch=batch, new_tokens=new_tokens)
     big = _est(model, engine=engine, context=hi, batch=batch, new_tokens=new_tokens)
@@ -82,23 +102,37 @@ def test_inference_memory_never_decreases_with_context(model: str, engine: str, 
 
 
 @FAST
-@given(model=st.sampled_from(LLMS), engine=st.sampled_from(ENGINES), b=st.tuples(batches, batches),
-       context=st.integers(1, 32768))
-def test_inference_memory_never_decreases_with_batch(model: str, engine: str, b: tuple[int, int],
-                                                     context: int) -> None:
+@given(
+    model=st.sampled_from(LLMS),
+    engine=st.sampled_from(ENGINES),
+    b=st.tuples(batches, batches),
+    context=st.integers(1, 32768),
+)
+def test_inference_memory_never_decreases_with_batch(model: str, engine: str, b: tuple[int, int], context: int) -> None:
     lo, hi = _ordered(*b)
-    _assert_not_less(_est(model, engine=engine, context=context, batch=lo),
-                     _est(model, engine=engine, context=context, batch=hi), "batch")
+    _assert_not_less(
+        _est(model, engine=engine, context=context, batch=lo),
+        _est(model, engine=engine, context=context, batch=hi),
+        "batch",
+    )
 
 
 @FAST
-@given(model=st.sampled_from(LLMS), engine=st.sampled_from(ENGINES), n=st.tuples(st.integers(0, 4096),
-       st.integers(0, 4096)), context=st.integers(1, 16384))
-def test_inference_memory_never_decreases_with_new_tokens(model: str, engine: str, n: tuple[int, int],
-                                                          context: int) -> None:
+@given(
+    model=st.sampled_from(LLMS),
+    engine=st.sampled_from(ENGINES),
+    n=st.tuples(st.integers(0, 4096), st.integers(0, 4096)),
+    context=st.integers(1, 16384),
+)
+def test_inference_memory_never_decreases_with_new_tokens(
+    model: str, engine: str, n: tuple[int, int], context: int
+) -> None:
     lo, hi = _ordered(*n)
-    _assert_not_less(_est(model, engine=engine, context=context, new_tokens=lo),
-                     _est(model, engine=engine, context=context, new_tokens=hi), "new_tokens")
+    _assert_not_less(
+        _est(model, engine=engine, context=context, new_tokens=lo),
+        _est(model, engine=engine, context=context, new_tokens=hi),
+        "new_tokens",
+    )
 
 
 @pytest.mark.parametrize("model", LLMS)
@@ -119,8 +153,12 @@ def test_more_bits_per_weight_never_take_less_memory(model: str) -> None:
 
 
 @FAST
-@given(model=st.sampled_from(LLMS), engine=st.sampled_from(("transformers", "llama.cpp")),
-       context=st.integers(1, 65536), batch=batches)
+@given(
+    model=st.sampled_from(LLMS),
+    engine=st.sampled_from(("transformers", "llama.cpp")),
+    context=st.integers(1, 65536),
+    batch=batches,
+)
 def test_an_8_bit_kv_cache_is_smaller_than_bf16(model: str, engine: str, context: int, batch: int) -> None:
     e8 = _est(model, engine=engine, context=context, batch=batch, kv_dtype="int8")
     e16 = _est(model, engine=engine, context=context, batch=batch, kv_dtype="bfloat16")
@@ -135,14 +173,24 @@ def test_an_8_bit_kv_cache_is_smaller_than_bf16(model: str, engine: str, context
 # monotonicity: training
 
 
-TRAIN_MODELS = ("llama-3.2-1b", "qwen2.5-0.5b", "gemma-2-2b", "mixtral-8x7b", "deepseek-v2-lite", "phi-3-mini-4k",
-                "smollm2-135m", "gpt-oss-20b")
-train_options = st.fixed_dictionaries({
-    "method": st.sampled_from(("full", "lora", "qlora")),
-    "optimizer": st.sampled_from(("adamw", "adamw-fused", "adamw-8bit", "sgd", "adafactor")),
-    "grad_checkpointing": st.booleans(),
-    "precision": st.sampled_from(("bf16", "mixed")),
-})
+TRAIN_MODELS = (
+    "llama-3.2-1b",
+    "qwen2.5-0.5b",
+    "gemma-2-2b",
+    "mixtral-8x7b",
+    "deepseek-v2-lite",
+    "phi-3-mini-4k",
+    "smollm2-135m",
+    "gpt-oss-20b",
+)
+train_options = st.fixed_dictionaries(
+    {
+        "method": st.sampled_from(("full", "lora", "qlora")),
+        "optimizer": st.sampled_from(("adamw", "adamw-fused", "adamw-8bit", "sgd", "adafactor")),
+        "grad_checkpointing": st.booleans(),
+        "precision": st.sampled_from(("bf16", "mixed")),
+    }
+)
 
 
 def _never_less(small: Any, big: Any, sizes: tuple[int, int]) -> None:
@@ -155,10 +203,15 @@ def _never_less(small: Any, big: Any, sizes: tuple[int, int]) -> None:
 
 
 @SLOW
-@given(model=st.sampled_from(TRAIN_MODELS), opts=train_options, s=st.tuples(st.integers(1, 16384),
-       st.integers(1, 16384)), batch=st.integers(1, 8))
-def test_training_memory_never_decreases_with_seq(model: str, opts: dict[str, Any], s: tuple[int, int],
-                                                  batch: int) -> None:
+@given(
+    model=st.sampled_from(TRAIN_MODELS),
+    opts=train_options,
+    s=st.tuples(st.integers(1, 16384), st.integers(1, 16384)),
+    batch=st.integers(1, 8),
+)
+def test_training_memory_never_decreases_with_seq(
+    model: str, opts: dict[str, Any], s: tuple[int, int], batch: int
+) -> None:
     lo, hi = _ordered(*s)
     small = estimate_training(model, TrainWorkload(seq=lo, batch=batch, **opts))
     big = estimate_training(model, TrainWorkload(seq=hi, batch=batch, **opts))
@@ -166,10 +219,15 @@ def test_training_memory_never_decreases_with_seq(model: str, opts: dict[str, An
 
 
 @SLOW
-@given(model=st.sampled_from(TRAIN_MODELS), opts=train_options, b=st.tuples(st.integers(1, 32), st.integers(1, 32)),
-       seq=st.integers(1, 8192))
-def test_training_memory_never_decreases_with_batch(model: str, opts: dict[str, Any], b: tuple[int, int],
-                                                    seq: int) -> None:
+@given(
+    model=st.sampled_from(TRAIN_MODELS),
+    opts=train_options,
+    b=st.tuples(st.integers(1, 32), st.integers(1, 32)),
+    seq=st.integers(1, 8192),
+)
+def test_training_memory_never_decreases_with_batch(
+    model: str, opts: dict[str, Any], b: tuple[int, int], seq: int
+) -> None:
     lo, hi = _ordered(*b)
     small = estimate_training(model, TrainWorkload(seq=seq, batch=lo, **opts))
     big = estimate_training(model, TrainWorkload(seq=seq, batch=hi, **opts))
@@ -223,7 +281,7 @@ def test_tensor_parallel_ranks_add_up_to_the_whole_plus_the_replicated(model: st
     replicated = ev.replicated_weights(wl)
     assert replicated >= _mla_replicated_bytes(ev, 2)  # MLA's down-projections are among what every rank holds
     copies = _kv_head_copies_bytes(ev, t, 2)
-    assert t * rank == whole + (t - 1) * replicated + copies, (t * rank - whole - (t - 1) * replicated - copies)
+    assert t * rank == whole + (t - 1) * replicated + copies, t * rank - whole - (t - 1) * replicated - copies
     # the KV cache: sharded by KV heads; one head per rank when there are fewer heads than ranks; MLA's latent whole
     kv_whole = ev.estimates("single", 1, wl)[0].kv_cache_bytes
     kv_rank = ev.estimates("tp", t, wl)[0].kv_cache_bytes
@@ -279,8 +337,14 @@ def _gpu(query: str) -> Any:
 
 
 @SLOW
-@given(model=st.sampled_from(LLMS), gpu=st.sampled_from(GPUS), count=st.sampled_from((1, 2, 4)),
-       engine=st.sampled_from(ENGINES), batch=st.integers(1, 16), new_tokens=st.integers(0, 1024))
+@given(
+    model=st.sampled_from(LLMS),
+    gpu=st.sampled_from(GPUS),
+    count=st.sampled_from((1, 2, 4)),
+    engine=st.sampled_from(ENGINES),
+    batch=st.integers(1, 16),
+    new_tokens=st.integers(0, 1024),
+)
 def test_max_context_is_tight(model: str, gpu: str, count: int, engine: str, batch: int, new_tokens: int) -> None:
     ev = evaluator_for(model)
     choice = GpuChoice(_gpu(gpu), count)
@@ -300,8 +364,13 @@ def test_max_context_is_tight(model: str, gpu: str, count: int, engine: str, bat
 
 
 @SLOW
-@given(model=st.sampled_from(LLMS), gpu=st.sampled_from(GPUS), count=st.sampled_from((1, 2, 8)),
-       engine=st.sampled_from(ENGINES), context=st.integers(1, 32768))
+@given(
+    model=st.sampled_from(LLMS),
+    gpu=st.sampled_from(GPUS),
+    count=st.sampled_from((1, 2, 8)),
+    engine=st.sampled_from(ENGINES),
+    context=st.integers(1, 32768),
+)
 def test_max_batch_is_tight(model: str, gpu: str, count: int, engine: str, context: int) -> None:
     ev = evaluator_for(model)
     choice = GpuChoice(_gpu(gpu), count)
@@ -318,8 +387,9 @@ def test_max_batch_is_tight(model: str, gpu: str, count: int, engine: str, conte
         assert not ev.fits_in_memory(choice, replace(wl, batch=b + 1), split)
 
 
-@pytest.mark.parametrize(("model", "gpu"), [("llama-3.2-1b", "rtx-4090"), ("qwen2.5-0.5b", "l4"),
-                                            ("smollm2-135m", "rtx-3060-12gb")])
+@pytest.mark.parametrize(
+    ("model", "gpu"), [("llama-3.2-1b", "rtx-4090"), ("qwen2.5-0.5b", "l4"), ("smollm2-135m", "rtx-3060-12gb")]
+)
 def test_training_fit_solvers_are_tight(model: str, gpu: str) -> None:
     tw = TrainWorkload(seq=1024, batch=1)
     r = fit(model, gpu, train=tw)
@@ -368,26 +438,47 @@ def _check_estimate(e: Estimate) -> None:
 
 
 @FAST
-@given(model=st.sampled_from(LLMS), engine=st.sampled_from(ENGINES), context=st.integers(1, 1 << 20),
-       batch=st.integers(1, 256), new_tokens=st.integers(0, 8192),
-       quant=st.sampled_from((None, "q4_k_m", "q8_0", "q2_k", "fp8", "int8", "awq", "gptq", "nf4", "bnb-int8")),
-       kv=st.sampled_from((None, "int8", "fp8", "float32")), attn=st.sampled_from(("sdpa", "eager", "flash")))
-def test_no_negative_nan_or_infinite_value_in_an_estimate(model: str, engine: str, context: int, batch: int,
-                                                          new_tokens: int, quant: str | None, kv: str | None,
-                                                          attn: str) -> None:
+@given(
+    model=st.sampled_from(LLMS),
+    engine=st.sampled_from(ENGINES),
+    context=st.integers(1, 1 << 20),
+    batch=st.integers(1, 256),
+    new_tokens=st.integers(0, 8192),
+    quant=st.sampled_from((None, "q4_k_m", "q8_0", "q2_k", "fp8", "int8", "awq", "gptq", "nf4", "bnb-int8")),
+    kv=st.sampled_from((None, "int8", "fp8", "float32")),
+    attn=st.sampled_from(("sdpa", "eager", "flash")),
+)
+def test_no_negative_nan_or_infinite_value_in_an_estimate(
+    model: str, engine: str, context: int, batch: int, new_tokens: int, quant: str | None, kv: str | None, attn: str
+) -> None:
     try:
-        e = _est(model, engine=engine, context=context, batch=batch, new_tokens=new_tokens, quant=quant, kv_dtype=kv,
-                 attn=attn)
+        e = _est(
+            model,
+            engine=engine,
+            context=context,
+            batch=batch,
+            new_tokens=new_tokens,
+            quant=quant,
+            kv_dtype=kv,
+            attn=attn,
+        )
     except BadInput:  # a combination an engine refuses (named): not a number to check
         return
     _check_estimate(e)
 
 
 @SLOW
-@given(model=st.sampled_from(TRAIN_MODELS), opts=train_options, seq=st.integers(1, 1 << 17), batch=st.integers(1, 64),
-       gpus=st.sampled_from((1, 2, 8)), shard=st.sampled_from(("none", "zero2", "zero3", "fsdp")))
-def test_no_negative_nan_or_infinite_value_in_a_training_estimate(model: str, opts: dict[str, Any], seq: int,
-                                                                  batch: int, gpus: int, shard: str) -> None:
+@given(
+    model=st.sampled_from(TRAIN_MODELS),
+    opts=train_options,
+    seq=st.integers(1, 1 << 17),
+    batch=st.integers(1, 64),
+    gpus=st.sampled_from((1, 2, 8)),
+    shard=st.sampled_from(("none", "zero2", "zero3", "fsdp")),
+)
+def test_no_negative_nan_or_infinite_value_in_a_training_estimate(
+    model: str, opts: dict[str, Any], seq: int, batch: int, gpus: int, shard: str
+) -> None:
     kw: dict[str, Any] = {"zero": {"zero2": 2, "zero3": 3}.get(shard, 0), "fsdp": "full" if shard == "fsdp" else None}
     if gpus == 1:
         kw = {}
@@ -395,10 +486,17 @@ def test_no_negative_nan_or_infinite_value_in_a_training_estimate(model: str, op
 
 
 @SLOW
-@given(model=st.sampled_from(LLMS), gpu=st.sampled_from(GPUS), count=st.sampled_from((1, 2, 4, 8)),
-       engine=st.sampled_from(ENGINES), context=st.integers(1, 1 << 18), batch=st.integers(1, 64))
-def test_no_negative_nan_or_infinite_value_in_a_fit(model: str, gpu: str, count: int, engine: str, context: int,
-                                                    batch: int) -> None:
+@given(
+    model=st.sampled_from(LLMS),
+    gpu=st.sampled_from(GPUS),
+    count=st.sampled_from((1, 2, 4, 8)),
+    engine=st.sampled_from(ENGINES),
+    context=st.integers(1, 1 << 18),
+    batch=st.integers(1, 64),
+)
+def test_no_negative_nan_or_infinite_value_in_a_fit(
+    model: str, gpu: str, count: int, engine: str, context: int, batch: int
+) -> None:
     try:
         r = fit(model, GpuChoice(_gpu(gpu), count), Workload.from_flat(engine=engine, context=context, batch=batch))
     except BadInput:  # e.g. more pipeline stages than layers
@@ -433,9 +531,15 @@ def _sample_gpus(model_id: str, n: int = 3) -> list[Any]:
 @pytest.mark.parametrize("entry", all_models(), ids=lambda m: m.id)
 def test_every_catalog_model_estimates_on_a_grid(entry: Any) -> None:
     if entry.kind == "llm":
-        grid = [Workload.from_flat(context=c, batch=b, engine=eng, devices=(device_of("h100-sxm"),) * (eng == "vllm"))
-                for c, b, eng in
-                ((1, 1, "transformers"), (4096, 4, "vllm"), (32768, 1, "llama.cpp"), (2048, 16, "transformers"))]
+        grid = [
+            Workload.from_flat(context=c, batch=b, engine=eng, devices=(device_of("h100-sxm"),) * (eng == "vllm"))
+            for c, b, eng in (
+                (1, 1, "transformers"),
+                (4096, 4, "vllm"),
+                (32768, 1, "llama.cpp"),
+                (2048, 16, "transformers"),
+            )
+        ]
         grid.append(Workload.from_flat(context=1024, quant="q4_k_m", engine="llama.cpp", kv_dtype="int8"))
     else:
         grid = [Workload(), Workload(batch=4)]
@@ -465,16 +569,27 @@ def test_every_catalog_gpu_fits_a_small_model(gpu: Any) -> None:
 
 
 @SLOW
-@given(models=st.lists(st.sampled_from(LLMS), min_size=1, max_size=4, unique=True),
-       contexts=st.lists(st.integers(256, 131072), min_size=4, max_size=4),
-       pools=st.lists(st.tuples(st.sampled_from(GPUS), st.sampled_from((1, 2, 4, 8)), st.integers(1, 4)),
-                      min_size=1, max_size=3, unique_by=lambda p: p[0]))
-def test_no_negative_nan_or_infinite_value_in_a_plan(models: list[str], contexts: list[int],
-                                                     pools: list[tuple[str, int, int]]) -> None:
+@given(
+    models=st.lists(st.sampled_from(LLMS), min_size=1, max_size=4, unique=True),
+    contexts=st.lists(st.integers(256, 131072), min_size=4, max_size=4),
+    pools=st.lists(
+        st.tuples(st.sampled_from(GPUS), st.sampled_from((1, 2, 4, 8)), st.integers(1, 4)),
+        min_size=1,
+        max_size=3,
+        unique_by=lambda p: p[0],
+    ),
+)
+def test_no_negative_nan_or_infinite_value_in_a_plan(
+    models: list[str], contexts: list[int], pools: list[tuple[str, int, int]]
+) -> None:
     from vram.fleet import parse_fleet, plan
 
-    fleet = parse_fleet({"pools": [{"gpu": _gpu(g).id, "gpus_per_node": n, "nodes": k} for g, n, k in pools],
-                         "models": [{"model": m, "context": c} for m, c in zip(models, contexts, strict=False)]})
+    fleet = parse_fleet(
+        {
+            "pools": [{"gpu": _gpu(g).id, "gpus_per_node": n, "nodes": k} for g, n, k in pools],
+            "models": [{"model": m, "context": c} for m, c in zip(models, contexts, strict=False)],
+        }
+    )
     assert_all_finite_and_non_negative(plan(fleet).to_dict())
 
 

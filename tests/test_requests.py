@@ -41,16 +41,19 @@ def _one_line_error(res: Any, field: str) -> None:
 # --- values out of range: one line, exit 2 (the old CLI reported negative activation bytes for --ubatch -5) --------
 
 
-@pytest.mark.parametrize(("argv", "field"), [
-    (["--engine", "llama.cpp", "--ubatch", "-5"], "n_ubatch"),
-    (["--engine", "llama.cpp", "--n-batch", "0"], "n_batch"),
-    (["--engine", "vllm", "--gpu", "h100-sxm", "--max-num-seqs", "-3"], "max_num_seqs"),
-    (["--engine", "vllm", "--gpu", "h100-sxm", "--block-size", "0"], "block_size"),
-    (["--engine", "vllm", "--gpu", "h100-sxm", "--gpu-memory-utilization", "1.5"], "gpu_memory_utilization"),
-    (["--engine", "llama.cpp", "--n-gpu-layers", "-2"], "n_gpu_layers"),
-    (["--engine", "llama.cpp", "--tensor-split", "3,x"], "tensor_split"),
-    (["--width", "0"], "width"),
-])
+@pytest.mark.parametrize(
+    ("argv", "field"),
+    [
+        (["--engine", "llama.cpp", "--ubatch", "-5"], "n_ubatch"),
+        (["--engine", "llama.cpp", "--n-batch", "0"], "n_batch"),
+        (["--engine", "vllm", "--gpu", "h100-sxm", "--max-num-seqs", "-3"], "max_num_seqs"),
+        (["--engine", "vllm", "--gpu", "h100-sxm", "--block-size", "0"], "block_size"),
+        (["--engine", "vllm", "--gpu", "h100-sxm", "--gpu-memory-utilization", "1.5"], "gpu_memory_utilization"),
+        (["--engine", "llama.cpp", "--n-gpu-layers", "-2"], "n_gpu_layers"),
+        (["--engine", "llama.cpp", "--tensor-split", "3,x"], "tensor_split"),
+        (["--width", "0"], "width"),
+    ],
+)
 def test_out_of_range_engine_options_are_one_line_exit_2(run_cli: Any, argv: list[str], field: str) -> None:
     _one_line_error(run_cli("estimate", "llama-3.1-8b", *argv), field)
 
@@ -87,21 +90,24 @@ def test_every_declared_number_is_range_checked() -> None:
 # --- options that do not apply are errors, never ignored ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("model", "argv", "field"), [
-    ("llama-3.1-8b", ["--engine", "llama.cpp", "--attn", "eager"], "attn"),  # was silently ignored
-    ("llama-3.1-8b", ["--engine", "llama.cpp", "--enforce-eager"], "enforce_eager"),
-    ("llama-3.1-8b", ["--ubatch", "256"], "n_ubatch"),  # transformers has no ubatch
-    ("llama-3.1-8b", ["--width", "512"], "width"),  # an image size for a text model
-    ("flux.1-dev", ["--engine", "vllm"], "engine"),  # the answer said transformers
-    ("flux.1-dev", ["--quant", "q4_k_m"], "quant"),
-    ("flux.1-dev", ["--beams", "2"], "beams"),  # a speech option for an image model
-    ("whisper-large-v3", ["--width", "512"], "width"),
-    ("llama-3.1-8b", ["--method", "lora"], "method"),  # a training option without --train
-    ("llama-3.1-8b", ["--train", "--engine", "vllm"], "engine"),
-    ("llama-3.1-8b", ["--train", "--quant", "q4_k_m"], "quant"),
-    ("llama-3.1-8b", ["--engine", "mlx", "--gpu", "h100-sxm"], "engine"),  # MLX is Apple silicon only
-    ("llama-3.1-8b", ["--gpu", "2xh100-sxm"], "gpu"),  # one transformers estimate, one device
-])
+@pytest.mark.parametrize(
+    ("model", "argv", "field"),
+    [
+        ("llama-3.1-8b", ["--engine", "llama.cpp", "--attn", "eager"], "attn"),  # was silently ignored
+        ("llama-3.1-8b", ["--engine", "llama.cpp", "--enforce-eager"], "enforce_eager"),
+        ("llama-3.1-8b", ["--ubatch", "256"], "n_ubatch"),  # transformers has no ubatch
+        ("llama-3.1-8b", ["--width", "512"], "width"),  # an image size for a text model
+        ("flux.1-dev", ["--engine", "vllm"], "engine"),  # the answer said transformers
+        ("flux.1-dev", ["--quant", "q4_k_m"], "quant"),
+        ("flux.1-dev", ["--beams", "2"], "beams"),  # a speech option for an image model
+        ("whisper-large-v3", ["--width", "512"], "width"),
+        ("llama-3.1-8b", ["--method", "lora"], "method"),  # a training option without --train
+        ("llama-3.1-8b", ["--train", "--engine", "vllm"], "engine"),
+        ("llama-3.1-8b", ["--train", "--quant", "q4_k_m"], "quant"),
+        ("llama-3.1-8b", ["--engine", "mlx", "--gpu", "h100-sxm"], "engine"),  # MLX is Apple silicon only
+        ("llama-3.1-8b", ["--gpu", "2xh100-sxm"], "gpu"),  # one transformers estimate, one device
+    ],
+)
 def test_options_that_do_not_apply_are_errors(run_cli: Any, model: str, argv: list[str], field: str) -> None:
     _one_line_error(run_cli("estimate", model, *argv), field)
 
@@ -131,26 +137,44 @@ def test_fit_accepts_every_option_estimate_accepts() -> None:
     assert declared <= est  # every declared engine option is a flag of both
 
 
-@pytest.mark.parametrize("argv", [
-    ["--train", "--offload-optimizer"],
-    ["--train", "--method", "lora", "--lora-targets", "q_proj,v_proj"],
-    ["--train", "--gpus", "2"],
-    ["--train", "--grad-accum", "4"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--train", "--offload-optimizer"],
+        ["--train", "--method", "lora", "--lora-targets", "q_proj,v_proj"],
+        ["--train", "--gpus", "2"],
+        ["--train", "--grad-accum", "4"],
+    ],
+)
 def test_fit_takes_the_training_options(run_cli: Any, argv: list[str]) -> None:
     res = run_cli("fit", "llama-3.2-1b", "--gpu", "rtx-4090", *argv, "--json")
     assert res.rc == 0, res.err  # "unrecognized arguments" before
     d = json.loads(res.out)
     assert d["engine"] == "training"
-    for flag, key, value in (("--offload-optimizer", "offload_optimizer", True), ("--gpus", "gpus", 2),
-                             ("--grad-accum", "grad_accum", 4), ("--lora-targets", "lora_targets", "q_proj,v_proj")):
+    for flag, key, value in (
+        ("--offload-optimizer", "offload_optimizer", True),
+        ("--gpus", "gpus", 2),
+        ("--grad-accum", "grad_accum", 4),
+        ("--lora-targets", "lora_targets", "q_proj,v_proj"),
+    ):
         if flag in argv:
             assert d["train"][key] == value
 
 
 def test_fit_takes_llama_cpp_layers(run_cli: Any) -> None:
-    res = run_cli("fit", "llama-3.1-8b", "--gpu", "rtx-4090", "--engine", "llama.cpp", "--quant", "q4_k_m",
-                  "--n-gpu-layers", "10", "--json")
+    res = run_cli(
+        "fit",
+        "llama-3.1-8b",
+        "--gpu",
+        "rtx-4090",
+        "--engine",
+        "llama.cpp",
+        "--quant",
+        "q4_k_m",
+        "--n-gpu-layers",
+        "10",
+        "--json",
+    )
     assert res.rc == 0, res.err
     d = json.loads(res.out)
     lc = d["estimate"]["llama_cpp"]
@@ -177,8 +201,17 @@ def test_vllm_needs_a_gpu_and_says_which_one_it_sized_for(run_cli: Any) -> None:
 async def test_the_page_sizes_vllm_for_the_gpu_it_checks(app: Any) -> None:
     async with client_for(app) as c:
         await c.get("/")
-        r = await c.post("/", data={"model": "qwen2.5-0.5b", "engine": "vllm", "gpu": "rtx-4090", "context": "4096",
-                                    "gpu_count": "1", "csrf_token": c.cookies["vram_csrf"]})
+        r = await c.post(
+            "/",
+            data={
+                "model": "qwen2.5-0.5b",
+                "engine": "vllm",
+                "gpu": "rtx-4090",
+                "context": "4096",
+                "gpu_count": "1",
+                "csrf_token": c.cookies["vram_csrf"],
+            },
+        )
     assert r.status_code == 200, r.text[:400]
     g = find_gpu("rtx-4090")
     assert f"× {torch_visible_bytes(g) / GIB:,.2f} GiB" in r.text  # the 4090's memory in the budget line
@@ -189,14 +222,18 @@ async def test_the_page_sizes_vllm_for_the_gpu_it_checks(app: Any) -> None:
 @pytest.mark.anyio
 async def test_api_refuses_an_option_of_another_engine_with_a_422_naming_it(app: Any) -> None:
     async with client_for(app) as c:
-        r = await c.post("/api/v1/estimate", json={"model": "llama-3.1-8b", "engine": "llama.cpp",
-                                                   "options": {"max_num_seqs": 8}})
+        r = await c.post(
+            "/api/v1/estimate", json={"model": "llama-3.1-8b", "engine": "llama.cpp", "options": {"max_num_seqs": 8}}
+        )
         assert r.status_code == 422 and r.json()["field"] == "max_num_seqs"
-        r = await c.post("/api/v1/estimate", json={"model": "llama-3.1-8b", "engine": "llama.cpp",
-                                                   "options": {"n_ubatch": -5}})
+        r = await c.post(
+            "/api/v1/estimate", json={"model": "llama-3.1-8b", "engine": "llama.cpp", "options": {"n_ubatch": -5}}
+        )
         assert r.status_code == 422 and r.json()["field"] == "n_ubatch"
-        r = await c.post("/api/v1/estimate", json={"model": "llama-3.1-8b", "engine": "vllm", "gpu": "l4",
-                                                   "options": {"max_num_seqs": 8}})
+        r = await c.post(
+            "/api/v1/estimate",
+            json={"model": "llama-3.1-8b", "engine": "vllm", "gpu": "l4", "options": {"max_num_seqs": 8}},
+        )
         assert r.status_code == 200, r.text
         assert r.json()["vllm"]["max_num_seqs"] == 8
         r = await c.post("/api/v1/estimate", json={"model": "llama-3.1-8b", "engine": "llama.cpp", "attn": "eager"})

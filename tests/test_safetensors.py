@@ -16,23 +16,40 @@ from vram.request import Workload
 from vram.sources import resolve_local_weights
 from vram.sources.safetensors import MAX_HEADER_BYTES, read_header, read_local_weights
 
-CONFIG = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128,
-          "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256,
-          "tie_word_embeddings": False, "torch_dtype": "float16"}
+CONFIG = {
+    "model_type": "llama",
+    "architectures": ["LlamaForCausalLM"],
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 256,
+    "tie_word_embeddings": False,
+    "torch_dtype": "float16",
+}
 
 
 def llama_tensors(dtype: type = np.float16) -> dict[str, np.ndarray]:
     h, i, v, kv = 64, 128, 256, 32
-    t: dict[str, np.ndarray] = {"model.embed_tokens.weight": np.zeros((v, h), dtype), "model.norm.weight":
-                                np.zeros(h, dtype), "lm_head.weight": np.zeros((v, h), dtype)}
+    t: dict[str, np.ndarray] = {
+        "model.embed_tokens.weight": np.zeros((v, h), dtype),
+        "model.norm.weight": np.zeros(h, dtype),
+        "lm_head.weight": np.zeros((v, h), dtype),
+    }
     for n in range(2):
         p = f"model.layers.{n}."
-        t |= {p + "self_attn.q_proj.weight": np.zeros((h, h), dtype), p + "self_attn.k_proj.weight":
-              np.zeros((kv, h), dtype), p + "self_attn.v_proj.weight": np.zeros((kv, h), dtype),
-              p + "self_attn.o_proj.weight": np.zeros((h, h), dtype), p + "mlp.gate_proj.weight":
-              np.zeros((i, h), dtype), p + "mlp.up_proj.weight": np.zeros((i, h), dtype),
-              p + "mlp.down_proj.weight": np.zeros((h, i), dtype), p + "input_layernorm.weight": np.zeros(h, dtype),
-              p + "post_attention_layernorm.weight": np.zeros(h, dtype)}
+        t |= {
+            p + "self_attn.q_proj.weight": np.zeros((h, h), dtype),
+            p + "self_attn.k_proj.weight": np.zeros((kv, h), dtype),
+            p + "self_attn.v_proj.weight": np.zeros((kv, h), dtype),
+            p + "self_attn.o_proj.weight": np.zeros((h, h), dtype),
+            p + "mlp.gate_proj.weight": np.zeros((i, h), dtype),
+            p + "mlp.up_proj.weight": np.zeros((i, h), dtype),
+            p + "mlp.down_proj.weight": np.zeros((h, i), dtype),
+            p + "input_layernorm.weight": np.zeros(h, dtype),
+            p + "post_attention_layernorm.weight": np.zeros(h, dtype),
+        }
     return t
 
 
@@ -88,8 +105,15 @@ def test_sharded_checkpoint_mixed_dtypes(tmp_path: Path) -> None:
 
 def test_gptq_checkpoint_counts_logical_weights(tmp_path: Path) -> None:
     t = {k: v for k, v in llama_tensors().items() if not (".layers." in k and k.endswith("proj.weight"))}
-    shapes = {"q_proj": (64, 64), "k_proj": (64, 32), "v_proj": (64, 32), "o_proj": (64, 64), "gate_proj": (64, 128),
-              "up_proj": (64, 128), "down_proj": (128, 64)}
+    shapes = {
+        "q_proj": (64, 64),
+        "k_proj": (64, 32),
+        "v_proj": (64, 32),
+        "o_proj": (64, 64),
+        "gate_proj": (64, 128),
+        "up_proj": (64, 128),
+        "down_proj": (128, 64),
+    }
     for n in range(2):
         for proj, (i, o) in shapes.items():
             sub = "self_attn" if proj in ("q_proj", "k_proj", "v_proj", "o_proj") else "mlp"
@@ -116,20 +140,26 @@ def test_fp8_bnb_and_mxfp4_detection(tmp_path: Path) -> None:
     # rewrite the dtype of a.weight to F8_E4M3 (numpy has no fp8): same byte size, header-only edit
     raw = path.read_bytes()
     n = struct.unpack("<Q", raw[:8])[0]
-    hdr = json.loads(raw[8:8 + n])
+    hdr = json.loads(raw[8 : 8 + n])
     hdr["a.weight"]["dtype"] = "F8_E4M3"
     new = json.dumps(hdr).encode()
-    path.write_bytes(struct.pack("<Q", len(new)) + new + raw[8 + n:])
+    path.write_bytes(struct.pack("<Q", len(new)) + new + raw[8 + n :])
     info = read_local_weights(path)
     assert info.quant_method == "fp8" and info.params == 16
-    mx = {"e.gate_up_proj_blocks": np.zeros((2, 8, 1, 16), np.uint8), "e.gate_up_proj_scales":
-          np.zeros((2, 8, 1), np.uint8), "e.norm.weight": np.zeros(8, np.float16)}
+    mx = {
+        "e.gate_up_proj_blocks": np.zeros((2, 8, 1, 16), np.uint8),
+        "e.gate_up_proj_scales": np.zeros((2, 8, 1), np.uint8),
+        "e.norm.weight": np.zeros(8, np.float16),
+    }
     save_file(mx, str(tmp_path / "mx.safetensors"))
     info = read_local_weights(tmp_path / "mx.safetensors")
     assert info.quant_method == "mxfp4" and info.params == 2 * 8 * 32 + 8
-    bnb = {"w.weight": np.zeros((32, 1), np.uint8), "w.weight.absmax": np.zeros(1, np.float32),
-           "w.weight.quant_map": np.zeros(16, np.float32),
-           "w.weight.quant_state.bitsandbytes__nf4": np.zeros(10, np.uint8)}
+    bnb = {
+        "w.weight": np.zeros((32, 1), np.uint8),
+        "w.weight.absmax": np.zeros(1, np.float32),
+        "w.weight.quant_map": np.zeros(16, np.float32),
+        "w.weight.quant_state.bitsandbytes__nf4": np.zeros(10, np.uint8),
+    }
     save_file(bnb, str(tmp_path / "bnb.safetensors"))
     info = read_local_weights(tmp_path / "bnb.safetensors")
     assert info.quant_method == "bnb-nf4" and info.params == 64
@@ -140,19 +170,22 @@ def _file_with_header(path: Path, header: bytes, length: int | None = None, data
     return path
 
 
-@pytest.mark.parametrize(("header", "length", "data", "match"), [
-    (b"", 2**62, b"", "exceeds"),  # absurd length: refused before any allocation
-    (b"{}", MAX_HEADER_BYTES + 1, b"", "exceeds"),
-    (b'{"a": 1}', 10_000, b"", "truncated"),  # header longer than the file
-    (b"{not json", None, b"", "not valid JSON"),
-    (b"[1, 2]", None, b"", "JSON object"),
-    (b'{"a": {"dtype": "F99", "shape": [1], "data_offsets": [0, 1]}}', None, b"x", "unknown dtype"),
-    (b'{"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}', None, b"xxxx", "invalid shape"),
-    (b'{"a": {"dtype": "F32", "shape": ["2"], "data_offsets": [0, 4]}}', None, b"xxxx", "invalid shape"),
-    (b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}', None, b"xxxxxxxx", "needs"),
-    (b'{"a": {"dtype": "F32", "shape": [1000], "data_offsets": [0, 4000]}}', None, b"xxxx", "past the end"),
-    (b'{"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 0]}}', None, b"xxxx", "invalid data_offsets"),
-])
+@pytest.mark.parametrize(
+    ("header", "length", "data", "match"),
+    [
+        (b"", 2**62, b"", "exceeds"),  # absurd length: refused before any allocation
+        (b"{}", MAX_HEADER_BYTES + 1, b"", "exceeds"),
+        (b'{"a": 1}', 10_000, b"", "truncated"),  # header longer than the file
+        (b"{not json", None, b"", "not valid JSON"),
+        (b"[1, 2]", None, b"", "JSON object"),
+        (b'{"a": {"dtype": "F99", "shape": [1], "data_offsets": [0, 1]}}', None, b"x", "unknown dtype"),
+        (b'{"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}', None, b"xxxx", "invalid shape"),
+        (b'{"a": {"dtype": "F32", "shape": ["2"], "data_offsets": [0, 4]}}', None, b"xxxx", "invalid shape"),
+        (b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}', None, b"xxxxxxxx", "needs"),
+        (b'{"a": {"dtype": "F32", "shape": [1000], "data_offsets": [0, 4000]}}', None, b"xxxx", "past the end"),
+        (b'{"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 0]}}', None, b"xxxx", "invalid data_offsets"),
+    ],
+)
 def test_hostile_headers(tmp_path: Path, header: bytes, length: int | None, data: bytes, match: str) -> None:
     p = _file_with_header(tmp_path / "bad.safetensors", header, length, data)
     with pytest.raises(SourceError, match=match):
@@ -169,17 +202,27 @@ def test_short_file_and_missing_config(tmp_path: Path) -> None:
 
 
 def test_compressed_tensors_and_nvfp4(tmp_path: Path) -> None:
-    ct = {"l.weight_packed": np.zeros((64, 128 // 8), np.int32), "l.weight_scale": np.zeros((64, 1), np.float16),
-          "l.weight_shape": np.array([64, 128], np.int64), "embed.weight": np.zeros((10, 128), np.float16)}
+    ct = {
+        "l.weight_packed": np.zeros((64, 128 // 8), np.int32),
+        "l.weight_scale": np.zeros((64, 1), np.float16),
+        "l.weight_shape": np.array([64, 128], np.int64),
+        "embed.weight": np.zeros((10, 128), np.float16),
+    }
     save_file(ct, str(tmp_path / "ct.safetensors"))
-    qc = {"quant_method": "compressed-tensors",
-          "config_groups": {"group_0": {"weights": {"num_bits": 4, "group_size": 128}}}}
+    qc = {
+        "quant_method": "compressed-tensors",
+        "config_groups": {"group_0": {"weights": {"num_bits": 4, "group_size": 128}}},
+    }
     info = read_local_weights(tmp_path / "ct.safetensors", quant_config=qc)
     assert info.quant_method == "compressed-tensors" and info.quant_bits == 4 and info.group_size == 128
     assert info.params == 64 * 128 + 10 * 128 and info.quantized_params == 64 * 128
     assert info.unquantized == ("embeddings",)
-    nv = {"l.weight": np.zeros((64, 64), np.uint8), "l.weight_scale": np.zeros((64, 8), np.uint8),
-          "l.weight_scale_2": np.zeros(1, np.float32), "l.input_scale": np.zeros(1, np.float32)}
+    nv = {
+        "l.weight": np.zeros((64, 64), np.uint8),
+        "l.weight_scale": np.zeros((64, 8), np.uint8),
+        "l.weight_scale_2": np.zeros(1, np.float32),
+        "l.input_scale": np.zeros(1, np.float32),
+    }
     save_file(nv, str(tmp_path / "nv.safetensors"))
     info = read_local_weights(tmp_path / "nv.safetensors")
     assert info.quant_method == "nvfp4" and info.params == 64 * 128

@@ -56,14 +56,39 @@ def assert_security_headers(r: Any, where: str) -> None:
     assert directives.get("frame-ancestors") == "frame-ancestors 'none'", (where, csp)
     assert h.get("x-frame-options", "").upper() == "DENY", where  # for browsers without frame-ancestors
     assert h.get("x-content-type-options") == "nosniff", where
-    assert h.get("referrer-policy") in ("no-referrer", "same-origin", "strict-origin-when-cross-origin",
-                                        "strict-origin"), where
+    assert h.get("referrer-policy") in (
+        "no-referrer",
+        "same-origin",
+        "strict-origin-when-cross-origin",
+        "strict-origin",
+    ), where
 
 
-PAGES = ("/", "/index.json", "/pricing", "/pricing.json", "/costs", "/costs.json", "/signin", "/signup", "/ask?q=x",
-         "/healthz", "/openapi.json", "/static/app.css", "/static/app.js", "/s/nonexistent", "/s/nonexistent.json",
-         "/no/such/page", "/history", "/account", f"{API}/quota", f"{API}/models?q=llama", f"{API}/gpus",
-         f"{API}/history", f"{API}/shares/nope")
+PAGES = (
+    "/",
+    "/index.json",
+    "/pricing",
+    "/pricing.json",
+    "/costs",
+    "/costs.json",
+    "/signin",
+    "/signup",
+    "/ask?q=x",
+    "/healthz",
+    "/openapi.json",
+    "/static/app.css",
+    "/static/app.js",
+    "/s/nonexistent",
+    "/s/nonexistent.json",
+    "/no/such/page",
+    "/history",
+    "/account",
+    f"{API}/quota",
+    f"{API}/models?q=llama",
+    f"{API}/gpus",
+    f"{API}/history",
+    f"{API}/shares/nope",
+)
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -144,8 +169,11 @@ def test_prefilled_form_question_and_errors_escape_the_input(client: TestClient,
     assert_escaped(r.text, payload, "GET /ask")
     client.get("/")
     csrf = client.cookies["vram_csrf"]
-    r = client.post("/", data={"model": payload, "context": "1k", "gpu": "rtx-4090", "gpu_count": "1",
-                               "csrf_token": csrf}, headers=html)
+    r = client.post(
+        "/",
+        data={"model": payload, "context": "1k", "gpu": "rtx-4090", "gpu_count": "1", "csrf_token": csrf},
+        headers=html,
+    )
     assert r.status_code in (200, 400, 422)
     assert_escaped(r.text, payload, "POST / with a hostile model")
     r = client.get("/signin", params={"next": payload}, headers=html)
@@ -197,7 +225,8 @@ def test_signup_page_escapes_a_refused_email(client: TestClient) -> None:
     client.get("/")
     csrf = client.cookies["vram_csrf"]
     payload = "<script>alert(1)</script>"
-    r = client.post("/signup", data={"email": payload, "password": "x", "csrf_token": csrf},
-                    headers={"Accept": "text/html"})
+    r = client.post(
+        "/signup", data={"email": payload, "password": "x", "csrf_token": csrf}, headers={"Accept": "text/html"}
+    )
     assert r.status_code in (200, 400, 422)
     assert_escaped(r.text, payload, "POST /signup")

@@ -33,8 +33,10 @@ def kv_only(model: str, tokens: int, dtype: str = "float16", kv_dtype: str | Non
 
 # --- "7B FP16 needs ~14 GB weights" ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("model,params", [("llama-2-7b", 6_738_415_616), ("mistral-7b-v0.1", 7_241_732_096),
-                                          ("qwen2.5-7b", 7_615_616_512)])
+
+@pytest.mark.parametrize(
+    "model,params", [("llama-2-7b", 6_738_415_616), ("mistral-7b-v0.1", 7_241_732_096), ("qwen2.5-7b", 7_615_616_512)]
+)
 def test_7b_fp16_weights_about_14_gb(model: str, params: int) -> None:
     est = estimate(model, Workload(dtype="float16", context=16, new_tokens=0))
     assert est.params == params  # published parameter counts of these checkpoints
@@ -51,14 +53,18 @@ def test_fp32_weights_are_twice_fp16() -> None:
 
 # --- the KV formula ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("model,layers,kv_heads,head_dim", [
-    ("llama-2-7b", 32, 32, 128),
-    ("llama-3.1-8b", 32, 8, 128),
-    ("qwen2.5-7b", 28, 4, 128),
-    ("llama-3.3-70b", 80, 8, 128),
-    ("mistral-nemo-12b", 40, 8, 128),  # head_dim 128 although hidden/heads = 160
-    ("qwen3-8b", 36, 8, 128),
-])
+
+@pytest.mark.parametrize(
+    "model,layers,kv_heads,head_dim",
+    [
+        ("llama-2-7b", 32, 32, 128),
+        ("llama-3.1-8b", 32, 8, 128),
+        ("qwen2.5-7b", 28, 4, 128),
+        ("llama-3.3-70b", 80, 8, 128),
+        ("mistral-nemo-12b", 40, 8, 128),  # head_dim 128 although hidden/heads = 160
+        ("qwen3-8b", 36, 8, 128),
+    ],
+)
 @pytest.mark.parametrize("tokens", [1, 4096, 32768])
 def test_kv_formula(model: str, layers: int, kv_heads: int, head_dim: int, tokens: int) -> None:
     expected = seed_kv_bytes(layers, kv_heads, head_dim, tokens, 2)
@@ -71,6 +77,7 @@ def test_kv_formula(model: str, layers: int, kv_heads: int, head_dim: int, token
 
 
 # --- "a 70B model at 200K tokens needs ~32 GB of KV cache" -----------------------------------------------------
+
 
 def test_70b_at_200k_fp16_needs_65_5_gb_not_32() -> None:
     expected = 80 * 8 * 128 * 2 * 2 * 200_000  # Llama-3.x-70B: 80 layers, 8 kv heads, head dim 128, fp16
@@ -105,8 +112,10 @@ def test_the_estimate_states_kv_dtype_and_tokens() -> None:
 
 
 def test_cli_shows_kv_dtype_and_tokens(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["estimate", "llama-3.3-70b", "--context", "200000", "--new-tokens", "0", "--dtype", "fp16",
-                 "--json"]) == 0
+    assert (
+        main(["estimate", "llama-3.3-70b", "--context", "200000", "--new-tokens", "0", "--dtype", "fp16", "--json"])
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     kv = next(c for c in out["breakdown"] if c["name"] == "kv_cache")
     assert out["kv_cache_bytes"] == kv["bytes"] == 65_536_000_000
@@ -115,13 +124,18 @@ def test_cli_shows_kv_dtype_and_tokens(capsys: pytest.CaptureFixture[str]) -> No
 
 # --- "~2 GB per 32K tokens" for a 7B -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("model,layers,kv_heads,head_dim,gib", [
-    ("qwen2.5-7b", 28, 4, 128, 1.75),  # the seed's rule holds (≈ 2 GB)
-    ("llama-3.1-8b", 32, 8, 128, 4.0),  # twice the rule
-    ("llama-2-7b", 32, 32, 128, 16.0),  # eight times: no grouped-query attention
-])
-def test_kv_per_32k_tokens_depends_on_the_architecture(model: str, layers: int, kv_heads: int, head_dim: int,
-                                                       gib: float) -> None:
+
+@pytest.mark.parametrize(
+    "model,layers,kv_heads,head_dim,gib",
+    [
+        ("qwen2.5-7b", 28, 4, 128, 1.75),  # the seed's rule holds (≈ 2 GB)
+        ("llama-3.1-8b", 32, 8, 128, 4.0),  # twice the rule
+        ("llama-2-7b", 32, 32, 128, 16.0),  # eight times: no grouped-query attention
+    ],
+)
+def test_kv_per_32k_tokens_depends_on_the_architecture(
+    model: str, layers: int, kv_heads: int, head_dim: int, gib: float
+) -> None:
     expected = seed_kv_bytes(layers, kv_heads, head_dim, 32 * 1024, 2)
     assert expected == gib * GIB
     assert kv_only(model, 32 * 1024) == expected

@@ -33,13 +33,22 @@ def test_vllm_command_for_tensor_parallel_70b() -> None:
 
 
 def test_pipeline_and_quantization_flags() -> None:
-    cmd, notes = vllm_command("org/m", tp=1, pp=3, max_model_len=8192, gpu_memory_utilization=0.85,
-                              kv_dtype="float8", max_num_seqs=12, quant="awq-4bit-g128")
+    cmd, notes = vllm_command(
+        "org/m",
+        tp=1,
+        pp=3,
+        max_model_len=8192,
+        gpu_memory_utilization=0.85,
+        kv_dtype="float8",
+        max_num_seqs=12,
+        quant="awq-4bit-g128",
+    )
     assert "--pipeline-parallel-size 3" in cmd and "--tensor-parallel-size" not in cmd
     assert "--kv-cache-dtype fp8" in cmd and "--quantization awq" in cmd and "--max-num-seqs 12" in cmd
     assert notes == []
-    _, notes = vllm_command("org/m", tp=1, pp=1, max_model_len=1, gpu_memory_utilization=0.9, kv_dtype=None,
-                            max_num_seqs=1, quant="q4_k_m")
+    _, notes = vllm_command(
+        "org/m", tp=1, pp=1, max_model_len=1, gpu_memory_utilization=0.9, kv_dtype=None, max_num_seqs=1, quant="q4_k_m"
+    )
     assert any("GGUF" in n for n in notes)
 
 
@@ -107,8 +116,9 @@ def test_commands_never_exceed_the_models_context_or_what_fits() -> None:
     v = r.serving["vllm"]
     assert v["max_model_len"] == r.max_context + 256
     assert any("do not fit" in n for n in v["notes"])
-    ok = fit("qwen2.5-7b", "rtx-4090", Workload.from_flat(context=r.max_context, new_tokens=256, engine="vllm"),
-        solve=False)
+    ok = fit(
+        "qwen2.5-7b", "rtx-4090", Workload.from_flat(context=r.max_context, new_tokens=256, engine="vllm"), solve=False
+    )
     assert ok.verdict != "no"
 
 

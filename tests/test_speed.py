@@ -214,8 +214,9 @@ def test_moe_read_share_is_weighted_by_the_bytes_of_each_format() -> None:
     assert weight_read_fraction(spec, 1, quant_scheme("bfloat16")) == pytest.approx(0.1777, abs=1e-3)
     # per step at concurrency 1: 4 experts × 24 layers × 24.9 M × 4.25 bits (1.27 GB) + attention 0.64 B and the
     # head 0.58 B in BF16 (2.43 GB) = 3.70 GB, not the 2.5 GB a by-parameter share gives
-    r = fit("gpt-oss-20b", "h200", Workload.from_flat(engine="vllm", batch=1, context=1000, new_tokens=500),
-        solve=False)
+    r = fit(
+        "gpt-oss-20b", "h200", Workload.from_flat(engine="vllm", batch=1, context=1000, new_tokens=500), solve=False
+    )
     assert r.speed is not None
     assert r.speed.bytes_read_per_step == pytest.approx(3.72e9 + 0.07e9, rel=0.02)
     # routing, expert sort and grouped GEMMs: 24 MoE layers × 110 µs on top of vLLM's dense fixed costs

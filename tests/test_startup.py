@@ -67,8 +67,9 @@ def test_import_vram_is_light() -> None:
     got = _probe("import vram")
     assert _heavy(got["modules"]) == []
     assert got["index_reads"] == 0 and got["entries_read"] == 0  # no catalog file read at import time
-    assert not [m for m in got["modules"] if isinstance(m, str) and m.startswith(("vram.web", "vram.cli",
-        "vram.fitting"))]
+    assert not [
+        m for m in got["modules"] if isinstance(m, str) and m.startswith(("vram.web", "vram.cli", "vram.fitting"))
+    ]
 
 
 def test_estimate_command_path_loads_only_what_it_uses() -> None:

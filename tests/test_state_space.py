@@ -11,15 +11,51 @@ from vram import Workload, estimate, model_from_config
 from vram.resolver import resolve_model
 
 CASES = [
-    ({"model_type": "mamba", "hidden_size": 768, "num_hidden_layers": 4, "vocab_size": 50280, "state_size": 16},
-     53_702_400),
-    ({"model_type": "mamba", "hidden_size": 2560, "num_hidden_layers": 3, "vocab_size": 50280, "use_bias": True,
-      "use_conv_bias": False, "time_step_rank": 100}, 250_631_680),
+    (
+        {"model_type": "mamba", "hidden_size": 768, "num_hidden_layers": 4, "vocab_size": 50280, "state_size": 16},
+        53_702_400,
+    ),
+    (
+        {
+            "model_type": "mamba",
+            "hidden_size": 2560,
+            "num_hidden_layers": 3,
+            "vocab_size": 50280,
+            "use_bias": True,
+            "use_conv_bias": False,
+            "time_step_rank": 100,
+        },
+        250_631_680,
+    ),
     ({"model_type": "falcon_mamba", "hidden_size": 1024, "num_hidden_layers": 3, "vocab_size": 65024}, 86_587_392),
-    ({"model_type": "mamba2", "hidden_size": 768, "num_hidden_layers": 4, "vocab_size": 50280, "num_heads": 24,
-      "head_dim": 64, "n_groups": 1, "state_size": 128}, 92_292_128),
-    ({"model_type": "mamba2", "hidden_size": 1024, "num_hidden_layers": 2, "vocab_size": 32000, "num_heads": 32,
-      "head_dim": 64, "n_groups": 8, "state_size": 64, "use_bias": True, "tie_word_embeddings": True}, 47_564_032),
+    (
+        {
+            "model_type": "mamba2",
+            "hidden_size": 768,
+            "num_hidden_layers": 4,
+            "vocab_size": 50280,
+            "num_heads": 24,
+            "head_dim": 64,
+            "n_groups": 1,
+            "state_size": 128,
+        },
+        92_292_128,
+    ),
+    (
+        {
+            "model_type": "mamba2",
+            "hidden_size": 1024,
+            "num_hidden_layers": 2,
+            "vocab_size": 32000,
+            "num_heads": 32,
+            "head_dim": 64,
+            "n_groups": 8,
+            "state_size": 64,
+            "use_bias": True,
+            "tie_word_embeddings": True,
+        },
+        47_564_032,
+    ),
 ]
 
 

@@ -44,8 +44,11 @@ Tensors = dict[str, tuple[str, tuple[int, ...]]]
 
 
 def _embeddings() -> Tensors:
-    return {"model.embed_tokens.weight": ("BF16", (V, H)), "lm_head.weight": ("BF16", (V, H)),
-            "model.norm.weight": ("BF16", (H,))}
+    return {
+        "model.embed_tokens.weight": ("BF16", (V, H)),
+        "lm_head.weight": ("BF16", (V, H)),
+        "model.norm.weight": ("BF16", (H,)),
+    }
 
 
 def _fp8(t: dict[str, tuple[str, tuple[int, ...]]], name: str, out: int, inp: int) -> None:
@@ -53,35 +56,72 @@ def _fp8(t: dict[str, tuple[str, tuple[int, ...]]], name: str, out: int, inp: in
     t[f"{name}.weight_scale_inv"] = ("F32", (-(-out // 128), -(-inp // 128)))
 
 
-LLAMA_FP8 = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": H, "intermediate_size": FF,
-             "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": V,
-             "tie_word_embeddings": False, "torch_dtype": "bfloat16",
-             "quantization_config": {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",
-                                     "weight_block_size": [128, 128]}}
+LLAMA_FP8 = {
+    "model_type": "llama",
+    "architectures": ["LlamaForCausalLM"],
+    "hidden_size": H,
+    "intermediate_size": FF,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": V,
+    "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+    "quantization_config": {
+        "quant_method": "fp8",
+        "fmt": "e4m3",
+        "activation_scheme": "dynamic",
+        "weight_block_size": [128, 128],
+    },
+}
 
 
 def _llama_fp8_tensors() -> dict[str, tuple[str, tuple[int, ...]]]:
     t = _embeddings()
     for i in range(2):
         p = f"model.layers.{i}."
-        for name, out, inp in (("self_attn.q_proj", H, H), ("self_attn.k_proj", H // 2, H),
-                               ("self_attn.v_proj", H // 2, H), ("self_attn.o_proj", H, H), ("mlp.gate_proj", FF, H),
-                               ("mlp.up_proj", FF, H), ("mlp.down_proj", H, FF)):
+        for name, out, inp in (
+            ("self_attn.q_proj", H, H),
+            ("self_attn.k_proj", H // 2, H),
+            ("self_attn.v_proj", H // 2, H),
+            ("self_attn.o_proj", H, H),
+            ("mlp.gate_proj", FF, H),
+            ("mlp.up_proj", FF, H),
+            ("mlp.down_proj", H, FF),
+        ):
             _fp8(t, p + name, out, inp)
         t[p + "input_layernorm.weight"] = ("BF16", (H,))
         t[p + "post_attention_layernorm.weight"] = ("BF16", (H,))
     return t
 
 
-QWEN_MOE_INT4 = {"model_type": "qwen3_moe", "architectures": ["Qwen3MoeForCausalLM"], "hidden_size": H,
-                 "intermediate_size": FF, "moe_intermediate_size": FF, "num_hidden_layers": 2, "num_attention_heads": 4,
-                 "num_key_value_heads": 2, "head_dim": 64, "num_experts": E, "num_experts_per_tok": 2,
-                 "vocab_size": V, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
-                 "quantization_config": {
-                     "quant_method": "compressed-tensors", "format": "pack-quantized",
-                     "config_groups": {"group_0": {"targets": ["Linear"], "weights": {
-                         "num_bits": 4, "type": "int", "symmetric": True, "strategy": "group", "group_size": 32}}},
-                     "ignore": ["lm_head", "re:.*self_attn.*", "re:.*mlp.gate$"]}}
+QWEN_MOE_INT4 = {
+    "model_type": "qwen3_moe",
+    "architectures": ["Qwen3MoeForCausalLM"],
+    "hidden_size": H,
+    "intermediate_size": FF,
+    "moe_intermediate_size": FF,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 64,
+    "num_experts": E,
+    "num_experts_per_tok": 2,
+    "vocab_size": V,
+    "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+    "quantization_config": {
+        "quant_method": "compressed-tensors",
+        "format": "pack-quantized",
+        "config_groups": {
+            "group_0": {
+                "targets": ["Linear"],
+                "weights": {"num_bits": 4, "type": "int", "symmetric": True, "strategy": "group", "group_size": 32},
+            }
+        },
+        "ignore": ["lm_head", "re:.*self_attn.*", "re:.*mlp.gate$"],
+    },
+}
 
 
 def _qwen_moe_int4_tensors() -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -90,8 +130,12 @@ def _qwen_moe_int4_tensors() -> dict[str, tuple[str, tuple[int, ...]]]:
     t = _embeddings()
     for i in range(2):
         p = f"model.layers.{i}."
-        for name, out, inp in (("self_attn.q_proj", 256, H), ("self_attn.k_proj", 128, H),
-                               ("self_attn.v_proj", 128, H), ("self_attn.o_proj", H, 256)):
+        for name, out, inp in (
+            ("self_attn.q_proj", 256, H),
+            ("self_attn.k_proj", 128, H),
+            ("self_attn.v_proj", 128, H),
+            ("self_attn.o_proj", H, 256),
+        ):
             t[p + name + ".weight"] = ("BF16", (out, inp))
         t[p + "self_attn.q_norm.weight"] = ("BF16", (64,))
         t[p + "self_attn.k_norm.weight"] = ("BF16", (64,))
@@ -107,12 +151,31 @@ def _qwen_moe_int4_tensors() -> dict[str, tuple[str, tuple[int, ...]]]:
     return t
 
 
-GPT_OSS = {"model_type": "gpt_oss", "architectures": ["GptOssForCausalLM"], "hidden_size": H, "intermediate_size": H,
-           "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64,
-           "num_local_experts": E, "num_experts_per_tok": 2, "vocab_size": V, "sliding_window": 128,
-           "tie_word_embeddings": False, "torch_dtype": "bfloat16",
-           "quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": [
-               "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}}
+GPT_OSS = {
+    "model_type": "gpt_oss",
+    "architectures": ["GptOssForCausalLM"],
+    "hidden_size": H,
+    "intermediate_size": H,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 64,
+    "num_local_experts": E,
+    "num_experts_per_tok": 2,
+    "vocab_size": V,
+    "sliding_window": 128,
+    "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+    "quantization_config": {
+        "quant_method": "mxfp4",
+        "modules_to_not_convert": [
+            "model.layers.*.self_attn",
+            "model.layers.*.mlp.router",
+            "model.embed_tokens",
+            "lm_head",
+        ],
+    },
+}
 
 
 def _gpt_oss_tensors() -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -138,8 +201,11 @@ def _gpt_oss_tensors() -> dict[str, tuple[str, tuple[int, ...]]]:
     return t
 
 
-CASES = {"fp8-block128": (LLAMA_FP8, _llama_fp8_tensors),
-         "ct-int4-g32-experts": (QWEN_MOE_INT4, _qwen_moe_int4_tensors), "mxfp4-experts": (GPT_OSS, _gpt_oss_tensors)}
+CASES = {
+    "fp8-block128": (LLAMA_FP8, _llama_fp8_tensors),
+    "ct-int4-g32-experts": (QWEN_MOE_INT4, _qwen_moe_int4_tensors),
+    "mxfp4-experts": (GPT_OSS, _gpt_oss_tensors),
+}
 
 
 @pytest.mark.parametrize("scheme", list(CASES))

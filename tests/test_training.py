@@ -120,7 +120,6 @@ def test_checkpointing_saves_less_than_the_seeds_40_to_70_percent_when_logits_bi
     """The seed says checkpointing cuts peak VRAM by 40-70 %; with a large vocabulary the loss buffers and the
     optimizer step stay, so the saving is far smaller (the calibration measurements saw 0-27 %)."""
     a = estimate_training("qwen2.5-0.5b", TrainWorkload(precision="mixed", batch=1, seq=2048))
-    b = estimate_training("qwen2.5-0.5b", TrainWorkload(precision="mixed", batch=1, seq=2048,
-                                                        grad_checkpointing=True))
+    b = estimate_training("qwen2.5-0.5b", TrainWorkload(precision="mixed", batch=1, seq=2048, grad_checkpointing=True))
     saving = 1 - b.peak_allocated_bytes / a.peak_allocated_bytes
     assert 0 < saving < 0.4

@@ -27,9 +27,19 @@ def test_unknown_model_type_gets_the_default_row() -> None:
     assert DEFAULT.norms_per_layer == 2 and DEFAULT.norm_params(64) == 64 and DEFAULT.rope_tables == 1
 
 
-@pytest.mark.parametrize(("mt", "norms"), [("llama", 2 * 64), ("gemma3_text", 4 * 64), ("olmo2", 2 * 64),
-                                           ("cohere", 64), ("phimoe", 4 * 64), ("olmo", 0), ("phi", 2 * 64),
-                                           ("gpt_neox", 4 * 64)])
+@pytest.mark.parametrize(
+    ("mt", "norms"),
+    [
+        ("llama", 2 * 64),
+        ("gemma3_text", 4 * 64),
+        ("olmo2", 2 * 64),
+        ("cohere", 64),
+        ("phimoe", 4 * 64),
+        ("olmo", 0),
+        ("phi", 2 * 64),
+        ("gpt_neox", 4 * 64),
+    ],
+)
 def test_norm_parameters_per_layer_follow_norm_kind_and_layout(mt: str, norms: int) -> None:
     t = traits_of(mt)
     assert t.norms_per_layer * t.norm_params(64) == norms
@@ -55,8 +65,16 @@ def test_estimator_traits_as_transformers_builds_them() -> None:
 
 def test_dense_family_ignores_an_expert_count() -> None:
     """A dense family's config that carries num_experts (left from a conversion) builds no experts."""
-    cfg = {"model_type": "qwen3", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-           "num_key_value_heads": 2, "intermediate_size": 88, "vocab_size": 101, "num_experts": 4}
+    cfg = {
+        "model_type": "qwen3",
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 88,
+        "vocab_size": 101,
+        "num_experts": 4,
+    }
     assert not model_from_config(cfg).is_moe
 
 

@@ -10,16 +10,30 @@ from vram.errors import BadInput
 from vram.units import GB, GIB, KIB, MIB, TIB, fmt_auto, fmt_bytes, fmt_count, parse_bytes, parse_tokens
 
 
-@pytest.mark.parametrize("text,tokens", [
-    ("4096", 4096), (" 4096 ", 4096), ("32k", 32 * 1024), ("32K", 32 * 1024), ("1.5k", 1536), ("128k", 131072),
-    ("1m", 1024**2), ("1M", 1024**2), ("0.5k", 512), ("32ki", 32 * 1024), ("0", 0), (4096, 4096),
-])
+@pytest.mark.parametrize(
+    "text,tokens",
+    [
+        ("4096", 4096),
+        (" 4096 ", 4096),
+        ("32k", 32 * 1024),
+        ("32K", 32 * 1024),
+        ("1.5k", 1536),
+        ("128k", 131072),
+        ("1m", 1024**2),
+        ("1M", 1024**2),
+        ("0.5k", 512),
+        ("32ki", 32 * 1024),
+        ("0", 0),
+        (4096, 4096),
+    ],
+)
 def test_parse_tokens(text: str | int, tokens: int) -> None:
     assert parse_tokens(text) == tokens
 
 
-@pytest.mark.parametrize("text", ["", "abc", "-5", "-1k", "1.5", "0.3k", "32 tokens", "32kb", "1e3", "k", "3.2.1",
-                                  "32k32"])
+@pytest.mark.parametrize(
+    "text", ["", "abc", "-5", "-1k", "1.5", "0.3k", "32 tokens", "32kb", "1e3", "k", "3.2.1", "32k32"]
+)
 def test_parse_tokens_rejects(text: str) -> None:
     with pytest.raises(BadInput) as info:
         parse_tokens(text, field="context")
@@ -38,11 +52,26 @@ def test_parse_tokens_round_trips_integers(n: int) -> None:
     assert parse_tokens(f"{n}k") == n * 1024
 
 
-@pytest.mark.parametrize("text,nbytes", [
-    ("24GB", 24 * 10**9), ("24gb", 24 * 10**9), ("24 GB", 24 * 10**9), ("80GiB", 80 * 2**30), ("80gib", 80 * 2**30),
-    ("80g", 80 * 10**9), ("80Gi", 80 * 2**30), ("1024", 1024), ("1024b", 1024), ("512MiB", 512 * 2**20),
-    ("1.5TiB", 3 * 2**39), ("2TB", 2 * 10**12), ("0.5KiB", 512), ("16KB", 16000), (12345, 12345),
-])
+@pytest.mark.parametrize(
+    "text,nbytes",
+    [
+        ("24GB", 24 * 10**9),
+        ("24gb", 24 * 10**9),
+        ("24 GB", 24 * 10**9),
+        ("80GiB", 80 * 2**30),
+        ("80gib", 80 * 2**30),
+        ("80g", 80 * 10**9),
+        ("80Gi", 80 * 2**30),
+        ("1024", 1024),
+        ("1024b", 1024),
+        ("512MiB", 512 * 2**20),
+        ("1.5TiB", 3 * 2**39),
+        ("2TB", 2 * 10**12),
+        ("0.5KiB", 512),
+        ("16KB", 16000),
+        (12345, 12345),
+    ],
+)
 def test_parse_bytes(text: str | int, nbytes: int) -> None:
     assert parse_bytes(text) == nbytes
 

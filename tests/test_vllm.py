@@ -29,8 +29,9 @@ import score  # noqa: E402
 
 
 def _est(model: str = "llama-3.1-8b", **kw: object) -> vllm.Estimate:
-    return vllm.estimate(resolve_model(model), Workload.from_flat(engine="vllm", devices=(device_of("h100-sxm"),),
-        **kw).validate())  # type: ignore[arg-type]
+    return vllm.estimate(
+        resolve_model(model), Workload.from_flat(engine="vllm", devices=(device_of("h100-sxm"),), **kw).validate()
+    )  # type: ignore[arg-type]
 
 
 def _cli(*argv: str) -> tuple[int, dict[str, Any]]:
@@ -304,8 +305,10 @@ def test_multimodal_profile_keeps_the_encoder_cache() -> None:
         (["--engine", "vllm", "--max-loras", "4"], "need --enable-lora"),
         (["--engine", "vllm", "--num-speculative-tokens", "3"], "needs --speculative-model"),
         (["--engine", "vllm", "--cpu-offload-gb", "-1"], "cpu_offload_gb"),
-        (["--engine", "vllm", "--gpu", "h100-sxm", "--speculative-model", "qwen2.5-0.5b", "-tp", "8"],
-            "does not divide"),
+        (
+            ["--engine", "vllm", "--gpu", "h100-sxm", "--speculative-model", "qwen2.5-0.5b", "-tp", "8"],
+            "does not divide",
+        ),
         (["--enable-lora"], "does not apply"),
         (["--kv-cache-memory", "1000"], "does not apply"),
     ],
@@ -336,8 +339,18 @@ def test_triton_sampler_buffer_has_one_vocabulary_row_per_sm() -> None:
 
 
 def test_catalog_gpus_carry_their_sm_count() -> None:
-    sms = {"h100-sxm": 132, "h200": 132, "a100-80gb-sxm": 108, "l4": 58, "l40s": 142, "a10g": 80, "b200": 148,
-           "rtx-3090": 82, "rtx-4090": 128, "rtx-5090": 170}
+    sms = {
+        "h100-sxm": 132,
+        "h200": 132,
+        "a100-80gb-sxm": 108,
+        "l4": 58,
+        "l40s": 142,
+        "a10g": 80,
+        "b200": 148,
+        "rtx-3090": 82,
+        "rtx-4090": 128,
+        "rtx-5090": 170,
+    }
     for gpu, n in sms.items():
         assert device_of(gpu).compute_units == n, gpu
     l4 = vllm.estimate(
@@ -370,26 +383,46 @@ def test_vllm_command_carries_the_estimates_options() -> None:
 
     assert vllm_option_flags(VllmOptions()) == []
     flags = vllm_option_flags(
-        VllmOptions(max_num_batched_tokens=4096, block_size=32, enforce_eager=True, enable_lora=True, max_loras=2,
-                    max_lora_rank=64, kv_cache_memory_bytes=8 * GIB, cpu_offload_gb=4)
+        VllmOptions(
+            max_num_batched_tokens=4096,
+            block_size=32,
+            enforce_eager=True,
+            enable_lora=True,
+            max_loras=2,
+            max_lora_rank=64,
+            kv_cache_memory_bytes=8 * GIB,
+            cpu_offload_gb=4,
+        )
     )
-    assert flags == ["--max-num-batched-tokens 4096", "--block-size 32", "--enforce-eager",
-                     "--enable-lora --max-loras 2 --max-lora-rank 64", f"--kv-cache-memory-bytes {8 * GIB}",
-                     "--cpu-offload-gb 4"]
+    assert flags == [
+        "--max-num-batched-tokens 4096",
+        "--block-size 32",
+        "--enforce-eager",
+        "--enable-lora --max-loras 2 --max-lora-rank 64",
+        f"--kv-cache-memory-bytes {8 * GIB}",
+        "--cpu-offload-gb 4",
+    ]
     spec = vllm_option_flags(VllmOptions(speculative_model="qwen2.5-0.5b", num_speculative_tokens=3))
     assert spec == ['--speculative-config \'{"model": "qwen2.5-0.5b", "num_speculative_tokens": 3}\'']
 
 
 def test_fit_serves_the_concurrency_vllm_reports_at_the_served_length() -> None:
-    wl = Workload.from_flat(engine="vllm", context=131072, new_tokens=0, batch=2, max_num_batched_tokens=4096,
-                            enforce_eager=True)
+    wl = Workload.from_flat(
+        engine="vllm", context=131072, new_tokens=0, batch=2, max_num_batched_tokens=4096, enforce_eager=True
+    )
     r = fit("gpt-oss-20b", "l4", wl)
     v = r.serving["vllm"]
     assert "--max-num-batched-tokens 4096" in v["command"] and "--enforce-eager" in v["command"]
     served = vllm.estimate(
         resolve_model("gpt-oss-20b"),
-        Workload.from_flat(engine="vllm", context=v["max_model_len"], new_tokens=0, max_num_batched_tokens=4096,
-                           enforce_eager=True, devices=(device_of("l4"),)).validate(),
+        Workload.from_flat(
+            engine="vllm",
+            context=v["max_model_len"],
+            new_tokens=0,
+            max_num_batched_tokens=4096,
+            enforce_eager=True,
+            devices=(device_of("l4"),),
+        ).validate(),
     )
     assert v["sequences_that_fit"] == int(served.extra["vllm"]["max_concurrency"]) >= 2
     assert v["max_num_seqs"] == 2 == wl.batch
@@ -398,13 +431,21 @@ def test_fit_serves_the_concurrency_vllm_reports_at_the_served_length() -> None:
 def test_fit_names_the_utilization_that_holds_the_batch() -> None:
     from vram.serving import vllm_utilization_for
 
-    ests = [vllm.estimate(resolve_model("llama-3.1-8b"), Workload.from_flat(
-        engine="vllm", context=8192, new_tokens=0, devices=(device_of("l4"),)).validate())]
+    ests = [
+        vllm.estimate(
+            resolve_model("llama-3.1-8b"),
+            Workload.from_flat(engine="vllm", context=8192, new_tokens=0, devices=(device_of("l4"),)).validate(),
+        )
+    ]
     assert vllm_utilization_for(ests, 3) == 0.9  # 3.27 sequences of 8k fit at vLLM's default
     u = vllm_utilization_for(ests, 4)
     assert u == 0.94
-    at_u = vllm.estimate(resolve_model("llama-3.1-8b"), Workload.from_flat(
-        engine="vllm", context=8192, new_tokens=0, gpu_memory_utilization=u, devices=(device_of("l4"),)).validate())
+    at_u = vllm.estimate(
+        resolve_model("llama-3.1-8b"),
+        Workload.from_flat(
+            engine="vllm", context=8192, new_tokens=0, gpu_memory_utilization=u, devices=(device_of("l4"),)
+        ).validate(),
+    )
     assert at_u.extra["vllm"]["max_concurrency"] >= 4
     assert vllm_utilization_for(ests, 5) is None  # past what is free once the CUDA context exists
 
@@ -428,7 +469,8 @@ def test_tensor_parallel_buffers_depend_on_the_link() -> None:
     # two L40S at TP 2 (vLLM issue 15815): 0.3 GiB of non-torch memory in all, not the 2.1 GiB of two H100s
     e = vllm.estimate(
         resolve_model("qwen2.5-32b"),
-        Workload.from_flat(engine="vllm", tensor_parallel_size=2, context=8192, new_tokens=0,
-                           devices=(device_of("l40s"),)).validate(),
+        Workload.from_flat(
+            engine="vllm", tensor_parallel_size=2, context=8192, new_tokens=0, devices=(device_of("l40s"),)
+        ).validate(),
     )
     assert abs(e.extra["vllm"]["non_torch_bytes"] / GIB - 0.3) < 0.05

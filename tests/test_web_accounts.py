@@ -192,9 +192,11 @@ async def test_forwarded_for_is_trusted_only_from_configured_proxies(tmp_path: P
             await proxy.post("/api/v1/estimate", json=EST, headers={"x-forwarded-for": "1.1.1.1"})
             await proxy.post("/api/v1/estimate", json=EST, headers={"x-forwarded-for": "9.9.9.9, 1.1.1.1"})
             assert (await proxy.get("/api/v1/quota", headers={"x-forwarded-for": "1.1.1.1"})).json()[
-                "remaining"] == 2300
+                "remaining"
+            ] == 2300
             assert (await proxy.get("/api/v1/quota", headers={"x-forwarded-for": "2.2.2.2"})).json()[
-                "remaining"] == 2500
+                "remaining"
+            ] == 2500
             # a client cannot escape its bucket by prepending addresses: the right-most untrusted hop counts
             r = await proxy.get("/api/v1/quota", headers={"x-forwarded-for": "5.5.5.5, 1.1.1.1, 10.9.9.9"})
             assert r.json()["remaining"] == 2300
@@ -212,9 +214,11 @@ async def test_accounts_cannot_be_minted_in_bulk(app: Any) -> None:
 
 async def test_oversized_bodies_are_refused(app: Any) -> None:
     async with client_for(app) as c:
-        r = await c.post("/api/v1/estimate", content=b"{" + b" " * (1 << 20) + b"}",
-                         headers={"content-type": "application/json"})
+        r = await c.post(
+            "/api/v1/estimate", content=b"{" + b" " * (1 << 20) + b"}", headers={"content-type": "application/json"}
+        )
         assert r.status_code == 413 and r.json()["field"] == "body" and r.headers["ratelimit-remaining"] == "2500"
+
         async def chunks() -> Any:  # no Content-Length: the limit holds while reading
             yield b'{"model": "llama-3.2-1b", "pad": "'
             for _ in range(40):

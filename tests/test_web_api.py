@@ -31,15 +31,39 @@ async def test_estimate_is_the_cli_json_plus_cost(app: Any, run_cli: Any) -> Non
 
 
 async def test_training_estimate_is_the_cli_json(app: Any, run_cli: Any) -> None:
-    body = {"model": "llama-3.1-8b", "batch": 2, "train": {"method": "qlora", "seq": "4k", "grad_checkpointing": True,
-                                                          "lora_rank": 32, "optimizer": "adamw-8bit"}}
+    body = {
+        "model": "llama-3.1-8b",
+        "batch": 2,
+        "train": {
+            "method": "qlora",
+            "seq": "4k",
+            "grad_checkpointing": True,
+            "lora_rank": 32,
+            "optimizer": "adamw-8bit",
+        },
+    }
     async with client_for(app) as c:
         r = await c.post("/api/v1/estimate", json=body)
     assert r.status_code == 200, r.text
     got = r.json()
     assert got.pop("cost_tokens") == 100
-    cli = run_cli("estimate", "llama-3.1-8b", "--train", "--method", "qlora", "--seq", "4k", "--grad-checkpointing",
-                  "--lora-rank", "32", "--optimizer", "adamw-8bit", "--batch", "2", "--json")
+    cli = run_cli(
+        "estimate",
+        "llama-3.1-8b",
+        "--train",
+        "--method",
+        "qlora",
+        "--seq",
+        "4k",
+        "--grad-checkpointing",
+        "--lora-rank",
+        "32",
+        "--optimizer",
+        "adamw-8bit",
+        "--batch",
+        "2",
+        "--json",
+    )
     assert cli.rc == 0, cli.err
     assert got == json.loads(cli.out)
     assert got["trainable_params"] > 0 and "optimizer_bytes" in got
@@ -47,30 +71,40 @@ async def test_training_estimate_is_the_cli_json(app: Any, run_cli: Any) -> None
 
 async def test_estimate_options_reach_the_library(app: Any) -> None:
     async with client_for(app) as c:
-        r = await c.post("/api/v1/estimate", json={"model": "Qwen/Qwen2.5-7B-Instruct", "context": 8192,
-                                                   "quant": "q4_k_m", "engine": "llama.cpp", "kv_dtype": "q8"})
+        r = await c.post(
+            "/api/v1/estimate",
+            json={
+                "model": "Qwen/Qwen2.5-7B-Instruct",
+                "context": 8192,
+                "quant": "q4_k_m",
+                "engine": "llama.cpp",
+                "kv_dtype": "q8",
+            },
+        )
     assert r.status_code == 200, r.text
     lib = estimate("qwen2.5-7b", Workload.from_flat(context=8192, quant="q4_k_m", engine="llama.cpp", kv_dtype="int8"))
     assert r.json()["total_bytes"] == lib.total_bytes
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"model": "llama-3.1-8b", "context": "lots"}, "context"),
-    ({"model": "llama-3.1-8b", "batch": 0}, "batch"),
-    ({"model": "llama-3.1-8b", "batch": "two"}, "batch"),
-    ({"model": "llama-3.1-8b", "engine": "tensorrt"}, "engine"),
-    ({"model": "llama-3.1-8b", "dtype": "fp7"}, "dtype"),
-    ({"model": "llama-3.1-8b", "quant": "q9_z"}, "quant"),
-    ({"model": "llama-3.1-8b", "colour": "red"}, "colour"),
-    ({"context": 4096}, "model"),
-    ({"model": ""}, "model"),
-    ({"model": "no-such-model-xyz"}, "model"),
-    ({"model": "/etc/passwd"}, "model"),
-    ({"model": "llama-3.1-8b", "train": {"method": "dreambooth"}}, "train.method"),
-    ({"model": "llama-3.1-8b", "train": {"lora_rank": 0}}, "train.lora_rank"),
-])
-async def test_bad_body_is_422_naming_the_field_and_costs_nothing(app: Any, body: dict[str, Any],
-                                                                   field: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"model": "llama-3.1-8b", "context": "lots"}, "context"),
+        ({"model": "llama-3.1-8b", "batch": 0}, "batch"),
+        ({"model": "llama-3.1-8b", "batch": "two"}, "batch"),
+        ({"model": "llama-3.1-8b", "engine": "tensorrt"}, "engine"),
+        ({"model": "llama-3.1-8b", "dtype": "fp7"}, "dtype"),
+        ({"model": "llama-3.1-8b", "quant": "q9_z"}, "quant"),
+        ({"model": "llama-3.1-8b", "colour": "red"}, "colour"),
+        ({"context": 4096}, "model"),
+        ({"model": ""}, "model"),
+        ({"model": "no-such-model-xyz"}, "model"),
+        ({"model": "/etc/passwd"}, "model"),
+        ({"model": "llama-3.1-8b", "train": {"method": "dreambooth"}}, "train.method"),
+        ({"model": "llama-3.1-8b", "train": {"lora_rank": 0}}, "train.lora_rank"),
+    ],
+)
+async def test_bad_body_is_422_naming_the_field_and_costs_nothing(app: Any, body: dict[str, Any], field: str) -> None:
     async with client_for(app) as c:
         r = await c.post("/api/v1/estimate", json=body)
         assert r.status_code == 422, r.text
@@ -92,8 +126,16 @@ async def test_not_json_is_422(app: Any) -> None:
 
 async def test_every_answer_carries_ratelimit_and_security_headers(app: Any) -> None:
     async with client_for(app) as c:
-        for path in ("/", "/api/v1/models?q=llama", "/api/v1/gpus", "/pricing", "/costs.json", "/nope",
-                     "/static/app.css", "/openapi.json"):
+        for path in (
+            "/",
+            "/api/v1/models?q=llama",
+            "/api/v1/gpus",
+            "/pricing",
+            "/costs.json",
+            "/nope",
+            "/static/app.css",
+            "/openapi.json",
+        ):
             r = await c.get(path)
             assert r.headers["ratelimit-limit"] == "2500", path
             assert r.headers["ratelimit-remaining"] == "2500", path
@@ -136,8 +178,9 @@ async def test_fit_which_compare_plan_cost_what_is_published(app: Any) -> None:
         assert r.json()["cost_tokens"] == 1000
         assert any(o["gpu"] == "rtx-4090" for o in r.json()["options"])
         assert r.headers["ratelimit-remaining"] == "1000"
-        r = await c.post("/api/v1/plan", json={"fleet": {"pools": [{"gpu": "h100-sxm"}],
-                                                         "models": ["llama-3.1-8b", "qwen2.5-7b"]}})
+        r = await c.post(
+            "/api/v1/plan", json={"fleet": {"pools": [{"gpu": "h100-sxm"}], "models": ["llama-3.1-8b", "qwen2.5-7b"]}}
+        )
         assert r.status_code == 429  # 2 models = 2,000 tokens, 1,000 left
         assert r.json()["cost_tokens"] == 2000
         assert r.headers["ratelimit-remaining"] == "1000"
@@ -149,14 +192,18 @@ async def test_plan_cost_scales_with_models(tmp_path: Path) -> None:
     assert [plan_cost(n) for n in (1, 2, 5, 9)] == [1000, 2000, 5000, 5000]
     with app_for(settings_for(tmp_path, anon_daily_tokens=10_000)) as app:
         async with client_for(app) as c:
-            fleet = {"pools": [{"gpu": "h100-sxm", "gpus_per_node": 8, "nodes": 2}],
-                     "models": [{"model": "llama-3.1-8b", "context": "8k"}, {"model": "qwen2.5-7b"}]}
+            fleet = {
+                "pools": [{"gpu": "h100-sxm", "gpus_per_node": 8, "nodes": 2}],
+                "models": [{"model": "llama-3.1-8b", "context": "8k"}, {"model": "qwen2.5-7b"}],
+            }
             r = await c.post("/api/v1/plan", json={"fleet": fleet})
             assert r.status_code == 200, r.text
             assert r.json()["cost_tokens"] == 2000
             assert r.headers["ratelimit-remaining"] == "8000"
-            r = await c.post("/api/v1/plan", json={"fleet": {"pools": [{"gpu": "h100-sxm"}],
-                                                             "models": [{"model": "./secrets.json"}]}})
+            r = await c.post(
+                "/api/v1/plan",
+                json={"fleet": {"pools": [{"gpu": "h100-sxm"}], "models": [{"model": "./secrets.json"}]}},
+            )
             assert r.status_code == 422 and r.json()["field"] == "model"
 
 
@@ -164,10 +211,23 @@ async def test_openapi_lists_the_api(app: Any) -> None:
     async with client_for(app) as c:
         doc = (await c.get("/openapi.json")).json()
     paths = set(doc["paths"])
-    for p in ("/api/v1/estimate", "/api/v1/fit", "/api/v1/which", "/api/v1/plan", "/api/v1/models", "/api/v1/gpus",
-              "/api/v1/quota", "/api/v1/auth/signup", "/api/v1/auth/login", "/api/v1/auth/logout",
-              "/api/v1/history", "/api/v1/history/{hid}", "/api/v1/shares", "/api/v1/shares/{sid}",
-              "/api/v1/webhooks/stripe"):
+    for p in (
+        "/api/v1/estimate",
+        "/api/v1/fit",
+        "/api/v1/which",
+        "/api/v1/plan",
+        "/api/v1/models",
+        "/api/v1/gpus",
+        "/api/v1/quota",
+        "/api/v1/auth/signup",
+        "/api/v1/auth/login",
+        "/api/v1/auth/logout",
+        "/api/v1/history",
+        "/api/v1/history/{hid}",
+        "/api/v1/shares",
+        "/api/v1/shares/{sid}",
+        "/api/v1/webhooks/stripe",
+    ):
         assert p in paths, p
     assert "/" not in paths  # pages are not API
 
@@ -179,7 +239,11 @@ async def test_question_parsing(app: Any) -> None:
     from vram.web.question import parse_question
 
     assert parse_question("Llama 3.1 8B on a single RTX 3090 with 8k context") == {
-        "model": "llama-3.1-8b", "gpu": "rtx-3090", "gpu_count": 1, "context": "8k"}
+        "model": "llama-3.1-8b",
+        "gpu": "rtx-3090",
+        "gpu_count": 1,
+        "context": "8k",
+    }
     assert parse_question("deepseek-v3 on 8 h200 at 128k batch 4")["gpu_count"] == 8
     assert parse_question("fine-tune mistral 7b with qlora on a 4090")["method"] == "qlora"
     assert parse_question("") == {}
@@ -215,7 +279,11 @@ def test_plain_words_understands_the_issue_cases() -> None:
     from vram.web.question import parse_question, understand
 
     assert parse_question("qwen 2.5 14b on a 3090 with 8k context") == {
-        "model": "qwen2.5-14b", "gpu": "rtx-3090", "gpu_count": 1, "context": "8k"}
+        "model": "qwen2.5-14b",
+        "gpu": "rtx-3090",
+        "gpu_count": 1,
+        "context": "8k",
+    }
     assert parse_question("llama 3.1 8b with vllm on rtx 4090 x2")["engine"] == "vllm"
     assert parse_question("llama 3.1 8b on rtx 4090 x2")["gpu_count"] == 2
     assert parse_question("mistral 7b with ollama on a 4090")["engine"] == "llama.cpp"
@@ -223,20 +291,27 @@ def test_plain_words_understands_the_issue_cases() -> None:
     assert parse_question("llama 3.1 70b int4 awq on an h100")["quant"] == "awq"
     assert parse_question("llama 3.1 8b at 32,768 tokens on an l4")["context"] == "32768"
     assert parse_question("full fine-tune qwen2.5-7b on 8xh100 with gradient checkpointing") == {
-        "model": "qwen2.5-7b", "gpu": "h100-sxm", "gpu_count": 8, "mode": "train", "method": "full",
-        "grad_checkpointing": "1"}
+        "model": "qwen2.5-7b",
+        "gpu": "h100-sxm",
+        "gpu_count": 8,
+        "mode": "train",
+        "method": "full",
+        "grad_checkpointing": "1",
+    }
     u = understand("can my toaster run phi 4")
     assert u.fields == {"model": "phi-4"} and u.not_understood == ["toaster"]
     assert {x["field"] for x in understand("two 4090s, llama 3 70b, 32k").understood} == {"gpu", "model", "context"}
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"model": "llama-3.1-8b", "batch": True}, "batch"),
-    ({"model": "llama-3.1-8b", "train": {"lora_rank": 0}}, "train.lora_rank"),
-    ({"model": "llama-3.1-8b", "context": False}, "context"),
-])
-async def test_422s_name_the_json_path_and_booleans_are_not_numbers(app: Any, body: dict[str, Any],
-                                                                    field: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"model": "llama-3.1-8b", "batch": True}, "batch"),
+        ({"model": "llama-3.1-8b", "train": {"lora_rank": 0}}, "train.lora_rank"),
+        ({"model": "llama-3.1-8b", "context": False}, "context"),
+    ],
+)
+async def test_422s_name_the_json_path_and_booleans_are_not_numbers(app: Any, body: dict[str, Any], field: str) -> None:
     async with client_for(app) as c:
         r = await c.post("/api/v1/estimate", json=body)
     assert r.status_code == 422 and r.json()["field"] == field
@@ -245,8 +320,11 @@ async def test_422s_name_the_json_path_and_booleans_are_not_numbers(app: Any, bo
 async def test_malformed_json_is_the_body_and_an_unknown_model_is_a_422_even_without_tokens(tmp_path: Path) -> None:
     with app_for(settings_for(tmp_path, anon_daily_tokens=50)) as app:
         async with client_for(app) as c:
-            r = await c.post("/api/v1/fit", content=b'{"model": "llama-3.1-8b", "gpu": }',
-                             headers={"content-type": "application/json"})
+            r = await c.post(
+                "/api/v1/fit",
+                content=b'{"model": "llama-3.1-8b", "gpu": }',
+                headers={"content-type": "application/json"},
+            )
             assert r.status_code == 422 and r.json()["field"] == "body"
             assert r.json()["error"].startswith("body: not valid JSON at character")
             r = await c.post("/api/v1/fit", json={"model": "no-such-model-xyz", "gpu": "rtx-4090"})

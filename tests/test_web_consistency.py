@@ -33,10 +33,22 @@ async def test_the_page_says_what_vram_fit_says(model: str, shared_app: Any, run
             cli = run_cli("fit", model, "--gpu", gpu, "--context", "8192", "--new-tokens", "256", "--json")
             assert cli.rc == 0, cli.err
             want = json.loads(cli.out)
-            r = await c.post("/", data={"model": model, "gpu": gpu, "gpu_count": "1", "context": "8k",
-                                        "new_tokens": "256", "batch": "1", "mode": "inference",
-                                        "engine": "transformers", "dtype": "bfloat16", "headroom": "20",
-                                        "csrf_token": c.cookies["vram_csrf"]})
+            r = await c.post(
+                "/",
+                data={
+                    "model": model,
+                    "gpu": gpu,
+                    "gpu_count": "1",
+                    "context": "8k",
+                    "new_tokens": "256",
+                    "batch": "1",
+                    "mode": "inference",
+                    "engine": "transformers",
+                    "dtype": "bfloat16",
+                    "headroom": "20",
+                    "csrf_token": c.cookies["vram_csrf"],
+                },
+            )
             assert r.status_code == 200, (gpu, r.text[-500:])
             page = r.text
             label = re.search(r'id="verdict"[^>]*>\s*<strong>([^<]+)</strong>', page)

@@ -127,8 +127,9 @@ async def test_share_and_save_from_the_page(app: Any) -> None:
         r = await c.post("/save", data=fields)
         assert r.status_code == 200 and 'id="pending-save"' in r.text
         assert hidden_fields(r.text)["signature"] == fields["signature"]
-        r = await c.post("/signup", data={**hidden_fields(r.text), "email": "later@example.com",
-                                          "password": "correct horse battery"})
+        r = await c.post(
+            "/signup", data={**hidden_fields(r.text), "email": "later@example.com", "password": "correct horse battery"}
+        )
         assert r.status_code == 303 and re.fullmatch(r"/history/[A-Za-z0-9_-]+\?saved=1", r.headers["location"])
         saved = await c.get(r.headers["location"])
         assert "Saved to your history" in saved.text and 'id="verdict"' in saved.text

@@ -229,23 +229,35 @@ async def test_stripe_webhook_credits_once_per_event(tmp_path: Path) -> None:
             user = await signup(c, "buyer@example.com")
             payload = checkout_event("evt_123", user["user_id"], 200_000)
             for attempt in range(3):
-                r = await c.post("/api/v1/webhooks/stripe", content=payload,
-                                 headers={"stripe-signature": stripe_signature(payload, WEBHOOK_SECRET),
-                                          "content-type": "application/json"})
+                r = await c.post(
+                    "/api/v1/webhooks/stripe",
+                    content=payload,
+                    headers={
+                        "stripe-signature": stripe_signature(payload, WEBHOOK_SECRET),
+                        "content-type": "application/json",
+                    },
+                )
                 assert r.status_code == 200
                 assert r.json()["credited"] is (attempt == 0)
             q = (await c.get("/api/v1/quota", headers=bearer(user["token"]))).json()
             assert q["purchased"] == 200_000
             assert app.state.services.quota.ledger_balance(user["user_id"]) == 200_000
             other = checkout_event("evt_456", user["user_id"], 1_000_000)
-            r = await c.post("/api/v1/webhooks/stripe", content=other,
-                             headers={"stripe-signature": stripe_signature(other, WEBHOOK_SECRET)})
+            r = await c.post(
+                "/api/v1/webhooks/stripe",
+                content=other,
+                headers={"stripe-signature": stripe_signature(other, WEBHOOK_SECRET)},
+            )
             assert r.json()["credited"] is True
             assert (await c.get("/api/v1/quota", headers=bearer(user["token"]))).json()["purchased"] == 1_200_000
             # forged or stale signatures credit nothing
             forged = checkout_event("evt_789", user["user_id"], 9_000_000)
-            for sig in (stripe_signature(forged, "whsec_wrong"), "t=1,v1=00", "",
-                        stripe_signature(forged, WEBHOOK_SECRET, timestamp=1_000_000_000)):
+            for sig in (
+                stripe_signature(forged, "whsec_wrong"),
+                "t=1,v1=00",
+                "",
+                stripe_signature(forged, WEBHOOK_SECRET, timestamp=1_000_000_000),
+            ):
                 r = await c.post("/api/v1/webhooks/stripe", content=forged, headers={"stripe-signature": sig})
                 assert r.status_code == 400
             assert (await c.get("/api/v1/quota", headers=bearer(user["token"]))).json()["purchased"] == 1_200_000
@@ -255,8 +267,11 @@ async def test_without_stripe_keys_purchases_are_off(tmp_path: Path) -> None:
     with app_for(settings_for(tmp_path)) as app:
         async with client_for(app) as c:
             payload = checkout_event("evt_1", 1, 10)
-            r = await c.post("/api/v1/webhooks/stripe", content=payload,
-                             headers={"stripe-signature": stripe_signature(payload, WEBHOOK_SECRET)})
+            r = await c.post(
+                "/api/v1/webhooks/stripe",
+                content=payload,
+                headers={"stripe-signature": stripe_signature(payload, WEBHOOK_SECRET)},
+            )
             assert r.status_code == 503
             page = await c.get("/pricing")
             assert "Purchases are off on this server" in page.text
@@ -306,8 +321,9 @@ async def test_buying_a_pack_goes_to_stripe_checkout(tmp_path: Path, monkeypatch
             csrf = c.cookies["vram_csrf"]
             r = await c.post("/buy", data={"pack": "starter", "csrf_token": csrf})
             assert r.status_code == 303 and r.headers["location"] == "/signin?next=/pricing"
-            r = await c.post("/signup", data={"email": "pay@example.com", "password": "long enough pw",
-                                              "csrf_token": csrf})
+            r = await c.post(
+                "/signup", data={"email": "pay@example.com", "password": "long enough pw", "csrf_token": csrf}
+            )
             assert "Buy" in (await c.get("/pricing")).text
             r = await c.post("/buy", data={"pack": "starter", "csrf_token": csrf})
             assert r.status_code == 303 and r.headers["location"] == FakeSession.url
@@ -339,16 +355,25 @@ async def test_signed_but_malformed_webhook_events_are_400(tmp_path: Path) -> No
     settings = settings_for(tmp_path, stripe_secret_key="sk_test_x", stripe_webhook_secret=WEBHOOK_SECRET)
     good = json.loads(checkout_event("evt_ok", 1, 10))
     bad_events: list[Any] = [
-        None, [1], {**good, "data": [1]}, {**good, "data": {"object": "x"}}, {**good, "id": {"x": 1}},
-        *({**good, "data": {"object": {"payment_status": "paid", "metadata": {"user_id": u, "tokens": t}}}}
-          for u, t in (("1", "0"), ("1", "-5"), ("1", str(10**30)), (str(10**30), "5"), ("1", "x"))),
+        None,
+        [1],
+        {**good, "data": [1]},
+        {**good, "data": {"object": "x"}},
+        {**good, "id": {"x": 1}},
+        *(
+            {**good, "data": {"object": {"payment_status": "paid", "metadata": {"user_id": u, "tokens": t}}}}
+            for u, t in (("1", "0"), ("1", "-5"), ("1", str(10**30)), (str(10**30), "5"), ("1", "x"))
+        ),
     ]
     with app_for(settings) as app:
         async with client_for(app) as c:
             await signup(c, "hostile@example.com")
             for event in bad_events:
                 payload = json.dumps(event).encode()
-                r = await c.post("/api/v1/webhooks/stripe", content=payload,
-                                 headers={"stripe-signature": stripe_signature(payload, WEBHOOK_SECRET)})
+                r = await c.post(
+                    "/api/v1/webhooks/stripe",
+                    content=payload,
+                    headers={"stripe-signature": stripe_signature(payload, WEBHOOK_SECRET)},
+                )
                 assert r.status_code == 400, (event, r.status_code, r.text)
         assert app.state.services.quota.ledger_balance(1) == 0

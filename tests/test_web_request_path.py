@@ -76,12 +76,13 @@ async def test_sqlite_charge_keeps_counter_ledger_and_balance_together(tmp_path:
         svc.quota.credit(uid, 150, "admin")
         token = svc.sessions.create(uid, svc.settings.clock())
         async with client_for(app) as c:
-            codes = [(await c.post("/api/v1/estimate", json=EST, headers=bearer(token))).status_code
-                     for _ in range(52)]
+            codes = [(await c.post("/api/v1/estimate", json=EST, headers=bearer(token))).status_code for _ in range(52)]
         assert codes == [200] * 51 + [429]  # 5,000 daily + 150 purchased: 51 estimates, 50 tokens left
         with sqlite3.connect(tmp_path / "vram.sqlite3") as conn:
-            rows = conn.execute("SELECT bucket, SUM(amount), COUNT(*) FROM ledger WHERE user_id = ? GROUP BY bucket "
-                                "ORDER BY bucket", (uid,)).fetchall()
+            rows = conn.execute(
+                "SELECT bucket, SUM(amount), COUNT(*) FROM ledger WHERE user_id = ? GROUP BY bucket ORDER BY bucket",
+                (uid,),
+            ).fetchall()
             balance = conn.execute("SELECT purchased_tokens FROM users WHERE id = ?", (uid,)).fetchone()[0]
             used = conn.execute("SELECT used FROM counters WHERE key = ?", (f"user:{uid}",)).fetchone()[0]
         assert rows == [("daily", -5000, 50), ("purchased", 150 - 100, 2)]  # the grant and one debit
@@ -116,5 +117,7 @@ async def test_postgresql_debits_commit_asynchronously_and_sessions_carry_the_em
             with svc.db.engine.connect() as conn:
                 rows: Any = conn.exec_driver_sql(
                     "SELECT bucket, SUM(amount), COUNT(*) FROM ledger WHERE user_id = %s AND amount < 0 "
-                    "GROUP BY bucket ORDER BY bucket", (uid,)).all()
+                    "GROUP BY bucket ORDER BY bucket",
+                    (uid,),
+                ).all()
             assert [tuple(r) for r in rows] == [("daily", -5000, 50), ("purchased", -1000, 10)]

@@ -26,9 +26,17 @@ def test_serve_help_lists_options(run_cli: Any) -> None:
 def test_settings_from_env(tmp_path: Path) -> None:
     from vram.web.settings import Settings
 
-    s = Settings.from_env({"VRAM_DATA_DIR": str(tmp_path), "VRAM_DATABASE_URL": "postgresql://db/vram",
-                           "VRAM_REDIS_URL": "redis://r:6379/0", "VRAM_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
-                           "VRAM_SECURE_COOKIES": "1", "STRIPE_SECRET_KEY": "sk", "STRIPE_WEBHOOK_SECRET": "wh"})
+    s = Settings.from_env(
+        {
+            "VRAM_DATA_DIR": str(tmp_path),
+            "VRAM_DATABASE_URL": "postgresql://db/vram",
+            "VRAM_REDIS_URL": "redis://r:6379/0",
+            "VRAM_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
+            "VRAM_SECURE_COOKIES": "1",
+            "STRIPE_SECRET_KEY": "sk",
+            "STRIPE_WEBHOOK_SECRET": "wh",
+        }
+    )
     assert s.data_dir == tmp_path and s.database_url == "postgresql://db/vram" and s.redis_url == "redis://r:6379/0"
     assert s.is_trusted_proxy("10.2.3.4") and s.is_trusted_proxy("127.0.0.1") and not s.is_trusted_proxy("8.8.8.8")
     assert s.secure_cookies and s.purchases_enabled

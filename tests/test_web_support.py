@@ -113,8 +113,10 @@ def redis_prefix() -> Iterator[str]:
         r.close()
 
 
-needs_pg_redis = pytest.mark.skipif(not (pg_available() and redis_available()),
-                                    reason="PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) are not running")
+needs_pg_redis = pytest.mark.skipif(
+    not (pg_available() and redis_available()),
+    reason="PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) are not running",
+)
 
 
 def stripe_signature(payload: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -125,10 +127,20 @@ def stripe_signature(payload: bytes, secret: str, timestamp: int | None = None) 
 
 
 def checkout_event(event_id: str, user_id: int, tokens: int) -> bytes:
-    return json.dumps({"id": event_id, "object": "event", "type": "checkout.session.completed",
-                       "data": {"object": {"object": "checkout.session", "payment_status": "paid",
-                                           "metadata": {"user_id": str(user_id), "tokens": str(tokens),
-                                                        "pack": "starter"}}}}).encode()
+    return json.dumps(
+        {
+            "id": event_id,
+            "object": "event",
+            "type": "checkout.session.completed",
+            "data": {
+                "object": {
+                    "object": "checkout.session",
+                    "payment_status": "paid",
+                    "metadata": {"user_id": str(user_id), "tokens": str(tokens), "pack": "starter"},
+                }
+            },
+        }
+    ).encode()
 
 
 async def signup(c: httpx.AsyncClient, email: str, password: str = "correct horse battery") -> dict[str, Any]:
@@ -145,5 +157,7 @@ def bearer(token: str) -> dict[str, str]:
 
 def hidden_fields(html: str) -> dict[str, str]:
     """The hidden inputs of a page (name -> unescaped value)."""
-    return {m.group(1): unescape(m.group(2)) for m in
-            re.finditer(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html)}
+    return {
+        m.group(1): unescape(m.group(2))
+        for m in re.finditer(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html)
+    }

@@ -44,9 +44,12 @@ CASES = [
 
 def parse(log: str) -> dict[str, float]:
     out: dict[str, float] = {}
-    for kind, pat in (("model", r"model buffer size\s*=\s*([\d.]+) MiB"), ("kv", r"KV buffer size\s*=\s*([\d.]+) MiB"),
-                      ("compute", r"compute buffer size\s*=\s*([\d.]+) MiB"),
-                      ("output", r"output buffer size\s*=\s*([\d.]+) MiB")):
+    for kind, pat in (
+        ("model", r"model buffer size\s*=\s*([\d.]+) MiB"),
+        ("kv", r"KV buffer size\s*=\s*([\d.]+) MiB"),
+        ("compute", r"compute buffer size\s*=\s*([\d.]+) MiB"),
+        ("output", r"output buffer size\s*=\s*([\d.]+) MiB"),
+    ):
         vals = [float(x) for x in re.findall(pat, log)]
         if vals:
             out[kind] = sum(vals)
@@ -60,9 +63,19 @@ def run_llama(path: Path, c: dict) -> str:
     saved = os.dup(2)
     os.dup2(fd, 2)
     try:
-        llm = llama_cpp.Llama(str(path), n_ctx=c["n_ctx"], n_batch=max(2048, c["n_ubatch"]), n_ubatch=c["n_ubatch"],
-                              flash_attn=c["fa"], type_k=CT[c["k"]], type_v=CT[c["v"]], n_gpu_layers=0,
-                              verbose=True, n_threads=2, swa_full=False)
+        llm = llama_cpp.Llama(
+            str(path),
+            n_ctx=c["n_ctx"],
+            n_batch=max(2048, c["n_ubatch"]),
+            n_ubatch=c["n_ubatch"],
+            flash_attn=c["fa"],
+            type_k=CT[c["k"]],
+            type_v=CT[c["v"]],
+            n_gpu_layers=0,
+            verbose=True,
+            n_threads=2,
+            swa_full=False,
+        )
         del llm
     finally:
         os.dup2(saved, 2)
@@ -78,16 +91,38 @@ def main() -> None:
         for c in CASES:
             log = run_llama(path, c)
             got = parse(log)
-            est = estimate(str(path), Workload.from_flat(engine="llama.cpp", context=c["n_ctx"], n_ubatch=c["n_ubatch"],
-                                               flash_attn=c["fa"], cache_type_k=c["k"], cache_type_v=c["v"],
-                                               n_gpu_layers=0))
+            est = estimate(
+                str(path),
+                Workload.from_flat(
+                    engine="llama.cpp",
+                    context=c["n_ctx"],
+                    n_ubatch=c["n_ubatch"],
+                    flash_attn=c["fa"],
+                    cache_type_k=c["k"],
+                    cache_type_v=c["v"],
+                    n_gpu_layers=0,
+                ),
+            )
             lc = est.extra["llama_cpp"]
-            ours = {"model": lc["weights_total_bytes"] / MIB, "kv": lc["kv_total_bytes"] / MIB,
-                    "compute": lc["compute_bytes"] / MIB, "output": lc["output_buffer_host_bytes"] / MIB}
+            ours = {
+                "model": lc["weights_total_bytes"] / MIB,
+                "kv": lc["kv_total_bytes"] / MIB,
+                "compute": lc["compute_bytes"] / MIB,
+                "output": lc["output_buffer_host_bytes"] / MIB,
+            }
             ctx_line = next((ln for ln in log.splitlines() if "n_ctx" in ln and "=" in ln), "")
-            print(json.dumps({"model": name, **c, "llama_cpp_mib": got, "vram_mib": {k: round(v, 3) for k, v in
-                                                                                      ours.items()},
-                              "ctx_line": ctx_line.strip()}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "model": name,
+                        **c,
+                        "llama_cpp_mib": got,
+                        "vram_mib": {k: round(v, 3) for k, v in ours.items()},
+                        "ctx_line": ctx_line.strip(),
+                    }
+                ),
+                flush=True,
+            )
     sys.stdout.flush()
 
 

@@ -30,9 +30,12 @@ def main() -> None:
         for ub in (64, 128, 256, 384, 512, 768, 1024, 2048):
             c = dict(n_ctx=4096, n_ubatch=ub, fa=fa, k="f16", v="f16")
             got = compare.parse(compare.run_llama(path, c))["compute"]
-            est = estimate(str(path), Workload.from_flat(engine="llama.cpp", context=4096, n_ubatch=ub, n_batch=max(
-                2048, ub),
-                                               flash_attn=fa, n_gpu_layers=0))
+            est = estimate(
+                str(path),
+                Workload.from_flat(
+                    engine="llama.cpp", context=4096, n_ubatch=ub, n_batch=max(2048, ub), flash_attn=fa, n_gpu_layers=0
+                ),
+            )
             ours = est.extra["llama_cpp"]["compute_bytes"] / MIB
             print(f"| {'on' if fa else 'off'} | {ub} | {got:.2f} | {ours:.2f} |", flush=True)
 

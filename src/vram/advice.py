@@ -130,8 +130,13 @@ def _inference_candidates(wl: Workload, base: FitResult, kind: str) -> list[tupl
         if img.images > 1:
             out.append(("one image per prompt", replace(wl, family=replace(img, images=1)), {"images": "1"}))
         if img.width * img.height > 768 * 768:
-            out.append(("768×768 images", replace(wl, family=replace(img, width=768, height=768)),
-                        {"width": "768", "height": "768"}))
+            out.append(
+                (
+                    "768×768 images",
+                    replace(wl, family=replace(img, width=768, height=768)),
+                    {"width": "768", "height": "768"},
+                )
+            )
         return out
     if kind != "llm":
         if wl.batch > 1:

@@ -188,8 +188,9 @@ def hunyuan_moe(cfg: Config, mt: str) -> Built:
     layers = []
     for i in range(n):
         acc = _Acc()
-        att = attention(acc, h, heads, kv, hd, bias_qkv=bias, bias_o=bias,
-                        qk_norm=traits_of(mt).qk_norm_params(cfg, heads, kv, hd))
+        att = attention(
+            acc, h, heads, kv, hd, bias_qkv=bias, bias_o=bias, qk_norm=traits_of(mt).qk_norm_params(cfg, heads, kv, hd)
+        )
         n_exp = _per_layer(_get(cfg, "num_experts", default=1), i, "num_experts")
         topk = _per_layer(_get(cfg, "moe_topk", default=1), i, "moe_topk")
         mlp = moe(acc, h, inter, n_exp, topk, shared_inter=inter)
@@ -233,8 +234,9 @@ def gated_deltanet(acc: _Acc, h: int, k_heads: int, v_heads: int, k_dim: int, v_
     acc.lin(h, 2 * v_heads)  # b and a
     acc.small += conv_dim * kernel + 2 * v_heads + v_dim
     acc.lin(value_dim, h)
-    return StateMixer(kind="gated_deltanet", state_elems=conv_dim * kernel + v_heads * k_dim * v_dim,
-                      inner_size=conv_dim + value_dim)
+    return StateMixer(
+        kind="gated_deltanet", state_elems=conv_dim * kernel + v_heads * k_dim * v_dim, inner_size=conv_dim + value_dim
+    )
 
 
 def _linear_layer_types(cfg: Config, n: int, interval_key: str = "full_attention_interval") -> list[str]:
@@ -270,8 +272,17 @@ def qwen3_next(cfg: Config, mt: str) -> Built:
         if types[i] == "linear_attention":
             att, mixer = None, gated_deltanet(acc, h, kh, vh, kd, vd, kernel)
         else:
-            att = attention(acc, h, heads, kv, hd, bias_qkv=bias, bias_o=bias, gated_q=True,
-                            qk_norm=traits_of(mt).qk_norm_params(cfg, heads, kv, hd))
+            att = attention(
+                acc,
+                h,
+                heads,
+                kv,
+                hd,
+                bias_qkv=bias,
+                bias_o=bias,
+                gated_q=True,
+                qk_norm=traits_of(mt).qk_norm_params(cfg, heads, kv, hd),
+            )
             mixer = None
         if n_exp and i not in only and (i + 1) % step == 0:
             mlp = moe(acc, h, moe_inter, n_exp, topk, shared_inter=shared, shared_gate=bool(shared))
@@ -280,17 +291,35 @@ def qwen3_next(cfg: Config, mt: str) -> Built:
         acc.small += 2 * h
         layers.append(acc.layer(att, mixer, mlp))
     n_lin = sum(t == "linear_attention" for t in types)
-    return layers, h, [f"{n_lin} of {n} layers are gated DeltaNet (linear attention): a fixed conv + "
-                       f"{vh}×{kd}×{vd} recurrent state per sequence, no KV cache"]
-
+    return (
+        layers,
+        h,
+        [
+            f"{n_lin} of {n} layers are gated DeltaNet (linear attention): a fixed conv + "
+            f"{vh}×{kd}×{vd} recurrent state per sequence, no KV cache"
+        ],
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Mamba-2 hybrids (Granite 4, Nemotron-H, Falcon-H1)
 
 
-def mamba2_mixer(acc: _Acc, h: int, inner: int, heads: int, head_dim: int, groups: int, state: int, kernel: int, *,
-                 in_bias: bool, out_bias: bool, conv_bias: bool, norm: bool = True) -> StateMixer:
+def mamba2_mixer(
+    acc: _Acc,
+    h: int,
+    inner: int,
+    heads: int,
+    head_dim: int,
+    groups: int,
+    state: int,
+    kernel: int,
+    *,
+    in_bias: bool,
+    out_bias: bool,
+    conv_bias: bool,
+    norm: bool = True,
+) -> StateMixer:
     """A Mamba-2 block: in_proj to x, z, B, C and dt (2·inner + 2·groups·state + heads), a depthwise conv over x, B
     and C, dt_bias / A_log / D per head, a gated RMSNorm over inner (Falcon-H1 can leave it out), out_proj.
     State per sequence: the conv's last `kernel` inputs (conv_dim × kernel) and heads × head_dim × state."""
@@ -332,8 +361,19 @@ def granite_hybrid(cfg: Config, mt: str) -> Built:
         att: Attention | None = None
         mixer: StateMixer | None = None
         if str(lt[i]) in _MAMBA_NAMES:
-            mixer = mamba2_mixer(acc, h, inner, m_heads, m_hd, groups, state, kernel, in_bias=proj_bias,
-                                 out_bias=proj_bias, conv_bias=conv_bias)
+            mixer = mamba2_mixer(
+                acc,
+                h,
+                inner,
+                m_heads,
+                m_hd,
+                groups,
+                state,
+                kernel,
+                in_bias=proj_bias,
+                out_bias=proj_bias,
+                conv_bias=conv_bias,
+            )
         elif str(lt[i]) in _ATTENTION_NAMES:
             att = attention(acc, h, heads, kv, hd, bias_qkv=bias, bias_o=bias)
         else:
@@ -342,8 +382,14 @@ def granite_hybrid(cfg: Config, mt: str) -> Built:
         acc.small += 2 * h
         layers.append(acc.layer(att, mixer, mlp))
     n_m = sum(layer.mixer is not None for layer in layers)
-    return layers, h, [f"{n_m} of {n} layers are Mamba-2: a fixed state of {m_heads} heads × {m_hd} × {state} per "
-                       "sequence, no KV cache"]
+    return (
+        layers,
+        h,
+        [
+            f"{n_m} of {n} layers are Mamba-2: a fixed state of {m_heads} heads × {m_hd} × {state} per "
+            "sequence, no KV cache"
+        ],
+    )
 
 
 def _plain_mlp(acc: _Acc, h: int, inter: int, bias: bool = False) -> Mlp:
@@ -367,8 +413,7 @@ def nemotron_h(cfg: Config, mt: str) -> Built:
     elif isinstance(lt, list) and lt:
         kinds = [{"linear_attention": "mamba", "full_attention": "attention"}.get(str(x), str(x)) for x in lt]
     else:
-        raise ConfigError("config.json: nemotron_h needs hybrid_override_pattern or layers_block_type",
-                          field="model")
+        raise ConfigError("config.json: nemotron_h needs hybrid_override_pattern or layers_block_type", field="model")
     n = len(kinds)
     if n > 10_000:
         raise ConfigError("config.json: too many layers", field="model")
@@ -388,8 +433,19 @@ def nemotron_h(cfg: Config, mt: str) -> Built:
         mixer: StateMixer | None = None
         mlp: Mlp | None = None
         if kind == "mamba":
-            mixer = mamba2_mixer(acc, h, m_heads * m_hd, m_heads, m_hd, groups, state, kernel, in_bias=use_bias,
-                                 out_bias=use_bias, conv_bias=conv_bias)
+            mixer = mamba2_mixer(
+                acc,
+                h,
+                m_heads * m_hd,
+                m_heads,
+                m_hd,
+                groups,
+                state,
+                kernel,
+                in_bias=use_bias,
+                out_bias=use_bias,
+                conv_bias=conv_bias,
+            )
         elif kind == "attention":
             att = attention(acc, h, heads, kv, hd)
         elif kind == "mlp":
@@ -406,16 +462,27 @@ def nemotron_h(cfg: Config, mt: str) -> Built:
             if latent:
                 acc.lin(h, latent, mlp_bias)
                 acc.lin(latent, h, mlp_bias)
-            mlp = Mlp(kind="moe", intermediate_size=e_inter, num_experts=n_exp,
-                      experts_per_token=_int(cfg, "num_experts_per_tok"), shared_intermediate_size=shared,
-                      expert_gated=False)
+            mlp = Mlp(
+                kind="moe",
+                intermediate_size=e_inter,
+                num_experts=n_exp,
+                experts_per_token=_int(cfg, "num_experts_per_tok"),
+                shared_intermediate_size=shared,
+                expert_gated=False,
+            )
         else:
             raise ConfigError(f"config.json: unknown Nemotron-H block {kind!r}", field="model")
         acc.small += h
         layers.append(acc.layer(att, mixer, mlp))
     n_m = kinds.count("mamba")
-    return layers, h, [f"{n_m} of {n} layers are Mamba-2 ({m_heads} heads × {m_hd} × {state} state per sequence), "
-                       f"{kinds.count('attention')} attention; the rest MLP / MoE"]
+    return (
+        layers,
+        h,
+        [
+            f"{n_m} of {n} layers are Mamba-2 ({m_heads} heads × {m_hd} × {state} state per sequence), "
+            f"{kinds.count('attention')} attention; the rest MLP / MoE"
+        ],
+    )
 
 
 def falcon_h1(cfg: Config, mt: str) -> Built:
@@ -433,16 +500,31 @@ def falcon_h1(cfg: Config, mt: str) -> Built:
     for _ in range(n):
         acc = _Acc()
         att = attention(acc, h, heads, kv, hd, bias_qkv=att_bias, bias_o=att_bias)
-        mixer = mamba2_mixer(acc, h, inner, m_heads, m_hd, groups, state, kernel,
-                             in_bias=bool(cfg.get("mamba_proj_bias", False)),
-                             out_bias=bool(cfg.get("projectors_bias", False)),
-                             conv_bias=bool(cfg.get("mamba_conv_bias", True)), norm=bool(cfg.get("mamba_rms_norm")))
+        mixer = mamba2_mixer(
+            acc,
+            h,
+            inner,
+            m_heads,
+            m_hd,
+            groups,
+            state,
+            kernel,
+            in_bias=bool(cfg.get("mamba_proj_bias", False)),
+            out_bias=bool(cfg.get("projectors_bias", False)),
+            conv_bias=bool(cfg.get("mamba_conv_bias", True)),
+            norm=bool(cfg.get("mamba_rms_norm")),
+        )
         mlp = _gated_mlp(acc, h, inter, mlp_bias)
         acc.small += 2 * h
         layers.append(acc.layer(att, mixer, mlp))
-    return layers, h, [f"every layer runs attention and Mamba-2 in parallel: a KV cache plus a fixed {m_heads} × "
-                       f"{m_hd} × {state} state per sequence"]
-
+    return (
+        layers,
+        h,
+        [
+            f"every layer runs attention and Mamba-2 in parallel: a KV cache plus a fixed {m_heads} × "
+            f"{m_hd} × {state} state per sequence"
+        ],
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -463,8 +545,11 @@ def llama4_text(cfg: Config, mt: str) -> Built:
         chunked = [str(x) == "chunked_attention" for x in lt[:n]]
     else:
         nope = cfg.get("no_rope_layers")
-        uses_rope = [bool(x) for x in nope[:n]] if isinstance(nope, list) and len(nope) >= n else \
-            [(i + 1) % every != 0 for i in range(n)]
+        uses_rope = (
+            [bool(x) for x in nope[:n]]
+            if isinstance(nope, list) and len(nope) >= n
+            else [(i + 1) % every != 0 for i in range(n)]
+        )
         chunked = [r and chunk is not None for r in uses_rope]
     step = _positive(cfg, "interleave_moe_layer_step", default=1)
     moe_layers = cfg.get("moe_layers")
@@ -481,9 +566,14 @@ def llama4_text(cfg: Config, mt: str) -> Built:
         mlp = moe(acc, h, inter, n_exp, topk, shared_inter=inter) if i in moe_set else _gated_mlp(acc, h, inter_mlp)
         acc.small += 2 * h
         layers.append(acc.layer(att, None, mlp))
-    return layers, h, [f"{sum(chunked)} of {n} layers use chunked attention ({chunk} tokens; their cache keeps "
-                       "at most one chunk), the rest global attention without RoPE"]
-
+    return (
+        layers,
+        h,
+        [
+            f"{sum(chunked)} of {n} layers use chunked attention ({chunk} tokens; their cache keeps "
+            "at most one chunk), the rest global attention without RoPE"
+        ],
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -530,8 +620,11 @@ def kimi_linear(cfg: Config, mt: str) -> Built:
     kernel = int(lac.get("short_conv_kernel_size") or _positive(cfg, "linear_conv_kernel_dim", default=4))
     mlp_types = cfg.get("mlp_layer_types")
     first_dense = _int(cfg, "first_k_dense_replace", default=1)
-    sparse = [str(x) == "sparse" for x in mlp_types[:n]] if isinstance(mlp_types, list) and len(mlp_types) >= n \
+    sparse = (
+        [str(x) == "sparse" for x in mlp_types[:n]]
+        if isinstance(mlp_types, list) and len(mlp_types) >= n
         else [i >= first_dense for i in range(n)]
+    )
     q_lora = int(cfg.get("q_lora_rank") or 0)
     kv_lora, rope = _int(cfg, "kv_lora_rank"), _int(cfg, "qk_rope_head_dim")
     nope, vdim = _int(cfg, "qk_nope_head_dim"), _int(cfg, "v_head_dim")
@@ -556,16 +649,32 @@ def kimi_linear(cfg: Config, mt: str) -> Built:
             acc.small += kv_lora
             acc.v_proj += acc.lin(kv_lora, heads * (nope + vdim))
             acc.lin(heads * vdim, h)
-            att = Attention(kind="mla", num_heads=heads, num_kv_heads=heads, head_dim=nope + rope, v_head_dim=vdim,
-                            kv_lora_rank=kv_lora, q_lora_rank=q_lora, rope_head_dim=rope)
-        mlp = moe(acc, h, moe_inter, n_exp, topk, shared_inter=shared) if sparse[i] else \
-            _gated_mlp(acc, h, _int(cfg, "intermediate_size"))
+            att = Attention(
+                kind="mla",
+                num_heads=heads,
+                num_kv_heads=heads,
+                head_dim=nope + rope,
+                v_head_dim=vdim,
+                kv_lora_rank=kv_lora,
+                q_lora_rank=q_lora,
+                rope_head_dim=rope,
+            )
+        mlp = (
+            moe(acc, h, moe_inter, n_exp, topk, shared_inter=shared)
+            if sparse[i]
+            else _gated_mlp(acc, h, _int(cfg, "intermediate_size"))
+        )
         acc.small += 2 * h
         layers.append(acc.layer(att, mixer, mlp))
     n_lin = sum(layer.mixer is not None for layer in layers)
-    return layers, h, [f"{n_lin} of {n} layers are Kimi delta attention (a fixed conv + {lh}×{lhd}×{lhd} state "
-                       f"per sequence); the others MLA with a {kv_lora}+{rope} latent cache"]
-
+    return (
+        layers,
+        h,
+        [
+            f"{n_lin} of {n} layers are Kimi delta attention (a fixed conv + {lh}×{lhd}×{lhd} state "
+            f"per sequence); the others MLA with a {kv_lora}+{rope} latent cache"
+        ],
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -583,8 +692,11 @@ def _kv_shared(types: list[str], n_shared: int) -> list[int | None]:
     for i in range(first, n):
         donors = [j for j in range(first) if types[j] == types[i]]
         if not donors:
-            raise ConfigError(f"config.json: layer {i} shares the KV cache of a {types[i]} layer, but none of the "
-                              f"first {first} layers is one", field="model")
+            raise ConfigError(
+                f"config.json: layer {i} shares the KV cache of a {types[i]} layer, but none of the "
+                f"first {first} layers is one",
+                field="model",
+            )
         out.append(donors[-1])
     return out
 
@@ -646,8 +758,15 @@ def gemma_per_layer(cfg: Config, mt: str) -> Built:
                 acc.v_proj += acc.lin(h, l_kv * l_hd, bias)
             acc.small += l_hd  # k_norm
         acc.lin(heads * l_hd, h, bias)
-        att = Attention(kind="mha", num_heads=heads, num_kv_heads=l_kv, head_dim=l_hd, v_head_dim=l_hd,
-                        sliding_window=window if not full else None, shares_kv_of=shared[i])
+        att = Attention(
+            kind="mha",
+            num_heads=heads,
+            num_kv_heads=l_kv,
+            head_dim=l_hd,
+            v_head_dim=l_hd,
+            sliding_window=window if not full else None,
+            shares_kv_of=shared[i],
+        )
         width = _per_layer(inter, i, "intermediate_size") if isinstance(inter, list) else _int(cfg, "intermediate_size")
         if mt == "gemma4_text" and cfg.get("use_double_wide_mlp") and shared[i] is not None:
             width *= 2
@@ -670,16 +789,23 @@ def gemma_per_layer(cfg: Config, mt: str) -> Built:
             acc.router += e * h + h + e  # proj, scale, per_expert_scale
             _experts(acc, h, e_inter, e)
             acc.small += 3 * h  # post_feedforward_layernorm_1/_2, pre_feedforward_layernorm_2
-            mlp = Mlp(kind="moe", intermediate_size=e_inter, num_experts=e,
-                      experts_per_token=_int(cfg, "top_k_experts", default=1), shared_intermediate_size=width)
+            mlp = Mlp(
+                kind="moe",
+                intermediate_size=e_inter,
+                num_experts=e,
+                experts_per_token=_int(cfg, "top_k_experts", default=1),
+                shared_intermediate_size=width,
+            )
         layers.append(acc.layer(att, None, mlp))
     n_sh = sum(x is not None for x in shared)
     notes = [f"{sum(t == 'sliding_attention' for t in types)} of {n} layers use a sliding window of {window} tokens"]
     if n_sh:
         notes.append(f"the last {n_sh} layers reuse earlier layers' KV cache and keep none of their own")
     if p:
-        notes.append(f"per-layer embeddings: {p} extra dims per layer and token, looked up in a "
-                     f"{_int(cfg, 'vocab_size_per_layer_input', default=0):,}-row table")
+        notes.append(
+            f"per-layer embeddings: {p} extra dims per layer and token, looked up in a "
+            f"{_int(cfg, 'vocab_size_per_layer_input', default=0):,}-row table"
+        )
     return layers, h, notes
 
 
@@ -699,14 +825,20 @@ def model_level_params(cfg: Config, mt: str, h: int, n: int) -> tuple[int, int]:
     return emb, other
 
 
-
 # ---------------------------------------------------------------------------------------------------------------
 # vision towers of multimodal checkpoints (counted into ModelSpec.extra_params)
 
-_QWEN_VISION_DEFAULTS: dict[str, Any] = {"depth": 27, "hidden_size": 1152, "intermediate_size": 4304,
-                                         "in_channels": 3, "patch_size": 16, "temporal_patch_size": 2,
-                                         "spatial_merge_size": 2, "out_hidden_size": 3584,
-                                         "num_position_embeddings": 2304}
+_QWEN_VISION_DEFAULTS: dict[str, Any] = {
+    "depth": 27,
+    "hidden_size": 1152,
+    "intermediate_size": 4304,
+    "in_channels": 3,
+    "patch_size": 16,
+    "temporal_patch_size": 2,
+    "spatial_merge_size": 2,
+    "out_hidden_size": 3584,
+    "num_position_embeddings": 2304,
+}
 
 
 def qwen3_vl_vision_params(vc: Config, with_deepstack: bool) -> int:
@@ -738,8 +870,15 @@ def llama4_vision_params(vc: Config, text_hidden: int) -> int:
     patches = (img // p) ** 2
     layer = 4 * (d * d + d) + d * f + f + f * d + d + 4 * d
     adapter = f * _positive(vc, "projector_input_dim") + _positive(vc, "projector_output_dim") ** 2
-    return d + (patches + 1) * d + c * p * p * d + 4 * d + n * layer + adapter + \
-        _positive(vc, "vision_output_dim") * text_hidden
+    return (
+        d
+        + (patches + 1) * d
+        + c * p * p * d
+        + 4 * d
+        + n * layer
+        + adapter
+        + _positive(vc, "vision_output_dim") * text_hidden
+    )
 
 
 def kimi_k25_vision_params(vc: Config, outer: Config, text_hidden: int) -> int:
@@ -753,8 +892,9 @@ def kimi_k25_vision_params(vc: Config, outer: Config, text_hidden: int) -> int:
     f = _positive(vc, "intermediate_size", "vt_intermediate_size", default=4304)
     n = _int(vc, "num_hidden_layers", "vt_num_hidden_layers", default=27)
     p = _positive(vc, "patch_size", default=14)
-    grid = _int(vc, "pos_emb_height", "init_pos_emb_height", default=64) * \
-        _int(vc, "pos_emb_width", "init_pos_emb_width", default=64)
+    grid = _int(vc, "pos_emb_height", "init_pos_emb_height", default=64) * _int(
+        vc, "pos_emb_width", "init_pos_emb_width", default=64
+    )
     mk = vc.get("merge_kernel_size") or [2, 2]
     if not (isinstance(mk, list) and len(mk) == 2 and all(isinstance(x, int) and x > 0 for x in mk)):
         raise ConfigError("config.json: vision_config.merge_kernel_size must be two positive integers", field="model")
@@ -793,8 +933,9 @@ def gemma4_audio_params(ac: Config, text_hidden: int) -> int:
     hd = h // heads
     ch = ac.get("subsampling_conv_channels") or [128, 32]
     if not (isinstance(ch, list) and len(ch) == 2 and all(isinstance(x, int) and x > 0 for x in ch)):
-        raise ConfigError("config.json: audio_config.subsampling_conv_channels must be two positive integers",
-                          field="model")
+        raise ConfigError(
+            "config.json: audio_config.subsampling_conv_channels must be two positive integers", field="model"
+        )
     c0, c1 = int(ch[0]), int(ch[1])
     kernel = _positive(ac, "conv_kernel_size", default=5)
     out = _positive(ac, "output_proj_dims", default=1536)
@@ -897,17 +1038,20 @@ def vision_params(outer: Config) -> tuple[int, str]:
         text_h = _int(tc, "hidden_size")
         ac = outer.get("audio_config")
         if isinstance(ac, dict):
-            return gemma4_vision_params(vc, text_h) + gemma4_audio_params(ac, text_h), \
-                "Gemma 4 vision encoder, audio encoder and their embedders"
+            return gemma4_vision_params(vc, text_h) + gemma4_audio_params(
+                ac, text_h
+            ), "Gemma 4 vision encoder, audio encoder and their embedders"
         return gemma4_vision_params(vc, text_h), "Gemma 4 vision encoder and embedder"
     if mt == "mistral3":
         d = _positive(vc, "hidden_size")
-        return pixtral_params(vc) + mistral3_projector_params(outer, d, _int(tc, "hidden_size")), \
-            "Pixtral vision encoder and projector"
+        return pixtral_params(vc) + mistral3_projector_params(
+            outer, d, _int(tc, "hidden_size")
+        ), "Pixtral vision encoder and projector"
     if mt == "lfm2_vl":
         d = _positive(vc, "hidden_size")
-        return siglip2_params(vc) + lfm2_vl_projector_params(outer, d, _int(tc, "hidden_size")), \
-            "SigLIP 2 vision tower and projector"
+        return siglip2_params(vc) + lfm2_vl_projector_params(
+            outer, d, _int(tc, "hidden_size")
+        ), "SigLIP 2 vision tower and projector"
     if mt == "glm4v_moe":
         return glm4v_vision_params(vc), "GLM-4.5V vision tower and merger"
     return 0, ""

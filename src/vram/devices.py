@@ -114,8 +114,7 @@ def devices_for(spec: str, engine: str) -> tuple[tuple[Device, ...], int]:
         )
     if choice.count > 1 and engine != "vllm":
         raise BadInput(
-            f"gpu: one {engine} estimate runs on one device; `vram fit MODEL --gpu {spec}` splits a model over "
-            "several",
+            f"gpu: one {engine} estimate runs on one device; `vram fit MODEL --gpu {spec}` splits a model over several",
             field="gpu",
         )
     return (device_of(choice.gpu),), choice.count

@@ -518,8 +518,10 @@ def _single_estimate(c: _Ctx) -> _NoGpu | None:
         wl = replace(wl, devices=(device_of(c.gpu),))
     elif wl.engine == "vllm":  # vLLM sizes its cache from the GPU; its weights and profile terms barely depend on it
         wl = replace(wl, devices=(device_of("h100-sxm"),))
-        c.assumptions.append("GPU unknown: vLLM's weights and profile-run terms estimated as on an H100 SXM (its "
-                             "KV cache depends on the GPU's memory and is not compared)")
+        c.assumptions.append(
+            "GPU unknown: vLLM's weights and profile-run terms estimated as on an H100 SXM (its "
+            "KV cache depends on the GPU's memory and is not compared)"
+        )
     try:
         e = estimate(c.rm, wl)
     except VramError:

@@ -13,16 +13,41 @@ from typing import Any
 from .errors import BadInput
 
 DTYPE_BYTES: dict[str, float] = {
-    "float32": 4, "float16": 2, "bfloat16": 2, "float8": 1, "int8": 1, "int4": 0.5,
+    "float32": 4,
+    "float16": 2,
+    "bfloat16": 2,
+    "float8": 1,
+    "int8": 1,
+    "int4": 0.5,
 }
 _DTYPE_ALIASES = {
-    "fp32": "float32", "f32": "float32", "float": "float32", "float32": "float32",
-    "fp16": "float16", "f16": "float16", "half": "float16", "float16": "float16",
-    "bf16": "bfloat16", "bfloat16": "bfloat16",
-    "fp8": "float8", "f8": "float8", "float8": "float8", "fp8_e4m3": "float8", "fp8_e5m2": "float8",
-    "float8_e4m3fn": "float8", "float8_e5m2": "float8", "e4m3": "float8", "e5m2": "float8",
-    "int8": "int8", "i8": "int8", "q8": "int8", "q8_0": "int8",
-    "int4": "int4", "i4": "int4", "q4": "int4", "q4_0": "int4",
+    "fp32": "float32",
+    "f32": "float32",
+    "float": "float32",
+    "float32": "float32",
+    "fp16": "float16",
+    "f16": "float16",
+    "half": "float16",
+    "float16": "float16",
+    "bf16": "bfloat16",
+    "bfloat16": "bfloat16",
+    "fp8": "float8",
+    "f8": "float8",
+    "float8": "float8",
+    "fp8_e4m3": "float8",
+    "fp8_e5m2": "float8",
+    "float8_e4m3fn": "float8",
+    "float8_e5m2": "float8",
+    "e4m3": "float8",
+    "e5m2": "float8",
+    "int8": "int8",
+    "i8": "int8",
+    "q8": "int8",
+    "q8_0": "int8",
+    "int4": "int4",
+    "i4": "int4",
+    "q4": "int4",
+    "q4_0": "int4",
 }
 
 
@@ -39,12 +64,33 @@ def dtype_bytes(name: str) -> float:
 
 # ggml block types: (weights per block, bytes per block). Bits per weight = 8 * bytes / weights.
 GGML_TYPES: dict[str, tuple[int, int]] = {
-    "F32": (1, 4), "F16": (1, 2), "BF16": (1, 2),
-    "Q4_0": (32, 18), "Q4_1": (32, 20), "Q5_0": (32, 22), "Q5_1": (32, 24), "Q8_0": (32, 34), "Q8_1": (32, 36),
-    "Q2_K": (256, 84), "Q3_K": (256, 110), "Q4_K": (256, 144), "Q5_K": (256, 176), "Q6_K": (256, 210),
-    "Q8_K": (256, 292), "IQ2_XXS": (256, 66), "IQ2_XS": (256, 74), "IQ2_S": (256, 82), "IQ3_XXS": (256, 98),
-    "IQ3_S": (256, 110), "IQ1_S": (256, 50), "IQ1_M": (256, 56), "IQ4_NL": (32, 18), "IQ4_XS": (256, 136),
-    "TQ1_0": (256, 54), "TQ2_0": (256, 66), "MXFP4": (32, 17),
+    "F32": (1, 4),
+    "F16": (1, 2),
+    "BF16": (1, 2),
+    "Q4_0": (32, 18),
+    "Q4_1": (32, 20),
+    "Q5_0": (32, 22),
+    "Q5_1": (32, 24),
+    "Q8_0": (32, 34),
+    "Q8_1": (32, 36),
+    "Q2_K": (256, 84),
+    "Q3_K": (256, 110),
+    "Q4_K": (256, 144),
+    "Q5_K": (256, 176),
+    "Q6_K": (256, 210),
+    "Q8_K": (256, 292),
+    "IQ2_XXS": (256, 66),
+    "IQ2_XS": (256, 74),
+    "IQ2_S": (256, 82),
+    "IQ3_XXS": (256, 98),
+    "IQ3_S": (256, 110),
+    "IQ1_S": (256, 50),
+    "IQ1_M": (256, 56),
+    "IQ4_NL": (32, 18),
+    "IQ4_XS": (256, 136),
+    "TQ1_0": (256, 54),
+    "TQ2_0": (256, 66),
+    "MXFP4": (32, 17),
 }
 
 
@@ -82,7 +128,8 @@ def _gptq(bits: int, group: int, kind: str) -> QuantScheme:
     # qweight packs `bits` per weight; per group of `group` input rows: one fp16 scale and one packed zero per column
     per_weight = bits + (16 + bits) / group
     return QuantScheme(
-        name=f"{kind}-{bits}bit-g{group}", linear_bits=per_weight,
+        name=f"{kind}-{bits}bit-g{group}",
+        linear_bits=per_weight,
         description=f"{kind.upper()} {bits}-bit, group {group}: {bits} bits + fp16 scale and {bits}-bit zero per "
         f"{group} weights = {per_weight:.3f} bits/weight; embeddings, lm_head and norms stay 16-bit",
     )
@@ -90,22 +137,50 @@ def _gptq(bits: int, group: int, kind: str) -> QuantScheme:
 
 def _gguf(mix: str) -> QuantScheme:
     base = {
-        "Q2_K": "Q2_K", "Q3_K_S": "Q3_K", "Q3_K_M": "Q3_K", "Q3_K_L": "Q3_K", "Q4_K_S": "Q4_K", "Q4_K_M": "Q4_K",
-        "Q5_K_S": "Q5_K", "Q5_K_M": "Q5_K", "Q6_K": "Q6_K", "Q8_0": "Q8_0", "Q4_0": "Q4_0", "Q4_1": "Q4_1",
-        "Q5_0": "Q5_0", "Q5_1": "Q5_1", "IQ4_XS": "IQ4_XS", "IQ3_XXS": "IQ3_XXS", "IQ2_XXS": "IQ2_XXS",
-        "F16": "F16", "BF16": "BF16", "IQ4_NL": "IQ4_NL", "MXFP4_MOE": "MXFP4",
+        "Q2_K": "Q2_K",
+        "Q3_K_S": "Q3_K",
+        "Q3_K_M": "Q3_K",
+        "Q3_K_L": "Q3_K",
+        "Q4_K_S": "Q4_K",
+        "Q4_K_M": "Q4_K",
+        "Q5_K_S": "Q5_K",
+        "Q5_K_M": "Q5_K",
+        "Q6_K": "Q6_K",
+        "Q8_0": "Q8_0",
+        "Q4_0": "Q4_0",
+        "Q4_1": "Q4_1",
+        "Q5_0": "Q5_0",
+        "Q5_1": "Q5_1",
+        "IQ4_XS": "IQ4_XS",
+        "IQ3_XXS": "IQ3_XXS",
+        "IQ2_XXS": "IQ2_XXS",
+        "F16": "F16",
+        "BF16": "BF16",
+        "IQ4_NL": "IQ4_NL",
+        "MXFP4_MOE": "MXFP4",
     }[mix]
     head = "Q6_K" if base not in ("Q8_0", "F16", "BF16", "MXFP4") else "Q8_0" if base == "MXFP4" else base
     if mix == "MXFP4_MOE":  # only the routed experts' 3-D tensors are MXFP4; every other matrix is Q8_0
         return QuantScheme(
-            name=mix.lower(), linear_bits=ggml_bits("Q8_0"), embed_bits=ggml_bits("Q8_0"),
-            head_bits=ggml_bits("Q8_0"), small_bits=32, router_bits=32, gguf_mix=mix, expert_bits=ggml_bits(base),
+            name=mix.lower(),
+            linear_bits=ggml_bits("Q8_0"),
+            embed_bits=ggml_bits("Q8_0"),
+            head_bits=ggml_bits("Q8_0"),
+            small_bits=32,
+            router_bits=32,
+            gguf_mix=mix,
+            expert_bits=ggml_bits(base),
             description=f"GGUF {mix}: routed experts in MXFP4 ({ggml_bits(base):.4g} bits/weight), attention, "
             "embeddings and output in Q8_0, norms in F32",
         )
     return QuantScheme(
-        name=mix.lower(), linear_bits=ggml_bits(base), embed_bits=ggml_bits(base), head_bits=ggml_bits(head),
-        small_bits=32, router_bits=32 if base not in ("F16", "BF16") else 16, gguf_mix=mix,
+        name=mix.lower(),
+        linear_bits=ggml_bits(base),
+        embed_bits=ggml_bits(base),
+        head_bits=ggml_bits(head),
+        small_bits=32,
+        router_bits=32 if base not in ("F16", "BF16") else 16,
+        gguf_mix=mix,
         description=f"GGUF {mix}: {base} blocks ({ggml_bits(base):.4g} bits/weight) with llama.cpp's mix "
         f"(output in {head}; attn_v/ffn_down partly higher), norms in F32",
     )
@@ -120,16 +195,46 @@ def _register(scheme: QuantScheme, *aliases: str) -> None:
 
 
 for _dt, _bits in (("float32", 32), ("float16", 16), ("bfloat16", 16)):
-    _register(QuantScheme(name=_dt, linear_bits=_bits, embed_bits=_bits, head_bits=_bits, small_bits=_bits,
-                          router_bits=_bits, description=f"all weights in {_dt}"))
-_register(QuantScheme(name="fp8", linear_bits=8 + 32 / 4096, description=(
-    "FP8 (e4m3) linear weights with one fp32 scale per tensor row block; embeddings, lm_head and norms 16-bit")),
-    "float8", "fp8-e4m3")
-_register(QuantScheme(name="int8", linear_bits=8 + 16 / 4096, description=(
-    "INT8 weight-only (per-channel fp16 scales); embeddings, lm_head and norms 16-bit")), "w8a16")
-_register(QuantScheme(name="int4", linear_bits=4 + 20 / 128, description=(
-    "INT4 weight-only, group 128 (fp16 scale + 4-bit zero per group); embeddings, lm_head and norms 16-bit")),
-    "w4a16")
+    _register(
+        QuantScheme(
+            name=_dt,
+            linear_bits=_bits,
+            embed_bits=_bits,
+            head_bits=_bits,
+            small_bits=_bits,
+            router_bits=_bits,
+            description=f"all weights in {_dt}",
+        )
+    )
+_register(
+    QuantScheme(
+        name="fp8",
+        linear_bits=8 + 32 / 4096,
+        description=(
+            "FP8 (e4m3) linear weights with one fp32 scale per tensor row block; embeddings, lm_head and norms 16-bit"
+        ),
+    ),
+    "float8",
+    "fp8-e4m3",
+)
+_register(
+    QuantScheme(
+        name="int8",
+        linear_bits=8 + 16 / 4096,
+        description=("INT8 weight-only (per-channel fp16 scales); embeddings, lm_head and norms 16-bit"),
+    ),
+    "w8a16",
+)
+_register(
+    QuantScheme(
+        name="int4",
+        linear_bits=4 + 20 / 128,
+        description=(
+            "INT4 weight-only, group 128 (fp16 scale + 4-bit zero per group); embeddings, lm_head and norms 16-bit"
+        ),
+    ),
+    "w4a16",
+)
 for _b in (4, 8):
     for _g in (32, 64, 128):
         _register(_gptq(_b, _g, "gptq"))
@@ -139,31 +244,94 @@ _register(_gptq(8, 128, "gptq"), "gptq-8bit", "gptq-int8")
 _register(_gptq(4, 128, "awq"), "awq", "awq-4bit")
 # bitsandbytes NF4: 4 bits + absmax per 64 weights; with double quantization the absmax is 8-bit with an fp32
 # second-level scale per 256 blocks: 4 + 8/64 + 32/(64*256) bits.
-_register(QuantScheme(name="nf4", linear_bits=4 + 8 / 64 + 32 / (64 * 256), description=(
-    "bitsandbytes NF4 with double quantization: 4 + 8/64 + 32/16384 = 4.127 bits/weight; embeddings, lm_head and "
-    "norms 16-bit")), "bnb-nf4", "bnb-4bit", "nf4-dq", "fp4")
-_register(QuantScheme(name="nf4-nodq", linear_bits=4 + 32 / 64, description=(
-    "bitsandbytes NF4 without double quantization: 4 + 32/64 = 4.5 bits/weight")), "bnb-nf4-nodq")
-_register(QuantScheme(name="bnb-int8", linear_bits=8, description=(
-    "bitsandbytes LLM.int8(): int8 weights with an fp32 scale per output row; outlier columns computed in fp16")),
-    "llm-int8", "bnb-8bit")
-for _mix in ("Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0",
-             "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_XS", "IQ4_NL", "IQ3_XXS", "IQ2_XXS"):
+_register(
+    QuantScheme(
+        name="nf4",
+        linear_bits=4 + 8 / 64 + 32 / (64 * 256),
+        description=(
+            "bitsandbytes NF4 with double quantization: 4 + 8/64 + 32/16384 = 4.127 bits/weight; embeddings, lm_head "
+            "and norms 16-bit"
+        ),
+    ),
+    "bnb-nf4",
+    "bnb-4bit",
+    "nf4-dq",
+    "fp4",
+)
+_register(
+    QuantScheme(
+        name="nf4-nodq",
+        linear_bits=4 + 32 / 64,
+        description=("bitsandbytes NF4 without double quantization: 4 + 32/64 = 4.5 bits/weight"),
+    ),
+    "bnb-nf4-nodq",
+)
+_register(
+    QuantScheme(
+        name="bnb-int8",
+        linear_bits=8,
+        description=(
+            "bitsandbytes LLM.int8(): int8 weights with an fp32 scale per output row; outlier columns computed in fp16"
+        ),
+    ),
+    "llm-int8",
+    "bnb-8bit",
+)
+for _mix in (
+    "Q2_K",
+    "Q3_K_S",
+    "Q3_K_M",
+    "Q3_K_L",
+    "Q4_K_S",
+    "Q4_K_M",
+    "Q5_K_S",
+    "Q5_K_M",
+    "Q6_K",
+    "Q8_0",
+    "Q4_0",
+    "Q4_1",
+    "Q5_0",
+    "Q5_1",
+    "IQ4_XS",
+    "IQ4_NL",
+    "IQ3_XXS",
+    "IQ2_XXS",
+):
     _register(_gguf(_mix))
 # gpt-oss's GGUF type: MXFP4 experts (32 values in 17 bytes), everything else Q8_0 (llama-quant.cpp MXFP4_MOE)
 _register(_gguf("MXFP4_MOE"), "mxfp4")
 # MLX (mlx-lm) affine quantization: groups of 64 with a 16-bit scale and bias each (bits + 32/64 per weight), the
 # embedding and head too; norms stay 16-bit (vram.engines.mlx)
 for _b in (2, 3, 4, 6, 8):
-    _register(QuantScheme(name=f"mlx-{_b}bit", linear_bits=_b + 0.5, embed_bits=_b + 0.5, head_bits=_b + 0.5,
-                          small_bits=16, router_bits=_b + 0.5,
-                          description=f"MLX {_b}-bit affine, group 64, 16-bit scale + bias per group"))
+    _register(
+        QuantScheme(
+            name=f"mlx-{_b}bit",
+            linear_bits=_b + 0.5,
+            embed_bits=_b + 0.5,
+            head_bits=_b + 0.5,
+            small_bits=16,
+            router_bits=_b + 0.5,
+            description=f"MLX {_b}-bit affine, group 64, 16-bit scale + bias per group",
+        )
+    )
 
 # The order `vram fit` tries when looking for the best quantization that fits: highest quality first.
 # (Published perplexity studies of llama.cpp's K-quants and of GPTQ/AWQ put them in this order for 7B-70B models.)
 QUALITY_ORDER: tuple[str, ...] = (
-    "bfloat16", "fp8", "q8_0", "int8", "q6_k", "q5_k_m", "awq-4bit-g128", "q4_k_m", "gptq-4bit-g128", "nf4",
-    "q4_k_s", "q3_k_l", "q3_k_m", "q2_k",
+    "bfloat16",
+    "fp8",
+    "q8_0",
+    "int8",
+    "q6_k",
+    "q5_k_m",
+    "awq-4bit-g128",
+    "q4_k_m",
+    "gptq-4bit-g128",
+    "nf4",
+    "q4_k_s",
+    "q3_k_l",
+    "q3_k_m",
+    "q2_k",
 )
 
 
@@ -176,8 +344,7 @@ def quant_scheme(name: str | None, *, dtype: str = "bfloat16") -> QuantScheme:
         return _SCHEMES[key]
     if key in _DTYPE_ALIASES and _DTYPE_ALIASES[key] in _SCHEMES:
         return _SCHEMES[_DTYPE_ALIASES[key]]
-    raise BadInput(f"quant: unknown quantization {name!r} (e.g. q4_k_m, gptq-4bit, awq, nf4, fp8, int8)",
-                   field="quant")
+    raise BadInput(f"quant: unknown quantization {name!r} (e.g. q4_k_m, gptq-4bit, awq, nf4, fp8, int8)", field="quant")
 
 
 def _group_bits(group: int | None, per: float) -> float:
@@ -206,15 +373,23 @@ def _ct_scheme(qc: Mapping[str, Any], is_moe: bool) -> QuantScheme | None:
     if kind == "float" and bits == 4:  # NVFP4: fp8 scale per 16 (+ a global fp32 scale per tensor)
         per_w = 4 + 8 / (group or 16)
     else:  # scales in 16 bit; asymmetric ints also keep a packed `bits`-bit zero point per group
-        per_w = bits + _group_bits(group, 16) + (0 if w.get("symmetric", True) or kind == "float" else
-                                                 _group_bits(group, bits))
+        per_w = (
+            bits
+            + _group_bits(group, 16)
+            + (0 if w.get("symmetric", True) or kind == "float" else _group_bits(group, bits))
+        )
     ignore = " ".join(str(x) for x in qc.get("ignore") or [])
     experts_only = is_moe and "attn" in ignore
     name = f"ct-{kind}{bits}" + (f"-g{group}" if group else f"-{strategy}") + ("-experts" if experts_only else "")
-    scope = "routed experts only (ignore lists attention, shared experts, dense MLPs)" if experts_only else \
-        "every layer matrix"
-    desc = (f"as stored (compressed-tensors {kind}{bits}, {strategy}{f' {group}' if group else ''}: "
-            f"{per_w:.4g} bits/weight on {scope}); embeddings, lm_head and norms 16-bit")
+    scope = (
+        "routed experts only (ignore lists attention, shared experts, dense MLPs)"
+        if experts_only
+        else "every layer matrix"
+    )
+    desc = (
+        f"as stored (compressed-tensors {kind}{bits}, {strategy}{f' {group}' if group else ''}: "
+        f"{per_w:.4g} bits/weight on {scope}); embeddings, lm_head and norms 16-bit"
+    )
     if experts_only:
         return QuantScheme(name=name, linear_bits=16, expert_bits=per_w, description=desc)
     return QuantScheme(name=name, linear_bits=per_w, description=desc)
@@ -237,14 +412,21 @@ def stored_scheme(qc: Any, *, is_moe: bool = False) -> QuantScheme | None:
         if isinstance(block, list) and len(block) == 2 and all(isinstance(b, int) and b > 0 for b in block):
             n = block[0] * block[1]
             bits = 8 + 32 / n
-            return QuantScheme(name=f"fp8-block{block[0]}", linear_bits=bits, description=(
-                f"as stored (quantization_config fp8, {block[0]}×{block[1]} blocks): e4m3 weights + one fp32 "
-                f"scale per {n:,} = {bits:.4g} bits/weight; embeddings, lm_head, norms and routers 16-bit"))
+            return QuantScheme(
+                name=f"fp8-block{block[0]}",
+                linear_bits=bits,
+                description=(
+                    f"as stored (quantization_config fp8, {block[0]}×{block[1]} blocks): e4m3 weights + one fp32 "
+                    f"scale per {n:,} = {bits:.4g} bits/weight; embeddings, lm_head, norms and routers 16-bit"
+                ),
+            )
         return _SCHEMES["fp8"]
     if method == "mxfp4":
         bits = 4 + 8 / 32
-        desc = ("as stored (quantization_config mxfp4): 4-bit e2m1 values + an 8-bit exponent per 32 = 4.25 "
-                "bits/weight on the routed experts; attention, router, embeddings and lm_head 16-bit")
+        desc = (
+            "as stored (quantization_config mxfp4): 4-bit e2m1 values + an 8-bit exponent per 32 = 4.25 "
+            "bits/weight on the routed experts; attention, router, embeddings and lm_head 16-bit"
+        )
         if is_moe:
             return QuantScheme(name="mxfp4-experts", linear_bits=16, expert_bits=bits, description=desc)
         return QuantScheme(name="mxfp4", linear_bits=bits, description=desc.replace(" on the routed experts", ""))
@@ -269,9 +451,14 @@ def stored_scheme(qc: Any, *, is_moe: bool = False) -> QuantScheme | None:
         if algo == "FP8":
             return _SCHEMES["fp8"]
         if algo == "NVFP4":
-            return QuantScheme(name="nvfp4", linear_bits=4 + 8 / 16, description=(
-                "as stored (ModelOpt NVFP4): e2m1 values + an fp8 scale per 16 = 4.5 bits/weight; embeddings, "
-                "lm_head and norms 16-bit"))
+            return QuantScheme(
+                name="nvfp4",
+                linear_bits=4 + 8 / 16,
+                description=(
+                    "as stored (ModelOpt NVFP4): e2m1 values + an fp8 scale per 16 = 4.5 bits/weight; embeddings, "
+                    "lm_head and norms 16-bit"
+                ),
+            )
     return None
 
 

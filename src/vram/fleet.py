@@ -56,8 +56,15 @@ class ModelDemand:
 
     def workload(self) -> Workload:
         opts = self.options if self.options is not None else engine_options(self.engine)
-        return Workload(batch=self.concurrency, context=self.context, new_tokens=self.new_tokens, dtype=self.dtype,
-                        quant=self.quant, kv_dtype=self.kv_dtype, options=opts).validate()
+        return Workload(
+            batch=self.concurrency,
+            context=self.context,
+            new_tokens=self.new_tokens,
+            dtype=self.dtype,
+            quant=self.quant,
+            kv_dtype=self.kv_dtype,
+            options=opts,
+        ).validate()
 
 
 @dataclass(frozen=True)
@@ -79,13 +86,23 @@ class Assignment:
 
     def to_dict(self) -> dict[str, Any]:
         f = self.fit
-        return {"model": self.model, "pool": self.pool, "gpu": self.gpu, "gpus_per_replica": self.gpus_per_replica,
-                "replicas": self.replicas, "nodes": self.nodes, "verdict": f.verdict, "split": f.split,
-                "per_gpu_bytes": f.per_gpu_bytes, "usable_bytes_per_gpu": f.usable_bytes_per_gpu,
-                "free_bytes_per_gpu": f.free_bytes_per_gpu, "context": f.context,
-                "concurrency": f.batch,
-                "decode_tokens_per_s": round(f.speed.decode_tokens_per_s, 1) if f.speed else None,
-                "serving": f.serving}
+        return {
+            "model": self.model,
+            "pool": self.pool,
+            "gpu": self.gpu,
+            "gpus_per_replica": self.gpus_per_replica,
+            "replicas": self.replicas,
+            "nodes": self.nodes,
+            "verdict": f.verdict,
+            "split": f.split,
+            "per_gpu_bytes": f.per_gpu_bytes,
+            "usable_bytes_per_gpu": f.usable_bytes_per_gpu,
+            "free_bytes_per_gpu": f.free_bytes_per_gpu,
+            "context": f.context,
+            "concurrency": f.batch,
+            "decode_tokens_per_s": round(f.speed.decode_tokens_per_s, 1) if f.speed else None,
+            "serving": f.serving,
+        }
 
 
 @dataclass
@@ -95,8 +112,11 @@ class PlanResult:
     leftover: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"assignments": [a.to_dict() for a in self.assignments], "unplaced": self.unplaced,
-                "leftover": self.leftover}
+        return {
+            "assignments": [a.to_dict() for a in self.assignments],
+            "unplaced": self.unplaced,
+            "leftover": self.leftover,
+        }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -132,9 +152,14 @@ def parse_fleet(data: Any) -> Fleet:
         if not isinstance(p, dict) or "gpu" not in p:
             raise BadInput(f"{where}: expected a mapping with 'gpu'", field="pools")
         gpu = find_gpu(str(p["gpu"]))
-        pools.append(Pool(name=str(p.get("name") or gpu.id), gpu=gpu,
-                          gpus_per_node=_int_field(p, "gpus_per_node", where, 8),
-                          nodes=_int_field(p, "nodes", where, 1)))
+        pools.append(
+            Pool(
+                name=str(p.get("name") or gpu.id),
+                gpu=gpu,
+                gpus_per_node=_int_field(p, "gpus_per_node", where, 8),
+                nodes=_int_field(p, "nodes", where, 1),
+            )
+        )
     names = [p.name for p in pools]
     if len(set(names)) != len(names):
         raise BadInput("fleet: pool names must be unique", field="pools")
@@ -148,11 +173,20 @@ def parse_fleet(data: Any) -> Fleet:
         engine = str(m.get("engine", "vllm"))
         opts_cls = type(engine_options(engine))
         options = options_from_mapping(opts_cls, m.get("options"), f"{where}.options")
-        models.append(ModelDemand(
-            model=str(m["model"]), context=_int_field(m, "context", where, 4096),
-            concurrency=_int_field(m, "concurrency", where, 1), replicas=_int_field(m, "replicas", where, 1),
-            quant=m.get("quant"), dtype=str(m.get("dtype", "bfloat16")), kv_dtype=m.get("kv_dtype"),
-            engine=engine, new_tokens=_int_field(m, "new_tokens", where, 512, minimum=0), options=options))
+        models.append(
+            ModelDemand(
+                model=str(m["model"]),
+                context=_int_field(m, "context", where, 4096),
+                concurrency=_int_field(m, "concurrency", where, 1),
+                replicas=_int_field(m, "replicas", where, 1),
+                quant=m.get("quant"),
+                dtype=str(m.get("dtype", "bfloat16")),
+                kv_dtype=m.get("kv_dtype"),
+                engine=engine,
+                new_tokens=_int_field(m, "new_tokens", where, 512, minimum=0),
+                options=options,
+            )
+        )
     headroom = data.get("headroom", DEFAULT_HEADROOM)
     if isinstance(headroom, bool) or not isinstance(headroom, int | float) or not 0 <= headroom <= 10:
         raise BadInput("fleet: headroom must be a fraction like 0.2", field="headroom")
@@ -206,9 +240,11 @@ def _smallest_fit(ev: Evaluator, pool: Pool, wl: Workload, headroom: float) -> t
             return r, ""
     if last is None:
         return None, "no GPUs"
-    return None, (f"does not fit with headroom on {pool.gpus_per_node} × {pool.gpu.id} (one node): "
-                  f"{last.verdict}, {last.per_gpu_bytes / 1024**3:,.1f} of {last.usable_bytes_per_gpu / 1024**3:,.1f}"
-                  " GiB per GPU")
+    return None, (
+        f"does not fit with headroom on {pool.gpus_per_node} × {pool.gpu.id} (one node): "
+        f"{last.verdict}, {last.per_gpu_bytes / 1024**3:,.1f} of {last.usable_bytes_per_gpu / 1024**3:,.1f}"
+        " GiB per GPU"
+    )
 
 
 def plan(fleet: Fleet) -> PlanResult:
@@ -252,8 +288,7 @@ def plan(fleet: Fleet) -> PlanResult:
                 trial[best] -= need
                 chosen.append(best)
             if len(chosen) < d.replicas:
-                reasons[pool.name] = (f"needs {d.replicas} × {need} GPUs on single nodes; "
-                                      f"free per node: {nodes}")
+                reasons[pool.name] = f"needs {d.replicas} × {need} GPUs on single nodes; free per node: {nodes}"
                 continue
             free[pool.name] = trial
             ev = evaluators[d.model]
@@ -263,13 +298,28 @@ def plan(fleet: Fleet) -> PlanResult:
             placed = True
             break
         if not placed:
-            result.unplaced.append({"model": d.model, "context": d.context, "concurrency": d.concurrency,
-                                    "replicas": d.replicas, "reasons": reasons})
+            result.unplaced.append(
+                {
+                    "model": d.model,
+                    "context": d.context,
+                    "concurrency": d.concurrency,
+                    "replicas": d.replicas,
+                    "reasons": reasons,
+                }
+            )
     for pool in fleet.pools:
         nodes = free[pool.name]
-        result.leftover.append({"pool": pool.name, "gpu": pool.gpu.id, "gpus_total": pool.gpus,
-                                "gpus_free": sum(nodes), "free_per_node": nodes,
-                                "free_memory_bytes": sum(nodes) * pool.gpu.usable_memory_bytes,
-                                "idle_cost_per_hour_usd": round(sum(nodes) * pool.gpu.price_per_hour_usd, 2)
-                                if pool.gpu.price_per_hour_usd else None})
+        result.leftover.append(
+            {
+                "pool": pool.name,
+                "gpu": pool.gpu.id,
+                "gpus_total": pool.gpus,
+                "gpus_free": sum(nodes),
+                "free_per_node": nodes,
+                "free_memory_bytes": sum(nodes) * pool.gpu.usable_memory_bytes,
+                "idle_cost_per_hour_usd": round(sum(nodes) * pool.gpu.price_per_hour_usd, 2)
+                if pool.gpu.price_per_hour_usd
+                else None,
+            }
+        )
     return result

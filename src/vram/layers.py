@@ -89,7 +89,6 @@ class Layer:
     expert_linear_params: int = 0  # the routed experts' matrices (expert_params less their biases)
 
 
-
 # ---------------------------------------------------------------------------------------------------------------
 # config helpers
 
@@ -110,8 +109,13 @@ def _int(cfg: Config, *names: str, default: int | None = None, required: bool = 
     v = _get(cfg, *names, default=default, required=required and default is None)
     if v is None:
         raise ConfigError(f"config.json is missing {' / '.join(names)}", field="model")
-    ok = not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v) and v == int(v) \
+    ok = (
+        not isinstance(v, bool)
+        and isinstance(v, int | float)
+        and math.isfinite(v)
+        and v == int(v)
         and 0 <= v <= MAX_DIM
+    )
     if not ok:
         raise ConfigError(f"config.json field {names[0]} must be a non-negative integer, got {v!r}", field="model")
     return int(v)
@@ -124,8 +128,9 @@ def _layers(cfg: Config, *names: str) -> int:
     """The layer count, bounded: every layer is described, so an absurd count must be refused before the loop."""
     n = _positive(cfg, *names)
     if n > MAX_LAYERS:
-        raise ConfigError(f"config.json field {names[0]}: {n:,} layers is beyond any real model (max {MAX_LAYERS:,})",
-                          field="model")
+        raise ConfigError(
+            f"config.json field {names[0]}: {n:,} layers is beyond any real model (max {MAX_LAYERS:,})", field="model"
+        )
     return n
 
 
@@ -166,10 +171,19 @@ class _Acc:
         return self.linear + self.small + self.router
 
     def layer(self, attention: Attention | None, mixer: StateMixer | None, mlp: Mlp | None) -> Layer:
-        return Layer(attention=attention, mixer=mixer, mlp=mlp, params=self.total, linear_params=self.linear,
-                     expert_params=self.expert, router_params=self.router, small_params=self.small,
-                     v_proj_params=self.v_proj, down_proj_params=self.down,
-                     expert_linear_params=self.expert_linear)
+        return Layer(
+            attention=attention,
+            mixer=mixer,
+            mlp=mlp,
+            params=self.total,
+            linear_params=self.linear,
+            expert_params=self.expert,
+            router_params=self.router,
+            small_params=self.small,
+            v_proj_params=self.v_proj,
+            down_proj_params=self.down,
+            expert_linear_params=self.expert_linear,
+        )
 
 
 def _gated_mlp(acc: _Acc, h: int, inter: int, bias: bool = False) -> Mlp:

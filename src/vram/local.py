@@ -31,9 +31,15 @@ class LocalGpu:
     catalog_id: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "name": self.name, "total_bytes": self.total_bytes,
-                "free_bytes": self.free_bytes, "used_bytes": self.used_bytes, "driver": self.driver,
-                "catalog_id": self.catalog_id}
+        return {
+            "index": self.index,
+            "name": self.name,
+            "total_bytes": self.total_bytes,
+            "free_bytes": self.free_bytes,
+            "used_bytes": self.used_bytes,
+            "driver": self.driver,
+            "catalog_id": self.catalog_id,
+        }
 
 
 def _text(v: Any) -> str:
@@ -99,9 +105,24 @@ def local_gpu_entry(count: int | None) -> tuple[GpuEntry, int]:
         base = find_gpu(first.catalog_id)
         entry = replace(base, usable_memory_bytes=free, memory_bytes=first.total_bytes)
     else:
-        entry = GpuEntry(id="local", name=first.name, vendor="nvidia", category="local", architecture="",
-                         aliases=(), memory_bytes=first.total_bytes, usable_memory_bytes=free,
-                         bandwidth_gb_per_s=0.0, fp16_tflops=None, fp8_tflops=None, int8_tops=None,
-                         interconnect="pcie", interconnect_gb_per_s=None, tdp_watts=None, year=None,
-                         price_per_hour_usd=None, memory_gb=first.total_bytes / 1e9)
+        entry = GpuEntry(
+            id="local",
+            name=first.name,
+            vendor="nvidia",
+            category="local",
+            architecture="",
+            aliases=(),
+            memory_bytes=first.total_bytes,
+            usable_memory_bytes=free,
+            bandwidth_gb_per_s=0.0,
+            fp16_tflops=None,
+            fp8_tflops=None,
+            int8_tops=None,
+            interconnect="pcie",
+            interconnect_gb_per_s=None,
+            tdp_watts=None,
+            year=None,
+            price_per_hour_usd=None,
+            memory_gb=first.total_bytes / 1e9,
+        )
     return entry, n

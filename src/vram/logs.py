@@ -216,10 +216,7 @@ def _pytorch_oom(text: str, p: ParsedLog) -> None:
     formats. Terms: requested (the failed allocation), allocated (by PyTorch, before it), reserved_unallocated,
     non_pytorch (process use − PyTorch's reserved), in_use (the process), free."""
     m = re.search(
-        _OOM_HEAD
-        + r"\.(?:\s*Process \d+ has "
-        + _SIZE
-        + r" memory in use\.)?"
+        _OOM_HEAD + r"\.(?:\s*Process \d+ has " + _SIZE + r" memory in use\.)?"
         r"(?:\s*Including non-PyTorch memory, this process has " + _SIZE + r" memory in use\.)?"
         r"\s*Of the allocated memory "
         + _SIZE

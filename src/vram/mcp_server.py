@@ -35,8 +35,13 @@ def _guard(thunk: Callable[[], Any]) -> str:
 
 
 def _workload(
-    engine: str, context: str | int | None, batch: int, quant: str | None, kv_dtype: str | None,
-    dtype: str = "bfloat16", gpu: str | None = None,
+    engine: str,
+    context: str | int | None,
+    batch: int,
+    quant: str | None,
+    kv_dtype: str | None,
+    dtype: str = "bfloat16",
+    gpu: str | None = None,
 ) -> Any:
     from .request import Workload, engine_options
     from .units import parse_tokens
@@ -47,8 +52,15 @@ def _workload(
         from .devices import devices_for
 
         devices, _ = devices_for(gpu, "llama.cpp" if engine == "llamacpp" else engine)
-    return Workload(options=engine_options(engine), context=ctx, batch=batch, quant=quant, kv_dtype=kv_dtype,
-                    dtype=dtype, devices=devices)
+    return Workload(
+        options=engine_options(engine),
+        context=ctx,
+        batch=batch,
+        quant=quant,
+        kv_dtype=kv_dtype,
+        dtype=dtype,
+        devices=devices,
+    )
 
 
 def build_server() -> Any:

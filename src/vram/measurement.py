@@ -38,8 +38,12 @@ class Row:
         return (self.estimated_bytes - self.measured_bytes) / self.measured_bytes if self.measured_bytes else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "measured_bytes": self.measured_bytes, "estimated_bytes": self.estimated_bytes,
-                "error": round(self.error, 4)}
+        return {
+            "name": self.name,
+            "measured_bytes": self.measured_bytes,
+            "estimated_bytes": self.estimated_bytes,
+            "error": round(self.error, 4),
+        }
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,17 @@ class Measurement:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "kind": self.kind, "device": self.device, "torch": self.torch_version,
-                "transformers": self.transformers_version, "rows": [r.to_dict() for r in self.rows],
-                "seconds": round(self.seconds, 2), "details": self.details, "estimate": self.estimate.to_dict()}
+        return {
+            "model": self.model,
+            "kind": self.kind,
+            "device": self.device,
+            "torch": self.torch_version,
+            "transformers": self.transformers_version,
+            "rows": [r.to_dict() for r in self.rows],
+            "seconds": round(self.seconds, 2),
+            "details": self.details,
+            "estimate": self.estimate.to_dict(),
+        }
 
 
 def _imports() -> tuple[Any, Any]:
@@ -67,8 +79,11 @@ def _imports() -> tuple[Any, Any]:
     except ImportError as exc:
         raise NeedsExtra("measuring on a GPU (torch and transformers)", "measure") from exc
     if not torch.cuda.is_available():
-        raise NoGpu("vram measure needs a CUDA GPU: torch sees none on this machine (estimates need no GPU: "
-                    "use `vram estimate` or `vram fit`)", field="gpu")
+        raise NoGpu(
+            "vram measure needs a CUDA GPU: torch sees none on this machine (estimates need no GPU: "
+            "use `vram estimate` or `vram fit`)",
+            field="gpu",
+        )
     return torch, transformers
 
 
@@ -157,20 +172,39 @@ def measure(model: str, workload: Workload | None = None, train: TrainWorkload |
     del m, x
     gc.collect()
     torch.cuda.empty_cache()
-    return Measurement(model=est.model, kind="inference", device=device, torch_version=str(torch.__version__),
-                       transformers_version=str(transformers.__version__), rows=rows, estimate=est,
-                       seconds=time.time() - t0, details={"workload": wl.__dict__, "device_total_bytes": total_dev})
+    return Measurement(
+        model=est.model,
+        kind="inference",
+        device=device,
+        torch_version=str(torch.__version__),
+        transformers_version=str(transformers.__version__),
+        rows=rows,
+        estimate=est,
+        seconds=time.time() - t0,
+        details={"workload": wl.__dict__, "device_total_bytes": total_dev},
+    )
 
 
-def _measure_training(torch: Any, transformers: Any, model: str, cfg: dict[str, Any], tw: TrainWorkload,
-                      device: str, t0: float, context_used: int) -> Measurement:
+def _measure_training(
+    torch: Any,
+    transformers: Any,
+    model: str,
+    cfg: dict[str, Any],
+    tw: TrainWorkload,
+    device: str,
+    t0: float,
+    context_used: int,
+) -> Measurement:
     from .training import estimate_training
 
     if tw.method != "full" or tw.gpus != 1 or tw.zero or tw.fsdp:
         raise BadInput("measure --train: single-GPU full fine-tuning only", field="train")
     est = estimate_training(model, tw)
-    dtype = torch.float32 if tw.precision in ("fp32", "mixed") else _dtype(torch, "float16" if tw.precision ==
-                                                                             "fp16" else "bfloat16")
+    dtype = (
+        torch.float32
+        if tw.precision in ("fp32", "mixed")
+        else _dtype(torch, "float16" if tw.precision == "fp16" else "bfloat16")
+    )
     before = torch.cuda.memory_allocated()
     m, conf = _build(torch, transformers, cfg, dtype, tw.attn)
     weights = torch.cuda.memory_allocated() - before
@@ -178,10 +212,13 @@ def _measure_training(torch: Any, transformers: Any, model: str, cfg: dict[str, 
         m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     m.train()
     params = [p for p in m.parameters() if p.requires_grad]
-    opt = {"adamw": lambda: torch.optim.AdamW(params), "adamw-fused": lambda: torch.optim.AdamW(params, fused=True),
-           "sgd": lambda: torch.optim.SGD(params, lr=1e-3),
-           "sgd-momentum": lambda: torch.optim.SGD(params, lr=1e-3, momentum=0.9),
-           "adafactor": lambda: torch.optim.Adafactor(params)}.get(tw.optimizer)
+    opt = {
+        "adamw": lambda: torch.optim.AdamW(params),
+        "adamw-fused": lambda: torch.optim.AdamW(params, fused=True),
+        "sgd": lambda: torch.optim.SGD(params, lr=1e-3),
+        "sgd-momentum": lambda: torch.optim.SGD(params, lr=1e-3, momentum=0.9),
+        "adafactor": lambda: torch.optim.Adafactor(params),
+    }.get(tw.optimizer)
     if opt is None:
         raise BadInput(f"measure --train: optimizer {tw.optimizer!r} is not measured in process", field="optimizer")
     optimizer = opt()
@@ -202,11 +239,22 @@ def _measure_training(torch: Any, transformers: Any, model: str, cfg: dict[str, 
         peak = max(peak, torch.cuda.max_memory_allocated())
     free1, total_dev = torch.cuda.mem_get_info()
     total = max(total_dev - free1, torch.cuda.max_memory_reserved() + context_used)
-    rows = (Row("weights", weights, est.weights_bytes), Row("peak_allocated", peak, est.peak_allocated_bytes),
-            Row("total (device)", total, est.total_bytes))
+    rows = (
+        Row("weights", weights, est.weights_bytes),
+        Row("peak_allocated", peak, est.peak_allocated_bytes),
+        Row("total (device)", total, est.total_bytes),
+    )
     del m, optimizer, x
     gc.collect()
     torch.cuda.empty_cache()
-    return Measurement(model=est.model, kind="training", device=device, torch_version=str(torch.__version__),
-                       transformers_version=str(transformers.__version__), rows=rows, estimate=est,
-                       seconds=time.time() - t0, details={"train": tw.__dict__})
+    return Measurement(
+        model=est.model,
+        kind="training",
+        device=device,
+        torch_version=str(torch.__version__),
+        transformers_version=str(transformers.__version__),
+        rows=rows,
+        estimate=est,
+        seconds=time.time() - t0,
+        details={"train": tw.__dict__},
+    )

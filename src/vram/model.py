@@ -73,8 +73,13 @@ class ModelSpec:
 
     @cached_property
     def params(self) -> int:
-        return (self.embed_params + self.head_params + self.final_params + self.extra_params
-                + sum(layer.params for layer in self.layers))
+        return (
+            self.embed_params
+            + self.head_params
+            + self.final_params
+            + self.extra_params
+            + sum(layer.params for layer in self.layers)
+        )
 
     @property
     def checkpoint_params(self) -> int:
@@ -115,8 +120,11 @@ class ModelSpec:
 
     @cached_property
     def sliding_windows(self) -> frozenset[int]:
-        return frozenset(layer.attention.sliding_window for layer, _ in self.distinct_layers
-                         if layer.attention is not None and layer.attention.sliding_window)
+        return frozenset(
+            layer.attention.sliding_window
+            for layer, _ in self.distinct_layers
+            if layer.attention is not None and layer.attention.sliding_window
+        )
 
     @cached_property
     def attention_layers(self) -> tuple[Layer, ...]:
@@ -124,16 +132,19 @@ class ModelSpec:
 
 
 # Alternative spellings of one setting: when a config uses any of them, defaults for the others must not apply.
-KEY_ALIASES: tuple[frozenset[str], ...] = tuple(frozenset(g) for g in (
-    ("num_local_experts", "num_experts", "n_routed_experts"),
-    ("num_attention_heads", "n_head", "num_heads"),
-    ("num_hidden_layers", "n_layer", "num_layers"),
-    ("hidden_size", "n_embd", "d_model"),
-    ("intermediate_size", "ffn_hidden_size", "n_inner", "block_ff_dim"),
-    ("num_key_value_heads", "num_kv_heads"),
-    ("num_experts_per_tok", "moe_topk", "experts_per_token"),
-    ("max_position_embeddings", "n_positions"),
-))
+KEY_ALIASES: tuple[frozenset[str], ...] = tuple(
+    frozenset(g)
+    for g in (
+        ("num_local_experts", "num_experts", "n_routed_experts"),
+        ("num_attention_heads", "n_head", "num_heads"),
+        ("num_hidden_layers", "n_layer", "num_layers"),
+        ("hidden_size", "n_embd", "d_model"),
+        ("intermediate_size", "ffn_hidden_size", "n_inner", "block_ff_dim"),
+        ("num_key_value_heads", "num_kv_heads"),
+        ("num_experts_per_tok", "moe_topk", "experts_per_token"),
+        ("max_position_embeddings", "n_positions"),
+    )
+)
 
 
 def _with_defaults(mt: str, cfg: Config) -> dict[str, Any]:
@@ -177,8 +188,9 @@ def _sliding_window(cfg: Config) -> int | None:
     return int(w) if isinstance(w, int | float) and not isinstance(w, bool) and w > 0 else None
 
 
-def _std_attention(acc: _Acc, cfg: Config, h: int, *, bias_qkv: bool, bias_o: bool, window: int | None,
-                   fused_qkv: bool = False) -> Attention:
+def _std_attention(
+    acc: _Acc, cfg: Config, h: int, *, bias_qkv: bool, bias_o: bool, window: int | None, fused_qkv: bool = False
+) -> Attention:
     heads = _positive(cfg, "num_attention_heads", "n_head", "num_heads")
     kv = _int(cfg, "num_key_value_heads", "num_kv_heads", default=heads)
     if kv == 0:
@@ -192,8 +204,9 @@ def _std_attention(acc: _Acc, cfg: Config, h: int, *, bias_qkv: bool, bias_o: bo
     acc.v_proj += acc.lin(h, kv * head_dim, bias_qkv)
     acc.lin(heads * head_dim, h, bias_o)
     del fused_qkv  # same parameter count whether q/k/v are one matrix or three
-    return Attention(kind="mha", num_heads=heads, num_kv_heads=kv, head_dim=head_dim, v_head_dim=head_dim,
-                     sliding_window=window)
+    return Attention(
+        kind="mha", num_heads=heads, num_kv_heads=kv, head_dim=head_dim, v_head_dim=head_dim, sliding_window=window
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -255,8 +268,13 @@ def _llama_like(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
         if is_moe:
             acc.router += n_experts * h
             _experts(acc, h, moe_inter, n_experts)
-            mlp = Mlp(kind="moe", intermediate_size=moe_inter, num_experts=n_experts, experts_per_token=topk,
-                      shared_intermediate_size=shared_inter)
+            mlp = Mlp(
+                kind="moe",
+                intermediate_size=moe_inter,
+                num_experts=n_experts,
+                experts_per_token=topk,
+                shared_intermediate_size=shared_inter,
+            )
             if shared_inter:
                 acc.lin(h, shared_inter)
                 acc.lin(h, shared_inter)
@@ -271,8 +289,9 @@ def _llama_like(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
             mlp = _gated_mlp(acc, h, inter, mlp_bias)
         layers.append(acc.layer(att, None, mlp))
     if any(t == "sliding_attention" for t in types):
-        notes.append(f"{sum(t == 'sliding_attention' for t in types)} of {n} layers use a sliding window of "
-                     f"{window} tokens")
+        notes.append(
+            f"{sum(t == 'sliding_attention' for t in types)} of {n} layers use a sliding window of {window} tokens"
+        )
     return layers, h, notes
 
 
@@ -317,16 +336,25 @@ def _deepseek(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
         acc.small += 2 * h
         if indexed:  # wq_b (q latent -> index heads), wk, k_norm (LayerNorm), weights_proj (per-head weights)
             if not q_lora:
-                raise ConfigError(f"{mt}: the sparse-attention indexer reads the q latent; q_lora_rank is missing",
-                                  field="model")
+                raise ConfigError(
+                    f"{mt}: the sparse-attention indexer reads the q latent; q_lora_rank is missing", field="model"
+                )
             acc.lin(q_lora, index_heads * index_dim)
             acc.lin(h, index_dim)
             acc.small += 2 * index_dim
             acc.lin(h, index_heads)
-        att = Attention(kind="mla", num_heads=heads, num_kv_heads=heads, head_dim=qk, v_head_dim=vdim,
-                        kv_lora_rank=kv_lora, q_lora_rank=q_lora, rope_head_dim=rope, index_elems=index_dim)
-        sparse = str(mlp_types[i]) == "sparse" if isinstance(mlp_types, list) else \
-            (i >= first_dense and i % freq == 0)
+        att = Attention(
+            kind="mla",
+            num_heads=heads,
+            num_kv_heads=heads,
+            head_dim=qk,
+            v_head_dim=vdim,
+            kv_lora_rank=kv_lora,
+            q_lora_rank=q_lora,
+            rope_head_dim=rope,
+            index_elems=index_dim,
+        )
+        sparse = str(mlp_types[i]) == "sparse" if isinstance(mlp_types, list) else (i >= first_dense and i % freq == 0)
         if n_routed and sparse:
             acc.router += n_routed * h  # the noaux_tc correction bias is a buffer, not a parameter
             _experts(acc, h, moe_inter, n_routed)
@@ -335,15 +363,22 @@ def _deepseek(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
                 acc.lin(h, si)
                 acc.lin(h, si)
                 acc.down += acc.lin(si, h)
-            mlp = Mlp(kind="moe", intermediate_size=moe_inter, num_experts=n_routed, experts_per_token=topk,
-                      shared_intermediate_size=moe_inter * n_shared)
+            mlp = Mlp(
+                kind="moe",
+                intermediate_size=moe_inter,
+                num_experts=n_routed,
+                experts_per_token=topk,
+                shared_intermediate_size=moe_inter * n_shared,
+            )
         else:
             mlp = _gated_mlp(acc, h, inter)
         layers.append(acc.layer(att, None, mlp))
     notes = [f"multi-head latent attention: the cache keeps a {kv_lora}-wide latent plus {rope} rope dims per token"]
     if indexed:
-        notes.append(f"DeepSeek sparse attention: the indexer caches a {index_dim}-wide key per token beside the "
-                     f"latent and picks the top {_int(cfg, 'index_topk', default=2048):,} tokens per query")
+        notes.append(
+            f"DeepSeek sparse attention: the indexer caches a {index_dim}-wide key per token beside the "
+            f"latent and picks the top {_int(cfg, 'index_topk', default=2048):,} tokens per query"
+        )
     return layers, h, notes
 
 
@@ -358,13 +393,15 @@ def _gpt_oss(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     layers = []
     for i in range(n):
         acc = _Acc()
-        att = _std_attention(acc, cfg, h, bias_qkv=True, bias_o=True,
-                             window=window if types[i] == "sliding_attention" else None)
+        att = _std_attention(
+            acc, cfg, h, bias_qkv=True, bias_o=True, window=window if types[i] == "sliding_attention" else None
+        )
         acc.small += att.num_heads + 2 * h  # attention sinks + 2 norms
         acc.router += n_exp * h + n_exp
         _experts(acc, h, inter, n_exp, gated=True, bias=True)
-        layers.append(acc.layer(att, None, Mlp(kind="moe", intermediate_size=inter, num_experts=n_exp,
-                                               experts_per_token=topk)))
+        layers.append(
+            acc.layer(att, None, Mlp(kind="moe", intermediate_size=inter, num_experts=n_exp, experts_per_token=topk))
+        )
     return layers, h, [f"alternating sliding-window ({window}) and full attention; attention sinks"]
 
 
@@ -405,8 +442,11 @@ def _lfm2(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
         mlp = _gated_mlp(acc, h, ff)
         layers.append(acc.layer(att, mixer, mlp))
     n_conv = sum(1 for x in layers if x.mixer)
-    notes = [f"{n_conv} of {n} layers are short convolutions with a fixed {kernel}-token state (no KV cache)"] \
-        if n_conv else []
+    notes = (
+        [f"{n_conv} of {n} layers are short convolutions with a fixed {kernel}-token state (no KV cache)"]
+        if n_conv
+        else []
+    )
     return layers, h, notes
 
 
@@ -465,8 +505,14 @@ def _gpt_style(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
             acc.small += 2 * 2 * hd
         acc.lin(h, inter, bias)
         acc.down += acc.lin(inter, h, bias)
-        att = Attention(kind="mha", num_heads=heads, num_kv_heads=kv, head_dim=hd, v_head_dim=hd,
-                        sliding_window=_sliding_window(cfg) if mt == "starcoder2" else None)
+        att = Attention(
+            kind="mha",
+            num_heads=heads,
+            num_kv_heads=kv,
+            head_dim=hd,
+            v_head_dim=hd,
+            sliding_window=_sliding_window(cfg) if mt == "starcoder2" else None,
+        )
         layers.append(acc.layer(att, None, Mlp(kind="plain", intermediate_size=inter)))
     return layers, h, []
 
@@ -491,8 +537,9 @@ def _mamba(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
         acc.lin(rank, inner, True)
         acc.lin(inner, h, bias)
         acc.small += inner * kernel + (inner if conv_bias else 0) + inner * state + inner + h
-        layers.append(acc.layer(None, StateMixer(kind="mamba", state_elems=inner * (kernel + state),
-                                                 inner_size=inner), None))
+        layers.append(
+            acc.layer(None, StateMixer(kind="mamba", state_elems=inner * (kernel + state), inner_size=inner), None)
+        )
     return layers, h, [f"state-space layers: a fixed {inner}×({kernel}+{state}) state per sequence, no KV cache"]
 
 
@@ -515,27 +562,66 @@ def _mamba2(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
         acc.lin(h, 2 * inner + 2 * groups * state + heads, bias)
         acc.lin(inner, h, bias)
         acc.small += conv_dim * kernel + (conv_dim if conv_bias else 0) + 3 * heads + inner + h
-        layers.append(acc.layer(None, StateMixer(kind="mamba2", state_elems=conv_dim * kernel
-                                                 + heads * head_dim * state, inner_size=inner), None))
+        layers.append(
+            acc.layer(
+                None,
+                StateMixer(kind="mamba2", state_elems=conv_dim * kernel + heads * head_dim * state, inner_size=inner),
+                None,
+            )
+        )
     return layers, h, [f"Mamba-2 layers: a fixed state of {heads} heads × {head_dim} × {state} per sequence"]
 
 
 FAMILIES = {
-    "llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like, "qwen3": _llama_like,
-    "gemma2": _llama_like, "gemma3_text": _llama_like, "phi3": _llama_like, "olmo2": _llama_like,
-    "cohere": _llama_like, "mixtral": _llama_like, "qwen2_moe": _llama_like, "qwen3_moe": _llama_like,
-    "phimoe": _llama_like, "deepseek_v2": _deepseek, "deepseek_v3": _deepseek, "gpt_oss": _gpt_oss,
-    "lfm2": _lfm2, "falcon": _falcon, "mamba": _mamba, "falcon_mamba": _mamba, "mamba2": _mamba2,
-    "smollm3": _llama_like, "olmo": _llama_like, "olmoe": _llama_like, "stablelm": _llama_like,
-    "starcoder2": _gpt_style, "phi": _gpt_style, "gpt_neox": _gpt_style,
-    "apertus": _llama_like, "seed_oss": _llama_like, "ernie4_5": _llama_like, "hunyuan_v1_dense": _llama_like,
-    "olmo3": _llama_like, "glm4_moe_lite": _deepseek, "deepseek_v32": _deepseek, "glm_moe_dsa": _deepseek,
+    "llama": _llama_like,
+    "mistral": _llama_like,
+    "qwen2": _llama_like,
+    "qwen3": _llama_like,
+    "gemma2": _llama_like,
+    "gemma3_text": _llama_like,
+    "phi3": _llama_like,
+    "olmo2": _llama_like,
+    "cohere": _llama_like,
+    "mixtral": _llama_like,
+    "qwen2_moe": _llama_like,
+    "qwen3_moe": _llama_like,
+    "phimoe": _llama_like,
+    "deepseek_v2": _deepseek,
+    "deepseek_v3": _deepseek,
+    "gpt_oss": _gpt_oss,
+    "lfm2": _lfm2,
+    "falcon": _falcon,
+    "mamba": _mamba,
+    "falcon_mamba": _mamba,
+    "mamba2": _mamba2,
+    "smollm3": _llama_like,
+    "olmo": _llama_like,
+    "olmoe": _llama_like,
+    "stablelm": _llama_like,
+    "starcoder2": _gpt_style,
+    "phi": _gpt_style,
+    "gpt_neox": _gpt_style,
+    "apertus": _llama_like,
+    "seed_oss": _llama_like,
+    "ernie4_5": _llama_like,
+    "hunyuan_v1_dense": _llama_like,
+    "olmo3": _llama_like,
+    "glm4_moe_lite": _deepseek,
+    "deepseek_v32": _deepseek,
+    "glm_moe_dsa": _deepseek,
     **_NEW_FAMILIES,
 }
 # model_type aliases that share an implementation
-_ALIASES = {"kimi_k2": "deepseek_v3",  # Kimi-K2's remote code is DeepSeek-V3's network
-            "qwen3_vl_text": "qwen3", "qwen3_vl_moe_text": "qwen3_moe",  # Qwen3-VL's language models
-            "gemma3": "gemma3_text", "yi": "llama", "falcon3": "llama", "smollm": "llama", "granite": "llama"}
+_ALIASES = {
+    "kimi_k2": "deepseek_v3",  # Kimi-K2's remote code is DeepSeek-V3's network
+    "qwen3_vl_text": "qwen3",
+    "qwen3_vl_moe_text": "qwen3_moe",  # Qwen3-VL's language models
+    "gemma3": "gemma3_text",
+    "yi": "llama",
+    "falcon3": "llama",
+    "smollm": "llama",
+    "granite": "llama",
+}
 
 
 def supported_model_types() -> list[str]:
@@ -592,9 +678,11 @@ def _mtp_params(cfg: Config, mt: str, layers: list[Layer], h: int, vocab: int) -
         return 0, ""
     if not k:
         return 0, ""
-    return k * per, (f"the checkpoint also stores {k} multi-token-prediction layer{'s' if k > 1 else ''} "
-                     f"({k * per:,} parameters) that transformers does not load; vLLM loads them only for "
-                     "speculative decoding")
+    return k * per, (
+        f"the checkpoint also stores {k} multi-token-prediction layer{'s' if k > 1 else ''} "
+        f"({k * per:,} parameters) that transformers does not load; vLLM loads them only for "
+        "speculative decoding"
+    )
 
 
 def model_from_config(config: Config, name: str | None = None) -> ModelSpec:
@@ -603,8 +691,7 @@ def model_from_config(config: Config, name: str | None = None) -> ModelSpec:
         return _model_from_config(config, name)
     except (ArithmeticError, TypeError, ValueError, KeyError, IndexError) as exc:
         # a config whose values contradict each other in a way no check above names
-        raise ConfigError(f"config.json could not be interpreted: {type(exc).__name__}: {exc}", field="model") \
-            from exc
+        raise ConfigError(f"config.json could not be interpreted: {type(exc).__name__}: {exc}", field="model") from exc
 
 
 def _model_from_config(config: Config, name: str | None = None) -> ModelSpec:
@@ -656,8 +743,10 @@ def _model_from_config(config: Config, name: str | None = None) -> ModelSpec:
     outer_mt = str(outer.get("model_type") or "").replace("-", "_") if outer is not None else ""
     unmodelled = f"{outer_mt}: {missing}" if outer_mt in UNSUPPORTED_TOWERS and missing else ""
     if missing:
-        notes.append(f"{outer.get('model_type') if outer else mt}: {missing} not counted from config.json (the "
-                     "safetensors headers give the whole checkpoint's exact count)")
+        notes.append(
+            f"{outer.get('model_type') if outer else mt}: {missing} not counted from config.json (the "
+            "safetensors headers give the whole checkpoint's exact count)"
+        )
     rope_dim = 0
     atts = [layer.attention for layer in layers if layer.attention is not None]
     if atts:
@@ -668,11 +757,22 @@ def _model_from_config(config: Config, name: str | None = None) -> ModelSpec:
             rope_dim = int(a0.head_dim * prf)
     return ModelSpec(
         name=name or str(config.get("_name_or_path") or arch),
-        model_type=mt, architecture=arch, hidden_size=h, vocab_size=vocab, layers=tuple(layers),
-        embed_params=embed, head_params=head, final_params=final, tie_word_embeddings=tie,
+        model_type=mt,
+        architecture=arch,
+        hidden_size=h,
+        vocab_size=vocab,
+        layers=tuple(layers),
+        embed_params=embed,
+        head_params=head,
+        final_params=final,
+        tie_word_embeddings=tie,
         max_position_embeddings=_get(text_cfg, "max_position_embeddings", "n_positions", default=None),
         torch_dtype=_dtype(text_cfg if "torch_dtype" in text_cfg or "dtype" in text_cfg else config),
-        rope_dim=rope_dim, extra_params=extra, extra_description=extra_desc, notes=tuple(notes), mtp_params=mtp,
+        rope_dim=rope_dim,
+        extra_params=extra,
+        extra_description=extra_desc,
+        notes=tuple(notes),
+        mtp_params=mtp,
         stored_scheme=scheme,
         unmodelled=unmodelled,
         use_cache=bool(text_cfg.get("use_cache", True)),
@@ -708,7 +808,6 @@ def linear_shapes(model: ModelSpec, layer: Layer) -> dict[str, tuple[int, int]]:
     return out
 
 
-
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a config.json (or a folder holding one). Raises ConfigError with the reason."""
     from pathlib import Path
@@ -731,5 +830,6 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: config.json must hold a JSON object", field="model")
     return data
+
 
 __all__ = ["Attention", "Layer", "Mlp", "ModelSpec", "StateMixer", "load_config_file", "model_from_config"]

@@ -270,10 +270,12 @@ class LlamaCppOptions(Options):
     cpu_moe: bool = opt(False, "keep every expert tensor in host memory", short="-cmoe")
     kv_unified: bool = opt(False, "one KV stream shared by all slots", short="-kvu")
     swa_full: bool = opt(False, "sliding-window layers cached at full size (Ollama does this)")
-    n_outputs_max: int | None = opt(None, "logits rows the graph reserves (default: n_batch; recent llama-server: "
-                                          "one per slot)", lo=1, hi=1 << 20)
-    llama_build: int | None = opt(None, "llama.cpp build number to model, e.g. 5466 (default: the latest)", lo=1,
-                                  hi=1 << 20)
+    n_outputs_max: int | None = opt(
+        None, "logits rows the graph reserves (default: n_batch; recent llama-server: one per slot)", lo=1, hi=1 << 20
+    )
+    llama_build: int | None = opt(
+        None, "llama.cpp build number to model, e.g. 5466 (default: the latest)", lo=1, hi=1 << 20
+    )
     backend: Backend | None = opt(None, "llama.cpp build (default: from --gpu, else cuda)")
     tensor_split: tuple[float, ...] | None = opt(
         None, "proportions per GPU, e.g. 3,1 (default: by memory)", short="-ts"
@@ -500,8 +502,9 @@ class Workload:
         return fam
 
     @classmethod
-    def from_flat(cls, engine: str = "transformers", kind: str = "llm", devices: tuple[Device, ...] = (),
-                  **values: Any) -> Workload:
+    def from_flat(
+        cls, engine: str = "transformers", kind: str = "llm", devices: tuple[Device, ...] = (), **values: Any
+    ) -> Workload:
         """A Workload from one flat mapping of names (an adapter's: a parsed log, an MCP call): the common fields,
         the engine's options and the family's. A name that belongs to another engine or family is an error."""
         eng_cls = type(engine_options(engine))

@@ -38,8 +38,7 @@ def _vllm_quant_flag(quant: str | None) -> tuple[str | None, str | None]:
         return None, None
     q = quant.lower()
     if (q.startswith("q") and "_" in q) or q.startswith("iq"):
-        return "gguf", ("vLLM reads GGUF experimentally: pass the .gguf file instead of the repo and "
-                        "--tokenizer REPO")
+        return "gguf", ("vLLM reads GGUF experimentally: pass the .gguf file instead of the repo and --tokenizer REPO")
     for prefix, flag in VLLM_QUANT.items():
         if q.startswith(prefix):
             return flag, None
@@ -70,9 +69,18 @@ def vllm_option_flags(o: VllmOptions) -> list[str]:
     return flags
 
 
-def vllm_command(repo: str, *, tp: int, pp: int, max_model_len: int, gpu_memory_utilization: float,
-                 kv_dtype: str | None, max_num_seqs: int, quant: str | None,
-                 options: VllmOptions | None = None) -> tuple[str, list[str]]:
+def vllm_command(
+    repo: str,
+    *,
+    tp: int,
+    pp: int,
+    max_model_len: int,
+    gpu_memory_utilization: float,
+    kv_dtype: str | None,
+    max_num_seqs: int,
+    quant: str | None,
+    options: VllmOptions | None = None,
+) -> tuple[str, list[str]]:
     notes = []
     kv = "auto"
     if kv_dtype and kv_dtype in VLLM_KV:
@@ -86,8 +94,12 @@ def vllm_command(repo: str, *, tp: int, pp: int, max_model_len: int, gpu_memory_
         parts.append(f"--tensor-parallel-size {tp}")
     if pp > 1:
         parts.append(f"--pipeline-parallel-size {pp}")
-    parts += [f"--max-model-len {max_model_len}", f"--gpu-memory-utilization {gpu_memory_utilization:g}",
-              f"--kv-cache-dtype {kv}", f"--max-num-seqs {max_num_seqs}"]
+    parts += [
+        f"--max-model-len {max_model_len}",
+        f"--gpu-memory-utilization {gpu_memory_utilization:g}",
+        f"--kv-cache-dtype {kv}",
+        f"--max-num-seqs {max_num_seqs}",
+    ]
     if options is not None:
         parts += vllm_option_flags(options)
     flag, note = _vllm_quant_flag(quant)
@@ -107,8 +119,16 @@ def llama_cpp_cache_types(wl: Workload) -> tuple[str, str]:
     return cache_type(opts.cache_type_k, wl.kv_dtype, "k"), cache_type(opts.cache_type_v, wl.kv_dtype, "v")
 
 
-def llama_cpp_command(model_file: str, *, ngl: int, context: int, parallel: int, cache: tuple[str, str],
-                      gpus: int, n_cpu_moe: int | None = None) -> str:
+def llama_cpp_command(
+    model_file: str,
+    *,
+    ngl: int,
+    context: int,
+    parallel: int,
+    cache: tuple[str, str],
+    gpus: int,
+    n_cpu_moe: int | None = None,
+) -> str:
     parts = ["llama-server", "-m", model_file, f"-ngl {ngl}", f"-c {context * parallel}"]
     if n_cpu_moe:
         parts.append(f"--n-cpu-moe {n_cpu_moe}")
@@ -120,8 +140,15 @@ def llama_cpp_command(model_file: str, *, ngl: int, context: int, parallel: int,
     return " ".join(parts)
 
 
-ENGINE_LABELS = {"vllm": "vLLM", "llama_cpp": "llama.cpp", "ollama": "Ollama", "transformers": "transformers",
-                 "diffusers": "diffusers", "sentence_transformers": "sentence-transformers", "training": "training"}
+ENGINE_LABELS = {
+    "vllm": "vLLM",
+    "llama_cpp": "llama.cpp",
+    "ollama": "Ollama",
+    "transformers": "transformers",
+    "diffusers": "diffusers",
+    "sentence_transformers": "sentence-transformers",
+    "training": "training",
+}
 
 
 def serving_length(result: FitResult) -> tuple[int, list[str]]:
@@ -134,14 +161,18 @@ def serving_length(result: FitResult) -> tuple[int, list[str]]:
     limit = result.context_limit
     if limit and asked > limit:
         tokens = limit
-        notes.append(f"the model reads at most {limit:,} tokens: started with {limit:,}, not the {asked:,} asked "
-                     "(longer needs RoPE scaling the checkpoint does not declare)")
+        notes.append(
+            f"the model reads at most {limit:,} tokens: started with {limit:,}, not the {asked:,} asked "
+            "(longer needs RoPE scaling the checkpoint does not declare)"
+        )
     if result.verdict == "no" and result.max_context:
         longest = result.max_context + wl.new_tokens
         if longest < tokens:
             tokens = longest
-            notes.append(f"{asked:,} tokens do not fit on {result.gpu_count}× {result.gpu_name}: started with "
-                         f"{longest:,}, the longest that fits at batch {wl.batch}")
+            notes.append(
+                f"{asked:,} tokens do not fit on {result.gpu_count}× {result.gpu_name}: started with "
+                f"{longest:,}, the longest that fits at batch {wl.batch}"
+            )
     return max(1, tokens), notes
 
 
@@ -175,8 +206,12 @@ def _inference(result: FitResult) -> Workload:
 
 
 def _torch_dtype(dtype: str) -> str:
-    return {"float16": "torch.float16", "float32": "torch.float32", "fp16": "torch.float16",
-            "fp32": "torch.float32"}.get(dtype, "torch.bfloat16")
+    return {
+        "float16": "torch.float16",
+        "float32": "torch.float32",
+        "fp16": "torch.float16",
+        "fp32": "torch.float32",
+    }.get(dtype, "torch.bfloat16")
 
 
 def _nonfit_note(result: FitResult, what: str) -> list[str]:
@@ -192,16 +227,27 @@ def diffusers_settings(repo: str, result: FitResult) -> dict[str, Any]:
     img = wl.family_options(ImageOptions)
     offload = img.offload_text_encoders
     place = "pipe.enable_model_cpu_offload()" if offload else "pipe.to('cuda')"
-    code = (f"pipe = DiffusionPipeline.from_pretrained({repo!r}, torch_dtype={_torch_dtype(wl.dtype)}); {place}; "
-            f"images = pipe(prompt, height={img.height}, width={img.width}, num_images_per_prompt={img.images}"
-            + (f", num_inference_steps={img.steps}" if img.steps else "") + ").images")
+    code = (
+        f"pipe = DiffusionPipeline.from_pretrained({repo!r}, torch_dtype={_torch_dtype(wl.dtype)}); {place}; "
+        f"images = pipe(prompt, height={img.height}, width={img.width}, num_images_per_prompt={img.images}"
+        + (f", num_inference_steps={img.steps}" if img.steps else "")
+        + ").images"
+    )
     notes = _nonfit_note(result, f"{img.width}×{img.height}, {img.images} image(s)")
     if result.gpu_count > 1:
-        notes.append(f"one pipeline per GPU ({result.gpu_count} replicas): diffusers does not split one image "
-                     "over GPUs")
-    return {"code": code, "pipeline": "DiffusionPipeline", "torch_dtype": _torch_dtype(wl.dtype),
-            "height": img.height, "width": img.width, "num_images_per_prompt": img.images,
-            "cpu_offload": offload, "notes": notes}
+        notes.append(
+            f"one pipeline per GPU ({result.gpu_count} replicas): diffusers does not split one image over GPUs"
+        )
+    return {
+        "code": code,
+        "pipeline": "DiffusionPipeline",
+        "torch_dtype": _torch_dtype(wl.dtype),
+        "height": img.height,
+        "width": img.width,
+        "num_images_per_prompt": img.images,
+        "cpu_offload": offload,
+        "notes": notes,
+    }
 
 
 def whisper_settings(repo: str, result: FitResult) -> dict[str, Any]:
@@ -210,15 +256,26 @@ def whisper_settings(repo: str, result: FitResult) -> dict[str, Any]:
     wl = _inference(result)
     sp = wl.family_options(SpeechOptions)
     gen = f", generate_kwargs={{'num_beams': {sp.beams}}}" if sp.beams > 1 else ""
-    code = (f"asr = pipeline('automatic-speech-recognition', model={repo!r}, torch_dtype={_torch_dtype(wl.dtype)}, "
-            f"device='cuda:0'); text = asr(audio, chunk_length_s=30, batch_size={wl.batch}{gen})['text']")
+    code = (
+        f"asr = pipeline('automatic-speech-recognition', model={repo!r}, torch_dtype={_torch_dtype(wl.dtype)}, "
+        f"device='cuda:0'); text = asr(audio, chunk_length_s=30, batch_size={wl.batch}{gen})['text']"
+    )
     notes = _nonfit_note(result, f"{wl.batch} window(s), {sp.beams} beam(s)")
     if sp.audio_s:
         windows = max(1, math.ceil(sp.audio_s / 30))
-        notes.append(f"{sp.audio_s / 60:g} min of audio = {windows} windows of 30 s: {math.ceil(windows / wl.batch)} "
-                     f"pass(es) of {wl.batch} (memory is per pass, whatever the length)")
-    return {"code": code, "task": "automatic-speech-recognition", "chunk_length_s": 30, "batch_size": wl.batch,
-            "num_beams": sp.beams, "torch_dtype": _torch_dtype(wl.dtype), "notes": notes}
+        notes.append(
+            f"{sp.audio_s / 60:g} min of audio = {windows} windows of 30 s: {math.ceil(windows / wl.batch)} "
+            f"pass(es) of {wl.batch} (memory is per pass, whatever the length)"
+        )
+    return {
+        "code": code,
+        "task": "automatic-speech-recognition",
+        "chunk_length_s": 30,
+        "batch_size": wl.batch,
+        "num_beams": sp.beams,
+        "torch_dtype": _torch_dtype(wl.dtype),
+        "notes": notes,
+    }
 
 
 def embedding_settings(repo: str, result: FitResult, config: Any) -> dict[str, Any]:
@@ -227,36 +284,60 @@ def embedding_settings(repo: str, result: FitResult, config: Any) -> dict[str, A
     wl = _inference(result)
     reranker = isinstance(config, dict) and config.get("head") == "classifier"
     cls = "CrossEncoder" if reranker else "SentenceTransformer"
-    call = (f"scores = model.predict(pairs, batch_size={wl.batch})" if reranker else
-            f"vectors = model.encode(texts, batch_size={wl.batch})")
-    code = (f"model = {cls}({repo!r}, device='cuda', model_kwargs={{'torch_dtype': {_torch_dtype(wl.dtype)}}}); "
-            f"model.max_seq_length = {wl.context}; {call}")
-    return {"code": code, "class": cls, "batch_size": wl.batch, "max_seq_length": wl.context,
-            "notes": _nonfit_note(result, f"batch {wl.batch} × {wl.context:,} tokens")}
+    call = (
+        f"scores = model.predict(pairs, batch_size={wl.batch})"
+        if reranker
+        else f"vectors = model.encode(texts, batch_size={wl.batch})"
+    )
+    code = (
+        f"model = {cls}({repo!r}, device='cuda', model_kwargs={{'torch_dtype': {_torch_dtype(wl.dtype)}}}); "
+        f"model.max_seq_length = {wl.context}; {call}"
+    )
+    return {
+        "code": code,
+        "class": cls,
+        "batch_size": wl.batch,
+        "max_seq_length": wl.context,
+        "notes": _nonfit_note(result, f"batch {wl.batch} × {wl.context:,} tokens"),
+    }
 
 
 def vlm_settings(repo: str, result: FitResult) -> dict[str, Any]:
     wl = _inference(result)
     device_map = "auto" if result.gpu_count > 1 else "cuda:0"
-    code = (f"model = AutoModelForImageTextToText.from_pretrained({repo!r}, dtype={_torch_dtype(wl.dtype)}, "
-            f"device_map={device_map!r}); processor = AutoProcessor.from_pretrained({repo!r})")
+    code = (
+        f"model = AutoModelForImageTextToText.from_pretrained({repo!r}, dtype={_torch_dtype(wl.dtype)}, "
+        f"device_map={device_map!r}); processor = AutoProcessor.from_pretrained({repo!r})"
+    )
     return {"code": code, "notes": _nonfit_note(result, f"context {wl.context:,}")}
 
 
 def training_settings(repo: str, tw: Any, gpu_count: int = 1) -> dict[str, Any]:
     """transformers Trainer arguments (and PEFT / bitsandbytes for LoRA and QLoRA) for a training workload."""
     precision = {"bf16": "bf16=True", "fp16": "fp16=True", "mixed": "bf16=True"}.get(tw.precision, "")
-    optim = {"adamw": "adamw_torch", "adamw-fused": "adamw_torch_fused", "adamw-8bit": "adamw_bnb_8bit",
-             "sgd": "sgd", "sgd-momentum": "sgd", "adafactor": "adafactor", "lion": "lion_32bit"}
-    args = [f"per_device_train_batch_size={tw.batch}", f"gradient_accumulation_steps={tw.grad_accum}",
-            f"optim={optim.get(tw.optimizer, tw.optimizer)!r}"]
+    optim = {
+        "adamw": "adamw_torch",
+        "adamw-fused": "adamw_torch_fused",
+        "adamw-8bit": "adamw_bnb_8bit",
+        "sgd": "sgd",
+        "sgd-momentum": "sgd",
+        "adafactor": "adafactor",
+        "lion": "lion_32bit",
+    }
+    args = [
+        f"per_device_train_batch_size={tw.batch}",
+        f"gradient_accumulation_steps={tw.grad_accum}",
+        f"optim={optim.get(tw.optimizer, tw.optimizer)!r}",
+    ]
     if precision:
         args.append(precision)
     if tw.grad_checkpointing:
         args.append("gradient_checkpointing=True")
     if tw.method == "qlora":
-        load = (f"model = AutoModelForCausalLM.from_pretrained({repo!r}, quantization_config=BitsAndBytesConfig("
-                "load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_compute_dtype=torch.bfloat16))")
+        load = (
+            f"model = AutoModelForCausalLM.from_pretrained({repo!r}, quantization_config=BitsAndBytesConfig("
+            "load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_compute_dtype=torch.bfloat16))"
+        )
     else:
         dtype = "torch.float32" if tw.precision in ("fp32", "mixed") else _torch_dtype(tw.precision)
         load = f"model = AutoModelForCausalLM.from_pretrained({repo!r}, dtype={dtype})"
@@ -265,8 +346,9 @@ def training_settings(repo: str, tw: Any, gpu_count: int = 1) -> dict[str, Any]:
         lines.append(f"model = get_peft_model(model, LoraConfig(r={tw.lora_rank}, target_modules={tw.lora_targets!r}))")
     lines.append("args = TrainingArguments(output_dir='out', " + ", ".join(args) + ")")
     lines.append(f"# sequences of {tw.seq:,} tokens (tokenize with max_length={tw.seq}, truncation=True)")
-    notes = [f"launch on {gpu_count} GPUs with: torchrun --nproc_per_node {gpu_count} train.py"] if gpu_count > 1 \
-        else []
+    notes = (
+        [f"launch on {gpu_count} GPUs with: torchrun --nproc_per_node {gpu_count} train.py"] if gpu_count > 1 else []
+    )
     return {"code": "\n".join(lines), "label": "training", "notes": notes}
 
 
@@ -332,20 +414,32 @@ def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
         # vLLM's own default for this GPU unless --max-num-seqs was given
         cap = vopts.max_num_seqs or (int(vests[0].extra["vllm"]["max_num_seqs"]) if vests else 256)
         max_num_seqs = max(1, min(cap, fit_seqs)) if fit_seqs else max(1, default_seqs)
-        vllm_cmd, vllm_notes = vllm_command(repo, tp=tp, pp=pp, max_model_len=tokens,
-                                            gpu_memory_utilization=vopts.gpu_memory_utilization, kv_dtype=wl.kv_dtype,
-                                            max_num_seqs=max_num_seqs, quant=wl.quant, options=vopts)
+        vllm_cmd, vllm_notes = vllm_command(
+            repo,
+            tp=tp,
+            pp=pp,
+            max_model_len=tokens,
+            gpu_memory_utilization=vopts.gpu_memory_utilization,
+            kv_dtype=wl.kv_dtype,
+            max_num_seqs=max_num_seqs,
+            quant=wl.quant,
+            options=vopts,
+        )
         vllm_notes = [*length_notes, *vllm_notes]
         want = max(1, wl.batch) if fit_seqs < 1 else wl.batch
         need = vllm_utilization_for(vests, want) if vests and vopts.kv_cache_memory_bytes is None else None
         if fit_seqs < 1:
-            vllm_notes.append(f"vLLM would not start: one {tokens:,}-token sequence needs more KV blocks than "
-                              f"gpu_memory_utilization {vopts.gpu_memory_utilization:g} leaves"
-                              + (f"; --gpu-memory-utilization {need:g} would hold {want}" if need else ""))
+            vllm_notes.append(
+                f"vLLM would not start: one {tokens:,}-token sequence needs more KV blocks than "
+                f"gpu_memory_utilization {vopts.gpu_memory_utilization:g} leaves"
+                + (f"; --gpu-memory-utilization {need:g} would hold {want}" if need else "")
+            )
         elif fit_seqs < wl.batch:
-            vllm_notes.append(f"only {fit_seqs} sequences of {tokens:,} tokens fit vLLM's KV cache (batch {wl.batch} "
-                              "asked); the rest wait"
-                              + (f"; --gpu-memory-utilization {need:g} would hold all {wl.batch}" if need else ""))
+            vllm_notes.append(
+                f"only {fit_seqs} sequences of {tokens:,} tokens fit vLLM's KV cache (batch {wl.batch} "
+                "asked); the rest wait"
+                + (f"; --gpu-memory-utilization {need:g} would hold all {wl.batch}" if need else "")
+            )
 
     # llama.cpp / Ollama
     from .engines.llama_cpp import stored_mix
@@ -357,8 +451,9 @@ def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
     ngl = n_layers + 1 if layers_on_gpu >= n_layers else layers_on_gpu + 1
     n_cpu_moe = int(experts["n_cpu_moe"]) if experts else None
     cache = llama_cpp_cache_types(wl)
-    llama_cmd = llama_cpp_command(gguf, ngl=ngl, context=tokens, parallel=wl.batch, cache=cache,
-                                  gpus=result.gpu_count, n_cpu_moe=n_cpu_moe)
+    llama_cmd = llama_cpp_command(
+        gguf, ngl=ngl, context=tokens, parallel=wl.batch, cache=cache, gpus=result.gpu_count, n_cpu_moe=n_cpu_moe
+    )
     # Ollama has one setting for both caches (f16, q8_0, q4_0)
     env = ["OLLAMA_FLASH_ATTENTION=1"] + ([f"OLLAMA_KV_CACHE_TYPE={cache[0]}"] if cache[0] != "f16" else [])
     if wl.batch > 1:
@@ -367,7 +462,9 @@ def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
         "env": env,
         "command": " ".join([*env, "ollama serve"]),
         "modelfile": [f"FROM ./{gguf}", f"PARAMETER num_ctx {tokens}", f"PARAMETER num_gpu {ngl}"],
-        "num_ctx": tokens, "num_gpu": ngl, "notes": list(length_notes),
+        "num_ctx": tokens,
+        "num_gpu": ngl,
+        "notes": list(length_notes),
     }
 
     # transformers: weights per GPU may use what the rest of the estimate leaves
@@ -378,34 +475,56 @@ def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
     device_map = "mps" if apple else "auto" if result.gpu_count > 1 or offload else "cuda:0"
     if offload and "host_memory_bytes" in offload:
         max_memory["cpu"] = f"{math.ceil(int(offload['host_memory_bytes']) / GIB) + 2}GiB"
-    dtype = "torch.float16" if wl.dtype == "float16" else "torch.float32" if wl.dtype == "float32" \
-        else "torch.bfloat16"
+    dtype = "torch.float16" if wl.dtype == "float16" else "torch.float32" if wl.dtype == "float32" else "torch.bfloat16"
     qc = ""
     tf_notes: list[str] = []
     q = (wl.quant or "").lower()
     if q.startswith("nf4"):
-        qc = (", quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', "
-              "bnb_4bit_use_double_quant=True)")
+        qc = (
+            ", quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', "
+            "bnb_4bit_use_double_quant=True)"
+        )
     elif q in ("bnb-int8", "llm-int8", "bnb-8bit"):
         qc = ", quantization_config=BitsAndBytesConfig(load_in_8bit=True)"
     elif quant:
-        tf_notes.append(f"transformers dequantizes GGUF ({gguf}, via gguf_file=) to {wl.dtype} on load: the "
-                        f"{wl.quant} sizes above hold for llama.cpp / Ollama, not for transformers")
+        tf_notes.append(
+            f"transformers dequantizes GGUF ({gguf}, via gguf_file=) to {wl.dtype} on load: the "
+            f"{wl.quant} sizes above hold for llama.cpp / Ollama, not for transformers"
+        )
     elif q.startswith(("awq", "gptq", "fp8", "int8", "int4", "w4a16", "w8a16")):
-        tf_notes.append(f"load a checkpoint already quantized as {wl.quant}: its quantization_config is read "
-                        "from the repo")
+        tf_notes.append(
+            f"load a checkpoint already quantized as {wl.quant}: its quantization_config is read from the repo"
+        )
     mm = "{" + ", ".join(f"{k if k == 'cpu' else int(k)!r}: {v!r}" for k, v in max_memory.items()) + "}"
-    tf_code = (f"AutoModelForCausalLM.from_pretrained({repo!r}, dtype={dtype}, device_map={device_map!r}"
-               + (f", max_memory={mm}" if device_map == "auto" else "") + f"{qc})")
+    tf_code = (
+        f"AutoModelForCausalLM.from_pretrained({repo!r}, dtype={dtype}, device_map={device_map!r}"
+        + (f", max_memory={mm}" if device_map == "auto" else "")
+        + f"{qc})"
+    )
     out: dict[str, Any] = {
-        "vllm": {"command": vllm_cmd, "tensor_parallel_size": tp, "pipeline_parallel_size": pp,
-                 "max_model_len": tokens, "gpu_memory_utilization": vopts.gpu_memory_utilization,
-                 "kv_cache_dtype": VLLM_KV.get(wl.kv_dtype or "", "auto"), "max_num_seqs": max_num_seqs,
-                 "sequences_that_fit": fit_seqs, "notes": vllm_notes},
-        "llama_cpp": {"command": llama_cmd, "n_gpu_layers": ngl, "ctx_size": tokens * wl.batch,
-                      "parallel": wl.batch, "cache_type_k": cache[0], "cache_type_v": cache[1],
-                      "notes": [*length_notes, f"{gguf}: a GGUF conversion of {repo} (convert_hf_to_gguf.py, "
-                                "or a published GGUF of this model)"]},
+        "vllm": {
+            "command": vllm_cmd,
+            "tensor_parallel_size": tp,
+            "pipeline_parallel_size": pp,
+            "max_model_len": tokens,
+            "gpu_memory_utilization": vopts.gpu_memory_utilization,
+            "kv_cache_dtype": VLLM_KV.get(wl.kv_dtype or "", "auto"),
+            "max_num_seqs": max_num_seqs,
+            "sequences_that_fit": fit_seqs,
+            "notes": vllm_notes,
+        },
+        "llama_cpp": {
+            "command": llama_cmd,
+            "n_gpu_layers": ngl,
+            "ctx_size": tokens * wl.batch,
+            "parallel": wl.batch,
+            "cache_type_k": cache[0],
+            "cache_type_v": cache[1],
+            "notes": [
+                *length_notes,
+                f"{gguf}: a GGUF conversion of {repo} (convert_hf_to_gguf.py, or a published GGUF of this model)",
+            ],
+        },
         "ollama": ollama,
         "transformers": {"code": tf_code, "device_map": device_map, "max_memory": max_memory, "notes": tf_notes},
     }
@@ -437,4 +556,3 @@ def mlx_settings(repo: str, name: str, wl: Workload, result: FitResult) -> dict[
             "LM Studio's MLX engine loads the same MLX folder",
         ],
     }
-

@@ -38,8 +38,7 @@ from .resolver import resolve_model
 from .result import Estimate
 from .traits import traits_of
 
-LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "qkv_proj",
-                "gate_up_proj")
+LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "qkv_proj", "gate_up_proj")
 
 
 def lora_target_names(model: ModelSpec, targets: str) -> set[str]:
@@ -48,8 +47,15 @@ def lora_target_names(model: ModelSpec, targets: str) -> set[str]:
     if t in ("all-linear", "all", "all_linear"):
         return set(LINEAR_NAMES)
     names = {x.strip() for x in re.split(r"[,\s]+", t) if x.strip()}
-    aliases = {"fc1": {"up_proj"}, "fc2": {"down_proj"}, "w1": {"gate_proj"}, "w3": {"up_proj"}, "w2": {"down_proj"},
-               "out_proj": {"o_proj"}, "dense": {"o_proj"}}
+    aliases = {
+        "fc1": {"up_proj"},
+        "fc2": {"down_proj"},
+        "w1": {"gate_proj"},
+        "w3": {"up_proj"},
+        "w2": {"down_proj"},
+        "out_proj": {"o_proj"},
+        "dense": {"o_proj"},
+    }
     out: set[str] = set()
     for n in names:
         if n in LINEAR_NAMES:
@@ -57,8 +63,10 @@ def lora_target_names(model: ModelSpec, targets: str) -> set[str]:
         elif n in aliases:
             out |= aliases[n]
         else:
-            raise BadInput(f"lora_targets: unknown target module {n!r} (use all-linear or names like "
-                           f"{', '.join(LINEAR_NAMES)})", field="lora_targets")
+            raise BadInput(
+                f"lora_targets: unknown target module {n!r} (use all-linear or names like {', '.join(LINEAR_NAMES)})",
+                field="lora_targets",
+            )
     return out
 
 
@@ -190,8 +198,7 @@ def _precision(tw: TrainWorkload) -> _Precision:
 
 
 def _optimizer_state_elems(opt: str) -> float:
-    return {"adamw": 2, "adamw-fused": 2, "adamw-8bit": 0, "sgd": 0, "sgd-momentum": 1, "adafactor": 0,
-            "lion": 1}[opt]
+    return {"adamw": 2, "adamw-fused": 2, "adamw-8bit": 0, "sgd": 0, "sgd-momentum": 1, "adafactor": 0, "lion": 1}[opt]
 
 
 def _largest_param(model: ModelSpec) -> int:
@@ -239,11 +246,21 @@ def _sharding(tw: TrainWorkload) -> _Sharding:
         stage = 2
     if stage == 0 or n == 1:
         return _Sharding(1, 1, 1, "no sharding (each GPU holds everything)" if tw.gpus > 1 else "single GPU")
-    label = {1: "ZeRO-1: optimizer states sharded", 2: "ZeRO-2: gradients + optimizer states sharded",
-             3: "ZeRO-3: parameters + gradients + optimizer states sharded"}[stage]
+    label = {
+        1: "ZeRO-1: optimizer states sharded",
+        2: "ZeRO-2: gradients + optimizer states sharded",
+        3: "ZeRO-3: parameters + gradients + optimizer states sharded",
+    }[stage]
     if tw.fsdp:
-        label = {"full": "FSDP FULL_SHARD", "hybrid": f"FSDP HYBRID_SHARD (within {n}-GPU nodes)",
-                 "grad-op": "FSDP SHARD_GRAD_OP"}[tw.fsdp] + " ≈ " + label
+        label = (
+            {
+                "full": "FSDP FULL_SHARD",
+                "hybrid": f"FSDP HYBRID_SHARD (within {n}-GPU nodes)",
+                "grad-op": "FSDP SHARD_GRAD_OP",
+            }[tw.fsdp]
+            + " ≈ "
+            + label
+        )
     return _Sharding(1 / n if stage >= 3 else 1, 1 / n if stage >= 2 else 1, 1 / n, f"{label} over {n} GPUs")
 
 
@@ -391,8 +408,16 @@ def _layer_param_sizes(model: ModelSpec, layer: Layer, elem: float) -> list[int]
 REPLAYED_OPTIMIZERS = ("adamw", "adamw-fused", "sgd", "sgd-momentum", "lion", "adafactor")
 
 
-def _step_shape(spec: ModelSpec, tw: TrainWorkload, targets: set[str], norm_final: int, res_bytes: int,
-                param_elem: float, grad_elem: float, state_elem: float) -> _StepShape:
+def _step_shape(
+    spec: ModelSpec,
+    tw: TrainWorkload,
+    targets: set[str],
+    norm_final: int,
+    res_bytes: int,
+    param_elem: float,
+    grad_elem: float,
+    state_elem: float,
+) -> _StepShape:
     """The allocation sequence of one single-GPU step, from the same per-layer terms as the peak."""
     t = tw.batch * tw.seq
     h, v = spec.hidden_size, spec.vocab_size
@@ -400,12 +425,24 @@ def _step_shape(spec: ModelSpec, tw: TrainWorkload, targets: set[str], norm_fina
     adapter = 4  # peft upcasts the adapters to float32
     e_act = 4 if tw.precision == "fp32" else 2
     layers = [_layer_param_sizes(spec, layer, 1) for layer in spec.layers]
-    adapters = [[x for name, (i, o) in linear_shapes(spec, layer).items() if name in targets
-                 for x in (i * tw.lora_rank, tw.lora_rank * o)] for layer in spec.layers] if lora else []
+    adapters = (
+        [
+            [
+                x
+                for name, (i, o) in linear_shapes(spec, layer).items()
+                if name in targets
+                for x in (i * tw.lora_rank, tw.lora_rank * o)
+            ]
+            for layer in spec.layers
+        ]
+        if lora
+        else []
+    )
     tail = [spec.final_params] if spec.final_params else []
     params = [[int(spec.embed_params * param_elem)]] + [[int(x * param_elem) for x in g] for g in layers]
-    params.append([int(x * param_elem) for x in tail] + ([int(spec.head_params * param_elem)]
-                                                         if spec.head_params else []))
+    params.append(
+        [int(x * param_elem) for x in tail] + ([int(spec.head_params * param_elem)] if spec.head_params else [])
+    )
     if lora:
         for g, extra in zip(params[1:], adapters, strict=False):
             g.extend(x * adapter for x in extra)
@@ -419,23 +456,49 @@ def _step_shape(spec: ModelSpec, tw: TrainWorkload, targets: set[str], norm_fina
     n_states = {"adamw": 2, "adamw-fused": 2, "sgd": 0, "sgd-momentum": 1, "lion": 1, "adafactor": 0}[opt]
     states = [int(x * state_elem) for x in flat for _ in range(n_states)]
     if opt == "adafactor":
-        states = [int(d * state_elem) for layer in spec.layers for i, o in linear_shapes(spec, layer).values()
-                  for d in (i, o)] if not lora else []
+        states = (
+            [
+                int(d * state_elem)
+                for layer in spec.layers
+                for i, o in linear_shapes(spec, layer).values()
+                for d in (i, o)
+            ]
+            if not lora
+            else []
+        )
     width = max((layer.mlp.intermediate_size for layer in spec.layers if layer.mlp is not None), default=h)
+
     def tt(groups: list[list[int]]) -> tuple[tuple[int, ...], ...]:
         return tuple(tuple(g) for g in groups)
 
     return _StepShape(
         param_sizes=tt(params),
-        trainable_sizes=tt([[] if i == 0 else [int(x * elem) for x in g] for i, g in enumerate(trainable[:-1])]
-                           + [[int(x * elem) for x in tail] if not lora else []]),
+        trainable_sizes=tt(
+            [[] if i == 0 else [int(x * elem) for x in g] for i, g in enumerate(trainable[:-1])]
+            + [[int(x * elem) for x in tail] if not lora else []]
+        ),
         saved=tt([[x * t for x in _saved_items(spec, layer, tw, targets)] for layer in spec.layers]),
-        casts=tt([[2 * i * o for i, o in linear_shapes(spec, layer).values()]
-                  if tw.precision == "mixed" and not lora else [] for layer in spec.layers]),
-        adapter_outs=tt([[t * o * adapter for name, (_, o) in linear_shapes(spec, layer).items() if name in targets]
-                         for layer in spec.layers] if lora else [[] for _ in spec.layers]),
-        hidden=t * h * res_bytes, width=t * width * e_act,
-        logits=t * v * e_act, logits_fp32=0 if e_act == 4 else t * v * 4, loss_buffer=t * v * 4,
+        casts=tt(
+            [
+                [2 * i * o for i, o in linear_shapes(spec, layer).values()]
+                if tw.precision == "mixed" and not lora
+                else []
+                for layer in spec.layers
+            ]
+        ),
+        adapter_outs=tt(
+            [
+                [t * o * adapter for name, (_, o) in linear_shapes(spec, layer).items() if name in targets]
+                for layer in spec.layers
+            ]
+            if lora
+            else [[] for _ in spec.layers]
+        ),
+        hidden=t * h * res_bytes,
+        width=t * width * e_act,
+        logits=t * v * e_act,
+        logits_fp32=0 if e_act == 4 else t * v * 4,
+        loss_buffer=t * v * 4,
         final_saved=t * norm_final,
         head_grad=0 if lora else int(v * h * grad_elem),
         embed_grad=0 if lora else int(spec.embed_params * grad_elem),
@@ -455,8 +518,10 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
     spec = rm.spec
     if not spec.layers:  # diffusion pipelines, Whisper, encoders (vram.families): inference estimates only
         kind = rm.entry.kind if rm.entry is not None else spec.model_type
-        raise UnsupportedArchitecture(kind, "training estimates cover decoder-only language models (and the "
-                                      "language model of vision-language ones)")
+        raise UnsupportedArchitecture(
+            kind,
+            "training estimates cover decoder-only language models (and the language model of vision-language ones)",
+        )
     eager_note = []
     if tw.attn != "eager" and traits_of(spec.model_type).eager_only:
         tw = replace(tw, attn="eager")
@@ -475,10 +540,12 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
         prec = _Precision(2, 2, 4)
         master_bytes = 4.0
     act_tw = replace(tw, precision="bf16") if sharded_mixed else tw
-    assumptions = [f"engine: PyTorch + transformers; {tw.batch} × {tw.seq:,} tokens per micro-batch"
-                   + (f", {tw.grad_accum} accumulation steps" if tw.grad_accum > 1 else ""),
-                   f"attention: {tw.attn}; " + ("gradient checkpointing (non-reentrant)" if tw.grad_checkpointing
-                                                 else "no gradient checkpointing")]
+    assumptions = [
+        f"engine: PyTorch + transformers; {tw.batch} × {tw.seq:,} tokens per micro-batch"
+        + (f", {tw.grad_accum} accumulation steps" if tw.grad_accum > 1 else ""),
+        f"attention: {tw.attn}; "
+        + ("gradient checkpointing (non-reentrant)" if tw.grad_checkpointing else "no gradient checkpointing"),
+    ]
 
     # weights ---------------------------------------------------------------------------------------------------
     if tw.method == "qlora":
@@ -493,54 +560,79 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
         adapter_elem = 4 if tw.method == "lora" else 2  # peft upcasts LoRA weights; QLoRA recipes train bf16 ones
         adapter_bytes = adapter_elem * trainable
         weights_b = int(base.bytes * shard.weights) + adapter_bytes
-        weights = Component("weights", weights_b, f"{base_how} (frozen) + {trainable:,} LoRA parameters (rank "
-                            f"{tw.lora_rank}, "
-                            f"{'all linear layers' if tw.lora_targets == 'all-linear' else tw.lora_targets}) "
-                            f"in {'float32' if adapter_elem == 4 else 'bfloat16'}")
+        weights = Component(
+            "weights",
+            weights_b,
+            f"{base_how} (frozen) + {trainable:,} LoRA parameters (rank "
+            f"{tw.lora_rank}, "
+            f"{'all linear layers' if tw.lora_targets == 'all-linear' else tw.lora_targets}) "
+            f"in {'float32' if adapter_elem == 4 else 'bfloat16'}",
+        )
         grad_bytes_per, state_bytes_per = float(adapter_elem), 4.0
         params = spec.params + trainable
     else:
         trainable = spec.params
         weights_b = int(base.bytes * shard.weights)
-        weights = Component("weights", weights_b, f"{spec.params:,} {base_how}"
-                            + (f", {shard.weights:.3g} per GPU" if shard.weights < 1 else ""))
+        weights = Component(
+            "weights",
+            weights_b,
+            f"{spec.params:,} {base_how}" + (f", {shard.weights:.3g} per GPU" if shard.weights < 1 else ""),
+        )
         grad_bytes_per, state_bytes_per = prec.grad_bytes, prec.state_bytes
         params = spec.params
     assumptions.append(f"sharding: {shard.label}")
 
     # gradients and optimizer states ----------------------------------------------------------------------------
     grads_b = int(trainable * grad_bytes_per * shard.grads)
-    grads = Component("gradients", grads_b, f"{trainable:,} trainable parameters × {grad_bytes_per:g} bytes"
-                      + (f" × {shard.grads:.3g} (sharded)" if shard.grads < 1 else ""))
+    grads = Component(
+        "gradients",
+        grads_b,
+        f"{trainable:,} trainable parameters × {grad_bytes_per:g} bytes"
+        + (f" × {shard.grads:.3g} (sharded)" if shard.grads < 1 else ""),
+    )
     opt = tw.optimizer
     if opt == "adamw-8bit":
         state_total = trainable * 2 * (1 + 4 / 256)  # two uint8 states + fp32 absmax per 256-value block
         opt_how = "bitsandbytes 8-bit AdamW: 2 × 1 byte + block scales per parameter"
     elif opt == "adafactor":
         # factored moments: a row and a column vector per matrix (LoRA's A and B are thin matrices: r + in, r + out)
-        state_total = (_factored_state_elems(spec) if not lora else 2 * trainable // max(1, tw.lora_rank)) \
-            * state_bytes_per
+        state_total = (
+            _factored_state_elems(spec) if not lora else 2 * trainable // max(1, tw.lora_rank)
+        ) * state_bytes_per
         opt_how = "Adafactor: factored second moment (a row and a column vector per matrix)"
     else:
         n_states = _optimizer_state_elems(opt)
         state_total = trainable * (n_states * state_bytes_per + master_bytes)
-        opt_how = ("fp32 master weights + " if master_bytes else "") + {
-            "adamw": "AdamW: exp_avg + exp_avg_sq", "adamw-fused": "AdamW (fused): exp_avg + exp_avg_sq",
-                   "sgd": "SGD without momentum: no state", "sgd-momentum": "SGD: momentum buffer",
-                   "lion": "Lion: one momentum buffer"}[opt] + f", {state_bytes_per:g} bytes each"
+        opt_how = (
+            ("fp32 master weights + " if master_bytes else "")
+            + {
+                "adamw": "AdamW: exp_avg + exp_avg_sq",
+                "adamw-fused": "AdamW (fused): exp_avg + exp_avg_sq",
+                "sgd": "SGD without momentum: no state",
+                "sgd-momentum": "SGD: momentum buffer",
+                "lion": "Lion: one momentum buffer",
+            }[opt]
+            + f", {state_bytes_per:g} bytes each"
+        )
     if tw.offload_optimizer:
         state_gpu = 0
         opt_how += "; offloaded to CPU memory"
     else:
         state_gpu = int(state_total * shard.states)
-    states = Component("optimizer_states", state_gpu, opt_how + (f"; × {shard.states:.3g} per GPU (sharded)"
-                                                                   if shard.states < 1 else ""))
+    states = Component(
+        "optimizer_states",
+        state_gpu,
+        opt_how + (f"; × {shard.states:.3g} per GPU (sharded)" if shard.states < 1 else ""),
+    )
 
     # activations -----------------------------------------------------------------------------------------------
     per_layer = [_saved_per_token(spec, layer, act_tw, targets) for layer in spec.layers]
     res_bytes = 4 if act_tw.precision in ("fp32", "mixed") else 2
-    norm_final = h * (4 + (4 if res_bytes == 4 else 2) + (2 if act_tw.precision == "mixed" or lora else
-                                                          (4 if act_tw.precision == "fp32" else 2)))
+    norm_final = h * (
+        4
+        + (4 if res_bytes == 4 else 2)
+        + (2 if act_tw.precision == "mixed" or lora else (4 if act_tw.precision == "fp32" else 2))
+    )
     loss_peak = 12 * t * v  # float32 log-softmax, its incoming and outgoing gradients
     if spec.logit_softcap:
         loss_peak += 2 * t * v  # tanh soft-capping keeps its bf16 output for backward
@@ -548,30 +640,47 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
     layer_casts = 0
     if act_tw.precision == "mixed" and not lora:
         layer_casts = 2 * sum(layer.linear_params for layer in spec.layers)
-    loss_c = Component("loss", loss_peak, f"float32 logits path of the cross-entropy: 12 bytes × {t:,} tokens × "
-                       f"{v:,} vocabulary" + (" + the soft-capped bf16 logits" if spec.logit_softcap else ""))
+    loss_c = Component(
+        "loss",
+        loss_peak,
+        f"float32 logits path of the cross-entropy: 12 bytes × {t:,} tokens × "
+        f"{v:,} vocabulary" + (" + the soft-capped bf16 logits" if spec.logit_softcap else ""),
+    )
     casts_how = "bf16 copies of the weights that autocast saved for backward"
     if tw.grad_checkpointing:
         saved = t * res_bytes * h * spec.num_layers + t * norm_final
         act_how = f"checkpointed: each layer's input ({res_bytes} bytes × hidden per token) kept"
-        at_loss = [Component("activations", saved, act_how), loss_c, Component("autocast_weight_copies", head_cast,
-                                                                              casts_how)]
+        at_loss = [
+            Component("activations", saved, act_how),
+            loss_c,
+            Component("autocast_weight_copies", head_cast, casts_how),
+        ]
         recompute = t * max(per_layer) + (layer_casts // max(1, spec.num_layers))
         head_grad = int(v * h * grad_bytes_per) if not lora else 0
-        at_recompute = [Component("activations", saved, act_how),
-                        Component("recompute", recompute, "one layer's activations recomputed during backward"),
-                        Component("autocast_weight_copies", head_cast, casts_how),
-                        Component("gradients_so_far", head_grad, "output-layer gradient already accumulated")]
+        at_recompute = [
+            Component("activations", saved, act_how),
+            Component("recompute", recompute, "one layer's activations recomputed during backward"),
+            Component("autocast_weight_copies", head_cast, casts_how),
+            Component("gradients_so_far", head_grad, "output-layer gradient already accumulated"),
+        ]
         parts_a = max(at_loss, at_recompute, key=lambda parts: sum(c.bytes for c in parts))
     else:
         saved = t * sum(per_layer) + t * norm_final
         act_how = "all layers' saved tensors (norm float32 copies, q/k/v, attention output, MLP gate/up/act/product)"
-        parts_a = [Component("activations", saved, act_how), loss_c,
-                   Component("autocast_weight_copies", head_cast + layer_casts, casts_how)]
+        parts_a = [
+            Component("activations", saved, act_how),
+            loss_c,
+            Component("autocast_weight_copies", head_cast + layer_casts, casts_how),
+        ]
     if tw.method == "qlora":
         largest = max((i * o for layer in spec.layers for i, o in linear_shapes(spec, layer).values()), default=0)
-        parts_a.append(Component("dequantized_weight", 2 * largest, "bitsandbytes dequantizes each 4-bit matrix to "
-                                 "bf16 for its matmul, one at a time (the largest shown)"))
+        parts_a.append(
+            Component(
+                "dequantized_weight",
+                2 * largest,
+                "bitsandbytes dequantizes each 4-bit matrix to bf16 for its matmul, one at a time (the largest shown)",
+            )
+        )
     phase_a = sum(c.bytes for c in parts_a)
     # B: end of backward — all grads + first layer's activations and temporaries
     e_act = 4 if tw.precision == "fp32" else 2
@@ -601,8 +710,11 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
         comm = int(2 * biggest_layer * prec.param_bytes)  # the layer being computed and the one prefetched
     elif tw.gpus > 1:
         comm = 2 * 25 * 2**20 * 4  # DDP / ZeRO gradient buckets (25 MB, two in flight)
-    phases = {"start of backward (saved activations + loss)": phase_a, "end of backward (gradients)": phase_b,
-              "optimizer step": phase_c}
+    phases = {
+        "start of backward (saved activations + loss)": phase_a,
+        "end of backward (gradients)": phase_b,
+        "optimizer step": phase_c,
+    }
     binding = max(phases, key=lambda k: phases[k])
     transient = phases[binding]
     ws = cublas_workspace(tw.arch)
@@ -617,30 +729,51 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
     else:
         act_b = 0
         grads_at_peak = grads_b
-    comps: list[Component] = [weights, states,
-                              replace(grads, bytes=grads_at_peak,
-                                      explanation=grads.explanation + ("" if grads_at_peak else
-                                                                       "; not yet allocated at the peak"))]
+    comps: list[Component] = [
+        weights,
+        states,
+        replace(
+            grads,
+            bytes=grads_at_peak,
+            explanation=grads.explanation + ("" if grads_at_peak else "; not yet allocated at the peak"),
+        ),
+    ]
     if binding.startswith("start"):
         comps.extend(c for c in parts_a if c.bytes)
     elif binding.startswith("end"):
-        comps.append(Component("activations", act_b, "first layer's saved tensors and backward temporaries"
-                               if layer0 >= tied_grad else "the tied embedding's second (dense) gradient, before it "
-                               "is added into the output layer's"))
+        comps.append(
+            Component(
+                "activations",
+                act_b,
+                "first layer's saved tensors and backward temporaries"
+                if layer0 >= tied_grad
+                else "the tied embedding's second (dense) gradient, before it is added into the output layer's",
+            )
+        )
     else:
         comps.append(Component("optimizer_temporaries", opt_tmp, tmp_how))
     if comm:
         comps.append(Component("communication", comm, "gathered parameters / gradient buckets for data parallelism"))
     allocated = persistent + transient + ws.bytes + comm
     comps.append(ws)
-    if (tw.gpus == 1 and not tw.offload_optimizer and tw.method in ("full", "lora") and opt in REPLAYED_OPTIMIZERS
-            and not sharded_mixed):
-        shape = _step_shape(spec, act_tw, targets, norm_final, res_bytes, prec.param_bytes, grad_bytes_per,
-                            state_bytes_per)
+    if (
+        tw.gpus == 1
+        and not tw.offload_optimizer
+        and tw.method in ("full", "lora")
+        and opt in REPLAYED_OPTIMIZERS
+        and not sharded_mixed
+    ):
+        shape = _step_shape(
+            spec, act_tw, targets, norm_final, res_bytes, prec.param_bytes, grad_bytes_per, state_bytes_per
+        )
         peak_reserved, peak_live = _replay_step(shape)
-        reserve = Component("allocator_reserve", max(0, peak_reserved - peak_live), "PyTorch caching allocator, "
-                            "replayed over two steps: segments reserved for requests no cached block fitted, beyond "
-                            "the live peak")
+        reserve = Component(
+            "allocator_reserve",
+            max(0, peak_reserved - peak_live),
+            "PyTorch caching allocator, "
+            "replayed over two steps: segments reserved for requests no cached block fitted, beyond "
+            "the live peak",
+        )
     else:
         reserve = training_reserve(transient)
     ctx = cuda_context(tw.arch)
@@ -649,16 +782,25 @@ def estimate_training(model: str | ModelSpec | ResolvedModel, tw: TrainWorkload 
     assumptions.append(f"peak binds at: {binding}")
     assumptions.append(f"optimizer: {opt_how}")
     if tw.grad_accum > 1:
-        assumptions.append("gradient accumulation adds no memory beyond one micro-batch (gradients accumulate in "
-                           "place); global batch = micro-batch × accumulation × GPUs = "
-                           f"{tw.batch * tw.grad_accum * tw.gpus}")
+        assumptions.append(
+            "gradient accumulation adds no memory beyond one micro-batch (gradients accumulate in "
+            "place); global batch = micro-batch × accumulation × GPUs = "
+            f"{tw.batch * tw.grad_accum * tw.gpus}"
+        )
     est = Estimate(
-        model=spec.name, params=params, active_params=spec.active_params, engine="transformers",
+        model=spec.name,
+        params=params,
+        active_params=spec.active_params,
+        engine="transformers",
         workload=tw,
-        weights_bytes=weights.bytes, kv_cache_bytes=0, activation_bytes=int(act_b),
-        peak_allocated_bytes=int(allocated), total_bytes=int(allocated + reserve.bytes + ctx.bytes),
-        breakdown=tuple(comps), assumptions=tuple(assumptions), binding_phase=binding,
+        weights_bytes=weights.bytes,
+        kv_cache_bytes=0,
+        activation_bytes=int(act_b),
+        peak_allocated_bytes=int(allocated),
+        total_bytes=int(allocated + reserve.bytes + ctx.bytes),
+        breakdown=tuple(comps),
+        assumptions=tuple(assumptions),
+        binding_phase=binding,
         extra={"trainable_params": trainable, "gradient_bytes": grads_b, "optimizer_bytes": state_gpu},
     )
     return est
-

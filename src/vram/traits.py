@@ -120,8 +120,15 @@ TRAITS: dict[str, Traits] = {
     "qwen2": Traits(windows="qwen"),
     "qwen3": Traits(qk_norm="head", windows="qwen"),
     "gemma2": Traits(norm="rms_fp32", norm_layout="sandwich", windows="every", window_every=2),
-    "gemma3_text": Traits(norm="rms_fp32", norm_layout="sandwich", qk_norm="head", windows="every", window_every=6,
-                          window_pattern_key=True, rope_tables=2),
+    "gemma3_text": Traits(
+        norm="rms_fp32",
+        norm_layout="sandwich",
+        qk_norm="head",
+        windows="every",
+        window_every=6,
+        window_pattern_key=True,
+        rope_tables=2,
+    ),
     "phi3": Traits(windows="all", fused_qkv=True, fused_gate_up=True),
     "olmo2": Traits(norm="rms_fp32", norm_layout="post", qk_norm="full"),
     "olmo3": Traits(norm="rms_fp32", norm_layout="post", qk_norm="full", windows="every", window_every=4),
@@ -146,8 +153,9 @@ TRAITS: dict[str, Traits] = {
     "glm4_moe_lite": _MLA,
     "glm_moe_dsa": _DSA,
     # others in vram.model
-    "gpt_oss": Traits(norm="rms_fp32", experts=True, windows="every", window_every=2, eager_only=True,
-                      sink_softmax_in_dtype=True),
+    "gpt_oss": Traits(
+        norm="rms_fp32", experts=True, windows="every", window_every=2, eager_only=True, sink_softmax_in_dtype=True
+    ),
     "lfm2": Traits(qk_norm="head"),
     "falcon": Traits(norm="layernorm"),
     "mamba": DEFAULT,
@@ -171,8 +179,9 @@ TRAITS: dict[str, Traits] = {
     "llama4_text": _MOE,
     "kimi_linear": _MOE_FP32_ROUTER,
     "gemma3n_text": Traits(norm="rms_fp32", norm_layout="sandwich", qk_norm="head", windows="every", window_every=5),
-    "gemma4_text": Traits(norm="rms_fp32", norm_layout="sandwich", qk_norm="head", experts=True, windows="every",
-                          window_every=6),
+    "gemma4_text": Traits(
+        norm="rms_fp32", norm_layout="sandwich", qk_norm="head", experts=True, windows="every", window_every=6
+    ),
 }
 
 

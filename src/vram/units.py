@@ -19,9 +19,24 @@ _COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgKMG]i?)?\s*$")
 _COUNT_MULT = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
 _BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _BYTE_MULT = {
-    "": 1, "b": 1,
-    "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4,
-    "ki": KIB, "kib": KIB, "mi": MIB, "mib": MIB, "gi": GIB, "gib": GIB, "ti": TIB, "tib": TIB,
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "ki": KIB,
+    "kib": KIB,
+    "mi": MIB,
+    "mib": MIB,
+    "gi": GIB,
+    "gib": GIB,
+    "ti": TIB,
+    "tib": TIB,
 }
 
 # Context lengths: "32k" means 32,768 tokens, the way model cards use it; "32000" stays exact.

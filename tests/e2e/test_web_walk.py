@@ -86,15 +86,22 @@ def test_vllm_on_a_4090_is_sized_by_the_4090(live_server: str, browser: Any) -> 
 
 
 QUESTIONS = [
-    ("qwen 2.5 14b on a 3090 with 8k context", {"model": "qwen2.5-14b", "gpu": "rtx-3090", "gpu_count": "1",
-                                                "context": "8k"}),
-    ("llama 3.1 8b with vllm on an rtx 4090 x2 at 32,768 tokens", {"model": "llama-3.1-8b", "gpu": "rtx-4090",
-                                                                   "gpu_count": "2", "engine": "vllm",
-                                                                   "context": "32768"}),
-    ("mistral 7b with ollama on two 4060 ti 16gb", {"model": "mistral-7b-v0.3", "gpu": "rtx-4060-ti-16gb",
-                                                    "gpu_count": "2", "engine": "llama.cpp"}),
-    ("llama 3.1 70b int4 awq on 2×H100 at 32k", {"model": "llama-3.1-70b", "gpu": "h100-sxm", "gpu_count": "2",
-                                                 "quant": "awq", "context": "32k"}),
+    (
+        "qwen 2.5 14b on a 3090 with 8k context",
+        {"model": "qwen2.5-14b", "gpu": "rtx-3090", "gpu_count": "1", "context": "8k"},
+    ),
+    (
+        "llama 3.1 8b with vllm on an rtx 4090 x2 at 32,768 tokens",
+        {"model": "llama-3.1-8b", "gpu": "rtx-4090", "gpu_count": "2", "engine": "vllm", "context": "32768"},
+    ),
+    (
+        "mistral 7b with ollama on two 4060 ti 16gb",
+        {"model": "mistral-7b-v0.3", "gpu": "rtx-4060-ti-16gb", "gpu_count": "2", "engine": "llama.cpp"},
+    ),
+    (
+        "llama 3.1 70b int4 awq on 2×H100 at 32k",
+        {"model": "llama-3.1-70b", "gpu": "h100-sxm", "gpu_count": "2", "quant": "awq", "context": "32k"},
+    ),
 ]
 
 
@@ -130,8 +137,10 @@ def test_plain_words_questions(live_server: str, browser: Any, size: str) -> Non
     page.keyboard.press("Enter")
     page.locator("#answer").wait_for()
     answer = page.inner_text("#answer")
-    assert answer.startswith("Not at 32,768 tokens: Llama 3 70B reads at most 8,192 (prompt + new), and it does not "
-                             "fit on 2× NVIDIA GeForce RTX 4090 24GB at any context.")
+    assert answer.startswith(
+        "Not at 32,768 tokens: Llama 3 70B reads at most 8,192 (prompt + new), and it does not "
+        "fit on 2× NVIDIA GeForce RTX 4090 24GB at any context."
+    )
     assert "Cheapest change that fits:" in answer
     assert "You asked" in page.inner_text("#result")
     assert page.evaluate("document.activeElement.id") == "result"
@@ -305,9 +314,21 @@ def test_axe_finds_nothing_serious_on_any_page(live_server: str, browser: Any, s
         if found := _axe(page):
             problems[name] = found
 
-    for path in ("/", "/which", "/compare", "/plan", "/models", "/fits", "/fits?gpu=rtx-4090", "/explain", "/pricing",
-                 "/costs", "/signin", "/signup",
-                 "/ask?q=qwen+2.5+14b+on+a+3090+with+8k+context"):
+    for path in (
+        "/",
+        "/which",
+        "/compare",
+        "/plan",
+        "/models",
+        "/fits",
+        "/fits?gpu=rtx-4090",
+        "/explain",
+        "/pricing",
+        "/costs",
+        "/signin",
+        "/signup",
+        "/ask?q=qwen+2.5+14b+on+a+3090+with+8k+context",
+    ):
         page.goto(live_server + path)
         scan(path)
     _check(page, live_server, model="llama-3.1-70b", gpu="rtx-4090", context="32k")  # does not fit: way forward

@@ -34,10 +34,12 @@ def _terminal_columns() -> int:
 class _Formatter(argparse.HelpFormatter):
     """argparse's help layout at the terminal's width, found as argparse finds it but without shutil."""
 
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        super().__init__(prog, indent_increment, max_help_position,
-                         width=width if width is not None else _terminal_columns() - 2)
+    def __init__(
+        self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None
+    ) -> None:
+        super().__init__(
+            prog, indent_increment, max_help_position, width=width if width is not None else _terminal_columns() - 2
+        )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,9 +56,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 # which module registers each command (so one command's parser is built without importing the others)
-COMMAND_OWNERS = {"estimate": "estimate", "models": "catalog", "gpus": "catalog", "fit": "fit", "which": "fit",
-                  "compare": "fit", "plan": "plan", "local": "local", "measure": "measure", "serve": "serve",
-                  "admin": "admin", "explain": "explain", "mcp": "mcp"}
+COMMAND_OWNERS = {
+    "estimate": "estimate",
+    "models": "catalog",
+    "gpus": "catalog",
+    "fit": "fit",
+    "which": "fit",
+    "compare": "fit",
+    "plan": "plan",
+    "local": "local",
+    "measure": "measure",
+    "serve": "serve",
+    "admin": "admin",
+    "explain": "explain",
+    "mcp": "mcp",
+}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

@@ -86,8 +86,9 @@ def _add_field(g: Any, of: OptionField, seen: set[str]) -> None:
         return
     names = [of.flag, *([of.short] if of.short else [])]
     default = "" if of.default is None else f" (default {of.default})"
-    metavar = {"tokens": "TOKENS", "bytes": "SIZE"}.get(of.parse or "") or \
-        {int: "N", float: "X", tuple: "A,B,..."}.get(of.kind, "NAME")
+    metavar = {"tokens": "TOKENS", "bytes": "SIZE"}.get(of.parse or "") or {int: "N", float: "X", tuple: "A,B,..."}.get(
+        of.kind, "NAME"
+    )
     kwargs: dict[str, Any] = {"dest": of.name, "default": None, "help": of.help + default}
     if of.choices is None:
         kwargs["metavar"] = metavar

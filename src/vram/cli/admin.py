@@ -9,8 +9,11 @@ from ..errors import BadInput, NeedsExtra
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("admin", help="administer the web tool's accounts",
-                       description="Administer the web tool (uses the same VRAM_* settings as `vram serve`).")
+    p = sub.add_parser(
+        "admin",
+        help="administer the web tool's accounts",
+        description="Administer the web tool (uses the same VRAM_* settings as `vram serve`).",
+    )
     asub = p.add_subparsers(dest="admin_command", metavar="ACTION")
     g = asub.add_parser("grant", help="credit purchased tokens to an account")
     g.add_argument("email")
@@ -33,8 +36,10 @@ def run_grant(args: argparse.Namespace) -> int:
         if found is None:
             raise BadInput(f"email: no account for {args.email!r}", field="email")
         svc.quota.credit(found[0], args.tokens, "admin")
-        print(f"granted {args.tokens:,} tokens to {normalize_email(args.email)}; "
-              f"purchased balance {svc.quota.purchased(found[0]):,}")
+        print(
+            f"granted {args.tokens:,} tokens to {normalize_email(args.email)}; "
+            f"purchased balance {svc.quota.purchased(found[0]):,}"
+        )
     finally:
         svc.close()
     return 0

@@ -9,8 +9,11 @@ from ._common import add_request_options, engine_name, model_kind, print_json, t
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("estimate", help="memory needed to run or train a model",
-                       description="Estimate GPU memory for inference (default) or training (--train).")
+    p = sub.add_parser(
+        "estimate",
+        help="memory needed to run or train a model",
+        description="Estimate GPU memory for inference (default) or training (--train).",
+    )
     p.add_argument("model", help="catalog id or alias, Hub repo id, config.json, model folder, .gguf or .safetensors")
     add_request_options(p)
     h = p.add_argument_group("host memory (llama.cpp)")
@@ -39,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
         if engine == "vllm" and count > 1:
             tp = args.tensor_parallel_size
             if tp is not None and tp != count:
-                raise BadInput(f"tensor_parallel_size: {tp} contradicts --gpu {args.gpu} ({count} GPUs)",
-                               field="tensor_parallel_size")
+                raise BadInput(
+                    f"tensor_parallel_size: {tp} contradicts --gpu {args.gpu} ({count} GPUs)",
+                    field="tensor_parallel_size",
+                )
             changes["tensor_parallel_size"] = count
         wl = workload_from_args(args, kind=model_kind(args.model), devices=devices, engine_changes=changes)
         est = estimate(args.model, wl)

@@ -11,9 +11,12 @@ GIB = 1024**3
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("local", help="this machine's GPUs (through NVML) with total and free memory",
-                       description="List the local NVIDIA GPUs with total and free memory; `--gpu local` in `vram "
-                       "fit` uses them. Needs the `local` extra (nvidia-ml-py).")
+    p = sub.add_parser(
+        "local",
+        help="this machine's GPUs (through NVML) with total and free memory",
+        description="List the local NVIDIA GPUs with total and free memory; `--gpu local` in `vram "
+        "fit` uses them. Needs the `local` extra (nvidia-ml-py).",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -36,12 +39,19 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"{len(gpus)} local GPU{'s' if len(gpus) > 1 else ''} (driver {gpus[0].driver})",
-              title_justify="left")
+    t = Table(
+        title=f"{len(gpus)} local GPU{'s' if len(gpus) > 1 else ''} (driver {gpus[0].driver})", title_justify="left"
+    )
     for col in ("#", "name", "total GiB", "free GiB", "used GiB", "catalog id"):
         t.add_column(col, justify="right" if "GiB" in col or col == "#" else "left")
     for g in gpus:
-        t.add_row(str(g.index), g.name, f"{g.total_bytes / GIB:,.2f}", f"{g.free_bytes / GIB:,.2f}",
-                  f"{g.used_bytes / GIB:,.2f}", g.catalog_id or "?")
+        t.add_row(
+            str(g.index),
+            g.name,
+            f"{g.total_bytes / GIB:,.2f}",
+            f"{g.free_bytes / GIB:,.2f}",
+            f"{g.used_bytes / GIB:,.2f}",
+            g.catalog_id or "?",
+        )
     Console().print(t)
     return 0

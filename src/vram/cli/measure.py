@@ -11,10 +11,13 @@ GIB = 1024**3
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("measure", help="measure a workload on this machine's GPU next to the estimate",
-                       description="Build the model from its config with random weights on the local GPU, run the "
-                       "workload (generate, or 3 training steps with --train) and print measured vs estimated "
-                       "memory. Needs a CUDA GPU and the `measure` extra (torch, transformers).")
+    p = sub.add_parser(
+        "measure",
+        help="measure a workload on this machine's GPU next to the estimate",
+        description="Build the model from its config with random weights on the local GPU, run the "
+        "workload (generate, or 3 training steps with --train) and print measured vs estimated "
+        "memory. Needs a CUDA GPU and the `measure` extra (torch, transformers).",
+    )
     p.add_argument("model", help="catalog id or alias, config.json or model folder")
     add_request_options(p, gpu=None)
     p.add_argument("--json", action="store_true")
@@ -34,8 +37,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"{m.model} · {m.kind} on {m.device} (torch {m.torch_version}, transformers "
-              f"{m.transformers_version})", title_justify="left")
+    t = Table(
+        title=f"{m.model} · {m.kind} on {m.device} (torch {m.torch_version}, transformers {m.transformers_version})",
+        title_justify="left",
+    )
     for col in ("component", "measured GiB", "estimated GiB", "error"):
         t.add_column(col, justify="left" if col == "component" else "right")
     for r in m.rows:

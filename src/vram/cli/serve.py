@@ -11,10 +11,16 @@ from ..errors import BadInput, NeedsExtra
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("serve", help="run the web tool", description=(
-        "Serve the web tool and JSON API. Settings come from VRAM_* variables: VRAM_DATABASE_URL (default SQLite in "
-        "the data dir), VRAM_REDIS_URL (needed with --workers > 1), VRAM_SECRET_KEY, VRAM_TRUSTED_PROXIES, "
-        "VRAM_SECURE_COOKIES, VRAM_BASE_URL, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET."))
+    p = sub.add_parser(
+        "serve",
+        help="run the web tool",
+        description=(
+            "Serve the web tool and JSON API. Settings come from VRAM_* variables: VRAM_DATABASE_URL (default SQLite "
+            "in "
+            "the data dir), VRAM_REDIS_URL (needed with --workers > 1), VRAM_SECRET_KEY, VRAM_TRUSTED_PROXIES, "
+            "VRAM_SECURE_COOKIES, VRAM_BASE_URL, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET."
+        ),
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1, help="worker processes (> 1 needs VRAM_REDIS_URL)")
@@ -35,8 +41,11 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault("VRAM_LOCAL_GPUS", "1")
     settings = Settings.from_env()
     if args.workers > 1 and not settings.redis_url:
-        raise BadInput("--workers > 1 needs VRAM_REDIS_URL: allowance counters and sessions must be shared by the "
-                       "worker processes", field="workers")
+        raise BadInput(
+            "--workers > 1 needs VRAM_REDIS_URL: allowance counters and sessions must be shared by the "
+            "worker processes",
+            field="workers",
+        )
     if args.workers > 1:
         # every worker must sign and hash with the same secret: create it once, before they start
         os.environ.setdefault("VRAM_SECRET_KEY", settings.resolved_secret())
@@ -47,8 +56,11 @@ def run(args: argparse.Namespace) -> int:
         migrate(db.engine)
     finally:
         db.close()
-    print(f"vram: serving on http://{args.host}:{args.port} (database: "
-          f"{settings.database_url or settings.data_dir / 'vram.sqlite3'})", file=sys.stderr)
+    print(
+        f"vram: serving on http://{args.host}:{args.port} (database: "
+        f"{settings.database_url or settings.data_dir / 'vram.sqlite3'})",
+        file=sys.stderr,
+    )
     uvicorn.run("vram.web.app:app_from_env", factory=True, **uvicorn_options(args.host, args.port, args.workers))
     return 0
 

@@ -46,8 +46,9 @@ def segment_size(size: int) -> int:
 class _Block:
     __slots__ = ("free", "key", "next", "offset", "prev", "seg", "size", "small")
 
-    def __init__(self, seg: int, offset: int, size: int, small: bool, prev: _Block | None = None,
-                 nxt: _Block | None = None) -> None:
+    def __init__(
+        self, seg: int, offset: int, size: int, small: bool, prev: _Block | None = None, nxt: _Block | None = None
+    ) -> None:
         self.seg, self.offset, self.size, self.small = seg, offset, size, small
         self.free = True
         self.prev, self.next = prev, nxt

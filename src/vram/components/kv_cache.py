@@ -22,8 +22,10 @@ def layer_kv_bytes(layer: Layer, batch: int, tokens: int, kv_bytes: float, *, tr
 
 def total_kv_bytes(model: ModelSpec, batch: int, tokens: int, kv_bytes: float, *, trim_window: bool = True) -> int:
     """All layers' cache, evaluating each distinct layer once."""
-    return sum(n * layer_kv_bytes(layer, batch, tokens, kv_bytes, trim_window=trim_window)
-               for layer, n in model.distinct_layers)
+    return sum(
+        n * layer_kv_bytes(layer, batch, tokens, kv_bytes, trim_window=trim_window)
+        for layer, n in model.distinct_layers
+    )
 
 
 def state_bytes(model: ModelSpec, batch: int, elem_bytes: float) -> int:
@@ -31,15 +33,22 @@ def state_bytes(model: ModelSpec, batch: int, elem_bytes: float) -> int:
     return int(batch * sum(layer.mixer.state_elems for layer in model.layers if layer.mixer) * elem_bytes)
 
 
-def kv_cache_bytes(model: ModelSpec, batch: int, tokens: int, kv_bytes: float, *, trim_window: bool = True,
-                   kv_dtype_name: str = "bf16") -> Component:
+def kv_cache_bytes(
+    model: ModelSpec, batch: int, tokens: int, kv_bytes: float, *, trim_window: bool = True, kv_dtype_name: str = "bf16"
+) -> Component:
     """Whole-model KV cache for `batch` sequences of `tokens` tokens."""
     total = total_kv_bytes(model, batch, tokens, kv_bytes, trim_window=trim_window)
     state = state_bytes(model, batch, kv_bytes if kv_bytes >= 2 else 2)
     total += state
     mixers = [layer.mixer for layer in model.layers if layer.mixer is not None]
-    fixed = (f"; plus the fixed state of {len(mixers)} {mixers[0].kind} layers ({state / 2**20:,.1f} MiB for batch "
-             f"{batch}, whatever the context)") if mixers else ""
+    fixed = (
+        (
+            f"; plus the fixed state of {len(mixers)} {mixers[0].kind} layers ({state / 2**20:,.1f} MiB for batch "
+            f"{batch}, whatever the context)"
+        )
+        if mixers
+        else ""
+    )
     shared = sum(1 for layer in model.attention_layers if layer.attention and layer.attention.shares_kv_of is not None)
     if shared:
         fixed += f"; {shared} layers reuse an earlier layer's cache"
@@ -53,8 +62,12 @@ def kv_cache_bytes(model: ModelSpec, batch: int, tokens: int, kv_bytes: float, *
         per = f"{len(atts)} layers × (latent {a.kv_lora_rank} + rope {a.rope_head_dim}{index})"
     else:
         per = f"2 × {len(atts)} layers × {a.num_kv_heads} kv heads × {a.head_dim} head dim"
-    windows = sorted({layer.attention.sliding_window for layer in atts if layer.attention and
-                      layer.attention.sliding_window})
+    windows = sorted(
+        {layer.attention.sliding_window for layer in atts if layer.attention and layer.attention.sliding_window}
+    )
     win = f"; sliding layers keep ≤ {windows[0]} tokens" if windows and trim_window else ""
-    return Component("kv_cache", total, f"{per} × {tokens:,} tokens × batch {batch} × {kv_bytes:g} bytes "
-                     f"({kv_dtype_name}){win}{fixed}")
+    return Component(
+        "kv_cache",
+        total,
+        f"{per} × {tokens:,} tokens × batch {batch} × {kv_bytes:g} bytes ({kv_dtype_name}){win}{fixed}",
+    )

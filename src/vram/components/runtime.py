@@ -26,8 +26,11 @@ DEFAULT_ARCH = "hopper"
 
 def cuda_context(arch: str = DEFAULT_ARCH) -> Component:
     b = CUDA_CONTEXT_BYTES.get(arch, CUDA_CONTEXT_BYTES[DEFAULT_ARCH])
-    how = "measured on an H200 (CUDA 13, PyTorch 2.11)" if arch in ("hopper", "blackwell") else \
-        f"typical for {arch} GPUs with lazy module loading"
+    how = (
+        "measured on an H200 (CUDA 13, PyTorch 2.11)"
+        if arch in ("hopper", "blackwell")
+        else f"typical for {arch} GPUs with lazy module loading"
+    )
     return Component("cuda_context", b, f"CUDA context, kernels and cuBLAS handles before any tensor; {how}")
 
 
@@ -35,8 +38,12 @@ def cublas_workspace(arch: str = DEFAULT_ARCH) -> Component:
     hopper_plus = arch in ("hopper", "blackwell")
     b = 32 * MIB if hopper_plus else 8 * MIB + 128 * 1024
     cfg = ":4096:8" if hopper_plus else ":4096:2:16:8"
-    return Component("cublas_workspace", b, f"cuBLAS workspace PyTorch allocates through its caching allocator "
-                     f"(CUBLAS_WORKSPACE_CONFIG {cfg}); counted by memory_allocated()")
+    return Component(
+        "cublas_workspace",
+        b,
+        f"cuBLAS workspace PyTorch allocates through its caching allocator "
+        f"(CUBLAS_WORKSPACE_CONFIG {cfg}); counted by memory_allocated()",
+    )
 
 
 def allocator_reserve(kv_churn_bytes: int, activation_bytes: int, stranded_bytes: int = 0) -> Component:
@@ -51,13 +58,21 @@ def allocator_reserve(kv_churn_bytes: int, activation_bytes: int, stranded_bytes
     """
     b = kv_churn_bytes // 2 + activation_bytes // 10 + stranded_bytes
     extra = " + one stranded attention-score block" if stranded_bytes else ""
-    return Component("allocator_reserve", b, "PyTorch caching allocator: freed blocks kept reserved "
-                     f"(≈ ½ of the cache re-allocated while decoding + ⅒ of the peak temporaries{extra})")
+    return Component(
+        "allocator_reserve",
+        b,
+        "PyTorch caching allocator: freed blocks kept reserved "
+        f"(≈ ½ of the cache re-allocated while decoding + ⅒ of the peak temporaries{extra})",
+    )
 
 
 def training_reserve(transient_bytes: int) -> Component:
     """Caching-allocator reserve during training: forward temporaries, recomputation and backward buffers come in
     sizes that do not reuse each other's blocks. On the H200 measurements the reserve beyond the peak was a median
     0.2 (0.02–1.0) of the step's transient memory; 0.2 is used."""
-    return Component("allocator_reserve", transient_bytes // 5, "PyTorch caching allocator: freed blocks kept "
-                     "reserved (≈ 0.2 × the step's transient memory; measured 0.02–1.0)")
+    return Component(
+        "allocator_reserve",
+        transient_bytes // 5,
+        "PyTorch caching allocator: freed blocks kept "
+        "reserved (≈ 0.2 × the step's transient memory; measured 0.02–1.0)",
+    )

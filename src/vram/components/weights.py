@@ -21,8 +21,15 @@ def _layer_linear_bits(scheme: QuantScheme, i: int, n: int, layer_linear: int, v
     if scheme.gguf_mix is None or layer_linear == 0:
         return scheme.linear_bits * layer_linear
     mix = scheme.gguf_mix
-    hi = {"Q4_K_M": 6.5625, "Q5_K_M": 6.5625, "Q3_K_M": 5.5, "Q3_K_L": 5.5, "Q2_K": 3.4375, "Q4_K_S": 5.5,
-          "Q3_K_S": 3.4375}.get(mix)
+    hi = {
+        "Q4_K_M": 6.5625,
+        "Q5_K_M": 6.5625,
+        "Q3_K_M": 5.5,
+        "Q3_K_L": 5.5,
+        "Q2_K": 3.4375,
+        "Q4_K_S": 5.5,
+        "Q3_K_S": 3.4375,
+    }.get(mix)
     if hi is None:
         return scheme.linear_bits * layer_linear
     if mix in ("Q4_K_M", "Q5_K_M"):
@@ -52,17 +59,29 @@ def weights_bytes(model: ModelSpec, scheme: QuantScheme, *, buffers_bytes: int =
     else:
         for i, layer in enumerate(model.layers):
             experts = layer.expert_linear_params if scheme.expert_bits is not None else 0  # MXFP4_MOE
-            linear_bits += _layer_linear_bits(scheme, i, n, layer.linear_params - experts, layer.v_proj_params,
-                                              layer.down_proj_params) + experts * expert_bits
+            linear_bits += (
+                _layer_linear_bits(
+                    scheme, i, n, layer.linear_params - experts, layer.v_proj_params, layer.down_proj_params
+                )
+                + experts * expert_bits
+            )
             small += layer.small_params
             router += layer.router_params
-    total_bits = (linear_bits + model.embed_params * scheme.embed_bits + model.head_params * scheme.head_bits
-                  + (small + model.final_params) * scheme.small_bits + router * scheme.router_bits
-                  + model.extra_params * max(16.0, scheme.small_bits if scheme.small_bits <= 16 else 16.0))
+    total_bits = (
+        linear_bits
+        + model.embed_params * scheme.embed_bits
+        + model.head_params * scheme.head_bits
+        + (small + model.final_params) * scheme.small_bits
+        + router * scheme.router_bits
+        + model.extra_params * max(16.0, scheme.small_bits if scheme.small_bits <= 16 else 16.0)
+    )
     b = math.ceil(total_bits / 8) + buffers_bytes
     avg = 8 * b / max(1, model.params)
-    return Component("weights", b, f"{model.params:,} parameters as {scheme.name} ({avg:.3g} bits/param on average); "
-                     f"{scheme.description}")
+    return Component(
+        "weights",
+        b,
+        f"{model.params:,} parameters as {scheme.name} ({avg:.3g} bits/param on average); {scheme.description}",
+    )
 
 
 def _rope_buffer_bytes(spec: ModelSpec) -> int:
@@ -82,11 +101,18 @@ def weight_scheme(spec: ModelSpec, wl: Workload) -> QuantScheme:
 def common_weights(rm: ResolvedModel, wl: Workload) -> Component:
     scheme = weight_scheme(rm.spec, wl)
     if rm.weights_override_bytes is not None and wl.quant is None:
-        return Component("weights", rm.weights_override_bytes + rm.buffers_bytes,
-                         f"{rm.spec.params:,} parameters; exact tensor bytes from {rm.source}")
+        return Component(
+            "weights",
+            rm.weights_override_bytes + rm.buffers_bytes,
+            f"{rm.spec.params:,} parameters; exact tensor bytes from {rm.source}",
+        )
     c = weights_bytes(rm.spec, scheme, buffers_bytes=rm.buffers_bytes or _rope_buffer_bytes(rm.spec))
     if rm.spec.mtp_params:
         mtp_bytes = round(c.bytes * rm.spec.mtp_params / max(1, rm.spec.params))
-        c = Component(c.name, c.bytes, f"{c.explanation}; the checkpoint also stores {rm.spec.mtp_params:,} "
-                      f"multi-token-prediction parameters (≈ {mtp_bytes / 2**30:.1f} GiB at this format), not loaded")
+        c = Component(
+            c.name,
+            c.bytes,
+            f"{c.explanation}; the checkpoint also stores {rm.spec.mtp_params:,} "
+            f"multi-token-prediction parameters (≈ {mtp_bytes / 2**30:.1f} GiB at this format), not loaded",
+        )
     return c

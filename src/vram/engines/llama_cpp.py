@@ -361,8 +361,11 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     n_out = min(n_ub, wl.llama.n_outputs_max) if wl.llama.n_outputs_max else n_ub
     glu_op = wl.llama.llama_build is None or wl.llama.llama_build >= GLU_OP_BUILD
     lay = layout(
-        spec.num_layers, wl.llama.n_gpu_layers, n_dev, split,
-            wl.llama.llama_build is None or wl.llama.llama_build >= OUTPUT_FIRST_BUILD
+        spec.num_layers,
+        wl.llama.n_gpu_layers,
+        n_dev,
+        split,
+        wl.llama.llama_build is None or wl.llama.llama_build >= OUTPUT_FIRST_BUILD,
     )
     n_cpu_moe = spec.num_layers if wl.llama.cpu_moe else (wl.llama.n_cpu_moe or 0)
     tensors, how = _tensors(rm, wl)

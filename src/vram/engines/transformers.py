@@ -80,8 +80,9 @@ def _mlp_temp_per_token(model: ModelSpec, layer: Layer, e: int) -> tuple[int, st
     shared = 0
     if m.shared_intermediate_size:
         shared = h * e + 3 * m.shared_intermediate_size * e  # experts' output alive while shared MLP runs
-    return max(routed + router, shared), f"{k} of {m.num_experts} experts: routed copies of the tokens, gathered " \
-        f"outputs, weighted and re-ordered copies"
+    return max(
+        routed + router, shared
+    ), f"{k} of {m.num_experts} experts: routed copies of the tokens, gathered outputs, weighted and re-ordered copies"
 
 
 def _attention_temp_per_token(model: ModelSpec, layer: Layer, e: int, expand_kv: bool) -> int:
@@ -112,8 +113,9 @@ def _attention_temp_per_token(model: ModelSpec, layer: Layer, e: int, expand_kv:
 def sdpa_runs_math_kernel(model: ModelSpec, layer: Layer, e: int, attn: str, masked: bool) -> bool:
     """Whether PyTorch's SDPA falls back to its math kernel for this layer (see the module docstring)."""
     a = layer.attention
-    return (attn == "sdpa" and e == 4 and a is not None and a.kind != "mla" and not masked
-            and a.num_kv_heads < a.num_heads)
+    return (
+        attn == "sdpa" and e == 4 and a is not None and a.kind != "mla" and not masked and a.num_kv_heads < a.num_heads
+    )
 
 
 def math_sdpa_peak_bytes(layer: Layer, batch: int, tokens: int) -> int:
@@ -140,8 +142,17 @@ class ForwardProfile:
     phase: Phase
 
 
-def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes: float, attn: str,
-                    masked_from_generate: bool = True, with_cache: bool = True, fp16: bool = False) -> ForwardProfile:
+def prefill_profile(
+    model: ModelSpec,
+    batch: int,
+    tokens: int,
+    e: int,
+    kv_bytes: float,
+    attn: str,
+    masked_from_generate: bool = True,
+    with_cache: bool = True,
+    fp16: bool = False,
+) -> ForwardProfile:
     """Peak of one full forward over `batch` × `tokens` prompt tokens with a cache being filled (or none)."""
     t = batch * tokens
     h = model.hidden_size
@@ -167,8 +178,9 @@ def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes:
         if with_cache and layer.mixer is not None:
             kv_layer += batch * layer.mixer.state_elems * e  # its fixed conv / recurrent state, written as it runs
         a = layer.attention
-        masked = a is not None and (attn == "eager" or hybrid_mask
-                                    or (a.sliding_window is not None and tokens > a.sliding_window))
+        masked = a is not None and (
+            attn == "eager" or hybrid_mask or (a.sliding_window is not None and tokens > a.sliding_window)
+        )
         att = t * _attention_temp_per_token(model, layer, e, expand_kv=masked)
         scores = 0
         if sdpa_runs_math_kernel(model, layer, e, attn, masked):
@@ -182,9 +194,20 @@ def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes:
         mlp_temp, mlp_how = _mlp_temp_per_token(model, layer, e)
         kept = 2 * h * e if traits_of(model.model_type).pre_norms else h * e  # residual (+ normed input)
         phases = (
-            Phase("attention", att + scores, "attention: q/k/v, rotary temporaries"
-                  + ((", score matrices (eager)" if attn == "eager" else ", float32 score matrices of SDPA's math "
-                      "kernel (grouped-query heads in float32)") if scores else "")),
+            Phase(
+                "attention",
+                att + scores,
+                "attention: q/k/v, rotary temporaries"
+                + (
+                    (
+                        ", score matrices (eager)"
+                        if attn == "eager"
+                        else ", float32 score matrices of SDPA's math kernel (grouped-query heads in float32)"
+                    )
+                    if scores
+                    else ""
+                ),
+            ),
             Phase("mlp", t * (kept + mlp_temp), f"MLP: residual, normed input, {mlp_how}"),
             Phase("norm", t * (h * e + _norm_temp_per_token(h)), "RMSNorm float32 temporaries"),
         )
@@ -202,15 +225,17 @@ def prefill_profile(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes:
             best_i, best_phase, best_total = i, ph, kv_so_far + ph.bytes
     best = Phase(f"prefill layer {best_i} {best_phase.name}", best_phase.bytes, best_phase.detail)
     kv_total = kv_so_far if with_cache else 0  # attention caches and the mixers' fixed state
-    return ForwardProfile(peak_bytes=persistent + best_total, kv_bytes=kv_total, persistent_bytes=persistent,
-                          phase=best)
+    return ForwardProfile(
+        peak_bytes=persistent + best_total, kv_bytes=kv_total, persistent_bytes=persistent, phase=best
+    )
 
 
 def decode_peak_bytes(model: ModelSpec, batch: int, tokens: int, e: int, kv_bytes: float) -> tuple[int, str]:
     """Peak while decoding at `tokens` cached tokens: the cache, one layer's cat() copy, logits, MoE gathers."""
     kv = total_kv_bytes(model, batch, tokens, kv_bytes) + state_bytes(model, batch, e)
-    biggest_layer = max((layer_kv_bytes(layer, batch, tokens, kv_bytes) for layer, _ in model.distinct_layers),
-                        default=0)
+    biggest_layer = max(
+        (layer_kv_bytes(layer, batch, tokens, kv_bytes) for layer, _ in model.distinct_layers), default=0
+    )
     logits = batch * model.vocab_size * (e + 4 + 4)
     moe = 0
     for layer, _ in model.distinct_layers:
@@ -219,11 +244,21 @@ def decode_peak_bytes(model: ModelSpec, batch: int, tokens: int, e: int, kv_byte
             moe = max(moe, batch * m.experts_per_token * 3 * m.intermediate_size * model.hidden_size * e)
     acts = batch * 16 * model.hidden_size * e
     return kv + biggest_layer + logits + moe + acts, "decode step: cache + one layer's grown copy + logits" + (
-        " + gathered expert weights (batched_mm)" if moe else "")
+        " + gathered expert weights (batched_mm)" if moe else ""
+    )
 
 
-def inference_components(model: ModelSpec, batch: int, context: int, new_tokens: int, e: int, kv_bytes: float,
-                         attn: str, kv_name: str, fp16: bool = False) -> tuple[list[Component], int, int, str]:
+def inference_components(
+    model: ModelSpec,
+    batch: int,
+    context: int,
+    new_tokens: int,
+    e: int,
+    kv_bytes: float,
+    attn: str,
+    kv_name: str,
+    fp16: bool = False,
+) -> tuple[list[Component], int, int, str]:
     """Components of generate()'s peak (allocated bytes, excluding weights/workspace), the KV cache bytes at the
     peak and the bytes the allocator re-allocates while decoding; plus which phase binds."""
     comps: list[Component] = []
@@ -233,8 +268,14 @@ def inference_components(model: ModelSpec, batch: int, context: int, new_tokens:
         last = context + max(0, new_tokens - 1)
         full = prefill_profile(model, batch, last, e, kv_bytes, attn, with_cache=False, fp16=fp16)
         comps.append(Component("kv_cache", 0, "config.use_cache is false: generate() keeps no cache"))
-        comps.append(Component("activations", full.peak_bytes, f"{full.phase.name} over {last:,} tokens (the last "
-                               f"step re-runs the whole sequence): {full.phase.detail}"))
+        comps.append(
+            Component(
+                "activations",
+                full.peak_bytes,
+                f"{full.phase.name} over {last:,} tokens (the last "
+                f"step re-runs the whole sequence): {full.phase.detail}",
+            )
+        )
         return comps, 0, 0, f"full re-forward at {last:,} tokens"
     pre = prefill_profile(model, batch, context, e, kv_bytes, attn, fp16=fp16)
     dec, dec_how = decode_peak_bytes(model, batch, context + new_tokens, e, kv_bytes) if new_tokens else (0, "")
@@ -247,12 +288,22 @@ def inference_components(model: ModelSpec, batch: int, context: int, new_tokens:
         return comps, kv_peak, grown, "decode"
     formula = kv_cache_bytes(model, batch, context, kv_bytes, trim_window=False, kv_dtype_name=kv_name).explanation
     sliding = bool(model.sliding_windows)
-    comps.append(Component("kv_cache", pre.kv_bytes, f"DynamicCache after prefill: {formula}"
-                           + ("; sliding-window layers still hold the whole prompt until the first decode step"
-                              if sliding else "")))
-    comps.append(Component("activations", pre.peak_bytes - pre.kv_bytes,
-                           f"{pre.phase.name}: {pre.phase.detail}; plus embeddings, hidden state, rotary tables, "
-                           "ids and masks kept for the whole forward"))
+    comps.append(
+        Component(
+            "kv_cache",
+            pre.kv_bytes,
+            f"DynamicCache after prefill: {formula}"
+            + ("; sliding-window layers still hold the whole prompt until the first decode step" if sliding else ""),
+        )
+    )
+    comps.append(
+        Component(
+            "activations",
+            pre.peak_bytes - pre.kv_bytes,
+            f"{pre.phase.name}: {pre.phase.detail}; plus embeddings, hidden state, rotary tables, "
+            "ids and masks kept for the whole forward",
+        )
+    )
     return comps, pre.kv_bytes, pre.kv_bytes, pre.phase.name
 
 
@@ -274,15 +325,22 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     mps = wl.device is not None and wl.device.vendor == "apple"
     ws = Component("cublas_workspace", 0, "") if mps else cublas_workspace(wl.arch)
     comps, kv_peak, kv_churn, phase = inference_components(
-        spec, wl.batch, wl.context, wl.new_tokens, e, kv_b, wl.attn, kv_name,
-        fp16=wl.dtype == "float16")
+        spec, wl.batch, wl.context, wl.new_tokens, e, kv_b, wl.attn, kv_name, fp16=wl.dtype == "float16"
+    )
     scheme = weight_scheme(spec, wl)
     if scheme.name in ("nf4", "nf4-nodq", "bnb-int8"):
         # bitsandbytes dequantizes a whole matrix to 16 bit for prompt-sized matmuls, one matrix at a time
-        largest = max((i * o for layer, _ in spec.distinct_layers for i, o in linear_shapes(spec, layer).values()),
-                      default=0)
-        comps.append(Component("dequantized_weight", 2 * largest, "bitsandbytes dequantizes one weight matrix to "
-                               "16 bit at a time for prompt-sized matmuls (the largest shown)"))
+        largest = max(
+            (i * o for layer, _ in spec.distinct_layers for i, o in linear_shapes(spec, layer).values()), default=0
+        )
+        comps.append(
+            Component(
+                "dequantized_weight",
+                2 * largest,
+                "bitsandbytes dequantizes one weight matrix to "
+                "16 bit at a time for prompt-sized matmuls (the largest shown)",
+            )
+        )
     elif scheme.is_quantized and scheme.gguf_mix is None:
         notes_q = "GPTQ/AWQ/FP8 kernels multiply the packed weights directly (no full dequantized copy)"
         comps.append(Component("dequantized_weight", 0, notes_q))
@@ -299,9 +357,12 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     assumptions = [
         "engine: PyTorch + transformers generate() with a DynamicCache, greedy decoding, no padding",
         f"weights and activations in {wl.dtype}; KV cache in {kv_name}",
-        f"attention: {wl.attn}" + (" (scores materialised per layer)" if wl.attn == "eager" else
-                                   " (no score matrix; a bool mask only where a sliding window is shorter than the "
-                                   "prompt)"),
+        f"attention: {wl.attn}"
+        + (
+            " (scores materialised per layer)"
+            if wl.attn == "eager"
+            else " (no score matrix; a bool mask only where a sliding window is shorter than the prompt)"
+        ),
         f"peak binds in: {phase}",
         "peak_allocated_bytes = the tensors at the peak (torch.mps.current_allocated_memory()); total_bytes adds the "
         "caching allocator's idle reserve. MPS (Apple GPU): no CUDA context or cuBLAS workspace; Metal's own driver "
@@ -317,8 +378,17 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     if wl.device is None:
         assumptions.append(f"device: none given; CUDA context and cuBLAS workspace of a {DEFAULT_ARCH} GPU (H100/H200)")
     return Estimate(
-        model=spec.name, params=spec.params, active_params=spec.active_params, engine="transformers", workload=wl,
-        weights_bytes=weights.bytes, kv_cache_bytes=kv_peak, activation_bytes=acts, peak_allocated_bytes=allocated,
-        total_bytes=allocated + reserve.bytes + ctx.bytes, breakdown=breakdown, assumptions=tuple(assumptions),
+        model=spec.name,
+        params=spec.params,
+        active_params=spec.active_params,
+        engine="transformers",
+        workload=wl,
+        weights_bytes=weights.bytes,
+        kv_cache_bytes=kv_peak,
+        activation_bytes=acts,
+        peak_allocated_bytes=allocated,
+        total_bytes=allocated + reserve.bytes + ctx.bytes,
+        breakdown=breakdown,
+        assumptions=tuple(assumptions),
         binding_phase=phase,
     )

@@ -24,15 +24,34 @@ KINDS = ("diffusion", "speech", "vlm", "embedding")
 
 def opaque_spec(name: str, model_type: str, params: int, description: str, notes: tuple[str, ...] = ()) -> ModelSpec:
     """A ModelSpec that only carries a parameter count (pipelines have no single decoder stack)."""
-    return ModelSpec(name=name, model_type=model_type, architecture=model_type, hidden_size=0, vocab_size=0,
-                     layers=(), embed_params=0, head_params=0, final_params=0, tie_word_embeddings=False,
-                     max_position_embeddings=None, torch_dtype="bfloat16", rope_dim=0, extra_params=params,
-                     extra_description=description, notes=notes)
+    return ModelSpec(
+        name=name,
+        model_type=model_type,
+        architecture=model_type,
+        hidden_size=0,
+        vocab_size=0,
+        layers=(),
+        embed_params=0,
+        head_params=0,
+        final_params=0,
+        tie_word_embeddings=False,
+        max_position_embeddings=None,
+        torch_dtype="bfloat16",
+        rope_dim=0,
+        extra_params=params,
+        extra_description=description,
+        notes=notes,
+    )
 
 
 # Hugging Face model_type -> kind, for configs that come from a folder or the Hub rather than the catalog
-MODEL_TYPE_KINDS = {"whisper": "speech", "qwen2_5_vl": "vlm", "bert": "embedding", "xlm-roberta": "embedding",
-                    "roberta": "embedding"}
+MODEL_TYPE_KINDS = {
+    "whisper": "speech",
+    "qwen2_5_vl": "vlm",
+    "bert": "embedding",
+    "xlm-roberta": "embedding",
+    "roberta": "embedding",
+}
 
 
 def entry_from_config(config: dict[str, Any], name: str, hf_repo: str = "") -> ModelEntry | None:
@@ -51,11 +70,31 @@ def entry_from_config(config: dict[str, Any], name: str, hf_repo: str = "") -> M
             labels = cfg.get("id2label")
             cfg.setdefault("head", "classifier")
             cfg.setdefault("num_labels", len(labels) if isinstance(labels, dict) and labels else 1)
-    entry = ModelEntry(id=name, name=name, family=mt, license="unknown", hf_repo=hf_repo, aliases=(),
-                       context_length=None, params=None, config=cfg, kind=kind)
+    entry = ModelEntry(
+        id=name,
+        name=name,
+        family=mt,
+        license="unknown",
+        hf_repo=hf_repo,
+        aliases=(),
+        context_length=None,
+        params=None,
+        config=cfg,
+        kind=kind,
+    )
     spec = family_spec(entry)
-    return ModelEntry(id=name, name=name, family=mt, license="unknown", hf_repo=hf_repo, aliases=(),
-                      context_length=None, params=spec.params, config=cfg, kind=kind)
+    return ModelEntry(
+        id=name,
+        name=name,
+        family=mt,
+        license="unknown",
+        hf_repo=hf_repo,
+        aliases=(),
+        context_length=None,
+        params=spec.params,
+        config=cfg,
+        kind=kind,
+    )
 
 
 def family_spec(entry: ModelEntry) -> ModelSpec:
@@ -79,8 +118,12 @@ def family_spec(entry: ModelEntry) -> ModelSpec:
     raise UnsupportedArchitecture(kind, f"kinds modelled: llm, {', '.join(KINDS)}")
 
 
-RUNTIMES = {"diffusion": "diffusers", "speech": "transformers (Whisper pipeline)", "vlm": "transformers",
-            "embedding": "transformers / sentence-transformers"}
+RUNTIMES = {
+    "diffusion": "diffusers",
+    "speech": "transformers (Whisper pipeline)",
+    "vlm": "transformers",
+    "embedding": "transformers / sentence-transformers",
+}
 
 
 def check_workload(entry: ModelEntry, wl: Workload) -> None:
@@ -89,11 +132,17 @@ def check_workload(entry: ModelEntry, wl: Workload) -> None:
     checkpoint's dtype)."""
     runtime = RUNTIMES.get(entry.kind, "transformers")
     if wl.engine != "transformers":
-        raise BadInput(f"engine: {entry.name} is a {entry.kind} model and runs in {runtime}; the {wl.engine} "
-                       "estimate covers text LLMs only (choose transformers)", field="engine")
+        raise BadInput(
+            f"engine: {entry.name} is a {entry.kind} model and runs in {runtime}; the {wl.engine} "
+            "estimate covers text LLMs only (choose transformers)",
+            field="engine",
+        )
     if wl.quant:
-        raise BadInput(f"quant: {entry.name} ({entry.kind}) is estimated in its checkpoint's dtype ({wl.dtype}); "
-                       f"quantized variants ({wl.quant}) are not modelled for this family", field="quant")
+        raise BadInput(
+            f"quant: {entry.name} ({entry.kind}) is estimated in its checkpoint's dtype ({wl.dtype}); "
+            f"quantized variants ({wl.quant}) are not modelled for this family",
+            field="quant",
+        )
     fam = wl.family
     if fam is not None and FAMILY_OPTIONS.get(entry.kind) is not type(fam):
         name = next(iter(fam.given()), "family")

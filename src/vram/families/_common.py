@@ -18,9 +18,19 @@ def elem_bytes(wl: Workload) -> int:
     return int(dtype_bytes(wl.dtype))
 
 
-def finish(*, model: str, params: int, wl: Workload, weights: Component, kv: Component | None,
-           activations: Component, others: Sequence[Component] = (), assumptions: Sequence[str],
-           phase: str, extra: dict[str, Any] | None = None) -> Estimate:
+def finish(
+    *,
+    model: str,
+    params: int,
+    wl: Workload,
+    weights: Component,
+    kv: Component | None,
+    activations: Component,
+    others: Sequence[Component] = (),
+    assumptions: Sequence[str],
+    phase: str,
+    extra: dict[str, Any] | None = None,
+) -> Estimate:
     """Assemble an Estimate: weights + caches + peak temporaries + cuBLAS workspace, then the CUDA context."""
     from ..result import Estimate
 
@@ -29,8 +39,18 @@ def finish(*, model: str, params: int, wl: Workload, weights: Component, kv: Com
     parts = [weights, *([kv] if kv else []), activations, *others, ws]
     allocated = sum(c.bytes for c in parts)
     return Estimate(
-        model=model, params=params, active_params=params, engine="transformers", workload=wl,
-        weights_bytes=weights.bytes, kv_cache_bytes=kv.bytes if kv else 0, activation_bytes=activations.bytes,
-        peak_allocated_bytes=allocated, total_bytes=allocated + ctx.bytes, breakdown=(*parts, ctx),
-        assumptions=tuple(assumptions), binding_phase=phase, extra=extra or {},
+        model=model,
+        params=params,
+        active_params=params,
+        engine="transformers",
+        workload=wl,
+        weights_bytes=weights.bytes,
+        kv_cache_bytes=kv.bytes if kv else 0,
+        activation_bytes=activations.bytes,
+        peak_allocated_bytes=allocated,
+        total_bytes=allocated + ctx.bytes,
+        breakdown=(*parts, ctx),
+        assumptions=tuple(assumptions),
+        binding_phase=phase,
+        extra=extra or {},
     )

@@ -104,8 +104,9 @@ def _unet_resnet(cin: int, cout: int, temb: int) -> int:
 def _spatial_transformer(c: int, layers: int, cross: int) -> int:
     """Transformer2DModel with linear projections: GroupNorm, proj_in/out, and `layers` blocks of self-attention,
     cross-attention (k/v from the text states) and a GEGLU feed-forward (inner 4c)."""
-    block = 3 * 2 * c + (3 * c * c + _lin(c, c)) + (c * c + 2 * cross * c + _lin(c, c)) + _lin(c, 8 * c) + _lin(
-        4 * c, c)
+    block = (
+        3 * 2 * c + (3 * c * c + _lin(c, c)) + (c * c + 2 * cross * c + _lin(c, c)) + _lin(c, 8 * c) + _lin(4 * c, c)
+    )
     return 2 * c + 2 * _lin(c, c) + layers * block
 
 
@@ -187,8 +188,13 @@ def clip_text_params(c: Cfg) -> int:
 
 
 def _resnet(cin: int, cout: int) -> int:
-    return 2 * cin + (cin * cout * 9 + cout) + 2 * cout + (cout * cout * 9 + cout) + (
-        cin * cout + cout if cin != cout else 0)
+    return (
+        2 * cin
+        + (cin * cout * 9 + cout)
+        + 2 * cout
+        + (cout * cout * 9 + cout)
+        + (cin * cout + cout if cin != cout else 0)
+    )
 
 
 def _mid(c: int) -> int:
@@ -229,9 +235,14 @@ def vae_params(cfg: Cfg) -> int:
     return enc + dec + quant
 
 
-COMPONENT_PARAMS = {"flux_transformer": flux_transformer_params, "sd3_transformer": sd3_transformer_params,
-                    "unet": unet_params, "t5_encoder": t5_encoder_params,
-                    "clip_text": clip_text_params, "vae": vae_params}
+COMPONENT_PARAMS = {
+    "flux_transformer": flux_transformer_params,
+    "sd3_transformer": sd3_transformer_params,
+    "unet": unet_params,
+    "t5_encoder": t5_encoder_params,
+    "clip_text": clip_text_params,
+    "vae": vae_params,
+}
 
 
 def component_params(entry_config: Cfg) -> dict[str, int]:
@@ -258,8 +269,9 @@ def pipeline_spec(entry: ModelEntry) -> ModelSpec:
     p = component_params(entry.config)
     main = str(entry.config.get("denoiser", "transformer"))
     parts = ", ".join(f"{k} {v:,}" for k, v in p.items())
-    return opaque_spec(entry.id, "diffusion", p[main], f"denoiser only; pipeline: {parts}",
-                       notes=(f"pipeline components: {parts}",))
+    return opaque_spec(
+        entry.id, "diffusion", p[main], f"denoiser only; pipeline: {parts}", notes=(f"pipeline components: {parts}",)
+    )
 
 
 def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
@@ -290,12 +302,15 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     enc_bytes = sum(p[k] for k in encoders) * e
     resident = p[main] + p["vae"] + (0 if img.offload_text_encoders else sum(p[k] for k in encoders))
     buffers = component_buffer_elems(tc)
-    weights = Component("weights", (resident + buffers) * e, f"{main} {p[main]:,} + vae {p['vae']:,}" + (
-        "" if img.offload_text_encoders else " + " + " + ".join(f"{k} {p[k]:,}" for k in encoders))
+    weights = Component(
+        "weights",
+        (resident + buffers) * e,
+        f"{main} {p[main]:,} + vae {p['vae']:,}"
+        + ("" if img.offload_text_encoders else " + " + " + ".join(f"{k} {p[k]:,}" for k in encoders))
         + f" parameters × {e} bytes ({wl.dtype})"
-        + (f"; + {buffers:,}-value position table stored with the weights" if buffers else "") + (
-        f"; text encoders ({enc_bytes:,} bytes) kept off the GPU" if img.offload_text_encoders
-        else ""))
+        + (f"; + {buffers:,}-value position table stored with the weights" if buffers else "")
+        + (f"; text encoders ({enc_bytes:,} bytes) kept off the GPU" if img.offload_text_encoders else ""),
+    )
     # denoising step: residual streams (image + text) in and out, one block's q/k/v/attn out and the MLP (4d) with
     # its GELU input; float32 rotary tables per token.
     if is_unet:
@@ -305,8 +320,11 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         denoise = rows * (seq * d * e * (2 + 2 + 4) + seq * 4 * d * e * 2 + seq * 128 * 2 * 4)
     c0 = int(vae_c["block_out_channels"][0])
     vae_e = 4 if vae_c.get("force_upcast") else e  # SDXL's VAE decodes in float32
-    decode = imgs * img.height * img.width * c0 * vae_e * 5 + imgs * img.height * img.width * 3 * 4 + (
-        p["vae"] * (4 - e) if vae_c.get("force_upcast") else 0)
+    decode = (
+        imgs * img.height * img.width * c0 * vae_e * 5
+        + imgs * img.height * img.width * 3 * 4
+        + (p["vae"] * (4 - e) if vae_c.get("force_upcast") else 0)
+    )
     t5 = next((comps[k] for k in encoders if comps[k].get("type") == "t5_encoder"), None)
     encode = 0
     if t5 is not None:
@@ -315,33 +333,62 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         encode = 0  # the prompt is encoded off the GPU
     phases = {"denoising step": denoise, "VAE decode": decode, "text encoding": encode}
     phase = max(phases, key=lambda k: phases[k])
-    acts = Component("activations", phases[phase],
-                     f"{phase} binds: denoiser over {img_tokens:,} image + {txt_tokens} text tokens × {rows} rows "
-                     f"({phases['denoising step']:,} B); VAE decode of {imgs} image(s) at {img.width}×{img.height} "
-                     f"({phases['VAE decode']:,} B); text encoding ({phases['text encoding']:,} B"
-                     + (", on the CPU" if img.offload_text_encoders else "") + ")")
-    latents = Component("latents", rows * img_tokens * patch * patch * int(vae_c["latent_channels"]) * 4 * 2,
-                        "float32 latents and the scheduler's copy")
-    prompt = Component("prompt_embeddings", rows * (txt_tokens * ctx_dim + 4096) * e,
-                       f"encoded prompt: {txt_tokens} text-encoder states + pooled embedding per image")
+    acts = Component(
+        "activations",
+        phases[phase],
+        f"{phase} binds: denoiser over {img_tokens:,} image + {txt_tokens} text tokens × {rows} rows "
+        f"({phases['denoising step']:,} B); VAE decode of {imgs} image(s) at {img.width}×{img.height} "
+        f"({phases['VAE decode']:,} B); text encoding ({phases['text encoding']:,} B"
+        + (", on the CPU" if img.offload_text_encoders else "")
+        + ")",
+    )
+    latents = Component(
+        "latents",
+        rows * img_tokens * patch * patch * int(vae_c["latent_channels"]) * 4 * 2,
+        "float32 latents and the scheduler's copy",
+    )
+    prompt = Component(
+        "prompt_embeddings",
+        rows * (txt_tokens * ctx_dim + 4096) * e,
+        f"encoded prompt: {txt_tokens} text-encoder states + pooled embedding per image",
+    )
     assumptions = [
         f"engine: PyTorch + diffusers {cfg.get('pipeline', 'pipeline')}, SDPA attention, {wl.dtype} weights",
         f"{imgs} image(s) at {img.width}×{img.height}: latents {img.width // vae_scale}×{img.height // vae_scale} "
-        f"(VAE ×{vae_scale}), {img_tokens:,} latent positions" + (f" after {patch}×{patch} patching" if patch > 1 else
-                                                                  "") + f", {txt_tokens} text tokens",
-        "classifier-free guidance doubles the denoiser batch" if cfg_scale == 2 else
-        "no classifier-free guidance batch (guidance-distilled model)",
+        f"(VAE ×{vae_scale}), {img_tokens:,} latent positions"
+        + (f" after {patch}×{patch} patching" if patch > 1 else "")
+        + f", {txt_tokens} text tokens",
+        "classifier-free guidance doubles the denoiser batch"
+        if cfg_scale == 2
+        else "no classifier-free guidance batch (guidance-distilled model)",
         "text encoders off the GPU: the prompt is encoded on the CPU, or before the denoiser is loaded and the "
         "encoders freed (diffusers' enable_model_cpu_offload instead moves every model in turn: its peak is the "
-        "largest single model plus its pass)" if img.offload_text_encoders else
-        "all components resident on the GPU (pipe.to('cuda'))",
+        "largest single model plus its pass)"
+        if img.offload_text_encoders
+        else "all components resident on the GPU (pipe.to('cuda'))",
         "VAE decode without tiling or slicing: the highest-resolution ResNet level holds ~5 copies of a "
         f"{c0}-channel full-size image (structural estimate, not yet checked against a measurement)"
         + ("; the VAE is upcast to float32 for decoding (force_upcast)" if vae_c.get("force_upcast") else ""),
         f"--steps does not change peak memory (each step frees its temporaries); published denoiser size "
         f"{rm.entry.published_params_text or p[main]}",
     ]
-    return finish(model=rm.entry.id, params=p[main], wl=wl, weights=weights, kv=None, activations=acts,
-                  others=[latents, prompt], assumptions=assumptions, phase=phase,
-                  extra={"family": {"kind": "diffusion", "components": p, "image_tokens": img_tokens,
-                                    "text_tokens": txt_tokens, "pipeline_params": sum(p.values())}})
+    return finish(
+        model=rm.entry.id,
+        params=p[main],
+        wl=wl,
+        weights=weights,
+        kv=None,
+        activations=acts,
+        others=[latents, prompt],
+        assumptions=assumptions,
+        phase=phase,
+        extra={
+            "family": {
+                "kind": "diffusion",
+                "components": p,
+                "image_tokens": img_tokens,
+                "text_tokens": txt_tokens,
+                "pipeline_params": sum(p.values()),
+            }
+        },
+    )

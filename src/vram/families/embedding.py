@@ -63,16 +63,28 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     layer = t * (5 * h + 2 * inter) * e
     scores = wl.batch * heads * seq * seq * e * 3 if wl.attn == "eager" else 0
     ids = t * 8 * 3
-    acts = Component("activations", layer + scores + t * h * e + ids,
-                     f"batch {wl.batch} × {seq:,} tokens: one layer's hidden/q/k/v/attention output and its "
-                     f"{inter}-wide intermediate + GELU" + (", score matrices (eager)" if scores else "")
-                     + "; embeddings output, ids and masks")
+    acts = Component(
+        "activations",
+        layer + scores + t * h * e + ids,
+        f"batch {wl.batch} × {seq:,} tokens: one layer's hidden/q/k/v/attention output and its "
+        f"{inter}-wide intermediate + GELU"
+        + (", score matrices (eager)" if scores else "")
+        + "; embeddings output, ids and masks",
+    )
     assumptions = [
         "engine: PyTorch + transformers (or sentence-transformers) forward pass under no_grad, SDPA attention",
         f"batch {wl.batch} × {seq:,} tokens (capped at the model's {max_pos:,} positions); no KV cache: an encoder "
         "reads the whole input once",
         f"weights and activations in {wl.dtype}",
     ]
-    return finish(model=rm.entry.id, params=p, wl=wl, weights=weights, kv=None, activations=acts,
-                  assumptions=assumptions, phase="forward",
-                  extra={"family": {"kind": "embedding", "tokens": t}})
+    return finish(
+        model=rm.entry.id,
+        params=p,
+        wl=wl,
+        weights=weights,
+        kv=None,
+        activations=acts,
+        assumptions=assumptions,
+        phase="forward",
+        extra={"family": {"kind": "embedding", "tokens": t}},
+    )

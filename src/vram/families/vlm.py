@@ -60,8 +60,12 @@ def vlm_spec(cfg: Mapping[str, Any], name: str) -> ModelSpec:
         raise ConfigError("vision-language config has no vision_config", field="model")
     spec = model_from_config(_text_config(cfg), name=name)
     vp = vision_params(vc)
-    return replace(spec, extra_params=vp, extra_description="vision tower and patch merger",
-                   notes=(*spec.notes, f"vision tower + merger: {vp:,} parameters"))
+    return replace(
+        spec,
+        extra_params=vp,
+        extra_description="vision tower and patch merger",
+        notes=(*spec.notes, f"vision tower + merger: {vp:,} parameters"),
+    )
 
 
 def image_tokens(vc: Mapping[str, Any], width: int, height: int) -> tuple[int, int]:
@@ -90,19 +94,36 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     w, inter = _i(vc, "hidden_size"), _i(vc, "intermediate_size")
     n_patch = wl.batch * n_img * patches
     vision_peak = n_patch * (4 * w + 3 * inter) * e + n_patch * w * 4 * e
-    tower = Component("vision_encoder", vision_peak,
-                      f"vision tower over {n_img} image(s) × {patches:,} patches ({vis.width}×{vis.height}, 14-px "
-                      f"patches) × batch {wl.batch}: one block's hidden states, qkv and gated MLP ({inter})")
+    tower = Component(
+        "vision_encoder",
+        vision_peak,
+        f"vision tower over {n_img} image(s) × {patches:,} patches ({vis.width}×{vis.height}, 14-px "
+        f"patches) × batch {wl.batch}: one block's hidden states, qkv and gated MLP ({inter})",
+    )
     lm_acts = est.activation_bytes
     extra_peak = max(0, vision_peak - lm_acts - est.kv_cache_bytes)
     breakdown = (*est.breakdown[:-1], tower, est.breakdown[-1]) if extra_peak else est.breakdown
-    assumptions = (*est.assumptions,
-                   f"{n_img} image(s) per prompt at {vis.width}×{vis.height} → {toks:,} tokens each "
-                   f"({patches:,} patches merged 2×2); prompt = {wl.context:,} text + {n_img * toks:,} image tokens",
-                   "the vision tower runs before prefill: its peak counts only where it exceeds the language "
-                   "model's prefill peak")
-    return replace(est, model=rm.entry.id, workload=wl, breakdown=breakdown, assumptions=assumptions,
-                   peak_allocated_bytes=est.peak_allocated_bytes + extra_peak,
-                   total_bytes=est.total_bytes + extra_peak,
-                   extra={"family": {"kind": "vlm", "image_tokens": toks, "image_patches": patches,
-                                     "vision_params": rm.spec.extra_params, "vision_peak_bytes": vision_peak}})
+    assumptions = (
+        *est.assumptions,
+        f"{n_img} image(s) per prompt at {vis.width}×{vis.height} → {toks:,} tokens each "
+        f"({patches:,} patches merged 2×2); prompt = {wl.context:,} text + {n_img * toks:,} image tokens",
+        "the vision tower runs before prefill: its peak counts only where it exceeds the language model's prefill peak",
+    )
+    return replace(
+        est,
+        model=rm.entry.id,
+        workload=wl,
+        breakdown=breakdown,
+        assumptions=assumptions,
+        peak_allocated_bytes=est.peak_allocated_bytes + extra_peak,
+        total_bytes=est.total_bytes + extra_peak,
+        extra={
+            "family": {
+                "kind": "vlm",
+                "image_tokens": toks,
+                "image_patches": patches,
+                "vision_params": rm.spec.extra_params,
+                "vision_peak_bytes": vision_peak,
+            }
+        },
+    )

@@ -81,13 +81,20 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     vocab = _i(cfg, "vocab_size")
     mels = _i(cfg, "num_mel_bins")
 
-    weights = Component("weights", p["total"] * e, f"{p['total']:,} parameters × {e} bytes ({wl.dtype}); "
-                        f"encoder {p['encoder']:,}, decoder {p['decoder']:,}; output projection tied")
+    weights = Component(
+        "weights",
+        p["total"] * e,
+        f"{p['total']:,} parameters × {e} bytes ({wl.dtype}); "
+        f"encoder {p['encoder']:,}, decoder {p['decoder']:,}; output projection tied",
+    )
     cross = 2 * dec_layers * n * src * d * e
     self_kv = 2 * dec_layers * n * tgt * d * e
-    kv = Component("kv_cache", cross + self_kv,
-                   f"cross-attention 2 × {dec_layers} layers × {src} positions × {d} × {n} sequences "
-                   f"({cross:,} B) + self-attention for the full {tgt}-token window ({self_kv:,} B)")
+    kv = Component(
+        "kv_cache",
+        cross + self_kv,
+        f"cross-attention 2 × {dec_layers} layers × {src} positions × {d} × {n} sequences "
+        f"({cross:,} B) + self-attention for the full {tgt}-token window ({self_kv:,} B)",
+    )
     features = b * mels * AUDIO_FRAMES * e
     conv = b * d * (AUDIO_FRAMES + src) * e
     layer = b * src * (2 * d + max(4 * d, 2 * ef)) * e
@@ -97,14 +104,23 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     decode_phase = enc_out + logits + n * 8 * d * e
     # the cache exists only while decoding, so the encoder phase competes with cache + decoding temporaries
     if encoder_phase > cross + self_kv + decode_phase:
-        acts = Component("activations", encoder_phase, f"encoder pass over {b} × 30 s windows: mel features, conv "
-                         f"outputs, one layer's hidden states and fc1 ({ef}) activations")
+        acts = Component(
+            "activations",
+            encoder_phase,
+            f"encoder pass over {b} × 30 s windows: mel features, conv "
+            f"outputs, one layer's hidden states and fc1 ({ef}) activations",
+        )
         kv_c: Component | None = None
         phase = "encoder"
         others: list[Component] = []
     else:
-        acts = Component("activations", decode_phase, f"decoding: encoder states ({b} windows"
-                         + (f", expanded to {n} beams" if beams > 1 else "") + "), float32 logits and scores")
+        acts = Component(
+            "activations",
+            decode_phase,
+            f"decoding: encoder states ({b} windows"
+            + (f", expanded to {n} beams" if beams > 1 else "")
+            + "), float32 logits and scores",
+        )
         kv_c = kv
         phase = "decode"
         others = []
@@ -116,8 +132,24 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         "cross-attention keys/values of every decoder layer are cached once per sequence and beam",
         "peak is the larger of the encoder pass and decoding (the cache does not exist during the encoder pass)",
     ]
-    return finish(model=rm.entry.id, params=p["total"], wl=wl, weights=weights, kv=kv_c, activations=acts,
-                  others=others, assumptions=assumptions, phase=phase,
-                  extra={"family": {"kind": "speech", "encoder_params": p["encoder"], "decoder_params": p["decoder"],
-                                    "cross_kv_bytes": cross, "self_kv_bytes": self_kv,
-                                    "encoder_phase_bytes": encoder_phase}})
+    return finish(
+        model=rm.entry.id,
+        params=p["total"],
+        wl=wl,
+        weights=weights,
+        kv=kv_c,
+        activations=acts,
+        others=others,
+        assumptions=assumptions,
+        phase=phase,
+        extra={
+            "family": {
+                "kind": "speech",
+                "encoder_params": p["encoder"],
+                "decoder_params": p["decoder"],
+                "cross_kv_bytes": cross,
+                "self_kv_bytes": self_kv,
+                "encoder_phase_bytes": encoder_phase,
+            }
+        },
+    )

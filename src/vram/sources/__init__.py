@@ -22,8 +22,10 @@ def reconcile_params(spec: ModelSpec, header_params: int, source: str) -> ModelS
     diff = header_params - spec.params
     if not diff:
         return spec
-    note = (f"parameter count from the tensor headers ({header_params:,}); config.json alone gives "
-            f"{spec.params:,} ({diff:+,})")
+    note = (
+        f"parameter count from the tensor headers ({header_params:,}); config.json alone gives "
+        f"{spec.params:,} ({diff:+,})"
+    )
     return replace(spec, extra_params=spec.extra_params + diff, notes=(*spec.notes, note))
 
 
@@ -36,13 +38,13 @@ def model_from_headers(config: dict[str, Any], info: WeightsInfo, name: str, sou
     if entry is not None:  # speech, vision-language, embedding: estimated by vram.families
         spec = family_spec(entry)
         notes = (*spec.notes, f"weights: {info.summary()} (from safetensors headers)", *info.notes)
-        return ResolvedModel(replace(spec, notes=notes), entry, source, weights_override_bytes=info.bytes,
-                             weights_info=info)
+        return ResolvedModel(
+            replace(spec, notes=notes), entry, source, weights_override_bytes=info.bytes, weights_info=info
+        )
     spec = model_from_config(config, name=name)
     spec = reconcile_params(spec, info.params, source)
     notes = (*spec.notes, f"weights: {info.summary()} (from safetensors headers)", *info.notes)
-    return ResolvedModel(replace(spec, notes=notes), None, source, weights_override_bytes=info.bytes,
-                         weights_info=info)
+    return ResolvedModel(replace(spec, notes=notes), None, source, weights_override_bytes=info.bytes, weights_info=info)
 
 
 def resolve_local_weights(path: str | Path) -> ResolvedModel:
@@ -62,8 +64,9 @@ def resolve_local_weights(path: str | Path) -> ResolvedModel:
 
     folder = p if p.is_dir() else p.parent
     if not (folder / "config.json").is_file():
-        raise ConfigError(f"{p}: safetensors weights need the model's config.json beside them (in {folder})",
-                          field="model")
+        raise ConfigError(
+            f"{p}: safetensors weights need the model's config.json beside them (in {folder})", field="model"
+        )
     config = load_config_file(folder)
     qc = config.get("quantization_config")
     info = read_local_weights(p, quant_config=qc if isinstance(qc, dict) else None)

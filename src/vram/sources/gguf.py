@@ -27,15 +27,30 @@ MAX_SPLITS = 1024
 
 # general.architecture -> Hugging Face model_type that model_from_config knows
 ARCH_TO_MODEL_TYPE: dict[str, str] = {
-    "llama": "llama", "mistral3": "llama", "granite": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
-    "qwen2moe": "qwen2_moe", "qwen3moe": "qwen3_moe", "gemma2": "gemma2", "gemma3": "gemma3_text",
-    "phi3": "phi3", "olmo2": "olmo2", "command-r": "cohere", "cohere2": "cohere", "deepseek2": "deepseek_v3",
-    "gpt-oss": "gpt_oss", "lfm2": "lfm2", "falcon": "falcon",
+    "llama": "llama",
+    "mistral3": "llama",
+    "granite": "llama",
+    "qwen2": "qwen2",
+    "qwen3": "qwen3",
+    "qwen2moe": "qwen2_moe",
+    "qwen3moe": "qwen3_moe",
+    "gemma2": "gemma2",
+    "gemma3": "gemma3_text",
+    "phi3": "phi3",
+    "olmo2": "olmo2",
+    "command-r": "cohere",
+    "cohere2": "cohere",
+    "deepseek2": "deepseek_v3",
+    "gpt-oss": "gpt_oss",
+    "lfm2": "lfm2",
+    "falcon": "falcon",
     # gated DeltaNet hybrids: llama.cpp's convert_hf_to_gguf.py writes the linear-attention shapes as ssm.* keys
     # (conv_kernel = linear_conv_kernel_dim, state_size = linear_key_head_dim, group_count = linear_num_key_heads,
     # time_step_rank = linear_num_value_heads, inner_size = linear_value_head_dim × linear_num_value_heads) and
     # full_attention_interval
-    "qwen3next": "qwen3_next", "qwen35": "qwen3_5_text", "qwen35moe": "qwen3_5_moe_text",
+    "qwen3next": "qwen3_next",
+    "qwen35": "qwen3_5_text",
+    "qwen35moe": "qwen3_5_moe_text",
 }
 
 
@@ -78,8 +93,9 @@ class GgufWeights:
     tensors: tuple[Any, ...] = field(default_factory=tuple)  # vram.engines.gguf_plan.Tensor, in file order
 
     def summary(self) -> str:
-        types = ", ".join(f"{k} {v / 2**20:,.1f} MiB" for k, v in sorted(self.bytes_by_type.items(),
-                                                                         key=lambda kv: -kv[1]))
+        types = ", ".join(
+            f"{k} {v / 2**20:,.1f} MiB" for k, v in sorted(self.bytes_by_type.items(), key=lambda kv: -kv[1])
+        )
         return f"{self.params:,} parameters, {self.bytes:,} bytes ({types})"
 
 
@@ -156,11 +172,18 @@ def _reader_class(header_only: bool = False) -> Any:
                 for d in dims.tolist():
                     n *= int(d)
                 block, size = GGML_QUANT_SIZES[qt]
-                tensors.append(ReaderTensor(name=str(bytes(name_data), encoding="utf-8"), tensor_type=qt, shape=dims,
-                                            n_elements=n, n_bytes=n * size // block,
-                                            data_offset=int(start_offs + int(offset_tensor[0])),
-                                            data=np.empty(0, np.uint8),
-                                            field=f))
+                tensors.append(
+                    ReaderTensor(
+                        name=str(bytes(name_data), encoding="utf-8"),
+                        tensor_type=qt,
+                        shape=dims,
+                        n_elements=n,
+                        n_bytes=n * size // block,
+                        data_offset=int(start_offs + int(offset_tensor[0])),
+                        data=np.empty(0, np.uint8),
+                        field=f,
+                    )
+                )
             self.tensors = tensors
 
     return BoundedReader
@@ -183,8 +206,9 @@ def _field_value(f: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def read_gguf(path: Path, *, require_arch: bool = True, remote_size: int | None = None,
-              source: str | None = None) -> GgufFile:
+def read_gguf(
+    path: Path, *, require_arch: bool = True, remote_size: int | None = None, source: str | None = None
+) -> GgufFile:
     """Metadata and tensor infos of a GGUF file; raises SourceError with the reason for bad files.
 
     `remote_size`: `path` holds only the first bytes (the header) of a remote file of that size."""
@@ -281,10 +305,18 @@ def gguf_weights(g: GgufFile) -> GgufWeights:
     from ..engines.gguf_plan import Tensor
 
     plan = tuple(Tensor(t.name, t.type_name, t.shape[0] if t.shape else 1, t.n_elements, t.nbytes) for t in g.tensors)
-    return GgufWeights(tensors=plan, params=sum(t.n_elements for t in g.tensors),
-                       bytes=sum(t.nbytes for t in g.tensors), layer_bytes=layer, input_bytes=inp,
-                       output_bytes=out, bytes_by_type=by_type, params_by_type=params_by, n_layer=n_layer,
-                       source=g.path)
+    return GgufWeights(
+        tensors=plan,
+        params=sum(t.n_elements for t in g.tensors),
+        bytes=sum(t.nbytes for t in g.tensors),
+        layer_bytes=layer,
+        input_bytes=inp,
+        output_bytes=out,
+        bytes_by_type=by_type,
+        params_by_type=params_by,
+        n_layer=n_layer,
+        source=g.path,
+    )
 
 
 def _scalar(v: Any, how: str = "max") -> int | None:
@@ -306,8 +338,11 @@ def _tensor(g: GgufFile, name: str) -> GgufTensor | None:
 def gguf_config(g: GgufFile) -> dict[str, Any]:
     """An equivalent config.json for the architectures model_from_config supports (or a generic llama-like one)."""
     arch = g.architecture
-    need = {"block_count": g.key("block_count"), "embedding_length": g.key("embedding_length"),
-            "attention.head_count": g.key("attention.head_count")}
+    need = {
+        "block_count": g.key("block_count"),
+        "embedding_length": g.key("embedding_length"),
+        "attention.head_count": g.key("attention.head_count"),
+    }
     missing = [k for k, v in need.items() if _scalar(v) is None]
     if missing:
         raise SourceError(f"{g.path}: GGUF metadata lacks {', '.join(f'{arch}.{k}' for k in missing)}")
@@ -318,8 +353,11 @@ def gguf_config(g: GgufFile) -> dict[str, Any]:
     kv = _scalar(kv_raw) if kv_raw is not None else heads
     key_len = _scalar(g.key("attention.key_length"))
     emb = _tensor(g, "token_embd.weight")
-    vocab = _scalar(g.key("vocab_size")) or (emb.shape[1] if emb and len(emb.shape) > 1 else None) or \
-        _scalar(g.metadata.get("tokenizer.ggml.tokens"))
+    vocab = (
+        _scalar(g.key("vocab_size"))
+        or (emb.shape[1] if emb and len(emb.shape) > 1 else None)
+        or _scalar(g.metadata.get("tokenizer.ggml.tokens"))
+    )
     if not vocab or not heads or not h or not n_layer:
         raise SourceError(f"{g.path}: GGUF metadata gives no usable vocabulary / head count / width")
     ff = _scalar(g.key("feed_forward_length")) or 4 * h
@@ -328,10 +366,17 @@ def gguf_config(g: GgufFile) -> dict[str, Any]:
     if mt == "llama" and n_exp:
         mt = "mixtral"
     cfg: dict[str, Any] = {
-        "model_type": mt, "architectures": [f"gguf:{arch}"], "hidden_size": h, "num_hidden_layers": n_layer,
-        "intermediate_size": ff, "num_attention_heads": heads, "num_key_value_heads": kv or heads,
-        "vocab_size": int(vocab), "max_position_embeddings": _scalar(g.key("context_length")),
-        "tie_word_embeddings": _tensor(g, "output.weight") is None, "torch_dtype": "float16",
+        "model_type": mt,
+        "architectures": [f"gguf:{arch}"],
+        "hidden_size": h,
+        "num_hidden_layers": n_layer,
+        "intermediate_size": ff,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv or heads,
+        "vocab_size": int(vocab),
+        "max_position_embeddings": _scalar(g.key("context_length")),
+        "tie_word_embeddings": _tensor(g, "output.weight") is None,
+        "torch_dtype": "float16",
     }
     if key_len:
         cfg["head_dim"] = key_len
@@ -347,27 +392,39 @@ def gguf_config(g: GgufFile) -> dict[str, Any]:
     if mt in ("qwen2_moe", "qwen3_next", "qwen3_5_moe_text"):
         cfg["shared_expert_intermediate_size"] = _scalar(g.key("expert_shared_feed_forward_length")) or 0
     if mt in ("qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"):
-        need_ssm = {k: _scalar(g.key(f"ssm.{k}")) for k in ("conv_kernel", "state_size", "group_count",
-                                                             "time_step_rank", "inner_size")}
+        need_ssm = {
+            k: _scalar(g.key(f"ssm.{k}"))
+            for k in ("conv_kernel", "state_size", "group_count", "time_step_rank", "inner_size")
+        }
         if any(v is None for v in need_ssm.values()):
             absent = ", ".join(f"{arch}.ssm.{k}" for k, v in need_ssm.items() if v is None)
             raise SourceError(f"{g.path}: GGUF metadata lacks {absent} (the linear-attention layers' shapes)")
         v_heads = int(need_ssm["time_step_rank"] or 1)
-        cfg.update(linear_conv_kernel_dim=need_ssm["conv_kernel"], linear_key_head_dim=need_ssm["state_size"],
-                   linear_num_key_heads=need_ssm["group_count"], linear_num_value_heads=v_heads,
-                   linear_value_head_dim=int(need_ssm["inner_size"] or 0) // v_heads,
-                   full_attention_interval=_scalar(g.key("full_attention_interval")) or 4)
+        cfg.update(
+            linear_conv_kernel_dim=need_ssm["conv_kernel"],
+            linear_key_head_dim=need_ssm["state_size"],
+            linear_num_key_heads=need_ssm["group_count"],
+            linear_num_value_heads=v_heads,
+            linear_value_head_dim=int(need_ssm["inner_size"] or 0) // v_heads,
+            full_attention_interval=_scalar(g.key("full_attention_interval")) or 4,
+        )
         every = int(cfg["full_attention_interval"])
         cfg["layer_types"] = ["full_attention" if (i + 1) % every == 0 else "linear_attention" for i in range(n_layer)]
     if mt == "deepseek_v3":
         rope = _scalar(g.key("rope.dimension_count")) or 64
         kv_lora = _scalar(g.key("attention.kv_lora_rank")) or 512
         vlen = _scalar(g.key("attention.value_length")) or 128
-        cfg.update(moe_intermediate_size=_scalar(g.key("expert_feed_forward_length")) or ff,
-                   n_routed_experts=n_exp, n_shared_experts=_scalar(g.key("expert_shared_count")) or 0,
-                   first_k_dense_replace=_scalar(g.key("leading_dense_block_count")) or 0,
-                   q_lora_rank=_scalar(g.key("attention.q_lora_rank")) or 0, kv_lora_rank=kv_lora,
-                   qk_rope_head_dim=rope, qk_nope_head_dim=(key_len or 192) - rope, v_head_dim=vlen)
+        cfg.update(
+            moe_intermediate_size=_scalar(g.key("expert_feed_forward_length")) or ff,
+            n_routed_experts=n_exp,
+            n_shared_experts=_scalar(g.key("expert_shared_count")) or 0,
+            first_k_dense_replace=_scalar(g.key("leading_dense_block_count")) or 0,
+            q_lora_rank=_scalar(g.key("attention.q_lora_rank")) or 0,
+            kv_lora_rank=kv_lora,
+            qk_rope_head_dim=rope,
+            qk_nope_head_dim=(key_len or 192) - rope,
+            v_head_dim=vlen,
+        )
     if mt == "gpt_oss":
         cfg["num_local_experts"] = n_exp
         cfg["layer_types"] = ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(n_layer)]
@@ -395,14 +452,21 @@ def gguf_spec(g: GgufFile, w: GgufWeights, name: str) -> ModelSpec:
     except (UnsupportedArchitecture, ConfigError) as exc:
         raise SourceError(f"{g.path}: cannot describe GGUF architecture {g.architecture!r} ({exc})") from exc
     if g.architecture not in ARCH_TO_MODEL_TYPE:
-        notes.append(f"architecture {g.architecture!r} described as a generic decoder from its GGUF keys "
-                     "(layer count, heads, key/value lengths); parameter count and bytes are the tensors' own")
+        notes.append(
+            f"architecture {g.architecture!r} described as a generic decoder from its GGUF keys "
+            "(layer count, heads, key/value lengths); parameter count and bytes are the tensors' own"
+        )
     diff = w.params - spec.params
     if diff:
-        notes.append(f"parameter count from the GGUF tensors ({w.params:,}); the equivalent config gives "
-                     f"{spec.params:,}")
-    return replace(spec, extra_params=spec.extra_params + diff, notes=(*spec.notes, *notes),
-                   max_position_embeddings=spec.max_position_embeddings or _scalar(g.key("context_length")))
+        notes.append(
+            f"parameter count from the GGUF tensors ({w.params:,}); the equivalent config gives {spec.params:,}"
+        )
+    return replace(
+        spec,
+        extra_params=spec.extra_params + diff,
+        notes=(*spec.notes, *notes),
+        max_position_embeddings=spec.max_position_embeddings or _scalar(g.key("context_length")),
+    )
 
 
 def config_from_metadata(meta: Mapping[str, Any], arch: str) -> dict[str, Any]:
@@ -410,5 +474,14 @@ def config_from_metadata(meta: Mapping[str, Any], arch: str) -> dict[str, Any]:
     return gguf_config(GgufFile("<metadata>", arch, dict(meta), (), 0))
 
 
-__all__ = ["ARCH_TO_MODEL_TYPE", "GgufFile", "GgufTensor", "GgufWeights", "gguf_config", "gguf_spec",
-           "gguf_weights", "read_gguf", "read_gguf_model"]
+__all__ = [
+    "ARCH_TO_MODEL_TYPE",
+    "GgufFile",
+    "GgufTensor",
+    "GgufWeights",
+    "gguf_config",
+    "gguf_spec",
+    "gguf_weights",
+    "read_gguf",
+    "read_gguf_model",
+]

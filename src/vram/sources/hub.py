@@ -65,25 +65,31 @@ class HuggingFaceFetcher:
         try:
             return fn()
         except hf_errors.GatedRepoError as exc:
-            raise SourceError(f"{repo} is a gated repo: accept its licence on its Hub page, then set HF_TOKEN or run "
-                              "`hf auth login`", field="model") from exc
+            raise SourceError(
+                f"{repo} is a gated repo: accept its licence on its Hub page, then set HF_TOKEN or run `hf auth login`",
+                field="model",
+            ) from exc
         except hf_errors.RepositoryNotFoundError as exc:
-            raise SourceError(f"{repo}: no such repo on the Hugging Face Hub (or it is private: set HF_TOKEN)",
-                              field="model") from exc
+            raise SourceError(
+                f"{repo}: no such repo on the Hugging Face Hub (or it is private: set HF_TOKEN)", field="model"
+            ) from exc
         except (hf_errors.EntryNotFoundError, hf_errors.RemoteEntryNotFoundError) as exc:
             raise SourceError(f"{repo}: {what} not found in the repo", field="model") from exc
         except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled) as exc:
-            raise OfflineError(f"{repo}: the Hugging Face Hub is not reachable and {what} is not cached",
-                               field="model") from exc
+            raise OfflineError(
+                f"{repo}: the Hugging Face Hub is not reachable and {what} is not cached", field="model"
+            ) from exc
         except hf_errors.HfHubHTTPError as exc:
             raise SourceError(f"{repo}: the Hub answered {exc.__class__.__name__} for {what}", field="model") from exc
         except OSError as exc:
-            raise OfflineError(f"{repo}: the Hugging Face Hub is not reachable ({exc.__class__.__name__})",
-                               field="model") from exc
+            raise OfflineError(
+                f"{repo}: the Hugging Face Hub is not reachable ({exc.__class__.__name__})", field="model"
+            ) from exc
         except Exception as exc:  # httpx / transport errors from the client library
             if "connect" in exc.__class__.__name__.lower() or "timeout" in exc.__class__.__name__.lower():
-                raise OfflineError(f"{repo}: the Hugging Face Hub is not reachable ({exc.__class__.__name__})",
-                                   field="model") from exc
+                raise OfflineError(
+                    f"{repo}: the Hugging Face Hub is not reachable ({exc.__class__.__name__})", field="model"
+                ) from exc
             raise
 
     def list_files(self, repo: str) -> list[str]:
@@ -106,8 +112,11 @@ class HuggingFaceFetcher:
         def run() -> bytes:
             from huggingface_hub import hf_hub_download
 
-            local = Path(hf_hub_download(repo, name, revision=self.revision, token=self.token,
-                                         cache_dir=str(cache_dir() / "hub-files")))
+            local = Path(
+                hf_hub_download(
+                    repo, name, revision=self.revision, token=self.token, cache_dir=str(cache_dir() / "hub-files")
+                )
+            )
             if local.stat().st_size > max_bytes:
                 raise SourceError(f"{repo}/{name}: larger than {max_bytes:,} bytes", field="model")
             return local.read_bytes()
@@ -123,8 +132,11 @@ class HuggingFaceFetcher:
         def run() -> int:
             from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
-            meta = get_hf_file_metadata(hf_hub_url(repo, name, revision=self.revision, endpoint=self.endpoint),
-                                        token=self.token, endpoint=self.endpoint)
+            meta = get_hf_file_metadata(
+                hf_hub_url(repo, name, revision=self.revision, endpoint=self.endpoint),
+                token=self.token,
+                endpoint=self.endpoint,
+            )
             if meta.size is None:
                 raise SourceError(f"{repo}/{name}: the Hub gave no file size", field="model")
             return int(meta.size)
@@ -197,8 +209,9 @@ def remote_gguf(fetcher: HubFetcher, repo: str, name: str, *, require_arch: bool
                 if "past the end" not in str(exc) or len(data) >= size:
                     raise
                 if want >= GGUF_MAX_HEADER_BYTES:
-                    raise SourceError(f"{src}: GGUF header larger than {GGUF_MAX_HEADER_BYTES:,} bytes",
-                                      field="model") from exc
+                    raise SourceError(
+                        f"{src}: GGUF header larger than {GGUF_MAX_HEADER_BYTES:,} bytes", field="model"
+                    ) from exc
                 want = min(2 * want, size, GGUF_MAX_HEADER_BYTES)
 
 
@@ -220,8 +233,10 @@ def resolve_hub_gguf(fetcher: HubFetcher, repo: str, files: list[str], pick: str
     firsts = sorted({re.sub(r"-\d{5}-of-(\d{5})\.gguf$", r"-00001-of-\1.gguf", x) for x in chosen})
     if len(firsts) != 1:
         names = ", ".join(x.rsplit("/", 1)[-1] for x in ggufs[:8])
-        raise SourceError(f"{repo}: {'no' if not firsts else 'several'} GGUF files match; name one as "
-                          f"{repo}:QUANT (files: {names})", field="model")
+        raise SourceError(
+            f"{repo}: {'no' if not firsts else 'several'} GGUF files match; name one as {repo}:QUANT (files: {names})",
+            field="model",
+        )
     first = firsts[0]
     m = re.search(r"-(\d{5})-of-(\d{5})\.gguf$", first)
     parts = [first] if not m else [first.replace("-00001-of-", f"-{i:05d}-of-") for i in range(1, int(m[2]) + 1)]
@@ -242,7 +257,7 @@ def remote_header_tensors(fetcher: HubFetcher, repo: str, name: str) -> list[Ten
     first = fetcher.get_range(repo, name, 0, FIRST_READ_BYTES)
     n = header_length(first[:8], None, src)
     if 8 + n <= len(first):
-        raw = first[8:8 + n]
+        raw = first[8 : 8 + n]
     else:
         raw = first[8:] + fetcher.get_range(repo, name, len(first), 8 + n - len(first))
     if len(raw) != n:
@@ -264,8 +279,11 @@ def resolve_hub(repo: str, fetcher: HubFetcher | None = None) -> ResolvedModel:
         return resolve_hub_gguf(f, repo, files, pick)
     if "config.json" not in files:
         if "model_index.json" in files:
-            raise SourceError(f"{repo} is a diffusers pipeline; only the catalog's pipelines are modelled "
-                              "(e.g. `vram models flux`, `vram models sd3.5`, `vram models sdxl`)", field="model")
+            raise SourceError(
+                f"{repo} is a diffusers pipeline; only the catalog's pipelines are modelled "
+                "(e.g. `vram models flux`, `vram models sd3.5`, `vram models sdxl`)",
+                field="model",
+            )
         raise SourceError(f"{repo}: no config.json in the repo", field="model")
     try:
         config = json.loads(f.get_file(repo, "config.json", MAX_CONFIG_BYTES).decode("utf-8"))
@@ -274,8 +292,9 @@ def resolve_hub(repo: str, fetcher: HubFetcher | None = None) -> ResolvedModel:
     if not isinstance(config, dict):
         raise SourceError(f"{repo}/config.json: not a JSON object", field="model")
     if "model.safetensors.index.json" in files:
-        shards = parse_index(f.get_file(repo, "model.safetensors.index.json", MAX_INDEX_BYTES),
-                             f"{repo}/model.safetensors.index.json")
+        shards = parse_index(
+            f.get_file(repo, "model.safetensors.index.json", MAX_INDEX_BYTES), f"{repo}/model.safetensors.index.json"
+        )
     else:
         shards = sorted(x for x in files if x.endswith(".safetensors") and "/" not in x)
     if not shards:
@@ -284,10 +303,10 @@ def resolve_hub(repo: str, fetcher: HubFetcher | None = None) -> ResolvedModel:
     for name in shards:
         tensors.extend(remote_header_tensors(f, repo, name))
     qc = config.get("quantization_config")
-    info = summarize(tensors, source=f"hub:{repo}", files=tuple(shards), quant_config=qc if isinstance(qc, dict)
-                     else None)
+    info = summarize(
+        tensors, source=f"hub:{repo}", files=tuple(shards), quant_config=qc if isinstance(qc, dict) else None
+    )
     return model_from_headers(config, info, repo, f"hub:{repo}")
 
 
-__all__ = ["FIRST_READ_BYTES", "HubFetcher", "HuggingFaceFetcher", "cache_dir", "remote_header_tensors",
-           "resolve_hub"]
+__all__ = ["FIRST_READ_BYTES", "HubFetcher", "HuggingFaceFetcher", "cache_dir", "remote_header_tensors", "resolve_hub"]

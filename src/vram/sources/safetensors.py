@@ -26,8 +26,25 @@ MAX_DIMS = 16
 
 # bits per element of each safetensors dtype (sub-byte float formats are packed)
 DTYPE_BITS: dict[str, int] = {
-    "F64": 64, "F32": 32, "F16": 16, "BF16": 16, "I64": 64, "I32": 32, "I16": 16, "I8": 8, "U64": 64, "U32": 32,
-    "U16": 16, "U8": 8, "BOOL": 8, "F8_E4M3": 8, "F8_E5M2": 8, "F8_E8M0": 8, "F6_E2M3": 6, "F6_E3M2": 6, "F4": 4,
+    "F64": 64,
+    "F32": 32,
+    "F16": 16,
+    "BF16": 16,
+    "I64": 64,
+    "I32": 32,
+    "I16": 16,
+    "I8": 8,
+    "U64": 64,
+    "U32": 32,
+    "U16": 16,
+    "U8": 8,
+    "BOOL": 8,
+    "F8_E4M3": 8,
+    "F8_E5M2": 8,
+    "F8_E8M0": 8,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
+    "F4": 4,
     "C64": 64,
 }
 
@@ -62,8 +79,10 @@ def header_length(first8: bytes, file_size: int | None, source: str) -> int:
     if n < 2:
         raise SourceError(f"{source}: corrupt safetensors header (length {n})")
     if n > MAX_HEADER_BYTES:
-        raise SourceError(f"{source}: safetensors header length {n:,} bytes exceeds the {MAX_HEADER_BYTES:,}-byte "
-                          "maximum (corrupt or not a safetensors file)")
+        raise SourceError(
+            f"{source}: safetensors header length {n:,} bytes exceeds the {MAX_HEADER_BYTES:,}-byte "
+            "maximum (corrupt or not a safetensors file)"
+        )
     if file_size is not None and 8 + n > file_size:
         raise SourceError(f"{source}: truncated safetensors file (header of {n:,} bytes, file of {file_size:,})")
     return int(n)
@@ -99,23 +118,28 @@ def parse_header(raw: bytes, *, data_size: int | None, source: str) -> Safetenso
             raise SourceError(f"{source}: tensor {name!r} has unknown dtype {dtype!r}")
         if not isinstance(shape, list) or len(shape) > MAX_DIMS or not all(_check_int(d) for d in shape):
             raise SourceError(f"{source}: tensor {name!r} has an invalid shape {shape!r}")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_check_int(o) for o in offsets)
-                and offsets[0] <= offsets[1]):
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(_check_int(o) for o in offsets)
+            and offsets[0] <= offsets[1]
+        ):
             raise SourceError(f"{source}: tensor {name!r} has invalid data_offsets {offsets!r}")
         shp = tuple(int(d) for d in shape)
         nbytes = tensor_nbytes(dtype, shp)
         begin, end = int(offsets[0]), int(offsets[1])
         if end - begin != nbytes:
-            raise SourceError(f"{source}: tensor {name!r} spans {end - begin:,} bytes but {dtype} {list(shp)} needs "
-                              f"{nbytes:,}")
+            raise SourceError(
+                f"{source}: tensor {name!r} spans {end - begin:,} bytes but {dtype} {list(shp)} needs {nbytes:,}"
+            )
         if data_size is not None and end > data_size:
-            raise SourceError(f"{source}: tensor {name!r} ends at byte {end:,}, past the end of the data "
-                              f"({data_size:,} bytes)")
+            raise SourceError(
+                f"{source}: tensor {name!r} ends at byte {end:,}, past the end of the data ({data_size:,} bytes)"
+            )
         end_max = max(end_max, end)
         tensors.append((begin, TensorInfo(str(name), dtype, shp, nbytes)))
     tensors.sort(key=lambda t: t[0])
-    return SafetensorsHeader(tuple(t for _, t in tensors), metadata, header_bytes=8 + len(raw),
-                             data_bytes=end_max)
+    return SafetensorsHeader(tuple(t for _, t in tensors), metadata, header_bytes=8 + len(raw), data_bytes=end_max)
 
 
 def read_header(path: Path) -> SafetensorsHeader:
@@ -178,17 +202,42 @@ class WeightsInfo:
     notes: tuple[str, ...] = ()
 
     def summary(self) -> str:
-        q = f"; {self.quant_method}" + (f" {self.quant_bits}-bit" if self.quant_bits else "") + (
-            f" group {self.group_size}" if self.group_size else "") if self.quant_method else ""
+        q = (
+            f"; {self.quant_method}"
+            + (f" {self.quant_bits}-bit" if self.quant_bits else "")
+            + (f" group {self.group_size}" if self.group_size else "")
+            if self.quant_method
+            else ""
+        )
         return f"{self.params:,} parameters, {self.bytes:,} bytes in {self.tensor_count} tensors{q}"
 
 
-_QMETA_SUFFIXES = (".scales", ".qzeros", ".g_idx", ".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map",
-                   ".SCB", ".weight_format", ".weight_scale", ".weight_scale_inv", ".input_scale", "_scales",
-                   ".weight_zero_point", ".weight_global_scale", ".input_global_scale", ".k_scale", ".v_scale",
-                   ".weight_shape", ".weight_scale_2")
-_LAYER_RE = re.compile(r"(?:^|\.)(?:layers|h|blocks|block|blk|layer|transformer_blocks|single_transformer_blocks)"
-                       r"\.(\d+)\.")
+_QMETA_SUFFIXES = (
+    ".scales",
+    ".qzeros",
+    ".g_idx",
+    ".absmax",
+    ".quant_map",
+    ".nested_absmax",
+    ".nested_quant_map",
+    ".SCB",
+    ".weight_format",
+    ".weight_scale",
+    ".weight_scale_inv",
+    ".input_scale",
+    "_scales",
+    ".weight_zero_point",
+    ".weight_global_scale",
+    ".input_global_scale",
+    ".k_scale",
+    ".v_scale",
+    ".weight_shape",
+    ".weight_scale_2",
+)
+_LAYER_RE = re.compile(
+    r"(?:^|\.)(?:layers|h|blocks|block|blk|layer|transformer_blocks|single_transformer_blocks)"
+    r"\.(\d+)\."
+)
 
 
 def _is_qmeta(name: str) -> bool:
@@ -230,8 +279,13 @@ def _compressed_group(qc: Mapping[str, Any]) -> int | None:
     return int(v) if isinstance(v, int) and v > 0 else None
 
 
-def summarize(tensors: Iterable[TensorInfo], *, source: str, files: tuple[str, ...] = (),
-              quant_config: Mapping[str, Any] | None = None) -> WeightsInfo:
+def summarize(
+    tensors: Iterable[TensorInfo],
+    *,
+    source: str,
+    files: tuple[str, ...] = (),
+    quant_config: Mapping[str, Any] | None = None,
+) -> WeightsInfo:
     """Parameter count, bytes per dtype and quantization of a set of tensors (one file or all shards)."""
     tlist = list(tensors)
     names = {t.name for t in tlist}
@@ -260,7 +314,8 @@ def summarize(tensors: Iterable[TensorInfo], *, source: str, files: tuple[str, .
         if t.name.endswith(".qweight"):
             # GPTQ packs along the input dim ([in*bits/32, out]); AWQ along the output dim ([in, out*bits/32]).
             is_awq = str(qc.get("quant_method", "")).lower() == "awq" or (
-                f"{base}.qzeros" in names and f"{base}.g_idx" not in names and qc.get("quant_method") != "gptq")
+                f"{base}.qzeros" in names and f"{base}.g_idx" not in names and qc.get("quant_method") != "gptq"
+            )
             b = int(qc.get("bits") or qc.get("w_bit") or 4)
             logical = t.numel * (t.nbytes * 8 // max(1, t.numel)) // b
             method = method or ("awq" if is_awq else "gptq")
@@ -284,8 +339,9 @@ def summarize(tensors: Iterable[TensorInfo], *, source: str, files: tuple[str, .
             qparams += logical
         elif t.dtype == "U8" and any(n.startswith(t.name + ".quant_state.bitsandbytes__") for n in names):
             logical = t.numel * 2
-            kind = next((n.rsplit("__", 1)[1] for n in names if n.startswith(t.name + ".quant_state.bitsandbytes__")),
-                        "nf4")
+            kind = next(
+                (n.rsplit("__", 1)[1] for n in names if n.startswith(t.name + ".quant_state.bitsandbytes__")), "nf4"
+            )
             method, bits = method or f"bnb-{kind}", 4
             group = int(qc.get("bnb_4bit_blocksize") or 64)
             qparams += logical
@@ -305,12 +361,26 @@ def summarize(tensors: Iterable[TensorInfo], *, source: str, files: tuple[str, .
     notes: list[str] = []
     unq = {_unquantized_kind(n) for n in full_precision} if method is not None else set()
     if method is not None:
-        notes.append(f"quantized with {method}: {qparams:,} of {params:,} parameters; kept in 16/32-bit: "
-                     f"{', '.join(sorted(unq)) or 'nothing'}")
-    return WeightsInfo(source=source, params=params, bytes=total, bytes_by_dtype=bytes_by, params_by_dtype=params_by,
-                       quant_method=method, quant_bits=bits, group_size=group, quantized_params=qparams,
-                       unquantized=tuple(sorted(unq)), files=files, tensor_count=len(tlist), layer_bytes=layer_bytes,
-                       notes=tuple(notes))
+        notes.append(
+            f"quantized with {method}: {qparams:,} of {params:,} parameters; kept in 16/32-bit: "
+            f"{', '.join(sorted(unq)) or 'nothing'}"
+        )
+    return WeightsInfo(
+        source=source,
+        params=params,
+        bytes=total,
+        bytes_by_dtype=bytes_by,
+        params_by_dtype=params_by,
+        quant_method=method,
+        quant_bits=bits,
+        group_size=group,
+        quantized_params=qparams,
+        unquantized=tuple(sorted(unq)),
+        files=files,
+        tensor_count=len(tlist),
+        layer_bytes=layer_bytes,
+        notes=tuple(notes),
+    )
 
 
 def read_local_weights(path: Path, quant_config: Mapping[str, Any] | None = None) -> WeightsInfo:
@@ -328,8 +398,10 @@ def read_local_weights(path: Path, quant_config: Mapping[str, Any] | None = None
             raise SourceError(f"{index}: cannot read ({exc.strerror})") from exc
         missing = [f for f in files if not (path / f).is_file()]
         if missing:
-            raise SourceError(f"{path}: shard {missing[0]} named in model.safetensors.index.json is missing "
-                              f"({len(missing)} of {len(files)} missing)")
+            raise SourceError(
+                f"{path}: shard {missing[0]} named in model.safetensors.index.json is missing "
+                f"({len(missing)} of {len(files)} missing)"
+            )
     else:
         files = sorted(p.name for p in path.glob("*.safetensors"))
     if not files:
@@ -340,5 +412,15 @@ def read_local_weights(path: Path, quant_config: Mapping[str, Any] | None = None
     return summarize(tensors, source=str(path), files=tuple(files), quant_config=quant_config)
 
 
-__all__ = ["MAX_HEADER_BYTES", "SafetensorsHeader", "TensorInfo", "WeightsInfo", "header_length", "parse_header",
-           "parse_index", "read_header", "read_local_weights", "summarize"]
+__all__ = [
+    "MAX_HEADER_BYTES",
+    "SafetensorsHeader",
+    "TensorInfo",
+    "WeightsInfo",
+    "header_length",
+    "parse_header",
+    "parse_index",
+    "read_header",
+    "read_local_weights",
+    "summarize",
+]

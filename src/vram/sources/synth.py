@@ -51,19 +51,29 @@ def _block_tensors(m: TinyModel, i: int) -> list[tuple[str, tuple[int, ...], str
         (f"blk.{i}.ffn_norm.weight", (e,), "F32"),
     ]
     if m.n_expert:
-        t += [(f"blk.{i}.ffn_gate_inp.weight", (m.n_expert, e), "F32"),
-              (f"blk.{i}.ffn_gate_exps.weight", (m.n_expert, ff, e), w),
-              (f"blk.{i}.ffn_up_exps.weight", (m.n_expert, ff, e), w),
-              (f"blk.{i}.ffn_down_exps.weight", (m.n_expert, e, ff), w)]
+        t += [
+            (f"blk.{i}.ffn_gate_inp.weight", (m.n_expert, e), "F32"),
+            (f"blk.{i}.ffn_gate_exps.weight", (m.n_expert, ff, e), w),
+            (f"blk.{i}.ffn_up_exps.weight", (m.n_expert, ff, e), w),
+            (f"blk.{i}.ffn_down_exps.weight", (m.n_expert, e, ff), w),
+        ]
     else:
-        t += [(f"blk.{i}.ffn_gate.weight", (ff, e), w), (f"blk.{i}.ffn_up.weight", (ff, e), w),
-              (f"blk.{i}.ffn_down.weight", (e, ff), w)]
+        t += [
+            (f"blk.{i}.ffn_gate.weight", (ff, e), w),
+            (f"blk.{i}.ffn_up.weight", (ff, e), w),
+            (f"blk.{i}.ffn_down.weight", (e, ff), w),
+        ]
     if m.arch == "qwen2":
-        t += [(f"blk.{i}.attn_q.bias", (q,), "F32"), (f"blk.{i}.attn_k.bias", (kv,), "F32"),
-              (f"blk.{i}.attn_v.bias", (kv,), "F32")]
+        t += [
+            (f"blk.{i}.attn_q.bias", (q,), "F32"),
+            (f"blk.{i}.attn_k.bias", (kv,), "F32"),
+            (f"blk.{i}.attn_v.bias", (kv,), "F32"),
+        ]
     if m.arch in ("qwen3", "gemma3"):
-        t += [(f"blk.{i}.attn_q_norm.weight", (m.head_dim,), "F32"),
-              (f"blk.{i}.attn_k_norm.weight", (m.head_dim,), "F32")]
+        t += [
+            (f"blk.{i}.attn_q_norm.weight", (m.head_dim,), "F32"),
+            (f"blk.{i}.attn_k_norm.weight", (m.head_dim,), "F32"),
+        ]
     if m.arch in ("gemma2", "gemma3"):
         t += [(f"blk.{i}.post_attention_norm.weight", (e,), "F32"), (f"blk.{i}.post_ffw_norm.weight", (e,), "F32")]
     return t
@@ -160,8 +170,15 @@ def _fix_scales(raw: Any, tname: str) -> Any:
 
     _, size = GGML_QUANT_SIZES[GGMLQuantizationType[tname]]
     flat = raw.reshape(-1, size)
-    offsets = {"Q4_0": [0], "Q8_0": [0], "Q4_K": [0, 2], "Q5_K": [0, 2], "Q2_K": [size - 4, size - 2],
-               "Q3_K": [size - 2], "Q6_K": [size - 2]}[tname]
+    offsets = {
+        "Q4_0": [0],
+        "Q8_0": [0],
+        "Q4_K": [0, 2],
+        "Q5_K": [0, 2],
+        "Q2_K": [size - 4, size - 2],
+        "Q3_K": [size - 2],
+        "Q6_K": [size - 2],
+    }[tname]
     for off in offsets:
         flat[:, off + 1] &= 0x3B
     return raw

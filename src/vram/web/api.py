@@ -44,8 +44,15 @@ API = "/api/v1"
 class ApiError(HTTPException):
     """An HTTP error with a JSON body: {"error": message, "field": ..., **extra}."""
 
-    def __init__(self, status: int, message: str, *, field: str | None = None, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(status_code=status, detail=message, headers=headers)
         self.body: dict[str, Any] = {"error": message, "field": field, **extra}
 
@@ -85,13 +92,23 @@ def _in_words(seconds: int) -> str:
 def over_allowance(state: QuotaState, cost: int, signed_in: bool) -> ApiError:
     at = datetime.fromtimestamp(state.reset_at, UTC)
     reset = at.isoformat(timespec="seconds")
-    more = ("buy a token pack at /pricing (purchased tokens never expire)" if signed_in else
-            "sign up for a free account (5,000 tokens a day) or buy a token pack at /pricing")
-    return ApiError(429, f"Not enough tokens: this costs {cost:,} and {state.remaining:,} are left. The daily "
-                    f"allowance comes back in {_in_words(state.reset_in_s)} (at {at:%H:%M} UTC); or {more}.",
-                    cost_tokens=cost, remaining=state.remaining,
-                    limit=state.limit, reset_at=reset, reset_in_s=state.reset_in_s, how_to_get_more=more,
-                    headers={"Retry-After": str(state.reset_in_s)})
+    more = (
+        "buy a token pack at /pricing (purchased tokens never expire)"
+        if signed_in
+        else "sign up for a free account (5,000 tokens a day) or buy a token pack at /pricing"
+    )
+    return ApiError(
+        429,
+        f"Not enough tokens: this costs {cost:,} and {state.remaining:,} are left. The daily "
+        f"allowance comes back in {_in_words(state.reset_in_s)} (at {at:%H:%M} UTC); or {more}.",
+        cost_tokens=cost,
+        remaining=state.remaining,
+        limit=state.limit,
+        reset_at=reset,
+        reset_in_s=state.reset_in_s,
+        how_to_get_more=more,
+        headers={"Retry-After": str(state.reset_in_s)},
+    )
 
 
 def local_allowed(request: Request) -> bool:
@@ -119,8 +136,12 @@ def names_local_gpu(body: Any) -> bool:
 
 def check_local(request: Request, body: Any) -> None:
     if names_local_gpu(body) and not local_allowed(request):
-        raise ApiError(422, "gpu: 'local' (this machine's GPUs) is offered only when vram serves on your own "
-                       "machine; pick a catalog GPU", field="gpu")
+        raise ApiError(
+            422,
+            "gpu: 'local' (this machine's GPUs) is offered only when vram serves on your own "
+            "machine; pick a catalog GPU",
+            field="gpu",
+        )
 
 
 # Operations that cost this much are refused before they are computed when the client cannot pay; cheaper ones
@@ -138,8 +159,9 @@ def answer_key(kind: str, body: Any) -> tuple[str, str] | None:
 
 def compute_answer(svc: Services, kind: str, body: Any, cost: int, key: tuple[str, str] | None) -> Answer:
     result = RUNNERS[kind](body, svc.evaluators)
-    answer = Answer(encode({**result, "cost_tokens": cost}),
-                    sign_result(svc.secret, kind, body.model_dump(mode="json"), result))
+    answer = Answer(
+        encode({**result, "cost_tokens": cost}), sign_result(svc.secret, kind, body.model_dump(mode="json"), result)
+    )
     if key is not None:
         svc.answers.put(key, answer)
     return answer
@@ -214,9 +236,13 @@ def gpus(q: str = Query("", max_length=100), limit: int = Query(100, ge=1, le=20
 
 
 def costs_table() -> dict[str, Any]:
-    return {"operations": dict(OPERATION_COSTS), "plan": {"per_model": PLAN_COST_PER_MODEL, "max": PLAN_COST_MAX},
-            "daily_allowance": {"anonymous": 2500, "free_account": 5000}, "window_hours": 24,
-            "packs": [{"id": k, "tokens": t, "price_usd": c / 100} for k, (t, c) in TOKEN_PACKS.items()]}
+    return {
+        "operations": dict(OPERATION_COSTS),
+        "plan": {"per_model": PLAN_COST_PER_MODEL, "max": PLAN_COST_MAX},
+        "daily_allowance": {"anonymous": 2500, "free_account": 5000},
+        "window_hours": 24,
+        "packs": [{"id": k, "tokens": t, "price_usd": c / 100} for k, (t, c) in TOKEN_PACKS.items()],
+    }
 
 
 def quota(request: Request) -> dict[str, Any]:
@@ -225,9 +251,13 @@ def quota(request: Request) -> dict[str, Any]:
     sub = subject(request)
     state = svc.quota.state(sub)
     request.state.quota = state
-    return {**state.to_dict(), "signed_in": sub.signed_in, "email": sub.email,
-            "reset_at_iso": datetime.fromtimestamp(state.reset_at, UTC).isoformat(timespec="seconds"),
-            "costs": costs_table()}
+    return {
+        **state.to_dict(),
+        "signed_in": sub.signed_in,
+        "email": sub.email,
+        "reset_at_iso": datetime.fromtimestamp(state.reset_at, UTC).isoformat(timespec="seconds"),
+        "costs": costs_table(),
+    }
 
 
 def parse(q: str = Query("", max_length=500)) -> dict[str, Any]:
@@ -243,8 +273,15 @@ def parse(q: str = Query("", max_length=500)) -> dict[str, Any]:
 def set_session_cookie(response: Response, svc: Services, token: str, request: Request | None = None) -> None:
     """HttpOnly, SameSite=Lax; Secure behind HTTPS (VRAM_SECURE_COOKIES, or a request that came over https)."""
     secure = svc.settings.secure_cookies or (request is not None and request.url.scheme == "https")
-    response.set_cookie(SESSION_COOKIE, token, max_age=int(svc.settings.session_ttl_s), httponly=True,
-                        secure=secure, samesite="lax", path="/")
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(svc.settings.session_ttl_s),
+        httponly=True,
+        secure=secure,
+        samesite="lax",
+        path="/",
+    )
 
 
 SIGNUPS_PER_DAY = 5
@@ -265,8 +302,14 @@ def signup_user(svc: Services, email_raw: str, password: str, address_key: str |
             raise ApiError(429, "too many new accounts from this address today; sign in instead")
     try:
         with svc.db.tx() as conn:
-            res = conn.execute(insert(User).values(email=email, password_hash=hash_password(password),
-                                                   created_at=svc.settings.clock(), purchased_tokens=0))
+            res = conn.execute(
+                insert(User).values(
+                    email=email,
+                    password_hash=hash_password(password),
+                    created_at=svc.settings.clock(),
+                    purchased_tokens=0,
+                )
+            )
             pk = res.inserted_primary_key
             assert pk is not None
             uid = int(pk[0])
@@ -285,8 +328,11 @@ def login_user(svc: Services, address_key: str, email_raw: str, password: str) -
         usage = svc.counters.peek(key, st.signin_window_s, now)
         if usage.used >= st.signin_max_failures:
             wait = int((usage.window_start or now) + st.signin_window_s - now) + 1
-            raise ApiError(429, f"too many failed sign-ins; try again in {wait // 60 + 1} minutes",
-                           headers={"Retry-After": str(wait)})
+            raise ApiError(
+                429,
+                f"too many failed sign-ins; try again in {wait // 60 + 1} minutes",
+                headers={"Retry-After": str(wait)},
+            )
     found = svc.user_by_email(email)
     if not verify_password(found[1] if found else None, password) or found is None:
         for key in keys:
@@ -309,8 +355,12 @@ def signup(body: Credentials, request: Request, response: Response) -> dict[str,
 def login(body: Credentials, request: Request, response: Response) -> dict[str, Any]:
     """Sign in: {token} for 'Authorization: Bearer', plus a session cookie for the pages."""
     svc = services(request)
-    uid = login_user(svc, subject(request).key if not subject(request).signed_in else
-                     f"user:{subject(request).user_id}", body.email, body.password)
+    uid = login_user(
+        svc,
+        subject(request).key if not subject(request).signed_in else f"user:{subject(request).user_id}",
+        body.email,
+        body.password,
+    )
     token = svc.sessions.create(uid, svc.settings.clock(), normalize_email(body.email))
     set_session_cookie(response, svc, token, request)
     return {"token": token, "email": normalize_email(body.email), "user_id": uid}
@@ -347,13 +397,16 @@ def account_data(request: Request, sub: Subject) -> dict[str, Any]:
     svc = services(request)
     assert sub.user_id is not None
     with svc.db.engine.connect() as conn:
-        rows = conn.execute(select(LedgerRow).where(LedgerRow.user_id == sub.user_id)
-                            .order_by(LedgerRow.id.desc()).limit(50)).all()
+        rows = conn.execute(
+            select(LedgerRow).where(LedgerRow.user_id == sub.user_id).order_by(LedgerRow.id.desc()).limit(50)
+        ).all()
     state = svc.quota.state(sub)
     request.state.quota = state
-    return {"email": sub.email, "quota": state.to_dict(),
-            "ledger": [{"at": r.created_at, "amount": r.amount, "bucket": r.bucket, "reason": r.reason}
-                       for r in rows]}
+    return {
+        "email": sub.email,
+        "quota": state.to_dict(),
+        "ledger": [{"at": r.created_at, "amount": r.amount, "bucket": r.bucket, "reason": r.reason} for r in rows],
+    }
 
 
 def account_delete(request: Request) -> dict[str, Any]:
@@ -380,24 +433,35 @@ def _canonical_request(kind: str, request_data: dict[str, Any]) -> dict[str, Any
     return out
 
 
-def verified_payload(svc: Services, kind: str, req: dict[str, Any], result: dict[str, Any],
-                     signature: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def verified_payload(
+    svc: Services, kind: str, req: dict[str, Any], result: dict[str, Any], signature: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     result = {k: v for k, v in result.items() if k != "cost_tokens"}
     canon = _canonical_request(kind, req)
     if not verify_result(svc.secret, kind, canon, result, signature):
-        raise ApiError(422, "signature: this result was not computed by this server (or was altered)",
-                       field="signature")
+        raise ApiError(
+            422, "signature: this result was not computed by this server (or was altered)", field="signature"
+        )
     return canon, result
 
 
-def save_history(svc: Services, user_id: int, kind: str, req: dict[str, Any], result: dict[str, Any],
-                 title: str | None) -> str:
+def save_history(
+    svc: Services, user_id: int, kind: str, req: dict[str, Any], result: dict[str, Any], title: str | None
+) -> str:
     hid = secrets.token_urlsafe(12)
     with svc.db.tx() as conn:
-        conn.execute(insert(HistoryRow).values(
-            id=hid, user_id=user_id, created_at=svc.settings.clock(), kind=kind,
-            title=title or title_of(kind, req, result), request=req, result=result,
-            tool_version=str(result.get("vram_version", __version__))))
+        conn.execute(
+            insert(HistoryRow).values(
+                id=hid,
+                user_id=user_id,
+                created_at=svc.settings.clock(),
+                kind=kind,
+                title=title or title_of(kind, req, result),
+                request=req,
+                result=result,
+                tool_version=str(result.get("vram_version", __version__)),
+            )
+        )
     return hid
 
 
@@ -412,9 +476,14 @@ def history_create(body: SaveBody, request: Request) -> JSONResponse:
 
 
 def _row_dict(row: Any, full: bool = True) -> dict[str, Any]:
-    d = {"id": row.id, "kind": row.kind, "title": row.title, "created_at": row.created_at,
-         "created_at_iso": datetime.fromtimestamp(row.created_at, UTC).isoformat(timespec="seconds"),
-         "tool_version": row.tool_version}
+    d = {
+        "id": row.id,
+        "kind": row.kind,
+        "title": row.title,
+        "created_at": row.created_at,
+        "created_at_iso": datetime.fromtimestamp(row.created_at, UTC).isoformat(timespec="seconds"),
+        "tool_version": row.tool_version,
+    }
     if full:
         d.update(request=row.request, result=row.result)
     return d
@@ -422,8 +491,9 @@ def _row_dict(row: Any, full: bool = True) -> dict[str, Any]:
 
 def history_rows(svc: Services, user_id: int) -> list[dict[str, Any]]:
     with svc.db.engine.connect() as conn:
-        rows = conn.execute(select(HistoryRow).where(HistoryRow.user_id == user_id)
-                            .order_by(HistoryRow.created_at.desc()).limit(500)).all()
+        rows = conn.execute(
+            select(HistoryRow).where(HistoryRow.user_id == user_id).order_by(HistoryRow.created_at.desc()).limit(500)
+        ).all()
     return [_row_dict(r, full=False) for r in rows]
 
 
@@ -458,15 +528,25 @@ def history_delete(hid: str, request: Request) -> dict[str, Any]:
     return {"deleted": hid}
 
 
-def create_share(svc: Services, user_id: int | None, kind: str, req: dict[str, Any], result: dict[str, Any],
-                 title: str | None) -> tuple[str, str]:
+def create_share(
+    svc: Services, user_id: int | None, kind: str, req: dict[str, Any], result: dict[str, Any], title: str | None
+) -> tuple[str, str]:
     sid = secrets.token_urlsafe(16)  # 128 random bits
     delete_token = secrets.token_urlsafe(24)
     with svc.db.tx() as conn:
-        conn.execute(insert(ShareRow).values(
-            id=sid, user_id=user_id, delete_token_hash=token_hash(delete_token), created_at=svc.settings.clock(),
-            kind=kind, title=title or title_of(kind, req, result), request=req, result=result,
-            tool_version=str(result.get("vram_version", __version__))))
+        conn.execute(
+            insert(ShareRow).values(
+                id=sid,
+                user_id=user_id,
+                delete_token_hash=token_hash(delete_token),
+                created_at=svc.settings.clock(),
+                kind=kind,
+                title=title or title_of(kind, req, result),
+                request=req,
+                result=result,
+                tool_version=str(result.get("vram_version", __version__)),
+            )
+        )
     return sid, delete_token
 
 
@@ -493,8 +573,7 @@ def shares_create(body: ShareBody, request: Request) -> JSONResponse:
         kind = body.kind
         req, result = verified_payload(svc, kind, body.request, body.result, body.signature)
     sid, delete_token = create_share(svc, sub.user_id, kind, req, result, body.title)
-    return JSONResponse({"id": sid, "url": share_url(request, sid), "delete_token": delete_token},
-                        status_code=201)
+    return JSONResponse({"id": sid, "url": share_url(request, sid), "delete_token": delete_token}, status_code=201)
 
 
 def share_row(svc: Services, sid: str) -> dict[str, Any]:
@@ -555,12 +634,24 @@ def checkout_url(request: Request, pack: str) -> str:
     tokens, cents = TOKEN_PACKS[pack]
     base = svc.settings.base_url or str(request.base_url).rstrip("/")
     session = stripe.checkout.Session.create(
-        api_key=svc.settings.stripe_secret_key, mode="payment",
-        line_items=[{"quantity": 1, "price_data": {"currency": "usd", "unit_amount": cents,
-                                                   "product_data": {"name": f"vram {tokens:,} tokens"}}}],
-        success_url=f"{base}/account?bought={pack}", cancel_url=f"{base}/pricing",
-        client_reference_id=str(sub.user_id), customer_email=sub.email or "",
-        metadata={"user_id": str(sub.user_id), "tokens": str(tokens), "pack": pack})
+        api_key=svc.settings.stripe_secret_key,
+        mode="payment",
+        line_items=[
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": "usd",
+                    "unit_amount": cents,
+                    "product_data": {"name": f"vram {tokens:,} tokens"},
+                },
+            }
+        ],
+        success_url=f"{base}/account?bought={pack}",
+        cancel_url=f"{base}/pricing",
+        client_reference_id=str(sub.user_id),
+        customer_email=sub.email or "",
+        metadata={"user_id": str(sub.user_id), "tokens": str(tokens), "pack": pack},
+    )
     return str(session.url)
 
 
@@ -580,8 +671,9 @@ async def stripe_webhook(request: Request) -> dict[str, Any]:
     import stripe
 
     try:
-        stripe.WebhookSignature.verify_header(payload.decode("utf-8"), request.headers.get("stripe-signature", ""),
-                                              secret, 300)
+        stripe.WebhookSignature.verify_header(
+            payload.decode("utf-8"), request.headers.get("stripe-signature", ""), secret, 300
+        )
         event = json.loads(payload)
     except (stripe.SignatureVerificationError, ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid Stripe signature or payload", field="stripe-signature") from exc

@@ -108,14 +108,19 @@ ROUTES: tuple[Route, ...] = (
 )
 
 MAX_BODY_BYTES = 1 << 20
-_ERROR_BODY = {"application/json": {"schema": {"type": "object", "properties": {
-    "error": {"type": "string"}, "field": {"type": ["string", "null"]}}}}}
+_ERROR_BODY = {
+    "application/json": {
+        "schema": {"type": "object", "properties": {"error": {"type": "string"}, "field": {"type": ["string", "null"]}}}
+    }
+}
 API_ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "invalid input (costs nothing); `field` names it", "content": _ERROR_BODY},
     429: {"description": "not enough tokens left: reset time and how to get more", "content": _ERROR_BODY},
 }
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
-       "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' https://checkout.stripe.com")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' https://checkout.stripe.com"
+)
 
 
 def _field_of(loc: Any) -> str:
@@ -183,23 +188,42 @@ def _outage_response(request: Request, exc: BaseException) -> Response:
     message = "storage is unreachable for a moment (database or Redis); nothing was charged, try again shortly"
     headers = {"Retry-After": "5", "Cache-Control": "no-store"}
     if _wants_html(request):
-        return HTMLResponse(f"<!doctype html><title>503 — vram</title><h1>503</h1><p>{message}</p>", status_code=503,
-                            headers=headers)
+        return HTMLResponse(
+            f"<!doctype html><title>503 — vram</title><h1>503</h1><p>{message}</p>", status_code=503, headers=headers
+        )
     return JSONResponse({"error": message, "field": None}, status_code=503, headers=headers)
 
 
 def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and not request.url.path.endswith(".json") and \
-        "text/html" in request.headers.get("accept", "")
+    return (
+        not request.url.path.startswith("/api/")
+        and not request.url.path.endswith(".json")
+        and "text/html" in request.headers.get("accept", "")
+    )
 
 
-_OURS = {b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset", b"ratelimit-policy",
-         b"content-security-policy", b"x-content-type-options", b"x-frame-options", b"referrer-policy",
-         b"cross-origin-opener-policy", b"permissions-policy", b"strict-transport-security", b"x-robots-tag"}
-_SECURITY_HEADERS = (("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff"),
-                     ("X-Frame-Options", "DENY"), ("Referrer-Policy", "same-origin"),
-                     ("Cross-Origin-Opener-Policy", "same-origin"),
-                     ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"))
+_OURS = {
+    b"ratelimit-limit",
+    b"ratelimit-remaining",
+    b"ratelimit-reset",
+    b"ratelimit-policy",
+    b"content-security-policy",
+    b"x-content-type-options",
+    b"x-frame-options",
+    b"referrer-policy",
+    b"cross-origin-opener-policy",
+    b"permissions-policy",
+    b"strict-transport-security",
+    b"x-robots-tag",
+}
+_SECURITY_HEADERS = (
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"),
+)
 
 
 class PerRequest:
@@ -264,8 +288,9 @@ class PerRequest:
         length = request.headers.get("content-length", "")
         answer = early
         if early is None and length.isdigit() and int(length) > MAX_BODY_BYTES:  # refused unread, counts shown
-            answer = JSONResponse({"error": f"body: larger than {MAX_BODY_BYTES:,} bytes", "field": "body"},
-                                  status_code=413)
+            answer = JSONResponse(
+                {"error": f"body: larger than {MAX_BODY_BYTES:,} bytes", "field": "body"}, status_code=413
+            )
         secure = settings.secure_cookies or scope.get("scheme") == "https"
 
         async def send_with_headers(message: Any) -> None:
@@ -273,22 +298,29 @@ class PerRequest:
                 quota = state.quota
                 if quota is None and early is None:
                     try:
-                        quota = svc.quota.state(subject) if svc.inline else \
-                            await run_in_threadpool(svc.quota.state, subject)
+                        quota = (
+                            svc.quota.state(subject)
+                            if svc.inline
+                            else await run_in_threadpool(svc.quota.state, subject)
+                        )
                     except OUTAGES:  # only answers that needed no storage get here: they go out without the counts
                         quota = None
                 # the answer's own headers, less any this middleware sets (they were never the app's to choose)
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in _OURS]
                 if quota is not None:
                     limit = str(quota.limit).encode()
-                    headers += [(b"ratelimit-limit", limit), (b"ratelimit-remaining", str(quota.remaining).encode()),
-                                (b"ratelimit-reset", str(quota.reset_in_s).encode()),
-                                (b"ratelimit-policy", limit + self.policy)]
+                    headers += [
+                        (b"ratelimit-limit", limit),
+                        (b"ratelimit-remaining", str(quota.remaining).encode()),
+                        (b"ratelimit-reset", str(quota.reset_in_s).encode()),
+                        (b"ratelimit-policy", limit + self.policy),
+                    ]
                 if new_csrf is not None:
                     headers.append((b"set-cookie", (self.csrf_cookie[secure] % new_csrf).encode()))
                 headers += self.fixed
-                if path.startswith(("/api/", "/s/", "/history", "/account")) and \
-                        not any(k.lower() == b"cache-control" for k, _ in headers):
+                if path.startswith(("/api/", "/s/", "/history", "/account")) and not any(
+                    k.lower() == b"cache-control" for k, _ in headers
+                ):
                     headers.append((b"cache-control", b"no-store"))
                 if path.startswith("/s/"):  # a shared link is for whoever got it, not for search engines
                     headers.append((b"x-robots-tag", b"noindex"))
@@ -311,15 +343,27 @@ def _csrf_cookie(value: str, secure: bool) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     svc = Services.build(settings)
-    app = FastAPI(title="vram", version=__version__, docs_url=None, redoc_url=None, openapi_url="/openapi.json",
-                  description="Will it fit? GPU memory for inference and training of open models. Operations cost "
-                  "tokens from a daily allowance (2,500 anonymous, 5,000 signed in); see /costs.")
+    app = FastAPI(
+        title="vram",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        description="Will it fit? GPU memory for inference and training of open models. Operations cost "
+        "tokens from a daily allowance (2,500 anonymous, 5,000 signed in); see /costs.",
+    )
     app.state.services = svc
     app.state.templates = pages.make_templates()
     # the JSON API first: routes are tried in order, and the API is where the traffic is (paths do not overlap)
     for r in sorted(ROUTES, key=lambda r: not r.api):
-        app.add_api_route(r.path, r.endpoint, methods=[r.method], include_in_schema=r.api,
-                          name=f"{r.method.lower()} {r.path}", responses=API_ERRORS if r.api else None)
+        app.add_api_route(
+            r.path,
+            r.endpoint,
+            methods=[r.method],
+            include_in_schema=r.api,
+            name=f"{r.method.lower()} {r.path}",
+            responses=API_ERRORS if r.api else None,
+        )
     app.mount("/static", StaticFiles(directory=str(resources.files("vram.web").joinpath("static"))), name="static")
 
     @app.exception_handler(RequestValidationError)
@@ -329,13 +373,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if first.get("type") == "json_invalid":  # its loc is a character position, not a field
             at = next((p for p in first.get("loc", ()) if isinstance(p, int)), None)
             where = f" at character {at}" if at is not None else ""
-            return JSONResponse({"error": f"body: not valid JSON{where}", "field": "body",
-                                 "detail": [{"field": "body", "message": str(first.get("msg", ""))}]},
-                                status_code=422)
+            return JSONResponse(
+                {
+                    "error": f"body: not valid JSON{where}",
+                    "field": "body",
+                    "detail": [{"field": "body", "message": str(first.get("msg", ""))}],
+                },
+                status_code=422,
+            )
         field = _field_of(first.get("loc", ()))
         detail = [{"field": _field_of(e.get("loc", ())), "message": e.get("msg", "")} for e in errors]
-        return JSONResponse({"error": f"{field}: {first.get('msg', 'invalid')}", "field": field, "detail": detail},
-                            status_code=422)
+        return JSONResponse(
+            {"error": f"{field}: {first.get('msg', 'invalid')}", "field": field, "detail": detail}, status_code=422
+        )
 
     @app.exception_handler(VramError)
     async def _vram_error(request: Request, exc: VramError) -> Response:

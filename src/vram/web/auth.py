@@ -65,8 +65,9 @@ class Sessions(Protocol):
     def delete_user(self, user_id: int) -> None: ...
 
 
-_LOOKUP = ("SELECT s.user_id, s.expires_at, u.email FROM sessions s JOIN users u ON u.id = s.user_id "
-           "WHERE s.token_hash = %s")
+_LOOKUP = (
+    "SELECT s.user_id, s.expires_at, u.email FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = %s"
+)
 
 
 class SqlSessions:
@@ -78,14 +79,18 @@ class SqlSessions:
         token = secrets.token_urlsafe(32)
         with self.db.tx() as conn:
             conn.execute(delete(SessionRow).where(SessionRow.expires_at <= now))  # expired sessions go
-            conn.execute(insert(SessionRow).values(token_hash=token_hash(token), user_id=user_id, created_at=now,
-                                                   expires_at=now + self.ttl_s))
+            conn.execute(
+                insert(SessionRow).values(
+                    token_hash=token_hash(token), user_id=user_id, created_at=now, expires_at=now + self.ttl_s
+                )
+            )
         return token
 
     def user_id(self, token: str, now: float) -> int | None:
         with self.db.engine.connect() as conn:
-            row = conn.execute(select(SessionRow.user_id, SessionRow.expires_at)
-                               .where(SessionRow.token_hash == token_hash(token))).first()
+            row = conn.execute(
+                select(SessionRow.user_id, SessionRow.expires_at).where(SessionRow.token_hash == token_hash(token))
+            ).first()
         if row is None or row.expires_at <= now:
             return None
         return int(row.user_id)

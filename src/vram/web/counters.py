@@ -36,8 +36,17 @@ class Take:
 class Counters(Protocol):
     def peek(self, key: str, window_s: float, now: float) -> Usage: ...
 
-    def take(self, key: str, amount: int, limit: int, window_s: float, now: float, *, partial: bool = False,
-             conn: Connection | None = None) -> Take: ...
+    def take(
+        self,
+        key: str,
+        amount: int,
+        limit: int,
+        window_s: float,
+        now: float,
+        *,
+        partial: bool = False,
+        conn: Connection | None = None,
+    ) -> Take: ...
 
     def refund(self, key: str, amount: int) -> None: ...
 
@@ -57,18 +66,27 @@ class SqlCounters:
             return Usage(0, None)
         return Usage(int(row.used), float(row.window_start))
 
-    def take(self, key: str, amount: int, limit: int, window_s: float, now: float, *, partial: bool = False,
-             conn: Connection | None = None) -> Take:
+    def take(
+        self,
+        key: str,
+        amount: int,
+        limit: int,
+        window_s: float,
+        now: float,
+        *,
+        partial: bool = False,
+        conn: Connection | None = None,
+    ) -> Take:
         if conn is None:
             with self.db.tx(immediate=True) as c:
                 return self._take(c, key, amount, limit, window_s, now, partial)
         return self._take(conn, key, amount, limit, window_s, now, partial)
 
-    def _take(self, conn: Connection, key: str, amount: int, limit: int, window_s: float, now: float,
-              partial: bool) -> Take:
+    def _take(
+        self, conn: Connection, key: str, amount: int, limit: int, window_s: float, now: float, partial: bool
+    ) -> Take:
         self._ensure_row(conn, key, now)
-        row = conn.execute(select(Counter.used, Counter.window_start).where(Counter.key == key)
-                           .with_for_update()).one()
+        row = conn.execute(select(Counter.used, Counter.window_start).where(Counter.key == key).with_for_update()).one()
         used, start = int(row.used), float(row.window_start)
         if now >= start + window_s:
             used, start = 0, now
@@ -81,18 +99,25 @@ class SqlCounters:
         if self.db.dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-            conn.execute(pg_insert(Counter).values(key=key, window_start=now, used=0)
-                         .on_conflict_do_nothing(index_elements=["key"]))
+            conn.execute(
+                pg_insert(Counter)
+                .values(key=key, window_start=now, used=0)
+                .on_conflict_do_nothing(index_elements=["key"])
+            )
         else:
             from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-            conn.execute(sqlite_insert(Counter).values(key=key, window_start=now, used=0)
-                         .on_conflict_do_nothing(index_elements=["key"]))
+            conn.execute(
+                sqlite_insert(Counter)
+                .values(key=key, window_start=now, used=0)
+                .on_conflict_do_nothing(index_elements=["key"])
+            )
 
     def refund(self, key: str, amount: int) -> None:
         with self.db.tx(immediate=True) as conn:
-            conn.execute(update(Counter).where(Counter.key == key, Counter.used >= amount)
-                         .values(used=Counter.used - amount))
+            conn.execute(
+                update(Counter).where(Counter.key == key, Counter.used >= amount).values(used=Counter.used - amount)
+            )
 
     def clear(self, key: str) -> None:
         with self.db.tx() as conn:
@@ -154,11 +179,21 @@ class RedisCounters:
             return Usage(0, None)
         return Usage(int(used or 0), float(start))
 
-    def take(self, key: str, amount: int, limit: int, window_s: float, now: float, *, partial: bool = False,
-             conn: Connection | None = None) -> Take:
+    def take(
+        self,
+        key: str,
+        amount: int,
+        limit: int,
+        window_s: float,
+        now: float,
+        *,
+        partial: bool = False,
+        conn: Connection | None = None,
+    ) -> Take:
         # `start` is kept verbatim (ARGV[1]) so a float clock survives the round trip through Lua
-        taken, used, start = self._take(keys=[self.prefix + key],
-                                        args=[repr(float(now)), window_s, limit, amount, "1" if partial else "0"])
+        taken, used, start = self._take(
+            keys=[self.prefix + key], args=[repr(float(now)), window_s, limit, amount, "1" if partial else "0"]
+        )
         return Take(int(taken), int(used), float(start))
 
     def refund(self, key: str, amount: int) -> None:
@@ -185,8 +220,17 @@ class FallbackCounters:
         except self.errors:
             return self.fallback.peek(key, window_s, now)
 
-    def take(self, key: str, amount: int, limit: int, window_s: float, now: float, *, partial: bool = False,
-             conn: Connection | None = None) -> Take:
+    def take(
+        self,
+        key: str,
+        amount: int,
+        limit: int,
+        window_s: float,
+        now: float,
+        *,
+        partial: bool = False,
+        conn: Connection | None = None,
+    ) -> Take:
         try:
             return self.primary.take(key, amount, limit, window_s, now, partial=partial, conn=conn)
         except self.errors:

@@ -9,19 +9,36 @@ from ..errors import UnknownGpu, UnknownModel, VramError
 
 # JSON path -> (the form's label, the form input's id)
 FIELDS: dict[str, tuple[str, str]] = {
-    "model": ("Model", "model"), "gpu": ("GPU", "gpu"), "gpu_count": ("GPUs", "gpu_count"),
-    "context": ("Context (tokens)", "context"), "batch": ("Batch", "batch"), "new_tokens": ("New tokens", "new_tokens"),
-    "quant": ("Weights", "quant"), "engine": ("Engine", "engine"), "dtype": ("dtype", "dtype"),
-    "kv_dtype": ("KV cache dtype", "kv_dtype"), "attn": ("Attention", "attn"),
-    "headroom_fraction": ("Headroom (% of weights)", "headroom"), "headroom": ("Headroom (% of weights)", "headroom"),
-    "train.method": ("Method", "method"), "method": ("Method", "method"),
-    "train.precision": ("Precision", "precision"), "precision": ("Precision", "precision"),
-    "train.optimizer": ("Optimizer", "optimizer"), "optimizer": ("Optimizer", "optimizer"),
-    "train.seq": ("Sequence", "seq"), "seq": ("Sequence", "seq"),
-    "train.lora_rank": ("LoRA rank", "lora_rank"), "lora_rank": ("LoRA rank", "lora_rank"),
+    "model": ("Model", "model"),
+    "gpu": ("GPU", "gpu"),
+    "gpu_count": ("GPUs", "gpu_count"),
+    "context": ("Context (tokens)", "context"),
+    "batch": ("Batch", "batch"),
+    "new_tokens": ("New tokens", "new_tokens"),
+    "quant": ("Weights", "quant"),
+    "engine": ("Engine", "engine"),
+    "dtype": ("dtype", "dtype"),
+    "kv_dtype": ("KV cache dtype", "kv_dtype"),
+    "attn": ("Attention", "attn"),
+    "headroom_fraction": ("Headroom (% of weights)", "headroom"),
+    "headroom": ("Headroom (% of weights)", "headroom"),
+    "train.method": ("Method", "method"),
+    "method": ("Method", "method"),
+    "train.precision": ("Precision", "precision"),
+    "precision": ("Precision", "precision"),
+    "train.optimizer": ("Optimizer", "optimizer"),
+    "optimizer": ("Optimizer", "optimizer"),
+    "train.seq": ("Sequence", "seq"),
+    "seq": ("Sequence", "seq"),
+    "train.lora_rank": ("LoRA rank", "lora_rank"),
+    "lora_rank": ("LoRA rank", "lora_rank"),
     "train.grad_checkpointing": ("Gradient checkpointing", "grad_checkpointing"),
-    "width": ("Image width", "width"), "height": ("Image height", "height"), "images": ("Images per prompt", "images"),
-    "beams": ("Beams", "beams"), "gpus": ("GPUs to compare", "gpus"), "fleet": ("Fleet (YAML)", "fleet"),
+    "width": ("Image width", "width"),
+    "height": ("Image height", "height"),
+    "images": ("Images per prompt", "images"),
+    "beams": ("Beams", "beams"),
+    "gpus": ("GPUs to compare", "gpus"),
+    "fleet": ("Fleet (YAML)", "fleet"),
 }
 # the form shows headroom in % of the weights; the body carries a fraction
 SCALE = {"headroom_fraction": 100.0}
@@ -67,8 +84,13 @@ def form_error(exc: Any) -> tuple[str, str | None]:
         path = "model" if isinstance(exc, UnknownModel) else "gpu"
         label, input_id = label_of(path)
         what = "model" if path == "model" else "GPU"
-        hint = f"; did you mean {', '.join(exc.suggestions)}?" if exc.suggestions else \
-            "; see the model catalog" if path == "model" else ""
+        hint = (
+            f"; did you mean {', '.join(exc.suggestions)}?"
+            if exc.suggestions
+            else "; see the model catalog"
+            if path == "model"
+            else ""
+        )
         return f"{label}: no {what} in the catalog matches {exc.query!r}{hint}", input_id
     if isinstance(exc, VramError):
         text = str(exc)
@@ -76,7 +98,7 @@ def form_error(exc: Any) -> tuple[str, str | None]:
         label, input_id = label_of(path) if path else ("", None)
         for prefix in (f"{path}: ", f"{path.split('.')[-1]}: "):
             if path and text.startswith(prefix):
-                text = text[len(prefix):]
+                text = text[len(prefix) :]
                 break
         text = text.replace("`vram models`", "the model catalog").replace("`vram gpus`", "the GPU list")
         return (f"{label}: {text}" if label else text), input_id

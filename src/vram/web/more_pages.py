@@ -24,10 +24,15 @@ from .quota import OPERATION_COSTS
 from .schemas import CompareBody, PlanBody, WhichBody
 
 KINDS = {"llm": "Text", "vlm": "Vision-language", "diffusion": "Image", "speech": "Speech", "embedding": "Embedding"}
-WHICH_DEFAULTS = {"model": "llama-3.1-8b", "context": "8k", "batch": "1", "engine": "vllm", "quant": "",
-                  "sort": "cost"}
-COMPARE_DEFAULTS = {"model": "llama-3.1-70b", "context": "8k", "batch": "1", "engine": "vllm", "quant": "",
-                    "gpus": "h100-sxm, 2x a100-80gb-sxm, 4x rtx-4090, 2x l40s"}
+WHICH_DEFAULTS = {"model": "llama-3.1-8b", "context": "8k", "batch": "1", "engine": "vllm", "quant": "", "sort": "cost"}
+COMPARE_DEFAULTS = {
+    "model": "llama-3.1-70b",
+    "context": "8k",
+    "batch": "1",
+    "engine": "vllm",
+    "quant": "",
+    "gpus": "h100-sxm, 2x a100-80gb-sxm, 4x rtx-4090, 2x l40s",
+}
 FLEET_EXAMPLE = """headroom: 0.2
 pools:
   - name: h100
@@ -68,11 +73,25 @@ def _charged(request: Request, kind: str, body: Any, cost: int, run: Callable[[A
     return result
 
 
-async def _answer(request: Request, template: str, form: dict[str, Any], kind: str, build: Callable[[], Any],
-                  cost: Callable[[Any], int], run: Callable[[Any], dict[str, Any]],
-                  view: Callable[[dict[str, Any], Any], dict[str, Any]]) -> Response:
-    base = {"form": form, "gpu_groups": gpu_groups(), "cost": None, "error": None, "error_field": None,
-            "price": OPERATION_COSTS.get(kind), "costs": api.costs_table()}
+async def _answer(
+    request: Request,
+    template: str,
+    form: dict[str, Any],
+    kind: str,
+    build: Callable[[], Any],
+    cost: Callable[[Any], int],
+    run: Callable[[Any], dict[str, Any]],
+    view: Callable[[dict[str, Any], Any], dict[str, Any]],
+) -> Response:
+    base = {
+        "form": form,
+        "gpu_groups": gpu_groups(),
+        "cost": None,
+        "error": None,
+        "error_field": None,
+        "price": OPERATION_COSTS.get(kind),
+        "costs": api.costs_table(),
+    }
     try:
         body = build()
         result = await run_in_threadpool(_charged, request, kind, body, cost(body), run)
@@ -80,16 +99,22 @@ async def _answer(request: Request, template: str, form: dict[str, Any], kind: s
         message, input_id = form_error(exc)
         return render(request, template, {**base, "error": message, "error_field": input_id}, status=422)
     except ApiError as exc:
-        return render(request, template, {**base, "error": exc.body["error"], "over": True},
-                      status=exc.status_code, headers=dict(exc.headers or {}))
+        return render(
+            request,
+            template,
+            {**base, "error": exc.body["error"], "over": True},
+            status=exc.status_code,
+            headers=dict(exc.headers or {}),
+        )
     return render(request, template, {**base, "cost": cost(body), "answer": view(result, body)})
 
 
 def _workload_fields(form: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in ("model", "context", "batch", "engine", "quant"):
-        value = _digits(str(form.get(key, "")).strip()) if key in ("context", "batch") else \
-            str(form.get(key, "")).strip()
+        value = (
+            _digits(str(form.get(key, "")).strip()) if key in ("context", "batch") else str(form.get(key, "")).strip()
+        )
         if value:
             out[key] = value
     return out
@@ -101,17 +126,27 @@ def _workload_fields(form: dict[str, Any]) -> dict[str, Any]:
 def _which_view(result: dict[str, Any], body: Any) -> dict[str, Any]:
     rows = []
     for o in result.get("options", []):
-        rows.append({**o, "per_gpu_gib": _g(o["per_gpu_bytes"]), "usable_gib": _g(o["usable_bytes_per_gpu"]),
-                     "free_gib": _g(o["free_bytes_per_gpu"]),
-                     "price": f"${o['price_per_hour_usd'] * o['gpu_count']:,.2f}/h" if o.get("price_per_hour_usd")
-                     else "no public price",
-                     "tps": f"{o['decode_tokens_per_s']:,.1f}" if o.get("decode_tokens_per_s") is not None else "—",
-                     "per_m": f"${o['cost_per_million_tokens_usd']:,.2f}" if o.get("cost_per_million_tokens_usd")
-                     is not None else "—"})
+        rows.append(
+            {
+                **o,
+                "per_gpu_gib": _g(o["per_gpu_bytes"]),
+                "usable_gib": _g(o["usable_bytes_per_gpu"]),
+                "free_gib": _g(o["free_bytes_per_gpu"]),
+                "price": f"${o['price_per_hour_usd'] * o['gpu_count']:,.2f}/h"
+                if o.get("price_per_hour_usd")
+                else "no public price",
+                "tps": f"{o['decode_tokens_per_s']:,.1f}" if o.get("decode_tokens_per_s") is not None else "—",
+                "per_m": f"${o['cost_per_million_tokens_usd']:,.2f}"
+                if o.get("cost_per_million_tokens_usd") is not None
+                else "—",
+            }
+        )
     best = rows[0] if rows else None
     if best:
-        sentence = (f"Cheapest that runs it: {best['gpu_count']}× {best['gpu_name']} ({best['price']}, "
-                    f"{best['tps']} tokens/s); {len(rows)} options in all.")
+        sentence = (
+            f"Cheapest that runs it: {best['gpu_count']}× {best['gpu_name']} ({best['price']}, "
+            f"{best['tps']} tokens/s); {len(rows)} options in all."
+        )
     else:
         sentence = "No catalog GPU runs this with up to 8 GPUs; try a quantization or a shorter context."
     return {"rows": rows, "sentence": sentence, "model": result.get("model")}
@@ -119,8 +154,18 @@ def _which_view(result: dict[str, Any], body: Any) -> dict[str, Any]:
 
 def which_page(request: Request) -> Response:
     form = {**WHICH_DEFAULTS, **{k: str(v)[:200] for k, v in request.query_params.items() if k in WHICH_DEFAULTS}}
-    return render(request, "which.html", {"form": form, "gpu_groups": gpu_groups(), "cost": None, "error": None,
-                                          "error_field": None, "price": OPERATION_COSTS["which"]})
+    return render(
+        request,
+        "which.html",
+        {
+            "form": form,
+            "gpu_groups": gpu_groups(),
+            "cost": None,
+            "error": None,
+            "error_field": None,
+            "price": OPERATION_COSTS["which"],
+        },
+    )
 
 
 async def which_post(request: Request) -> Response:
@@ -130,8 +175,9 @@ async def which_post(request: Request) -> Response:
     def build() -> WhichBody:
         return WhichBody.model_validate(_workload_fields(form))
 
-    return await _answer(request, "which.html", form, "which", build, lambda b: OPERATION_COSTS["which"],
-                         run_which, _which_view)
+    return await _answer(
+        request, "which.html", form, "which", build, lambda b: OPERATION_COSTS["which"], run_which, _which_view
+    )
 
 
 # --- compare ---------------------------------------------------------------------------------------------------
@@ -141,12 +187,22 @@ def _compare_view(result: dict[str, Any], body: Any) -> dict[str, Any]:
     cols = []
     for r in result.get("results", []):
         sp = r.get("speed") or {}
-        cols.append({"label": f"{r['gpu_count']}× {r['gpu_name']}", "verdict": r["verdict"],
-                     "per_gpu_gib": _g(r["per_gpu_bytes"]), "usable_gib": _g(r["usable_bytes_per_gpu"]),
-                     "free_gib": _g(r["free_bytes_per_gpu"]), "max_context": r.get("max_context"),
-                     "max_batch": r.get("max_batch"), "quant": r.get("recommended_quant"),
-                     "tps": sp.get("decode_tokens_per_s_per_seq"), "ttft": sp.get("ttft_s"),
-                     "per_m": sp.get("cost_per_million_tokens_usd"), "split": r.get("split")})
+        cols.append(
+            {
+                "label": f"{r['gpu_count']}× {r['gpu_name']}",
+                "verdict": r["verdict"],
+                "per_gpu_gib": _g(r["per_gpu_bytes"]),
+                "usable_gib": _g(r["usable_bytes_per_gpu"]),
+                "free_gib": _g(r["free_bytes_per_gpu"]),
+                "max_context": r.get("max_context"),
+                "max_batch": r.get("max_batch"),
+                "quant": r.get("recommended_quant"),
+                "tps": sp.get("decode_tokens_per_s_per_seq"),
+                "ttft": sp.get("ttft_s"),
+                "per_m": sp.get("cost_per_million_tokens_usd"),
+                "split": r.get("split"),
+            }
+        )
     fitting = [c for c in cols if c["verdict"] != "no"]
     if fitting:
         best = max(fitting, key=lambda c: c["tps"] or 0)
@@ -157,10 +213,12 @@ def _compare_view(result: dict[str, Any], body: Any) -> dict[str, Any]:
 
 
 def compare_page(request: Request) -> Response:
-    form = {**COMPARE_DEFAULTS, **{k: str(v)[:300] for k, v in request.query_params.items()
-                                   if k in COMPARE_DEFAULTS}}
-    return render(request, "compare.html", {"form": form, "cost": None, "error": None, "error_field": None,
-                                            "price": OPERATION_COSTS["compare"]})
+    form = {**COMPARE_DEFAULTS, **{k: str(v)[:300] for k, v in request.query_params.items() if k in COMPARE_DEFAULTS}}
+    return render(
+        request,
+        "compare.html",
+        {"form": form, "cost": None, "error": None, "error_field": None, "price": OPERATION_COSTS["compare"]},
+    )
 
 
 async def compare_post(request: Request) -> Response:
@@ -171,17 +229,31 @@ async def compare_post(request: Request) -> Response:
         specs = [s.strip() for s in str(form.get("gpus", "")).replace("\n", ",").split(",") if s.strip()]
         return CompareBody.model_validate({**_workload_fields(form), "gpus": specs})
 
-    return await _answer(request, "compare.html", form, "compare", build, lambda b: OPERATION_COSTS["compare"],
-                         run_compare, _compare_view)
+    return await _answer(
+        request,
+        "compare.html",
+        form,
+        "compare",
+        build,
+        lambda b: OPERATION_COSTS["compare"],
+        run_compare,
+        _compare_view,
+    )
 
 
 # --- fleet plan ------------------------------------------------------------------------------------------------
 
 
 def _plan_view(result: dict[str, Any], body: Any) -> dict[str, Any]:
-    rows = [{**a, "per_gpu_gib": _g(a["per_gpu_bytes"]), "usable_gib": _g(a["usable_bytes_per_gpu"]),
-             "command": ((a.get("serving") or {}).get("vllm") or {}).get("command", "")}
-            for a in result.get("assignments", [])]
+    rows = [
+        {
+            **a,
+            "per_gpu_gib": _g(a["per_gpu_bytes"]),
+            "usable_gib": _g(a["usable_bytes_per_gpu"]),
+            "command": ((a.get("serving") or {}).get("vllm") or {}).get("command", ""),
+        }
+        for a in result.get("assignments", [])
+    ]
     n = len(rows)
     un = result.get("unplaced", [])
     sentence = f"{n} model(s) placed" + (f", {len(un)} not placed" if un else "") + "."
@@ -189,8 +261,17 @@ def _plan_view(result: dict[str, Any], body: Any) -> dict[str, Any]:
 
 
 def plan_page(request: Request) -> Response:
-    return render(request, "plan.html", {"form": {"fleet": FLEET_EXAMPLE}, "cost": None, "error": None,
-                                         "error_field": None, "costs": api.costs_table()})
+    return render(
+        request,
+        "plan.html",
+        {
+            "form": {"fleet": FLEET_EXAMPLE},
+            "cost": None,
+            "error": None,
+            "error_field": None,
+            "costs": api.costs_table(),
+        },
+    )
 
 
 async def plan_post(request: Request) -> Response:
@@ -215,8 +296,16 @@ async def plan_post(request: Request) -> Response:
 
     from .ops import cost_of
 
-    return await _answer(request, "plan.html", {**form, "costs": api.costs_table()}, "plan", build,
-                         lambda b: cost_of("plan", b), run_plan, _plan_view)
+    return await _answer(
+        request,
+        "plan.html",
+        {**form, "costs": api.costs_table()},
+        "plan",
+        build,
+        lambda b: cost_of("plan", b),
+        run_plan,
+        _plan_view,
+    )
 
 
 # --- the model catalog, and the models that fit a GPU ----------------------------------------------------------
@@ -231,9 +320,19 @@ def _catalog_rows(q: str, kind: str) -> list[dict[str, Any]]:
         if kind and m.kind != kind:
             continue
         params = m.params or 0
-        rows.append({"id": m.id, "name": m.name, "kind": KINDS.get(m.kind, m.kind), "family": m.family,
-                     "params": f"{params / 1e9:,.1f}B" if params >= 1e9 else f"{params / 1e6:,.0f}M",
-                     "params_n": params, "context": m.context_length, "license": m.license, "repo": m.hf_repo})
+        rows.append(
+            {
+                "id": m.id,
+                "name": m.name,
+                "kind": KINDS.get(m.kind, m.kind),
+                "family": m.family,
+                "params": f"{params / 1e9:,.1f}B" if params >= 1e9 else f"{params / 1e6:,.0f}M",
+                "params_n": params,
+                "context": m.context_length,
+                "license": m.license,
+                "repo": m.hf_repo,
+            }
+        )
     rows.sort(key=lambda r: (r["kind"], r["family"], r["params_n"]))
     return rows
 

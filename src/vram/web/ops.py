@@ -6,7 +6,7 @@ Models are looked up in the built-in catalog only (never a path on the server's 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from ..catalog import find_gpu, find_model
 from ..devices import devices_for
@@ -14,15 +14,30 @@ from ..errors import BadInput
 from ..fitting import EvaluatorCache, compare, fit, which
 from ..fleet import parse_fleet, plan
 from ..inference import estimate
-from ..request import ENGINE_OPTIONS, FAMILY_OPTIONS, TrainWorkload, Workload, option_fields, options_from_mapping
+from ..request import (
+    ENGINE_OPTIONS,
+    FAMILY_OPTIONS,
+    EngineOptions,
+    FamilyOptions,
+    TrainWorkload,
+    Workload,
+    option_fields,
+    options_from_mapping,
+)
 from ..training import estimate_training
 from ..units import GIB, parse_tokens
 from .quota import OPERATION_COSTS, plan_cost
 from .schemas import CheckBody, CompareBody, EstimateBody, FitBody, PlanBody, TrainBody, WhichBody, WorkloadBody
 
 KINDS = ("estimate", "fit", "which", "compare", "plan", "check")
-BODIES: dict[str, type[Any]] = {"estimate": EstimateBody, "fit": FitBody, "which": WhichBody, "compare": CompareBody,
-                               "plan": PlanBody, "check": CheckBody}
+BODIES: dict[str, type[Any]] = {
+    "estimate": EstimateBody,
+    "fit": FitBody,
+    "which": WhichBody,
+    "compare": CompareBody,
+    "plan": PlanBody,
+    "check": CheckBody,
+}
 
 
 def catalog_model_id(name: str) -> str:
@@ -64,23 +79,35 @@ def workload_of(body: WorkloadBody, gpu: str | None = None) -> Workload:
     options = options_from_mapping(cls, values)
     kind = find_model(body.model).kind
     fam_cls = FAMILY_OPTIONS.get(kind)
-    given = {of.name: getattr(body, of.name) for c in FAMILY_OPTIONS.values() for of in option_fields(c)
-             if getattr(body, of.name, None) is not None}
+    given = {
+        of.name: getattr(body, of.name)
+        for c in FAMILY_OPTIONS.values()
+        for of in option_fields(c)
+        if getattr(body, of.name, None) is not None
+    }
     family = None
     if given:
         if fam_cls is None:
             name = next(iter(given))
-            raise BadInput(f"{name}: only for image, vision or speech models; {body.model} is a {kind} model",
-                           field=name)
+            raise BadInput(
+                f"{name}: only for image, vision or speech models; {body.model} is a {kind} model", field=name
+            )
         family = options_from_mapping(fam_cls, given, "family")
     devices: tuple[Any, ...] = ()
     gpu = gpu if gpu is not None else getattr(body, "gpu", None) if isinstance(body, EstimateBody) else None
     if gpu:
         devices, _ = devices_for(gpu, engine)
-    return Workload(options=options, batch=body.batch,  # type: ignore[arg-type]
-                    context=parse_tokens(body.context, field="context"),
-                    new_tokens=parse_tokens(body.new_tokens, field="new_tokens"), dtype=body.dtype, quant=quant,
-                    kv_dtype=body.kv_dtype or None, family=family, devices=devices)  # type: ignore[arg-type]
+    return Workload(
+        options=cast("EngineOptions", options),
+        batch=body.batch,
+        context=parse_tokens(body.context, field="context"),
+        new_tokens=parse_tokens(body.new_tokens, field="new_tokens"),
+        dtype=body.dtype,
+        quant=quant,
+        kv_dtype=body.kv_dtype or None,
+        family=cast("FamilyOptions | None", family),
+        devices=devices,
+    )
 
 
 def train_workload_of(body: WorkloadBody) -> TrainWorkload:
@@ -113,8 +140,14 @@ def run_estimate(body: EstimateBody, cache: EvaluatorCache | None = None) -> dic
 def _fit_call(body: FitBody, cache: EvaluatorCache | None = None) -> Any:
     model = catalog_model_id(body.model)
     train = train_workload_of(body) if body.train is not None else None
-    return fit(model, gpu_spec(body.gpu, body.gpu_count), workload_of(body), headroom_fraction=body.headroom_fraction,
-               train=train, cache=cache)
+    return fit(
+        model,
+        gpu_spec(body.gpu, body.gpu_count),
+        workload_of(body),
+        headroom_fraction=body.headroom_fraction,
+        train=train,
+        cache=cache,
+    )
 
 
 def run_fit(body: FitBody, cache: EvaluatorCache | None = None) -> dict[str, Any]:
@@ -122,8 +155,9 @@ def run_fit(body: FitBody, cache: EvaluatorCache | None = None) -> dict[str, Any
     return result
 
 
-def run_fit_with_advice(body: FitBody,
-                        cache: EvaluatorCache | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def run_fit_with_advice(
+    body: FitBody, cache: EvaluatorCache | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """`vram fit` for the page, and when it does not fit, the cheapest changes that do (vram.advice)."""
     r = _fit_call(body, cache)
     way: list[dict[str, Any]] = []
@@ -131,9 +165,17 @@ def run_fit_with_advice(body: FitBody,
         from ..advice import ways_to_fit
 
         train = train_workload_of(body) if body.train is not None else None
-        way = [c.to_dict() for c in ways_to_fit(catalog_model_id(body.model), gpu_spec(body.gpu, body.gpu_count),
-                                                workload_of(body), train=train,
-                                                headroom_fraction=body.headroom_fraction, base=r)]
+        way = [
+            c.to_dict()
+            for c in ways_to_fit(
+                catalog_model_id(body.model),
+                gpu_spec(body.gpu, body.gpu_count),
+                workload_of(body),
+                train=train,
+                headroom_fraction=body.headroom_fraction,
+                base=r,
+            )
+        ]
     out: dict[str, Any] = r.to_dict()
     return out, way
 
@@ -151,15 +193,21 @@ def precheck(body: Any) -> None:
 
 
 def run_which(body: WhichBody, cache: EvaluatorCache | None = None) -> dict[str, Any]:
-    out = which(catalog_model_id(body.model), workload_of(body), counts=tuple(body.counts),
-                headroom_fraction=body.headroom_fraction, cache=cache)
+    out = which(
+        catalog_model_id(body.model),
+        workload_of(body),
+        counts=tuple(body.counts),
+        headroom_fraction=body.headroom_fraction,
+        cache=cache,
+    )
     return {"model": catalog_model_id(body.model), "options": [o.to_dict() for o in out]}
 
 
 def run_compare(body: CompareBody, cache: EvaluatorCache | None = None) -> dict[str, Any]:
     specs = [gpu_spec(g) for g in body.gpus]
-    results = compare(catalog_model_id(body.model), specs, workload_of(body),
-                      headroom_fraction=body.headroom_fraction, cache=cache)
+    results = compare(
+        catalog_model_id(body.model), specs, workload_of(body), headroom_fraction=body.headroom_fraction, cache=cache
+    )
     return {"results": [r.to_dict() for r in results]}
 
 
@@ -183,8 +231,13 @@ def _to_jsonable(out: Any) -> dict[str, Any]:
     raise TypeError(f"cannot serialise {type(out).__name__}")
 
 
-RUNNERS: dict[str, Any] = {"estimate": run_estimate, "fit": run_fit, "which": run_which, "compare": run_compare,
-                           "plan": run_plan}
+RUNNERS: dict[str, Any] = {
+    "estimate": run_estimate,
+    "fit": run_fit,
+    "which": run_which,
+    "compare": run_compare,
+    "plan": run_plan,
+}
 
 
 def cost_of(kind: str, body: Any) -> int:
@@ -207,8 +260,9 @@ def title_of(kind: str, request: dict[str, Any], result: dict[str, Any] | None =
     if kind == "check" and request.get("gpu") and isinstance(fit, dict):
         verdict = VERDICT_WORDS.get(str(fit.get("verdict")), "")
         engine = "training" if request.get("train") else str(request.get("engine", "transformers"))
-        return (f"{model} on {request.get('gpu_count', 1)}× {request.get('gpu', '')} · {engine} · context {ctx} · "
-                f"{verdict}")[:300]
+        return (
+            f"{model} on {request.get('gpu_count', 1)}× {request.get('gpu', '')} · {engine} · context {ctx} · {verdict}"
+        )[:300]
     if kind == "fit":
         return f"{model} on {request.get('gpu_count', 1)}× {request.get('gpu', '')} · context {ctx} · {mode}"[:300]
     if kind == "plan":
@@ -228,13 +282,19 @@ def curve_contexts(asked: int, model_context: int | None, points: int = 9) -> li
     contexts = sorted({*contexts, top, *([asked] if asked <= top else [])})
     if len(contexts) > points + 1:
         step = len(contexts) / points
-        contexts = sorted({contexts[int(i * step)] for i in range(points)} | {contexts[-1]}
-                          | ({asked} if asked <= top else set()))
+        contexts = sorted(
+            {contexts[int(i * step)] for i in range(points)} | {contexts[-1]} | ({asked} if asked <= top else set())
+        )
     return contexts
 
 
-def memory_curve(body: WorkloadBody, gpu: str | None = None, gpu_count: int = 1,
-                 headroom_fraction: float = 0.2, cache: EvaluatorCache | None = None) -> list[tuple[int, int]]:
+def memory_curve(
+    body: WorkloadBody,
+    gpu: str | None = None,
+    gpu_count: int = 1,
+    headroom_fraction: float = 0.2,
+    cache: EvaluatorCache | None = None,
+) -> list[tuple[int, int]]:
     """The chart's line: (context, bytes) where bytes is the estimate's total, or with a GPU the fullest GPU's
     memory as `vram fit` splits the model (no solvers), so the curve crosses the usable line at the max context."""
     entry = find_model(body.model)
@@ -254,10 +314,16 @@ def memory_curve(body: WorkloadBody, gpu: str | None = None, gpu_count: int = 1,
         b = type(body).model_validate(data)
         try:
             if fit_fn is not None and gpu:
-                r = fit_fn(entry.id, gpu_spec(gpu, gpu_count), workload_of(b, gpu=""),
-                           headroom_fraction=headroom_fraction,
-                           train=train_workload_of(b) if b.train is not None else None, solve=False,
-                           with_speed=False, cache=cache)
+                r = fit_fn(
+                    entry.id,
+                    gpu_spec(gpu, gpu_count),
+                    workload_of(b, gpu=""),
+                    headroom_fraction=headroom_fraction,
+                    train=train_workload_of(b) if b.train is not None else None,
+                    solve=False,
+                    with_speed=False,
+                    cache=cache,
+                )
                 out.append((ctx, int(r.per_gpu_bytes)))
             else:
                 out.append((ctx, int(_estimate_obj(b).total_bytes)))

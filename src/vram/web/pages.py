@@ -32,12 +32,33 @@ DTYPES = ("bfloat16", "float16", "float32")
 KV_DTYPES = ("", "bfloat16", "float16", "fp8", "int8", "int4")
 COMMON_QUANTS = ("", "fp8", "int8", "awq", "gptq", "nf4", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_m", "q2_k")
 FORM_DEFAULTS: dict[str, Any] = {
-    "model": "llama-3.1-8b", "context": "8k", "batch": "1", "new_tokens": "256", "engine": "transformers",
-    "dtype": "bfloat16", "quant": "", "kv_dtype": "", "attn": "sdpa", "gpu": "rtx-4090", "gpu_count": "1",
-    "headroom": "20", "mode": "inference", "method": "lora", "precision": "bf16", "optimizer": "adamw",
-    "seq": "", "grad_checkpointing": "", "lora_rank": "16", "question": "",
-    "width": "1024", "height": "1024", "images": "1", "steps": "28", "offload_text_encoders": "",
-    "beams": "1", "audio_minutes": "",
+    "model": "llama-3.1-8b",
+    "context": "8k",
+    "batch": "1",
+    "new_tokens": "256",
+    "engine": "transformers",
+    "dtype": "bfloat16",
+    "quant": "",
+    "kv_dtype": "",
+    "attn": "sdpa",
+    "gpu": "rtx-4090",
+    "gpu_count": "1",
+    "headroom": "20",
+    "mode": "inference",
+    "method": "lora",
+    "precision": "bf16",
+    "optimizer": "adamw",
+    "seq": "",
+    "grad_checkpointing": "",
+    "lora_rank": "16",
+    "question": "",
+    "width": "1024",
+    "height": "1024",
+    "images": "1",
+    "steps": "28",
+    "offload_text_encoders": "",
+    "beams": "1",
+    "audio_minutes": "",
 }
 CHECKBOXES = ("grad_checkpointing", "offload_text_encoders")
 VENDORS = {"nvidia": "NVIDIA", "amd": "AMD", "apple": "Apple", "intel": "Intel"}
@@ -53,12 +74,23 @@ def make_templates() -> Jinja2Templates:
 
 
 COMPONENT_LABELS = {
-    "weights": "Weights", "kv_cache": "KV cache", "activations": "Activations", "cuda_context": "CUDA context",
-    "allocator_reserve": "Allocator reserve", "cublas_workspace": "cuBLAS workspace",
-    "retained_prefill_cache": "Earlier forward's cache", "nccl_buffers": "NCCL buffers",
-    "cuda_graphs": "CUDA graphs", "non_torch_memory": "Outside PyTorch", "gradients": "Gradients",
-    "optimizer_states": "Optimizer states", "master_weights": "FP32 master weights", "lora_weights": "LoRA weights",
-    "compute_buffers": "Compute buffers", "output_buffer": "Output buffer", "logits": "Logits",
+    "weights": "Weights",
+    "kv_cache": "KV cache",
+    "activations": "Activations",
+    "cuda_context": "CUDA context",
+    "allocator_reserve": "Allocator reserve",
+    "cublas_workspace": "cuBLAS workspace",
+    "retained_prefill_cache": "Earlier forward's cache",
+    "nccl_buffers": "NCCL buffers",
+    "cuda_graphs": "CUDA graphs",
+    "non_torch_memory": "Outside PyTorch",
+    "gradients": "Gradients",
+    "optimizer_states": "Optimizer states",
+    "master_weights": "FP32 master weights",
+    "lora_weights": "LoRA weights",
+    "compute_buffers": "Compute buffers",
+    "output_buffer": "Output buffer",
+    "logits": "Logits",
 }
 
 
@@ -72,21 +104,28 @@ def _base(request: Request) -> dict[str, Any]:
     svc = services(request)
     state = request.state.quota or svc.quota.state(sub)
     request.state.quota = state
-    return {"request": request, "signed_in": sub.signed_in, "email": sub.email, "csrf": request.state.csrf,
-            "quota": state.to_dict(), "purchases_enabled": svc.settings.purchases_enabled}
+    return {
+        "request": request,
+        "signed_in": sub.signed_in,
+        "email": sub.email,
+        "csrf": request.state.csrf,
+        "quota": state.to_dict(),
+        "purchases_enabled": svc.settings.purchases_enabled,
+    }
 
 
-def render(request: Request, name: str, data: dict[str, Any], status: int = 200,
-           headers: dict[str, str] | None = None) -> Response:
+def render(
+    request: Request, name: str, data: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     templates: Jinja2Templates = request.app.state.templates
-    return templates.TemplateResponse(request, name, {**_base(request), **data}, status_code=status,
-                                      headers=headers)
+    return templates.TemplateResponse(request, name, {**_base(request), **data}, status_code=status, headers=headers)
 
 
 def error_page(request: Request, status: int, message: str, headers: Any = None) -> Response:
     try:
-        return render(request, "error.html", {"status": status, "message": message}, status=status,
-                      headers=dict(headers or {}))
+        return render(
+            request, "error.html", {"status": status, "message": message}, status=status, headers=dict(headers or {})
+        )
     except Exception:  # pragma: no cover - never fail while reporting a failure
         return HTMLResponse(f"<h1>{status}</h1>", status_code=status)
 
@@ -100,8 +139,9 @@ def _safe_next(value: str | None) -> str:
 async def _form(request: Request) -> FormData:
     form = await request.form()
     if not csrf_ok(request.cookies.get("vram_csrf"), str(form.get(CSRF_FIELD) or "")):
-        raise ApiError(403, "the form expired or came from another site; reload the page and try again",
-                       field=CSRF_FIELD)
+        raise ApiError(
+            403, "the form expired or came from another site; reload the page and try again", field=CSRF_FIELD
+        )
     return form
 
 
@@ -111,8 +151,10 @@ def gpu_groups() -> list[tuple[str, list[dict[str, Any]]]]:
     for g in all_gpus():
         groups.setdefault(g.vendor, []).append({"id": g.id, "name": g.name, "memory_gb": g.memory_gb})
     order = sorted(groups, key=lambda v: (list(VENDORS).index(v) if v in VENDORS else 99, v))
-    return [(VENDORS.get(v, v.upper()), sorted(groups[v], key=lambda g: (float(g["memory_gb"] or 0), g["name"])))
-            for v in order]
+    return [
+        (VENDORS.get(v, v.upper()), sorted(groups[v], key=lambda g: (float(g["memory_gb"] or 0), g["name"])))
+        for v in order
+    ]
 
 
 def _options() -> dict[str, Any]:
@@ -120,8 +162,12 @@ def _options() -> dict[str, Any]:
         "models": [{"id": m.id, "name": m.name} for m in all_models()],
         "gpus": [{"id": g.id, "name": g.name, "memory_gb": g.memory_gb} for g in all_gpus()],
         "gpu_groups": gpu_groups(),
-        "engines": ENGINES, "dtypes": DTYPES, "kv_dtypes": KV_DTYPES, "quants": COMMON_QUANTS,
-        "all_quants": known_quants(), "costs": dict(OPERATION_COSTS),
+        "engines": ENGINES,
+        "dtypes": DTYPES,
+        "kv_dtypes": KV_DTYPES,
+        "quants": COMMON_QUANTS,
+        "all_quants": known_quants(),
+        "costs": dict(OPERATION_COSTS),
     }
 
 
@@ -149,8 +195,16 @@ def local_option(request: Request) -> dict[str, Any] | None:
 
 
 def _index_data(request: Request, form: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"form": form, "options": _options(), "local": local_option(request), "result": None, "error": None,
-            "error_field": None, "question": form.get("question") or "", **extra}
+    return {
+        "form": form,
+        "options": _options(),
+        "local": local_option(request),
+        "result": None,
+        "error": None,
+        "error_field": None,
+        "question": form.get("question") or "",
+        **extra,
+    }
 
 
 def _prefill(params: Any) -> dict[str, Any]:
@@ -208,8 +262,19 @@ def body_from_form(form: dict[str, Any]) -> dict[str, Any]:
     and speech inputs are sent only for models of that kind, and a context only for models that read one."""
     body: dict[str, Any] = {}
     kind = _model_kind(str(form.get("model", "")).strip())
-    for key in ("model", "context", "batch", "new_tokens", "engine", "dtype", "quant", "kv_dtype", "attn", "gpu",
-                "gpu_count"):
+    for key in (
+        "model",
+        "context",
+        "batch",
+        "new_tokens",
+        "engine",
+        "dtype",
+        "quant",
+        "kv_dtype",
+        "attn",
+        "gpu",
+        "gpu_count",
+    ):
         value = str(form.get(key, "")).strip()
         if key in ("context", "batch", "new_tokens", "gpu_count"):
             value = _digits(value)
@@ -269,11 +334,15 @@ def compute_check(request: Request, body: CheckBody) -> tuple[dict[str, Any], di
     fit_d: dict[str, Any] | None = None
     way: list[dict[str, Any]] = []
     if gpu is not None:
-        fit_d, way = run_fit_with_advice(FitBody.model_validate({
-            **fields, "gpu": gpu_id, "gpu_count": body.gpu_count, "headroom_fraction": body.headroom_fraction}),
-            svc.evaluators)
-    curve = memory_curve(est_body, gpu_id if gpu is not None else None, body.gpu_count,
-                         body.headroom_fraction, svc.evaluators)
+        fit_d, way = run_fit_with_advice(
+            FitBody.model_validate(
+                {**fields, "gpu": gpu_id, "gpu_count": body.gpu_count, "headroom_fraction": body.headroom_fraction}
+            ),
+            svc.evaluators,
+        )
+    curve = memory_curve(
+        est_body, gpu_id if gpu is not None else None, body.gpu_count, body.headroom_fraction, svc.evaluators
+    )
     ok, state = svc.quota.charge(sub, cost, kind)
     request.state.quota = state
     if not ok:
@@ -297,9 +366,15 @@ def _changed_query(body: CheckBody, fields: dict[str, str]) -> str:
 
 
 def _result_context(kind: str, req: dict[str, Any], result: dict[str, Any], signature: str | None) -> dict[str, Any]:
-    return {"view": build_view(kind, req, result), "payload": {
-        "kind": kind, "request": json.dumps(req, separators=(",", ":")),
-        "result": json.dumps(result, separators=(",", ":")), "signature": signature or ""}}
+    return {
+        "view": build_view(kind, req, result),
+        "payload": {
+            "kind": kind,
+            "request": json.dumps(req, separators=(",", ":")),
+            "result": json.dumps(result, separators=(",", ":")),
+            "signature": signature or "",
+        },
+    }
 
 
 async def index_post(request: Request) -> Response:
@@ -314,11 +389,17 @@ async def index_post(request: Request) -> Response:
         req, result, sig, cost = await run_in_threadpool(compute_check, request, body)
     except (ValidationError, VramError) as exc:
         message, input_id = form_error(exc)
-        return render(request, "index.html", _index_data(request, form, error=message, error_field=input_id),
-                      status=422)
+        return render(
+            request, "index.html", _index_data(request, form, error=message, error_field=input_id), status=422
+        )
     except ApiError as exc:
-        return render(request, "index.html", _index_data(request, form, error=exc.body["error"], over=True),
-                      status=exc.status_code, headers=dict(exc.headers or {}))
+        return render(
+            request,
+            "index.html",
+            _index_data(request, form, error=exc.body["error"], over=True),
+            status=exc.status_code,
+            headers=dict(exc.headers or {}),
+        )
     data = _index_data(request, form, cost=cost, **_result_context("check", req, result, sig))
     return render(request, "index.html", data)
 
@@ -330,8 +411,11 @@ def _payload_from_form(raw: FormData) -> tuple[str, dict[str, Any], dict[str, An
         result = json.loads(str(raw.get("result") or "{}"))
     except json.JSONDecodeError as exc:
         raise ApiError(422, "result: not valid JSON", field="result") from exc
-    if kind not in ("estimate", "fit", "which", "plan", "check") or not isinstance(req, dict) or \
-            not isinstance(result, dict):
+    if (
+        kind not in ("estimate", "fit", "which", "plan", "check")
+        or not isinstance(req, dict)
+        or not isinstance(result, dict)
+    ):
         raise ApiError(422, "kind: unknown result kind", field="kind")
     return kind, req, result, str(raw.get("signature") or "")
 
@@ -343,15 +427,22 @@ async def export(request: Request) -> Response:
     fmt = str(raw.get("format") or "json")
     name = "vram-" + "".join(ch for ch in str(req.get("model", "result")) if ch.isalnum() or ch in "-._")[:60]
     if fmt == "csv":
-        return Response(to_csv(kind, result, req), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+        return Response(
+            to_csv(kind, result, req),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
     if fmt == "md":
         md = build_view(kind, req, result).get("markdown", "")
-        return Response(md, media_type="text/markdown; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.md"'})
+        return Response(
+            md,
+            media_type="text/markdown; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.md"'},
+        )
     body = json.dumps({"kind": kind, "request": req, "result": result}, indent=1)
-    return Response(body, media_type="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.json"'})
+    return Response(
+        body, media_type="application/json", headers={"Content-Disposition": f'attachment; filename="{name}.json"'}
+    )
 
 
 async def share_post(request: Request) -> Response:
@@ -387,8 +478,9 @@ async def save_post(request: Request) -> Response:
     kind, req0, result0, sig = _payload_from_form(raw)
     req, result = api.verified_payload(svc, kind, req0, result0, sig)
     if sub.user_id is None:
-        return render(request, "signin.html", {"next": "/history", "error": None, "email_value": "",
-                                               "pending": _pending(raw)})
+        return render(
+            request, "signin.html", {"next": "/history", "error": None, "email_value": "", "pending": _pending(raw)}
+        )
     hid = await run_in_threadpool(api.save_history, svc, sub.user_id, kind, req, result, None)
     return RedirectResponse(f"/history/{hid}?saved=1", status_code=303)
 
@@ -402,15 +494,25 @@ def _save_pending(svc: Any, uid: int, raw: Any) -> str | None:
     return api.save_history(svc, uid, kind, req, result, None)
 
 
-def _share_response(request: Request, row: dict[str, Any], *, created: bool = False,
-                    delete_token: str | None = None, status: int = 200) -> Response:
+def _share_response(
+    request: Request, row: dict[str, Any], *, created: bool = False, delete_token: str | None = None, status: int = 200
+) -> Response:
     sub = subject(request)
     is_owner = sub.user_id is not None and row.get("owner_user_id") == sub.user_id
-    return render(request, "share.html", {
-        "share": {k: v for k, v in row.items() if k != "owner_user_id"},
-        "url": api.share_url(request, row["id"]), "created": created, "delete_token": delete_token,
-        "revoke_url": f"{api.share_url(request, row['id'])}/revoke?" + urlencode({"token": delete_token or ""}),
-        "is_owner": is_owner, **_result_context(row["kind"], row["request"], row["result"], None)}, status=status)
+    return render(
+        request,
+        "share.html",
+        {
+            "share": {k: v for k, v in row.items() if k != "owner_user_id"},
+            "url": api.share_url(request, row["id"]),
+            "created": created,
+            "delete_token": delete_token,
+            "revoke_url": f"{api.share_url(request, row['id'])}/revoke?" + urlencode({"token": delete_token or ""}),
+            "is_owner": is_owner,
+            **_result_context(row["kind"], row["request"], row["result"], None),
+        },
+        status=status,
+    )
 
 
 def share_page(sid: str, request: Request) -> Response:
@@ -426,15 +528,24 @@ def share_json(sid: str, request: Request) -> dict[str, Any]:
 async def share_revoke(sid: str, request: Request) -> Response:
     raw = await _form(request)
     sub = subject(request)
-    await run_in_threadpool(api.revoke_share, services(request), sid, sub.user_id,
-                            str(raw.get("delete_token") or "") or None)
-    return render(request, "message.html", {"title": "Share revoked",
-                                            "message": "The link no longer works. Nothing of it is kept."})
+    await run_in_threadpool(
+        api.revoke_share, services(request), sid, sub.user_id, str(raw.get("delete_token") or "") or None
+    )
+    return render(
+        request,
+        "message.html",
+        {"title": "Share revoked", "message": "The link no longer works. Nothing of it is kept."},
+    )
 
 
 def pricing_data() -> dict[str, Any]:
-    return {"packs": [{"id": k, "tokens": t, "price_usd": f"{c / 100:.2f}", "per_estimate": t // 100}
-                      for k, (t, c) in TOKEN_PACKS.items()], "costs": api.costs_table()}
+    return {
+        "packs": [
+            {"id": k, "tokens": t, "price_usd": f"{c / 100:.2f}", "per_estimate": t // 100}
+            for k, (t, c) in TOKEN_PACKS.items()
+        ],
+        "costs": api.costs_table(),
+    }
 
 
 def pricing(request: Request) -> Response:
@@ -462,20 +573,21 @@ def costs_json(request: Request) -> dict[str, Any]:
 
 
 def signin(request: Request, next: str = "/") -> Response:
-    return render(request, "signin.html", {"next": _safe_next(next), "error": None, "email_value": "",
-                                           "pending": None})
+    return render(request, "signin.html", {"next": _safe_next(next), "error": None, "email_value": "", "pending": None})
 
 
 def signup(request: Request, next: str = "/") -> Response:
-    return render(request, "signup.html", {"next": _safe_next(next), "error": None, "email_value": "",
-                                           "pending": None})
+    return render(request, "signup.html", {"next": _safe_next(next), "error": None, "email_value": "", "pending": None})
 
 
 def share_revoke_page(sid: str, request: Request, token: str = "") -> Response:
     """The revoke link given to whoever shared without an account: a confirmation form (revoking is a POST)."""
     row = api.share_row(services(request), sid)
-    return render(request, "revoke.html", {"sid": row["id"], "url": api.share_url(request, row["id"]),
-                                           "token": token[:100], "error": None})
+    return render(
+        request,
+        "revoke.html",
+        {"sid": row["id"], "url": api.share_url(request, row["id"]), "token": token[:100], "error": None},
+    )
 
 
 def _signed_in_redirect(request: Request, uid: int, target: str) -> Response:
@@ -493,8 +605,12 @@ async def signin_post(request: Request) -> Response:
     try:
         uid = await run_in_threadpool(api.login_user, services(request), subject(request).key, email, password)
     except ApiError as exc:
-        return render(request, "signin.html", {"next": target, "error": exc.body["error"], "email_value": email,
-                                               "pending": _pending(raw)}, status=exc.status_code)
+        return render(
+            request,
+            "signin.html",
+            {"next": target, "error": exc.body["error"], "email_value": email, "pending": _pending(raw)},
+            status=exc.status_code,
+        )
     hid = await run_in_threadpool(_save_pending, services(request), uid, raw)
     return await run_in_threadpool(_signed_in_redirect, request, uid, f"/history/{hid}?saved=1" if hid else target)
 
@@ -506,8 +622,12 @@ async def signup_post(request: Request) -> Response:
     try:
         uid = await run_in_threadpool(api.signup_user, services(request), email, password, subject(request).key)
     except ApiError as exc:
-        return render(request, "signup.html", {"next": target, "error": exc.body["error"], "email_value": email,
-                                               "pending": _pending(raw)}, status=exc.status_code)
+        return render(
+            request,
+            "signup.html",
+            {"next": target, "error": exc.body["error"], "email_value": email, "pending": _pending(raw)},
+            status=exc.status_code,
+        )
     hid = await run_in_threadpool(_save_pending, services(request), uid, raw)
     return await run_in_threadpool(_signed_in_redirect, request, uid, f"/history/{hid}?saved=1" if hid else target)
 
@@ -545,9 +665,15 @@ def history_item(hid: str, request: Request) -> Response:
     if isinstance(uid, Response):
         return uid
     row = api.history_row(services(request), uid, hid)
-    return render(request, "history_item.html", {"item": row, "saved": request.query_params.get("saved") == "1",
-                                                 **_result_context(row["kind"], row["request"], row["result"],
-                                                                   None)})
+    return render(
+        request,
+        "history_item.html",
+        {
+            "item": row,
+            "saved": request.query_params.get("saved") == "1",
+            **_result_context(row["kind"], row["request"], row["result"], None),
+        },
+    )
 
 
 async def history_item_delete(hid: str, request: Request) -> Response:
@@ -586,8 +712,12 @@ async def account_delete(request: Request) -> Response:
     if sub.user_id is None:
         return RedirectResponse("/signin?next=/account", status_code=303)
     if str(raw.get("confirm") or "").strip().lower() != "delete":
-        return render(request, "account.html", {"account": api.account_data(request, sub),
-                                                "error": "type delete to confirm"}, status=422)
+        return render(
+            request,
+            "account.html",
+            {"account": api.account_data(request, sub), "error": "type delete to confirm"},
+            status=422,
+        )
     await run_in_threadpool(api.delete_user_data, services(request), sub.user_id)
 
     # the page that says so is a signed-out page: no History / Account links, the anonymous allowance
@@ -595,8 +725,11 @@ async def account_delete(request: Request) -> Response:
     request.state.subject = svc.anonymous(api.client_address(request, svc.settings))
     request.state.quota = None
     request.state.session_token = None
-    resp = render(request, "message.html", {"title": "Account deleted",
-                                            "message": "Your account, history, shares and ledger are gone."})
+    resp = render(
+        request,
+        "message.html",
+        {"title": "Account deleted", "message": "Your account, history, shares and ledger are gone."},
+    )
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
 

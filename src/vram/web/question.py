@@ -17,26 +17,168 @@ from typing import Any
 from ..catalog import all_gpus, all_models
 from ..dtypes import known_quants
 
-_WORDS = {"a": 1, "an": 1, "one": 1, "single": 1, "two": 2, "dual": 2, "pair": 2, "three": 3, "four": 4, "five": 5,
-          "six": 6, "seven": 7, "eight": 8, "twelve": 12, "sixteen": 16}
+_WORDS = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "single": 1,
+    "two": 2,
+    "dual": 2,
+    "pair": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "twelve": 12,
+    "sixteen": 16,
+}
 # words that carry no field of their own (questions are phrased around them)
-_FILLER = frozenset({"can", "could", "would", "will", "should", "do", "does", "did", "is", "are", "am", "be", "i",
-    "me", "my", "we", "our", "you", "it", "its", "this", "that", "these", "those", "a", "an", "the", "on", "in",
-    "at", "of", "to", "for", "with", "and", "or", "using", "use", "run", "running", "runs", "serve", "serving",
-    "host", "hosting", "fit", "fits", "fitting", "into", "onto", "enough", "memory", "vram", "gpu", "gpus", "card",
-    "cards", "how", "many", "much", "what", "which", "need", "needs", "want", "get", "please", "model", "models",
-    "inference", "infer", "deploy", "local", "locally", "machine", "box", "rig", "setup", "server", "if", "there",
-    "any", "some", "than", "more", "less", "about", "around", "just", "only", "also", "still", "context", "ctx",
-    "tokens", "token", "long", "length", "window", "sequence", "sequences", "seq", "size", "by", "per", "hi",
-    "hello", "okay", "ok", "so", "then", "like", "as", "up"})
-_ENGINES = {"vllm": "vllm", "llama.cpp": "llama.cpp", "llamacpp": "llama.cpp", "llama cpp": "llama.cpp",
-            "llama server": "llama.cpp", "ollama": "llama.cpp", "lm studio": "llama.cpp", "lmstudio": "llama.cpp",
-            "transformers": "transformers", "hf transformers": "transformers", "huggingface": "transformers",
-            "hugging face": "transformers", "pytorch": "transformers"}
+_FILLER = frozenset(
+    {
+        "can",
+        "could",
+        "would",
+        "will",
+        "should",
+        "do",
+        "does",
+        "did",
+        "is",
+        "are",
+        "am",
+        "be",
+        "i",
+        "me",
+        "my",
+        "we",
+        "our",
+        "you",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "a",
+        "an",
+        "the",
+        "on",
+        "in",
+        "at",
+        "of",
+        "to",
+        "for",
+        "with",
+        "and",
+        "or",
+        "using",
+        "use",
+        "run",
+        "running",
+        "runs",
+        "serve",
+        "serving",
+        "host",
+        "hosting",
+        "fit",
+        "fits",
+        "fitting",
+        "into",
+        "onto",
+        "enough",
+        "memory",
+        "vram",
+        "gpu",
+        "gpus",
+        "card",
+        "cards",
+        "how",
+        "many",
+        "much",
+        "what",
+        "which",
+        "need",
+        "needs",
+        "want",
+        "get",
+        "please",
+        "model",
+        "models",
+        "inference",
+        "infer",
+        "deploy",
+        "local",
+        "locally",
+        "machine",
+        "box",
+        "rig",
+        "setup",
+        "server",
+        "if",
+        "there",
+        "any",
+        "some",
+        "than",
+        "more",
+        "less",
+        "about",
+        "around",
+        "just",
+        "only",
+        "also",
+        "still",
+        "context",
+        "ctx",
+        "tokens",
+        "token",
+        "long",
+        "length",
+        "window",
+        "sequence",
+        "sequences",
+        "seq",
+        "size",
+        "by",
+        "per",
+        "hi",
+        "hello",
+        "okay",
+        "ok",
+        "so",
+        "then",
+        "like",
+        "as",
+        "up",
+    }
+)
+_ENGINES = {
+    "vllm": "vllm",
+    "llama.cpp": "llama.cpp",
+    "llamacpp": "llama.cpp",
+    "llama cpp": "llama.cpp",
+    "llama server": "llama.cpp",
+    "ollama": "llama.cpp",
+    "lm studio": "llama.cpp",
+    "lmstudio": "llama.cpp",
+    "transformers": "transformers",
+    "hf transformers": "transformers",
+    "huggingface": "transformers",
+    "hugging face": "transformers",
+    "pytorch": "transformers",
+}
 _METHODS = {"qlora": "qlora", "lora": "lora", "full fine tune": "full", "full finetune": "full", "full": "full"}
 _TRAIN = re.compile(r"\b(fine[- ]?tun\w*|train\w*|qlora|lora)\b", re.IGNORECASE)
-_DTYPES = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16", "half": "float16",
-           "fp32": "float32", "float32": "float32"}
+_DTYPES = {
+    "bf16": "bfloat16",
+    "bfloat16": "bfloat16",
+    "fp16": "float16",
+    "float16": "float16",
+    "half": "float16",
+    "fp32": "float32",
+    "float32": "float32",
+}
 
 
 def _norm(s: str) -> str:
@@ -59,8 +201,11 @@ class Understanding:
     not_understood: list[str] = field(default_factory=list)  # words that matched nothing
 
     def to_dict(self) -> dict[str, Any]:
-        return {"fields": dict(self.fields), "understood": list(self.understood),
-                "not_understood": list(self.not_understood)}
+        return {
+            "fields": dict(self.fields),
+            "understood": list(self.understood),
+            "not_understood": list(self.not_understood),
+        }
 
 
 @lru_cache(maxsize=1)
@@ -111,13 +256,16 @@ class _Text:
 
 def _count_near(t: _Text, a: int, b: int) -> tuple[int | None, tuple[int, int]]:
     """A GPU count written around the GPU's name: "two 4090s", "2x h100", "2 x h100", "4090 x2", "4090 x 2"."""
-    before = t.s[:a + 1]
-    after = t.s[b - 1:]
+    before = t.s[: a + 1]
+    after = t.s[b - 1 :]
     m = re.match(r"\s*x\s*(\d{1,4})\b|\s+(\d{1,4})\s*x\b", after)
     if m:  # "4090 x2" names the count after the GPU, whatever precedes it ("an rtx 4090 x2")
         return int(m.group(1) or m.group(2)), (a, b - 1 + m.end())
-    m = re.search(r"\s(?:(\d{1,4})\s*x?|x\s*(\d{1,4})|([a-z]+))\s+(?:(?:nvidia|amd|rtx|geforce|radeon|apple|"
-                  r"instinct|tesla)\s+)*$", before)
+    m = re.search(
+        r"\s(?:(\d{1,4})\s*x?|x\s*(\d{1,4})|([a-z]+))\s+(?:(?:nvidia|amd|rtx|geforce|radeon|apple|"
+        r"instinct|tesla)\s+)*$",
+        before,
+    )
     if m:
         raw = m.group(1) or m.group(2) or m.group(3)
         count = int(raw) if raw.isdigit() else _WORDS.get(raw)
@@ -167,14 +315,38 @@ def understand(text: str) -> Understanding:
     words = {m.group(1).lower() for m in _TRAIN.finditer(text)}
     if words:
         u.fields["mode"] = "train"
-        method = "qlora" if "qlora" in words else "lora" if "lora" in words else \
-            "full" if re.search(r"\bfull\b", text, re.I) else None
+        method = (
+            "qlora"
+            if "qlora" in words
+            else "lora"
+            if "lora" in words
+            else "full"
+            if re.search(r"\bfull\b", text, re.I)
+            else None
+        )
         if method:
             u.fields["method"] = method
-        u.understood.append({"field": "mode", "value": "training" + (f" ({method})" if method else ""),
-                             "said": ", ".join(sorted(words))})
-        for w in ("qlora", "lora", "full", "fine tune", "fine tuning", "finetune", "finetuning", "fine tuned",
-                  "train", "training", "trained", "tune"):
+        u.understood.append(
+            {
+                "field": "mode",
+                "value": "training" + (f" ({method})" if method else ""),
+                "said": ", ".join(sorted(words)),
+            }
+        )
+        for w in (
+            "qlora",
+            "lora",
+            "full",
+            "fine tune",
+            "fine tuning",
+            "finetune",
+            "finetuning",
+            "fine tuned",
+            "train",
+            "training",
+            "trained",
+            "tune",
+        ):
             while (span := t.take(_norm(w))) is not None:
                 t.blank(*span)
         for phrase in ("gradient checkpointing", "grad checkpointing", "activation checkpointing", "checkpointing"):
@@ -191,15 +363,19 @@ def understand(text: str) -> Understanding:
             u.understood.append({"field": "dtype", "value": dt, "said": word})
             t.blank(*span)
             break
-    m = re.search(r"\s(?:batch(?: size)?(?: of)?\s+(\d{1,5})|(\d{1,5})\s+(?:users|requests|sequences|concurrent|"
-                  r"parallel|at once|streams|prompts))\s", t.s)
+    m = re.search(
+        r"\s(?:batch(?: size)?(?: of)?\s+(\d{1,5})|(\d{1,5})\s+(?:users|requests|sequences|concurrent|"
+        r"parallel|at once|streams|prompts))\s",
+        t.s,
+    )
     if m:
         u.fields["batch"] = int(m.group(1) or m.group(2))
         u.understood.append({"field": "batch", "value": str(u.fields["batch"]), "said": said(m.start(), m.end())})
         t.blank(m.start(), m.end())
     _context(t, u, said)
-    u.not_understood = [w for w in t.words() if w not in _FILLER and not w.isdigit()] + \
-        [w for w in t.words() if w.isdigit()]
+    u.not_understood = [w for w in t.words() if w not in _FILLER and not w.isdigit()] + [
+        w for w in t.words() if w.isdigit()
+    ]
     return u
 
 
@@ -208,11 +384,29 @@ def _quant(t: _Text, u: Understanding, said: Any) -> None:
     four = {"vllm": "awq", "llama.cpp": "q4_k_m"}.get(engine, "nf4")
     eight = {"vllm": "fp8", "llama.cpp": "q8_0"}.get(engine, "int8")
     phrases: list[tuple[str, str]] = [
-        ("int4 awq", "awq"), ("awq int4", "awq"), ("4 bit awq", "awq"), ("awq", "awq"), ("int4 gptq", "gptq"),
-        ("4 bit gptq", "gptq"), ("gptq", "gptq"), ("bnb 4 bit", "nf4"), ("bitsandbytes", "nf4"), ("nf4", "nf4"),
-        ("fp8", "fp8"), ("int8", eight if engine == "llama.cpp" else "int8"), ("8 bit", eight), ("8bit", eight),
-        ("int4", four), ("4 bit", four), ("4bit", four), ("q4", "q4_k_m"), ("q8", "q8_0"), ("q6", "q6_k"),
-        ("q5", "q5_k_m"), ("q3", "q3_k_m"), ("q2", "q2_k"),
+        ("int4 awq", "awq"),
+        ("awq int4", "awq"),
+        ("4 bit awq", "awq"),
+        ("awq", "awq"),
+        ("int4 gptq", "gptq"),
+        ("4 bit gptq", "gptq"),
+        ("gptq", "gptq"),
+        ("bnb 4 bit", "nf4"),
+        ("bitsandbytes", "nf4"),
+        ("nf4", "nf4"),
+        ("fp8", "fp8"),
+        ("int8", eight if engine == "llama.cpp" else "int8"),
+        ("8 bit", eight),
+        ("8bit", eight),
+        ("int4", four),
+        ("4 bit", four),
+        ("4bit", four),
+        ("q4", "q4_k_m"),
+        ("q8", "q8_0"),
+        ("q6", "q6_k"),
+        ("q5", "q5_k_m"),
+        ("q3", "q3_k_m"),
+        ("q2", "q2_k"),
     ]
     # "int4 awq" names AWQ (a choice of the form), then exact scheme names ("q4 k m" after normalizing "Q4_K_M"),
     # then the generic "4-bit" / "8-bit", read for the engine asked
@@ -228,9 +422,11 @@ def _quant(t: _Text, u: Understanding, said: Any) -> None:
 
 
 def _context(t: _Text, u: Understanding, said: Any) -> None:
-    pats = [r"\s(\d+(?:\.\d+)?)\s?([km])\s(?:(?:of\s)?(?:context|tokens|ctx|token))?",
-            r"\s(?:context|ctx|at|with|of)\s(?:of\s|length\s|window\s)?(\d{3,8})\s(?:tokens?\s)?",
-            r"\s(\d{3,8})\s(?:tokens?|context|ctx)\s"]
+    pats = [
+        r"\s(\d+(?:\.\d+)?)\s?([km])\s(?:(?:of\s)?(?:context|tokens|ctx|token))?",
+        r"\s(?:context|ctx|at|with|of)\s(?:of\s|length\s|window\s)?(\d{3,8})\s(?:tokens?\s)?",
+        r"\s(\d{3,8})\s(?:tokens?|context|ctx)\s",
+    ]
     for pat in pats:
         m = re.search(pat, t.s)
         if not m:

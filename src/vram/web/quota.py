@@ -72,8 +72,14 @@ class QuotaState:
         return self.daily_remaining + self.purchased
 
     def to_dict(self) -> dict[str, int | float]:
-        return {"limit": self.limit, "daily_remaining": self.daily_remaining, "purchased": self.purchased,
-                "remaining": self.remaining, "reset_at": self.reset_at, "reset_in_s": self.reset_in_s}
+        return {
+            "limit": self.limit,
+            "daily_remaining": self.daily_remaining,
+            "purchased": self.purchased,
+            "remaining": self.remaining,
+            "reset_at": self.reset_at,
+            "reset_in_s": self.reset_in_s,
+        }
 
 
 class _Insufficient(Exception):
@@ -85,10 +91,14 @@ class _Insufficient(Exception):
 # PostgreSQL + Redis: the counter in one Redis script call, then the purchased tokens, the ledger rows and the
 # balance in one SQL statement (one round trip, atomic on its own).
 _SQLITE_READ = "SELECT used, window_start FROM counters WHERE key = ?"
-_SQLITE_UPSERT = ("INSERT INTO counters (key, window_start, used) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
-                  "used = excluded.used, window_start = excluded.window_start")
-_SQLITE_SPEND = ("UPDATE users SET purchased_tokens = purchased_tokens - ? WHERE id = ? AND purchased_tokens >= ? "
-                 "RETURNING purchased_tokens")
+_SQLITE_UPSERT = (
+    "INSERT INTO counters (key, window_start, used) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+    "used = excluded.used, window_start = excluded.window_start"
+)
+_SQLITE_SPEND = (
+    "UPDATE users SET purchased_tokens = purchased_tokens - ? WHERE id = ? AND purchased_tokens >= ? "
+    "RETURNING purchased_tokens"
+)
 _SQLITE_TAKE_ALL = """INSERT INTO counters (key, window_start, used) VALUES (?1, ?2, ?3)
 ON CONFLICT(key) DO UPDATE SET
   used = CASE WHEN ?2 >= window_start + ?4 THEN ?3 ELSE used + ?3 END,
@@ -96,9 +106,11 @@ ON CONFLICT(key) DO UPDATE SET
 WHERE (CASE WHEN ?2 >= window_start + ?4 THEN 0 ELSE used END) + ?3 <= ?5
 RETURNING used, window_start"""
 _SQLITE_BALANCE = "SELECT purchased_tokens FROM users WHERE id = ?"
-_SQLITE_STATE = ("SELECT (SELECT used FROM counters WHERE key = ?1), "
-                 "(SELECT window_start FROM counters WHERE key = ?1), "
-                 "(SELECT purchased_tokens FROM users WHERE id = ?2)")
+_SQLITE_STATE = (
+    "SELECT (SELECT used FROM counters WHERE key = ?1), "
+    "(SELECT window_start FROM counters WHERE key = ?1), "
+    "(SELECT purchased_tokens FROM users WHERE id = ?2)"
+)
 _LEDGER_ROW = "INSERT INTO ledger (user_id, created_at, amount, bucket, reason) VALUES (?, ?, ?, ?, ?)"
 _PG_SPEND = """
 WITH u AS (UPDATE users SET purchased_tokens = purchased_tokens - %(need)s
@@ -144,12 +156,16 @@ class Quota:
         usage = self.counters.peek(subject.key, self.settings.window_s, now)
         return self._state(subject, usage.used, usage.window_start, now, self.purchased(subject.user_id))
 
-    def _state(self, subject: Subject, used: int, window_start: float | None, now: float,
-               purchased: int) -> QuotaState:
+    def _state(self, subject: Subject, used: int, window_start: float | None, now: float, purchased: int) -> QuotaState:
         limit = self.limit_for(subject)
         reset_at = (window_start if window_start is not None else now) + self.settings.window_s
-        return QuotaState(limit=limit, daily_remaining=max(0, limit - used), purchased=purchased, reset_at=reset_at,
-                          reset_in_s=max(0, round(reset_at - now)))
+        return QuotaState(
+            limit=limit,
+            daily_remaining=max(0, limit - used),
+            purchased=purchased,
+            reset_at=reset_at,
+            reset_in_s=max(0, round(reset_at - now)),
+        )
 
     def charge(self, subject: Subject, cost: int, reason: str) -> tuple[bool, QuotaState]:
         """Take `cost` tokens (daily allowance first, then purchased). Returns (charged?, state after).
@@ -193,8 +209,9 @@ class Quota:
             return False, self.state(subject)
         return True, self._state(subject, t.used, t.window_start, now, int(balance or 0))
 
-    def _charge_sqlite(self, subject: Subject, cost: int, reason: str, limit: int, window: float,
-                       now: float) -> tuple[bool, QuotaState]:
+    def _charge_sqlite(
+        self, subject: Subject, cost: int, reason: str, limit: int, window: float, now: float
+    ) -> tuple[bool, QuotaState]:
         """Anonymous: one statement (the counter taken only if all of `cost` fits). Signed in: one transaction
         (counter, purchased tokens, ledger rows, balance)."""
         with self.db.direct() as raw:
@@ -211,14 +228,18 @@ class Quota:
                     raise
         return (True, got) if got is not None else (False, self.state(subject))
 
-    def _debit_sqlite(self, raw: Any, subject: Subject, cost: int, reason: str, limit: int, window: float,
-                      now: float) -> QuotaState | None:
+    def _debit_sqlite(
+        self, raw: Any, subject: Subject, cost: int, reason: str, limit: int, window: float, now: float
+    ) -> QuotaState | None:
         """The statements of one debit, inside the caller's transaction (anonymous: one statement, atomic on its
         own). The state after it, or None when it cannot be paid (the caller rolls back what it did)."""
         uid = subject.user_id
         if uid is None:
-            row = raw.execute(_SQLITE_TAKE_ALL, (subject.key, now, cost, window, limit)).fetchone() \
-                if cost <= limit else None
+            row = (
+                raw.execute(_SQLITE_TAKE_ALL, (subject.key, now, cost, window, limit)).fetchone()
+                if cost <= limit
+                else None
+            )
             return self._state(subject, int(row[0]), float(row[1]), now, 0) if row is not None else None
         row = raw.execute(_SQLITE_READ, (subject.key,)).fetchone()
         used, start = (int(row[0]), float(row[1])) if row is not None else (0, now)
@@ -271,8 +292,9 @@ class Quota:
                         raw.execute("SAVEPOINT debit")
                         outcome: QuotaState | Exception | None
                         try:
-                            outcome = self._debit_sqlite(raw, subject, cost, reason, self.limit_for(subject),
-                                                         window, now)
+                            outcome = self._debit_sqlite(
+                                raw, subject, cost, reason, self.limit_for(subject), window, now
+                            )
                         except Exception as exc:  # this request fails; the others go on
                             outcome = exc
                         if not isinstance(outcome, QuotaState):  # not paid, or failed: undo what it did
@@ -315,19 +337,26 @@ class Quota:
     def _spend_purchased(self, conn: Connection, uid: int, need: int, now: float, reason: str) -> bool:
         if need <= 0:
             return True
-        res = conn.execute(update(User).where(User.id == uid, User.purchased_tokens >= need)
-                           .values(purchased_tokens=User.purchased_tokens - need))
+        res = conn.execute(
+            update(User)
+            .where(User.id == uid, User.purchased_tokens >= need)
+            .values(purchased_tokens=User.purchased_tokens - need)
+        )
         if res.rowcount != 1:
             return False
         self._ledger(conn, uid, -need, "purchased", reason, now)
         return True
 
     @staticmethod
-    def _ledger(conn: Connection, uid: int, amount: int, bucket: str, reason: str, now: float,
-                ref: str | None = None) -> None:
+    def _ledger(
+        conn: Connection, uid: int, amount: int, bucket: str, reason: str, now: float, ref: str | None = None
+    ) -> None:
         if amount:
-            conn.execute(insert(LedgerRow).values(user_id=uid, created_at=now, amount=amount, bucket=bucket,
-                                                  reason=reason, ref=ref))
+            conn.execute(
+                insert(LedgerRow).values(
+                    user_id=uid, created_at=now, amount=amount, bucket=bucket, reason=reason, ref=ref
+                )
+            )
 
     @staticmethod
     def _balance(conn: Connection, uid: int) -> int:
@@ -343,8 +372,9 @@ class Quota:
                 if ref is not None and conn.execute(select(LedgerRow.id).where(LedgerRow.ref == ref)).first():
                     return False
                 self._ledger(conn, user_id, tokens, "purchased", reason, now, ref=ref)
-                conn.execute(update(User).where(User.id == user_id)
-                             .values(purchased_tokens=User.purchased_tokens + tokens))
+                conn.execute(
+                    update(User).where(User.id == user_id).values(purchased_tokens=User.purchased_tokens + tokens)
+                )
         except IntegrityError:  # a concurrent replay of the same event won the race
             return False
         return True
@@ -352,6 +382,9 @@ class Quota:
     def ledger_balance(self, user_id: int) -> int:
         """The purchased balance recomputed from the ledger (must equal users.purchased_tokens)."""
         with self.db.engine.connect() as conn:
-            value = conn.execute(select(func.coalesce(func.sum(LedgerRow.amount), 0))
-                                 .where(LedgerRow.user_id == user_id, LedgerRow.bucket == "purchased")).scalar()
+            value = conn.execute(
+                select(func.coalesce(func.sum(LedgerRow.amount), 0)).where(
+                    LedgerRow.user_id == user_id, LedgerRow.bucket == "purchased"
+                )
+            ).scalar()
         return int(value or 0)

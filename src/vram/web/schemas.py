@@ -98,14 +98,19 @@ class WorkloadBody(_FamilyBody):
     kv_dtype: str | None = Field(default=None, max_length=32)
     attn: Literal["sdpa", "eager", "flash"] | None = Field(default=None, description="transformers only")
     options: dict[str, Any] | None = Field(
-        default=None, description="the engine's options by name, as vram.request declares them (vLLM: "
-        "max_num_seqs, block_size ...; llama.cpp: n_gpu_layers, n_ubatch ...); an option of another engine is a 422")
+        default=None,
+        description="the engine's options by name, as vram.request declares them (vLLM: "
+        "max_num_seqs, block_size ...; llama.cpp: n_gpu_layers, n_ubatch ...); an option of another engine is a 422",
+    )
     train: TrainBody | None = None
 
 
 class EstimateBody(WorkloadBody):
-    gpu: str | None = Field(default=None, max_length=100,
-                            description="the GPU the engine sizes itself from (needed for vLLM), e.g. 'rtx-4090'")
+    gpu: str | None = Field(
+        default=None,
+        max_length=100,
+        description="the GPU the engine sizes itself from (needed for vLLM), e.g. 'rtx-4090'",
+    )
 
 
 class FitBody(WorkloadBody):

@@ -41,14 +41,24 @@ class Services:
 
             redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
             # estimates keep working through a Redis outage: the database counts allowances meanwhile
-            counters = FallbackCounters(RedisCounters(redis_client, settings.redis_prefix), SqlCounters(db),
-                                        (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError))
+            counters = FallbackCounters(
+                RedisCounters(redis_client, settings.redis_prefix),
+                SqlCounters(db),
+                (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError),
+            )
             sessions = RedisSessions(redis_client, settings.redis_prefix, settings.session_ttl_s)
         else:
             counters = SqlCounters(db)
             sessions = SqlSessions(db, settings.session_ttl_s)
-        return cls(settings=settings, db=db, counters=counters, sessions=sessions,
-                   quota=Quota(settings, db, counters), secret=secret, redis=redis_client)
+        return cls(
+            settings=settings,
+            db=db,
+            counters=counters,
+            sessions=sessions,
+            quota=Quota(settings, db, counters),
+            secret=secret,
+            redis=redis_client,
+        )
 
     @property
     def inline(self) -> bool:
@@ -73,8 +83,9 @@ class Services:
             if found is not None:
                 uid, email = found
                 if email is None:  # a session store that does not keep the email
-                    row = self.db.one("SELECT email FROM users WHERE id = ?", "SELECT email FROM users WHERE id = %s",
-                                      (uid,))
+                    row = self.db.one(
+                        "SELECT email FROM users WHERE id = ?", "SELECT email FROM users WHERE id = %s", (uid,)
+                    )
                     email = row[0] if row is not None else None
                 if email is not None:
                     return Subject(key=f"user:{uid}", user_id=uid, email=str(email)), token

@@ -118,8 +118,14 @@ def make_engine(url: str) -> Engine:
     ≈ 80 charged answers a second. Credits (purchases, grants), accounts, sessions, history and shares stay durable."""
     if url.startswith("sqlite"):
         # a small pool: connections (and their PRAGMAs) are reused instead of opened per transaction
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=QueuePool,
-                               pool_size=8, max_overflow=32, pool_timeout=30)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=QueuePool,
+            pool_size=8,
+            max_overflow=32,
+            pool_timeout=30,
+        )
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, record: Any) -> None:
@@ -135,8 +141,7 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
             opts = conn.get_execution_options()
-            set_durability(conn.connection.info, conn.connection.driver_connection, opts.get("durable", True),
-                           "sqlite")
+            set_durability(conn.connection.info, conn.connection.driver_connection, opts.get("durable", True), "sqlite")
             conn.exec_driver_sql("BEGIN IMMEDIATE" if opts.get("immediate", False) else "BEGIN")
 
         return engine
@@ -144,8 +149,9 @@ def make_engine(url: str) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     elif url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgres://")
-    engine = create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True, pool_timeout=30,
-                           connect_args={"connect_timeout": 10})
+    engine = create_engine(
+        url, pool_size=10, max_overflow=30, pool_pre_ping=True, pool_timeout=30, connect_args={"connect_timeout": 10}
+    )
 
     @event.listens_for(engine, "connect")
     def _on_pg_connect(dbapi_conn: Any, record: Any) -> None:
@@ -153,8 +159,12 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_pg_begin(conn: Connection) -> None:
-        set_durability(conn.connection.info, conn.connection.driver_connection,
-                       conn.get_execution_options().get("durable", True), "postgresql")
+        set_durability(
+            conn.connection.info,
+            conn.connection.driver_connection,
+            conn.get_execution_options().get("durable", True),
+            "postgresql",
+        )
 
     return engine
 

@@ -33,10 +33,23 @@ def _workload_view(shown: dict[str, Any], est: dict[str, Any]) -> dict[str, Any]
     return {}
 
 
-def check_result(est: dict[str, Any], fit: dict[str, Any] | None, gpu: dict[str, Any] | None, gpu_count: int,
-                 headroom: float, curve: list[tuple[int, int]]) -> dict[str, Any]:
-    return {"estimate": est, "fit": fit, "gpu": gpu, "gpu_count": gpu_count, "headroom_fraction": headroom,
-            "curve": [list(p) for p in curve], "vram_version": est.get("vram_version")}
+def check_result(
+    est: dict[str, Any],
+    fit: dict[str, Any] | None,
+    gpu: dict[str, Any] | None,
+    gpu_count: int,
+    headroom: float,
+    curve: list[tuple[int, int]],
+) -> dict[str, Any]:
+    return {
+        "estimate": est,
+        "fit": fit,
+        "gpu": gpu,
+        "gpu_count": gpu_count,
+        "headroom_fraction": headroom,
+        "curve": [list(p) for p in curve],
+        "vram_version": est.get("vram_version"),
+    }
 
 
 LABELS = {"fits": ("ok", "Fits"), "tight": ("tight", "Tight"), "no": ("no", "Does not fit")}
@@ -48,8 +61,12 @@ def verdict(fit: dict[str, Any]) -> dict[str, str] | None:
         return None
     cls, label = LABELS[str(fit["verdict"])]
     reasons = fit.get("reasons") or []
-    text = "; ".join(str(r) for r in reasons) if reasons else \
-        f"needs {_g(int(fit.get('per_gpu_bytes', 0)))} GiB per GPU of {_g(int(fit.get('usable_bytes_per_gpu', 0)))} GiB"
+    text = (
+        "; ".join(str(r) for r in reasons)
+        if reasons
+        else f"needs {_g(int(fit.get('per_gpu_bytes', 0)))} GiB per GPU of "
+        f"{_g(int(fit.get('usable_bytes_per_gpu', 0)))} GiB"
+    )
     return {"cls": cls, "label": label, "text": text}
 
 
@@ -61,13 +78,27 @@ def _bar(components: list[tuple[str, int, str]], usable: int, mark: int) -> dict
     segs = []
     for i, (name, b, why) in enumerate(components):
         w = BAR_W * b / scale_max
-        segs.append({"name": name, "bytes": b, "gib": _g(b), "x": round(x, 2), "w": round(max(w, 0), 2),
-                     "cls": COLORS[i % len(COLORS)], "why": why})
+        segs.append(
+            {
+                "name": name,
+                "bytes": b,
+                "gib": _g(b),
+                "x": round(x, 2),
+                "w": round(max(w, 0), 2),
+                "cls": COLORS[i % len(COLORS)],
+                "why": why,
+            }
+        )
         x += w
-    return {"segments": segs, "width": BAR_W, "total_gib": _g(total),
-            "cap_x": round(BAR_W * usable / scale_max, 2) if usable else None,
-            "usable_gib": _g(usable) if usable else None,
-            "mark_x": round(BAR_W * mark / scale_max, 2) if usable and mark else None, "mark_gib": _g(mark)}
+    return {
+        "segments": segs,
+        "width": BAR_W,
+        "total_gib": _g(total),
+        "cap_x": round(BAR_W * usable / scale_max, 2) if usable else None,
+        "usable_gib": _g(usable) if usable else None,
+        "mark_x": round(BAR_W * mark / scale_max, 2) if usable and mark else None,
+        "mark_gib": _g(mark),
+    }
 
 
 def _fmt_ctx(c: float) -> str:
@@ -79,8 +110,9 @@ def _fmt_ctx(c: float) -> str:
     return str(c)
 
 
-def chart(curve: list[list[int]] | list[tuple[int, int]], capacity: int | None, per_gpu: bool,
-          max_context: int | None = None) -> dict[str, Any] | None:
+def chart(
+    curve: list[list[int]] | list[tuple[int, int]], capacity: int | None, per_gpu: bool, max_context: int | None = None
+) -> dict[str, Any] | None:
     """Memory against context: a polyline and the GPU's usable memory as a horizontal line; where they cross is
     the longest context that fits (labelled with `vram fit`'s max_context when there is one)."""
     pts = [(int(c), int(b)) for c, b in curve if int(c) > 0]
@@ -107,8 +139,7 @@ def chart(curve: list[list[int]] | list[tuple[int, int]], capacity: int | None, 
             continue
         xticks.append({"x": x, "label": _fmt_ctx(c)})
     step = max(1, int(ymax / GIB / 5))
-    nice = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10**4, 10**5)
-                if s >= step)
+    nice = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10**4, 10**5) if s >= step)
     yticks = [{"y": sy(v * GIB), "label": f"{v:g}"} for v in range(0, int(ymax / GIB) + 1, nice)]
     cross = None
     if capacity:
@@ -117,15 +148,30 @@ def chart(curve: list[list[int]] | list[tuple[int, int]], capacity: int | None, 
                 t = (capacity - b0) / (b1 - b0)
                 cc = 2 ** (math.log2(c0) + t * (math.log2(c1) - math.log2(c0)))
                 label_ctx = max_context if max_context else int(cc)
-                cross = {"x": sx(cc), "y": sy(capacity), "label": f"max ≈ {_fmt_ctx(label_ctx)} tokens",
-                         "context": label_ctx}
+                cross = {
+                    "x": sx(cc),
+                    "y": sy(capacity),
+                    "label": f"max ≈ {_fmt_ctx(label_ctx)} tokens",
+                    "context": label_ctx,
+                }
                 break
-    return {"w": CHART_W, "h": CHART_H, "poly": poly, "points": [{"x": sx(c), "y": sy(b), "ctx": _fmt_ctx(c),
-                                                                   "gib": _g(b)} for c, b in pts],
-            "xticks": xticks, "yticks": yticks, "x_left": PAD_L, "x_right": CHART_W - PAD_R, "y_top": PAD_T,
-            "y_bottom": CHART_H - PAD_B, "cap_y": sy(capacity) if capacity else None,
-            "cross": cross, "per_gpu": per_gpu, "all_fit": bool(capacity) and pts[-1][1] <= (capacity or 0),
-            "none_fit": bool(capacity) and pts[0][1] > (capacity or 0)}
+    return {
+        "w": CHART_W,
+        "h": CHART_H,
+        "poly": poly,
+        "points": [{"x": sx(c), "y": sy(b), "ctx": _fmt_ctx(c), "gib": _g(b)} for c, b in pts],
+        "xticks": xticks,
+        "yticks": yticks,
+        "x_left": PAD_L,
+        "x_right": CHART_W - PAD_R,
+        "y_top": PAD_T,
+        "y_bottom": CHART_H - PAD_B,
+        "cap_y": sy(capacity) if capacity else None,
+        "cross": cross,
+        "per_gpu": per_gpu,
+        "all_fit": bool(capacity) and pts[-1][1] <= (capacity or 0),
+        "none_fit": bool(capacity) and pts[0][1] > (capacity or 0),
+    }
 
 
 def serving_commands(fit: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -143,15 +189,26 @@ def serving_commands(fit: dict[str, Any] | None) -> list[dict[str, Any]]:
         if spec.get("modelfile") and isinstance(spec["modelfile"], list):
             text = f"{text}\n# Modelfile:\n" + "\n".join(str(x) for x in spec["modelfile"])
         if text:
-            out.append({"engine": str(name), "label": str(spec.get("label") or name), "command": str(text),
-                        "notes": [str(n) for n in spec.get("notes") or []]})
+            out.append(
+                {
+                    "engine": str(name),
+                    "label": str(spec.get("label") or name),
+                    "command": str(text),
+                    "notes": [str(n) for n in spec.get("notes") or []],
+                }
+            )
     out.sort(key=lambda c: c["engine"] != primary)
     return out
 
 
 RUNTIMES = {"diffusion": "diffusers", "speech": "transformers (Whisper)", "embedding": "sentence-transformers"}
-KIND_LABELS = {"llm": "text model", "diffusion": "image model", "speech": "speech model",
-               "vlm": "vision-language model", "embedding": "embedding model"}
+KIND_LABELS = {
+    "llm": "text model",
+    "diffusion": "image model",
+    "speech": "speech model",
+    "vlm": "vision-language model",
+    "embedding": "embedding model",
+}
 
 
 def _gb_text(n: int) -> str:
@@ -185,15 +242,18 @@ def answer_sentence(view: dict[str, Any]) -> str:
     if v["cls"] == "ok":
         return f"Yes: {model} fits on {where}{ctx}, with {_gb_text(free)} free per GPU."
     if v["cls"] == "tight":
-        return (f"Only just: {model} fits on {where}{ctx} with {_gb_text(free)} free per GPU, less headroom than "
-                "asked, so long prompts or bursts may run out of memory.")
-    return (f"No: {model} needs {view['per_gpu_gib']} GiB per GPU{ctx}, {_gb_text(-free)} more than {where} "
-            f"has.{tail}")
+        return (
+            f"Only just: {model} fits on {where}{ctx} with {_gb_text(free)} free per GPU, less headroom than "
+            "asked, so long prompts or bursts may run out of memory."
+        )
+    return f"No: {model} needs {view['per_gpu_gib']} GiB per GPU{ctx}, {_gb_text(-free)} more than {where} has.{tail}"
 
 
 def _rows(comps: list[tuple[str, int, str]], total: int) -> list[dict[str, str]]:
-    return [{"name": name, "gib": _g(b), "share": f"{100 * b / total:.1f}%" if total else "", "why": why}
-            for name, b, why in comps]
+    return [
+        {"name": name, "gib": _g(b), "share": f"{100 * b / total:.1f}%" if total else "", "why": why}
+        for name, b, why in comps
+    ]
 
 
 def build_view(kind: str, req: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
@@ -223,11 +283,15 @@ def build_view(kind: str, req: dict[str, Any], result: dict[str, Any]) -> dict[s
     if fit and isinstance(fit.get("estimate"), dict):
         shown = fit["estimate"]  # the fullest GPU's estimate, on that GPU (vLLM sized by its memory)
     # the numbers are the library's: the fullest GPU's breakdown from `vram fit`, else the estimate's own
-    source = fit["breakdown"] if fit and isinstance(fit.get("breakdown"), list) and fit["breakdown"] else \
-        est.get("breakdown", [])
+    source = (
+        fit["breakdown"]
+        if fit and isinstance(fit.get("breakdown"), list) and fit["breakdown"]
+        else est.get("breakdown", [])
+    )
     comps = [(str(c["name"]), int(c["bytes"]), str(c.get("explanation", ""))) for c in source]
-    per_gpu = int(fit["per_gpu_bytes"]) if fit and isinstance(fit.get("per_gpu_bytes"), int) else \
-        sum(b for _, b, _ in comps)
+    per_gpu = (
+        int(fit["per_gpu_bytes"]) if fit and isinstance(fit.get("per_gpu_bytes"), int) else sum(b for _, b, _ in comps)
+    )
     usable = int(gpu["usable_memory_bytes"]) if gpu else 0
     if fit and isinstance(fit.get("usable_bytes_per_gpu"), int):
         usable = int(fit["usable_bytes_per_gpu"])
@@ -238,43 +302,70 @@ def build_view(kind: str, req: dict[str, Any], result: dict[str, Any]) -> dict[s
     if fit:
         rows = _rows(comps, total)
     else:
-        rows = _rows([(str(c["name"]), int(c["bytes"]), str(c.get("explanation", "")))
-                      for c in est.get("breakdown", [])], total)
+        rows = _rows(
+            [(str(c["name"]), int(c["bytes"]), str(c.get("explanation", ""))) for c in est.get("breakdown", [])], total
+        )
     gpu_label = f"{n}× {gpu['name']}" if gpu else None
-    weights_all = int(fit["weights_bytes"]) if fit and isinstance(fit.get("weights_bytes"), int) else \
-        int(est.get("weights_bytes", 0))
-    kv_all = int(fit["kv_cache_bytes"]) if fit and isinstance(fit.get("kv_cache_bytes"), int) else \
-        int(est.get("kv_cache_bytes", 0))
+    weights_all = (
+        int(fit["weights_bytes"])
+        if fit and isinstance(fit.get("weights_bytes"), int)
+        else int(est.get("weights_bytes", 0))
+    )
+    kv_all = (
+        int(fit["kv_cache_bytes"])
+        if fit and isinstance(fit.get("kv_cache_bytes"), int)
+        else int(est.get("kv_cache_bytes", 0))
+    )
     context_free = model_kind in ("diffusion", "speech")
     assumptions = [str(a) for a in shown.get("assumptions", [])]
     if fit:
         assumptions += [str(a) for a in fit.get("assumptions", []) if str(a) not in assumptions]
     speed = fit.get("speed") if fit and isinstance(fit.get("speed"), dict) else None
     view: dict[str, Any] = {
-        "kind": kind, "raw": False, "model": model_name, "model_id": est.get("model"), "repo": repo,
-        "model_kind": model_kind, "kind_label": KIND_LABELS.get(model_kind, model_kind),
-        "context_free": context_free, "params": est.get("params"),
+        "kind": kind,
+        "raw": False,
+        "model": model_name,
+        "model_id": est.get("model"),
+        "repo": repo,
+        "model_kind": model_kind,
+        "kind_label": KIND_LABELS.get(model_kind, model_kind),
+        "context_free": context_free,
+        "params": est.get("params"),
         "engine": RUNTIMES.get(model_kind) or shown.get("engine", est.get("engine")),
         "workload": _workload_view(shown, est),
-        "total_gib": _g(total), "peak_gib": _g(int(shown.get("peak_allocated_bytes", 0))),
-        "weights_gib": _g(weights_all), "kv_gib": _g(kv_all), "show_kv": kv_all > 0,
-        "per_gpu_gib": _g(per_gpu), "free_gib": _g(int(fit["free_bytes_per_gpu"])) if fit else None,
+        "total_gib": _g(total),
+        "peak_gib": _g(int(shown.get("peak_allocated_bytes", 0))),
+        "weights_gib": _g(weights_all),
+        "kv_gib": _g(kv_all),
+        "show_kv": kv_all > 0,
+        "per_gpu_gib": _g(per_gpu),
+        "free_gib": _g(int(fit["free_bytes_per_gpu"])) if fit else None,
         "usable_gib": _g(usable) if usable else None,
-        "gpu": gpu, "gpu_count": n, "gpu_label": gpu_label, "verdict": v,
-        "headroom": headroom, "rows": rows, "assumptions": assumptions, "speed": speed,
+        "gpu": gpu,
+        "gpu_count": n,
+        "gpu_label": gpu_label,
+        "verdict": v,
+        "headroom": headroom,
+        "rows": rows,
+        "assumptions": assumptions,
+        "speed": speed,
         "bar": _bar(comps, usable, weights_per_gpu + headroom_bytes if usable else 0) if comps else None,
         "split_note": "the fullest GPU, as `vram fit` splits the model" if fit and n > 1 else "",
-        "chart": None if context_free else chart(curve, usable or None, bool(gpu) and fit is not None,
-                                                 fit.get("max_context") if fit else None),
-        "commands": serving_commands(fit), "fit": fit,
-        "training": bool(req.get("train")), "version": result.get("vram_version") or est.get("vram_version"),
+        "chart": None
+        if context_free
+        else chart(curve, usable or None, bool(gpu) and fit is not None, fit.get("max_context") if fit else None),
+        "commands": serving_commands(fit),
+        "fit": fit,
+        "training": bool(req.get("train")),
+        "version": result.get("vram_version") or est.get("vram_version"),
         "way_forward": result.get("way_forward") or [],
     }
     view["command"] = view["commands"][0]["command"] if view["commands"] else ""
     view["calc_query"] = calculator_query(req)
     if fit:
-        view["limits"] = {k: fit.get(k) for k in ("max_context", "context_limit", "max_batch", "min_gpus",
-                                                  "recommended_quant")}
+        view["limits"] = {
+            k: fit.get(k) for k in ("max_context", "context_limit", "max_batch", "min_gpus", "recommended_quant")
+        }
     view["answer"] = answer_sentence(view)
     view["markdown"] = markdown(view)
     return view
@@ -284,8 +375,24 @@ def calculator_query(req: dict[str, Any]) -> str:
     """The calculator's form prefilled with a stored request (/?model=...&gpu=...)."""
     from urllib.parse import urlencode
 
-    keys = ("model", "context", "batch", "new_tokens", "engine", "dtype", "quant", "kv_dtype", "attn", "gpu",
-            "gpu_count", "width", "height", "images", "steps", "beams")
+    keys = (
+        "model",
+        "context",
+        "batch",
+        "new_tokens",
+        "engine",
+        "dtype",
+        "quant",
+        "kv_dtype",
+        "attn",
+        "gpu",
+        "gpu_count",
+        "width",
+        "height",
+        "images",
+        "steps",
+        "beams",
+    )
     params = {k: str(req[k]) for k in keys if req.get(k) not in (None, "")}
     if req.get("offload_text_encoders"):
         params["offload_text_encoders"] = "1"
@@ -298,8 +405,13 @@ def calculator_query(req: dict[str, Any]) -> str:
     train = req.get("train")
     if isinstance(train, dict):
         params["mode"] = "train"
-        params.update({k: str(train[k]) for k in ("method", "precision", "optimizer", "seq", "lora_rank")
-                       if train.get(k) not in (None, "")})
+        params.update(
+            {
+                k: str(train[k])
+                for k in ("method", "precision", "optimizer", "seq", "lora_rank")
+                if train.get(k) not in (None, "")
+            }
+        )
         if train.get("grad_checkpointing"):
             params["grad_checkpointing"] = "1"
     return urlencode(params)
@@ -310,9 +422,13 @@ def markdown(view: dict[str, Any]) -> str:
     if view.get("verdict"):
         lines += [f"**{view['verdict']['label']}** on {view['gpu_label']}: {view['verdict']['text']}", ""]
     wl = view.get("workload", {})
-    lines += [f"Context {wl.get('context')} · batch {wl.get('batch')} · {wl.get('dtype')}"
-              + (f" · {wl.get('quant')}" if wl.get("quant") else ""), "",
-              "| component | GiB | share |", "|---|---:|---:|"]
+    lines += [
+        f"Context {wl.get('context')} · batch {wl.get('batch')} · {wl.get('dtype')}"
+        + (f" · {wl.get('quant')}" if wl.get("quant") else ""),
+        "",
+        "| component | GiB | share |",
+        "|---|---:|---:|",
+    ]
     lines += [f"| {r['name']} | {r['gib']} | {r['share']} |" for r in view["rows"]]
     lines += [f"| **total{' per GPU' if view.get('fit') else ''}** | **{view['total_gib']}** | |", ""]
     if view["command"]:
@@ -331,11 +447,30 @@ def to_csv(kind: str, result: dict[str, Any], req: dict[str, Any] | None = None)
     view = build_view(kind, req or {}, result) if kind in ("check", "estimate") else {}
     wl = view.get("workload") or {}
     gpu = view.get("gpu") or {}
-    head = [view.get("model_id") or (req or {}).get("model", ""), gpu.get("id", "") if gpu else "",
-            view.get("gpu_count", "") if gpu else "", view.get("engine") or "", wl.get("context", ""),
-            wl.get("batch", ""), fit.get("verdict", "") if isinstance(fit, dict) else ""]
-    w.writerow(["model", "gpu", "gpu_count", "engine", "context", "batch", "verdict", "component", "bytes", "GiB",
-                "explanation"])
+    head = [
+        view.get("model_id") or (req or {}).get("model", ""),
+        gpu.get("id", "") if gpu else "",
+        view.get("gpu_count", "") if gpu else "",
+        view.get("engine") or "",
+        wl.get("context", ""),
+        wl.get("batch", ""),
+        fit.get("verdict", "") if isinstance(fit, dict) else "",
+    ]
+    w.writerow(
+        [
+            "model",
+            "gpu",
+            "gpu_count",
+            "engine",
+            "context",
+            "batch",
+            "verdict",
+            "component",
+            "bytes",
+            "GiB",
+            "explanation",
+        ]
+    )
     comps = fit.get("breakdown") if isinstance(fit, dict) else None
     if not comps and isinstance(est, dict):
         comps = est.get("breakdown", [])

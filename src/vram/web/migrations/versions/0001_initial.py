@@ -50,8 +50,9 @@ def upgrade() -> None:
     for name in ("history", "shares"):
         cols = [
             sa.Column("id", sa.String(32 if name == "history" else 64), primary_key=True),
-            sa.Column("user_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="CASCADE"),
-                      nullable=name == "shares"),
+            sa.Column(
+                "user_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=name == "shares"
+            ),
         ]
         if name == "shares":
             cols.append(sa.Column("delete_token_hash", sa.String(64), nullable=False))
