@@ -57,6 +57,26 @@ def small_allowance_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     yield from _serve(tmp_path_factory, anon_daily_tokens=300, user_daily_tokens=300)
 
 
+# Playwright's 30 s default is a hang detector; on the 2-core CI machine, with the other pytest worker busy, a page
+# that renders in well under a second alone has been seen to take longer. Waits get 120 s.
+PAGE_TIMEOUT_MS = 120_000
+
+
+class _Browser:
+    """The launched browser, whose new pages wait PAGE_TIMEOUT_MS."""
+
+    def __init__(self, browser: Any) -> None:
+        self._browser = browser
+
+    def new_page(self, **kwargs: Any) -> Any:
+        page = self._browser.new_page(**kwargs)
+        page.set_default_timeout(PAGE_TIMEOUT_MS)
+        return page
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._browser, name)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
@@ -65,7 +85,7 @@ def browser() -> Iterator[Any]:
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         try:
-            yield b
+            yield _Browser(b)
         finally:
             b.close()
 
