@@ -73,6 +73,11 @@ class _Browser:
         page.set_default_timeout(PAGE_TIMEOUT_MS)
         return page
 
+    def new_context(self, **kwargs: Any) -> Any:
+        ctx = self._browser.new_context(**kwargs)
+        ctx.set_default_timeout(PAGE_TIMEOUT_MS)
+        return ctx
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._browser, name)
 
