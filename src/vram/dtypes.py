@@ -124,6 +124,36 @@ class QuantScheme:
         return self.linear_bits < 16
 
 
+# a GGUF file type's default tensor type (llama.cpp's llama_ftype_get_default_type)
+GGUF_MIX_BASE: dict[str, str] = {
+    "Q2_K": "Q2_K",
+    "Q2_K_S": "Q2_K",
+    "Q3_K_S": "Q3_K",
+    "Q3_K_M": "Q3_K",
+    "Q3_K_L": "Q3_K",
+    "Q4_K_S": "Q4_K",
+    "Q4_K_M": "Q4_K",
+    "Q5_K_S": "Q5_K",
+    "Q5_K_M": "Q5_K",
+    "Q6_K": "Q6_K",
+    "Q8_0": "Q8_0",
+    "Q4_0": "Q4_0",
+    "Q4_1": "Q4_1",
+    "Q5_0": "Q5_0",
+    "Q5_1": "Q5_1",
+    "IQ4_XS": "IQ4_XS",
+    "IQ4_NL": "IQ4_NL",
+    "IQ3_XXS": "IQ3_XXS",
+    "IQ2_XXS": "IQ2_XXS",
+    "IQ3_M": "IQ3_S",
+    "IQ3_S": "IQ3_S",
+    "MXFP4_MOE": "MXFP4",
+    "F16": "F16",
+    "BF16": "BF16",
+    "F32": "F32",
+}
+
+
 def _gptq(bits: int, group: int, kind: str) -> QuantScheme:
     # qweight packs `bits` per weight; per group of `group` input rows: one fp16 scale and one packed zero per column
     per_weight = bits + (16 + bits) / group
@@ -136,29 +166,7 @@ def _gptq(bits: int, group: int, kind: str) -> QuantScheme:
 
 
 def _gguf(mix: str) -> QuantScheme:
-    base = {
-        "Q2_K": "Q2_K",
-        "Q3_K_S": "Q3_K",
-        "Q3_K_M": "Q3_K",
-        "Q3_K_L": "Q3_K",
-        "Q4_K_S": "Q4_K",
-        "Q4_K_M": "Q4_K",
-        "Q5_K_S": "Q5_K",
-        "Q5_K_M": "Q5_K",
-        "Q6_K": "Q6_K",
-        "Q8_0": "Q8_0",
-        "Q4_0": "Q4_0",
-        "Q4_1": "Q4_1",
-        "Q5_0": "Q5_0",
-        "Q5_1": "Q5_1",
-        "IQ4_XS": "IQ4_XS",
-        "IQ3_XXS": "IQ3_XXS",
-        "IQ2_XXS": "IQ2_XXS",
-        "F16": "F16",
-        "BF16": "BF16",
-        "IQ4_NL": "IQ4_NL",
-        "MXFP4_MOE": "MXFP4",
-    }[mix]
+    base = GGUF_MIX_BASE[mix]
     head = "Q6_K" if base not in ("Q8_0", "F16", "BF16", "MXFP4") else "Q8_0" if base == "MXFP4" else base
     if mix == "MXFP4_MOE":  # only the routed experts' 3-D tensors are MXFP4; every other matrix is Q8_0
         return QuantScheme(

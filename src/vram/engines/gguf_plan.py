@@ -22,38 +22,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..dtypes import GGML_TYPES
+from ..dtypes import GGML_TYPES, GGUF_MIX_BASE
 from ..errors import BadInput
 from ..model import ModelSpec
 
-# llama_ftype_get_default_type
-MIX_BASE: dict[str, str] = {
-    "Q2_K": "Q2_K",
-    "Q2_K_S": "Q2_K",
-    "Q3_K_S": "Q3_K",
-    "Q3_K_M": "Q3_K",
-    "Q3_K_L": "Q3_K",
-    "Q4_K_S": "Q4_K",
-    "Q4_K_M": "Q4_K",
-    "Q5_K_S": "Q5_K",
-    "Q5_K_M": "Q5_K",
-    "Q6_K": "Q6_K",
-    "Q8_0": "Q8_0",
-    "Q4_0": "Q4_0",
-    "Q4_1": "Q4_1",
-    "Q5_0": "Q5_0",
-    "Q5_1": "Q5_1",
-    "IQ4_XS": "IQ4_XS",
-    "IQ4_NL": "IQ4_NL",
-    "IQ3_XXS": "IQ3_XXS",
-    "IQ2_XXS": "IQ2_XXS",
-    "IQ3_M": "IQ3_S",
-    "IQ3_S": "IQ3_S",
-    "MXFP4_MOE": "MXFP4",
-    "F16": "F16",
-    "BF16": "BF16",
-    "F32": "F32",
-}
+MIX_BASE = GGUF_MIX_BASE  # llama_ftype_get_default_type (vram.dtypes)
 _ALIASES = {"MXFP4": "MXFP4_MOE", "FLOAT16": "F16", "FP16": "F16", "BFLOAT16": "BF16", "FLOAT32": "F32", "FP32": "F32"}
 _FALLBACK = {
     "Q4_K": "Q5_0",
