@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 import types
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, TypeVar, Union, cast, get_args, get_origin
 
@@ -473,10 +472,6 @@ class Workload:
         return self.options
 
     @property
-    def tf(self) -> TransformersOptions:
-        return self._typed(TransformersOptions)
-
-    @property
     def vllm(self) -> VllmOptions:
         return self._typed(VllmOptions)
 
@@ -619,12 +614,3 @@ def options_from_mapping(cls: type[OptT], values: Any, where: str = "options") -
 def owner_of(name: str) -> list[type[Options]]:
     """The options classes that declare a field of this name."""
     return [cls for cls in ALL_OPTIONS if any(f.name == name for f in option_fields(cls))]
-
-
-def all_option_fields() -> Iterator[OptionField]:
-    seen: set[str] = set()
-    for cls in ALL_OPTIONS:
-        for f in option_fields(cls):
-            if f.name not in seen:
-                seen.add(f.name)
-                yield f

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..errors import BadInput
 from ..request import (
+    ALL_OPTIONS,
     ENGINE_OPTIONS,
     ENGINES,
     FAMILY_OPTIONS,
@@ -121,7 +122,7 @@ def add_request_options(p: argparse.ArgumentParser, *, gpu: str | None = "option
             help="GPU spec: h100-sxm, rtx-4090, 2xh100-sxm (vLLM: sets --tensor-parallel-size), "
             "rtx-4090+rtx-3090 (llama.cpp), m4-pro-48gb, a GPU spec file (.json), local",
         )
-    for cls in (*ENGINE_OPTIONS.values(), *FAMILY_OPTIONS.values()):
+    for cls in ALL_OPTIONS:
         fields = [of for of in option_fields(cls) if of.cli and of.name not in seen]
         if fields:
             grp = p.add_argument_group(cls.title)
@@ -148,26 +149,13 @@ def _given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
     }
 
 
-def _owner_text(name: str) -> str:
-    owners: list[type[Options]] = [
-        cls
-        for cls in (*ENGINE_OPTIONS.values(), *FAMILY_OPTIONS.values(), TrainWorkload)
-        if any(of.name == name and of.cli for of in option_fields(cls))
-    ]
-    return " / ".join(cls.title for cls in owners) or "another engine"
-
-
 def _refuse(name: str, why: str) -> BadInput:
-    flag = next(
-        (
-            of.flag
-            for cls in (*ENGINE_OPTIONS.values(), *FAMILY_OPTIONS.values(), TrainWorkload)
-            for of in option_fields(cls)
-            if of.name == name
-        ),
-        "--" + name.replace("_", "-"),
-    )
-    return BadInput(f"{name}: {flag} is an option of {_owner_text(name)}; {why}", field=name)
+    """`--flag` given for an engine, family or mode it does not belong to: the error names its owners."""
+    declared: tuple[type[Options], ...] = (*ALL_OPTIONS, TrainWorkload)
+    owners = [(cls, of) for cls in declared for of in option_fields(cls) if of.name == name]
+    flag = owners[0][1].flag if owners else "--" + name.replace("_", "-")
+    where = " / ".join(cls.title for cls, of in owners if of.cli) or "another engine"
+    return BadInput(f"{name}: {flag} is an option of {where}; {why}", field=name)
 
 
 def engine_name(args: argparse.Namespace) -> str:
@@ -192,7 +180,7 @@ def build_options(args: argparse.Namespace, kind: str, *, train: bool = False) -
     )
     if train:
         allowed = {"attn"}
-    for cls in (*ENGINE_OPTIONS.values(), *FAMILY_OPTIONS.values()):
+    for cls in ALL_OPTIONS:
         for name in _given(args, cls):
             if name not in allowed:
                 why = (
