@@ -93,3 +93,26 @@ def test_keyboard_picks_a_model(live_server: str, browser: Any) -> None:
     assert page.input_value("#model") == "gemma-3-27b"
     assert page.get_attribute("#model", "aria-expanded") == "false"
     page.close()
+
+
+def test_a_late_search_answer_does_not_cover_the_form(live_server: str, browser: Any) -> None:
+    """The search answer can arrive after focus has left the model field (a loaded server, a slow phone). It must
+    not open the list then: an open list lies over the fields below it and the Check button, and nothing would
+    close it again."""
+    page = browser.new_page(viewport=VIEWPORTS["phone"])
+    page.goto(live_server + "/")
+    held: list[Any] = []
+    page.route("**/api/v1/models?limit=8*", lambda route: held.append(route))  # held until the test lets it go
+    page.fill("#model", "flux")
+    for _ in range(50):  # the search goes out 120 ms after the last keystroke
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held, "the search was never asked (the test would not test the race)"
+    page.focus("#gpu")  # focus moves on (the list's close-on-blur runs 150 ms later); then the answer comes
+    page.wait_for_timeout(400)
+    held[0].continue_()
+    page.wait_for_timeout(800)
+    assert page.locator("#model-list").is_hidden()
+    assert page.get_attribute("#model", "aria-expanded") == "false"
+    page.close()

@@ -34,6 +34,10 @@ def _check(page: Any, base: str, **fields: str) -> None:
             if not el.is_visible():
                 page.click("details.more summary")
             page.fill(f"#{name}", value)
+            if el.get_attribute("role") == "combobox":
+                # a person moves on from the model field: its suggestions close and stay closed, or the list,
+                # opened by a search answer that came while the field had focus, would lie over the form
+                el.blur()
     page.click("#estimate-btn")
     page.locator("#answer, #error").first.wait_for()
 

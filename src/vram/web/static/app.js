@@ -36,7 +36,8 @@
         var mine = ++seq;  // only the answer to the latest query is shown
         fetch("/api/v1/models?limit=8&q=" + encodeURIComponent(q), { credentials: "same-origin" })
           .then(function (r) { return r.ok ? r.json() : []; })
-          .then(function (found) { if (mine === seq) { active = -1; render(found); } }).catch(function () {});
+          // an answer that comes after focus has left is dropped: an open list would lie over the form
+          .then(function (found) { if (mine === seq && document.activeElement === input) { active = -1; render(found); } }).catch(function () {});
       }, 120);
     });
     input.addEventListener("keydown", function (e) {
@@ -46,7 +47,7 @@
       else if (e.key === "Enter" && active >= 0) { pick(active); e.preventDefault(); }
       else if (e.key === "Escape") { close(); }
     });
-    input.addEventListener("blur", function () { setTimeout(close, 150); });
+    input.addEventListener("blur", function () { clearTimeout(timer); seq++; setTimeout(close, 150); });
   }
 
   // Training options only when Training is chosen
