@@ -254,11 +254,41 @@ def test_lora_slots_are_preallocated_per_layer() -> None:
     # Llama 3.1 8B, per layer and slot: qkv 3 × 4096 + 4096 + 2 × 1024, o 4096 + 4096, gate_up 2 × 4096 + 2 × 14336,
     # down 14336 + 4096 elements × rank; 32 layers, 4 slots, rank 64, bf16
     per_layer = 3 * 4096 + 4096 + 2048 + 4096 + 4096 + 2 * 4096 + 2 * 14336 + 14336 + 4096
-    slots = 4 * 64 * 32 * per_layer * 2
+    # LlamaForCausalLM declares embedding_modules: the embedding (128256 × r + 4096 × r) and the head (the same)
+    embedding = 2 * (128256 + 4096)
+    slots = 4 * 64 * (32 * per_layer + embedding) * 2
     assert lora["weights_bytes"] - base["weights_bytes"] == slots
     assert base["kv_cache_bytes"] - lora["kv_cache_bytes"] == slots
     e = _est(context=8192, new_tokens=0, enable_lora=True, max_loras=4, max_lora_rank=64)
-    assert any("LoRA: 4 adapter slot(s) of rank 64" in a for a in e.assumptions)
+    assert any("LoRA: 4 adapter slot(s) of rank 64" in a and "embedding and head (129 MiB)" in a for a in e.assumptions)
+
+
+def test_lora_slots_cover_every_routed_expert_from_0_11_1() -> None:
+    # Qwen3-30B-A3B: 48 layers of 128 experts (moe_intermediate 768, gated), hidden 2048, 32 q / 4 KV heads of 128;
+    # Qwen3MoeForCausalLM declares embedding_modules (vocab 151936)
+    def lora(version: str, tp: int = 1) -> tuple[int, tuple[str, ...]]:
+        kw: dict[str, Any] = {"context": 8192, "new_tokens": 0, "engine_version": version, "tensor_parallel_size": tp}
+        base = _est("qwen3-30b-a3b", **kw).extra["vllm"]["weights_bytes"]
+        e = _est("qwen3-30b-a3b", **kw, enable_lora=True, max_loras=2, max_lora_rank=16)
+        return e.extra["vllm"]["weights_bytes"] - base, e.assumptions
+
+    h, inter, experts = 2048, 768, 128
+    attention = 3 * h + 4096 + 512 + 512 + 4096 + h
+    router = h + experts
+    per_expert = 2 * (h + inter) + inter + h
+    embedding = 2 * (151936 + h)
+    unit = 2 * 16 * 2  # slots × rank × bf16
+    new, notes = lora("0.20")
+    assert new == unit * (48 * (attention + router + experts * per_expert) + embedding)
+    assert any("the routed experts (3,168 MiB" in a for a in notes)
+    old, notes = lora("0.11")
+    assert old == unit * (48 * (attention + router) + embedding)
+    assert any("routed experts unadapted before vLLM 0.11.1" in a for a in notes)
+    # TP 2: the experts' intermediate and the attention heads are sharded, hidden, experts and vocab are not
+    sharded, _ = lora("0.20", tp=2)
+    attention2 = 3 * h + 2048 + 256 + 256 + 2048 + h
+    per_expert2 = 2 * (h + inter // 2) + inter // 2 + h
+    assert sharded == unit * (48 * (attention2 + router + experts * per_expert2) + embedding)
 
 
 def test_a_draft_model_adds_its_weights_and_its_kv_layers() -> None:
@@ -293,10 +323,67 @@ def test_kv_cache_memory_and_cpu_offload() -> None:
 def test_multimodal_profile_keeps_the_encoder_cache() -> None:
     v = _est("gemma-3-4b", context=8192, new_tokens=0, engine_version="0.19").extra["vllm"]
     text = vllm.profile_activation_bytes(resolve_model("gemma-3-4b").spec, 8192, 1024, 2, (0, 19))[0]
-    assert v["activation_peak_bytes"] - text == 8192 * 2560 * 2
+    # encoder budget max(8192 batched tokens, 256) holds 32 images of 256 tokens, 2560 wide, bf16
+    assert v["activation_peak_bytes"] - text == 32 * 256 * 2560 * 2
     e = _est("gemma-3-4b", context=8192, new_tokens=0, engine_version="0.19")
-    assert any(a.startswith("multimodal: the profile run encodes dummy images and keeps 40 MiB") for a in e.assumptions)
+    assert any(
+        a.startswith("multimodal: the profile run encodes 32 dummy image(s) of 256 tokens and keeps 40 MiB")
+        for a in e.assumptions
+    )
     assert "encoder cache of the multimodal profile (40 MiB" in e.breakdown[1].explanation
+
+
+def test_encoder_batch_follows_the_mm_limit_and_max_num_seqs() -> None:
+    def peak(**kw: object) -> int:
+        return int(
+            _est("gemma-3-4b", context=8192, new_tokens=0, engine_version="0.19", **kw).extra["vllm"][
+                "activation_peak_bytes"
+            ]
+        )
+
+    item = 256 * 2560 * 2
+    full = peak()
+    # --limit-mm-per-prompt 0: no dummy images at all
+    none = _est("gemma-3-4b", context=8192, new_tokens=0, engine_version="0.19", limit_mm_per_prompt=0)
+    assert full - none.extra["vllm"]["activation_peak_bytes"] == 32 * item
+    assert any("--limit-mm-per-prompt 0: text only" in a for a in none.assumptions)
+    # 4 sequences × 2 images per prompt = 8 items, under the budget's 32; the sampler shrinks with the sequences
+    few = vllm.profile_activation_bytes(resolve_model("gemma-3-4b").spec, 8192, 4, 2, (0, 19))[0]
+    assert peak(max_num_seqs=4, limit_mm_per_prompt=2) - few == 8 * item
+
+
+def test_mtp_speculation_adds_the_checkpoints_mtp_layers() -> None:
+    kw: dict[str, Any] = {"context": 32768, "new_tokens": 0, "tensor_parallel_size": 8}
+    base = _est("deepseek-v3", **kw).extra["vllm"]
+    e = _est("deepseek-v3", **kw, speculative_method="mtp", num_speculative_tokens=1)
+    v = e.extra["vllm"]
+    # one MTP layer like layer 60 (MLA + 256 FP8 experts, sharded 8 ways) + eh_proj 2 × 7168² in bf16 + 3 norms;
+    # its embedding and head are the target's: 1.55 GiB per GPU
+    spec = resolve_model("deepseek-v3").spec
+    rank_last = vllm.rank_model(resolve_model("deepseek-v3"), 8).spec.layers[-1]
+    assert rank_last.params < v["weights_bytes"] - base["weights_bytes"] < 1.1 * rank_last.params + 4 * 7168**2
+    assert round((v["weights_bytes"] - base["weights_bytes"]) / GIB, 2) == 1.55
+    # 61 + 1 MLA layers of 576 latent elements share the pool
+    assert v["kv_cache_blocks"] == v["kv_cache_bytes"] // (16 * 576 * 2 * 62)
+    assert spec.mtp_params and any("1 multi-token-prediction layer (1 token per step)" in a for a in e.assumptions)
+
+
+def test_eagle_head_shares_the_targets_embedding_and_head() -> None:
+    head = str(ROOT / "tests" / "data" / "vllm" / "eagle-llama3.1-8b-head.json")
+    base = _est(context=8192, new_tokens=0).extra["vllm"]
+    eagle = _est(context=8192, new_tokens=0, speculative_method="eagle", speculative_model=head)
+    draft = _est(context=8192, new_tokens=0, speculative_model=head)
+    # one Llama-3.1-8B decoder layer (218,112,000 parameters with its two norms) + fc 2 × 4096 × 4096, bf16
+    layer = 4096 * (4096 + 1024 + 1024 + 4096) + 3 * 4096 * 14336 + 2 * 4096
+    grown = eagle.extra["vllm"]["weights_bytes"] - base["weights_bytes"]
+    assert grown == 2 * (layer + 2 * 4096 * 4096 + 4096) + 64 * 4  # + the final norm, the rotary inv_freq buffer
+    # as a plain draft model the same config brings its own embedding and head (2 × 128256 × 4096) and rotary cache
+    # (8192 positions × 128), and no fc
+    own = 2 * (2 * 128256 * 4096) + 8192 * 128 * 2 - 2 * (2 * 4096 * 4096)
+    assert draft.extra["vllm"]["weights_bytes"] - base["weights_bytes"] == grown + own
+    v = eagle.extra["vllm"]
+    assert v["kv_cache_blocks"] == v["kv_cache_bytes"] // (16 * 33 * 8 * 256 * 2)
+    assert any("EAGLE head" in a and "embedding and head shared with the target" in a for a in eagle.assumptions)
 
 
 @pytest.mark.parametrize(
@@ -309,6 +396,10 @@ def test_multimodal_profile_keeps_the_encoder_cache() -> None:
             ["--engine", "vllm", "--gpu", "h100-sxm", "--speculative-model", "qwen2.5-0.5b", "-tp", "8"],
             "does not divide",
         ),
+        (["--engine", "vllm", "--gpu", "h100-sxm", "--speculative-method", "mtp"], "has no multi-token-prediction"),
+        (["--engine", "vllm", "--speculative-method", "eagle"], "eagle needs --speculative-model"),
+        (["--engine", "vllm", "--speculative-method", "mtp", "--speculative-model", "llama-3.2-1b"], "give no"),
+        (["--engine", "vllm", "--limit-mm-per-prompt", "-1"], "limit_mm_per_prompt"),
         (["--enable-lora"], "does not apply"),
         (["--kv-cache-memory", "1000"], "does not apply"),
     ],
@@ -404,6 +495,11 @@ def test_vllm_command_carries_the_estimates_options() -> None:
     ]
     spec = vllm_option_flags(VllmOptions(speculative_model="qwen2.5-0.5b", num_speculative_tokens=3))
     assert spec == ['--speculative-config \'{"model": "qwen2.5-0.5b", "num_speculative_tokens": 3}\'']
+    mtp = vllm_option_flags(VllmOptions(speculative_method="mtp", num_speculative_tokens=2, limit_mm_per_prompt=0))
+    assert mtp == [
+        '--speculative-config \'{"method": "mtp", "num_speculative_tokens": 2}\'',
+        '--limit-mm-per-prompt \'{"image": 0}\'',
+    ]
 
 
 def test_fit_serves_the_concurrency_vllm_reports_at_the_served_length() -> None:

@@ -26,6 +26,7 @@ ENGINES = ("transformers", "vllm", "llama.cpp", "mlx")
 
 Attn = Literal["sdpa", "eager", "flash"]
 Backend = Literal["cuda", "rocm", "vulkan", "metal", "cpu"]
+SpecMethod = Literal["draft_model", "eagle", "mtp"]
 
 
 def opt(
@@ -225,7 +226,18 @@ class VllmOptions(Options):
     speculative_model: str | None = opt(
         None, "vLLM draft model for speculative decoding (catalog id, repo or config.json)"
     )
-    num_speculative_tokens: int | None = opt(None, "draft tokens per step (needs --speculative-model)", lo=1, hi=64)
+    speculative_method: SpecMethod | None = opt(
+        None,
+        "speculative decoding method: draft_model (the default with --speculative-model), eagle (an EAGLE head "
+        "given as --speculative-model, sharing the target's embedding and head) or mtp (the checkpoint's own "
+        "multi-token-prediction layers)",
+    )
+    num_speculative_tokens: int | None = opt(
+        None, "draft tokens per step (needs --speculative-model or --speculative-method mtp)", lo=1, hi=64
+    )
+    limit_mm_per_prompt: int | None = opt(
+        None, "vLLM --limit-mm-per-prompt: images per prompt (0: text only, no encoder cache)", lo=0, hi=1 << 16
+    )
     kv_cache_memory_bytes: int | None = opt(
         None,
         "vLLM --kv-cache-memory: KV cache bytes per GPU (skips gpu_memory_utilization), e.g. 20GiB",
@@ -239,8 +251,21 @@ class VllmOptions(Options):
     def check(self) -> None:
         if not self.enable_lora and (self.max_loras, self.max_lora_rank) != (1, 16):
             raise BadInput("max_loras: LoRA slots need --enable-lora", field="max_loras")
-        if self.num_speculative_tokens is not None and not self.speculative_model:
-            raise BadInput("num_speculative_tokens: needs --speculative-model", field="num_speculative_tokens")
+        if self.num_speculative_tokens is not None and not (self.speculative_model or self.speculative_method):
+            raise BadInput(
+                "num_speculative_tokens: needs --speculative-model or --speculative-method mtp",
+                field="num_speculative_tokens",
+            )
+        if self.speculative_method == "mtp" and self.speculative_model:
+            raise BadInput(
+                "speculative_method: mtp drafts with the target checkpoint's own MTP layers; give no "
+                "--speculative-model",
+                field="speculative_method",
+            )
+        if self.speculative_method in ("draft_model", "eagle") and not self.speculative_model:
+            raise BadInput(
+                f"speculative_method: {self.speculative_method} needs --speculative-model", field="speculative_method"
+            )
 
 
 @dataclass(frozen=True)

@@ -58,10 +58,16 @@ def vllm_option_flags(o: VllmOptions) -> list[str]:
         flags.append("--enforce-eager")
     if o.enable_lora:
         flags.append(f"--enable-lora --max-loras {o.max_loras} --max-lora-rank {o.max_lora_rank}")
-    if o.speculative_model:
-        n = o.num_speculative_tokens or 1
-        config = json.dumps({"model": o.speculative_model, "num_speculative_tokens": n})
-        flags.append(f"--speculative-config '{config}'")
+    if o.speculative_model or o.speculative_method:
+        spec: dict[str, object] = {}
+        if o.speculative_method and o.speculative_method != "draft_model":
+            spec["method"] = o.speculative_method
+        if o.speculative_model:
+            spec["model"] = o.speculative_model
+        spec["num_speculative_tokens"] = o.num_speculative_tokens or 1
+        flags.append(f"--speculative-config '{json.dumps(spec)}'")
+    if o.limit_mm_per_prompt is not None:
+        flags.append(f"--limit-mm-per-prompt '{json.dumps({'image': o.limit_mm_per_prompt})}'")
     if o.kv_cache_memory_bytes is not None:
         flags.append(f"--kv-cache-memory-bytes {o.kv_cache_memory_bytes}")
     if o.cpu_offload_gb:

@@ -60,6 +60,7 @@ from ..request import Workload
 from ..resolved import ResolvedModel
 from ..result import Estimate
 from ..sharding import comm_buffer_bytes
+from ..traits import traits_of
 
 GIB = 1024**3
 MIB = 1024**2
@@ -410,39 +411,255 @@ def kv_layout(
     )
 
 
-def lora_slot_bytes(spec: ModelSpec, max_loras: int, rank: int, e: int) -> int:
-    """``--enable-lora``: every LoRA-wrapped linear of the rank preallocates ``lora_a_stacked`` (max_loras × slices ×
-    rank × input) and ``lora_b_stacked`` (max_loras × outputs × rank) in the model dtype (``vllm/lora/layers``).
-    Column-parallel layers (qkv with 3 slices, gate_up with 2) keep the whole input and their output shard;
-    row-parallel ones (o, down) their input shard and the whole output. Routed experts are left unadapted."""
+# Model types whose vLLM class declares ``embedding_modules`` (vLLM 0.34 ``model_executor/models``): LoRA then also
+# wraps the input embedding (``VocabParallelEmbeddingWithLoRA``) and, unless marked "embed", the output head
+# (``LogitsProcessorWithLoRA``). Other classes (Qwen 2/2.5, Mistral, Gemma, Phi-3, DeepSeek, gpt-oss) wrap neither.
+EMBEDDING_LORA_MODEL_TYPES: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "llama",
+            "mixtral",
+            "qwen3",
+            "qwen3_moe",
+            "nemotron_h",
+            "nemotron",
+            "lfm2",
+            "lfm2_moe",
+            "granite",
+            "granitemoe",
+            "granitemoehybrid",
+            "granitemoeshared",
+            "exaone4",
+            "minicpm",
+            "phimoe",
+            "jamba",
+            "falcon_h1",
+            "solar",
+            "apertus",
+        ),
+        "embed+head",
+    ),
+    "cohere": "embed",
+}
+# The first release whose LoRA wraps the routed experts (``FusedMoEWithLoRA``, vLLM 0.11.1); 0.11.0 has none.
+MOE_LORA_VERSION = (0, 12)
+
+
+@dataclass(frozen=True)
+class LoraSlots:
+    """What ``--enable-lora`` preallocates on one rank, in bytes: all of it, the routed experts' part, the
+    embedding and head's part."""
+
+    bytes: int
+    expert_bytes: int
+    embedding_bytes: int
+
+
+def lora_slot_bytes(spec: ModelSpec, max_loras: int, rank: int, e: int, version: tuple[int, int] = LATEST) -> LoraSlots:
+    """``--enable-lora``: every LoRA-wrapped layer of the rank preallocates ``lora_a_stacked`` (max_loras × slices
+    × rank × input) and ``lora_b_stacked`` (max_loras × outputs × rank) in the model dtype (``vllm/lora/layers``;
+    ``get_supported_lora_modules`` wraps every linear layer, every fused MoE and the embedding modules the model
+    class declares). Column-parallel layers (qkv with 3 slices, gate_up with 2) keep the whole input and their
+    output shard; row-parallel ones (o, down) their input shard and the whole output; replicated ones (MLA's
+    down-projections, the router) both whole. Routed experts (``FusedMoEWithLoRA``, from 0.11.1) hold w13 and w2
+    slots for every local expert: experts × rank × (slices × (hidden + intermediate shard) + intermediate shard +
+    hidden). The embedding: vocab × rank + hidden × rank; the head: hidden × rank + vocab × rank, both unsharded."""
     h = spec.hidden_size
     per_slot = 0
+    experts = 0
     for layer in spec.layers:
         a = layer.attention
-        if a is not None and a.kind != "mla":
+        if a is not None and a.kind == "mla":
+            qk, heads = a.head_dim, a.num_heads
+            latent = a.kv_lora_rank + a.rope_head_dim
+            if a.q_lora_rank:
+                per_slot += 2 * h + a.q_lora_rank + latent  # fused_qkv_a_proj: 2 slices over the hidden state
+                per_slot += a.q_lora_rank + heads * qk  # q_b_proj
+            else:
+                per_slot += h + heads * qk  # q_proj
+                per_slot += h + latent  # kv_a_proj_with_mqa
+            per_slot += a.kv_lora_rank + heads * (qk - a.rope_head_dim + a.v_head_dim)  # kv_b_proj
+            per_slot += heads * a.v_head_dim + h  # o_proj
+        elif a is not None:
             q, kv = a.num_heads * a.head_dim, a.num_kv_heads * a.head_dim
             o_in = a.num_heads * a.v_head_dim
             per_slot += 3 * h + q + kv + a.num_kv_heads * a.v_head_dim  # qkv_proj
             per_slot += o_in + h  # o_proj
         m = layer.mlp
-        if m is not None:
-            inter = m.intermediate_size if m.kind != "moe" else m.shared_intermediate_size
-            if inter:
-                slices = 2 if (m.kind == "gated" or m.kind == "moe") else 1
-                per_slot += slices * h + slices * inter + inter + h  # gate_up (or up) and down
-    return max_loras * rank * per_slot * e
+        if m is None:
+            continue
+        if m.kind == "moe":
+            per_slot += h + m.num_experts  # the router (a replicated linear)
+            if version >= MOE_LORA_VERSION:
+                slices = 2 if m.expert_gated else 1
+                experts += m.num_experts * (slices * (h + m.intermediate_size) + m.intermediate_size + h)
+            inter, slices = m.shared_intermediate_size, 2
+        else:
+            inter, slices = m.intermediate_size, (2 if m.kind == "gated" else 1)
+        if inter:
+            per_slot += slices * h + slices * inter + inter + h  # gate_up (or up) and down
+    embedding = 0
+    wrapped = EMBEDDING_LORA_MODEL_TYPES.get(spec.model_type.removesuffix("_text"), "")
+    if wrapped:
+        embedding = (spec.vocab_size + h) * (2 if wrapped == "embed+head" else 1)
+    unit = max_loras * rank * e
+    return LoraSlots((per_slot + experts + embedding) * unit, experts * unit, embedding * unit)
 
 
-def encoder_cache_bytes(rm: ResolvedModel, hidden: int, batched_tokens: int, e: int) -> int:
-    """Multimodal models: ``profile_run`` first runs the vision encoder over as many dummy items as the encoder
-    budget (``max(max_num_batched_tokens, tokens per item)``) holds and keeps their embeddings in the encoder cache
-    until the sampler run is over: budget × hidden in the model dtype."""
+@dataclass(frozen=True)
+class EncoderCache:
+    """The dummy multimodal batch of the profile run: items encoded, tokens each, bytes kept."""
+
+    items: int
+    tokens_per_item: int | None  # None: not known from config.json (the budget is taken as one item's worth)
+    bytes: int
+
+
+def encoder_cache(
+    rm: ResolvedModel,
+    hidden: int,
+    batched_tokens: int,
+    max_num_seqs: int,
+    max_model_len: int,
+    e: int,
+    limit_per_prompt: int | None = None,
+) -> EncoderCache:
+    """Multimodal models: ``profile_run`` first encodes a dummy batch of the modality with the most tokens per item
+    and keeps its embeddings in the encoder cache until the text forward and the sampler run are over
+    (``multimodal/encoder_budget.py``). The budget is ``max(max_num_batched_tokens, tokens per item)`` (compute
+    budget and cache size alike); the batch is ``max(1, min(budget // tokens per item, max_num_seqs × items per
+    prompt))`` items, items per prompt ``max(1, min(--limit-mm-per-prompt, max_model_len // tokens per item))``;
+    each item keeps tokens × hidden in the model dtype. ``--limit-mm-per-prompt 0`` turns the encoder off: no
+    dummy batch. Tokens per image are read from config.json where it states them (``mm_tokens_per_image``);
+    otherwise the whole budget is taken as the batch."""
     cfg = rm.entry.config if rm.entry is not None else {}
-    if not isinstance(cfg, dict) or "vision_config" not in cfg:
-        return 0
-    per_item = cfg.get("mm_tokens_per_image")
-    budget = max(batched_tokens, per_item if isinstance(per_item, int) else 0)
-    return budget * hidden * e
+    if not isinstance(cfg, dict) or "vision_config" not in cfg or limit_per_prompt == 0:
+        return EncoderCache(0, None, 0)
+    raw = cfg.get("mm_tokens_per_image")
+    per_item = raw if isinstance(raw, int) and raw > 0 else None
+    if per_item is None:
+        budget = batched_tokens
+        return EncoderCache(1, None, budget * hidden * e)
+    budget = max(batched_tokens, per_item)
+    per_prompt = max(1, min(limit_per_prompt if limit_per_prompt is not None else 1 << 30, max_model_len // per_item))
+    items = max(1, min(budget // per_item, max_num_seqs * per_prompt))
+    return EncoderCache(items, per_item, items * per_item * hidden * e)
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What speculative decoding adds on one rank: the drafter's weights (in "Model loading took", which times
+    the drafter's load too) and its attention layers, whose KV shares the target's block pool."""
+
+    weights_bytes: int
+    layers: tuple[Layer, ...]
+    label: str
+    note: str
+
+
+def mtp_layers(rm: ResolvedModel, rank: ModelSpec) -> tuple[int, ModelSpec] | None:
+    """The checkpoint's multi-token-prediction layers as vLLM loads them for ``method: mtp`` on one rank: k
+    decoder layers like the model's last (DeepSeek format; the last full-attention layer in the Qwen format), each
+    with its 2h -> h input projection and norms. Their embedding and head copies are not kept: the proposer's
+    ``load_model`` points the drafter at the target's own (``maybe_share_target_embed``, ``share_target_lm_head``),
+    and the rotary cache is the target's (``get_rope`` caches one per configuration)."""
+    full = rm.spec
+    fmt = traits_of(full.model_type).mtp
+    if not full.mtp_params or not fmt:
+        return None
+    h = full.hidden_size
+
+    def pick(s: ModelSpec) -> Layer:
+        attn = [la for la in s.layers if la.attention is not None]
+        return attn[-1] if fmt == "qwen" and attn else s.layers[-1]
+
+    per = pick(full).params + 2 * h * h + 3 * h + (2 * full.vocab_size * h if fmt == "deepseek" else 0)
+    k = max(1, round(full.mtp_params / per))
+    layer = pick(rank)
+    spec = replace(
+        rank,
+        name=f"{full.name} MTP",
+        layers=(layer,) * k,
+        embed_params=0,
+        head_params=0,
+        tie_word_embeddings=False,
+        final_params=k * 3 * h,
+        extra_params=k * 2 * h * h,  # eh_proj / fc, kept in bf16 by the quantized checkpoints
+        mtp_params=0,
+    )
+    return k, spec
+
+
+def speculative_draft(rm: ResolvedModel, rank: ModelSpec, wl: Workload, tp: int, e: int) -> Draft | None:
+    """``--speculative-config``: a draft model (its own weights, unquantized, and every attention layer), an EAGLE
+    head (its layers and input projection; embedding and head shared with the target, as ``load_eagle_model``
+    does when the vocabularies match) or the checkpoint's MTP layers (:func:`mtp_layers`)."""
+    o = wl.vllm
+    method = o.speculative_method or ("draft_model" if o.speculative_model else None)
+    if method is None:
+        return None
+    k = o.num_speculative_tokens
+    if method == "mtp":
+        got = mtp_layers(rm, rank)
+        if got is None:
+            raise BadInput(
+                f"speculative_method: {rm.spec.name} has no multi-token-prediction layers in its checkpoint "
+                "(num_nextn_predict_layers / mtp_num_hidden_layers)",
+                field="speculative_method",
+            )
+        n, mspec = got
+        dw = common_weights(ResolvedModel(mspec, None, rm.source), wl).bytes
+        layers = tuple(la for la in mspec.layers if la.attention is not None)
+        return Draft(
+            dw,
+            layers,
+            f"{_n(n, 'MTP layer')} {dw / GIB:,.2f} GiB",
+            f"speculative decoding with the checkpoint's {_n(n, 'multi-token-prediction layer')} "
+            f"({_n(k or n, 'token')} per step): {dw / GIB:,.2f} GiB per GPU (embedding and head shared with the "
+            f"target), and the KV of its {_n(len(layers), 'attention layer')} in the same block pool",
+        )
+    from ..resolver import resolve_model
+
+    assert o.speculative_model is not None
+    drm_full = resolve_model(o.speculative_model)
+    check_tensor_parallel(drm_full.spec, tp)
+    drm = rank_model(drm_full, tp)
+    dspec = drm.spec
+    layers = tuple(la for la in dspec.layers if la.attention is not None)
+    if method == "eagle":
+        h = dspec.hidden_size
+        shared = dspec.vocab_size == rm.spec.vocab_size
+        head = replace(
+            dspec,
+            embed_params=0,
+            head_params=0 if shared else dspec.head_params or dspec.embed_params,
+            tie_word_embeddings=False,
+            extra_params=dspec.extra_params + 2 * h * h,  # fc: [embedding; target hidden] -> hidden
+        )
+        dw = common_weights(ResolvedModel(head, None, drm.source), replace(wl, quant=None)).bytes
+        return Draft(
+            dw,
+            layers,
+            f"EAGLE head {drm_full.spec.name} {dw / GIB:,.2f} GiB",
+            f"speculative decoding with EAGLE head {drm_full.spec.name} ({_n(k or 1, 'token')} per step): its "
+            f"{_n(len(dspec.layers), 'layer')} and 2h -> h input projection ({dw / GIB:,.2f} GiB per GPU, in "
+            f"{wl.dtype}; "
+            + ("embedding and head shared with the target" if shared else "embedding shared, its own head kept")
+            + f"), and the KV of its {_n(len(layers), 'attention layer')} in the same block pool",
+        )
+    dw = common_weights(drm, replace(wl, quant=None)).bytes + rope_cache_bytes(drm_full.spec, e)
+    return Draft(
+        dw,
+        layers,
+        f"draft model {drm_full.spec.name} {dw / GIB:,.2f} GiB",
+        f"speculative decoding with draft model {drm_full.spec.name} ({_n(k or 1, 'token')} per step): its weights "
+        f"({dw / GIB:,.2f} GiB per GPU, in {wl.dtype}) and the KV of its {_n(len(layers), 'attention layer')} share "
+        "the budget and the block pool",
+    )
 
 
 def rank_model(rm: ResolvedModel, tp: int) -> ResolvedModel:
@@ -500,36 +717,35 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
             "pinned CPU memory; every forward copies them in (slow)"
         )
     if o.enable_lora:
-        lora = lora_slot_bytes(spec, o.max_loras, o.max_lora_rank, e)
+        slots = lora_slot_bytes(spec, o.max_loras, o.max_lora_rank, e, version)
+        lora = slots.bytes
         weights = Component(
             "weights",
             weights.bytes + lora,
             f"{weights.explanation} + {lora / MIB:,.0f} MiB of LoRA slots ({o.max_loras} × rank {o.max_lora_rank})",
         )
+        parts = ["every layer's attention and dense-MLP projections"]
+        moe = any(layer.mlp is not None and layer.mlp.kind == "moe" for layer in spec.layers)
+        if moe:
+            parts.append(
+                f"the routed experts ({slots.expert_bytes / MIB:,.0f} MiB: every expert's w13 and w2)"
+                if slots.expert_bytes
+                else "the router (routed experts unadapted before vLLM 0.11.1)"
+            )
+        if slots.embedding_bytes:
+            parts.append(f"the embedding and head ({slots.embedding_bytes / MIB:,.0f} MiB)")
         notes.append(
-            f"LoRA: {o.max_loras} adapter slot(s) of rank {o.max_lora_rank} preallocated on every layer's "
-            f"attention and dense MLP projections ({lora / MIB:,.0f} MiB per GPU, counted in the weights as "
-            "vLLM's 'Model loading took' does); routed experts assumed unadapted"
+            f"LoRA: {o.max_loras} adapter slot(s) of rank {o.max_lora_rank} preallocated in {wl.dtype} on "
+            + ", ".join(parts)
+            + f" ({lora / MIB:,.0f} MiB per GPU, counted in the weights as vLLM's 'Model loading took' does)"
+            + ("; state-space mixers' projections not counted" if any(layer.mixer for layer in spec.layers) else "")
         )
+    draft = speculative_draft(rm, spec, wl, tp, e)
     draft_layers: tuple[Layer, ...] = ()
-    if o.speculative_model:
-        from ..resolver import resolve_model
-
-        drm_full = resolve_model(o.speculative_model)
-        check_tensor_parallel(drm_full.spec, tp)
-        drm = rank_model(drm_full, tp)
-        dw = common_weights(drm, replace(wl, quant=None)).bytes + rope_cache_bytes(drm_full.spec, e)
-        weights = Component(
-            "weights",
-            weights.bytes + dw,
-            f"{weights.explanation} + draft model {drm_full.spec.name} {dw / GIB:,.2f} GiB",
-        )
-        draft_layers = tuple(la for la in drm.spec.layers if la.attention is not None)
-        notes.append(
-            f"speculative decoding with draft model {drm_full.spec.name} ({o.num_speculative_tokens or 1} "
-            f"tokens per step): its weights ({dw / GIB:,.2f} GiB per GPU, in {wl.dtype}) and its "
-            f"{len(draft_layers)} attention layers' KV share the budget and the block pool"
-        )
+    if draft is not None:
+        draft_layers = draft.layers
+        weights = Component("weights", weights.bytes + draft.weights_bytes, f"{weights.explanation} + {draft.label}")
+        notes.append(draft.note)
     tokens = wl.context + wl.new_tokens
     batched_tokens, max_seqs = batch_limits(o.max_num_batched_tokens, o.max_num_seqs, tokens, device, gpu_name, version)
     num_reqs = min(max_seqs, batched_tokens)
@@ -539,14 +755,24 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         notes.append(
             f"the GPU's SM count is not in the catalog: the sampler's per-SM buffer assumes {DEFAULT_COMPUTE_UNITS}"
         )
-    enc = encoder_cache_bytes(rm, spec.hidden_size, batched_tokens, e)
+    mm = encoder_cache(rm, spec.hidden_size, batched_tokens, max_seqs, tokens, e, o.limit_mm_per_prompt)
+    enc = mm.bytes
     if enc:
         act_bytes += enc
         act_how += f" + the encoder cache of the multimodal profile ({enc / MIB:,.0f} MiB of image embeddings)"
-        notes.append(
-            f"multimodal: the profile run encodes dummy images and keeps {enc / MIB:,.0f} MiB of their "
-            "embeddings (the encoder budget) while the text forward and sampler run"
+        batch = (
+            f"{mm.items:,} dummy image(s) of {mm.tokens_per_item:,} tokens"
+            if mm.tokens_per_item
+            else f"dummy images filling the encoder budget of {batched_tokens:,} tokens (tokens per image not "
+            "in config.json)"
         )
+        notes.append(
+            f"multimodal: the profile run encodes {batch} and keeps {enc / MIB:,.0f} MiB of their embeddings "
+            f"({spec.hidden_size:,} wide, {wl.dtype}) while the text forward and sampler run; "
+            "--limit-mm-per-prompt 0 would leave them out; the vision tower's own activations are not counted"
+        )
+    elif o.limit_mm_per_prompt == 0 and rm.entry is not None and "vision_config" in (rm.entry.config or {}):
+        notes.append("multimodal: --limit-mm-per-prompt 0: text only, no encoder cache in the profile run")
     activations = Component("activations", act_bytes, "profile run: " + act_how)
     nt_bytes, nt_how = non_torch_bytes(tp, version, dev.interconnect)
     non_torch = Component("non_torch_memory", nt_bytes, nt_how)
