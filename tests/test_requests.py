@@ -192,7 +192,7 @@ def test_vllm_needs_a_gpu_and_says_which_one_it_sized_for(run_cli: Any) -> None:
     assert e.value.field == "gpu"
     g = find_gpu("rtx-4090")
     est = estimate("llama-3.1-8b", Workload(options=VllmOptions(), devices=(device_of(g),)))
-    assert est.extra["vllm"]["gpu_memory_bytes"] == torch_visible_bytes(g) < 24 * GIB
+    assert est.vllm.gpu_memory_bytes == torch_visible_bytes(g) < 24 * GIB
     assert any(a.startswith(f"GPU: {g.name}, {torch_visible_bytes(g) / GIB:,.2f} GiB") for a in est.assumptions)
 
 

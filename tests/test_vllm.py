@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from vram import VllmDetails, estimate
 from vram.catalog import all_models, find_gpu
 from vram.cli import main
 from vram.devices import H100_TORCH_VISIBLE_BYTES, device_of
@@ -43,25 +45,41 @@ def _cli(*argv: str) -> tuple[int, dict[str, Any]]:
 
 def test_kv_budget_is_requested_memory_less_weights_peak_and_non_torch() -> None:
     e = _est(context=8192, new_tokens=0, engine_version="0.19")
-    v = e.extra["vllm"]
-    assert v["gpu_memory_bytes"] == H100_TORCH_VISIBLE_BYTES  # the H100 as torch sees it: 79.19 GiB
+    v = e.vllm
+    assert v.gpu_memory_bytes == H100_TORCH_VISIBLE_BYTES  # the H100 as torch sees it: 79.19 GiB
     assert any(a.startswith("GPU: NVIDIA H100 SXM5 80GB, 79.19 GiB") for a in e.assumptions)  # said with the number
     budget = int(0.9 * H100_TORCH_VISIBLE_BYTES)
-    assert v["kv_cache_bytes"] == budget - v["weights_bytes"] - v["activation_peak_bytes"] - v["non_torch_bytes"]
+    assert v.kv_cache_bytes == budget - v.weights_bytes - v.activation_peak_bytes - v.non_torch_bytes
     # Llama 3.1 8B: 32 layers × 8 KV heads × (128 + 128) × 2 bytes = 128 KiB per token, 2 MiB per block
     assert e.extra["kv_bytes_per_token"] == 32 * 8 * 256 * 2
-    assert v["kv_cache_blocks"] == v["kv_cache_bytes"] // (16 * 8 * 256 * 2) // 32
-    assert v["kv_cache_tokens"] == 16 * v["kv_cache_blocks"]
-    assert v["max_concurrency"] == pytest.approx(v["kv_cache_blocks"] / 512, abs=1e-4)
+    assert v.kv_cache_blocks == v.kv_cache_bytes // (16 * 8 * 256 * 2) // 32
+    assert v.kv_cache_tokens == 16 * v.kv_cache_blocks
+    assert v.max_concurrency == pytest.approx(v.kv_cache_blocks / 512, abs=1e-4)
+
+
+def test_typed_details_are_the_json_answers_vllm_object() -> None:
+    e = _est(context=8192, new_tokens=0)
+    assert isinstance(e.details, VllmDetails) and e.vllm is e.details
+    rc, d = _cli(
+        "llama-3.1-8b", "--engine", "vllm", "--gpu", "h100-sxm", "--context", "8192", "--new-tokens", "0", "--json"
+    )
+    assert rc == 0 and d["vllm"] == e.to_dict()["vllm"] == dataclasses.asdict(e.vllm)
+    # the contract's fields and types, as the scorer reads them
+    assert all(isinstance(d["vllm"][f], int) for f in score.FIELDS if f != "max_concurrency")
+    assert isinstance(d["vllm"]["max_concurrency"], float) and "vllm" not in e.extra
+    plain = estimate("llama-3.1-8b", Workload(context=8192))
+    assert plain.details is None and "vllm" not in plain.to_dict()
+    with pytest.raises(TypeError, match="no vLLM details"):
+        _ = plain.vllm
 
 
 def test_newer_releases_take_the_graph_estimate_out_of_the_kv_budget() -> None:
-    old = _est(context=8192, new_tokens=0, engine_version="0.19").extra["vllm"]
-    new = _est(context=8192, new_tokens=0, engine_version="0.20").extra["vllm"]
-    assert new["cuda_graph_bytes"] > 0
-    assert old["kv_cache_bytes"] - new["kv_cache_bytes"] == new["cuda_graph_bytes"]
-    eager = _est(context=8192, new_tokens=0, engine_version="0.20", enforce_eager=True).extra["vllm"]
-    assert eager["cuda_graph_bytes"] == 0 and eager["kv_cache_bytes"] == old["kv_cache_bytes"]
+    old = _est(context=8192, new_tokens=0, engine_version="0.19").vllm
+    new = _est(context=8192, new_tokens=0, engine_version="0.20").vllm
+    assert new.cuda_graph_bytes > 0
+    assert old.kv_cache_bytes - new.kv_cache_bytes == new.cuda_graph_bytes
+    eager = _est(context=8192, new_tokens=0, engine_version="0.20", enforce_eager=True).vllm
+    assert eager.cuda_graph_bytes == 0 and eager.kv_cache_bytes == old.kv_cache_bytes
 
 
 def test_sampler_binds_and_older_releases_sort_the_logits() -> None:
@@ -96,23 +114,23 @@ def test_defaulted_batch_limits_are_capped_like_vllms() -> None:
     assert vllm.batch_limits(None, None, 4, H100_TORCH_VISIBLE_BYTES) == (4096, 1024)
     assert vllm.batch_limits(512, None, 4, H100_TORCH_VISIBLE_BYTES) == (512, 512)
     assert vllm.batch_limits(512, 8, 4, H100_TORCH_VISIBLE_BYTES) == (512, 8)  # given values are kept
-    v = _est(context=512, new_tokens=0, max_num_seqs=4).extra["vllm"]
-    assert v["max_num_batched_tokens"] == 2048 and v["max_num_seqs"] == 4
+    v = _est(context=512, new_tokens=0, max_num_seqs=4).vllm
+    assert v.max_num_batched_tokens == 2048 and v.max_num_seqs == 4
 
 
 def test_low_utilization_shrinks_only_the_kv_cache() -> None:
-    lo = _est(gpu_memory_utilization=0.3, context=8192, new_tokens=0).extra["vllm"]
-    hi = _est(gpu_memory_utilization=0.9, context=8192, new_tokens=0).extra["vllm"]
-    assert lo["activation_peak_bytes"] == hi["activation_peak_bytes"]
-    assert hi["kv_cache_bytes"] - lo["kv_cache_bytes"] == int(0.9 * H100_TORCH_VISIBLE_BYTES) - int(
+    lo = _est(gpu_memory_utilization=0.3, context=8192, new_tokens=0).vllm
+    hi = _est(gpu_memory_utilization=0.9, context=8192, new_tokens=0).vllm
+    assert lo.activation_peak_bytes == hi.activation_peak_bytes
+    assert hi.kv_cache_bytes - lo.kv_cache_bytes == int(0.9 * H100_TORCH_VISIBLE_BYTES) - int(
         0.3 * H100_TORCH_VISIBLE_BYTES
     )
 
 
 def test_fp8_kv_cache_doubles_the_tokens() -> None:
-    a = _est(context=8192, new_tokens=0).extra["vllm"]
-    b = _est(context=8192, new_tokens=0, kv_dtype="fp8").extra["vllm"]
-    assert abs(b["kv_cache_tokens"] - 2 * a["kv_cache_tokens"]) <= 16
+    a = _est(context=8192, new_tokens=0).vllm
+    b = _est(context=8192, new_tokens=0, kv_dtype="fp8").vllm
+    assert abs(b.kv_cache_tokens - 2 * a.kv_cache_tokens) <= 16
 
 
 def test_hybrid_sliding_layers_are_grouped_and_hold_only_their_window() -> None:
@@ -130,16 +148,16 @@ def test_hybrid_sliding_layers_are_grouped_and_hold_only_their_window() -> None:
 
 
 def test_tensor_parallel_shards_weights_and_adds_communication_buffers() -> None:
-    one = _est(context=8192, new_tokens=0, engine_version="0.19").extra["vllm"]
-    two = _est(context=8192, new_tokens=0, engine_version="0.19", tensor_parallel_size=2).extra["vllm"]
-    assert 0.49 < two["weights_bytes"] / one["weights_bytes"] < 0.52
-    assert two["non_torch_bytes"] - one["non_torch_bytes"] == vllm.TP_COMM_BYTES
-    assert two["activation_peak_bytes"] <= one["activation_peak_bytes"]  # the sampler sees the whole vocabulary
+    one = _est(context=8192, new_tokens=0, engine_version="0.19").vllm
+    two = _est(context=8192, new_tokens=0, engine_version="0.19", tensor_parallel_size=2).vllm
+    assert 0.49 < two.weights_bytes / one.weights_bytes < 0.52
+    assert two.non_torch_bytes - one.non_torch_bytes == vllm.TP_COMM_BYTES
+    assert two.activation_peak_bytes <= one.activation_peak_bytes  # the sampler sees the whole vocabulary
 
 
 def test_mxfp4_checkpoint_keeps_its_experts_in_4_bits() -> None:
-    w = _est("gpt-oss-20b").extra["vllm"]["weights_bytes"]
-    bf16 = _est("gpt-oss-20b", quant="bfloat16").extra["vllm"]["weights_bytes"]
+    w = _est("gpt-oss-20b").vllm.weights_bytes
+    bf16 = _est("gpt-oss-20b", quant="bfloat16").vllm.weights_bytes
     assert 11 * GIB < w < 14 * GIB < 30 * GIB < bf16
 
 
@@ -249,16 +267,16 @@ def test_collected_start_up_logs_meet_the_bounds() -> None:
 
 
 def test_lora_slots_are_preallocated_per_layer() -> None:
-    base = _est(context=8192, new_tokens=0).extra["vllm"]
-    lora = _est(context=8192, new_tokens=0, enable_lora=True, max_loras=4, max_lora_rank=64).extra["vllm"]
+    base = _est(context=8192, new_tokens=0).vllm
+    lora = _est(context=8192, new_tokens=0, enable_lora=True, max_loras=4, max_lora_rank=64).vllm
     # Llama 3.1 8B, per layer and slot: qkv 3 × 4096 + 4096 + 2 × 1024, o 4096 + 4096, gate_up 2 × 4096 + 2 × 14336,
     # down 14336 + 4096 elements × rank; 32 layers, 4 slots, rank 64, bf16
     per_layer = 3 * 4096 + 4096 + 2048 + 4096 + 4096 + 2 * 4096 + 2 * 14336 + 14336 + 4096
     # LlamaForCausalLM declares embedding_modules: the embedding (128256 × r + 4096 × r) and the head (the same)
     embedding = 2 * (128256 + 4096)
     slots = 4 * 64 * (32 * per_layer + embedding) * 2
-    assert lora["weights_bytes"] - base["weights_bytes"] == slots
-    assert base["kv_cache_bytes"] - lora["kv_cache_bytes"] == slots
+    assert lora.weights_bytes - base.weights_bytes == slots
+    assert base.kv_cache_bytes - lora.kv_cache_bytes == slots
     e = _est(context=8192, new_tokens=0, enable_lora=True, max_loras=4, max_lora_rank=64)
     assert any("LoRA: 4 adapter slot(s) of rank 64" in a and "embedding and head (129 MiB)" in a for a in e.assumptions)
 
@@ -268,9 +286,9 @@ def test_lora_slots_cover_every_routed_expert_from_0_11_1() -> None:
     # Qwen3MoeForCausalLM declares embedding_modules (vocab 151936)
     def lora(version: str, tp: int = 1) -> tuple[int, tuple[str, ...]]:
         kw: dict[str, Any] = {"context": 8192, "new_tokens": 0, "engine_version": version, "tensor_parallel_size": tp}
-        base = _est("qwen3-30b-a3b", **kw).extra["vllm"]["weights_bytes"]
+        base = _est("qwen3-30b-a3b", **kw).vllm.weights_bytes
         e = _est("qwen3-30b-a3b", **kw, enable_lora=True, max_loras=2, max_lora_rank=16)
-        return e.extra["vllm"]["weights_bytes"] - base, e.assumptions
+        return e.vllm.weights_bytes - base, e.assumptions
 
     h, inter, experts = 2048, 768, 128
     attention = 3 * h + 4096 + 512 + 512 + 4096 + h
@@ -292,7 +310,7 @@ def test_lora_slots_cover_every_routed_expert_from_0_11_1() -> None:
 
 
 def test_a_draft_model_adds_its_weights_and_its_kv_layers() -> None:
-    base = _est("llama-3.1-70b", context=8192, new_tokens=0, tensor_parallel_size=4).extra["vllm"]
+    base = _est("llama-3.1-70b", context=8192, new_tokens=0, tensor_parallel_size=4).vllm
     spec = _est(
         "llama-3.1-70b",
         context=8192,
@@ -301,30 +319,30 @@ def test_a_draft_model_adds_its_weights_and_its_kv_layers() -> None:
         speculative_model="llama-3.2-1b",
         num_speculative_tokens=4,
     )
-    v = spec.extra["vllm"]
+    v = spec.vllm
     draft = resolve_model("llama-3.2-1b").spec
-    assert 0.5 * draft.params * 2 / 4 < v["weights_bytes"] - base["weights_bytes"] < 1.2 * draft.params * 2 / 4
+    assert 0.5 * draft.params * 2 / 4 < v.weights_bytes - base.weights_bytes < 1.2 * draft.params * 2 / 4
     # KV per token per rank: 80 target layers of 2 KV heads (8 / 4) × (128 + 128) + 16 draft layers of 2 KV heads ×
     # (64 + 64), bf16; the different page sizes share one block table
     per_token = 80 * 2 * 256 * 2 + 16 * 2 * 128 * 2
-    assert v["kv_cache_blocks"] == v["kv_cache_bytes"] // (16 * per_token)
+    assert v.kv_cache_blocks == v.kv_cache_bytes // (16 * per_token)
     assert any("draft model llama-3.2-1b" in a for a in spec.assumptions)
 
 
 def test_kv_cache_memory_and_cpu_offload() -> None:
-    fixed = _est(context=8192, new_tokens=0, kv_cache_memory_bytes=8 * GIB).extra["vllm"]
-    assert fixed["kv_cache_bytes"] == 8 * GIB and fixed["kv_cache_blocks"] == 8 * GIB // (16 * 131072)
-    base = _est(context=8192, new_tokens=0).extra["vllm"]
-    off = _est(context=8192, new_tokens=0, cpu_offload_gb=4).extra["vllm"]
-    assert base["weights_bytes"] - off["weights_bytes"] == 4 * GIB
-    assert off["kv_cache_bytes"] - base["kv_cache_bytes"] == 4 * GIB
+    fixed = _est(context=8192, new_tokens=0, kv_cache_memory_bytes=8 * GIB).vllm
+    assert fixed.kv_cache_bytes == 8 * GIB and fixed.kv_cache_blocks == 8 * GIB // (16 * 131072)
+    base = _est(context=8192, new_tokens=0).vllm
+    off = _est(context=8192, new_tokens=0, cpu_offload_gb=4).vllm
+    assert base.weights_bytes - off.weights_bytes == 4 * GIB
+    assert off.kv_cache_bytes - base.kv_cache_bytes == 4 * GIB
 
 
 def test_multimodal_profile_keeps_the_encoder_cache() -> None:
-    v = _est("gemma-3-4b", context=8192, new_tokens=0, engine_version="0.19").extra["vllm"]
+    v = _est("gemma-3-4b", context=8192, new_tokens=0, engine_version="0.19").vllm
     text = vllm.profile_activation_bytes(resolve_model("gemma-3-4b").spec, 8192, 1024, 2, (0, 19))[0]
     # encoder budget max(8192 batched tokens, 256) holds 32 images of 256 tokens, 2560 wide, bf16
-    assert v["activation_peak_bytes"] - text == 32 * 256 * 2560 * 2
+    assert v.activation_peak_bytes - text == 32 * 256 * 2560 * 2
     e = _est("gemma-3-4b", context=8192, new_tokens=0, engine_version="0.19")
     assert any(
         a.startswith("multimodal: the profile run encodes 32 dummy image(s) of 256 tokens and keeps 40 MiB")
@@ -335,17 +353,13 @@ def test_multimodal_profile_keeps_the_encoder_cache() -> None:
 
 def test_encoder_batch_follows_the_mm_limit_and_max_num_seqs() -> None:
     def peak(**kw: object) -> int:
-        return int(
-            _est("gemma-3-4b", context=8192, new_tokens=0, engine_version="0.19", **kw).extra["vllm"][
-                "activation_peak_bytes"
-            ]
-        )
+        return _est("gemma-3-4b", context=8192, new_tokens=0, engine_version="0.19", **kw).vllm.activation_peak_bytes
 
     item = 256 * 2560 * 2
     full = peak()
     # --limit-mm-per-prompt 0: no dummy images at all
     none = _est("gemma-3-4b", context=8192, new_tokens=0, engine_version="0.19", limit_mm_per_prompt=0)
-    assert full - none.extra["vllm"]["activation_peak_bytes"] == 32 * item
+    assert full - none.vllm.activation_peak_bytes == 32 * item
     assert any("--limit-mm-per-prompt 0: text only" in a for a in none.assumptions)
     # 4 sequences × 2 images per prompt = 8 items, under the budget's 32; the sampler shrinks with the sequences
     few = vllm.profile_activation_bytes(resolve_model("gemma-3-4b").spec, 8192, 4, 2, (0, 19))[0]
@@ -354,35 +368,35 @@ def test_encoder_batch_follows_the_mm_limit_and_max_num_seqs() -> None:
 
 def test_mtp_speculation_adds_the_checkpoints_mtp_layers() -> None:
     kw: dict[str, Any] = {"context": 32768, "new_tokens": 0, "tensor_parallel_size": 8}
-    base = _est("deepseek-v3", **kw).extra["vllm"]
+    base = _est("deepseek-v3", **kw).vllm
     e = _est("deepseek-v3", **kw, speculative_method="mtp", num_speculative_tokens=1)
-    v = e.extra["vllm"]
+    v = e.vllm
     # one MTP layer like layer 60 (MLA + 256 FP8 experts, sharded 8 ways) + eh_proj 2 × 7168² in bf16 + 3 norms;
     # its embedding and head are the target's: 1.55 GiB per GPU
     spec = resolve_model("deepseek-v3").spec
     rank_last = vllm.rank_model(resolve_model("deepseek-v3"), 8).spec.layers[-1]
-    assert rank_last.params < v["weights_bytes"] - base["weights_bytes"] < 1.1 * rank_last.params + 4 * 7168**2
-    assert round((v["weights_bytes"] - base["weights_bytes"]) / GIB, 2) == 1.55
+    assert rank_last.params < v.weights_bytes - base.weights_bytes < 1.1 * rank_last.params + 4 * 7168**2
+    assert round((v.weights_bytes - base.weights_bytes) / GIB, 2) == 1.55
     # 61 + 1 MLA layers of 576 latent elements share the pool
-    assert v["kv_cache_blocks"] == v["kv_cache_bytes"] // (16 * 576 * 2 * 62)
+    assert v.kv_cache_blocks == v.kv_cache_bytes // (16 * 576 * 2 * 62)
     assert spec.mtp_params and any("1 multi-token-prediction layer (1 token per step)" in a for a in e.assumptions)
 
 
 def test_eagle_head_shares_the_targets_embedding_and_head() -> None:
     head = str(ROOT / "tests" / "data" / "vllm" / "eagle-llama3.1-8b-head.json")
-    base = _est(context=8192, new_tokens=0).extra["vllm"]
+    base = _est(context=8192, new_tokens=0).vllm
     eagle = _est(context=8192, new_tokens=0, speculative_method="eagle", speculative_model=head)
     draft = _est(context=8192, new_tokens=0, speculative_model=head)
     # one Llama-3.1-8B decoder layer (218,112,000 parameters with its two norms) + fc 2 × 4096 × 4096, bf16
     layer = 4096 * (4096 + 1024 + 1024 + 4096) + 3 * 4096 * 14336 + 2 * 4096
-    grown = eagle.extra["vllm"]["weights_bytes"] - base["weights_bytes"]
+    grown = eagle.vllm.weights_bytes - base.weights_bytes
     assert grown == 2 * (layer + 2 * 4096 * 4096 + 4096) + 64 * 4  # + the final norm, the rotary inv_freq buffer
     # as a plain draft model the same config brings its own embedding and head (2 × 128256 × 4096) and rotary cache
     # (8192 positions × 128), and no fc
     own = 2 * (2 * 128256 * 4096) + 8192 * 128 * 2 - 2 * (2 * 4096 * 4096)
-    assert draft.extra["vllm"]["weights_bytes"] - base["weights_bytes"] == grown + own
-    v = eagle.extra["vllm"]
-    assert v["kv_cache_blocks"] == v["kv_cache_bytes"] // (16 * 33 * 8 * 256 * 2)
+    assert draft.vllm.weights_bytes - base.weights_bytes == grown + own
+    v = eagle.vllm
+    assert v.kv_cache_blocks == v.kv_cache_bytes // (16 * 33 * 8 * 256 * 2)
     assert any("EAGLE head" in a and "embedding and head shared with the target" in a for a in eagle.assumptions)
 
 
@@ -455,17 +469,17 @@ def test_catalog_gpus_carry_their_sm_count() -> None:
         Workload.from_flat(engine="vllm", context=8192, new_tokens=0, devices=(unknown,)).validate(),
     )
     assert any("SM count is not in the catalog" in a for a in e.assumptions)
-    assert e.extra["vllm"]["activation_peak_bytes"] - l4.extra["vllm"]["activation_peak_bytes"] == 74 * 128256 * 4
+    assert e.vllm.activation_peak_bytes - l4.vllm.activation_peak_bytes == 74 * 128256 * 4
 
 
 def test_sliding_window_requests_hold_only_their_window() -> None:
     e = _est("gpt-oss-20b", context=131072, new_tokens=0, batch=2)
-    v = e.extra["vllm"]
+    v = e.vllm
     full = 2 * math.ceil(131072 / 16) * e.extra["block_bytes"]
     kv = next(c for c in e.breakdown if c.name == "kv_cache")
     assert kv.bytes < full / 1.8 and "holding only their window" in kv.explanation
     # the KV bytes two requests need are two of vLLM's per-request shares of the pool
-    assert kv.bytes == pytest.approx(2 * v["kv_cache_bytes"] / v["max_concurrency"], rel=0.01)
+    assert kv.bytes == pytest.approx(2 * v.kv_cache_bytes / v.max_concurrency, rel=0.01)
 
 
 def test_vllm_command_carries_the_estimates_options() -> None:
@@ -498,7 +512,7 @@ def test_vllm_command_carries_the_estimates_options() -> None:
     mtp = vllm_option_flags(VllmOptions(speculative_method="mtp", num_speculative_tokens=2, limit_mm_per_prompt=0))
     assert mtp == [
         '--speculative-config \'{"method": "mtp", "num_speculative_tokens": 2}\'',
-        '--limit-mm-per-prompt \'{"image": 0}\'',
+        "--limit-mm-per-prompt '{\"image\": 0}'",
     ]
 
 
@@ -520,7 +534,7 @@ def test_fit_serves_the_concurrency_vllm_reports_at_the_served_length() -> None:
             devices=(device_of("l4"),),
         ).validate(),
     )
-    assert v["sequences_that_fit"] == int(served.extra["vllm"]["max_concurrency"]) >= 2
+    assert v["sequences_that_fit"] == int(served.vllm.max_concurrency) >= 2
     assert v["max_num_seqs"] == 2 == wl.batch
 
 
@@ -542,7 +556,7 @@ def test_fit_names_the_utilization_that_holds_the_batch() -> None:
             engine="vllm", context=8192, new_tokens=0, gpu_memory_utilization=u, devices=(device_of("l4"),)
         ).validate(),
     )
-    assert at_u.extra["vllm"]["max_concurrency"] >= 4
+    assert at_u.vllm.max_concurrency >= 4
     assert vllm_utilization_for(ests, 5) is None  # past what is free once the CUDA context exists
 
 
@@ -551,7 +565,7 @@ def test_vllm_tensor_parallel_buffers_are_counted_once() -> None:
     wl = Workload.from_flat(engine="vllm", quant="fp8", context=8192, new_tokens=0).validate()
     worst, _, ests, comm = ev.per_gpu(GpuChoice(find_gpu("h100-sxm"), 2), wl, "tp")
     assert comm == 0 and worst == max(e.total_bytes for e in ests)
-    assert ests[0].extra["vllm"]["non_torch_bytes"] > vllm.NON_TORCH_BYTES  # the TP buffers are in here
+    assert ests[0].vllm.non_torch_bytes > vllm.NON_TORCH_BYTES  # the TP buffers are in here
 
 
 def test_tensor_parallel_buffers_depend_on_the_link() -> None:
@@ -569,4 +583,4 @@ def test_tensor_parallel_buffers_depend_on_the_link() -> None:
             engine="vllm", tensor_parallel_size=2, context=8192, new_tokens=0, devices=(device_of("l40s"),)
         ).validate(),
     )
-    assert abs(e.extra["vllm"]["non_torch_bytes"] / GIB - 0.3) < 0.05
+    assert abs(e.vllm.non_torch_bytes / GIB - 0.3) < 0.05

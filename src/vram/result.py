@@ -7,6 +7,7 @@ from typing import Any
 
 from . import __version__
 from .components import Component
+from .details import EngineDetails, VllmDetails
 from .request import TrainWorkload, Workload
 
 
@@ -26,6 +27,14 @@ class Estimate:
     assumptions: tuple[str, ...]
     binding_phase: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    details: EngineDetails | None = None  # the engine's typed figures (vLLM: VllmDetails), written under its key
+
+    @property
+    def vllm(self) -> VllmDetails:
+        """The vLLM figures of a `--engine vllm` estimate (an error for any other engine's)."""
+        if not isinstance(self.details, VllmDetails):
+            raise TypeError(f"a {self.engine} estimate has no vLLM details")
+        return self.details
 
     def component(self, name: str) -> Component | None:
         return next((c for c in self.breakdown if c.name == name), None)
@@ -51,4 +60,5 @@ class Estimate:
             ),
             "vram_version": __version__,
             **self.extra,
+            **({self.details.key: self.details.to_dict()} if self.details is not None else {}),
         }

@@ -365,14 +365,14 @@ def vllm_utilization_for(ests: list[Any], batch: int) -> float | None:
     start unless the GPU has that much free (``init_device``), and the CUDA context is already taken."""
     best = 0.0
     for e in ests:
-        v = e.extra["vllm"]
-        conc = float(v["max_concurrency"])
-        capacity = int(v["kv_cache_bytes"])
-        device = int(v["gpu_memory_bytes"])
+        v = e.vllm
+        conc = v.max_concurrency
+        capacity = v.kv_cache_bytes
+        device = v.gpu_memory_bytes
         if conc <= 0 or capacity <= 0:
             return None
         extra = math.ceil(capacity * batch / conc) - capacity  # blocks scale with the budget
-        u = float(v["gpu_memory_utilization"]) + max(0, extra) / device
+        u = v.gpu_memory_utilization + max(0, extra) / device
         ctx = next((c.bytes for c in e.breakdown if c.name == "cuda_context"), 0)
         if u > (device - ctx) / device:
             return None
@@ -415,10 +415,10 @@ def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
         _, _, vests, _ = ev.per_gpu(choice, vwl, split)
         # sequences of max_model_len tokens vLLM's KV cache holds at once ("Maximum concurrency"): its block
         # arithmetic per rank, sliding-window groups holding only their window; the fullest rank decides
-        fit_seqs = min(int(e.extra["vllm"]["max_concurrency"]) for e in vests) if vests else 0
+        fit_seqs = min(int(e.vllm.max_concurrency) for e in vests) if vests else 0
         default_seqs = int(vests[0].extra["max_num_seqs"]) if vests else 256
         # vLLM's own default for this GPU unless --max-num-seqs was given
-        cap = vopts.max_num_seqs or (int(vests[0].extra["vllm"]["max_num_seqs"]) if vests else 256)
+        cap = vopts.max_num_seqs or (vests[0].vllm.max_num_seqs if vests else 256)
         max_num_seqs = max(1, min(cap, fit_seqs)) if fit_seqs else max(1, default_seqs)
         vllm_cmd, vllm_notes = vllm_command(
             repo,

@@ -53,6 +53,7 @@ from dataclasses import dataclass, replace
 from ..components import Component
 from ..components.runtime import cuda_context
 from ..components.weights import common_weights
+from ..details import VllmDetails
 from ..dtypes import dtype_bytes
 from ..errors import BadInput
 from ..model import Layer, ModelSpec
@@ -674,7 +675,8 @@ def rank_model(rm: ResolvedModel, tp: int) -> ResolvedModel:
 def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     """Memory vLLM allocates on each GPU, and the KV cache and concurrency it ends up with.
 
-    ``extra["vllm"]`` holds the start-up figures vLLM logs, per GPU: ``weights_bytes`` ("Model loading took"),
+    ``details`` (:class:`~vram.details.VllmDetails`, written as the JSON answer's ``vllm`` object) holds the
+    start-up figures vLLM logs, per GPU: ``weights_bytes`` ("Model loading took"),
     ``activation_peak_bytes`` ("torch peak memory increase"), ``non_torch_bytes``, ``cuda_graph_bytes``,
     ``kv_cache_bytes`` ("Available KV cache memory"), ``kv_cache_tokens`` ("GPU KV cache size") and
     ``max_concurrency`` ("Maximum concurrency for L tokens per request"). ``total_bytes`` is what the workload needs
@@ -866,25 +868,25 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         )
     assumptions.extend(notes)
     assumptions.extend(rm.spec.notes)
-    vllm_obj = {
-        "weights_bytes": weights.bytes,
-        "activation_peak_bytes": act_bytes,
-        "non_torch_bytes": nt_bytes,
-        "cuda_graph_bytes": graph_bytes,
-        "kv_cache_bytes": max(0, capacity),
-        "kv_cache_tokens": layout.tokens,
-        "max_concurrency": round(layout.max_concurrency, 4),
-        "kv_cache_blocks": layout.num_blocks,
-        "kv_cache_groups": len(layout.groups),
-        "tensor_parallel_size": tp,
-        "max_model_len": tokens,
-        "max_num_batched_tokens": batched_tokens,
-        "max_num_seqs": max_seqs,
-        "gpu_memory_bytes": device,
-        "gpu_memory_utilization": o.gpu_memory_utilization,
-        "requested_memory_bytes": budget,
-        "engine_version": f"{version[0]}.{version[1]}",
-    }
+    details = VllmDetails(
+        weights_bytes=weights.bytes,
+        activation_peak_bytes=act_bytes,
+        non_torch_bytes=nt_bytes,
+        cuda_graph_bytes=graph_bytes,
+        kv_cache_bytes=max(0, capacity),
+        kv_cache_tokens=layout.tokens,
+        max_concurrency=round(layout.max_concurrency, 4),
+        kv_cache_blocks=layout.num_blocks,
+        kv_cache_groups=len(layout.groups),
+        tensor_parallel_size=tp,
+        max_model_len=tokens,
+        max_num_batched_tokens=batched_tokens,
+        max_num_seqs=max_seqs,
+        gpu_memory_bytes=device,
+        gpu_memory_utilization=o.gpu_memory_utilization,
+        requested_memory_bytes=budget,
+        engine_version=f"{version[0]}.{version[1]}",
+    )
     return Estimate(
         model=rm.spec.name,
         params=rm.spec.params,
@@ -910,6 +912,6 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
             "max_concurrent_sequences": max_concurrent,
             "max_num_seqs": min(max_seqs, max_concurrent) if max_concurrent else 0,
             "max_num_batched_tokens": batched_tokens,
-            "vllm": vllm_obj,
         },
+        details=details,
     )
