@@ -85,11 +85,70 @@ def test_newer_releases_take_the_graph_estimate_out_of_the_kv_budget() -> None:
 def test_sampler_binds_and_older_releases_sort_the_logits() -> None:
     spec = resolve_model("llama-3.1-8b").spec
     new, how = vllm.profile_activation_bytes(spec, 8192, 1024, 2, (0, 19))
-    old, _ = vllm.profile_activation_bytes(spec, 8192, 1024, 2, (0, 11))
-    assert "sampler" in how
+    sorted_, _ = vllm.profile_activation_bytes(spec, 8192, 1024, 2, (0, 16))
+    assert "sampler" in how and "Triton" in how
     logits = 1024 * spec.vocab_size
     assert new == logits * 14 + 132 * spec.vocab_size * 4 + 8192 * 4096 * 2 + 2 * 1024 * 4096 * 2
-    assert old - new == logits * (38 - 14) - 132 * spec.vocab_size * 4
+    assert sorted_ - new == logits * (38 - 14) - 132 * spec.vocab_size * 4
+    # 0.11 and before: FlashInfer's top-k/top-p when flashinfer is installed (float32 logits, masked logits, their
+    # softmax: 14 bytes a logit in bf16, no per-SM rows); without it the logits are sorted (38 bytes a logit)
+    fi, how = vllm.profile_activation_bytes(spec, 8192, 1024, 2, (0, 11))
+    assert "FlashInfer" in how and fi == new - 132 * spec.vocab_size * 4
+    pip, how = vllm.profile_activation_bytes(spec, 8192, 1024, 2, (0, 11), flashinfer=False)
+    assert "sorted" in how and pip == sorted_
+
+
+def test_old_releases_sample_as_their_log_says() -> None:
+    # dennislee22/vLLM-benchmarking, vLLM 0.10.1.1 on one A100 80GB at --gpu-memory-utilization 0.25, Qwen2-7B,
+    # 16,384 tokens: "Using FlashInfer for top-p & top-k sampling", 5.01 GiB of KV cache, 93,872 tokens
+    case = next(c for c in score.load_cases(ROOT / "measurements" / "vllm" / "cases.jsonl") if "gmu0.25" in c["id"])
+    v = _in_process(score.contract_args(case))["vllm"]
+    assert abs(v["kv_cache_tokens"] / 93872 - 1) < 0.01
+    assert round(v["kv_cache_bytes"] / GIB, 2) == 4.98
+    # a pip install without FlashInfer sorts 256 × 152,064 logits: 0.9 GiB more, 18 % fewer tokens
+    sort = _in_process([*score.contract_args(case), "--no-flashinfer-sampler"])["vllm"]
+    assert sort["activation_peak_bytes"] - v["activation_peak_bytes"] == 256 * 152064 * (38 - 14)
+    assert sort["kv_cache_tokens"] < 0.83 * 93872
+
+
+def test_mxfp4_experts_are_padded_for_the_gpus_moe_kernel() -> None:
+    # gpt-oss-120b over 4 A100s (Marlin: hidden 2880 -> 3072, intermediate 720 -> 768): 17.22 GiB per GPU in the
+    # dennislee22 log; Hopper's Triton kernels pad only the intermediate to 64 (720 -> 768 at TP 4, 2880 at TP 1)
+    a100 = _cli(
+        "gpt-oss-120b",
+        "--engine",
+        "vllm",
+        "--gpu",
+        "a100-80gb-pcie",
+        "-tp",
+        "4",
+        "--context",
+        "16384",
+        "--new-tokens",
+        "0",
+        "--gpu-memory-utilization",
+        "0.8",
+        "--engine-version",
+        "0.10",
+        "--json",
+    )[1]
+    assert round(a100["vllm"]["weights_bytes"] / GIB, 2) == 17.24
+    assert any("Marlin MoE kernel" in c["explanation"] for c in a100["breakdown"] if c["name"] == "weights")
+    spec = resolve_model("gpt-oss-120b").spec
+    assert vllm.mxfp4_padding_bytes(spec, "mxfp4-experts", "hopper") == (0, "")
+    assert vllm.mxfp4_padding_bytes(spec, "bf16", "ampere") == (0, "")
+    # per MoE layer of 128 experts at TP 1 on Marlin: 3 × (3072 × 2944 − 2880 × 2880) × 4.25 / 8 bytes of matrices
+    # and (2 × 64 + 192) × 2 bytes of biases per expert
+    per_layer = 128 * (3 * (3072 * 2944 - 2880 * 2880) * 4.25 / 8 + (2 * 64 + 192) * 2)
+    assert vllm.mxfp4_padding_bytes(spec, "mxfp4-experts", "ampere")[0] == round(36 * per_layer)
+
+
+def test_no_flashinfer_sampler_applies_to_old_releases_only(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["llama-3.1-8b", "--engine", "vllm", "--gpu", "h100-sxm", "--no-flashinfer-sampler", "--json"]
+    assert main(["estimate", *argv]) == 2
+    err = capsys.readouterr().err
+    assert "flashinfer_sampler" in err and len(err.strip().splitlines()) == 1
+    assert main(["estimate", *argv, "--engine-version", "0.11"]) == 0
 
 
 def test_defaults_follow_the_device() -> None:

@@ -6,7 +6,7 @@ command-line contract of the vLLM profile for each case:
 
     vram estimate MODEL --engine vllm --gpu GPU --tensor-parallel-size N --context L --new-tokens 0
         --gpu-memory-utilization U --kv-dtype auto|fp8 --dtype D [--quant Q] [--block-size B]
-        --engine-version X.Y --json
+        [--no-flashinfer-sampler] --engine-version X.Y --json
 
 and compares the `vllm` object of the answer with the logged figures: weights ("Model loading took"), the profile
 run's torch peak increase, non-torch memory, "Available KV cache memory", "GPU KV cache size", "Maximum concurrency"
@@ -83,6 +83,8 @@ def contract_args(case: dict[str, Any]) -> list[str]:
             argv += [f"--{opt.replace('_', '-')}", str(a[opt])]
     if a.get("enforce_eager"):
         argv.append("--enforce-eager")
+    if a.get("flashinfer_sampler") is False:  # the log says FlashInfer was not installed (vLLM <= 0.11 then sorts)
+        argv.append("--no-flashinfer-sampler")
     return argv
 
 

@@ -61,6 +61,7 @@ def device_of(gpu: GpuEntry | str) -> Device:
         vendor=g.vendor,
         compute_units=compute_units(g),
         interconnect=g.interconnect,
+        family=g.cuda_arch if g.vendor == "nvidia" else None,
     )
 
 

@@ -220,6 +220,11 @@ class VllmOptions(Options):
     engine_version: str | None = opt(
         None, "vLLM release X.Y whose behaviour is modelled (default: the latest modelled)"
     )
+    flashinfer_sampler: bool = opt(
+        True,
+        "vLLM <= 0.11 samples top-k/top-p with FlashInfer when it is installed, as in vLLM's Docker image "
+        "(--no-flashinfer-sampler: a pip install without it, which sorts the logits)",
+    )
     enable_lora: bool = opt(False, "vLLM LoRA serving: adapter slots on every layer")
     max_loras: int = opt(1, "LoRA slots (needs --enable-lora)", lo=1, hi=1024)
     max_lora_rank: int = opt(16, "largest LoRA rank served (needs --enable-lora)", lo=1, hi=1024)
@@ -391,6 +396,7 @@ class Device:
     vendor: str = "nvidia"
     compute_units: int | None = None  # SMs (NVIDIA) / CUs (AMD); None: not known
     interconnect: str | None = None  # GPU-to-GPU path (nvlink, pcie, ...); None: not known
+    family: str | None = None  # the GPU generation (ampere, ada, hopper, blackwell ...); None: not known
 
     def __post_init__(self) -> None:
         for n in ("memory_bytes", "usable_bytes"):

@@ -52,7 +52,7 @@ from dataclasses import dataclass, replace
 
 from ..components import Component
 from ..components.runtime import cuda_context
-from ..components.weights import common_weights
+from ..components.weights import common_weights, weight_scheme
 from ..details import VllmDetails
 from ..dtypes import dtype_bytes
 from ..errors import BadInput
@@ -182,6 +182,46 @@ def check_tensor_parallel(spec: ModelSpec, tp: int) -> None:
             )
 
 
+# MXFP4 MoE kernels pad the experts' hidden and intermediate sizes (``mxfp4_round_up_hidden_size_and_intermediate_
+# size``, ``Mxfp4MoEMethod.create_weights``): Marlin (GPUs before Hopper) to 256 and 128, the Triton kernels (Hopper)
+# the intermediate to 64, FlashInfer TRT-LLM (Blackwell) both to 256. (multiple of hidden, of intermediate)
+MXFP4_PADDING: dict[str, tuple[int, int, str]] = {
+    "ampere": (256, 128, "Marlin"),
+    "ada": (256, 128, "Marlin"),
+    "turing": (256, 128, "Marlin"),
+    "hopper": (1, 64, "Triton"),
+    "blackwell": (256, 256, "FlashInfer TRT-LLM"),
+}
+
+
+def _round_up(x: int, m: int) -> int:
+    return -(-x // m) * m
+
+
+def mxfp4_padding_bytes(spec: ModelSpec, scheme_name: str, family: str | None) -> tuple[int, str]:
+    """Bytes the MXFP4 expert kernels' padding adds on one rank (``spec`` is the rank's shard): every routed
+    expert's w13 (2 × intermediate × hidden) and w2 (hidden × intermediate) at 4.25 bits, their bf16 biases."""
+    pad = MXFP4_PADDING.get(family or "")
+    if pad is None or scheme_name != "mxfp4-experts":
+        return 0, ""
+    hm, im, kernel = pad
+    h = spec.hidden_size
+    extra = 0.0
+    for layer in spec.layers:
+        m = layer.mlp
+        if m is None or m.kind != "moe":
+            continue
+        i = m.intermediate_size
+        hp, ip = _round_up(h, hm), _round_up(i, im)
+        n = m.num_experts
+        extra += n * 3 * (hp * ip - h * i) * 4.25 / 8 + n * (2 * (ip - i) + (hp - h)) * 2
+    if extra <= 0:
+        return 0, ""
+    return round(extra), (
+        f"MXFP4 experts padded for the {kernel} MoE kernel (hidden to a multiple of {hm}, intermediate of {im})"
+    )
+
+
 def rope_cache_bytes(spec: ModelSpec, e: int) -> int:
     """The rotary cos/sin cache vLLM's ``get_rope`` builds once: max positions × rotary dim in the model dtype."""
     return (spec.max_position_embeddings or 0) * spec.rope_dim * e
@@ -252,6 +292,24 @@ def triton_sampler_rows(num_reqs: int, compute_units: int) -> int:
     return min(1 << max(0, programs - 1).bit_length(), compute_units)
 
 
+# Up to 0.11 the V1 sampler ran FlashInfer's top-k/top-p whenever flashinfer was importable
+# (``VLLM_USE_FLASHINFER_SAMPLER`` unset meant yes): vLLM's Docker image ships it, a plain ``pip install vllm`` does
+# not (an extra). 0.12-0.20 made it opt-in; from 0.21 it is on again, but the dummy sampler run also warms the
+# native path, which then sets the peak.
+FLASHINFER_DEFAULT_UNTIL = (0, 11)
+
+
+def sampler_kind(num_reqs: int, version: tuple[int, int], flashinfer: bool = True) -> str:
+    """Which top-k/top-p implementation sets the dummy sampler run's peak: "flashinfer" (0.11 and before with
+    FlashInfer installed), "sort" (``apply_top_k_top_p_pytorch``: before 0.17, and for batches under 8 rows) or
+    "triton" (``apply_top_k_top_p_triton``)."""
+    if version <= FLASHINFER_DEFAULT_UNTIL and flashinfer:
+        return "flashinfer"
+    if version < (0, 17) or num_reqs < TRITON_MIN_ROWS:
+        return "sort"
+    return "triton"
+
+
 def sampler_peak_bytes(
     spec: ModelSpec,
     tokens: int,
@@ -259,17 +317,20 @@ def sampler_peak_bytes(
     e: int,
     version: tuple[int, int],
     compute_units: int = DEFAULT_COMPUTE_UNITS,
+    flashinfer: bool = True,
 ) -> int:
     """Torch peak of ``_dummy_sampler_run`` (top-k and top-p on, no logprobs): the logits of every request in the
     model dtype, what the sampler derives from them per logit, the forward's hidden states still referenced, and
-    (from 0.19) the fused-MoE workspace the forward left allocated."""
+    (from 0.19) the fused-MoE workspace the forward left allocated. FlashInfer's
+    ``top_k_top_p_sampling_from_logits`` keeps the float32 logits, the top-k masked logits and their softmax (12
+    bytes per logit beyond the model-dtype logits, as the Triton path does, without its per-SM rows)."""
     v = spec.vocab_size
+    kind = sampler_kind(num_reqs, version, flashinfer)
     per_logit = e + SAMPLER_BYTES_PER_LOGIT
-    triton = triton_sampler_rows(num_reqs, compute_units) * v * 4
-    if version < (0, 17) or num_reqs < TRITON_MIN_ROWS:
+    triton = triton_sampler_rows(num_reqs, compute_units) * v * 4 if kind == "triton" else 0
+    if kind == "sort":
         # the peak is the sort itself: the float32 copy and the sort's buffers (probabilities come later)
         per_logit = e + 4 + SORT_BYTES_PER_LOGIT
-        triton = 0
     h = spec.hidden_size
     persistent = tokens * moe_workspace_elems(spec, version) * e if version >= MOE_WORKSPACE_VERSION else 0
     return num_reqs * v * per_logit + triton + tokens * h * e + 2 * num_reqs * h * e + persistent
@@ -282,20 +343,21 @@ def profile_activation_bytes(
     e: int,
     version: tuple[int, int] = LATEST,
     compute_units: int = DEFAULT_COMPUTE_UNITS,
+    flashinfer: bool = True,
 ) -> tuple[int, str]:
     """Torch peak increase of ``profile_run``: the larger of the dummy forward and the dummy sampler run."""
     fwd, how = forward_peak_bytes(spec, tokens, e, version)
-    smp = sampler_peak_bytes(spec, tokens, num_reqs, e, version, compute_units)
-    sorted_ = version < (0, 17) or num_reqs < TRITON_MIN_ROWS
+    smp = sampler_peak_bytes(spec, tokens, num_reqs, e, version, compute_units, flashinfer)
+    kind = sampler_kind(num_reqs, version, flashinfer)
     if smp >= fwd:
-        sort = (
-            "sorted"
-            if sorted_
-            else f"Triton top-k/top-p, {triton_sampler_rows(num_reqs, compute_units)} per-SM vocabulary rows"
-        )
+        sort = {
+            "sort": "sorted",
+            "flashinfer": "FlashInfer top-k/top-p",
+            "triton": f"Triton top-k/top-p, {triton_sampler_rows(num_reqs, compute_units)} per-SM vocabulary rows",
+        }[kind]
         return smp, (
             f"dummy sampler run binds: {num_reqs:,} requests × {spec.vocab_size:,} logits ({sort}; "
-            f"{e + (4 + SORT_BYTES_PER_LOGIT if sorted_ else SAMPLER_BYTES_PER_LOGIT)} bytes "
+            f"{e + (4 + SORT_BYTES_PER_LOGIT if kind == 'sort' else SAMPLER_BYTES_PER_LOGIT)} bytes "
             f"each) over {tokens:,} dummy tokens' hidden states"
         )
     return fwd, f"dummy forward binds: {tokens:,} tokens × (4 × hidden + {how})"
@@ -698,11 +760,13 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     kv_elem = dtype_bytes(kv_name)
     w = common_weights(rank, wl)
     rope = rope_cache_bytes(rm.spec, e)
+    pad, pad_how = mxfp4_padding_bytes(spec, weight_scheme(spec, wl).name, dev.family)
     weights = Component(
         "weights",
-        w.bytes + rope,
+        w.bytes + rope + pad,
         w.explanation
         + (f" + rotary cos/sin cache {rope / MIB:,.0f} MiB" if rope else "")
+        + (f" + {pad / MIB:,.0f} MiB of {pad_how}" if pad else "")
         + (f"; TP rank 1/{tp}" if tp > 1 else ""),
     )
     notes: list[str] = []
@@ -752,7 +816,20 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     batched_tokens, max_seqs = batch_limits(o.max_num_batched_tokens, o.max_num_seqs, tokens, device, gpu_name, version)
     num_reqs = min(max_seqs, batched_tokens)
     sms = dev.compute_units or DEFAULT_COMPUTE_UNITS
-    act_bytes, act_how = profile_activation_bytes(spec, batched_tokens, num_reqs, e, version, sms)
+    if not o.flashinfer_sampler and version > FLASHINFER_DEFAULT_UNTIL:
+        raise BadInput(
+            "flashinfer_sampler: only vLLM 0.11 and earlier pick their sampler by whether FlashInfer is installed "
+            f"(modelled: {version[0]}.{version[1]})",
+            field="flashinfer_sampler",
+        )
+    act_bytes, act_how = profile_activation_bytes(spec, batched_tokens, num_reqs, e, version, sms, o.flashinfer_sampler)
+    if version <= FLASHINFER_DEFAULT_UNTIL:
+        notes.append(
+            "sampler: FlashInfer's top-k/top-p, as vLLM 0.11 and earlier use when flashinfer is installed (vLLM's "
+            "Docker image); --no-flashinfer-sampler for a pip install without it (sorted logits, more memory)"
+            if o.flashinfer_sampler
+            else "sampler: no FlashInfer installed, so vLLM 0.11 and earlier sort the logits for top-k/top-p"
+        )
     if dev.compute_units is None:
         notes.append(
             f"the GPU's SM count is not in the catalog: the sampler's per-SM buffer assumes {DEFAULT_COMPUTE_UNITS}"
