@@ -378,29 +378,14 @@ def test_builds_before_output_first_offload_count_blocks_only() -> None:
     assert old["layer_devices"][:18] == [-1] * 18 and old["layer_devices"][18:] == [0] * 30
 
 
-def test_ollama_defaults_become_the_runner_workload() -> None:
-    """Ollama's documented defaults: context by GPU memory (<24 GiB 4k, 24-48 GiB 32k, more 256k), one slot,
-    num_batch 512; its runner caches sliding-window layers at full size and ignores a quantized KV type without
-    flash attention. The Gemma 2 2B log (2 slots of 8192, num_batch 256, no flash attention) comes out exact."""
-    from vram.engines.ollama import OllamaOptions, default_num_ctx, llama_cpp_workload
+def test_the_ollama_log_comes_out_exact_through_its_runner_of_the_time() -> None:
+    """The Gemma 2 2B Ollama log of May 2026 (before v0.30's llama-server: its own runner, sliding-window layers at
+    full size; 2 slots of 8192, num_batch 256, no flash attention, ROCm) through `--engine ollama`."""
+    from vram.request import OllamaOptions
 
-    assert [default_num_ctx(g * GIB) for g in (8, 16, 24, 47, 48, 96)] == [4096, 4096, 32768, 32768, 262144, 262144]
-    wl, notes = llama_cpp_workload(OllamaOptions(), gpu_memory_bytes=16 * GIB)
-    assert (wl.context, wl.batch, wl.llama.n_ubatch, wl.llama.swa_full, wl.llama.flash_attn) == (
-        4096,
-        1,
-        512,
-        True,
-        True,
-    )
-    wl, notes = llama_cpp_workload(OllamaOptions(), gpu_memory_bytes=80 * GIB, model_context=131072)
-    assert wl.context == 131072 and any("capped" in n for n in notes)
-    wl, notes = llama_cpp_workload(OllamaOptions(kv_cache_type="q8_0", flash_attention=False))
-    assert wl.llama.cache_type_k == wl.llama.cache_type_v == "f16" and any("no effect" in n for n in notes)
-    opts = OllamaOptions(num_ctx=8192, num_parallel=2, num_batch=256, flash_attention=False)
-    wl, _ = llama_cpp_workload(opts, quant="q4_0", backend="rocm")
-    lc = estimate(resolve_model("gemma-2-2b"), wl).extra["llama_cpp"]
+    opts = OllamaOptions(ollama_version="0.29", num_batch=256, flash_attn=False, backend="rocm")
+    est = estimate(resolve_model("gemma-2-2b"), Workload(context=8192, batch=2, quant="q4_0", options=opts))
+    lc = est.extra["llama_cpp"]
     assert lc["kv_gpu_bytes"] == 1664 * MIB
     assert lc["compute_gpu_bytes"] == int(252.25 * MIB)
-    with pytest.raises(Exception, match="kv_cache_type"):
-        llama_cpp_workload(OllamaOptions(kv_cache_type="q5_1"))
+    assert est.engine == "ollama" and est.extra["ollama"]["runner"] == "ollama runner"

@@ -4,8 +4,9 @@
     >>> est = estimate("llama-3.1-8b", Workload(context=32768))
     >>> est.peak_allocated_bytes, [c.name for c in est.breakdown]
 
-Engine settings are typed options (`VllmOptions`, `LlamaCppOptions`, `TransformersOptions`, `MlxOptions`) and image
-or speech settings family options (`ImageOptions`, `VisionOptions`, `SpeechOptions`); the GPU is a `Device`:
+Engine settings are typed options (`VllmOptions`, `LlamaCppOptions`, `OllamaOptions`, `TransformersOptions`,
+`MlxOptions`) and image or speech settings family options (`ImageOptions`, `VisionOptions`, `SpeechOptions`); the GPU
+is a `Device`:
 
     >>> from vram import Device, VllmOptions, find_gpu
     >>> estimate("llama-3.1-8b", Workload(options=VllmOptions(max_num_seqs=64), devices=(device_of("h100-sxm"),)))
@@ -29,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "VllmOptions": "vram.request",
     "LlamaCppOptions": "vram.request",
     "MlxOptions": "vram.request",
+    "OllamaOptions": "vram.request",
     "ImageOptions": "vram.request",
     "VisionOptions": "vram.request",
     "SpeechOptions": "vram.request",
@@ -74,6 +76,7 @@ __all__ = [
     "LlamaCppOptions",
     "MlxOptions",
     "ModelSpec",
+    "OllamaOptions",
     "ResolvedModel",
     "SourceError",
     "SpeechOptions",
@@ -127,6 +130,7 @@ if TYPE_CHECKING:  # pragma: no cover
         ImageOptions,
         LlamaCppOptions,
         MlxOptions,
+        OllamaOptions,
         SpeechOptions,
         TrainWorkload,
         TransformersOptions,

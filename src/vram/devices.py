@@ -103,7 +103,7 @@ def devices_for(spec: str, engine: str) -> tuple[tuple[Device, ...], int]:
     """`--gpu` for one estimate: (devices, GPU count). llama.cpp takes a list of possibly different GPUs
     (`rtx-4090+rtx-3090`) and splits layers over them; vLLM a count of one kind (`2xh100-sxm`: tensor parallel, one
     rank's device given); transformers and MLX one device."""
-    if engine == "llama.cpp":
+    if engine in ("llama.cpp", "ollama"):
         gpus = parse_gpu_list(spec)
         return tuple(device_of(g) for g in gpus), len(gpus)
     choice = parse_gpu_spec(spec)

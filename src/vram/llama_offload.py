@@ -43,6 +43,7 @@ class RamSetup:
     name: str
     bandwidth_gb_per_s: float
     size_bytes: int | None = None  # None: not given (no host-memory check)
+    source: str = "--ram"  # where size_bytes came from ("--ram", "this machine's /proc/meminfo")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +51,7 @@ class RamSetup:
             "name": self.name,
             "bandwidth_gb_per_s": self.bandwidth_gb_per_s,
             "size_bytes": self.size_bytes,
+            "source": self.source,
         }
 
 
@@ -72,6 +74,17 @@ def ram_setup(kind: str | None = None, size_bytes: int | None = None) -> RamSetu
         raise BadInput("ram: must be a positive size such as 64GiB", field="ram")
     d = setups[key]
     return RamSetup(d["id"], d["name"], float(d["bandwidth_gb_per_s"]), size_bytes)
+
+
+def machine_ram_bytes() -> int | None:
+    """This machine's memory (MemTotal in /proc/meminfo; None where there is none), for `--gpu local`."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def host_bytes(est: Estimate) -> int:
@@ -255,8 +268,9 @@ def host_memory_check(est: Estimate, ram: RamSetup) -> dict[str, Any]:
             f"host memory: {need / 2**30:.2f} GiB (weights in RAM, CPU KV cache, host compute and output buffers)"
         )
         + (
-            ""
+            "; system RAM not given, not checked (--ram 64GiB checks it)"
             if ram.size_bytes is None
-            else f" of {ram.size_bytes / 2**30:.1f} GiB RAM" + ("" if ok else " — does not fit system RAM")
+            else f" of {ram.size_bytes / 2**30:.1f} GiB RAM ({ram.source})"
+            + ("" if ok else " — does not fit system RAM")
         ),
     }

@@ -22,7 +22,7 @@ from .errors import BadInput
 
 MAX_TOKENS = 1 << 24  # 16M tokens: far beyond any published context
 MAX_BATCH = 1 << 16
-ENGINES = ("transformers", "vllm", "llama.cpp", "mlx")
+ENGINES = ("transformers", "vllm", "llama.cpp", "ollama", "mlx")
 
 Attn = Literal["sdpa", "eager", "flash"]
 Backend = Literal["cuda", "rocm", "vulkan", "metal", "cpu"]
@@ -327,11 +327,58 @@ class MlxOptions(Options):
     title: ClassVar[str] = "MLX (--engine mlx)"
 
 
-EngineOptions = TransformersOptions | VllmOptions | LlamaCppOptions | MlxOptions
+OllamaKvType = Literal["f16", "q8_0", "q4_0"]
+
+
+@dataclass(frozen=True)
+class OllamaOptions(Options):
+    """`ollama serve` and a model's Modelfile / API options. Ollama runs GGUF models on llama.cpp: vram turns these
+    into the llama.cpp settings Ollama starts it with (`vram.engines.ollama`). `--batch` is OLLAMA_NUM_PARALLEL and
+    `--context` is num_ctx (tokens per request)."""
+
+    scope: ClassVar[str] = "ollama"
+    title: ClassVar[str] = "Ollama (--engine ollama)"
+    ollama_version: str = opt(
+        "0.33", "Ollama release X.Y modelled (0.30 and later run llama-server; earlier ones their own runner)"
+    )
+    context_length: int | None = opt(
+        None,
+        "OLLAMA_CONTEXT_LENGTH: the server's default num_ctx (used when --context is not given)",
+        lo=1,
+        hi=MAX_TOKENS,
+        parse="tokens",
+        flag="--ollama-context-length",
+    )
+    auto_context: bool = opt(
+        False, "num_ctx not set: OLLAMA_CONTEXT_LENGTH, else Ollama's default by total VRAM", cli=False
+    )
+    num_batch: int | None = opt(
+        None, "num_batch, llama.cpp's -b/-ub (default: Ollama's own: by context on 0.30+, else 512)", lo=1, hi=1 << 20
+    )
+    flash_attn: bool = opt(True, "OLLAMA_FLASH_ATTENTION (default: auto, on where the GPU supports it)")
+    kv_cache_type: OllamaKvType = opt("f16", "OLLAMA_KV_CACHE_TYPE: f16, q8_0 or q4_0 (both caches)")
+    num_gpu: int | None = opt(None, "num_gpu: layers on the GPU (default: as many as fit)", lo=0, hi=1 << 16)
+    backend: Backend | None = opt(None, "llama.cpp build Ollama ships (default: from --gpu, else cuda)")
+
+    def check(self) -> None:
+        version_tuple(self.ollama_version)
+
+
+def version_tuple(text: str, field: str = "ollama_version") -> tuple[int, int]:
+    """(major, minor) of a release like "0.33" or "v0.12.6"."""
+    parts = text.strip().lstrip("v").split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        raise BadInput(f"{field}: expected a release like 0.33, got {text!r}", field=field) from None
+
+
+EngineOptions = TransformersOptions | VllmOptions | LlamaCppOptions | OllamaOptions | MlxOptions
 ENGINE_OPTIONS: dict[str, type[Options]] = {
     "transformers": TransformersOptions,
     "vllm": VllmOptions,
     "llama.cpp": LlamaCppOptions,
+    "ollama": OllamaOptions,
     "mlx": MlxOptions,
 }
 
@@ -574,7 +621,7 @@ class Workload:
                 raise BadInput(f"{name}: must be at least {lo}, got {value}", field=name)
             if value > hi:
                 raise BadInput(f"{name}: {value:,} is beyond what any model supports (max {hi:,})", field=name)
-        if not isinstance(self.options, (TransformersOptions, VllmOptions, LlamaCppOptions, MlxOptions)):
+        if not isinstance(self.options, (TransformersOptions, VllmOptions, LlamaCppOptions, OllamaOptions, MlxOptions)):
             raise BadInput(f"engine: expected engine options, got {self.options!r}", field="engine")
         if self.family is not None and not isinstance(self.family, (VisionOptions, ImageOptions, SpeechOptions)):
             raise BadInput(f"family: expected image or speech options, got {self.family!r}", field="family")

@@ -464,13 +464,26 @@ def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
     env = ["OLLAMA_FLASH_ATTENTION=1"] + ([f"OLLAMA_KV_CACHE_TYPE={cache[0]}"] if cache[0] != "f16" else [])
     if wl.batch > 1:
         env.append(f"OLLAMA_NUM_PARALLEL={wl.batch}")
+    modelfile = [f"FROM ./{gguf}", f"PARAMETER num_ctx {tokens}"]
+    ollama_notes = list(length_notes)
+    if experts:
+        # Ollama has no --n-cpu-moe; a num_gpu of every layer would ask for them all on the GPU
+        ollama_notes.append(
+            "Ollama has no setting for experts on the CPU: leave num_gpu unset and Ollama 0.30+ lets llama-server's "
+            "automatic fit (LLAMA_ARG_FIT, on by default) place the tensors; older releases keep whole layers on "
+            "the CPU instead (slower)"
+        )
+    else:
+        modelfile.append(f"PARAMETER num_gpu {ngl}")
+    if isinstance(wl.options, LlamaCppOptions) and wl.options.n_ubatch != LlamaCppOptions().n_ubatch:
+        modelfile.append(f"PARAMETER num_batch {wl.options.n_ubatch}")
     ollama: dict[str, Any] = {
         "env": env,
         "command": " ".join([*env, "ollama serve"]),
-        "modelfile": [f"FROM ./{gguf}", f"PARAMETER num_ctx {tokens}", f"PARAMETER num_gpu {ngl}"],
+        "modelfile": modelfile,
         "num_ctx": tokens,
-        "num_gpu": ngl,
-        "notes": list(length_notes),
+        "num_gpu": None if experts else ngl,
+        "notes": ollama_notes,
     }
 
     # transformers: weights per GPU may use what the rest of the estimate leaves

@@ -211,6 +211,9 @@ def workload_from_args(
 ) -> Workload:
     """The inference Workload the flags ask for (validated)."""
     eng, fam = build_options(args, kind)
+    if engine_name(args) == "ollama" and getattr(args, "context", None) is None:
+        # no num_ctx asked: OLLAMA_CONTEXT_LENGTH, else Ollama's default for the GPUs' memory
+        engine_changes = {**(engine_changes or {}), "auto_context": True}
     if engine_changes:
         eng = type(eng)(**{**eng.given(), **engine_changes})
     common = _given(args, Workload)

@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
         from ..llama_offload import host_memory_check, ram_setup
         from ..units import parse_bytes
 
-        if args.train or est.engine != "llama.cpp":
-            raise BadInput("ram: --ram checks llama.cpp's host memory (add --engine llama.cpp)", field="ram")
+        if args.train or est.engine not in ("llama.cpp", "ollama"):
+            raise BadInput("ram: --ram checks llama.cpp's host memory (add --engine llama.cpp or ollama)", field="ram")
         host = host_memory_check(est, ram_setup(None, parse_bytes(args.ram, field="ram")))
     if args.json:
         print_json({**est.to_dict(), **({"host_memory": host} if host is not None else {})})

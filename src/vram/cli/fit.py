@@ -177,11 +177,20 @@ def run_fit(args: argparse.Namespace) -> int:
         from ..llama_offload import ram_setup
         from ..units import parse_bytes
 
-        if args.engine not in ("llama.cpp", "llamacpp"):
+        if args.engine not in ("llama.cpp", "llamacpp", "ollama"):
             raise BadInput(
-                "ram: --ram and --ram-type describe llama.cpp's host memory (add --engine llama.cpp)", field="ram"
+                "ram: --ram and --ram-type describe llama.cpp's host memory (add --engine llama.cpp or ollama)",
+                field="ram",
             )
         ram = ram_setup(args.ram_type, parse_bytes(args.ram, field="ram") if args.ram is not None else None)
+    if args.ram is None and str(args.gpu).strip().lower().split("x")[-1] == "local" and args.engine != "transformers":
+        from dataclasses import replace as _replace
+
+        from ..llama_offload import machine_ram_bytes, ram_setup
+
+        size = machine_ram_bytes()
+        if size is not None:  # `local`: this machine's RAM is the host memory
+            ram = _replace(ram or ram_setup(args.ram_type), size_bytes=size, source="this machine's /proc/meminfo")
     r = fit(args.model, choice, wl, headroom_fraction=args.headroom, split=args.split, train=train, ram=ram)
     if args.json:
         print_json(r.to_dict())
@@ -201,6 +210,23 @@ def check_exit_code(verdict: str) -> int:
     return CHECK_EXIT_CODES[verdict]
 
 
+def _engine_label(r: Any) -> str:
+    """The engine as the header names it: Ollama with its release, else the workload's engine."""
+    if r.ollama:
+        return f"Ollama {r.ollama['ollama_version']} ({r.ollama['runner']})"
+    return str(r.workload.engine)
+
+
+def _weights_label(r: Any) -> str:
+    """The weight format asked, else the one the estimate used where it is not --dtype (gpt-oss's MXFP4 on
+    llama.cpp)."""
+    wl = r.workload
+    if wl.quant:
+        return str(wl.quant)
+    ft = (r.estimate.extra.get("llama_cpp") or {}).get("file_type")
+    return f"{ft.lower()} (as stored)" if ft and ft.startswith("MXFP4") else str(wl.dtype)
+
+
 def print_fit(r: Any, console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -215,7 +241,7 @@ def print_fit(r: Any, console: Any = None) -> None:
         + (
             f" · training step · sequence {wl.seq:,} · micro-batch {wl.batch}"
             if isinstance(wl, TrainWorkload)
-            else f" · {wl.engine} · {wl.quant or wl.dtype} · context {wl.context:,} + {wl.new_tokens} new · "
+            else f" · {_engine_label(r)} · {_weights_label(r)} · context {wl.context:,} + {wl.new_tokens} new · "
             f"batch {wl.batch}"
         )
     )
@@ -408,6 +434,8 @@ def print_serving(serving: dict[str, Any], console: Any) -> None:
     console.print(
         f"  Ollama:       {o['command']}; Modelfile: {' / '.join(o['modelfile'])}", soft_wrap=True, highlight=False
     )
+    for n in o.get("notes", []):
+        console.print(f"                [dim]{n}[/]", highlight=False)
     console.print(f"  transformers: {serving['transformers']['code']}", soft_wrap=True, highlight=False)
     for n in serving["transformers"].get("notes", []):
         console.print(f"                [dim]{n}[/]", highlight=False)

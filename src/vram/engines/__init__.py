@@ -13,7 +13,13 @@ from ..request import ENGINES, Workload
 from ..resolved import ResolvedModel
 from ..result import Estimate
 
-_MODULES = {"transformers": "transformers", "vllm": "vllm", "llama.cpp": "llama_cpp", "mlx": "mlx"}
+_MODULES = {
+    "transformers": "transformers",
+    "vllm": "vllm",
+    "llama.cpp": "llama_cpp",
+    "ollama": "ollama",
+    "mlx": "mlx",
+}
 
 
 class Engine(Protocol):

@@ -637,6 +637,10 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         "layer_devices": list(lay.layers),
         "tensor_split": split_hint,
         "tensor_split_used": list(split) if n_dev > 1 and split else [],
+        # the weights' file type when they are not a GGUF file's own (MXFP4_MOE for gpt-oss as stored)
+        "file_type": None
+        if how.startswith("the GGUF file")
+        else (stored_mix(spec, wl) or mix_name(wl.quant, wl.dtype)),
         # kept for earlier callers
         "weights_total_bytes": sum(t.nbytes for t in tensors),
         "weights_cpu_bytes": w_host,

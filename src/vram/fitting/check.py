@@ -104,6 +104,8 @@ def fit(
     if not 0 <= headroom_fraction <= 10:
         raise BadInput("headroom: must be between 0 and 10 (a fraction of the weights, 0.2 = 20 %)", field="headroom")
     ev = evaluator_for(model, cache)
+    if workload is not None and workload.engine == "ollama" and train is None:
+        return _fit_ollama(ev, gpu_spec, workload, headroom_fraction, split, solve, with_speed, ram, cache)
     if isinstance(gpu_spec, str) and "+" in gpu_spec:
         return _fit_device_list(ev, gpu_spec, workload, train, headroom_fraction, ram, solve)
     choice = parse_gpu_spec(gpu_spec)
@@ -295,6 +297,60 @@ def fit(
 
         result = replace(result, serving=serving_settings(ev, result))
     return result
+
+
+def _fit_ollama(
+    ev: Evaluator,
+    gpu_spec: str | GpuChoice,
+    workload: Workload,
+    headroom_fraction: float,
+    split: str | None,
+    solve: bool,
+    with_speed: bool,
+    ram: Any,
+    cache: EvaluatorCache | None,
+) -> FitResult:
+    """Ollama on these GPUs: the llama.cpp workload Ollama starts for them (its num_ctx tier and num_batch depend
+    on the GPUs' memory), fitted as llama.cpp, with Ollama's choices and what `ollama ps` would show added."""
+    from ..devices import parse_gpu_list
+    from ..engines.ollama import as_llama_cpp, ps_view
+
+    wl = workload.validate()
+    if wl.devices:
+        raise BadInput(
+            "gpu: vram fit places the workload on the GPU it is given; leave the workload's devices empty", field="gpu"
+        )
+    if isinstance(gpu_spec, str) and "+" in gpu_spec:
+        gpus = parse_gpu_list(gpu_spec)
+    else:
+        choice = parse_gpu_spec(gpu_spec)
+        gpus = [choice.gpu] * choice.count
+    lwl, settings = as_llama_cpp(ev.rm, replace(wl, devices=tuple(device_of(g) for g in gpus)))
+    lwl = replace(lwl, devices=())
+    r = fit(
+        ev,
+        gpu_spec,
+        lwl,
+        headroom_fraction=headroom_fraction,
+        split=split,
+        solve=solve,
+        with_speed=with_speed,
+        ram=ram,
+        cache=cache,
+    )
+    est = r.estimate
+    if r.offload and r.offload.get("kind") == "experts":
+        est = estimate(ev.rm, ev.gpu_workload(lwl, gpus[0]).with_options(n_cpu_moe=int(r.offload["n_cpu_moe"])))
+    ps = ps_view(est.extra["llama_cpp"], ev.spec.num_layers) if "llama_cpp" in est.extra else None
+    notes = list(settings["notes"])
+    if ps is not None:
+        notes.append(
+            f"`ollama ps` would show SIZE {ps['size']}, PROCESSOR {ps['processor']}, CONTEXT {settings['num_ctx']:,}"
+        )
+    serving = {**r.serving, "primary": "ollama"} if "ollama" in r.serving else r.serving
+    return replace(
+        r, engine="ollama", serving=serving, ollama={**settings, "ps": ps}, assumptions=(*notes, *r.assumptions)
+    )
 
 
 def _fit_device_list(

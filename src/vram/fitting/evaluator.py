@@ -26,7 +26,7 @@ def gpu_workload(wl: Workload, gpu: GpuEntry, count: int = 1) -> Workload:
     """The workload as it runs on `count` × `gpu`: the devices the engine sizes itself from and, for llama.cpp, the
     backend they imply."""
     dev = device_of(gpu)
-    wl = replace(wl, devices=(dev,) * (count if wl.engine == "llama.cpp" else 1))
+    wl = replace(wl, devices=(dev,) * (count if wl.engine in ("llama.cpp", "ollama") else 1))
     if isinstance(wl.options, LlamaCppOptions):
         wl = wl.with_options(backend=backend_for([gpu], wl.options.backend))
     return wl

@@ -79,6 +79,8 @@ class FitResult:
     host_memory: dict[str, Any] | None = None  # llama.cpp: what stays in system RAM, against --ram
     # llama.cpp over a list of GPUs (`rtx-4090+rtx-3090`): the tensor split checked, each device's bytes, decode speed
     device_split: dict[str, Any] | None = None
+    # Ollama: the settings it starts llama.cpp with and what `ollama ps` would show (engine "ollama" asked)
+    ollama: dict[str, Any] | None = None
     reasons: tuple[str, ...] = ()
     assumptions: tuple[str, ...] = ()
     gpu_entry: GpuEntry | None = field(default=None, repr=False, compare=False)
@@ -136,6 +138,7 @@ class FitResult:
             "offload": self.offload,
             "host_memory": self.host_memory,
             **({"device_split": self.device_split} if self.device_split is not None else {}),
+            **({"ollama": self.ollama} if self.ollama is not None else {}),
             "reasons": list(self.reasons),
             "assumptions": list(self.assumptions),
             **(

@@ -1,0 +1,182 @@
+"""`--engine ollama`: the llama.cpp settings Ollama (v0.33, llama-server; earlier releases their own runner) starts
+for a request, from its code: num_ctx by total VRAM, OLLAMA_NUM_PARALLEL slots, the automatic num_batch, the KV
+type and flash attention, and what `ollama ps` would show."""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stderr, redirect_stdout
+
+import pytest
+
+from vram.cli import main
+from vram.devices import device_of
+from vram.engines.ollama import automatic_num_batch, default_num_ctx, human_bytes
+from vram.errors import BadInput
+from vram.fitting import fit
+from vram.inference import estimate
+from vram.request import OllamaOptions, Workload
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+def _cli(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            rc = main(argv)
+        except SystemExit as exc:
+            rc = int(exc.code or 0)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_default_num_ctx_follows_ollamas_vram_tiers() -> None:
+    """server/routes.go: >= 47 GiB 262144, >= 23 GiB 32768, else 4096; before v0.15 always 4096."""
+    got = [default_num_ctx(int(g * GIB)) for g in (8, 16, 22.9, 23, 24, 46.9, 47, 48, 96)]
+    assert got == [4096, 4096, 4096, 32768, 32768, 32768, 262144, 262144, 262144]
+    assert default_num_ctx(None) == 4096 and default_num_ctx(48 * GIB, (0, 14)) == 4096
+
+
+def test_automatic_num_batch_steps_down_with_ollamas_prediction() -> None:
+    """server/sched.go automaticGenerationBatch: 512 / 1024 / 2048 by cells, lowered when the prediction leaves
+    too little of the free memory; 512 (256 on an 8 GiB card above 4096 cells) with flash attention off on CUDA."""
+
+    def nb(cells: int, pred: float, free: float, fa: bool = True, cuda: bool = True) -> int:
+        return automatic_num_batch(
+            cells, int(pred * GIB), int(free * GIB), flash_attn=fa, cuda=cuda, smallest_gpu_bytes=int(free * GIB)
+        )
+
+    assert [nb(4096, 5, 24), nb(8192, 5, 24), nb(65536, 5, 24)] == [512, 1024, 2048]
+    assert nb(65536, 16, 24) == 1024  # above 60 % of free: not 2048; within 75 % with 768 MiB to spare: 1024
+    assert nb(65536, 19, 24) == 512  # above 75 %
+    assert nb(8192, 1, 8, fa=False) == 256 and nb(8192, 1, 24, fa=False) == 512
+    assert nb(8192, 1, 8, fa=False, cuda=False) == 1024
+    assert automatic_num_batch(65536, 5 * GIB, 0, flash_attn=True, cuda=True, smallest_gpu_bytes=None) == 2048
+
+
+def test_ollama_ps_sizes_are_decimal() -> None:
+    assert [human_bytes(n) for n in (999, 4_900_000_000, 12_345_678_901, 9_000_000_000)] == [
+        "999 B",
+        "4.9 GB",
+        "12 GB",
+        "9 GB",
+    ]
+
+
+def test_llama_server_runner_keeps_one_stream_per_slot_and_no_full_swa_cache() -> None:
+    """The same Gemma 2 request as the May 2026 log, on v0.33's llama-server: sliding-window layers keep their
+    window (+ ubatch) only and one logits row per slot, so KV and compute buffers shrink."""
+    wl = Workload(
+        context=8192,
+        batch=2,
+        quant="q4_0",
+        options=OllamaOptions(num_batch=256, flash_attn=False, backend="rocm"),
+    )
+    est = estimate("gemma-2-2b", wl)
+    lc, o = est.extra["llama_cpp"], est.extra["ollama"]
+    assert (lc["kv_gpu_bytes"], lc["compute_gpu_bytes"]) == (1274 * MIB, int(84.75 * MIB))
+    assert (lc["kv_streams"], lc["n_outputs"], lc["n_ubatch"]) == (2, 2, 256)
+    assert o["runner"] == "llama-server" and o["ps"] == {
+        "size_bytes": 3_048_249_088,
+        "vram_bytes": 3_048_249_088,
+        "size": "3.0 GB",
+        "processor": "100% GPU",
+    }
+    assert est.engine == "ollama"
+    assert any(a.startswith("Ollama 0.33: llama-server -c 16384 -np 2 -b 256 -ub 256") for a in est.assumptions)
+
+
+@pytest.mark.parametrize(
+    ("gpu", "num_ctx", "num_batch", "size"),
+    [
+        ("rtx-4060-ti-16gb", 4096, 512, "5.4 GB"),
+        ("rtx-4090", 32768, 1024, "9.8 GB"),
+        ("m4-max-128gb", 40960, 2048, "11 GB"),
+    ],
+)
+def test_no_context_given_takes_ollamas_default_for_the_gpu(gpu: str, num_ctx: int, num_batch: int, size: str) -> None:
+    """Qwen3-8B Q4_K_M with no num_ctx: 4k on 16 GB, 32k on 24 GB, 256k on a 128 GB Mac (96 GiB working set)
+    lowered to the model's 40,960 tokens; num_batch by the cells."""
+    rc, out, _ = _cli(["estimate", "qwen3-8b", "--engine", "ollama", "--quant", "q4_k_m", "--gpu", gpu, "--json"])
+    assert rc == 0
+    d = json.loads(out)
+    o = d["ollama"]
+    assert (o["num_ctx"], o["num_batch"], o["ps"]["size"], o["ps"]["processor"]) == (
+        num_ctx,
+        num_batch,
+        size,
+        "100% GPU",
+    )
+    assert d["llama_cpp"]["n_ctx"] == num_ctx and d["engine"] == "ollama"
+    if gpu.startswith("m4"):
+        assert d["llama_cpp"]["backend"] == "metal" and "lowered to the model's trained context 40,960" in out
+        assert not [c for c in d["breakdown"] if c["name"] == "cuda_context"]
+
+
+def test_partial_offload_shows_ollamas_cpu_gpu_split() -> None:
+    wl = Workload(quant="q4_k_m", context=32768, options=OllamaOptions(num_gpu=30))
+    est = estimate("qwen3-30b-a3b", Workload(**{**wl.__dict__, "devices": (device_of("rtx-4060-ti-16gb"),)}))
+    ps = est.extra["ollama"]["ps"]
+    assert (ps["size_bytes"], ps["vram_bytes"], ps["size"], ps["processor"]) == (
+        22_097_621_760,
+        13_376_850_176,
+        "22 GB",
+        "39%/61% CPU/GPU",
+    )
+    assert est.extra["ollama"]["num_batch"] == 512  # Ollama's prediction is above 80 % of the 16 GB card
+
+
+def test_fit_with_ollama_names_it_and_leaves_expert_placement_to_llama_server() -> None:
+    wl = Workload(quant="q4_k_m", context=32768, options=OllamaOptions())
+    r = fit("qwen3-30b-a3b", "rtx-4060-ti-16gb", wl)
+    assert r.engine == "ollama" and r.serving["primary"] == "ollama"
+    assert r.offload is not None and r.offload["n_cpu_moe"] == 14
+    assert r.ollama is not None and r.ollama["num_ctx"] == 32768 and r.ollama["ps"]["processor"] == "25%/75% CPU/GPU"
+    o = r.serving["ollama"]
+    assert o["num_gpu"] is None and not any("num_gpu" in line for line in o["modelfile"])
+    assert "PARAMETER num_ctx 32768" in o["modelfile"]
+    rc, out, _ = _cli(["fit", "qwen3-30b-a3b", "--gpu", "rtx-4060-ti-16gb", "--engine", "ollama", "--quant", "q4_k_m"])
+    text = " ".join(out.split())
+    assert rc == 0 and "Ollama 0.33 (llama-server)" in text and "context 4,096" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--n-cpu-moe", "4"],
+            "n_cpu_moe: --n-cpu-moe is an option of llama.cpp (--engine llama.cpp); it does not apply",
+        ),
+        (["--tensor-split", "1,1"], "tensor_split"),
+        (
+            ["--kv-cache-type", "q8_0", "--no-flash-attn"],
+            "kv_cache_type: OLLAMA_KV_CACHE_TYPE=q8_0 needs flash attention",
+        ),
+        (["--ollama-version", "new"], "ollama_version: expected a release like 0.33"),
+    ],
+)
+def test_options_that_do_not_apply_to_ollama_are_errors(argv: list[str], message: str) -> None:
+    rc, _, err = _cli(["estimate", "qwen3-8b", "--engine", "ollama", "--quant", "q4_k_m", *argv])
+    assert rc == 2 and message in err
+
+
+def test_ollama_options_are_errors_for_llama_cpp() -> None:
+    rc, _, err = _cli(["estimate", "qwen3-8b", "--engine", "llama.cpp", "--num-batch", "512"])
+    assert rc == 2 and "num_batch: --num-batch is an option of Ollama (--engine ollama)" in err
+
+
+def test_ollama_context_length_applies_only_without_num_ctx() -> None:
+    est = estimate("qwen3-8b", Workload(quant="q4_k_m", options=OllamaOptions(auto_context=True, context_length=16384)))
+    assert est.extra["ollama"]["num_ctx"] == 16384 and "num_ctx 16,384 from OLLAMA_CONTEXT_LENGTH" in est.assumptions
+    est = estimate("qwen3-8b", Workload(quant="q4_k_m", context=8192, options=OllamaOptions(context_length=16384)))
+    assert est.extra["ollama"]["num_ctx"] == 8192
+
+
+def test_legacy_runner_keeps_f16_without_flash_attention() -> None:
+    opts = OllamaOptions(ollama_version="0.12", kv_cache_type="q8_0", flash_attn=False)
+    est = estimate("qwen3-8b", Workload(quant="q4_k_m", options=opts))
+    assert est.extra["llama_cpp"]["cache_type_k"] == "f16" and est.extra["llama_cpp"]["cache_type_v"] == "f16"
+    with pytest.raises(BadInput, match="kv_cache_type"):
+        OllamaOptions(kv_cache_type="q5_1")  # type: ignore[arg-type]
