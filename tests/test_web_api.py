@@ -286,7 +286,7 @@ def test_plain_words_understands_the_issue_cases() -> None:
     }
     assert parse_question("llama 3.1 8b with vllm on rtx 4090 x2")["engine"] == "vllm"
     assert parse_question("llama 3.1 8b on rtx 4090 x2")["gpu_count"] == 2
-    assert parse_question("mistral 7b with ollama on a 4090")["engine"] == "llama.cpp"
+    assert parse_question("mistral 7b with ollama on a 4090")["engine"] == "ollama"
     assert parse_question("llama 3.1 70b on 2×H100")["gpu_count"] == 2
     assert parse_question("llama 3.1 70b int4 awq on an h100")["quant"] == "awq"
     assert parse_question("llama 3.1 8b at 32,768 tokens on an l4")["context"] == "32768"

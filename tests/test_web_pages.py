@@ -304,3 +304,15 @@ async def test_a_share_reopens_in_the_calculator(app: Any) -> None:
         page = await c.get(href.group(1).replace("&amp;", "&"))
     assert 'id="context" name="context" type="text" value="32k"' in page.text
     assert '<option value="awq" selected>' in page.text and 'inputmode="numeric" value="2"' in page.text
+
+
+async def test_the_form_runs_ollama_and_says_what_ollama_ps_will_show(app: Any) -> None:
+    async with client_for(app) as c:
+        csrf = await _csrf(c)
+        form = {**FORM, "model": "qwen3-8b", "engine": "ollama", "quant": "q4_k_m", "new_tokens": "16"}
+        r = await c.post("/", data={**form, "csrf_token": csrf})
+    assert r.status_code == 200, r.text[:500]
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", r.text))
+    assert "Ollama 0.33: llama-server -c 8192 -np 1 -b 1024 -ub 1024" in text
+    assert "would show SIZE 6.1 GB, PROCESSOR 100% GPU, CONTEXT 8,192" in text
+    assert "OLLAMA_FLASH_ATTENTION=1 ollama serve" in text

@@ -247,6 +247,15 @@ def print_fit(r: Any, console: Any = None) -> None:
     )
     for reason in r.reasons:
         console.print(f"  {reason}")
+    if r.ollama:
+        for note in r.ollama["notes"]:
+            console.print(f"  [dim]• {note}[/dim]")
+        if r.ollama["ps"]:
+            ps = r.ollama["ps"]
+            console.print(
+                f"  `ollama ps` would show: SIZE {ps['size']}  PROCESSOR {ps['processor']}  "
+                f"CONTEXT {r.ollama['num_ctx']}"
+            )
     t = Table(title="all GPUs together" if ds else "per GPU" if r.gpu_count > 1 else "memory", title_justify="left")
     t.add_column("component")
     t.add_column("GiB", justify="right")

@@ -27,7 +27,7 @@ from .quota import OPERATION_COSTS, TOKEN_PACKS
 from .schemas import CheckBody, EstimateBody, FitBody
 from .view import build_view, check_result, to_csv
 
-ENGINES = ("transformers", "vllm", "llama.cpp")
+ENGINES = ("transformers", "vllm", "llama.cpp", "ollama")
 DTYPES = ("bfloat16", "float16", "float32")
 KV_DTYPES = ("", "bfloat16", "float16", "fp8", "int8", "int4")
 COMMON_QUANTS = ("", "fp8", "int8", "awq", "gptq", "nf4", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_m", "q2_k")

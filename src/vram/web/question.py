@@ -159,7 +159,7 @@ _ENGINES = {
     "llamacpp": "llama.cpp",
     "llama cpp": "llama.cpp",
     "llama server": "llama.cpp",
-    "ollama": "llama.cpp",
+    "ollama": "ollama",
     "lm studio": "llama.cpp",
     "lmstudio": "llama.cpp",
     "transformers": "transformers",
@@ -307,7 +307,7 @@ def understand(text: str) -> Understanding:
         span = t.take(_norm(phrase))
         if span is not None:
             u.fields["engine"] = engine
-            shown = engine + (" (Ollama runs llama.cpp)" if "ollama" in phrase else "")
+            shown = engine + (" (Ollama runs llama.cpp)" if "ollama" in phrase and engine != "ollama" else "")
             u.understood.append({"field": "engine", "value": shown, "said": said(*span)})
             t.blank(*span)
             break
@@ -381,8 +381,8 @@ def understand(text: str) -> Understanding:
 
 def _quant(t: _Text, u: Understanding, said: Any) -> None:
     engine = u.fields.get("engine", "transformers")
-    four = {"vllm": "awq", "llama.cpp": "q4_k_m"}.get(engine, "nf4")
-    eight = {"vllm": "fp8", "llama.cpp": "q8_0"}.get(engine, "int8")
+    four = {"vllm": "awq", "llama.cpp": "q4_k_m", "ollama": "q4_k_m"}.get(engine, "nf4")
+    eight = {"vllm": "fp8", "llama.cpp": "q8_0", "ollama": "q8_0"}.get(engine, "int8")
     phrases: list[tuple[str, str]] = [
         ("int4 awq", "awq"),
         ("awq int4", "awq"),
@@ -395,7 +395,7 @@ def _quant(t: _Text, u: Understanding, said: Any) -> None:
         ("bitsandbytes", "nf4"),
         ("nf4", "nf4"),
         ("fp8", "fp8"),
-        ("int8", eight if engine == "llama.cpp" else "int8"),
+        ("int8", eight if engine in ("llama.cpp", "ollama") else "int8"),
         ("8 bit", eight),
         ("8bit", eight),
         ("int4", four),

@@ -92,7 +92,7 @@ class WorkloadBody(_FamilyBody):
     context: TokenCount = Field(default=4096, description="prompt tokens per sequence: 4096 or '32k'")
     batch: Int = Field(default=1, ge=1, le=65536)
     new_tokens: TokenCount = 16
-    engine: Literal["transformers", "vllm", "llama.cpp", "llamacpp", "mlx"] = "transformers"
+    engine: Literal["transformers", "vllm", "llama.cpp", "llamacpp", "ollama", "mlx"] = "transformers"
     dtype: str = Field(default="bfloat16", max_length=32)
     quant: str | None = Field(default=None, max_length=32)
     kv_dtype: str | None = Field(default=None, max_length=32)
