@@ -199,7 +199,7 @@ def test_a_mixed_pair_runs_from_the_cli_and_says_when_host_memory_is_short() -> 
         ]
     )
     assert rc == 0 and "--tensor-split 23.99,24 (by memory" in out and "does not fit system RAM" in out
-    assert "--tensor-split 40,40 (blocks per GPU)" in out
+    assert "--tensor-split 41,40 (layers per GPU" in out  # 80 blocks + the output layer: 41 | 39 + output
 
 
 def test_engines_that_cannot_mix_gpus_say_so() -> None:
@@ -210,3 +210,67 @@ def test_engines_that_cannot_mix_gpus_say_so() -> None:
     assert rc == 2 and "only llama.cpp" in err
     with pytest.raises(BadInput, match="tensor_split"):
         fit("llama-3.1-8b", "rtx-4090+rtx-3090", Workload.from_flat(engine="llama.cpp", tensor_split=(1.0, 2.0, 3.0)))
+
+
+def test_a_mixed_pair_that_cannot_hold_a_dense_model_gets_the_most_layers_every_gpu_holds() -> None:
+    """Llama 3.1 70B Q4_K_M on a 4090 + a 3060 at 8k: 66 of 80 blocks (-ngl 67) at --tensor-split 46,21, each GPU
+    under its memory, 7.94 GiB of weights in RAM; decode passes both GPUs and RAM."""
+    wl = Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=8192)
+    r = fit("llama-3.1-70b", "rtx-4090+rtx-3060", wl)
+    o = r.offload
+    assert r.verdict == "no" and o is not None and o["kind"] == "layers"
+    assert (o["flag"], o["tensor_split"], o["layers_on_gpu"]) == ("-ngl 67", [46.0, 21.0], 66)
+    assert [(u["total_bytes"], u["usable_bytes"]) for u in o["devices"]] == [
+        (25_418_334_208, 25_757_220_864),
+        (12_638_601_216, 12_884_901_888),
+    ]
+    assert o["host_bytes"] == r.host_memory["host_bytes"] == 8_526_949_376 and o["decode_tokens_per_s"] == 5.04
+    assert (
+        "-ngl 67" in r.serving["llama_cpp"]["command"] and "--tensor-split 46,21" in r.serving["llama_cpp"]["command"]
+    )
+    # one layer more does not fit, at the split used or at the balanced one
+    from vram.devices import devices_for
+
+    devices, _ = devices_for("rtx-4090+rtx-3060", "llama.cpp")
+    for split in ((46.0, 21.0), (47.0, 21.0), (46.0, 22.0)):
+        est = estimate("llama-3.1-70b", _replace_devices(wl, devices).with_options(n_gpu_layers=68, tensor_split=split))
+        assert not _every_gpu_holds(est, devices)
+
+
+def test_a_mixed_pair_that_cannot_hold_a_moe_model_gets_the_smallest_n_cpu_moe_with_a_rebalanced_split() -> None:
+    """gpt-oss-120b on a 4090 + a 3060 at 32k: --n-cpu-moe empties the first blocks (GPU 0's), so the split moves
+    blocks to GPU 0: --n-cpu-moe 17 at 30,7 (positions: 30 blocks | 6 blocks + output)."""
+    wl = Workload.from_flat(engine="llama.cpp", context=32768)
+    r = fit("gpt-oss-120b", "rtx-4090+rtx-3060", wl, ram=ram_setup(None, 64 * GIB))
+    o = r.offload
+    assert o is not None and (o["kind"], o["flag"], o["tensor_split"]) == ("experts", "--n-cpu-moe 17", [30.0, 7.0])
+    assert o["host_bytes"] == 29_455_698_944 and o["host_fits"] and o["decode_tokens_per_s"] == 46.16
+    cmd = r.serving["llama_cpp"]["command"]
+    assert "gpt-oss-120b-MXFP4.gguf" in cmd and "--n-cpu-moe 17" in cmd and "--tensor-split 30,7" in cmd
+    assert r.serving["ollama"]["num_gpu"] is None
+    from vram.devices import devices_for
+
+    devices, _ = devices_for("rtx-4090+rtx-3060", "llama.cpp")
+    base = _replace_devices(wl, devices)
+    est = estimate("gpt-oss-120b", base.with_options(n_cpu_moe=17, tensor_split=(30.0, 7.0)))
+    assert _every_gpu_holds(est, devices)
+    est16 = estimate("gpt-oss-120b", base.with_options(n_cpu_moe=16, tensor_split=(23.99, 12.0)))
+    hint = tuple(est16.extra["llama_cpp"]["tensor_split"])
+    assert not _every_gpu_holds(est16, devices)
+    assert not _every_gpu_holds(estimate("gpt-oss-120b", base.with_options(n_cpu_moe=16, tensor_split=hint)), devices)
+
+
+def _replace_devices(wl: Workload, devices: tuple) -> Workload:  # type: ignore[type-arg]
+    from dataclasses import replace
+
+    return replace(wl, devices=devices)
+
+
+def _every_gpu_holds(est, devices) -> bool:  # type: ignore[no-untyped-def]
+    lc = est.extra["llama_cpp"]
+    ctx = est.component("cuda_context")
+    each = ctx.bytes // len(devices) if ctx else 0
+    return all(
+        du["weights_gpu_bytes"] + du["kv_gpu_bytes"] + du["compute_gpu_bytes"] + each <= d.memory_bytes
+        for du, d in zip(lc["devices"], devices, strict=True)
+    )

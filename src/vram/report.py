@@ -74,5 +74,6 @@ def _print_llama_devices(est: Any, lc: dict[str, Any], console: Any) -> None:
         console.print(
             "  [dim]• --tensor-split "
             + ",".join(f"{x:g}" for x in hint)
-            + " (blocks per GPU) leaves every GPU the same share of its memory free[/dim]"
+            + " (layers per GPU, the output layer counted with the last) leaves every GPU the same share of its "
+            "memory free[/dim]"
         )

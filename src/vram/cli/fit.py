@@ -385,7 +385,27 @@ def print_fit(r: Any, console: Any = None) -> None:
                 f"${sp.cost_per_million_tokens_usd:,.2f} per million tokens at ${sp.price_per_hour_usd:g}/GPU-hour",
             )
     console.print(s)
-    if r.offload and r.offload.get("kind") == "experts":
+    if ds and r.offload:
+        o = r.offload
+        what = (
+            f"keeps the experts of {o['n_cpu_moe']} of {o['layers_total']} blocks in host memory"
+            if o["kind"] == "experts"
+            else f"keeps {o['layers_on_gpu']} of {o['layers_total']} blocks on the GPUs"
+        )
+        per = ", ".join(
+            f"GPU {u['device']} {_g(u['total_bytes'])} of {_g(u['usable_bytes'])} GiB" for u in o["devices"]
+        )
+        split = ",".join(f"{x:g}" for x in o["tensor_split"])
+        console.print(
+            f"[yellow]does not fit entirely:[/] {o['flag']} --tensor-split {split} {what}: {per}, "
+            f"{_g(o['host_bytes'])} GiB in RAM → ≈ {o['decode_tokens_per_s']} tokens/s ({o['explanation']})"
+        )
+        if not o["host_fits"]:
+            console.print(
+                f"  [red]host memory short:[/] {_g(o['host_bytes'])} GiB must stay in RAM, "
+                f"{_g(o['ram']['size_bytes'])} GiB given"
+            )
+    elif r.offload and r.offload.get("kind") == "experts":
         o = r.offload
         head = "[yellow]does not fit entirely:[/]" if o["fits"] else "[yellow]does not fit, even so:[/]"
         console.print(

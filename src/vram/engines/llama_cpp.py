@@ -522,14 +522,21 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     # device's memory less what it holds whatever its blocks (its compute buffer, the CUDA context)
     split_hint: list[float] = []
     if n_dev > 1 and device_memory(wl):
-        per_block = [0] * spec.num_layers
+        # GPU bytes of each offloaded position (the blocks from i_gpu_start, then the output layer), without the
+        # expert tensors kept in host memory
+        on_gpu = [il for il in range(spec.num_layers) if lay.layers[il] >= 0]
+        position_of = {il: k for k, il in enumerate(on_gpu)}
+        per_pos = [kv_layer[il] for il in on_gpu] + ([0] if lay.output >= 0 else [])
         for t in tensors:
-            if t.layer is not None and t.layer < spec.num_layers:
-                per_block[t.layer] += t.nbytes
-        for i in range(spec.num_layers):
-            per_block[i] += kv_layer[i]
+            if t.is_input or (t.is_expert and t.layer is not None and t.layer < n_cpu_moe):
+                continue
+            if t.layer is None or t.layer >= spec.num_layers:
+                if lay.output >= 0:
+                    per_pos[-1] += t.nbytes
+            elif t.layer in position_of:
+                per_pos[position_of[t.layer]] += t.nbytes
         fixed = [du.compute + (ctx_bytes // n_dev) for du in devices]
-        split_hint = balanced_split(per_block, list(memory or ()), fixed)
+        split_hint = balanced_split(per_pos, list(memory or ()), fixed)
     breakdown = (
         Component(
             "weights", w_gpu, f"{how}: {where}{moe_note}; token_embd stays on the CPU; {w_host:,} bytes in host memory"
@@ -667,16 +674,29 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     )
 
 
-def balanced_split(weights_per_layer: list[int], memory: list[int], fixed: list[int]) -> list[float]:
-    """The --tensor-split proportions whose layer counts leave every device the same fraction of its memory free:
-    proportional to each device's memory left after what it holds regardless of layers (`fixed`: compute buffer,
-    context); whole layers, so rounded to layer counts."""
-    n = len(weights_per_layer)
+def balanced_split(bytes_per_position: list[int], memory: list[int], fixed: list[int]) -> list[float]:
+    """The --tensor-split that leaves every device the same fraction of its memory free: contiguous runs of the
+    offloaded positions (blocks, then the output layer; `bytes_per_position` their GPU bytes) whose bytes are in
+    proportion to each device's memory left after what it holds regardless of layers (`fixed`: compute buffer,
+    context). Given as position counts: with proportions that sum to the positions offloaded, `layout` puts exactly
+    that many on each device."""
+    n_dev = len(memory)
     free = [max(0, m - f) for m, f in zip(memory, fixed, strict=True)]
-    total = sum(free) or 1
-    counts = [round(n * f / total) for f in free]
-    while sum(counts) > n:
+    total_free = sum(free) or 1
+    total = sum(bytes_per_position)
+    targets, acc_free = [], 0
+    for f in free:
+        acc_free += f
+        targets.append(total * acc_free / total_free)
+    counts = [0] * n_dev
+    d, acc = 0, 0
+    for b in bytes_per_position:
+        # on to the next device once this position would end past the current one's share by more than half of it
+        while d < n_dev - 1 and acc + b / 2 > targets[d]:
+            d += 1
+        counts[d] += 1
+        acc += b
+    if bytes_per_position and counts[-1] == 0:  # the output layer is the last device's
         counts[counts.index(max(counts))] -= 1
-    while sum(counts) < n:
-        counts[free.index(max(free))] += 1
+        counts[-1] += 1
     return [float(c) for c in counts]

@@ -167,6 +167,10 @@ def fit_llama_devices(
     ewl = est.workload
     assert isinstance(ewl, Workload)  # the llama.cpp workload with its devices, as estimated
     speed = decode_speed_devices(ev.rm, ewl, est, gpus, ram_setup_)
+    offload, host_est = None, est
+    if verdict == "no" and wl.llama.n_gpu_layers is None and not wl.llama.n_cpu_moe and not wl.llama.cpu_moe:
+        offload, off_est = _offload_plan(ev, gpus, wl, split, ram_setup_)
+        host_est = off_est or est
     device_split = {
         "split_mode": "layer",
         "tensor_split": list(split),
@@ -205,8 +209,9 @@ def fit_llama_devices(
         reasons=reasons,
         assumptions=assumptions,
         gpu_entry=gpus[0],
-        host_memory=host_memory_check(est, ram_setup_),
+        host_memory=host_memory_check(host_est, ram_setup_),
         device_split=device_split,
+        offload=offload,
     )
     if solve:
         cap = max(1, context_limit(ev.spec, ev.rm.entry.context_length if ev.rm.entry else None) - wl.new_tokens)
@@ -219,6 +224,72 @@ def fit_llama_devices(
             serving=serving(ev, result, split),
         )
     return result
+
+
+def _offload_plan(
+    ev: Evaluator, gpus: list[GpuEntry], wl: Workload, split: tuple[float, ...], ram: Any
+) -> tuple[dict[str, Any] | None, Estimate | None]:
+    """What to keep in host memory when the GPUs listed do not hold everything, at the split checked: for a MoE
+    model the smallest `--n-cpu-moe N` with which every GPU fits, else the most layers (`-ngl`) every GPU holds;
+    each GPU's bytes, the host part and the decode speed (GPUs one after the other, the host part at RAM bandwidth)."""
+    from ..llama_offload import decode_speed_devices, host_bytes
+
+    n_layers = ev.spec.num_layers
+
+    def run(**opts: Any) -> tuple[Estimate, tuple[float, ...]]:
+        # the split checked, else the one that leaves each GPU the same share free: --n-cpu-moe empties the first
+        # blocks, which sit on GPU 0, so the blocks must move towards it
+        w = wl.with_options(**opts)
+        first = _run(ev, gpus, w, split)
+        hint = tuple(first.extra["llama_cpp"]["tensor_split"])
+        if _all_fit(first, gpus) or not hint or hint == split:
+            return first, split
+        alt = _run(ev, gpus, w, hint)
+        return (alt, hint) if _all_fit(alt, gpus) else (first, split)
+
+    def fits(**opts: Any) -> bool:
+        return _all_fit(run(**opts)[0], gpus)
+
+    if ev.spec.is_moe and fits(n_cpu_moe=n_layers):
+        lo, hi = 0, n_layers  # lo does not fit (the verdict was no), hi fits
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if fits(n_cpu_moe=mid):
+                hi = mid
+            else:
+                lo = mid
+        (est, used), kind, value = run(n_cpu_moe=hi), "experts", hi
+        flag = f"--n-cpu-moe {hi}" if hi < n_layers else "--cpu-moe"
+    else:
+        ngl = _largest_true(lambda n: fits(n_gpu_layers=n), 1, n_layers)
+        if ngl is None:
+            return None, None
+        (est, used), kind, value, flag = run(n_gpu_layers=ngl), "layers", ngl, f"-ngl {ngl}"
+    ewl = est.workload
+    assert isinstance(ewl, Workload)
+    speed = decode_speed_devices(ev.rm, ewl, est, gpus, ram)
+    lc = est.extra["llama_cpp"]
+    host = host_bytes(est)
+    plan: dict[str, Any] = {
+        "kind": kind,
+        "fits": True,
+        "flag": flag,
+        "tensor_split": list(used),
+        "layers_total": n_layers,
+        "devices": device_uses(est, gpus),
+        "host_bytes": host,
+        "offloaded_bytes": int(lc["weights_host_bytes"]),
+        "ram": ram.to_dict(),
+        "host_fits": ram.size_bytes is None or host <= ram.size_bytes,
+        **speed,
+    }
+    if kind == "experts":
+        plan["n_cpu_moe"] = value
+    else:
+        # -ngl counts the output layer first: N = the output layer and the last N-1 blocks
+        plan["n_gpu_layers"] = value
+        plan["layers_on_gpu"] = int(lc["blocks_on_gpu"])
+    return plan, est
 
 
 def _best_quant(
@@ -249,11 +320,17 @@ def serving(ev: Evaluator, result: FitResult, split: tuple[float, ...]) -> dict[
     repo = entry.hf_repo if entry and entry.hf_repo else ev.rm.source
     name = entry.id if entry else ev.spec.name
     tokens, notes = serving_length(result)
-    quant = (wl.quant or "").upper() if wl.quant else ("F16" if wl.dtype == "float16" else "BF16")
+    from ..engines.llama_cpp import stored_mix
+
+    stored = "MXFP4" if stored_mix(ev.spec, wl) else None  # the checkpoint's own format, kept by the conversion
+    quant = (wl.quant or "").upper() if wl.quant else (stored or ("F16" if wl.dtype == "float16" else "BF16"))
     gguf = f"{name}-{quant}.gguf"
     cache = llama_cpp_cache_types(wl)
-    ngl = ev.spec.num_layers + 1
+    off = result.offload or {}
+    ngl = int(off.get("n_gpu_layers") or ev.spec.num_layers + 1)
     parts = ["llama-server", "-m", gguf, f"-ngl {ngl}", f"-c {tokens * wl.batch}"]
+    if off.get("kind") == "experts":
+        parts.append(str(off["flag"]))
     if wl.batch > 1:
         parts.append(f"-np {wl.batch}")
     parts += [
@@ -261,7 +338,8 @@ def serving(ev: Evaluator, result: FitResult, split: tuple[float, ...]) -> dict[
         f"--cache-type-k {cache[0]}",
         f"--cache-type-v {cache[1]}",
     ]
-    parts += ["--split-mode layer", f"--tensor-split {_split_text(split)}"]
+    used = tuple(off.get("tensor_split") or split)
+    parts += ["--split-mode layer", f"--tensor-split {_split_text(used)}"]
     env = ["OLLAMA_FLASH_ATTENTION=1"] + ([f"OLLAMA_KV_CACHE_TYPE={cache[0]}"] if cache[0] != "f16" else [])
     return {
         "llama_cpp": {
@@ -271,7 +349,7 @@ def serving(ev: Evaluator, result: FitResult, split: tuple[float, ...]) -> dict[
             "parallel": wl.batch,
             "cache_type_k": cache[0],
             "cache_type_v": cache[1],
-            "tensor_split": list(split),
+            "tensor_split": list(used),
             "label": "llama.cpp",
             "notes": [
                 *notes,
@@ -281,13 +359,22 @@ def serving(ev: Evaluator, result: FitResult, split: tuple[float, ...]) -> dict[
         "ollama": {
             "env": env,
             "command": " ".join([*env, "ollama serve"]),
-            "modelfile": [f"FROM ./{gguf}", f"PARAMETER num_ctx {tokens}", f"PARAMETER num_gpu {ngl}"],
+            "modelfile": [f"FROM ./{gguf}", f"PARAMETER num_ctx {tokens}"]
+            + ([] if off.get("kind") == "experts" else [f"PARAMETER num_gpu {ngl}"]),
             "num_ctx": tokens,
-            "num_gpu": ngl,
+            "num_gpu": None if off.get("kind") == "experts" else ngl,
             "label": "Ollama",
             "notes": [
                 "Ollama spreads the layers over the GPUs itself, by their free memory; it has no tensor-split setting"
-            ],
+            ]
+            + (
+                [
+                    "Ollama has no setting for experts on the CPU: with num_gpu unset, Ollama 0.30+ leaves "
+                    "placement to llama-server's automatic fit"
+                ]
+                if off.get("kind") == "experts"
+                else []
+            ),
         },
         "vllm": {
             "command": "",
