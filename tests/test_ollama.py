@@ -180,3 +180,23 @@ def test_legacy_runner_keeps_f16_without_flash_attention() -> None:
     assert est.extra["llama_cpp"]["cache_type_k"] == "f16" and est.extra["llama_cpp"]["cache_type_v"] == "f16"
     with pytest.raises(BadInput, match="kv_cache_type"):
         OllamaOptions(kv_cache_type="q5_1")  # type: ignore[arg-type]
+
+
+def test_which_with_ollama_sizes_each_gpu_as_ollama_would_start_there() -> None:
+    """No num_ctx: each GPU gets Ollama's tier (4k on 16 GB, 32k on 24 GB, the model's 40,960 on a 192 GB MI300X),
+    priced as llama.cpp on that GPU; the table says so."""
+    from vram.fitting import which
+
+    opts = which("qwen3-8b", Workload(quant="q4_k_m", options=OllamaOptions(auto_context=True)), counts=(1,), gpus=None)
+    by_gpu = {o.gpu: o for o in opts}
+    assert by_gpu["rtx-4060-ti-16gb"].per_gpu_bytes == 5_703_565_312  # = `vram estimate ... --engine ollama`
+    assert by_gpu["rtx-4090"].per_gpu_bytes == 10_103_390_208
+    assert by_gpu["rtx-4090"].speed is not None and by_gpu["rtx-4090"].speed.decode_tokens_per_s > 0
+    rc, out, _ = _cli(["which", "qwen3-8b", "--engine", "ollama", "--quant", "q4_k_m", "--limit", "3"])
+    assert rc == 0 and "num_ctx is Ollama's default for each GPU's memory" in " ".join(out.split())
+
+
+def test_compare_names_the_macs_working_set_limit() -> None:
+    rc, out, _ = _cli(["compare", "qwen3-8b", "--engine", "llama.cpp", "--gpu", "rtx-4090,m4-max-128gb"])
+    text = " ".join(out.split())
+    assert rc == 0 and "96.00" in text and "Apple GPUs: usable = Metal's GPU working-set limit" in text

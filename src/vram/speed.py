@@ -287,7 +287,7 @@ def host_link_gb_per_s(gpu: GpuEntry) -> float | None:
 def backend(gpu: GpuEntry, engine: str) -> str:
     """The engine and the GPU backend it runs on: "llama.cpp/cuda", "llama.cpp/metal", "vllm/cuda", ..."""
     be = {"nvidia": "cuda", "amd": "rocm", "apple": "metal"}.get(gpu.vendor, gpu.vendor)
-    eng = "vllm" if engine == "vllm" else "llama.cpp" if engine in ("llama.cpp", "llamacpp") else engine
+    eng = "vllm" if engine == "vllm" else "llama.cpp" if engine in ("llama.cpp", "llamacpp", "ollama") else engine
     return f"{eng}/{be}"
 
 
@@ -390,7 +390,7 @@ def estimate_speed(
     `attention_flops_per_token`).
     """
     q = quant if isinstance(quant, QuantScheme) else quant_scheme(quant)
-    eng = "llama.cpp" if engine in ("llama.cpp", "llamacpp") else engine
+    eng = "llama.cpp" if engine in ("llama.cpp", "llamacpp", "ollama") else engine
     be = backend(gpu, eng)
     gpus = max(1, count)
     replicas = gpus if split == "dp" else 1  # data-parallel replicas: each runs the whole model on its own batch

@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import BadInput
 from ..request import TrainWorkload
 from ..units import fmt_auto
-from ._common import add_request_options, model_kind, print_json, train_from_args, workload_from_args
+from ._common import add_request_options, engine_name, model_kind, print_json, train_from_args, workload_from_args
 
 GIB = 1024**3
 
@@ -528,7 +528,22 @@ def run_which(args: argparse.Namespace) -> int:
             f"{sp.cost_per_million_tokens_usd:,.2f}" if sp.cost_per_million_tokens_usd is not None else "",
         )
     console.print(t)
+    _table_notes(console, [o.vendor for o in rows], args)
     return 0
+
+
+def _table_notes(console: Any, vendors: list[str], args: argparse.Namespace) -> None:
+    """What a which / compare table's numbers mean where it is not plain: Macs' usable memory, Ollama's context."""
+    if "apple" in vendors:
+        console.print(
+            "  [dim]• Apple GPUs: usable = Metal's GPU working-set limit (recommendedMaxWorkingSetSize, about 2/3 "
+            "of unified memory up to 36 GB, 3/4 above; raise it with `sudo sysctl iogpu.wired_limit_mb=<MiB>`)[/]"
+        )
+    if engine_name(args) == "ollama" and args.context is None:
+        console.print(
+            "  [dim]• Ollama: no --context, so num_ctx is Ollama's default for each GPU's memory (4,096 under "
+            "23 GiB, 32,768 under 47 GiB, else 262,144, never above the model's)[/]"
+        )
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -575,5 +590,7 @@ def run_compare(args: argparse.Namespace) -> int:
     ]
     for name, vals in rows:
         t.add_row(name, *vals)
-    Console().print(t)
+    console = Console()
+    console.print(t)
+    _table_notes(console, [r.gpu_entry.vendor if r.gpu_entry else "" for r in results], args)
     return 0

@@ -313,7 +313,7 @@ def _fit_ollama(
     """Ollama on these GPUs: the llama.cpp workload Ollama starts for them (its num_ctx tier and num_batch depend
     on the GPUs' memory), fitted as llama.cpp, with Ollama's choices and what `ollama ps` would show added."""
     from ..devices import parse_gpu_list
-    from ..engines.ollama import as_llama_cpp, ps_view
+    from ..engines.ollama import ps_view
 
     wl = workload.validate()
     if wl.devices:
@@ -325,8 +325,7 @@ def _fit_ollama(
     else:
         choice = parse_gpu_spec(gpu_spec)
         gpus = [choice.gpu] * choice.count
-    lwl, settings = as_llama_cpp(ev.rm, replace(wl, devices=tuple(device_of(g) for g in gpus)))
-    lwl = replace(lwl, devices=())
+    lwl, settings = ollama_on(ev, wl, gpus)
     r = fit(
         ev,
         gpu_spec,
@@ -351,6 +350,18 @@ def _fit_ollama(
     return replace(
         r, engine="ollama", serving=serving, ollama={**settings, "ps": ps}, assumptions=(*notes, *r.assumptions)
     )
+
+
+def ollama_on(ev: Evaluator, wl: Workload, gpus: list[GpuEntry]) -> tuple[Workload, dict[str, Any]]:
+    """The llama.cpp workload (no devices: the fit places it) Ollama starts on these GPUs, and its choices."""
+    from ..engines.ollama import as_llama_cpp
+
+    lwl, settings = as_llama_cpp(ev.rm, replace(wl, devices=tuple(device_of(g) for g in gpus)))
+    return replace(lwl, devices=()), settings
+
+
+def ollama_workload_on(ev: Evaluator, wl: Workload, gpus: list[GpuEntry]) -> Workload:
+    return ollama_on(ev, wl, gpus)[0]
 
 
 def _fit_device_list(

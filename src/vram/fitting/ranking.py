@@ -11,7 +11,7 @@ from ..errors import BadInput
 from ..model import ModelSpec
 from ..request import Workload
 from ..resolved import ResolvedModel
-from .check import _whole_weights, fit
+from .check import _whole_weights, fit, ollama_workload_on
 from .evaluator import Evaluator, EvaluatorCache, evaluator_for
 from .results import FitResult, Option
 from .solvers import DEFAULT_HEADROOM, _verdict
@@ -110,6 +110,13 @@ def which(
     for g in gpus if gpus is not None else all_gpus():
         if (g.vendor == "apple") != (wl.engine == "mlx") and wl.engine in ("mlx", "vllm"):
             continue  # MLX runs only on Apple Silicon, vLLM never does
+        if wl.engine == "ollama":  # what Ollama starts depends on the GPUs' memory (num_ctx tier, num_batch)
+            for n in counts:
+                lwl = ollama_workload_on(ev, wl, [g] * n)
+                opt = evaluate_option(ev, GpuChoice(g, n), lwl, headroom_fraction)
+                if opt is not None:
+                    out.append(opt)
+            continue
         gwl = ev.gpu_workload(wl, g)
         for n in counts:
             opt = evaluate_option(ev, GpuChoice(g, n), wl, headroom_fraction, gwl=gwl)
