@@ -185,7 +185,9 @@ def as_llama_cpp(rm: ResolvedModel, wl: Workload) -> tuple[Workload, dict[str, A
             smallest_gpu_bytes=min((d.memory_bytes for d in wl.devices), default=None),
         )
         why = (
-            f" (its prediction {predicted / GIB:,.2f} GiB, {free / GIB:,.2f} GiB free)" if free and cells > 4096 else ""
+            f" (its prediction {predicted / GIB:,.2f} GiB, {free / GIB:,.2f} GiB free: nothing else loaded, assumed)"
+            if free and cells > 4096
+            else ""
         )
         notes.append(f"num_batch {num_batch}: Ollama's automatic choice for {cells:,} cells{why}")
     out = out.with_options(n_batch=num_batch, n_ubatch=num_batch)
