@@ -384,7 +384,9 @@ def test_the_ollama_log_comes_out_exact_through_its_runner_of_the_time() -> None
     from vram.request import OllamaOptions
 
     opts = OllamaOptions(ollama_version="0.29", num_batch=256, flash_attn=False, backend="rocm")
-    est = estimate(resolve_model("gemma-2-2b"), Workload(context=8192, batch=2, quant="q4_0", options=opts))
+    est = estimate(
+        resolve_model("gemma-2-2b"), Workload(context=8192, batch=2, new_tokens=0, quant="q4_0", options=opts)
+    )
     lc = est.extra["llama_cpp"]
     assert lc["kv_gpu_bytes"] == 1664 * MIB
     assert lc["compute_gpu_bytes"] == int(252.25 * MIB)

@@ -71,6 +71,7 @@ def test_llama_server_runner_keeps_one_stream_per_slot_and_no_full_swa_cache() -
     wl = Workload(
         context=8192,
         batch=2,
+        new_tokens=0,
         quant="q4_0",
         options=OllamaOptions(num_batch=256, flash_attn=False, backend="rocm"),
     )
@@ -116,7 +117,7 @@ def test_no_context_given_takes_ollamas_default_for_the_gpu(gpu: str, num_ctx: i
 
 
 def test_partial_offload_shows_ollamas_cpu_gpu_split() -> None:
-    wl = Workload(quant="q4_k_m", context=32768, options=OllamaOptions(num_gpu=30))
+    wl = Workload(quant="q4_k_m", context=32768, new_tokens=0, options=OllamaOptions(num_gpu=30))
     est = estimate("qwen3-30b-a3b", Workload(**{**wl.__dict__, "devices": (device_of("rtx-4060-ti-16gb"),)}))
     ps = est.extra["ollama"]["ps"]
     assert (ps["size_bytes"], ps["vram_bytes"], ps["size"], ps["processor"]) == (
@@ -129,7 +130,7 @@ def test_partial_offload_shows_ollamas_cpu_gpu_split() -> None:
 
 
 def test_fit_with_ollama_names_it_and_leaves_expert_placement_to_llama_server() -> None:
-    wl = Workload(quant="q4_k_m", context=32768, options=OllamaOptions())
+    wl = Workload(quant="q4_k_m", context=32768, new_tokens=0, options=OllamaOptions())
     r = fit("qwen3-30b-a3b", "rtx-4060-ti-16gb", wl)
     assert r.engine == "ollama" and r.serving["primary"] == "ollama"
     assert r.offload is not None and r.offload["n_cpu_moe"] == 14
@@ -171,7 +172,10 @@ def test_ollama_context_length_applies_only_without_num_ctx() -> None:
     est = estimate("qwen3-8b", Workload(quant="q4_k_m", options=OllamaOptions(auto_context=True, context_length=16384)))
     assert est.extra["ollama"]["num_ctx"] == 16384 and "num_ctx 16,384 from OLLAMA_CONTEXT_LENGTH" in est.assumptions
     est = estimate("qwen3-8b", Workload(quant="q4_k_m", context=8192, options=OllamaOptions(context_length=16384)))
-    assert est.extra["ollama"]["num_ctx"] == 8192
+    assert est.extra["ollama"]["num_ctx"] == 8208  # num_ctx set: the prompt and the 16 new tokens
+    assert "num_ctx 8,208 = 8,192 prompt + 16 new tokens" in est.assumptions
+    with pytest.raises(BadInput, match="kv_dtype: Ollama sets its cache type with OLLAMA_KV_CACHE_TYPE"):
+        estimate("qwen3-8b", Workload(kv_dtype="fp8", options=OllamaOptions()))
 
 
 def test_legacy_runner_keeps_f16_without_flash_attention() -> None:

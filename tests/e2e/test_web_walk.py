@@ -100,7 +100,7 @@ QUESTIONS = [
     ),
     (
         "mistral 7b with ollama on two 4060 ti 16gb",
-        {"model": "mistral-7b-v0.3", "gpu": "rtx-4060-ti-16gb", "gpu_count": "2", "engine": "llama.cpp"},
+        {"model": "mistral-7b-v0.3", "gpu": "rtx-4060-ti-16gb", "gpu_count": "2", "engine": "ollama"},
     ),
     (
         "llama 3.1 70b int4 awq on 2×H100 at 32k",

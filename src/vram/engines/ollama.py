@@ -5,8 +5,9 @@ Read from Ollama's tree at v0.33.0-rc2 (August 2026); file and function of each 
 `startLlamaServer`); earlier releases ran llama.cpp in their own runner, modelled by `ollama_version` < 0.30.
 
 * **Context** (server/routes.go `usesAutomaticNumCtx`, `Serve`): `num_ctx` from the request or Modelfile (vram's
-  `--context`), else `OLLAMA_CONTEXT_LENGTH`, else a default by the sum of the GPUs' total memory: at least
-  47 GiB 262144, at least 23 GiB 32768, otherwise 4096 (the tiers came with v0.15.5; earlier releases: 4096).
+  `--context` + `--new-tokens`: the window holds both), else `OLLAMA_CONTEXT_LENGTH`, else a default by the sum
+  of the GPUs' total memory: at least 47 GiB 262144, at least 23 GiB 32768, otherwise 4096 (the tiers came with
+  v0.15.5; earlier releases: 4096).
   llm/server.go `NewLlamaServer` lowers num_ctx to the model's trained context (`n_ctx_train`).
 * **Slots** (server/sched.go `load`): `OLLAMA_NUM_PARALLEL` (default 1; vram's `--batch`), forced to 1 for the
   architectures Ollama lists as unsafe with parallel requests. llama-server gets `-c num_ctx × parallel` and
@@ -117,9 +118,16 @@ def as_llama_cpp(rm: ResolvedModel, wl: Workload) -> tuple[Workload, dict[str, A
     server = ver >= LLAMA_SERVER_VERSION
     notes: list[str] = []
     total_vram = sum(d.memory_bytes for d in wl.devices) if wl.devices else None
-    # num_ctx
+    if wl.kv_dtype is not None:
+        raise BadInput(
+            "kv_dtype: Ollama sets its cache type with OLLAMA_KV_CACHE_TYPE (--kv-cache-type f16|q8_0|q4_0)",
+            field="kv_dtype",
+        )
+    # num_ctx: the window of a request, prompt and generated tokens together
     if not o.auto_context:
-        ctx = wl.context
+        ctx = wl.context + wl.new_tokens
+        if wl.new_tokens:
+            notes.append(f"num_ctx {ctx:,} = {wl.context:,} prompt + {wl.new_tokens:,} new tokens")
         if o.context_length is not None:
             notes.append(f"num_ctx {ctx:,} set: OLLAMA_CONTEXT_LENGTH={o.context_length:,} does not apply")
     elif o.context_length is not None:
@@ -162,7 +170,6 @@ def as_llama_cpp(rm: ResolvedModel, wl: Workload) -> tuple[Workload, dict[str, A
         n_outputs_max=parallel if server else None,
         backend=o.backend,
     )
-    # num_ctx is the whole window of a request (prompt and generated tokens)
     out = replace(wl, context=ctx, batch=parallel, new_tokens=0, options=llama)
     # num_batch (n_batch = n_ubatch)
     if o.num_batch is not None:
