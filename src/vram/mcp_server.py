@@ -74,7 +74,7 @@ def build_server() -> Any:
 
     @server.tool(
         description="Memory needed to run MODEL (catalog id, alias or Hub id in the catalog): the "
-        "breakdown by component. engine: transformers, vllm or llama.cpp; context: tokens per sequence "
+        "breakdown by component. engine: transformers, vllm, llama.cpp or ollama; context: tokens per sequence "
         "(e.g. 32768 or '32k'); quant: q4_k_m, awq, fp8, nf4 ...; kv_dtype: fp8, q8_0 ...; gpu: the GPU the engine "
         "sizes itself from (needed for vllm: 'h100-sxm')"
     )

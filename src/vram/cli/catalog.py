@@ -23,7 +23,7 @@ def register(sub: Any) -> None:
     f.add_argument(
         "--engine",
         default=None,
-        choices=["llama.cpp", "llamacpp", "vllm", "transformers"],
+        choices=["llama.cpp", "llamacpp", "ollama", "vllm", "transformers"],
         help="with --fits: the engine (default llama.cpp)",
     )
     f.add_argument(

@@ -20,7 +20,7 @@ from .pages import _form, render
 from .quota import OPERATION_COSTS
 
 MAX_WEB_LOG_CHARS = 200_000  # a pasted log; longer ones are for the CLI
-ENGINES = ("llama.cpp", "vllm", "transformers")
+ENGINES = ("llama.cpp", "ollama", "vllm", "transformers")
 USES = ("", "chat", "code", "vision", "embedding")
 
 
