@@ -204,3 +204,17 @@ def test_compare_names_the_macs_working_set_limit() -> None:
     rc, out, _ = _cli(["compare", "qwen3-8b", "--engine", "llama.cpp", "--gpu", "rtx-4090,m4-max-128gb"])
     text = " ".join(out.split())
     assert rc == 0 and "96.00" in text and "Apple GPUs: usable = Metal's GPU working-set limit" in text
+
+
+def test_models_for_a_gpu_with_ollama_try_gguf_formats() -> None:
+    from vram.fitting.solvers import quant_candidates
+    from vram.hardware import models_for
+
+    got = models_for("rtx-4060-ti-16gb", engine="ollama", context=8192)
+    assert quant_candidates("ollama") == quant_candidates("llama.cpp")
+    assert got and all(m.quant in quant_candidates("llama.cpp") for m in got)
+    assert (got[0].model, got[0].quant, got[0].option.per_gpu_bytes) == (
+        "mistral-small-3.1-24b",
+        "q4_k_m",
+        15_856_947_200,
+    )

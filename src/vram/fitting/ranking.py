@@ -52,7 +52,10 @@ def evaluate_option(
     gwl: Workload | None = None,
 ) -> Option | None:
     """The option if the workload fits on `choice` (verdict fits or tight), else None. No solvers.
-    `gwl`: the workload as `ev.gpu_workload(wl, choice.gpu)` returns it, when the caller has it already."""
+    `gwl`: the workload as `ev.gpu_workload(wl, choice.gpu)` returns it, when the caller has it already. An Ollama
+    workload is sized as Ollama would start it on these GPUs (its num_ctx tier and num_batch depend on them)."""
+    if wl.engine == "ollama":
+        wl, gwl = ollama_workload_on(ev, wl, [choice.gpu] * choice.count), None
     sp = "single" if choice.count == 1 else (split or ev.default_split(choice.count, wl.engine))
     if sp == "pp" and choice.count > ev.spec.num_layers:
         return None
@@ -110,14 +113,7 @@ def which(
     for g in gpus if gpus is not None else all_gpus():
         if (g.vendor == "apple") != (wl.engine == "mlx") and wl.engine in ("mlx", "vllm"):
             continue  # MLX runs only on Apple Silicon, vLLM never does
-        if wl.engine == "ollama":  # what Ollama starts depends on the GPUs' memory (num_ctx tier, num_batch)
-            for n in counts:
-                lwl = ollama_workload_on(ev, wl, [g] * n)
-                opt = evaluate_option(ev, GpuChoice(g, n), lwl, headroom_fraction)
-                if opt is not None:
-                    out.append(opt)
-            continue
-        gwl = ev.gpu_workload(wl, g)
+        gwl = ev.gpu_workload(wl, g) if wl.engine != "ollama" else None
         for n in counts:
             opt = evaluate_option(ev, GpuChoice(g, n), wl, headroom_fraction, gwl=gwl)
             if opt is not None:

@@ -91,7 +91,7 @@ def quant_candidates(engine: str) -> tuple[str, ...]:
     def is_gguf(q: str) -> bool:
         return quant_scheme(q).gguf_mix is not None
 
-    if engine == "llama.cpp":
+    if engine in ("llama.cpp", "ollama"):  # Ollama runs GGUF files on llama.cpp
         return tuple(q for q in QUALITY_ORDER if q == "bfloat16" or is_gguf(q))
     if engine == "mlx":
         return ("bfloat16", "mlx-8bit", "mlx-6bit", "mlx-4bit", "mlx-3bit")
