@@ -109,8 +109,8 @@ def devices_for(spec: str, engine: str) -> tuple[tuple[Device, ...], int]:
     choice = parse_gpu_spec(spec)
     if engine == "vllm" and choice.gpu.vendor == "apple":
         raise BadInput(
-            "engine: vLLM does not run on Apple Silicon (CUDA / ROCm builds only); use --engine llama.cpp or "
-            "--engine mlx",
+            "engine: vLLM does not run on Apple Silicon (CUDA / ROCm builds only); use --engine llama.cpp, "
+            "--engine ollama or --engine mlx",
             field="engine",
         )
     if choice.count > 1 and engine != "vllm":

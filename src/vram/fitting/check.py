@@ -33,8 +33,8 @@ from .solvers import (
 
 MIB = 1024**2
 VLLM_ON_APPLE = (
-    "engine: vLLM does not run on Apple Silicon (CUDA / ROCm builds only); use --engine llama.cpp (llama.cpp, Ollama, "
-    "LM Studio on Metal) or --engine mlx (mlx-lm, LM Studio's MLX engine)"
+    "engine: vLLM does not run on Apple Silicon (CUDA / ROCm builds only); use --engine llama.cpp (llama.cpp, LM "
+    "Studio on Metal), --engine ollama or --engine mlx (mlx-lm, LM Studio's MLX engine)"
 )
 
 
