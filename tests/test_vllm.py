@@ -250,7 +250,7 @@ def test_contract_works_for_every_catalog_llm_and_tensor_parallel_size(capsys: p
     )
     estimated = refused = 0
     for entry in all_models():
-        if entry.kind != "llm":
+        if entry.kind not in ("llm", "vlm"):  # vLLM serves text and vision-language decoders
             continue
         for tp in (1, 2, 4, 8):
             argv = [entry.id, "--engine", "vllm", "--gpu", "h100-sxm", "--tensor-parallel-size", str(tp)]
@@ -304,8 +304,29 @@ class _nothing:
 
 
 def test_non_llm_models_are_refused_for_vllm(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["estimate", "flux.1-dev", "--engine", "vllm", "--json"]) == 2
-    assert "covers text LLMs only" in capsys.readouterr().err
+    """Every catalog model vLLM's generate path does not serve (diffusion, speech, embedding and reranker
+    models): exit 2 with one line naming the engine, never a traceback."""
+    refused = 0
+    for entry in all_models():
+        if entry.kind in ("llm", "vlm"):
+            continue
+        rc = main(["estimate", entry.id, "--engine", "vllm", "--gpu", "h100-sxm", "--json"])
+        err = capsys.readouterr().err
+        assert rc == 2 and "covers text LLMs only" in err and len(err.strip().splitlines()) == 1, entry.id
+        refused += 1
+    assert refused >= 10
+
+
+def test_vision_language_models_are_served_with_their_tower_and_encoder_cache() -> None:
+    # Qwen2.5-VL 7B: the Qwen2 decoder and its 676,550,144-parameter vision tower and merger in the weights, the
+    # profile run's dummy images in the activation peak
+    e = _est("qwen2.5-vl-7b", context=8192, new_tokens=0)
+    spec = resolve_model("qwen2.5-vl-7b").spec
+    assert spec.extra_params == 676_550_144
+    assert e.vllm.weights_bytes == 2 * spec.params + 128000 * 128 * 2 + 64 * 4  # + rotary cache, inv_freq
+    assert any(a.startswith("multimodal: the profile run encodes dummy images") for a in e.assumptions)
+    text = _est("qwen2.5-vl-7b", context=8192, new_tokens=0, limit_mm_per_prompt=0).vllm
+    assert e.vllm.activation_peak_bytes - text.activation_peak_bytes == 8192 * 3584 * 2
 
 
 def _in_process(argv: list[str]) -> dict[str, Any]:

@@ -16,7 +16,9 @@ def estimate(model: str | ModelSpec | ResolvedModel, workload: Workload | None =
     transformers)."""
     wl = (workload or Workload()).validate()
     rm = resolve_model(model)
-    if rm.entry is not None and rm.entry.kind != "llm":
+    # vLLM serves vision-language models with its own engine: their decoder, vision tower and encoder cache
+    served_by_vllm = rm.entry is not None and rm.entry.kind == "vlm" and wl.engine == "vllm"
+    if rm.entry is not None and rm.entry.kind != "llm" and not served_by_vllm:
         from . import families  # imported on first use: a text-LLM run does not load the family estimators
 
         return families.estimate(rm, wl)
