@@ -391,14 +391,20 @@ def capture_sizes(max_num_seqs: int) -> list[int]:
     return sizes or [1]
 
 
-def cuda_graph_bytes(spec: ModelSpec, max_num_seqs: int, e: int) -> tuple[int, str]:
+# From 0.12 ``cudagraph_specialize_lora`` (on by default) captures every size once without and once with LoRA
+# active (``CudagraphDispatcher._get_lora_cases``: [0, max_loras + 1]).
+LORA_GRAPH_VERSION = (0, 12)
+
+
+def cuda_graph_bytes(spec: ModelSpec, max_num_seqs: int, e: int, lora_cases: int = 1) -> tuple[int, str]:
     sizes = capture_sizes(max_num_seqs)
-    graphs = 2 * len(sizes)  # FULL_AND_PIECEWISE: each size captured as a piecewise and as a full graph
+    # FULL_AND_PIECEWISE: each size captured as a piecewise and as a full graph, for each LoRA case
+    graphs = 2 * len(sizes) * lora_cases
     first = spec.num_layers * max(sizes) * spec.hidden_size * e * 2
     return first + graphs * PER_GRAPH_BYTES, (
         f"{graphs} CUDA graphs ({len(sizes)} sizes up to {max(sizes)}, "
-        f"piecewise and full) × {PER_GRAPH_BYTES // MIB} MiB + the largest "
-        "capture's layer outputs"
+        "piecewise and full" + (", without and with LoRA" if lora_cases > 1 else "") + f") × "
+        f"{PER_GRAPH_BYTES // MIB} MiB + the largest capture's layer outputs"
     )
 
 
@@ -856,7 +862,9 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     nt_bytes, nt_how = non_torch_bytes(tp, version, dev.interconnect)
     non_torch = Component("non_torch_memory", nt_bytes, nt_how)
     graph_bytes, graph_how = (
-        (0, "--enforce-eager: no CUDA graphs") if o.enforce_eager else cuda_graph_bytes(spec, max_seqs, e)
+        (0, "--enforce-eager: no CUDA graphs")
+        if o.enforce_eager
+        else cuda_graph_bytes(spec, max_seqs, e, 2 if o.enable_lora and version >= LORA_GRAPH_VERSION else 1)
     )
     graphs_in_budget = version >= (0, 20) and not o.enforce_eager
     graphs = Component(
