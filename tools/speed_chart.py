@@ -22,6 +22,7 @@ import fit_check  # noqa: E402
 STYLE = {
     "cases.jsonl": ("shared llama-bench (May 2024)", "o", "#1f77b4"),
     "shared-new-gpus.jsonl": ("shared, GPUs added to the catalog", "s", "#17becf"),
+    "llama-cpp-xd-more.jsonl": ("same notebooks, boxes not in the shared set", "h", "#7f7f7f"),
     "vllm-serving.jsonl": ("vLLM serving, 1-200 sequences (incl. gpt-oss)", "^", "#d62728"),
     "llama-cpp-rtx-pro-6000.jsonl": ("llama.cpp 2025 + FA, RTX PRO 6000", "D", "#2ca02c"),
     "llama-cpp-moe.jsonl": ("MoE, llama.cpp Dec 2023", "v", "#9467bd"),

@@ -37,6 +37,10 @@ def main() -> None:
             lambda r: r["file"] == "shared-new-gpus.jsonl",
         ),
         (
+            "the same notebooks' boxes the shared set lacks (RTX 3090 x1-6, 4080, 6000 Ada x1/4, M2 Ultra)",
+            lambda r: r["file"] == "llama-cpp-xd-more.jsonl",
+        ),
+        (
             "vLLM serving (A100, 1-200 sequences; gpt-oss-20b on H100 PCIe / H200 / B200 / MI300X, 1-16)",
             lambda r: r["file"] == "vllm-serving.jsonl",
         ),

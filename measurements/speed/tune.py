@@ -32,18 +32,19 @@ def knobs() -> list[tuple[str, Any, Any]]:
         "MOE_LAYER_OVERHEAD_S",
         "PREFILL_MFU",
         "ATTENTION_MFU",
-        "GEMM_HALF_HIDDEN",
     ):
         table = getattr(speed, name)
         out += [(f"{name}[{k}]", table, k) for k in table]
-    for name, table in (("STEP_OVERHEAD_S", speed.STEP_OVERHEAD_S),):
+    for name, table in (
+        ("STEP_OVERHEAD_S", speed.STEP_OVERHEAD_S),
+        ("DECODE_KV_EFFICIENCY", speed.DECODE_KV_EFFICIENCY),
+    ):
         for k in table:
             out += [(f"{name}[{k}][0]", _Pair(table, k, 0), None), (f"{name}[{k}][1]", _Pair(table, k, 1), None)]
     for name in (
         "INTERLEAVED_PREFILL_SHARE",
         "METAL_DEQUANT_FLOP_PER_BYTE",
         "STAGE_HOP_S",
-        "DEQUANT_EFFICIENCY",
         "KV_READ_EFFICIENCY",
     ):
         out.append((name, speed, name))

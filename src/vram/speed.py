@@ -29,12 +29,15 @@ cache once, and does ``2 × active parameters`` FLOPs per sequence::
   (continuous batching interleaves them): ``(batch − 1) × prompt / prefill rate`` spread over its new tokens.
 
 **Prefill** is compute bound: ``2 × (active parameters − embedding − head)`` FLOPs per prompt token for the matrices
-(the head runs for the last token only) at the tensor rate of the kernel the engine uses × `PREFILL_MFU`, plus
-causal attention (QKᵀ and AV over on average half the prompt) at `ATTENTION_MFU` with flash attention, or the
-score matrix's memory traffic without it; llama.cpp's quantized weights are dequantized to FP16 once per ubatch
-before cuBLAS runs (their bytes over the bandwidth, shared by the ubatch's tokens) — except on GPUs only 2025 builds
-run (Blackwell), which multiply the quantized blocks directly (MMQ). A routed expert's GEMM sees only the tokens
-routed to it (ubatch × k / E), a fraction of the kernel's tile (`EXPERT_GEMM_TILE_TOKENS`), and runs at that share.
+(the head runs for the last token only) at the tensor rate of the kernel the engine uses × `PREFILL_MFU` × the share
+of the SMs the GEMMs' tiles keep busy at the ubatch's rows (`GEMM_WAVE_TILE`), plus causal attention (QKᵀ and AV over
+on average half the prompt) at `ATTENTION_MFU` with flash attention, or the score matrix's memory traffic without it.
+llama.cpp on CUDA also streams the activations through its separate f32 kernels between the GEMMs
+(`activation_bytes_per_token`) and, in builds before MMQ, dequantizes quantized weights to an FP16 copy once per
+ubatch, both at its small kernels' share of the bandwidth — except on GPUs only 2025 builds run (Blackwell), which
+multiply the quantized blocks directly (MMQ). A routed expert's GEMM sees only the tokens routed to it (ubatch × k / E),
+a fraction of the kernel's tile (`EXPERT_GEMM_TILE_TOKENS`), and runs at that share. A llama.cpp layer split pipelines
+a call's ubatches through the GPUs (`layer_split_prefill_s`).
 
 **Offloading** (layers kept in host memory) streams those layers' bytes over the host link each step.
 """
@@ -76,6 +79,14 @@ DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
 DEFAULT_DECODE_EFFICIENCY = 0.7
 # The KV cache is read by the attention kernel in long contiguous blocks: the share a copy kernel gets.
 KV_READ_EFFICIENCY = 0.75
+# llama.cpp's decode attention without flash attention (the May 2024 builds' default) is three kernels over the
+# cache per layer (KQ as a batched mat-vec over the permuted f16 K, softmax, KQV): llama-bench tg4096 vs tg512 of the
+# same model and GPU adds the cache's bytes at 0.16-0.44 of the datasheet bandwidth on CUDA cards (RTX 3070 ... 4090,
+# A6000, L40S, A100; median ~0.3) and 0.1-0.26 on Apple GPUs (M1 Max, M2 Ultra, M3 Max; XiongjieDai/GPU-Benchmarks-on-
+# LLM-Inference). With flash attention (the default since 2025 builds) one fused kernel streams it faster; no
+# measurement here separates that, and `vram fit` has no build input, so the flash-attention figure is set between
+# the fused kernels' ~0.75 and the measured one — nearer the builds the public measurements come from.
+DECODE_KV_EFFICIENCY: dict[str, tuple[float, float]] = {"llama.cpp/cuda": (0.3, 0.4), "llama.cpp/metal": (0.15, 0.2)}
 # Dequantizing GGUF blocks on Apple GPUs is ALU bound: bytes × this / the GPU's FP32 rate. ~50 FLOP-equivalents
 # per weight byte (unpack nibbles and 6-bit scales, scale, min, FMA, in 32-wide SIMD groups): M1 Max Q4_K_M decode
 # runs at 0.44 of its bandwidth in May 2024 builds and 0.53 in 2026 ones, M3 Max at ~0.6 (XiongjieDai/GPU-
@@ -141,35 +152,56 @@ INTERLEAVED_PREFILL_SHARE = 0.4
 HOST_LINK_EFFICIENCY = 0.8
 
 # --- prefill -------------------------------------------------------------------------------------------------------
-# Model FLOPs utilisation of prefill's large GEMMs against the tensor rate of the kernel used. llama.cpp (cuBLAS at
-# ubatch 512, FP16 compute): F16 8B/70B pp512 reach 0.35-0.41 of the FP16-accumulate rate on RTX 4090, A100, A6000,
-# A40; vLLM's BF16 GEMMs at 2k+ tokens per chunk ~0.6. Metal's simdgroup-matrix kernels: ~0.7 of the ALU rate (M1 Max,
-# M3 Max F16 pp512).
-PREFILL_MFU: dict[str, float] = {"llama.cpp/cuda": 0.9, "llama.cpp/metal": 0.65, "vllm/cuda": 0.6}
+# Model FLOPs utilisation of prefill's GEMMs against the tensor rate of the kernel used, once the SMs are busy (the
+# last partial wave of tiles, `GEMM_WAVE_TILE`, and the passes over the activations between the GEMMs,
+# `activation_bytes_per_token`, are counted apart). llama.cpp on CUDA (cuBLAS FP16 at ubatch 512 in the May 2024
+# builds, MMQ in 2025 ones): 0.75 — with the wave and activation terms, the Llama 3 8B and 70B F16 / Q4_K_M pp512 and
+# pp4096 runs on RTX 3070 ... 4090, RTX 4000 / 5000 Ada, A6000, A40, A100 and L40S need one rate, not one per model
+# size (XiongjieDai/GPU-Benchmarks-on-LLM-Inference; fit_check.py --holdout). vLLM's BF16 GEMMs at 2k+ tokens per
+# chunk ~0.6 (its kernels are fused: no separate activation term). Metal's simdgroup-matrix kernels: ~0.65 of the
+# ALU rate (M1 Max, M3 Max F16 pp512).
+PREFILL_MFU: dict[str, float] = {"llama.cpp/cuda": 0.75, "llama.cpp/metal": 0.65, "vllm/cuda": 0.6}
 DEFAULT_PREFILL_MFU = 0.5
-# cuBLAS efficiency rises with the matrix size (more tiles to fill the SMs, weight reads amortised over more
-# FLOPs): the llama.cpp CUDA MFU is PREFILL_MFU × hidden / (hidden + GEMM_HALF_HIDDEN), so 8B-class models
-# (hidden 4096) run at ~0.4 of the asymptote... i.e. 70B F16 / Q4_K_M pp512 run 1.4-1.5x more FLOP/s than the 8B on
-# the same A100 / A6000 / RTX 4090 (llama-bench, XiongjieDai/GPU-Benchmarks-on-LLM-Inference).
-GEMM_HALF_HIDDEN: dict[str, float] = {"llama.cpp/cuda": 6500.0}
+# cuBLAS and MMQ cut a GEMM of `ubatch` token rows into output tiles of about 128 × 128 and run one tile per SM at a
+# time: a product with fewer tiles than SMs, or a last partial wave, leaves SMs idle (`gemm_wave_efficiency`). This
+# is why small projections (Llama 3 8B's 1024-wide K and V: 32 tiles at ubatch 512) run far below peak on a 128-SM
+# RTX 4090 but less so on a 46-SM RTX 3070, and why 70B's wider matrices run at a higher share than 8B's on the same
+# GPU.
+GEMM_WAVE_TILE: dict[str, int] = {"llama.cpp/cuda": 128}
 # Attention at long prompts, against the same tensor rate. vLLM runs FlashAttention 2/3 (~0.35 of the GEMM peak).
 # llama.cpp's figure is from llama-bench pp4096 vs pp512 (0.65-0.88) of builds whose default was no flash attention
 # (the f32 score matrix, KQ / softmax / KQV as separate kernels); with -fa 1 newer builds lose less at long prompts.
 ATTENTION_MFU: dict[str, float] = {"vllm/cuda": 0.35, "llama.cpp/cuda": 0.09, "llama.cpp/metal": 0.3}
 DEFAULT_ATTENTION_MFU = 0.3
-# Without flash attention llama.cpp materialises the f32 score matrix per ubatch: written by KQ, read and written by
-# softmax, read by KQV: 4 passes of 4 bytes per head per attended token.
-SCORE_BYTES_PER_HEAD_TOKEN = 16
+# Without flash attention llama.cpp materialises the score matrix per ubatch, per head and attended token: KQ's
+# cuBLAS product writes it in f16 and a conversion rewrites it as f32 (2 + 2 + 4 bytes), the fused scale-mask-softmax
+# reads it with the f16 mask and writes it (4 + 2 + 4), KQV's product converts it back to f16 and reads it (4 + 2 +
+# 2): 26 bytes. At KV_READ_EFFICIENCY that is the pp4096 − pp512 time of the May 2024 runs on every card measured
+# (Llama 3 8B Q4_K_M: +32 µs per token on an H100 PCIe, +34 on an A100, +50 on an RTX 4090, +131 on an RTX 3070 —
+# 0.45-0.6 of the bandwidth at 16 bytes, one rate at 26).
+SCORE_BYTES_PER_HEAD_TOKEN = 26
 # A routed expert's GEMM gets only the ubatch's tokens routed to it (ubatch × k / E: 32 of 512 for Qwen3-30B-A3B,
 # 16 for gpt-oss-120b) while the kernel's tile spans this many tokens, so its tensor cores run at that share:
 # llama.cpp's CUDA MMQ / cuBLAS tiles are 128 tokens wide (mmq_x up to 128), Metal's mul_mm_id 32. The attention
 # and other dense matrices keep the full rate. RTX PRO 6000, build 6413: Qwen3-30B-A3B pp512 7640 t/s (vram 6.5 k),
 # gpt-oss-120b 2419 (vram 2.3 k); without it 18 k and 15 k.
 EXPERT_GEMM_TILE_TOKENS: dict[str, float] = {"llama.cpp/cuda": 128, "llama.cpp/metal": 32}
-# llama.cpp prefill of quantized weights: each ubatch dequantizes every weight matrix to FP16 (reads the blocks,
-# writes 2 bytes per weight) at this share of the bandwidth; the Q4_K_M / F16 pp512 ratio of the 8B (0.76-0.84 on
-# RTX 4090, A100, A6000, A40, RTX 4000/5000 Ada) is what the write of the FP16 copy costs next to the GEMM.
-DEQUANT_EFFICIENCY = 0.75
+# llama.cpp on CUDA runs every op between the GEMMs as its own kernel over f32 activations (norms, rope, KV copy,
+# silu, mul, adds, and the f16 / q8_1 conversions around each matrix product), and — in the builds before MMQ —
+# dequantizes every quantized weight matrix to an FP16 copy once per ubatch (read the blocks, write 2 bytes per
+# weight). Both are streaming passes of the same small kernels as decode, so they run at the share of the bandwidth
+# decode's F16 kernels reach on that memory (`DECODE_EFFICIENCY`: ~0.88 GDDR, 0.5 HBM). They are what makes an 8B
+# model's pp512 slower per FLOP than a 70B's (activations grow with the width, FLOPs with its square) and what the
+# Q4_K_M / F16 pp512 ratio of the 8B (0.76-0.84 on RTX 4090, A100, A6000, A40, RTX 4000/5000 Ada) costs.
+ACTIVATION_PASSES_BACKENDS = ("llama.cpp/cuda",)
+# llama.cpp layer split (`--split-mode layer`) prefill: a call of up to n_batch tokens is cut into n_ubatch-token
+# ubatches that flow through the GPUs as a pipeline (ggml_backend_sched with pipeline parallelism, llama.cpp #6017):
+# k ubatches on n GPUs take (k + n − 1) stage times instead of k × n. pp512 at n_ubatch 512 is one ubatch (no
+# overlap); pp4096 at n_batch 2048 runs two calls of four: 4 × RTX 4090, Llama 3 8B Q4_K_M pp512 / pp1024 / pp4096
+# 6749 / 9609 / 12491 t/s where one GPU runs 7139 / 6899 / 5266 (XiongjieDai/GPU-Benchmarks-on-LLM-Inference).
+# Between stages the ubatch's f32 activations cross the PCIe link (through the host on GeForce cards, which have no
+# peer access), one per boundary, plus the hand-over's fixed cost (`STAGE_HOP_S`).
+PIPELINED_PREFILL_ENGINES = ("llama.cpp",)
 
 
 @dataclass(frozen=True)
@@ -213,7 +245,7 @@ class Speed:
 
 # p10 and p90 of measured / predicted over the public measurements (measurements/speed/, fit_check.py --spread),
 # by quantity: the range shown next to a figure.
-SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.84, 1.1), "prefill": (0.8, 1.27)}
+SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.85, 1.1), "prefill": (0.85, 1.1)}
 
 
 def expert_coverage(num_experts: int, experts_per_token: int, tokens: int) -> float:
@@ -269,6 +301,67 @@ def score_bytes_per_token(spec: ModelSpec, context: int) -> float:
         span = min(context, a.sliding_window) if a.sliding_window else context
         total += SCORE_BYTES_PER_HEAD_TOKEN * a.num_heads * span / 2
     return total
+
+
+def activation_bytes_per_token(spec: ModelSpec, *, mmq: bool = False) -> float:
+    """Bytes of activations one prompt token moves through llama.cpp's CUDA graph outside the GEMMs' own operands.
+
+    Each op of a block is its own kernel over f32 activations (rms_norm, the norm weight's mul, rope, the KV copy into
+    the f16 cache, silu, the gate × up mul, the residual adds: 4 bytes per element read and written). Around each
+    matrix product: the cuBLAS path (`mmq=False`) converts the f32 input to f16 (read 4, write 2 bytes per input
+    element) and the f16 output back to f32 (written 2, read 2, written 4 per output element); MMQ quantizes the
+    input to q8_1 (read 4, write ~1.1) and writes f32 (4 per output element)."""
+    lin_in, lin_out = (5.1, 4.0) if mmq else (6.0, 8.0)
+    total = 0.0
+    h = spec.hidden_size
+    for layer in spec.layers:
+        a, m = layer.attention, layer.mlp
+        b = float(2 * 2 * 4 * h + 2 * 3 * 4 * h)  # two norms (rms_norm + mul by the weight), two residual adds
+        if a is not None:
+            q, kv = a.q_width, a.kv_width
+            vw = a.num_kv_heads * a.v_head_dim
+            b += 3 * lin_in * h + lin_out * (q + kv + vw)  # q, k, v projections
+            b += lin_in * a.num_heads * a.v_head_dim + lin_out * h  # output projection
+            b += 8 * (q + kv) + 6 * (kv + vw)  # rope on q and k; k and v copied into the f16 cache
+        if m is not None:
+            width = m.intermediate_size
+            if m.kind == "moe":
+                width = m.intermediate_size * m.experts_per_token + m.shared_intermediate_size
+            gated = m.kind == "gated" or (m.kind == "moe" and m.expert_gated)
+            ups = 2 if gated else 1
+            b += ups * (lin_in * h + lin_out * width) + lin_in * width + lin_out * h  # up (and gate), down
+            b += 8 * width + (12 * width if gated else 0)  # activation; gate × up
+        total += b
+    return total
+
+
+def gemm_wave_efficiency(spec: ModelSpec, sms: int, tokens: int, tile: int = 128) -> float:
+    """Share of the SMs a prompt's dense GEMMs keep busy: each matrix product of `tokens` rows is cut into
+    tile × tile output blocks, one per SM at a time, and its last wave leaves SMs idle (FLOP-weighted)."""
+    if sms <= 0:
+        return 1.0
+    work = busy = 0.0
+    row_tiles = math.ceil(max(1, tokens) / tile)
+    h = spec.hidden_size
+    for layer in spec.layers:
+        a, m = layer.attention, layer.mlp
+        mats: list[tuple[int, int]] = []
+        if a is not None:
+            mats += [
+                (h, a.q_width),
+                (h, a.kv_width),
+                (h, a.num_kv_heads * a.v_head_dim),
+                (a.num_heads * a.v_head_dim, h),
+            ]
+        if m is not None and m.kind != "moe":
+            mats += [(h, m.intermediate_size)] * (2 if m.kind == "gated" else 1) + [(m.intermediate_size, h)]
+        for k, n in mats:
+            t = row_tiles * math.ceil(n / tile)
+            waves = math.ceil(t / sms)
+            f = float(k * n)
+            work += f
+            busy += f * waves * sms / t
+    return work / busy if busy else 1.0
 
 
 def host_link_gb_per_s(gpu: GpuEntry) -> float | None:
@@ -380,6 +473,7 @@ def estimate_speed(
     new_tokens: int = 0,
     flash_attn: bool = True,
     n_ubatch: int = 512,
+    n_batch: int = 2048,
 ) -> Speed:
     """Speed of `spec` on `count` × `gpu` with `engine`.
 
@@ -411,7 +505,10 @@ def estimate_speed(
         alu_bw = float(gpu.data["fp32_tflops"]) * 1e12 / METAL_DEQUANT_FLOP_PER_BYTE
         weight_bw = min(weight_bw, alu_bw)
     shard = 1 if split == "pp" else ranks
-    mem_s = (streamed / shard) / weight_bw + (kv_cache_bytes / shard) / (bw_gb * 1e9 * KV_READ_EFFICIENCY)
+    kv_eta = KV_READ_EFFICIENCY
+    if be in DECODE_KV_EFFICIENCY:
+        kv_eta = DECODE_KV_EFFICIENCY[be][1 if flash_attn else 0]
+    mem_s = (streamed / shard) / weight_bw + (kv_cache_bytes / shard) / (bw_gb * 1e9 * kv_eta)
     # --- decode: compute side ---
     dec_flops = batch * (
         matmul_flops_per_token(spec) + 2.0 * spec.head_params + attention_flops_per_token(spec, 2 * context)
@@ -427,7 +524,7 @@ def estimate_speed(
     assumptions = [
         f"decode: weights {streamed / 1e9:,.2f} GB / ({bw_gb:,.0f} GB/s × {eta:g}, {be} "
         f"{memory_class(gpu).upper()} {weight_format(q)} kernels) + KV {kv_cache_bytes / 1e9:,.2f} GB / "
-        f"(× {KV_READ_EFFICIENCY:g}); fixed {fixed_s * 1e3:,.2f} ms per step ({n_layers} layers × "
+        f"(× {kv_eta:g}); fixed {fixed_s * 1e3:,.2f} ms per step ({n_layers} layers × "
         f"{tau_layer * 1e6:g} µs"
         + (f" + {moe_layers} MoE layers × {tau_moe * 1e6:g} µs" if moe_layers else "")
         + f" + host {step_fixed * 1e3:g} ms + {batch} × "
@@ -476,10 +573,13 @@ def estimate_speed(
             weights_bytes=on_gpu_weights,
             flash_attn=flash_attn,
             n_ubatch=n_ubatch,
+            n_batch=n_batch,
         )
         assumptions.append(
             f"prefill rate: {matmul_flops_per_token(spec) / 1e9:,.1f} GFLOPs of matmuls per token / "
-            f"({rate_name} {tflops:g} TFLOPS × {prefill_mfu(be, spec.hidden_size):.2f} MFU) + attention"
+            f"({rate_name} {tflops:g} TFLOPS × {prefill_mfu(be, gpu, spec, min(n_ubatch, n_batch, context)):.2f} MFU)"
+            + (" + activation passes" if be in ACTIVATION_PASSES_BACKENDS else "")
+            + " + attention"
             + (" (flash attention)" if flash_attn or eng != "llama.cpp" else " (f32 score matrix)")
             + (
                 f"; quantized weights dequantized to FP16 per {n_ubatch}-token ubatch"
@@ -544,10 +644,18 @@ def _mfu(be: str) -> float:
     return PREFILL_MFU.get(be, DEFAULT_PREFILL_MFU)
 
 
-def prefill_mfu(be: str, hidden: int) -> float:
-    """The GEMM efficiency of `be` for a model of this hidden size (GEMM_HALF_HIDDEN)."""
-    half = GEMM_HALF_HIDDEN.get(be)
-    return _mfu(be) * (hidden / (hidden + half) if half else 1.0)
+def prefill_mfu(be: str, gpu: GpuEntry, spec: ModelSpec, tokens: int) -> float:
+    """The GEMM efficiency of `be` for this model's matrices at `tokens` rows per product on `gpu`: the kernel's
+    share of the tensor rate (`PREFILL_MFU`) × the share of the SMs its tiles keep busy (`GEMM_WAVE_TILE`)."""
+    tile = GEMM_WAVE_TILE.get(be)
+    sms = int(gpu.data.get("compute_units") or 0)
+    return _mfu(be) * (gemm_wave_efficiency(spec, sms, tokens, tile) if tile and sms else 1.0)
+
+
+def _small_kernel_bandwidth(gpu: GpuEntry, be: str) -> float:
+    """Bytes/s the engine's streaming kernels reach on this GPU's memory (decode's F16 share, `DECODE_EFFICIENCY`)."""
+    eta = DECODE_EFFICIENCY.get((be, memory_class(gpu), "f16"), DEFAULT_DECODE_EFFICIENCY)
+    return gpu.bandwidth_gb_per_s * 1e9 * eta
 
 
 def prefill_tokens_per_s(
@@ -562,24 +670,25 @@ def prefill_tokens_per_s(
     weights_bytes: int,
     flash_attn: bool = True,
     n_ubatch: int = 512,
+    n_batch: int = 2048,
 ) -> float | None:
     """Prompt tokens per second for a prompt of `context` tokens (one sequence)."""
     be = backend(gpu, engine)
     tflops, _ = tensor_tflops(gpu, engine, q)
     if not tflops:
         return None
-    rate = tflops * 1e12 * prefill_mfu(be, spec.hidden_size)
+    ubatch = max(1, min(n_ubatch, n_batch, context))
+    rate = tflops * 1e12 * prefill_mfu(be, gpu, spec, ubatch)
     tile = EXPERT_GEMM_TILE_TOKENS.get(be)
     expert_flops, expert_time = 0.0, 0.0
     if tile:
-        chunk = max(1, min(n_ubatch, context))
         for layer in spec.layers:
             m = layer.mlp
             if m is None or m.kind != "moe" or not m.num_experts:
                 continue
             flops = 2.0 * (layer.expert_linear_params or layer.expert_params) * m.experts_per_token / m.num_experts
             expert_flops += flops
-            expert_time += flops / (rate * min(1.0, chunk * m.experts_per_token / m.num_experts / tile))
+            expert_time += flops / (rate * min(1.0, ubatch * m.experts_per_token / m.num_experts / tile))
     per_token = (matmul_flops_per_token(spec) - expert_flops) / rate + expert_time
     if flash_attn or engine != "llama.cpp":
         per_token += attention_flops_per_token(spec, context) / (
@@ -587,13 +696,39 @@ def prefill_tokens_per_s(
         )
     else:
         per_token += score_bytes_per_token(spec, context) / (gpu.bandwidth_gb_per_s * 1e9 * KV_READ_EFFICIENCY)
+    if be in ACTIVATION_PASSES_BACKENDS:
+        mmq = q.is_quantized and llama_cpp_2025_builds_only(gpu)
+        per_token += activation_bytes_per_token(spec, mmq=mmq) / _small_kernel_bandwidth(gpu, be)
     if _dequantizes_for_cublas(gpu, engine, q):
         linear = sum(la.linear_params for la in spec.layers)
         dequant_bytes = weights_bytes + 2 * linear  # read the blocks, write them as FP16 (cuBLAS reads overlap)
-        per_token += (
-            dequant_bytes / max(1, min(n_ubatch, context)) / (gpu.bandwidth_gb_per_s * 1e9 * DEQUANT_EFFICIENCY)
-        )
+        per_token += dequant_bytes / ubatch / _small_kernel_bandwidth(gpu, be)
     if math.isclose(per_token, 0.0):
         return None
-    # tensor parallel: every rank does 1/n of the work; a layer split runs the stages one after another for a prompt
-    return (ranks if split not in ("pp", "dp") else 1) / per_token
+    if split == "pp" and ranks > 1:
+        return context / layer_split_prefill_s(spec, gpu, engine, per_token, context, ranks, ubatch, n_batch)
+    # tensor parallel: every rank does 1/n of the work
+    return (ranks if split != "dp" else 1) / per_token
+
+
+def layer_split_prefill_s(
+    spec: ModelSpec, gpu: GpuEntry, engine: str, per_token: float, context: int, ranks: int, ubatch: int, n_batch: int
+) -> float:
+    """Seconds to prefill `context` tokens through `ranks` pipeline stages (`PIPELINED_PREFILL_ENGINES`): per call of
+    up to n_batch tokens, k ubatches take (k + n − 1) stage times of ubatch × per_token / n plus a hand-over each; an
+    engine that does not pipeline one prompt runs the stages one after another."""
+    p2p = gpu.interconnect in ALLREDUCE_BUS_GB_PER_S and gpu.interconnect_gb_per_s
+    link = float(gpu.interconnect_gb_per_s or 0) * 0.5 if p2p else (host_link_gb_per_s(gpu) or 32.0)
+    copies = 1 if p2p else 2  # GPU → host → GPU without peer access
+    total, left = 0.0, max(1, context)
+    while left > 0:
+        call = min(left, max(ubatch, n_batch))
+        k = math.ceil(call / ubatch)
+        u = call / k
+        hop = STAGE_HOP_S + copies * u * spec.hidden_size * 4 / (link * 1e9 * HOST_LINK_EFFICIENCY)
+        if engine in PIPELINED_PREFILL_ENGINES:
+            total += (k + ranks - 1) * (u * per_token / ranks + hop)
+        else:
+            total += k * (u * per_token + (ranks - 1) * hop)
+        left -= call
+    return total

@@ -153,6 +153,7 @@ class Evaluator:
             new_tokens=wl.new_tokens,
             flash_attn=wl.options.flash_attn if isinstance(wl.options, LlamaCppOptions) else True,
             n_ubatch=wl.options.n_ubatch if isinstance(wl.options, LlamaCppOptions) else 512,
+            n_batch=wl.options.n_batch if isinstance(wl.options, LlamaCppOptions) else 2048,
         )
 
     @property
