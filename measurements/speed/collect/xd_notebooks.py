@@ -26,7 +26,13 @@ BOXES = {
     "LLaMA 3/Gaming GPUs/3090_4_v3.ipynb": ("NVIDIA GeForce RTX 3090", "rtx-3090", "nvidia", "CUDA", 4),
     "LLaMA 3/Gaming GPUs/3090_6_v3.ipynb": ("NVIDIA GeForce RTX 3090", "rtx-3090", "nvidia", "CUDA", 6),
     "LLaMA 3/Gaming GPUs/4080_v3.ipynb": ("NVIDIA GeForce RTX 4080", "rtx-4080", "nvidia", "CUDA", 1),
-    "LLaMA 3/Professional GPUs/6000_Ada_v3.ipynb": ("NVIDIA RTX 6000 Ada Generation", "rtx-6000-ada", "nvidia", "CUDA", 1),
+    "LLaMA 3/Professional GPUs/6000_Ada_v3.ipynb": (
+        "NVIDIA RTX 6000 Ada Generation",
+        "rtx-6000-ada",
+        "nvidia",
+        "CUDA",
+        1,
+    ),
     "LLaMA 3/Professional GPUs/6000_Ada_4_v3.ipynb": (
         "NVIDIA RTX 6000 Ada Generation",
         "rtx-6000-ada",
