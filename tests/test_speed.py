@@ -447,11 +447,23 @@ def test_accuracy_bounds_on_the_shared_measurements() -> None:
     pre = [abs(r["pre"]) for r in rows if r.get("pre") is not None]
     assert len(dec) >= 70 and len(pre) >= 60
     assert statistics.median(dec) <= 0.10 and max(dec) <= 0.41
-    assert statistics.median(pre) <= 0.15
-    # prefill max: one 4 × A100 SXM box runs 70B Q4_K_M at 0.38 of its own F16 (the 8B: 0.77 elsewhere)
-    assert sorted(pre)[-2] <= 0.5 and max(pre) <= 1.0
+    assert statistics.median(pre) <= 0.08  # the issue's bound is 15 %; 13.1 % before the tile / activation terms
+    # prefill max: the 4 × A100 SXM box's 70B Q4_K_M pp512 (+72 %), a box whose prompt rate rises with the prompt
+    # length (469 / 539 / 712 / 802 t/s at pp512 ... pp8192): a fixed cost per llama_decode call, not a GPU term
+    assert sorted(pre)[-2] <= 0.41 and max(pre) <= 0.8  # next: M1 Max 70B Q4_K_M (+40 %)
     cases = [json.loads(x) for x in SHARED_SPEED.read_text().splitlines() if x.strip()]
     assert len(cases) == 100
+
+
+def test_bounds_on_the_same_notebooks_boxes_the_shared_set_lacks() -> None:
+    """The shared set's source, on the boxes it does not hold (RTX 3090 x1-6, RTX 4080, RTX 6000 Ada x1/4, M2 Ultra):
+    nothing was set on them, so they check the model as the shared scorer would on new measurements."""
+    rows = [r for r in _score(REPO / "measurements" / "speed" / "llama-cpp-xd-more.jsonl") if r["exact"]]
+    dec = [abs(r["dec"]) for r in rows if r.get("dec") is not None]
+    pre = [abs(r["pre"]) for r in rows if r.get("pre") is not None]
+    assert len(dec) == 36 and len(pre) == 36
+    assert statistics.median(dec) <= 0.10 and max(dec) <= 0.40
+    assert statistics.median(pre) <= 0.15 and max(pre) <= 0.55
 
 
 def test_moe_bounds_on_the_collected_measurements() -> None:
