@@ -590,6 +590,18 @@ def estimate_speed(
                 else ""
             )
         )
+        if split == "pp" and ranks > 1:
+            ub = min(n_ubatch, n_batch, context)
+            assumptions.append(
+                f"layer-split prefill: {ub}-token ubatches "
+                + (
+                    f"pipelined through the {ranks} GPUs (k + {ranks - 1} stage times per call of up to {n_batch:,} "
+                    "tokens)"
+                    if eng in PIPELINED_PREFILL_ENGINES
+                    else f"through the {ranks} stages one after another"
+                )
+                + ", activations handed over between stages"
+            )
     # the scorer's line: FLOPs the prefill figure stands for
     gflops = (
         flops_per_token
