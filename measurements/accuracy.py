@@ -120,9 +120,16 @@ def main() -> int:
     ]
     by_group: dict[tuple[str, str], dict[str, list[float]]] = {}
     rows: list[str] = []
+    excluded: list[str] = []
     for label, path, base in sets:
         for case in load(path):
             if case.get("kind") not in ("infer", "train") or "error" in case:
+                continue
+            if "excluded" in case:  # see measurements/correct_probes.py
+                excluded.append(
+                    f"| {path.name} | {case['model']} | {case['attn']} b{case['batch']} L{case['context']} | "
+                    f"{measured(case) / GIB:.2f} | {ours(case, base) / GIB:.2f} | {case['excluded']} |"
+                )
                 continue
             true = measured(case)
             est = ours(case, base)
@@ -161,6 +168,15 @@ def main() -> int:
         *rows,
         "",
     ]
+    if excluded:
+        lines += [
+            "## Excluded from the comparison",
+            "",
+            "| file | model | workload | measured GiB | vram GiB | why |",
+            "|---|---|---|---|---|---|",
+            *excluded,
+            "",
+        ]
     a.out.write_text("\n".join(lines))
     print("\n".join(lines[: 12 + len(by_group)]))
     return 0

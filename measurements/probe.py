@@ -195,6 +195,14 @@ def infer_cases(cases, emit, deadline, snap_dir):
             }
             try:
                 x = torch.randint(0, vocab, (b, L), device=DEV)
+                # a prompt holding the pad token makes generate() infer padding (`_prepare_attention_mask_for_
+                # generation`) and build every attention mask, the full causal one included (batch × L² bools):
+                # text a tokenizer encodes never holds it, so the random prompt must not either
+                pad = model.generation_config.pad_token_id
+                pad_ids = [pad] if isinstance(pad, int) else list(pad or [])
+                for p in pad_ids:
+                    x[x == p] = (p + 1) % vocab
+                rec["pad_token_ids_avoided"] = pad_ids
                 peak_reset()
                 before = torch.cuda.memory_allocated()
                 with torch.no_grad():

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from vram import model_from_config
 from vram.components.allocator import MIB, CachingAllocator, round_size, segment_size
+from vram.model import ModelSpec
 
 
 def test_requests_round_to_512_bytes() -> None:
@@ -63,3 +68,38 @@ def test_a_large_block_is_not_split_for_a_remainder_of_one_mib_or_less() -> None
     assert al.allocated == 20 * MIB
     al.allocate(512)  # small pool: its own 2 MiB segment
     assert al.reserved == 22 * MIB
+
+
+# --- parameter blocks -------------------------------------------------------------------------------------------
+
+
+def _probe_spec(name: str) -> ModelSpec:
+    path = Path(__file__).resolve().parent.parent / "measurements" / "configs" / f"{name}.json"
+    return model_from_config(json.loads(path.read_text()), name=name)
+
+
+def test_a_request_with_at_most_1_mib_left_over_keeps_its_whole_block() -> None:
+    al = CachingAllocator()
+    al.allocate(6912 * 1152 * 2)  # Gemma-3-1B gate_proj, 15.1875 MiB: a 16 MiB segment, 0.8125 MiB would be left
+    assert al.reserved == al.allocated == 16 * MIB
+
+
+def test_parameter_sizes_cover_every_parameter() -> None:
+    from vram.components.weights import parameter_sizes
+
+    for name in ("Gemma-3-1B", "Qwen2.5-0.5B", "DeepSeek-V2-Lite", "Mixtral-8x7B", "LFM2-1.2B", "Phi-3-mini-4k"):
+        spec = _probe_spec(name)
+        assert sum(b for g in parameter_sizes(spec, 2) for b in g) == 2 * spec.params, name
+
+
+def test_weight_blocks_match_the_h200_and_transformers_build_order() -> None:
+    from vram.components.weights import weight_blocks
+
+    # measured beyond parameters + buffers, first model of a process (h200-probe.jsonl / h200-probe3.jsonl):
+    # Qwen2.5-0.5B 8,257,024 bytes, StarCoder2-3B-like 4,195,328; transformers' own build order replayed gives
+    # Gemma-3-1B 52,849,406 and DeepSeek-V2-Lite 81,789,696; Llama-3.1-8B's tensors are whole 2 MiB multiples (512)
+    assert weight_blocks(_probe_spec("Qwen2.5-0.5B"), 2).bytes == 8_243_456
+    assert weight_blocks(_probe_spec("StarCoder2-3B-like"), 2).bytes == 4_194_304
+    assert weight_blocks(_probe_spec("Gemma-3-1B"), 2).bytes == 52_848_896
+    assert weight_blocks(_probe_spec("DeepSeek-V2-Lite"), 2).bytes == 81_788_928
+    assert weight_blocks(_probe_spec("Llama-3.1-8B"), 2).bytes == 0

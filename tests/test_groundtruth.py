@@ -5,8 +5,8 @@
   Inference: params exact, peak_allocated_bytes median |error| ≤ 1 % and max ≤ 3 %, total_bytes median ≤ 3 %.
   Training: params and trainable_params exact, peak median ≤ 1 % and max ≤ 5 %, total_bytes median ≤ 5 %.
 * measurements/h200-probe*.jsonl (other models, same machine): `generate_clean_peak_bytes` is generate()'s peak with
-  nothing else alive (corrected by measurements/correct_probes.py); the same bounds as above, but for the
-  inference peak's max (4 %, see test_probe_inference_cases).
+  nothing else alive (corrected by measurements/correct_probes.py, which also excludes one row whose generate()
+  inferred padding from its random prompt); the same bounds as above.
 
 No per-case tolerance, no xfail: these are the numbers the project promises.
 """
@@ -120,7 +120,7 @@ def _probe_rows(kind: str) -> list[dict[str, Any]]:
         records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         env = next(r for r in records if r.get("kind") == "env")
         for r in records:
-            if r.get("kind") == kind and "error" not in r:
+            if r.get("kind") == kind and "error" not in r and "excluded" not in r:
                 rows.append(
                     {
                         **r,
@@ -152,10 +152,7 @@ def _probe_errors(kind: str, capsys: pytest.CaptureFixture[str]) -> tuple[dict[s
 def test_probe_inference_cases(capsys: pytest.CaptureFixture[str]) -> None:
     """Models outside the calibration set: the estimate must hold there too (no per-model constants)."""
     peak, total = _probe_errors("infer", capsys)
-    # max 4 %, not 3 %: Gemma-3-1B b4 L4096 of the first probe reads -3.9 % while the same model and workload in the
-    # second probe (configs/gemma-3-1b.json) reads -1.2 %; the two builds differ by 28.7 MB of weights and 65.5 MiB at
-    # the peak, not explained without a GPU (README, "What holds")
-    _check(peak, 0.01, 0.04, "probe peak_allocated_bytes")
+    _check(peak, 0.01, 0.03, "probe peak_allocated_bytes")
     _check(total, 0.03, float("inf"), "probe total_bytes")
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from .components import Component
 from .components.allocator import CachingAllocator
 from .components.runtime import cublas_workspace, cuda_context, training_reserve
-from .components.weights import common_weights
+from .components.weights import common_weights, layer_param_sizes
 from .engines.transformers import sdpa_runs_math_kernel
 from .errors import BadInput, UnsupportedArchitecture
 from .model import Layer, ModelSpec, linear_shapes
@@ -389,22 +389,6 @@ def _replay_parameters(param_sizes: tuple[tuple[int, ...], ...]) -> tuple[int, i
     return al.reserved, al.allocated
 
 
-def _layer_param_sizes(model: ModelSpec, layer: Layer, elem: float) -> list[int]:
-    """Bytes of each parameter tensor of a layer: its linears, stacked experts, the router, and norms/biases."""
-    sizes = [i * o for i, o in linear_shapes(model, layer).values()]
-    m = layer.mlp
-    if layer.expert_params:
-        gated = m is not None and m.kind == "moe"
-        sizes += [layer.expert_params * 2 // 3, layer.expert_params // 3] if gated else [layer.expert_params]
-    rest = layer.params - sum(sizes) - layer.small_params
-    if rest > 0:
-        sizes.append(rest)  # router, convolution / state-space weights ...
-    h = model.hidden_size
-    small = layer.small_params
-    sizes += [h] * (small // h) + ([small % h] if small % h else [])
-    return [int(x * elem) for x in sizes if x > 0]
-
-
 REPLAYED_OPTIMIZERS = ("adamw", "adamw-fused", "sgd", "sgd-momentum", "lion", "adafactor")
 
 
@@ -424,7 +408,7 @@ def _step_shape(
     lora = tw.method == "lora"
     adapter = 4  # peft upcasts the adapters to float32
     e_act = 4 if tw.precision == "fp32" else 2
-    layers = [_layer_param_sizes(spec, layer, 1) for layer in spec.layers]
+    layers = [layer_param_sizes(spec, layer, 1) for layer in spec.layers]
     adapters = (
         [
             [

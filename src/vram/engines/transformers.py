@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from ..components import Component
 from ..components.kv_cache import kv_cache_bytes, layer_kv_bytes, state_bytes, total_kv_bytes
 from ..components.runtime import DEFAULT_ARCH, allocator_reserve, cublas_workspace, cuda_context
-from ..components.weights import common_weights, weight_scheme
+from ..components.weights import common_weights, weight_blocks, weight_scheme
 from ..dtypes import dtype_bytes
 from ..model import Layer, ModelSpec, linear_shapes
 from ..request import Workload
@@ -344,6 +344,9 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     elif scheme.is_quantized and scheme.gguf_mix is None:
         notes_q = "GPTQ/AWQ/FP8 kernels multiply the packed weights directly (no full dequantized copy)"
         comps.append(Component("dequantized_weight", 0, notes_q))
+    if not scheme.is_quantized and not mps:
+        # CUDA's caching allocator counts whole blocks; quantized formats and MPS allocate otherwise (not modelled)
+        comps.insert(0, weight_blocks(spec, e))
     allocated = weights.bytes + ws.bytes + sum(c.bytes for c in comps)
     acts = next(c.bytes for c in comps if c.name == "activations")
     stranded = 0

@@ -80,6 +80,7 @@ COMPONENT_LABELS = {
     "cuda_context": "CUDA context",
     "allocator_reserve": "Allocator reserve",
     "cublas_workspace": "cuBLAS workspace",
+    "weight_blocks": "Weight blocks (allocator rounding)",
     "retained_prefill_cache": "Earlier forward's cache",
     "nccl_buffers": "NCCL buffers",
     "cuda_graphs": "CUDA graphs",
