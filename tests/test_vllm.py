@@ -412,6 +412,20 @@ def test_a_draft_model_adds_its_weights_and_its_kv_layers() -> None:
     assert any("draft model llama-3.2-1b" in a for a in spec.assumptions)
 
 
+def test_eagle3_head_keeps_its_reduced_vocabulary_head() -> None:
+    head = str(ROOT / "tests" / "data" / "vllm" / "eagle3-llama3.1-8b-head.json")
+    base = _est(context=8192, new_tokens=0).vllm
+    e = _est(context=8192, new_tokens=0, speculative_method="eagle3", speculative_model=head, num_speculative_tokens=3)
+    # Eagle3LlamaForCausalLM: one decoder layer whose qkv reads [embedding; hidden] (4096 more inputs), its
+    # hidden_norm, fc over three 4096-wide target hidden states, the final norm, its own 32,000-token head and the
+    # int64 draft-to-target map; the embedding is the target's
+    layer = 4096 * (4096 + 1024 + 1024 + 4096) + 3 * 4096 * 14336 + 2 * 4096
+    params = layer + 4096 * (4096 + 1024 + 1024) + 4096 + 3 * 4096 * 4096 + 4096 + 32000 * 4096
+    assert e.vllm.weights_bytes - base.weights_bytes == 2 * params + 64 * 4 + 8 * 32000
+    assert any("EAGLE-3 head" in a and "own head over 32,000 draft tokens" in a for a in e.assumptions)
+    assert e.vllm.kv_cache_blocks == e.vllm.kv_cache_bytes // (16 * 33 * 8 * 256 * 2)
+
+
 def test_kv_cache_memory_and_cpu_offload() -> None:
     fixed = _est(context=8192, new_tokens=0, kv_cache_memory_bytes=8 * GIB).vllm
     assert fixed.kv_cache_bytes == 8 * GIB and fixed.kv_cache_blocks == 8 * GIB // (16 * 131072)

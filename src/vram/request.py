@@ -26,7 +26,7 @@ ENGINES = ("transformers", "vllm", "llama.cpp", "ollama", "mlx")
 
 Attn = Literal["sdpa", "eager", "flash"]
 Backend = Literal["cuda", "rocm", "vulkan", "metal", "cpu"]
-SpecMethod = Literal["draft_model", "eagle", "mtp"]
+SpecMethod = Literal["draft_model", "eagle", "eagle3", "mtp"]
 
 
 def opt(
@@ -233,8 +233,8 @@ class VllmOptions(Options):
     )
     speculative_method: SpecMethod | None = opt(
         None,
-        "speculative decoding method: draft_model (the default with --speculative-model), eagle (an EAGLE head "
-        "given as --speculative-model, sharing the target's embedding and head) or mtp (the checkpoint's own "
+        "speculative decoding method: draft_model (the default with --speculative-model), eagle / eagle3 (an EAGLE "
+        "head given as --speculative-model, sharing the target's embedding) or mtp (the checkpoint's own "
         "multi-token-prediction layers)",
     )
     num_speculative_tokens: int | None = opt(
@@ -267,7 +267,7 @@ class VllmOptions(Options):
                 "--speculative-model",
                 field="speculative_method",
             )
-        if self.speculative_method in ("draft_model", "eagle") and not self.speculative_model:
+        if self.speculative_method in ("draft_model", "eagle", "eagle3") and not self.speculative_model:
             raise BadInput(
                 f"speculative_method: {self.speculative_method} needs --speculative-model", field="speculative_method"
             )

@@ -663,6 +663,21 @@ def mtp_layers(rm: ResolvedModel, rank: ModelSpec) -> tuple[int, ModelSpec] | No
     return k, spec
 
 
+def draft_config(drm: ResolvedModel, ref: str | None) -> dict[str, object]:
+    """The drafter's config.json where vram has it (a catalog entry or a local file / folder); {} for a Hub id."""
+    if drm.entry is not None and isinstance(drm.entry.config, dict):
+        return dict(drm.entry.config)
+    if ref:
+        from pathlib import Path
+
+        p = Path(ref).expanduser()
+        if p.exists() and p.suffix != ".gguf":
+            from ..model import load_config_file
+
+            return dict(load_config_file(p))
+    return {}
+
+
 def speculative_draft(rm: ResolvedModel, rank: ModelSpec, wl: Workload, tp: int, e: int) -> Draft | None:
     """``--speculative-config``: a draft model (its own weights, unquantized, and every attention layer), an EAGLE
     head (its layers and input projection; embedding and head shared with the target, as ``load_eagle_model``
@@ -699,25 +714,44 @@ def speculative_draft(rm: ResolvedModel, rank: ModelSpec, wl: Workload, tp: int,
     drm = rank_model(drm_full, tp)
     dspec = drm.spec
     layers = tuple(la for la in dspec.layers if la.attention is not None)
-    if method == "eagle":
+    if method in ("eagle", "eagle3"):
         h = dspec.hidden_size
-        shared = dspec.vocab_size == rm.spec.vocab_size
+        extra = 2 * h * h  # EAGLE: fc [embedding; target hidden] -> hidden
+        draft_vocab = dspec.vocab_size
+        buffers = 0
+        if method == "eagle3":
+            cfg = draft_config(drm_full, o.speculative_model)
+            dv, th = cfg.get("draft_vocab_size"), cfg.get("target_hidden_size")
+            draft_vocab = dv if isinstance(dv, int) and dv > 0 else dspec.vocab_size
+            target_h = th if isinstance(th, int) and th > 0 else rm.spec.hidden_size
+            a = next((la.attention for la in dspec.layers if la.attention is not None), None)
+            qkv = a.num_heads * a.head_dim + a.num_kv_heads * (a.head_dim + a.v_head_dim) if a is not None else 0
+            # fc over three of the target's hidden states, the first layer's qkv over [embedding; hidden] (h more
+            # inputs) and its hidden_norm; the draft-to-target token map (int64 per draft token)
+            extra = 3 * target_h * h + h * qkv + h
+            buffers = 8 * draft_vocab if draft_vocab != rm.spec.vocab_size else 0
+        shared = draft_vocab == rm.spec.vocab_size
         head = replace(
             dspec,
             embed_params=0,
-            head_params=0 if shared else dspec.head_params or dspec.embed_params,
+            head_params=0 if shared else -(-draft_vocab * h // tp),
             tie_word_embeddings=False,
-            extra_params=dspec.extra_params + 2 * h * h,  # fc: [embedding; target hidden] -> hidden
+            extra_params=dspec.extra_params + extra,
         )
-        dw = common_weights(ResolvedModel(head, None, drm.source), replace(wl, quant=None)).bytes
+        dw = common_weights(ResolvedModel(head, None, drm.source), replace(wl, quant=None)).bytes + buffers
+        what = "EAGLE-3 head" if method == "eagle3" else "EAGLE head"
+        proj = "3h -> h fc over the target's hidden states" if method == "eagle3" else "2h -> h input projection"
         return Draft(
             dw,
             layers,
-            f"EAGLE head {drm_full.spec.name} {dw / GIB:,.2f} GiB",
-            f"speculative decoding with EAGLE head {drm_full.spec.name} ({_n(k or 1, 'token')} per step): its "
-            f"{_n(len(dspec.layers), 'layer')} and 2h -> h input projection ({dw / GIB:,.2f} GiB per GPU, in "
-            f"{wl.dtype}; "
-            + ("embedding and head shared with the target" if shared else "embedding shared, its own head kept")
+            f"{what} {drm_full.spec.name} {dw / GIB:,.2f} GiB",
+            f"speculative decoding with {what} {drm_full.spec.name} ({_n(k or 1, 'token')} per step): its "
+            f"{_n(len(dspec.layers), 'layer')} and {proj} ({dw / GIB:,.2f} GiB per GPU, in {wl.dtype}; "
+            + (
+                "embedding and head shared with the target"
+                if shared
+                else f"embedding shared, its own head over {draft_vocab:,} draft tokens kept"
+            )
             + f"), and the KV of its {_n(len(layers), 'attention layer')} in the same block pool",
         )
     dw = common_weights(drm, replace(wl, quant=None)).bytes + rope_cache_bytes(drm_full.spec, e)
