@@ -20,9 +20,11 @@ shape in h200-probe2.jsonl (same torch / transformers; its config differs only i
 equal Gemma3TextConfig's defaults: cache_implementation "hybrid" is unset by generate()) has a standalone forward
 increment identical to the byte (peak − allocated before: 1,291,889,664 in both), while its generate() increment
 (clean peak − weights − cuBLAS workspace − prompt) is 68,747,264 bytes (65.6 MiB) lower; on CPU, transformers 5.17's
-generate() of a Gemma 3 layout at b4 L4096 peaks 68,157,440 bytes (64 MiB mask + two 512 KiB tensors) higher when one
-prompt token equals pad_token_id. The amount cannot be derived from recorded fields (the prompt was not kept), so the
-row is excluded rather than corrected. probe.py now replaces pad tokens in its random prompts.
+generate() of Gemma-3-1B's layer shapes (6 of its 26 layers) at b4 L4096 peaks exactly 67,108,864 bytes higher when one
+prompt token equals pad_token_id — one more live tensor at the peak, the 4 × 1 × 4096 × 4096 bool mask (the other
+1.6 MiB are within the caching allocator's whole-block counting). The amount cannot be derived from recorded fields
+(the prompt was not kept), so the row is excluded rather than corrected. probe.py now replaces pad tokens in its
+random prompts.
 
     python measurements/correct_probes.py
 """
