@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -34,6 +33,7 @@ from vram.fitting import (
     which,
 )
 from vram.inference import estimate
+from vram.records import replace
 from vram.request import Workload
 
 Run = Callable[..., Any]

@@ -5,7 +5,6 @@ that loads them refuses to estimate, naming what is missing, unless the checkpoi
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from vram.errors import UnsupportedArchitecture, VramError
 from vram.fitting import fit
 from vram.inference import estimate
 from vram.model import model_from_config
+from vram.records import replace
 from vram.request import TrainWorkload, Workload
 from vram.resolver import resolve_model
 from vram.training import estimate_training

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -33,6 +32,7 @@ from vram.fitting import (
     which,
 )
 from vram.inference import estimate
+from vram.records import replace
 from vram.request import TrainWorkload, Workload
 from vram.result import Estimate
 from vram.training import estimate_training

@@ -66,6 +66,7 @@ def _heavy(modules: object) -> list[str]:
 def test_import_vram_is_light() -> None:
     got = _probe("import vram")
     assert _heavy(got["modules"]) == []
+    assert [m for m in got["modules"] if m in ("typing", "dataclasses", "argparse", "json", "re")] == []
     assert got["index_reads"] == 0 and got["entries_read"] == 0  # no catalog file read at import time
     assert not [
         m for m in got["modules"] if isinstance(m, str) and m.startswith(("vram.web", "vram.cli", "vram.fitting"))
@@ -81,8 +82,10 @@ def test_estimate_command_path_loads_only_what_it_uses() -> None:
     )
     assert _heavy(got["modules"]) == []
     # nor the standard modules a catalog id does not need (pathlib with urllib.parse and ipaddress; shutil, which
-    # argparse imports for the terminal width; the GPU parser)
-    assert [m for m in got["modules"] if m in ("pathlib", "shutil", "urllib.parse", "vram.devices")] == []
+    # argparse imports for the terminal width; the GPU parser), nor typing and dataclasses (with inspect, ast, dis
+    # and tokenize): vram.records and `if TYPE_CHECKING:` imports keep them off the path
+    slow = ("pathlib", "shutil", "urllib.parse", "vram.devices", "typing", "dataclasses", "inspect", "ast")
+    assert [m for m in got["modules"] if m in slow] == []
     # one catalog file read (the id names it), no alias index built over every entry
     assert got["index_reads"] == 0 and got["entries_read"] == 1
     mods = [m for m in got["modules"] if isinstance(m, str)]

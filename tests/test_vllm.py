@@ -8,7 +8,6 @@ import json
 import math
 import sys
 from contextlib import redirect_stdout
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from vram.devices import H100_TORCH_VISIBLE_BYTES, device_of
 from vram.engines import vllm
 from vram.errors import BadInput
 from vram.fitting import Evaluator, GpuChoice, fit, max_batch
+from vram.records import replace
 from vram.request import Workload
 from vram.resolver import resolve_model
 

@@ -17,8 +17,6 @@ The command line (`vram`) and the web tool are thin adapters over these function
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
 # name -> module that defines it; resolved on first access so `import vram` stays cheap
@@ -109,7 +107,10 @@ __all__ = [
     "which",
 ]
 
-if TYPE_CHECKING:  # pragma: no cover
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for mypy only: `typing` is not imported at run time (issue 18, the CLI's start)
+    from typing import Any
+
     from .catalog import find_gpu, find_model, search_gpus, search_models
     from .components import Component
     from .dtypes import quant_scheme

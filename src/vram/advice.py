@@ -19,17 +19,17 @@ that apply it, so a page can link to the changed check.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import BadInput, VramError
 from .fitting import DEFAULT_HEADROOM, FitResult, GpuChoice, evaluator_for, fit, parse_gpu_spec
+from .records import field, record, replace
 from .request import ImageOptions, TrainWorkload, Workload
 
 GIB = 1024**3
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Change:
     change: str  # what to do, in words
     effect: str  # the estimate after the change, in words

@@ -10,12 +10,9 @@ Gemma 3n / Gemma 4 (per-layer embeddings, shared KV layers).
 
 from __future__ import annotations
 
-from typing import Any
-
 from .errors import ConfigError
 from .layers import (
     Attention,
-    Config,
     Layer,
     Mlp,
     StateMixer,
@@ -28,6 +25,12 @@ from .layers import (
     _positive,
 )
 from .traits import traits_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for mypy only: `typing` is not imported at run time (issue 18, the CLI's start)
+    from typing import Any
+
+    from .layers import Config
 
 Built = tuple[list[Layer], int, list[str]]
 

@@ -4,11 +4,11 @@ llama.cpp backend a set of GPUs implies, and multi-GPU spec strings (`rtx-4090+r
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from .catalog import GpuEntry, find_gpu
 from .components.runtime import CUDA_CONTEXT_BYTES, DEFAULT_ARCH
 from .errors import BadInput
+from .records import record
 from .request import Device
 
 GIB = 1024**3
@@ -65,7 +65,7 @@ def device_of(gpu: GpuEntry | str) -> Device:
     )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GpuChoice:
     gpu: GpuEntry
     count: int

@@ -11,7 +11,6 @@ model's hyperparameters are estimated from those when the name is not in the cat
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import logs
@@ -20,6 +19,7 @@ from .devices import device_of
 from .errors import BadInput, UnknownGpu, UnknownModel, VramError
 from .logs import ParsedLog
 from .model import model_from_config
+from .records import field, record, replace
 from .request import Workload
 from .resolved import ResolvedModel
 from .resolver import resolve_model
@@ -32,7 +32,7 @@ DEFAULT_LLAMA_CPP_CONTEXT = 4096  # llama-server's -c default before it took the
 VLLM_HIGH_UTILIZATION = 0.95  # the highest gpu_memory_utilization proposed: leaves room for other processes
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Term:
     """One figure the log states, with vram's estimate of the same thing (bytes; None where unknown)."""
 
@@ -57,7 +57,7 @@ class Term:
         }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Explanation:
     kind: str | None
     model: str | None
@@ -100,7 +100,7 @@ class Explanation:
         }
 
 
-@dataclass
+@record()
 class _Ctx:
     """Working state while explaining one log."""
 
@@ -496,7 +496,7 @@ def _train_fits(c: _Ctx, tw: Any) -> bool:
         c.train = saved
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _NoGpu:
     """The estimate alone, where the GPU is not known: terms can be compared, no verdict given."""
 

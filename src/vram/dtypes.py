@@ -7,10 +7,13 @@ and a 4-bit zero per group of 128 weights, 4 + 20/128 = 4.156 bits). GGUF block 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from .errors import BadInput
+from .records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for mypy only: `typing` is not imported at run time (issue 18, the CLI's start)
+    from typing import Any
 
 DTYPE_BYTES: dict[str, float] = {
     "float32": 4,
@@ -99,7 +102,7 @@ def ggml_bits(type_name: str) -> float:
     return 8 * b / n
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class QuantScheme:
     """How a model's weights are stored.
 

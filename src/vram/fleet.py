@@ -18,18 +18,18 @@ Placement rules:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .catalog import GpuEntry, find_gpu
 from .errors import BadInput, VramError
 from .fitting import DEFAULT_HEADROOM, Evaluator, FitResult, GpuChoice, evaluator_for, fit
+from .records import field, record, replace
 from .request import EngineOptions, Workload, engine_options, options_from_mapping
 from .units import parse_tokens
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Pool:
     name: str
     gpu: GpuEntry
@@ -41,7 +41,7 @@ class Pool:
         return self.gpus_per_node * self.nodes
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ModelDemand:
     model: str
     context: int
@@ -67,14 +67,14 @@ class ModelDemand:
         ).validate()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Fleet:
     pools: tuple[Pool, ...]
     models: tuple[ModelDemand, ...]
     headroom_fraction: float = DEFAULT_HEADROOM
 
 
-@dataclass
+@record()
 class Assignment:
     model: str
     pool: str
@@ -105,7 +105,7 @@ class Assignment:
         }
 
 
-@dataclass
+@record()
 class PlanResult:
     assignments: list[Assignment] = field(default_factory=list)
     unplaced: list[dict[str, Any]] = field(default_factory=list)

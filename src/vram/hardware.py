@@ -10,7 +10,6 @@ studies), then by parameter count, then by format quality, then by decode speed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import Any
 
 from .catalog import ModelEntry, all_models
@@ -25,6 +24,7 @@ from .fitting import (
     parse_gpu_spec,
     quant_candidates,
 )
+from .records import record, replace
 from .request import TransformersOptions, Workload, engine_options
 
 USES = ("chat", "code", "vision", "embedding")
@@ -44,7 +44,7 @@ def model_use(entry: ModelEntry) -> str | None:
     return "code" if "coder" in text or "codestral" in text or "starcoder" in text else "chat"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ModelFit:
     model: str
     name: str

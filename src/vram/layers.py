@@ -9,16 +9,19 @@ the transformers module builds them, split into the groups weight formats price 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from .errors import ConfigError
+from .records import record
 
-Config = Mapping[str, Any]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for mypy only: `typing` is not imported at run time (issue 18, the CLI's start)
+    from collections.abc import Mapping
+    from typing import Any
+
+    Config = Mapping[str, Any]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Attention:
     """Self-attention of one layer. `kind` is "mha" (covers GQA/MQA) or "mla" (DeepSeek latent attention)."""
 
@@ -53,7 +56,7 @@ class Attention:
         return self.num_kv_heads * (self.head_dim + self.v_head_dim) + self.index_elems
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Mlp:
     """Feed-forward of one layer: "gated" (SwiGLU/GeGLU: gate, up, down), "plain" (up, down) or "moe"."""
 
@@ -65,7 +68,7 @@ class Mlp:
     expert_gated: bool = True
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StateMixer:
     """A token mixer with a fixed-size per-sequence state instead of a growing cache (short conv, Mamba)."""
 
@@ -74,7 +77,7 @@ class StateMixer:
     inner_size: int  # width of the mixer's main activations
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Layer:
     attention: Attention | None
     mixer: StateMixer | None
@@ -150,7 +153,7 @@ def _linear(n_in: int, n_out: int, bias: bool) -> tuple[int, int]:
     return n_in * n_out, (n_out if bias else 0)
 
 
-@dataclass
+@record()
 class _Acc:
     linear: int = 0
     small: int = 0

@@ -20,12 +20,12 @@ and the speed of such a split.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import BadInput
+from .records import record, replace
 
 if TYPE_CHECKING:
     from .catalog import GpuEntry
@@ -37,7 +37,7 @@ RAM_DIR = Path(__file__).resolve().parent / "catalog" / "data" / "ram"
 DEFAULT_RAM = "ddr5-5600-2ch"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RamSetup:
     id: str
     name: str

@@ -7,10 +7,10 @@ available), with bandwidth and TFLOPS taken from the catalog entry whose name ma
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import BadInput, NeedsExtra, VramError
+from .records import record
 
 if TYPE_CHECKING:
     from .catalog import GpuEntry
@@ -20,7 +20,7 @@ class NoLocalGpu(VramError):
     """NVML is missing or reports no GPU."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LocalGpu:
     index: int
     name: str
@@ -88,9 +88,8 @@ def local_gpus() -> list[LocalGpu]:
 def local_gpu_entry(count: int | None) -> tuple[GpuEntry, int]:
     """`--gpu local`: (an entry for this machine's GPU, how many) — `count` (default all) of the local GPUs, usable =
     the smallest free memory."""
-    from dataclasses import replace
-
     from .catalog import GpuEntry, find_gpu
+    from .records import replace
 
     gpus = local_gpus()
     if not gpus:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
 from typing import Any
+
+from .records import field, record
 
 KINDS = ("vllm", "llama.cpp", "ollama", "pytorch-oom", "nvidia-smi")
 MAX_LOG_CHARS = 4_000_000  # a few MB of log is plenty; longer input is refused by the caller
@@ -56,7 +57,7 @@ def _size(text: str, *, decimal: bool = False) -> int | None:
     return size_bytes(m.group(1), m.group(2), decimal=decimal) if m else None
 
 
-@dataclass
+@record()
 class ParsedLog:
     """What a log states. `logged` maps a term name to bytes as the program printed it (see each parser for the
     names); `workload` holds recognised settings; `recognised` names each line kind that was read."""

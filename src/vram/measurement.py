@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import gc
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import BadInput, NeedsExtra, VramError
 from .inference import estimate
+from .records import field, record
 from .request import TrainWorkload, Workload
 from .resolver import resolve_model
 from .result import Estimate
@@ -27,7 +27,7 @@ class NoGpu(VramError):
     """Measuring needs a CUDA GPU."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Row:
     name: str
     measured_bytes: int
@@ -46,7 +46,7 @@ class Row:
         }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Measurement:
     model: str
     kind: str  # "inference" | "training"

@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import cache, cached_property
-from typing import TYPE_CHECKING, Any
 
 from .architectures import FAMILIES as _NEW_FAMILIES
 from .architectures import UNCOUNTED_TOWERS as UNSUPPORTED_TOWERS
@@ -23,7 +21,6 @@ from .dtypes import QuantScheme, stored_scheme
 from .errors import ConfigError, UnsupportedArchitecture
 from .layers import (
     Attention,
-    Config,
     Layer,
     Mlp,
     StateMixer,
@@ -35,13 +32,18 @@ from .layers import (
     _layers,
     _positive,
 )
+from .records import field, record
 from .traits import traits_of
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for mypy only: `typing` is not imported at run time (issue 18, the CLI's start)
     from pathlib import Path
+    from typing import Any
+
+    from .layers import Config
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ModelSpec:
     name: str
     model_type: str

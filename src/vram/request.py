@@ -10,15 +10,24 @@ apply to the chosen engine or model is an error (`Workload.validate`, the estima
 
 from __future__ import annotations
 
-import dataclasses
 import sys
-import types
-from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal, TypeVar, Union, cast, get_args, get_origin
 
 from .components.runtime import DEFAULT_ARCH  # transformers without a device: an H100 / H200
 from .dtypes import normalize_dtype, quant_scheme
 from .errors import BadInput
+from .records import asdict, field, fields, record, replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `typing` is for mypy only: importing it is a few milliseconds of every command's start
+    from typing import Any, ClassVar, Literal, TypeVar
+else:
+
+    class Literal:
+        """At run time `Literal["a", "b"]` is the tuple of its choices (what `option_fields` reads)."""
+
+        def __class_getitem__(cls, choices: object) -> tuple[object, ...]:
+            return choices if isinstance(choices, tuple) else (choices,)
+
 
 MAX_TOKENS = 1 << 24  # 16M tokens: far beyond any published context
 MAX_BATCH = 1 << 16
@@ -46,7 +55,7 @@ def opt(
     return field(default=default, metadata=meta)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OptionField:
     """One declared option, as adapters see it."""
 
@@ -65,30 +74,38 @@ class OptionField:
     owner: str  # the options class's `scope` ("vllm", "llama.cpp", "image" ...)
 
 
-def _unwrap(tp: Any) -> tuple[type, bool, tuple[str, ...] | None]:
-    """(base type, allows None, Literal choices) of an annotation."""
-    optional = False
-    origin = get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        optional = len(args) < len(get_args(tp))
-        tp = args[0]
-        origin = get_origin(tp)
-    if origin is Literal:
-        return str, optional, tuple(str(a) for a in get_args(tp))
-    if origin is tuple:
+_KINDS: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _unwrap(annotation: str, names: dict[str, Any]) -> tuple[type, bool, tuple[str, ...] | None]:
+    """(base type, allows None, choices) of a field's annotation as written (`from __future__ import
+    annotations`): `int`, `float | None`, `tuple[float, ...] | None`, a Literal alias of this module (`Attn`,
+    `Backend | None`), a class (`Device | None`) or a union alias (`EngineOptions`: its first member)."""
+    parts = [part.strip() for part in annotation.split("|")]
+    optional = "None" in parts
+    (base,) = [part for part in parts if part != "None"]
+    if base.startswith("tuple["):
         return tuple, optional, None
-    assert isinstance(tp, type), tp
-    return tp, optional, None
+    if base in _KINDS:
+        return _KINDS[base], optional, None
+    value = names[base]
+    if isinstance(value, tuple):  # a Literal alias
+        return str, optional, tuple(str(choice) for choice in value)
+    members = getattr(value, "__args__", None)  # a union of classes (types.UnionType)
+    if members:
+        optional = optional or type(None) in members
+        value = members[0]
+    assert isinstance(value, type), annotation
+    return value, optional, None
 
 
 def _fields_of(cls: type) -> tuple[OptionField, ...]:
-    # each field's annotation evaluated in its module (what typing.get_type_hints does, for the fields only: the
+    # each field's annotation read as written, its names looked up in the module that declares the class (the
     # options classes are declared here and their bases add no fields)
     names = vars(sys.modules[cls.__module__])
     out = []
-    for f in dataclasses.fields(cls):
-        kind, optional, choices = _unwrap(eval(f.type, names) if isinstance(f.type, str) else f.type)
+    for f in fields(cls):
+        kind, optional, choices = _unwrap(f.type, names)
         m = f.metadata
         flag = m.get("flag") or "--" + f.name.replace("_", "-")
         out.append(
@@ -155,7 +172,7 @@ def _check_value(of: OptionField, value: Any) -> None:
 
 
 class Options:
-    """Base of every options class: frozen dataclasses that check each declared field when made."""
+    """Base of every options class: frozen records that check each declared field when made."""
 
     scope: ClassVar[str] = ""
     title: ClassVar[str] = ""
@@ -170,14 +187,10 @@ class Options:
 
     def given(self) -> dict[str, Any]:
         """The fields that differ from their defaults."""
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)  # type: ignore[arg-type]
-            if getattr(self, f.name) != f.default
-        }
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload,no-any-return]
+        return asdict(self)
 
 
 _FIELDS: dict[type, tuple[OptionField, ...]] = {}
@@ -194,7 +207,7 @@ def option_fields(cls: type) -> tuple[OptionField, ...]:
 # ---------------------------------------------------------------------------------------------------------- engines
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TransformersOptions(Options):
     """PyTorch + transformers `generate()`."""
 
@@ -203,7 +216,7 @@ class TransformersOptions(Options):
     attn: Attn = opt("sdpa", "attention implementation: sdpa, eager or flash")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VllmOptions(Options):
     """`vllm serve` (V1). Figures are per GPU; the GPU itself is the workload's device."""
 
@@ -273,7 +286,7 @@ class VllmOptions(Options):
             )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LlamaCppOptions(Options):
     """llama.cpp (`llama-server` / `llama-cli`) and what is built on it."""
 
@@ -319,7 +332,7 @@ class LlamaCppOptions(Options):
             raise BadInput("tensor_split: proportions must be >= 0 with a positive sum", field="tensor_split")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MlxOptions(Options):
     """mlx-lm on Apple silicon (unified memory; the limit is the Metal working set)."""
 
@@ -386,7 +399,7 @@ ENGINE_OPTIONS: dict[str, type[Options]] = {
 # ---------------------------------------------------------------------------------------------------------- families
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VisionOptions(Options):
     """Images given to a vision-language model."""
 
@@ -397,7 +410,7 @@ class VisionOptions(Options):
     images: int = opt(1, "images per prompt (0: text only)", lo=0, hi=1024)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ImageOptions(Options):
     """What a diffusion model is asked to draw."""
 
@@ -410,7 +423,7 @@ class ImageOptions(Options):
     offload_text_encoders: bool = opt(False, "text encoders on the CPU except while encoding")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SpeechOptions(Options):
     """What a speech-recognition model is asked to transcribe."""
 
@@ -423,14 +436,18 @@ class SpeechOptions(Options):
 
 
 FamilyOptions = VisionOptions | ImageOptions | SpeechOptions
-FAMILY_OPTIONS: dict[str, type[Options]] = {"vlm": VisionOptions, "diffusion": ImageOptions, "speech": SpeechOptions}
+FAMILY_OPTIONS: dict[str, type[FamilyOptions]] = {
+    "vlm": VisionOptions,
+    "diffusion": ImageOptions,
+    "speech": SpeechOptions,
+}
 ALL_OPTIONS: tuple[type[Options], ...] = (*ENGINE_OPTIONS.values(), *FAMILY_OPTIONS.values())
 
 
 # ---------------------------------------------------------------------------------------------------------- device
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Device:
     """A GPU (or Apple chip) as the engine sees it. `usable_bytes`: what the runtime can allocate (torch-visible
     memory for CUDA, the Metal working-set limit on a Mac); `memory_bytes`: the spec sheet's figure."""
@@ -460,7 +477,7 @@ Optimizer = Literal["adamw", "adamw-fused", "adamw-8bit", "sgd", "sgd-momentum",
 Fsdp = Literal["full", "hybrid", "grad-op"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TrainWorkload(Options):
     """One training step in PyTorch + transformers (+ peft for LoRA, DeepSpeed ZeRO or FSDP over several GPUs)."""
 
@@ -507,10 +524,11 @@ class TrainWorkload(Options):
 
 # ---------------------------------------------------------------------------------------------------------- workload
 
-OptT = TypeVar("OptT", bound=Options)
+if TYPE_CHECKING:
+    OptT = TypeVar("OptT", bound=Options)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Workload:
     """What is run. Token counts are per sequence; `batch` sequences run together. `options` chooses the engine
     (and carries its settings); `family` carries image / speech settings for those models; `devices` are the GPUs
@@ -600,7 +618,7 @@ class Workload:
             else:
                 owners = ", ".join(c.title for c in owner_of(name)) or "no engine"
                 raise BadInput(f"{name}: not an option of {eng_cls.title} (an option of {owners})", field=name)
-        family = cast("FamilyOptions", fam_cls(**fam)) if fam_cls and fam else None
+        family = fam_cls(**fam) if fam_cls and fam else None
         return cls(**common, options=eng_cls(**eng), family=family, devices=devices)
 
     def with_options(self, **changes: Any) -> Workload:
@@ -660,7 +678,7 @@ class Workload:
         if self.family is not None:
             out["family"] = {"kind": self.family.scope, **self.family.to_dict()}
         if self.devices:
-            out["devices"] = [dataclasses.asdict(d) for d in self.devices]
+            out["devices"] = [asdict(d) for d in self.devices]
         return out
 
 

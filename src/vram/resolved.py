@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from .catalog import ModelEntry
 from .model import ModelSpec
+from .records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for mypy only: `typing` is not imported at run time (issue 18, the CLI's start)
+    from typing import Any
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ResolvedModel:
     spec: ModelSpec
     entry: ModelEntry | None

@@ -6,15 +6,16 @@ from __future__ import annotations
 import os
 from _thread import allocate_lock
 from time import monotonic
-from typing import TYPE_CHECKING, Any
 
 from .catalog import find_model
 from .errors import BadInput, UnknownModel
 from .model import ModelSpec, load_config_file, model_from_config
 from .resolved import ResolvedModel
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for mypy only: `typing` is not imported at run time (issue 18, the CLI's start)
     from pathlib import Path
+    from typing import Any
 
 # Resolved models, cached: a catalog entry for the life of the process (its data files are part of the package), a
 # config file / weights file / model folder for as long as the files' (mtime, size) are unchanged, a Hub repo for

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from . import __version__
 from .components import Component
 from .details import EngineDetails, VllmDetails
+from .records import field, record
 from .request import TrainWorkload, Workload
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for mypy only: `typing` is not imported at run time (issue 18, the CLI's start)
+    from typing import Any
 
-@dataclass(frozen=True)
+
+@record(frozen=True)
 class Estimate:
     model: str
     params: int

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from .records import replace
 from .request import ImageOptions, LlamaCppOptions, SpeechOptions, VllmOptions, Workload
 
 if TYPE_CHECKING:

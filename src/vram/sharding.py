@@ -3,11 +3,10 @@ and the NCCL buffers a split adds. Used by the engines (vLLM shards itself) and 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from .components.weights import common_weights
 from .errors import BadInput
 from .model import Layer, ModelSpec
+from .records import replace
 from .request import Workload
 from .resolved import ResolvedModel
 

@@ -45,12 +45,12 @@ a call's ubatches through the GPUs (`layer_split_prefill_s`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from .catalog import GpuEntry
 from .dtypes import QuantScheme, quant_scheme
 from .model import ModelSpec
+from .records import record
 
 # --- achievable shares of the datasheet bandwidth for decode's weight streaming ------------------------------------
 # Keyed by (backend, memory class, weight format). Backends: "cuda" (NVIDIA), "rocm" (AMD), "metal" (Apple),
@@ -207,7 +207,7 @@ ACTIVATION_PASSES_BACKENDS = ("llama.cpp/cuda",)
 PIPELINED_PREFILL_ENGINES = ("llama.cpp",)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Speed:
     decode_tokens_per_s: float  # all sequences of the batch together
     decode_tokens_per_s_per_seq: float

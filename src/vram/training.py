@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, replace
 from typing import Any
 
 from .components import Component
@@ -32,6 +31,7 @@ from .components.weights import common_weights, layer_param_sizes
 from .engines.transformers import sdpa_runs_math_kernel
 from .errors import BadInput, UnsupportedArchitecture
 from .model import Layer, ModelSpec, linear_shapes
+from .records import record, replace
 from .request import TrainWorkload, Workload
 from .resolved import ResolvedModel
 from .resolver import resolve_model
@@ -184,7 +184,7 @@ def _saved_per_token(model: ModelSpec, layer: Layer, tw: TrainWorkload, targets:
     return sum(_saved_items(model, layer, tw, targets))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Precision:
     param_bytes: float
     grad_bytes: float
@@ -227,7 +227,7 @@ def _factored_state_elems(model: ModelSpec) -> int:
     return total + model.final_params
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Sharding:
     weights: float  # fraction of weights kept per GPU
     grads: float
@@ -264,7 +264,7 @@ def _sharding(tw: TrainWorkload) -> _Sharding:
     return _Sharding(1 / n if stage >= 3 else 1, 1 / n if stage >= 2 else 1, 1 / n, f"{label} over {n} GPUs")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _StepShape:
     """What one training step allocates, in the order it does (the input of the allocator replay). Sizes in bytes
     for the whole micro-batch; parameter groups are [embedding, layer 0 … layer N-1, final norm]."""

@@ -42,11 +42,15 @@ Every row was read from transformers 5.24's modeling_<model_type>.py:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+
+from .records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for mypy only: `typing` is not imported at run time (issue 18, the CLI's start)
+    from typing import Any
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Traits:
     norm: str = "rms"
     norm_layout: str = "pre"

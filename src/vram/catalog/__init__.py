@@ -6,14 +6,15 @@ import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any
 
 from ..errors import UnknownGpu, UnknownModel
+from ..records import field, record
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for mypy only: `typing` is not imported at run time (issue 18, the CLI's start)
     from pathlib import Path
+    from typing import Any
 
 
 def _norm(s: str) -> str:
@@ -24,7 +25,7 @@ def _loose(s: str) -> str:
     return re.sub(r"[^a-z0-9.]", "", s.lower())
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ModelEntry:
     id: str
     name: str
@@ -55,7 +56,7 @@ class ModelEntry:
         }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GpuEntry:
     id: str
     name: str
@@ -271,9 +272,8 @@ def with_rates(gpu: GpuEntry, *, bandwidth_gb_per_s: float | None = None, tflops
     """`gpu` with its memory bandwidth and/or dense FP16/BF16 tensor rate replaced (a different clock, a card that
     is not in the catalog but close to one). The TFLOPS given replace every tensor and ALU rate the speed model
     reads (FP16-accumulate, Apple's FP32 ALU rate)."""
-    from dataclasses import replace
-
     from ..errors import BadInput
+    from ..records import replace
 
     if bandwidth_gb_per_s is not None and not bandwidth_gb_per_s > 0:
         raise BadInput("gpu_bandwidth: must be a positive number of GB/s", field="gpu_bandwidth")

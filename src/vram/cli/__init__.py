@@ -8,9 +8,12 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
 
 from ..errors import VramError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for mypy only: `typing` is not imported at run time (issue 18, the CLI's start)
+    from typing import Any, NoReturn
 
 # command modules, imported lazily so `vram estimate --json` starts fast
 COMMAND_MODULES = ("estimate", "catalog", "fit", "plan", "local", "measure", "serve", "admin", "explain", "mcp")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from ..errors import BadInput
 from ..request import (
@@ -23,6 +22,10 @@ from ..request import (
     option_fields,
 )
 from ..units import parse_bytes, parse_tokens
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for mypy only: `typing` is not imported at run time (issue 18, the CLI's start)
+    from typing import Any
 
 ENGINE_CHOICES = [*ENGINES, "llamacpp"]
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from ._common import add_request_options, engine_name, model_kind, print_json, train_from_args, workload_from_args
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for mypy only: `typing` is not imported at run time (issue 18, the CLI's start)
+    from typing import Any
 
 
 def register(sub: Any) -> None:

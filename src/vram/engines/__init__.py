@@ -7,11 +7,19 @@ Each engine module exposes `estimate(rm, wl) -> Estimate` for a resolved text LL
 from __future__ import annotations
 
 import importlib
-from typing import Protocol, cast
 
 from ..request import ENGINES, Workload
-from ..resolved import ResolvedModel
-from ..result import Estimate
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for mypy only: `typing` is not imported at run time (issue 18, the CLI's start)
+    from typing import Protocol
+
+    from ..resolved import ResolvedModel
+    from ..result import Estimate
+
+    class Engine(Protocol):
+        def estimate(self, rm: ResolvedModel, wl: Workload) -> Estimate: ...
+
 
 _MODULES = {
     "transformers": "transformers",
@@ -22,11 +30,8 @@ _MODULES = {
 }
 
 
-class Engine(Protocol):
-    def estimate(self, rm: ResolvedModel, wl: Workload) -> Estimate: ...
-
-
 def engine_for(name: str) -> Engine:
-    """The engine module for a name in `ENGINES`."""
+    """The engine module for a name in `ENGINES` (a module with the protocol's `estimate`)."""
     assert name in ENGINES and name in _MODULES, name
-    return cast(Engine, importlib.import_module(f"{__name__}.{_MODULES[name]}"))
+    engine: Engine = importlib.import_module(f"{__name__}.{_MODULES[name]}")
+    return engine

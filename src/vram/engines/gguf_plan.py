@@ -20,11 +20,11 @@ A prediction follows llama.cpp's own quantizer (src/llama-quant.cpp, `llama_tens
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from ..dtypes import GGML_TYPES, GGUF_MIX_BASE
 from ..errors import BadInput
 from ..model import ModelSpec
+from ..records import record
 
 MIX_BASE = GGUF_MIX_BASE  # llama_ftype_get_default_type (vram.dtypes)
 _ALIASES = {"MXFP4": "MXFP4_MOE", "FLOAT16": "F16", "FP16": "F16", "BFLOAT16": "BF16", "FLOAT32": "F32", "FP32": "F32"}
@@ -47,7 +47,7 @@ _BLK = re.compile(r"^blk\.(\d+)\.")
 _EXPS = re.compile(r"\.ffn_(up|down|gate|gate_up)_(ch|)exps")  # common/common.h LLM_FFN_EXPS_REGEX
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Tensor:
     name: str
     type_name: str
@@ -100,7 +100,7 @@ def _use_more_bits(i: int, n: int) -> bool:
     return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
 
 
-@dataclass
+@record()
 class _State:
     mix: str
     base: str

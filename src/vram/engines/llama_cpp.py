@@ -35,11 +35,11 @@ Read at the Oct 2026 tree (vendored by llama-cpp-python 0.3.36); the file/functi
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..components import Component
 from ..errors import BadInput
+from ..records import record
 from .gguf_plan import MIX_BASE, Tensor, mix_name, plan_tensors
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def validate_options(wl: Workload) -> None:
         )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Layout:
     """Where llama.cpp puts each block: device index (0.. GPUs) or -1 for the CPU; `output` likewise."""
 
@@ -224,7 +224,7 @@ def _device_of(t: Tensor, lay: Layout, n_cpu_moe: int) -> int:
     return lay.layers[il] if il < lay.n_layer else lay.output
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Kv:
     n_ctx: int
     cells: int  # per stream, full-attention layers
@@ -325,7 +325,7 @@ def compute_buffer_bytes(
     return phases[name], name
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DeviceUse:
     weights: int
     kv: int

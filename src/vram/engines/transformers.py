@@ -26,14 +26,13 @@ Everything here was checked against `torch.cuda.max_memory_allocated()` on an H2
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..components import Component
 from ..components.kv_cache import kv_cache_bytes, layer_kv_bytes, state_bytes, total_kv_bytes
 from ..components.runtime import DEFAULT_ARCH, allocator_reserve, cublas_workspace, cuda_context
 from ..components.weights import common_weights, weight_blocks, weight_scheme
 from ..dtypes import dtype_bytes
 from ..model import Layer, ModelSpec, linear_shapes
+from ..records import record
 from ..request import Workload
 from ..resolved import ResolvedModel
 from ..result import Estimate
@@ -49,7 +48,7 @@ IDS_BYTES_PER_TOKEN = 32
 # max-subtracted copy and the probabilities make 3 score-sized buffers at once, whatever the dtype.
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Phase:
     name: str
     bytes: int
@@ -134,7 +133,7 @@ def _norm_temp_per_token(h: int) -> int:
     return 8 * h
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ForwardProfile:
     peak_bytes: int
     kv_bytes: int

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
 
 from ..components import Component
 from ..components.runtime import cuda_context
@@ -57,6 +56,7 @@ from ..details import VllmDetails
 from ..dtypes import dtype_bytes
 from ..errors import BadInput
 from ..model import Layer, ModelSpec
+from ..records import record, replace
 from ..request import Workload
 from ..resolved import ResolvedModel
 from ..result import Estimate
@@ -408,13 +408,13 @@ def cuda_graph_bytes(spec: ModelSpec, max_num_seqs: int, e: int, lora_cases: int
     )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KvGroup:
     window: int | None  # None: full attention
     layers: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KvLayout:
     page_bytes: int  # one block of one layer
     group_size: int  # layers sharing one block table

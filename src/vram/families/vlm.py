@@ -13,12 +13,12 @@ prefill; its peak (one block's activations over all patches, SDPA) is compared w
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..components import Component
 from ..errors import ConfigError
 from ..model import ModelSpec, model_from_config
+from ..records import replace
 from ..request import VisionOptions
 
 if TYPE_CHECKING:

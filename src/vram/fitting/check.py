@@ -3,7 +3,6 @@ settings."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from ..catalog import GpuEntry
@@ -13,6 +12,7 @@ from ..devices import GpuChoice, canonical_arch, device_of, parse_gpu_spec
 from ..errors import BadInput
 from ..inference import estimate
 from ..model import ModelSpec
+from ..records import replace
 from ..request import MAX_BATCH, TrainWorkload, VllmOptions, Workload
 from ..resolved import ResolvedModel
 from ..result import Estimate

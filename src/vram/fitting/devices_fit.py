@@ -17,7 +17,6 @@ checked device by device.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from ..catalog import GpuEntry
@@ -25,6 +24,7 @@ from ..components import Component
 from ..devices import backend_for, device_of
 from ..errors import BadInput
 from ..inference import estimate
+from ..records import replace
 from ..request import Workload
 from ..result import Estimate
 from .evaluator import Evaluator

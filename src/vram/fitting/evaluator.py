@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import replace
 from threading import Lock
 
 from ..catalog import GpuEntry
@@ -12,6 +11,7 @@ from ..devices import GpuChoice, backend_for, canonical_arch, device_of
 from ..errors import BadInput
 from ..inference import estimate
 from ..model import ModelSpec
+from ..records import replace
 from ..request import LlamaCppOptions, Workload
 from ..resolved import ResolvedModel
 from ..resolver import resolve_model

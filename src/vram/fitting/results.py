@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..catalog import GpuEntry
 from ..components import Component
+from ..records import field, record
 from ..request import TrainWorkload, Workload
 from ..result import Estimate
 from ..speed import Speed
@@ -17,7 +17,7 @@ MIB = 1024**2
 VERDICTS = ("fits", "tight", "no")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RankUse:
     """One GPU's share."""
 
@@ -49,7 +49,7 @@ class RankUse:
         }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FitResult:
     model: str
     gpu: str
@@ -150,7 +150,7 @@ class FitResult:
         }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Option:
     """One GPU × count that holds the workload, with its speed."""
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 from ..catalog import GpuEntry
 from ..devices import GpuChoice
 from ..dtypes import QUALITY_ORDER, quant_scheme
 from ..model import ModelSpec
+from ..records import replace
 from ..request import MAX_BATCH, Workload
 from .evaluator import Evaluator
 

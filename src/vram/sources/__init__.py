@@ -4,12 +4,12 @@ and the Hugging Face Hub. Each source gives a ResolvedModel whose weight bytes a
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, SourceError
 from ..model import ModelSpec, load_config_file, model_from_config
+from ..records import replace
 
 if TYPE_CHECKING:
     from ..resolved import ResolvedModel

@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, NeedsExtra, SourceError, UnsupportedArchitecture
 from ..model import ModelSpec, model_from_config
+from ..records import field, record, replace
 
 MAX_TENSORS = 1 << 20
 MAX_KV = 1 << 20
@@ -54,7 +54,7 @@ ARCH_TO_MODEL_TYPE: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GgufTensor:
     name: str
     type_name: str
@@ -63,7 +63,7 @@ class GgufTensor:
     nbytes: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GgufFile:
     path: str
     architecture: str
@@ -75,7 +75,7 @@ class GgufFile:
         return self.metadata.get(f"{self.architecture}.{name}", default)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GgufWeights:
     """What llama.cpp loads: bytes per block, for the input layer (token embeddings, always on the CPU) and for the
     output layer (final norm + output matrix), by ggml type."""

@@ -219,8 +219,8 @@ def resolve_hub_gguf(fetcher: HubFetcher, repo: str, files: list[str], pick: str
     """A repo of GGUF files: the one named by `pick` (a quant name such as Q4_K_M, or a file name), or the only one;
     split models are read from all their parts."""
     import re
-    from dataclasses import replace
 
+    from ..records import replace
     from ..resolved import ResolvedModel
     from .gguf import GgufFile, gguf_spec, gguf_weights
 

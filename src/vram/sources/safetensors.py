@@ -14,11 +14,11 @@ import math
 import re
 import struct
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import SourceError
+from ..records import field, record
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the limit safetensors itself enforces
 MAX_INDEX_BYTES = 64 * 1024 * 1024
@@ -49,7 +49,7 @@ DTYPE_BITS: dict[str, int] = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TensorInfo:
     name: str
     dtype: str
@@ -61,7 +61,7 @@ class TensorInfo:
         return math.prod(self.shape)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SafetensorsHeader:
     """One file's header: its tensors (in offset order), free-form metadata and the size of header + data."""
 
@@ -177,7 +177,7 @@ def parse_index(raw: bytes, source: str) -> list[str]:
 # what the tensors say: parameter count, bytes per dtype, quantization
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class WeightsInfo:
     """A checkpoint's tensors summarised: logical parameters, stored bytes, and how they are quantized.
 

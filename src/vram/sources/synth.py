@@ -7,12 +7,13 @@ The tensor contents are random bytes: nothing here runs inference, only loads an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..records import record
 
-@dataclass(frozen=True)
+
+@record(frozen=True)
 class TinyModel:
     arch: str = "llama"
     n_embd: int = 256

@@ -18,7 +18,6 @@ from ..request import (
     ENGINE_OPTIONS,
     FAMILY_OPTIONS,
     EngineOptions,
-    FamilyOptions,
     TrainWorkload,
     Workload,
     option_fields,
@@ -105,7 +104,7 @@ def workload_of(body: WorkloadBody, gpu: str | None = None) -> Workload:
         dtype=body.dtype,
         quant=quant,
         kv_dtype=body.kv_dtype or None,
-        family=cast("FamilyOptions | None", family),
+        family=family,
         devices=devices,
     )
 
