@@ -79,12 +79,13 @@ def test_dense_family_ignores_an_expert_count() -> None:
 
 
 def _vram_imports(path: Path) -> set[str]:
-    """The vram modules a source file imports at module level (relative imports resolved against vram)."""
+    """The vram modules a source file imports at module level (relative imports resolved against vram), except
+    vram.records, which stands in for the standard library's dataclasses and imports nothing of vram's."""
     out: set[str] = set()
     for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
             out.add(node.module.split(".")[0])
-    return out
+    return out - {"records"}
 
 
 def test_traits_and_layers_are_leaves_and_builders_do_not_import_each_other() -> None:

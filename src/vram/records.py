@@ -10,8 +10,8 @@ Why not `dataclasses` (issue 18, the CLI's cold start): importing it imports `in
 `tokenize`, `linecache`), and every class it makes writes six methods as source text and compiles them while its
 module is imported — about 1 ms per class on the project's machine, with some 30 classes on the path of
 `vram estimate`: most of what the command spent beyond the interpreter's own start. A record compiles one method,
-its `__init__` (the one whose speed matters: an estimate makes many records); equality, hashing, `repr` and the
-frozen guard are shared functions that read the class's field list.
+its `__init__` (the one whose speed matters: an estimate makes many records), and only when its first instance is
+made; equality, hashing, `repr` and the frozen guard are shared functions that read the class's field list.
 
 What it does is what `dataclasses` does for the options this project uses:
 
@@ -173,6 +173,19 @@ def _make_init(cls: type, fields_: tuple[Field, ...], frozen: bool) -> Callable[
     return init
 
 
+def _first_init(cls: type, fields_: tuple[Field, ...], frozen: bool) -> Callable[..., None]:
+    """The class's `__init__` until the first record is made: it compiles the real one, puts it in the class and
+    runs it. A class no run instantiates (most options classes, in a given command) never compiles it."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init = _make_init(cls, fields_, frozen)
+        type.__setattr__(cls, "__init__", init)
+        init(self, *args, **kwargs)
+
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    return __init__
+
+
 def _key(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
     """A function from a record to the tuple of those fields' values (operator.attrgetter, in C)."""
     if not names:
@@ -214,7 +227,7 @@ def _process(cls: type[T], frozen: bool) -> type[T]:
     explicit_hash = "__hash__" in own and not (own["__hash__"] is None and "__eq__" in own)
     setattr(cls, "__record_fields__", fields_)  # noqa: B010 (a name mypy does not know on the class)
     if "__init__" not in own:
-        setattr(cls, "__init__", _make_init(cls, fields_, frozen))  # noqa: B010
+        setattr(cls, "__init__", _first_init(cls, fields_, frozen))  # noqa: B010
     if "__repr__" not in own:
         setattr(cls, "__repr__", _repr)  # noqa: B010
     if "__eq__" not in own:

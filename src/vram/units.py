@@ -15,9 +15,10 @@ GIB = 1024**3
 TIB = 1024**4
 GB = 1000**3
 
-_COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgKMG]i?)?\s*$")
+# patterns compiled on first use (re caches them): compiling at import is time every command pays
+_COUNT = r"^\s*(\d+(?:\.\d+)?)\s*([kmgKMG]i?)?\s*$"
 _COUNT_MULT = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
-_BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_BYTES = r"(?i)^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$"
 _BYTE_MULT = {
     "": 1,
     "b": 1,
@@ -49,7 +50,7 @@ def parse_tokens(text: str | int, *, field: str = "context") -> int:
         raise BadInput(f"{field}: expected a token count, got {text!r}", field=field)
     if isinstance(text, int):
         return text
-    m = _COUNT.match(str(text))
+    m = re.match(_COUNT, str(text))
     if not m:
         raise BadInput(f"{field}: expected a token count like 4096 or 32k, got {text!r}", field=field)
     value, suffix = float(m.group(1)), (m.group(2) or "").lower().rstrip("i")
@@ -64,7 +65,7 @@ def parse_bytes(text: str | int, *, field: str = "memory") -> int:
     """Parse a memory size: 24GB (decimal), 24GiB (binary), 80g, 1024 (bytes)."""
     if isinstance(text, int) and not isinstance(text, bool):
         return text
-    m = _BYTES.match(str(text))
+    m = re.match(_BYTES, str(text))
     if not m:
         raise BadInput(f"{field}: expected a size like 24GB or 80GiB, got {text!r}", field=field)
     return int(float(m.group(1)) * _BYTE_MULT[(m.group(2) or "").lower()])
