@@ -142,6 +142,21 @@ def test_declaration_errors_as_dataclasses() -> None:
         field(default=1, default_factory=int)
 
 
+def test_init_signature_and_errors_name_the_fields() -> None:
+    import inspect
+
+    assert list(inspect.signature(Point).parameters) == ["x", "y", "tags", "note"]
+    assert inspect.signature(Point).parameters["y"].default == 0
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'x'"):
+        Point(y=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'z'"):
+        Point(1, z=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="multiple values for argument 'x'"):
+        Point(1, x=2)  # type: ignore[misc]
+    assert Point.__init__.__qualname__ == "Point.__init__"
+    assert Counter().items is not Counter().items  # a factory is called for each record made
+
+
 def test_pickles() -> None:
     lab = Labelled(1, label="b")
     assert pickle.loads(pickle.dumps(lab)) == lab

@@ -9,9 +9,10 @@
 Why not `dataclasses` (issue 18, the CLI's cold start): importing it imports `inspect` (with `ast`, `dis`,
 `tokenize`, `linecache`), and every class it makes writes six methods as source text and compiles them while its
 module is imported — about 1 ms per class on the project's machine, with some 30 classes on the path of
-`vram estimate`: most of what the command spent beyond the interpreter's own start. A record compiles one method,
-its `__init__` (the one whose speed matters: an estimate makes many records), and only when its first instance is
-made; equality, hashing, `repr` and the frozen guard are shared functions that read the class's field list.
+`vram estimate`: most of what the command spent beyond the interpreter's own start. A record class compiles
+nothing: its `__init__` is the code dataclasses would compile for it, made from a template compiled once per
+shape (number of fields, which have factories) with the parameters and names set to the class's fields (see
+`_make_init`); equality, hashing, `repr` and the frozen guard are shared functions that read the field list.
 
 What it does is what `dataclasses` does for the options this project uses:
 
@@ -20,8 +21,9 @@ What it does is what `dataclasses` does for the options this project uses:
 * `field(default=, default_factory=, repr=, hash=, compare=, metadata=)`; a default that cannot be hashed (a list,
   a dict, a set) is refused, as `dataclasses` refuses it; a field without a default after one with a default is an
   error;
-* `__init__` takes every field (positionally or by name) and then calls `__post_init__()` when the class has one;
-  methods the class defines itself are kept;
+* `__init__` takes every field (positionally or by name), sets each with `object.__setattr__` (a mutable record
+  too: none defines its own `__setattr__`) and then calls `__post_init__()` when the class has one; methods the
+  class defines itself are kept;
 * `==` compares records of the same class field by field (the fields with `compare=True`); `frozen=True` makes
   assignment and deletion raise `FrozenInstanceError` (an AttributeError) and hashes the compared fields (those
   with `hash=False` left out); a mutable record is not hashable;
@@ -32,7 +34,7 @@ What it does is what `dataclasses` does for the options this project uses:
 from __future__ import annotations
 
 from operator import attrgetter
-from types import MappingProxyType
+from types import CodeType, FunctionType, MappingProxyType
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # for mypy only: `typing` is not imported at run time (a few milliseconds of every start)
@@ -145,45 +147,62 @@ def _collect(cls: type) -> tuple[Field, ...]:
     return out
 
 
-def _make_init(cls: type, fields_: tuple[Field, ...], frozen: bool) -> Callable[..., None]:
-    """`__init__` compiled from source, as dataclasses writes it: positional-or-keyword parameters with their
-    defaults, a factory called when its field is not given, then `__post_init__`."""
-    env: dict[str, Any] = {"__records_missing__": MISSING, "__records_setattr__": object.__setattr__}
-    params, body = [], []
-    for f in fields_:
-        value = f.name
-        if f.default is not MISSING:
-            env[f"__records_default_{f.name}__"] = f.default
-            params.append(f"{f.name}=__records_default_{f.name}__")
-        elif f.default_factory is not MISSING:
-            env[f"__records_factory_{f.name}__"] = f.default_factory
-            params.append(f"{f.name}=__records_missing__")
-            value = f"__records_factory_{f.name}__() if {f.name} is __records_missing__ else {f.name}"
-        else:
-            params.append(f.name)
-        body.append(f"__records_setattr__(self, {f.name!r}, {value})" if frozen else f"self.{f.name} = {value}")
-    if hasattr(cls, "__post_init__"):
-        body.append("self.__post_init__()")
-    source = f"def __init__(self, {', '.join(params)}):\n    " + "\n    ".join(body or ["pass"]) + "\n"
-    namespace: dict[str, Any] = {}
-    exec(source, env, namespace)
-    init: Callable[..., None] = namespace["__init__"]
+_TEMPLATES: dict[tuple[int, tuple[int, ...], bool], CodeType] = {}
+
+
+def _slot(i: int) -> str:
+    return f"\0field {i}"  # a placeholder no field name can be
+
+
+def _template(arity: int, factories: tuple[int, ...], post_init: bool) -> CodeType:
+    """The code of an `__init__` of `arity` parameters, written as dataclasses writes a frozen class's:
+    `__setattr__(self, "<field>", <parameter>)` for each (object.__setattr__, past the class's own guard; for a
+    factory field `__factory_<i>__()` when the parameter is `__missing__`), with placeholders for the field names,
+    then `self.__post_init__()` when the class has one. Compiled once per shape in a process."""
+    key = (arity, factories, post_init)
+    code = _TEMPLATES.get(key)
+    if code is None:
+        lines = [
+            f"__setattr__(self, {_slot(i)!r}, __factory_{i}__() if p{i} is __missing__ else p{i})"
+            if i in factories
+            else f"__setattr__(self, {_slot(i)!r}, p{i})"
+            for i in range(arity)
+        ]
+        if post_init:
+            lines.append("self.__post_init__()")
+        params = ", ".join(["self", *(f"p{i}" for i in range(arity))])
+        source = f"def __init__({params}):\n" + "".join(f"    {line}\n" for line in lines or ["pass"])
+        namespace: dict[str, Any] = {}
+        exec(source, {}, namespace)
+        code = _TEMPLATES[key] = namespace["__init__"].__code__
+    return code
+
+
+def _make_init(cls: type, fields_: tuple[Field, ...]) -> Callable[..., None]:
+    """`__init__(self, <the fields>)`, positional or by name, with the fields' defaults.
+
+    Made without compiling anything per class: the code is the template of its shape with the parameters renamed
+    to the fields and the placeholders replaced by the field names (CodeType.replace: the bytecode reads its
+    parameters by position and the names it sets from its constants, so it is the code dataclasses would have
+    compiled, and the function has the fields' names for keyword arguments, error messages and signatures)."""
+    names = tuple(f.name for f in fields_)
+    factories = tuple(i for i, f in enumerate(fields_) if f.default_factory is not MISSING)
+    template = _template(len(names), factories, hasattr(cls, "__post_init__"))
+    rename = {_slot(i): name for i, name in enumerate(names)}
+    code = template.replace(
+        co_varnames=("self", *names),
+        co_consts=tuple(rename.get(c, c) if isinstance(c, str) else c for c in template.co_consts),
+        co_name="__init__",
+        co_qualname=f"{cls.__qualname__}.__init__",
+    )
+    # a factory field's default is MISSING: its factory is called when it is not given
+    defaults = tuple(f.default for f in fields_ if f.default is not MISSING or f.default_factory is not MISSING)
+    env = {"__setattr__": object.__setattr__, "__missing__": MISSING}
+    env.update((f"__factory_{i}__", fields_[i].default_factory) for i in factories)
+    init = FunctionType(code, env, "__init__", defaults or None)
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
     return init
-
-
-def _first_init(cls: type, fields_: tuple[Field, ...], frozen: bool) -> Callable[..., None]:
-    """The class's `__init__` until the first record is made: it compiles the real one, puts it in the class and
-    runs it. A class no run instantiates (most options classes, in a given command) never compiles it."""
-
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        init = _make_init(cls, fields_, frozen)
-        type.__setattr__(cls, "__init__", init)
-        init(self, *args, **kwargs)
-
-    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
-    return __init__
 
 
 def _key(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
@@ -227,7 +246,7 @@ def _process(cls: type[T], frozen: bool) -> type[T]:
     explicit_hash = "__hash__" in own and not (own["__hash__"] is None and "__eq__" in own)
     setattr(cls, "__record_fields__", fields_)  # noqa: B010 (a name mypy does not know on the class)
     if "__init__" not in own:
-        setattr(cls, "__init__", _first_init(cls, fields_, frozen))  # noqa: B010
+        setattr(cls, "__init__", _make_init(cls, fields_))  # noqa: B010
     if "__repr__" not in own:
         setattr(cls, "__repr__", _repr)  # noqa: B010
     if "__eq__" not in own:
