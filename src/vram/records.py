@@ -10,9 +10,10 @@ Why not `dataclasses` (issue 18, the CLI's cold start): importing it imports `in
 `tokenize`, `linecache`), and every class it makes writes six methods as source text and compiles them while its
 module is imported — about 1 ms per class on the project's machine, with some 30 classes on the path of
 `vram estimate`: most of what the command spent beyond the interpreter's own start. A record class compiles
-nothing: its `__init__` is the code dataclasses would compile for it, made from a template compiled once per
-shape (number of fields, which have factories) with the parameters and names set to the class's fields (see
-`_make_init`); equality, hashing, `repr` and the frozen guard are shared functions that read the field list.
+nothing of its own: its `__init__` is made when its first record is, from a template compiled once per shape
+(number of fields, which have factories, a `__post_init__`) with the parameters and stored names set to the
+class's fields (see `_make_init`); equality, hashing, `repr` and the frozen guard are shared functions that read
+the field list. Classes a run never instantiates (most options classes, in one command) cost no template.
 
 What it does is what `dataclasses` does for the options this project uses:
 
@@ -21,9 +22,10 @@ What it does is what `dataclasses` does for the options this project uses:
 * `field(default=, default_factory=, repr=, hash=, compare=, metadata=)`; a default that cannot be hashed (a list,
   a dict, a set) is refused, as `dataclasses` refuses it; a field without a default after one with a default is an
   error;
-* `__init__` takes every field (positionally or by name), sets each with `object.__setattr__` (a mutable record
-  too: none defines its own `__setattr__`) and then calls `__post_init__()` when the class has one; methods the
-  class defines itself are kept;
+* `__init__` takes every field (positionally or by name), stores them in the instance's `__dict__` (past a frozen
+  class's guard, as dataclasses does with `object.__setattr__`; a mutable record's too: none defines its own
+  `__setattr__`) and then calls `__post_init__()` when the class has one; methods the class defines itself are
+  kept;
 * `==` compares records of the same class field by field (the fields with `compare=True`); `frozen=True` makes
   assignment and deletion raise `FrozenInstanceError` (an AttributeError) and hashes the compared fields (those
   with `hash=False` left out); a mutable record is not hashable;
@@ -155,27 +157,34 @@ def _slot(i: int) -> str:
 
 
 def _template(arity: int, factories: tuple[int, ...], post_init: bool) -> CodeType:
-    """The code of an `__init__` of `arity` parameters, written as dataclasses writes a frozen class's:
-    `__setattr__(self, "<field>", <parameter>)` for each (object.__setattr__, past the class's own guard; for a
-    factory field `__factory_<i>__()` when the parameter is `__missing__`), with placeholders for the field names,
-    then `self.__post_init__()` when the class has one. Compiled once per shape in a process."""
+    """The code of an `__init__` of `arity` parameters that stores them in the instance's `__dict__` (past the
+    class's own `__setattr__`, as a frozen dataclass's `__init__` does with object.__setattr__) under placeholder
+    names, a factory field's as `__factory_<i>__()` when its parameter is `__missing__`, then calls
+    `self.__post_init__()` when the class has one. Compiled once per shape in a process."""
     key = (arity, factories, post_init)
     code = _TEMPLATES.get(key)
     if code is None:
-        lines = [
-            f"__setattr__(self, {_slot(i)!r}, __factory_{i}__() if p{i} is __missing__ else p{i})"
-            if i in factories
-            else f"__setattr__(self, {_slot(i)!r}, p{i})"
+        values = ", ".join(
+            f"{_slot(i)!r}: " + (f"__factory_{i}__() if p{i} is __missing__ else p{i}" if i in factories else f"p{i}")
             for i in range(arity)
-        ]
+        )
+        lines = [f"__update__(self.__dict__, {{{values}}})"]
         if post_init:
             lines.append("self.__post_init__()")
         params = ", ".join(["self", *(f"p{i}" for i in range(arity))])
-        source = f"def __init__({params}):\n" + "".join(f"    {line}\n" for line in lines or ["pass"])
+        source = f"def __init__({params}):\n" + "".join(f"    {line}\n" for line in lines)
         namespace: dict[str, Any] = {}
         exec(source, {}, namespace)
         code = _TEMPLATES[key] = namespace["__init__"].__code__
     return code
+
+
+def _renamed(const: object, names: dict[str, str]) -> object:
+    if isinstance(const, str):
+        return names.get(const, const)
+    if isinstance(const, tuple):
+        return tuple(_renamed(c, names) for c in const)
+    return const
 
 
 def _make_init(cls: type, fields_: tuple[Field, ...]) -> Callable[..., None]:
@@ -183,26 +192,40 @@ def _make_init(cls: type, fields_: tuple[Field, ...]) -> Callable[..., None]:
 
     Made without compiling anything per class: the code is the template of its shape with the parameters renamed
     to the fields and the placeholders replaced by the field names (CodeType.replace: the bytecode reads its
-    parameters by position and the names it sets from its constants, so it is the code dataclasses would have
-    compiled, and the function has the fields' names for keyword arguments, error messages and signatures)."""
+    parameters by position and the names it stores from its constants, so it is the code one would write for the
+    class, and the function has the fields' names for keyword arguments, error messages and signatures)."""
     names = tuple(f.name for f in fields_)
     factories = tuple(i for i, f in enumerate(fields_) if f.default_factory is not MISSING)
     template = _template(len(names), factories, hasattr(cls, "__post_init__"))
-    rename = {_slot(i): name for i, name in enumerate(names)}
+    slots = {_slot(i): name for i, name in enumerate(names)}
     code = template.replace(
         co_varnames=("self", *names),
-        co_consts=tuple(rename.get(c, c) if isinstance(c, str) else c for c in template.co_consts),
+        co_consts=tuple(_renamed(c, slots) for c in template.co_consts),
         co_name="__init__",
         co_qualname=f"{cls.__qualname__}.__init__",
     )
     # a factory field's default is MISSING: its factory is called when it is not given
     defaults = tuple(f.default for f in fields_ if f.default is not MISSING or f.default_factory is not MISSING)
-    env = {"__setattr__": object.__setattr__, "__missing__": MISSING}
+    env = {"__update__": dict.update, "__missing__": MISSING}
     env.update((f"__factory_{i}__", fields_[i].default_factory) for i in factories)
     init = FunctionType(code, env, "__init__", defaults or None)
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
     return init
+
+
+def _first_init(cls: type, fields_: tuple[Field, ...]) -> Callable[..., None]:
+    """The class's `__init__` until its first record is made: it makes the real one (`_make_init`), puts it in the
+    class and runs it, so that a class a run never instantiates (most options classes, in one command) costs no
+    template compiled for its shape."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init = _make_init(cls, fields_)
+        type.__setattr__(cls, "__init__", init)
+        init(self, *args, **kwargs)
+
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    return __init__
 
 
 def _key(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
@@ -246,7 +269,7 @@ def _process(cls: type[T], frozen: bool) -> type[T]:
     explicit_hash = "__hash__" in own and not (own["__hash__"] is None and "__eq__" in own)
     setattr(cls, "__record_fields__", fields_)  # noqa: B010 (a name mypy does not know on the class)
     if "__init__" not in own:
-        setattr(cls, "__init__", _make_init(cls, fields_))  # noqa: B010
+        setattr(cls, "__init__", _first_init(cls, fields_))  # noqa: B010
     if "__repr__" not in own:
         setattr(cls, "__repr__", _repr)  # noqa: B010
     if "__eq__" not in own:
