@@ -7,6 +7,7 @@ and a 4-bit zero per group of 128 weights, 4 + 20/128 = 4.156 bits). GGUF block 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 
 from .errors import BadInput
 from .records import record
@@ -197,134 +198,143 @@ def _gguf(mix: str) -> QuantScheme:
     )
 
 
-_SCHEMES: dict[str, QuantScheme] = {}
-
-
-def _register(scheme: QuantScheme, *aliases: str) -> None:
-    for key in (scheme.name, *aliases):
-        _SCHEMES[key.lower()] = scheme
-
-
-for _dt, _bits in (("float32", 32), ("float16", 16), ("bfloat16", 16)):
-    _register(
-        QuantScheme(
-            name=_dt,
-            linear_bits=_bits,
-            embed_bits=_bits,
-            head_bits=_bits,
-            small_bits=_bits,
-            router_bits=_bits,
-            description=f"all weights in {_dt}",
-        )
+# the plain dtypes: what an estimate without a quantization reads (built at import; the others on first use)
+_PLAIN: dict[str, QuantScheme] = {
+    dt: QuantScheme(
+        name=dt,
+        linear_bits=bits,
+        embed_bits=bits,
+        head_bits=bits,
+        small_bits=bits,
+        router_bits=bits,
+        description=f"all weights in {dt}",
     )
-_register(
-    QuantScheme(
-        name="fp8",
-        linear_bits=8 + 32 / 4096,
-        description=(
-            "FP8 (e4m3) linear weights with one fp32 scale per tensor row block; embeddings, lm_head and norms 16-bit"
-        ),
-    ),
-    "float8",
-    "fp8-e4m3",
-)
-_register(
-    QuantScheme(
-        name="int8",
-        linear_bits=8 + 16 / 4096,
-        description=("INT8 weight-only (per-channel fp16 scales); embeddings, lm_head and norms 16-bit"),
-    ),
-    "w8a16",
-)
-_register(
-    QuantScheme(
-        name="int4",
-        linear_bits=4 + 20 / 128,
-        description=(
-            "INT4 weight-only, group 128 (fp16 scale + 4-bit zero per group); embeddings, lm_head and norms 16-bit"
-        ),
-    ),
-    "w4a16",
-)
-for _b in (4, 8):
-    for _g in (32, 64, 128):
-        _register(_gptq(_b, _g, "gptq"))
-        _register(_gptq(_b, _g, "awq"))
-_register(_gptq(4, 128, "gptq"), "gptq", "gptq-4bit", "gptq-int4")
-_register(_gptq(8, 128, "gptq"), "gptq-8bit", "gptq-int8")
-_register(_gptq(4, 128, "awq"), "awq", "awq-4bit")
-# bitsandbytes NF4: 4 bits + absmax per 64 weights; with double quantization the absmax is 8-bit with an fp32
-# second-level scale per 256 blocks: 4 + 8/64 + 32/(64*256) bits.
-_register(
-    QuantScheme(
-        name="nf4",
-        linear_bits=4 + 8 / 64 + 32 / (64 * 256),
-        description=(
-            "bitsandbytes NF4 with double quantization: 4 + 8/64 + 32/16384 = 4.127 bits/weight; embeddings, lm_head "
-            "and norms 16-bit"
-        ),
-    ),
-    "bnb-nf4",
-    "bnb-4bit",
-    "nf4-dq",
-    "fp4",
-)
-_register(
-    QuantScheme(
-        name="nf4-nodq",
-        linear_bits=4 + 32 / 64,
-        description=("bitsandbytes NF4 without double quantization: 4 + 32/64 = 4.5 bits/weight"),
-    ),
-    "bnb-nf4-nodq",
-)
-_register(
-    QuantScheme(
-        name="bnb-int8",
-        linear_bits=8,
-        description=(
-            "bitsandbytes LLM.int8(): int8 weights with an fp32 scale per output row; outlier columns computed in fp16"
-        ),
-    ),
-    "llm-int8",
-    "bnb-8bit",
-)
-for _mix in (
-    "Q2_K",
-    "Q3_K_S",
-    "Q3_K_M",
-    "Q3_K_L",
-    "Q4_K_S",
-    "Q4_K_M",
-    "Q5_K_S",
-    "Q5_K_M",
-    "Q6_K",
-    "Q8_0",
-    "Q4_0",
-    "Q4_1",
-    "Q5_0",
-    "Q5_1",
-    "IQ4_XS",
-    "IQ4_NL",
-    "IQ3_XXS",
-    "IQ2_XXS",
-):
-    _register(_gguf(_mix))
-# gpt-oss's GGUF type: MXFP4 experts (32 values in 17 bytes), everything else Q8_0 (llama-quant.cpp MXFP4_MOE)
-_register(_gguf("MXFP4_MOE"), "mxfp4")
-# MLX (mlx-lm) affine quantization: groups of 64 with a 16-bit scale and bias each (bits + 32/64 per weight), the
-# embedding and head too; norms stay 16-bit (vram.engines.mlx)
-for _b in (2, 3, 4, 6, 8):
-    _register(
+    for dt, bits in (("float32", 32), ("float16", 16), ("bfloat16", 16))
+}
+
+
+@cache
+def _schemes() -> dict[str, QuantScheme]:
+    """Every named scheme by its name and aliases (lower case). Built on the first lookup by name: some fifty
+    schemes that a command asking for a plain dtype never reads."""
+    schemes = dict(_PLAIN)
+
+    def register(scheme: QuantScheme, *aliases: str) -> None:
+        for key in (scheme.name, *aliases):
+            schemes[key.lower()] = scheme
+
+    register(
         QuantScheme(
-            name=f"mlx-{_b}bit",
-            linear_bits=_b + 0.5,
-            embed_bits=_b + 0.5,
-            head_bits=_b + 0.5,
-            small_bits=16,
-            router_bits=_b + 0.5,
-            description=f"MLX {_b}-bit affine, group 64, 16-bit scale + bias per group",
-        )
+            name="fp8",
+            linear_bits=8 + 32 / 4096,
+            description=(
+                "FP8 (e4m3) linear weights with one fp32 scale per tensor row block; embeddings, lm_head and norms "
+                "16-bit"
+            ),
+        ),
+        "float8",
+        "fp8-e4m3",
     )
+    register(
+        QuantScheme(
+            name="int8",
+            linear_bits=8 + 16 / 4096,
+            description=("INT8 weight-only (per-channel fp16 scales); embeddings, lm_head and norms 16-bit"),
+        ),
+        "w8a16",
+    )
+    register(
+        QuantScheme(
+            name="int4",
+            linear_bits=4 + 20 / 128,
+            description=(
+                "INT4 weight-only, group 128 (fp16 scale + 4-bit zero per group); embeddings, lm_head and norms 16-bit"
+            ),
+        ),
+        "w4a16",
+    )
+    for bits in (4, 8):
+        for group in (32, 64, 128):
+            register(_gptq(bits, group, "gptq"))
+            register(_gptq(bits, group, "awq"))
+    register(_gptq(4, 128, "gptq"), "gptq", "gptq-4bit", "gptq-int4")
+    register(_gptq(8, 128, "gptq"), "gptq-8bit", "gptq-int8")
+    register(_gptq(4, 128, "awq"), "awq", "awq-4bit")
+    # bitsandbytes NF4: 4 bits + absmax per 64 weights; with double quantization the absmax is 8-bit with an fp32
+    # second-level scale per 256 blocks: 4 + 8/64 + 32/(64*256) bits.
+    register(
+        QuantScheme(
+            name="nf4",
+            linear_bits=4 + 8 / 64 + 32 / (64 * 256),
+            description=(
+                "bitsandbytes NF4 with double quantization: 4 + 8/64 + 32/16384 = 4.127 bits/weight; embeddings, "
+                "lm_head and norms 16-bit"
+            ),
+        ),
+        "bnb-nf4",
+        "bnb-4bit",
+        "nf4-dq",
+        "fp4",
+    )
+    register(
+        QuantScheme(
+            name="nf4-nodq",
+            linear_bits=4 + 32 / 64,
+            description=("bitsandbytes NF4 without double quantization: 4 + 32/64 = 4.5 bits/weight"),
+        ),
+        "bnb-nf4-nodq",
+    )
+    register(
+        QuantScheme(
+            name="bnb-int8",
+            linear_bits=8,
+            description=(
+                "bitsandbytes LLM.int8(): int8 weights with an fp32 scale per output row; outlier columns computed "
+                "in fp16"
+            ),
+        ),
+        "llm-int8",
+        "bnb-8bit",
+    )
+    for mix in (
+        "Q2_K",
+        "Q3_K_S",
+        "Q3_K_M",
+        "Q3_K_L",
+        "Q4_K_S",
+        "Q4_K_M",
+        "Q5_K_S",
+        "Q5_K_M",
+        "Q6_K",
+        "Q8_0",
+        "Q4_0",
+        "Q4_1",
+        "Q5_0",
+        "Q5_1",
+        "IQ4_XS",
+        "IQ4_NL",
+        "IQ3_XXS",
+        "IQ2_XXS",
+    ):
+        register(_gguf(mix))
+    # gpt-oss's GGUF type: MXFP4 experts (32 values in 17 bytes), everything else Q8_0 (llama-quant.cpp MXFP4_MOE)
+    register(_gguf("MXFP4_MOE"), "mxfp4")
+    # MLX (mlx-lm) affine quantization: groups of 64 with a 16-bit scale and bias each (bits + 32/64 per weight), the
+    # embedding and head too; norms stay 16-bit (vram.engines.mlx)
+    for bits in (2, 3, 4, 6, 8):
+        register(
+            QuantScheme(
+                name=f"mlx-{bits}bit",
+                linear_bits=bits + 0.5,
+                embed_bits=bits + 0.5,
+                head_bits=bits + 0.5,
+                small_bits=16,
+                router_bits=bits + 0.5,
+                description=f"MLX {bits}-bit affine, group 64, 16-bit scale + bias per group",
+            )
+        )
+    return schemes
+
 
 # The order `vram fit` tries when looking for the best quantization that fits: highest quality first.
 # (Published perplexity studies of llama.cpp's K-quants and of GPTQ/AWQ put them in this order for 7B-70B models.)
@@ -349,12 +359,14 @@ QUALITY_ORDER: tuple[str, ...] = (
 def quant_scheme(name: str | None, *, dtype: str = "bfloat16") -> QuantScheme:
     """The weight storage for a quantization name (None: the plain dtype)."""
     if name is None or str(name).strip() == "" or str(name).lower() == "none":
-        return _SCHEMES[normalize_dtype(dtype)]
+        dt = normalize_dtype(dtype)
+        return _PLAIN[dt] if dt in _PLAIN else _schemes()[dt]
     key = str(name).strip().lower()
-    if key in _SCHEMES:
-        return _SCHEMES[key]
-    if key in _DTYPE_ALIASES and _DTYPE_ALIASES[key] in _SCHEMES:
-        return _SCHEMES[_DTYPE_ALIASES[key]]
+    schemes = _schemes()
+    if key in schemes:
+        return schemes[key]
+    if key in _DTYPE_ALIASES and _DTYPE_ALIASES[key] in schemes:
+        return schemes[_DTYPE_ALIASES[key]]
     raise BadInput(f"quant: unknown quantization {name!r} (e.g. q4_k_m, gptq-4bit, awq, nf4, fp8, int8)", field="quant")
 
 
@@ -431,7 +443,7 @@ def stored_scheme(qc: Any, *, is_moe: bool = False) -> QuantScheme | None:
                     f"scale per {n:,} = {bits:.4g} bits/weight; embeddings, lm_head, norms and routers 16-bit"
                 ),
             )
-        return _SCHEMES["fp8"]
+        return _schemes()["fp8"]
     if method == "mxfp4":
         bits = 4 + 8 / 32
         desc = (
@@ -453,14 +465,14 @@ def stored_scheme(qc: Any, *, is_moe: bool = False) -> QuantScheme | None:
         return _gptq(bits, group, method)
     if method == "bitsandbytes":
         if qc.get("load_in_4bit"):
-            return _SCHEMES["nf4" if qc.get("bnb_4bit_use_double_quant") else "nf4-nodq"]
+            return _schemes()["nf4" if qc.get("bnb_4bit_use_double_quant") else "nf4-nodq"]
         if qc.get("load_in_8bit"):
-            return _SCHEMES["bnb-int8"]
+            return _schemes()["bnb-int8"]
         return None
     if method == "modelopt":
         algo = str(qc.get("quant_algo") or "").upper()
         if algo == "FP8":
-            return _SCHEMES["fp8"]
+            return _schemes()["fp8"]
         if algo == "NVFP4":
             return QuantScheme(
                 name="nvfp4",
@@ -474,4 +486,4 @@ def stored_scheme(qc: Any, *, is_moe: bool = False) -> QuantScheme | None:
 
 
 def known_quants() -> list[str]:
-    return sorted({s.name for s in _SCHEMES.values()})
+    return sorted({s.name for s in _schemes().values()})
