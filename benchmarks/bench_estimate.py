@@ -10,6 +10,8 @@ the command's cold start at most 3× `python -c pass` (medians of 20 interleaved
   solver loop pays per estimate;
 * by name: `estimate("llama-3.1-8b", workload)` from a catalog id — what a library user writes; the resolved model
   is cached (vram.resolver.resolve_model), so this costs what the pre-resolved call does plus a lookup;
+* instructions: when valgrind is installed, the user-space instructions each of those commands executes, as a
+  ratio to `python -c pass`'s: a figure the machine's load does not move (the wall-time ratio is the goal's);
 * cold start: wall time of the console script as a fresh process, as a ratio to `python -c pass` with the same
   interpreter, interleaved run by run so that machine noise hits both alike; medians reported. Three more
   commands show where the time goes: the standard modules the path imports, alone (argparse and json, with re,
@@ -113,6 +115,38 @@ def bench_cold_start(runs: int) -> dict[str, Any]:
     }
 
 
+def _instructions(cmd: list[str], env: dict[str, str]) -> int | None:
+    """User-space instructions the command executes, counted by valgrind (cachegrind without its cache model):
+    unlike time, the same on a loaded machine as on an idle one (hash seed fixed)."""
+    out = subprocess.run(
+        ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", *cmd],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, "PYTHONHASHSEED": "0"},
+        check=True,
+    )
+    for line in out.stderr.splitlines():
+        if "I" in line and "refs:" in line:
+            return int(line.rsplit(":", 1)[1].strip().replace(",", ""))
+    return None
+
+
+def bench_instructions() -> dict[str, Any] | None:
+    """The same commands' instruction counts, as ratios to `python -c pass` (None without valgrind)."""
+    import shutil
+
+    if shutil.which("valgrind") is None:
+        return None
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    counts = {k: _instructions(cmd, env) for k, cmd in COLD_COMMANDS.items()}
+    base = counts["python -c pass"]
+    if not base or any(v is None for v in counts.values()):
+        return None
+    return {"counts": counts, "ratio_to_python": {k: v / base for k, v in counts.items() if v is not None}}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iterations", type=int, default=20000)
@@ -123,6 +157,7 @@ def main() -> int:
         "machine": machine(load=False),
         "in_process": bench_in_process(a.iterations),
         "cold_start": bench_cold_start(a.runs),
+        "instructions": bench_instructions(),
     }
     if a.json:
         print(json.dumps(result, indent=1))
@@ -135,6 +170,10 @@ def main() -> int:
     print(f"cold start, medians of {cs['runs']} interleaved runs; goal < 3x python -c pass")
     for k, ms in cs["median_ms"].items():
         print(f"  {k:40s} {ms:7.1f} ms  {cs['ratio_to_python'][k]:5.2f}x")
+    if result["instructions"]:
+        print("instructions executed (valgrind), as a ratio to python -c pass")
+        for k, r in result["instructions"]["ratio_to_python"].items():
+            print(f"  {k:40s} {r:5.2f}x")
     return 0
 
 
