@@ -261,7 +261,7 @@ def test_a_mixed_pair_that_cannot_hold_a_moe_model_gets_the_smallest_n_cpu_moe_w
 
 
 def _replace_devices(wl: Workload, devices: tuple) -> Workload:  # type: ignore[type-arg]
-    from dataclasses import replace
+    from vram.records import replace
 
     return replace(wl, devices=devices)
 

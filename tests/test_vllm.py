@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import math
@@ -20,7 +19,7 @@ from vram.devices import H100_TORCH_VISIBLE_BYTES, device_of
 from vram.engines import vllm
 from vram.errors import BadInput
 from vram.fitting import Evaluator, GpuChoice, fit, max_batch
-from vram.records import replace
+from vram.records import asdict, replace
 from vram.request import Workload
 from vram.resolver import resolve_model
 
@@ -63,7 +62,7 @@ def test_typed_details_are_the_json_answers_vllm_object() -> None:
     rc, d = _cli(
         "llama-3.1-8b", "--engine", "vllm", "--gpu", "h100-sxm", "--context", "8192", "--new-tokens", "0", "--json"
     )
-    assert rc == 0 and d["vllm"] == e.to_dict()["vllm"] == dataclasses.asdict(e.vllm)
+    assert rc == 0 and d["vllm"] == e.to_dict()["vllm"] == asdict(e.vllm)
     # the contract's fields and types, as the scorer reads them
     assert all(isinstance(d["vllm"][f], int) for f in score.FIELDS if f != "max_concurrency")
     assert isinstance(d["vllm"]["max_concurrency"], float) and "vllm" not in e.extra

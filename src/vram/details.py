@@ -6,11 +6,14 @@ the object other tools read (`vram estimate --engine vllm --json` → `"vllm": {
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import ClassVar
+from .records import asdict, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for mypy only: `typing` is not imported at run time (issue 18, the CLI's start)
+    from typing import ClassVar
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VllmDetails:
     """The figures one GPU of a `vllm serve` start-up logs, and the settings they came from (all per GPU)."""
 

@@ -343,7 +343,7 @@ class MlxOptions(Options):
 OllamaKvType = Literal["f16", "q8_0", "q4_0"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OllamaOptions(Options):
     """`ollama serve` and a model's Modelfile / API options. Ollama runs GGUF models on llama.cpp: vram turns these
     into the llama.cpp settings Ollama starts it with (`vram.engines.ollama`). `--batch` is OLLAMA_NUM_PARALLEL and

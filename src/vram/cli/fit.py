@@ -184,9 +184,8 @@ def run_fit(args: argparse.Namespace) -> int:
             )
         ram = ram_setup(args.ram_type, parse_bytes(args.ram, field="ram") if args.ram is not None else None)
     if args.ram is None and str(args.gpu).strip().lower().split("x")[-1] == "local" and args.engine != "transformers":
-        from dataclasses import replace as _replace
-
         from ..llama_offload import machine_ram_bytes, ram_setup
+        from ..records import replace as _replace
 
         size = machine_ram_bytes()
         if size is not None:  # `local`: this machine's RAM is the host memory

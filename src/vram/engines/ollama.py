@@ -33,10 +33,10 @@ Read from Ollama's tree at v0.33.0-rc2 (August 2026); file and function of each 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadInput
+from ..records import replace
 from ..request import LlamaCppOptions, OllamaOptions, Workload, version_tuple
 
 if TYPE_CHECKING:

@@ -514,7 +514,7 @@ EMBEDDING_LORA_MODEL_TYPES: dict[str, str] = {
 MOE_LORA_VERSION = (0, 12)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LoraSlots:
     """What ``--enable-lora`` preallocates on one rank, in bytes: all of it, the routed experts' part, the
     embedding and head's part."""
@@ -575,7 +575,7 @@ def lora_slot_bytes(spec: ModelSpec, max_loras: int, rank: int, e: int, version:
     return LoraSlots((per_slot + experts + embedding) * unit, experts * unit, embedding * unit)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EncoderCache:
     """The dummy multimodal batch of the profile run: items encoded, tokens each, bytes kept."""
 
@@ -619,7 +619,7 @@ def _n(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Draft:
     """What speculative decoding adds on one rank: the drafter's weights (in "Model loading took", which times
     the drafter's load too) and its attention layers, whose KV shares the target's block pool."""
