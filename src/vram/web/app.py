@@ -6,6 +6,7 @@ carries RateLimit-Limit / -Remaining / -Reset headers and the security headers (
 
 from __future__ import annotations
 
+import gc
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -418,5 +419,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def app_from_env() -> FastAPI:
-    """Factory for `uvicorn --factory vram.web.app:app_from_env` (what `vram serve` runs)."""
-    return create_app(Settings.from_env())
+    """Factory for `uvicorn --factory vram.web.app:app_from_env` (what `vram serve` runs).
+
+    What the start made — modules, the app, its routes and schemas: some 130,000 objects the cyclic garbage
+    collector tracks, all kept until the process ends — is taken out of the collector's sight (`gc.freeze`). A
+    full collection walked them all: 105–111 ms in process under 64 concurrent estimates, a pause every request in
+    flight waits through (the p99); 17–21 ms frozen (issue 18)."""
+    app = create_app(Settings.from_env())
+    gc.collect()  # what the start left as garbage is freed, not frozen
+    gc.freeze()
+    return app
