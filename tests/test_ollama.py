@@ -218,3 +218,24 @@ def test_models_for_a_gpu_with_ollama_try_gguf_formats() -> None:
         "q4_k_m",
         15_856_947_200,
     )
+
+
+def test_ollama_puts_a_model_on_one_gpu_when_one_holds_it() -> None:
+    """server/sched.go selectLlamaServerPlacement: Qwen3-8B Q4_K_M at Ollama's 32k (4090 + 3060: 36 GiB) is
+    predicted at 9.18 GiB, within 80 % of the 4090: Ollama loads it there alone; OLLAMA_SCHED_SPREAD spreads it."""
+    wl = Workload(quant="q4_k_m", options=OllamaOptions(auto_context=True))
+    r = fit("qwen3-8b", "rtx-4090+rtx-3060", wl)
+    assert r.ollama is not None and r.ollama["gpu_index"] == 0 and r.ollama["num_ctx"] == 32768
+    assert (r.gpu, r.gpu_count, r.device_split) == ("rtx-4090", 1, None)
+    assert r.per_gpu_bytes == 10_103_390_208  # = the single-4090 answer
+    spread = fit("qwen3-8b", "rtx-4090+rtx-3060", Workload(quant="q4_k_m", options=OllamaOptions(sched_spread=True)))
+    assert spread.gpu_count == 2 and spread.device_split is not None
+    est = estimate(
+        "qwen3-8b",
+        Workload(
+            quant="q4_k_m",
+            options=OllamaOptions(auto_context=True),
+            devices=(device_of("rtx-3060-12gb"), device_of("rtx-4090")),
+        ),
+    )
+    assert est.extra["ollama"]["gpu_index"] == 1 and len(est.workload.devices) == 1  # type: ignore[union-attr]

@@ -371,6 +371,9 @@ class OllamaOptions(Options):
     flash_attn: bool = opt(True, "OLLAMA_FLASH_ATTENTION (default: auto, on where the GPU supports it)")
     kv_cache_type: OllamaKvType = opt("f16", "OLLAMA_KV_CACHE_TYPE: f16, q8_0 or q4_0 (both caches)")
     num_gpu: int | None = opt(None, "num_gpu: layers on the GPU (default: as many as fit)", lo=0, hi=1 << 16)
+    sched_spread: bool = opt(
+        False, "OLLAMA_SCHED_SPREAD: spread a model over every GPU even when one holds it", flag="--ollama-sched-spread"
+    )
     backend: Backend | None = opt(None, "llama.cpp build Ollama ships (default: from --gpu, else cuda)")
 
     def check(self) -> None:

@@ -463,7 +463,8 @@ def print_serving(serving: dict[str, Any], console: Any) -> None:
         f"  Ollama:       {o['command']}; Modelfile: {' / '.join(o['modelfile'])}", soft_wrap=True, highlight=False
     )
     for n in o.get("notes", []):
-        console.print(f"                [dim]{n}[/]", highlight=False)
+        if n not in v.get("notes", []):  # the length notes are said once, under vLLM
+            console.print(f"                [dim]{n}[/]", highlight=False)
     console.print(f"  transformers: {serving['transformers']['code']}", soft_wrap=True, highlight=False)
     for n in serving["transformers"].get("notes", []):
         console.print(f"                [dim]{n}[/]", highlight=False)

@@ -24,6 +24,8 @@ Read from Ollama's tree at v0.33.0-rc2 (August 2026); file and function of each 
   `OLLAMA_KV_CACHE_TYPE` for K and V; a quantized V cache without flash attention makes llama.cpp refuse the
   context. Older runners kept f16 without flash attention and cached sliding-window layers at full size
   (`using full-size SWA cache`); llama-server is started without `--swa-full`.
+* **GPUs** (server/sched.go `selectLlamaServerPlacement`): of several GPUs, the one with the most memory when
+  Ollama's prediction is within 80 % of it, unless `OLLAMA_SCHED_SPREAD` (or num_gpu 0); else all of them.
 * **Layers** `num_gpu`: `-ngl N` when given; otherwise llama-server's automatic fit decides (vram's fit solver).
 * **`ollama ps`** (llm/llama_server.go `memoryParsingWriter`, `MemorySize`; cmd/cmd.go): SIZE is the sum of the
   model, KV, compute and output buffers llama-server logs, or the GPU buffers alone when every layer is on the GPU;
@@ -171,28 +173,50 @@ def as_llama_cpp(rm: ResolvedModel, wl: Workload) -> tuple[Workload, dict[str, A
         backend=o.backend,
     )
     out = replace(wl, context=ctx, batch=parallel, new_tokens=0, options=llama)
+    file_bytes: list[int] = []
+
+    def predicted() -> int:
+        if not file_bytes:
+            from .llama_cpp import estimate as llama_estimate
+
+            probe = llama_estimate(rm, replace(out, devices=())).extra["llama_cpp"]
+            file_bytes.append(int(probe["weights_total_bytes"]))
+        return predicted_bytes(rm, file_bytes[0], cells)
+
+    # GPUs (server/sched.go selectLlamaServerPlacement): one GPU when one holds the prediction within 80 % of its
+    # memory (the one with the most), unless OLLAMA_SCHED_SPREAD or num_gpu 0
+    gpu_index = None
+    devices = wl.devices
+    if len(devices) > 1 and o.num_gpu != 0 and not o.sched_spread and server:
+        need = predicted()
+        one = [i for i, d in enumerate(devices) if need <= d.usable_bytes * 80 // 100]
+        if one:
+            gpu_index = max(one, key=lambda i: devices[i].usable_bytes)
+            devices = (devices[gpu_index],)
+            notes.append(
+                f"one GPU: Ollama loads the model on GPU {gpu_index} ({devices[0].name}), whose 80 % holds its "
+                f"prediction of {need / GIB:,.2f} GiB (OLLAMA_SCHED_SPREAD=1 spreads it over all)"
+            )
+        out = replace(out, devices=devices)
     # num_batch (n_batch = n_ubatch)
     if o.num_batch is not None:
         num_batch = o.num_batch
     elif not server:
         num_batch = DEFAULT_NUM_BATCH
     else:
-        from .llama_cpp import estimate as llama_estimate
-
-        probe = llama_estimate(rm, replace(out, new_tokens=0)).extra["llama_cpp"]
-        predicted = predicted_bytes(rm, int(probe["weights_total_bytes"]), cells)
-        free = sum(d.usable_bytes for d in wl.devices)
-        backend = (o.backend or (wl.devices[0].backend if wl.devices else "cuda")).lower()
+        pred = predicted()
+        free = sum(d.usable_bytes for d in devices)
+        backend = (o.backend or (devices[0].backend if devices else "cuda")).lower()
         num_batch = automatic_num_batch(
             cells,
-            predicted,
+            pred,
             free,
             flash_attn=o.flash_attn,
             cuda=backend == "cuda",
-            smallest_gpu_bytes=min((d.memory_bytes for d in wl.devices), default=None),
+            smallest_gpu_bytes=min((d.memory_bytes for d in devices), default=None),
         )
         why = (
-            f" (its prediction {predicted / GIB:,.2f} GiB, {free / GIB:,.2f} GiB free: nothing else loaded, assumed)"
+            f" (its prediction {pred / GIB:,.2f} GiB, {free / GIB:,.2f} GiB free: nothing else loaded, assumed)"
             if free and cells > 4096
             else ""
         )
@@ -220,6 +244,7 @@ def as_llama_cpp(rm: ResolvedModel, wl: Workload) -> tuple[Workload, dict[str, A
         "flash_attention": o.flash_attn,
         "kv_cache_type": kv,
         "num_gpu": o.num_gpu,
+        "gpu_index": gpu_index,  # the one GPU Ollama picked from several (None: all of them)
         "notes": notes,
     }
     return out.validate(), settings

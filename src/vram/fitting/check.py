@@ -326,6 +326,9 @@ def _fit_ollama(
         choice = parse_gpu_spec(gpu_spec)
         gpus = [choice.gpu] * choice.count
     lwl, settings = ollama_on(ev, wl, gpus)
+    if settings["gpu_index"] is not None:  # Ollama loads it on one of the GPUs given
+        gpus = [gpus[int(settings["gpu_index"])]]
+        gpu_spec = GpuChoice(gpus[0], 1)
     r = fit(
         ev,
         gpu_spec,
