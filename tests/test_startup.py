@@ -216,3 +216,15 @@ def test_cache_is_thread_safe() -> None:
     assert errors == []
     assert all(len(v) == 1 for v in seen.values())
     assert resolve_model("qwen2.5-7b") is resolve_model("qwen2.5-7b")
+
+
+def test_weight_blocks_kept_per_model() -> None:
+    """The allocator replay behind `weight_blocks` runs once per model object (an estimate by name stays cheap)."""
+    from vram.components import weights
+
+    spec = resolve_model("llama-3.1-8b").spec
+    first = weights.weight_blocks(spec, 2.0)
+    assert weights._BLOCKS[(id(spec), 2.0)][0] is spec
+    weights._BLOCKS.clear()
+    assert weights.weight_blocks(spec, 2.0) == first  # replayed again: the same
+    assert len(weights._BLOCKS) <= weights.MAX_KEPT_BLOCKS

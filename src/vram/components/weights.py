@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from _thread import allocate_lock
 
 from ..dtypes import QuantScheme, quant_scheme
 from ..model import Layer, ModelSpec, linear_shapes
@@ -155,6 +156,14 @@ def parameter_sizes(model: ModelSpec, elem: float) -> tuple[tuple[int, ...], ...
     )
 
 
+# weight_blocks replays a few hundred allocations per model: kept per model object (the resolver keeps resolved
+# models, so an estimate by name or of a pre-resolved model finds it), checked by identity (the entry holds the
+# model, so its id cannot be reused while kept), bounded, oldest out first
+MAX_KEPT_BLOCKS = 256
+_BLOCKS: dict[tuple[int, float], tuple[ModelSpec, int]] = {}
+_BLOCKS_LOCK = allocate_lock()
+
+
 def weight_blocks(model: ModelSpec, elem: float) -> Component:
     """What `memory_allocated()` counts for the parameters beyond their bytes, in a fresh process.
 
@@ -168,11 +177,20 @@ def weight_blocks(model: ModelSpec, elem: float) -> Component:
     build's parameters) gives Gemma-3-1B 52,849,406 and DeepSeek-V2-Lite 81,789,696 (here 52,848,896 and
     81,788,928). A vision tower's tensors are not replayed.
     """
-    sizes = [b for group in parameter_sizes(model, elem) for b in group if b > 0]
-    al = CachingAllocator()
-    for b in sizes:
-        al.allocate(b)
-    extra = max(0, al.allocated - sum(sizes))
+    key = (id(model), elem)
+    kept = _BLOCKS.get(key)
+    if kept is not None and kept[0] is model:
+        extra = kept[1]
+    else:
+        sizes = [b for group in parameter_sizes(model, elem) for b in group if b > 0]
+        al = CachingAllocator()
+        for b in sizes:
+            al.allocate(b)
+        extra = max(0, al.allocated - sum(sizes))
+        with _BLOCKS_LOCK:
+            if len(_BLOCKS) >= MAX_KEPT_BLOCKS:
+                _BLOCKS.pop(next(iter(_BLOCKS)), None)  # the oldest first
+            _BLOCKS[key] = (model, extra)
     return Component(
         "weight_blocks",
         extra,
