@@ -228,3 +228,37 @@ def test_weight_blocks_kept_per_model() -> None:
     weights._BLOCKS.clear()
     assert weights.weight_blocks(spec, 2.0) == first  # replayed again: the same
     assert len(weights._BLOCKS) <= weights.MAX_KEPT_BLOCKS
+
+
+@pytest.mark.parametrize(
+    ("command", "collecting"), [("estimate", False), ("fit", False), ("serve", True), ("mcp", True)]
+)
+def test_console_script_pauses_the_collector_for_short_commands(
+    command: str, collecting: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    import vram.cli
+
+    seen: list[bool] = []
+    monkeypatch.setattr(vram.cli, "main", lambda argv: seen.append(gc.isenabled()) or 3)
+    monkeypatch.setattr(sys, "argv", ["vram", command, "x"])
+    try:
+        with pytest.raises(SystemExit) as stop:
+            vram.cli.run()
+    finally:  # this test process keeps its collector (run() froze what was alive)
+        gc.unfreeze()
+        gc.enable()
+    assert stop.value.code == 3  # main's status is the process's
+    assert seen == [collecting]
+
+
+def test_console_script_answers_as_main_does() -> None:
+    """The installed `vram` (vram.cli:run) prints what main() prints."""
+    script = Path(sys.executable).with_name("vram")
+    args = ["estimate", "llama-3.1-8b", "--json"]
+    via_script = subprocess.run([str(script), *args], capture_output=True, text=True, check=True).stdout
+    code = f"import sys; from vram.cli import main; sys.exit(main({args!r}))"
+    via_main = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(via_script) == json.loads(via_main)
+    assert json.loads(via_script)["peak_allocated_bytes"] > 15 * 2**30

@@ -123,5 +123,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(rc or 0)
 
 
+# commands whose process lives on (servers) or runs long work (measuring on a GPU): they keep the cyclic garbage
+# collector running
+LONG_RUNNING = frozenset({"serve", "mcp", "measure"})
+
+
+def run() -> NoReturn:
+    """The console script `vram`. A short command's process ends as soon as it has answered, so the cyclic garbage
+    collector is paused for it: during the imports it would walk the same start-up objects again and again (class
+    and function objects, none of them garbage), and whatever is alive at the end is frozen so the interpreter's
+    exit does not walk it once more. Memory freed by reference counting is freed as usual; long-running commands
+    (LONG_RUNNING) keep the collector. `main` itself leaves the collector alone (tests and callers run it
+    in-process)."""
+    import gc
+
+    argv = sys.argv[1:]
+    if not argv or argv[0] not in LONG_RUNNING:
+        gc.disable()
+    rc = main(argv)
+    gc.freeze()
+    sys.exit(rc)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
