@@ -3,16 +3,14 @@ contract of issue 13, the expert-offload solver, mixed GPUs, host RAM and Apple 
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from vram.cli import main
+from cli_support import call_cli as _cli
 from vram.errors import BadInput
 from vram.fitting import fit
 from vram.inference import estimate
@@ -36,16 +34,6 @@ def _scorer() -> Any:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
-
-
-def _cli(args: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            rc = main(args)
-        except SystemExit as exc:  # argparse
-            rc = int(exc.code or 0)
-    return rc, out.getvalue(), err.getvalue()
 
 
 def _estimate_json(args: list[str]) -> dict[str, Any]:

@@ -4,14 +4,12 @@ tensor split)."""
 
 from __future__ import annotations
 
-import io
 import json
-from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
 
+from cli_support import call_cli as _cli
 from vram.catalog import find_gpu
-from vram.cli import main
 from vram.errors import BadInput
 from vram.fitting import fit, gpu_workload
 from vram.inference import estimate
@@ -19,16 +17,6 @@ from vram.llama_offload import ram_setup
 from vram.request import Workload
 
 GIB = 1024**3
-
-
-def _cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            rc = main(argv)
-        except SystemExit as exc:
-            rc = int(exc.code or 0)
-    return rc, out.getvalue(), err.getvalue()
 
 
 def _total_with(model: str, gpu: str, wl: Workload, n_cpu_moe: int) -> int:

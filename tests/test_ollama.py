@@ -4,13 +4,11 @@ type and flash attention, and what `ollama ps` would show."""
 
 from __future__ import annotations
 
-import io
 import json
-from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
 
-from vram.cli import main
+from cli_support import call_cli as _cli
 from vram.devices import device_of
 from vram.engines.ollama import automatic_num_batch, default_num_ctx, human_bytes
 from vram.errors import BadInput
@@ -20,16 +18,6 @@ from vram.request import OllamaOptions, Workload
 
 GIB = 1024**3
 MIB = 1024**2
-
-
-def _cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            rc = main(argv)
-        except SystemExit as exc:
-            rc = int(exc.code or 0)
-    return rc, out.getvalue(), err.getvalue()
 
 
 def test_default_num_ctx_follows_ollamas_vram_tiers() -> None:
