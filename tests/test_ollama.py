@@ -227,3 +227,47 @@ def test_ollama_puts_a_model_on_one_gpu_when_one_holds_it() -> None:
         ),
     )
     assert est.extra["ollama"]["gpu_index"] == 1 and len(est.workload.devices) == 1  # type: ignore[union-attr]
+
+
+def test_ollama_ps_of_a_fit_that_offloads_layers_counts_the_layers_on_the_cpu() -> None:
+    """`ollama ps` of a model that keeps only some layers on the GPU shows a CPU/GPU split, sized by the layout the
+    fit proposes (the output layer and the last blocks on the GPU), never 100% GPU."""
+    r = fit("llama-3.1-70b", "rtx-4090", Workload.from_flat(quant="q4_k_m", engine="ollama", context=8192))
+    assert r.verdict == "no" and r.offload is not None
+    on_gpu, total = int(r.offload["layers_on_gpu"]), int(r.offload["layers_total"])
+    assert 0 < on_gpu < total
+    ps = r.ollama["ps"]
+    cpu_pct = int(ps["processor"].split("%")[0])
+    assert ps["processor"].endswith("CPU/GPU")
+    # the CPU share is the blocks left in RAM, give or take the output layer and the GPU's own buffers
+    assert abs(cpu_pct - 100 * (total - on_gpu) / total) < 8
+    assert ps["vram_bytes"] < ps["size_bytes"]
+
+
+def test_ollama_ps_of_a_mixed_pair_that_offloads_is_not_all_gpu() -> None:
+    r = fit(
+        "llama-3.1-70b", "rtx-4090+rtx-3060-12gb", Workload.from_flat(quant="q4_k_m", engine="ollama", context=8192)
+    )
+    assert r.offload is not None and r.offload["kind"] == "layers"
+    ps = r.ollama["ps"]
+    assert ps["processor"].endswith("CPU/GPU")
+    assert ps["size_bytes"] - ps["vram_bytes"] > 4 * GIB  # the blocks in RAM
+
+
+def test_ollama_estimate_that_does_not_fit_the_gpu_shows_no_ps_line() -> None:
+    """With num_gpu unset, a model bigger than the GPU is loaded partly (llama-server's automatic fit): the estimate,
+    which sizes every layer on the GPU, says so instead of an `ollama ps` line of 100% GPU."""
+    wl = Workload(options=OllamaOptions(), devices=(device_of("rtx-4090"),))
+    big = estimate("qwen3-30b-a3b", wl)
+    assert big.extra["ollama"]["ps"] is None
+    assert any(a.startswith("every layer on the GPU does not fit") for a in big.assumptions)
+    assert not any("would show SIZE" in a for a in big.assumptions)
+    small = estimate("llama-3.1-8b", wl)
+    assert small.extra["ollama"]["ps"]["processor"] == "100% GPU"
+
+
+def test_llama_cpp_fit_host_memory_counts_the_offloaded_layers() -> None:
+    r = fit("llama-3.1-70b", "rtx-4090", Workload.from_flat(quant="q4_k_m", engine="llama.cpp", context=8192))
+    assert r.offload is not None and r.host_memory is not None
+    # the layers left in RAM (weights and their KV), not the all-on-GPU layout's small host buffers
+    assert abs(r.host_memory["host_bytes"] - r.offload["host_memory_bytes"]) < 0.05 * r.offload["host_memory_bytes"]

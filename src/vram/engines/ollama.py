@@ -278,6 +278,19 @@ def ps_view(lc: dict[str, Any], n_layers: int) -> dict[str, Any]:
     return {"size_bytes": size, "vram_bytes": gpu, "size": human_bytes(size), "processor": processor}
 
 
+def _over_the_gpus(est: Estimate, lwl: Workload) -> bool:
+    """Whether a llama.cpp estimate over the workload's devices needs more than one of them can hold."""
+    if not lwl.devices:
+        return False
+    per_device = est.extra["llama_cpp"].get("devices")
+    if per_device and len(per_device) == len(lwl.devices):
+        return any(
+            int(du["weights_gpu_bytes"] + du["kv_gpu_bytes"] + du["compute_gpu_bytes"]) > d.usable_bytes
+            for du, d in zip(per_device, lwl.devices, strict=True)
+        )
+    return est.total_bytes > lwl.devices[0].usable_bytes
+
+
 def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     """The llama.cpp estimate of what Ollama starts, with Ollama's choices among the assumptions and `ollama` in
     its details (settings and what `ollama ps` will show)."""
@@ -286,9 +299,18 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     lwl, settings = as_llama_cpp(rm, wl)
     est = llama_estimate(rm, lwl)
     lc = est.extra["llama_cpp"]
-    ps = ps_view(lc, rm.spec.num_layers)
-    ollama = {**settings, "ps": ps}
+    ps: dict[str, Any] | None = ps_view(lc, rm.spec.num_layers)
     ps_line = f"`ollama ps` would show SIZE {ps['size']}, PROCESSOR {ps['processor']}, CONTEXT {settings['num_ctx']:,}"
+    num_gpu = wl.options.num_gpu if isinstance(wl.options, OllamaOptions) else None
+    if num_gpu is None and _over_the_gpus(est, lwl):
+        # num_gpu unset: llama-server's automatic fit keeps only part of the model on the GPU(s); the layout this
+        # estimate sizes (every layer on the GPU) is not the one Ollama would load
+        ps = None
+        ps_line = (
+            "every layer on the GPU does not fit: Ollama would keep only part of the model there (num_gpu unset: "
+            "llama-server's automatic fit); `vram fit` finds how much, and what `ollama ps` then shows"
+        )
+    ollama = {**settings, "ps": ps}
     return replace(
         est,
         engine="ollama",

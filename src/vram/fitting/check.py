@@ -8,7 +8,7 @@ from typing import Any
 from ..catalog import GpuEntry
 from ..components.weights import weight_scheme
 from ..components.weights import weights_bytes as _weights_component
-from ..devices import GpuChoice, canonical_arch, device_of, parse_gpu_spec
+from ..devices import GpuChoice, backend_for, canonical_arch, device_of, parse_gpu_spec
 from ..errors import BadInput
 from ..inference import estimate
 from ..model import ModelSpec
@@ -259,11 +259,7 @@ def fit(
     if wl.engine == "llama.cpp" and ev.is_llm and choice.count == 1:
         from ..llama_offload import host_memory_check, ram_setup
 
-        est_for_host = binding
-        if result.offload and result.offload.get("kind") == "experts":
-            est_for_host = estimate(
-                ev.rm, ev.gpu_workload(wl, choice.gpu).with_options(n_cpu_moe=int(result.offload["n_cpu_moe"]))
-            )
+        est_for_host = offloaded_estimate(ev, wl, [choice.gpu], result.offload) if result.offload else binding
         result = replace(result, host_memory=host_memory_check(est_for_host, ram or ram_setup()))
     if solve:
         # diffusion pipelines and Whisper read no prompt of the user's length: no context to solve for
@@ -340,9 +336,7 @@ def _fit_ollama(
         ram=ram,
         cache=cache,
     )
-    est = r.estimate
-    if r.offload and r.offload.get("kind") == "experts":
-        est = estimate(ev.rm, ev.gpu_workload(lwl, gpus[0]).with_options(n_cpu_moe=int(r.offload["n_cpu_moe"])))
+    est = offloaded_estimate(ev, lwl, gpus, r.offload) if r.offload else r.estimate
     ps = ps_view(est.extra["llama_cpp"], ev.spec.num_layers) if "llama_cpp" in est.extra else None
     notes = list(settings["notes"])
     if ps is not None:
@@ -353,6 +347,25 @@ def _fit_ollama(
     return replace(
         r, engine="ollama", serving=serving, ollama={**settings, "ps": ps}, assumptions=(*notes, *r.assumptions)
     )
+
+
+def offloaded_estimate(ev: Evaluator, wl: Workload, gpus: list[GpuEntry], offload: dict[str, Any]) -> Estimate:
+    """The llama.cpp estimate of `wl` on `gpus` with a fit's offload applied: experts on the CPU (`--n-cpu-moe`)
+    or only some layers on the GPUs (`-ngl`, which counts the output layer and the last blocks), over the fit's
+    tensor split when there are several GPUs."""
+    if offload.get("kind") == "experts":
+        opts: dict[str, Any] = {"n_cpu_moe": int(offload["n_cpu_moe"])}
+    elif offload.get("n_gpu_layers") is not None:
+        opts = {"n_gpu_layers": int(offload["n_gpu_layers"])}
+    else:  # offload_plan's answer for one GPU kind: blocks on the GPU, the output layer with them
+        on_gpu = int(offload["layers_on_gpu"])
+        opts = {"n_gpu_layers": on_gpu + 1 if on_gpu else 0}
+    if len(gpus) == 1:
+        return estimate(ev.rm, ev.gpu_workload(wl, gpus[0]).with_options(**opts))
+    split = tuple(float(x) for x in offload.get("tensor_split") or ()) or None
+    devices = tuple(device_of(g) for g in gpus)
+    w = replace(wl, devices=devices).with_options(backend=backend_for(gpus, wl.llama.backend), tensor_split=split)
+    return estimate(ev.rm, w.with_options(**opts))
 
 
 def ollama_on(ev: Evaluator, wl: Workload, gpus: list[GpuEntry]) -> tuple[Workload, dict[str, Any]]:
