@@ -299,8 +299,11 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     lwl, settings = as_llama_cpp(rm, wl)
     est = llama_estimate(rm, lwl)
     lc = est.extra["llama_cpp"]
-    ps: dict[str, Any] | None = ps_view(lc, rm.spec.num_layers)
-    ps_line = f"`ollama ps` would show SIZE {ps['size']}, PROCESSOR {ps['processor']}, CONTEXT {settings['num_ctx']:,}"
+    view = ps_view(lc, rm.spec.num_layers)
+    ps: dict[str, Any] | None = view
+    ps_line = (
+        f"`ollama ps` would show SIZE {view['size']}, PROCESSOR {view['processor']}, CONTEXT {settings['num_ctx']:,}"
+    )
     num_gpu = wl.options.num_gpu if isinstance(wl.options, OllamaOptions) else None
     if num_gpu is None and _over_the_gpus(est, lwl):
         # num_gpu unset: llama-server's automatic fit keeps only part of the model on the GPU(s); the layout this
