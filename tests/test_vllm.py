@@ -462,6 +462,14 @@ def test_encoder_batch_follows_the_mm_limit_and_max_num_seqs() -> None:
     assert peak(max_num_seqs=4, limit_mm_per_prompt=2) - few == 8 * item
 
 
+def test_mm_limit_on_a_text_model_is_an_error() -> None:
+    """--limit-mm-per-prompt sizes a vision tower's encoder cache; a text-only model has none to size."""
+    with pytest.raises(BadInput) as err:
+        _est("llama-3.1-8b", context=8192, new_tokens=0, limit_mm_per_prompt=3)
+    assert err.value.field == "limit_mm_per_prompt"
+    assert "takes text only" in str(err.value)
+
+
 def test_mtp_speculation_adds_the_checkpoints_mtp_layers() -> None:
     kw: dict[str, Any] = {"context": 32768, "new_tokens": 0, "tensor_parallel_size": 8}
     base = _est("deepseek-v3", **kw).vllm

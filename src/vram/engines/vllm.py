@@ -584,6 +584,12 @@ class EncoderCache:
     bytes: int
 
 
+def _is_multimodal(rm: ResolvedModel) -> bool:
+    """A model whose config.json has a vision tower (what the encoder cache is for)."""
+    cfg = rm.entry.config if rm.entry is not None else {}
+    return isinstance(cfg, dict) and "vision_config" in cfg
+
+
 def encoder_cache(
     rm: ResolvedModel,
     hidden: int,
@@ -601,9 +607,10 @@ def encoder_cache(
     each item keeps tokens × hidden in the model dtype. ``--limit-mm-per-prompt 0`` turns the encoder off: no
     dummy batch. Tokens per image are read from config.json where it states them (``mm_tokens_per_image``);
     otherwise the whole budget is taken as the batch."""
-    cfg = rm.entry.config if rm.entry is not None else {}
-    if not isinstance(cfg, dict) or "vision_config" not in cfg or limit_per_prompt == 0:
+    if not _is_multimodal(rm) or limit_per_prompt == 0:
         return EncoderCache(0, None, 0)
+    cfg = rm.entry.config if rm.entry is not None else {}
+    assert isinstance(cfg, dict)
     raw = cfg.get("mm_tokens_per_image")
     per_item = raw if isinstance(raw, int) and raw > 0 else None
     if per_item is None:
@@ -874,6 +881,12 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         notes.append(
             f"the GPU's SM count is not in the catalog: the sampler's per-SM buffer assumes {DEFAULT_COMPUTE_UNITS}"
         )
+    if o.limit_mm_per_prompt is not None and not _is_multimodal(rm):
+        raise BadInput(
+            f"limit_mm_per_prompt: {rm.spec.name} takes text only (no vision_config in its config.json); "
+            "--limit-mm-per-prompt applies to multimodal models",
+            field="limit_mm_per_prompt",
+        )
     mm = encoder_cache(rm, spec.hidden_size, batched_tokens, max_seqs, tokens, e, o.limit_mm_per_prompt)
     enc = mm.bytes
     if enc:
@@ -890,7 +903,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
             f"({spec.hidden_size:,} wide, {wl.dtype}) while the text forward and sampler run; "
             "--limit-mm-per-prompt 0 would leave them out; the vision tower's own activations are not counted"
         )
-    elif o.limit_mm_per_prompt == 0 and rm.entry is not None and "vision_config" in (rm.entry.config or {}):
+    elif o.limit_mm_per_prompt == 0:
         notes.append("multimodal: --limit-mm-per-prompt 0: text only, no encoder cache in the profile run")
     activations = Component("activations", act_bytes, "profile run: " + act_how)
     nt_bytes, nt_how = non_torch_bytes(tp, version, dev.interconnect)
