@@ -262,3 +262,20 @@ def _every_gpu_holds(est, devices) -> bool:  # type: ignore[no-untyped-def]
         du["weights_gpu_bytes"] + du["kv_gpu_bytes"] + du["compute_gpu_bytes"] + each <= d.memory_bytes
         for du, d in zip(lc["devices"], devices, strict=True)
     )
+
+
+@pytest.mark.parametrize(("model", "gpu"), [("llama-3.1-70b", "rtx-4090"), ("qwen2.5-32b", "rtx-4060-ti-16gb")])
+def test_layer_offload_on_one_gpu_keeps_the_most_blocks_that_fit(model: str, gpu: str) -> None:
+    """The proposed -ngl is checked with the llama.cpp estimate of that layout: it fits, one more block does not."""
+    from vram.fitting.check import offloaded_estimate
+    from vram.fitting.evaluator import Evaluator
+
+    wl = Workload.from_flat(quant="q4_k_m", engine="llama.cpp", context=8192)
+    r = fit(model, gpu, wl)
+    assert r.offload is not None and 0 < r.offload["layers_on_gpu"] < r.offload["layers_total"]
+    ev, entry = Evaluator(model), find_gpu(gpu)
+    on = int(r.offload["layers_on_gpu"])
+    fits = offloaded_estimate(ev, wl, [entry], r.offload)
+    more = offloaded_estimate(ev, wl, [entry], {**r.offload, "layers_on_gpu": on + 1})
+    assert fits.total_bytes <= entry.usable_memory_bytes < more.total_bytes
+    assert r.offload["host_memory_bytes"] > r.offload["offloaded_bytes"] > GIB  # the blocks left in RAM

@@ -229,6 +229,8 @@ def fit(
             offloaded = int(experts["offloaded_bytes"])
         elif verdict == "no" and wl.engine != "vllm":
             offload = offload_plan(ev, choice, wl)
+            if offload is not None and wl.engine == "llama.cpp" and choice.count == 1:
+                offload = _llama_layers_that_fit(ev, choice, wl, offload)
             offloaded = int(offload["offloaded_bytes"]) if offload else 0
         speed = ev.speed(choice, sp, wl, whole_weights, whole_kv, offloaded)
         if experts is not None and experts.get("decode_tokens_per_s"):
@@ -465,6 +467,28 @@ def offload_plan(ev: Evaluator, choice: GpuChoice, wl: Workload) -> dict[str, An
         "host_memory_bytes": offloaded + int(e.kv_cache_bytes * (n - on_gpu) / n),
         "note": "offloaded layers are streamed over the host link every token (PCIe bandwidth); llama.cpp runs "
         "them on the CPU instead, at system-RAM bandwidth — similar order of magnitude",
+    }
+
+
+def _llama_layers_that_fit(ev: Evaluator, choice: GpuChoice, wl: Workload, plan: dict[str, Any]) -> dict[str, Any]:
+    """llama.cpp on one GPU: offload_plan's per-layer share checked against the estimate of that `-ngl`, one block
+    fewer while the GPU's total exceeds its usable memory (with weights on the host the compute buffer grows: the
+    prompt's batches copy them to the GPU), and the host bytes read from that estimate."""
+    from ..llama_offload import host_bytes
+
+    usable = choice.gpu.usable_memory_bytes
+    on = int(plan["layers_on_gpu"])
+    est = offloaded_estimate(ev, wl, [choice.gpu], {**plan, "layers_on_gpu": on})
+    while on > 0 and est.total_bytes > usable:
+        on -= 1
+        est = offloaded_estimate(ev, wl, [choice.gpu], {**plan, "layers_on_gpu": on})
+    n = int(plan["layers_total"])
+    return {
+        **plan,
+        "layers_on_gpu": on,
+        "layers_offloaded": n - on,
+        "offloaded_bytes": int(est.extra["llama_cpp"]["weights_host_bytes"]),
+        "host_memory_bytes": host_bytes(est),
     }
 
 
