@@ -14,7 +14,7 @@ from vram.engines.ollama import automatic_num_batch, default_num_ctx, human_byte
 from vram.errors import BadInput
 from vram.fitting import fit
 from vram.inference import estimate
-from vram.request import OllamaOptions, Workload
+from vram.request import OllamaOptions, Workload, version_tuple
 
 GIB = 1024**3
 MIB = 1024**2
@@ -24,7 +24,7 @@ def test_default_num_ctx_follows_ollamas_vram_tiers() -> None:
     """server/routes.go: >= 47 GiB 262144, >= 23 GiB 32768, else 4096; before v0.15 always 4096."""
     got = [default_num_ctx(int(g * GIB)) for g in (8, 16, 22.9, 23, 24, 46.9, 47, 48, 96)]
     assert got == [4096, 4096, 4096, 32768, 32768, 32768, 262144, 262144, 262144]
-    assert default_num_ctx(None) == 4096 and default_num_ctx(48 * GIB, (0, 14)) == 4096
+    assert default_num_ctx(None) == 4096 and default_num_ctx(48 * GIB, (0, 14, 0)) == 4096
 
 
 def test_automatic_num_batch_steps_down_with_ollamas_prediction() -> None:
@@ -271,3 +271,18 @@ def test_llama_cpp_fit_host_memory_counts_the_offloaded_layers() -> None:
     assert r.offload is not None and r.host_memory is not None
     # the layers left in RAM (weights and their KV), not the all-on-GPU layout's small host buffers
     assert abs(r.host_memory["host_bytes"] - r.offload["host_memory_bytes"]) < 0.05 * r.offload["host_memory_bytes"]
+
+
+def test_ollama_release_patch_numbers_count() -> None:
+    """The context tiers came with v0.15.5: 0.15.2 still starts at 4,096 whatever the GPU."""
+    assert default_num_ctx(48 * GIB, version_tuple("0.15.2")) == 4096
+    assert default_num_ctx(48 * GIB, version_tuple("v0.15.5")) == 262144
+    assert version_tuple("0.33") == (0, 33, 0)
+
+
+@pytest.mark.parametrize("version", ["1.0", "0.34", "abc", "0.1.2.3"])
+def test_ollama_release_outside_what_is_modelled_is_an_error(version: str) -> None:
+    rc, _, err = _cli(
+        ["estimate", "llama-3.1-8b", "--engine", "ollama", "--gpu", "rtx-4090", "--ollama-version", version]
+    )
+    assert rc == 2 and err.startswith("vram: error: ollama_version: ") and err.count("\n") == 1

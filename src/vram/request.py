@@ -377,16 +377,28 @@ class OllamaOptions(Options):
     backend: Backend | None = opt(None, "llama.cpp build Ollama ships (default: from --gpu, else cuda)")
 
     def check(self) -> None:
-        version_tuple(self.ollama_version)
+        if version_tuple(self.ollama_version)[:2] > OLLAMA_LATEST_MODELLED:
+            raise BadInput(
+                f"ollama_version: {self.ollama_version} is newer than the releases modelled (up to "
+                f"{'.'.join(map(str, OLLAMA_LATEST_MODELLED))}); give --ollama-version 0.33 to size it as that release",
+                field="ollama_version",
+            )
 
 
-def version_tuple(text: str, field: str = "ollama_version") -> tuple[int, int]:
-    """(major, minor) of a release like "0.33" or "v0.12.6"."""
+OLLAMA_LATEST_MODELLED = (0, 33)  # the newest Ollama release whose code the ollama profile follows
+
+
+def version_tuple(text: str, field: str = "ollama_version") -> tuple[int, int, int]:
+    """(major, minor, patch) of a release like "0.33", "v0.12.6" or "0.15.5" (patch 0 when not given)."""
     parts = text.strip().lstrip("v").split(".")
     try:
-        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+        nums = [int(p) for p in parts]
     except ValueError:
         raise BadInput(f"{field}: expected a release like 0.33, got {text!r}", field=field) from None
+    if not 1 <= len(nums) <= 3:
+        raise BadInput(f"{field}: expected a release like 0.33, got {text!r}", field=field)
+    nums += [0] * (3 - len(nums))
+    return nums[0], nums[1], nums[2]
 
 
 EngineOptions = TransformersOptions | VllmOptions | LlamaCppOptions | OllamaOptions | MlxOptions

@@ -47,8 +47,8 @@ if TYPE_CHECKING:
 
 GIB = 1024**3
 MIB = 1024**2
-LLAMA_SERVER_VERSION = (0, 30)  # ollama/ollama#16031: llama-server for every GGUF model
-VRAM_TIERS_VERSION = (0, 15)  # v0.15.5: default context by total VRAM
+LLAMA_SERVER_VERSION = (0, 30, 0)  # ollama/ollama#16031: llama-server for every GGUF model
+VRAM_TIERS_VERSION = (0, 15, 5)  # default context by total VRAM
 DEFAULT_NUM_BATCH = 512
 # server/routes.go: default context by the GPUs' total memory (thresholds a little under 24 / 48 GiB)
 CONTEXT_TIERS: tuple[tuple[int, int], ...] = ((47 * GIB, 262144), (23 * GIB, 32768))
@@ -73,7 +73,7 @@ SINGLE_SLOT_MODEL_TYPES = frozenset(
 )
 
 
-def default_num_ctx(total_vram_bytes: int | None, version: tuple[int, int] = (0, 33)) -> int:
+def default_num_ctx(total_vram_bytes: int | None, version: tuple[int, int, int] = (0, 33, 0)) -> int:
     """Ollama's num_ctx when neither the request nor OLLAMA_CONTEXT_LENGTH sets one (4096 for an unknown GPU)."""
     if total_vram_bytes is None or version < VRAM_TIERS_VERSION:
         return SMALLEST_TIER_CONTEXT
