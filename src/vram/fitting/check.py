@@ -471,18 +471,27 @@ def offload_plan(ev: Evaluator, choice: GpuChoice, wl: Workload) -> dict[str, An
 
 
 def _llama_layers_that_fit(ev: Evaluator, choice: GpuChoice, wl: Workload, plan: dict[str, Any]) -> dict[str, Any]:
-    """llama.cpp on one GPU: offload_plan's per-layer share checked against the estimate of that `-ngl`, one block
-    fewer while the GPU's total exceeds its usable memory (with weights on the host the compute buffer grows: the
-    prompt's batches copy them to the GPU), and the host bytes read from that estimate."""
+    """llama.cpp on one GPU: offload_plan's per-layer share as the starting point, checked against the estimate of
+    that `-ngl` and moved a block at a time to the most blocks whose estimate fits (with weights on the host the
+    compute buffer grows: the prompt's batches copy them to the GPU), and the host bytes read from that estimate."""
     from ..llama_offload import host_bytes
 
     usable = choice.gpu.usable_memory_bytes
+    n = int(plan["layers_total"])
+
+    def with_blocks(on: int) -> Estimate:
+        return offloaded_estimate(ev, wl, [choice.gpu], {**plan, "layers_on_gpu": on})
+
     on = int(plan["layers_on_gpu"])
-    est = offloaded_estimate(ev, wl, [choice.gpu], {**plan, "layers_on_gpu": on})
+    est = with_blocks(on)
     while on > 0 and est.total_bytes > usable:
         on -= 1
-        est = offloaded_estimate(ev, wl, [choice.gpu], {**plan, "layers_on_gpu": on})
-    n = int(plan["layers_total"])
+        est = with_blocks(on)
+    while on + 1 < n:
+        more = with_blocks(on + 1)
+        if more.total_bytes > usable:
+            break
+        on, est = on + 1, more
     return {
         **plan,
         "layers_on_gpu": on,
