@@ -8,7 +8,7 @@ from typing import Any
 from ..catalog import GpuEntry
 from ..components.weights import weight_scheme
 from ..components.weights import weights_bytes as _weights_component
-from ..devices import GpuChoice, backend_for, canonical_arch, device_of, parse_gpu_spec
+from ..devices import GpuChoice, canonical_arch, device_of, parse_gpu_spec
 from ..errors import BadInput
 from ..inference import estimate
 from ..model import ModelSpec
@@ -364,10 +364,10 @@ def offloaded_estimate(ev: Evaluator, wl: Workload, gpus: list[GpuEntry], offloa
         opts = {"n_gpu_layers": on_gpu + 1 if on_gpu else 0}
     if len(gpus) == 1:
         return estimate(ev.rm, ev.gpu_workload(wl, gpus[0]).with_options(**opts))
+    from .devices_fit import estimate_on_devices
+
     split = tuple(float(x) for x in offload.get("tensor_split") or ()) or None
-    devices = tuple(device_of(g) for g in gpus)
-    w = replace(wl, devices=devices).with_options(backend=backend_for(gpus, wl.llama.backend), tensor_split=split)
-    return estimate(ev.rm, w.with_options(**opts))
+    return estimate_on_devices(ev, gpus, wl.with_options(**opts), split)
 
 
 def ollama_on(ev: Evaluator, wl: Workload, gpus: list[GpuEntry]) -> tuple[Workload, dict[str, Any]]:

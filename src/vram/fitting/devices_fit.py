@@ -35,7 +35,8 @@ GIB = 1024**3
 _RANK = {"fits": 0, "tight": 1, "no": 2}
 
 
-def _run(ev: Evaluator, gpus: list[GpuEntry], wl: Workload, split: tuple[float, ...] | None) -> Estimate:
+def estimate_on_devices(ev: Evaluator, gpus: list[GpuEntry], wl: Workload, split: tuple[float, ...] | None) -> Estimate:
+    """The llama.cpp estimate of `wl` over these GPUs (a '+' list), at this tensor split (None: llama.cpp's own)."""
     devices = tuple(device_of(g) for g in gpus)
     w = replace(wl, devices=devices).with_options(backend=backend_for(list(gpus), wl.llama.backend), tensor_split=split)
     return estimate(ev.rm, w)
@@ -103,14 +104,14 @@ def fit_llama_devices(
     memory_split = tuple(round(g.usable_memory_bytes / GIB, 2) for g in gpus)
     if wl.llama.tensor_split is not None:
         split = tuple(wl.llama.tensor_split)
-        est = _run(ev, gpus, wl, split)
+        est = estimate_on_devices(ev, gpus, wl, split)
         how = "the --tensor-split given"
     else:
         split, how = memory_split, "llama.cpp's default: in proportion to each GPU's memory"
-        est = _run(ev, gpus, wl, split)
+        est = estimate_on_devices(ev, gpus, wl, split)
         hint = tuple(est.extra["llama_cpp"]["tensor_split"])
         if not _all_fit(est, gpus) and hint and hint != split:
-            alt = _run(ev, gpus, wl, hint)
+            alt = estimate_on_devices(ev, gpus, wl, hint)
             if _all_fit(alt, gpus):
                 split, est, how = hint, alt, "blocks per GPU that leave each the same share of its memory free"
     uses = device_uses(est, gpus)
@@ -218,8 +219,12 @@ def fit_llama_devices(
         result = replace(
             result,
             context_limit=context_limit(ev.spec, ev.rm.entry.context_length if ev.rm.entry else None),
-            max_context=_largest_true(lambda c: _all_fit(_run(ev, gpus, replace(wl, context=c), split), gpus), 1, cap),
-            max_batch=_largest_true(lambda n: _all_fit(_run(ev, gpus, replace(wl, batch=n), split), gpus), 1, 256),
+            max_context=_largest_true(
+                lambda c: _all_fit(estimate_on_devices(ev, gpus, replace(wl, context=c), split), gpus), 1, cap
+            ),
+            max_batch=_largest_true(
+                lambda n: _all_fit(estimate_on_devices(ev, gpus, replace(wl, batch=n), split), gpus), 1, 256
+            ),
             recommended_quant=_best_quant(ev, gpus, wl, split, headroom_fraction),
             serving=serving(ev, result, split),
         )
@@ -240,11 +245,11 @@ def _offload_plan(
         # the split checked, else the one that leaves each GPU the same share free: --n-cpu-moe empties the first
         # blocks, which sit on GPU 0, so the blocks must move towards it
         w = wl.with_options(**opts)
-        first = _run(ev, gpus, w, split)
+        first = estimate_on_devices(ev, gpus, w, split)
         hint = tuple(first.extra["llama_cpp"]["tensor_split"])
         if _all_fit(first, gpus) or not hint or hint == split:
             return first, split
-        alt = _run(ev, gpus, w, hint)
+        alt = estimate_on_devices(ev, gpus, w, hint)
         return (alt, hint) if _all_fit(alt, gpus) else (first, split)
 
     def fits(**opts: Any) -> bool:
@@ -300,7 +305,7 @@ def _best_quant(
     tight = None
     for q in quant_candidates("llama.cpp"):
         qwl = replace(wl, quant=None if q == "bfloat16" else q, dtype="bfloat16" if q == "bfloat16" else wl.dtype)
-        uses = device_uses(_run(ev, gpus, qwl, split), gpus)
+        uses = device_uses(estimate_on_devices(ev, gpus, qwl, split), gpus)
         if not all(u["fits"] for u in uses):
             continue
         if all(u["usable_bytes"] - u["weights_bytes"] >= headroom_fraction * u["weights_bytes"] for u in uses):
