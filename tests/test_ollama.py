@@ -181,8 +181,8 @@ def test_which_with_ollama_sizes_each_gpu_as_ollama_would_start_there() -> None:
 
     opts = which("qwen3-8b", Workload(quant="q4_k_m", options=OllamaOptions(auto_context=True)), counts=(1,), gpus=None)
     by_gpu = {o.gpu: o for o in opts}
-    assert by_gpu["rtx-4060-ti-16gb"].per_gpu_bytes == 5_703_565_312  # = `vram estimate ... --engine ollama`
-    assert by_gpu["rtx-4090"].per_gpu_bytes == 10_103_390_208
+    assert by_gpu["rtx-4060-ti-16gb"].per_gpu_bytes == 5_695_187_072  # = `vram estimate ... --engine ollama`
+    assert by_gpu["rtx-4090"].per_gpu_bytes == 10_136_965_248
     assert by_gpu["rtx-4090"].speed is not None and by_gpu["rtx-4090"].speed.decode_tokens_per_s > 0
     rc, out, _ = _cli(["which", "qwen3-8b", "--engine", "ollama", "--quant", "q4_k_m", "--limit", "3"])
     assert rc == 0 and "num_ctx is Ollama's default for each GPU's memory" in " ".join(out.split())
@@ -204,7 +204,7 @@ def test_models_for_a_gpu_with_ollama_try_gguf_formats() -> None:
     assert (got[0].model, got[0].quant, got[0].option.per_gpu_bytes) == (
         "mistral-small-3.1-24b",
         "q4_k_m",
-        15_856_947_200,
+        15_842_277_504,
     )
 
 
@@ -215,7 +215,7 @@ def test_ollama_puts_a_model_on_one_gpu_when_one_holds_it() -> None:
     r = fit("qwen3-8b", "rtx-4090+rtx-3060", wl)
     assert r.ollama is not None and r.ollama["gpu_index"] == 0 and r.ollama["num_ctx"] == 32768
     assert (r.gpu, r.gpu_count, r.device_split) == ("rtx-4090", 1, None)
-    assert r.per_gpu_bytes == 10_103_390_208  # = the single-4090 answer
+    assert r.per_gpu_bytes == 10_136_965_248  # = the single-4090 answer
     spread = fit("qwen3-8b", "rtx-4090+rtx-3060", Workload(quant="q4_k_m", options=OllamaOptions(sched_spread=True)))
     assert spread.gpu_count == 2 and spread.device_split is not None
     est = estimate(

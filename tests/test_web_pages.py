@@ -315,5 +315,5 @@ async def test_the_form_runs_ollama_and_says_what_ollama_ps_will_show(app: Any) 
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", r.text))
     assert "num_ctx 8,208 = 8,192 prompt + 16 new tokens" in text
     assert "Ollama 0.33: llama-server -c 8208 -np 1 -b 1024 -ub 1024" in text
-    assert "would show SIZE 6.2 GB, PROCESSOR 100% GPU, CONTEXT 8,208" in text
+    assert "would show SIZE 6.1 GB, PROCESSOR 100% GPU, CONTEXT 8,208" in text
     assert "OLLAMA_FLASH_ATTENTION=1 ollama serve" in text

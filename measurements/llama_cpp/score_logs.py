@@ -10,8 +10,7 @@ case) the exact lines it printed (`log`). The estimator is asked through the com
          [--kv-unified] [--backend B] [--gpu SPEC] [--tensor-split S] [--swa-full] [--n-outputs-max N]
          [--llama-build B] --json
 
-(`build`, `swa_full` and `n_outputs_max` in a case become the last three.) logs_unexplained.jsonl holds the logs
-vram does not reproduce yet, for `--cases`.
+(`build`, `swa_full` and `n_outputs_max` in a case become the last three.)
 
 and its `llama_cpp` object (weights/kv/compute × gpu/host bytes, `devices`) is compared with what the log printed.
 Bounds (issue 13): weights and KV within 0.5 % in at least 90 % of the sizes printed; GPU compute buffers median

@@ -30,6 +30,11 @@ Read at the Oct 2026 tree (vendored by llama-cpp-python 0.3.36); the file/functi
   buffer for the op; so a CPU-resident layer's largest matrix (or the output matrix, or a CPU-resident layer's K/V
   view) adds to GPU 0's compute buffer, and `-ngl 0` still reserves one. Pipeline parallelism (several GPUs, all
   layers offloaded, no overrides) keeps 4 copies of each device's graph inputs.
+  **Placement**: with the whole graph on one CUDA / ROCm / Vulkan GPU and a llama-like decoder (REPLAYED_TYPES),
+  the buffer is ggml-alloc's replayed over the graph (ggml_alloc.py): the highest offset any tensor reached, holes
+  included, which the largest live set only bounds from below. Builds before F16_MASK_BUILD copy an f32 KQ mask to
+  the GPU and cast it there; the freed copy is a hole at the bottom the logits may not fit. Without --llama-build
+  that layout (the larger one) is assumed.
 """
 
 from __future__ import annotations
@@ -62,6 +67,11 @@ GLU_OP_BUILD = 5700
 # the first build whose -ngl N puts the output layer on the GPU first (ggml-org/llama.cpp#18148, merged
 # 2025-12-17; b7450 is of that week)
 OUTPUT_FIRST_BUILD = 7450
+# the first build whose graph makes the KQ mask f16 from the start when flash attention is on (ggml-org/llama.cpp
+# PR #23764, merged 2026-05-27): earlier builds copy an f32 mask to the GPU and cast it there
+F16_MASK_BUILD = 9410
+# model types whose llama.cpp graph is the plain llama-like one ggml_alloc.decoder_graph rebuilds
+REPLAYED_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 # bytes per value of each cache type (ggml block size / bytes per block)
 CACHE_TYPES: dict[str, tuple[int, int]] = {
     "f32": (1, 4),
@@ -310,6 +320,43 @@ def _mask_bytes(spec: ModelSpec, n: int, kv: Kv, flash: bool, layers: list[int])
     return (kv.cells * full + kv.swa_cells * swa) * n * el
 
 
+def replayed_buffer(
+    spec: ModelSpec, n_ub: int, n_out: int, kv: Kv, flash: bool, f16_mask: bool, glu_op: bool
+) -> int | None:
+    """ggml-alloc's placement replayed over the whole graph on one GPU (ggml_alloc.py), for the llama-like
+    decoders it rebuilds; None for other architectures."""
+    from ..traits import traits_of
+    from .ggml_alloc import decoder_buffer
+
+    if spec.model_type not in REPLAYED_TYPES or not spec.layers:
+        return None
+    atts = {la.attention for la in spec.layers}
+    mlps = {la.mlp for la in spec.layers}
+    a, m = next(iter(atts)), next(iter(mlps))
+    if len(atts) != 1 or len(mlps) != 1 or a is None or m is None or a.kind != "mha" or a.sliding_window:
+        return None
+    if m.kind != "gated" or any(la.mixer for la in spec.layers):
+        return None
+    return decoder_buffer(
+        n_layer=spec.num_layers,
+        n=n_ub,
+        n_out=n_out,
+        hidden=spec.hidden_size,
+        q_width=a.q_width,
+        k_width=a.kv_width,
+        v_width=a.num_kv_heads * a.v_head_dim,
+        att_out_width=a.v_head_dim,
+        ffn=m.intermediate_size,
+        vocab=spec.vocab_size,
+        n_kv=kv.cells,
+        n_heads=a.num_heads,
+        flash=flash,
+        f16_mask=f16_mask,
+        glu_op=glu_op,
+        qk_norm=bool(traits_of(spec.model_type).qk_norm),
+    )
+
+
 def compute_buffer_bytes(
     spec: ModelSpec, n_tokens: int, n_kv: int, flash_attn: bool, n_outputs: int, n_kv_swa: int | None = None
 ) -> tuple[int, str]:
@@ -360,6 +407,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     # block then keeps only those rows (get_rows on inp_out_ids), so the output stage shrinks with them
     n_out = min(n_ub, wl.llama.n_outputs_max) if wl.llama.n_outputs_max else n_ub
     glu_op = wl.llama.llama_build is None or wl.llama.llama_build >= GLU_OP_BUILD
+    f16_mask = wl.llama.llama_build is not None and wl.llama.llama_build >= F16_MASK_BUILD
     lay = layout(
         spec.num_layers,
         wl.llama.n_gpu_layers,
@@ -450,7 +498,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         m16 = _mask_bytes(spec, n_ub, kv, True, layers) if layers else 0
         mask = m16 if wl.llama.flash_attn else m32
         phases = {"none": 0}
-        if layers and wl.llama.flash_attn and d == first_att_dev:
+        if layers and wl.llama.flash_attn and d == first_att_dev and not f16_mask:
             q_w = max((a.q_width for i in layers if (a := spec.layers[i].attention) is not None), default=h)
             phases["KQ mask cast to f16"] = m32 + m16 + n_ub * (2 * h + 2 * q_w) * 4
         if layers:
@@ -469,6 +517,14 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
             phases["attention + KQ mask"] = att + mask + extra
         if out_dev == d:
             phases["output (logits)"] = out_act + (host_weight(None, ()) if lay.output < 0 else 0)
+        if n_dev == 1 and not cpu_layers and lay.output == 0 and not overrides and backend != "metal":
+            # the whole graph on one GPU with its inputs copied in: where ggml-alloc places each tensor, holes
+            # included, replaces the largest live set above (a lower bound of it). Measured: Qwen2.5-7B with flash
+            # attention at 32768 cells, 382.01 MiB (the f32 mask copy freed in layer 0 leaves a 64 MiB hole the
+            # logits do not fit); Metal reads the inputs in place, so no copies and no such hole there
+            replay = replayed_buffer(spec, n_ub, n_out, kv, wl.llama.flash_attn, f16_mask, glu_op)
+            if replay is not None:
+                phases = {"ggml-alloc replay of the whole graph (holes included)": replay}
         name = max(phases, key=lambda k: phases[k])
         devices.append(DeviceUse(w_dev[d], kv_dev[d], phases[name], name))
 
@@ -477,7 +533,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     # the inputs (not of the lookup)
     pos = 4 if spec.model_type.startswith(("qwen2_vl", "qwen2_5_vl")) else 1
     graph_inputs = n_ub * 4 * (2 + pos) + _mask_bytes(
-        spec, n_ub, kv, n_dev == 0 and wl.llama.flash_attn, list(range(spec.num_layers))
+        spec, n_ub, kv, (n_dev == 0 or f16_mask) and wl.llama.flash_attn, list(range(spec.num_layers))
     )
     inputs = n_ub * h * 4 + graph_inputs
     if n_dev == 0:
