@@ -316,7 +316,11 @@ class LlamaCppOptions(Options):
         None, "logits rows the graph reserves (default: n_batch; recent llama-server: one per slot)", lo=1, hi=1 << 20
     )
     llama_build: int | None = opt(
-        None, "llama.cpp build number to model, e.g. 5466 (default: the latest)", lo=1, hi=1 << 20
+        None,
+        "llama.cpp build number to model, e.g. 5466 (default: the latest, but with the f32 KQ mask of builds before "
+        "9410, the larger compute buffer)",
+        lo=1,
+        hi=1 << 20,
     )
     backend: Backend | None = opt(None, "llama.cpp build (default: from --gpu, else cuda)")
     tensor_split: tuple[float, ...] | None = opt(

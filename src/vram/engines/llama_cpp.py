@@ -655,6 +655,14 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
             if wl.llama.llama_build is not None
             else []
         ),
+        *(
+            [
+                "KQ mask: f32, copied to the GPU and cast to f16 there, as builds before b9410 do (no build given; "
+                "--llama-build 9410 or later for the f16 mask, whose buffer can be smaller)"
+            ]
+            if wl.llama.flash_attn and n_dev and wl.llama.llama_build is None and backend != "metal"
+            else []
+        ),
         f"host memory: weights {w_host:,} bytes, KV {kv_host:,} bytes, compute buffer {comp_host:,} bytes, output "
         f"buffer {out_host:,} bytes (logits of {n_seq} slot(s))",
         *(
