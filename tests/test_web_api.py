@@ -158,6 +158,27 @@ async def test_catalog_search(app: Any) -> None:
     assert gpus[0]["memory_bytes"] == 25769803776
 
 
+async def test_fit_takes_a_list_of_mixed_gpus_as_the_cli_does(app: Any) -> None:
+    """`vram fit --gpu rtx-4090+rtx-3090` and POST /api/v1/fit with the same list give the same per-device answer;
+    a list beside gpu_count, an empty part or an engine that cannot split over mixed GPUs is a 4xx naming the field."""
+    from vram.fitting import fit
+
+    wl = Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=8192)
+    lib = fit("llama-3.1-70b", "rtx-4090+rtx-3090", wl).to_dict()
+    async with client_for(app) as c:
+        body = {"model": "llama-3.1-70b", "engine": "llama.cpp", "quant": "q4_k_m", "context": 8192}
+        r = await c.post("/api/v1/fit", json={**body, "gpu": "rtx-4090 + rtx-3090"})
+        assert r.status_code == 200, r.text
+        assert r.json()["per_gpu_bytes"] == lib["per_gpu_bytes"] and r.json()["verdict"] == lib["verdict"]
+        assert r.json()["device_split"] == lib["device_split"] and len(lib["device_split"]["devices"]) == 2
+        r = await c.post("/api/v1/fit", json={**body, "gpu": "rtx-4090+rtx-3090", "gpu_count": 2})
+        assert r.status_code == 422 and r.json()["field"] == "gpu_count"
+        r = await c.post("/api/v1/fit", json={**body, "gpu": "rtx-4090+"})
+        assert r.status_code == 422 and r.json()["field"] == "gpu"
+        r = await c.post("/api/v1/fit", json={"model": "llama-3.1-8b", "gpu": "rtx-4090+rtx-3090"})
+        assert 400 <= r.status_code < 500 and "field" in r.json(), r.text
+
+
 async def test_fit_which_compare_plan_cost_what_is_published(app: Any) -> None:
     from vram.fitting import fit
 

@@ -49,6 +49,15 @@ _COUNT = re.compile(r"^\s*(\d+)\s*[x×*]\s*(.+)$", re.IGNORECASE)
 def gpu_spec(text: str, count: int = 1) -> str:
     """A GPU spec for `vram fit`: "N x <catalog id>", or "N x local" (this machine's GPUs; the edge only lets that
     through when the tool is served on the machine it answers for, see `local_allowed`)."""
+    if "+" in text:  # a list of possibly different GPUs (llama.cpp / Ollama), as `vram fit --gpu a+b` takes it
+        if count != 1:
+            raise BadInput(
+                "gpu_count: a GPU list ('a+b') gives its own counts ('2xa+b'); leave gpu_count at 1", field="gpu_count"
+            )
+        parts = [p.strip() for p in text.split("+")]
+        if any(not p for p in parts):
+            raise BadInput(f"gpu: {text!r} has an empty part", field="gpu")
+        return "+".join(gpu_spec(p) for p in parts)
     m = _COUNT.match(text)
     if m:
         count, text = int(m.group(1)), m.group(2)
