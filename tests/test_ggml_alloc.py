@@ -63,22 +63,23 @@ def test_a_view_keeps_its_source_alive_until_the_view_is_used() -> None:
     assert high_water(nodes) == 4 * m + m + m + 4 * m
 
 
-def _qwen25_7b(n_kv: int, f16_mask: bool = False) -> float:
+def _decoder(n_layer: int, hidden: int, heads: int, kv_heads: int, ffn: int, vocab: int, n_kv: int, f16: bool) -> float:
+    """The replayed buffer in MiB of a llama-like decoder (head size 128) at n_ubatch 512 with flash attention."""
     g = decoder_graph(
-        n_layer=28,
+        n_layer=n_layer,
         n=512,
         n_out=512,
-        hidden=3584,
-        q_width=3584,
-        k_width=512,
-        v_width=512,
+        hidden=hidden,
+        q_width=heads * 128,
+        k_width=kv_heads * 128,
+        v_width=kv_heads * 128,
         att_out_width=128,
-        ffn=18944,
-        vocab=152064,
+        ffn=ffn,
+        vocab=vocab,
         n_kv=n_kv,
-        n_heads=28,
+        n_heads=heads,
         flash=True,
-        f16_mask=f16_mask,
+        f16_mask=f16,
         glu_op=True,
         qk_norm=False,
     )
@@ -88,25 +89,11 @@ def _qwen25_7b(n_kv: int, f16_mask: bool = False) -> float:
 def test_the_replay_gives_the_buffers_llama_cpp_logged() -> None:
     """Qwen2.5-7B Q4_K_M on CUDA with flash attention, builds of May 2026: 304.00 MiB at 4096 cells, 382.01 at 32768;
     Llama 3.2 3B on ROCm at 131072 cells: 408.01 (measurements/llama_cpp/logs.jsonl)."""
-    assert _qwen25_7b(4096) == 304.0
-    assert round(_qwen25_7b(32768), 2) == 382.01
-    assert _qwen25_7b(32768, f16_mask=True) == 304.0
-    llama = decoder_graph(
-        n_layer=28,
-        n=512,
-        n_out=512,
-        hidden=3072,
-        q_width=3072,
-        k_width=1024,
-        v_width=1024,
-        att_out_width=128,
-        ffn=8192,
-        vocab=128256,
-        n_kv=131072,
-        n_heads=24,
-        flash=True,
-        f16_mask=False,
-        glu_op=True,
-        qk_norm=False,
-    )
-    assert round(high_water(llama) / MIB, 2) == 408.01
+
+    def qwen(n_kv: int, f16: bool = False) -> float:
+        return _decoder(28, 3584, 28, 4, 18944, 152064, n_kv, f16)
+
+    assert qwen(4096) == 304.0
+    assert round(qwen(32768), 2) == 382.01
+    assert qwen(32768, f16=True) == 304.0
+    assert round(_decoder(28, 3072, 24, 8, 8192, 128256, 131072, False), 2) == 408.01

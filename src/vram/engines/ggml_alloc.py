@@ -158,6 +158,14 @@ class _Graph:
         """A node whose result is a view of a tensor outside the graph (set_rows / cpy into the KV cache)."""
         self.nodes.append(Node(0, srcs, False, EXTERNAL))
 
+    def roped(self, size: int, x: int, pos: int, normed: bool) -> int:
+        """A q or k projection: the matmul (a bias adds in place), a reshape (a view), the per-head rms norm and its
+        weight when the model has one, then rope, which runs in place only on a tensor the allocator owns."""
+        t = self.view(self.add(size, x))
+        if normed:
+            t = self.add(size, self.add(size, t, inplace=True), inplace=True)
+        return self.add(size, t, pos, inplace=True)
+
     def view(self, of: int) -> int:
         root = self.nodes[of].view_of
         self.nodes.append(Node(0, (of,), False, of if root < 0 else root))
@@ -204,21 +212,10 @@ def decoder_graph(
         last = il == n_layer - 1
         cur = g.add(n * hidden * f, x, inplace=True)  # rms_norm (x also feeds the residual)
         cur = g.add(n * hidden * f, cur, inplace=True)  # × attn_norm
-        # q: mm (+ bias in place), reshape, [q norm], rope
-        q = g.add(n * q_width * f, cur)
-        q = g.view(q)
-        if qk_norm:
-            q = g.add(n * q_width * f, q, inplace=True)
-            q = g.add(n * q_width * f, q, inplace=True)
-        q = g.add(n * q_width * f, q, pos, inplace=True)
+        q = g.roped(n * q_width * f, cur, pos, qk_norm)
         # v: mm, reshape (the llama-graph.cpp build_attn expands v before k)
         v = g.view(g.add(n * v_width * f, cur))
-        k = g.add(n * k_width * f, cur)
-        k = g.view(k)
-        if qk_norm:
-            k = g.add(n * k_width * f, k, inplace=True)
-            k = g.add(n * k_width * f, k, inplace=True)
-        k = g.add(n * k_width * f, k, pos, inplace=True)
+        k = g.roped(n * k_width * f, cur, pos, qk_norm)
         g.store(k, k_idx)  # set_rows into the cache: a view of the cache tensor
         g.store(v, v_idx)
         if mask < 0:
