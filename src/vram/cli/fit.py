@@ -183,12 +183,13 @@ def run_fit(args: argparse.Namespace) -> int:
                 field="ram",
             )
         ram = ram_setup(args.ram_type, parse_bytes(args.ram, field="ram") if args.ram is not None else None)
-    if args.ram is None and str(args.gpu).strip().lower().split("x")[-1] == "local" and args.engine != "transformers":
+    local = str(args.gpu).strip().lower().split("x")[-1] == "local"
+    if args.ram is None and local and args.engine in ("llama.cpp", "llamacpp", "ollama"):
         from ..llama_offload import machine_ram_bytes, ram_setup
         from ..records import replace as _replace
 
         size = machine_ram_bytes()
-        if size is not None:  # `local`: this machine's RAM is the host memory
+        if size is not None:  # `local`: this machine's RAM is llama.cpp's host memory (no other engine keeps any)
             ram = _replace(ram or ram_setup(args.ram_type), size_bytes=size, source="this machine's /proc/meminfo")
     r = fit(args.model, choice, wl, headroom_fraction=args.headroom, split=args.split, train=train, ram=ram)
     if args.json:
