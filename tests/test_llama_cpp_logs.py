@@ -123,43 +123,33 @@ def test_llama_cpp_options_with_another_engine_are_errors() -> None:
 
 def test_ngl_counts_the_output_layer_first_and_ngl0_still_reserves_gpu_compute() -> None:
     rm = resolve_model("llama-3.1-8b")
-    full = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096)).extra["llama_cpp"]
-    part = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096, n_gpu_layers=15)).extra[
-        "llama_cpp"
-    ]
-    assert part["output_on_gpu"] and part["blocks_on_gpu"] == 14
-    assert part["kv_gpu_bytes"] * 32 == full["kv_gpu_bytes"] * 14
-    zero = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096, n_gpu_layers=0)).extra[
-        "llama_cpp"
-    ]
-    assert zero["weights_gpu_bytes"] == 0 and zero["kv_gpu_bytes"] == 0
+    full = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096)).llama_cpp
+    part = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096, n_gpu_layers=15)).llama_cpp
+    assert part.output_on_gpu and part.blocks_on_gpu == 14
+    assert part.kv_gpu_bytes * 32 == full.kv_gpu_bytes * 14
+    zero = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096, n_gpu_layers=0)).llama_cpp
+    assert zero.weights_gpu_bytes == 0 and zero.kv_gpu_bytes == 0
     # op offload copies the host-resident output matrix (Q6_K, 128256 × 4096) beside the logits
     out_q6k = 128256 * 4096 // 256 * 210
-    assert zero["compute_gpu_bytes"] >= out_q6k + 128256 * 512 * 4
+    assert zero.compute_gpu_bytes >= out_q6k + 128256 * 512 * 4
 
 
 def test_cpu_moe_moves_exactly_the_expert_tensors() -> None:
     rm = resolve_model("qwen3-30b-a3b")
-    base = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096)).extra["llama_cpp"]
-    allx = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096, cpu_moe=True)).extra[
-        "llama_cpp"
-    ]
-    half = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096, n_cpu_moe=24)).extra[
-        "llama_cpp"
-    ]
-    moved = allx["weights_host_bytes"] - base["weights_host_bytes"]
+    base = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096)).llama_cpp
+    allx = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096, cpu_moe=True)).llama_cpp
+    half = estimate(rm, Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096, n_cpu_moe=24)).llama_cpp
+    moved = allx.weights_host_bytes - base.weights_host_bytes
     assert moved > 15 * GIB  # the 128 experts × 48 blocks dominate the 17.3 GiB file
-    assert abs((half["weights_host_bytes"] - base["weights_host_bytes"]) * 2 - moved) < 0.01 * moved
-    assert allx["kv_gpu_bytes"] == base["kv_gpu_bytes"]  # attention stays on the GPU
+    assert abs((half.weights_host_bytes - base.weights_host_bytes) * 2 - moved) < 0.01 * moved
+    assert allx.kv_gpu_bytes == base.kv_gpu_bytes  # attention stays on the GPU
     # op offload copies a host-resident expert tensor into the GPU compute buffer; gpt-oss-120b's (128 × 2880 × 2880
     # MXFP4, 540 MiB) outgrow its logits, so the buffer grows by about that much
     oss = resolve_model("gpt-oss-120b")
-    b = estimate(oss, Workload.from_flat(engine="llama.cpp", quant="mxfp4", context=4096)).extra["llama_cpp"]
-    c = estimate(oss, Workload.from_flat(engine="llama.cpp", quant="mxfp4", context=4096, cpu_moe=True)).extra[
-        "llama_cpp"
-    ]
-    assert c["compute_gpu_bytes"] - b["compute_gpu_bytes"] > 128 * 2880 * 2880 // 32 * 17 - b["compute_gpu_bytes"]
-    assert c["compute_gpu_bytes"] > b["compute_gpu_bytes"]
+    b = estimate(oss, Workload.from_flat(engine="llama.cpp", quant="mxfp4", context=4096)).llama_cpp
+    c = estimate(oss, Workload.from_flat(engine="llama.cpp", quant="mxfp4", context=4096, cpu_moe=True)).llama_cpp
+    assert c.compute_gpu_bytes - b.compute_gpu_bytes > 128 * 2880 * 2880 // 32 * 17 - b.compute_gpu_bytes
+    assert c.compute_gpu_bytes > b.compute_gpu_bytes
 
 
 def test_expert_offload_solver_picks_the_smallest_n() -> None:
@@ -270,7 +260,7 @@ def test_mixed_gpus_get_per_device_bytes_and_a_balancing_split() -> None:
 def test_mac_gets_metal_no_cuda_and_no_vllm() -> None:
     r = fit("llama-3.1-8b", "m3-max-128gb", Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=32768))
     assert all("cuda" not in c.name for c in r.estimate.breakdown)
-    assert r.estimate.extra["llama_cpp"]["backend"] == "metal"
+    assert r.estimate.llama_cpp.backend == "metal"
     assert not r.serving["vllm"]["command"]
     assert any("recommendedMaxWorkingSetSize" in a for a in r.assumptions)
     with pytest.raises(BadInput, match="vLLM does not run on Apple Silicon"):
@@ -285,10 +275,10 @@ def test_mxfp4_gguf_file_reads_and_places_experts(tmp_path: Path) -> None:
     m = TinyModel(n_expert=4, n_expert_used=2, weight_type="MXFP4", embed_type="Q8_0")
     write_gguf(p, m)
     wl = Workload.from_flat(engine="llama.cpp", context=1024)
-    base = estimate(str(p), wl).extra["llama_cpp"]
-    moved = estimate(str(p), Workload.from_flat(engine="llama.cpp", context=1024, cpu_moe=True)).extra["llama_cpp"]
+    base = estimate(str(p), wl).llama_cpp
+    moved = estimate(str(p), Workload.from_flat(engine="llama.cpp", context=1024, cpu_moe=True)).llama_cpp
     expert = tensor_nbytes((m.n_expert, m.n_ff, m.n_embd), "MXFP4")
-    assert moved["weights_host_bytes"] - base["weights_host_bytes"] == 3 * m.n_layer * expert
+    assert moved.weights_host_bytes - base.weights_host_bytes == 3 * m.n_layer * expert
 
 
 def test_mlx_profile_on_a_mac() -> None:
@@ -319,13 +309,13 @@ def test_server_output_rows_shrink_the_compute_buffer_to_the_feed_forward() -> N
     product, 3 × 19 MiB) above the f16 KQ mask, not 512 rows of logits (301 MiB)."""
     rm = resolve_model("qwen3-4b")
     base = dict(engine="llama.cpp", quant="q4_k_m", context=2048, batch=4, new_tokens=0, kv_unified=True)
-    all_rows = estimate(rm, Workload.from_flat(**base, llama_build=9410)).extra["llama_cpp"]  # type: ignore[arg-type]
-    four = estimate(rm, Workload.from_flat(**base, n_outputs_max=4, llama_build=9410)).extra["llama_cpp"]  # type: ignore[arg-type]
-    assert all_rows["compute_gpu_bytes"] == 151936 * 512 * 4 + 512 * 2560 * 4
-    assert four["compute_gpu_bytes"] < 90 * MIB
-    assert abs(four["compute_gpu_bytes"] / (85.01 * MIB) - 1) < 0.03  # the replay: 83.01 MiB
-    assert four["compute_gpu_bytes"] >= 3 * 512 * 9728 * 4 + 8192 * 512 * 2  # at least gate, up, product + mask
-    assert four["devices"][0]["compute_phase"].startswith("ggml-alloc replay")
+    all_rows = estimate(rm, Workload.from_flat(**base, llama_build=9410)).llama_cpp  # type: ignore[arg-type]
+    four = estimate(rm, Workload.from_flat(**base, n_outputs_max=4, llama_build=9410)).llama_cpp  # type: ignore[arg-type]
+    assert all_rows.compute_gpu_bytes == 151936 * 512 * 4 + 512 * 2560 * 4
+    assert four.compute_gpu_bytes < 90 * MIB
+    assert abs(four.compute_gpu_bytes / (85.01 * MIB) - 1) < 0.03  # the replay: 83.01 MiB
+    assert four.compute_gpu_bytes >= 3 * 512 * 9728 * 4 + 8192 * 512 * 2  # at least gate, up, product + mask
+    assert four.devices[0].compute_phase.startswith("ggml-alloc replay")
 
 
 def test_the_f32_mask_copy_leaves_a_hole_the_logits_do_not_fit() -> None:
@@ -336,7 +326,7 @@ def test_the_f32_mask_copy_leaves_a_hole_the_logits_do_not_fit() -> None:
 
     def compute(context: int, build: int | None = None) -> float:
         wl = Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=context, new_tokens=0, llama_build=build)
-        return estimate(rm, wl).extra["llama_cpp"]["compute_gpu_bytes"] / MIB  # type: ignore[no-any-return]
+        return estimate(rm, wl).llama_cpp.compute_gpu_bytes / MIB
 
     assert compute(4096) == 304.0
     assert round(compute(32768), 2) == 382.01
@@ -348,11 +338,11 @@ def test_swa_full_caches_sliding_window_layers_at_full_size() -> None:
     """Ollama's runner sets swa_full: Gemma 2 2B, 2 slots of 8192, logs two 832.00 MiB KV buffers on ROCm0."""
     rm = resolve_model("gemma-2-2b")
     base = dict(engine="llama.cpp", quant="q4_0", context=8192, batch=2, new_tokens=0, backend="rocm")
-    full = estimate(rm, Workload.from_flat(**base, swa_full=True)).extra["llama_cpp"]  # type: ignore[arg-type]
-    window = estimate(rm, Workload.from_flat(**base)).extra["llama_cpp"]  # type: ignore[arg-type]
-    assert full["kv_gpu_bytes"] == 2 * 832 * MIB
-    assert full["swa_cells"] == 8192 and window["swa_cells"] == 4608
-    assert window["kv_gpu_bytes"] < full["kv_gpu_bytes"]
+    full = estimate(rm, Workload.from_flat(**base, swa_full=True)).llama_cpp  # type: ignore[arg-type]
+    window = estimate(rm, Workload.from_flat(**base)).llama_cpp  # type: ignore[arg-type]
+    assert full.kv_gpu_bytes == 2 * 832 * MIB
+    assert full.swa_cells == 8192 and window.swa_cells == 4608
+    assert window.kv_gpu_bytes < full.kv_gpu_bytes
 
 
 def test_builds_before_the_glu_ops_keep_a_smaller_feed_forward() -> None:
@@ -361,13 +351,13 @@ def test_builds_before_the_glu_ops_keep_a_smaller_feed_forward() -> None:
     feed-forward instead."""
     rm = resolve_model("llama-2-7b")
     base = dict(engine="llama.cpp", quant="q8_0", context=512, new_tokens=0, n_batch=512, flash_attn=False)
-    old = estimate(rm, Workload.from_flat(**base, llama_build=2459)).extra["llama_cpp"]  # type: ignore[arg-type]
-    new = estimate(rm, Workload.from_flat(**base)).extra["llama_cpp"]  # type: ignore[arg-type]
-    assert old["compute_gpu_bytes"] == 32000 * 512 * 4 + 512 * 4096 * 4 == int(70.5 * MIB)
+    old = estimate(rm, Workload.from_flat(**base, llama_build=2459)).llama_cpp  # type: ignore[arg-type]
+    new = estimate(rm, Workload.from_flat(**base)).llama_cpp  # type: ignore[arg-type]
+    assert old.compute_gpu_bytes == 32000 * 512 * 4 + 512 * 4096 * 4 == int(70.5 * MIB)
     ffn = 3 * 512 * 11008 * 4  # gate, up and the fused product, each a tensor of its own
-    assert new["compute_gpu_bytes"] > old["compute_gpu_bytes"]
-    assert ffn + 512 * 512 * 4 < new["compute_gpu_bytes"] < ffn + 512 * 512 * 4 + 4 * 512 * 4096 * 4
-    assert new["devices"][0]["compute_phase"].startswith("ggml-alloc replay")
+    assert new.compute_gpu_bytes > old.compute_gpu_bytes
+    assert ffn + 512 * 512 * 4 < new.compute_gpu_bytes < ffn + 512 * 512 * 4 + 4 * 512 * 4096 * 4
+    assert new.devices[0].compute_phase.startswith("ggml-alloc replay")
 
 
 @pytest.mark.parametrize("flag", [["--swa-full"], ["--n-outputs-max", "4"], ["--llama-build", "5466"]])
@@ -381,11 +371,11 @@ def test_builds_before_output_first_offload_count_blocks_only() -> None:
     tree (ggml-org/llama.cpp#18148) puts the output layer first and 29 blocks beside it."""
     rm = resolve_model("qwen3-30b-a3b")
     base = dict(engine="llama.cpp", quant="q4_k_m", context=4096, new_tokens=0, n_gpu_layers=30)
-    old = estimate(rm, Workload.from_flat(**base, llama_build=5466)).extra["llama_cpp"]  # type: ignore[arg-type]
-    new = estimate(rm, Workload.from_flat(**base)).extra["llama_cpp"]  # type: ignore[arg-type]
-    assert (old["blocks_on_gpu"], old["output_on_gpu"]) == (30, False)
-    assert (new["blocks_on_gpu"], new["output_on_gpu"]) == (29, True)
-    assert old["layer_devices"][:18] == [-1] * 18 and old["layer_devices"][18:] == [0] * 30
+    old = estimate(rm, Workload.from_flat(**base, llama_build=5466)).llama_cpp  # type: ignore[arg-type]
+    new = estimate(rm, Workload.from_flat(**base)).llama_cpp  # type: ignore[arg-type]
+    assert (old.blocks_on_gpu, old.output_on_gpu) == (30, False)
+    assert (new.blocks_on_gpu, new.output_on_gpu) == (29, True)
+    assert old.layer_devices[:18] == (-1,) * 18 and old.layer_devices[18:] == (0,) * 30
 
 
 def test_the_ollama_log_comes_out_exact_through_its_runner_of_the_time() -> None:
@@ -397,7 +387,7 @@ def test_the_ollama_log_comes_out_exact_through_its_runner_of_the_time() -> None
     est = estimate(
         resolve_model("gemma-2-2b"), Workload(context=8192, batch=2, new_tokens=0, quant="q4_0", options=opts)
     )
-    lc = est.extra["llama_cpp"]
-    assert lc["kv_gpu_bytes"] == 1664 * MIB
-    assert lc["compute_gpu_bytes"] == int(252.25 * MIB)
+    lc = est.llama_cpp
+    assert lc.kv_gpu_bytes == 1664 * MIB
+    assert lc.compute_gpu_bytes == int(252.25 * MIB)
     assert est.engine == "ollama" and est.extra["ollama"]["runner"] == "ollama runner"

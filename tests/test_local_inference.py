@@ -9,12 +9,16 @@ import json
 import pytest
 
 from cli_support import call_cli as _cli
+from vram import MlxDetails
 from vram.catalog import find_gpu
+from vram.devices import device_of
 from vram.errors import BadInput
 from vram.fitting import fit, gpu_workload
 from vram.inference import estimate
 from vram.llama_offload import ram_setup
-from vram.request import Workload
+from vram.records import replace
+from vram.request import Device, Workload
+from vram.result import Estimate
 
 GIB = 1024**3
 
@@ -56,7 +60,7 @@ def test_gpt_oss_120b_on_a_24gb_card_is_priced_as_its_mxfp4_gguf_and_offloads_ex
     assert "gpt-oss-120b-MXFP4.gguf" in r.serving["llama_cpp"]["command"]
     assert not any("dequantizes GGUF" in n for n in r.serving["transformers"]["notes"])
     bf16 = estimate("gpt-oss-120b", Workload.from_flat(engine="llama.cpp", quant="bf16", context=4096))
-    assert bf16.extra["llama_cpp"]["weights_total_bytes"] > 3 * r.estimate.extra["llama_cpp"]["weights_total_bytes"]
+    assert bf16.llama_cpp.weights_total_bytes > 3 * r.estimate.llama_cpp.weights_total_bytes
 
 
 def test_host_part_above_the_ram_given_is_said() -> None:
@@ -113,6 +117,18 @@ def test_mlx_answers_on_a_mac_carry_mlx_lm_commands() -> None:
     assert m["working_set_limit_bytes"] == 96 * GIB
 
 
+def test_mlx_details_are_typed_and_the_json_answers_mlx_object() -> None:
+    wl = replace(Workload.from_flat(engine="mlx", quant="mlx-4bit", context=4096), devices=(device_of("m4-max-128gb"),))
+    est = estimate("qwen2.5-7b", wl)
+    m = est.mlx
+    assert isinstance(est.details, MlxDetails) and m is est.details and "mlx" not in est.extra
+    # 4096 + 256 new tokens in KVCache steps of 256; 4-bit weights with a 16-bit scale and bias per 64 values
+    assert (m.kv_slots, m.prefill_chunk, m.bits_per_weight) == (4352, 2048, 4.5)
+    assert est.to_dict()["mlx"] == {"kv_slots": 4352, "prefill_chunk": 2048, "bits_per_weight": 4.5}
+    with pytest.raises(TypeError, match="no llama"):
+        _ = est.llama_cpp
+
+
 def test_vllm_on_a_mac_is_an_error() -> None:
     with pytest.raises(BadInput, match="vLLM does not run on Apple Silicon"):
         fit("llama-3.1-8b", "m3-max-128gb", Workload.from_flat(engine="vllm", context=4096))
@@ -138,8 +154,8 @@ def test_a_mixed_pair_is_checked_gpu_by_gpu_with_the_tensor_split_it_uses() -> N
     assert d0["total_bytes"] == 22_341_812_224 and d1["total_bytes"] == 22_205_349_888
     assert d0["total_bytes"] == (d0["weights_bytes"] + d0["kv_cache_bytes"] + d0["compute_bytes"] + d0["context_bytes"])
     assert d0["usable_bytes"] == find_gpu("rtx-4090").usable_memory_bytes
-    lc = r.estimate.extra["llama_cpp"]
-    assert d0["weights_bytes"] + d1["weights_bytes"] == lc["weights_gpu_bytes"] == 41_921_527_808
+    lc = r.estimate.llama_cpp
+    assert d0["weights_bytes"] + d1["weights_bytes"] == lc.weights_gpu_bytes == 41_921_527_808
     assert r.verdict == "fits" and r.per_gpu_bytes == d0["total_bytes"]  # the 4090 has less room left
     assert "--split-mode layer --tensor-split 23.99,24" in r.serving["llama_cpp"]["command"]
     assert not r.serving["vllm"]["command"]
@@ -243,7 +259,7 @@ def test_a_mixed_pair_that_cannot_hold_a_moe_model_gets_the_smallest_n_cpu_moe_w
     est = estimate("gpt-oss-120b", base.with_options(n_cpu_moe=17, tensor_split=(30.0, 7.0)))
     assert _every_gpu_holds(est, devices)
     est16 = estimate("gpt-oss-120b", base.with_options(n_cpu_moe=16, tensor_split=(23.99, 12.0)))
-    hint = tuple(est16.extra["llama_cpp"]["tensor_split"])
+    hint = est16.llama_cpp.tensor_split
     assert not _every_gpu_holds(est16, devices)
     assert not _every_gpu_holds(estimate("gpt-oss-120b", base.with_options(n_cpu_moe=16, tensor_split=hint)), devices)
 
@@ -254,13 +270,13 @@ def _replace_devices(wl: Workload, devices: tuple) -> Workload:  # type: ignore[
     return replace(wl, devices=devices)
 
 
-def _every_gpu_holds(est, devices) -> bool:  # type: ignore[no-untyped-def]
-    lc = est.extra["llama_cpp"]
+def _every_gpu_holds(est: Estimate, devices: tuple[Device, ...]) -> bool:
+    lc = est.llama_cpp
     ctx = est.component("cuda_context")
     each = ctx.bytes // len(devices) if ctx else 0
     return all(
-        du["weights_gpu_bytes"] + du["kv_gpu_bytes"] + du["compute_gpu_bytes"] + each <= d.memory_bytes
-        for du, d in zip(lc["devices"], devices, strict=True)
+        du.weights_gpu_bytes + du.kv_gpu_bytes + du.compute_gpu_bytes + each <= d.memory_bytes
+        for du, d in zip(lc.devices, devices, strict=True)
     )
 
 

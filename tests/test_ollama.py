@@ -64,9 +64,12 @@ def test_llama_server_runner_keeps_one_stream_per_slot_and_no_full_swa_cache() -
         options=OllamaOptions(num_batch=256, flash_attn=False, backend="rocm"),
     )
     est = estimate("gemma-2-2b", wl)
-    lc, o = est.extra["llama_cpp"], est.extra["ollama"]
-    assert (lc["kv_gpu_bytes"], lc["compute_gpu_bytes"]) == (1274 * MIB, int(84.75 * MIB))
-    assert (lc["kv_streams"], lc["n_outputs"], lc["n_ubatch"]) == (2, 2, 256)
+    lc, o = est.llama_cpp, est.extra["ollama"]
+    assert (lc.kv_gpu_bytes, lc.compute_gpu_bytes) == (1274 * MIB, int(84.75 * MIB))
+    assert (lc.kv_streams, lc.n_outputs, lc.n_ubatch) == (2, 2, 256)
+    # Ollama's estimate keeps the llama.cpp details it is built on; the JSON answer has both objects
+    d = est.to_dict()
+    assert d["llama_cpp"] == lc.to_dict() and d["ollama"]["runner"] == "llama-server" and "llama_cpp" not in est.extra
     assert o["runner"] == "llama-server" and o["ps"] == {
         "size_bytes": 3_048_249_088,
         "vram_bytes": 3_048_249_088,
@@ -169,7 +172,7 @@ def test_ollama_context_length_applies_only_without_num_ctx() -> None:
 def test_legacy_runner_keeps_f16_without_flash_attention() -> None:
     opts = OllamaOptions(ollama_version="0.12", kv_cache_type="q8_0", flash_attn=False)
     est = estimate("qwen3-8b", Workload(quant="q4_k_m", options=opts))
-    assert est.extra["llama_cpp"]["cache_type_k"] == "f16" and est.extra["llama_cpp"]["cache_type_v"] == "f16"
+    assert est.llama_cpp.cache_type_k == "f16" and est.llama_cpp.cache_type_v == "f16"
     with pytest.raises(BadInput, match="kv_cache_type"):
         OllamaOptions(kv_cache_type="q5_1")  # type: ignore[arg-type]
 

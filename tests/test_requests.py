@@ -249,7 +249,7 @@ def test_llama_cpp_serving_keeps_a_bf16_cache_bf16() -> None:
     r = fit("llama-3.1-8b", "rtx-4090", Workload(quant="q4_k_m", kv_dtype="bf16", options=LlamaCppOptions()))
     cmd = r.serving["llama_cpp"]["command"]
     assert "--cache-type-k bf16 --cache-type-v bf16" in cmd
-    assert r.estimate.extra["llama_cpp"]["cache_type_k"] == "bf16"
+    assert r.estimate.llama_cpp.cache_type_k == "bf16"
 
 
 def test_flux_is_served_with_diffusers_never_an_llm_server() -> None:

@@ -103,12 +103,12 @@ def main() -> None:
                     n_gpu_layers=0,
                 ),
             )
-            lc = est.extra["llama_cpp"]
+            lc = est.llama_cpp
             ours = {
-                "model": lc["weights_total_bytes"] / MIB,
-                "kv": lc["kv_total_bytes"] / MIB,
-                "compute": lc["compute_bytes"] / MIB,
-                "output": lc["output_buffer_host_bytes"] / MIB,
+                "model": lc.weights_total_bytes / MIB,
+                "kv": lc.kv_total_bytes / MIB,
+                "compute": lc.compute_bytes / MIB,
+                "output": lc.output_buffer_host_bytes / MIB,
             }
             ctx_line = next((ln for ln in log.splitlines() if "n_ctx" in ln and "=" in ln), "")
             print(

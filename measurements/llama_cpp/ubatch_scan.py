@@ -36,7 +36,7 @@ def main() -> None:
                     engine="llama.cpp", context=4096, n_ubatch=ub, n_batch=max(2048, ub), flash_attn=fa, n_gpu_layers=0
                 ),
             )
-            ours = est.extra["llama_cpp"]["compute_bytes"] / MIB
+            ours = est.llama_cpp.compute_bytes / MIB
             print(f"| {'on' if fa else 'off'} | {ub} | {got:.2f} | {ours:.2f} |", flush=True)
 
 

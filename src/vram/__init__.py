@@ -11,6 +11,10 @@ is a `Device`:
     >>> from vram import Device, VllmOptions, find_gpu
     >>> estimate("llama-3.1-8b", Workload(options=VllmOptions(max_num_seqs=64), devices=(device_of("h100-sxm"),)))
 
+What an engine reports beyond the common breakdown is typed too: `est.vllm` (`VllmDetails`), `est.llama_cpp`
+(`LlamaCppDetails`, with a `LlamaCppDevice` per GPU) and `est.mlx` (`MlxDetails`), each written as its object of
+the JSON answer.
+
 The command line (`vram`) and the web tool are thin adapters over these functions. Fitting a model to GPUs is
 `vram.fitting` (`fit`, `which`, `compare`); fleet planning `vram.fleet` (`plan`).
 """
@@ -34,6 +38,9 @@ _EXPORTS: dict[str, str] = {
     "SpeechOptions": "vram.request",
     "Estimate": "vram.result",
     "VllmDetails": "vram.details",
+    "LlamaCppDetails": "vram.details",
+    "LlamaCppDevice": "vram.details",
+    "MlxDetails": "vram.details",
     "ResolvedModel": "vram.resolved",
     "resolve_model": "vram.resolver",
     "device_of": "vram.fitting",
@@ -71,7 +78,10 @@ __all__ = [
     "Estimate",
     "FitResult",
     "ImageOptions",
+    "LlamaCppDetails",
+    "LlamaCppDevice",
     "LlamaCppOptions",
+    "MlxDetails",
     "MlxOptions",
     "ModelSpec",
     "OllamaOptions",

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import logs
 from .catalog import GpuEntry, ModelEntry, find_gpu, find_model, search_gpus
+from .details import LlamaCppDetails
 from .devices import device_of
 from .errors import BadInput, UnknownGpu, UnknownModel, VramError
 from .logs import ParsedLog
@@ -598,18 +599,18 @@ def _terms(c: _Ctx, r: Any) -> list[Term]:
             cb,
             "ggml compute buffer(s) on the GPU(s)",
         )
-        llx = e.extra.get("llama_cpp", {})
-        total_w = int(llx["weights_total_bytes"]) if "weights_total_bytes" in llx else None
+        llx = e.details if isinstance(e.details, LlamaCppDetails) else None
+        total_w = llx.weights_total_bytes if llx is not None else None
         add("model_size", lg.get("model_size"), total_w, "all the file's tensors (print_info: model size)")
     elif kind == "ollama":
-        llx = e.extra.get("llama_cpp", {})
+        llx = e.details if isinstance(e.details, LlamaCppDetails) else None
         w_total = (
-            int(llx.get("weights_total_bytes", e.weights_bytes))
+            (llx.weights_total_bytes if llx is not None else e.weights_bytes)
             if r.split != "pp"
             else sum(u.weights_bytes for u in r.ranks)
         )
         kv_total = (
-            int(llx.get("kv_total_bytes", e.kv_cache_bytes))
+            (llx.kv_total_bytes if llx is not None else e.kv_cache_bytes)
             if r.split != "pp"
             else sum(u.kv_cache_bytes for u in r.ranks)
         )

@@ -88,8 +88,8 @@ def machine_ram_bytes() -> int | None:
 
 
 def host_bytes(est: Estimate) -> int:
-    lc = est.extra["llama_cpp"]
-    return int(lc["weights_host_bytes"] + lc["kv_host_bytes"] + lc["compute_host_bytes"] + lc["output_host_bytes"])
+    lc = est.llama_cpp
+    return lc.weights_host_bytes + lc.kv_host_bytes + lc.compute_host_bytes + lc.output_host_bytes
 
 
 def _read_bytes(rm: ResolvedModel, wl: Workload, est: Estimate) -> tuple[float, float]:
@@ -105,12 +105,12 @@ def read_bytes_per_device(rm: ResolvedModel, wl: Workload, est: Estimate) -> tup
     from .engines.llama_cpp import _device_of, _tensors, layout
 
     spec = rm.spec
-    lc = est.extra["llama_cpp"]
-    n_dev = len(lc["devices"])
+    lc = est.llama_cpp
+    n_dev = len(lc.devices)
     tensors, _ = _tensors(rm, wl)
     lay = layout(spec.num_layers, wl.llama.n_gpu_layers, n_dev, None)
-    lay = replace(lay, layers=tuple(lc["layer_devices"]))
-    n_cpu_moe = int(lc["n_cpu_moe"])
+    lay = replace(lay, layers=lc.layer_devices)
+    n_cpu_moe = lc.n_cpu_moe
     moe = [la.mlp for la in spec.layers if la.mlp is not None and la.mlp.kind == "moe"]
     active = (moe[0].experts_per_token / max(1, moe[0].num_experts)) if moe else 1.0
     gpu = [0.0] * max(1, n_dev)
@@ -125,10 +125,10 @@ def read_bytes_per_device(rm: ResolvedModel, wl: Workload, est: Estimate) -> tup
             gpu[d] += t.nbytes * share
         else:
             cpu += t.nbytes * share
-    filled = wl.context / max(1, lc["n_ctx_seq"] * lc["kv_streams"])  # the cache is read up to the context
-    for d, du in enumerate(lc["devices"]):
-        gpu[d] += du["kv_gpu_bytes"] * filled
-    cpu += lc["kv_host_bytes"] * filled
+    filled = wl.context / max(1, lc.n_ctx_seq * lc.kv_streams)  # the cache is read up to the context
+    for d, du in enumerate(lc.devices):
+        gpu[d] += du.kv_gpu_bytes * filled
+    cpu += lc.kv_host_bytes * filled
     return gpu, cpu
 
 
@@ -221,7 +221,7 @@ def expert_offload_plan(
                     hi, best_n, best = mid, mid, e
                 else:
                     lo = mid
-    lc = best.extra["llama_cpp"]
+    lc = best.llama_cpp
     host = host_bytes(best)
     speed = decode_speed(rm, wl.with_options(n_cpu_moe=best_n), best, gpu, ram)
     host_ok = ram.size_bytes is None or host <= ram.size_bytes
@@ -233,10 +233,10 @@ def expert_offload_plan(
         "gpu_bytes": best.total_bytes,
         "usable_gpu_bytes": usable_gpu_bytes,
         "host_bytes": host,
-        "host_weights_bytes": lc["weights_host_bytes"],
+        "host_weights_bytes": lc.weights_host_bytes,
         "ram": ram.to_dict(),
         "host_fits": host_ok,
-        "offloaded_bytes": lc["weights_host_bytes"],
+        "offloaded_bytes": lc.weights_host_bytes,
         "flag": f"--n-cpu-moe {best_n}" if best_n < spec.num_layers else "--cpu-moe",
         **speed,
         "note": (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from . import __version__
 from .components import Component
-from .details import EngineDetails, VllmDetails
+from .details import EngineDetails, LlamaCppDetails, MlxDetails, VllmDetails
 from .records import field, record
 from .request import TrainWorkload, Workload
 
@@ -29,13 +29,28 @@ class Estimate:
     assumptions: tuple[str, ...]
     binding_phase: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-    details: EngineDetails | None = None  # the engine's typed figures (vLLM: VllmDetails), written under its key
+    # the engine's typed figures (VllmDetails, LlamaCppDetails, MlxDetails), written under their key
+    details: EngineDetails | None = None
 
     @property
     def vllm(self) -> VllmDetails:
         """The vLLM figures of a `--engine vllm` estimate (an error for any other engine's)."""
         if not isinstance(self.details, VllmDetails):
             raise TypeError(f"a {self.engine} estimate has no vLLM details")
+        return self.details
+
+    @property
+    def llama_cpp(self) -> LlamaCppDetails:
+        """The llama.cpp buffers of a `--engine llama.cpp` (or `ollama`) estimate (an error for any other engine's)."""
+        if not isinstance(self.details, LlamaCppDetails):
+            raise TypeError(f"a {self.engine} estimate has no llama.cpp details")
+        return self.details
+
+    @property
+    def mlx(self) -> MlxDetails:
+        """The MLX figures of a `--engine mlx` estimate (an error for any other engine's)."""
+        if not isinstance(self.details, MlxDetails):
+            raise TypeError(f"a {self.engine} estimate has no MLX details")
         return self.details
 
     def component(self, name: str) -> Component | None:

@@ -223,7 +223,10 @@ def _weights_label(r: Any) -> str:
     wl = r.workload
     if wl.quant:
         return str(wl.quant)
-    ft = (r.estimate.extra.get("llama_cpp") or {}).get("file_type")
+    from ..details import LlamaCppDetails
+
+    lc = r.estimate.details
+    ft = lc.file_type if isinstance(lc, LlamaCppDetails) else None
     return f"{ft.lower()} (as stored)" if ft and ft.startswith("MXFP4") else str(wl.dtype)
 
 

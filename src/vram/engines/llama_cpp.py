@@ -43,6 +43,7 @@ import bisect
 from typing import TYPE_CHECKING
 
 from ..components import Component
+from ..details import LlamaCppDetails, LlamaCppDevice
 from ..errors import BadInput
 from ..records import record
 from .gguf_plan import MIX_BASE, Tensor, mix_name, plan_tensors
@@ -372,22 +373,6 @@ def compute_buffer_bytes(
     return phases[name], name
 
 
-@record(frozen=True)
-class DeviceUse:
-    weights: int
-    kv: int
-    compute: int
-    phase: str
-
-    def to_dict(self) -> dict[str, int | str]:
-        return {
-            "weights_gpu_bytes": self.weights,
-            "kv_gpu_bytes": self.kv,
-            "compute_gpu_bytes": self.compute,
-            "compute_phase": self.phase,
-        }
-
-
 def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     from ..result import Estimate
 
@@ -486,7 +471,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     # 301.75 MiB at n_ubatch 512, Llama 3.2 3B 64.12 MiB at 128) except one, Qwen2.5-0.5B at 512 (300.25 MiB: a
     # second hidden state, where ggml-alloc placed the logits above the freed pre-norm state rather than on it)
     out_act = n_out * spec.vocab_size * 4 + n_out * h * 4
-    devices: list[DeviceUse] = []
+    devices: list[LlamaCppDevice] = []
     first_att_dev = next((d for d in range(n_dev) for i in on_dev[d] if spec.layers[i].attention), -1)
     for d in range(n_dev):
         layers = on_dev[d]
@@ -526,7 +511,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
             if replay is not None:
                 phases = {"ggml-alloc replay of the whole graph (holes included)": replay}
         name = max(phases, key=lambda k: phases[k])
-        devices.append(DeviceUse(w_dev[d], kv_dev[d], phases[name], name))
+        devices.append(LlamaCppDevice(w_dev[d], kv_dev[d], phases[name], name))
 
     # graph inputs live on the CPU backend: token ids, positions (4 per token for M-RoPE), output ids, the KQ mask(s);
     # the embeddings looked up from the CPU-resident token_embd are a CPU node; pipeline parallelism keeps 4 copies of
@@ -556,11 +541,11 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     out_host = n_seq * spec.vocab_size * 4
 
     w_gpu, kv_gpu = sum(w_dev), sum(kv_dev)
-    c_gpu = sum(du.compute for du in devices)
+    c_gpu = sum(du.compute_gpu_bytes for du in devices)
     ctx_bytes = LLAMA_CUDA_CONTEXT_BYTES * n_dev if backend in ("cuda", "rocm") else 0
     att_layers = len(spec.attention_layers)
     windows = kv.swa_cells != kv.cells or any(la.attention and la.attention.sliding_window for la in spec.layers)
-    phase = max(devices, key=lambda du: du.compute).phase if devices else host_phase
+    phase = max(devices, key=lambda du: du.compute_gpu_bytes).compute_phase if devices else host_phase
     where = (
         f"{sum(1 for x in lay.layers if x >= 0)}/{lay.n_layer} blocks"
         + (" + output layer" if lay.output >= 0 else "")
@@ -591,7 +576,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
                     per_pos[-1] += t.nbytes
             elif t.layer in position_of:
                 per_pos[position_of[t.layer]] += t.nbytes
-        fixed = [du.compute + (ctx_bytes // n_dev) for du in devices]
+        fixed = [du.compute_gpu_bytes + (ctx_bytes // n_dev) for du in devices]
         split_hint = balanced_split(per_pos, list(memory or ()), fixed)
     breakdown = (
         Component(
@@ -682,44 +667,35 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         ),
         *spec.notes,
     ]
-    lc = {
-        "weights_gpu_bytes": w_gpu,
-        "weights_host_bytes": w_host,
-        "kv_gpu_bytes": kv_gpu,
-        "kv_host_bytes": kv_host,
-        "compute_gpu_bytes": c_gpu,
-        "compute_host_bytes": comp_host,
-        "output_host_bytes": out_host,
-        "n_ctx": kv.n_ctx,
-        "n_ctx_seq": kv.cells,
-        "kv_streams": kv.streams,
-        "n_batch": n_batch,
-        "n_ubatch": n_ub,
-        "n_outputs": n_out,
-        "cache_type_k": tk,
-        "cache_type_v": tv,
-        "backend": backend,
-        "n_gpu_layers": lay.n_gpu_layers,
-        "blocks_on_gpu": sum(1 for x in lay.layers if x >= 0),
-        "output_on_gpu": lay.output >= 0,
-        "n_cpu_moe": n_cpu_moe,
-        "swa_cells": kv.swa_cells if windows else None,
-        "devices": [du.to_dict() for du in devices],
-        "layer_devices": list(lay.layers),
-        "tensor_split": split_hint,
-        "tensor_split_used": list(split) if n_dev > 1 and split else [],
-        # the weights' file type when they are not a GGUF file's own (MXFP4_MOE for gpt-oss as stored)
-        "file_type": None
-        if how.startswith("the GGUF file")
-        else (stored_mix(spec, wl) or mix_name(wl.quant, wl.dtype)),
-        # kept for earlier callers
-        "weights_total_bytes": sum(t.nbytes for t in tensors),
-        "weights_cpu_bytes": w_host,
-        "kv_cpu_bytes": kv_host,
-        "kv_total_bytes": kv_gpu + kv_host,
-        "compute_bytes": comp_host if n_dev == 0 else max((du.compute for du in devices), default=0),
-        "output_buffer_host_bytes": out_host,
-    }
+    details = LlamaCppDetails(
+        weights_gpu_bytes=w_gpu,
+        weights_host_bytes=w_host,
+        kv_gpu_bytes=kv_gpu,
+        kv_host_bytes=kv_host,
+        compute_gpu_bytes=c_gpu,
+        compute_host_bytes=comp_host,
+        output_host_bytes=out_host,
+        n_ctx=kv.n_ctx,
+        n_ctx_seq=kv.cells,
+        kv_streams=kv.streams,
+        n_batch=n_batch,
+        n_ubatch=n_ub,
+        n_outputs=n_out,
+        cache_type_k=tk,
+        cache_type_v=tv,
+        backend=backend,
+        n_gpu_layers=lay.n_gpu_layers,
+        blocks_on_gpu=sum(1 for x in lay.layers if x >= 0),
+        output_on_gpu=lay.output >= 0,
+        n_cpu_moe=n_cpu_moe,
+        swa_cells=kv.swa_cells if windows else None,
+        devices=tuple(devices),
+        layer_devices=tuple(lay.layers),
+        tensor_split=tuple(split_hint),
+        tensor_split_used=tuple(split) if n_dev > 1 and split else (),
+        file_type=None if how.startswith("the GGUF file") else (stored_mix(spec, wl) or mix_name(wl.quant, wl.dtype)),
+        weights_total_bytes=sum(t.nbytes for t in tensors),
+    )
     return Estimate(
         model=spec.name,
         params=spec.params,
@@ -734,7 +710,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         breakdown=breakdown,
         assumptions=tuple(assumptions),
         binding_phase=phase,
-        extra={"llama_cpp": lc},
+        details=details,
     )
 
 

@@ -21,6 +21,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ..components import Component
+from ..details import MlxDetails
 from ..errors import BadInput
 
 if TYPE_CHECKING:
@@ -128,5 +129,5 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
             "`sudo sysctl iogpu.wired_limit_mb=<MiB>`; no CUDA context",
             *spec.notes,
         ),
-        extra={"mlx": {"kv_slots": cells, "prefill_chunk": chunk, "bits_per_weight": bits}},
+        details=MlxDetails(kv_slots=cells, prefill_chunk=chunk, bits_per_weight=bits),
     )

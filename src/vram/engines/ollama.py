@@ -42,6 +42,7 @@ from ..records import replace
 from ..request import LlamaCppOptions, OllamaOptions, Workload, version_tuple
 
 if TYPE_CHECKING:
+    from ..details import LlamaCppDetails
     from ..resolved import ResolvedModel
     from ..result import Estimate
 
@@ -179,8 +180,8 @@ def as_llama_cpp(rm: ResolvedModel, wl: Workload) -> tuple[Workload, dict[str, A
         if not file_bytes:
             from .llama_cpp import estimate as llama_estimate
 
-            probe = llama_estimate(rm, replace(out, devices=())).extra["llama_cpp"]
-            file_bytes.append(int(probe["weights_total_bytes"]))
+            probe = llama_estimate(rm, replace(out, devices=())).llama_cpp
+            file_bytes.append(probe.weights_total_bytes)
         return predicted_bytes(rm, file_bytes[0], cells)
 
     # GPUs (server/sched.go selectLlamaServerPlacement): one GPU when one holds the prediction within 80 % of its
@@ -261,12 +262,12 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def ps_view(lc: dict[str, Any], n_layers: int) -> dict[str, Any]:
+def ps_view(lc: LlamaCppDetails, n_layers: int) -> dict[str, Any]:
     """What `ollama ps` shows for a llama.cpp estimate's buffers (its `llama_cpp` details) of an n_layers model."""
-    gpu = int(lc["weights_gpu_bytes"] + lc["kv_gpu_bytes"] + lc["compute_gpu_bytes"])
-    host = int(lc["weights_host_bytes"] + lc["kv_host_bytes"] + lc["compute_host_bytes"] + lc["output_host_bytes"])
+    gpu = lc.weights_gpu_bytes + lc.kv_gpu_bytes + lc.compute_gpu_bytes
+    host = lc.weights_host_bytes + lc.kv_host_bytes + lc.compute_host_bytes + lc.output_host_bytes
     # every layer offloaded and no tensor kept back: Ollama counts the GPU buffers only (token_embd's CPU copy aside)
-    all_on_gpu = bool(lc["output_on_gpu"]) and int(lc["blocks_on_gpu"]) >= n_layers and not lc.get("n_cpu_moe")
+    all_on_gpu = lc.output_on_gpu and lc.blocks_on_gpu >= n_layers and not lc.n_cpu_moe
     size = gpu if all_on_gpu else gpu + host
     if gpu == 0:
         processor = "100% CPU"
@@ -282,10 +283,10 @@ def _over_the_gpus(est: Estimate, lwl: Workload) -> bool:
     """Whether a llama.cpp estimate over the workload's devices needs more than one of them can hold."""
     if not lwl.devices:
         return False
-    per_device = est.extra["llama_cpp"].get("devices")
+    per_device = est.llama_cpp.devices
     if per_device and len(per_device) == len(lwl.devices):
         return any(
-            int(du["weights_gpu_bytes"] + du["kv_gpu_bytes"] + du["compute_gpu_bytes"]) > d.usable_bytes
+            du.weights_gpu_bytes + du.kv_gpu_bytes + du.compute_gpu_bytes > d.usable_bytes
             for du, d in zip(per_device, lwl.devices, strict=True)
         )
     return est.total_bytes > lwl.devices[0].usable_bytes
@@ -298,8 +299,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
 
     lwl, settings = as_llama_cpp(rm, wl)
     est = llama_estimate(rm, lwl)
-    lc = est.extra["llama_cpp"]
-    view = ps_view(lc, rm.spec.num_layers)
+    view = ps_view(est.llama_cpp, rm.spec.num_layers)
     ps: dict[str, Any] | None = view
     ps_line = (
         f"`ollama ps` would show SIZE {view['size']}, PROCESSOR {view['processor']}, CONTEXT {settings['num_ctx']:,}"

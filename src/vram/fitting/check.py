@@ -8,6 +8,7 @@ from typing import Any
 from ..catalog import GpuEntry
 from ..components.weights import weight_scheme
 from ..components.weights import weights_bytes as _weights_component
+from ..details import LlamaCppDetails
 from ..devices import GpuChoice, canonical_arch, device_of, parse_gpu_spec
 from ..errors import BadInput
 from ..inference import estimate
@@ -339,7 +340,7 @@ def _fit_ollama(
         cache=cache,
     )
     est = offloaded_estimate(ev, lwl, gpus, r.offload) if r.offload else r.estimate
-    ps = ps_view(est.extra["llama_cpp"], ev.spec.num_layers) if "llama_cpp" in est.extra else None
+    ps = ps_view(est.details, ev.spec.num_layers) if isinstance(est.details, LlamaCppDetails) else None
     notes = list(settings["notes"])
     if ps is not None:
         notes.append(
@@ -496,7 +497,7 @@ def _llama_layers_that_fit(ev: Evaluator, choice: GpuChoice, wl: Workload, plan:
         **plan,
         "layers_on_gpu": on,
         "layers_offloaded": n - on,
-        "offloaded_bytes": int(est.extra["llama_cpp"]["weights_host_bytes"]),
+        "offloaded_bytes": est.llama_cpp.weights_host_bytes,
         "host_memory_bytes": host_bytes(est),
     }
 

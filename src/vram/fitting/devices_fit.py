@@ -44,13 +44,13 @@ def estimate_on_devices(ev: Evaluator, gpus: list[GpuEntry], wl: Workload, split
 
 def device_uses(est: Estimate, gpus: list[GpuEntry]) -> list[dict[str, Any]]:
     """Each GPU's bytes in `est` (a llama.cpp estimate over `gpus`), against its usable memory."""
-    lc = est.extra["llama_cpp"]
+    lc = est.llama_cpp
     ctx = est.component("cuda_context")
     ctx_each = (ctx.bytes // len(gpus)) if ctx else 0
     out = []
-    for d, (du, g) in enumerate(zip(lc["devices"], gpus, strict=True)):
-        blocks = [i for i, x in enumerate(lc["layer_devices"]) if x == d]
-        total = du["weights_gpu_bytes"] + du["kv_gpu_bytes"] + du["compute_gpu_bytes"] + ctx_each
+    for d, (du, g) in enumerate(zip(lc.devices, gpus, strict=True)):
+        blocks = [i for i, x in enumerate(lc.layer_devices) if x == d]
+        total = du.weights_gpu_bytes + du.kv_gpu_bytes + du.compute_gpu_bytes + ctx_each
         usable = int(g.usable_memory_bytes)
         out.append(
             {
@@ -59,10 +59,10 @@ def device_uses(est: Estimate, gpus: list[GpuEntry]) -> list[dict[str, Any]]:
                 "gpu_name": g.name,
                 "blocks": [blocks[0], blocks[-1]] if blocks else [],
                 "n_blocks": len(blocks),
-                "output_layer": d == len(gpus) - 1 and bool(lc["output_on_gpu"]),
-                "weights_bytes": du["weights_gpu_bytes"],
-                "kv_cache_bytes": du["kv_gpu_bytes"],
-                "compute_bytes": du["compute_gpu_bytes"],
+                "output_layer": d == len(gpus) - 1 and lc.output_on_gpu,
+                "weights_bytes": du.weights_gpu_bytes,
+                "kv_cache_bytes": du.kv_gpu_bytes,
+                "compute_bytes": du.compute_gpu_bytes,
                 "context_bytes": ctx_each,
                 "total_bytes": total,
                 "usable_bytes": usable,
@@ -109,7 +109,7 @@ def fit_llama_devices(
     else:
         split, how = memory_split, "llama.cpp's default: in proportion to each GPU's memory"
         est = estimate_on_devices(ev, gpus, wl, split)
-        hint = tuple(est.extra["llama_cpp"]["tensor_split"])
+        hint = est.llama_cpp.tensor_split
         if not _all_fit(est, gpus) and hint and hint != split:
             alt = estimate_on_devices(ev, gpus, wl, hint)
             if _all_fit(alt, gpus):
@@ -125,7 +125,7 @@ def fit_llama_devices(
     verdict = verdicts[worst_i]
     b = uses[worst_i]
     headroom = int(headroom_fraction * b["weights_bytes"])
-    lc = est.extra["llama_cpp"]
+    lc = est.llama_cpp
     reasons = tuple(
         f"GPU {u['device']} ({u['gpu_name']}): {u['total_bytes'] / GIB:,.2f} of {u['usable_bytes'] / GIB:,.2f} GiB"
         + (f", {u['free_bytes'] / GIB:,.2f} GiB free" if u["fits"] else f": {-u['free_bytes'] / GIB:,.2f} GiB short")
@@ -203,8 +203,8 @@ def fit_llama_devices(
         headroom_fraction=headroom_fraction,
         headroom_bytes=headroom,
         free_bytes_per_gpu=b["free_bytes"],
-        weights_bytes=int(lc["weights_total_bytes"]),
-        kv_cache_bytes=int(lc["kv_total_bytes"]),
+        weights_bytes=lc.weights_total_bytes,
+        kv_cache_bytes=lc.kv_total_bytes,
         ranks=ranks,
         estimate=est,
         reasons=reasons,
@@ -246,7 +246,7 @@ def _offload_plan(
         # blocks, which sit on GPU 0, so the blocks must move towards it
         w = wl.with_options(**opts)
         first = estimate_on_devices(ev, gpus, w, split)
-        hint = tuple(first.extra["llama_cpp"]["tensor_split"])
+        hint = first.llama_cpp.tensor_split
         if _all_fit(first, gpus) or not hint or hint == split:
             return first, split
         alt = estimate_on_devices(ev, gpus, w, hint)
@@ -273,7 +273,7 @@ def _offload_plan(
     ewl = est.workload
     assert isinstance(ewl, Workload)
     speed = decode_speed_devices(ev.rm, ewl, est, gpus, ram)
-    lc = est.extra["llama_cpp"]
+    lc = est.llama_cpp
     host = host_bytes(est)
     plan: dict[str, Any] = {
         "kind": kind,
@@ -283,7 +283,7 @@ def _offload_plan(
         "layers_total": n_layers,
         "devices": device_uses(est, gpus),
         "host_bytes": host,
-        "offloaded_bytes": int(lc["weights_host_bytes"]),
+        "offloaded_bytes": lc.weights_host_bytes,
         "ram": ram.to_dict(),
         "host_fits": ram.size_bytes is None or host <= ram.size_bytes,
         **speed,
@@ -293,7 +293,7 @@ def _offload_plan(
     else:
         # -ngl counts the output layer first: N = the output layer and the last N-1 blocks
         plan["n_gpu_layers"] = value
-        plan["layers_on_gpu"] = int(lc["blocks_on_gpu"])
+        plan["layers_on_gpu"] = lc.blocks_on_gpu
     return plan, est
 
 
