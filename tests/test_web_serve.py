@@ -58,7 +58,7 @@ def _migrate_concurrently(url: str, n: int = 4) -> None:
             for f in [pool.submit(migrate, db.engine) for db in dbs]:
                 f.result()
         with dbs[0].engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0002"
     finally:
         for db in dbs:
             db.close()

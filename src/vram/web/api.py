@@ -184,13 +184,20 @@ async def _operation_response(request: Request, kind: str, body: Any) -> Respons
             from .ops import precheck
 
             precheck(body)  # an unknown model or GPU is a 422 whatever is left of the allowance
-            state = svc.quota.state(sub) if svc.inline else await run_in_threadpool(svc.quota.state, sub)
+            if svc.inline:
+                state = svc.quota.state(sub)
+            elif svc.on_loop:
+                state = await svc.quota.state_on_loop(svc.aio(), sub)
+            else:
+                state = await run_in_threadpool(svc.quota.state, sub)
             if state.remaining < cost:
                 request.state.quota = state
                 raise over_allowance(state, cost, sub.signed_in)
         answer = await run_in_threadpool(compute_answer, svc, kind, body, cost, key)  # an unknown name: 422 here
     if svc.inline:
         ok, state = await svc.quota.charge_together(sub, cost, kind)
+    elif svc.on_loop:
+        ok, state = await svc.quota.charge_on_loop(svc.aio(), sub, cost, kind)
     else:
         ok, state = await run_in_threadpool(svc.quota.charge, sub, cost, kind)
     request.state.quota = state

@@ -267,6 +267,8 @@ class PerRequest:
             try:
                 if svc.inline:
                     subject, live_token = svc.subject_for(address, token)
+                elif svc.on_loop:
+                    subject, live_token = await svc.subject_for_async(address, token)
                 else:
                     subject, live_token = await run_in_threadpool(svc.subject_for, address, token)
             except OUTAGES as exc:
@@ -299,11 +301,12 @@ class PerRequest:
                 quota = state.quota
                 if quota is None and early is None:
                     try:
-                        quota = (
-                            svc.quota.state(subject)
-                            if svc.inline
-                            else await run_in_threadpool(svc.quota.state, subject)
-                        )
+                        if svc.inline:
+                            quota = svc.quota.state(subject)
+                        elif svc.on_loop:
+                            quota = await svc.quota.state_on_loop(svc.aio(), subject)
+                        else:
+                            quota = await run_in_threadpool(svc.quota.state, subject)
                     except OUTAGES:  # only answers that needed no storage get here: they go out without the counts
                         quota = None
                 # the answer's own headers, less any this middleware sets (they were never the app's to choose)

@@ -136,7 +136,15 @@ class RedisSessions:
         return found[0] if found is not None else None
 
     def lookup(self, token: str, now: float) -> tuple[int, str | None] | None:
-        value = self.r.get(f"{self.prefix}session:{token_hash(token)}")
+        return self.parse(self.r.get(self.key(token)))
+
+    def key(self, token: str) -> str:
+        """The Redis key of a session token."""
+        return f"{self.prefix}session:{token_hash(token)}"
+
+    @staticmethod
+    def parse(value: Any) -> tuple[int, str | None] | None:
+        """A session's stored value as (user id, email or None); None: no such session."""
         if value is None:
             return None
         uid, _, email = (value.decode() if isinstance(value, bytes) else str(value)).partition(" ")

@@ -129,7 +129,7 @@ class SqlCounters:
             conn.execute(delete(Counter).where(Counter.window_start < before))
 
 
-_TAKE_LUA = """
+TAKE_LUA = """
 local s_raw = redis.call('HGET', KEYS[1], 's')
 local start = tonumber(s_raw)
 local used = tonumber(redis.call('HGET', KEYS[1], 'u')) or 0
@@ -155,7 +155,7 @@ if fresh then redis.call('EXPIRE', KEYS[1], math.ceil(window) + 3600) end
 return {taken, used, s_raw}
 """
 
-_REFUND_LUA = """
+REFUND_LUA = """
 local used = tonumber(redis.call('HGET', KEYS[1], 'u'))
 if used then
   used = used - tonumber(ARGV[1])
@@ -170,8 +170,8 @@ class RedisCounters:
     def __init__(self, client: Any, prefix: str) -> None:
         self.r = client
         self.prefix = prefix + "counter:"
-        self._take = client.register_script(_TAKE_LUA)
-        self._refund = client.register_script(_REFUND_LUA)
+        self._take = client.register_script(TAKE_LUA)
+        self._refund = client.register_script(REFUND_LUA)
 
     def peek(self, key: str, window_s: float, now: float) -> Usage:
         start, used = self.r.hmget(self.prefix + key, ["s", "u"])

@@ -9,6 +9,7 @@ charge is all or nothing, and atomic (see counters.py); every movement of a user
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -17,8 +18,10 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
-from .counters import Counters, SqlCounters
+from .aio import REDIS_OUTAGES, AioStore
+from .counters import REFUND_LUA, TAKE_LUA, Counters, SqlCounters
 from .settings import Settings
 from .storage import Database, LedgerRow, User, set_durability
 
@@ -89,7 +92,8 @@ class _Insufficient(Exception):
 # The allowance charged in one go. SQLite (in-process), on the process's own connection, one thread at a time
 # (Database.direct): anonymous, one statement; signed in, one BEGIN IMMEDIATE transaction of plain statements.
 # PostgreSQL + Redis: the counter in one Redis script call, then the purchased tokens, the ledger rows and the
-# balance in one SQL statement (one round trip, atomic on its own).
+# balance in one call of vram_spend() (migration 0002; one round trip, atomic on its own), on the event loop
+# together with the account's other debits in the worker at the time (see Quota._spend).
 _SQLITE_READ = "SELECT used, window_start FROM counters WHERE key = ?"
 _SQLITE_UPSERT = (
     "INSERT INTO counters (key, window_start, used) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
@@ -112,18 +116,22 @@ _SQLITE_STATE = (
     "(SELECT purchased_tokens FROM users WHERE id = ?2)"
 )
 _LEDGER_ROW = "INSERT INTO ledger (user_id, created_at, amount, bucket, reason) VALUES (?, ?, ?, ?, ?)"
-_PG_SPEND = """
-WITH u AS (UPDATE users SET purchased_tokens = purchased_tokens - %(need)s
-           WHERE id = %(uid)s AND purchased_tokens >= %(need)s RETURNING purchased_tokens),
-p AS (INSERT INTO ledger (user_id, created_at, amount, bucket, reason)
-      SELECT %(uid)s, %(now)s, -%(need)s, 'purchased', %(reason)s FROM u),
-d AS (INSERT INTO ledger (user_id, created_at, amount, bucket, reason)
-      SELECT %(uid)s, %(now)s, -%(taken)s, 'daily', %(reason)s FROM u WHERE %(taken)s > 0)
-SELECT purchased_tokens FROM u"""
-_PG_DAILY_ONLY = """
-WITH d AS (INSERT INTO ledger (user_id, created_at, amount, bucket, reason)
-           SELECT id, %(now)s, -%(taken)s, 'daily', %(reason)s FROM users WHERE id = %(uid)s)
-SELECT purchased_tokens FROM users WHERE id = %(uid)s"""
+
+
+@dataclass(frozen=True)
+class _Debit:
+    """One signed-in debit's part in the database: `need` purchased tokens, `taken` from the daily allowance."""
+
+    uid: int
+    key: str  # its allowance counter in Redis
+    need: int
+    taken: int
+    now: float
+    reason: str
+
+
+_Waiting = tuple[_Debit, "asyncio.Future[int | None]"]  # a debit and its requester's answer (the balance after)
+_PG_SPEND_BATCH = "SELECT vram_spend(%s, %s::bigint[], %s::bigint[], %s::float8[], %s::text[])"
 
 
 class Quota:
@@ -135,6 +143,8 @@ class Quota:
         self._sqlite = self._sql_counters and db.dialect == "sqlite"
         self._pg_redis = not self._sql_counters and db.dialect == "postgresql"
         self._batch: list[tuple[Subject, int, str, asyncio.Future[tuple[bool, QuotaState]]]] = []
+        self._spends: dict[int, list[_Waiting]] = {}  # PostgreSQL + Redis: see _spend
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def limit_for(self, subject: Subject) -> int:
         return self.settings.user_daily_tokens if subject.signed_in else self.settings.anon_daily_tokens
@@ -326,13 +336,120 @@ class Quota:
             else:
                 done.set_result((True, result))
 
+    async def charge_on_loop(
+        self, store: AioStore, subject: Subject, cost: int, reason: str
+    ) -> tuple[bool, QuotaState]:
+        """charge() with PostgreSQL + Redis, awaited on the event loop (vram.web.aio): the counter in one Redis
+        script call; then, signed in, the purchased tokens, the ledger rows and the balance after, in one call of
+        vram_spend() together with the account's other debits that reach this worker while its last call is in
+        flight (see _spend). Tokens taken from the counter are given back when the debit is refused or its
+        statement fails. While Redis is unreachable, charge() in the thread pool (the database counts the
+        allowance meanwhile)."""
+        now = self.settings.clock()
+        if secrets.randbelow(1000) == 0:  # now and then, forget windows long expired (a database statement)
+            await run_in_threadpool(self.counters.purge, now - 2 * self.settings.window_s)
+        uid = subject.user_id
+        key = self.settings.redis_prefix + "counter:" + subject.key
+        args = [repr(float(now)), self.settings.window_s, self.limit_for(subject), cost, "0" if uid is None else "1"]
+        try:
+            taken_s, used_s, start_s = await store.redis.script(TAKE_LUA, [key], args)
+        except REDIS_OUTAGES:
+            return await run_in_threadpool(self.charge, subject, cost, reason)
+        taken, used, start = int(taken_s), int(used_s), float(start_s)
+        if uid is None:
+            return taken == cost, self._state(subject, used, start, now, 0)
+        balance = await self._spend(store, _Debit(uid, key, cost - taken, taken, now, reason))
+        if balance is None:
+            return False, await self.state_on_loop(store, subject)
+        return True, self._state(subject, used, start, now, balance)
+
+    async def _spend(self, store: AioStore, debit: _Debit) -> int | None:
+        """The purchased balance after `debit`, or None when it is refused. An account's debits queue behind its
+        call in flight and go together in the next one, made by a task of their own (a request that goes away
+        meanwhile leaves its debit standing, as a finished charge would): one row lock and one commit per call, where
+        each debit apart would wait for the row behind the others, in the database."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[int | None] = loop.create_future()
+        queue = self._spends.get(debit.uid)
+        if queue is None:
+            queue = self._spends[debit.uid] = []
+            task = loop.create_task(self._run_spends(store, debit.uid, queue))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        queue.append((debit, done))
+        return await done
+
+    async def _run_spends(self, store: AioStore, uid: int, queue: list[_Waiting]) -> None:
+        batch: list[_Waiting] = []
+        try:
+            while queue:
+                batch, queue[:] = queue[:], []
+                debits = [d for d, _ in batch]
+                try:
+                    row = await store.pg.one(
+                        _PG_SPEND_BATCH,
+                        (
+                            uid,
+                            [d.need for d in debits],
+                            [d.taken for d in debits],
+                            [d.now for d in debits],
+                            [d.reason for d in debits],
+                        ),
+                    )
+                except Exception as exc:  # nothing was written: every debit of the call fails
+                    await self._give_back_all(store, debits)
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                balances: list[int | None] = list(row[0]) if row is not None else [None] * len(batch)
+                await self._give_back_all(store, [d for d, b in zip(debits, balances, strict=True) if b is None])
+                for (_, done), balance in zip(batch, balances, strict=True):
+                    if not done.done():
+                        done.set_result(balance)
+            batch = []
+        finally:
+            if self._spends.get(uid) is queue:
+                del self._spends[uid]
+            for _, done in batch + queue:  # only if this task itself was stopped (the loop closing)
+                if not done.done():
+                    done.cancel()
+
+    @staticmethod
+    async def _give_back_all(store: AioStore, debits: list[_Debit]) -> None:
+        """The daily tokens the counter gave to debits that were then refused or failed."""
+        for d in debits:
+            if d.taken:
+                with contextlib.suppress(*REDIS_OUTAGES):
+                    await store.redis.script(REFUND_LUA, [d.key], [d.taken])
+
+    async def state_on_loop(self, store: AioStore, subject: Subject) -> QuotaState:
+        """state(), awaited on the event loop (PostgreSQL + Redis); while Redis is unreachable, state() in the pool."""
+        now = self.settings.clock()
+        try:
+            start, used = await store.redis.call(
+                "HMGET", self.settings.redis_prefix + "counter:" + subject.key, "s", "u"
+            )
+        except REDIS_OUTAGES:
+            return await run_in_threadpool(self.state, subject)
+        if start is None or now >= float(start) + self.settings.window_s:
+            used_n, window_start = 0, None
+        else:
+            used_n, window_start = int(used or 0), float(start)
+        purchased = 0
+        if subject.user_id is not None:
+            row = await store.pg.one(_SQLITE_BALANCE.replace("?", "%s"), (subject.user_id,))
+            purchased = int(row[0]) if row is not None else 0
+        return self._state(subject, used_n, window_start, now, purchased)
+
     def _spend_pg(self, uid: int, need: int, taken: int, now: float, reason: str) -> int | None:
-        """Purchased tokens, ledger rows and the balance after, in one autocommit statement; None: not enough."""
+        """Purchased tokens, ledger rows and the balance after, in one autocommit call of vram_spend(); None: not
+        enough (or no such account)."""
         with self.db.raw() as (info, raw):
             set_durability(info, raw, False, "postgresql")
-            params = {"uid": uid, "need": need, "taken": taken, "now": now, "reason": reason}
-            row = raw.execute(_PG_SPEND if need > 0 else _PG_DAILY_ONLY, params).fetchone()
-        return int(row[0]) if row is not None else None
+            row = raw.execute(_PG_SPEND_BATCH, (uid, [need], [taken], [now], [reason])).fetchone()
+        balance = row[0][0] if row is not None else None
+        return int(balance) if balance is not None else None
 
     def _spend_purchased(self, conn: Connection, uid: int, need: int, now: float, reason: str) -> bool:
         if need <= 0:

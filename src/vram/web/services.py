@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
 from ..fitting import EvaluatorCache
+from .aio import AioStore, Resp
 from .answers import Answers
 from .auth import RedisSessions, Sessions, SqlSessions
 from .counters import Counters, FallbackCounters, RedisCounters, SqlCounters
@@ -27,6 +29,7 @@ class Services:
     redis: Any = None
     answers: Answers = field(default_factory=Answers)  # computed answers kept for repeated requests
     evaluators: EvaluatorCache = field(default_factory=EvaluatorCache)  # models evaluated for `fit` / `which`
+    _aio: AioStore | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -68,7 +71,46 @@ class Services:
         PostgreSQL and Redis a call waits on the network, and on an outage for seconds, so it goes to the pool."""
         return self.redis is None and self.db.dialect == "sqlite"
 
+    @property
+    def on_loop(self) -> bool:
+        """Whether the request path awaits its storage calls on the event loop (vram.web.aio): PostgreSQL with
+        sessions and allowances in Redis (a redis:// or rediss:// URL)."""
+        return (
+            isinstance(self.sessions, RedisSessions)
+            and self.db.dialect == "postgresql"
+            and (self.settings.redis_url or "").partition(":")[0] in Resp.SCHEMES
+        )
+
+    def aio(self) -> AioStore:
+        """The async clients of the running event loop (made on first use; a new loop gets new ones)."""
+        loop = asyncio.get_running_loop()
+        store = self._aio
+        if store is None or store.loop is not loop:
+            if store is not None:
+                store.close()
+            assert self.settings.redis_url is not None
+            store = self._aio = AioStore(loop, self.db.engine.url.render_as_string(False), self.settings.redis_url)
+        return store
+
+    async def subject_for_async(self, address: str, token: str | None) -> tuple[Subject, str | None]:
+        """subject_for(), awaited on the event loop (PostgreSQL + Redis sessions)."""
+        if token:
+            assert isinstance(self.sessions, RedisSessions)
+            store = self.aio()
+            found = RedisSessions.parse(await store.redis.call("GET", self.sessions.key(token)))
+            if found is not None:
+                uid, email = found
+                if email is None:  # a session made before the email was kept with it
+                    row = await store.pg.one("SELECT email FROM users WHERE id = %s", (uid,))
+                    email = row[0] if row is not None else None
+                if email is not None:
+                    return Subject(key=f"user:{uid}", user_id=uid, email=str(email)), token
+        return Subject(key=anon_key(address, self.secret)), None
+
     def close(self) -> None:
+        if self._aio is not None:
+            self._aio.close()
+            self._aio = None
         self.db.close()
         if self.redis is not None:
             self.redis.close()
