@@ -235,7 +235,8 @@ def how_fast(res: dict[str, dict[str, Any]], old: str) -> str:
                 )
             else:
                 rows["`vram serve`, PostgreSQL + Redis, 2 workers vs 1"] = (
-                    f"| `vram serve`, PostgreSQL + Redis, 2 workers vs 1 | {p['ratio_median']:.2f} × (ledger "
+                    f"| `vram serve`, PostgreSQL + Redis, 2 workers vs 1 | {p['ratio_median']:.2f} × "
+                    f"({p['1 worker']['rps_median']:,.0f} → {p['2 workers']['rps_median']:,.0f} req/s; ledger "
                     f"{'exact' if p['ledger_exact'] else 'NOT exact'}, no overspend) | ≥ 1.3 ×: "
                     f"{'met' if p['ratio_median'] >= 1.3 else 'missed'} |"
                 )
