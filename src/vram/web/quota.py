@@ -396,7 +396,7 @@ class Quota:
                             [d.reason for d in debits],
                         ),
                     )
-                except Exception as exc:  # nothing was written: every debit of the call fails
+                except Exception as exc:  # the call failed (an outage: a 503): every debit of it fails
                     await self._give_back_all(store, debits)
                     for _, done in batch:
                         if not done.done():
