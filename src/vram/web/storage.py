@@ -105,6 +105,24 @@ class ShareRow(Base):
     tool_version: Mapped[str] = mapped_column(String(32), nullable=False)
 
 
+def wal_mode(cur: Any, tries: int = 300) -> None:
+    """Put a SQLite database in WAL mode (it stays so: later connections find it set). Switching needs the file to
+    itself and SQLite answers "database is locked" at once, without its busy handler, while another connection
+    holds it, as when several workers open a new database together: the switch is retried for up to ~10 s."""
+    import sqlite3
+    import time
+
+    for attempt in range(tries):
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(0.002 * min(attempt + 1, 20))
+
+
 def make_engine(url: str) -> Engine:
     """SQLite: WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE for transactions that ask for it (debits), so
     concurrent read-modify-write transactions serialize instead of failing. PostgreSQL: a plain pooled engine.
@@ -131,9 +149,9 @@ def make_engine(url: str) -> Engine:
         def _on_connect(dbapi_conn: Any, record: Any) -> None:
             dbapi_conn.isolation_level = None  # let the "begin" hook below emit BEGIN itself
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            wal_mode(cur)
+            cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=FULL")
             cur.close()
             record.info[_SYNC] = True
@@ -268,7 +286,9 @@ class Database:
             if self._direct is None:
                 path = self.engine.url.database or ":memory:"
                 conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-                for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=30000", "synchronous=NORMAL"):
+                conn.execute("PRAGMA busy_timeout=30000")
+                wal_mode(conn)
+                for pragma in ("foreign_keys=ON", "synchronous=NORMAL"):
                     conn.execute("PRAGMA " + pragma)
                 self._direct = conn
             try:
