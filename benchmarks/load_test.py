@@ -19,8 +19,8 @@ balance equals its ledger, and GET /quota moved by exactly that. Then a drain: o
 hit by 140 estimates, 16 at a time (exactly 70 may be paid), and an anonymous client with 2,500 tokens by 50
 (exactly 25): no overspend. Exit status 1 if any check fails or any answer was a 5xx.
 
-The load generator (benchmarks/_http.py) is a minimal asyncio HTTP/1.1 client, so that most of the CPU it shares
-with the servers goes to them.
+The load generator (benchmarks/_http.py) is a minimal HTTP/1.1 client (an asyncio protocol per connection, on
+uvloop), so that most of the CPU it shares with the servers goes to them.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from typing import Any
 
 import httpx
 from _http import build_request, drive, drive_paced, percentile
+from _http import run as run_loop
 from _machine import machine
 
 REPO = Path(__file__).resolve().parent.parent
@@ -321,11 +322,11 @@ def drains(settings: Any, url: str, concurrency: int) -> tuple[dict[str, Any], l
     """One account with 7,000 tokens and one anonymous client with 2,500, each hit by twice what it can pay."""
     problems: list[str] = []
     acc = create_accounts(settings, 1, DRAIN_GRANT)
-    tok = asyncio.run(login_all(url, acc))
-    before = asyncio.run(remaining(url, tok))
+    tok = run_loop(login_all(url, acc))
+    before = run_loop(remaining(url, tok))
     run = Run()
-    asyncio.run(drive_httpx(url, tok, 2 * before[0] // 100, concurrency, run))
-    after = asyncio.run(remaining(url, tok))
+    run_loop(drive_httpx(url, tok, 2 * before[0] // 100, concurrency, run))
+    after = run_loop(remaining(url, tok))
     problems += ledger_check(
         settings, acc, {0: sum(s.cost for s in run.samples if s.status == 200)}, before, after, DRAIN_GRANT
     )
@@ -333,9 +334,9 @@ def drains(settings: Any, url: str, concurrency: int) -> tuple[dict[str, Any], l
     if paid != before[0] // 100 or after != [before[0] % 100]:
         problems.append(f"drain: {paid} estimates paid from {before[0]:,} tokens, {after[0]:,} left")
     anon = Run()
-    anon_before = asyncio.run(remaining(url, [""]))[0]
-    asyncio.run(drive_httpx(url, [""], 2 * anon_before // 100, concurrency, anon))
-    anon_after = asyncio.run(remaining(url, [""]))[0]
+    anon_before = run_loop(remaining(url, [""]))[0]
+    run_loop(drive_httpx(url, [""], 2 * anon_before // 100, concurrency, anon))
+    anon_after = run_loop(remaining(url, [""]))[0]
     anon_paid = sum(s.status == 200 for s in anon.samples)
     if (
         anon_paid != anon_before // 100
@@ -377,8 +378,8 @@ def part(name: str, args: argparse.Namespace) -> dict[str, Any]:
             labels = ("bare FastAPI", "vram serve")
         url = f"http://127.0.0.1:{other}"
         accounts = create_accounts(settings, args.accounts, args.grant)
-        tokens = asyncio.run(login_all(url, accounts))
-        before = asyncio.run(remaining(url, tokens))
+        tokens = run_loop(login_all(url, accounts))
+        before = run_loop(remaining(url, tokens))
         charged: dict[int, int] = {}
         vram_ports = (first, other) if name == "pg" else (other,)
         n, c = args.requests, args.concurrency
@@ -404,7 +405,7 @@ def part(name: str, args: argparse.Namespace) -> dict[str, Any]:
                     out.append(s)
             return a, b
 
-        a, b = asyncio.run(rounds())
+        a, b = run_loop(rounds())
         result: dict[str, Any] = {
             "part": name,
             "concurrency": c,
@@ -418,7 +419,7 @@ def part(name: str, args: argparse.Namespace) -> dict[str, Any]:
         if name == "sqlite":  # the latency at the goal's throughput, from the same 64 clients
             rate = GOAL_FRACTION * result[labels[0]]["rps_median"]
             reqs = estimate_requests(tokens, max(int(rate * args.paced_seconds), c))
-            paced = asyncio.run(drive_paced("127.0.0.1", other, reqs, c, rate))
+            paced = run_loop(drive_paced("127.0.0.1", other, reqs, c, rate))
             for i, reply in paced.replies:
                 if reply.status == 200:
                     charged[i % len(tokens)] = charged.get(i % len(tokens), 0) + int(reply.json()["cost_tokens"])
@@ -433,7 +434,7 @@ def part(name: str, args: argparse.Namespace) -> dict[str, Any]:
                 "p99_ms": 1e3 * percentile(paced.latencies, 99),
                 "statuses": dict(st),
             }
-        after = asyncio.run(remaining(url, tokens))
+        after = run_loop(remaining(url, tokens))
         problems = ledger_check(settings, accounts, charged, before, after, args.grant)
         result["drain"], more = drains(settings, url, min(c, DRAIN_CONCURRENCY))
         problems += more
@@ -451,8 +452,10 @@ def part(name: str, args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--part", choices=("sqlite", "pg", "both"), default="both")
-    p.add_argument("--rounds", type=int, default=6, help="alternating timed rounds per server (default 6)")
-    p.add_argument("--requests", type=int, default=1500, help="requests per round (default 1500)")
+    p.add_argument("--rounds", type=int, default=4, help="alternating timed rounds per server (default 4)")
+    # rounds of several seconds: in rounds of ~1 s (1,500 requests) the first moments after 64 connections open
+    # weighed so much that the server measured second in a round ran 5-25 % faster than the one measured first
+    p.add_argument("--requests", type=int, default=12_000, help="requests per round (default 12000)")
     p.add_argument("--warmup", type=int, default=300, help="untimed requests per server first (default 300)")
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--paced-seconds", type=float, default=10.0, help="length of the fixed-rate latency run")

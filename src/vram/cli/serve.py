@@ -61,8 +61,18 @@ def run(args: argparse.Namespace) -> int:
         f"{settings.database_url or settings.data_dir / 'vram.sqlite3'})",
         file=sys.stderr,
     )
-    uvicorn.run("vram.web.app:app_from_env", factory=True, **uvicorn_options(args.host, args.port, args.workers))
+    options = uvicorn_options(args.host, args.port, args.workers)
+    if args.workers > 1:
+        from ..web.workers import reuseport_available, serve
+
+        if reuseport_available():  # one listening socket per worker: connections spread evenly (vram.web.workers)
+            rest = {k: v for k, v in options.items() if k not in ("host", "port", "workers")}
+            return serve(APP, args.host, args.port, args.workers, rest)
+    uvicorn.run(APP, factory=True, **options)
     return 0
+
+
+APP = "vram.web.app:app_from_env"
 
 
 def uvicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
