@@ -478,6 +478,42 @@ def test_moe_bounds_on_the_collected_measurements() -> None:
     assert statistics.median(dec) <= 0.25
     nvidia_vllm = [abs(r["dec"]) for r in rows if r["engine"] == "vllm" and r["gpu"] in ("h100-pcie", "h200")]
     assert len(nvidia_vllm) == 8 and max(nvidia_vllm) <= 0.2
+    # MI300X: the Triton MXFP4 GEMM's waves (rocm_mxfp4_expert_gemm_s); by bytes alone these were +82 ... +157 %
+    mi300x = [abs(r["dec"]) for r in rows if r["engine"] == "vllm" and r["gpu"] == "mi300x"]
+    assert len(mi300x) == 4 and max(mi300x) <= 0.3
+
+
+def test_rocm_mxfp4_experts_cost_their_gemm_waves_not_their_bytes() -> None:
+    """gpt-oss-20b on an MI300X under vLLM: each MoE layer's gate/up (depth 2880 -> 3072, 5760 -> 6144 outputs)
+    and down (3072 deep, 3072 outputs) calls run in 32 x 256 tiles, one per CU at a time, 26.8 ns per depth element
+    (ROCm/triton#970: 82.3 µs for the gate/up call at one token). One token: 4 experts -> 96 and 48 tiles, one wave
+    each on 304 CUs; 16 sequences touch 28.2 of 32 experts -> 677 and 338 tiles, 3 and 2 waves."""
+    from vram.fitting import fit
+    from vram.request import Workload
+    from vram.speed import rocm_mxfp4_expert_gemm_s, uses_rocm_mxfp4_triton
+
+    spec = resolve_model("gpt-oss-20b").spec
+    mi300x, mi355x, h200 = find_gpu("mi300x"), find_gpu("mi355x"), find_gpu("h200")
+    call = 3072 * speed.ROCM_MXFP4_S_PER_DEPTH
+    assert call == pytest.approx(82.3e-6)
+    assert rocm_mxfp4_expert_gemm_s(spec, mi300x, 1, 1) == pytest.approx(24 * 2 * call)
+    assert rocm_mxfp4_expert_gemm_s(spec, mi300x, 16, 1) == pytest.approx(24 * (3 + 2) * call)
+    from vram.dtypes import QuantScheme
+
+    mx = QuantScheme(name="mxfp4-experts", linear_bits=16, expert_bits=4.25)
+    assert uses_rocm_mxfp4_triton(mi300x, "vllm", mx)
+    assert not uses_rocm_mxfp4_triton(mi355x, "vllm", mx)  # CDNA4: FP4 matrix instructions
+    assert not uses_rocm_mxfp4_triton(h200, "vllm", mx)
+    assert not uses_rocm_mxfp4_triton(mi300x, "llama.cpp", mx)
+    assert not uses_rocm_mxfp4_triton(mi300x, "vllm", quant_scheme("bfloat16"))
+    wl = Workload.from_flat(engine="vllm", batch=1, context=1000, new_tokens=500)
+    r = fit("gpt-oss-20b", "mi300x", wl, solve=False)
+    assert r.speed is not None
+    assert any("Triton GEMM on CDNA3" in a and "3.95 ms per step" in a for a in r.speed.assumptions)
+    # the experts' bytes are no longer streamed at the bandwidth: BF16 attention and head only (2.4 GB)
+    assert r.speed.bytes_read_per_step == pytest.approx(3.72e9 + 0.07e9, rel=0.02)  # reported, as on the H200
+    # sariekr/gpu_conc measured 137.5 tokens/s at concurrency 1 (by bytes alone vram said 250)
+    assert r.speed.decode_tokens_per_s_per_seq == pytest.approx(137.5, rel=0.1)
 
 
 def test_a_gpu_not_in_the_catalog_from_a_spec_file_or_rate_overrides(tmp_path: Path) -> None:

@@ -124,6 +124,19 @@ DEFAULT_LAYER_OVERHEAD_S = 30e-6
 # BF16 rest weighted apart, `weight_read_fraction`) and vLLM's dense-model fixed costs account for.
 MOE_LAYER_OVERHEAD_S: dict[str, float] = {"llama.cpp/cuda": 20e-6, "llama.cpp/metal": 120e-6, "vllm/cuda": 110e-6}
 DEFAULT_MOE_LAYER_OVERHEAD_S = 60e-6
+# vLLM on AMD GPUs without FP4 matrix instructions (CDNA3 and older: MI300X / MI325X; CDNA4 has scaled-MFMA FP4) runs
+# MXFP4 experts (gpt-oss) through triton_kernels' matmul_ogs (vllm mxfp4.py: the Triton backend on ROCm), which
+# dequantizes every weight tile in vector ALUs inside the GEMM. At decode shapes it is latency bound, not bandwidth
+# bound: a 32 × 256 × 128 (tokens × outputs × depth) tile per workgroup, one workgroup per CU at a time, so a call
+# takes waves × depth × the time per depth element, whatever its bytes. ROCm/triton#970 times the gpt-oss-20b
+# gate/up call (32 experts, depth 3072, 6144 outputs, 4 experts routed, one token: 96 tiles, one wave on an
+# MI300X) at 82.3 µs with triton 3.6 and 80.4 with 3.7.1 without the trackers flag (121 with it, 135 with 3.8):
+# 26.5 ns per depth element, i.e. ~0.45 TB/s against the 5.3 TB/s the bytes alone would allow. Depth and outputs
+# are padded to 256 (vllm mxfp4_utils get_padding_alignment on ROCm).
+ROCM_MXFP4_TILE = (32, 256)  # tokens, outputs per workgroup
+ROCM_MXFP4_PAD = 256
+ROCM_MXFP4_S_PER_DEPTH = 82.3e-6 / 3072
+ROCM_NATIVE_FP4_ARCHITECTURES = ("cdna4",)
 # Per decode step on the host: (fixed, per sequence). vLLM's scheduler, sampler and detokenizer/streaming run every
 # step: ~0.6 ms + 40 µs per sequence (the A100 Qwen2.5-7B runs from 1 to 200 sequences); llama.cpp's graph build
 # and sampling ~0.15 ms.
@@ -280,6 +293,53 @@ def weight_read_fraction(spec: ModelSpec, batch: int, quant: QuantScheme | None 
     if spec.tie_word_embeddings:
         total += spec.embed_params * (1.0 if q is None else q.embed_bits)
     return max(0.0, min(1.0, 1.0 - skipped / total)) if total > 0 else 1.0
+
+
+def rocm_mxfp4_expert_gemm_s(spec: ModelSpec, gpu: GpuEntry, batch: int, ranks: int) -> float:
+    """Seconds per decode step of the routed experts' two GEMMs (gate/up, down) of every MoE layer under vLLM's
+    Triton MXFP4 path on an AMD GPU without FP4 matrix units (`ROCM_MXFP4_S_PER_DEPTH`): per call, the tiles over
+    the experts the batch touches (`expert_coverage`), their outputs and their tokens, in waves of one tile per CU."""
+    cus = int(gpu.data.get("compute_units") or 0) or 304
+    tok_tile, out_tile = ROCM_MXFP4_TILE
+    total = 0.0
+    h = spec.hidden_size
+    for layer in spec.layers:
+        m = layer.mlp
+        if m is None or m.kind != "moe" or not m.num_experts:
+            continue
+        experts = m.num_experts * expert_coverage(m.num_experts, m.experts_per_token, batch)
+        per_expert = math.ceil(batch * m.experts_per_token / max(1.0, experts) / tok_tile)
+        inter = math.ceil(m.intermediate_size / max(1, ranks))
+        ups = 2 if m.expert_gated else 1
+        for depth, outputs in ((h, ups * inter), (inter, h)):
+            d = math.ceil(depth / ROCM_MXFP4_PAD) * ROCM_MXFP4_PAD
+            n = math.ceil(outputs / ROCM_MXFP4_PAD) * ROCM_MXFP4_PAD
+            tiles = experts * per_expert * n / out_tile
+            total += math.ceil(tiles / cus) * d * ROCM_MXFP4_S_PER_DEPTH
+    return total
+
+
+def uses_rocm_mxfp4_triton(gpu: GpuEntry, engine: str, q: QuantScheme) -> bool:
+    """vLLM's MXFP4 experts through Triton's VALU-dequantizing GEMM: an AMD GPU without FP4 matrix instructions."""
+    return (
+        engine == "vllm"
+        and gpu.vendor == "amd"
+        and q.expert_bits is not None
+        and q.name.startswith("mxfp4")
+        and gpu.architecture.lower() not in ROCM_NATIVE_FP4_ARCHITECTURES
+    )
+
+
+def expert_streamed_bytes(spec: ModelSpec, batch: int, q: QuantScheme) -> float:
+    """Bytes of the routed experts one decode step of `batch` sequences reads (`expert_coverage` of each layer)."""
+    bits = q.linear_bits if q.expert_bits is None else q.expert_bits
+    total = 0.0
+    for layer in spec.layers:
+        m = layer.mlp
+        if m is not None and m.kind == "moe" and m.num_experts:
+            experts = layer.expert_linear_params or layer.expert_params
+            total += experts * bits / 8 * expert_coverage(m.num_experts, m.experts_per_token, batch)
+    return total
 
 
 def attention_flops_per_token(spec: ModelSpec, context: int) -> float:
@@ -499,6 +559,9 @@ def estimate_speed(
     on_gpu_weights = max(0, weights_bytes - offloaded_bytes)
     streamed = int(streamed_weight_bytes(spec, on_gpu_weights, q) * frac)
     bytes_total = streamed + kv_cache_bytes
+    triton_mxfp4 = uses_rocm_mxfp4_triton(gpu, eng, q) and split != "pp" and not offloaded_bytes
+    if triton_mxfp4:  # the experts' time is their GEMM's, not their bytes' (rocm_mxfp4_expert_gemm_s)
+        streamed = max(0, streamed - int(expert_streamed_bytes(spec, batch, q)))
     n_layers = spec.num_layers
     moe_layers = _moe_layers(spec)
 
@@ -524,6 +587,7 @@ def estimate_speed(
     tau_moe = MOE_LAYER_OVERHEAD_S.get(be, DEFAULT_MOE_LAYER_OVERHEAD_S)
     step_fixed, step_per_seq = STEP_OVERHEAD_S.get(eng, DEFAULT_STEP_OVERHEAD_S)
     fixed_s = n_layers * tau_layer + moe_layers * tau_moe + step_fixed + batch * step_per_seq
+    expert_gemm_s = rocm_mxfp4_expert_gemm_s(spec, gpu, batch, ranks) if triton_mxfp4 else 0.0
     assumptions = [
         f"decode: weights {streamed / 1e9:,.2f} GB / ({bw_gb:,.0f} GB/s × {eta:g}, {be} "
         f"{memory_class(gpu).upper()} {weight_format(q)} kernels) + KV {kv_cache_bytes / 1e9:,.2f} GB / "
@@ -533,6 +597,14 @@ def estimate_speed(
         + f" + host {step_fixed * 1e3:g} ms + {batch} × "
         f"{step_per_seq * 1e6:g} µs)"
     ]
+    if triton_mxfp4:
+        assumptions.append(
+            f"MXFP4 experts through vLLM's Triton GEMM on {gpu.architecture.upper()} (no FP4 matrix units: weights "
+            f"dequantized in the vector ALUs, latency bound): {expert_gemm_s * 1e3:,.2f} ms per step in "
+            f"{ROCM_MXFP4_TILE[0]}x{ROCM_MXFP4_TILE[1]} tiles, a wave per "
+            f"{int(gpu.data.get('compute_units') or 304)} CUs, {ROCM_MXFP4_S_PER_DEPTH * 1e9:.1f} ns per depth "
+            "element (triton 3.6; 3.7.1 with the trackers flag and 3.8 are 1.5-1.6x slower, ROCm/triton#970)"
+        )
     comm_s = 0.0
     if split == "pp" and ranks > 1:
         comm_s = (ranks - 1) * STAGE_HOP_S
@@ -619,7 +691,7 @@ def estimate_speed(
             f"sequence's {new_tokens:,} new tokens"
         )
 
-    step_s = max(mem_s, comp_s) + fixed_s + comm_s + offload_s + interleave_s
+    step_s = max(mem_s, comp_s) + expert_gemm_s + fixed_s + comm_s + offload_s + interleave_s
     floor_s = STEP_FLOOR_S.get(eng, 0.0)
     if step_s < floor_s:
         assumptions.append(
