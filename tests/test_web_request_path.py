@@ -5,6 +5,7 @@ fast changes no answer and no count."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,28 @@ async def test_postgresql_debits_commit_asynchronously_and_sessions_carry_the_em
                     (uid,),
                 ).all()
             assert [tuple(r) for r in rows] == [("daily", -5000, 50), ("purchased", -1000, 10)]
+
+
+def test_sqlite_checkpoints_run_beside_the_debits_and_stop_with_the_database(tmp_path: Path) -> None:
+    path = tmp_path / "x.sqlite3"
+    db = Database(f"sqlite:///{path}")
+    try:
+        with db.direct() as conn:
+            # no commit copies the WAL back into the database file (that is the thread's work)
+            assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+            conn.execute("CREATE TABLE blobs (b BLOB)")
+        written = 0
+        for _ in range(240):  # ≈ 7.5 MB over ≈ 1.2 s: without checkpoints the WAL would hold all of it
+            with db.direct() as conn:
+                conn.execute("INSERT INTO blobs VALUES (randomblob(32768))")
+            written += 32768
+            time.sleep(0.005)
+        wal = Path(f"{path}-wal").stat().st_size
+        assert written > 7_000_000 and wal < written / 3
+        thread = db._checkpointer
+        assert thread is not None and thread.is_alive()
+    finally:
+        db.close()
+    assert not thread.is_alive()
+    with sqlite3.connect(path) as check:
+        assert check.execute("SELECT COUNT(*) FROM blobs").fetchone()[0] == 240
