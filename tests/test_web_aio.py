@@ -141,6 +141,45 @@ async def test_vram_spend_pays_or_refuses_each_debit_in_turn(pg_redis_settings: 
         assert balance == 50 == svc.quota.ledger_balance(uid)
 
 
+async def test_vram_spend_many_pays_each_accounts_debits_in_turn(pg_redis_settings: Any) -> None:
+    with app_for(pg_redis_settings) as app:
+        svc: Services = app.state.services
+        from vram.web.api import signup_user
+
+        a = signup_user(svc, "many-a@example.com", "long enough password")
+        b = signup_user(svc, "many-b@example.com", "long enough password")
+        svc.quota.credit(a, 250, "admin")
+        svc.quota.credit(b, 100, "admin")
+        pool = PgPool(svc.db.engine.url.render_as_string(False))
+        try:
+            sql = "SELECT vram_spend_many(%s::int[], %s::bigint[], %s::bigint[], %s::float8[], %s::text[])"
+            # b's debits first in the call but a has the lower id: each account's debits in their own order
+            uids = [b, a, b + 1000, a, b, a, b]
+            need = [100, 100, 0, 200, 0, 100, 1]
+            taken = [0, 0, 100, 0, 100, 50, 0]
+            row = await pool.one(sql, (uids, need, taken, [float(i) for i in range(7)], ["estimate"] * 7))
+            assert row[0] == [0, 150, None, None, 0, 50, None]
+        finally:
+            pool.close()
+        with svc.db.engine.connect() as conn:
+            rows = conn.execute(
+                select(LedgerRow.user_id, LedgerRow.amount, LedgerRow.bucket, LedgerRow.created_at)
+                .where(LedgerRow.amount < 0)
+                .order_by(LedgerRow.id)
+            ).all()
+            balances = dict(conn.execute(select(User.id, User.purchased_tokens).where(User.id.in_([a, b]))).all())
+        # the ledger rows in the order the debits were given, purchased before daily within one debit
+        assert [tuple(r) for r in rows] == [
+            (b, -100, "purchased", 0.0),
+            (a, -100, "purchased", 1.0),
+            (b, -100, "daily", 4.0),
+            (a, -100, "purchased", 5.0),
+            (a, -50, "daily", 5.0),
+        ]
+        assert balances == {a: 50, b: 0}
+        assert svc.quota.ledger_balance(a) == 50 and svc.quota.ledger_balance(b) == 0
+
+
 async def test_signed_in_estimates_on_the_event_loop_are_exact(pg_redis_settings: Any) -> None:
     with app_for(pg_redis_settings) as app:
         svc: Services = app.state.services
@@ -163,6 +202,33 @@ async def test_signed_in_estimates_on_the_event_loop_are_exact(pg_redis_settings
             ).scalar()
         assert debits == -6000
         assert svc.quota.ledger_balance(uid) == 0 == svc.quota.state(Subject(f"user:{uid}", uid)).purchased
+
+
+async def test_many_accounts_debits_together_on_the_event_loop_are_exact(pg_redis_settings: Any) -> None:
+    purchased = [1000, 300, 0]
+    with app_for(pg_redis_settings) as app:
+        svc: Services = app.state.services
+        async with client_for(app) as c:
+            tokens = [(await signup(c, f"together{i}@example.com"))["token"] for i in range(3)]
+            uids = [_uid(svc, t) for t in tokens]
+            for uid, n in zip(uids, purchased, strict=True):
+                if n:
+                    svc.quota.credit(uid, n, "admin")
+            rs = await asyncio.gather(
+                *(c.post("/api/v1/estimate", json=EST, headers=bearer(t)) for _ in range(70) for t in tokens)
+            )
+        for i, (uid, n) in enumerate(zip(uids, purchased, strict=True)):
+            mine = rs[i::3]
+            paid = [r for r in mine if r.status_code == 200]
+            assert len(paid) == (5000 + n) // 100 and len(mine) - len(paid) == sum(r.status_code == 429 for r in mine)
+            left = sorted(int(r.headers["ratelimit-remaining"]) for r in paid)
+            assert left == list(range(0, 5000 + n, 100))  # each paid answer saw its account's debits before it
+            with svc.db.engine.connect() as conn:
+                debits = conn.execute(
+                    select(func.sum(LedgerRow.amount)).where(LedgerRow.user_id == uid, LedgerRow.amount < 0)
+                ).scalar()
+            assert debits == -(5000 + n)
+            assert svc.quota.ledger_balance(uid) == 0 == svc.quota.state(Subject(f"user:{uid}", uid)).purchased
 
 
 async def test_database_outage_during_a_charge_is_a_503_and_gives_the_daily_tokens_back(

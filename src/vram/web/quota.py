@@ -92,8 +92,8 @@ class _Insufficient(Exception):
 # The allowance charged in one go. SQLite (in-process), on the process's own connection, one thread at a time
 # (Database.direct): anonymous, one statement; signed in, one BEGIN IMMEDIATE transaction of plain statements.
 # PostgreSQL + Redis: the counter in one Redis script call, then the purchased tokens, the ledger rows and the
-# balance in one call of vram_spend() (migration 0002; one round trip, atomic on its own), on the event loop
-# together with the account's other debits in the worker at the time (see Quota._spend).
+# balance in one call of vram_spend_many() (migration 0003; one round trip, atomic on its own), on the event loop
+# together with the worker's other debits waiting at the time, whichever accounts (see Quota._spend).
 _SQLITE_READ = "SELECT used, window_start FROM counters WHERE key = ?"
 _SQLITE_UPSERT = (
     "INSERT INTO counters (key, window_start, used) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
@@ -132,6 +132,7 @@ class _Debit:
 
 _Waiting = tuple[_Debit, "asyncio.Future[int | None]"]  # a debit and its requester's answer (the balance after)
 _PG_SPEND_BATCH = "SELECT vram_spend(%s, %s::bigint[], %s::bigint[], %s::float8[], %s::text[])"
+_PG_SPEND_MANY = "SELECT vram_spend_many(%s::int[], %s::bigint[], %s::bigint[], %s::float8[], %s::text[])"
 
 
 class Quota:
@@ -143,7 +144,8 @@ class Quota:
         self._sqlite = self._sql_counters and db.dialect == "sqlite"
         self._pg_redis = not self._sql_counters and db.dialect == "postgresql"
         self._batch: list[tuple[Subject, int, str, asyncio.Future[tuple[bool, QuotaState]]]] = []
-        self._spends: dict[int, list[_Waiting]] = {}  # PostgreSQL + Redis: see _spend
+        self._spends: list[_Waiting] = []  # PostgreSQL + Redis: the debits waiting for the next call (see _spend)
+        self._spender: asyncio.Task[None] | None = None  # the task making those calls
         self._tasks: set[asyncio.Task[None]] = set()
 
     def limit_for(self, subject: Subject) -> int:
@@ -341,8 +343,8 @@ class Quota:
     ) -> tuple[bool, QuotaState]:
         """charge() with PostgreSQL + Redis, awaited on the event loop (vram.web.aio): the counter in one Redis
         script call; then, signed in, the purchased tokens, the ledger rows and the balance after, in one call of
-        vram_spend() together with the account's other debits that reach this worker while its last call is in
-        flight (see _spend). Tokens taken from the counter are given back when the debit is refused or its
+        vram_spend_many() together with the other debits that reach this worker while its last call is in flight
+        (see _spend). Tokens taken from the counter are given back when the debit is refused or its
         statement fails. While Redis is unreachable, charge() in the thread pool (the database counts the
         allowance meanwhile)."""
         now = self.settings.clock()
@@ -364,22 +366,24 @@ class Quota:
         return True, self._state(subject, used, start, now, balance)
 
     async def _spend(self, store: AioStore, debit: _Debit) -> int | None:
-        """The purchased balance after `debit`, or None when it is refused. An account's debits queue behind its
-        call in flight and go together in the next one, made by a task of their own (a request that goes away
-        meanwhile leaves its debit standing, as a finished charge would): one row lock and one commit per call, where
-        each debit apart would wait for the row behind the others, in the database."""
+        """The purchased balance after `debit`, or None when it is refused. The worker's debits, whichever accounts
+        they are for, queue behind its spend call in flight and go together in the next one (vram_spend_many(),
+        migration 0003), made by a task of their own (a request that goes away meanwhile leaves its debit standing,
+        as a finished charge would): one round trip and one commit for all of them, where a call per debit (or per
+        account) costs the database and the worker a statement each, and debits of one account would wait for its
+        row behind each other."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[int | None] = loop.create_future()
-        queue = self._spends.get(debit.uid)
-        if queue is None:
-            queue = self._spends[debit.uid] = []
-            task = loop.create_task(self._run_spends(store, debit.uid, queue))
+        self._spends.append((debit, done))
+        runner = self._spender
+        if runner is None or runner.done() or runner.get_loop() is not loop:
+            self._spender = task = loop.create_task(self._run_spends(store))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        queue.append((debit, done))
         return await done
 
-    async def _run_spends(self, store: AioStore, uid: int, queue: list[_Waiting]) -> None:
+    async def _run_spends(self, store: AioStore) -> None:
+        queue = self._spends
         batch: list[_Waiting] = []
         try:
             while queue:
@@ -387,9 +391,9 @@ class Quota:
                 debits = [d for d, _ in batch]
                 try:
                     row = await store.pg.one(
-                        _PG_SPEND_BATCH,
+                        _PG_SPEND_MANY,
                         (
-                            uid,
+                            [d.uid for d in debits],
                             [d.need for d in debits],
                             [d.taken for d in debits],
                             [d.now for d in debits],
@@ -409,11 +413,12 @@ class Quota:
                         done.set_result(balance)
             batch = []
         finally:
-            if self._spends.get(uid) is queue:
-                del self._spends[uid]
+            if self._spender is asyncio.current_task():
+                self._spender = None
             for _, done in batch + queue:  # only if this task itself was stopped (the loop closing)
                 if not done.done():
                     done.cancel()
+            queue.clear()
 
     @staticmethod
     async def _give_back_all(store: AioStore, debits: list[_Debit]) -> None:
