@@ -229,9 +229,10 @@ def how_fast(res: dict[str, dict[str, Any]], old: str) -> str:
                 rows["`vram serve`, one worker on SQLite, 64 clients"] = (
                     f"| `vram serve`, one worker on SQLite, 64 clients | {p['ratio_median']:.2f} × the throughput of a "
                     f"bare FastAPI endpoint (allowance charged, ledger {'exact' if p['ledger_exact'] else 'NOT exact'})"
-                    f"; p99 {_ms(p['vram serve']['p99_ms'])} saturated, {_ms(q.get('p99_ms', float('nan')))} at "
-                    f"40 % of the bare endpoint's rate | ≥ 0.40 ×: {'met' if ok else 'missed'}; p99 ≤ 50 ms: "
-                    f"{'met' if q.get('p99_ms', 1e9) <= 50 else 'missed'} |"
+                    f"; p99 {_ms(p['vram serve']['p99_ms'])} at full throughput, {_ms(q.get('p99_ms', float('nan')))}"
+                    f" at a fixed 40 % of the bare endpoint's rate | ≥ 0.40 ×: {'met' if ok else 'missed'}; p99 ≤ 50 "
+                    f"ms: {'met' if p['vram serve']['p99_ms'] <= 50 else 'missed'} at 64 clients, "
+                    f"{'met' if q.get('p99_ms', 1e9) <= 50 else 'missed'} at the fixed rate |"
                 )
             else:
                 rows["`vram serve`, PostgreSQL + Redis, 2 workers vs 1"] = (
