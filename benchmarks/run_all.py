@@ -124,9 +124,15 @@ def serve_md(d: dict[str, Any], when: str) -> str:
             out += [
                 "",
                 f"At a fixed rate of {q['rate']:,.0f} requests/s (40 % of the bare endpoint's throughput, the "
-                f"throughput goal) from the same 64 clients, latency counted from when each request was due: "
-                f"p50 {_ms(q['p50_ms'])}, p99 {_ms(q['p99_ms'])} ({q['requests']:,} requests, "
-                f"{q['achieved_rps']:,.0f}/s achieved).",
+                f"throughput goal) from the same 64 clients, latency counted from when each request was due"
+                + (
+                    f", in {q['rounds']} rounds of {q['seconds_per_round']:g} s after one untimed request per "
+                    f"connection: p50 {_ms(q['p50_ms'])}, p99 {_ms(q['p99_ms'])} (medians of the rounds; p99 per "
+                    f"round: {', '.join(_ms(x) for x in q['p99_ms_rounds'])})"
+                    if "p99_ms_rounds" in q
+                    else f": p50 {_ms(q['p50_ms'])}, p99 {_ms(q['p99_ms'])}"
+                )
+                + f" ({q['requests']:,} requests, {q['achieved_rps']:,.0f}/s achieved).",
             ]
         dr = p["drain"]
         out += [
