@@ -22,28 +22,34 @@ CREATE OR REPLACE FUNCTION vram_spend_many(
     p_uid integer[], p_need bigint[], p_taken bigint[], p_now double precision[], p_reason text[]
 ) RETURNS bigint[] LANGUAGE plpgsql AS $$
 DECLARE
-    n integer := cardinality(p_uid);
-    u integer;
+    i integer;
+    cur integer := NULL;
+    here boolean := false;
     bal bigint;
     was bigint;
     res bigint[] := array_fill(NULL::bigint, ARRAY[cardinality(p_uid)]);
     paid integer[] := '{}';
 BEGIN
-    FOR u IN SELECT DISTINCT x FROM unnest(p_uid) AS t(x) ORDER BY x LOOP
-        SELECT purchased_tokens INTO bal FROM users WHERE id = u FOR NO KEY UPDATE;
-        CONTINUE WHEN NOT FOUND;
-        was := bal;
-        FOR i IN 1 .. n LOOP
-            IF p_uid[i] = u AND p_need[i] <= bal THEN
-                bal := bal - p_need[i];
-                res[i] := bal;
-                paid := array_append(paid, i);
+    -- the debits by account, then in the order given: each account's row locked once, in ascending id order
+    FOR i IN SELECT t.k FROM unnest(p_uid) WITH ORDINALITY AS t(u, k) ORDER BY t.u, t.k LOOP
+        IF p_uid[i] IS DISTINCT FROM cur THEN
+            IF here AND bal <> was THEN
+                UPDATE users SET purchased_tokens = bal WHERE id = cur;
             END IF;
-        END LOOP;
-        IF bal <> was THEN
-            UPDATE users SET purchased_tokens = bal WHERE id = u;
+            cur := p_uid[i];
+            SELECT purchased_tokens INTO bal FROM users WHERE id = cur FOR NO KEY UPDATE;
+            here := FOUND;
+            was := bal;
+        END IF;
+        IF here AND p_need[i] <= bal THEN
+            bal := bal - p_need[i];
+            res[i] := bal;
+            paid := array_append(paid, i);
         END IF;
     END LOOP;
+    IF here AND bal <> was THEN
+        UPDATE users SET purchased_tokens = bal WHERE id = cur;
+    END IF;
     INSERT INTO ledger (user_id, created_at, amount, bucket, reason)
     SELECT p_uid[k], p_now[k], -a.amount, a.bucket, p_reason[k]
     FROM unnest(paid) AS d(k)
