@@ -172,3 +172,37 @@ def test_port_in_use_is_one_line(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert f"vram: cannot listen on 127.0.0.1:{port}: Address already in use" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_second_server_on_the_port_is_refused_not_joined(
+    server: tuple[subprocess.Popen[bytes], int, Path], tmp_path: Path
+) -> None:
+    proc, port, _ = server
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VRAM_", "STRIPE_"))}
+    env.update(VRAM_DATA_DIR=str(tmp_path / "other"), VRAM_REDIS_URL=REDIS_URL)
+    r = subprocess.run(
+        [sys.executable, "-m", "vram", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"vram: cannot listen on 127.0.0.1:{port}: Address already in use" in r.stderr
+    assert proc.poll() is None and len(_workers(proc.pid)) == 2  # the first server goes on, alone on its port
+
+
+def test_workers_stop_when_the_supervisor_is_killed(server: tuple[subprocess.Popen[bytes], int, Path]) -> None:
+    proc, port, _ = server
+    workers = _workers(proc.pid)
+    assert len(workers) == 2
+    os.kill(proc.pid, signal.SIGKILL)  # the supervisor alone: no chance to stop its workers itself
+    proc.wait(10)
+    deadline = time.monotonic() + 20
+    while any(
+        Path(f"/proc/{w}").exists() and "zombie" not in Path(f"/proc/{w}/status").read_text().lower() for w in workers
+    ):
+        assert time.monotonic() < deadline, "workers outlived their supervisor"
+        time.sleep(0.1)
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)

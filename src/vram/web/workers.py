@@ -10,7 +10,9 @@ in use fails at once, and restarts a worker that dies.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -24,6 +26,7 @@ from typing import Any
 QUICK_DEATH_S = 5.0
 QUICK_DEATHS_TO_GIVE_UP = 3
 STOP_GRACE_S = 10.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def reuseport_available() -> bool:
@@ -32,18 +35,44 @@ def reuseport_available() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
-def _socket(host: str, port: int) -> socket.socket:
+def _socket(host: str, port: int, *, reuseport: bool = True) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuseport:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
-def _worker(app: str, host: str, port: int, options: dict[str, Any]) -> None:
+def _claim(host: str, port: int) -> socket.socket:
+    """The parent's hold on the port. A plain bind first: a reuseport socket would join another server's group of
+    listeners on the same port (another `vram serve --workers N` of this user) and split its traffic silently,
+    where the port is in use and that is an error."""
+    with _socket(host, port, reuseport=False) as plain:
+        port = int(plain.getsockname()[1])  # port 0: the one the system chose
+    return _socket(host, port)
+
+
+def _follow_parent(parent: int) -> None:
+    """Linux: this process gets SIGTERM when the supervisor dies, even by SIGKILL (PR_SET_PDEATHSIG), so no worker
+    is left serving the port without it; if it died already, SIGTERM now."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker(app: str, host: str, port: int, options: dict[str, Any], parent: int) -> None:
     import uvicorn
 
+    _follow_parent(parent)
     sock = _socket(host, port)
     sock.listen(2048)
     config = uvicorn.Config(app, factory=True, host=host, port=port, **options)
@@ -53,11 +82,11 @@ def _worker(app: str, host: str, port: int, options: dict[str, Any]) -> None:
 def serve(app: str, host: str, port: int, workers: int, options: dict[str, Any]) -> int:
     """Run `workers` processes serving the app factory `app` on host:port until SIGINT / SIGTERM; the exit status."""
     try:
-        probe = _socket(host, port)  # holds the port for this user's reuseport group; fails now if it is taken
+        probe = _claim(host, port)  # holds the port for this server's reuseport group; fails now if it is taken
     except OSError as exc:
         print(f"vram: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    port = int(probe.getsockname()[1])  # port 0: the one the system chose, for every worker
+    port = int(probe.getsockname()[1])  # for every worker
     ctx = multiprocessing.get_context("spawn")
     stop = threading.Event()
 
@@ -67,7 +96,7 @@ def serve(app: str, host: str, port: int, workers: int, options: dict[str, Any])
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def start() -> tuple[BaseProcess, float]:
-        p = ctx.Process(target=_worker, args=(app, host, port, options), name="vram-serve-worker")
+        p = ctx.Process(target=_worker, args=(app, host, port, options, os.getpid()), name="vram-serve-worker")
         p.start()
         return p, time.monotonic()
 
