@@ -155,31 +155,10 @@ def test_a_dead_worker_is_replaced_and_sigterm_stops_all(server: tuple[subproces
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
 
 
-def test_port_in_use_is_one_line(tmp_path: Path) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("VRAM_", "STRIPE_"))}
-        env.update(VRAM_DATA_DIR=str(tmp_path), VRAM_REDIS_URL=REDIS_URL)
-        r = subprocess.run(
-            [sys.executable, "-m", "vram", "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    assert r.returncode == 1
-    assert f"vram: cannot listen on 127.0.0.1:{port}: Address already in use" in r.stderr
-    assert "Traceback" not in r.stderr
-
-
-def test_a_second_server_on_the_port_is_refused_not_joined(
-    server: tuple[subprocess.Popen[bytes], int, Path], tmp_path: Path
-) -> None:
-    proc, port, _ = server
+def _refused(port: int, data_dir: Path) -> None:
+    """`vram serve --workers 2` on `port` stops at once with the one-line error, no traceback."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VRAM_", "STRIPE_"))}
-    env.update(VRAM_DATA_DIR=str(tmp_path / "other"), VRAM_REDIS_URL=REDIS_URL)
+    env.update(VRAM_DATA_DIR=str(data_dir), VRAM_REDIS_URL=REDIS_URL)
     r = subprocess.run(
         [sys.executable, "-m", "vram", "serve", "--port", str(port), "--workers", "2"],
         env=env,
@@ -189,6 +168,20 @@ def test_a_second_server_on_the_port_is_refused_not_joined(
     )
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert f"vram: cannot listen on 127.0.0.1:{port}: Address already in use" in r.stderr
+
+
+def test_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        _refused(taken.getsockname()[1], tmp_path)
+
+
+def test_a_second_server_on_the_port_is_refused_not_joined(
+    server: tuple[subprocess.Popen[bytes], int, Path], tmp_path: Path
+) -> None:
+    proc, port, _ = server
+    _refused(port, tmp_path / "other")
     assert proc.poll() is None and len(_workers(proc.pid)) == 2  # the first server goes on, alone on its port
 
 
