@@ -578,3 +578,44 @@ def test_speed_ranges_are_the_measured_spread() -> None:
     assert s.prefill_tokens_per_s is not None
     lo, hi = speed.SPEED_SPREAD["prefill"]
     assert d["prefill_tokens_per_s_range"] == [round(s.prefill_tokens_per_s * x, 1) for x in (lo, hi)]
+
+
+def test_an_uncalibrated_backend_says_so_and_claims_no_measured_range() -> None:
+    spec = resolve_model("llama-2-7b").spec
+    kw: dict[str, Any] = dict(
+        count=1, split="single", batch=1, context=512, weights_bytes=4 * 10**9, kv_cache_bytes=10**7
+    )
+    rocm = estimate_speed(spec, find_gpu("mi300x"), engine="llama.cpp", quant="q4_0", **kw)
+    cuda = estimate_speed(spec, find_gpu("h100-sxm"), engine="llama.cpp", quant="q4_0", **kw)
+    vllm_rocm = estimate_speed(spec, find_gpu("mi300x"), engine="vllm", **kw)
+    assert not rocm.calibrated and rocm.decode_range_per_seq is None and rocm.prefill_range is None
+    assert any(a.startswith("llama.cpp/rocm: no public measurement") for a in rocm.assumptions)
+    assert rocm.to_dict()["calibrated"] is False
+    for s in (cuda, vllm_rocm):
+        assert s.calibrated and s.decode_range_per_seq is not None
+        assert not any("no public measurement" in a for a in s.assumptions)
+
+
+def test_llama_cpp_quantized_decode_on_hbm_streams_long_rows_nearer_the_peak() -> None:
+    small, large = resolve_model("llama-3-8b").spec, resolve_model("llama-3-70b").spec
+    q = quant_scheme("q4_k_m")
+    peak, half = speed.ROW_BOUND_DECODE[("llama.cpp/cuda", "hbm", "quant")]
+    a100, rtx = find_gpu("a100-80gb-pcie"), find_gpu("rtx-4090")
+    eta_8b, eta_70b = (
+        speed.decode_efficiency(a100, "llama.cpp", q, small),
+        speed.decode_efficiency(a100, "llama.cpp", q, large),
+    )
+    # 8B's rows (4096 and 14336 weights) against 70B's (8192 and 28672), each at k / (k + half) of the peak
+    assert 0.35 < eta_8b < eta_70b < peak
+    assert eta_70b / eta_8b == pytest.approx(speed.row_length_share(large, half) / speed.row_length_share(small, half))
+    only_k4096 = speed.row_length_share(small, half)
+    assert 4096 / (4096 + half) < only_k4096 < 14336 / (14336 + half)
+    # GDDR cards and F16 weights keep their fixed shares
+    assert (
+        speed.decode_efficiency(rtx, "llama.cpp", q, large)
+        == speed.DECODE_EFFICIENCY[("llama.cpp/cuda", "gddr", "quant")]
+    )
+    assert (
+        speed.decode_efficiency(a100, "llama.cpp", quant_scheme("f16"), large)
+        == speed.DECODE_EFFICIENCY[("llama.cpp/cuda", "hbm", "f16")]
+    )

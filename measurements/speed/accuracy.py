@@ -48,7 +48,19 @@ def main() -> None:
             "vLLM, Qwen3-30B-A3B and Qwen3-0.6B on A100 at 1 sequence (tt-inference-server#340)",
             lambda r: r["file"] == "vllm-tt-inference-server.jsonl",
         ),
+        (
+            "vLLM serving on more GPUs (RTX 4090 / 5090 at 1 sequence; the rest of the file is not exact)",
+            lambda r: r["file"] == "vllm-serving-more.jsonl",
+        ),
         ("llama.cpp Sept 2025 + flash attention, RTX PRO 6000", lambda r: r["file"] == "llama-cpp-rtx-pro-6000.jsonl"),
+        (
+            "llama-bench, more builds and boxes (H100 PCIe, RTX 3090 / 3090 Ti, M3 Max; MI300X, RX 7900 XTX on ROCm)",
+            lambda r: r["file"] == "llama-cpp-more-builds.jsonl",
+        ),
+        (
+            "... the same without ROCm (llama.cpp's HIP backend is not calibrated: vram says so)",
+            lambda r: r["file"] == "llama-cpp-more-builds.jsonl" and not r["gpu"].startswith(("mi", "rx-")),
+        ),
         (
             "llama-bench results posted in issues (M4, M1 Max 2026 Metal; RTX 3080)",
             lambda r: r["file"] == "llama-cpp-issues.jsonl",

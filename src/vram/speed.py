@@ -75,6 +75,17 @@ DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
     ("vllm/cuda", "gddr", "f16"): 0.85,
     ("vllm/cuda", "gddr", "quant"): 0.75,
 }
+# Where a mat-vec kernel's share of the bandwidth depends on the rows' length (`row_length_share`): (the share a row
+# of infinite length would reach, the row length in weights at which it reaches half of that). llama.cpp's
+# quantized mat-vec on HBM parts keeps one warp on a row, and on HBM the latency × bandwidth product is large
+# enough that a row's start-up shows: Llama 3 70B Q4_K_M (rows of 8192 and 28672) streams at 0.53-0.59 of an A100
+# PCIe / SXM and H100 PCIe's bandwidth, 8B (4096 and 14336) at 0.41-0.47, once the per-layer cost is taken out
+# (XiongjieDai/GPU-Benchmarks-on-LLM-Inference, May 2024 builds). Set on the A100 PCIe and H100 PCIe runs; the
+# A100 SXM, held out, went from 14.6 % to 10.1 % median decode error with it. GDDR cards reach 0.8-0.88 whatever
+# the rows (`DECODE_EFFICIENCY`).
+ROW_BOUND_DECODE: dict[tuple[str, str, str], tuple[float, int]] = {("llama.cpp/cuda", "hbm", "quant"): (0.65, 3000)}
+# The engine / backend pairs public measurements calibrate (measurements/speed); the others get a note saying so.
+CALIBRATED_BACKENDS = ("llama.cpp/cuda", "llama.cpp/metal", "vllm/cuda", "vllm/rocm")
 # Fallback for a backend / memory pair not listed (ROCm, Gaudi, transformers, ...): a plain streaming kernel.
 DEFAULT_DECODE_EFFICIENCY = 0.7
 # The KV cache is read by the attention kernel in long contiguous blocks: the share a copy kernel gets.
@@ -235,9 +246,12 @@ class Speed:
     # p10-p90 of the measured / predicted ratios of the public measurements (SPEED_SPREAD), applied to the figures
     decode_range_per_seq: tuple[float, float] | None = None
     prefill_range: tuple[float, float] | None = None
+    # whether public measurements calibrate this engine on this backend (`CALIBRATED_BACKENDS`); if not, no range
+    calibrated: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "calibrated": self.calibrated,
             "decode_tokens_per_s": round(self.decode_tokens_per_s, 2),
             "decode_tokens_per_s_per_seq": round(self.decode_tokens_per_s_per_seq, 2),
             "decode_tokens_per_s_per_seq_range": None
@@ -398,17 +412,13 @@ def activation_bytes_per_token(spec: ModelSpec, *, mmq: bool = False) -> float:
     return total
 
 
-def gemm_wave_efficiency(spec: ModelSpec, sms: int, tokens: int, tile: int = 128) -> float:
-    """Share of the SMs a prompt's dense GEMMs keep busy: each matrix product of `tokens` rows is cut into
-    tile × tile output blocks, one per SM at a time, and its last wave leaves SMs idle (FLOP-weighted)."""
-    if sms <= 0:
-        return 1.0
-    work = busy = 0.0
-    row_tiles = math.ceil(max(1, tokens) / tile)
+def dense_matrices(spec: ModelSpec) -> list[tuple[int, int]]:
+    """(input features, output features) of every dense projection of every block: attention's q, k, v and output,
+    the MLP's up (and gate) and down (routed experts excluded)."""
     h = spec.hidden_size
+    mats: list[tuple[int, int]] = []
     for layer in spec.layers:
         a, m = layer.attention, layer.mlp
-        mats: list[tuple[int, int]] = []
         if a is not None:
             mats += [
                 (h, a.q_width),
@@ -418,13 +428,34 @@ def gemm_wave_efficiency(spec: ModelSpec, sms: int, tokens: int, tile: int = 128
             ]
         if m is not None and m.kind != "moe":
             mats += [(h, m.intermediate_size)] * (2 if m.kind == "gated" else 1) + [(m.intermediate_size, h)]
-        for k, n in mats:
-            t = row_tiles * math.ceil(n / tile)
-            waves = math.ceil(t / sms)
-            f = float(k * n)
-            work += f
-            busy += f * waves * sms / t
+    return mats
+
+
+def gemm_wave_efficiency(spec: ModelSpec, sms: int, tokens: int, tile: int = 128) -> float:
+    """Share of the SMs a prompt's dense GEMMs keep busy: each matrix product of `tokens` rows is cut into
+    tile × tile output blocks, one per SM at a time, and its last wave leaves SMs idle (FLOP-weighted)."""
+    if sms <= 0:
+        return 1.0
+    work = busy = 0.0
+    row_tiles = math.ceil(max(1, tokens) / tile)
+    for k, n in dense_matrices(spec):
+        t = row_tiles * math.ceil(n / tile)
+        waves = math.ceil(t / sms)
+        f = float(k * n)
+        work += f
+        busy += f * waves * sms / t
     return work / busy if busy else 1.0
+
+
+def row_length_share(spec: ModelSpec, half_row: int) -> float:
+    """The share of its peak a mat-vec kernel that works along each weight row reaches on this model: a row of k
+    weights streams at k / (k + half_row) of it (byte-weighted over the dense matrices), so long rows (70B's 8192
+    and 28672) run nearer the peak than short ones (8B's 4096)."""
+    num = den = 0.0
+    for k, n in dense_matrices(spec):
+        num += k * n
+        den += k * n * (k + half_row) / k
+    return num / den if den else 1.0
 
 
 def host_link_gb_per_s(gpu: GpuEntry) -> float | None:
@@ -496,8 +527,13 @@ def _dequantizes_for_cublas(gpu: GpuEntry, engine: str, q: QuantScheme) -> bool:
     )
 
 
-def decode_efficiency(gpu: GpuEntry, engine: str, q: QuantScheme) -> float:
-    return DECODE_EFFICIENCY.get((backend(gpu, engine), memory_class(gpu), weight_format(q)), DEFAULT_DECODE_EFFICIENCY)
+def decode_efficiency(gpu: GpuEntry, engine: str, q: QuantScheme, spec: ModelSpec | None = None) -> float:
+    key = (backend(gpu, engine), memory_class(gpu), weight_format(q))
+    row_bound = ROW_BOUND_DECODE.get(key)
+    if row_bound is not None and spec is not None:
+        peak, half_row = row_bound
+        return peak * row_length_share(spec, half_row)
+    return DECODE_EFFICIENCY.get(key, DEFAULT_DECODE_EFFICIENCY)
 
 
 def streamed_weight_bytes(spec: ModelSpec, weights_bytes: int, q: QuantScheme) -> int:
@@ -554,7 +590,7 @@ def estimate_speed(
     ranks = 1 if split == "dp" else gpus
     frac = weight_read_fraction(spec, batch, q) if read_fraction is None else read_fraction
     bw_gb = gpu.bandwidth_gb_per_s
-    eta = decode_efficiency(gpu, eng, q)
+    eta = decode_efficiency(gpu, eng, q, spec)
     tflops, rate_name = tensor_tflops(gpu, eng, q)
     on_gpu_weights = max(0, weights_bytes - offloaded_bytes)
     streamed = int(streamed_weight_bytes(spec, on_gpu_weights, q) * frac)
@@ -597,6 +633,18 @@ def estimate_speed(
         + f" + host {step_fixed * 1e3:g} ms + {batch} × "
         f"{step_per_seq * 1e6:g} µs)"
     ]
+    calibrated = be in CALIBRATED_BACKENDS
+    if not calibrated:
+        assumptions.append(
+            f"{be}: no public measurement here calibrates this engine on this backend; its kernels are taken at "
+            "generic shares of the datasheet (bandwidth, tensor rate), so the speed is a rough guide"
+            + (
+                " (llama.cpp's 2024 HIP builds measured 1.2-2.5x slower decode and up to ~35x slower prefill "
+                "than that on an RX 7900 XTX and an MI300X)"
+                if be == "llama.cpp/rocm"
+                else ""
+            )
+        )
     if triton_mxfp4:
         assumptions.append(
             f"MXFP4 experts through vLLM's Triton GEMM on {gpu.architecture.upper()} (no FP4 matrix units: weights "
@@ -722,8 +770,9 @@ def estimate_speed(
         price_per_hour_usd=price,
         offloaded_bytes=offloaded_bytes,
         assumptions=tuple(assumptions),
-        decode_range_per_seq=(per_seq * lo_d, per_seq * hi_d),
-        prefill_range=None if prefill is None else (prefill * lo_p, prefill * hi_p),
+        decode_range_per_seq=(per_seq * lo_d, per_seq * hi_d) if calibrated else None,
+        prefill_range=None if prefill is None or not calibrated else (prefill * lo_p, prefill * hi_p),
+        calibrated=calibrated,
     )
 
 

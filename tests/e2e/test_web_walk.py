@@ -339,6 +339,7 @@ def test_axe_finds_nothing_serious_on_any_page(live_server: str, browser: Any, s
     scan("result (no)")
     _check(page, live_server, model="qwen2.5-14b", gpu="abc" if False else "rtx-3090")
     page.click("#share-btn")
+    page.locator("#revoke-url").wait_for()  # the share page, not the result still unloading (axe needs a document)
     scan("share")
     page.goto(page.get_attribute("#revoke-url", "href") or "")
     scan("revoke")

@@ -382,6 +382,8 @@ def print_fit(r: Any, console: Any = None) -> None:
             s.add_row(
                 "speed range", "p10–p90 of measured / predicted over the public measurements (measurements/speed/)"
             )
+        elif not sp.calibrated:
+            s.add_row("speed range", "none: no public measurement calibrates this engine on this GPU's backend (rough)")
         if sp.cost_per_million_tokens_usd is not None:
             s.add_row(
                 "cost",
