@@ -100,6 +100,7 @@ def score(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 d = predict(v, v.get("decode_context") or 1, v.get("new_tokens") or 0)
                 r["dec"] = (d["decode_tokens_per_s_per_seq"] - m["decode_tps_per_seq"]) / m["decode_tps_per_seq"]
                 r["dec_pred"], r["dec_meas"] = d["decode_tokens_per_s_per_seq"], m["decode_tps_per_seq"]
+                r["calibrated"] = d.get("calibrated", True)
                 base = old_rule(d, v, "dec")
                 r["dec_old"] = None if base is None else (base - m["decode_tps_per_seq"]) / m["decode_tps_per_seq"]
             if m.get("prefill_tps") is not None and v.get("prefill_context") and not c.get("prefill_excluded_reason"):
@@ -107,6 +108,7 @@ def score(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 if p["prefill_tokens_per_s"] is not None:
                     r["pre"] = (p["prefill_tokens_per_s"] - m["prefill_tps"]) / m["prefill_tps"]
                     r["pre_pred"], r["pre_meas"] = p["prefill_tokens_per_s"], m["prefill_tps"]
+                    r["calibrated"] = p.get("calibrated", True)
                 base = old_rule(p, v, "pre")
                 r["pre_old"] = None if base is None else (base - m["prefill_tps"]) / m["prefill_tps"]
         except VramError as e:
@@ -155,7 +157,10 @@ def main() -> None:
         report([r for r in rows if r["held"]], "held out (GPUs hashed into the last fifth)")
     if args.spread:
         for key, name in (("dec", "decode"), ("pre", "prefill")):
-            ratios = sorted(1 / (1 + r[key]) for r in rows if r.get(key) is not None and r["exact"])
+            # the spread vram shows: backends a measurement calibrates (the others get no range)
+            ratios = sorted(
+                1 / (1 + r[key]) for r in rows if r.get(key) is not None and r["exact"] and r.get("calibrated", True)
+            )
             p10, p90 = ratios[int(0.1 * (len(ratios) - 1))], ratios[int(0.9 * (len(ratios) - 1))]
             print(f"  {name}: measured / predicted p10 {p10:.3f}  p90 {p90:.3f}  (n={len(ratios)})")
     errs = [r for r in rows if r.get("error")]
