@@ -619,3 +619,19 @@ def test_llama_cpp_quantized_decode_on_hbm_streams_long_rows_nearer_the_peak() -
         speed.decode_efficiency(a100, "llama.cpp", quant_scheme("f16"), large)
         == speed.DECODE_EFFICIENCY[("llama.cpp/cuda", "hbm", "f16")]
     )
+
+
+def test_llama_cpp_on_hopper_multiplies_at_the_mma_sync_rate_vllm_at_the_datasheets() -> None:
+    h100, a100 = find_gpu("h100-pcie"), find_gpu("a100-80gb-pcie")
+    q = quant_scheme("q4_k_m")
+    rate, what = speed.tensor_tflops(h100, "llama.cpp", q)
+    assert rate == pytest.approx(h100.fp16_tflops * speed.LEGACY_MMA_SHARE["hopper"]) and "mma.sync" in what
+    assert speed.tensor_tflops(h100, "vllm", quant_scheme(None))[0] == h100.fp16_tflops
+    assert speed.tensor_tflops(a100, "llama.cpp", q)[0] == a100.fp16_tflops  # Ampere's own instructions
+    spec = resolve_model("llama-3-8b").spec
+    kw: dict[str, Any] = dict(context=512, ranks=1, split="single", weights_bytes=16 * 10**9)
+    f16 = quant_scheme("f16")
+    ratio = speed.prefill_tokens_per_s(spec, h100, "llama.cpp", f16, **kw) / speed.prefill_tokens_per_s(  # type: ignore[operator]
+        spec, a100, "llama.cpp", f16, **kw
+    )
+    assert 1.2 < ratio < 1.6  # measured 10,816 / 7,741 = 1.40 (May 2024 llama-bench, 8B F16 pp512)

@@ -493,6 +493,14 @@ def weight_format(q: QuantScheme) -> str:
     return "quant" if q.is_quantized else "f16"
 
 
+# llama.cpp's CUDA matrix kernels (cuBLAS FP16 at its ubatch shapes, MMQ, its flash attention) are written with the
+# warp-level mma.sync instructions of Ampere; Hopper reaches its datasheet rate only with the warpgroup wgmma
+# instructions, and runs mma.sync at about two thirds of it (microbenchmarks of H800: Luo et al. 2024, "Benchmarking
+# and Dissecting the Nvidia Hopper GPU Architecture"). The May 2024 llama-bench runs on an H100 PCIe agree: prompt
+# rates 1.36-1.40x an A100 PCIe's where the datasheets differ 2.4x.
+LEGACY_MMA_SHARE: dict[str, float] = {"hopper": 0.67}
+
+
 def tensor_tflops(gpu: GpuEntry, engine: str, q: QuantScheme) -> tuple[float | None, str]:
     """Dense matrix rate the engine's prefill GEMMs run at, and which figure it is.
 
@@ -506,6 +514,9 @@ def tensor_tflops(gpu: GpuEntry, engine: str, q: QuantScheme) -> tuple[float | N
         return (float(v), "FP32 ALU") if v else (None, "FP32 ALU")
     if be == "llama.cpp/cuda":
         v = gpu.data.get("fp16_tflops_fp16_accumulate") or gpu.fp16_tflops
+        share = LEGACY_MMA_SHARE.get(gpu.architecture.lower())
+        if v and share:
+            return float(v) * share, f"FP16 tensor through mma.sync ({share:g} of the {float(v):g} TFLOPS peak)"
         return (float(v), "FP16 tensor, FP16 accumulate") if v else (None, "")
     if q.name.startswith("fp8") and gpu.fp8_tflops:
         return float(gpu.fp8_tflops), "FP8 tensor"
