@@ -589,7 +589,7 @@ def test_an_uncalibrated_backend_says_so_and_claims_no_measured_range() -> None:
     cuda = estimate_speed(spec, find_gpu("h100-sxm"), engine="llama.cpp", quant="q4_0", **kw)
     vllm_rocm = estimate_speed(spec, find_gpu("mi300x"), engine="vllm", **kw)
     assert not rocm.calibrated and rocm.decode_range_per_seq is None and rocm.prefill_range is None
-    assert any(a.startswith("llama.cpp/rocm: no public measurement") for a in rocm.assumptions)
+    assert any(a.startswith("llama.cpp/rocm on HBM: no public measurement") for a in rocm.assumptions)
     assert rocm.to_dict()["calibrated"] is False
     for s in (cuda, vllm_rocm):
         assert s.calibrated and s.decode_range_per_seq is not None
@@ -635,3 +635,18 @@ def test_llama_cpp_on_hopper_multiplies_at_the_mma_sync_rate_vllm_at_the_datashe
         spec, a100, "llama.cpp", f16, **kw
     )
     assert 1.2 < ratio < 1.6  # measured 10,816 / 7,741 = 1.40 (May 2024 llama-bench, 8B F16 pp512)
+
+
+def test_llama_cpp_on_rdna3_is_calibrated_and_on_cdna3_is_not() -> None:
+    spec = resolve_model("llama-3-8b").spec
+    kw: dict[str, Any] = dict(
+        count=1, split="single", batch=1, context=512, weights_bytes=5 * 10**9, kv_cache_bytes=10**7
+    )
+    rdna = estimate_speed(spec, find_gpu("rx-7900-xtx"), engine="llama.cpp", quant="q4_k_m", **kw)
+    cdna = estimate_speed(spec, find_gpu("mi300x"), engine="llama.cpp", quant="q4_k_m", **kw)
+    assert rdna.calibrated and rdna.decode_range_per_seq is not None
+    assert not cdna.calibrated and cdna.decode_range_per_seq is None
+    assert speed.decode_efficiency(find_gpu("rx-7900-xtx"), "llama.cpp", quant_scheme("q4_k_m"), spec) == 0.52
+    # measured on an RX 7900 XTX (build 5616): 90.0 t/s decode, 2,970 t/s pp512 (ROCm/ROCm#4868)
+    assert 80 < rdna.decode_tokens_per_s_per_seq < 110
+    assert rdna.prefill_tokens_per_s is not None and 2500 < rdna.prefill_tokens_per_s < 3400

@@ -58,8 +58,12 @@ def main() -> None:
             lambda r: r["file"] == "llama-cpp-more-builds.jsonl",
         ),
         (
-            "... the same without ROCm (llama.cpp's HIP backend is not calibrated: vram says so)",
-            lambda r: r["file"] == "llama-cpp-more-builds.jsonl" and not r["gpu"].startswith(("mi", "rx-")),
+            "... the same without the MI300X (llama.cpp on CDNA3 is not calibrated: vram says so)",
+            lambda r: r["file"] == "llama-cpp-more-builds.jsonl" and not r["gpu"].startswith("mi"),
+        ),
+        (
+            "llama.cpp on ROCm, RX 7900 XTX (Nov 2024 - Jun 2025 builds)",
+            lambda r: r["file"] == "llama-cpp-rocm.jsonl",
         ),
         (
             "llama-bench results posted in issues (M4, M1 Max 2026 Metal; RTX 3080)",

@@ -74,6 +74,10 @@ DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
     ("vllm/cuda", "hbm", "quant"): 0.7,
     ("vllm/cuda", "gddr", "f16"): 0.85,
     ("vllm/cuda", "gddr", "quant"): 0.75,
+    # llama.cpp's HIP backend on RDNA3 (RX 7900 XTX, GDDR6): 7-8B Q4_0 / Q4_K_M decode in builds from Jan 2024 to
+    # Jun 2025 at 0.42-0.59 of the bandwidth once the per-layer cost is out (measurements/speed/llama-cpp-rocm.jsonl,
+    # llama-cpp-more-builds.jsonl), against CUDA's 0.8 on GDDR
+    ("llama.cpp/rocm", "gddr", "quant"): 0.52,
 }
 # Where a mat-vec kernel's share of the bandwidth depends on the rows' length (`row_length_share`): (the share a row
 # of infinite length would reach, the row length in weights at which it reaches half of that). llama.cpp's
@@ -84,8 +88,17 @@ DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
 # A100 SXM, held out, went from 14.6 % to 10.1 % median decode error with it. GDDR cards reach 0.8-0.88 whatever
 # the rows (`DECODE_EFFICIENCY`).
 ROW_BOUND_DECODE: dict[tuple[str, str, str], tuple[float, int]] = {("llama.cpp/cuda", "hbm", "quant"): (0.65, 3000)}
-# The engine / backend pairs public measurements calibrate (measurements/speed); the others get a note saying so.
+# The engine / backend pairs public measurements calibrate (measurements/speed), and pairs calibrated on one memory
+# class only (llama.cpp on ROCm: RDNA3 cards; its 2024 CDNA3 runs, an MI300X at 0.13 of its bandwidth and 1/37 of the
+# generic prefill, are one box of a build since rewritten for MFMA); the others get a note saying so.
 CALIBRATED_BACKENDS = ("llama.cpp/cuda", "llama.cpp/metal", "vllm/cuda", "vllm/rocm")
+CALIBRATED_MEMORY = {"llama.cpp/rocm": ("gddr",)}
+
+
+def is_calibrated(gpu: GpuEntry, be: str) -> bool:
+    return be in CALIBRATED_BACKENDS or memory_class(gpu) in CALIBRATED_MEMORY.get(be, ())
+
+
 # Fallback for a backend / memory pair not listed (ROCm, Gaudi, transformers, ...): a plain streaming kernel.
 DEFAULT_DECODE_EFFICIENCY = 0.7
 # The KV cache is read by the attention kernel in long contiguous blocks: the share a copy kernel gets.
@@ -187,7 +200,14 @@ HOST_LINK_EFFICIENCY = 0.8
 # size (XiongjieDai/GPU-Benchmarks-on-LLM-Inference; fit_check.py --holdout). vLLM's BF16 GEMMs at 2k+ tokens per
 # chunk ~0.6 (its kernels are fused: no separate activation term). Metal's simdgroup-matrix kernels: ~0.65 of the
 # ALU rate (M1 Max, M3 Max F16 pp512).
-PREFILL_MFU: dict[str, float] = {"llama.cpp/cuda": 0.75, "llama.cpp/metal": 0.65, "vllm/cuda": 0.6}
+# llama.cpp on ROCm: ~0.33 of the WMMA FP16 rate on an RX 7900 XTX (pp512 of 7-8B Q4_K_M: 2,890-2,970 t/s in Nov 2024
+# and Jun 2025 builds; pp3968 of Llama 2 7B Q4_0 2,420-2,580 in Jan-Feb 2024 ones).
+PREFILL_MFU: dict[str, float] = {
+    "llama.cpp/cuda": 0.75,
+    "llama.cpp/metal": 0.65,
+    "vllm/cuda": 0.6,
+    "llama.cpp/rocm": 0.33,
+}
 DEFAULT_PREFILL_MFU = 0.5
 # cuBLAS and MMQ cut a GEMM of `ubatch` token rows into output tiles of about 128 × 128 and run one tile per SM at a
 # time: a product with fewer tiles than SMs, or a last partial wave, leaves SMs idle (`gemm_wave_efficiency`). This
@@ -644,14 +664,15 @@ def estimate_speed(
         + f" + host {step_fixed * 1e3:g} ms + {batch} × "
         f"{step_per_seq * 1e6:g} µs)"
     ]
-    calibrated = be in CALIBRATED_BACKENDS
+    calibrated = is_calibrated(gpu, be)
     if not calibrated:
         assumptions.append(
-            f"{be}: no public measurement here calibrates this engine on this backend; its kernels are taken at "
-            "generic shares of the datasheet (bandwidth, tensor rate), so the speed is a rough guide"
+            f"{be} on {memory_class(gpu).upper()}: no public measurement here calibrates this engine on this "
+            "backend and memory; its kernels are taken at generic shares of the datasheet (bandwidth, tensor rate), "
+            "so the speed is a rough guide"
             + (
-                " (llama.cpp's 2024 HIP builds measured 1.2-2.5x slower decode and up to ~35x slower prefill "
-                "than that on an RX 7900 XTX and an MI300X)"
+                " (an October 2024 llama.cpp build on an MI300X ran decode at 0.13 of its bandwidth and prefill "
+                "at ~1 % of its tensor rate)"
                 if be == "llama.cpp/rocm"
                 else ""
             )
