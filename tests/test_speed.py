@@ -580,11 +580,14 @@ def test_speed_ranges_are_the_measured_spread() -> None:
     assert d["prefill_tokens_per_s_range"] == [round(s.prefill_tokens_per_s * x, 1) for x in (lo, hi)]
 
 
+def _one_sequence(weights_bytes: int) -> dict[str, Any]:
+    """estimate_speed's workload arguments for one sequence at a 512-token context on one GPU."""
+    return dict(count=1, split="single", batch=1, context=512, weights_bytes=weights_bytes, kv_cache_bytes=10**7)
+
+
 def test_an_uncalibrated_backend_says_so_and_claims_no_measured_range() -> None:
     spec = resolve_model("llama-2-7b").spec
-    kw: dict[str, Any] = dict(
-        count=1, split="single", batch=1, context=512, weights_bytes=4 * 10**9, kv_cache_bytes=10**7
-    )
+    kw = _one_sequence(4 * 10**9)
     rocm = estimate_speed(spec, find_gpu("mi300x"), engine="llama.cpp", quant="q4_0", **kw)
     cuda = estimate_speed(spec, find_gpu("h100-sxm"), engine="llama.cpp", quant="q4_0", **kw)
     vllm_rocm = estimate_speed(spec, find_gpu("mi300x"), engine="vllm", **kw)
@@ -639,9 +642,7 @@ def test_llama_cpp_on_hopper_multiplies_at_the_mma_sync_rate_vllm_at_the_datashe
 
 def test_llama_cpp_on_rdna3_is_calibrated_and_on_cdna3_is_not() -> None:
     spec = resolve_model("llama-3-8b").spec
-    kw: dict[str, Any] = dict(
-        count=1, split="single", batch=1, context=512, weights_bytes=5 * 10**9, kv_cache_bytes=10**7
-    )
+    kw = _one_sequence(5 * 10**9)
     rdna = estimate_speed(spec, find_gpu("rx-7900-xtx"), engine="llama.cpp", quant="q4_k_m", **kw)
     cdna = estimate_speed(spec, find_gpu("mi300x"), engine="llama.cpp", quant="q4_k_m", **kw)
     assert rdna.calibrated and rdna.decode_range_per_seq is not None
