@@ -5,6 +5,7 @@ tensor split)."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -18,6 +19,7 @@ from vram.inference import estimate
 from vram.llama_offload import ram_setup
 from vram.records import replace
 from vram.request import Device, Workload
+from vram.resolver import resolve_model
 from vram.result import Estimate
 
 GIB = 1024**3
@@ -295,3 +297,16 @@ def test_layer_offload_on_one_gpu_keeps_the_most_blocks_that_fit(model: str, gpu
     more = offloaded_estimate(ev, wl, [entry], {**r.offload, "layers_on_gpu": on + 1})
     assert fits.total_bytes <= entry.usable_memory_bytes < more.total_bytes
     assert r.offload["host_memory_bytes"] > r.offload["offloaded_bytes"] > GIB  # the blocks left in RAM
+
+
+def test_mlx_five_bit_weights_are_five_and_a_half_bits() -> None:
+    """mlx-lm converts to 2, 3, 4, 5, 6 or 8 bits (`--q-bits`); each group of 64 adds a 16-bit scale and bias."""
+    rm = resolve_model("qwen3-4b")
+    spec = rm.spec
+    quantizable = sum(la.linear_params + la.router_params for la in spec.layers) + spec.embed_params + spec.head_params
+    small = sum(la.small_params for la in spec.layers) + spec.final_params + spec.extra_params
+    est = estimate(rm, Workload.from_flat(engine="mlx", quant="mlx-5bit", context=2048))
+    assert est.weights_bytes == math.ceil(quantizable * 5.5 / 8) + 2 * small
+    assert est.mlx.bits_per_weight == 5.5
+    r = fit("qwen3-4b", "m4-max-128gb", Workload.from_flat(engine="mlx", quant="mlx-5bit", context=2048))
+    assert r.serving["mlx"]["convert"].endswith("-q --q-bits 5 --mlx-path qwen3-4b-mlx-5bit")

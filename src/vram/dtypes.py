@@ -321,7 +321,7 @@ def _schemes() -> dict[str, QuantScheme]:
     register(_gguf("MXFP4_MOE"), "mxfp4")
     # MLX (mlx-lm) affine quantization: groups of 64 with a 16-bit scale and bias each (bits + 32/64 per weight), the
     # embedding and head too; norms stay 16-bit (vram.engines.mlx)
-    for bits in (2, 3, 4, 6, 8):
+    for bits in (2, 3, 4, 5, 6, 8):
         register(
             QuantScheme(
                 name=f"mlx-{bits}bit",

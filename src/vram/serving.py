@@ -554,12 +554,11 @@ def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
     return out
 
 
-MLX_BITS = {"mlx-8bit": 8, "mlx-6bit": 6, "mlx-4bit": 4, "mlx-3bit": 3}
-
-
 def mlx_settings(repo: str, name: str, wl: Workload, result: FitResult) -> dict[str, Any]:
     """mlx-lm on a Mac: the checkpoint as is (16-bit), or converted to the MLX n-bit format the fit priced
     (`mlx_lm.convert -q --q-bits N`, groups of 64 as mlx-lm's default); the GPU working-set limit it runs under."""
+    from .engines.mlx import MLX_BITS
+
     bits = MLX_BITS.get((wl.quant or "").lower())
     model = f"{name}-mlx-{bits}bit" if bits else repo
     convert = f"mlx_lm.convert --hf-path {repo} -q --q-bits {bits} --mlx-path {model}" if bits else ""

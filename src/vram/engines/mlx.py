@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 GROUP = 64
 KV_STEP = 256
 PREFILL_STEP = 2048
-MLX_BITS = {"mlx-2bit": 2, "mlx-3bit": 3, "mlx-4bit": 4, "mlx-6bit": 6, "mlx-8bit": 8}
+MLX_BITS = {"mlx-2bit": 2, "mlx-3bit": 3, "mlx-4bit": 4, "mlx-5bit": 5, "mlx-6bit": 6, "mlx-8bit": 8}
 
 
 def validate_options(wl: Workload) -> None:

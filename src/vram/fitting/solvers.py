@@ -94,7 +94,7 @@ def quant_candidates(engine: str) -> tuple[str, ...]:
     if engine in ("llama.cpp", "ollama"):  # Ollama runs GGUF files on llama.cpp
         return tuple(q for q in QUALITY_ORDER if q == "bfloat16" or is_gguf(q))
     if engine == "mlx":
-        return ("bfloat16", "mlx-8bit", "mlx-6bit", "mlx-4bit", "mlx-3bit")
+        return ("bfloat16", "mlx-8bit", "mlx-6bit", "mlx-5bit", "mlx-4bit", "mlx-3bit")
     return tuple(q for q in QUALITY_ORDER if not is_gguf(q))
 
 
