@@ -651,3 +651,48 @@ def test_llama_cpp_on_rdna3_is_calibrated_and_on_cdna3_is_not() -> None:
     # measured on an RX 7900 XTX (build 5616): 90.0 t/s decode, 2,970 t/s pp512 (ROCm/ROCm#4868)
     assert 80 < rdna.decode_tokens_per_s_per_seq < 110
     assert rdna.prefill_tokens_per_s is not None and 2500 < rdna.prefill_tokens_per_s < 3400
+
+
+def test_mlx_on_apple_gpus_is_calibrated_on_its_own_kernels() -> None:
+    """mlx-lm's mat-vec kernels stream unified memory at one share whatever the bits; its quantized GEMMs unpack
+    weight tiles on the ALUs that multiply, so a quantized prompt runs at QUANT_PREFILL_SHARE of a bf16 one."""
+    spec = resolve_model("qwen3-4b").spec
+    m4 = find_gpu("m4-max-128gb")
+    kw: dict[str, Any] = dict(count=1, split="single", batch=1, context=2112, engine="mlx")
+    kv = 36 * 8 * 128 * 2 * 2 * 2112  # 36 layers, 8 KV heads of 128, K and V in bf16
+    bf16 = estimate_speed(spec, m4, weights_bytes=int(8.05e9), kv_cache_bytes=kv, **kw)
+    q4 = estimate_speed(spec, m4, weights_bytes=int(4.02e9 * 4.5 / 8), kv_cache_bytes=kv, quant="mlx-4bit", **kw)
+    for s in (bf16, q4):
+        assert s.calibrated and s.decode_range_per_seq is not None and s.prefill_range is not None
+        assert not any("no public measurement" in a for a in s.assumptions)
+    # mlx-lm BENCHMARKS.md, M4 Max, mlx-lm 0.28, -p 2048 -g 128: 52.47 / 134.52 t/s decode, 1,780.6 / 1,622.3 prefill
+    assert bf16.decode_tokens_per_s_per_seq == pytest.approx(52.47, rel=0.08)
+    assert q4.decode_tokens_per_s_per_seq == pytest.approx(134.52, rel=0.08)
+    assert bf16.prefill_tokens_per_s == pytest.approx(1780.6, rel=0.1)
+    assert q4.prefill_tokens_per_s == pytest.approx(1622.3, rel=0.1)
+    # the weights' matmuls at the share; attention (over the 16-bit cache) keeps the full rate
+    share = speed.QUANT_PREFILL_SHARE["mlx/metal"]
+    assert share < q4.prefill_tokens_per_s / bf16.prefill_tokens_per_s < share + 0.05  # type: ignore[operator]
+    # llama.cpp on the same Mac: its GGUF mat-vec is ALU bound (METAL_DEQUANT_FLOP_PER_BYTE), MLX's is not
+    gguf = estimate_speed(spec, m4, weights_bytes=int(2.5e9), kv_cache_bytes=kv, **{**kw, "engine": "llama.cpp"})
+    mlx = estimate_speed(spec, m4, weights_bytes=int(2.5e9), kv_cache_bytes=kv, quant="mlx-4bit", **kw)
+    gguf_q = estimate_speed(
+        spec, m4, weights_bytes=int(2.5e9), kv_cache_bytes=kv, quant="q4_k_m", **{**kw, "engine": "llama.cpp"}
+    )
+    assert gguf.decode_tokens_per_s_per_seq > gguf_q.decode_tokens_per_s_per_seq
+    assert mlx.decode_tokens_per_s_per_seq > gguf_q.decode_tokens_per_s_per_seq
+
+
+def test_mlx_bounds_on_the_collected_measurements() -> None:
+    """mlx.jsonl (mlx-lm BENCHMARKS.md on an M4 Max, Qwen3-4B bf16 ... 4-bit and Qwen3-30B-A3B 4-8 bit; Llama 3.3
+    70B 4-bit prompts of 0.3-24 k on an M3 Max) set the MLX coefficients; mlx-more.jsonl was collected after them."""
+    here = REPO / "measurements" / "speed"
+    rows = [r for r in _score(here / "mlx.jsonl") if r["exact"]]
+    dec = [abs(r["dec"]) for r in rows if r.get("dec") is not None]
+    pre = [abs(r["pre"]) for r in rows if r.get("pre") is not None]
+    assert len(dec) == 18 and len(pre) == 18
+    assert statistics.median(dec) <= 0.05 and max(dec) <= 0.08
+    assert statistics.median(pre) <= 0.06 and max(pre) <= 0.2  # Qwen3-30B-A3B's MoE prompts +8 ... +14 %
+    later = {r["id"]: r for r in _score(here / "mlx-more.jsonl")}
+    # the one exact case collected later: Qwen2.5-72B 6-bit on an M4 Max, 642 tokens at 7.92 t/s (mlx-examples#1281)
+    assert abs(later["mlx-mlxex1281-m4max-qwen2.5-72b-6bit-p34-g642"]["dec"]) <= 0.1

@@ -69,7 +69,19 @@ def main() -> None:
             "llama-bench results posted in issues (M4, M1 Max 2026 Metal; RTX 3080)",
             lambda r: r["file"] == "llama-cpp-issues.jsonl",
         ),
-        ("MoE models (gpt-oss, Qwen3-30B-A3B on vLLM and llama.cpp; Mixtral on a Dec 2023 build)", lambda r: r["moe"]),
+        (
+            "MLX on Apple GPUs (mlx-lm: Qwen3-4B bf16 ... 4-bit, Qwen3-30B-A3B on an M4 Max; Llama 3.3 70B 4-bit, "
+            "0.3-24 k prompts, on an M3 Max)",
+            lambda r: r["file"] == "mlx.jsonl",
+        ),
+        (
+            "MLX, collected after its coefficients were set (Qwen2.5-72B 6-bit on an M4 Max; the rest is not exact)",
+            lambda r: r["file"] == "mlx-more.jsonl",
+        ),
+        (
+            "MoE models (gpt-oss, Qwen3-30B-A3B on vLLM, llama.cpp and MLX; Mixtral on a Dec 2023 build)",
+            lambda r: r["moe"],
+        ),
         ("more than 16 concurrent sequences", lambda r: r["b"] > 16),
         ("held-out GPUs (not used to set coefficients)", lambda r: r["held"]),
         ("all", lambda r: True),

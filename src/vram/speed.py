@@ -32,6 +32,8 @@ cache once, and does ``2 × active parameters`` FLOPs per sequence::
 (the head runs for the last token only) at the tensor rate of the kernel the engine uses × `PREFILL_MFU` × the share
 of the SMs the GEMMs' tiles keep busy at the ubatch's rows (`GEMM_WAVE_TILE`), plus causal attention (QKᵀ and AV over
 on average half the prompt) at `ATTENTION_MFU` with flash attention, or the score matrix's memory traffic without it.
+Apple GPUs multiply on their FP32 ALUs, which also unpack quantized weight tiles: a quantized prompt runs at
+`QUANT_PREFILL_SHARE` of a 16-bit one's rate.
 llama.cpp on CUDA also streams the activations through its separate f32 kernels between the GEMMs
 (`activation_bytes_per_token`) and, in builds before MMQ, dequantizes quantized weights to an FP16 copy once per
 ubatch, both at its small kernels' share of the bandwidth — except on GPUs only 2025 builds run (Blackwell), which
@@ -78,6 +80,12 @@ DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
     # Jun 2025 at 0.42-0.59 of the bandwidth once the per-layer cost is out (measurements/speed/llama-cpp-rocm.jsonl,
     # llama-cpp-more-builds.jsonl), against CUDA's 0.8 on GDDR
     ("llama.cpp/rocm", "gddr", "quant"): 0.52,
+    # MLX (mlx-lm) on Apple GPUs: its mat-vec kernels (qmv for the affine-quantized formats, gemv for bf16) stream
+    # unified memory at ~0.92 of the datasheet rate whatever the bits: Qwen3-4B bf16 / 8 / 6 / 5 / 4-bit on an M4 Max
+    # (mlx-lm BENCHMARKS.md, mlx-lm 0.28) lie on one line of step time against bytes, and Llama 3.3 70B 4-bit on an
+    # M3 Max (mlx-examples#1029) reads its 39.7 GB per token at 0.93 of 400 GB/s once the fixed costs are out
+    ("mlx/metal", "lpddr", "f16"): 0.92,
+    ("mlx/metal", "lpddr", "quant"): 0.92,
 }
 # Where a mat-vec kernel's share of the bandwidth depends on the rows' length (`row_length_share`): (the share a row
 # of infinite length would reach, the row length in weights at which it reaches half of that). llama.cpp's
@@ -91,7 +99,7 @@ ROW_BOUND_DECODE: dict[tuple[str, str, str], tuple[float, int]] = {("llama.cpp/c
 # The engine / backend pairs public measurements calibrate (measurements/speed), and pairs calibrated on one memory
 # class only (llama.cpp on ROCm: RDNA3 cards; its 2024 CDNA3 runs, an MI300X at 0.13 of its bandwidth and 1/37 of the
 # generic prefill, are one box of a build since rewritten for MFMA); the others get a note saying so.
-CALIBRATED_BACKENDS = ("llama.cpp/cuda", "llama.cpp/metal", "vllm/cuda", "vllm/rocm")
+CALIBRATED_BACKENDS = ("llama.cpp/cuda", "llama.cpp/metal", "vllm/cuda", "vllm/rocm", "mlx/metal")
 CALIBRATED_MEMORY = {"llama.cpp/rocm": ("gddr",)}
 
 
@@ -110,7 +118,14 @@ KV_READ_EFFICIENCY = 0.75
 # LLM-Inference). With flash attention (the default since 2025 builds) one fused kernel streams it faster; no
 # measurement here separates that, and `vram fit` has no build input, so the flash-attention figure is set between
 # the fused kernels' ~0.75 and the measured one — nearer the builds the public measurements come from.
-DECODE_KV_EFFICIENCY: dict[str, tuple[float, float]] = {"llama.cpp/cuda": (0.3, 0.4), "llama.cpp/metal": (0.15, 0.2)}
+DECODE_KV_EFFICIENCY: dict[str, tuple[float, float]] = {
+    "llama.cpp/cuda": (0.3, 0.4),
+    "llama.cpp/metal": (0.15, 0.2),
+    # MLX's fused scaled_dot_product_attention (one kernel; there is no unfused path): Llama 3.3 70B 4-bit on an M3 Max
+    # loses 1.39 µs per token per extra token of context from 0.4 k to 24 k (mlx-examples#1029): 0.33 MB of f16 K and V
+    # per token at ~0.6 of the bandwidth
+    "mlx/metal": (0.65, 0.65),
+}
 # Dequantizing GGUF blocks on Apple GPUs is ALU bound: bytes × this / the GPU's FP32 rate. ~50 FLOP-equivalents
 # per weight byte (unpack nibbles and 6-bit scales, scale, min, FMA, in 32-wide SIMD groups): M1 Max Q4_K_M decode
 # runs at 0.44 of its bandwidth in May 2024 builds and 0.53 in 2026 ones, M3 Max at ~0.6 (XiongjieDai/GPU-
@@ -129,7 +144,14 @@ METAL_DEQUANT_FLOP_PER_BYTE = 50.0
 # block (M1 Max Q4_K_M ~110, M2 Ultra F16 / Q4_K_M ~200 / ~170, M3 Max ~260 µs, solved with the weights' rate), while a
 # 2026 build decodes the same 8B on an M1 Max 6.4 ms per token faster (brand-o/normiebench#40: 46.2 vs 35.7 t/s);
 # the value is between, as for CUDA. vLLM replays decode as CUDA graphs: ~10 µs.
-LAYER_OVERHEAD_S: dict[str, float] = {"llama.cpp/cuda": 45e-6, "llama.cpp/metal": 70e-6, "vllm/cuda": 10e-6}
+LAYER_OVERHEAD_S: dict[str, float] = {
+    "llama.cpp/cuda": 45e-6,
+    "llama.cpp/metal": 70e-6,
+    "vllm/cuda": 10e-6,
+    # MLX encodes a step's kernels into Metal command buffers ahead of the GPU (mlx-lm's async_eval overlaps the
+    # Python graph build of step n + 1 with step n): ~25 µs per block, with ~1 ms per step on the host (below)
+    "mlx/metal": 25e-6,
+}
 # A GPU generation runs only the llama.cpp builds that know it: Blackwell (sm_100 / sm_120) support arrived in 2025
 # builds, which replay decode as CUDA graphs (default since mid-2024: ~33 µs per block, the RTX PRO 6000's build 6413)
 # and multiply quantized weights with MMQ kernels on the tensor cores rather than dequantizing them to FP16 for
@@ -146,7 +168,15 @@ DEFAULT_LAYER_OVERHEAD_S = 30e-6
 # of a few µs each even inside a CUDA graph; gpt-oss-20b at concurrency 1 on H100 PCIe / H200 / B200 (sariekr/
 # gpu_conc) takes 1.1-1.7 ms per step (24 MoE layers: 45-70 µs each) more than its bytes (the experts' MXFP4 and the
 # BF16 rest weighted apart, `weight_read_fraction`) and vLLM's dense-model fixed costs account for.
-MOE_LAYER_OVERHEAD_S: dict[str, float] = {"llama.cpp/cuda": 20e-6, "llama.cpp/metal": 120e-6, "vllm/cuda": 110e-6}
+MOE_LAYER_OVERHEAD_S: dict[str, float] = {
+    "llama.cpp/cuda": 20e-6,
+    "llama.cpp/metal": 120e-6,
+    "vllm/cuda": 110e-6,
+    # MLX's SwitchGLU (router, top-k, three gather_qmv calls, the weighted sum): Qwen3-30B-A3B 4-8 bit on an M4 Max
+    # (mlx-lm BENCHMARKS.md) decodes 2.6-2.7 ms per token slower than its routed bytes and dense fixed costs allow:
+    # ~55 µs per MoE layer
+    "mlx/metal": 55e-6,
+}
 DEFAULT_MOE_LAYER_OVERHEAD_S = 60e-6
 # vLLM on AMD GPUs without FP4 matrix instructions (CDNA3 and older: MI300X / MI325X; CDNA4 has scaled-MFMA FP4) runs
 # MXFP4 experts (gpt-oss) through triton_kernels' matmul_ogs (vllm mxfp4.py: the Triton backend on ROCm), which
@@ -164,7 +194,13 @@ ROCM_NATIVE_FP4_ARCHITECTURES = ("cdna4",)
 # Per decode step on the host: (fixed, per sequence). vLLM's scheduler, sampler and detokenizer/streaming run every
 # step: ~0.6 ms + 40 µs per sequence (the A100 Qwen2.5-7B runs from 1 to 200 sequences); llama.cpp's graph build
 # and sampling ~0.15 ms.
-STEP_OVERHEAD_S: dict[str, tuple[float, float]] = {"vllm": (0.6e-3, 40e-6), "llama.cpp": (0.15e-3, 5e-6)}
+STEP_OVERHEAD_S: dict[str, tuple[float, float]] = {
+    "vllm": (0.6e-3, 40e-6),
+    "llama.cpp": (0.15e-3, 5e-6),
+    # mlx-lm's loop per token: sampling, the token's .item() sync and the detokenizer (~1 ms, from the same M4 Max
+    # and M3 Max fits)
+    "mlx": (1.0e-3, 5e-6),
+}
 DEFAULT_STEP_OVERHEAD_S = (0.5e-3, 20e-6)
 # The engine's per-step CPU loop (schedule, build the inputs, sample, hand the tokens to the API server, which
 # detokenizes and streams them) runs beside the GPU's forward pass; when the forward is shorter, the loop sets the
@@ -198,17 +234,27 @@ HOST_LINK_EFFICIENCY = 0.8
 # builds, MMQ in 2025 ones): 0.75 — with the wave and activation terms, the Llama 3 8B and 70B F16 / Q4_K_M pp512 and
 # pp4096 runs on RTX 3070 ... 4090, RTX 4000 / 5000 Ada, A6000, A40, A100 and L40S need one rate, not one per model
 # size (XiongjieDai/GPU-Benchmarks-on-LLM-Inference; fit_check.py --holdout). vLLM's BF16 GEMMs at 2k+ tokens per
-# chunk ~0.6 (its kernels are fused: no separate activation term). Metal's simdgroup-matrix kernels: ~0.65 of the
-# ALU rate (M1 Max, M3 Max F16 pp512).
+# chunk ~0.6 (its kernels are fused: no separate activation term). llama.cpp's Metal simdgroup-matrix kernels: ~0.72 of
+# the ALU rate for F16 (M1 Max, M2 Ultra, M3 Max pp512; quantized weights at QUANT_PREFILL_SHARE of it).
 # llama.cpp on ROCm: ~0.33 of the WMMA FP16 rate on an RX 7900 XTX (pp512 of 7-8B Q4_K_M: 2,890-2,970 t/s in Nov 2024
 # and Jun 2025 builds; pp3968 of Llama 2 7B Q4_0 2,420-2,580 in Jan-Feb 2024 ones).
 PREFILL_MFU: dict[str, float] = {
     "llama.cpp/cuda": 0.75,
-    "llama.cpp/metal": 0.65,
+    "llama.cpp/metal": 0.72,
     "vllm/cuda": 0.6,
     "llama.cpp/rocm": 0.33,
+    # MLX's steel GEMMs on the FP32 ALUs, prompt chunks of 2048 tokens (prefill_step_size): bf16 Qwen3-4B at 0.87 of
+    # an M4 Max's rate, 4-bit Llama 3.3 70B at 0.83 of an M3 Max's (with QUANT_PREFILL_SHARE below)
+    "mlx/metal": 0.9,
 }
 DEFAULT_PREFILL_MFU = 0.5
+# Apple GPUs have no matrix unit: Metal's matrix kernels (llama.cpp's kernel_mul_mm, MLX's quantized qmm) unpack
+# each quantized weight tile into threadgroup memory on the same ALUs that then run the FMAs, once per tile of
+# 32 token rows, so a quantized prompt runs at this share of a 16-bit one's rate. llama.cpp, May 2024 builds, pp512
+# Q4_K_M / F16 of Llama 3 8B / 70B: 0.79 on an M1 Max, 0.90 on an M3 Max, 0.85 / 0.80 on an M2 Ultra (XiongjieDai/
+# GPU-Benchmarks-on-LLM-Inference); MLX (mlx-lm 0.28, M4 Max, Qwen3-4B, prompt 2048): 4-8 bit 1,577-1,622 t/s,
+# bf16 1,781 (mlx-lm BENCHMARKS.md).
+QUANT_PREFILL_SHARE: dict[str, float] = {"llama.cpp/metal": 0.85, "mlx/metal": 0.9}
 # cuBLAS and MMQ cut a GEMM of `ubatch` token rows into output tiles of about 128 × 128 and run one tile per SM at a
 # time: a product with fewer tiles than SMs, or a last partial wave, leaves SMs idle (`gemm_wave_efficiency`). This
 # is why small projections (Llama 3 8B's 1024-wide K and V: 32 tiles at ubatch 512) run far below peak on a 128-SM
@@ -218,7 +264,13 @@ GEMM_WAVE_TILE: dict[str, int] = {"llama.cpp/cuda": 128}
 # Attention at long prompts, against the same tensor rate. vLLM runs FlashAttention 2/3 (~0.35 of the GEMM peak).
 # llama.cpp's figure is from llama-bench pp4096 vs pp512 (0.65-0.88) of builds whose default was no flash attention
 # (the f32 score matrix, KQ / softmax / KQV as separate kernels); with -fa 1 newer builds lose less at long prompts.
-ATTENTION_MFU: dict[str, float] = {"vllm/cuda": 0.35, "llama.cpp/cuda": 0.09, "llama.cpp/metal": 0.3}
+ATTENTION_MFU: dict[str, float] = {
+    "vllm/cuda": 0.35,
+    "llama.cpp/cuda": 0.09,
+    "llama.cpp/metal": 0.3,
+    # MLX's flash-style sdpa: Llama 3.3 70B 4-bit prompts of 1 k to 24 k on an M3 Max slow from 83 to 61 t/s
+    "mlx/metal": 0.45,
+}
 DEFAULT_ATTENTION_MFU = 0.3
 # Without flash attention llama.cpp materialises the score matrix per ubatch, per head and attended token: KQ's
 # cuBLAS product writes it in f16 and a conversion rewrites it as f32 (2 + 2 + 4 bytes), the fused scale-mask-softmax
@@ -294,8 +346,8 @@ class Speed:
 
 
 # p10 and p90 of measured / predicted over the public measurements of calibrated backends (measurements/speed/,
-# fit_check.py --spread; 203 decode and 148 prefill figures), by quantity: the range shown next to a figure.
-SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.88, 1.1), "prefill": (0.78, 1.11)}
+# fit_check.py --spread; 225 decode and 169 prefill figures), by quantity: the range shown next to a figure.
+SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.88, 1.1), "prefill": (0.8, 1.11)}
 
 
 def expert_coverage(num_experts: int, experts_per_token: int, tokens: int) -> float:
@@ -847,6 +899,8 @@ def prefill_tokens_per_s(
         return None
     ubatch = max(1, min(n_ubatch, n_batch, context))
     rate = tflops * 1e12 * prefill_mfu(be, gpu, spec, ubatch)
+    if q.is_quantized:
+        rate *= QUANT_PREFILL_SHARE.get(be, 1.0)
     tile = EXPERT_GEMM_TILE_TOKENS.get(be)
     expert_flops, expert_time = 0.0, 0.0
     if tile:
