@@ -28,7 +28,13 @@ STYLE = {
     "llama-cpp-moe.jsonl": ("MoE, llama.cpp Dec 2023", "v", "#9467bd"),
     "llama-cpp-issues.jsonl": ("llama-bench in issues (M4, M1 Max, 3080)", "P", "#ff7f0e"),
     "vllm-tt-inference-server.jsonl": ("vLLM, Qwen3 on A100 (tt-inference-server)", "X", "#8c564b"),
+    "vllm-serving-more.jsonl": ("vLLM serving, RTX 4090 / 5090", "<", "#e377c2"),
+    "llama-cpp-more-builds.jsonl": ("llama-bench, more builds (incl. ROCm)", ">", "#bcbd22"),
+    "llama-cpp-rocm.jsonl": ("llama.cpp on ROCm, RX 7900 XTX", "*", "#c49c94"),
+    "mlx.jsonl": ("MLX (mlx-lm), M4 Max / M3 Max", "d", "#000000"),
+    "mlx-more.jsonl": ("MLX, collected after the fit", "8", "#ff9896"),
 }
+OTHER = ("other collected measurements", ".", "#999999")
 
 
 def main() -> None:
@@ -42,8 +48,10 @@ def main() -> None:
         ax.plot([lo, hi], [lo, hi], color="black", lw=1)
         for f, c in ((1.1, "#bbbbbb"), (1.25, "#dddddd")):
             ax.fill_between([lo, hi], [lo / f, hi / f], [lo * f, hi * f], color=c, alpha=0.35, lw=0)
-        for fname, (label, marker, color) in STYLE.items():
-            sel = [r for r in pts if r["file"] == fname]
+        groups = [(lambda r, f=f: r["file"] == f, style) for f, style in STYLE.items()]
+        groups.append((lambda r: r["file"] not in STYLE, OTHER))
+        for belongs, (label, marker, color) in groups:
+            sel = [r for r in pts if belongs(r)]
             if sel:
                 ax.scatter(
                     [r[f"{key}_meas"] for r in sel],
