@@ -58,12 +58,17 @@ def main() -> None:
             lambda r: r["file"] == "llama-cpp-more-builds.jsonl",
         ),
         (
-            "... the same without the MI300X (llama.cpp on CDNA3 is not calibrated: vram says so)",
+            "... the same without the MI300X's Oct 2024 build (before llama.cpp's MFMA kernels for CDNA3)",
             lambda r: r["file"] == "llama-cpp-more-builds.jsonl" and not r["gpu"].startswith("mi"),
         ),
         (
             "llama.cpp on ROCm, RX 7900 XTX (Nov 2024 - Jun 2025 builds)",
             lambda r: r["file"] == "llama-cpp-rocm.jsonl",
+        ),
+        (
+            "llama.cpp on CDNA3, 2025 builds: 8 x MI300X layer split, Llama 3.1 70B and DeepSeek-V3 Q4_K_M (AMD ROCm "
+            "blogs; set the CDNA3 coefficients)",
+            lambda r: r["file"] == "llama-cpp-rocm-more.jsonl",
         ),
         (
             "llama-bench results posted in issues (M4, M1 Max 2026 Metal; RTX 3080)",

@@ -80,6 +80,12 @@ DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
     # Jun 2025 at 0.42-0.59 of the bandwidth once the per-layer cost is out (measurements/speed/llama-cpp-rocm.jsonl,
     # llama-cpp-more-builds.jsonl), against CUDA's 0.8 on GDDR
     ("llama.cpp/rocm", "gddr", "quant"): 0.52,
+    # ... and on CDNA3 (MI300X, HBM3) in 2025 builds (after the MFMA MMQ kernels, llama.cpp #14624): Llama 3.1 70B
+    # Q4_K_M decodes at 36.5 t/s layer-split over 8 MI300X (AMD ROCm blog, Dec 2025, build b6652): 0.34 of the
+    # bandwidth once the per-layer and hand-over costs are out. No F16 run was measured; it is taken at the same share.
+    # The one earlier run (Oct 2024, build 3891, before those kernels) decoded Llama 2 7B Q4_0 at 0.13.
+    ("llama.cpp/rocm", "hbm", "quant"): 0.34,
+    ("llama.cpp/rocm", "hbm", "f16"): 0.34,
     # MLX (mlx-lm) on Apple GPUs: its mat-vec kernels (qmv for the affine-quantized formats, gemv for bf16) stream
     # unified memory at ~0.92 of the datasheet rate whatever the bits: Qwen3-4B bf16 / 8 / 6 / 5 / 4-bit on an M4 Max
     # (mlx-lm BENCHMARKS.md, mlx-lm 0.28) lie on one line of step time against bytes, and Llama 3.3 70B 4-bit on an
@@ -96,15 +102,15 @@ DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
 # A100 SXM, held out, went from 14.6 % to 10.1 % median decode error with it. GDDR cards reach 0.8-0.88 whatever
 # the rows (`DECODE_EFFICIENCY`).
 ROW_BOUND_DECODE: dict[tuple[str, str, str], tuple[float, int]] = {("llama.cpp/cuda", "hbm", "quant"): (0.65, 3000)}
-# The engine / backend pairs public measurements calibrate (measurements/speed), and pairs calibrated on one memory
-# class only (llama.cpp on ROCm: RDNA3 cards; its 2024 CDNA3 runs, an MI300X at 0.13 of its bandwidth and 1/37 of the
-# generic prefill, are one box of a build since rewritten for MFMA); the others get a note saying so.
+# The engine / backend pairs public measurements calibrate (measurements/speed), and pairs calibrated on some GPU
+# generations only (llama.cpp on ROCm: RDNA3 cards, and CDNA3 in 2025 builds; not CDNA2 or CDNA4); the others get a
+# note saying so.
 CALIBRATED_BACKENDS = ("llama.cpp/cuda", "llama.cpp/metal", "vllm/cuda", "vllm/rocm", "mlx/metal")
-CALIBRATED_MEMORY = {"llama.cpp/rocm": ("gddr",)}
+CALIBRATED_ARCHITECTURES = {"llama.cpp/rocm": ("rdna3", "cdna3")}
 
 
 def is_calibrated(gpu: GpuEntry, be: str) -> bool:
-    return be in CALIBRATED_BACKENDS or memory_class(gpu) in CALIBRATED_MEMORY.get(be, ())
+    return be in CALIBRATED_BACKENDS or gpu.architecture.lower() in CALIBRATED_ARCHITECTURES.get(be, ())
 
 
 # Fallback for a backend / memory pair not listed (ROCm, Gaudi, transformers, ...): a plain streaming kernel.
@@ -248,6 +254,11 @@ PREFILL_MFU: dict[str, float] = {
     "mlx/metal": 0.9,
 }
 DEFAULT_PREFILL_MFU = 0.5
+# A GPU generation whose kernels in that engine reach another share: llama.cpp's HIP MMQ on CDNA3 (int8 MFMA with
+# stream-K, 2025 builds) at 0.15 of the MI300X's FP16 matrix rate — Llama 3.1 70B Q4_K_M pp512 1,341 t/s through 8
+# layer-split MI300X, one ubatch passing the GPUs in turn, and pp4096 4,011 t/s with the ubatches pipelined (AMD ROCm
+# blog, Dec 2025); its Oct 2024 build (dp4a MMQ, before MFMA) ran a 7B at ~1 % of the rate.
+ARCH_PREFILL_MFU: dict[tuple[str, str], float] = {("llama.cpp/rocm", "cdna3"): 0.15}
 # Apple GPUs have no matrix unit: Metal's matrix kernels (llama.cpp's kernel_mul_mm, MLX's quantized qmm) unpack
 # each quantized weight tile into threadgroup memory on the same ALUs that then run the FMAs, once per tile of
 # 32 token rows, so a quantized prompt runs at this share of a 16-bit one's rate. llama.cpp, May 2024 builds, pp512
@@ -284,7 +295,7 @@ SCORE_BYTES_PER_HEAD_TOKEN = 26
 # llama.cpp's CUDA MMQ / cuBLAS tiles are 128 tokens wide (mmq_x up to 128), Metal's mul_mm_id 32. The attention
 # and other dense matrices keep the full rate. RTX PRO 6000, build 6413: Qwen3-30B-A3B pp512 7640 t/s (vram 6.5 k),
 # gpt-oss-120b 2419 (vram 2.3 k); without it 18 k and 15 k.
-EXPERT_GEMM_TILE_TOKENS: dict[str, float] = {"llama.cpp/cuda": 128, "llama.cpp/metal": 32}
+EXPERT_GEMM_TILE_TOKENS: dict[str, float] = {"llama.cpp/cuda": 128, "llama.cpp/rocm": 128, "llama.cpp/metal": 32}
 # llama.cpp on CUDA runs every op between the GEMMs as its own kernel over f32 activations (norms, rope, KV copy,
 # silu, mul, adds, and the f16 / q8_1 conversions around each matrix product), and — in the builds before MMQ —
 # dequantizes every quantized weight matrix to an FP16 copy once per ubatch (read the blocks, write 2 bytes per
@@ -698,7 +709,7 @@ def estimate_speed(
     dec_flops = batch * (
         matmul_flops_per_token(spec) + 2.0 * spec.head_params + attention_flops_per_token(spec, 2 * context)
     )
-    comp_s = dec_flops / shard / (tflops * 1e12 * _mfu(be)) if tflops else 0.0
+    comp_s = dec_flops / shard / (tflops * 1e12 * _mfu(be, gpu)) if tflops else 0.0
     # --- fixed costs ---
     tau_layer = LAYER_OVERHEAD_S.get(be, DEFAULT_LAYER_OVERHEAD_S)
     if be == "llama.cpp/cuda" and llama_cpp_2025_builds_only(gpu):
@@ -719,15 +730,20 @@ def estimate_speed(
     calibrated = is_calibrated(gpu, be)
     if not calibrated:
         assumptions.append(
-            f"{be} on {memory_class(gpu).upper()}: no public measurement here calibrates this engine on this "
-            "backend and memory; its kernels are taken at generic shares of the datasheet (bandwidth, tensor rate), "
-            "so the speed is a rough guide"
+            f"{be} on {gpu.architecture.upper()} ({memory_class(gpu).upper()}): no public measurement here calibrates "
+            "this engine on this backend and GPU generation; its kernels are taken at generic shares of the datasheet "
+            "(bandwidth, tensor rate), so the speed is a rough guide"
             + (
-                " (an October 2024 llama.cpp build on an MI300X ran decode at 0.13 of its bandwidth and prefill "
-                "at ~1 % of its tensor rate)"
+                " (llama.cpp's HIP kernels differ by generation: 2025 builds decode at 0.34 of the bandwidth on CDNA3, "
+                "0.52 on RDNA3)"
                 if be == "llama.cpp/rocm"
                 else ""
             )
+        )
+    elif be == "llama.cpp/rocm" and gpu.architecture.lower() == "cdna3":
+        assumptions.append(
+            "llama.cpp on CDNA3: 2025 builds (MFMA matrix kernels); an October 2024 build decoded at 0.13 of the "
+            "bandwidth and prefilled at ~1 % of the tensor rate"
         )
     if triton_mxfp4:
         assumptions.append(
@@ -860,8 +876,9 @@ def estimate_speed(
     )
 
 
-def _mfu(be: str) -> float:
-    return PREFILL_MFU.get(be, DEFAULT_PREFILL_MFU)
+def _mfu(be: str, gpu: GpuEntry) -> float:
+    arch = ARCH_PREFILL_MFU.get((be, gpu.architecture.lower()))
+    return arch if arch is not None else PREFILL_MFU.get(be, DEFAULT_PREFILL_MFU)
 
 
 def prefill_mfu(be: str, gpu: GpuEntry, spec: ModelSpec, tokens: int) -> float:
@@ -869,7 +886,7 @@ def prefill_mfu(be: str, gpu: GpuEntry, spec: ModelSpec, tokens: int) -> float:
     share of the tensor rate (`PREFILL_MFU`) × the share of the SMs its tiles keep busy (`GEMM_WAVE_TILE`)."""
     tile = GEMM_WAVE_TILE.get(be)
     sms = int(gpu.data.get("compute_units") or 0)
-    return _mfu(be) * (gemm_wave_efficiency(spec, sms, tokens, tile) if tile and sms else 1.0)
+    return _mfu(be, gpu) * (gemm_wave_efficiency(spec, sms, tokens, tile) if tile and sms else 1.0)
 
 
 def _small_kernel_bandwidth(gpu: GpuEntry, be: str) -> float:
