@@ -720,3 +720,49 @@ def test_mlx_bounds_on_the_collected_measurements() -> None:
     later = {r["id"]: r for r in _score(here / "mlx-more.jsonl")}
     # the one exact case collected later: Qwen2.5-72B 6-bit on an M4 Max, 642 tokens at 7.92 t/s (mlx-examples#1281)
     assert abs(later["mlx-mlxex1281-m4max-qwen2.5-72b-6bit-p34-g642"]["dec"]) <= 0.1
+
+
+def test_transformers_generate_is_paced_by_its_python_dispatch() -> None:
+    """Eager generate() dispatches every op of every layer from Python: up to ~30 B parameters the host sets the
+    step (layers × HOST_LAYER_S), and the range shown is the measured hosts' spread, not the GPUs'."""
+    from vram.fitting import fit
+    from vram.request import Workload
+
+    wl = Workload(batch=1, context=1025, new_tokens=0)
+    tau = speed.HOST_LAYER_S["transformers"]
+    step, per_seq = speed.DEFAULT_STEP_OVERHEAD_S
+    # Qwen2.5 speed benchmark (A100 80GB, transformers 4.46, 2048 new tokens): 0.5B 47.40, 7B 40.38 t/s
+    for model, layers, measured in (("qwen2.5-0.5b", 24, 47.40), ("qwen2.5-7b", 28, 40.38)):
+        r = fit(model, "a100-80gb-sxm", wl, solve=False)
+        assert r.speed is not None and r.speed.calibrated
+        assert r.speed.decode_tokens_per_s_per_seq == pytest.approx(1 / (layers * tau + step + per_seq), rel=1e-6)
+        assert r.speed.decode_tokens_per_s_per_seq == pytest.approx(measured, rel=0.25)
+        assert any(a.startswith("host-bound: transformers dispatches") for a in r.speed.assumptions)
+        lo, hi = r.speed.decode_range_per_seq or (0.0, 0.0)
+        assert lo < measured < hi and hi / lo == pytest.approx(speed.HOST_BOUND_SPREAD[1] / speed.HOST_BOUND_SPREAD[0])
+    # Qwen3 speed benchmark (H20, transformers 4.51): 8B 45.30 t/s — a different host, the other end of the range
+    h20 = fit("qwen3-8b", "h20", wl, solve=False)
+    assert h20.speed is not None and h20.speed.decode_tokens_per_s_per_seq == pytest.approx(45.30, rel=0.25)
+    # a 72B over two A100s (device_map="auto": one layer after another) is bound by its 145 GB, not by the host
+    big = fit("qwen2.5-72b", "2xa100-80gb-sxm", wl, split="pp", solve=False)
+    assert big.speed is not None and not any(a.startswith("host-bound") for a in big.speed.assumptions)
+    assert big.speed.decode_tokens_per_s_per_seq == pytest.approx(8.73, rel=0.15)  # measured 8.73 t/s
+    # MoE blocks loop over the routed experts in Python: not measured in this version, and said so
+    moe = fit("qwen3-30b-a3b", "h100-sxm", wl, solve=False)
+    assert moe.speed is not None and not moe.speed.calibrated and moe.speed.decode_range_per_seq is None
+    assert any("loop over the routed experts" in a for a in moe.speed.assumptions)
+
+
+def test_vllm_latent_attention_models_are_not_claimed_calibrated() -> None:
+    """DeepSeek-R1 TP 8 on vLLM ran 1.6-4x slower than the model in every public run collected: no range, a note."""
+    from vram.fitting import fit
+    from vram.request import Workload
+
+    wl = Workload.from_flat(engine="vllm", batch=4, context=3200, new_tokens=400, quant="fp8", max_num_seqs=4)
+    r = fit("deepseek-r1", "8xh200", wl, split="tp", solve=False)
+    assert r.speed is not None and not r.speed.calibrated and r.speed.decode_range_per_seq is None
+    assert any("MLA attention models" in a and "upper bound" in a for a in r.speed.assumptions)
+    # measured 38.9 t/s per sequence (dstackai/benchmarks, vLLM 0.7.4): the figure is above it
+    assert r.speed.decode_tokens_per_s_per_seq > 38.9
+    dense = fit("llama-3.1-70b", "8xh200", Workload.from_flat(engine="vllm", batch=4, context=3200), split="tp")
+    assert dense.speed is not None and dense.speed.calibrated

@@ -84,7 +84,15 @@ def main() -> None:
             lambda r: r["file"] == "mlx-more.jsonl",
         ),
         (
-            "MoE models (gpt-oss, Qwen3-30B-A3B on vLLM, llama.cpp and MLX; Mixtral on a Dec 2023 build)",
+            "transformers generate(), 1 sequence: Qwen2.5 0.5B-72B on A100, Qwen3 0.6B-32B on H20 (eager, host-bound)",
+            lambda r: r["file"] == "transformers-generate.jsonl" and not r["moe"],
+        ),
+        (
+            "vLLM at 4-1024 sequences: DeepSeek-R1 on 8 x H200 / 8 x MI300X (vLLM 0.7, Aug 2025 ROCm), Nemotron Nano",
+            lambda r: r["file"] == "vllm-concurrency.jsonl",
+        ),
+        (
+            "MoE models (gpt-oss, Qwen3-30B-A3B, DeepSeek on vLLM, llama.cpp, MLX, transformers; Mixtral Dec 2023)",
             lambda r: r["moe"],
         ),
         ("more than 16 concurrent sequences", lambda r: r["b"] > 16),

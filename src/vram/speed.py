@@ -105,7 +105,7 @@ ROW_BOUND_DECODE: dict[tuple[str, str, str], tuple[float, int]] = {("llama.cpp/c
 # The engine / backend pairs public measurements calibrate (measurements/speed), and pairs calibrated on some GPU
 # generations only (llama.cpp on ROCm: RDNA3 cards, and CDNA3 in 2025 builds; not CDNA2 or CDNA4); the others get a
 # note saying so.
-CALIBRATED_BACKENDS = ("llama.cpp/cuda", "llama.cpp/metal", "vllm/cuda", "vllm/rocm", "mlx/metal")
+CALIBRATED_BACKENDS = ("llama.cpp/cuda", "llama.cpp/metal", "vllm/cuda", "vllm/rocm", "mlx/metal", "transformers/cuda")
 CALIBRATED_ARCHITECTURES = {"llama.cpp/rocm": ("rdna3", "cdna3")}
 
 
@@ -215,6 +215,25 @@ DEFAULT_STEP_OVERHEAD_S = (0.5e-3, 20e-6)
 # and a B200 alike, despite 1.7x the bandwidth (sariekr/gpu_conc). Larger models' steps are longer than the loop
 # (Qwen2.5-7B on an A100: 11.8 ms), so it hides behind them.
 STEP_FLOOR_S: dict[str, float] = {"vllm": 4.0e-3}
+# transformers' generate() runs the model eagerly: Python dispatches each of a decoder layer's ~40-60 PyTorch ops (norm,
+# projections, rotary, cache update, sdpa, MLP, adds) one after another, and the host, not the GPU, sets the pace up
+# to ~30 B parameters. Per layer per step: 0.89 ms on the Qwen2.5 team's A100 host (0.5B ... 32B, 24-64 layers, all
+# within ±3 % of it; transformers 4.46), 0.60 ms on the Qwen3 team's H20 host (0.6B ... 32B; 4.51), 0.66 / 0.76 ms
+# for Llama 3.1 8B on an RTX 4090 desktop / an H100 cloud host, ~1.1 ms on a T4's (bitsandbytes 0.45 benchmark,
+# transformers 4.46; measurements/speed/transformers-generate.jsonl). The host's CPU is not an input, so the middle is
+# used and the range shown is the hosts' spread (`HOST_BOUND_SPREAD`).
+HOST_LAYER_S: dict[str, float] = {"transformers": 0.75e-3}
+HOST_BOUND_SPREAD = (0.7, 1.25)
+# transformers' MoE blocks loop in Python over the experts the step's tokens were routed to (about eight ops each);
+# no measurement here times that in transformers 5 (4.51 looped over all 128 experts of Qwen3-30B-A3B with a host
+# sync each: 1.9 t/s on an H20), so MoE models on transformers are not calibrated and say so.
+HOST_EXPERT_S: dict[str, float] = {"transformers": 0.1e-3}
+# Model families an engine's measurements contradict rather than calibrate: DeepSeek-R1 (latent attention, 256
+# routed experts, FP8 blocks) TP 8 on vLLM decoded 1.6-2.3x slower than modelled on 8 x H200 (vLLM 0.7.4) and 2-4x on
+# 8 x MI300X (0.7.3; Aug 2025 ROCm builds 1.8-2.2x) at 4-256 sequences of 3,200-token prompts (dstackai/benchmarks,
+# vllm-project/recipes), with a 1 s TTFT at 4 sequences that says its prompts ran at ~3 k tokens/s — a prefill path
+# the FLOPs do not explain. Those models get no range and a note, not a claimed accuracy.
+UNCALIBRATED_ATTENTION: dict[str, tuple[str, ...]] = {"vllm": ("mla",)}
 # Layer split: handing the activations to the next GPU (device-to-device copy, an event sync) per boundary and
 # step: ~0.2 ms (llama-bench tg512 of the same model on 1, 2, 4 and 8 RTX 4090 / A6000 / L40S / A100 PCIe).
 STAGE_HOP_S = 0.2e-3
@@ -357,8 +376,9 @@ class Speed:
 
 
 # p10 and p90 of measured / predicted over the public measurements of calibrated backends (measurements/speed/,
-# fit_check.py --spread; 225 decode and 169 prefill figures), by quantity: the range shown next to a figure.
-SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.88, 1.1), "prefill": (0.8, 1.11)}
+# fit_check.py --spread; 233 decode and 175 prefill figures; host-bound transformers steps have their own,
+# `HOST_BOUND_SPREAD`), by quantity: the range shown next to a figure.
+SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.87, 1.1), "prefill": (0.77, 1.1)}
 
 
 def expert_coverage(num_experts: int, experts_per_token: int, tokens: int) -> float:
@@ -745,6 +765,15 @@ def estimate_speed(
             "llama.cpp on CDNA3: 2025 builds (MFMA matrix kernels); an October 2024 build decoded at 0.13 of the "
             "bandwidth and prefilled at ~1 % of the tensor rate"
         )
+    kinds = {la.attention.kind for la in spec.layers if la.attention is not None}
+    contradicted = kinds & set(UNCALIBRATED_ATTENTION.get(eng, ()))
+    if contradicted and calibrated:
+        calibrated = False
+        assumptions.append(
+            f"{eng} with {'/'.join(sorted(k.upper() for k in contradicted))} attention models: the public runs "
+            "(DeepSeek-R1 TP 8 on 8 × H200 / MI300X, 2025 builds) decoded 1.6-4× slower than this model gives, "
+            "so the speed is an upper bound, not a calibrated figure"
+        )
     if triton_mxfp4:
         assumptions.append(
             f"MXFP4 experts through vLLM's Triton GEMM on {gpu.architecture.upper()} (no FP4 matrix units: weights "
@@ -841,7 +870,31 @@ def estimate_speed(
 
     step_s = max(mem_s, comp_s) + expert_gemm_s + fixed_s + comm_s + offload_s + interleave_s
     floor_s = STEP_FLOOR_S.get(eng, 0.0)
-    if step_s < floor_s:
+    host_layer = HOST_LAYER_S.get(eng, 0.0)
+    host_bound = False
+    if host_layer:
+        hit = sum(
+            la.mlp.num_experts * expert_coverage(la.mlp.num_experts, la.mlp.experts_per_token, batch)
+            for la in spec.layers
+            if la.mlp is not None and la.mlp.kind == "moe" and la.mlp.num_experts
+        )
+        floor_s = n_layers * host_layer + hit * HOST_EXPERT_S.get(eng, 0.0) + step_fixed + batch * step_per_seq
+        if step_s < floor_s:
+            host_bound = True
+            assumptions.append(
+                f"host-bound: {eng} dispatches each op from Python, {n_layers} layers × {host_layer * 1e3:g} ms"
+                + (f" + {hit:,.0f} routed experts looped × {HOST_EXPERT_S[eng] * 1e3:g} ms" if hit else "")
+                + f" per step on the CPU, longer than the GPU's {step_s * 1e3:,.2f} ms; that CPU time depends on "
+                "the host (0.6-1.1 ms per layer measured), hence the wider range"
+            )
+            step_s = floor_s
+        if moe_layers and calibrated:
+            calibrated = False
+            assumptions.append(
+                f"{eng}'s MoE blocks loop over the routed experts in Python; no measurement here times that in this "
+                "version, so the speed is a rough guide"
+            )
+    elif step_s < floor_s:
         assumptions.append(
             f"host-bound: the GPU's {step_s * 1e3:,.2f} ms per step is shorter than {eng}'s CPU loop "
             f"({floor_s * 1e3:g} ms per step), which sets the pace"
@@ -870,7 +923,11 @@ def estimate_speed(
         price_per_hour_usd=price,
         offloaded_bytes=offloaded_bytes,
         assumptions=tuple(assumptions),
-        decode_range_per_seq=(per_seq * lo_d, per_seq * hi_d) if calibrated else None,
+        decode_range_per_seq=None
+        if not calibrated
+        else (per_seq * HOST_BOUND_SPREAD[0], per_seq * HOST_BOUND_SPREAD[1])
+        if host_bound
+        else (per_seq * lo_d, per_seq * hi_d),
         prefill_range=None if prefill is None or not calibrated else (prefill * lo_p, prefill * hi_p),
         calibrated=calibrated,
     )
