@@ -33,6 +33,9 @@ STYLE = {
     "llama-cpp-rocm.jsonl": ("llama.cpp on ROCm, RX 7900 XTX", "*", "#c49c94"),
     "mlx.jsonl": ("MLX (mlx-lm), M4 Max / M3 Max", "d", "#000000"),
     "mlx-more.jsonl": ("MLX, collected after the fit", "8", "#ff9896"),
+    "llama-cpp-rocm-more.jsonl": ("llama.cpp 2025, 8 x MI300X", "p", "#9edae5"),
+    "transformers-generate.jsonl": ("transformers generate()", "H", "#393b79"),
+    "vllm-concurrency.jsonl": ("vLLM, DeepSeek-R1 / Nemotron, 4-1024 seqs", "v", "#e7969c"),
 }
 OTHER = ("other collected measurements", ".", "#999999")
 
@@ -72,7 +75,7 @@ def main() -> None:
         ax.set_xlabel("measured")
         ax.set_ylabel("vram")
         ax.grid(True, which="both", alpha=0.2)
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="lower right", framealpha=0.9)
     fig.suptitle("vram speed vs public measurements (bands: ±10 %, ±25 %)", fontsize=11)
     fig.tight_layout()
     out = ROOT / "docs" / "speed-accuracy.png"
