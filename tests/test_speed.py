@@ -314,7 +314,7 @@ def test_vllm_small_models_are_bound_by_the_engine_loop() -> None:
     assert r.speed is not None
     assert r.speed.decode_tokens_per_s_per_seq == pytest.approx(1 / speed.STEP_FLOOR_S["vllm"], rel=1e-6)
     assert r.speed.decode_tokens_per_s_per_seq == pytest.approx(250.0, rel=1e-6)
-    assert any(a.startswith("host-bound") for a in r.speed.assumptions)
+    assert any(a.startswith("host-bound") for a in r.speed.assumptions) and r.speed.decode_bound == "host"
     big = fit("qwen2.5-7b", "a100-80gb-pcie", wl, solve=False)
     assert big.speed is not None and big.speed.decode_tokens_per_s_per_seq < 100
     assert not any(a.startswith("host-bound") for a in big.speed.assumptions)
@@ -738,6 +738,7 @@ def test_transformers_generate_is_paced_by_its_python_dispatch() -> None:
         assert r.speed.decode_tokens_per_s_per_seq == pytest.approx(1 / (layers * tau + step + per_seq), rel=1e-6)
         assert r.speed.decode_tokens_per_s_per_seq == pytest.approx(measured, rel=0.25)
         assert any(a.startswith("host-bound: transformers dispatches") for a in r.speed.assumptions)
+        assert r.speed.decode_bound == "host" and r.speed.to_dict()["decode_bound"] == "host"
         lo, hi = r.speed.decode_range_per_seq or (0.0, 0.0)
         assert lo < measured < hi and hi / lo == pytest.approx(speed.HOST_BOUND_SPREAD[1] / speed.HOST_BOUND_SPREAD[0])
     # Qwen3 speed benchmark (H20, transformers 4.51): 8B 45.30 t/s — a different host, the other end of the range
@@ -746,6 +747,7 @@ def test_transformers_generate_is_paced_by_its_python_dispatch() -> None:
     # a 72B over two A100s (device_map="auto": one layer after another) is bound by its 145 GB, not by the host
     big = fit("qwen2.5-72b", "2xa100-80gb-sxm", wl, split="pp", solve=False)
     assert big.speed is not None and not any(a.startswith("host-bound") for a in big.speed.assumptions)
+    assert big.speed.decode_bound == "memory"
     assert big.speed.decode_tokens_per_s_per_seq == pytest.approx(8.73, rel=0.15)  # measured 8.73 t/s
     # MoE blocks loop over the routed experts in Python: not measured in this version, and said so
     moe = fit("qwen3-30b-a3b", "h100-sxm", wl, solve=False)

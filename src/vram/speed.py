@@ -337,7 +337,7 @@ PIPELINED_PREFILL_ENGINES = ("llama.cpp",)
 class Speed:
     decode_tokens_per_s: float  # all sequences of the batch together
     decode_tokens_per_s_per_seq: float
-    decode_bound: str  # "memory" | "compute"
+    decode_bound: str  # "memory" | "compute" | "host" (the engine's CPU work per step sets the pace)
     bytes_read_per_step: int  # per GPU (the slowest rank / all stages)
     prefill_tokens_per_s: float | None  # None when the GPU's TFLOPS are not known
     ttft_s: float | None  # prompt of `context` tokens, one request
@@ -869,6 +869,7 @@ def estimate_speed(
         )
 
     step_s = max(mem_s, comp_s) + expert_gemm_s + fixed_s + comm_s + offload_s + interleave_s
+    bound = "compute" if comp_s > mem_s else "memory"
     floor_s = STEP_FLOOR_S.get(eng, 0.0)
     host_layer = HOST_LAYER_S.get(eng, 0.0)
     host_bound = False
@@ -888,6 +889,7 @@ def estimate_speed(
                 "the host (0.6-1.1 ms per layer measured), hence the wider range"
             )
             step_s = floor_s
+            bound = "host"
         if moe_layers and calibrated:
             calibrated = False
             assumptions.append(
@@ -900,7 +902,7 @@ def estimate_speed(
             f"({floor_s * 1e3:g} ms per step), which sets the pace"
         )
         step_s = floor_s
-    bound = "compute" if comp_s > mem_s else "memory"
+        bound = "host"
     per_seq = 1.0 / step_s if step_s > 0 else 0.0
     agg = batch * per_seq * replicas
     if replicas > 1:
