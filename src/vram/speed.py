@@ -9,7 +9,8 @@ cache once, and does ``2 × active parameters`` FLOPs per sequence::
 
     step = max(weights / (bandwidth × η_weights) + kv / (bandwidth × η_kv),  flops / (tensor rate × mfu))
            + layers × τ_layer + moe_layers × τ_moe + τ_step + batch × τ_seq + communication,
-    and never less than the engine's CPU loop per step (vLLM: `STEP_FLOOR_S`)
+    and never less than the engine's CPU work per step (vLLM's loop: `STEP_FLOOR_S`; transformers' eager Python
+    dispatch, per layer: `HOST_LAYER_S`)
 
 * ``η_weights`` is the share of the datasheet bandwidth the engine's matrix-vector kernel sustains, by backend,
   memory technology and weight format (`DECODE_EFFICIENCY`); on Apple GPUs dequantizing GGUF blocks is bound by the
