@@ -768,3 +768,23 @@ def test_vllm_latent_attention_models_are_not_claimed_calibrated() -> None:
     assert r.speed.decode_tokens_per_s_per_seq > 38.9
     dense = fit("llama-3.1-70b", "8xh200", Workload.from_flat(engine="vllm", batch=4, context=3200), split="tp")
     assert dense.speed is not None and dense.speed.calibrated
+
+
+def test_apple_gpus_before_m3_reach_a_lower_share_of_their_rates() -> None:
+    """The same kernels on an M1 Max / M2 Ultra reach GENERATION_SHARE of what they reach on an M3 or M4, in bandwidth
+    and in ALU rate alike, for every engine."""
+    m1, m2, m3 = find_gpu("m1-max-64gb"), find_gpu("m2-ultra-192gb"), find_gpu("m3-max-128gb")
+    f16, q4 = quant_scheme("f16"), quant_scheme("q4_k_m")
+    for gpu, share in ((m1, speed.GENERATION_SHARE["apple-m1"]), (m2, speed.GENERATION_SHARE["apple-m2"])):
+        assert share < 1.0
+        for eng, q in (("llama.cpp", f16), ("mlx", quant_scheme("mlx-4bit"))):
+            assert decode_efficiency(gpu, eng, q) == pytest.approx(decode_efficiency(m3, eng, q) * share)
+        rate, what = tensor_tflops(gpu, "llama.cpp", q4)
+        assert rate == pytest.approx(float(gpu.data["fp32_tflops"]) * share) and "generation" in what
+    assert tensor_tflops(m3, "llama.cpp", q4) == (14.1, "FP32 ALU")
+    # llama-bench May 2024, Llama 3 8B F16 tg512: M1 Max 18.8 t/s, M3 Max 22.0 t/s, the same 400 GB/s
+    spec = resolve_model("llama-3-8b").spec
+    kw: dict[str, Any] = dict(count=1, split="single", batch=1, context=256, kv_cache_bytes=10**7, engine="llama.cpp")
+    a = estimate_speed(spec, m1, weights_bytes=int(16.06e9), quant="f16", **kw).decode_tokens_per_s_per_seq
+    b = estimate_speed(spec, m3, weights_bytes=int(16.06e9), quant="f16", **kw).decode_tokens_per_s_per_seq
+    assert a == pytest.approx(18.8, rel=0.1) and b == pytest.approx(22.0, rel=0.1)

@@ -65,14 +65,15 @@ from .records import record
 # per row keeps too few bytes in flight for HBM's latency × bandwidth product (A100 PCIe / SXM: 0.45 for Q4_K_M,
 # 0.5 for F16; XiongjieDai/GPU-Benchmarks-on-LLM-Inference). vLLM (cuBLAS / CUTLASS GEMMs in CUDA graphs) streams
 # BF16 Qwen2.5-7B/32B on an A100 at ~0.7 (dennislee22/vLLM-benchmarking, 1 to 200 sequences). Apple's unified
-# LPDDR5 sustains ~0.8 of its rate in F16 (M1 Max / M3 Max tg512); GGUF blocks there are ALU bound (below).
+# LPDDR5 sustains ~0.86 of its rate in F16 on M3-generation GPUs (M3 Max tg512; M1 / M2 at their
+# `GENERATION_SHARE` of it); GGUF blocks there are ALU bound (below).
 DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
     ("llama.cpp/cuda", "gddr", "f16"): 0.88,
     ("llama.cpp/cuda", "gddr", "quant"): 0.8,
     ("llama.cpp/cuda", "hbm", "f16"): 0.5,
     ("llama.cpp/cuda", "hbm", "quant"): 0.45,
-    ("llama.cpp/metal", "lpddr", "f16"): 0.8,
-    ("llama.cpp/metal", "lpddr", "quant"): 0.85,
+    ("llama.cpp/metal", "lpddr", "f16"): 0.86,
+    ("llama.cpp/metal", "lpddr", "quant"): 0.72,
     ("vllm/cuda", "hbm", "f16"): 0.7,
     ("vllm/cuda", "hbm", "quant"): 0.7,
     ("vllm/cuda", "gddr", "f16"): 0.85,
@@ -114,6 +115,19 @@ def is_calibrated(gpu: GpuEntry, be: str) -> bool:
     return be in CALIBRATED_BACKENDS or gpu.architecture.lower() in CALIBRATED_ARCHITECTURES.get(be, ())
 
 
+# Apple GPU generations before M3 reach a lower share of their datasheet bandwidth and ALU rate with the same kernels
+# (M3's GPU added Dynamic Caching, which allocates registers and threadgroup memory per wave as it runs, and issues
+# FP32, FP16 and integer work side by side): llama.cpp's May 2024 builds, same kernels on every Mac, decode F16 8B
+# on an M1 Max at +7 / +16 % of the M3-calibrated rate and Q4_K_M at +11 ... +15 %, an M2 Ultra at -6 ... +8 % and
+# +10 % (median), an M3 Max at -9 / -8 % and -16 ... +6 %; prompts the same way (XiongjieDai/GPU-Benchmarks-on-LLM-
+# Inference). The share multiplies every rate of such a GPU (bandwidth, ALU) for every engine.
+GENERATION_SHARE: dict[str, float] = {"apple-m1": 0.83, "apple-m2": 0.89}
+
+
+def generation_share(gpu: GpuEntry) -> float:
+    return GENERATION_SHARE.get(gpu.architecture.lower(), 1.0)
+
+
 # Fallback for a backend / memory pair not listed (ROCm, Gaudi, transformers, ...): a plain streaming kernel.
 DEFAULT_DECODE_EFFICIENCY = 0.7
 # The KV cache is read by the attention kernel in long contiguous blocks: the share a copy kernel gets.
@@ -127,18 +141,18 @@ KV_READ_EFFICIENCY = 0.75
 # the fused kernels' ~0.75 and the measured one — nearer the builds the public measurements come from.
 DECODE_KV_EFFICIENCY: dict[str, tuple[float, float]] = {
     "llama.cpp/cuda": (0.3, 0.4),
-    "llama.cpp/metal": (0.15, 0.2),
+    "llama.cpp/metal": (0.15, 0.16),
     # MLX's fused scaled_dot_product_attention (one kernel; there is no unfused path): Llama 3.3 70B 4-bit on an M3 Max
     # loses 1.39 µs per token per extra token of context from 0.4 k to 24 k (mlx-examples#1029): 0.33 MB of f16 K and V
     # per token at ~0.6 of the bandwidth
     "mlx/metal": (0.65, 0.65),
 }
-# Dequantizing GGUF blocks on Apple GPUs is ALU bound: bytes × this / the GPU's FP32 rate. ~50 FLOP-equivalents
-# per weight byte (unpack nibbles and 6-bit scales, scale, min, FMA, in 32-wide SIMD groups): M1 Max Q4_K_M decode
-# runs at 0.44 of its bandwidth in May 2024 builds and 0.53 in 2026 ones, M3 Max at ~0.6 (XiongjieDai/GPU-
-# Benchmarks-on-LLM-Inference, brand-o/normiebench#40); the value is between the builds. The base M1 (2.3 TFLOPS,
-# 68 GB/s) and M4 (~4 TFLOPS, 120 GB/s) are bound by it too.
-METAL_DEQUANT_FLOP_PER_BYTE = 50.0
+# Dequantizing GGUF blocks on Apple GPUs is ALU bound: bytes × this / the GPU's FP32 rate (× its generation's share).
+# ~46 FLOP-equivalents per weight byte (unpack nibbles and 6-bit scales, scale, min, FMA, in 32-wide SIMD groups):
+# M1 Max Q4_K_M decode runs at 0.44 of its bandwidth in May 2024 builds and 0.53 in 2026 ones, M3 Max at ~0.6
+# (XiongjieDai/GPU-Benchmarks-on-LLM-Inference, brand-o/normiebench#40); the value is between the builds. The base M1
+# (2.3 TFLOPS, 68 GB/s) and M4 (~4 TFLOPS, 120 GB/s) are bound by it too.
+METAL_DEQUANT_FLOP_PER_BYTE = 46.0
 
 # --- fixed costs -----------------------------------------------------------------------------------------------
 # Per transformer block per decode step: the block's ~20 small kernels (norms, rope, KV copy, softmax, adds,
@@ -147,13 +161,14 @@ METAL_DEQUANT_FLOP_PER_BYTE = 50.0
 # of the shared measurements, ~33 µs in a September 2025 build with CUDA graphs (RTX PRO 6000, Llama 2 7B / 3.3 70B).
 # The CLI has no build input: the value is between them, nearer the builds people run today while the May 2024 set
 # stays within its bounds (its decode median 6.6 %, max 38 % at 45 µs; 6.1 % / 32 % at 55 µs, 8.9 % / 46 % at 33 µs).
-# Metal: each op is its own compute dispatch; the 8B / 70B tg512 pairs of the May 2024 builds imply 100-250 µs per
-# block (M1 Max Q4_K_M ~110, M2 Ultra F16 / Q4_K_M ~200 / ~170, M3 Max ~260 µs, solved with the weights' rate), while a
-# 2026 build decodes the same 8B on an M1 Max 6.4 ms per token faster (brand-o/normiebench#40: 46.2 vs 35.7 t/s);
-# the value is between, as for CUDA. vLLM replays decode as CUDA graphs: ~10 µs.
+# Metal: each op is its own compute dispatch; with each generation's share of the rates (`GENERATION_SHARE`) the 8B /
+# 70B tg512 / tg4096 pairs of the May 2024 builds on M1 Max, M2 Ultra and M3 Max fit ~32 µs per block (coordinate search
+# with the weights' and ALU rates, tune.py), while a 2026 build decodes the same 8B on an M1 Max 6.4 ms per token
+# faster (brand-o/normiebench#40: 46.2 vs 35.7 t/s) — from its kernels, not its fixed costs. vLLM replays decode as
+# CUDA graphs: ~10 µs.
 LAYER_OVERHEAD_S: dict[str, float] = {
     "llama.cpp/cuda": 45e-6,
-    "llama.cpp/metal": 70e-6,
+    "llama.cpp/metal": 32e-6,
     "vllm/cuda": 10e-6,
     # MLX encodes a step's kernels into Metal command buffers ahead of the GPU (mlx-lm's async_eval overlaps the
     # Python graph build of step n + 1 with step n): ~25 µs per block, with ~1 ms per step on the host (below)
@@ -260,13 +275,14 @@ HOST_LINK_EFFICIENCY = 0.8
 # builds, MMQ in 2025 ones): 0.75 — with the wave and activation terms, the Llama 3 8B and 70B F16 / Q4_K_M pp512 and
 # pp4096 runs on RTX 3070 ... 4090, RTX 4000 / 5000 Ada, A6000, A40, A100 and L40S need one rate, not one per model
 # size (XiongjieDai/GPU-Benchmarks-on-LLM-Inference; fit_check.py --holdout). vLLM's BF16 GEMMs at 2k+ tokens per
-# chunk ~0.6 (its kernels are fused: no separate activation term). llama.cpp's Metal simdgroup-matrix kernels: ~0.72 of
-# the ALU rate for F16 (M1 Max, M2 Ultra, M3 Max pp512; quantized weights at QUANT_PREFILL_SHARE of it).
+# chunk ~0.6 (its kernels are fused: no separate activation term). llama.cpp's Metal simdgroup-matrix kernels: ~0.82 of
+# an M3-generation GPU's ALU rate for F16 (M1 Max, M2 Ultra, M3 Max pp512 with GENERATION_SHARE; quantized weights at
+# QUANT_PREFILL_SHARE of it).
 # llama.cpp on ROCm: ~0.33 of the WMMA FP16 rate on an RX 7900 XTX (pp512 of 7-8B Q4_K_M: 2,890-2,970 t/s in Nov 2024
 # and Jun 2025 builds; pp3968 of Llama 2 7B Q4_0 2,420-2,580 in Jan-Feb 2024 ones).
 PREFILL_MFU: dict[str, float] = {
     "llama.cpp/cuda": 0.75,
-    "llama.cpp/metal": 0.72,
+    "llama.cpp/metal": 0.82,
     "vllm/cuda": 0.6,
     "llama.cpp/rocm": 0.33,
     # MLX's steel GEMMs on the FP32 ALUs, prompt chunks of 2048 tokens (prefill_step_size): bf16 Qwen3-4B at 0.87 of
@@ -379,7 +395,7 @@ class Speed:
 # p10 and p90 of measured / predicted over the public measurements of calibrated backends (measurements/speed/,
 # fit_check.py --spread; 233 decode and 175 prefill figures; host-bound transformers steps have their own,
 # `HOST_BOUND_SPREAD`), by quantity: the range shown next to a figure.
-SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.87, 1.1), "prefill": (0.77, 1.1)}
+SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.87, 1.1), "prefill": (0.78, 1.09)}
 
 
 def expert_coverage(num_experts: int, experts_per_token: int, tokens: int) -> float:
@@ -615,6 +631,9 @@ def tensor_tflops(gpu: GpuEntry, engine: str, q: QuantScheme) -> tuple[float | N
     be = backend(gpu, engine)
     if gpu.vendor == "apple":
         v = gpu.data.get("fp32_tflops")
+        gen = generation_share(gpu)
+        if v and gen != 1.0:
+            return float(v) * gen, f"FP32 ALU ({gen:g} of the {float(v):g} TFLOPS of this GPU generation)"
         return (float(v), "FP32 ALU") if v else (None, "FP32 ALU")
     if be == "llama.cpp/cuda":
         v = gpu.data.get("fp16_tflops_fp16_accumulate") or gpu.fp16_tflops
@@ -647,8 +666,8 @@ def decode_efficiency(gpu: GpuEntry, engine: str, q: QuantScheme, spec: ModelSpe
     row_bound = ROW_BOUND_DECODE.get(key)
     if row_bound is not None and spec is not None:
         peak, half_row = row_bound
-        return peak * row_length_share(spec, half_row)
-    return DECODE_EFFICIENCY.get(key, DEFAULT_DECODE_EFFICIENCY)
+        return peak * row_length_share(spec, half_row) * generation_share(gpu)
+    return DECODE_EFFICIENCY.get(key, DEFAULT_DECODE_EFFICIENCY) * generation_share(gpu)
 
 
 def streamed_weight_bytes(spec: ModelSpec, weights_bytes: int, q: QuantScheme) -> int:
@@ -719,12 +738,13 @@ def estimate_speed(
     # --- decode: memory side (per GPU for TP, the whole model for a layer split) ---
     weight_bw = bw_gb * 1e9 * eta
     if be == "llama.cpp/metal" and q.is_quantized and gpu.data.get("fp32_tflops"):
-        alu_bw = float(gpu.data["fp32_tflops"]) * 1e12 / METAL_DEQUANT_FLOP_PER_BYTE
+        alu_bw = float(gpu.data["fp32_tflops"]) * generation_share(gpu) * 1e12 / METAL_DEQUANT_FLOP_PER_BYTE
         weight_bw = min(weight_bw, alu_bw)
     shard = 1 if split == "pp" else ranks
     kv_eta = KV_READ_EFFICIENCY
     if be in DECODE_KV_EFFICIENCY:
         kv_eta = DECODE_KV_EFFICIENCY[be][1 if flash_attn else 0]
+    kv_eta *= generation_share(gpu)
     mem_s = (streamed / shard) / weight_bw + (kv_cache_bytes / shard) / (bw_gb * 1e9 * kv_eta)
     # --- decode: compute side ---
     dec_flops = batch * (
