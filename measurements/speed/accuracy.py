@@ -96,6 +96,11 @@ def main() -> None:
             lambda r: r["moe"],
         ),
         ("more than 16 concurrent sequences", lambda r: r["b"] > 16),
+        (
+            "... of them, the pairings vram calibrates (not DeepSeek-R1 on vLLM, which it marks uncalibrated)",
+            lambda r: r["b"] > 16 and r.get("calibrated", True),
+        ),
+        ("MoE models, the pairings vram calibrates", lambda r: r["moe"] and r.get("calibrated", True)),
         ("held-out GPUs (not used to set coefficients)", lambda r: r["held"]),
         ("all", lambda r: True),
     ]
