@@ -393,9 +393,9 @@ class Speed:
 
 
 # p10 and p90 of measured / predicted over the public measurements of calibrated backends (measurements/speed/,
-# fit_check.py --spread; 233 decode and 175 prefill figures; host-bound transformers steps have their own,
+# fit_check.py --spread; 241 decode and 183 prefill figures; host-bound transformers steps have their own,
 # `HOST_BOUND_SPREAD`), by quantity: the range shown next to a figure.
-SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.87, 1.1), "prefill": (0.78, 1.09)}
+SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.85, 1.1), "prefill": (0.78, 1.09)}
 
 
 def expert_coverage(num_experts: int, experts_per_token: int, tokens: int) -> float:
