@@ -788,3 +788,15 @@ def test_apple_gpus_before_m3_reach_a_lower_share_of_their_rates() -> None:
     a = estimate_speed(spec, m1, weights_bytes=int(16.06e9), quant="f16", **kw).decode_tokens_per_s_per_seq
     b = estimate_speed(spec, m3, weights_bytes=int(16.06e9), quant="f16", **kw).decode_tokens_per_s_per_seq
     assert a == pytest.approx(18.8, rel=0.1) and b == pytest.approx(22.0, rel=0.1)
+
+
+def test_the_engine_version_assumed_is_said_next_to_the_figure() -> None:
+    spec = resolve_model("llama-3-8b").spec
+    kw = _one_sequence(5 * 10**9)
+    for gpu, eng, q in (("rtx-4090", "llama.cpp", "q4_k_m"), ("h100-sxm", "vllm", None), ("m4-max-128gb", "mlx", None)):
+        s = estimate_speed(spec, find_gpu(gpu), engine=eng, quant=q, **kw)
+        be = speed.backend(find_gpu(gpu), eng)
+        assert f"engine version assumed: {speed.CALIBRATED_VERSIONS[be]}" in " ".join(s.assumptions)
+    # a pairing no measurement calibrates says that instead
+    cdna2 = estimate_speed(spec, find_gpu("mi250x"), engine="llama.cpp", quant="q4_k_m", **kw)
+    assert not any(a.startswith("engine version assumed") for a in cdna2.assumptions)

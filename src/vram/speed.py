@@ -111,6 +111,21 @@ CALIBRATED_BACKENDS = ("llama.cpp/cuda", "llama.cpp/metal", "vllm/cuda", "vllm/r
 CALIBRATED_ARCHITECTURES = {"llama.cpp/rocm": ("rdna3", "cdna3")}
 
 
+# The engine builds the calibrating measurements ran (measurements/speed/*.jsonl `engine_version`): the version vram
+# assumes, said next to the figure.
+CALIBRATED_VERSIONS: dict[str, str] = {
+    "llama.cpp/cuda": "llama.cpp builds of May 2024 - Sept 2025 (the per-layer cost is set between them: May 2024 "
+    "builds decode small models slower than the figure, 2025 builds with CUDA graphs faster)",
+    "llama.cpp/metal": "llama.cpp builds of May 2024 (2026 Metal builds decoded an 8B 15-20 % faster than the figure)",
+    "llama.cpp/rocm": "llama.cpp builds of 2024-2025 on RDNA3, 2025 builds (MFMA kernels) on CDNA3",
+    "vllm/cuda": "vLLM 0.7-0.10 of 2025 (V1 CPU loop ~4 ms per step; a 2026 build, 0.16, stepped a small model in "
+    "2.9 ms)",
+    "vllm/rocm": "vLLM ROCm builds of 2025",
+    "mlx/metal": "mlx-lm 0.20-0.28 (2024-2025)",
+    "transformers/cuda": "transformers 4.46-4.51, eager generate() with DynamicCache",
+}
+
+
 def is_calibrated(gpu: GpuEntry, be: str) -> bool:
     return be in CALIBRATED_BACKENDS or gpu.architecture.lower() in CALIBRATED_ARCHITECTURES.get(be, ())
 
@@ -781,7 +796,9 @@ def estimate_speed(
                 else ""
             )
         )
-    elif be == "llama.cpp/rocm" and gpu.architecture.lower() == "cdna3":
+    elif be in CALIBRATED_VERSIONS:
+        assumptions.append(f"engine version assumed: {CALIBRATED_VERSIONS[be]}, the builds the public measurements ran")
+    if calibrated and be == "llama.cpp/rocm" and gpu.architecture.lower() == "cdna3":
         assumptions.append(
             "llama.cpp on CDNA3: 2025 builds (MFMA matrix kernels); an October 2024 build decoded at 0.13 of the "
             "bandwidth and prefilled at ~1 % of the tensor rate"
