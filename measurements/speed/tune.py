@@ -32,6 +32,10 @@ def knobs() -> list[tuple[str, Any, Any]]:
         "MOE_LAYER_OVERHEAD_S",
         "PREFILL_MFU",
         "ATTENTION_MFU",
+        "ARCH_PREFILL_MFU",
+        "QUANT_PREFILL_SHARE",
+        "GENERATION_SHARE",
+        "HOST_LAYER_S",
     ):
         table = getattr(speed, name)
         out += [(f"{name}[{k}]", table, k) for k in table]
