@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vram import speed
 from vram.errors import VramError
 from vram.fitting import fit
 from vram.request import Workload
@@ -109,7 +110,7 @@ def score(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 r["dec_pred"], r["dec_meas"] = d["decode_tokens_per_s_per_seq"], m["decode_tps_per_seq"]
                 r["calibrated"] = d.get("calibrated", True)
                 # transformers paced by its Python dispatch: its range is the hosts' spread (HOST_BOUND_SPREAD)
-                r["host_bound"] = any("dispatches each op from Python" in a for a in d["assumptions"])
+                r["host_bound"] = d["decode_bound"] == "host" and v["engine"] in speed.HOST_LAYER_S
                 base = old_rule(d, v, "dec")
                 r["dec_old"] = None if base is None else (base - m["decode_tps_per_seq"]) / m["decode_tps_per_seq"]
             if m.get("prefill_tps") is not None and v.get("prefill_context") and not c.get("prefill_excluded_reason"):

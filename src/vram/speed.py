@@ -752,9 +752,8 @@ def estimate_speed(
 
     # --- decode: memory side (per GPU for TP, the whole model for a layer split) ---
     weight_bw = bw_gb * 1e9 * eta
-    if be == "llama.cpp/metal" and q.is_quantized and gpu.data.get("fp32_tflops"):
-        alu_bw = float(gpu.data["fp32_tflops"]) * generation_share(gpu) * 1e12 / METAL_DEQUANT_FLOP_PER_BYTE
-        weight_bw = min(weight_bw, alu_bw)
+    if be == "llama.cpp/metal" and q.is_quantized and tflops:  # the ALU rate, at its generation's share
+        weight_bw = min(weight_bw, tflops * 1e12 / METAL_DEQUANT_FLOP_PER_BYTE)
     shard = 1 if split == "pp" else ranks
     kv_eta = KV_READ_EFFICIENCY
     if be in DECODE_KV_EFFICIENCY:
@@ -803,8 +802,11 @@ def estimate_speed(
             "llama.cpp on CDNA3: 2025 builds (MFMA matrix kernels); an October 2024 build decoded at 0.13 of the "
             "bandwidth and prefilled at ~1 % of the tensor rate"
         )
-    kinds = {la.attention.kind for la in spec.layers if la.attention is not None}
-    contradicted = kinds & set(UNCALIBRATED_ATTENTION.get(eng, ()))
+    contradicted = (
+        {la.attention.kind for la in spec.layers if la.attention is not None} & set(UNCALIBRATED_ATTENTION[eng])
+        if eng in UNCALIBRATED_ATTENTION
+        else set()
+    )
     if contradicted and calibrated:
         calibrated = False
         assumptions.append(
