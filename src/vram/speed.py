@@ -924,7 +924,7 @@ def estimate_speed(
             host_bound = True
             assumptions.append(
                 f"host-bound: {eng} dispatches each op from Python, {n_layers} layers × {host_layer * 1e3:g} ms"
-                + (f" + {hit:,.0f} routed experts looped × {HOST_EXPERT_S[eng] * 1e3:g} ms" if hit else "")
+                + (f" + {hit:,.0f} routed experts looped × {HOST_EXPERT_S.get(eng, 0.0) * 1e3:g} ms" if hit else "")
                 + f" per step on the CPU, longer than the GPU's {step_s * 1e3:,.2f} ms; that CPU time depends on "
                 "the host (0.6-1.1 ms per layer measured), hence the wider range"
             )
