@@ -255,10 +255,13 @@ STEP_FLOOR_S: dict[str, float] = {"vllm": 4.0e-3}
 # used and the range shown is the hosts' spread (`HOST_BOUND_SPREAD`).
 HOST_LAYER_S: dict[str, float] = {"transformers": 0.75e-3}
 HOST_BOUND_SPREAD = (0.7, 1.25)
-# transformers' MoE blocks loop in Python over the experts the step's tokens were routed to (about eight ops each);
-# no measurement here times that in transformers 5 (4.51 looped over all 128 experts of Qwen3-30B-A3B with a host
-# sync each: 1.9 t/s on an H20), so MoE models on transformers are not calibrated and say so.
-HOST_EXPERT_S: dict[str, float] = {"transformers": 0.1e-3}
+# transformers' MoE blocks (transformers 5: `Qwen3MoeExperts.forward` and its kin) find the routed experts with one
+# nonzero() per layer, then loop in Python over each hit expert: a tensor comparison and a torch.where that each wait
+# for the GPU, then the gather, gate-up product, activation, down product, weighting and index_add (~10 ops). 4.51
+# looped over all 128 experts of Qwen3-30B-A3B with one such wait each, and took 0.53 s per token on an H20 (1.9 t/s):
+# 86 µs per mostly empty iteration; a hit expert's iteration, with two waits and its kernels, is taken at 150 µs. Not
+# measured in transformers 5, so MoE models on transformers are not calibrated and say so.
+HOST_EXPERT_S: dict[str, float] = {"transformers": 0.15e-3}
 # Model families an engine's measurements contradict rather than calibrate: DeepSeek-R1 (latent attention, 256
 # routed experts, FP8 blocks) TP 8 on vLLM decoded 1.6-2.3x slower than modelled on 8 x H200 (vLLM 0.7.4) and 2-4x on
 # 8 x MI300X (0.7.3; Aug 2025 ROCm builds 1.8-2.2x) at 4-256 sequences of 3,200-token prompts (dstackai/benchmarks,
