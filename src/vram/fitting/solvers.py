@@ -93,8 +93,10 @@ def quant_candidates(engine: str) -> tuple[str, ...]:
 
     if engine in ("llama.cpp", "ollama"):  # Ollama runs GGUF files on llama.cpp
         return tuple(q for q in QUALITY_ORDER if q == "bfloat16" or is_gguf(q))
-    if engine == "mlx":
-        return ("bfloat16", "mlx-8bit", "mlx-6bit", "mlx-5bit", "mlx-4bit", "mlx-3bit")
+    if engine == "mlx":  # MLX's own formats, most bits first; 2-bit is not proposed
+        from ..engines.mlx import MLX_BITS
+
+        return ("bfloat16", *(q for q, bits in sorted(MLX_BITS.items(), key=lambda kv: -kv[1]) if bits >= 3))
     return tuple(q for q in QUALITY_ORDER if not is_gguf(q))
 
 
