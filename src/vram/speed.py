@@ -805,11 +805,8 @@ def estimate_speed(
             "llama.cpp on CDNA3: 2025 builds (MFMA matrix kernels); an October 2024 build decoded at 0.13 of the "
             "bandwidth and prefilled at ~1 % of the tensor rate"
         )
-    contradicted = (
-        {la.attention.kind for la in spec.layers if la.attention is not None} & set(UNCALIBRATED_ATTENTION[eng])
-        if eng in UNCALIBRATED_ATTENTION
-        else set()
-    )
+    kinds = {la.attention.kind for la in spec.layers if la.attention is not None}
+    contradicted = kinds & set(UNCALIBRATED_ATTENTION.get(eng, ()))
     if contradicted and calibrated:
         calibrated = False
         assumptions.append(
