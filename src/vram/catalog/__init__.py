@@ -106,7 +106,7 @@ class GpuEntry:
     def cuda_arch(self) -> str:
         """Architecture family used for runtime overheads (hopper, ampere, ...)."""
         a = self.architecture.lower()
-        for key in ("hopper", "blackwell", "ampere", "ada", "turing", "volta"):
+        for key in ("hopper", "blackwell", "ampere", "ada", "turing", "volta", "pascal"):
             if key in a:
                 return key
         return "hopper" if self.vendor == "nvidia" else a
@@ -326,6 +326,11 @@ def all_gpus() -> list[GpuEntry]:
 
 def _gpu_spellings(key: str) -> tuple[str, ...]:
     return (key, key.removeprefix("nvidia-"), key.removeprefix("amd-"), key.removeprefix("rtx-"), "rtx-" + key)
+
+
+def is_gpu_name(query: str) -> bool:
+    """Whether `query` names a catalog GPU (id, alias or a loose spelling of one), without raising."""
+    return _lookup("gpus", query, _gpu_spellings) is not None
 
 
 def find_gpu(query: str) -> GpuEntry:

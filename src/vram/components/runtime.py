@@ -20,6 +20,7 @@ CUDA_CONTEXT_BYTES = {
     "ada": 560 * MIB,
     "turing": 480 * MIB,
     "volta": 480 * MIB,
+    "pascal": 480 * MIB,  # assumed as Volta (CUDA 12 still builds for sm_61; fewer kernels load lazily)
 }
 DEFAULT_ARCH = "hopper"
 
