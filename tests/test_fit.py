@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vram.catalog import all_gpus, find_gpu
-from vram.devices import device_of
+from vram.devices import device_of, parse_gpu_list
 from vram.dtypes import QUALITY_ORDER
 from vram.errors import BadInput, UnknownGpu
 from vram.fitting import (
@@ -173,6 +173,33 @@ def test_gpu_specs() -> None:
         parse_gpu_spec("0xh100")
     with pytest.raises(BadInput):
         parse_gpu_spec("  ")
+
+
+def test_gpu_names_that_start_with_digits_then_x_are_names_not_counts() -> None:
+    # "7900xtx" is the RX 7900 XTX, not 7900 × "tx"; a count in front of such a name still counts
+    for name, gid in (("7900xtx", "rx-7900-xtx"), ("7900xt", "rx-7900-xt"), ("9070xt", "rx-9070-xt")):
+        c = parse_gpu_spec(name)
+        assert (c.gpu.id, c.count) == (gid, 1)
+        c = parse_gpu_spec(f"2x{name}")
+        assert (c.gpu.id, c.count) == (gid, 2)
+    assert [g.id for g in parse_gpu_list("7900xtx+2x7900xt")] == ["rx-7900-xtx", "rx-7900-xt", "rx-7900-xt"]
+    with pytest.raises(BadInput, match="between 1 and 1024"):
+        parse_gpu_spec("9070xh100")
+
+
+def test_vllm_on_a_gpu_older_than_volta_is_an_error(run_cli: Run) -> None:
+    # vLLM's CUDA kernels need compute capability 7.0+; a Tesla P40 is Pascal (6.1); llama.cpp runs there
+    with pytest.raises(BadInput, match=r"compute capability 7\.0") as e:
+        fit("llama-3.1-8b", "tesla-p40", Workload.from_flat(engine="vllm", context=4096))
+    assert e.value.field == "engine"
+    r = fit("llama-3.1-8b", "tesla-p40", Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096))
+    assert r.verdict == "fits" and r.serving is not None
+    assert r.serving["vllm"]["command"] == "" and "Pascal" in r.serving["vllm"]["notes"][0]
+    # no tensor cores and FP16 at 1/64 of FP32: no matrix rate to give a prefill figure from
+    assert r.speed is not None and r.speed.prefill_tokens_per_s is None and r.speed.decode_tokens_per_s_per_seq > 0
+    assert any(a.startswith("prefill: not estimated") for a in r.speed.assumptions)
+    res = run_cli("fit", "llama-3.1-8b", "--gpu", "2xp40", "--engine", "vllm")
+    assert res.rc == 2 and res.err.count("\n") <= 1 and "Pascal" in res.err and "Traceback" not in res.err
 
 
 # --- splits -------------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .catalog import GpuEntry, find_gpu
+from .catalog import GpuEntry, find_gpu, is_gpu_name
 from .components.runtime import CUDA_CONTEXT_BYTES, DEFAULT_ARCH
 from .errors import BadInput
 from .records import record
@@ -22,6 +22,34 @@ DRIVER_RESERVED_BYTES = 85_520_809_984 - H100_TORCH_VISIBLE_BYTES
 _COUNT = re.compile(r"^\s*(\d+)\s*[x×*]\s*(.+)$", re.IGNORECASE)
 MAX_DEVICES = 16  # GGML_CUDA_MAX_DEVICES
 _VENDOR_BACKEND = {"nvidia": "cuda", "amd": "rocm", "apple": "metal", "intel": "vulkan"}
+
+
+VLLM_ON_APPLE = (
+    "engine: vLLM does not run on Apple Silicon (CUDA / ROCm builds only); use --engine llama.cpp (llama.cpp, LM "
+    "Studio on Metal), --engine ollama or --engine mlx (mlx-lm, LM Studio's MLX engine)"
+)
+
+
+def vllm_unsupported(gpu: GpuEntry) -> str | None:
+    """Why vLLM does not run on this GPU (an `engine` error message), or None where it does: Apple Silicon, and
+    NVIDIA GPUs before compute capability 7.0 (Pascal), which vLLM's CUDA kernels are not built for."""
+    if gpu.vendor == "apple":
+        return VLLM_ON_APPLE
+    if gpu.vendor == "nvidia" and gpu.cuda_arch == "pascal":
+        return (
+            f"engine: vLLM needs an NVIDIA GPU of compute capability 7.0 or newer (Volta and later); the {gpu.name} "
+            "is Pascal (6.x); use --engine llama.cpp or --engine ollama"
+        )
+    return None
+
+
+def split_count(text: str) -> tuple[int | None, str]:
+    """ "2xh100-sxm" -> (2, "h100-sxm"); a name that is itself a GPU's ("7900xtx", "9070xt": digits then an x) or
+    has no count -> (None, name)."""
+    m = _COUNT.match(text)
+    if m is None or is_gpu_name(text.strip()):
+        return None, text.strip()
+    return int(m.group(1)), m.group(2).strip()
 
 
 def canonical_arch(gpu: GpuEntry) -> str:
@@ -80,17 +108,14 @@ def parse_gpu_spec(spec: str | GpuChoice) -> GpuChoice:
     text = str(spec).strip()
     if not text:
         raise BadInput("gpu: empty GPU name", field="gpu")
-    count = 1
-    m = _COUNT.match(text)
-    if m:
-        count = int(m.group(1))
-        text = m.group(2).strip()
-        if not 1 <= count <= 1024:
-            raise BadInput(f"gpu: count must be between 1 and 1024, got {count}", field="gpu")
+    given, text = split_count(text)
+    count = 1 if given is None else given
+    if not 1 <= count <= 1024:
+        raise BadInput(f"gpu: count must be between 1 and 1024, got {count}", field="gpu")
     if text.lower() == "local":
         from .local import local_gpu_entry  # NVML, the `local` extra: loaded only when asked for
 
-        entry, n = local_gpu_entry(count if m else None)
+        entry, n = local_gpu_entry(given)
         return GpuChoice(entry, n, local=True)
     if text.lower().endswith(".json"):
         from .catalog import gpu_from_spec_file
@@ -107,12 +132,9 @@ def devices_for(spec: str, engine: str) -> tuple[tuple[Device, ...], int]:
         gpus = parse_gpu_list(spec)
         return tuple(device_of(g) for g in gpus), len(gpus)
     choice = parse_gpu_spec(spec)
-    if engine == "vllm" and choice.gpu.vendor == "apple":
-        raise BadInput(
-            "engine: vLLM does not run on Apple Silicon (CUDA / ROCm builds only); use --engine llama.cpp, "
-            "--engine ollama or --engine mlx",
-            field="engine",
-        )
+    why = vllm_unsupported(choice.gpu) if engine == "vllm" else None
+    if why:
+        raise BadInput(why, field="engine")
     if choice.count > 1 and engine != "vllm":
         raise BadInput(
             f"gpu: one {engine} estimate runs on one device; `vram fit MODEL --gpu {spec}` splits a model over several",
@@ -131,12 +153,10 @@ def parse_gpu_list(spec: str) -> list[GpuEntry]:
         part = part.strip()
         if not part:
             raise BadInput(f"gpu: empty name in {spec!r}", field="gpu")
-        count = 1
-        m = _COUNT.match(part)
-        if m:
-            count, part = int(m.group(1)), m.group(2).strip()
-            if not 1 <= count <= MAX_DEVICES:
-                raise BadInput(f"gpu: count must be between 1 and {MAX_DEVICES}, got {count}", field="gpu")
+        given, part = split_count(part)
+        count = 1 if given is None else given
+        if not 1 <= count <= MAX_DEVICES:
+            raise BadInput(f"gpu: count must be between 1 and {MAX_DEVICES}, got {count}", field="gpu")
         if part.lower() == "local":
             raise BadInput("gpu: 'local' is not available here; name the GPUs", field="gpu")
         out += [find_gpu(part)] * count

@@ -20,6 +20,7 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
+from .devices import vllm_unsupported
 from .records import replace
 from .request import ImageOptions, LlamaCppOptions, SpeechOptions, VllmOptions, Workload
 
@@ -398,12 +399,19 @@ def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
     layers_on_gpu = int(offload["layers_on_gpu"]) if offload and not experts else n_layers
     apple = result.gpu_entry is not None and result.gpu_entry.vendor == "apple"
 
-    # Apple Silicon: no vLLM (CUDA/ROCm only); llama.cpp (Metal), Ollama, LM Studio and mlx-lm run there
+    # no vLLM on Apple Silicon (CUDA/ROCm only) or on GPUs older than Volta; llama.cpp, Ollama (and mlx-lm) run there
     max_num_seqs, fit_seqs = 1, 0
     vopts = wl.options if isinstance(wl.options, VllmOptions) else VllmOptions()
     vllm_cmd = ""
-    vllm_notes = ["vLLM does not run on Apple Silicon; use llama.cpp (Metal), Ollama, LM Studio or mlx-lm"]
-    if not apple:
+    no_vllm = vllm_unsupported(result.gpu_entry) if result.gpu_entry is not None else None
+    vllm_notes = (
+        ["vLLM does not run on Apple Silicon; use llama.cpp (Metal), Ollama, LM Studio or mlx-lm"]
+        if apple
+        else [no_vllm.removeprefix("engine: ")]
+        if no_vllm
+        else []
+    )
+    if not no_vllm:
         # vLLM: concurrency from its own KV-block arithmetic on this GPU and split
         assert result.gpu_entry is not None
         choice = GpuChoice(result.gpu_entry, result.gpu_count)

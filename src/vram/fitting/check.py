@@ -9,7 +9,7 @@ from ..catalog import GpuEntry
 from ..components.weights import weight_scheme
 from ..components.weights import weights_bytes as _weights_component
 from ..details import LlamaCppDetails
-from ..devices import GpuChoice, canonical_arch, device_of, parse_gpu_spec
+from ..devices import GpuChoice, canonical_arch, device_of, parse_gpu_spec, vllm_unsupported
 from ..errors import BadInput
 from ..inference import estimate
 from ..model import ModelSpec
@@ -33,10 +33,6 @@ from .solvers import (
 )
 
 MIB = 1024**2
-VLLM_ON_APPLE = (
-    "engine: vLLM does not run on Apple Silicon (CUDA / ROCm builds only); use --engine llama.cpp (llama.cpp, LM "
-    "Studio on Metal), --engine ollama or --engine mlx (mlx-lm, LM Studio's MLX engine)"
-)
 
 
 # model kinds whose memory does not depend on a prompt length (a diffusion pipeline's text is its encoder's fixed
@@ -113,8 +109,9 @@ def fit(
     wl = (workload or Workload()).validate()
     if wl.engine == "mlx" and choice.gpu.vendor != "apple":
         raise BadInput(f"engine: MLX runs on Apple Silicon only, not on {choice.gpu.name}", field="engine")
-    if wl.engine == "vllm" and choice.gpu.vendor == "apple":
-        raise BadInput(VLLM_ON_APPLE, field="engine")
+    why = vllm_unsupported(choice.gpu) if wl.engine == "vllm" else None
+    if why:
+        raise BadInput(why, field="engine")
     if train is not None:
         return _fit_training(ev, choice, train, headroom_fraction, solve)
     if isinstance(wl.options, VllmOptions) and wl.options.tensor_parallel_size != 1:

@@ -5,11 +5,10 @@ Models are looked up in the built-in catalog only (never a path on the server's 
 
 from __future__ import annotations
 
-import re
 from typing import Any, cast
 
 from ..catalog import find_gpu, find_model
-from ..devices import devices_for
+from ..devices import devices_for, split_count
 from ..errors import BadInput
 from ..fitting import EvaluatorCache, compare, fit, which
 from ..fleet import parse_fleet, plan
@@ -43,9 +42,6 @@ def catalog_model_id(name: str) -> str:
     return find_model(name).id
 
 
-_COUNT = re.compile(r"^\s*(\d+)\s*[x×*]\s*(.+)$", re.IGNORECASE)
-
-
 def gpu_spec(text: str, count: int = 1) -> str:
     """A GPU spec for `vram fit`: "N x <catalog id>", or "N x local" (this machine's GPUs; the edge only lets that
     through when the tool is served on the machine it answers for, see `local_allowed`)."""
@@ -58,9 +54,9 @@ def gpu_spec(text: str, count: int = 1) -> str:
         if any(not p for p in parts):
             raise BadInput(f"gpu: {text!r} has an empty part", field="gpu")
         return "+".join(gpu_spec(p) for p in parts)
-    m = _COUNT.match(text)
-    if m:
-        count, text = int(m.group(1)), m.group(2)
+    given, text = split_count(text)
+    if given is not None:
+        count = given
     if not 1 <= count <= 1024:
         raise BadInput(f"gpu: count must be between 1 and 1024, got {count}", field="gpu")
     name = "local" if text.strip().lower() == "local" else find_gpu(text.strip()).id
