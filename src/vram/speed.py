@@ -72,6 +72,12 @@ DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
     ("llama.cpp/cuda", "gddr", "quant"): 0.8,
     ("llama.cpp/cuda", "hbm", "f16"): 0.5,
     ("llama.cpp/cuda", "hbm", "quant"): 0.45,
+    # LPDDR5X behind an NVIDIA GPU (DGX Spark's GB10, 273 GB/s): a small latency x bandwidth product like GDDR's, so
+    # the mat-vec kernels keep enough bytes in flight and get GDDR's shares; Llama 3.2 3B and a Qwen 14B Q4_K_M
+    # decode there within -1 ... -3 % of it (geerlingguy/ai-benchmarks README, tg128; build not stated) and 10-11 %
+    # faster than the generic 0.7
+    ("llama.cpp/cuda", "lpddr", "f16"): 0.88,
+    ("llama.cpp/cuda", "lpddr", "quant"): 0.8,
     ("llama.cpp/metal", "lpddr", "f16"): 0.86,
     ("llama.cpp/metal", "lpddr", "quant"): 0.72,
     ("vllm/cuda", "hbm", "f16"): 0.7,
@@ -107,8 +113,10 @@ ROW_BOUND_DECODE: dict[tuple[str, str, str], tuple[float, int]] = {("llama.cpp/c
 # The engine / backend pairs public measurements calibrate (measurements/speed), and pairs calibrated on some GPU
 # generations only (llama.cpp on ROCm: RDNA3 cards, and CDNA3 in 2025 builds; not CDNA2 or CDNA4); the others get a
 # note saying so.
-CALIBRATED_BACKENDS = ("llama.cpp/cuda", "llama.cpp/metal", "vllm/cuda", "vllm/rocm", "mlx/metal", "transformers/cuda")
-CALIBRATED_ARCHITECTURES = {"llama.cpp/rocm": ("rdna3", "cdna3")}
+# vLLM on ROCm: MI300X runs (CDNA3) only. A backend with decode coefficients (`DECODE_EFFICIENCY`) is calibrated on the
+# memory technologies they were measured on only (vLLM on CUDA: HBM and GDDR, not a GB10's LPDDR5X).
+CALIBRATED_BACKENDS = ("llama.cpp/cuda", "llama.cpp/metal", "vllm/cuda", "mlx/metal", "transformers/cuda")
+CALIBRATED_ARCHITECTURES = {"llama.cpp/rocm": ("rdna3", "cdna3"), "vllm/rocm": ("cdna3",)}
 
 
 # The engine builds the calibrating measurements ran (measurements/speed/*.jsonl `engine_version`): the version vram
@@ -127,7 +135,10 @@ CALIBRATED_VERSIONS: dict[str, str] = {
 
 
 def is_calibrated(gpu: GpuEntry, be: str) -> bool:
-    return be in CALIBRATED_BACKENDS or gpu.architecture.lower() in CALIBRATED_ARCHITECTURES.get(be, ())
+    if be not in CALIBRATED_BACKENDS and gpu.architecture.lower() not in CALIBRATED_ARCHITECTURES.get(be, ()):
+        return False
+    measured = {mem for (b, mem, _fmt) in DECODE_EFFICIENCY if b == be}
+    return not measured or memory_class(gpu) in measured
 
 
 # Apple GPU generations before M3 reach a lower share of their datasheet bandwidth and ALU rate with the same kernels
@@ -609,10 +620,13 @@ def host_link_gb_per_s(gpu: GpuEntry) -> float | None:
     return 32.0
 
 
-def backend(gpu: GpuEntry, engine: str) -> str:
-    """The engine and the GPU backend it runs on: "llama.cpp/cuda", "llama.cpp/metal", "vllm/cuda", ..."""
+def backend(gpu: GpuEntry, engine: str, llama_backend: str | None = None) -> str:
+    """The engine and the GPU backend it runs on: "llama.cpp/cuda", "llama.cpp/metal", "vllm/cuda", ...; a llama.cpp
+    build asked for (`--backend vulkan`) replaces the vendor's own."""
     be = {"nvidia": "cuda", "amd": "rocm", "apple": "metal"}.get(gpu.vendor, gpu.vendor)
     eng = "vllm" if engine == "vllm" else "llama.cpp" if engine in ("llama.cpp", "llamacpp", "ollama") else engine
+    if eng == "llama.cpp" and llama_backend:
+        be = llama_backend
     return f"{eng}/{be}"
 
 
@@ -639,14 +653,16 @@ def weight_format(q: QuantScheme) -> str:
 LEGACY_MMA_SHARE: dict[str, float] = {"hopper": 0.67}
 
 
-def tensor_tflops(gpu: GpuEntry, engine: str, q: QuantScheme) -> tuple[float | None, str]:
+def tensor_tflops(
+    gpu: GpuEntry, engine: str, q: QuantScheme, llama_backend: str | None = None
+) -> tuple[float | None, str]:
     """Dense matrix rate the engine's prefill GEMMs run at, and which figure it is.
 
     llama.cpp on CUDA multiplies in FP16 with FP16 accumulation (cuBLAS CUBLAS_COMPUTE_16F after dequantizing), which
     GeForce cards run at twice their FP32-accumulate rate; PyTorch / vLLM accumulate BF16 in FP32 (`fp16_tflops`),
     FP8 checkpoints in vLLM use the FP8 rate. Apple GPUs have no matrix unit: Metal runs on the FP32 ALUs.
     """
-    be = backend(gpu, engine)
+    be = backend(gpu, engine, llama_backend)
     if gpu.vendor == "apple":
         v = gpu.data.get("fp32_tflops")
         gen = generation_share(gpu)
@@ -669,18 +685,20 @@ def llama_cpp_2025_builds_only(gpu: GpuEntry) -> bool:
     return gpu.architecture.lower() in LLAMA_CPP_2025_BUILD_ARCHITECTURES
 
 
-def _dequantizes_for_cublas(gpu: GpuEntry, engine: str, q: QuantScheme) -> bool:
+def _dequantizes_for_cublas(gpu: GpuEntry, engine: str, q: QuantScheme, llama_backend: str | None = None) -> bool:
     """llama.cpp on CUDA prefilling quantized weights through an FP16 copy and cuBLAS (the builds before MMQ)."""
     return (
         engine == "llama.cpp"
         and q.is_quantized
-        and backend(gpu, engine).endswith("cuda")
+        and backend(gpu, engine, llama_backend).endswith("cuda")
         and not llama_cpp_2025_builds_only(gpu)
     )
 
 
-def decode_efficiency(gpu: GpuEntry, engine: str, q: QuantScheme, spec: ModelSpec | None = None) -> float:
-    key = (backend(gpu, engine), memory_class(gpu), weight_format(q))
+def decode_efficiency(
+    gpu: GpuEntry, engine: str, q: QuantScheme, spec: ModelSpec | None = None, llama_backend: str | None = None
+) -> float:
+    key = (backend(gpu, engine, llama_backend), memory_class(gpu), weight_format(q))
     row_bound = ROW_BOUND_DECODE.get(key)
     if row_bound is not None and spec is not None:
         peak, half_row = row_bound
@@ -725,6 +743,7 @@ def estimate_speed(
     flash_attn: bool = True,
     n_ubatch: int = 512,
     n_batch: int = 2048,
+    llama_backend: str | None = None,
 ) -> Speed:
     """Speed of `spec` on `count` × `gpu` with `engine`.
 
@@ -736,14 +755,14 @@ def estimate_speed(
     """
     q = quant if isinstance(quant, QuantScheme) else quant_scheme(quant)
     eng = "llama.cpp" if engine in ("llama.cpp", "llamacpp", "ollama") else engine
-    be = backend(gpu, eng)
+    be = backend(gpu, eng, llama_backend)
     gpus = max(1, count)
     replicas = gpus if split == "dp" else 1  # data-parallel replicas: each runs the whole model on its own batch
     ranks = 1 if split == "dp" else gpus
     frac = weight_read_fraction(spec, batch, q) if read_fraction is None else read_fraction
     bw_gb = gpu.bandwidth_gb_per_s
-    eta = decode_efficiency(gpu, eng, q, spec)
-    tflops, rate_name = tensor_tflops(gpu, eng, q)
+    eta = decode_efficiency(gpu, eng, q, spec, llama_backend)
+    tflops, rate_name = tensor_tflops(gpu, eng, q, llama_backend)
     on_gpu_weights = max(0, weights_bytes - offloaded_bytes)
     streamed = int(streamed_weight_bytes(spec, on_gpu_weights, q) * frac)
     bytes_total = streamed + kv_cache_bytes
@@ -795,6 +814,12 @@ def estimate_speed(
                 " (llama.cpp's HIP kernels differ by generation: 2025 builds decode at 0.34 of the bandwidth on CDNA3, "
                 "0.52 on RDNA3)"
                 if be == "llama.cpp/rocm"
+                else " (late-2025 Vulkan builds decoded 15-28 % faster on an RTX 4090 / 4070 Ti than llama.cpp's CUDA "
+                "figure here)"
+                if be == "llama.cpp/vulkan"
+                else " (the CPU build's speed is the host's: its cores and RAM bandwidth, which this GPU model does "
+                "not give)"
+                if be == "llama.cpp/cpu"
                 else ""
             )
         )
@@ -866,6 +891,7 @@ def estimate_speed(
             flash_attn=flash_attn,
             n_ubatch=n_ubatch,
             n_batch=n_batch,
+            llama_backend=llama_backend,
         )
         assumptions.append(
             f"prefill rate: {matmul_flops_per_token(spec) / 1e9:,.1f} GFLOPs of matmuls per token / "
@@ -875,7 +901,7 @@ def estimate_speed(
             + (" (flash attention)" if flash_attn or eng != "llama.cpp" else " (f32 score matrix)")
             + (
                 f"; quantized weights dequantized to FP16 per {n_ubatch}-token ubatch"
-                if _dequantizes_for_cublas(gpu, eng, q)
+                if _dequantizes_for_cublas(gpu, eng, q, llama_backend)
                 else ""
             )
         )
@@ -891,6 +917,11 @@ def estimate_speed(
                 )
                 + ", activations handed over between stages"
             )
+    else:
+        assumptions.append(
+            f"prefill: not estimated: the catalog has no dense FP16 matrix rate for the {gpu.name} (not published, "
+            "or no matrix unit: see `vram gpus`); give one with --gpu-tflops or a GPU spec file"
+        )
     # the scorer's line: FLOPs the prefill figure stands for
     gflops = (
         flops_per_token
@@ -1007,10 +1038,11 @@ def prefill_tokens_per_s(
     flash_attn: bool = True,
     n_ubatch: int = 512,
     n_batch: int = 2048,
+    llama_backend: str | None = None,
 ) -> float | None:
     """Prompt tokens per second for a prompt of `context` tokens (one sequence)."""
-    be = backend(gpu, engine)
-    tflops, _ = tensor_tflops(gpu, engine, q)
+    be = backend(gpu, engine, llama_backend)
+    tflops, _ = tensor_tflops(gpu, engine, q, llama_backend)
     if not tflops:
         return None
     ubatch = max(1, min(n_ubatch, n_batch, context))
@@ -1037,7 +1069,7 @@ def prefill_tokens_per_s(
     if be in ACTIVATION_PASSES_BACKENDS:
         mmq = q.is_quantized and llama_cpp_2025_builds_only(gpu)
         per_token += activation_bytes_per_token(spec, mmq=mmq) / _small_kernel_bandwidth(gpu, be)
-    if _dequantizes_for_cublas(gpu, engine, q):
+    if _dequantizes_for_cublas(gpu, engine, q, llama_backend):
         linear = sum(la.linear_params for la in spec.layers)
         dequant_bytes = weights_bytes + 2 * linear  # read the blocks, write them as FP16 (cuBLAS reads overlap)
         per_token += dequant_bytes / ubatch / _small_kernel_bandwidth(gpu, be)

@@ -12,7 +12,7 @@ from ..errors import BadInput
 from ..inference import estimate
 from ..model import ModelSpec
 from ..records import replace
-from ..request import LlamaCppOptions, Workload
+from ..request import LlamaCppOptions, OllamaOptions, Workload
 from ..resolved import ResolvedModel
 from ..resolver import resolve_model
 from ..result import Estimate
@@ -154,6 +154,7 @@ class Evaluator:
             flash_attn=wl.options.flash_attn if isinstance(wl.options, LlamaCppOptions) else True,
             n_ubatch=wl.options.n_ubatch if isinstance(wl.options, LlamaCppOptions) else 512,
             n_batch=wl.options.n_batch if isinstance(wl.options, LlamaCppOptions) else 2048,
+            llama_backend=wl.options.backend if isinstance(wl.options, (LlamaCppOptions, OllamaOptions)) else None,
         )
 
     @property
