@@ -36,6 +36,8 @@ STYLE = {
     "llama-cpp-rocm-more.jsonl": ("llama.cpp 2025, 8 x MI300X", "p", "#9edae5"),
     "transformers-generate.jsonl": ("transformers generate()", "H", "#393b79"),
     "vllm-concurrency.jsonl": ("vLLM, DeepSeek-R1 / Nemotron, 4-1024 seqs", "v", "#e7969c"),
+    "llama-cpp-prs.jsonl": ("llama-bench in llama.cpp PRs, after the fit", "1", "#637939"),
+    "geerling.jsonl": ("Geerling's llama-bench runs, after the fit", "2", "#843c39"),
 }
 OTHER = ("other collected measurements", ".", "#999999")
 

@@ -92,6 +92,20 @@ def main() -> None:
             lambda r: r["file"] == "vllm-concurrency.jsonl",
         ),
         (
+            "llama-bench tables in llama.cpp PRs (#4766, #26284, #15451) and dmatora's benchmarks, collected after the "
+            "fit",
+            lambda r: r["file"] == "llama-cpp-prs.jsonl",
+        ),
+        (
+            "Jeff Geerling's llama-bench runs (M3 Ultra Metal, Radeon 8060S ROCm, Vulkan cards), collected after the fit",
+            lambda r: r["file"] == "geerling.jsonl",
+        ),
+        (
+            "cases on GPUs added to the catalog after the fit (M2 Max, M3 Pro, Radeon 8060S; more, not exact: RTX 2080 "
+            "Ti, Tesla P40, RTX A4000 / A5000, M1 Ultra, DGX Spark, RX 7900 XT / 9070 XT, R9700)",
+            lambda r: r["gpu_added"],
+        ),
+        (
             "MoE models (gpt-oss, Qwen3-30B-A3B, DeepSeek on vLLM, llama.cpp, MLX, transformers; Mixtral Dec 2023)",
             lambda r: r["moe"],
         ),
@@ -103,6 +117,7 @@ def main() -> None:
         ("MoE models, the pairings vram calibrates", lambda r: r["moe"] and r.get("calibrated", True)),
         ("held-out GPUs (not used to set coefficients)", lambda r: r["held"]),
         ("all", lambda r: True),
+        ("all, the pairings vram calibrates (shown with a range)", lambda r: r.get("calibrated", True)),
     ]
     print(
         "| measurements | cases (decode / prefill) | decode: vram | decode: old rule | prefill: vram | "

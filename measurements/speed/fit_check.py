@@ -102,6 +102,8 @@ def score(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "held": held_out(c),
             "exact": c.get("measurement_quality", "exact") == "exact" and not c.get("quant_substitute"),
             "engine": c["engine"],
+            # the case's GPU joined the catalog after the case was collected (and after the coefficients were set)
+            "gpu_added": bool(v.get("catalog_gpu_added")),
         }
         try:
             if m.get("decode_tps_per_seq") is not None:
@@ -162,6 +164,7 @@ def main() -> None:
             p = f"{r['pre'] * 100:+6.1f}% ({r['pre_meas']:8.1f})" if "pre" in r else ""
             print(f"{r['id'][:60]:60s} {r['gpu'][:14]:14s} {r['n']} {r['b']:3d} {d}  {p} {r.get('error', '')[:60]}")
     report(rows, "all")
+    report([r for r in rows if r.get("calibrated", True)], "calibrated (with a range; the rest say why not)")
     if args.holdout:
         report([r for r in rows if not r["held"]], "fitting half (GPUs not held out)")
         report([r for r in rows if r["held"]], "held out (GPUs hashed into the last fifth)")
