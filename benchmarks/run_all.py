@@ -250,8 +250,9 @@ def how_fast(res: dict[str, dict[str, Any]], old: str) -> str:
     if "which" in res:
         models = [v for v in res["which"].values() if isinstance(v, dict) and "cold" in v]
         worst = max(v["cold"]["median_ms"] for v in models)
-        rows["`which` over 58 GPUs × 1–8 (464 configurations)"] = (
-            f"| `which` over 58 GPUs × 1–8 (464 configurations) | {worst:.1f} ms cold at worst | < 50 ms: "
+        n = int(res["which"].get("gpus") or 0)
+        rows[WHICH_ROW] = (
+            f"| `which` over {n} GPUs × 1–8 ({n * 8} configurations) | {worst:.1f} ms cold at worst | < 50 ms: "
             f"{'met' if worst < 50 else 'missed'} |"
         )
     if "fit" in res:
@@ -267,11 +268,14 @@ def how_fast(res: dict[str, dict[str, Any]], old: str) -> str:
         "`vram estimate llama-3.1-8b --json`, fresh process",
         "`vram serve`, one worker on SQLite, 64 clients",
         "`vram serve`, PostgreSQL + Redis, 2 workers vs 1",
-        "`which` over 58 GPUs × 1–8 (464 configurations)",
+        WHICH_ROW,
         "`fit` with all solvers (max context, max batch, fewest GPUs, best quant)",
     ]
     body = [rows[k] for k in order if k in rows]
     return "| what | result | goal |\n|---|---|---|\n" + "\n".join(body)
+
+
+WHICH_ROW = "`which` over every catalog GPU × 1–8"
 
 
 def replace_block(text: str, name: str, body: str, title: str | None = None) -> str:

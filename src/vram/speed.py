@@ -48,6 +48,7 @@ a call's ubatches through the GPUs (`layer_split_prefill_s`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from .catalog import GpuEntry
@@ -427,6 +428,24 @@ class Speed:
 SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.85, 1.1), "prefill": (0.78, 1.09)}
 
 
+# Per-model memo of the pure per-layer sums below (`which` asks for the same model on every catalog GPU and count):
+# keyed by the spec's identity, holding the spec so that the id is not reused while the entry lives.
+_MEMO: dict[int, tuple[ModelSpec, dict[tuple[Any, ...], float]]] = {}
+_MEMO_MODELS = 64
+
+
+def _memo(spec: ModelSpec, key: tuple[Any, ...], compute: Callable[[], float]) -> float:
+    got = _MEMO.get(id(spec))
+    if got is None or got[0] is not spec:
+        if len(_MEMO) >= _MEMO_MODELS:
+            _MEMO.clear()
+        got = _MEMO[id(spec)] = (spec, {})
+    values = got[1]
+    if key not in values:
+        values[key] = compute()
+    return values[key]
+
+
 def expert_coverage(num_experts: int, experts_per_token: int, tokens: int) -> float:
     """Expected share of a layer's experts that `tokens` routed tokens touch (uniform router): 1 − (1 − k/E)^tokens."""
     if num_experts <= 0:
@@ -441,6 +460,12 @@ def weight_read_fraction(spec: ModelSpec, batch: int, quant: QuantScheme | None 
     Weighted by bytes under `quant` (None: by parameters): gpt-oss stores its routed experts in 4.25-bit MXFP4 and
     the rest (attention, head) in BF16, so the experts are 91 % of its parameters but only ~70 % of the bytes a step
     streams, and routing to 4 of 32 experts skips less of the bytes than of the parameters."""
+    if not _moe_layers(spec):
+        return 1.0
+    return _memo(spec, ("read", batch, quant), lambda: _weight_read_fraction(spec, batch, quant))
+
+
+def _weight_read_fraction(spec: ModelSpec, batch: int, quant: QuantScheme | None) -> float:
     q = quant
     expert_bits = 1.0 if q is None else (q.linear_bits if q.expert_bits is None else q.expert_bits)
     other_bits = 1.0 if q is None else q.linear_bits
@@ -507,6 +532,10 @@ def expert_streamed_bytes(spec: ModelSpec, batch: int, q: QuantScheme) -> float:
 
 def attention_flops_per_token(spec: ModelSpec, context: int) -> float:
     """Causal attention FLOPs per prompt token: QKᵀ and AV against on average context/2 earlier tokens."""
+    return _memo(spec, ("attn", context), lambda: _attention_flops_per_token(spec, context))
+
+
+def _attention_flops_per_token(spec: ModelSpec, context: int) -> float:
     flops = 0.0
     for layer in spec.layers:
         a = layer.attention
@@ -721,7 +750,9 @@ def matmul_flops_per_token(spec: ModelSpec) -> float:
 
 
 def _moe_layers(spec: ModelSpec) -> int:
-    return sum(1 for la in spec.layers if la.mlp is not None and la.mlp.kind == "moe")
+    return int(
+        _memo(spec, ("moe",), lambda: sum(1 for la in spec.layers if la.mlp is not None and la.mlp.kind == "moe"))
+    )
 
 
 def estimate_speed(
