@@ -177,6 +177,12 @@ async def test_fit_takes_a_list_of_mixed_gpus_as_the_cli_does(app: Any) -> None:
         assert r.status_code == 422 and r.json()["field"] == "gpu"
         r = await c.post("/api/v1/fit", json={"model": "llama-3.1-8b", "gpu": "rtx-4090+rtx-3090"})
         assert 400 <= r.status_code < 500 and "field" in r.json(), r.text
+        # a name that starts with digits and an x is the GPU's name, as on the command line: 7900xtx, 2x7900xtx
+        body = {"model": "llama-3.1-8b", "engine": "llama.cpp", "quant": "q4_k_m", "context": 8192}
+        for gpu, count in (("7900xtx", 1), ("2x7900xtx", 2), ("7900xtx+7900xt", 2)):
+            r = await c.post("/api/v1/fit", json={**body, "gpu": gpu})
+            assert r.status_code == 200, r.text
+            assert r.json()["gpu_count"] == count and r.json()["verdict"] == "fits"
 
 
 async def test_fit_which_compare_plan_cost_what_is_published(app: Any) -> None:
