@@ -36,8 +36,8 @@ STYLE = {
     "llama-cpp-rocm-more.jsonl": ("llama.cpp 2025, 8 x MI300X", "p", "#9edae5"),
     "transformers-generate.jsonl": ("transformers generate()", "H", "#393b79"),
     "vllm-concurrency.jsonl": ("vLLM, DeepSeek-R1 / Nemotron, 4-1024 seqs", "v", "#e7969c"),
-    "llama-cpp-prs.jsonl": ("llama-bench in llama.cpp PRs, after the fit", "1", "#637939"),
-    "geerling.jsonl": ("Geerling's llama-bench runs, after the fit", "2", "#843c39"),
+    "llama-cpp-prs.jsonl": ("llama-bench in llama.cpp PRs, after the fit", "o", "#637939"),
+    "geerling.jsonl": ("Geerling's llama-bench runs, after the fit", "s", "#843c39"),
 }
 OTHER = ("other collected measurements", ".", "#999999")
 
@@ -45,18 +45,22 @@ OTHER = ("other collected measurements", ".", "#999999")
 def main() -> None:
     paths = [str(fit_check.SHARED), *sorted(str(p) for p in fit_check.HERE.glob("*.jsonl"))]
     rows = [r for r in fit_check.score(fit_check.load(paths)) if r["exact"]]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5.2))
-    for ax, key, title in ((axes[0], "dec", "decode tokens/s per sequence"), (axes[1], "pre", "prefill tokens/s")):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 7.4))
+    groups = [(lambda r, f=f: r["file"] == f, style) for f, style in STYLE.items()]
+    groups.append((lambda r: r["file"] not in STYLE, OTHER))
+    counts: dict[str, list[int]] = {style[0]: [0, 0] for _, style in groups}
+    for i, (ax, key, title) in enumerate(
+        ((axes[0], "dec", "decode tokens/s per sequence"), (axes[1], "pre", "prefill tokens/s"))
+    ):
         pts = [r for r in rows if r.get(key) is not None]
         lo = min(min(r[f"{key}_meas"], r[f"{key}_pred"]) for r in pts) * 0.7
         hi = max(max(r[f"{key}_meas"], r[f"{key}_pred"]) for r in pts) * 1.4
         ax.plot([lo, hi], [lo, hi], color="black", lw=1)
         for f, c in ((1.1, "#bbbbbb"), (1.25, "#dddddd")):
             ax.fill_between([lo, hi], [lo / f, hi / f], [lo * f, hi * f], color=c, alpha=0.35, lw=0)
-        groups = [(lambda r, f=f: r["file"] == f, style) for f, style in STYLE.items()]
-        groups.append((lambda r: r["file"] not in STYLE, OTHER))
         for belongs, (label, marker, color) in groups:
             sel = [r for r in pts if belongs(r)]
+            counts[label][i] = len(sel)
             if sel:
                 ax.scatter(
                     [r[f"{key}_meas"] for r in sel],
@@ -64,7 +68,6 @@ def main() -> None:
                     s=22,
                     marker=marker,
                     color=color,
-                    label=f"{label} ({len(sel)})",
                     alpha=0.85,
                     edgecolors="none",
                 )
@@ -77,9 +80,15 @@ def main() -> None:
         ax.set_xlabel("measured")
         ax.set_ylabel("vram")
         ax.grid(True, which="both", alpha=0.2)
-        ax.legend(fontsize=7, loc="lower right", framealpha=0.9)
+    # one legend for both panels, under them (decode / prefill cases per group), so that it hides no point
+    handles = [
+        plt.Line2D([], [], ls="", marker=m, color=c, label=f"{label} ({counts[label][0]} / {counts[label][1]})")
+        for _, (label, m, c) in groups
+        if any(counts[label])
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=7, frameon=False, title="cases: decode / prefill")
     fig.suptitle("vram speed vs public measurements (bands: ±10 %, ±25 %)", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.2, 1, 1))
     out = ROOT / "docs" / "speed-accuracy.png"
     fig.savefig(out, dpi=110)
     print(out)

@@ -97,7 +97,8 @@ def main() -> None:
             lambda r: r["file"] == "llama-cpp-prs.jsonl",
         ),
         (
-            "Jeff Geerling's llama-bench runs (M3 Ultra Metal, Radeon 8060S ROCm, Vulkan cards), collected after the fit",
+            "Jeff Geerling's llama-bench runs (M3 Ultra Metal, Radeon 8060S ROCm, Vulkan cards), collected after the "
+            "fit",
             lambda r: r["file"] == "geerling.jsonl",
         ),
         (
