@@ -645,6 +645,7 @@ def test_a_llama_cpp_build_asked_for_is_the_one_whose_speed_is_given() -> None:
         assert vk.decode_tokens_per_s_per_seq != cuda.decode_tokens_per_s_per_seq
     assert speed.backend(find_gpu("rtx-4090"), "ollama", "vulkan") == "llama.cpp/vulkan"
     assert speed.backend(find_gpu("rtx-4090"), "vllm", "vulkan") == "vllm/cuda"  # a llama.cpp build only
+    assert speed.backend(find_gpu("arc-b580"), "llama.cpp") == "llama.cpp/vulkan"  # the build `devices` picks
 
 
 def test_llama_cpp_quantized_decode_on_hbm_streams_long_rows_nearer_the_peak() -> None:

@@ -654,8 +654,8 @@ def backend(gpu: GpuEntry, engine: str, llama_backend: str | None = None) -> str
     build asked for (`--backend vulkan`) replaces the vendor's own."""
     be = {"nvidia": "cuda", "amd": "rocm", "apple": "metal"}.get(gpu.vendor, gpu.vendor)
     eng = "vllm" if engine == "vllm" else "llama.cpp" if engine in ("llama.cpp", "llamacpp", "ollama") else engine
-    if eng == "llama.cpp" and llama_backend:
-        be = llama_backend
+    if eng == "llama.cpp" and (llama_backend or gpu.vendor == "intel"):
+        be = llama_backend or "vulkan"  # llama.cpp's build for Intel GPUs, as `devices` picks it
     return f"{eng}/{be}"
 
 
