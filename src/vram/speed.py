@@ -636,6 +636,25 @@ def row_length_share(spec: ModelSpec, half_row: int) -> float:
     return num / den if den else 1.0
 
 
+def allreduce_link(gpu: GpuEntry) -> tuple[float, float]:
+    """(latency in s of one small all-reduce, GB/s its payload sees) between this GPU's tensor-parallel ranks."""
+    lat = ALLREDUCE_LATENCY_S.get(gpu.interconnect, DEFAULT_ALLREDUCE_LATENCY_S)
+    link = (
+        float(gpu.interconnect_gb_per_s or 0) * ALLREDUCE_BUS_GB_PER_S[gpu.interconnect]
+        if gpu.interconnect in ALLREDUCE_BUS_GB_PER_S and gpu.interconnect_gb_per_s
+        else PCIE_ALLREDUCE_GB_PER_S
+    )
+    return lat, link
+
+
+def tp_prefill_comm_s_per_token(spec: ModelSpec, gpu: GpuEntry, ranks: int, chunk: int) -> float:
+    """Seconds per prompt token of tensor parallel's two all-reduces per layer: each carries the chunk's hidden
+    states (2 (n−1)/n × hidden × 2 bytes per token), plus the call's latency spread over the chunk's tokens."""
+    lat, link = allreduce_link(gpu)
+    per_token = 2 * (ranks - 1) / ranks * spec.hidden_size * 2 / (link * 1e9) + lat / max(1, chunk)
+    return 2 * spec.num_layers * per_token
+
+
 def host_link_gb_per_s(gpu: GpuEntry) -> float | None:
     """One-way host (PCIe) bandwidth. The catalog states PCIe links bidirectionally; SXM/OAM parts get the PCIe
     generation of their platform (Gen5 x16 for Hopper/Blackwell/CDNA3, Gen4 x16 before). None for unified memory."""
@@ -885,12 +904,7 @@ def estimate_speed(
             f"layer split over {ranks} GPUs: a token passes the stages in turn, {STAGE_HOP_S * 1e3:g} ms per hand-over"
         )
     elif ranks > 1:
-        lat = ALLREDUCE_LATENCY_S.get(gpu.interconnect, DEFAULT_ALLREDUCE_LATENCY_S)
-        link = (
-            float(gpu.interconnect_gb_per_s or 0) * ALLREDUCE_BUS_GB_PER_S[gpu.interconnect]
-            if gpu.interconnect in ALLREDUCE_BUS_GB_PER_S and gpu.interconnect_gb_per_s
-            else PCIE_ALLREDUCE_GB_PER_S
-        )
+        lat, link = allreduce_link(gpu)
         payload = 2 * (ranks - 1) / ranks * batch * spec.hidden_size * 2
         comm_s = 2 * n_layers * (lat + payload / (link * 1e9))
         assumptions.append(
@@ -1108,8 +1122,12 @@ def prefill_tokens_per_s(
         return None
     if split == "pp" and ranks > 1:
         return context / layer_split_prefill_s(spec, gpu, engine, per_token, context, ranks, ubatch, n_batch)
-    # tensor parallel: every rank does 1/n of the work
-    return (ranks if split != "dp" else 1) / per_token
+    if split == "dp" or ranks <= 1:
+        return 1 / per_token
+    # tensor parallel: every rank does 1/n of the work, then the ranks all-reduce each layer's output (vLLM's
+    # chunks of up to 8,192 prompt tokens, llama.cpp's ubatches)
+    chunk = min(context, 8192 if engine == "vllm" else ubatch)
+    return 1 / (per_token / ranks + tp_prefill_comm_s_per_token(spec, gpu, ranks, chunk))
 
 
 def layer_split_prefill_s(
