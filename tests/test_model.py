@@ -186,3 +186,38 @@ def test_moe_catalog_active_params_match_published() -> None:
         spec = model_from_config(find_model(model).config)
         got = spec.active_params - (spec.embed_params if without_input_embedding else 0)
         assert got == pytest.approx(active, rel=0.06), model
+
+
+# --- quantization stated beside config.json -----------------------------------------------------------------------
+
+
+def test_a_modelopt_export_states_its_quantization_in_hf_quant_config(tmp_path: Path) -> None:
+    """NVIDIA's ModelOpt exports (NVFP4 / FP8 releases) ship config.json without a quantization_config and say
+    {"quantization": {"quant_algo": "NVFP4", ...}} in hf_quant_config.json beside it, which vLLM reads: so does
+    vram, for a folder and for the catalog's copies of such releases; a config's own quantization_config wins."""
+    from vram.resolver import resolve_model
+
+    cfg = fixture("llama_gqa")["config"]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    bf16 = resolve_model(str(tmp_path)).spec
+    assert bf16.stored_scheme is None
+    quant = {"producer": {"name": "modelopt"}, "quantization": {"quant_algo": "NVFP4", "group_size": 16}}
+    (tmp_path / "hf_quant_config.json").write_text(json.dumps(quant))
+    loaded = load_config_file(tmp_path)
+    assert loaded["quantization_config"] == {"quant_method": "modelopt", "quant_algo": "NVFP4", "group_size": 16}
+    nvfp4 = model_from_config(loaded).stored_scheme
+    assert nvfp4 is not None and nvfp4.name == "nvfp4" and nvfp4.linear_bits == 4.5
+    own = {**cfg, "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]}}
+    (tmp_path / "config.json").write_text(json.dumps(own))
+    kept = model_from_config(load_config_file(tmp_path)).stored_scheme
+    assert kept is not None and kept.name == "fp8-block128"
+    (tmp_path / "hf_quant_config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=r"hf_quant_config\.json: cannot read"):
+        load_config_file(tmp_path)
+    # the catalog's NVIDIA NVFP4 releases whose config.json has no quantization_config: sized as stored
+    for model_id, algo in (("nemotron-3-super-120b-a12b-nvfp4", "NVFP4"), ("qwen3-235b-a22b-nvfp4", "NVFP4")):
+        entry = find_model(model_id)
+        assert entry.data["hf_quant_config"]["quantization"]["quant_algo"] == algo
+        assert "quantization_config" not in entry.data["config"]  # the verbatim copy stays verbatim
+        spec = model_from_config(entry.config)
+        assert spec.stored_scheme is not None and spec.stored_scheme.name == "nvfp4"

@@ -418,6 +418,19 @@ for stem, mid, name, fam, lic, repo, aliases, pub in E:
         "config": cfg,
     }
     entry["params_note"] = entry["params_note"].strip() or "Count of the model transformers builds from this config."
+    # a ModelOpt export states its quantization in hf_quant_config.json, not in config.json: kept verbatim beside it
+    # (vram.dtypes.with_hf_quant_config); MIXED_PRECISION (per-layer formats) is not modelled and left out
+    hq_file = Path(CONFIGS, f"{stem}_hf_quant_config.json")
+    if not borrowed and "quantization_config" not in cfg and hq_file.is_file():
+        hq = json.loads(hq_file.read_text())
+        if hq.get("quantization", {}).get("quant_algo") in ("NVFP4", "FP8"):
+            config = entry.pop("config")
+            entry["hf_quant_config_source"] = (
+                SRC.format(c=COMMIT, f=hq_file.name) + f" (a verbatim copy of the hf_quant_config.json of {repo}: "
+                "the ModelOpt export states its quantization there, not in config.json)"
+            )
+            entry["config"] = config
+            entry["hf_quant_config"] = hq
     (OUT / f"{mid}.json").write_text(json.dumps(entry, indent=2) + "\n")
     made.append(mid)
     print("ok", mid, f"{n:,}", spec.model_type, spec.stored_scheme.name if spec.stored_scheme else "-")

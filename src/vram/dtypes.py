@@ -485,5 +485,19 @@ def stored_scheme(qc: Any, *, is_moe: bool = False) -> QuantScheme | None:
     return None
 
 
+def with_hf_quant_config(config: dict[str, Any], hf_quant_config: Any) -> dict[str, Any]:
+    """`config` with the quantization that a ModelOpt export states in its separate hf_quant_config.json
+    (``{"quantization": {"quant_algo": "NVFP4", ...}}``) as the ``quantization_config`` it lacks — the file vLLM
+    and TensorRT-LLM read for such checkpoints (NVIDIA's NVFP4 / FP8 releases of 2025 ship their config.json without
+    one). A config that states its own quantization keeps it."""
+    quant = hf_quant_config.get("quantization") if isinstance(hf_quant_config, dict) else None
+    if not isinstance(quant, dict) or not quant.get("quant_algo"):
+        return config
+    text = config.get("text_config")
+    if "quantization_config" in config or (isinstance(text, dict) and "quantization_config" in text):
+        return config
+    return {**config, "quantization_config": {"quant_method": "modelopt", **quant}}
+
+
 def known_quants() -> list[str]:
     return sorted({s.name for s in _schemes().values()})

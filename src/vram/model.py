@@ -17,7 +17,7 @@ from functools import cache, cached_property
 from .architectures import FAMILIES as _NEW_FAMILIES
 from .architectures import UNCOUNTED_TOWERS as UNSUPPORTED_TOWERS
 from .architectures import model_level_params, uncounted_towers, vision_params
-from .dtypes import QuantScheme, stored_scheme
+from .dtypes import QuantScheme, stored_scheme, with_hf_quant_config
 from .errors import ConfigError, UnsupportedArchitecture
 from .layers import (
     Attention,
@@ -831,7 +831,14 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: JSON nested too deeply", field="model") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: config.json must hold a JSON object", field="model")
-    return data
+    config: dict[str, Any] = data
+    quant = p.parent / "hf_quant_config.json"  # a ModelOpt export states its quantization there
+    if quant.is_file() and quant.stat().st_size <= 8 * 1024 * 1024:
+        try:
+            config = with_hf_quant_config(config, json.loads(quant.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise ConfigError(f"{quant}: cannot read ({exc.__class__.__name__})", field="model") from exc
+    return config
 
 
 __all__ = ["Attention", "Layer", "Mlp", "ModelSpec", "StateMixer", "load_config_file", "model_from_config"]

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from functools import cache
 
+from ..dtypes import with_hf_quant_config
 from ..errors import UnknownGpu, UnknownModel
 from ..records import field, record
 
@@ -179,7 +180,8 @@ def load_model_entry(file_name: str) -> ModelEntry:
         aliases=tuple(d.get("aliases", [])),
         context_length=d.get("context_length"),
         params=d.get("params"),
-        config=d["config"],
+        # a ModelOpt export's quantization lives in its hf_quant_config.json, kept beside the config in the entry
+        config=with_hf_quant_config(d["config"], d.get("hf_quant_config")),
         published_params_text=d.get("published_params_text"),
         kind=d.get("kind", "llm"),
         data=d,

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..dtypes import with_hf_quant_config
 from ..errors import NeedsExtra, OfflineError, SourceError
 from .safetensors import MAX_INDEX_BYTES, TensorInfo, header_length, parse_header, parse_index, summarize
 
@@ -302,6 +303,12 @@ def resolve_hub(repo: str, fetcher: HubFetcher | None = None) -> ResolvedModel:
     tensors: list[TensorInfo] = []
     for name in shards:
         tensors.extend(remote_header_tensors(f, repo, name))
+    if "hf_quant_config.json" in files and "quantization_config" not in config:  # a ModelOpt export's quantization
+        try:
+            hq = json.loads(f.get_file(repo, "hf_quant_config.json", MAX_CONFIG_BYTES).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SourceError(f"{repo}/hf_quant_config.json: not valid JSON", field="model") from exc
+        config = with_hf_quant_config(config, hq)
     qc = config.get("quantization_config")
     info = summarize(
         tensors, source=f"hub:{repo}", files=tuple(shards), quant_config=qc if isinstance(qc, dict) else None
