@@ -648,6 +648,34 @@ def test_a_llama_cpp_build_asked_for_is_the_one_whose_speed_is_given() -> None:
     assert speed.backend(find_gpu("arc-b580"), "llama.cpp") == "llama.cpp/vulkan"  # the build `devices` picks
 
 
+def test_a_prefill_chunk_reads_every_weight_its_tokens_route_to() -> None:
+    """A forward pass over a prompt chunk streams the weights its tokens touch at least once: Qwen3-30B-A3B (3 B
+    active of 30 B, every expert touched by 1,024 tokens) on an A100 is bound by reading 61 GB, not by its FLOPs;
+    a dense 8B over 4,096 tokens stays bound by its FLOPs."""
+    q = quant_scheme(None)
+    a100 = find_gpu("a100-80gb-sxm")
+    moe = resolve_model("qwen3-30b-a3b").spec
+    weights = 61 * 10**9
+    got = speed.prefill_tokens_per_s(moe, a100, "vllm", q, context=1024, ranks=1, split="single", weights_bytes=weights)
+    eta = speed.decode_efficiency(a100, "vllm", q, moe)
+    read_s = speed.streamed_weight_bytes(moe, weights, q) / (a100.bandwidth_gb_per_s * 1e9 * eta)
+    assert speed.weight_read_fraction(moe, 1024, q) > 0.99
+    assert got == pytest.approx(1024 / read_s, rel=0.01)
+    dense = resolve_model("llama-3.1-8b").spec
+    h100 = find_gpu("h100-sxm")
+    kw: dict[str, Any] = dict(context=4096, ranks=1, split="single")
+    with_read = speed.prefill_tokens_per_s(dense, h100, "vllm", q, weights_bytes=16 * 10**9, **kw)
+    flops_only = speed.prefill_tokens_per_s(dense, h100, "vllm", q, weights_bytes=0, **kw)
+    assert with_read == flops_only
+    assert speed.DEFAULT_PREFILL_CHUNK == 8192  # vLLM's default on 70 GiB+ GPUs, where the caller does not say
+    from vram.fitting.evaluator import vllm_prefill_chunk
+    from vram.request import Workload
+
+    vllm = Workload.from_flat(engine="vllm")
+    assert vllm_prefill_chunk(vllm, h100) == 8192 and vllm_prefill_chunk(vllm, find_gpu("rtx-4090")) == 2048
+    assert vllm_prefill_chunk(Workload.from_flat(engine="vllm", max_num_batched_tokens=1024), h100) == 1024
+
+
 def test_tensor_parallel_prefill_pays_its_all_reduces() -> None:
     """Each layer's two all-reduces carry every prompt token's hidden state: over NVLink a few percent of the
     prefill, over PCIe (no NVLink, 20 GB/s) they set it — Qwen3-235B-A22B FP8 TP 4 on RTX PRO 6000 cards prefilled
@@ -661,7 +689,7 @@ def test_tensor_parallel_prefill_pays_its_all_reduces() -> None:
         one = speed.prefill_tokens_per_s(spec, g, "vllm", q, **{**kw, "ranks": 1, "split": "single"})
         two = speed.prefill_tokens_per_s(spec, g, "vllm", q, **{**kw, "ranks": 2})
         assert one is not None and two is not None
-        comm = speed.tp_prefill_comm_s_per_token(spec, g, 2, 4096)
+        comm = speed.tp_prefill_comm_s_per_token(spec, g, 2, min(4096, speed.DEFAULT_PREFILL_CHUNK))
         assert two == pytest.approx(1 / (1 / (2 * one) + comm))
         assert (two / (2 * one) > 0.85) == (gpu == "h100-sxm")  # NVLink keeps ~0.9 of the 2x, PCIe ~0.75
     big = resolve_model("qwen3-235b-a22b-fp8").spec

@@ -38,6 +38,8 @@ STYLE = {
     "vllm-concurrency.jsonl": ("vLLM, DeepSeek-R1 / Nemotron, 4-1024 seqs", "v", "#e7969c"),
     "llama-cpp-prs.jsonl": ("llama-bench in llama.cpp PRs, after the fit", "o", "#637939"),
     "geerling.jsonl": ("Geerling's llama-bench runs, after the fit", "s", "#843c39"),
+    "vllm-prefill.jsonl": ("vLLM prompt / TTFT, after the fit", "^", "#e6550d"),
+    "vllm-concurrency-dense.jsonl": ("vLLM dense models, 1-512 seqs, after the fit", "v", "#3182bd"),
 }
 OTHER = ("other collected measurements", ".", "#999999")
 

@@ -102,6 +102,16 @@ def main() -> None:
             lambda r: r["file"] == "geerling.jsonl",
         ),
         (
+            "vLLM time to first token at one request (prompt / TTFT), collected after the fit (RTX 5090; Qwen3-235B "
+            "FP8 TP 4 on RTX PRO 6000 over PCIe)",
+            lambda r: r["file"] == "vllm-prefill.jsonl",
+        ),
+        (
+            "vLLM serving of dense models at 1-512 sequences, collected after the fit (the exact one: Llama 3.3 70B "
+            "FP8 on an MI355X at 64)",
+            lambda r: r["file"] == "vllm-concurrency-dense.jsonl",
+        ),
+        (
             "cases on GPUs added to the catalog after the fit (M2 Max, M3 Pro, Radeon 8060S; more, not exact: RTX 2080 "
             "Ti, Tesla P40, RTX A4000 / A5000, M1 Ultra, DGX Spark, RX 7900 XT / 9070 XT, R9700)",
             lambda r: r["gpu_added"],

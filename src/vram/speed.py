@@ -295,6 +295,9 @@ PCIE_ALLREDUCE_GB_PER_S = 20.0
 # decodes through the prefills of the requests after it). Set between the two from vLLM benchmark_serving runs at
 # 10-200 concurrent requests on A100 (dennislee22/vLLM-benchmarking).
 INTERLEAVED_PREFILL_SHARE = 0.4
+# Prompt tokens per forward pass where the caller does not say (vLLM's default max_num_batched_tokens of the OpenAI
+# server on GPUs of 70 GiB and more; `engines.vllm.default_max_num_batched_tokens` gives it per GPU).
+DEFAULT_PREFILL_CHUNK = 8192
 # Share of the host link's one-way bandwidth that streaming offloaded weights reaches.
 HOST_LINK_EFFICIENCY = 0.8
 
@@ -794,6 +797,7 @@ def estimate_speed(
     n_ubatch: int = 512,
     n_batch: int = 2048,
     llama_backend: str | None = None,
+    prefill_chunk: int | None = None,
 ) -> Speed:
     """Speed of `spec` on `count` × `gpu` with `engine`.
 
@@ -937,6 +941,7 @@ def estimate_speed(
             n_ubatch=n_ubatch,
             n_batch=n_batch,
             llama_backend=llama_backend,
+            prefill_chunk=prefill_chunk,
         )
         assumptions.append(
             f"prefill rate: {matmul_flops_per_token(spec) / 1e9:,.1f} GFLOPs of matmuls per token / "
@@ -1084,8 +1089,10 @@ def prefill_tokens_per_s(
     n_ubatch: int = 512,
     n_batch: int = 2048,
     llama_backend: str | None = None,
+    prefill_chunk: int | None = None,
 ) -> float | None:
-    """Prompt tokens per second for a prompt of `context` tokens (one sequence)."""
+    """Prompt tokens per second for a prompt of `context` tokens (one sequence), in forward passes of
+    `prefill_chunk` tokens (vLLM's max_num_batched_tokens; None: llama.cpp's ubatch, else `DEFAULT_PREFILL_CHUNK`)."""
     be = backend(gpu, engine, llama_backend)
     tflops, _ = tensor_tflops(gpu, engine, q, llama_backend)
     if not tflops:
@@ -1120,13 +1127,19 @@ def prefill_tokens_per_s(
         per_token += dequant_bytes / ubatch / _small_kernel_bandwidth(gpu, be)
     if math.isclose(per_token, 0.0):
         return None
+    # one forward pass over a chunk (vLLM's max_num_batched_tokens, llama.cpp's ubatch) streams every weight its
+    # tokens route to at least once: a short prompt of a large (MoE) model is bound by that read, not its FLOPs
+    chunk = max(1, min(context, prefill_chunk or (ubatch if engine == "llama.cpp" else DEFAULT_PREFILL_CHUNK)))
+    if weights_bytes:
+        read = streamed_weight_bytes(spec, weights_bytes, q) * weight_read_fraction(spec, chunk, q)
+        per_token = max(
+            per_token, read / (gpu.bandwidth_gb_per_s * 1e9 * decode_efficiency(gpu, engine, q, spec)) / chunk
+        )
     if split == "pp" and ranks > 1:
         return context / layer_split_prefill_s(spec, gpu, engine, per_token, context, ranks, ubatch, n_batch)
     if split == "dp" or ranks <= 1:
         return 1 / per_token
-    # tensor parallel: every rank does 1/n of the work, then the ranks all-reduce each layer's output (vLLM's
-    # chunks of up to 8,192 prompt tokens, llama.cpp's ubatches)
-    chunk = min(context, 8192 if engine == "vllm" else ubatch)
+    # tensor parallel: every rank does 1/n of the work, then the ranks all-reduce each layer's output, per chunk
     return 1 / (per_token / ranks + tp_prefill_comm_s_per_token(spec, gpu, ranks, chunk))
 
 

@@ -776,7 +776,7 @@ def rank_model(rm: ResolvedModel, tp: int) -> ResolvedModel:
     """What one of `tp` tensor-parallel ranks holds."""
     if tp <= 1:
         return rm
-    from ..fitting import tp_rank_spec
+    from ..sharding import tp_rank_spec
 
     return ResolvedModel(tp_rank_spec(rm.spec, tp), rm.entry, rm.source, None, rm.buffers_bytes)
 

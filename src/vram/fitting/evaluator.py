@@ -7,7 +7,8 @@ from threading import Lock
 
 from ..catalog import GpuEntry
 from ..components.weights import common_weights, weight_scheme
-from ..devices import GpuChoice, backend_for, canonical_arch, device_of
+from ..devices import GpuChoice, backend_for, canonical_arch, device_of, torch_visible_bytes
+from ..engines.vllm import default_max_num_batched_tokens, parse_version
 from ..errors import BadInput
 from ..inference import estimate
 from ..model import ModelSpec
@@ -155,6 +156,7 @@ class Evaluator:
             n_ubatch=wl.options.n_ubatch if isinstance(wl.options, LlamaCppOptions) else 512,
             n_batch=wl.options.n_batch if isinstance(wl.options, LlamaCppOptions) else 2048,
             llama_backend=wl.options.backend if isinstance(wl.options, (LlamaCppOptions, OllamaOptions)) else None,
+            prefill_chunk=vllm_prefill_chunk(wl, choice.gpu) if wl.engine == "vllm" else None,
         )
 
     @property
@@ -272,3 +274,12 @@ class Evaluator:
         sp = split or self.default_split(choice.count, wl.engine)
         worst, usable, _, _ = self.per_gpu(choice, wl, sp)
         return worst <= usable
+
+
+def vllm_prefill_chunk(wl: Workload, gpu: GpuEntry) -> int:
+    """Prompt tokens per vLLM forward pass: --max-num-batched-tokens, else vLLM's default for this GPU's memory and
+    version (chunked prefill)."""
+    o = wl.vllm
+    if o.max_num_batched_tokens:
+        return int(o.max_num_batched_tokens)
+    return default_max_num_batched_tokens(torch_visible_bytes(gpu), gpu.name, parse_version(o.engine_version))
