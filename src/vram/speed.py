@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from .catalog import GpuEntry
 from .dtypes import QuantScheme, quant_scheme
@@ -433,11 +433,12 @@ SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.85, 1.1), "prefill"
 
 # Per-model memo of the pure per-layer sums below (`which` asks for the same model on every catalog GPU and count):
 # keyed by the spec's identity, holding the spec so that the id is not reused while the entry lives.
-_MEMO: dict[int, tuple[ModelSpec, dict[tuple[Any, ...], float]]] = {}
+_MEMO: dict[int, tuple[ModelSpec, dict[tuple[Any, ...], Any]]] = {}
 _MEMO_MODELS = 64
+_T = TypeVar("_T")
 
 
-def _memo(spec: ModelSpec, key: tuple[Any, ...], compute: Callable[[], float]) -> float:
+def _memo(spec: ModelSpec, key: tuple[Any, ...], compute: Callable[[], _T]) -> _T:
     got = _MEMO.get(id(spec))
     if got is None or got[0] is not spec:
         if len(_MEMO) >= _MEMO_MODELS:
@@ -446,7 +447,7 @@ def _memo(spec: ModelSpec, key: tuple[Any, ...], compute: Callable[[], float]) -
     values = got[1]
     if key not in values:
         values[key] = compute()
-    return values[key]
+    return cast(_T, values[key])
 
 
 def expert_coverage(num_experts: int, experts_per_token: int, tokens: int) -> float:
@@ -884,7 +885,9 @@ def estimate_speed(
             "llama.cpp on CDNA3: 2025 builds (MFMA matrix kernels); an October 2024 build decoded at 0.13 of the "
             "bandwidth and prefilled at ~1 % of the tensor rate"
         )
-    kinds = {la.attention.kind for la in spec.layers if la.attention is not None}
+    kinds = _memo(
+        spec, ("kinds",), lambda: frozenset(la.attention.kind for la in spec.layers if la.attention is not None)
+    )
     contradicted = kinds & set(UNCALIBRATED_ATTENTION.get(eng, ()))
     if contradicted and calibrated:
         calibrated = False
@@ -995,10 +998,14 @@ def estimate_speed(
     host_layer = HOST_LAYER_S.get(eng, 0.0)
     host_bound = False
     if host_layer:
-        hit = sum(
-            la.mlp.num_experts * expert_coverage(la.mlp.num_experts, la.mlp.experts_per_token, batch)
-            for la in spec.layers
-            if la.mlp is not None and la.mlp.kind == "moe" and la.mlp.num_experts
+        hit = _memo(
+            spec,
+            ("hit", batch),
+            lambda: sum(
+                la.mlp.num_experts * expert_coverage(la.mlp.num_experts, la.mlp.experts_per_token, batch)
+                for la in spec.layers
+                if la.mlp is not None and la.mlp.kind == "moe" and la.mlp.num_experts
+            ),
         )
         floor_s = n_layers * host_layer + hit * HOST_EXPERT_S.get(eng, 0.0) + step_fixed + batch * step_per_seq
         if step_s < floor_s:
