@@ -198,6 +198,10 @@ def test_vllm_on_a_gpu_older_than_volta_is_an_error(run_cli: Run) -> None:
     # no tensor cores and FP16 at 1/64 of FP32: no matrix rate to give a prefill figure from
     assert r.speed is not None and r.speed.prefill_tokens_per_s is None and r.speed.decode_tokens_per_s_per_seq > 0
     assert any(a.startswith("prefill: not estimated") for a in r.speed.assumptions)
+    # which lists it for llama.cpp, never for vLLM
+    llama = {o.gpu for o in which("llama-3.1-8b", Workload.from_flat(engine="llama.cpp", quant="q4_k_m"), counts=(1,))}
+    served = {o.gpu for o in which("llama-3.1-8b", Workload.from_flat(engine="vllm", context=4096), counts=(1,))}
+    assert "tesla-p40" in llama and "tesla-p40" not in served and "v100-32gb" in served  # Volta: the oldest it runs on
     res = run_cli("fit", "llama-3.1-8b", "--gpu", "2xp40", "--engine", "vllm")
     assert res.rc == 2 and res.err.count("\n") <= 1 and "Pascal" in res.err and "Traceback" not in res.err
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..catalog import GpuEntry
-from ..devices import GpuChoice
+from ..devices import GpuChoice, vllm_unsupported
 from ..errors import BadInput
 from ..model import ModelSpec
 from ..request import Workload
@@ -113,6 +113,8 @@ def which(
     for g in gpus if gpus is not None else all_gpus():
         if (g.vendor == "apple") != (wl.engine == "mlx") and wl.engine in ("mlx", "vllm"):
             continue  # MLX runs only on Apple Silicon, vLLM never does
+        if wl.engine == "vllm" and vllm_unsupported(g):
+            continue  # nor on GPUs older than Volta
         gwl = ev.gpu_workload(wl, g) if wl.engine != "ollama" else None
         for n in counts:
             opt = evaluate_option(ev, GpuChoice(g, n), wl, headroom_fraction, gwl=gwl)
