@@ -40,7 +40,10 @@ llama.cpp on CUDA also streams the activations through its separate f32 kernels 
 ubatch, both at its small kernels' share of the bandwidth — except on GPUs only 2025 builds run (Blackwell), which
 multiply the quantized blocks directly (MMQ). A routed expert's GEMM sees only the tokens routed to it (ubatch × k / E),
 a fraction of the kernel's tile (`EXPERT_GEMM_TILE_TOKENS`), and runs at that share. A llama.cpp layer split pipelines
-a call's ubatches through the GPUs (`layer_split_prefill_s`).
+a call's ubatches through the GPUs (`layer_split_prefill_s`). A forward pass over a chunk of the prompt (vLLM's
+max_num_batched_tokens, llama.cpp's ubatch) also reads every weight its tokens route to at least once and is never
+faster than that read; under tensor parallelism each layer's two all-reduces carry the chunk's hidden states
+(`tp_prefill_comm_s_per_token`).
 
 **Offloading** (layers kept in host memory) streams those layers' bytes over the host link each step.
 """
@@ -1140,7 +1143,8 @@ def prefill_tokens_per_s(
     if weights_bytes:
         read = streamed_weight_bytes(spec, weights_bytes, q) * weight_read_fraction(spec, chunk, q)
         per_token = max(
-            per_token, read / (gpu.bandwidth_gb_per_s * 1e9 * decode_efficiency(gpu, engine, q, spec)) / chunk
+            per_token,
+            read / (gpu.bandwidth_gb_per_s * 1e9 * decode_efficiency(gpu, engine, q, spec, llama_backend)) / chunk,
         )
     if split == "pp" and ranks > 1:
         return context / layer_split_prefill_s(spec, gpu, engine, per_token, context, ranks, ubatch, n_batch)
