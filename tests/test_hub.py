@@ -52,6 +52,19 @@ def test_remote_sharded_repo_same_as_local(tmp_path: Path) -> None:
     assert est.weights_bytes == local.bytes
 
 
+def test_a_modelopt_repo_states_its_quantization_beside_config_json(tmp_path: Path) -> None:
+    """A Hub repo of a ModelOpt export (config.json without quantization_config, hf_quant_config.json beside it)
+    is read with that quantization, as the folder is; a broken one is a clear error."""
+    folder = write_folder(tmp_path / "repo", llama_tensors())
+    (folder / "hf_quant_config.json").write_text(json.dumps({"quantization": {"quant_algo": "NVFP4"}}))
+    rm = resolve_hub("someone/tiny-llama-nvfp4", FolderFetcher(folder))
+    assert rm.spec.stored_scheme is not None and rm.spec.stored_scheme.name == "nvfp4"
+    assert resolve_model(str(folder)).spec.stored_scheme == rm.spec.stored_scheme
+    (folder / "hf_quant_config.json").write_text("[not json")
+    with pytest.raises(SourceError, match=r"hf_quant_config\.json: not valid JSON"):
+        resolve_hub("someone/tiny-llama-broken", FolderFetcher(folder))
+
+
 def test_large_header_needs_a_second_read(tmp_path: Path) -> None:
     # many small tensors make a header longer than the first read
     tensors = {f"model.extra.{i}.weight": np.zeros(1, np.float16) for i in range(2000)} | llama_tensors()

@@ -832,8 +832,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: config.json must hold a JSON object", field="model")
     config: dict[str, Any] = data
-    quant = p.parent / "hf_quant_config.json"  # a ModelOpt export states its quantization there
-    if quant.is_file() and quant.stat().st_size <= 8 * 1024 * 1024:
+    quant = p.parent / "hf_quant_config.json"  # a ModelOpt export's folder states its quantization there
+    if p.name == "config.json" and quant.is_file() and quant.stat().st_size <= 8 * 1024 * 1024:
         try:
             config = with_hf_quant_config(config, json.loads(quant.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:

@@ -306,7 +306,7 @@ def resolve_hub(repo: str, fetcher: HubFetcher | None = None) -> ResolvedModel:
     if "hf_quant_config.json" in files and "quantization_config" not in config:  # a ModelOpt export's quantization
         try:
             hq = json.loads(f.get_file(repo, "hf_quant_config.json", MAX_CONFIG_BYTES).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise SourceError(f"{repo}/hf_quant_config.json: not valid JSON", field="model") from exc
         config = with_hf_quant_config(config, hq)
     qc = config.get("quantization_config")
