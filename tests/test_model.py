@@ -221,3 +221,40 @@ def test_a_modelopt_export_states_its_quantization_in_hf_quant_config(tmp_path: 
         assert "quantization_config" not in entry.data["config"]  # the verbatim copy stays verbatim
         spec = model_from_config(entry.config)
         assert spec.stored_scheme is not None and spec.stored_scheme.name == "nvfp4"
+
+
+def test_a_modelopt_exclude_list_keeps_the_attention_it_names_in_16_bit() -> None:
+    """NVIDIA's DeepSeek NVFP4 exports keep every layer's q_a / q_b / kv_a / kv_b projections (and the V3.2 indexer)
+    unquantized, GLM-5's the output projection too; Qwen3-235B's only its routers. The weights count those
+    parameters at 16 bits, exactly."""
+    from vram.components.weights import weights_bytes
+    from vram.records import replace
+
+    schemes = {}
+    for model_id in ("deepseek-v3.1-nvfp4", "glm-5-nvfp4", "qwen3-235b-a22b-nvfp4"):
+        spec = model_from_config(find_model(model_id).config)
+        assert spec.stored_scheme is not None
+        schemes[model_id] = (spec, spec.stored_scheme)
+    ds_spec, ds = schemes["deepseek-v3.1-nvfp4"]
+    assert (ds.attention_bits, ds.attention_o_bits) == (16, None)
+    assert (schemes["glm-5-nvfp4"][1].attention_bits, schemes["glm-5-nvfp4"][1].attention_o_bits) == (16, 16)
+    assert (
+        schemes["qwen3-235b-a22b-nvfp4"][1].attention_bits,
+        schemes["qwen3-235b-a22b-nvfp4"][1].attention_o_bits,
+    ) == (
+        None,
+        None,
+    )
+    # DeepSeek-V3.1: 61 MLA layers, each q_a 7168x1536 + q_b 1536x(128x192) + kv_a 7168x576 + kv_b 512x(128x256)
+    per_layer = 7168 * 1536 + 1536 * 128 * 192 + 7168 * 576 + 512 * 128 * 256
+    assert {la.attention_linear_params - la.attention_o_params for la in ds_spec.layers} == {per_layer}
+    assert {la.attention_o_params for la in ds_spec.layers} == {128 * 128 * 7168}
+    plain = replace(ds, attention_bits=None)
+    extra = weights_bytes(ds_spec, ds).bytes - weights_bytes(ds_spec, plain).bytes
+    assert extra == pytest.approx(61 * per_layer * (16 - 4.5) / 8, abs=2)
+    # a plain multi-head layer: q, k, v and o
+    cfg = fixture("llama_gqa")["config"]
+    spec = model_from_config(cfg)
+    h, heads, kv = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    hd = h // heads
+    assert {la.attention_linear_params for la in spec.layers} == {2 * h * heads * hd + 2 * h * kv * hd}

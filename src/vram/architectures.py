@@ -76,10 +76,12 @@ def attention(
 ) -> Attention:
     """q/k/v/o projections (q twice as wide when its second half gates the output, as in Qwen3-Next), plus
     `qk_norm` norm weights."""
+    start = acc.linear
     acc.lin(h, heads * head_dim * (2 if gated_q else 1), bias_qkv)
     acc.lin(h, kv * head_dim, bias_qkv)
     acc.v_proj += acc.lin(h, kv * head_dim, bias_qkv)
-    acc.lin(heads * head_dim, h, bias_o)
+    acc.attn_o += acc.lin(heads * head_dim, h, bias_o)
+    acc.attn += acc.linear - start
     acc.small += qk_norm
     return Attention(
         kind="mha",

@@ -6,6 +6,7 @@ and a 4-bit zero per group of 128 weights, 4 + 20/128 = 4.156 bits). GGUF block 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import cache
 
@@ -122,6 +123,9 @@ class QuantScheme:
     gguf_mix: str | None = None
     description: str = ""
     expert_bits: float | None = None  # routed experts' matrices, when stored differently (None: linear_bits)
+    attention_bits: float | None = None  # the attention's input projections (q/k/v, MLA latents, indexer), when
+    # kept apart (None: linear_bits)
+    attention_o_bits: float | None = None  # its output projection, when kept apart (None: linear_bits)
 
     @property
     def is_quantized(self) -> bool:
@@ -474,15 +478,43 @@ def stored_scheme(qc: Any, *, is_moe: bool = False) -> QuantScheme | None:
         if algo == "FP8":
             return _schemes()["fp8"]
         if algo == "NVFP4":
+            kept_in, kept_o = _excluded_attention(qc.get("exclude_modules"))
+            kept = "q/k/v (latent) and output" if kept_in and kept_o else "q/k/v (latent)" if kept_in else "output"
             return QuantScheme(
                 name="nvfp4",
                 linear_bits=4 + 8 / 16,
+                attention_bits=16 if kept_in else None,
+                attention_o_bits=16 if kept_o else None,
                 description=(
                     "as stored (ModelOpt NVFP4): e2m1 values + an fp8 scale per 16 = 4.5 bits/weight; embeddings, "
                     "lm_head and norms 16-bit"
+                    + (f"; attention {kept} projections 16-bit (exclude_modules)" if kept_in or kept_o else "")
                 ),
             )
     return None
+
+
+_ATTENTION_MODULE = re.compile(
+    r"\.layers\.(\d+)\.(?:self_attn|attention|attn)\.(q|k|v|o|qkv|q_a|q_b|kv_a|kv_b|indexer)(?:_proj|\b|\*)"
+)
+
+
+def _excluded_attention(exclude: Any) -> tuple[bool, bool]:
+    """(input projections, output projection): whether a ModelOpt exclude_modules list keeps them unquantized in
+    (nearly) every layer it names — NVIDIA's DeepSeek NVFP4 exports list each layer's q_a / q_b / kv_a / kv_b (and
+    the V3.2 indexer), GLM-5's the o_proj too."""
+    if not isinstance(exclude, list):
+        return False, False
+    names = [e for e in exclude if isinstance(e, str)]
+    listed = {m.group(1) for e in names if (m := re.search(r"\.layers\.(\d+)\.", e))}
+    inputs: set[str] = set()
+    outputs: set[str] = set()
+    for e in names:
+        m = _ATTENTION_MODULE.search(e)
+        if m:
+            (outputs if m.group(2) == "o" else inputs).add(m.group(1))
+    enough = 0.9 * len(listed)
+    return bool(inputs) and len(inputs) >= enough, bool(outputs) and len(outputs) >= enough
 
 
 def with_hf_quant_config(config: dict[str, Any], hf_quant_config: Any) -> dict[str, Any]:

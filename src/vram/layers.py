@@ -90,6 +90,8 @@ class Layer:
     v_proj_params: int = 0  # for llama.cpp's per-tensor quant mixes
     down_proj_params: int = 0
     expert_linear_params: int = 0  # the routed experts' matrices (expert_params less their biases)
+    attention_linear_params: int = 0  # of linear_params, the attention projections (where the builder counts them)
+    attention_o_params: int = 0  # of those, the output projection
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -162,6 +164,8 @@ class _Acc:
     v_proj: int = 0
     down: int = 0
     expert_linear: int = 0
+    attn: int = 0  # the attention projections' matrices, counted by the builders that mark them
+    attn_o: int = 0  # of which the output projection
 
     def lin(self, n_in: int, n_out: int, bias: bool = False) -> int:
         w, b = _linear(n_in, n_out, bias)
@@ -186,6 +190,8 @@ class _Acc:
             v_proj_params=self.v_proj,
             down_proj_params=self.down,
             expert_linear_params=self.expert_linear,
+            attention_linear_params=self.attn,
+            attention_o_params=self.attn_o,
         )
 
 

@@ -201,10 +201,12 @@ def _std_attention(
     head_dim = int(hd) if isinstance(hd, int) and hd > 0 else h // heads
     if head_dim == 0:
         raise ConfigError(f"config.json: hidden_size {h} is smaller than num_attention_heads {heads}", field="model")
+    start = acc.linear
     acc.lin(h, heads * head_dim, bias_qkv)
     acc.lin(h, kv * head_dim, bias_qkv)
     acc.v_proj += acc.lin(h, kv * head_dim, bias_qkv)
-    acc.lin(heads * head_dim, h, bias_o)
+    acc.attn_o += acc.lin(heads * head_dim, h, bias_o)
+    acc.attn += acc.linear - start
     del fused_qkv  # same parameter count whether q/k/v are one matrix or three
     return Attention(
         kind="mha", num_heads=heads, num_kv_heads=kv, head_dim=head_dim, v_head_dim=head_dim, sliding_window=window
@@ -325,6 +327,7 @@ def _deepseek(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
     for i in range(n):
         acc = _Acc()
         qk = nope + rope
+        start = acc.linear
         if q_lora:
             acc.lin(h, q_lora, bias)
             acc.small += q_lora
@@ -334,7 +337,7 @@ def _deepseek(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
         acc.lin(h, kv_lora + rope, bias)
         acc.small += kv_lora
         acc.v_proj += acc.lin(kv_lora, heads * (nope + vdim))
-        acc.lin(heads * vdim, h, bias)
+        acc.attn_o += acc.lin(heads * vdim, h, bias)
         acc.small += 2 * h
         if indexed:  # wq_b (q latent -> index heads), wk, k_norm (LayerNorm), weights_proj (per-head weights)
             if not q_lora:
@@ -345,6 +348,7 @@ def _deepseek(cfg: Config, mt: str) -> tuple[list[Layer], int, list[str]]:
             acc.lin(h, index_dim)
             acc.small += 2 * index_dim
             acc.lin(h, index_heads)
+        acc.attn += acc.linear - start
         att = Attention(
             kind="mla",
             num_heads=heads,

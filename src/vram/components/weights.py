@@ -55,7 +55,14 @@ def weights_bytes(model: ModelSpec, scheme: QuantScheme, *, buffers_bytes: int =
     if scheme.gguf_mix is None:  # same bits for every layer: count each distinct layer once
         for layer, count in model.distinct_layers:
             experts = layer.expert_linear_params
-            linear_bits += count * (scheme.linear_bits * (layer.linear_params - experts) + expert_bits * experts)
+            o = layer.attention_o_params if scheme.attention_o_bits is not None else 0
+            qkv = layer.attention_linear_params - layer.attention_o_params if scheme.attention_bits is not None else 0
+            linear_bits += count * (
+                scheme.linear_bits * (layer.linear_params - experts - qkv - o)
+                + expert_bits * experts
+                + (scheme.attention_bits or 0) * qkv
+                + (scheme.attention_o_bits or 0) * o
+            )
             small += count * layer.small_params
             router += count * layer.router_params
     else:
