@@ -195,9 +195,19 @@ def test_vllm_on_a_gpu_older_than_volta_is_an_error(run_cli: Run) -> None:
     r = fit("llama-3.1-8b", "tesla-p40", Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096))
     assert r.verdict == "fits" and r.serving is not None
     assert r.serving["vllm"]["command"] == "" and "Pascal" in r.serving["vllm"]["notes"][0]
-    # no tensor cores and FP16 at 1/64 of FP32: no matrix rate to give a prefill figure from
-    assert r.speed is not None and r.speed.prefill_tokens_per_s is None and r.speed.decode_tokens_per_s_per_seq > 0
-    assert any(a.startswith("prefill: not estimated") for a in r.speed.assumptions)
+    # no tensor cores and FP16 at 1/64 of FP32: llama.cpp's dp4a MMQ kernels multiply the quantized blocks, at a
+    # share of the INT8 rate one source sets (llama.cpp#4766: LLaMA 7B Q4_0 pp512 912 t/s), so no range
+    assert r.speed is not None and r.speed.prefill_tokens_per_s is not None and r.speed.prefill_range is None
+    assert r.speed.decode_range_per_seq is not None
+    assert any("INT8 dp4a through MMQ" in a for a in r.speed.assumptions)
+    q4_0 = fit("llama-2-7b", "tesla-p40", Workload.from_flat(engine="llama.cpp", quant="q4_0", context=512))
+    assert q4_0.speed is not None and q4_0.speed.prefill_tokens_per_s == pytest.approx(912, rel=0.1)
+    f16 = fit("llama-2-7b", "tesla-p40", Workload.from_flat(engine="llama.cpp", quant="f16", context=512))
+    assert f16.speed is not None and any("FP32 (cuBLAS SGEMM" in a for a in f16.speed.assumptions)
+    # a GPU whose matrix rate is not published at all says why it has no prefill figure
+    a10g = fit("llama-3.1-8b", "a10g", Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096))
+    assert a10g.speed is not None and a10g.speed.prefill_tokens_per_s is None
+    assert any(a.startswith("prefill: not estimated") for a in a10g.speed.assumptions)
     # which lists it for llama.cpp, never for vLLM
     llama = {o.gpu for o in which("llama-3.1-8b", Workload.from_flat(engine="llama.cpp", quant="q4_k_m"), counts=(1,))}
     served = {o.gpu for o in which("llama-3.1-8b", Workload.from_flat(engine="vllm", context=4096), counts=(1,))}

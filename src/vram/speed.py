@@ -708,6 +708,19 @@ def weight_format(q: QuantScheme) -> str:
 LEGACY_MMA_SHARE: dict[str, float] = {"hopper": 0.67}
 
 
+# llama.cpp's MMQ kernels on GPUs without tensor cores (Pascal: dp4a, four int8 products per instruction) reach this
+# share of the card's INT8 peak at ubatch 512 once PREFILL_MFU and the activation passes are applied: a Tesla P40
+# prefilled LLaMA 7B Q4_0 / Q4_1 / Q4_K_S / Q5_0 at 850-935 t/s pp512 (llama.cpp#4766, Jan 2024: within −2 … +8 % at
+# this share; Q3_K_S ran 583 t/s, that build's 3-bit kernel). The box's GPU count is not stated (not an exact case)
+# and it is the one source, so such prompts get no range.
+DP4A_MMQ_SHARE = 0.45
+
+
+def no_tensor_cores(gpu: GpuEntry) -> bool:
+    """An NVIDIA GPU without tensor cores (Pascal and older: the catalog has no FP16 matrix rate for it)."""
+    return gpu.vendor == "nvidia" and gpu.cuda_arch == "pascal" and not gpu.fp16_tflops
+
+
 def tensor_tflops(
     gpu: GpuEntry, engine: str, q: QuantScheme, llama_backend: str | None = None
 ) -> tuple[float | None, str]:
@@ -724,6 +737,14 @@ def tensor_tflops(
         if v and gen != 1.0:
             return float(v) * gen, f"FP32 ALU ({gen:g} of the {float(v):g} TFLOPS of this GPU generation)"
         return (float(v), "FP32 ALU") if v else (None, "FP32 ALU")
+    if be == "llama.cpp/cuda" and no_tensor_cores(gpu):
+        # Pascal: no tensor cores and FP16 at 1/64 of FP32, so llama.cpp multiplies quantized weights with its
+        # int8 dot-product (dp4a) MMQ kernels and 16-bit ones through cuBLAS in FP32
+        if q.is_quantized and gpu.int8_tops:
+            rate = float(gpu.int8_tops) * DP4A_MMQ_SHARE
+            return rate, f"INT8 dp4a through MMQ ({DP4A_MMQ_SHARE:g} of the {float(gpu.int8_tops):g} TOPS peak)"
+        fp32 = gpu.data.get("fp32_tflops")
+        return (float(fp32), "FP32 (cuBLAS SGEMM; no fast FP16)") if fp32 else (None, "")
     if be == "llama.cpp/cuda":
         v = gpu.data.get("fp16_tflops_fp16_accumulate") or gpu.fp16_tflops
         share = LEGACY_MMA_SHARE.get(gpu.architecture.lower())
@@ -747,6 +768,7 @@ def _dequantizes_for_cublas(gpu: GpuEntry, engine: str, q: QuantScheme, llama_ba
         and q.is_quantized
         and backend(gpu, engine, llama_backend).endswith("cuda")
         and not llama_cpp_2025_builds_only(gpu)
+        and not no_tensor_cores(gpu)  # MMQ multiplies the blocks directly there
     )
 
 
@@ -1061,7 +1083,9 @@ def estimate_speed(
         else (per_seq * HOST_BOUND_SPREAD[0], per_seq * HOST_BOUND_SPREAD[1])
         if host_bound
         else (per_seq * lo_d, per_seq * hi_d),
-        prefill_range=None if prefill is None or not calibrated else (prefill * lo_p, prefill * hi_p),
+        prefill_range=None
+        if prefill is None or not calibrated or (be == "llama.cpp/cuda" and no_tensor_cores(gpu))
+        else (prefill * lo_p, prefill * hi_p),
         calibrated=calibrated,
     )
 
