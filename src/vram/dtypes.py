@@ -494,7 +494,8 @@ def stored_scheme(qc: Any, *, is_moe: bool = False) -> QuantScheme | None:
     return None
 
 
-_ATTENTION_MODULE = re.compile(
+# a layer's attention projection in a module name; compiled on first use (re caches it), not at import
+_ATTENTION_MODULE = (
     r"\.layers\.(\d+)\.(?:self_attn|attention|attn)\.(q|k|v|o|qkv|q_a|q_b|kv_a|kv_b|indexer)(?:_proj|\b|\*)"
 )
 
@@ -510,7 +511,7 @@ def _excluded_attention(exclude: Any) -> tuple[bool, bool]:
     inputs: set[str] = set()
     outputs: set[str] = set()
     for e in names:
-        m = _ATTENTION_MODULE.search(e)
+        m = re.search(_ATTENTION_MODULE, e)
         if m:
             (outputs if m.group(2) == "o" else inputs).add(m.group(1))
     enough = 0.9 * len(listed)
