@@ -154,8 +154,13 @@ def _lookup(kind: str, query: str, variants: Callable[[str], tuple[str, ...]]) -
     for cand in variants(key):
         if cand in index:
             return index[cand]
-    loose = {_loose(k): v for k, v in index.items()}
-    return loose.get(_loose(query))
+    return _loose_index(kind).get(_loose(query))
+
+
+@cache
+def _loose_index(kind: str) -> dict[str, str]:
+    """`_index` keyed by the loose spelling of each name (letters, digits and dots only), built once."""
+    return {_loose(k): v for k, v in _index(kind).items()}
 
 
 def _suggest(query: str, keys: list[str], n: int = 3) -> list[str]:
