@@ -8,7 +8,7 @@ from threading import Lock
 from ..catalog import GpuEntry
 from ..components.weights import common_weights, weight_scheme
 from ..devices import GpuChoice, backend_for, canonical_arch, device_of, torch_visible_bytes
-from ..engines.vllm import default_max_num_batched_tokens, parse_version
+from ..engines.vllm import batch_limits, parse_version
 from ..errors import BadInput
 from ..inference import estimate
 from ..model import ModelSpec
@@ -277,9 +277,16 @@ class Evaluator:
 
 
 def vllm_prefill_chunk(wl: Workload, gpu: GpuEntry) -> int:
-    """Prompt tokens per vLLM forward pass: --max-num-batched-tokens, else vLLM's default for this GPU's memory and
-    version (chunked prefill)."""
+    """Prompt tokens per vLLM forward pass: max_num_batched_tokens as vLLM settles it for this GPU, version and
+    request (`engines.vllm.batch_limits`: the option given, else its default; chunked prefill)."""
     o = wl.vllm
-    if o.max_num_batched_tokens:
-        return int(o.max_num_batched_tokens)
-    return default_max_num_batched_tokens(torch_visible_bytes(gpu), gpu.name, parse_version(o.engine_version))
+    version = parse_version(o.engine_version)
+    tokens, _ = batch_limits(
+        o.max_num_batched_tokens,
+        o.max_num_seqs,
+        wl.context + wl.new_tokens,
+        torch_visible_bytes(gpu),
+        gpu.name,
+        version,
+    )
+    return tokens
