@@ -187,6 +187,16 @@ def test_gpu_names_that_start_with_digits_then_x_are_names_not_counts() -> None:
         parse_gpu_spec("9070xh100")
 
 
+def test_vllm_on_unified_memory_says_the_os_shares_it() -> None:
+    # a DGX Spark's 121.69 GiB are the system's too: vLLM's start-up check wants utilization x total free
+    spark = fit("qwen2.5-7b", "dgx-spark", Workload.from_flat(engine="vllm", context=8192))
+    assert spark.serving is not None
+    notes = spark.serving["vllm"]["notes"]
+    assert any("unified memory" in n and "0.9 × 121.69 GiB" in n and "0.8–0.85" in n for n in notes), notes
+    h100 = fit("qwen2.5-7b", "h100-sxm", Workload.from_flat(engine="vllm", context=8192))
+    assert h100.serving is not None and not any("unified memory" in n for n in h100.serving["vllm"]["notes"])
+
+
 def test_vllm_on_a_gpu_older_than_volta_is_an_error(run_cli: Run) -> None:
     # vLLM's CUDA kernels need compute capability 7.0+; a Tesla P40 is Pascal (6.1); llama.cpp runs there
     with pytest.raises(BadInput, match=r"compute capability 7\.0") as e:

@@ -20,7 +20,7 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from .devices import vllm_unsupported
+from .devices import torch_visible_bytes, vllm_unsupported
 from .records import replace
 from .request import ImageOptions, LlamaCppOptions, SpeechOptions, VllmOptions, Workload
 
@@ -440,6 +440,13 @@ def llm_settings(ev: Evaluator, result: FitResult) -> dict[str, Any]:
             options=vopts,
         )
         vllm_notes = [*length_notes, *vllm_notes]
+        if result.gpu_entry.interconnect == "unified":  # a GPU sharing the system's memory (DGX Spark)
+            vllm_notes.append(
+                "unified memory: the OS, page cache and other programs share this GPU's memory, and vLLM refuses to "
+                f"start unless gpu_memory_utilization × total is free ({vopts.gpu_memory_utilization:g} × "
+                f"{torch_visible_bytes(result.gpu_entry) / 1024**3:,.2f} GiB here)"
+                + ("; DGX Spark recipes run 0.8–0.85" if result.gpu_entry.vendor == "nvidia" else "")
+            )
         want = max(1, wl.batch) if fit_seqs < 1 else wl.batch
         need = vllm_utilization_for(vests, want) if vests and vopts.kv_cache_memory_bytes is None else None
         if fit_seqs < 1:
