@@ -644,6 +644,19 @@ def test_a_llama_cpp_build_asked_for_is_the_one_whose_speed_is_given() -> None:
         )
         assert vk.decode_tokens_per_s_per_seq != cuda.decode_tokens_per_s_per_seq
     assert speed.backend(find_gpu("rtx-4090"), "ollama", "vulkan") == "llama.cpp/vulkan"
+    # the CPU build reads every weight and the cache from system RAM each step: at the RAM setup's bandwidth
+    from vram.llama_offload import ram_setup
+
+    cpu_wl = Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096, backend="cpu")
+    rates = {}
+    for kind in ("ddr4-3200-2ch", "ddr5-5600-2ch"):
+        r = fit("llama-3.1-8b", "rtx-4090", cpu_wl, solve=False, ram=ram_setup(kind))
+        assert r.speed is not None and not r.speed.calibrated and r.speed.prefill_tokens_per_s is None
+        assert r.speed.decode_range_per_seq is None and "CPU build" in r.speed.assumptions[0]
+        bw = ram_setup(kind).bandwidth_gb_per_s * 1e9 * speed.DEFAULT_DECODE_EFFICIENCY
+        assert r.speed.decode_tokens_per_s_per_seq == pytest.approx(bw / r.speed.bytes_read_per_step, rel=0.01)
+        rates[kind] = r.speed.decode_tokens_per_s_per_seq
+    assert 5 < rates["ddr4-3200-2ch"] < rates["ddr5-5600-2ch"] < 15 < cuda.decode_tokens_per_s_per_seq
     assert speed.backend(find_gpu("rtx-4090"), "vllm", "vulkan") == "vllm/cuda"  # a llama.cpp build only
     assert speed.backend(find_gpu("arc-b580"), "llama.cpp") == "llama.cpp/vulkan"  # the build `devices` picks
 

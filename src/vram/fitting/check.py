@@ -14,10 +14,11 @@ from ..errors import BadInput
 from ..inference import estimate
 from ..model import ModelSpec
 from ..records import replace
-from ..request import MAX_BATCH, TrainWorkload, VllmOptions, Workload
+from ..request import MAX_BATCH, LlamaCppOptions, TrainWorkload, VllmOptions, Workload
 from ..resolved import ResolvedModel
 from ..result import Estimate
 from ..sharding import pp_stage_layers
+from ..speed import Speed
 from .evaluator import Evaluator, EvaluatorCache, evaluator_for
 from .results import FitResult, RankUse
 from .solvers import (
@@ -33,6 +34,34 @@ from .solvers import (
 )
 
 MIB = 1024**2
+
+
+def _cpu_build_speed(ev: Evaluator, wl: Workload, est: Estimate, gpu: GpuEntry, ram: Any, speed: Speed) -> Speed:
+    """llama.cpp's CPU build: every weight and the cache are read from system RAM each step (at the RAM setup's
+    bandwidth, `llama_offload.decode_speed`); its prompt rate is the host cores', which vram does not model."""
+    from ..llama_offload import decode_speed, ram_setup
+
+    setup = ram or ram_setup()
+    d = decode_speed(ev.rm, wl, est, gpu, setup)
+    per_seq = float(d["decode_tokens_per_s"] or 0.0)
+    return replace(
+        speed,
+        decode_tokens_per_s=per_seq * wl.batch,
+        decode_tokens_per_s_per_seq=per_seq,
+        decode_bound="memory",
+        bytes_read_per_step=int(d["host_bytes_per_token"]),
+        prefill_tokens_per_s=None,
+        ttft_s=None,
+        cost_per_million_tokens_usd=None,
+        decode_range_per_seq=None,
+        prefill_range=None,
+        calibrated=False,
+        assumptions=(
+            f"decode on llama.cpp's CPU build: {d['explanation']} (RAM: {setup.name}; --ram-type sets it)",
+            "prefill: not estimated: the CPU build's prompt rate is set by the host's cores, which vram does not model",
+            "llama.cpp/cpu: no public measurement here calibrates this build; the speed is a rough guide",
+        ),
+    )
 
 
 # model kinds whose memory does not depend on a prompt length (a diffusion pipeline's text is its encoder's fixed
@@ -231,6 +260,8 @@ def fit(
                 offload = _llama_layers_that_fit(ev, choice, wl, offload)
             offloaded = int(offload["offloaded_bytes"]) if offload else 0
         speed = ev.speed(choice, sp, wl, whole_weights, whole_kv, offloaded)
+        if isinstance(wl.options, LlamaCppOptions) and wl.options.backend == "cpu":
+            speed = _cpu_build_speed(ev, wl, binding, choice.gpu, ram, speed)
         if experts is not None and experts.get("decode_tokens_per_s"):
             # decoding with the experts on the CPU: they are computed there, not streamed over the host link (the
             # streaming figure still prices prefill, where llama.cpp copies host weights to the GPU per ubatch)
