@@ -183,6 +183,9 @@ async def test_fit_takes_a_list_of_mixed_gpus_as_the_cli_does(app: Any) -> None:
             r = await c.post("/api/v1/fit", json={**body, "gpu": gpu})
             assert r.status_code == 200, r.text
             assert r.json()["gpu_count"] == count and r.json()["verdict"] == "fits"
+        # vLLM on a Tesla P40 (Pascal) is refused naming the engine, as on the command line
+        r = await c.post("/api/v1/fit", json={"model": "llama-3.1-8b", "engine": "vllm", "gpu": "tesla-p40"})
+        assert r.status_code == 422 and r.json()["field"] == "engine" and "Pascal" in r.text, r.text
 
 
 async def test_fit_which_compare_plan_cost_what_is_published(app: Any) -> None:
