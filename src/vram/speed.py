@@ -1011,7 +1011,20 @@ def estimate_speed(
     # continuous batching: the prompts of the requests that join while a sequence decodes
     interleave_s = 0.0
     if eng == "vllm" and batch > 1 and prefill:
-        interleave_s = INTERLEAVED_PREFILL_SHARE * (batch - 1) * context / prefill / max(1, new_tokens)
+        # chunked prefill runs the joining prompts in the decode steps' own forward passes, whose weight read the
+        # step already counts: their FLOPs (and all-reduces), not the read floor of a prompt alone
+        joined = prefill_tokens_per_s(
+            spec,
+            gpu,
+            eng,
+            q,
+            context=context,
+            ranks=ranks,
+            split=split,
+            weights_bytes=0,
+            prefill_chunk=prefill_chunk,
+        )
+        interleave_s = INTERLEAVED_PREFILL_SHARE * (batch - 1) * context / (joined or prefill) / max(1, new_tokens)
         assumptions.append(
             f"continuous batching: {batch - 1} other prompts of {context:,} tokens prefilled during a "
             f"sequence's {new_tokens:,} new tokens"
