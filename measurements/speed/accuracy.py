@@ -98,7 +98,7 @@ def main() -> None:
         ),
         (
             "Jeff Geerling's llama-bench runs (M3 Ultra Metal, Radeon 8060S ROCm, Vulkan cards), collected after the "
-            "fit",
+            "fit (the 8060S prompt then set RDNA 3.5's share)",
             lambda r: r["file"] == "geerling.jsonl",
         ),
         (

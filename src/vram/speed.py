@@ -329,8 +329,14 @@ DEFAULT_PREFILL_MFU = 0.5
 # A GPU generation whose kernels in that engine reach another share: llama.cpp's HIP MMQ on CDNA3 (int8 MFMA with
 # stream-K, 2025 builds) at 0.15 of the MI300X's FP16 matrix rate — Llama 3.1 70B Q4_K_M pp512 1,341 t/s through 8
 # layer-split MI300X, one ubatch passing the GPUs in turn, and pp4096 4,011 t/s with the ubatches pipelined (AMD ROCm
-# blog, Dec 2025); its Oct 2024 build (dp4a MMQ, before MFMA) ran a 7B at ~1 % of the rate.
-ARCH_PREFILL_MFU: dict[tuple[str, str], float] = {("llama.cpp/rocm", "cdna3"): 0.15}
+# blog, Dec 2025); its Oct 2024 build (dp4a MMQ, before MFMA) ran a 7B at ~1 % of the rate. On RDNA 3.5 (Radeon
+# 8060S, Strix Halo) the one public run, build 6092 (Aug 2025), prefilled Llama 3.2 3B Q4_K_M at 573 t/s pp512: 0.055
+# of the WMMA rate, a sixth of RDNA3's share (geerlingguy/ai-benchmarks#21) — one run, so the generation stays
+# uncalibrated (no range), but its figure starts from what was measured rather than from RDNA3's.
+ARCH_PREFILL_MFU: dict[tuple[str, str], float] = {
+    ("llama.cpp/rocm", "cdna3"): 0.15,
+    ("llama.cpp/rocm", "rdna3.5"): 0.055,
+}
 # Apple GPUs have no matrix unit: Metal's matrix kernels (llama.cpp's kernel_mul_mm, MLX's quantized qmm) unpack
 # each quantized weight tile into threadgroup memory on the same ALUs that then run the FMAs, once per tile of
 # 32 token rows, so a quantized prompt runs at this share of a 16-bit one's rate. llama.cpp, May 2024 builds, pp512
@@ -892,7 +898,7 @@ def estimate_speed(
             "(bandwidth, tensor rate), so the speed is a rough guide"
             + (
                 " (llama.cpp's HIP kernels differ by generation: 2025 builds decode at 0.34 of the bandwidth on CDNA3, "
-                "0.52 on RDNA3)"
+                "0.52 on RDNA3; one RDNA 3.5 run prefilled at 0.055 of the WMMA rate)"
                 if be == "llama.cpp/rocm"
                 else " (late-2025 Vulkan builds decoded 15-28 % faster on an RTX 4090 / 4070 Ti than llama.cpp's CUDA "
                 "figure here)"
