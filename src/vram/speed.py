@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar, cast
 
 from .catalog import GpuEntry
@@ -961,22 +962,24 @@ def estimate_speed(
     # --- prefill ---
     prefill: float | None = None
     ttft: float | None = None
+    # the prompt rate with `weights` bytes read per forward pass (a lone prompt: the GPU's weights)
+    prompt_rate = partial(
+        prefill_tokens_per_s,
+        spec,
+        gpu,
+        eng,
+        q,
+        context=context,
+        ranks=ranks,
+        split=split,
+        flash_attn=flash_attn,
+        n_ubatch=n_ubatch,
+        n_batch=n_batch,
+        llama_backend=llama_backend,
+        prefill_chunk=prefill_chunk,
+    )
     if tflops:
-        prefill = prefill_tokens_per_s(
-            spec,
-            gpu,
-            eng,
-            q,
-            context=context,
-            ranks=ranks,
-            split=split,
-            weights_bytes=on_gpu_weights,
-            flash_attn=flash_attn,
-            n_ubatch=n_ubatch,
-            n_batch=n_batch,
-            llama_backend=llama_backend,
-            prefill_chunk=prefill_chunk,
-        )
+        prefill = prompt_rate(weights_bytes=on_gpu_weights)
         assumptions.append(
             f"prefill rate: {matmul_flops_per_token(spec) / 1e9:,.1f} GFLOPs of matmuls per token / "
             f"({rate_name} {tflops:g} TFLOPS × {prefill_mfu(be, gpu, spec, min(n_ubatch, n_batch, context)):.2f} MFU)"
@@ -1019,17 +1022,7 @@ def estimate_speed(
     if eng == "vllm" and batch > 1 and prefill:
         # chunked prefill runs the joining prompts in the decode steps' own forward passes, whose weight read the
         # step already counts: their FLOPs (and all-reduces), not the read floor of a prompt alone
-        joined = prefill_tokens_per_s(
-            spec,
-            gpu,
-            eng,
-            q,
-            context=context,
-            ranks=ranks,
-            split=split,
-            weights_bytes=0,
-            prefill_chunk=prefill_chunk,
-        )
+        joined = prompt_rate(weights_bytes=0)
         interleave_s = INTERLEAVED_PREFILL_SHARE * (batch - 1) * context / (joined or prefill) / max(1, new_tokens)
         assumptions.append(
             f"continuous batching: {batch - 1} other prompts of {context:,} tokens prefilled during a "
