@@ -805,9 +805,7 @@ def matmul_flops_per_token(spec: ModelSpec) -> float:
 
 
 def _moe_layers(spec: ModelSpec) -> int:
-    return int(
-        _memo(spec, ("moe",), lambda: sum(1 for la in spec.layers if la.mlp is not None and la.mlp.kind == "moe"))
-    )
+    return _memo(spec, ("moe",), lambda: sum(1 for la in spec.layers if la.mlp is not None and la.mlp.kind == "moe"))
 
 
 def estimate_speed(
