@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -68,7 +69,19 @@ def old_rule(sp: dict[str, Any], v: dict[str, Any], kind: str) -> float | None:
     return g.fp16_tflops * 1e12 * 0.5 * (n if n > 1 and v.get("split") != "pp" else 1) / (gf * 1e9)
 
 
-def predict(v: dict[str, Any], context: int, new_tokens: int) -> dict[str, Any]:
+# --versions: pass each vLLM case's release (`engine_version` "0.15.1 (...)" -> "0.15") to `vram fit --engine-version`
+VERSIONS = False
+
+
+def release(c: dict[str, Any]) -> str | None:
+    """The case's vLLM release under --versions; V0 releases (before 0.8), which vram does not model, go without."""
+    m = re.match(r"v?(\d+)\.(\d+)", str(c.get("engine_version") or ""))
+    if not (VERSIONS and c.get("engine") == "vllm" and m) or (int(m.group(1)), int(m.group(2))) < (0, 8):
+        return None
+    return f"{m.group(1)}.{m.group(2)}"
+
+
+def predict(v: dict[str, Any], context: int, new_tokens: int, version: str | None = None) -> dict[str, Any]:
     n = int(v.get("gpu_count") or 1)
     gpu = v["gpu"] if n == 1 else f"{n}x{v['gpu']}"
     b = int(v.get("batch") or 1)
@@ -79,6 +92,7 @@ def predict(v: dict[str, Any], context: int, new_tokens: int) -> dict[str, Any]:
         new_tokens=int(new_tokens),
         quant=v.get("quant"),
         max_num_seqs=b if v["engine"] == "vllm" and b > 1 else None,
+        engine_version=version,
     )
     r = fit(v["model"], gpu, wl, split=v.get("split") if n > 1 else None, solve=False)
     assert r.speed is not None
@@ -107,7 +121,7 @@ def score(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         try:
             if m.get("decode_tps_per_seq") is not None:
-                d = predict(v, v.get("decode_context") or 1, v.get("new_tokens") or 0)
+                d = predict(v, v.get("decode_context") or 1, v.get("new_tokens") or 0, release(c))
                 r["dec"] = (d["decode_tokens_per_s_per_seq"] - m["decode_tps_per_seq"]) / m["decode_tps_per_seq"]
                 r["dec_pred"], r["dec_meas"] = d["decode_tokens_per_s_per_seq"], m["decode_tps_per_seq"]
                 r["calibrated"] = d.get("calibrated", True)
@@ -116,7 +130,7 @@ def score(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 base = old_rule(d, v, "dec")
                 r["dec_old"] = None if base is None else (base - m["decode_tps_per_seq"]) / m["decode_tps_per_seq"]
             if m.get("prefill_tps") is not None and v.get("prefill_context") and not c.get("prefill_excluded_reason"):
-                p = predict(v, v["prefill_context"], 0)
+                p = predict(v, v["prefill_context"], 0, release(c))
                 if p["prefill_tokens_per_s"] is not None:
                     r["pre"] = (p["prefill_tokens_per_s"] - m["prefill_tps"]) / m["prefill_tps"]
                     r["pre_pred"], r["pre_meas"] = p["prefill_tokens_per_s"], m["prefill_tps"]
@@ -155,7 +169,14 @@ def main() -> None:
     ap.add_argument("--holdout", action="store_true")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--spread", action="store_true", help="p10 / p90 of measured / predicted (vram.speed.SPEED_SPREAD)")
+    ap.add_argument(
+        "--versions",
+        action="store_true",
+        help="give vLLM cases their release (--engine-version; 0.14 and later: vram.speed.VLLM_ASYNC_FROM)",
+    )
     args = ap.parse_args()
+    global VERSIONS
+    VERSIONS = args.versions
     paths = args.cases or [str(SHARED), *sorted(str(p) for p in HERE.glob("*.jsonl"))]
     rows = score(load(paths))
     if args.list:

@@ -262,6 +262,22 @@ DEFAULT_STEP_OVERHEAD_S = (0.5e-3, 20e-6)
 # and a B200 alike, despite 1.7x the bandwidth (sariekr/gpu_conc). Larger models' steps are longer than the loop
 # (Qwen2.5-7B on an A100: 11.8 ms), so it hides behind them.
 STEP_FLOOR_S: dict[str, float] = {"vllm": 4.0e-3}
+# vLLM from 0.14 (January 2026) schedules step n + 1 while step n runs on the GPU (async scheduling, on by default
+# since vLLM PR #27614): the host's per-step work (`STEP_OVERHEAD_S`) no longer leaves the GPU idle but runs beside
+# it, so a step takes the longer of the two. Its CPU loop is shorter too: Nemotron-3-Nano at one sequence on 2 × B200
+# (vLLM 0.16) and gpt-oss-120b TP 8 at four on H100s (0.15.1) step in 2.9 and 3.7 ms, under the 2025 builds' 4 ms
+# floor. Its MoE layers cost less beyond their bytes (fused routing and top-k, Marlin / FlashInfer expert GEMMs):
+# gpt-oss-120b TP 2-8 at 4-64 sequences on H100s (0.15.1, SemiAnalysisAI/InferenceX#828) and Nemotron Nano on B200s
+# (0.16) decoded 1.5-1.75× faster than the 2025 figures; ~60 µs per MoE layer where the 2025 builds took 110 (set on
+# gpt-oss-120b TP 8 at four sequences, 3.72 ms per step, and Nemotron Nano at eight, 3.96 ms). These apply where a
+# vLLM release of 0.14 or later is asked for (`--engine-version`); without one the speed stays that of the 2025
+# builds the exact measurements calibrate. The 44 decode figures of 0.14-0.20 runs in measurements/speed (fit_check.py
+# --versions) go from a 33 % median error to 6 % with them; most are TPOT figures whose statistic is not stated, so
+# those releases get their own range, p10-p90 of measured / predicted over those runs (`VLLM_ASYNC_SPREAD`).
+VLLM_ASYNC_FROM = (0, 14)
+VLLM_ASYNC_STEP_FLOOR_S = 2.9e-3
+VLLM_ASYNC_MOE_LAYER_OVERHEAD_S = 60e-6
+VLLM_ASYNC_SPREAD = (0.92, 1.29)
 # transformers' generate() runs the model eagerly: Python dispatches each of a decoder layer's ~40-60 PyTorch ops (norm,
 # projections, rotary, cache update, sdpa, MLP, adds) one after another, and the host, not the GPU, sets the pace up
 # to ~30 B parameters. Per layer per step: 0.89 ms on the Qwen2.5 team's A100 host (0.5B ... 32B, 24-64 layers, all
@@ -829,6 +845,7 @@ def estimate_speed(
     n_batch: int = 2048,
     llama_backend: str | None = None,
     prefill_chunk: int | None = None,
+    engine_version: tuple[int, int] | None = None,
 ) -> Speed:
     """Speed of `spec` on `count` × `gpu` with `engine`.
 
@@ -836,7 +853,8 @@ def estimate_speed(
     `context` tokens (for ``split="dp"``: one replica's); `offloaded_bytes` of the weights live in host memory
     and are streamed each step. `quant` is the weight format (a scheme or its name; None: 16-bit).
     `read_fraction` / `flops_per_token` may be passed precomputed (`weight_read_fraction`, 2 × active params +
-    `attention_flops_per_token`).
+    `attention_flops_per_token`). `engine_version`: the vLLM release asked for (None: the builds the exact
+    measurements ran, `CALIBRATED_VERSIONS`; 0.14 and later: async scheduling, `VLLM_ASYNC_FROM`).
     """
     q = quant if isinstance(quant, QuantScheme) else quant_scheme(quant)
     eng = "llama.cpp" if engine in ("llama.cpp", "llamacpp", "ollama") else engine
@@ -878,7 +896,11 @@ def estimate_speed(
         tau_layer = LLAMA_CPP_GRAPH_LAYER_OVERHEAD_S
     tau_moe = MOE_LAYER_OVERHEAD_S.get(be, DEFAULT_MOE_LAYER_OVERHEAD_S)
     step_fixed, step_per_seq = STEP_OVERHEAD_S.get(eng, DEFAULT_STEP_OVERHEAD_S)
-    fixed_s = n_layers * tau_layer + moe_layers * tau_moe + step_fixed + batch * step_per_seq
+    host_s = step_fixed + batch * step_per_seq
+    async_sched = eng == "vllm" and engine_version is not None and engine_version >= VLLM_ASYNC_FROM
+    if async_sched:  # the host's work runs beside the GPU's (the floor below), MoE layers at the 2026 kernels' cost
+        tau_moe = min(tau_moe, VLLM_ASYNC_MOE_LAYER_OVERHEAD_S)
+    fixed_s = n_layers * tau_layer + moe_layers * tau_moe + (0.0 if async_sched else host_s)
     expert_gemm_s = rocm_mxfp4_expert_gemm_s(spec, gpu, batch, ranks) if triton_mxfp4 else 0.0
     assumptions = [
         f"decode: weights {streamed / 1e9:,.2f} GB / ({bw_gb:,.0f} GB/s × {eta:g}, {be} "
@@ -886,8 +908,13 @@ def estimate_speed(
         f"(× {kv_eta:g}); fixed {fixed_s * 1e3:,.2f} ms per step ({n_layers} layers × "
         f"{tau_layer * 1e6:g} µs"
         + (f" + {moe_layers} MoE layers × {tau_moe * 1e6:g} µs" if moe_layers else "")
-        + f" + host {step_fixed * 1e3:g} ms + {batch} × "
-        f"{step_per_seq * 1e6:g} µs)"
+        + (
+            f"; the host's {step_fixed * 1e3:g} ms + {batch} × {step_per_seq * 1e6:g} µs run beside the GPU "
+            "(async scheduling)"
+            if async_sched
+            else f" + host {step_fixed * 1e3:g} ms + {batch} × {step_per_seq * 1e6:g} µs"
+        )
+        + ")"
     ]
     calibrated = is_calibrated(gpu, be)
     if not calibrated:
@@ -908,8 +935,22 @@ def estimate_speed(
                 else ""
             )
         )
+    elif async_sched and engine_version is not None:
+        assumptions.append(
+            f"engine version: vLLM {engine_version[0]}.{engine_version[1]} (0.14 and later: async scheduling, "
+            f"{VLLM_ASYNC_MOE_LAYER_OVERHEAD_S * 1e6:g} µs per MoE layer, a {VLLM_ASYNC_STEP_FLOOR_S * 1e3:g} ms "
+            "CPU loop; set on 2026 runs of 0.15-0.20, most of them TPOT figures of an unstated statistic)"
+        )
     elif be in CALIBRATED_VERSIONS:
-        assumptions.append(f"engine version assumed: {CALIBRATED_VERSIONS[be]}, the builds the public measurements ran")
+        assumptions.append(
+            f"engine version assumed: {CALIBRATED_VERSIONS[be]}, the builds the public measurements ran"
+            + (
+                " (given no --engine-version; vLLM 0.14 and later decoded 5-70 % faster in public 2026 runs, "
+                "MoE models most: give --engine-version to size such a release)"
+                if eng == "vllm" and engine_version is None
+                else ""
+            )
+        )
     if calibrated and be == "llama.cpp/rocm" and gpu.architecture.lower() == "cdna3":
         assumptions.append(
             "llama.cpp on CDNA3: 2025 builds (MFMA matrix kernels); an October 2024 build decoded at 0.13 of the "
@@ -1029,7 +1070,7 @@ def estimate_speed(
 
     step_s = max(mem_s, comp_s) + expert_gemm_s + fixed_s + comm_s + offload_s + interleave_s
     bound = "compute" if comp_s > mem_s else "memory"
-    floor_s = STEP_FLOOR_S.get(eng, 0.0)
+    floor_s = VLLM_ASYNC_STEP_FLOOR_S + batch * step_per_seq if async_sched else STEP_FLOOR_S.get(eng, 0.0)
     host_layer = HOST_LAYER_S.get(eng, 0.0)
     host_bound = False
     if host_layer:
@@ -1075,7 +1116,7 @@ def estimate_speed(
         ttft = max(context / prefill, on_gpu_weights / (bw_gb * 1e9 * eta * (ranks if split != "pp" else 1))) + step_s
     price = gpu.price_per_hour_usd
     cost = price * gpus / 3600.0 / agg * 1e6 if price and agg > 0 else None
-    lo_d, hi_d = SPEED_SPREAD["decode"]
+    lo_d, hi_d = VLLM_ASYNC_SPREAD if async_sched else SPEED_SPREAD["decode"]
     lo_p, hi_p = SPEED_SPREAD["prefill"]
     return Speed(
         decode_tokens_per_s=agg,

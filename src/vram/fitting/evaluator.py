@@ -157,6 +157,10 @@ class Evaluator:
             n_batch=wl.options.n_batch if isinstance(wl.options, LlamaCppOptions) else 2048,
             llama_backend=wl.options.backend if isinstance(wl.options, (LlamaCppOptions, OllamaOptions)) else None,
             prefill_chunk=vllm_prefill_chunk(wl, choice.gpu) if wl.engine == "vllm" else None,
+            # the release asked for; none given: the builds the speed coefficients were measured on
+            engine_version=parse_version(wl.vllm.engine_version)
+            if wl.engine == "vllm" and wl.vllm.engine_version
+            else None,
         )
 
     @property
