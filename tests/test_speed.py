@@ -430,13 +430,18 @@ def test_unknown_tflops_and_price_stay_unknown() -> None:
     assert lo < s.decode_tokens_per_s_per_seq < hi
 
 
-def _score(path: Path, versions: bool = False) -> list[dict[str, Any]]:
-    """fit_check's rows for one file; `versions`: each vLLM case asks for the release it ran (--engine-version)."""
+def _fit_check() -> Any:
     sys.path.insert(0, str(REPO / "measurements" / "speed"))
     try:
         import fit_check
     finally:
         sys.path.pop(0)
+    return fit_check
+
+
+def _score(path: Path, versions: bool = False) -> list[dict[str, Any]]:
+    """fit_check's rows for one file; `versions`: each vLLM case asks for the release it ran (--engine-version)."""
+    fit_check = _fit_check()
     fit_check.VERSIONS = versions
     try:
         return list(fit_check.score(fit_check.load([str(path)])))
@@ -970,13 +975,14 @@ def test_vllm_2026_runs_with_their_release_given() -> None:
     """The 0.14-0.20 runs in measurements/speed (gpt-oss-120b on H100 / MI300X, Nemotron Nano on B200, Qwen2.5-7B on
     RTX 4090D / A100, Qwen3-4B on RTX 5070 Ti / 5090): with their release given the decode median error is under
     10 % (33 % with the 2025 terms), and their range is the p10-p90 of those runs."""
+    fit_check = _fit_check()
     rows: list[dict[str, Any]] = []
     for path in sorted((REPO / "measurements" / "speed").glob("vllm-*.jsonl")):
         cases = {c["id"]: c for c in (json.loads(x) for x in path.read_text().splitlines() if x.strip())}
         rows += [
             r
             for r in _score(path, versions=True)
-            if r.get("dec") is not None and _release(cases[r["id"]]) >= speed.VLLM_ASYNC_FROM
+            if r.get("dec") is not None and fit_check.release_tuple(cases[r["id"]]) >= speed.VLLM_ASYNC_FROM
         ]
     assert len(rows) >= 40
     err = sorted(abs(r["dec"]) for r in rows)
@@ -984,10 +990,3 @@ def test_vllm_2026_runs_with_their_release_given() -> None:
     ratios = sorted(1 / (1 + r["dec"]) for r in rows)
     p10, p90 = ratios[int(0.1 * (len(ratios) - 1))], ratios[int(0.9 * (len(ratios) - 1))]
     assert (p10, p90) == pytest.approx(speed.VLLM_ASYNC_SPREAD, abs=0.02)
-
-
-def _release(case: dict[str, Any]) -> tuple[int, int]:
-    import re
-
-    m = re.match(r"v?(\d+)\.(\d+)", str(case.get("engine_version") or ""))
-    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)

@@ -112,6 +112,11 @@ def main() -> None:
             lambda r: r["file"] == "vllm-concurrency-dense.jsonl",
         ),
         (
+            "gpt-oss-120b on vLLM 0.15 / 0.17 (SemiAnalysisAI/InferenceX; the exact ones: one MI300X at 64-256 "
+            "sequences), collected after the fit",
+            lambda r: r["file"] == "vllm-inferencex.jsonl",
+        ),
+        (
             "cases on GPUs added to the catalog after the fit (M2 Max, M3 Pro, Radeon 8060S; more, not exact: RTX 2080 "
             "Ti, Tesla P40, RTX A4000 / A5000, M1 Ultra, DGX Spark, RX 7900 XT / 9070 XT, R9700)",
             lambda r: r["gpu_added"],
@@ -135,8 +140,23 @@ def main() -> None:
         "prefill: old rule |"
     )
     print("|---|---|---|---|---|---|")
-    for name, pred in groups:
-        g = [r for r in rows if pred(r)]
+    # vLLM's 2026 releases, every figure (most are not exact: a TPOT of unstated statistic), without and with the
+    # release each ran given to vram (--engine-version: 0.14+ overlaps the host loop, `speed.VLLM_ASYNC_FROM`)
+    cases = fit_check.load(paths)
+    newer = [c for c in cases if fit_check.release_tuple(c) >= fit_check.speed.VLLM_ASYNC_FROM]
+    fit_check.VERSIONS = True
+    with_release = fit_check.score(newer)
+    fit_check.VERSIONS = False
+    tables: list[tuple[str, list[Row]]] = [(name, [r for r in rows if pred(r)]) for name, pred in groups]
+    tables += [
+        (
+            f"vLLM 0.14-0.20 runs of 2026, all {len(newer)} figures (exact or not), no release given: the 2025 builds' "
+            "terms",
+            fit_check.score(newer),
+        ),
+        ("... the same, each run's release given (--engine-version: async scheduling, 60 µs MoE layers)", with_release),
+    ]
+    for name, g in tables:
         nd = sum(r.get("dec") is not None for r in g)
         npf = sum(r.get("pre") is not None for r in g)
         print(

@@ -73,12 +73,16 @@ def old_rule(sp: dict[str, Any], v: dict[str, Any], kind: str) -> float | None:
 VERSIONS = False
 
 
+def release_tuple(c: dict[str, Any]) -> tuple[int, int]:
+    """A vLLM case's release as (X, Y) from its `engine_version` ("0.15.1 (docker image ...)"); (0, 0) if none."""
+    m = re.match(r"v?(\d+)\.(\d+)", str(c.get("engine_version") or ""))
+    return (int(m.group(1)), int(m.group(2))) if c.get("engine") == "vllm" and m else (0, 0)
+
+
 def release(c: dict[str, Any]) -> str | None:
     """The case's vLLM release under --versions; V0 releases (before 0.8), which vram does not model, go without."""
-    m = re.match(r"v?(\d+)\.(\d+)", str(c.get("engine_version") or ""))
-    if not (VERSIONS and c.get("engine") == "vllm" and m) or (int(m.group(1)), int(m.group(2))) < (0, 8):
-        return None
-    return f"{m.group(1)}.{m.group(2)}"
+    v = release_tuple(c)
+    return f"{v[0]}.{v[1]}" if VERSIONS and v >= (0, 8) else None
 
 
 def predict(v: dict[str, Any], context: int, new_tokens: int, version: str | None = None) -> dict[str, Any]:
