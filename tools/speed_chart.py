@@ -40,6 +40,7 @@ STYLE = {
     "geerling.jsonl": ("Geerling's llama-bench runs, after the fit", "s", "#843c39"),
     "vllm-prefill.jsonl": ("vLLM prompt / TTFT, after the fit", "^", "#e6550d"),
     "vllm-concurrency-dense.jsonl": ("vLLM dense models, 1-512 seqs, after the fit", "v", "#3182bd"),
+    "vllm-inferencex.jsonl": ("vLLM 0.17 gpt-oss-120b, MI300X (InferenceX), after the fit", "D", "#a55194"),
 }
 OTHER = ("other collected measurements", ".", "#999999")
 
