@@ -589,6 +589,13 @@ def test_speed_ranges_are_the_measured_spread() -> None:
     assert s.prefill_tokens_per_s is not None
     lo, hi = speed.SPEED_SPREAD["prefill"]
     assert d["prefill_tokens_per_s_range"] == [round(s.prefill_tokens_per_s * x, 1) for x in (lo, hi)]
+    # and the spread is what the collected measurements give today (fit_check.py --spread)
+    fit_check = _fit_check()
+    here = REPO / "measurements" / "speed"
+    rows = fit_check.score(fit_check.load([str(SHARED_SPEED), *sorted(str(p) for p in here.glob("*.jsonl"))]))
+    for key, name in (("dec", "decode"), ("pre", "prefill")):
+        p10, p90, n = fit_check.spread(rows, key)
+        assert n > 250 and (p10, p90) == pytest.approx(speed.SPEED_SPREAD[name], abs=0.02)
 
 
 def _one_sequence(weights_bytes: int) -> dict[str, Any]:
@@ -990,3 +997,82 @@ def test_vllm_2026_runs_with_their_release_given() -> None:
     ratios = sorted(1 / (1 + r["dec"]) for r in rows)
     p10, p90 = ratios[int(0.1 * (len(ratios) - 1))], ratios[int(0.9 * (len(ratios) - 1))]
     assert (p10, p90) == pytest.approx(speed.VLLM_ASYNC_SPREAD, abs=0.02)
+
+
+def _llama_fit(model: str, gpu: str, quant: str, context: int, build: int | None = None) -> Any:
+    from vram.fitting import fit
+    from vram.request import Workload
+
+    wl = Workload.from_flat(engine="llama.cpp", quant=quant, context=context, new_tokens=0, llama_build=build)
+    r = fit(model, gpu, wl, solve=False)
+    assert r.speed is not None
+    return r.speed
+
+
+def test_metal_legacy_block_formats_are_bound_by_memory_not_by_unpacking() -> None:
+    """LLaMA 2 7B tg128 on an M1 Pro (16-core GPU, 200 GB/s; discussion #4167): Q8_0 22.3 t/s and Q4_0 36.4 t/s,
+    0.8 and 0.71 of the bandwidth. The K-quants' ALU cost (46 FLOP per byte on 4.3 TFLOPS) would cap Q8_0 at
+    ~12 t/s; the legacy formats stream at F16's share instead, while Q4_K_M stays ALU bound."""
+    q8 = _llama_fit("llama-2-7b", "m1-pro-32gb", "q8_0", 64)
+    q4 = _llama_fit("llama-2-7b", "m1-pro-32gb", "q4_0", 64)
+    assert q8.decode_tokens_per_s_per_seq == pytest.approx(22.3, rel=0.25)
+    assert q4.decode_tokens_per_s_per_seq == pytest.approx(36.4, rel=0.2)
+    m1pro = find_gpu("m1-pro-32gb")
+    legacy = speed.decode_efficiency(m1pro, "llama.cpp", quant_scheme("q4_0"))
+    assert legacy == speed.decode_efficiency(m1pro, "llama.cpp", quant_scheme("f16"))
+    assert speed.metal_dequant_flop_per_byte(quant_scheme("q8_0")) == 0.0
+    assert speed.metal_dequant_flop_per_byte(quant_scheme("q4_k_m")) == speed.METAL_DEQUANT_FLOP_PER_BYTE
+    # the same bytes in Q4_K_M are read no faster than the ALUs unpack them
+    k = _llama_fit("llama-2-7b", "m1-pro-32gb", "q4_k_m", 64)
+    assert k.decode_tokens_per_s_per_seq < q4.decode_tokens_per_s_per_seq * 0.75
+
+
+def test_apple_ultra_chips_pay_for_their_second_die_every_layer() -> None:
+    """M2 Ultra vs M2 Max, LLaMA 2 7B Q4_0 tg128 (#4167): 94.3 vs 66.0 t/s for twice the bandwidth — the Ultra's
+    step is set by its per-layer costs, which cross the UltraFusion bridge (`APPLE_DIE_LAYER_OVERHEAD_S`)."""
+    ultra = _llama_fit("llama-2-7b", "m2-ultra-192gb", "q4_0", 64)
+    one_die = _llama_fit("llama-2-7b", "m2-max-64gb", "q4_0", 64)
+    assert find_gpu("m2-ultra-192gb").data["gpu_dies"] == 2 and "gpu_dies" not in find_gpu("m2-max-64gb").data
+    assert ultra.decode_tokens_per_s_per_seq == pytest.approx(94.3, rel=0.25)
+    assert one_die.decode_tokens_per_s_per_seq == pytest.approx(66.0, rel=0.15)
+    per_layer = speed.LAYER_OVERHEAD_S["llama.cpp/metal"] + speed.APPLE_DIE_LAYER_OVERHEAD_S["llama.cpp/metal"]
+    assert f"32 layers × {per_layer * 1e6:g} µs" in ultra.assumptions[0]
+
+
+def test_a_2025_llama_cpp_build_asked_for_runs_its_kernels_on_every_gpu() -> None:
+    """--llama-build 6000 or later on an RTX 4090: CUDA graphs (33 µs per layer), MMQ prompts without the FP16 copy and
+    the mat-vec at 0.9 of the bandwidth — LLaMA 2 7B Q4_0 pp512 14,771 / tg128 189 t/s with flash attention
+    (discussion #15013). No build (or an older one): the terms set between the builds, as before."""
+    new = _llama_fit("llama-2-7b", "rtx-4090", "q4_0", 512, build=6500)
+    old, none = (
+        _llama_fit("llama-2-7b", "rtx-4090", "q4_0", 512, build=5000),
+        _llama_fit("llama-2-7b", "rtx-4090", "q4_0", 512),
+    )
+    assert old.prefill_tokens_per_s == none.prefill_tokens_per_s < 0.8 * new.prefill_tokens_per_s
+    assert new.prefill_tokens_per_s == pytest.approx(14771, rel=0.3)
+    assert not any("dequantized to FP16" in a for a in new.assumptions)
+    assert any("dequantized to FP16" in a for a in none.assumptions)
+    assert "engine version: llama.cpp b6500 (2025 builds" in " ".join(new.assumptions)
+    assert "engine version: llama.cpp b5000" in " ".join(old.assumptions)
+    dec = _llama_fit("llama-2-7b", "rtx-4090", "q4_0", 64, build=6500)
+    assert dec.decode_tokens_per_s_per_seq == pytest.approx(189, rel=0.1)
+    assert "× 0.9, llama.cpp/cuda GDDR quant" in dec.assumptions[0] and "32 layers × 33 µs" in dec.assumptions[0]
+    # MoE experts keep MUL_MAT_ID's share; an RTX 50 card runs 2025 builds whatever is asked
+    moe = _llama_fit("qwen3-30b-a3b", "rtx-4090", "q4_k_m", 64, build=6500)
+    assert "× 0.8, llama.cpp/cuda GDDR quant" in moe.assumptions[0]
+    assert speed.llama_cpp_2025_kernels(find_gpu("rtx-5090")) and not speed.llama_cpp_2025_kernels(find_gpu("rtx-4090"))
+
+
+def test_llama_cpp_scoreboards_with_their_builds() -> None:
+    """The community scoreboards (discussion #15013: 19 NVIDIA GPUs, 2025 builds, flash attention off / on; #4167: 15
+    M1-M4 chips, Nov 2023 build), as fit_check --versions scores them (the CUDA rows as b6000 or later)."""
+    path = REPO / "measurements" / "speed" / "llama-cpp-scoreboards.jsonl"
+    rows = [r for r in _score(path, versions=True) if r["exact"]]
+    cuda = [r for r in rows if "-15013-" in r["id"]]
+    apple = [r for r in rows if "-4167-" in r["id"]]
+    assert len(cuda) == 38 and len(apple) == 43
+    # CUDA prefill: Ada with flash attention still -15 ... -29 %, the 70 W T4 (clocks under load below the datasheet's)
+    # +80 ... +100 %
+    for group, dec_bound, pre_bound in ((cuda, 0.10, 0.15), (apple, 0.15, 0.10)):
+        assert statistics.median(abs(r["dec"]) for r in group) <= dec_bound
+        assert statistics.median(abs(r["pre"]) for r in group) <= pre_bound

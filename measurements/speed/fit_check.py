@@ -85,7 +85,21 @@ def release(c: dict[str, Any]) -> str | None:
     return f"{v[0]}.{v[1]}" if VERSIONS and v >= (0, 8) else None
 
 
-def predict(v: dict[str, Any], context: int, new_tokens: int, version: str | None = None) -> dict[str, Any]:
+def llama_build(c: dict[str, Any]) -> int | None:
+    """The case's llama.cpp build under --versions: "build 4426e298 (2824)" -> 2824, else the mapping's
+    `llama_build_at_least` (a scoreboard whose rows give commits only), else None."""
+    if not VERSIONS or c.get("engine") != "llama.cpp":
+        return None
+    m = re.search(r"\((\d{3,5})\)", str(c.get("engine_version") or ""))
+    if m:
+        return int(m.group(1))
+    at_least = (c.get("vram") or {}).get("llama_build_at_least")
+    return int(at_least) if at_least else None
+
+
+def predict(
+    v: dict[str, Any], context: int, new_tokens: int, version: str | None = None, build: int | None = None
+) -> dict[str, Any]:
     n = int(v.get("gpu_count") or 1)
     gpu = v["gpu"] if n == 1 else f"{n}x{v['gpu']}"
     b = int(v.get("batch") or 1)
@@ -97,6 +111,7 @@ def predict(v: dict[str, Any], context: int, new_tokens: int, version: str | Non
         quant=v.get("quant"),
         max_num_seqs=b if v["engine"] == "vllm" and b > 1 else None,
         engine_version=version,
+        llama_build=build,
     )
     r = fit(v["model"], gpu, wl, split=v.get("split") if n > 1 else None, solve=False)
     assert r.speed is not None
@@ -125,7 +140,7 @@ def score(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         try:
             if m.get("decode_tps_per_seq") is not None:
-                d = predict(v, v.get("decode_context") or 1, v.get("new_tokens") or 0, release(c))
+                d = predict(v, v.get("decode_context") or 1, v.get("new_tokens") or 0, release(c), llama_build(c))
                 r["dec"] = (d["decode_tokens_per_s_per_seq"] - m["decode_tps_per_seq"]) / m["decode_tps_per_seq"]
                 r["dec_pred"], r["dec_meas"] = d["decode_tokens_per_s_per_seq"], m["decode_tps_per_seq"]
                 r["calibrated"] = d.get("calibrated", True)
@@ -134,7 +149,7 @@ def score(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 base = old_rule(d, v, "dec")
                 r["dec_old"] = None if base is None else (base - m["decode_tps_per_seq"]) / m["decode_tps_per_seq"]
             if m.get("prefill_tps") is not None and v.get("prefill_context") and not c.get("prefill_excluded_reason"):
-                p = predict(v, v["prefill_context"], 0, release(c))
+                p = predict(v, v["prefill_context"], 0, release(c), llama_build(c))
                 if p["prefill_tokens_per_s"] is not None:
                     r["pre"] = (p["prefill_tokens_per_s"] - m["prefill_tps"]) / m["prefill_tps"]
                     r["pre_pred"], r["pre_meas"] = p["prefill_tokens_per_s"], m["prefill_tps"]
@@ -167,6 +182,20 @@ def report(rows: list[dict[str, Any]], title: str) -> None:
     print(summary(rows, "pre", "prefill"))
 
 
+def spread(rows: list[dict[str, Any]], key: str) -> tuple[float, float, int]:
+    """p10 and p90 of measured / predicted — the range vram shows (`vram.speed.SPEED_SPREAD`): exact figures of the
+    backends a measurement calibrates (the others get no range), decode steps the GPU sets (not host-bound ones)."""
+    ratios = sorted(
+        1 / (1 + r[key])
+        for r in rows
+        if r.get(key) is not None
+        and r["exact"]
+        and r.get("calibrated", True)
+        and not (key == "dec" and r.get("host_bound"))
+    )
+    return ratios[int(0.1 * (len(ratios) - 1))], ratios[int(0.9 * (len(ratios) - 1))], len(ratios)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", nargs="*", default=None)
@@ -176,7 +205,8 @@ def main() -> None:
     ap.add_argument(
         "--versions",
         action="store_true",
-        help="give vLLM cases their release (--engine-version; 0.14 and later: vram.speed.VLLM_ASYNC_FROM)",
+        help="give vLLM cases their release (--engine-version; 0.14 and later: vram.speed.VLLM_ASYNC_FROM) and "
+        "llama.cpp cases their build (--llama-build; 6000 and later: vram.speed.LLAMA_CPP_2025_BUILD)",
     )
     args = ap.parse_args()
     global VERSIONS
@@ -195,17 +225,8 @@ def main() -> None:
         report([r for r in rows if r["held"]], "held out (GPUs hashed into the last fifth)")
     if args.spread:
         for key, name in (("dec", "decode"), ("pre", "prefill")):
-            # the spread vram shows: backends a measurement calibrates (the others get no range), steps the GPU sets
-            ratios = sorted(
-                1 / (1 + r[key])
-                for r in rows
-                if r.get(key) is not None
-                and r["exact"]
-                and r.get("calibrated", True)
-                and not (key == "dec" and r.get("host_bound"))
-            )
-            p10, p90 = ratios[int(0.1 * (len(ratios) - 1))], ratios[int(0.9 * (len(ratios) - 1))]
-            print(f"  {name}: measured / predicted p10 {p10:.3f}  p90 {p90:.3f}  (n={len(ratios)})")
+            p10, p90, n = spread(rows, key)
+            print(f"  {name}: measured / predicted p10 {p10:.3f}  p90 {p90:.3f}  (n={n})")
     errs = [r for r in rows if r.get("error")]
     if errs:
         print(f"{len(errs)} errors: " + ", ".join(r["id"] for r in errs), file=sys.stderr)

@@ -184,6 +184,19 @@ DECODE_KV_EFFICIENCY: dict[str, tuple[float, float]] = {
 # (XiongjieDai/GPU-Benchmarks-on-LLM-Inference, brand-o/normiebench#40); the value is between the builds. The base M1
 # (2.3 TFLOPS, 68 GB/s) and M4 (~4 TFLOPS, 120 GB/s) are bound by it too.
 METAL_DEQUANT_FLOP_PER_BYTE = 46.0
+# GGUF's legacy block formats (Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0: one scale, and for _1 a min, per 32 weights) unpack
+# with a few integer ops per weight and no nested 6-bit scales, so Metal's mat-vec stays bound by the memory on every
+# M-series GPU, at F16's share of it (`weight_format`): LLaMA 2 7B Q8_0 / Q4_0 tg128 on 15 M1-M4 chips (llama.cpp
+# discussion #4167, build 8e672ef) read their weights at 0.8-0.9 of the bandwidth (once that build's per-layer cost is
+# out) where the K-quants' ALU cost gave 0.4-0.6: that set's decode median went from 20.5 % to 12.5 %.
+LEGACY_BLOCK_FORMATS = ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0")
+
+
+def metal_dequant_flop_per_byte(q: QuantScheme) -> float:
+    """ALU work per weight byte that bounds Metal's quantized mat-vec: the K / IQ formats'
+    (`METAL_DEQUANT_FLOP_PER_BYTE`); none for the legacy block formats (`LEGACY_BLOCK_FORMATS`), bound by memory."""
+    return 0.0 if q.name in LEGACY_BLOCK_FORMATS else METAL_DEQUANT_FLOP_PER_BYTE
+
 
 # --- fixed costs -----------------------------------------------------------------------------------------------
 # Per transformer block per decode step: the block's ~20 small kernels (norms, rope, KV copy, softmax, adds,
@@ -210,7 +223,29 @@ LAYER_OVERHEAD_S: dict[str, float] = {
 # and multiply quantized weights with MMQ kernels on the tensor cores rather than dequantizing them to FP16 for
 # cuBLAS (default on Turing and newer since mid-2024). On those architectures the coefficients of those builds apply.
 LLAMA_CPP_2025_BUILD_ARCHITECTURES = ("blackwell", "blackwell-ultra")
+# ... and on any GPU when such a build is asked for (`--llama-build`): from b6000 (July 2025), the builds the 2025
+# measurements ran (RTX PRO 6000 at b6413; the CUDA scoreboard of llama.cpp discussion #15013, opened in August 2025,
+# on 19 GPUs from Pascal to Blackwell). Without a build the default terms stay between the builds.
+LLAMA_CPP_2025_BUILD = 6000
+# The 2025 builds' quantized mat-vec (mmvq) streams GDDR at about F16's share: LLaMA 2 7B Q4_0 tg128 on RTX 30 / 40 /
+# 50 cards and RTX A-series (#15013) and Llama 3.3 70B / Mistral Nemo 12B Q4_K_M on an RTX PRO 6000 (b6413) read their
+# blocks at 0.86-0.93 of the bandwidth once the per-layer cost is out, where the May 2024 builds reached 0.8. Dense
+# models only: MoE experts go through MUL_MAT_ID, one short call per routed expert, which the same RTX PRO 6000 build
+# ran at ~0.8 (Qwen3-30B-A3B, gpt-oss-120b: −3 % / +12 % at 0.8, +5 % / +20 % at 0.9). Not on a DGX Spark's LPDDR5X,
+# where a 2025 build decoded a 3B and a 14B Q4_K_M within −1 … −3 % of 0.8.
+LLAMA_CPP_2025_DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
+    ("llama.cpp/cuda", "gddr", "quant"): 0.9,
+}
 LLAMA_CPP_GRAPH_LAYER_OVERHEAD_S = 33e-6
+# Apple's Ultra chips are two Max dies joined by UltraFusion: every compute dispatch spans both dies' GPU cores and
+# drains across the bridge, so each of a block's small kernels costs more than on one die. Per extra die, per layer:
+# llama.cpp ~60 µs — short steps of small models on M1 / M2 / M3 Ultra run 20-44 % faster than the single-die costs
+# give in every build measured (LLaMA 2 7B Q4_0 / Q8_0 / F16 on M1 / M2 / M3 Ultra, discussion #4167, Nov 2023;
+# Llama 3 8B Q4_K_M on an M2 Ultra, May 2024; Llama 3.2 3B on an M3 Ultra, build 7315), while 70B steps, where the
+# bytes dominate, were within ±9 %: the exact Ultra runs go from 8.7 % / 44 % (median / max) to 5.7 % / 15 %. MLX
+# ~30 µs, from the Rapid-MLX server runs on a 60-core M3 Ultra (not exact: a core count the catalog lacks; 14 % to 4 %
+# median).
+APPLE_DIE_LAYER_OVERHEAD_S: dict[str, float] = {"llama.cpp/metal": 60e-6, "mlx/metal": 30e-6}
 DEFAULT_LAYER_OVERHEAD_S = 30e-6
 # Per mixture-of-experts layer per step on top: router matmul, softmax/top-k, sorting tokens by expert, the
 # gather/scatter and the per-expert kernels (llama.cpp MUL_MAT_ID, vLLM fused_moe). llama.cpp: ~20 µs with today's
@@ -378,6 +413,10 @@ ATTENTION_MFU: dict[str, float] = {
     "mlx/metal": 0.45,
 }
 DEFAULT_ATTENTION_MFU = 0.3
+# The 2025 builds' flash attention for CUDA (mma tensor-core kernels, on by default): taken at vLLM's FlashAttention
+# share; LLaMA 2 7B pp512 with -fa 1 on the #15013 scoreboard ran 5-15 % faster than with -fa 0 on Ada and Blackwell
+# cards (the prefill median of its rows 13.5 % at the older 0.09, 11.2 % at this).
+LLAMA_CPP_2025_ATTENTION_MFU = 0.35
 # Without flash attention llama.cpp materialises the score matrix per ubatch, per head and attended token: KQ's
 # cuBLAS product writes it in f16 and a conversion rewrites it as f32 (2 + 2 + 4 bytes), the fused scale-mask-softmax
 # reads it with the f16 mask and writes it (4 + 2 + 4), KQV's product converts it back to f16 and reads it (4 + 2 +
@@ -452,9 +491,9 @@ class Speed:
 
 
 # p10 and p90 of measured / predicted over the public measurements of calibrated backends (measurements/speed/,
-# fit_check.py --spread; 241 decode and 183 prefill figures; host-bound transformers steps have their own,
+# fit_check.py --spread; 343 decode and 285 prefill figures; host-bound transformers steps have their own,
 # `HOST_BOUND_SPREAD`), by quantity: the range shown next to a figure.
-SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.85, 1.1), "prefill": (0.78, 1.09)}
+SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.88, 1.18), "prefill": (0.83, 1.23)}
 
 
 # Per-model memo of the pure per-layer sums below (`which` asks for the same model on every catalog GPU and count):
@@ -718,8 +757,11 @@ def memory_class(gpu: GpuEntry) -> str:
     return "gddr"
 
 
-def weight_format(q: QuantScheme) -> str:
-    """ "f16" for 16/32-bit float weights, "quant" for everything a kernel dequantizes."""
+def weight_format(q: QuantScheme, be: str = "") -> str:
+    """ "f16" for 16/32-bit float weights, "quant" for everything a kernel dequantizes — except GGUF's legacy block
+    formats on Metal, which stream at F16's share (`metal_dequant_flop_per_byte`)."""
+    if be == "llama.cpp/metal" and q.name in LEGACY_BLOCK_FORMATS:
+        return "f16"
     return "quant" if q.is_quantized else "f16"
 
 
@@ -784,21 +826,38 @@ def llama_cpp_2025_builds_only(gpu: GpuEntry) -> bool:
     return gpu.architecture.lower() in LLAMA_CPP_2025_BUILD_ARCHITECTURES
 
 
-def _dequantizes_for_cublas(gpu: GpuEntry, engine: str, q: QuantScheme, llama_backend: str | None = None) -> bool:
+def llama_cpp_2025_kernels(gpu: GpuEntry, llama_build: int | None = None) -> bool:
+    """Whether the llama.cpp build modelled is a 2025 one: asked for (`LLAMA_CPP_2025_BUILD` or later), or the only
+    kind this GPU runs."""
+    return llama_cpp_2025_builds_only(gpu) or (llama_build is not None and llama_build >= LLAMA_CPP_2025_BUILD)
+
+
+def _dequantizes_for_cublas(
+    gpu: GpuEntry, engine: str, q: QuantScheme, llama_backend: str | None = None, llama_build: int | None = None
+) -> bool:
     """llama.cpp on CUDA prefilling quantized weights through an FP16 copy and cuBLAS (the builds before MMQ)."""
     return (
         engine == "llama.cpp"
         and q.is_quantized
         and backend(gpu, engine, llama_backend).endswith("cuda")
-        and not llama_cpp_2025_builds_only(gpu)
+        and not llama_cpp_2025_kernels(gpu, llama_build)
         and not no_tensor_cores(gpu)  # MMQ multiplies the blocks directly there
     )
 
 
 def decode_efficiency(
-    gpu: GpuEntry, engine: str, q: QuantScheme, spec: ModelSpec | None = None, llama_backend: str | None = None
+    gpu: GpuEntry,
+    engine: str,
+    q: QuantScheme,
+    spec: ModelSpec | None = None,
+    llama_backend: str | None = None,
+    llama_build: int | None = None,
 ) -> float:
-    key = (backend(gpu, engine, llama_backend), memory_class(gpu), weight_format(q))
+    be = backend(gpu, engine, llama_backend)
+    key = (be, memory_class(gpu), weight_format(q, be))
+    dense = spec is None or not _moe_layers(spec)  # MoE experts go through MUL_MAT_ID's per-expert calls
+    if key in LLAMA_CPP_2025_DECODE_EFFICIENCY and dense and llama_cpp_2025_kernels(gpu, llama_build):
+        return LLAMA_CPP_2025_DECODE_EFFICIENCY[key]
     row_bound = ROW_BOUND_DECODE.get(key)
     if row_bound is not None and spec is not None:
         peak, half_row = row_bound
@@ -846,6 +905,7 @@ def estimate_speed(
     llama_backend: str | None = None,
     prefill_chunk: int | None = None,
     engine_version: tuple[int, int] | None = None,
+    llama_build: int | None = None,
 ) -> Speed:
     """Speed of `spec` on `count` × `gpu` with `engine`.
 
@@ -854,7 +914,8 @@ def estimate_speed(
     and are streamed each step. `quant` is the weight format (a scheme or its name; None: 16-bit).
     `read_fraction` / `flops_per_token` may be passed precomputed (`weight_read_fraction`, 2 × active params +
     `attention_flops_per_token`). `engine_version`: the vLLM release asked for (None: the builds the exact
-    measurements ran, `CALIBRATED_VERSIONS`; 0.14 and later: async scheduling, `VLLM_ASYNC_FROM`).
+    measurements ran, `CALIBRATED_VERSIONS`; 0.14 and later: async scheduling, `VLLM_ASYNC_FROM`); `llama_build`: the
+    llama.cpp build asked for (`LLAMA_CPP_2025_BUILD` and later: the 2025 builds' kernels on every GPU).
     """
     q = quant if isinstance(quant, QuantScheme) else quant_scheme(quant)
     eng = "llama.cpp" if engine in ("llama.cpp", "llamacpp", "ollama") else engine
@@ -864,7 +925,7 @@ def estimate_speed(
     ranks = 1 if split == "dp" else gpus
     frac = weight_read_fraction(spec, batch, q) if read_fraction is None else read_fraction
     bw_gb = gpu.bandwidth_gb_per_s
-    eta = decode_efficiency(gpu, eng, q, spec, llama_backend)
+    eta = decode_efficiency(gpu, eng, q, spec, llama_backend, llama_build)
     tflops, rate_name = tensor_tflops(gpu, eng, q, llama_backend)
     on_gpu_weights = max(0, weights_bytes - offloaded_bytes)
     streamed = int(streamed_weight_bytes(spec, on_gpu_weights, q) * frac)
@@ -877,8 +938,9 @@ def estimate_speed(
 
     # --- decode: memory side (per GPU for TP, the whole model for a layer split) ---
     weight_bw = bw_gb * 1e9 * eta
-    if be == "llama.cpp/metal" and q.is_quantized and tflops:  # the ALU rate, at its generation's share
-        weight_bw = min(weight_bw, tflops * 1e12 / METAL_DEQUANT_FLOP_PER_BYTE)
+    dequant = metal_dequant_flop_per_byte(q) if be == "llama.cpp/metal" and q.is_quantized else 0.0
+    if dequant and tflops:  # the ALU rate, at its generation's share
+        weight_bw = min(weight_bw, tflops * 1e12 / dequant)
     shard = 1 if split == "pp" else ranks
     kv_eta = KV_READ_EFFICIENCY
     if be in DECODE_KV_EFFICIENCY:
@@ -892,7 +954,7 @@ def estimate_speed(
     comp_s = dec_flops / shard / (tflops * 1e12 * _mfu(be, gpu)) if tflops else 0.0
     # --- fixed costs ---
     tau_layer = LAYER_OVERHEAD_S.get(be, DEFAULT_LAYER_OVERHEAD_S)
-    if be == "llama.cpp/cuda" and llama_cpp_2025_builds_only(gpu):
+    if be == "llama.cpp/cuda" and llama_cpp_2025_kernels(gpu, llama_build):
         tau_layer = LLAMA_CPP_GRAPH_LAYER_OVERHEAD_S
     tau_moe = MOE_LAYER_OVERHEAD_S.get(be, DEFAULT_MOE_LAYER_OVERHEAD_S)
     step_fixed, step_per_seq = STEP_OVERHEAD_S.get(eng, DEFAULT_STEP_OVERHEAD_S)
@@ -900,6 +962,9 @@ def estimate_speed(
     async_sched = eng == "vllm" and engine_version is not None and engine_version >= VLLM_ASYNC_FROM
     if async_sched:  # the host's work runs beside the GPU's (the floor below), MoE layers at the 2026 kernels' cost
         tau_moe = min(tau_moe, VLLM_ASYNC_MOE_LAYER_OVERHEAD_S)
+    dies = int(gpu.data.get("gpu_dies") or 1)
+    if dies > 1:  # an Ultra's kernels drain across its dies (`APPLE_DIE_LAYER_OVERHEAD_S`)
+        tau_layer += (dies - 1) * APPLE_DIE_LAYER_OVERHEAD_S.get(be, 0.0)
     fixed_s = n_layers * tau_layer + moe_layers * tau_moe + (0.0 if async_sched else host_s)
     expert_gemm_s = rocm_mxfp4_expert_gemm_s(spec, gpu, batch, ranks) if triton_mxfp4 else 0.0
     assumptions = [
@@ -940,6 +1005,15 @@ def estimate_speed(
             f"engine version: vLLM {engine_version[0]}.{engine_version[1]} (0.14 and later: async scheduling, "
             f"{VLLM_ASYNC_MOE_LAYER_OVERHEAD_S * 1e6:g} µs per MoE layer, a {VLLM_ASYNC_STEP_FLOOR_S * 1e3:g} ms "
             "CPU loop; set on 2026 runs of 0.15-0.20, most of them TPOT figures of an unstated statistic)"
+        )
+    elif llama_build is not None and be.startswith("llama.cpp/"):
+        assumptions.append(
+            f"engine version: llama.cpp b{llama_build}"
+            + (
+                " (2025 builds: CUDA graphs at ~33 µs per layer, quantized prompts through MMQ without an FP16 copy)"
+                if be == "llama.cpp/cuda" and llama_cpp_2025_kernels(gpu, llama_build)
+                else f" (this backend's terms are set between the builds measured: {CALIBRATED_VERSIONS.get(be, '')})"
+            )
         )
     elif be in CALIBRATED_VERSIONS:
         assumptions.append(
@@ -1016,6 +1090,7 @@ def estimate_speed(
         n_batch=n_batch,
         llama_backend=llama_backend,
         prefill_chunk=prefill_chunk,
+        llama_build=llama_build,
     )
     if tflops:
         prefill = prompt_rate(weights_bytes=on_gpu_weights)
@@ -1027,7 +1102,7 @@ def estimate_speed(
             + (" (flash attention)" if flash_attn or eng != "llama.cpp" else " (f32 score matrix)")
             + (
                 f"; quantized weights dequantized to FP16 per {n_ubatch}-token ubatch"
-                if _dequantizes_for_cublas(gpu, eng, q, llama_backend)
+                if _dequantizes_for_cublas(gpu, eng, q, llama_backend, llama_build)
                 else ""
             )
         )
@@ -1175,6 +1250,7 @@ def prefill_tokens_per_s(
     n_batch: int = 2048,
     llama_backend: str | None = None,
     prefill_chunk: int | None = None,
+    llama_build: int | None = None,
 ) -> float | None:
     """Prompt tokens per second for a prompt of `context` tokens (one sequence), in forward passes of
     `prefill_chunk` tokens (vLLM's max_num_batched_tokens; None: llama.cpp's ubatch, else `DEFAULT_PREFILL_CHUNK`)."""
@@ -1199,14 +1275,20 @@ def prefill_tokens_per_s(
     per_token = (matmul_flops_per_token(spec) - expert_flops) / rate + expert_time
     if flash_attn or engine != "llama.cpp":
         per_token += attention_flops_per_token(spec, context) / (
-            tflops * 1e12 * ATTENTION_MFU.get(be, DEFAULT_ATTENTION_MFU)
+            tflops
+            * 1e12
+            * (
+                LLAMA_CPP_2025_ATTENTION_MFU
+                if be == "llama.cpp/cuda" and llama_cpp_2025_kernels(gpu, llama_build)
+                else ATTENTION_MFU.get(be, DEFAULT_ATTENTION_MFU)
+            )
         )
     else:
         per_token += score_bytes_per_token(spec, context) / (gpu.bandwidth_gb_per_s * 1e9 * KV_READ_EFFICIENCY)
     if be in ACTIVATION_PASSES_BACKENDS:
-        mmq = q.is_quantized and llama_cpp_2025_builds_only(gpu)
+        mmq = q.is_quantized and llama_cpp_2025_kernels(gpu, llama_build)
         per_token += activation_bytes_per_token(spec, mmq=mmq) / _small_kernel_bandwidth(gpu, be)
-    if _dequantizes_for_cublas(gpu, engine, q, llama_backend):
+    if _dequantizes_for_cublas(gpu, engine, q, llama_backend, llama_build):
         linear = sum(la.linear_params for la in spec.layers)
         dequant_bytes = weights_bytes + 2 * linear  # read the blocks, write them as FP16 (cuBLAS reads overlap)
         per_token += dequant_bytes / ubatch / _small_kernel_bandwidth(gpu, be)
@@ -1219,7 +1301,9 @@ def prefill_tokens_per_s(
         read = streamed_weight_bytes(spec, weights_bytes, q) * weight_read_fraction(spec, chunk, q)
         per_token = max(
             per_token,
-            read / (gpu.bandwidth_gb_per_s * 1e9 * decode_efficiency(gpu, engine, q, spec, llama_backend)) / chunk,
+            read
+            / (gpu.bandwidth_gb_per_s * 1e9 * decode_efficiency(gpu, engine, q, spec, llama_backend, llama_build))
+            / chunk,
         )
     if split == "pp" and ranks > 1:
         return context / layer_split_prefill_s(spec, gpu, engine, per_token, context, ranks, ubatch, n_batch)

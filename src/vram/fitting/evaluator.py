@@ -161,6 +161,7 @@ class Evaluator:
             engine_version=parse_version(wl.vllm.engine_version)
             if wl.engine == "vllm" and wl.vllm.engine_version
             else None,
+            llama_build=wl.options.llama_build if isinstance(wl.options, LlamaCppOptions) else None,
         )
 
     @property
