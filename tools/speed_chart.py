@@ -41,6 +41,7 @@ STYLE = {
     "vllm-prefill.jsonl": ("vLLM prompt / TTFT, after the fit", "^", "#e6550d"),
     "vllm-concurrency-dense.jsonl": ("vLLM dense models, 1-512 seqs, after the fit", "v", "#3182bd"),
     "vllm-inferencex.jsonl": ("vLLM 0.17 gpt-oss-120b, MI300X (InferenceX), after the fit", "D", "#a55194"),
+    "llama-cpp-scoreboards.jsonl": ("llama.cpp scoreboards #15013 / #4167, after the fit", "h", "#fd8d3c"),
 }
 OTHER = ("other collected measurements", ".", "#999999")
 

@@ -117,6 +117,11 @@ def main() -> None:
             lambda r: r["file"] == "vllm-inferencex.jsonl",
         ),
         (
+            "llama.cpp's community scoreboards, collected after the fit: #15013 (LLaMA 2 7B Q4_0 on 19 NVIDIA GPUs, "
+            "2025 builds, flash attention off / on) and #4167 (7B F16 / Q8_0 / Q4_0 on 15 M1-M4 chips, Nov 2023 build)",
+            lambda r: r["file"] == "llama-cpp-scoreboards.jsonl",
+        ),
+        (
             "cases on GPUs added to the catalog after the fit (M2 Max, M3 Pro, Radeon 8060S; more, not exact: RTX 2080 "
             "Ti, Tesla P40, RTX A4000 / A5000, M1 Ultra, DGX Spark, RX 7900 XT / 9070 XT, R9700)",
             lambda r: r["gpu_added"],
@@ -144,8 +149,10 @@ def main() -> None:
     # release each ran given to vram (--engine-version: 0.14+ overlaps the host loop, `speed.VLLM_ASYNC_FROM`)
     cases = fit_check.load(paths)
     newer = [c for c in cases if fit_check.release_tuple(c) >= fit_check.speed.VLLM_ASYNC_FROM]
+    boards = [c for c in cases if c["_file"] == "llama-cpp-scoreboards.jsonl"]
     fit_check.VERSIONS = True
     with_release = fit_check.score(newer)
+    boards_built = [r for r in fit_check.score(boards) if r["exact"]]
     fit_check.VERSIONS = False
     tables: list[tuple[str, list[Row]]] = [(name, [r for r in rows if pred(r)]) for name, pred in groups]
     tables += [
@@ -155,6 +162,11 @@ def main() -> None:
             fit_check.score(newer),
         ),
         ("... the same, each run's release given (--engine-version: async scheduling, 60 µs MoE layers)", with_release),
+        (
+            "llama.cpp's scoreboards (exact), each row's build given (--llama-build; the #15013 rows as b6000+: CUDA "
+            "graphs, MMQ, FA kernels of 2025)",
+            boards_built,
+        ),
     ]
     for name, g in tables:
         nd = sum(r.get("dec") is not None for r in g)

@@ -232,7 +232,8 @@ LLAMA_CPP_2025_BUILD = 6000
 # blocks at 0.86-0.93 of the bandwidth once the per-layer cost is out, where the May 2024 builds reached 0.8. Dense
 # models only: MoE experts go through MUL_MAT_ID, one short call per routed expert, which the same RTX PRO 6000 build
 # ran at ~0.8 (Qwen3-30B-A3B, gpt-oss-120b: −3 % / +12 % at 0.8, +5 % / +20 % at 0.9). Not on a DGX Spark's LPDDR5X,
-# where a 2025 build decoded a 3B and a 14B Q4_K_M within −1 … −3 % of 0.8.
+# where a 2025 build decoded a 3B and a 14B Q4_K_M within −1 … −3 % of 0.8, nor on Pascal (the same scoreboard's Tesla
+# P40 read its blocks at 0.61: its dp4a kernels).
 LLAMA_CPP_2025_DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
     ("llama.cpp/cuda", "gddr", "quant"): 0.9,
 }
@@ -856,7 +857,12 @@ def decode_efficiency(
     be = backend(gpu, engine, llama_backend)
     key = (be, memory_class(gpu), weight_format(q, be))
     dense = spec is None or not _moe_layers(spec)  # MoE experts go through MUL_MAT_ID's per-expert calls
-    if key in LLAMA_CPP_2025_DECODE_EFFICIENCY and dense and llama_cpp_2025_kernels(gpu, llama_build):
+    if (
+        key in LLAMA_CPP_2025_DECODE_EFFICIENCY
+        and dense
+        and not no_tensor_cores(gpu)
+        and llama_cpp_2025_kernels(gpu, llama_build)
+    ):
         return LLAMA_CPP_2025_DECODE_EFFICIENCY[key]
     row_bound = ROW_BOUND_DECODE.get(key)
     if row_bound is not None and spec is not None:
@@ -1064,7 +1070,17 @@ def estimate_speed(
             f"{payload / 1e3:,.0f} kB over {link:g} GB/s)"
         )
     offload_s = 0.0
-    if offloaded_bytes:
+    if offloaded_bytes and gpu.interconnect == "unified":
+        # unified memory: what does not fit the GPU's working set still lives in the same memory, read at its rate
+        # (macOS wires Metal buffers past recommendedMaxWorkingSetSize; a CPU layer reads the same LPDDR): LLaMA 2 7B
+        # F16, 12.4 GiB, decoded on a 16 GB M2 at 0.9 of the bandwidth (llama.cpp discussion #4167)
+        offload_s = offloaded_bytes * frac / weight_bw
+        assumptions.append(
+            f"{offloaded_bytes / 1024**3:,.2f} GiB of weights beyond the GPU's working-set limit: on unified memory "
+            "they are read from the same memory at the same rate (macOS lets Metal wire past the limit, at the risk of "
+            "paging if the machine runs short)"
+        )
+    elif offloaded_bytes:
         link_h = host_link_gb_per_s(gpu) or 32.0
         offload_s = offloaded_bytes * frac / (link_h * 1e9 * HOST_LINK_EFFICIENCY)
         assumptions.append(
