@@ -344,3 +344,40 @@ async def test_a_calibrated_engines_speed_shows_its_measured_range(app: Any) -> 
     assert f'id="decode-range" title="{title}">({lo:.1f}–{hi:.1f})' in r.text
     assert lib.speed.prefill_range is not None and 'id="prefill-range"' in r.text
     assert 'id="speed-uncalibrated"' not in r.text
+
+
+async def test_the_form_takes_the_engines_release(app: Any) -> None:
+    """A vLLM release or a llama.cpp build on the form reaches the speed as --engine-version / --llama-build do; a
+    release for an engine that has none is an error on that field, costing nothing; a saved request refills it."""
+    from vram.fitting import fit
+    from vram.request import Workload
+    from vram.web.view import calculator_query
+
+    async with client_for(app) as c:
+        csrf = await _csrf(c)
+        vllm = {**FORM, "model": "gpt-oss-20b", "engine": "vllm", "gpu": "h200", "batch": "4", "new_tokens": "256"}
+        r = await c.post("/", data={**vllm, "release": "0.16", "csrf_token": csrf})
+        llama = {**FORM, "model": "llama-2-7b", "engine": "llama.cpp", "quant": "q4_0", "dtype": ""}
+        b = await c.post("/", data={**llama, "release": "b6500", "csrf_token": csrf})
+        bad = await c.post("/", data={**FORM, "release": "0.16", "csrf_token": csrf})
+        word = await c.post("/", data={**llama, "release": "latest", "csrf_token": csrf})
+        after = (await c.get("/api/v1/quota")).json()["remaining"]
+    assert r.status_code == 200, r.text[:500]
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", r.text))
+    assert "engine version: vLLM 0.16 (0.14 and later: async scheduling" in text
+    lib = fit(
+        "gpt-oss-20b",
+        "h200",
+        Workload.from_flat(engine="vllm", batch=4, context=8192, new_tokens=256, engine_version="0.16"),
+    )
+    assert lib.speed is not None and f"{lib.speed.decode_tokens_per_s_per_seq:,.1f}" in text
+    assert b.status_code == 200, b.text[:500]
+    assert "engine version: llama.cpp b6500 (2025 builds" in re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", b.text))
+    assert bad.status_code == 422
+    assert "Engine release: only vLLM" in bad.text and 'id="release" name="release"' in bad.text
+    assert re.search(r'id="release"[^>]*aria-invalid="true"', bad.text)
+    assert word.status_code == 422 and re.search(r'id="release"[^>]*aria-invalid="true"', word.text)
+    assert "Engine release:" in word.text
+    assert after == 2500 - 2 * 250  # the two checks against a GPU; the refused one cost nothing
+    q = calculator_query({"model": "gpt-oss-20b", "engine": "vllm", "options": {"engine_version": "0.16"}})
+    assert "release=0.16" in q

@@ -17,7 +17,7 @@ from starlette.datastructures import FormData
 from .. import __version__
 from ..catalog import all_gpus, all_models, find_gpu
 from ..dtypes import known_quants
-from ..errors import VramError
+from ..errors import BadInput, VramError
 from . import api
 from .api import ApiError, services, subject
 from .auth import CSRF_FIELD, SESSION_COOKIE, csrf_ok, sign_result
@@ -44,6 +44,7 @@ FORM_DEFAULTS: dict[str, Any] = {
     "gpu": "rtx-4090",
     "gpu_count": "1",
     "headroom": "20",
+    "release": "",
     "mode": "inference",
     "method": "lora",
     "precision": "bf16",
@@ -283,6 +284,20 @@ def body_from_form(form: dict[str, Any]) -> dict[str, Any]:
             body[key] = value
     if body.get("engine", "transformers") != "transformers":
         body.pop("attn", None)  # the form's attention choice is transformers' own (shown only for it)
+    release = str(form.get("release", "")).strip()
+    if release:  # the engine's release: a vLLM X.Y or a llama.cpp build number (speed terms, vLLM's memory)
+        engine = body.get("engine", "transformers")
+        if engine == "vllm":
+            body["options"] = {"engine_version": release}
+        elif engine in ("llama.cpp", "llamacpp"):
+            build = _digits(release.removeprefix("b"))
+            body["options"] = {"llama_build": int(build) if build.isdigit() else release}
+        else:
+            raise BadInput(
+                f"release: only vLLM (a release such as 0.20) and llama.cpp (a build such as 6500) take one; "
+                f"{engine} does not",
+                field="release",
+            )
     if kind == "diffusion":
         for key in ("width", "height", "images", "steps"):
             if str(form.get(key, "")).strip():

@@ -349,6 +349,10 @@ def build_view(kind: str, req: dict[str, Any], result: dict[str, Any]) -> dict[s
         "rows": rows,
         "assumptions": assumptions,
         "speed": speed,
+        # the engine build the speed assumes (an assumed fact, said next to the number)
+        "speed_build": next(
+            (str(a) for a in (speed or {}).get("assumptions", []) if str(a).startswith("engine version")), None
+        ),
         "bar": _bar(comps, usable, weights_per_gpu + headroom_bytes if usable else 0) if comps else None,
         "split_note": "the fullest GPU, as `vram fit` splits the model" if fit and n > 1 else "",
         "chart": None
@@ -402,6 +406,9 @@ def calculator_query(req: dict[str, Any]) -> str:
         params["question"] = str(req["question"])
     if req.get("headroom_fraction") is not None:
         params["headroom"] = f"{float(req['headroom_fraction']) * 100:g}"
+    opts = req.get("options")
+    if isinstance(opts, dict) and (opts.get("engine_version") or opts.get("llama_build")):
+        params["release"] = str(opts.get("engine_version") or opts.get("llama_build"))
     train = req.get("train")
     if isinstance(train, dict):
         params["mode"] = "train"
