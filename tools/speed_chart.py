@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import statistics
 import sys
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def main() -> None:
                     edgecolors="none",
                 )
         errs = sorted(abs(r[key]) for r in pts)
-        ax.set_title(f"{title}: median |error| {errs[len(errs) // 2] * 100:.1f} %, n={len(errs)}", fontsize=10)
+        ax.set_title(f"{title}: median |error| {statistics.median(errs) * 100:.1f} %, n={len(errs)}", fontsize=10)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(lo, hi)
