@@ -138,7 +138,7 @@ def decode_speed(rm: ResolvedModel, wl: Workload, est: Estimate, gpu: GpuEntry, 
     from .speed import DEFAULT_DECODE_EFFICIENCY as RAM_EFF
     from .speed import decode_efficiency
 
-    eff = decode_efficiency(gpu, "llama.cpp", weight_scheme(rm.spec, wl))
+    eff = decode_efficiency(gpu, "llama.cpp", weight_scheme(rm.spec, wl), rm.spec, llama_build=wl.llama.llama_build)
     gpu_bw_gb_s = gpu.bandwidth_gb_per_s
     g, c = _read_bytes(rm, wl, est)
     t_gpu = g / (gpu_bw_gb_s * 1e9 * eff)
@@ -168,7 +168,12 @@ def decode_speed_devices(
     per_device, c = read_bytes_per_device(rm, wl, est)
     scheme = weight_scheme(rm.spec, wl)
     times = [
-        b / (g.bandwidth_gb_per_s * 1e9 * decode_efficiency(g, "llama.cpp", scheme))
+        b
+        / (
+            g.bandwidth_gb_per_s
+            * 1e9
+            * decode_efficiency(g, "llama.cpp", scheme, rm.spec, llama_build=wl.llama.llama_build)
+        )
         for b, g in zip(per_device, gpus, strict=True)
     ]
     t_cpu = c / (ram.bandwidth_gb_per_s * 1e9 * RAM_EFF)
