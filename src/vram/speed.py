@@ -833,6 +833,16 @@ def llama_cpp_2025_kernels(gpu: GpuEntry, llama_build: int | None = None) -> boo
     return llama_cpp_2025_builds_only(gpu) or (llama_build is not None and llama_build >= LLAMA_CPP_2025_BUILD)
 
 
+def llama_cpp_mmq_prompts(gpu: GpuEntry, llama_build: int | None = None) -> bool:
+    """Whether llama.cpp's 2025 builds multiply a quantized prompt's blocks directly (MMQ) on this GPU rather than
+    through an FP16 copy and cuBLAS: on the GDDR cards of the #15013 scoreboard they do (its Ada / Ampere / Blackwell
+    pp512 rates); its A100 80 GB and H100 80 GB rows prefill at about the cuBLAS path's rate (+24 ... +44 % against it,
+    +71 ... +124 % against MMQ's), so HBM parts keep that path unless they run 2025 builds only (B200)."""
+    if llama_cpp_2025_builds_only(gpu):
+        return True
+    return llama_cpp_2025_kernels(gpu, llama_build) and memory_class(gpu) != "hbm"
+
+
 def _dequantizes_for_cublas(
     gpu: GpuEntry, engine: str, q: QuantScheme, llama_backend: str | None = None, llama_build: int | None = None
 ) -> bool:
@@ -841,7 +851,7 @@ def _dequantizes_for_cublas(
         engine == "llama.cpp"
         and q.is_quantized
         and backend(gpu, engine, llama_backend).endswith("cuda")
-        and not llama_cpp_2025_kernels(gpu, llama_build)
+        and not llama_cpp_mmq_prompts(gpu, llama_build)
         and not no_tensor_cores(gpu)  # MMQ multiplies the blocks directly there
     )
 
@@ -1016,7 +1026,12 @@ def estimate_speed(
         assumptions.append(
             f"engine version: llama.cpp b{llama_build}"
             + (
-                " (2025 builds: CUDA graphs at ~33 µs per layer, quantized prompts through MMQ without an FP16 copy)"
+                " (2025 builds: CUDA graphs at ~33 µs per layer"
+                + (
+                    ", quantized prompts through MMQ without an FP16 copy)"
+                    if llama_cpp_mmq_prompts(gpu, llama_build)
+                    else "; on HBM parts quantized prompts still through an FP16 copy and cuBLAS)"
+                )
                 if be == "llama.cpp/cuda" and llama_cpp_2025_kernels(gpu, llama_build)
                 else f" (this backend's terms are set between the builds measured: {CALIBRATED_VERSIONS.get(be, '')})"
             )
@@ -1302,7 +1317,7 @@ def prefill_tokens_per_s(
     else:
         per_token += score_bytes_per_token(spec, context) / (gpu.bandwidth_gb_per_s * 1e9 * KV_READ_EFFICIENCY)
     if be in ACTIVATION_PASSES_BACKENDS:
-        mmq = q.is_quantized and llama_cpp_2025_kernels(gpu, llama_build)
+        mmq = q.is_quantized and llama_cpp_mmq_prompts(gpu, llama_build)
         per_token += activation_bytes_per_token(spec, mmq=mmq) / _small_kernel_bandwidth(gpu, be)
     if _dequantizes_for_cublas(gpu, engine, q, llama_backend, llama_build):
         linear = sum(la.linear_params for la in spec.layers)
