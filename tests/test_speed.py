@@ -657,7 +657,8 @@ def test_a_llama_cpp_build_asked_for_is_the_one_whose_speed_is_given() -> None:
         vk = run(engine, "vulkan")
         assert not vk.calibrated and vk.decode_range_per_seq is None and vk.prefill_range is None
         assert any(
-            a.startswith("llama.cpp/vulkan on ADA-LOVELACE (GDDR): no public measurement") for a in vk.assumptions
+            a.startswith("llama.cpp/vulkan on ADA-LOVELACE (GDDR): the Vulkan build's shares are set on one scoreboard")
+            for a in vk.assumptions
         )
         assert vk.decode_tokens_per_s_per_seq != cuda.decode_tokens_per_s_per_seq
     assert speed.backend(find_gpu("rtx-4090"), "ollama", "vulkan") == "llama.cpp/vulkan"
@@ -1095,3 +1096,32 @@ def test_past_the_metal_working_set_the_weights_are_read_from_the_same_memory() 
     d = fit("llama-2-7b", "rtx-3060-12gb", Workload.from_flat(engine="transformers", context=64), solve=False)
     assert d.speed is not None and d.speed.offloaded_bytes > 0
     assert any("host link" in a for a in d.speed.assumptions)
+
+
+def test_llama_cpp_vulkan_follows_its_scoreboard_by_vendor() -> None:
+    """The Vulkan build (discussion #10879, LLaMA 2 7B Q4_0): mat-vec at 0.85 of GDDR, prompt shaders at 0.8 of an
+    NVIDIA card's FP32-accumulate rate and 0.4 of an AMD card's WMMA rate, and on Intel Arc on the FP32 ALUs (XMX
+    unused): the B580's pp512 621 t/s where its 116 TFLOPS XMX figure would give ~5 k. No range either way."""
+    b580 = _llama_fit("llama-2-7b", "arc-b580", "q4_0", 512)
+    assert speed.backend(find_gpu("arc-b580"), "llama.cpp") == "llama.cpp/vulkan"
+    assert b580.prefill_tokens_per_s == pytest.approx(620.9, rel=0.15) and b580.prefill_range is None
+    rate, name = speed.tensor_tflops(find_gpu("arc-b580"), "llama.cpp", quant_scheme("q4_0"))
+    assert rate == find_gpu("arc-b580").data["fp32_tflops"] and "XMX unused" in name
+    assert _llama_fit("llama-2-7b", "arc-b580", "q4_0", 64).decode_tokens_per_s_per_seq == pytest.approx(70.1, rel=0.1)
+    # Alchemist's driver streams at a lower share than Battlemage's
+    a770 = speed.decode_efficiency(find_gpu("arc-a770-16gb"), "llama.cpp", quant_scheme("q4_0"))
+    assert a770 == speed.ARCH_DECODE_EFFICIENCY[("llama.cpp/vulkan", "xe-hpg")] < 0.5
+    from vram.fitting import fit
+    from vram.request import Workload
+
+    def vk(gpu: str, context: int) -> Any:
+        wl = Workload.from_flat(engine="llama.cpp", quant="q4_0", context=context, new_tokens=0, backend="vulkan")
+        r = fit("llama-2-7b", gpu, wl, solve=False)
+        assert r.speed is not None and not r.speed.calibrated
+        return r.speed
+
+    # RTX 4070 Ti 4,981 / 110.5 t/s and RX 7900 XTX 3,727 / 182.6 t/s (pp512 / tg128, flash attention off)
+    assert vk("rtx-4070-ti", 512).prefill_tokens_per_s == pytest.approx(4981, rel=0.15)
+    assert vk("rtx-4070-ti", 64).decode_tokens_per_s_per_seq == pytest.approx(110.5, rel=0.15)
+    assert vk("rx-7900-xtx", 512).prefill_tokens_per_s == pytest.approx(3727, rel=0.15)
+    assert vk("rx-7900-xtx", 64).decode_tokens_per_s_per_seq == pytest.approx(182.6, rel=0.15)

@@ -43,6 +43,7 @@ STYLE = {
     "vllm-concurrency-dense.jsonl": ("vLLM dense models, 1-512 seqs, after the fit", "v", "#3182bd"),
     "vllm-inferencex.jsonl": ("vLLM 0.17 gpt-oss-120b, MI300X (InferenceX), after the fit", "D", "#a55194"),
     "llama-cpp-scoreboards.jsonl": ("llama.cpp scoreboards #15013 / #4167, after the fit", "h", "#fd8d3c"),
+    "llama-cpp-vulkan-scoreboard.jsonl": ("llama.cpp Vulkan scoreboard #10879 (set its shares)", "P", "#31a354"),
 }
 OTHER = ("other collected measurements", ".", "#999999")
 

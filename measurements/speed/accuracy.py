@@ -122,6 +122,11 @@ def main() -> None:
             lambda r: r["file"] == "llama-cpp-scoreboards.jsonl",
         ),
         (
+            "llama.cpp's Vulkan scoreboard (#10879: LLaMA 2 7B Q4_0 on RTX 30 / 40 cards, Arc B580, Radeon 8060S; set "
+            "the Vulkan build's shares, in-sample)",
+            lambda r: r["file"] == "llama-cpp-vulkan-scoreboard.jsonl",
+        ),
+        (
             "cases on GPUs added to the catalog after the fit (M2 Max, M3 Pro, Radeon 8060S; more, not exact: RTX 2080 "
             "Ti, Tesla P40, RTX A4000 / A5000, M1 Ultra, DGX Spark, RX 7900 XT / 9070 XT, R9700)",
             lambda r: r["gpu_added"],

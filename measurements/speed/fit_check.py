@@ -112,6 +112,9 @@ def predict(
         max_num_seqs=b if v["engine"] == "vllm" and b > 1 else None,
         engine_version=version,
         llama_build=build,
+        # a llama.cpp build other than the GPU's default one (e.g. Vulkan on an AMD or NVIDIA card), where the case
+        # says so; the shared scorer does not pass it
+        backend=v.get("backend") if v["engine"] in ("llama.cpp", "ollama") else None,
     )
     r = fit(v["model"], gpu, wl, split=v.get("split") if n > 1 else None, solve=False)
     assert r.speed is not None

@@ -105,6 +105,17 @@ DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
     # M3 Max (mlx-examples#1029) reads its 39.7 GB per token at 0.93 of 400 GB/s once the fixed costs are out
     ("mlx/metal", "lpddr", "f16"): 0.92,
     ("mlx/metal", "lpddr", "quant"): 0.92,
+    # llama.cpp's Vulkan build (the mat-vec shaders): LLaMA 2 7B Q4_0 tg128 on the #10879 scoreboard (2025 builds)
+    # streams RTX 30 / 40 / 50, RX 7900 / 9070, R9700 and a Radeon 8060S at 0.8-0.9 of the bandwidth once ~30 µs
+    # per layer is out (24 rows, 6 exact; the RX 7900 XT's 0.6 the exception); Intel's Arc cards below
+    ("llama.cpp/vulkan", "gddr", "quant"): 0.85,
+    ("llama.cpp/vulkan", "lpddr", "quant"): 0.85,
+}
+# ... and where a GPU generation's Vulkan driver streams at another share: Intel's Arc A770 (Alchemist) at ~0.4 of
+# its 560 GB/s, the B580 / Pro B60 (Battlemage) at ~0.65 of 456 (the same scoreboard; the B580 row exact)
+ARCH_DECODE_EFFICIENCY: dict[tuple[str, str], float] = {
+    ("llama.cpp/vulkan", "xe-hpg"): 0.4,
+    ("llama.cpp/vulkan", "xe2-hpg"): 0.65,
 }
 # Where a mat-vec kernel's share of the bandwidth depends on the rows' length (`row_length_share`): (the share a row
 # of infinite length would reach, the row length in weights at which it reaches half of that). llama.cpp's
@@ -386,6 +397,16 @@ DEFAULT_PREFILL_MFU = 0.5
 # 8060S, Strix Halo) the one public run, build 6092 (Aug 2025), prefilled Llama 3.2 3B Q4_K_M at 573 t/s pp512: 0.055
 # of the WMMA rate, a sixth of RDNA3's share (geerlingguy/ai-benchmarks#21) — one run, so the generation stays
 # uncalibrated (no range), but its figure starts from what was measured rather than from RDNA3's.
+# llama.cpp's Vulkan matrix shaders by vendor, against `tensor_tflops`'s rate, from the #10879 scoreboard's LLaMA 2 7B
+# Q4_0 pp512 (2025 builds): on NVIDIA cards (cooperative matrices on the tensor cores) 0.7-1.0 of the FP32-accumulate
+# figure the catalog holds (RTX 3070 ... 5090); on AMD RDNA3 / RDNA4 0.35-0.43 of the WMMA rate (RX 7900 XT / XTX,
+# RX 9070 XT, R9700); on Intel Arc, whose XMX units these shaders do not use, 0.5-0.85 of the FP32 ALU rate (A770,
+# B580, Pro B60).
+VENDOR_PREFILL_MFU: dict[tuple[str, str], float] = {
+    ("llama.cpp/vulkan", "nvidia"): 0.8,
+    ("llama.cpp/vulkan", "amd"): 0.4,
+    ("llama.cpp/vulkan", "intel"): 0.65,
+}
 ARCH_PREFILL_MFU: dict[tuple[str, str], float] = {
     ("llama.cpp/rocm", "cdna3"): 0.15,
     ("llama.cpp/rocm", "rdna3.5"): 0.055,
@@ -811,6 +832,10 @@ def tensor_tflops(
             return rate, f"INT8 dp4a through MMQ ({DP4A_MMQ_SHARE:g} of the {float(gpu.int8_tops):g} TOPS peak)"
         fp32 = gpu.data.get("fp32_tflops")
         return (float(fp32), "FP32 (cuBLAS SGEMM; no fast FP16)") if fp32 else (None, "")
+    if be == "llama.cpp/vulkan" and gpu.vendor == "intel":
+        # the Vulkan build's matrix shaders run on Arc's vector ALUs, not its XMX matrix units
+        fp32 = gpu.data.get("fp32_tflops")
+        return (float(fp32), "FP32 ALU (Vulkan shaders; XMX unused)") if fp32 else (None, "")
     if be == "llama.cpp/cuda":
         v = gpu.data.get("fp16_tflops_fp16_accumulate") or gpu.fp16_tflops
         share = LEGACY_MMA_SHARE.get(gpu.architecture.lower())
@@ -874,6 +899,9 @@ def decode_efficiency(
         and llama_cpp_2025_kernels(gpu, llama_build)
     ):
         return LLAMA_CPP_2025_DECODE_EFFICIENCY[key]
+    arch_share = ARCH_DECODE_EFFICIENCY.get((be, gpu.architecture.lower()))
+    if arch_share is not None and q.is_quantized:
+        return arch_share
     row_bound = ROW_BOUND_DECODE.get(key)
     if row_bound is not None and spec is not None:
         peak, half_row = row_bound
@@ -998,7 +1026,14 @@ def estimate_speed(
         + ")"
     ]
     calibrated = is_calibrated(gpu, be)
-    if not calibrated:
+    if not calibrated and be == "llama.cpp/vulkan":
+        assumptions.append(
+            f"{be} on {gpu.architecture.upper()} ({memory_class(gpu).upper()}): the Vulkan build's shares are set on "
+            "one scoreboard (llama.cpp discussion #10879, LLaMA 2 7B Q4_0: 24 rows of NVIDIA, AMD and Intel cards, 6 "
+            "exact; decode within about ±20 %, prompts ±30 % there) with nothing held out to check them, so no range "
+            "is claimed"
+        )
+    elif not calibrated:
         assumptions.append(
             f"{be} on {gpu.architecture.upper()} ({memory_class(gpu).upper()}): no public measurement here calibrates "
             "this engine on this backend and GPU generation; its kernels are taken at generic shares of the datasheet "
@@ -1007,9 +1042,6 @@ def estimate_speed(
                 " (llama.cpp's HIP kernels differ by generation: 2025 builds decode at 0.34 of the bandwidth on CDNA3, "
                 "0.52 on RDNA3; one RDNA 3.5 run prefilled at 0.055 of the WMMA rate)"
                 if be == "llama.cpp/rocm"
-                else " (late-2025 Vulkan builds decoded 15-28 % faster on an RTX 4090 / 4070 Ti than llama.cpp's CUDA "
-                "figure here)"
-                if be == "llama.cpp/vulkan"
                 else " (the CPU build's speed is the host's: its cores and RAM bandwidth, which this GPU model does "
                 "not give)"
                 if be == "llama.cpp/cpu"
@@ -1249,7 +1281,10 @@ def estimate_speed(
 
 def _mfu(be: str, gpu: GpuEntry) -> float:
     arch = ARCH_PREFILL_MFU.get((be, gpu.architecture.lower()))
-    return arch if arch is not None else PREFILL_MFU.get(be, DEFAULT_PREFILL_MFU)
+    if arch is not None:
+        return arch
+    vendor = VENDOR_PREFILL_MFU.get((be, gpu.vendor))
+    return vendor if vendor is not None else PREFILL_MFU.get(be, DEFAULT_PREFILL_MFU)
 
 
 def prefill_mfu(be: str, gpu: GpuEntry, spec: ModelSpec, tokens: int) -> float:
