@@ -247,6 +247,10 @@ LLAMA_CPP_2025_BUILD = 6000
 # P40 read its blocks at 0.61: its dp4a kernels).
 LLAMA_CPP_2025_DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
     ("llama.cpp/cuda", "gddr", "quant"): 0.9,
+    # HBM: the scoreboard's A100 80 GB and H100 80 GB rows (not exact: SXM or PCIe not stated; at the SXM parts'
+    # bandwidth) decode at 0.5 of it whatever the row length (−2 … +5 %), where the May 2024 builds' row-bound share
+    # gave −13 … −17 %; its V100 at ~0.65 (Volta, not separated)
+    ("llama.cpp/cuda", "hbm", "quant"): 0.5,
 }
 LLAMA_CPP_GRAPH_LAYER_OVERHEAD_S = 33e-6
 # Apple's Ultra chips are two Max dies joined by UltraFusion: every compute dispatch spans both dies' GPU cores and
