@@ -584,11 +584,14 @@ def test_speed_ranges_are_the_measured_spread() -> None:
         quant="q4_k_m",
     )
     d = s.to_dict()
-    lo, hi = speed.SPEED_SPREAD["decode"]
+    lo, hi = speed.SPEED_SPREAD_BY_BACKEND["llama.cpp/cuda"]["decode"]
     assert d["decode_tokens_per_s_per_seq_range"] == [round(s.decode_tokens_per_s_per_seq * x, 2) for x in (lo, hi)]
     assert s.prefill_tokens_per_s is not None
-    lo, hi = speed.SPEED_SPREAD["prefill"]
+    lo, hi = speed.SPEED_SPREAD_BY_BACKEND["llama.cpp/cuda"]["prefill"]
     assert d["prefill_tokens_per_s_range"] == [round(s.prefill_tokens_per_s * x, 1) for x in (lo, hi)]
+    # a backend with too few figures of its own takes the pooled spread
+    assert speed.speed_spread("vllm/cuda", "prefill") == speed.SPEED_SPREAD["prefill"]
+    assert speed.speed_spread("llama.cpp/vulkan", "decode") == speed.SPEED_SPREAD["decode"]
     # and the spread is what the collected measurements give today (fit_check.py --spread)
     fit_check = _fit_check()
     here = REPO / "measurements" / "speed"
@@ -596,6 +599,12 @@ def test_speed_ranges_are_the_measured_spread() -> None:
     for key, name in (("dec", "decode"), ("pre", "prefill")):
         p10, p90, n = fit_check.spread(rows, key)
         assert n > 250 and (p10, p90) == pytest.approx(speed.SPEED_SPREAD[name], abs=0.02)
+    by = fit_check.spread_by_backend(rows)
+    assert set(by) == set(speed.SPEED_SPREAD_BY_BACKEND)
+    for be, quantities in by.items():
+        assert set(quantities) == set(speed.SPEED_SPREAD_BY_BACKEND[be])
+        for name, pair in quantities.items():
+            assert pair == pytest.approx(speed.SPEED_SPREAD_BY_BACKEND[be][name], abs=0.02), (be, name)
 
 
 def _one_sequence(weights_bytes: int) -> dict[str, Any]:

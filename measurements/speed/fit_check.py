@@ -140,6 +140,8 @@ def score(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "engine": c["engine"],
             # the case's GPU joined the catalog after the case was collected (and after the coefficients were set)
             "gpu_added": bool(v.get("catalog_gpu_added")),
+            # the engine / backend pair vram prices the case with (`vram.speed.backend`)
+            "backend": backend_of(v),
         }
         try:
             if m.get("decode_tps_per_seq") is not None:
@@ -183,6 +185,40 @@ def report(rows: list[dict[str, Any]], title: str) -> None:
     print(summary([r for r in rows if r["moe"]], "dec", "decode MoE"))
     print(summary([r for r in rows if r["b"] > 16], "dec", "decode > 16 sequences"))
     print(summary(rows, "pre", "prefill"))
+
+
+def backend_of(v: dict[str, Any]) -> str:
+    from vram.catalog import find_gpu
+
+    eng = "llama.cpp" if v["engine"] in ("llama.cpp", "ollama") else v["engine"]
+    try:
+        return speed.backend(find_gpu(v["gpu"]), eng, v.get("backend"))
+    except VramError:
+        return ""
+
+
+# a backend's own range needs this many exact figures of a quantity; the others get the global one
+MIN_SPREAD_FIGURES = 15
+
+
+def spread_by_backend(rows: list[dict[str, Any]]) -> dict[str, dict[str, tuple[float, float]]]:
+    """`spread` per engine / backend pair with enough figures (`vram.speed.SPEED_SPREAD_BY_BACKEND`)."""
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for be in sorted({r["backend"] for r in rows if r["backend"]}):
+        for key, name in (("dec", "decode"), ("pre", "prefill")):
+            mine = [r for r in rows if r["backend"] == be]
+            n = sum(
+                1
+                for r in mine
+                if r.get(key) is not None
+                and r["exact"]
+                and r.get("calibrated", True)
+                and not (key == "dec" and r.get("host_bound"))
+            )
+            if n >= MIN_SPREAD_FIGURES:
+                p10, p90, _ = spread(mine, key)
+                out.setdefault(be, {})[name] = (p10, p90)
+    return out
 
 
 def spread(rows: list[dict[str, Any]], key: str) -> tuple[float, float, int]:
@@ -230,6 +266,8 @@ def main() -> None:
         for key, name in (("dec", "decode"), ("pre", "prefill")):
             p10, p90, n = spread(rows, key)
             print(f"  {name}: measured / predicted p10 {p10:.3f}  p90 {p90:.3f}  (n={n})")
+        for be, by in spread_by_backend(rows).items():
+            print(f"  {be}: " + ", ".join(f"{k} p10 {lo:.3f} p90 {hi:.3f}" for k, (lo, hi) in by.items()))
     errs = [r for r in rows if r.get("error")]
     if errs:
         print(f"{len(errs)} errors: " + ", ".join(r["id"] for r in errs), file=sys.stderr)

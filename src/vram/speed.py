@@ -520,6 +520,22 @@ class Speed:
 # fit_check.py --spread; 343 decode and 285 prefill figures; host-bound transformers steps have their own,
 # `HOST_BOUND_SPREAD`), by quantity: the range shown next to a figure.
 SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.88, 1.18), "prefill": (0.83, 1.23)}
+# ... and per engine / backend pair where it has 15 or more such figures of a quantity (fit_check.py --spread): MLX
+# lands within a few % of its figures, llama.cpp's ROCm prompts spread from 0.27 (an October 2024 MI300X build, a
+# 2025 one whose DeepSeek prompts did not pipeline) to 1.05 of them.
+SPEED_SPREAD_BY_BACKEND: dict[str, dict[str, tuple[float, float]]] = {
+    "llama.cpp/cuda": {"decode": (0.90, 1.13), "prefill": (0.81, 1.31)},
+    "llama.cpp/metal": {"decode": (0.93, 1.22), "prefill": (0.89, 1.15)},
+    "llama.cpp/rocm": {"decode": (0.70, 1.10), "prefill": (0.27, 1.05)},
+    "mlx/metal": {"decode": (0.97, 1.03), "prefill": (0.88, 1.04)},
+    "vllm/cuda": {"decode": (0.91, 1.10)},
+}
+
+
+def speed_spread(be: str, quantity: str) -> tuple[float, float]:
+    """p10 / p90 of measured / predicted for `quantity` ("decode" / "prefill") on this backend: its own where it has
+    enough figures (`SPEED_SPREAD_BY_BACKEND`), else the pooled one (`SPEED_SPREAD`)."""
+    return SPEED_SPREAD_BY_BACKEND.get(be, {}).get(quantity) or SPEED_SPREAD[quantity]
 
 
 # Per-model memo of the pure per-layer sums below (`which` asks for the same model on every catalog GPU and count):
@@ -1258,8 +1274,8 @@ def estimate_speed(
         ttft = max(context / prefill, on_gpu_weights / (bw_gb * 1e9 * eta * (ranks if split != "pp" else 1))) + step_s
     price = gpu.price_per_hour_usd
     cost = price * gpus / 3600.0 / agg * 1e6 if price and agg > 0 else None
-    lo_d, hi_d = VLLM_ASYNC_SPREAD if async_sched else SPEED_SPREAD["decode"]
-    lo_p, hi_p = SPEED_SPREAD["prefill"]
+    lo_d, hi_d = VLLM_ASYNC_SPREAD if async_sched else speed_spread(be, "decode")
+    lo_p, hi_p = speed_spread(be, "prefill")
     return Speed(
         decode_tokens_per_s=agg,
         decode_tokens_per_s_per_seq=per_seq,
