@@ -950,9 +950,16 @@ def test_the_engine_version_assumed_is_said_next_to_the_figure() -> None:
         s = estimate_speed(spec, find_gpu(gpu), engine=eng, quant=q, **kw)
         be = speed.backend(find_gpu(gpu), eng)
         assert f"engine version assumed: {speed.CALIBRATED_VERSIONS[be]}" in " ".join(s.assumptions)
+        # said next to the figures: in the JSON and on the command line's speed table
+        assert s.engine_build is not None and s.to_dict()["engine_build"] == s.engine_build
+        assert s.engine_build.startswith(f"engine version assumed: {speed.CALIBRATED_VERSIONS[be]}")
     # a pairing no measurement calibrates says that instead
     cdna2 = estimate_speed(spec, find_gpu("mi250x"), engine="llama.cpp", quant="q4_k_m", **kw)
-    assert not any(a.startswith("engine version assumed") for a in cdna2.assumptions)
+    assert not any(a.startswith("engine version assumed") for a in cdna2.assumptions) and cdna2.engine_build is None
+    from cli_support import call_cli
+
+    rc, out, _ = call_cli(["fit", "llama-3.1-8b", "--gpu", "rtx-4090", "--engine", "vllm", "--engine-version", "0.16"])
+    assert rc == 0 and "engine build" in out and "engine version: vLLM 0.16" in " ".join(out.split())
 
 
 def test_vllm_releases_from_0_14_overlap_the_host_loop_and_run_cheaper_moe_layers() -> None:

@@ -492,6 +492,11 @@ class Speed:
     # whether public measurements calibrate this engine on this backend (`CALIBRATED_BACKENDS`); if not, no range
     calibrated: bool = True
 
+    @property
+    def engine_build(self) -> str | None:
+        """The engine release or build these figures assume, in words (an assumed fact, said next to the figures)."""
+        return next((a for a in self.assumptions if a.startswith("engine version")), None)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "calibrated": self.calibrated,
@@ -513,6 +518,7 @@ class Speed:
             "price_per_hour_usd": self.price_per_hour_usd,
             "offloaded_bytes": self.offloaded_bytes,
             "assumptions": list(self.assumptions),
+            "engine_build": self.engine_build,
         }
 
 

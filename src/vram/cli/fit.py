@@ -384,6 +384,8 @@ def print_fit(r: Any, console: Any = None) -> None:
             )
         elif not sp.calibrated:
             s.add_row("speed range", "none: no public measurement calibrates this engine on this GPU's backend (rough)")
+        if sp.engine_build:
+            s.add_row("engine build", sp.engine_build)
         if sp.cost_per_million_tokens_usd is not None:
             s.add_row(
                 "cost",

@@ -349,10 +349,8 @@ def build_view(kind: str, req: dict[str, Any], result: dict[str, Any]) -> dict[s
         "rows": rows,
         "assumptions": assumptions,
         "speed": speed,
-        # the engine build the speed assumes (an assumed fact, said next to the number)
-        "speed_build": next(
-            (str(a) for a in (speed or {}).get("assumptions", []) if str(a).startswith("engine version")), None
-        ),
+        # the engine build the speed assumes (an assumed fact, said next to the number; `Speed.engine_build`)
+        "speed_build": (speed or {}).get("engine_build"),
         "bar": _bar(comps, usable, weights_per_gpu + headroom_bytes if usable else 0) if comps else None,
         "split_note": "the fullest GPU, as `vram fit` splits the model" if fit and n > 1 else "",
         "chart": None
