@@ -1141,3 +1141,24 @@ def test_llama_cpp_vulkan_follows_its_scoreboard_by_vendor() -> None:
     assert vk("rtx-4070-ti", 64).decode_tokens_per_s_per_seq == pytest.approx(110.5, rel=0.15)
     assert vk("rx-7900-xtx", 512).prefill_tokens_per_s == pytest.approx(3727, rel=0.15)
     assert vk("rx-7900-xtx", 64).decode_tokens_per_s_per_seq == pytest.approx(182.6, rel=0.15)
+
+
+def test_ranked_options_carry_the_assumed_facts_not_the_arithmetic() -> None:
+    """`which` prices hundreds of options: each keeps the speed's assumed facts (the engine build, calibration) and the
+    same figures as `fit`, without the lines that spell out the arithmetic (`estimate_speed(explain=False)`)."""
+    from vram.fitting import fit, which
+    from vram.request import Workload
+
+    wl = Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=4096, new_tokens=256)
+    opts = {(o.gpu, o.gpu_count): o for o in which("llama-3.1-8b", wl, counts=(1, 2))}
+    ranked = opts[("rtx-4090", 1)].speed
+    full = fit("llama-3.1-8b", "rtx-4090", wl, solve=False).speed
+    assert ranked is not None and full is not None
+    assert ranked.decode_tokens_per_s_per_seq == full.decode_tokens_per_s_per_seq
+    assert ranked.prefill_tokens_per_s == full.prefill_tokens_per_s
+    assert ranked.decode_range_per_seq == full.decode_range_per_seq and ranked.engine_build == full.engine_build
+    assert full.assumptions[0].startswith("decode: weights") and not any(
+        a.startswith(("decode: weights", "prefill rate", "prefill: ")) for a in ranked.assumptions
+    )
+    two = opts[("rtx-4090", 2)].speed
+    assert two is not None and not any(a.startswith("layer split over") for a in two.assumptions)

@@ -917,16 +917,15 @@ def decode_efficiency(
 ) -> float:
     be = backend(gpu, engine, llama_backend)
     key = (be, memory_class(gpu), weight_format(q, be))
-    dense = spec is None or not _moe_layers(spec)  # MoE experts go through MUL_MAT_ID's per-expert calls
     if (
         key in LLAMA_CPP_2025_DECODE_EFFICIENCY
-        and dense
-        and not no_tensor_cores(gpu)
         and llama_cpp_2025_kernels(gpu, llama_build)
+        and not no_tensor_cores(gpu)
+        and (spec is None or not _moe_layers(spec))  # MoE experts go through MUL_MAT_ID's per-expert calls
     ):
         return LLAMA_CPP_2025_DECODE_EFFICIENCY[key]
-    arch_share = ARCH_DECODE_EFFICIENCY.get((be, gpu.architecture.lower()))
-    if arch_share is not None and q.is_quantized:
+    arch_share = ARCH_DECODE_EFFICIENCY.get((be, gpu.architecture.lower())) if q.is_quantized else None
+    if arch_share is not None:
         return arch_share
     row_bound = ROW_BOUND_DECODE.get(key)
     if row_bound is not None and spec is not None:
@@ -976,6 +975,7 @@ def estimate_speed(
     prefill_chunk: int | None = None,
     engine_version: tuple[int, int] | None = None,
     llama_build: int | None = None,
+    explain: bool = True,
 ) -> Speed:
     """Speed of `spec` on `count` × `gpu` with `engine`.
 
@@ -985,7 +985,10 @@ def estimate_speed(
     `read_fraction` / `flops_per_token` may be passed precomputed (`weight_read_fraction`, 2 × active params +
     `attention_flops_per_token`). `engine_version`: the vLLM release asked for (None: the builds the exact
     measurements ran, `CALIBRATED_VERSIONS`; 0.14 and later: async scheduling, `VLLM_ASYNC_FROM`); `llama_build`: the
-    llama.cpp build asked for (`LLAMA_CPP_2025_BUILD` and later: the 2025 builds' kernels on every GPU).
+    llama.cpp build asked for (`LLAMA_CPP_2025_BUILD` and later: the 2025 builds' kernels on every GPU). `explain`
+    False leaves out the lines that only spell out the arithmetic (the decode and prefill breakdowns, the TP,
+    layer-split and batching terms) for callers that rank many options (`which`); the facts assumed (engine build,
+    calibration, offload, host-bound) stay.
     """
     q = quant if isinstance(quant, QuantScheme) else quant_scheme(quant)
     eng = "llama.cpp" if engine in ("llama.cpp", "llamacpp", "ollama") else engine
@@ -1037,20 +1040,22 @@ def estimate_speed(
         tau_layer += (dies - 1) * APPLE_DIE_LAYER_OVERHEAD_S.get(be, 0.0)
     fixed_s = n_layers * tau_layer + moe_layers * tau_moe + (0.0 if async_sched else host_s)
     expert_gemm_s = rocm_mxfp4_expert_gemm_s(spec, gpu, batch, ranks) if triton_mxfp4 else 0.0
-    assumptions = [
-        f"decode: weights {streamed / 1e9:,.2f} GB / ({bw_gb:,.0f} GB/s × {eta:g}, {be} "
-        f"{memory_class(gpu).upper()} {weight_format(q)} kernels) + KV {kv_cache_bytes / 1e9:,.2f} GB / "
-        f"(× {kv_eta:g}); fixed {fixed_s * 1e3:,.2f} ms per step ({n_layers} layers × "
-        f"{tau_layer * 1e6:g} µs"
-        + (f" + {moe_layers} MoE layers × {tau_moe * 1e6:g} µs" if moe_layers else "")
-        + (
-            f"; the host's {step_fixed * 1e3:g} ms + {batch} × {step_per_seq * 1e6:g} µs run beside the GPU "
-            "(async scheduling)"
-            if async_sched
-            else f" + host {step_fixed * 1e3:g} ms + {batch} × {step_per_seq * 1e6:g} µs"
+    assumptions: list[str] = []
+    if explain:
+        assumptions.append(
+            f"decode: weights {streamed / 1e9:,.2f} GB / ({bw_gb:,.0f} GB/s × {eta:g}, {be} "
+            f"{memory_class(gpu).upper()} {weight_format(q)} kernels) + KV {kv_cache_bytes / 1e9:,.2f} GB / "
+            f"(× {kv_eta:g}); fixed {fixed_s * 1e3:,.2f} ms per step ({n_layers} layers × "
+            f"{tau_layer * 1e6:g} µs"
+            + (f" + {moe_layers} MoE layers × {tau_moe * 1e6:g} µs" if moe_layers else "")
+            + (
+                f"; the host's {step_fixed * 1e3:g} ms + {batch} × {step_per_seq * 1e6:g} µs run beside the GPU "
+                "(async scheduling)"
+                if async_sched
+                else f" + host {step_fixed * 1e3:g} ms + {batch} × {step_per_seq * 1e6:g} µs"
+            )
+            + ")"
         )
-        + ")"
-    ]
     calibrated = is_calibrated(gpu, be)
     if not calibrated and be == "llama.cpp/vulkan":
         assumptions.append(
@@ -1131,17 +1136,20 @@ def estimate_speed(
     comm_s = 0.0
     if split == "pp" and ranks > 1:
         comm_s = (ranks - 1) * STAGE_HOP_S
-        assumptions.append(
-            f"layer split over {ranks} GPUs: a token passes the stages in turn, {STAGE_HOP_S * 1e3:g} ms per hand-over"
-        )
+        if explain:
+            assumptions.append(
+                f"layer split over {ranks} GPUs: a token passes the stages in turn, {STAGE_HOP_S * 1e3:g} ms per "
+                "hand-over"
+            )
     elif ranks > 1:
         lat, link = allreduce_link(gpu)
         payload = 2 * (ranks - 1) / ranks * batch * spec.hidden_size * 2
         comm_s = 2 * n_layers * (lat + payload / (link * 1e9))
-        assumptions.append(
-            f"tensor parallel over {ranks} GPUs: 2 all-reduces per layer × ({lat * 1e6:g} µs + "
-            f"{payload / 1e3:,.0f} kB over {link:g} GB/s)"
-        )
+        if explain:
+            assumptions.append(
+                f"tensor parallel over {ranks} GPUs: 2 all-reduces per layer × ({lat * 1e6:g} µs + "
+                f"{payload / 1e3:,.0f} kB over {link:g} GB/s)"
+            )
     offload_s = 0.0
     if offloaded_bytes and gpu.interconnect == "unified":
         # unified memory: what does not fit the GPU's working set still lives in the same memory, read at its rate
@@ -1183,6 +1191,7 @@ def estimate_speed(
     )
     if tflops:
         prefill = prompt_rate(weights_bytes=on_gpu_weights)
+    if tflops and explain:
         assumptions.append(
             f"prefill rate: {matmul_flops_per_token(spec) / 1e9:,.1f} GFLOPs of matmuls per token / "
             f"({rate_name} {tflops:g} TFLOPS × {prefill_mfu(be, gpu, spec, min(n_ubatch, n_batch, context)):.2f} MFU)"
@@ -1207,18 +1216,18 @@ def estimate_speed(
                 )
                 + ", activations handed over between stages"
             )
-    else:
+    elif not tflops:
         assumptions.append(
             f"prefill: not estimated: the catalog has no dense FP16 matrix rate for the {gpu.name} (not published, "
             "or no matrix unit: see `vram gpus`); give one with --gpu-tflops or a GPU spec file"
         )
-    # the scorer's line: FLOPs the prefill figure stands for
-    gflops = (
-        flops_per_token
-        if flops_per_token is not None
-        else 2.0 * spec.active_params + attention_flops_per_token(spec, context)
-    ) / 1e9
-    assumptions.append(f"prefill: {gflops:,.1f} GFLOPs per token (2 × active params + attention)")
+    if explain:  # the scorer's line: FLOPs the prefill figure stands for
+        gflops = (
+            flops_per_token
+            if flops_per_token is not None
+            else 2.0 * spec.active_params + attention_flops_per_token(spec, context)
+        ) / 1e9
+        assumptions.append(f"prefill: {gflops:,.1f} GFLOPs per token (2 × active params + attention)")
 
     # continuous batching: the prompts of the requests that join while a sequence decodes
     interleave_s = 0.0
@@ -1227,10 +1236,11 @@ def estimate_speed(
         # step already counts: their FLOPs (and all-reduces), not the read floor of a prompt alone
         joined = prompt_rate(weights_bytes=0)
         interleave_s = INTERLEAVED_PREFILL_SHARE * (batch - 1) * context / (joined or prefill) / max(1, new_tokens)
-        assumptions.append(
-            f"continuous batching: {batch - 1} other prompts of {context:,} tokens prefilled during a "
-            f"sequence's {new_tokens:,} new tokens"
-        )
+        if explain:
+            assumptions.append(
+                f"continuous batching: {batch - 1} other prompts of {context:,} tokens prefilled during a "
+                f"sequence's {new_tokens:,} new tokens"
+            )
 
     step_s = max(mem_s, comp_s) + expert_gemm_s + fixed_s + comm_s + offload_s + interleave_s
     bound = "compute" if comp_s > mem_s else "memory"

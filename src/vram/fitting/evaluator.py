@@ -136,6 +136,7 @@ class Evaluator:
         weights_bytes: int,
         kv_cache_bytes: int,
         offloaded_bytes: int = 0,
+        explain: bool = True,
     ) -> Speed:
         _, flops = self.speed_inputs(wl.batch, wl.context)  # the read share depends on the format: speed.py's
         return estimate_speed(
@@ -162,6 +163,7 @@ class Evaluator:
             if wl.engine == "vllm" and wl.vllm.engine_version
             else None,
             llama_build=wl.options.llama_build if isinstance(wl.options, LlamaCppOptions) else None,
+            explain=explain,
         )
 
     @property

@@ -72,7 +72,8 @@ def evaluate_option(
         if sp == "pp"
         else ests[0].kv_cache_bytes * (choice.count if sp == "tp" else 1)
     )
-    sp_speed = ev.speed(choice, sp, wl, whole_w, kv) if ev.is_llm else None
+    # a ranked option carries the facts its speed assumes, not the arithmetic lines (`vram fit` spells those out)
+    sp_speed = ev.speed(choice, sp, wl, whole_w, kv, explain=False) if ev.is_llm else None
     g = choice.gpu
     return Option(
         gpu=g.id,
