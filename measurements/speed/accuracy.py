@@ -19,6 +19,11 @@ import fit_check
 Row = dict[str, Any]
 
 
+def in_file(name: str) -> Callable[[Row], bool]:
+    """The rows of one measurements file."""
+    return lambda r: bool(r["file"] == name)
+
+
 def cell(rows: list[Row], key: str) -> str:
     e = [abs(r[key]) for r in rows if r.get(key) is not None]
     return f"{statistics.median(e) * 100:.1f} % / {max(e) * 100:.0f} %" if e else "–"
@@ -30,32 +35,32 @@ def main() -> None:
     groups: list[tuple[str, Callable[[Row], bool]]] = [
         (
             "shared llama-bench set (../shared/speed; llama.cpp May 2024, 1-8 GPUs)",
-            lambda r: r["file"] == "cases.jsonl",
+            in_file("cases.jsonl"),
         ),
         (
             "the shared set's GPUs added to the catalog (A40, RTX 4000/5000 Ada, M1)",
-            lambda r: r["file"] == "shared-new-gpus.jsonl",
+            in_file("shared-new-gpus.jsonl"),
         ),
         (
             "the same notebooks' boxes the shared set lacks (RTX 3090 x1-6, 4080, 6000 Ada x1/4, M2 Ultra)",
-            lambda r: r["file"] == "llama-cpp-xd-more.jsonl",
+            in_file("llama-cpp-xd-more.jsonl"),
         ),
         (
             "vLLM serving (A100, 1-200 sequences; gpt-oss-20b on H100 PCIe / H200 / B200 / MI300X, 1-16)",
-            lambda r: r["file"] == "vllm-serving.jsonl",
+            in_file("vllm-serving.jsonl"),
         ),
         (
             "vLLM, Qwen3-30B-A3B and Qwen3-0.6B on A100 at 1 sequence (tt-inference-server#340)",
-            lambda r: r["file"] == "vllm-tt-inference-server.jsonl",
+            in_file("vllm-tt-inference-server.jsonl"),
         ),
         (
             "vLLM serving on more GPUs (RTX 4090 / 5090 at 1 sequence; the rest of the file is not exact)",
-            lambda r: r["file"] == "vllm-serving-more.jsonl",
+            in_file("vllm-serving-more.jsonl"),
         ),
         ("llama.cpp Sept 2025 + flash attention, RTX PRO 6000", lambda r: r["file"] == "llama-cpp-rtx-pro-6000.jsonl"),
         (
             "llama-bench, more builds and boxes (H100 PCIe, RTX 3090 / 3090 Ti, M3 Max; MI300X, RX 7900 XTX on ROCm)",
-            lambda r: r["file"] == "llama-cpp-more-builds.jsonl",
+            in_file("llama-cpp-more-builds.jsonl"),
         ),
         (
             "... the same without the MI300X's Oct 2024 build (before llama.cpp's MFMA kernels for CDNA3)",
@@ -63,25 +68,25 @@ def main() -> None:
         ),
         (
             "llama.cpp on ROCm, RX 7900 XTX (Nov 2024 - Jun 2025 builds)",
-            lambda r: r["file"] == "llama-cpp-rocm.jsonl",
+            in_file("llama-cpp-rocm.jsonl"),
         ),
         (
             "llama.cpp on CDNA3, 2025 builds: 8 x MI300X layer split, Llama 3.1 70B and DeepSeek-V3 Q4_K_M (AMD ROCm "
             "blogs; set the CDNA3 coefficients)",
-            lambda r: r["file"] == "llama-cpp-rocm-more.jsonl",
+            in_file("llama-cpp-rocm-more.jsonl"),
         ),
         (
             "llama-bench results posted in issues (M4, M1 Max 2026 Metal; RTX 3080)",
-            lambda r: r["file"] == "llama-cpp-issues.jsonl",
+            in_file("llama-cpp-issues.jsonl"),
         ),
         (
             "MLX on Apple GPUs (mlx-lm: Qwen3-4B bf16 ... 4-bit, Qwen3-30B-A3B on an M4 Max; Llama 3.3 70B 4-bit, "
             "0.3-24 k prompts, on an M3 Max)",
-            lambda r: r["file"] == "mlx.jsonl",
+            in_file("mlx.jsonl"),
         ),
         (
             "MLX, collected after its coefficients were set (Qwen2.5-72B 6-bit on an M4 Max; the rest is not exact)",
-            lambda r: r["file"] == "mlx-more.jsonl",
+            in_file("mlx-more.jsonl"),
         ),
         (
             "transformers generate(), 1 sequence: Qwen2.5 0.5B-72B on A100, Qwen3 0.6B-32B on H20 (eager, host-bound)",
@@ -89,42 +94,42 @@ def main() -> None:
         ),
         (
             "vLLM at 4-1024 sequences: DeepSeek-R1 on 8 x H200 / 8 x MI300X (vLLM 0.7, Aug 2025 ROCm), Nemotron Nano",
-            lambda r: r["file"] == "vllm-concurrency.jsonl",
+            in_file("vllm-concurrency.jsonl"),
         ),
         (
             "llama-bench tables in llama.cpp PRs (#4766, #26284, #15451) and dmatora's benchmarks, collected after the "
             "fit",
-            lambda r: r["file"] == "llama-cpp-prs.jsonl",
+            in_file("llama-cpp-prs.jsonl"),
         ),
         (
             "Jeff Geerling's llama-bench runs (M3 Ultra Metal, Radeon 8060S ROCm, Vulkan cards), collected after the "
             "fit (the 8060S prompt then set RDNA 3.5's share)",
-            lambda r: r["file"] == "geerling.jsonl",
+            in_file("geerling.jsonl"),
         ),
         (
             "vLLM time to first token at one request (prompt / TTFT), collected after the fit (RTX 5090; Qwen3-235B "
             "FP8 TP 4 on RTX PRO 6000 over PCIe)",
-            lambda r: r["file"] == "vllm-prefill.jsonl",
+            in_file("vllm-prefill.jsonl"),
         ),
         (
             "vLLM serving of dense models at 1-512 sequences, collected after the fit (the exact one: Llama 3.3 70B "
             "FP8 on an MI355X at 64)",
-            lambda r: r["file"] == "vllm-concurrency-dense.jsonl",
+            in_file("vllm-concurrency-dense.jsonl"),
         ),
         (
             "gpt-oss-120b on vLLM 0.15 / 0.17 (SemiAnalysisAI/InferenceX; the exact ones: one MI300X at 64-256 "
             "sequences), collected after the fit",
-            lambda r: r["file"] == "vllm-inferencex.jsonl",
+            in_file("vllm-inferencex.jsonl"),
         ),
         (
             "llama.cpp's community scoreboards, collected after the fit: #15013 (LLaMA 2 7B Q4_0 on 19 NVIDIA GPUs, "
             "2025 builds, flash attention off / on) and #4167 (7B F16 / Q8_0 / Q4_0 on 15 M1-M4 chips, Nov 2023 build)",
-            lambda r: r["file"] == "llama-cpp-scoreboards.jsonl",
+            in_file("llama-cpp-scoreboards.jsonl"),
         ),
         (
             "llama.cpp's Vulkan scoreboard (#10879: LLaMA 2 7B Q4_0 on RTX 30 / 40 cards, Arc B580, Radeon 8060S; set "
             "the Vulkan build's shares, in-sample)",
-            lambda r: r["file"] == "llama-cpp-vulkan-scoreboard.jsonl",
+            in_file("llama-cpp-vulkan-scoreboard.jsonl"),
         ),
         (
             "cases on GPUs added to the catalog after the fit (M2 Max, M3 Pro, Radeon 8060S; more, not exact: RTX 2080 "
