@@ -361,6 +361,8 @@ async def test_the_form_takes_the_engines_release(app: Any) -> None:
         b = await c.post("/", data={**llama, "release": "b6500", "csrf_token": csrf})
         bad = await c.post("/", data={**FORM, "release": "0.16", "csrf_token": csrf})
         word = await c.post("/", data={**llama, "release": "latest", "csrf_token": csrf})
+        ollama = {**FORM, "model": "qwen3-8b", "engine": "ollama", "quant": "q4_k_m", "new_tokens": "16"}
+        old_ollama = await c.post("/", data={**ollama, "release": "0.30", "csrf_token": csrf})
         after = (await c.get("/api/v1/quota")).json()["remaining"]
     assert r.status_code == 200, r.text[:500]
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", r.text))
@@ -375,9 +377,12 @@ async def test_the_form_takes_the_engines_release(app: Any) -> None:
     assert "engine version: llama.cpp b6500 (2025 builds" in re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", b.text))
     assert bad.status_code == 422
     assert "Engine release: only vLLM" in bad.text and 'id="release" name="release"' in bad.text
+    assert "transformers does not" in bad.text
     assert re.search(r'id="release"[^>]*aria-invalid="true"', bad.text)
     assert word.status_code == 422 and re.search(r'id="release"[^>]*aria-invalid="true"', word.text)
     assert "Engine release:" in word.text
-    assert after == 2500 - 2 * 250  # the two checks against a GPU; the refused one cost nothing
+    assert old_ollama.status_code == 200, old_ollama.text[:500]
+    assert "Ollama 0.30" in re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", old_ollama.text))
+    assert after == 2500 - 3 * 250  # the three checks against a GPU; the refused ones cost nothing
     q = calculator_query({"model": "gpt-oss-20b", "engine": "vllm", "options": {"engine_version": "0.16"}})
     assert "release=0.16" in q

@@ -27,6 +27,8 @@ FIELDS: dict[str, tuple[str, str]] = {
     "engine_version": ("Engine release", "release"),
     "options.llama_build": ("Engine release", "release"),
     "llama_build": ("Engine release", "release"),
+    "options.ollama_version": ("Engine release", "release"),
+    "ollama_version": ("Engine release", "release"),
     "train.method": ("Method", "method"),
     "method": ("Method", "method"),
     "train.precision": ("Precision", "precision"),

@@ -292,10 +292,12 @@ def body_from_form(form: dict[str, Any]) -> dict[str, Any]:
         elif engine in ("llama.cpp", "llamacpp"):
             build = _digits(release.removeprefix("b"))
             body["options"] = {"llama_build": int(build) if build.isdigit() else release}
+        elif engine == "ollama":
+            body["options"] = {"ollama_version": release}
         else:
             raise BadInput(
-                f"release: only vLLM (a release such as 0.20) and llama.cpp (a build such as 6500) take one; "
-                f"{engine} does not",
+                f"release: only vLLM (a release such as 0.20), llama.cpp (a build such as 6500) and Ollama (0.33) "
+                f"take one; {engine} does not",
                 field="release",
             )
     if kind == "diffusion":

@@ -404,9 +404,10 @@ def calculator_query(req: dict[str, Any]) -> str:
         params["question"] = str(req["question"])
     if req.get("headroom_fraction") is not None:
         params["headroom"] = f"{float(req['headroom_fraction']) * 100:g}"
-    opts = req.get("options")
-    if isinstance(opts, dict) and (opts.get("engine_version") or opts.get("llama_build")):
-        params["release"] = str(opts.get("engine_version") or opts.get("llama_build"))
+    opts = req.get("options") if isinstance(req.get("options"), dict) else {}
+    release = next((opts[k] for k in ("engine_version", "llama_build", "ollama_version") if opts.get(k)), None)
+    if release:  # the form's "Engine release"
+        params["release"] = str(release)
     train = req.get("train")
     if isinstance(train, dict):
         params["mode"] = "train"
