@@ -404,7 +404,8 @@ def calculator_query(req: dict[str, Any]) -> str:
         params["question"] = str(req["question"])
     if req.get("headroom_fraction") is not None:
         params["headroom"] = f"{float(req['headroom_fraction']) * 100:g}"
-    opts = req.get("options") if isinstance(req.get("options"), dict) else {}
+    given = req.get("options")
+    opts: dict[str, Any] = given if isinstance(given, dict) else {}
     release = next((opts[k] for k in ("engine_version", "llama_build", "ollama_version") if opts.get(k)), None)
     if release:  # the form's "Engine release"
         params["release"] = str(release)
