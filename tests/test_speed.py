@@ -1162,3 +1162,23 @@ def test_ranked_options_carry_the_assumed_facts_not_the_arithmetic() -> None:
     )
     two = opts[("rtx-4090", 2)].speed
     assert two is not None and not any(a.startswith("layer split over") for a in two.assumptions)
+
+
+def test_llama_cpp_rocm_2025_builds_and_rdna2() -> None:
+    """The #15021 ROCm scoreboard (LLaMA 2 7B Q4_0, 2025 builds): with --llama-build 6000+ an RX 7900 XTX decodes at
+    0.7 of its bandwidth and prompts at 0.41 of its WMMA rate — 167.1 / 3,552 t/s measured (FA off); without a build
+    the 2024-2025 builds' 0.52 / 0.33 stay. RDNA2 has no matrix units: an RX 6800 XT prompts on its packed-FP16 vector
+    rate (1,447 t/s) and is not claimed calibrated."""
+    new_d = _llama_fit("llama-2-7b", "rx-7900-xtx", "q4_0", 64, build=6500)
+    old_d = _llama_fit("llama-2-7b", "rx-7900-xtx", "q4_0", 64)
+    assert new_d.decode_tokens_per_s_per_seq == pytest.approx(167.1, rel=0.15)
+    assert old_d.decode_tokens_per_s_per_seq < 0.85 * new_d.decode_tokens_per_s_per_seq
+    new_p = _llama_fit("llama-2-7b", "rx-7900-xtx", "q4_0", 512, build=6500)
+    assert new_p.prefill_tokens_per_s == pytest.approx(3552, rel=0.12)
+    assert speed.LLAMA_CPP_2025_PREFILL_MFU[("llama.cpp/rocm", "rdna3")] > speed.PREFILL_MFU["llama.cpp/rocm"]
+    rdna2 = _llama_fit("llama-2-7b", "rx-6800-xt", "q4_0", 512)
+    assert not rdna2.calibrated and rdna2.prefill_range is None
+    assert rdna2.prefill_tokens_per_s == pytest.approx(1447, rel=0.15)
+    assert _llama_fit("llama-2-7b", "rx-6800-xt", "q4_0", 64).decode_tokens_per_s_per_seq == pytest.approx(
+        83.9, rel=0.1
+    )

@@ -114,6 +114,9 @@ DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
 # ... and where a GPU generation's Vulkan driver streams at another share: Intel's Arc A770 (Alchemist) at ~0.4 of
 # its 560 GB/s, the B580 / Pro B60 (Battlemage) at ~0.65 of 456 (the same scoreboard; the B580 row exact)
 ARCH_DECODE_EFFICIENCY: dict[tuple[str, str], float] = {
+    # RDNA2 on ROCm: 0.69-0.73 of the bandwidth in the #15021 scoreboard's 2025 builds (RX 6800 XT / 6900 XT), the only
+    # RDNA2 runs
+    ("llama.cpp/rocm", "rdna2"): 0.7,
     ("llama.cpp/vulkan", "xe-hpg"): 0.4,
     ("llama.cpp/vulkan", "xe2-hpg"): 0.65,
 }
@@ -251,7 +254,14 @@ LLAMA_CPP_2025_DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
     # bandwidth) decode at 0.5 of it whatever the row length (−2 … +5 %), where the May 2024 builds' row-bound share
     # gave −13 … −17 %; its V100 at ~0.65 (Volta, not separated)
     ("llama.cpp/cuda", "hbm", "quant"): 0.5,
+    # ROCm on GDDR cards: the #15021 scoreboard (LLaMA 2 7B Q4_0, 2025 builds) decodes RX 6800 XT / 6900 XT / 7800 XT /
+    # 7900 XT / XTX at 0.64-0.83 of the bandwidth once ~30 µs per layer is out, where the 2024 - mid-2025 builds the
+    # RDNA3 share was set on reached 0.52
+    ("llama.cpp/rocm", "gddr", "quant"): 0.7,
 }
+# ... and their prompt GEMMs, against `tensor_tflops`'s rate: RDNA3's WMMA at 0.40-0.42 (RX 7800 XT / 7900 XT / XTX,
+# against the older builds' 0.33)
+LLAMA_CPP_2025_PREFILL_MFU: dict[tuple[str, str], float] = {("llama.cpp/rocm", "rdna3"): 0.41}
 LLAMA_CPP_GRAPH_LAYER_OVERHEAD_S = 33e-6
 # Apple's Ultra chips are two Max dies joined by UltraFusion: every compute dispatch spans both dies' GPU cores and
 # drains across the bridge, so each of a block's small kernels costs more than on one die. Per extra die, per layer:
@@ -413,6 +423,10 @@ VENDOR_PREFILL_MFU: dict[tuple[str, str], float] = {
 }
 ARCH_PREFILL_MFU: dict[tuple[str, str], float] = {
     ("llama.cpp/rocm", "cdna3"): 0.15,
+    # RDNA2 (RX 6800 XT / 6900 XT) has no matrix units: its prompts run on the packed-FP16 vector rate, at 0.47-0.56
+    # of it in the #15021 scoreboard's 2025 builds — the only RDNA2 runs, so they set its share for every build and the
+    # generation stays uncalibrated (no range)
+    ("llama.cpp/rocm", "rdna2"): 0.5,
     ("llama.cpp/rocm", "rdna3.5"): 0.055,
 }
 # Apple GPUs have no matrix unit: Metal's matrix kernels (llama.cpp's kernel_mul_mm, MLX's quantized qmm) unpack
@@ -528,11 +542,11 @@ class Speed:
 SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.88, 1.18), "prefill": (0.83, 1.23)}
 # ... and per engine / backend pair where it has 15 or more such figures of a quantity (fit_check.py --spread): MLX
 # lands within a few % of its figures, llama.cpp's ROCm prompts spread from 0.27 (an October 2024 MI300X build, a
-# 2025 one whose DeepSeek prompts did not pipeline) to 1.05 of them.
+# 2025 one whose DeepSeek prompts did not pipeline) to 1.16 of them.
 SPEED_SPREAD_BY_BACKEND: dict[str, dict[str, tuple[float, float]]] = {
     "llama.cpp/cuda": {"decode": (0.90, 1.13), "prefill": (0.81, 1.31)},
     "llama.cpp/metal": {"decode": (0.93, 1.22), "prefill": (0.89, 1.15)},
-    "llama.cpp/rocm": {"decode": (0.70, 1.10), "prefill": (0.27, 1.05)},
+    "llama.cpp/rocm": {"decode": (0.71, 1.20), "prefill": (0.27, 1.16)},
     "mlx/metal": {"decode": (0.97, 1.03), "prefill": (0.88, 1.04)},
     "vllm/cuda": {"decode": (0.91, 1.10)},
 }
@@ -1194,7 +1208,8 @@ def estimate_speed(
     if tflops and explain:
         assumptions.append(
             f"prefill rate: {matmul_flops_per_token(spec) / 1e9:,.1f} GFLOPs of matmuls per token / "
-            f"({rate_name} {tflops:g} TFLOPS × {prefill_mfu(be, gpu, spec, min(n_ubatch, n_batch, context)):.2f} MFU)"
+            f"({rate_name} {tflops:g} TFLOPS × "
+            f"{prefill_mfu(be, gpu, spec, min(n_ubatch, n_batch, context), llama_build):.2f} MFU)"
             + (" + activation passes" if be in ACTIVATION_PASSES_BACKENDS else "")
             + " + attention"
             + (" (flash attention)" if flash_attn or eng != "llama.cpp" else " (f32 score matrix)")
@@ -1315,7 +1330,11 @@ def estimate_speed(
     )
 
 
-def _mfu(be: str, gpu: GpuEntry) -> float:
+def _mfu(be: str, gpu: GpuEntry, llama_build: int | None = None) -> float:
+    if llama_build is not None and llama_cpp_2025_kernels(gpu, llama_build):
+        built = LLAMA_CPP_2025_PREFILL_MFU.get((be, gpu.architecture.lower()))
+        if built is not None:
+            return built
     arch = ARCH_PREFILL_MFU.get((be, gpu.architecture.lower()))
     if arch is not None:
         return arch
@@ -1323,12 +1342,13 @@ def _mfu(be: str, gpu: GpuEntry) -> float:
     return vendor if vendor is not None else PREFILL_MFU.get(be, DEFAULT_PREFILL_MFU)
 
 
-def prefill_mfu(be: str, gpu: GpuEntry, spec: ModelSpec, tokens: int) -> float:
+def prefill_mfu(be: str, gpu: GpuEntry, spec: ModelSpec, tokens: int, llama_build: int | None = None) -> float:
     """The GEMM efficiency of `be` for this model's matrices at `tokens` rows per product on `gpu`: the kernel's
-    share of the tensor rate (`PREFILL_MFU`) × the share of the SMs its tiles keep busy (`GEMM_WAVE_TILE`)."""
+    share of the tensor rate (`PREFILL_MFU`; a 2025 llama.cpp build's where it differs, `LLAMA_CPP_2025_PREFILL_MFU`)
+    × the share of the SMs its tiles keep busy (`GEMM_WAVE_TILE`)."""
     tile = GEMM_WAVE_TILE.get(be)
     sms = int(gpu.data.get("compute_units") or 0)
-    return _mfu(be, gpu) * (gemm_wave_efficiency(spec, sms, tokens, tile) if tile and sms else 1.0)
+    return _mfu(be, gpu, llama_build) * (gemm_wave_efficiency(spec, sms, tokens, tile) if tile and sms else 1.0)
 
 
 def _small_kernel_bandwidth(gpu: GpuEntry, be: str) -> float:
@@ -1361,7 +1381,7 @@ def prefill_tokens_per_s(
     if not tflops:
         return None
     ubatch = max(1, min(n_ubatch, n_batch, context))
-    rate = tflops * 1e12 * prefill_mfu(be, gpu, spec, ubatch)
+    rate = tflops * 1e12 * prefill_mfu(be, gpu, spec, ubatch, llama_build)
     if q.is_quantized:
         rate *= QUANT_PREFILL_SHARE.get(be, 1.0)
     tile = EXPERT_GEMM_TILE_TOKENS.get(be)
