@@ -44,6 +44,8 @@ STYLE = {
     "vllm-inferencex.jsonl": ("vLLM 0.17 gpt-oss-120b, MI300X (InferenceX), after the fit", "D", "#a55194"),
     "llama-cpp-scoreboards.jsonl": ("llama.cpp scoreboards #15013 / #4167, after the fit", "h", "#fd8d3c"),
     "llama-cpp-vulkan-scoreboard.jsonl": ("llama.cpp Vulkan scoreboard #10879 (set its shares)", "P", "#31a354"),
+    "llama-cpp-rocm-scoreboard.jsonl": ("llama.cpp ROCm scoreboard #15021 (set 2025 ROCm)", "X", "#d6616b"),
+    "llama-cpp-amd-more.jsonl": ("llama.cpp, W7900 / RX 6700 XT, after the fit", "d", "#7b4173"),
 }
 OTHER = ("other collected measurements", ".", "#999999")
 

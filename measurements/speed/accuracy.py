@@ -132,6 +132,16 @@ def main() -> None:
             in_file("llama-cpp-vulkan-scoreboard.jsonl"),
         ),
         (
+            "llama.cpp's ROCm scoreboard (#15021: LLaMA 2 7B Q4_0 on RX 6800 XT ... 7900 XTX, 2025 builds; set the 2025 "
+            "ROCm and RDNA2 shares, in-sample)",
+            in_file("llama-cpp-rocm-scoreboard.jsonl"),
+        ),
+        (
+            "llama.cpp on AMD cards added to the catalog on 2026-12-07 (Radeon PRO W7900 on ROCm / Vulkan; RX 6700 XT "
+            "on Vulkan), collected after the fit",
+            in_file("llama-cpp-amd-more.jsonl"),
+        ),
+        (
             "cases on GPUs added to the catalog after the fit (M2 Max, M3 Pro, Radeon 8060S; more, not exact: RTX 2080 "
             "Ti, Tesla P40, RTX A4000 / A5000, M1 Ultra, DGX Spark, RX 7900 XT / 9070 XT, R9700)",
             lambda r: r["gpu_added"],
@@ -159,7 +169,7 @@ def main() -> None:
     # release each ran given to vram (--engine-version: 0.14+ overlaps the host loop, `speed.VLLM_ASYNC_FROM`)
     cases = fit_check.load(paths)
     newer = [c for c in cases if fit_check.release_tuple(c) >= fit_check.speed.VLLM_ASYNC_FROM]
-    boards = [c for c in cases if c["_file"] == "llama-cpp-scoreboards.jsonl"]
+    boards = [c for c in cases if c["_file"] in ("llama-cpp-scoreboards.jsonl", "llama-cpp-rocm-scoreboard.jsonl")]
     fit_check.VERSIONS = True
     with_release = fit_check.score(newer)
     boards_built = [r for r in fit_check.score(boards) if r["exact"]]
@@ -173,8 +183,8 @@ def main() -> None:
         ),
         ("... the same, each run's release given (--engine-version: async scheduling, 60 µs MoE layers)", with_release),
         (
-            "llama.cpp's scoreboards (exact), each row's build given (--llama-build; the #15013 rows as b6000+: CUDA "
-            "graphs, MMQ, FA kernels of 2025)",
+            "llama.cpp's scoreboards (exact), each row's build given (--llama-build; the #15013 / #15021 rows as "
+            "b6000+: the 2025 CUDA and ROCm kernels)",
             boards_built,
         ),
     ]
