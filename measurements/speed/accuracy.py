@@ -132,8 +132,8 @@ def main() -> None:
             in_file("llama-cpp-vulkan-scoreboard.jsonl"),
         ),
         (
-            "llama.cpp's ROCm scoreboard (#15021: LLaMA 2 7B Q4_0 on RX 6800 XT ... 7900 XTX, 2025 builds; set the 2025 "
-            "ROCm and RDNA2 shares, in-sample)",
+            "llama.cpp's ROCm scoreboard (#15021: LLaMA 2 7B Q4_0 on RX 6800 XT ... 7900 XTX, 2025 builds; set the "
+            "2025 ROCm and RDNA2 shares, in-sample)",
             in_file("llama-cpp-rocm-scoreboard.jsonl"),
         ),
         (
