@@ -248,5 +248,11 @@ def train_from_args(args: argparse.Namespace, device: Device | None = None, gpus
     return TrainWorkload(**values, batch=args.batch or 1, seq=seq, device=device, **extra)
 
 
+def add_id_column(table: Any, title: str, ids: Any) -> None:
+    """A table column of catalog ids: never wrapped or cut short (the id is what one types next), the other columns
+    give way on a narrow terminal."""
+    table.add_column(title, no_wrap=True, min_width=max((len(str(i)) for i in ids), default=len(title)))
+
+
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=1, default=str) + "\n")

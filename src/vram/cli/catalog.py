@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..errors import BadInput
-from ._common import positive_int, print_json, tokens_arg
+from ._common import add_id_column, positive_int, print_json, tokens_arg
 
 
 def register(sub: Any) -> None:
@@ -67,7 +67,10 @@ def run_models(args: argparse.Namespace) -> int:
 
     t = Table(title=f"{len(found)} models" + (f" matching {args.query!r}" if args.query else ""))
     for col in ("family", "id", "name", "released", "params", "context", "license", "hub repo"):
-        t.add_column(col)
+        if col == "id":
+            add_id_column(t, col, (m.id for m in found))
+        else:
+            t.add_column(col)
     previous = None
     for m in sorted(found, key=catalog_order):
         if previous is not None and m.family != previous:
@@ -98,7 +101,8 @@ def run_gpus(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     t = Table(title=f"{len(found)} GPUs" + (f" matching {args.query!r}" if args.query else ""))
-    for col in ("id", "name", "memory", "bandwidth", "bf16 TFLOPS", "interconnect", "$/h"):
+    add_id_column(t, "id", (g.id for g in found))
+    for col in ("name", "memory", "bandwidth", "bf16 TFLOPS", "interconnect", "$/h"):
         t.add_column(col)
     for g in found:
         t.add_row(
@@ -150,7 +154,10 @@ def run_fits(args: argparse.Namespace) -> int:
         title_justify="left",
     )
     for col in ("#", "model", "params", "weights", "GiB/GPU", "verdict", "decode tok/s"):
-        t.add_column(col, justify="right" if col in ("#", "params", "GiB/GPU", "decode tok/s") else "left")
+        if col == "model":
+            add_id_column(t, col, (m.model for m in rows))
+        else:
+            t.add_column(col, justify="right" if col in ("#", "params", "GiB/GPU", "decode tok/s") else "left")
     for i, m in enumerate(rows, 1):
         o = m.option
         t.add_row(

@@ -8,7 +8,15 @@ from typing import Any
 from ..errors import BadInput
 from ..request import TrainWorkload
 from ..units import fmt_auto
-from ._common import add_request_options, engine_name, model_kind, print_json, train_from_args, workload_from_args
+from ._common import (
+    add_id_column,
+    add_request_options,
+    engine_name,
+    model_kind,
+    print_json,
+    train_from_args,
+    workload_from_args,
+)
 
 GIB = 1024**3
 
@@ -518,7 +526,10 @@ def run_which(args: argparse.Namespace) -> int:
         title_justify="left",
     )
     for col in ("GPU", "×", "verdict", "GiB/GPU", "decode tok/s", "prefill tok/s", "TTFT s", "$/M tok"):
-        t.add_column(col, justify="left" if col in ("GPU", "verdict") else "right")
+        if col == "GPU":
+            add_id_column(t, col, (o.gpu for o in rows))
+        else:
+            t.add_column(col, justify="left" if col == "verdict" else "right")
     for o in rows:
         sp = o.speed
         mem = f"{_g(o.per_gpu_bytes)}/{_g(o.usable_bytes_per_gpu)}"
