@@ -392,3 +392,20 @@ def test_option_prefixes_are_not_taken_for_options(run_cli: Run, argv: tuple[str
     r = run_cli(*argv)
     assert r.rc == 2
     assert "unrecognized arguments" in r.err and len(r.err.strip().splitlines()) == 1
+
+
+def test_catalog_ids_are_never_cut_short_on_a_narrow_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The id is what one types next: on an 80-column terminal `vram gpus` and `vram which` print every id whole."""
+    from cli_support import call_cli
+
+    monkeypatch.setenv("COLUMNS", "80")
+    rc, out, _ = call_cli(["gpus"])
+    assert rc == 0
+    for gpu_id in ("radeon-ai-pro-r9700", "radeon-pro-w7900", "gtx-1080-ti", "rtx-4060-ti-16gb"):
+        assert f"│ {gpu_id} " in out, gpu_id
+    rc, out, _ = call_cli(["which", "llama-3.1-8b", "--engine", "llama.cpp", "--quant", "q4_k_m"])
+    assert (
+        rc == 0
+        and "│ rtx-4060-ti-16gb " in out
+        and "…" not in "".join(line.split("│")[1] for line in out.splitlines() if line.startswith("│"))
+    )
