@@ -69,7 +69,8 @@ def old_rule(sp: dict[str, Any], v: dict[str, Any], kind: str) -> float | None:
     return g.fp16_tflops * 1e12 * 0.5 * (n if n > 1 and v.get("split") != "pp" else 1) / (gf * 1e9)
 
 
-# --versions: pass each vLLM case's release (`engine_version` "0.15.1 (...)" -> "0.15") to `vram fit --engine-version`
+# --versions: pass each vLLM case's release (`engine_version` "0.15.1 (...)" -> "0.15") as `--engine-version` and each
+# llama.cpp case's build as `--llama-build`
 VERSIONS = False
 
 
@@ -205,26 +206,18 @@ def spread_by_backend(rows: list[dict[str, Any]]) -> dict[str, dict[str, tuple[f
     """`spread` per engine / backend pair with enough figures (`vram.speed.SPEED_SPREAD_BY_BACKEND`)."""
     out: dict[str, dict[str, tuple[float, float]]] = {}
     for be in sorted({r["backend"] for r in rows if r["backend"]}):
+        mine = [r for r in rows if r["backend"] == be]
         for key, name in (("dec", "decode"), ("pre", "prefill")):
-            mine = [r for r in rows if r["backend"] == be]
-            n = sum(
-                1
-                for r in mine
-                if r.get(key) is not None
-                and r["exact"]
-                and r.get("calibrated", True)
-                and not (key == "dec" and r.get("host_bound"))
-            )
-            if n >= MIN_SPREAD_FIGURES:
+            if len(_ratios(mine, key)) >= MIN_SPREAD_FIGURES:
                 p10, p90, _ = spread(mine, key)
                 out.setdefault(be, {})[name] = (p10, p90)
     return out
 
 
-def spread(rows: list[dict[str, Any]], key: str) -> tuple[float, float, int]:
-    """p10 and p90 of measured / predicted — the range vram shows (`vram.speed.SPEED_SPREAD`): exact figures of the
-    backends a measurement calibrates (the others get no range), decode steps the GPU sets (not host-bound ones)."""
-    ratios = sorted(
+def _ratios(rows: list[dict[str, Any]], key: str) -> list[float]:
+    """Measured / predicted, sorted, over the figures a range is drawn from: exact ones of the backends a measurement
+    calibrates (the others get no range), and decode steps the GPU sets (not host-bound ones)."""
+    return sorted(
         1 / (1 + r[key])
         for r in rows
         if r.get(key) is not None
@@ -232,6 +225,11 @@ def spread(rows: list[dict[str, Any]], key: str) -> tuple[float, float, int]:
         and r.get("calibrated", True)
         and not (key == "dec" and r.get("host_bound"))
     )
+
+
+def spread(rows: list[dict[str, Any]], key: str) -> tuple[float, float, int]:
+    """p10 and p90 of measured / predicted — the range vram shows (`vram.speed.SPEED_SPREAD`) — and how many figures."""
+    ratios = _ratios(rows, key)
     return ratios[int(0.1 * (len(ratios) - 1))], ratios[int(0.9 * (len(ratios) - 1))], len(ratios)
 
 
