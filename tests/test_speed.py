@@ -908,6 +908,35 @@ def test_transformers_generate_is_paced_by_its_python_dispatch() -> None:
     assert any("loop over the routed experts" in a for a in moe.speed.assumptions)
 
 
+def test_transformers_generate_moves_its_cache_several_times_a_step() -> None:
+    """DynamicCache's cat and the attention's gather copy the cache each step, and each query head reads its group's
+    keys and values: a 30,720-token prompt decodes 2-3x slower than a short one, as the Qwen2.5 team measured."""
+    from vram.fitting import fit
+    from vram.request import Workload
+
+    spec = resolve_model("qwen2.5-7b").spec
+    assert speed.query_group(spec) == pytest.approx(7.0)  # 28 query heads over 4 key/value heads
+    assert speed.query_group(resolve_model("qwen2.5-32b").spec) == pytest.approx(5.0)
+    # Qwen2.5 speed benchmark, A100 80GB, transformers 4.46, flash_attention_2, 2,048 new tokens (the decode context
+    # is the prompt + half of them): measured t/s at a 1-token, 6,144- and 30,720-token prompt
+    for model, short, mid, long in (("qwen2.5-14b", 24.74, 20.51, 8.16), ("qwen2.5-32b", 17.54, 12.49, 5.59)):
+        got = []
+        for prompt in (1, 6144, 30720):
+            r = fit(model, "a100-80gb-sxm", Workload(batch=1, context=prompt + 1024, new_tokens=0), solve=False)
+            assert r.speed is not None
+            got.append(r.speed.decode_tokens_per_s_per_seq)
+        assert got[0] == pytest.approx(short, rel=0.2)
+        assert got[1] == pytest.approx(mid, rel=0.12)
+        assert got[2] == pytest.approx(long, rel=0.06)  # 3.4 / 3.2x slower than at 1 token, KV 6.2 / 8.3 GB
+        assert got[2] / got[0] < 0.4
+    # the explanation names the moves; other engines read the cache once
+    r = fit("qwen2.5-32b", "a100-80gb-sxm", Workload(batch=1, context=31744, new_tokens=0), solve=False)
+    assert r.speed is not None
+    assert any("moved 4× by DynamicCache's cat" in a and "read 5× by the attention" in a for a in r.speed.assumptions)
+    v = fit("qwen2.5-32b", "a100-80gb-sxm", Workload.from_flat(engine="vllm", context=31744), solve=False)
+    assert v.speed is not None and not any("DynamicCache" in a for a in v.speed.assumptions)
+
+
 def test_vllm_latent_attention_models_are_not_claimed_calibrated() -> None:
     """DeepSeek-R1 TP 8 on vLLM ran 1.6-4x slower than the model in every public run collected: no range, a note."""
     from vram.fitting import fit

@@ -192,6 +192,39 @@ DECODE_KV_EFFICIENCY: dict[str, tuple[float, float]] = {
     # per token at ~0.6 of the bandwidth
     "mlx/metal": (0.65, 0.65),
 }
+# transformers' generate() (4.46-4.51, the releases calibrated; DynamicCache, a 2-D attention mask) moves the cache
+# several times a step, not once: each layer's update appends the new token with torch.cat, which reads the old keys
+# and values and writes them anew; with flash_attention_2 the mask sends every step through the unpadded path, whose
+# gather copies the keys and values again before flash_attn_varlen_func reads them (`TRANSFORMERS_CACHE_COPIES`, at a
+# copy kernel's share, `KV_READ_EFFICIENCY`). That kernel gives each query head its own thread block, which reads its
+# group's keys and values (GQA: `query_group` reads of the cache) one query row at a time, at a small share of the
+# bandwidth (`TRANSFORMERS_ATTENTION_KV_EFFICIENCY`). Set on the Qwen2.5 team's A100 runs (transformers 4.46,
+# flash_attention_2; 7B, 14B, 32B BF16, groups of 7, 5, 5), which decode 1.0-3.2x slower at 6,144- and 30,720-token
+# prompts than at a 1-token one: all six within -2 ... +20 % with them (+20 % where the host's Python sets the step),
+# +20 ... +240 % without (measurements/speed/transformers-generate.jsonl). SDPA's path expands a GQA cache to every
+# query head (repeat_kv) where flash_attention_2 gathers it: about the same bytes, taken the same, not measured here.
+TRANSFORMERS_CACHE_COPIES = 4.0
+TRANSFORMERS_ATTENTION_KV_EFFICIENCY = 0.18
+
+
+def query_group(spec: ModelSpec) -> float:
+    """Query heads per cached key/value head (GQA's group), averaged over the layers by their share of the cache; 1
+    for latent attention (MLA) and plain multi-head."""
+
+    def compute() -> float:
+        total = grouped = 0.0
+        for la in spec.layers:
+            att = la.attention
+            if att is None or att.shares_kv_of is not None:
+                continue
+            w = float(att.cache_elems_per_token())
+            total += w
+            grouped += w * (att.num_heads / att.num_kv_heads if att.kind == "mha" and att.num_kv_heads else 1.0)
+        return grouped / total if total else 1.0
+
+    return _memo(spec, ("query-group",), compute)
+
+
 # Dequantizing GGUF blocks on Apple GPUs is ALU bound: bytes × this / the GPU's FP32 rate (× its generation's share).
 # ~46 FLOP-equivalents per weight byte (unpack nibbles and 6-bit scales, scale, min, FMA, in 32-wide SIMD groups):
 # M1 Max Q4_K_M decode runs at 0.44 of its bandwidth in May 2024 builds and 0.53 in 2026 ones, M3 Max at ~0.6
@@ -1033,7 +1066,13 @@ def estimate_speed(
     if be in DECODE_KV_EFFICIENCY:
         kv_eta = DECODE_KV_EFFICIENCY[be][1 if flash_attn else 0]
     kv_eta *= generation_share(gpu)
-    mem_s = (streamed / shard) / weight_bw + (kv_cache_bytes / shard) / (bw_gb * 1e9 * kv_eta)
+    kv_s = (kv_cache_bytes / shard) / (bw_gb * 1e9 * kv_eta)
+    if eng == "transformers":  # DynamicCache's cat and the attention's gather copy the cache again each step
+        moves = (
+            TRANSFORMERS_CACHE_COPIES / KV_READ_EFFICIENCY + query_group(spec) / TRANSFORMERS_ATTENTION_KV_EFFICIENCY
+        )
+        kv_s = (kv_cache_bytes / shard) / (bw_gb * 1e9 * generation_share(gpu)) * moves
+    mem_s = (streamed / shard) / weight_bw + kv_s
     # --- decode: compute side ---
     dec_flops = batch * (
         matmul_flops_per_token(spec) + 2.0 * spec.head_params + attention_flops_per_token(spec, 2 * context)
@@ -1059,7 +1098,13 @@ def estimate_speed(
         assumptions.append(
             f"decode: weights {streamed / 1e9:,.2f} GB / ({bw_gb:,.0f} GB/s × {eta:g}, {be} "
             f"{memory_class(gpu).upper()} {weight_format(q)} kernels) + KV {kv_cache_bytes / 1e9:,.2f} GB / "
-            f"(× {kv_eta:g}); fixed {fixed_s * 1e3:,.2f} ms per step ({n_layers} layers × "
+            + (
+                f"(× {kv_eta:g})"
+                if eng != "transformers"
+                else f"(moved {TRANSFORMERS_CACHE_COPIES:g}× by DynamicCache's cat and the attention's gather, × "
+                f"{kv_eta:g}; read {query_group(spec):g}× by the attention, × {TRANSFORMERS_ATTENTION_KV_EFFICIENCY:g})"
+            )
+            + f"; fixed {fixed_s * 1e3:,.2f} ms per step ({n_layers} layers × "
             f"{tau_layer * 1e6:g} µs"
             + (f" + {moe_layers} MoE layers × {tau_moe * 1e6:g} µs" if moe_layers else "")
             + (
