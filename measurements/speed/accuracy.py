@@ -179,6 +179,7 @@ def main() -> None:
     hf_long = [r for r in scored_all if r["file"] == "transformers-generate.jsonl" and r["id"].startswith("hf-qwen25")]
     hf_long = [r for r in hf_long if "-in1-" not in r["id"]]
     hf15 = [r for r in scored_all if r["file"] == "transformers-qwen15.jsonl"]
+    q25 = [r for r in scored_all if r["file"] == "qwen25-speed-benchmark.jsonl"]
     tables: list[tuple[str, list[Row]]] = [(name, [r for r in rows if pred(r)]) for name, pred in groups]
     tables += [
         (
@@ -201,6 +202,16 @@ def main() -> None:
             "transformers generate() at 1-30,720-token prompts, Qwen1.5 0.5B-72B (no GQA) on 1-5 A100s (end-to-end, "
             "not exact), collected after the fit",
             hf15,
+        ),
+        (
+            "transformers generate(), the Qwen2.5 table's other rows: 0.5B-3B at 6-30 k, 7B-32B at 14 k, 72B on 2-3 "
+            "A100s (end-to-end, not exact), collected after the fit",
+            [r for r in q25 if r["engine"] == "transformers"],
+        ),
+        (
+            "vLLM 0.6.3 at one sequence, 1-129,024-token prompts: Qwen2.5 0.5B-72B on 1-4 A100s (end-to-end, not "
+            "exact), collected after the fit",
+            [r for r in q25 if r["engine"] == "vllm"],
         ),
     ]
     for name, g in tables:

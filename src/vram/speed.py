@@ -200,9 +200,12 @@ DECODE_KV_EFFICIENCY: dict[str, tuple[float, float]] = {
 # group's keys and values (GQA: `query_group` reads of the cache) one query row at a time, at a small share of the
 # bandwidth (`TRANSFORMERS_ATTENTION_KV_EFFICIENCY`). Set on the Qwen2.5 team's A100 runs (transformers 4.46,
 # flash_attention_2; 7B, 14B, 32B BF16, groups of 7, 5, 5), which decode 1.0-3.2x slower at 6,144- and 30,720-token
-# prompts than at a 1-token one: all six within -2 ... +20 % with them (+20 % where the host's Python sets the step),
-# +20 ... +240 % without (measurements/speed/transformers-generate.jsonl). SDPA's path expands a GQA cache to every
-# query head (repeat_kv) where flash_attention_2 gathers it: about the same bytes, taken the same, not measured here.
+# prompts than at a 1-token one: all six within -7 ... +18 % with them, scored end to end as the tables time them
+# (+18 % where the host's Python sets the step), +20 ... +240 % without (measurements/speed/transformers-generate
+# .jsonl).
+# Collected after: the Qwen1.5 table (0.5B-72B, plain multi-head, an earlier release; 24 rows) within -21 ... +22 %,
+# the Qwen2.5 table's other 15 rows within -10 ... +17 %. SDPA's path expands a GQA cache to every query head
+# (repeat_kv) where flash_attention_2 gathers it: about the same bytes, taken the same, not measured here.
 TRANSFORMERS_CACHE_COPIES = 4.0
 TRANSFORMERS_ATTENTION_KV_EFFICIENCY = 0.18
 

@@ -98,6 +98,8 @@ def case(size: str, prompt: int, gpus: int, fa2: float, sdpa: float) -> dict[str
             "batch": 1,
             "decode_context": prompt + NEW_TOKENS // 2,
             "new_tokens": 0,
+            # scored end to end (fit_check.py): NEW_TOKENS / (the prompt's TTFT + NEW_TOKENS / decode)
+            "end_to_end": {"prompt": prompt, "new_tokens": NEW_TOKENS},
             "prefill_context": None,
             "quant": None,
             "split": "pp" if gpus > 1 else None,
