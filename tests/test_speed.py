@@ -906,6 +906,25 @@ def test_transformers_generate_is_paced_by_its_python_dispatch() -> None:
     moe = fit("qwen3-30b-a3b", "h100-sxm", wl, solve=False)
     assert moe.speed is not None and not moe.speed.calibrated and moe.speed.decode_range_per_seq is None
     assert any("loop over the routed experts" in a for a in moe.speed.assumptions)
+    # before 4.53 the loop visits all 128 experts of each of the 48 blocks, waiting for the GPU each time: the Qwen3
+    # team's H20 run (4.51) decoded Qwen3-30B-A3B at 1.9 t/s
+    wl_451 = Workload.from_flat(batch=1, context=1025, new_tokens=0, transformers_version="4.51")
+    old = fit("qwen3-30b-a3b", "h20", wl_451, solve=False)
+    new = fit("qwen3-30b-a3b", "h20", wl, solve=False)
+    assert old.speed is not None and new.speed is not None and old.speed.decode_bound == "host"
+    assert old.speed.decode_tokens_per_s_per_seq == pytest.approx(1.9, rel=0.15)
+    assert new.speed.decode_tokens_per_s_per_seq > 4 * old.speed.decode_tokens_per_s_per_seq
+    idle = 48 * 128 - 48 * 8  # every expert of every block, less the 8 routed to per block
+    assert any(f"{idle:,} experts no token was routed to" in a for a in old.speed.assumptions)
+    assert any(
+        a.startswith("engine version: transformers 4.51 (its MoE blocks loop over every expert")
+        for a in old.speed.assumptions
+    )
+    # a dense model's step has no such loop: the release changes nothing there
+    dense = fit("qwen3-8b", "h20", wl_451, solve=False)
+    assert dense.speed is not None and dense.speed.decode_tokens_per_s_per_seq == pytest.approx(
+        fit("qwen3-8b", "h20", wl, solve=False).speed.decode_tokens_per_s_per_seq  # type: ignore[union-attr]
+    )
 
 
 def test_transformers_generate_moves_its_cache_several_times_a_step() -> None:

@@ -362,6 +362,10 @@ async def test_the_form_takes_the_engines_release(app: Any) -> None:
         llama = {**FORM, "model": "llama-2-7b", "engine": "llama.cpp", "quant": "q4_0", "dtype": ""}
         b = await c.post("/", data={**llama, "release": "b6500", "csrf_token": csrf})
         bad = await c.post("/", data={**FORM, "release": "0.16", "csrf_token": csrf})
+        mlx = {**FORM, "model": "qwen3-8b", "engine": "mlx", "gpu": "m3-max-128gb", "quant": "mlx-4bit", "dtype": ""}
+        no_release = await c.post("/", data={**mlx, "release": "0.28", "csrf_token": csrf})
+        moe = {**FORM, "model": "qwen3-30b-a3b", "gpu": "h200", "context": "1k", "new_tokens": "16"}
+        hf = await c.post("/", data={**moe, "release": "4.51", "csrf_token": csrf})
         word = await c.post("/", data={**llama, "release": "latest", "csrf_token": csrf})
         ollama = {**FORM, "model": "qwen3-8b", "engine": "ollama", "quant": "q4_k_m", "new_tokens": "16"}
         old_ollama = await c.post("/", data={**ollama, "release": "0.30", "csrf_token": csrf})
@@ -377,14 +381,28 @@ async def test_the_form_takes_the_engines_release(app: Any) -> None:
     assert lib.speed is not None and f"{lib.speed.decode_tokens_per_s_per_seq:,.1f}" in text
     assert b.status_code == 200, b.text[:500]
     assert "engine version: llama.cpp b6500 (2025 builds" in re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", b.text))
-    assert bad.status_code == 422
-    assert "Engine release: only vLLM" in bad.text and 'id="release" name="release"' in bad.text
-    assert "transformers does not" in bad.text
+    # transformers takes its release (4.0 and later) ...
+    assert bad.status_code == 422 and "a transformers release (4.0 or later)" in bad.text
     assert re.search(r'id="release"[^>]*aria-invalid="true"', bad.text)
+    assert hf.status_code == 200, hf.text[:500]
+    hf_text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", hf.text))
+    assert "engine version: transformers 4.51 (its MoE blocks loop over every expert" in hf_text
+    old_loop = fit(
+        "qwen3-30b-a3b", "h200", Workload.from_flat(context=1024, new_tokens=16, transformers_version="4.51")
+    )
+    new_loop = fit("qwen3-30b-a3b", "h200", Workload.from_flat(context=1024, new_tokens=16))
+    assert old_loop.speed is not None and new_loop.speed is not None
+    assert f"{old_loop.speed.decode_tokens_per_s_per_seq:,.1f}" in hf_text
+    assert old_loop.speed.decode_tokens_per_s_per_seq < new_loop.speed.decode_tokens_per_s_per_seq / 4
+    # ... MLX has none to give
+    assert no_release.status_code == 422
+    assert "Engine release: only vLLM" in no_release.text and 'id="release" name="release"' in no_release.text
+    assert "mlx does not" in no_release.text
+    assert re.search(r'id="release"[^>]*aria-invalid="true"', no_release.text)
     assert word.status_code == 422 and re.search(r'id="release"[^>]*aria-invalid="true"', word.text)
     assert "Engine release:" in word.text
     assert old_ollama.status_code == 200, old_ollama.text[:500]
     assert "Ollama 0.30" in re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", old_ollama.text))
-    assert after == 2500 - 3 * 250  # the three checks against a GPU; the refused ones cost nothing
+    assert after == 2500 - 4 * 250  # the four checks against a GPU; the refused ones cost nothing
     q = calculator_query({"model": "gpt-oss-20b", "engine": "vllm", "options": {"engine_version": "0.16"}})
     assert "release=0.16" in q

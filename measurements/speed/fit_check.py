@@ -69,8 +69,8 @@ def old_rule(sp: dict[str, Any], v: dict[str, Any], kind: str) -> float | None:
     return g.fp16_tflops * 1e12 * 0.5 * (n if n > 1 and v.get("split") != "pp" else 1) / (gf * 1e9)
 
 
-# --versions: pass each vLLM case's release (`engine_version` "0.15.1 (...)" -> "0.15") as `--engine-version` and each
-# llama.cpp case's build as `--llama-build`
+# --versions: pass each vLLM case's release (`engine_version` "0.15.1 (...)" -> "0.15") as `--engine-version`, each
+# llama.cpp case's build as `--llama-build` and each transformers case's release as `--transformers-version`
 VERSIONS = False
 
 
@@ -86,6 +86,12 @@ def release(c: dict[str, Any]) -> str | None:
     return f"{v[0]}.{v[1]}" if VERSIONS and v >= (0, 8) else None
 
 
+def transformers_release(c: dict[str, Any]) -> str | None:
+    """A transformers case's release under --versions ("4.51.3" -> "4.51"), given as --transformers-version."""
+    m = re.match(r"v?(\d+)\.(\d+)", str(c.get("engine_version") or ""))
+    return f"{m.group(1)}.{m.group(2)}" if VERSIONS and c.get("engine") == "transformers" and m else None
+
+
 def llama_build(c: dict[str, Any]) -> int | None:
     """The case's llama.cpp build under --versions: "build 4426e298 (2824)" -> 2824, else the mapping's
     `llama_build_at_least` (a scoreboard whose rows give commits only), else None."""
@@ -99,7 +105,12 @@ def llama_build(c: dict[str, Any]) -> int | None:
 
 
 def predict(
-    v: dict[str, Any], context: int, new_tokens: int, version: str | None = None, build: int | None = None
+    v: dict[str, Any],
+    context: int,
+    new_tokens: int,
+    version: str | None = None,
+    build: int | None = None,
+    hf_version: str | None = None,
 ) -> dict[str, Any]:
     n = int(v.get("gpu_count") or 1)
     gpu = v["gpu"] if n == 1 else f"{n}x{v['gpu']}"
@@ -113,6 +124,7 @@ def predict(
         max_num_seqs=b if v["engine"] == "vllm" and b > 1 else None,
         engine_version=version,
         llama_build=build,
+        transformers_version=hf_version,
         # a llama.cpp build other than the GPU's default one (e.g. Vulkan on an AMD or NVIDIA card), where the case
         # says so; the shared scorer does not pass it
         backend=v.get("backend") if v["engine"] in ("llama.cpp", "ollama") else None,
@@ -146,12 +158,19 @@ def score(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         try:
             if m.get("decode_tps_per_seq") is not None:
-                d = predict(v, v.get("decode_context") or 1, v.get("new_tokens") or 0, release(c), llama_build(c))
+                d = predict(
+                    v,
+                    v.get("decode_context") or 1,
+                    v.get("new_tokens") or 0,
+                    release(c),
+                    llama_build(c),
+                    transformers_release(c),
+                )
                 pred = d["decode_tokens_per_s_per_seq"]
                 base = old_rule(d, v, "dec")
                 e2e = v.get("end_to_end")
                 if e2e:  # the figure is new tokens / the whole call: the prompt's prefill, then the decode
-                    first = predict(v, e2e["prompt"], 0, release(c), llama_build(c))
+                    first = predict(v, e2e["prompt"], 0, release(c), llama_build(c), transformers_release(c))
                     new = e2e["new_tokens"]
                     pred = new / ((first["ttft_s"] or 0.0) + new / pred)
                     base_pre = old_rule(first, v, "pre")

@@ -10,6 +10,7 @@ apply to the chosen engine or model is an error (`Workload.validate`, the estima
 
 from __future__ import annotations
 
+import re
 import sys
 
 from .components.runtime import DEFAULT_ARCH  # transformers without a device: an H100 / H200
@@ -171,6 +172,13 @@ def _check_value(of: OptionField, value: Any) -> None:
         raise BadInput(f"{of.name}: must be {bounds}, got {value!r}", field=of.name)
 
 
+def release_tuple(text: str) -> tuple[int, int] | None:
+    """``X.Y`` of a release (a leading "v", a patch level and a suffix such as ".dev0" or "rc1" are accepted) -> (X, Y);
+    None when the text is not one."""
+    m = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.\d+)?(?:[.-]?(?:dev|rc|post)\d*)?", text.strip())
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
 class Options:
     """Base of every options class: frozen records that check each declared field when made."""
 
@@ -214,6 +222,22 @@ class TransformersOptions(Options):
     scope: ClassVar[str] = "transformers"
     title: ClassVar[str] = "transformers (--engine transformers)"
     attn: Attn = opt("sdpa", "attention implementation: sdpa, eager or flash")
+    transformers_version: str | None = opt(
+        None,
+        "transformers release X.Y whose generate() is modelled (default: 5.x, whose MoE blocks loop over the routed "
+        "experts only; before 4.53 they loop over every expert)",
+    )
+
+    def check(self) -> None:
+        if self.transformers_version is None:
+            return
+        v = release_tuple(self.transformers_version)
+        if v is None or v < (4, 0):
+            raise BadInput(
+                f"transformers_version: expected a transformers release (4.0 or later) like 4.51 or 5.2.0, got "
+                f"{self.transformers_version!r}",
+                field="transformers_version",
+            )
 
 
 @record(frozen=True)

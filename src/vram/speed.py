@@ -391,6 +391,11 @@ HOST_BOUND_SPREAD = (0.7, 1.25)
 # 86 µs per mostly empty iteration; a hit expert's iteration, with two waits and its kernels, is taken at 150 µs. Not
 # measured in transformers 5, so MoE models on transformers are not calibrated and say so.
 HOST_EXPERT_S: dict[str, float] = {"transformers": 0.15e-3}
+# transformers releases before 4.53 (huggingface/transformers#38133 for Qwen3-MoE and its kin, June 2025) loop over
+# every expert of a MoE block, hit or not, each iteration waiting once for the GPU (`HOST_EMPTY_EXPERT_S`); given
+# `--transformers-version`, such a release is priced so. Set on the one run above (in-sample).
+HF_HIT_EXPERTS_FROM = (4, 53)
+HOST_EMPTY_EXPERT_S = 86e-6
 # Model families an engine's measurements contradict rather than calibrate: DeepSeek-R1 (latent attention, 256
 # routed experts, FP8 blocks) TP 8 on vLLM decoded 1.6-2.3x slower than modelled on 8 x H200 (vLLM 0.7.4) and 2-4x on
 # 8 x MI300X (0.7.3; Aug 2025 ROCm builds 1.8-2.2x) at 4-256 sequences of 3,200-token prompts (dstackai/benchmarks,
@@ -1033,8 +1038,9 @@ def estimate_speed(
     `context` tokens (for ``split="dp"``: one replica's); `offloaded_bytes` of the weights live in host memory
     and are streamed each step. `quant` is the weight format (a scheme or its name; None: 16-bit).
     `read_fraction` / `flops_per_token` may be passed precomputed (`weight_read_fraction`, 2 × active params +
-    `attention_flops_per_token`). `engine_version`: the vLLM release asked for (None: the builds the exact
-    measurements ran, `CALIBRATED_VERSIONS`; 0.14 and later: async scheduling, `VLLM_ASYNC_FROM`); `llama_build`: the
+    `attention_flops_per_token`). `engine_version`: the vLLM or transformers release asked for (None: the builds the
+    exact measurements ran, `CALIBRATED_VERSIONS`; vLLM 0.14 and later: async scheduling, `VLLM_ASYNC_FROM`;
+    transformers before 4.53: MoE blocks that loop over every expert, `HF_HIT_EXPERTS_FROM`); `llama_build`: the
     llama.cpp build asked for (`LLAMA_CPP_2025_BUILD` and later: the 2025 builds' kernels on every GPU). `explain`
     False leaves out the lines that only spell out the arithmetic (the decode and prefill breakdowns, the TP,
     layer-split and batching terms) for callers that rank many options (`which`); the facts assumed (engine build,
@@ -1160,6 +1166,12 @@ def estimate_speed(
                 if be == "llama.cpp/cuda" and llama_cpp_2025_kernels(gpu, llama_build)
                 else f" (this backend's terms are set between the builds measured: {CALIBRATED_VERSIONS.get(be, '')})"
             )
+        )
+    elif eng == "transformers" and engine_version is not None:
+        assumptions.append(
+            f"engine version: transformers {engine_version[0]}.{engine_version[1]} (its MoE blocks loop over "
+            + ("every expert" if engine_version < HF_HIT_EXPERTS_FROM else "the routed experts only")
+            + f"; the other terms are set on runs of {CALIBRATED_VERSIONS.get(be, 'transformers 4.46-4.51')})"
         )
     elif be in CALIBRATED_VERSIONS:
         assumptions.append(
@@ -1320,12 +1332,29 @@ def estimate_speed(
                 if la.mlp is not None and la.mlp.kind == "moe" and la.mlp.num_experts
             ),
         )
-        floor_s = n_layers * host_layer + hit * HOST_EXPERT_S.get(eng, 0.0) + step_fixed + batch * step_per_seq
+        every_expert = eng == "transformers" and engine_version is not None and engine_version < HF_HIT_EXPERTS_FROM
+        idle = 0.0
+        if every_expert and hit:  # the loop also visits each expert no token was routed to
+            experts = sum(la.mlp.num_experts for la in spec.layers if la.mlp is not None and la.mlp.kind == "moe")
+            idle = max(0.0, experts - hit)
+        floor_s = (
+            n_layers * host_layer
+            + hit * HOST_EXPERT_S.get(eng, 0.0)
+            + idle * HOST_EMPTY_EXPERT_S
+            + step_fixed
+            + batch * step_per_seq
+        )
         if step_s < floor_s:
             host_bound = True
             assumptions.append(
                 f"host-bound: {eng} dispatches each op from Python, {n_layers} layers × {host_layer * 1e3:g} ms"
                 + (f" + {hit:,.0f} routed experts looped × {HOST_EXPERT_S.get(eng, 0.0) * 1e3:g} ms" if hit else "")
+                + (
+                    f" + {idle:,.0f} experts no token was routed to, visited by the loop of releases before "
+                    f"{HF_HIT_EXPERTS_FROM[0]}.{HF_HIT_EXPERTS_FROM[1]} × {HOST_EMPTY_EXPERT_S * 1e6:g} µs"
+                    if idle
+                    else ""
+                )
                 + f" per step on the CPU, longer than the GPU's {step_s * 1e3:,.2f} ms; that CPU time depends on "
                 "the host (0.6-1.1 ms per layer measured), hence the wider range"
             )
@@ -1334,8 +1363,13 @@ def estimate_speed(
         if moe_layers and calibrated:
             calibrated = False
             assumptions.append(
-                f"{eng}'s MoE blocks loop over the routed experts in Python; no measurement here times that in this "
-                "version, so the speed is a rough guide"
+                f"{eng}'s MoE blocks loop over the experts in Python; "
+                + (
+                    "one public run (Qwen3-30B-A3B on an H20, 4.51) set that loop's cost, so no range is claimed"
+                    if every_expert
+                    else "no measurement here times that loop over the routed experts only (4.53 and later), so the "
+                    "speed is a rough guide"
+                )
             )
     elif step_s < floor_s:
         assumptions.append(

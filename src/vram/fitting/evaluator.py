@@ -13,7 +13,7 @@ from ..errors import BadInput
 from ..inference import estimate
 from ..model import ModelSpec
 from ..records import replace
-from ..request import LlamaCppOptions, OllamaOptions, Workload
+from ..request import LlamaCppOptions, OllamaOptions, TransformersOptions, Workload, release_tuple
 from ..resolved import ResolvedModel
 from ..resolver import resolve_model
 from ..result import Estimate
@@ -161,6 +161,8 @@ class Evaluator:
             # the release asked for; none given: the builds the speed coefficients were measured on
             engine_version=parse_version(wl.vllm.engine_version)
             if wl.engine == "vllm" and wl.vllm.engine_version
+            else release_tuple(wl.options.transformers_version)
+            if isinstance(wl.options, TransformersOptions) and wl.options.transformers_version
             else None,
             llama_build=wl.options.llama_build if isinstance(wl.options, LlamaCppOptions) else None,
             explain=explain,

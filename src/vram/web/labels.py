@@ -29,6 +29,8 @@ FIELDS: dict[str, tuple[str, str]] = {
     "llama_build": ("Engine release", "release"),
     "options.ollama_version": ("Engine release", "release"),
     "ollama_version": ("Engine release", "release"),
+    "options.transformers_version": ("Engine release", "release"),
+    "transformers_version": ("Engine release", "release"),
     "train.method": ("Method", "method"),
     "method": ("Method", "method"),
     "train.precision": ("Precision", "precision"),

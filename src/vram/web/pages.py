@@ -285,7 +285,7 @@ def body_from_form(form: dict[str, Any]) -> dict[str, Any]:
     if body.get("engine", "transformers") != "transformers":
         body.pop("attn", None)  # the form's attention choice is transformers' own (shown only for it)
     release = str(form.get("release", "")).strip()
-    if release:  # the engine's release: a vLLM X.Y or a llama.cpp build number (speed terms, vLLM's memory)
+    if release:  # the engine's release: a vLLM, Ollama or transformers X.Y, a llama.cpp build (speed, vLLM's memory)
         engine = body.get("engine", "transformers")
         if engine == "vllm":
             body["options"] = {"engine_version": release}
@@ -294,10 +294,12 @@ def body_from_form(form: dict[str, Any]) -> dict[str, Any]:
             body["options"] = {"llama_build": int(build) if build.isdigit() else release}
         elif engine == "ollama":
             body["options"] = {"ollama_version": release}
+        elif engine == "transformers":
+            body["options"] = {"transformers_version": release}
         else:
             raise BadInput(
-                f"release: only vLLM (a release such as 0.20), llama.cpp (a build such as 6500) and Ollama (0.33) "
-                f"take one; {engine} does not",
+                f"release: only vLLM (a release such as 0.20), llama.cpp (a build such as 6500), Ollama (0.33) and "
+                f"transformers (4.51) take one; {engine} does not",
                 field="release",
             )
     if kind == "diffusion":

@@ -406,7 +406,10 @@ def calculator_query(req: dict[str, Any]) -> str:
         params["headroom"] = f"{float(req['headroom_fraction']) * 100:g}"
     given = req.get("options")
     opts: dict[str, Any] = given if isinstance(given, dict) else {}
-    release = next((opts[k] for k in ("engine_version", "llama_build", "ollama_version") if opts.get(k)), None)
+    release = next(
+        (opts[k] for k in ("engine_version", "llama_build", "ollama_version", "transformers_version") if opts.get(k)),
+        None,
+    )
     if release:  # the form's "Engine release"
         params["release"] = str(release)
     train = req.get("train")
