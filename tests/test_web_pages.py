@@ -406,3 +406,5 @@ async def test_the_form_takes_the_engines_release(app: Any) -> None:
     assert after == 2500 - 4 * 250  # the four checks against a GPU; the refused ones cost nothing
     q = calculator_query({"model": "gpt-oss-20b", "engine": "vllm", "options": {"engine_version": "0.16"}})
     assert "release=0.16" in q
+    hf_q = calculator_query({"model": "qwen3-30b-a3b", "options": {"transformers_version": "4.51"}})
+    assert "release=4.51" in hf_q
