@@ -956,6 +956,33 @@ def test_transformers_generate_moves_its_cache_several_times_a_step() -> None:
     assert v.speed is not None and not any("DynamicCache" in a for a in v.speed.assumptions)
 
 
+def test_vllm_prompts_that_join_a_batch_are_bounded_by_the_step_and_need_an_output_length() -> None:
+    """Continuous batching adds the other sequences' prompts to the decode steps: spread over the new tokens, at most
+    a step's token budget (max_num_batched_tokens less the decode tokens) each, and none when no output is given."""
+    from vram.fitting import fit
+    from vram.request import Workload
+
+    def run(context: int, new_tokens: int) -> Any:
+        wl = Workload.from_flat(engine="vllm", batch=100, max_num_seqs=100, context=context, new_tokens=new_tokens)
+        r = fit("qwen3-32b", "8xh100-sxm", wl, split="tp", solve=False)
+        assert r.speed is not None
+        return r.speed
+
+    alone = run(1024, 0)  # a decode step of 100 sequences, no prompts joining
+    assert any("no other prompts counted" in a for a in alone.assumptions)
+    joined = run(1024, 64)
+    line = next(a for a in joined.assumptions if a.startswith("continuous batching: 99 other prompts"))
+    assert "at most" not in line
+    # 0.4 × 99 × 1,024 prompt tokens over 64 new tokens: 634 prompt tokens a step, at the prompt rate
+    rate = run(1024, 0).prefill_tokens_per_s
+    extra = 1 / joined.decode_tokens_per_s_per_seq - 1 / alone.decode_tokens_per_s_per_seq
+    assert extra == pytest.approx(speed.INTERLEAVED_PREFILL_SHARE * 99 * 1024 / 64 / rate, rel=0.05)
+    # 100 prompts of 15,000 tokens with 128 new tokens each would want 9,281 prompt tokens a step: the budget binds
+    long = run(15000, 64)
+    capped = next(a for a in long.assumptions if a.startswith("continuous batching: 99 other prompts"))
+    assert "at most 8,092 prompt tokens a step (max_num_batched_tokens 8,192 less the 100 decode tokens)" in capped
+
+
 def test_vllm_latent_attention_models_are_not_claimed_calibrated() -> None:
     """DeepSeek-R1 TP 8 on vLLM ran 1.6-4x slower than the model in every public run collected: no range, a note."""
     from vram.fitting import fit

@@ -180,6 +180,7 @@ def main() -> None:
     hf_long = [r for r in hf_long if "-in1-" not in r["id"]]
     hf15 = [r for r in scored_all if r["file"] == "transformers-qwen15.jsonl"]
     q25 = [r for r in scored_all if r["file"] == "qwen25-speed-benchmark.jsonl"]
+    burst = [r for r in scored_all if r["file"] == "vllm-concurrency-more.jsonl"]
     tables: list[tuple[str, list[Row]]] = [(name, [r for r in rows if pred(r)]) for name, pred in groups]
     tables += [
         (
@@ -212,6 +213,12 @@ def main() -> None:
             "vLLM 0.6.3 at one sequence, 1-129,024-token prompts: Qwen2.5 0.5B-72B on 1-4 A100s (end-to-end, not "
             "exact), collected after the fit",
             [r for r in q25 if r["engine"] == "vllm"],
+        ),
+        (
+            "vLLM at 50-100 sequences, 100 prompts of 1-15 k tokens at once, 128 out (Qwen3-32B / gpt-oss-120b on 8 x "
+            "H100 / H200 / B200, release not logged; Qwen3-235B FP8 on 4 x RTX PRO 6000), all figures, collected "
+            "after the fit",
+            burst,
         ),
     ]
     for name, g in tables:

@@ -415,7 +415,9 @@ PCIE_ALLREDUCE_GB_PER_S = 20.0
 # Continuous batching: the share of the other sequences' prompts prefilled while one sequence generates its tokens.
 # 1 for a steady stream (each finished request replaced at once); ½ when all requests arrive together (request i
 # decodes through the prefills of the requests after it). Set between the two from vLLM benchmark_serving runs at
-# 10-200 concurrent requests on A100 (dennislee22/vLLM-benchmarking).
+# 10-200 concurrent requests on A100 (dennislee22/vLLM-benchmarking). A step adds at most its token budget
+# (max_num_batched_tokens, less the batch's decode tokens) of those prompts: a burst of long prompts and short outputs
+# (100 × 15,000 tokens, 128 out) is bound by it.
 INTERLEAVED_PREFILL_SHARE = 0.4
 # Prompt tokens per forward pass where the caller does not say (vLLM's default max_num_batched_tokens of the OpenAI
 # server on GPUs of 70 GiB and more; `engines.vllm.default_max_num_batched_tokens` gives it per GPU).
@@ -1306,15 +1308,32 @@ def estimate_speed(
 
     # continuous batching: the prompts of the requests that join while a sequence decodes
     interleave_s = 0.0
-    if eng == "vllm" and batch > 1 and prefill:
+    if eng == "vllm" and batch > 1 and prefill and not new_tokens:
+        assumptions.append(
+            f"continuous batching: no other prompts counted in the step (--new-tokens 0 gives no output to spread "
+            f"them over): a decode step of {batch} sequences at {context:,} tokens"
+        )
+    elif eng == "vllm" and batch > 1 and prefill:
         # chunked prefill runs the joining prompts in the decode steps' own forward passes, whose weight read the
         # step already counts: their FLOPs (and all-reduces), not the read floor of a prompt alone
         joined = prompt_rate(weights_bytes=0)
-        interleave_s = INTERLEAVED_PREFILL_SHARE * (batch - 1) * context / (joined or prefill) / max(1, new_tokens)
+        per_step = INTERLEAVED_PREFILL_SHARE * (batch - 1) * context / new_tokens
+        # a step schedules at most max_num_batched_tokens, its decode tokens first: the prompt tokens it can add
+        budget = max(0, prefill_chunk - batch) if prefill_chunk else None
+        capped = budget is not None and per_step > budget
+        if capped and budget is not None:
+            per_step = budget
+        interleave_s = per_step / (joined or prefill)
         if explain:
             assumptions.append(
                 f"continuous batching: {batch - 1} other prompts of {context:,} tokens prefilled during a "
                 f"sequence's {new_tokens:,} new tokens"
+                + (
+                    f", at most {per_step:,.0f} prompt tokens a step (max_num_batched_tokens {prefill_chunk:,} less "
+                    f"the {batch} decode tokens)"
+                    if capped
+                    else ""
+                )
             )
 
     step_s = max(mem_s, comp_s) + expert_gemm_s + fixed_s + comm_s + offload_s + interleave_s
