@@ -168,7 +168,12 @@ def main() -> None:
     # vLLM's 2026 releases, every figure (most are not exact: a TPOT of unstated statistic), without and with the
     # release each ran given to vram (--engine-version: 0.14+ overlaps the host loop, `speed.VLLM_ASYNC_FROM`)
     cases = fit_check.load(paths)
-    newer = [c for c in cases if fit_check.release_tuple(c) >= fit_check.speed.VLLM_ASYNC_FROM]
+    # the 0.14-0.20 runs the async terms were set on; vllm-concurrency-more.jsonl came after them (its own row)
+    newer = [
+        c
+        for c in cases
+        if fit_check.release_tuple(c) >= fit_check.speed.VLLM_ASYNC_FROM and c["_file"] != "vllm-concurrency-more.jsonl"
+    ]
     boards = [c for c in cases if c["_file"] in ("llama-cpp-scoreboards.jsonl", "llama-cpp-rocm-scoreboard.jsonl")]
     fit_check.VERSIONS = True
     with_release = fit_check.score(newer)

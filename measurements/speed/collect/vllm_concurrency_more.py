@@ -154,7 +154,7 @@ def scicom_case(row: tuple) -> dict[str, object]:
         + (f"dp{dp}" if dp > 1 else "")
         + f"-c{SCICOM_CONC}-in{prompt}-out{SCICOM_OUT}",
         "engine": "vllm",
-        "engine_version": "0.14-0.15 (not logged: unpinned pip install of vllm on 2026-01-28/29)",
+        "engine_version": "not logged (an unpinned pip install of vllm on 2026-01-28/29: 0.14-0.15 by date)",
         "backend": "CUDA",
         "gpu": gpu_name,
         "gpu_vendor": "nvidia",
