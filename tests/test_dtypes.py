@@ -88,6 +88,9 @@ def test_ggml_headline_numbers() -> None:
         ("nf4", 4 + 8 / 64 + 32 / (64 * 256)),  # double quant: 8-bit absmax per 64, fp32 scale per 256 blocks
         ("bnb-nf4", 4 + 8 / 64 + 32 / (64 * 256)),
         ("nf4-nodq", 4 + 32 / 64),  # fp32 absmax per 64 weights
+        ("nvfp4", 4 + 8 / 16),  # e2m1 + an fp8 scale per 16 weights
+        ("w8a8", 8 + 16 / 4096),  # W8A8 stores INT8 weights as int8 does
+        ("w8a8-fp8", 8 + 32 / 4096),
         ("bf16", 16),
         ("fp32", 32),
         ("float16", 16),

@@ -310,3 +310,21 @@ def test_mlx_five_bit_weights_are_five_and_a_half_bits() -> None:
     assert est.mlx.bits_per_weight == 5.5
     r = fit("qwen3-4b", "m4-max-128gb", Workload.from_flat(engine="mlx", quant="mlx-5bit", context=2048))
     assert r.serving["mlx"]["convert"].endswith("-q --q-bits 5 --mlx-path qwen3-4b-mlx-5bit")
+
+
+def test_mlx_takes_16_bit_weights_by_name() -> None:
+    """mlx-community's "-bf16" folders are 16-bit weights: --quant bf16 / fp16 is the same as no --quant; a GGUF or
+    GPU format is an error naming what MLX runs, and a 16-bit format with --dtype float32 contradicts itself."""
+    plain = fit("qwen3-8b", "m3-max-128gb", Workload.from_flat(engine="mlx", context=2048), solve=False)
+    for q in ("bf16", "fp16"):
+        named = fit("qwen3-8b", "m3-max-128gb", Workload.from_flat(engine="mlx", quant=q, context=2048), solve=False)
+        assert named.weights_bytes == plain.weights_bytes and named.per_gpu_bytes == plain.per_gpu_bytes
+    with pytest.raises(BadInput, match=r"16-bit ones \(bf16, fp16, or no --quant\), not 'q4_k_m'"):
+        fit("qwen3-8b", "m3-max-128gb", Workload.from_flat(engine="mlx", quant="q4_k_m", context=2048), solve=False)
+    with pytest.raises(BadInput, match="--dtype float32 says otherwise"):
+        fit(
+            "qwen3-8b",
+            "m3-max-128gb",
+            Workload.from_flat(engine="mlx", quant="bf16", dtype="float32", context=2048),
+            solve=False,
+        )

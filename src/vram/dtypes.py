@@ -238,14 +238,33 @@ def _schemes() -> dict[str, QuantScheme]:
         ),
         "float8",
         "fp8-e4m3",
+        "w8a8-fp8",
     )
     register(
         QuantScheme(
             name="int8",
             linear_bits=8 + 16 / 4096,
-            description=("INT8 weight-only (per-channel fp16 scales); embeddings, lm_head and norms 16-bit"),
+            description=(
+                "INT8 weights (per-channel fp16 scales; weight-only or, as W8A8, with int8 activations); embeddings, "
+                "lm_head and norms 16-bit"
+            ),
         ),
         "w8a16",
+        "w8a8",
+        "w8a8-int8",
+    )
+    # NVFP4 (ModelOpt, llm-compressor, Blackwell's FP4 tensor cores): e2m1 values with an fp8 e4m3 scale per 16 and
+    # an fp32 scale per tensor: 4 + 8/16 bits per weight
+    register(
+        QuantScheme(
+            name="nvfp4",
+            linear_bits=4 + 8 / 16,
+            description=(
+                "NVFP4: e2m1 linear weights with an fp8 scale per 16 (+ an fp32 scale per tensor) = 4.5 bits/weight; "
+                "embeddings, lm_head and norms 16-bit"
+            ),
+        ),
+        "fp4-e2m1",
     )
     register(
         QuantScheme(

@@ -33,17 +33,22 @@ GROUP = 64
 KV_STEP = 256
 PREFILL_STEP = 2048
 MLX_BITS = {"mlx-2bit": 2, "mlx-3bit": 3, "mlx-4bit": 4, "mlx-5bit": 5, "mlx-6bit": 6, "mlx-8bit": 8}
+# 16-bit weights named as a format (mlx-community's "-bf16" folders): the same as no --quant
+MLX_16BIT = ("bf16", "bfloat16", "fp16", "f16", "float16")
 
 
 def validate_options(wl: Workload) -> None:
     dev = wl.device
     if dev is not None and dev.vendor != "apple":
         raise BadInput(f"engine: MLX runs on Apple silicon only, not on {dev.name}", field="engine")
-    if wl.quant is not None and wl.quant not in MLX_BITS:
+    if wl.quant is not None and wl.quant not in MLX_BITS and wl.quant.lower() not in MLX_16BIT:
         raise BadInput(
-            f"quant: MLX runs its own quantized weights ({', '.join(MLX_BITS)}) or 16-bit ones, not {wl.quant!r}",
+            f"quant: MLX runs its own quantized weights ({', '.join(MLX_BITS)}) or 16-bit ones (bf16, fp16, or no "
+            f"--quant), not {wl.quant!r}",
             field="quant",
         )
+    if wl.quant is not None and wl.quant.lower() in MLX_16BIT and wl.dtype == "float32":
+        raise BadInput(f"quant: {wl.quant} weights are 16-bit; --dtype float32 says otherwise", field="quant")
 
 
 def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
