@@ -1077,12 +1077,12 @@ def estimate_speed(
     if be in DECODE_KV_EFFICIENCY:
         kv_eta = DECODE_KV_EFFICIENCY[be][1 if flash_attn else 0]
     kv_eta *= generation_share(gpu)
-    kv_s = (kv_cache_bytes / shard) / (bw_gb * 1e9 * kv_eta)
+    kv_moves = 1.0 / kv_eta  # the attention reads the cache once
     if eng == "transformers":  # DynamicCache's cat and the attention's gather copy the cache again each step
-        moves = (
-            TRANSFORMERS_CACHE_COPIES / KV_READ_EFFICIENCY + query_group(spec) / TRANSFORMERS_ATTENTION_KV_EFFICIENCY
+        kv_moves = TRANSFORMERS_CACHE_COPIES / kv_eta + query_group(spec) / (
+            TRANSFORMERS_ATTENTION_KV_EFFICIENCY * generation_share(gpu)
         )
-        kv_s = (kv_cache_bytes / shard) / (bw_gb * 1e9 * generation_share(gpu)) * moves
+    kv_s = (kv_cache_bytes / shard) / (bw_gb * 1e9) * kv_moves
     mem_s = (streamed / shard) / weight_bw + kv_s
     # --- decode: compute side ---
     dec_flops = batch * (
@@ -1321,8 +1321,7 @@ def estimate_speed(
         # a step schedules at most max_num_batched_tokens, its decode tokens first: the prompt tokens it can add
         budget = max(0, prefill_chunk - batch) if prefill_chunk else None
         capped = budget is not None and per_step > budget
-        if capped and budget is not None:
-            per_step = budget
+        per_step = min(per_step, budget) if budget is not None else per_step
         interleave_s = per_step / (joined or prefill)
         if explain:
             assumptions.append(
