@@ -173,10 +173,10 @@ def test_llama_cpp_layer_split_pipelines_a_prompts_ubatches() -> None:
     spec = resolve_model("llama-3-8b").spec
     g = find_gpu("rtx-4090")
     # k ubatches on n stages: (k + n - 1) stage times; vLLM does not pipeline one prompt
-    t = speed.layer_split_prefill_s(spec, g, "llama.cpp", 1e-4, 2048, 4, 512, 2048)
+    t = speed.layer_split_prefill_s(spec, g, 1e-4, 2048, 4, 512, 2048, pipelined=True)
     hop = speed.STAGE_HOP_S + 2 * 512 * spec.hidden_size * 4 / (32e9 * speed.HOST_LINK_EFFICIENCY)
     assert t == pytest.approx(7 * (512 * 1e-4 / 4 + hop))
-    assert speed.layer_split_prefill_s(spec, g, "vllm", 1e-4, 2048, 4, 512, 2048) > 2 * t
+    assert speed.layer_split_prefill_s(spec, g, 1e-4, 2048, 4, 512, 2048, pipelined=False) > 2 * t
 
 
 def test_llama_cpp_decode_reads_the_cache_slower_without_flash_attention() -> None:
@@ -795,7 +795,7 @@ def test_llama_cpp_on_rocm_is_calibrated_on_rdna3_and_cdna3_not_cdna2() -> None:
     cdna2 = estimate_speed(spec, find_gpu("mi250x"), engine="llama.cpp", quant="q4_k_m", **kw)
     assert rdna.calibrated and rdna.decode_range_per_seq is not None
     assert cdna3.calibrated and cdna3.decode_range_per_seq is not None
-    assert any(a.startswith("llama.cpp on CDNA3: 2025 builds") for a in cdna3.assumptions)
+    assert any(a.startswith("llama.cpp on CDNA3: prompts at the MFMA") for a in cdna3.assumptions)
     assert not cdna2.calibrated and cdna2.decode_range_per_seq is None
     # one kernel family, a share per generation: RDNA3's WMMA at 0.33, CDNA3's MFMA MMQ at 0.15 of the FP16 rate
     assert speed.prefill_mfu("llama.cpp/rocm", find_gpu("mi300x"), spec, 512) == 0.15
@@ -1263,3 +1263,71 @@ def test_llama_cpp_rocm_2025_builds_and_rdna2() -> None:
     assert _llama_fit("llama-2-7b", "rx-6800-xt", "q4_0", 64).decode_tokens_per_s_per_seq == pytest.approx(
         83.9, rel=0.1
     )
+
+
+def test_llama_cpp_builds_whose_mul_mat_id_waits_for_the_host_decode_moe_slower() -> None:
+    """Mixtral 8x7B Q5_K_M on an A100 in December 2023 (llama-cpp-python#1017): 48.1 t/s, where today's on-GPU
+    expert dispatch would give ~70. That build waited for the host at each expert slot's product
+    (`LLAMA_CPP_MMID_SYNC_S`); b1629 is priced so, a 2025 build or none given is not."""
+    old = _llama_fit("mixtral-8x7b", "a100-80gb-sxm", "q5_k_m", 130, build=1629)
+    today = _llama_fit("mixtral-8x7b", "a100-80gb-sxm", "q5_k_m", 130)
+    b6000 = _llama_fit("mixtral-8x7b", "a100-80gb-sxm", "q5_k_m", 130, build=6000)
+    assert old.decode_tokens_per_s_per_seq == pytest.approx(48.1, rel=0.08)
+    assert today.decode_tokens_per_s_per_seq > 1.3 * old.decode_tokens_per_s_per_seq
+    assert "MUL_MAT_ID host waits (b1629)" in old.assumptions[0]
+    assert "MUL_MAT_ID" not in today.assumptions[0] and "MUL_MAT_ID" not in b6000.assumptions[0]
+    # 32 layers × (3 matrices × 2 slots waits, 3 products beyond the three a layer launches today)
+    per_layer = 6 * speed.LLAMA_CPP_MMID_SYNC_S + 3 * speed.LLAMA_CPP_MMID_LAUNCH_S
+    gap = 1 / old.decode_tokens_per_s_per_seq - 1 / today.decode_tokens_per_s_per_seq
+    assert gap == pytest.approx(32 * per_layer, rel=0.01)
+
+
+def test_the_bs1_mul_mat_id_of_pr_13014_removes_the_wait_at_decode_only() -> None:
+    """#13014 (April 2025) on a Tesla P40, DeepSeek-V2-Lite Q4_0 tg128: 47.78 t/s before, 62.87 with the ids read on
+    the GPU (CUDA graphs still off): 5.0 ms per token for 26 MoE layers × 3 waits and 15 extra products. Prompts
+    (ubatches of more than one token) kept their wait until #15525."""
+    before = _llama_fit("deepseek-v2-lite", "tesla-p40", "q4_0", 64, build=speed.LLAMA_CPP_MMID_DEVICE_DECODE_FROM - 1)
+    after = _llama_fit("deepseek-v2-lite", "tesla-p40", "q4_0", 64, build=speed.LLAMA_CPP_MMID_DEVICE_DECODE_FROM)
+    gap = 1 / before.decode_tokens_per_s_per_seq - 1 / after.decode_tokens_per_s_per_seq
+    assert gap == pytest.approx(1 / 47.78 - 1 / 62.87, rel=0.05)
+    be = "llama.cpp/cuda"
+    assert speed.llama_cpp_mmid_waits(be, 512, speed.LLAMA_CPP_MMID_DEVICE_DECODE_FROM)
+    assert not speed.llama_cpp_mmid_waits(be, 512, speed.LLAMA_CPP_MMID_DEVICE_PROMPT_FROM)
+    assert not speed.llama_cpp_mmid_waits(be, 1, None) and not speed.llama_cpp_mmid_waits("llama.cpp/metal", 1, 1629)
+
+
+def test_a_layer_split_moe_prompt_pipelines_only_once_mul_mat_id_stopped_waiting() -> None:
+    """DeepSeek-V3 Q4_K_M over 8 layer-split MI300X (AMD ROCm blogs): build 5997 pp512 / pp4096 439 / 420 t/s — the
+    ubatches did not overlap — and b6652 514 / 1650 t/s, pipelined (`LLAMA_CPP_MMID_DEVICE_PROMPT_FROM`)."""
+    from vram.fitting import fit
+    from vram.request import Workload
+
+    def pp(context: int, build: int) -> float:
+        wl = Workload.from_flat(engine="llama.cpp", quant="q4_k_m", context=context, new_tokens=0, llama_build=build)
+        r = fit("deepseek-v3", "8xmi300x", wl, split="pp", solve=False)
+        assert r.speed is not None and r.speed.prefill_tokens_per_s is not None
+        return r.speed.prefill_tokens_per_s
+
+    assert pp(4096, 5997) == pytest.approx(420.2, rel=0.15)
+    assert pp(4096, 5997) == pytest.approx(pp(512, 5997), rel=0.1)
+    assert pp(4096, 6652) == pytest.approx(1650.3, rel=0.15)
+    assert pp(4096, 6652) > 2.5 * pp(512, 6652)
+
+
+def test_llama_cpp_on_an_mi300x_pays_its_per_layer_launches() -> None:
+    """Llama 2 7B Q4_0 tg128 on one MI300X (Oct 2024, build 3891): 183 t/s, 5.5 ms per token of which the 3.8 GB at
+    0.4 of 5.3 TB/s are 1.8 ms — the rest is 32 layers of launches (`ARCH_LAYER_OVERHEAD_S`, ~110 µs each), where
+    an RX 7900 XTX's builds cost ~30 µs. Before the MFMA MMQ kernels (b5997) its pp512 ran 1,334 t/s."""
+    cdna3 = _llama_fit("llama-2-7b", "mi300x", "q4_0", 64, build=3891)
+    assert cdna3.decode_tokens_per_s_per_seq == pytest.approx(183.2, rel=0.1)
+    assert "32 layers × 110 µs" in cdna3.assumptions[0]
+    assert cdna3.prefill_tokens_per_s is not None
+    rdna3 = _llama_fit("llama-2-7b", "rx-7900-xtx", "q4_0", 64, build=3891)
+    assert f"32 layers × {speed.DEFAULT_LAYER_OVERHEAD_S * 1e6:g} µs" in rdna3.assumptions[0]
+    pp = _llama_fit("llama-2-7b", "mi300x", "q4_0", 512, build=3891).prefill_tokens_per_s
+    mfma = _llama_fit("llama-2-7b", "mi300x", "q4_0", 512, build=5997).prefill_tokens_per_s
+    assert pp is not None and mfma is not None
+    assert pp == pytest.approx(1334.4, rel=0.1)
+    assert mfma > 8 * pp  # the MFMA kernels: 0.15 of the matrix rate, not ~1.3 %
+    f16 = _llama_fit("llama-2-7b", "mi300x", "f16", 512, build=3891).prefill_tokens_per_s
+    assert f16 is not None and f16 > 8 * pp  # F16 prompts go through hipBLAS, not the dp4a MMQ

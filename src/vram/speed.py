@@ -93,12 +93,12 @@ DECODE_EFFICIENCY: dict[tuple[str, str, str], float] = {
     # Jun 2025 at 0.42-0.59 of the bandwidth once the per-layer cost is out (measurements/speed/llama-cpp-rocm.jsonl,
     # llama-cpp-more-builds.jsonl), against CUDA's 0.8 on GDDR
     ("llama.cpp/rocm", "gddr", "quant"): 0.52,
-    # ... and on CDNA3 (MI300X, HBM3) in 2025 builds (after the MFMA MMQ kernels, llama.cpp #14624): Llama 3.1 70B
-    # Q4_K_M decodes at 36.5 t/s layer-split over 8 MI300X (AMD ROCm blog, Dec 2025, build b6652): 0.34 of the
-    # bandwidth once the per-layer and hand-over costs are out. No F16 run was measured; it is taken at the same share.
-    # The one earlier run (Oct 2024, build 3891, before those kernels) decoded Llama 2 7B Q4_0 at 0.13.
-    ("llama.cpp/rocm", "hbm", "quant"): 0.34,
-    ("llama.cpp/rocm", "hbm", "f16"): 0.34,
+    # ... and on CDNA3 (MI300X, HBM3): 0.4 of the bandwidth with its per-layer cost (`ARCH_LAYER_OVERHEAD_S`), set
+    # with it on the three MI300X sets: Llama 3.1 70B Q4_K_M at 36.5 t/s and DeepSeek-V3 Q4_K_M at 42.5 layer-split
+    # over 8 MI300X (AMD ROCm blog, Dec 2025, build b6652; −9 % / +6 %), Llama 2 7B Q4_0 on one at 183 t/s (Oct 2024,
+    # build 3891: 0 %; +16 % with flash attention). No F16 run was measured; it is taken at the same share.
+    ("llama.cpp/rocm", "hbm", "quant"): 0.4,
+    ("llama.cpp/rocm", "hbm", "f16"): 0.4,
     # MLX (mlx-lm) on Apple GPUs: its mat-vec kernels (qmv for the affine-quantized formats, gemv for bf16) stream
     # unified memory at ~0.92 of the datasheet rate whatever the bits: Qwen3-4B bf16 / 8 / 6 / 5 / 4-bit on an M4 Max
     # (mlx-lm BENCHMARKS.md, mlx-lm 0.28) lie on one line of step time against bytes, and Llama 3.3 70B 4-bit on an
@@ -309,15 +309,22 @@ LLAMA_CPP_GRAPH_LAYER_OVERHEAD_S = 33e-6
 # median).
 APPLE_DIE_LAYER_OVERHEAD_S: dict[str, float] = {"llama.cpp/metal": 60e-6, "mlx/metal": 30e-6}
 DEFAULT_LAYER_OVERHEAD_S = 30e-6
+# A GPU generation whose llama.cpp builds cost another time per layer: CDNA3 ~110 µs. The HIP builds run every
+# kernel of a layer as its own launch (HIP graphs were off by default from their arrival, llama.cpp #11362, Jan 2025,
+# until #22254, Apr 2026); on RDNA3 cards the same builds cost ~30 µs (the #15021 scoreboard), on an MI300X the 7B
+# above spends 3.5 of its 5.5 ms per token outside its bytes. Set with the CDNA3 bandwidth share (above) over the
+# 14 exact MI300X decode rows (before: 0.34 and 30 µs, the 7B +69 / +96 %, DeepSeek-V3 +22 … +42 %; after: −9 …
+# +23 %). Why an MI300X launch costs more is not established here; no MI300X run with HIP graphs was found.
+ARCH_LAYER_OVERHEAD_S: dict[tuple[str, str], float] = {("llama.cpp/rocm", "cdna3"): 110e-6}
 # Per mixture-of-experts layer per step on top: router matmul, softmax/top-k, sorting tokens by expert, the
 # gather/scatter and the per-expert kernels (llama.cpp MUL_MAT_ID, vLLM fused_moe). llama.cpp: ~20 µs with today's
-# on-GPU dispatch (Qwen3-30B-A3B Q4_K_M tg128 on an RTX PRO 6000, build 6413); its first MoE builds (Dec 2023) copied
-# the expert ids to the host every layer and cost ~300 µs (Mixtral on A100 / H100, llama-cpp-python#1017), which this
-# does not model. vLLM ~110 µs: the router GEMM, top-k softmax, the token-by-expert sort (moe_align_block_size),
-# two grouped expert GEMMs with their gather/scatter, the activation and the weighted sum are ~8 Triton/CUDA kernels
-# of a few µs each even inside a CUDA graph; gpt-oss-20b at concurrency 1 on H100 PCIe / H200 / B200 (sariekr/
-# gpu_conc) takes 1.1-1.7 ms per step (24 MoE layers: 45-70 µs each) more than its bytes (the experts' MXFP4 and the
-# BF16 rest weighted apart, `weight_read_fraction`) and vLLM's dense-model fixed costs account for.
+# on-GPU dispatch (Qwen3-30B-A3B Q4_K_M tg128 on an RTX PRO 6000, build 6413); its earlier builds waited for the host at
+# every expert product (`LLAMA_CPP_MMID_SYNC_S`, below). vLLM ~110 µs: the router GEMM, top-k softmax, the
+# token-by-expert sort (moe_align_block_size), two grouped expert GEMMs with their gather/scatter, the activation and
+# the weighted sum are ~8 Triton/CUDA kernels of a few µs each even inside a CUDA graph; gpt-oss-20b at concurrency 1 on
+# H100 PCIe / H200 / B200 (sariekr/gpu_conc) takes 1.1-1.7 ms per step (24 MoE layers: 45-70 µs each) more than its
+# bytes (the experts' MXFP4 and the BF16 rest weighted apart, `weight_read_fraction`) and vLLM's dense-model fixed costs
+# account for.
 MOE_LAYER_OVERHEAD_S: dict[str, float] = {
     "llama.cpp/cuda": 20e-6,
     "llama.cpp/metal": 120e-6,
@@ -328,6 +335,35 @@ MOE_LAYER_OVERHEAD_S: dict[str, float] = {
     "mlx/metal": 55e-6,
 }
 DEFAULT_MOE_LAYER_OVERHEAD_S = 60e-6
+# llama.cpp's CUDA / HIP MUL_MAT_ID (a MoE layer's routed-expert product: ffn_gate_exps, ffn_up_exps, ffn_down_exps)
+# once copied the routing ids to the host and waited for the stream (cudaStreamSynchronize), then launched one
+# product per routed expert from a host loop. Its builds, by what they did (`--llama-build`; none given: today's):
+# - before #6505 (`LLAMA_CPP_MMID_GROUPED_FROM`: b2694, 18 April 2024) one MUL_MAT_ID per expert slot and matrix,
+#   each with its wait, and one product (plus row copies) per token row;
+# - before #13014 (`LLAMA_CPP_MMID_DEVICE_DECODE_FROM`: b5170, 22 April 2025) one call per matrix, still a wait and
+#   one product per routed expert at batch 1 (then the mat-vec kernel reads the ids on the GPU: no wait, one launch);
+# - before #15525 (`LLAMA_CPP_MMID_DEVICE_PROMPT_FROM`: b6272, 25 August 2025) passes of more than one token (prompt
+#   ubatches, parallel decode) still waited once per call while the host sorted the rows by expert. A wait empties
+#   the GPU's queue, so a layer-split prompt's ubatches cannot overlap on the GPUs (`layer_split_prefill_s`): the
+#   same 8 × MI300X box prefilled DeepSeek-V3 Q4_K_M at pp512 / pp4096 439 / 420 t/s with build 5997 and
+#   514 / 1650 t/s with b6652 (AMD ROCm blogs, Sep / Dec 2025).
+# Per wait (the ids' copy back, the sync, the host's loop) `LLAMA_CPP_MMID_SYNC_S`, per product launched beyond the
+# one a matrix needs today `LLAMA_CPP_MMID_LAUNCH_S`: solved from Mixtral 8x7B Q5_K_M decoding on an A100 and an H100
+# in December 2023 (6 waits and 6 products per layer: 6.7 / 7.0 ms per token over what today's dispatch gives,
+# llama-cpp-python#1017) and #13014's Tesla P40 pair (DeepSeek-V2-Lite Q4_0 tg128: 47.78 t/s before, 62.87 with
+# the ids read on the GPU but CUDA graphs still off: 5.0 ms per token for 3 waits and 15 extra products per layer).
+# Checked on #6505's own pair (RTX 3090 Ti, Mixtral Q3_K_S; not used to set them): grouping the slots saved 3.4 ms per
+# token at tg128 (43.07 -> 50.40 t/s), 3.1 here; at pp512 0.90 s per ubatch (387.6 -> 1226 t/s), 0.63 here — its
+# row copies were memcpys, dearer than launches. In the 2025 builds before #15525 a prompt's MMQ product was one
+# launch, but the host sorted the ubatch's rows by expert after each wait: that loop is taken at the launch cost of
+# the experts it fills (DeepSeek-V3 on 8 × MI300X, b5997 pp512: −5 %; b6652, without it: +6 %). The PR's one HIP
+# pair (an RX 6800: 27.26 -> 52.74 t/s) lost 3.5x as much per call: ROCm figures of such builds are optimistic.
+LLAMA_CPP_MMID_GROUPED_FROM = 2694
+LLAMA_CPP_MMID_DEVICE_DECODE_FROM = 5170
+LLAMA_CPP_MMID_DEVICE_PROMPT_FROM = 6272
+LLAMA_CPP_MMID_SYNC_S = 32e-6
+LLAMA_CPP_MMID_LAUNCH_S = 6.4e-6
+LLAMA_CPP_MMID_BACKENDS = ("llama.cpp/cuda", "llama.cpp/rocm")
 # vLLM on AMD GPUs without FP4 matrix instructions (CDNA3 and older: MI300X / MI325X; CDNA4 has scaled-MFMA FP4) runs
 # MXFP4 experts (gpt-oss) through triton_kernels' matmul_ogs (vllm mxfp4.py: the Triton backend on ROCm), which
 # dequantizes every weight tile in vector ALUs inside the GEMM. At decode shapes it is latency bound, not bandwidth
@@ -472,6 +508,12 @@ ARCH_PREFILL_MFU: dict[tuple[str, str], float] = {
     ("llama.cpp/rocm", "rdna2"): 0.5,
     ("llama.cpp/rocm", "rdna3.5"): 0.055,
 }
+# ... and CDNA3 builds before those MFMA kernels (#14624, merged as b5997, July 2025): quantized prompts ran llama.cpp's
+# dp4a-style MMQ (integer dot products on the vector ALUs; the matrix cores idle). The one such run, Llama 2 7B Q4_0
+# pp512 on an MI300X with build 3891 (Oct 2024), prefilled 1,334 t/s: ~1.3 % of the FP16 matrix rate. One run, so it
+# only sets what a build before b5997 (`--llama-build`) is priced at.
+LLAMA_CPP_MFMA_MMQ_BUILD = 5997
+PRE_MFMA_PREFILL_MFU: dict[tuple[str, str], float] = {("llama.cpp/rocm", "cdna3"): 0.0127}
 # Apple GPUs have no matrix unit: Metal's matrix kernels (llama.cpp's kernel_mul_mm, MLX's quantized qmm) unpack
 # each quantized weight tile into threadgroup memory on the same ALUs that then run the FMAs, once per tile of
 # 32 token rows, so a quantized prompt runs at this share of a 16-bit one's rate. llama.cpp, May 2024 builds, pp512
@@ -580,16 +622,16 @@ class Speed:
 
 
 # p10 and p90 of measured / predicted over the public measurements of calibrated backends (measurements/speed/,
-# fit_check.py --spread; 343 decode and 285 prefill figures; host-bound transformers steps have their own,
+# fit_check.py --spread; 361 decode and 300 prefill figures; host-bound transformers steps have their own,
 # `HOST_BOUND_SPREAD`), by quantity: the range shown next to a figure.
-SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.88, 1.18), "prefill": (0.83, 1.23)}
+SPEED_SPREAD: dict[str, tuple[float, float]] = {"decode": (0.89, 1.20), "prefill": (0.83, 1.24)}
 # ... and per engine / backend pair where it has 15 or more such figures of a quantity (fit_check.py --spread): MLX
 # lands within a few % of its figures, llama.cpp's ROCm prompts spread from 0.27 (an October 2024 MI300X build, a
 # 2025 one whose DeepSeek prompts did not pipeline) to 1.16 of them.
 SPEED_SPREAD_BY_BACKEND: dict[str, dict[str, tuple[float, float]]] = {
     "llama.cpp/cuda": {"decode": (0.90, 1.13), "prefill": (0.81, 1.31)},
     "llama.cpp/metal": {"decode": (0.93, 1.22), "prefill": (0.89, 1.15)},
-    "llama.cpp/rocm": {"decode": (0.71, 1.20), "prefill": (0.27, 1.16)},
+    "llama.cpp/rocm": {"decode": (0.81, 1.20), "prefill": (0.27, 1.16)},
     "mlx/metal": {"decode": (0.97, 1.03), "prefill": (0.88, 1.04)},
     "vllm/cuda": {"decode": (0.91, 1.10)},
 }
@@ -1009,6 +1051,35 @@ def _moe_layers(spec: ModelSpec) -> int:
     return _memo(spec, ("moe",), lambda: sum(1 for la in spec.layers if la.mlp is not None and la.mlp.kind == "moe"))
 
 
+def llama_cpp_mmid_waits(be: str, tokens: int, llama_build: int | None) -> bool:
+    """Whether a llama.cpp build's MUL_MAT_ID waits for the host on a pass of `tokens` tokens
+    (`LLAMA_CPP_MMID_DEVICE_DECODE_FROM`, `LLAMA_CPP_MMID_DEVICE_PROMPT_FROM`); no build given: today's, which do
+    not."""
+    if llama_build is None or be not in LLAMA_CPP_MMID_BACKENDS:
+        return False
+    return llama_build < (LLAMA_CPP_MMID_DEVICE_DECODE_FROM if tokens <= 1 else LLAMA_CPP_MMID_DEVICE_PROMPT_FROM)
+
+
+def llama_cpp_mmid_sync_s(spec: ModelSpec, be: str, tokens: int, llama_build: int | None) -> float:
+    """Seconds a forward pass of `tokens` tokens spends in MUL_MAT_ID's host waits and per-expert launches beyond
+    today's dispatch (`LLAMA_CPP_MMID_SYNC_S`): 0 unless the build asked for waits."""
+    if not llama_cpp_mmid_waits(be, tokens, llama_build):
+        return 0.0
+    assert llama_build is not None
+    waits, extra = 0.0, 0.0
+    for la in spec.layers:
+        m = la.mlp
+        if m is None or m.kind != "moe" or not m.num_experts:
+            continue
+        if llama_build < LLAMA_CPP_MMID_GROUPED_FROM:  # a call per expert slot and matrix, a product per token row
+            waits += 3 * m.experts_per_token
+            extra += 3 * m.experts_per_token * tokens - 3
+        else:  # a call per matrix, a product per expert the pass routes to
+            waits += 3
+            extra += 3 * (m.num_experts * expert_coverage(m.num_experts, m.experts_per_token, tokens) - 1)
+    return waits * LLAMA_CPP_MMID_SYNC_S + max(0.0, extra) * LLAMA_CPP_MMID_LAUNCH_S
+
+
 def estimate_speed(
     spec: ModelSpec,
     gpu: GpuEntry,
@@ -1090,7 +1161,9 @@ def estimate_speed(
     )
     comp_s = dec_flops / shard / (tflops * 1e12 * _mfu(be, gpu)) if tflops else 0.0
     # --- fixed costs ---
-    tau_layer = LAYER_OVERHEAD_S.get(be, DEFAULT_LAYER_OVERHEAD_S)
+    tau_layer = ARCH_LAYER_OVERHEAD_S.get((be, gpu.architecture.lower())) or LAYER_OVERHEAD_S.get(
+        be, DEFAULT_LAYER_OVERHEAD_S
+    )
     if be == "llama.cpp/cuda" and llama_cpp_2025_kernels(gpu, llama_build):
         tau_layer = LLAMA_CPP_GRAPH_LAYER_OVERHEAD_S
     tau_moe = MOE_LAYER_OVERHEAD_S.get(be, DEFAULT_MOE_LAYER_OVERHEAD_S)
@@ -1102,7 +1175,8 @@ def estimate_speed(
     dies = int(gpu.data.get("gpu_dies") or 1)
     if dies > 1:  # an Ultra's kernels drain across its dies (`APPLE_DIE_LAYER_OVERHEAD_S`)
         tau_layer += (dies - 1) * APPLE_DIE_LAYER_OVERHEAD_S.get(be, 0.0)
-    fixed_s = n_layers * tau_layer + moe_layers * tau_moe + (0.0 if async_sched else host_s)
+    mmid_s = llama_cpp_mmid_sync_s(spec, be, batch, llama_build) if moe_layers else 0.0
+    fixed_s = n_layers * tau_layer + moe_layers * tau_moe + mmid_s + (0.0 if async_sched else host_s)
     expert_gemm_s = rocm_mxfp4_expert_gemm_s(spec, gpu, batch, ranks) if triton_mxfp4 else 0.0
     assumptions: list[str] = []
     if explain:
@@ -1118,6 +1192,7 @@ def estimate_speed(
             + f"; fixed {fixed_s * 1e3:,.2f} ms per step ({n_layers} layers × "
             f"{tau_layer * 1e6:g} µs"
             + (f" + {moe_layers} MoE layers × {tau_moe * 1e6:g} µs" if moe_layers else "")
+            + (f" + {mmid_s * 1e3:,.2f} ms of MUL_MAT_ID host waits (b{llama_build})" if mmid_s else "")
             + (
                 f"; the host's {step_fixed * 1e3:g} ms + {batch} × {step_per_seq * 1e6:g} µs run beside the GPU "
                 "(async scheduling)"
@@ -1140,7 +1215,7 @@ def estimate_speed(
             "this engine on this backend and GPU generation; its kernels are taken at generic shares of the datasheet "
             "(bandwidth, tensor rate), so the speed is a rough guide"
             + (
-                " (llama.cpp's HIP kernels differ by generation: 2025 builds decode at 0.34 of the bandwidth on CDNA3, "
+                " (llama.cpp's HIP kernels differ by generation: they decode at 0.4 of the bandwidth on CDNA3, "
                 "0.52 on RDNA3; one RDNA 3.5 run prefilled at 0.055 of the WMMA rate)"
                 if be == "llama.cpp/rocm"
                 else " (the CPU build's speed is the host's: its cores and RAM bandwidth, which this GPU model does "
@@ -1187,8 +1262,8 @@ def estimate_speed(
         )
     if calibrated and be == "llama.cpp/rocm" and gpu.architecture.lower() == "cdna3":
         assumptions.append(
-            "llama.cpp on CDNA3: 2025 builds (MFMA matrix kernels); an October 2024 build decoded at 0.13 of the "
-            "bandwidth and prefilled at ~1 % of the tensor rate"
+            "llama.cpp on CDNA3: prompts at the MFMA matrix kernels' share (b5997, July 2025, and later); an "
+            "October 2024 build prefilled at ~1.3 % of the tensor rate (give --llama-build to price such a build)"
         )
     kinds = _memo(
         spec, ("kinds",), lambda: frozenset(la.attention.kind for la in spec.layers if la.attention is not None)
@@ -1271,7 +1346,7 @@ def estimate_speed(
         assumptions.append(
             f"prefill rate: {matmul_flops_per_token(spec) / 1e9:,.1f} GFLOPs of matmuls per token / "
             f"({rate_name} {tflops:g} TFLOPS × "
-            f"{prefill_mfu(be, gpu, spec, min(n_ubatch, n_batch, context), llama_build):.2f} MFU)"
+            f"{prefill_mfu(be, gpu, spec, min(n_ubatch, n_batch, context), llama_build, q.is_quantized):.3g} MFU)"
             + (" + activation passes" if be in ACTIVATION_PASSES_BACKENDS else "")
             + " + attention"
             + (" (flash attention)" if flash_attn or eng != "llama.cpp" else " (f32 score matrix)")
@@ -1283,13 +1358,19 @@ def estimate_speed(
         )
         if split == "pp" and ranks > 1:
             ub = min(n_ubatch, n_batch, context)
+            waits = bool(moe_layers) and llama_cpp_mmid_waits(be, ub, llama_build)
             assumptions.append(
                 f"layer-split prefill: {ub}-token ubatches "
                 + (
                     f"pipelined through the {ranks} GPUs (k + {ranks - 1} stage times per call of up to {n_batch:,} "
                     "tokens)"
-                    if eng in PIPELINED_PREFILL_ENGINES
+                    if eng in PIPELINED_PREFILL_ENGINES and not waits
                     else f"through the {ranks} stages one after another"
+                    + (
+                        f" (b{llama_build}'s MUL_MAT_ID waits for the host in every MoE layer, so they cannot overlap)"
+                        if waits
+                        else ""
+                    )
                 )
                 + ", activations handed over between stages"
             )
@@ -1442,10 +1523,16 @@ def _mfu(be: str, gpu: GpuEntry, llama_build: int | None = None) -> float:
     return vendor if vendor is not None else PREFILL_MFU.get(be, DEFAULT_PREFILL_MFU)
 
 
-def prefill_mfu(be: str, gpu: GpuEntry, spec: ModelSpec, tokens: int, llama_build: int | None = None) -> float:
+def prefill_mfu(
+    be: str, gpu: GpuEntry, spec: ModelSpec, tokens: int, llama_build: int | None = None, quantized: bool = False
+) -> float:
     """The GEMM efficiency of `be` for this model's matrices at `tokens` rows per product on `gpu`: the kernel's
-    share of the tensor rate (`PREFILL_MFU`; a 2025 llama.cpp build's where it differs, `LLAMA_CPP_2025_PREFILL_MFU`)
-    × the share of the SMs its tiles keep busy (`GEMM_WAVE_TILE`)."""
+    share of the tensor rate (`PREFILL_MFU`; a 2025 llama.cpp build's where it differs, `LLAMA_CPP_2025_PREFILL_MFU`;
+    quantized prompts of a build before the MFMA kernels, `PRE_MFMA_PREFILL_MFU`) × the share of the SMs its tiles
+    keep busy (`GEMM_WAVE_TILE`)."""
+    pre_mfma = PRE_MFMA_PREFILL_MFU.get((be, gpu.architecture.lower()))
+    if quantized and pre_mfma is not None and llama_build is not None and llama_build < LLAMA_CPP_MFMA_MMQ_BUILD:
+        return pre_mfma
     tile = GEMM_WAVE_TILE.get(be)
     sms = int(gpu.data.get("compute_units") or 0)
     return _mfu(be, gpu, llama_build) * (gemm_wave_efficiency(spec, sms, tokens, tile) if tile and sms else 1.0)
@@ -1481,7 +1568,7 @@ def prefill_tokens_per_s(
     if not tflops:
         return None
     ubatch = max(1, min(n_ubatch, n_batch, context))
-    rate = tflops * 1e12 * prefill_mfu(be, gpu, spec, ubatch, llama_build)
+    rate = tflops * 1e12 * prefill_mfu(be, gpu, spec, ubatch, llama_build, q.is_quantized)
     if q.is_quantized:
         rate *= QUANT_PREFILL_SHARE.get(be, 1.0)
     tile = EXPERT_GEMM_TILE_TOKENS.get(be)
@@ -1514,6 +1601,8 @@ def prefill_tokens_per_s(
         linear = sum(la.linear_params for la in spec.layers)
         dequant_bytes = weights_bytes + 2 * linear  # read the blocks, write them as FP16 (cuBLAS reads overlap)
         per_token += dequant_bytes / ubatch / _small_kernel_bandwidth(gpu, be)
+    if _moe_layers(spec):
+        per_token += llama_cpp_mmid_sync_s(spec, be, ubatch, llama_build) / ubatch
     if math.isclose(per_token, 0.0):
         return None
     # one forward pass over a chunk (vLLM's max_num_batched_tokens, llama.cpp's ubatch) streams every weight its
@@ -1528,7 +1617,11 @@ def prefill_tokens_per_s(
             / chunk,
         )
     if split == "pp" and ranks > 1:
-        return context / layer_split_prefill_s(spec, gpu, engine, per_token, context, ranks, ubatch, n_batch)
+        # a host wait inside a stage empties the queue, so ubatches cannot overlap (`LLAMA_CPP_MMID_DEVICE_PROMPT_FROM`)
+        pipelined = engine in PIPELINED_PREFILL_ENGINES and not (
+            _moe_layers(spec) and llama_cpp_mmid_waits(be, ubatch, llama_build)
+        )
+        return context / layer_split_prefill_s(spec, gpu, per_token, context, ranks, ubatch, n_batch, pipelined)
     if split == "dp" or ranks <= 1:
         return 1 / per_token
     # tensor parallel: every rank does 1/n of the work, then the ranks all-reduce each layer's output, per chunk
@@ -1536,11 +1629,18 @@ def prefill_tokens_per_s(
 
 
 def layer_split_prefill_s(
-    spec: ModelSpec, gpu: GpuEntry, engine: str, per_token: float, context: int, ranks: int, ubatch: int, n_batch: int
+    spec: ModelSpec,
+    gpu: GpuEntry,
+    per_token: float,
+    context: int,
+    ranks: int,
+    ubatch: int,
+    n_batch: int,
+    pipelined: bool,
 ) -> float:
-    """Seconds to prefill `context` tokens through `ranks` pipeline stages (`PIPELINED_PREFILL_ENGINES`): per call of
-    up to n_batch tokens, k ubatches take (k + n − 1) stage times of ubatch × per_token / n plus a hand-over each; an
-    engine that does not pipeline one prompt runs the stages one after another."""
+    """Seconds to prefill `context` tokens through `ranks` pipeline stages: `pipelined` (`PIPELINED_PREFILL_ENGINES`),
+    per call of up to n_batch tokens k ubatches take (k + n − 1) stage times of ubatch × per_token / n plus a
+    hand-over each; otherwise the stages run one after another."""
     p2p = gpu.interconnect in ALLREDUCE_BUS_GB_PER_S and gpu.interconnect_gb_per_s
     link = float(gpu.interconnect_gb_per_s or 0) * 0.5 if p2p else (host_link_gb_per_s(gpu) or 32.0)
     copies = 1 if p2p else 2  # GPU → host → GPU without peer access
@@ -1550,7 +1650,7 @@ def layer_split_prefill_s(
         k = math.ceil(call / ubatch)
         u = call / k
         hop = STAGE_HOP_S + copies * u * spec.hidden_size * 4 / (link * 1e9 * HOST_LINK_EFFICIENCY)
-        if engine in PIPELINED_PREFILL_ENGINES:
+        if pipelined:
             total += (k + ranks - 1) * (u * per_token / ranks + hop)
         else:
             total += k * (u * per_token + (ranks - 1) * hop)
