@@ -97,8 +97,8 @@ def main() -> None:
             in_file("vllm-concurrency.jsonl"),
         ),
         (
-            "llama-bench tables in llama.cpp PRs (#4766, #26284, #15451) and dmatora's benchmarks, collected after the "
-            "fit",
+            "llama-bench tables in llama.cpp PRs (#4766, #6505, #13014, #15451, #26284) and dmatora's benchmarks, "
+            "collected after the fit",
             in_file("llama-cpp-prs.jsonl"),
         ),
         (
@@ -178,6 +178,8 @@ def main() -> None:
     fit_check.VERSIONS = True
     with_release = fit_check.score(newer)
     boards_built = [r for r in fit_check.score(boards) if r["exact"]]
+    # every exact figure with the release or build its run states (vLLM 0.8+, transformers, llama.cpp builds)
+    all_built = [r for r in fit_check.score(cases) if r["exact"]]
     fit_check.VERSIONS = False
     # transformers' generate() at long prompts: end-to-end figures (prompt included), so none is exact
     scored_all = fit_check.score(cases)
@@ -199,6 +201,9 @@ def main() -> None:
             "b6000+: the 2025 CUDA and ROCm kernels)",
             boards_built,
         ),
+        ("all, each run's release or build given (fit_check.py --versions)", all_built),
+        ("... MoE models", [r for r in all_built if r["moe"]]),
+        ("... more than 16 concurrent sequences", [r for r in all_built if r["b"] > 16]),
         (
             "transformers generate() at 6,144- and 30,720-token prompts, Qwen2.5 7B / 14B / 32B on A100 (end-to-end, "
             "not exact; set the cache-traffic term)",
