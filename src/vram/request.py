@@ -344,7 +344,8 @@ class LlamaCppOptions(Options):
     llama_build: int | None = opt(
         None,
         "llama.cpp build number to model, e.g. 5466 (default: the latest, but with the f32 KQ mask of builds before "
-        "9410, the larger compute buffer; the speed: 6000+ runs the 2025 CUDA kernels, default terms between builds)",
+        "9410, the larger compute buffer; the speed: 6000+ runs the 2025 CUDA kernels, before 6272 MoE layers wait for "
+        "the host, before 5997 CDNA3 prompts skip the matrix cores; default terms between builds)",
         lo=1,
         hi=1 << 20,
     )
