@@ -436,7 +436,14 @@ HOST_EMPTY_EXPERT_S = 86e-6
 # routed experts, FP8 blocks) TP 8 on vLLM decoded 1.6-2.3x slower than modelled on 8 x H200 (vLLM 0.7.4) and 2-4x on
 # 8 x MI300X (0.7.3; Aug 2025 ROCm builds 1.8-2.2x) at 4-256 sequences of 3,200-token prompts (dstackai/benchmarks,
 # vllm-project/recipes), with a 1 s TTFT at 4 sequences that says its prompts ran at ~3 k tokens/s — a prefill path
-# the FLOPs do not explain. Those models get no range and a note, not a claimed accuracy.
+# the FLOPs do not explain. Those models get no range and a note, not a claimed accuracy. What is known of the gap
+# (at 4 sequences on the H200s the TPOT is a plain decode step: its spread is 0.09 ms): that nightly still kept the
+# absorbed W_Q·W_UK and W_UV·W_O matrices in FP8 (vllm#14770 dropped them), ~3 GB more per GPU and step (~0.7 ms);
+# block-FP8 GEMMs at one token row had a ~14-20 µs floor per call and streamed larger ones at 0.45-0.65 TB/s on an
+# H100 (vllm#23280, sglang#5820), ~7 such calls per layer, ~5-6 ms per step over 61 layers; on the MI300X the
+# kernels before AMD's AITER (which AMD puts at 3x for MoE, 17x for MLA decode) — SGLang decoded DeepSeek-V3 TP 8
+# at batch 4 in 36-38 ms there too (sglang#3237). About half the H200 gap; not modelled, for want of the releases
+# these floors held in.
 UNCALIBRATED_ATTENTION: dict[str, tuple[str, ...]] = {"vllm": ("mla",)}
 # Layer split: handing the activations to the next GPU (device-to-device copy, an event sync) per boundary and
 # step: ~0.2 ms (llama-bench tg512 of the same model on 1, 2, 4 and 8 RTX 4090 / A6000 / L40S / A100 PCIe).
