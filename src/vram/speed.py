@@ -1070,9 +1070,8 @@ def llama_cpp_mmid_waits(be: str, tokens: int, llama_build: int | None) -> bool:
 def llama_cpp_mmid_sync_s(spec: ModelSpec, be: str, tokens: int, llama_build: int | None) -> float:
     """Seconds a forward pass of `tokens` tokens spends in MUL_MAT_ID's host waits and per-expert launches beyond
     today's dispatch (`LLAMA_CPP_MMID_SYNC_S`): 0 unless the build asked for waits."""
-    if not llama_cpp_mmid_waits(be, tokens, llama_build):
+    if llama_build is None or not llama_cpp_mmid_waits(be, tokens, llama_build):
         return 0.0
-    assert llama_build is not None
     waits, extra = 0.0, 0.0
     for la in spec.layers:
         m = la.mlp
