@@ -1067,6 +1067,14 @@ def llama_cpp_mmid_waits(be: str, tokens: int, llama_build: int | None) -> bool:
     return llama_build < (LLAMA_CPP_MMID_DEVICE_DECODE_FROM if tokens <= 1 else LLAMA_CPP_MMID_DEVICE_PROMPT_FROM)
 
 
+def pipelines_prompt(spec: ModelSpec, be: str, engine: str, ubatch: int, llama_build: int | None) -> bool:
+    """Whether a layer split overlaps a prompt's ubatches on its GPUs (`PIPELINED_PREFILL_ENGINES`): not where a
+    MoE layer's MUL_MAT_ID waits for the host, which empties the queue (`LLAMA_CPP_MMID_DEVICE_PROMPT_FROM`)."""
+    return engine in PIPELINED_PREFILL_ENGINES and not (
+        _moe_layers(spec) and llama_cpp_mmid_waits(be, ubatch, llama_build)
+    )
+
+
 def llama_cpp_mmid_sync_s(spec: ModelSpec, be: str, tokens: int, llama_build: int | None) -> float:
     """Seconds a forward pass of `tokens` tokens spends in MUL_MAT_ID's host waits and per-expert launches beyond
     today's dispatch (`LLAMA_CPP_MMID_SYNC_S`): 0 unless the build asked for waits."""
@@ -1364,17 +1372,17 @@ def estimate_speed(
         )
         if split == "pp" and ranks > 1:
             ub = min(n_ubatch, n_batch, context)
-            waits = bool(moe_layers) and llama_cpp_mmid_waits(be, ub, llama_build)
+            pipelined = pipelines_prompt(spec, be, eng, ub, llama_build)
             assumptions.append(
                 f"layer-split prefill: {ub}-token ubatches "
                 + (
                     f"pipelined through the {ranks} GPUs (k + {ranks - 1} stage times per call of up to {n_batch:,} "
                     "tokens)"
-                    if eng in PIPELINED_PREFILL_ENGINES and not waits
+                    if pipelined
                     else f"through the {ranks} stages one after another"
                     + (
                         f" (b{llama_build}'s MUL_MAT_ID waits for the host in every MoE layer, so they cannot overlap)"
-                        if waits
+                        if eng in PIPELINED_PREFILL_ENGINES
                         else ""
                     )
                 )
@@ -1623,10 +1631,7 @@ def prefill_tokens_per_s(
             / chunk,
         )
     if split == "pp" and ranks > 1:
-        # a host wait inside a stage empties the queue, so ubatches cannot overlap (`LLAMA_CPP_MMID_DEVICE_PROMPT_FROM`)
-        pipelined = engine in PIPELINED_PREFILL_ENGINES and not (
-            _moe_layers(spec) and llama_cpp_mmid_waits(be, ubatch, llama_build)
-        )
+        pipelined = pipelines_prompt(spec, be, engine, ubatch, llama_build)
         return context / layer_split_prefill_s(spec, gpu, per_token, context, ranks, ubatch, n_batch, pipelined)
     if split == "dp" or ranks <= 1:
         return 1 / per_token
