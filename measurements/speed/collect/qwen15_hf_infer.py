@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from qwen_tables import end_to_end_vram
+
 HERE = Path(__file__).resolve().parents[1]
 OUT = HERE / "transformers-qwen15.jsonl"
 CONFIGS = HERE / "configs"
@@ -90,20 +92,14 @@ def case(size: str, prompt: int, gpus: int, fa2: float, sdpa: float) -> dict[str
         "source": f"{SOURCE} ({size.upper()} table, Qwen1.5-{size.upper()}-Chat row at input length {prompt})",
         "source_kind": "vendor speed table (Qwen1.5 docs, kept in the Qwen2.5 repository)",
         "settings": {"attn_implementation": "flash_attention_2", "torch_version": "2.1.2", "flash_attn": "2.5.6"},
-        "vram": {
-            "model": str(path.relative_to(HERE.parents[1])),
-            "gpu": "a100-80gb-sxm",
-            "gpu_count": gpus,
-            "engine": "transformers",
-            "batch": 1,
-            "decode_context": prompt + NEW_TOKENS // 2,
-            "new_tokens": 0,
-            # scored end to end (fit_check.py): NEW_TOKENS / (the prompt's TTFT + NEW_TOKENS / decode)
-            "end_to_end": {"prompt": prompt, "new_tokens": NEW_TOKENS},
-            "prefill_context": None,
-            "quant": None,
-            "split": "pp" if gpus > 1 else None,
-            "mapping_notes": [
+        "vram": end_to_end_vram(
+            str(path.relative_to(HERE.parents[1])),
+            "transformers",
+            gpus,
+            prompt,
+            NEW_TOKENS,
+            "pp" if gpus > 1 else None,
+            [
                 "measured = the table's 'Speed (w/wo FA2)', the FA2 figure: 2048 new tokens / the wall time of one "
                 "generate() call, prefill included",
                 "decode context = prompt + half the new tokens; --new-tokens 0",
@@ -112,7 +108,7 @@ def case(size: str, prompt: int, gpus: int, fa2: float, sdpa: float) -> dict[str
                 f"({path.relative_to(HERE.parents[1])})",
             ]
             + (["several GPUs: device_map='auto' places layers in turn -> --split pp"] if gpus > 1 else []),
-        },
+        ),
     }
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from qwen_tables import end_to_end_vram
+
 HERE = Path(__file__).resolve().parents[1]
 OUT = HERE / "qwen25-speed-benchmark.jsonl"
 EXISTING = HERE / "transformers-generate.jsonl"
@@ -227,21 +229,7 @@ def case(engine: str, size: str, prompt: int, gpus: int, tps: float, note: str, 
         "source": f"{SOURCE} ({table}, {row}" + (f", note '{note}'" if note else "") + f"); method: {method}",
         "source_kind": "vendor speed-benchmark table (Qwen2.5 docs) with its published script",
         "settings": settings,
-        "vram": {
-            "model": f"qwen2.5-{size}",
-            "gpu": "a100-80gb-sxm",
-            "gpu_count": gpus,
-            "engine": engine,
-            "batch": 1,
-            "decode_context": prompt + NEW_TOKENS // 2,
-            "new_tokens": 0,
-            # scored end to end (fit_check.py): NEW_TOKENS / (the prompt's TTFT + NEW_TOKENS / decode)
-            "end_to_end": {"prompt": prompt, "new_tokens": NEW_TOKENS},
-            "prefill_context": None,
-            "quant": None,
-            "split": split,
-            "mapping_notes": notes,
-        },
+        "vram": end_to_end_vram(f"qwen2.5-{size}", engine, gpus, prompt, NEW_TOKENS, split, notes),
     }
 
 
