@@ -1331,3 +1331,30 @@ def test_llama_cpp_on_an_mi300x_pays_its_per_layer_launches() -> None:
     assert mfma > 8 * pp  # the MFMA kernels: 0.15 of the matrix rate, not ~1.3 %
     f16 = _llama_fit("llama-2-7b", "mi300x", "f16", 512, build=3891).prefill_tokens_per_s
     assert f16 is not None and f16 > 8 * pp  # F16 prompts go through hipBLAS, not the dp4a MMQ
+
+
+def test_sliding_window_layers_are_read_as_their_window_not_the_cache_held() -> None:
+    """gpt-oss-120b alternates full-attention layers with 128-token sliding ones (8 KV heads × 64, BF16: 2,048 bytes a
+    token and layer). vLLM holds a sliding group's window and a prompt chunk, so at 1,536 tokens every layer holds
+    them all; a decode step reads all 1,536 of the 18 full layers and 128 of the 18 sliding ones."""
+    from vram.fitting import fit
+    from vram.inference import estimate
+    from vram.request import Workload
+
+    wl = Workload.from_flat(engine="vllm", batch=4, context=1024, new_tokens=512)
+    r = fit("gpt-oss-120b", "h100-sxm", wl, solve=False)
+    est = r.estimate
+    per_token_layer = 8 * (64 + 64) * 2
+    assert est.kv_cache_bytes == pytest.approx(4 * 36 * per_token_layer * 1536, rel=0.01)
+    assert est.kv_read_bytes == 4 * (18 * per_token_layer * 1536 + 18 * per_token_layer * 128)
+    assert r.speed is not None
+    assert f"KV {est.kv_read_bytes / 1e9:,.2f} GB" in r.speed.assumptions[0]
+    # a model without sliding layers reads what it holds
+    assert fit("qwen3-8b", "h100-sxm", wl, solve=False).estimate.kv_read_bytes is None
+    # transformers: after a prompt longer than the window, the cache still holds the whole prompt (prefill binds),
+    # while decoding reads each sliding layer's window (Gemma 2 9B: 21 of its 42 layers slide over 4,096 tokens)
+    hf = estimate("gemma-2-9b", Workload.from_flat(engine="transformers", batch=1, context=16384, new_tokens=16))
+    assert hf.kv_read_bytes is not None
+    per_layer = 8 * (256 + 256) * 2  # 8 KV heads × 256, keys and values, BF16
+    assert hf.kv_read_bytes == 21 * per_layer * (16384 + 16) + 21 * per_layer * 4096
+    assert hf.kv_cache_bytes > hf.kv_read_bytes

@@ -31,6 +31,10 @@ class Estimate:
     extra: dict[str, Any] = field(default_factory=dict)
     # the engine's typed figures (VllmDetails, LlamaCppDetails, MlxDetails), written under their key
     details: EngineDetails | None = None
+    # bytes of cache one decode step's attention reads, where it is not the cache held (`kv_cache_bytes`): a
+    # sliding-window layer reads its window, while vLLM keeps a prompt chunk more and transformers' cache holds the
+    # whole prompt until the first decode step (None: the cache held is what is read)
+    kv_read_bytes: int | None = None
 
     @property
     def vllm(self) -> VllmDetails:

@@ -410,7 +410,7 @@ STEP_FLOOR_S: dict[str, float] = {"vllm": 4.0e-3}
 VLLM_ASYNC_FROM = (0, 14)
 VLLM_ASYNC_STEP_FLOOR_S = 2.9e-3
 VLLM_ASYNC_MOE_LAYER_OVERHEAD_S = 60e-6
-VLLM_ASYNC_SPREAD = (0.92, 1.29)
+VLLM_ASYNC_SPREAD = (0.9, 1.26)
 # transformers' generate() runs the model eagerly: Python dispatches each of a decoder layer's ~40-60 PyTorch ops (norm,
 # projections, rotary, cache update, sdpa, MLP, adds) one after another, and the host, not the GPU, sets the pace up
 # to ~30 B parameters. Per layer per step: 0.89 ms on the Qwen2.5 team's A100 host (0.5B ... 32B, 24-64 layers, all
@@ -1105,6 +1105,7 @@ def estimate_speed(
     weights_bytes: int,
     kv_cache_bytes: int,
     offloaded_bytes: int = 0,
+    kv_read_bytes: int | None = None,
     read_fraction: float | None = None,
     flops_per_token: float | None = None,
     engine: str = "transformers",
@@ -1122,8 +1123,10 @@ def estimate_speed(
     """Speed of `spec` on `count` × `gpu` with `engine`.
 
     `weights_bytes` and `kv_cache_bytes` are the whole model's (all ranks together) for `batch` sequences at
-    `context` tokens (for ``split="dp"``: one replica's); `offloaded_bytes` of the weights live in host memory
-    and are streamed each step. `quant` is the weight format (a scheme or its name; None: 16-bit).
+    `context` tokens (for ``split="dp"``: one replica's); `kv_read_bytes`, where given, the part of that cache a
+    decode step reads (sliding-window layers: their window, `Estimate.kv_read_bytes`); `offloaded_bytes` of the
+    weights live in host memory and are streamed each step. `quant` is the weight format (a scheme or its name;
+    None: 16-bit).
     `read_fraction` / `flops_per_token` may be passed precomputed (`weight_read_fraction`, 2 × active params +
     `attention_flops_per_token`). `engine_version`: the vLLM or transformers release asked for (None: the builds the
     exact measurements ran, `CALIBRATED_VERSIONS`; vLLM 0.14 and later: async scheduling, `VLLM_ASYNC_FROM`;
@@ -1133,6 +1136,7 @@ def estimate_speed(
     layer-split and batching terms) for callers that rank many options (`which`); the facts assumed (engine build,
     calibration, offload, host-bound) stay.
     """
+    kv_read = kv_cache_bytes if kv_read_bytes is None else kv_read_bytes  # what a decode step's attention reads
     q = quant if isinstance(quant, QuantScheme) else quant_scheme(quant)
     eng = "llama.cpp" if engine in ("llama.cpp", "llamacpp", "ollama") else engine
     be = backend(gpu, eng, llama_backend)
@@ -1145,7 +1149,7 @@ def estimate_speed(
     tflops, rate_name = tensor_tflops(gpu, eng, q, llama_backend)
     on_gpu_weights = max(0, weights_bytes - offloaded_bytes)
     streamed = int(streamed_weight_bytes(spec, on_gpu_weights, q) * frac)
-    bytes_total = streamed + kv_cache_bytes
+    bytes_total = streamed + kv_read
     triton_mxfp4 = uses_rocm_mxfp4_triton(gpu, eng, q) and split != "pp" and not offloaded_bytes
     if triton_mxfp4:  # the experts' time is their GEMM's, not their bytes' (rocm_mxfp4_expert_gemm_s)
         streamed = max(0, streamed - int(expert_streamed_bytes(spec, batch, q)))
@@ -1167,7 +1171,7 @@ def estimate_speed(
         kv_moves = TRANSFORMERS_CACHE_COPIES / kv_eta + query_group(spec) / (
             TRANSFORMERS_ATTENTION_KV_EFFICIENCY * generation_share(gpu)
         )
-    kv_s = (kv_cache_bytes / shard) / (bw_gb * 1e9) * kv_moves
+    kv_s = (kv_read / shard) / (bw_gb * 1e9) * kv_moves
     mem_s = (streamed / shard) / weight_bw + kv_s
     # --- decode: compute side ---
     dec_flops = batch * (
@@ -1196,7 +1200,7 @@ def estimate_speed(
     if explain:
         assumptions.append(
             f"decode: weights {streamed / 1e9:,.2f} GB / ({bw_gb:,.0f} GB/s × {eta:g}, {be} "
-            f"{memory_class(gpu).upper()} {weight_format(q)} kernels) + KV {kv_cache_bytes / 1e9:,.2f} GB / "
+            f"{memory_class(gpu).upper()} {weight_format(q)} kernels) + KV {kv_read / 1e9:,.2f} GB / "
             + (
                 f"(× {kv_eta:g})"
                 if eng != "transformers"

@@ -387,6 +387,10 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         workload=wl,
         weights_bytes=weights.bytes,
         kv_cache_bytes=kv_peak,
+        # decoding, a sliding layer's cache is its window (DynamicSlidingWindowLayer), whatever prefill left
+        kv_read_bytes=total_kv_bytes(spec, wl.batch, wl.context + wl.new_tokens, kv_b) + state_bytes(spec, wl.batch, e)
+        if spec.sliding_windows and spec.use_cache
+        else None,
         activation_bytes=acts,
         peak_allocated_bytes=allocated,
         total_bytes=allocated + reserve.bytes + ctx.bytes,

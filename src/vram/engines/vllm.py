@@ -55,6 +55,7 @@ from ..components.weights import common_weights, weight_scheme
 from ..details import VllmDetails
 from ..dtypes import dtype_bytes
 from ..errors import BadInput
+from ..layers import Attention
 from ..model import Layer, ModelSpec
 from ..records import record, replace
 from ..request import Workload
@@ -423,6 +424,24 @@ class KvLayout:
     tokens: int
     max_concurrency: float
     request_bytes: int = 0  # KV bytes one max_model_len request holds in this layout
+
+
+def _attentions(spec: ModelSpec, extra_layers: tuple[Layer, ...] = ()) -> list[Attention]:
+    return [layer.attention for layer in (*spec.layers, *extra_layers) if layer.attention is not None]
+
+
+def decode_read_per_token_bytes(
+    spec: ModelSpec, extra_layers: tuple[Layer, ...], tokens: int, kv_elem_bytes: float
+) -> int:
+    """Bytes of cache one sequence of ``tokens`` tokens has read per decode step: every token of a full-attention
+    layer, the last ``sliding_window`` of a sliding one (FlashAttention's window skips the blocks before it)."""
+    return int(
+        sum(
+            a.cache_elems_per_token() * (min(tokens, a.sliding_window) if a.sliding_window else tokens)
+            for a in _attentions(spec, extra_layers)
+        )
+        * kv_elem_bytes
+    )
 
 
 def kv_layout(
@@ -947,6 +966,8 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     request_bytes = layout.request_bytes or blocks_per_seq * block_bytes
     kv_needed = wl.batch * (request_bytes + int(state))
     windowed = request_bytes < blocks_per_seq * block_bytes
+    # a decode step's attention reads a sliding layer's window, not the window + chunk its group holds
+    kv_read = wl.batch * (decode_read_per_token_bytes(spec, draft_layers, tokens, kv_elem) + int(state))
     kv = Component(
         "kv_cache",
         kv_needed,
@@ -1027,6 +1048,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         workload=wl,
         weights_bytes=weights.bytes,
         kv_cache_bytes=kv_needed,
+        kv_read_bytes=kv_read if any(a.sliding_window for a in _attentions(spec, draft_layers)) else None,
         activation_bytes=act_bytes,
         peak_allocated_bytes=allocated,
         total_bytes=total,

@@ -182,11 +182,8 @@ def fit(
     verdict = _verdict(worst, usable, binding_w, headroom)
     ranks = _rank_uses(ev, ests, sp, choice.count, comm, wl)
     whole_weights = _whole_weights(ev, wl, choice.gpu)
-    whole_kv = (
-        sum(r.kv_cache_bytes for r in ranks)
-        if sp == "pp"
-        else (ranks[0].kv_cache_bytes * (choice.count if sp == "tp" else 1))
-    )
+    whole_kv = _whole_kv(ests, sp, choice.count)
+    kv_read = _whole_kv(ests, sp, choice.count, read=True)
     reasons = _reasons(verdict, worst, usable, binding_w, headroom, binding, choice)
     assumptions = [
         f"per GPU: the `vram estimate` total for the {'whole model' if sp == 'single' else 'fullest rank'} "
@@ -259,7 +256,7 @@ def fit(
             if offload is not None and wl.engine == "llama.cpp" and choice.count == 1:
                 offload = _llama_layers_that_fit(ev, choice, wl, offload)
             offloaded = int(offload["offloaded_bytes"]) if offload else 0
-        speed = ev.speed(choice, sp, wl, whole_weights, whole_kv, offloaded)
+        speed = ev.speed(choice, sp, wl, whole_weights, whole_kv, offloaded, kv_read_bytes=kv_read)
         if isinstance(wl.options, LlamaCppOptions) and wl.options.backend == "cpu":
             speed = _cpu_build_speed(ev, wl, binding, choice.gpu, ram, speed)
         if experts is not None and experts.get("decode_tokens_per_s"):
@@ -284,7 +281,7 @@ def fit(
             )
         if offload is not None and experts is None:
             offload["decode_tokens_per_s"] = round(speed.decode_tokens_per_s_per_seq, 2)
-            full = ev.speed(choice, sp, wl, whole_weights, whole_kv)
+            full = ev.speed(choice, sp, wl, whole_weights, whole_kv, kv_read_bytes=kv_read)
             offload["decode_tokens_per_s_if_it_fit"] = round(full.decode_tokens_per_s_per_seq, 2)
         result = replace(result, speed=speed, offload=offload)
     if wl.engine == "llama.cpp" and ev.is_llm and choice.count == 1:
@@ -438,6 +435,13 @@ def _fit_device_list(
             "gpu: vram fit places the workload on the GPUs it is given; leave the workload's devices empty", field="gpu"
         )
     return fit_llama_devices(ev, parse_gpu_list(spec), wl, headroom_fraction=headroom_fraction, ram=ram, solve=solve)
+
+
+def _whole_kv(ests: list[Estimate], split: str, count: int, *, read: bool = False) -> int:
+    """The whole model's KV cache from the per-GPU estimates (a layer split's stages add up; TP ranks each hold
+    their share); `read`: the part a decode step reads (`Estimate.kv_read_bytes`)."""
+    per = [e.kv_read_bytes if read and e.kv_read_bytes is not None else e.kv_cache_bytes for e in ests]
+    return sum(per) if split == "pp" else per[0] * (count if split == "tp" else 1)
 
 
 def _whole_weights(ev: Evaluator, wl: Workload, gpu: GpuEntry) -> int:

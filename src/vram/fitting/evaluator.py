@@ -137,6 +137,7 @@ class Evaluator:
         kv_cache_bytes: int,
         offloaded_bytes: int = 0,
         explain: bool = True,
+        kv_read_bytes: int | None = None,
     ) -> Speed:
         _, flops = self.speed_inputs(wl.batch, wl.context)  # the read share depends on the format: speed.py's
         return estimate_speed(
@@ -148,6 +149,7 @@ class Evaluator:
             context=wl.context,
             weights_bytes=weights_bytes,
             kv_cache_bytes=kv_cache_bytes,
+            kv_read_bytes=kv_read_bytes,
             offloaded_bytes=offloaded_bytes,
             flops_per_token=flops,
             engine=wl.engine,

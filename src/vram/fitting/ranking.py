@@ -11,7 +11,7 @@ from ..errors import BadInput
 from ..model import ModelSpec
 from ..request import Workload
 from ..resolved import ResolvedModel
-from .check import _whole_weights, fit, ollama_workload_on
+from .check import _whole_kv, _whole_weights, fit, ollama_workload_on
 from .evaluator import Evaluator, EvaluatorCache, evaluator_for
 from .results import FitResult, Option
 from .solvers import DEFAULT_HEADROOM, _verdict
@@ -67,13 +67,13 @@ def evaluate_option(
     w = max(e.weights_bytes for e in ests)
     headroom = int(headroom_fraction * w)
     whole_w = _whole_weights(ev, wl, choice.gpu)
-    kv = (
-        sum(e.kv_cache_bytes for e in ests)
-        if sp == "pp"
-        else ests[0].kv_cache_bytes * (choice.count if sp == "tp" else 1)
-    )
+    kv = _whole_kv(ests, sp, choice.count)
     # a ranked option carries the facts its speed assumes, not the arithmetic lines (`vram fit` spells those out)
-    sp_speed = ev.speed(choice, sp, wl, whole_w, kv, explain=False) if ev.is_llm else None
+    sp_speed = (
+        ev.speed(choice, sp, wl, whole_w, kv, explain=False, kv_read_bytes=_whole_kv(ests, sp, choice.count, read=True))
+        if ev.is_llm
+        else None
+    )
     g = choice.gpu
     return Option(
         gpu=g.id,
