@@ -1071,7 +1071,11 @@ def test_vllm_releases_from_0_14_overlap_the_host_loop_and_run_cheaper_moe_layer
 
 
 # files collected after VLLM_ASYNC_* were set on the 0.14-0.20 runs: scored apart (measurements/speed/accuracy.py)
-COLLECTED_AFTER_THE_ASYNC_TERMS = ("vllm-concurrency-more.jsonl",)
+COLLECTED_AFTER_THE_ASYNC_TERMS = (
+    "vllm-concurrency-more.jsonl",
+    "vllm-pr-benchmarks.jsonl",
+    "vllm-serving-sweeps.jsonl",
+)
 
 
 def test_vllm_2026_runs_with_their_release_given() -> None:
