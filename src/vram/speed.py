@@ -366,16 +366,33 @@ LLAMA_CPP_MMID_LAUNCH_S = 6.4e-6
 LLAMA_CPP_MMID_BACKENDS = ("llama.cpp/cuda", "llama.cpp/rocm")
 # vLLM on AMD GPUs without FP4 matrix instructions (CDNA3 and older: MI300X / MI325X; CDNA4 has scaled-MFMA FP4) runs
 # MXFP4 experts (gpt-oss) through triton_kernels' matmul_ogs (vllm mxfp4.py: the Triton backend on ROCm), which
-# dequantizes every weight tile in vector ALUs inside the GEMM. At decode shapes it is latency bound, not bandwidth
-# bound: a 32 × 256 × 128 (tokens × outputs × depth) tile per workgroup, one workgroup per CU at a time, so a call
-# takes waves × depth × the time per depth element, whatever its bytes. ROCm/triton#970 times the gpt-oss-20b
-# gate/up call (32 experts, depth 3072, 6144 outputs, 4 experts routed, one token: 96 tiles, one wave on an
-# MI300X) at 82.3 µs with triton 3.6 and 80.4 with 3.7.1 without the trackers flag (121 with it, 135 with 3.8):
-# 26.5 ns per depth element, i.e. ~0.45 TB/s against the 5.3 TB/s the bytes alone would allow. Depth and outputs
-# are padded to 256 (vllm mxfp4_utils get_padding_alignment on ROCm).
-ROCM_MXFP4_TILE = (32, 256)  # tokens, outputs per workgroup
+# dequantizes every weight tile in vector ALUs inside the GEMM. It is latency bound, not bandwidth bound: a call
+# takes waves × the depth each workgroup walks × the time per depth element, whatever its bytes. Its AMD defaults
+# (triton_kernels matmul_ogs_details/opt_flags.py) set the waves: tiles of 32 routed rows (64 past 32 rows an expert)
+# × 256 outputs; as many workgroups launched as the router can fill (the rows, up to the expert count, then one more
+# per 32 rows); the depth split `CUs // launched` ways when that is 2 or more; 2 wavefronts a workgroup while the
+# routed rows (tokens × experts per token) are at most 16, 8 past that. ROCm/triton#970 times the narrow form — the
+# gpt-oss-20b gate/up call at one token (32 experts, 3072 deep, 6144 outputs, 4 routed: 96 workgroups, split 3, so
+# 1,024 deep each, one wave on an MI300X) — at 82.3 µs with triton 3.6 (80.4 with 3.7.1 without the trackers flag;
+# 121 with it, 135 with 3.8): 80 ns per depth element, ~0.45 TB/s against the 5.3 TB/s its bytes would allow. Each
+# workgroup holds 25,600 bytes of LDS (same issue): two fit a CDNA3 CU's 64 KiB. Two wavefronts keep 2 of a CU's 4
+# SIMDs busy, eight all 4: the wide form's time per depth element is taken at half the narrow one's
+# (`ROCM_MXFP4_WIDE_SPEEDUP`, the SIMD count, not a fit). A prompt's rows go through the same kernel
+# (`prefill_tokens_per_s`): gpt-oss-120b's 1,024-token prompt takes 35.6 ms of expert waves on an MI300X, where its
+# FLOPs would take ~11, and the prompts continuous batching interleaves cost their share of every step. Checked on
+# gpt-oss-120b TP 1 on one MI300X at 64-256 sequences (vLLM 0.17, triton 3.6 as #970; SemiAnalysisAI/InferenceX#1053):
+# −31 … −6 % without the release, −26 … +13 % with it (one rate for every tile, no split, prompts by their FLOPs:
+# −38 … −16 % and −34 … 0 %); and on sariekr/gpu_conc's gpt-oss-20b at 1-16 sequences (build not stated): −20 … +19 %.
+# The split is why that run steps 5 ms slower at 4 sequences than at 1 (the 1-token calls split 3 and 6 ways; at 4
+# the gate/up call fills the GPU unsplit). Depth and outputs are padded to 256 (vllm mxfp4_utils
+# get_padding_alignment on ROCm).
+ROCM_MXFP4_TILE = (32, 256)  # routed rows, outputs per workgroup
 ROCM_MXFP4_PAD = 256
-ROCM_MXFP4_S_PER_DEPTH = 82.3e-6 / 3072
+ROCM_MXFP4_DEPTH_BLOCK = 128
+ROCM_MXFP4_S_PER_DEPTH = 82.3e-6 / 1024
+ROCM_MXFP4_NARROW_ROWS = 16
+ROCM_MXFP4_WIDE_SPEEDUP = 2.0  # 4 SIMDs busy, not 2
+ROCM_MXFP4_WORKGROUPS_PER_CU = 2
 ROCM_NATIVE_FP4_ARCHITECTURES = ("cdna4",)
 # Per decode step on the host: (fixed, per sequence). vLLM's scheduler, sampler and detokenizer/streaming run every
 # step: ~0.6 ms + 40 µs per sequence (the A100 Qwen2.5-7B runs from 1 to 200 sequences); llama.cpp's graph build
@@ -410,7 +427,7 @@ STEP_FLOOR_S: dict[str, float] = {"vllm": 4.0e-3}
 VLLM_ASYNC_FROM = (0, 14)
 VLLM_ASYNC_STEP_FLOOR_S = 2.9e-3
 VLLM_ASYNC_MOE_LAYER_OVERHEAD_S = 60e-6
-VLLM_ASYNC_SPREAD = (0.9, 1.26)
+VLLM_ASYNC_SPREAD = (0.88, 1.2)
 # transformers' generate() runs the model eagerly: Python dispatches each of a decoder layer's ~40-60 PyTorch ops (norm,
 # projections, rotary, cache update, sdpa, MLP, adds) one after another, and the host, not the GPU, sets the pace up
 # to ~30 B parameters. Per layer per step: 0.89 ms on the Qwen2.5 team's A100 host (0.5B ... 32B, 24-64 layers, all
@@ -707,26 +724,38 @@ def _weight_read_fraction(spec: ModelSpec, batch: int, quant: QuantScheme | None
 
 
 def rocm_mxfp4_expert_gemm_s(spec: ModelSpec, gpu: GpuEntry, batch: int, ranks: int) -> float:
-    """Seconds per decode step of the routed experts' two GEMMs (gate/up, down) of every MoE layer under vLLM's
-    Triton MXFP4 path on an AMD GPU without FP4 matrix units (`ROCM_MXFP4_S_PER_DEPTH`): per call, the tiles over
-    the experts the batch touches (`expert_coverage`), their outputs and their tokens, in waves of one tile per CU."""
+    """Seconds of the routed experts' two GEMMs (gate/up, down) of every MoE layer for `batch` tokens (a decode
+    step's sequences or a prompt chunk's tokens) under vLLM's Triton MXFP4 path on an AMD GPU without FP4 matrix
+    units (`ROCM_MXFP4_S_PER_DEPTH`): per call, the workgroups over the experts the tokens touch (`expert_coverage`),
+    their row and output tiles, split in depth where the launch leaves CUs idle, in waves of
+    `ROCM_MXFP4_WORKGROUPS_PER_CU` a CU."""
     cus = int(gpu.data.get("compute_units") or 0) or 304
-    tok_tile, out_tile = ROCM_MXFP4_TILE
+    row_tile, out_tile = ROCM_MXFP4_TILE
     total = 0.0
     h = spec.hidden_size
     for layer in spec.layers:
         m = layer.mlp
         if m is None or m.kind != "moe" or not m.num_experts:
             continue
+        rows = batch * m.experts_per_token
+        per_depth = ROCM_MXFP4_S_PER_DEPTH
+        if rows > ROCM_MXFP4_NARROW_ROWS:  # 8 wavefronts a workgroup, not 2
+            per_depth /= ROCM_MXFP4_WIDE_SPEEDUP
+        block_m = row_tile if rows // m.num_experts <= row_tile else 2 * row_tile
+        launched_m = rows  # one workgroup row per routed row up to the expert count, then one per block_m more
+        if rows > m.num_experts:
+            launched_m = math.ceil((rows - m.num_experts + 1) / block_m) + m.num_experts - 1
         experts = m.num_experts * expert_coverage(m.num_experts, m.experts_per_token, batch)
-        per_expert = math.ceil(batch * m.experts_per_token / max(1.0, experts) / tok_tile)
+        row_tiles = experts * math.ceil(rows / max(1.0, experts) / block_m - 1e-9)  # the mean rows an expert gets
         inter = math.ceil(m.intermediate_size / max(1, ranks))
         ups = 2 if m.expert_gated else 1
         for depth, outputs in ((h, ups * inter), (inter, h)):
             d = math.ceil(depth / ROCM_MXFP4_PAD) * ROCM_MXFP4_PAD
-            n = math.ceil(outputs / ROCM_MXFP4_PAD) * ROCM_MXFP4_PAD
-            tiles = experts * per_expert * n / out_tile
-            total += math.ceil(tiles / cus) * d * ROCM_MXFP4_S_PER_DEPTH
+            out_tiles = math.ceil(outputs / ROCM_MXFP4_PAD) * ROCM_MXFP4_PAD / out_tile
+            split = max(1, cus // math.ceil(launched_m * out_tiles))
+            walked = math.ceil(d / split / ROCM_MXFP4_DEPTH_BLOCK) * ROCM_MXFP4_DEPTH_BLOCK
+            waves = math.ceil(row_tiles * out_tiles * split / (cus * ROCM_MXFP4_WORKGROUPS_PER_CU))
+            total += waves * walked * per_depth
     return total
 
 
@@ -1295,12 +1324,17 @@ def estimate_speed(
             "so the speed is an upper bound, not a calibrated figure"
         )
     if triton_mxfp4:
+        routed = batch * max((la.mlp.experts_per_token for la in spec.layers if la.mlp), default=1)
+        wide = routed > ROCM_MXFP4_NARROW_ROWS
         assumptions.append(
             f"MXFP4 experts through vLLM's Triton GEMM on {gpu.architecture.upper()} (no FP4 matrix units: weights "
             f"dequantized in the vector ALUs, latency bound): {expert_gemm_s * 1e3:,.2f} ms per step in "
-            f"{ROCM_MXFP4_TILE[0]}x{ROCM_MXFP4_TILE[1]} tiles, a wave per "
-            f"{int(gpu.data.get('compute_units') or 304)} CUs, {ROCM_MXFP4_S_PER_DEPTH * 1e9:.1f} ns per depth "
-            "element (triton 3.6; 3.7.1 with the trackers flag and 3.8 are 1.5-1.6x slower, ROCm/triton#970)"
+            f"{ROCM_MXFP4_TILE[0]}x{ROCM_MXFP4_TILE[1]} tiles, {ROCM_MXFP4_WORKGROUPS_PER_CU} per CU of "
+            f"{int(gpu.data.get('compute_units') or 304)} a wave, split in depth where the launch leaves CUs idle; "
+            f"{routed:,} routed rows: {8 if wide else 2} wavefronts a tile, "
+            f"{ROCM_MXFP4_S_PER_DEPTH / (ROCM_MXFP4_WIDE_SPEEDUP if wide else 1.0) * 1e9:.1f} ns per depth element "
+            "(triton 3.6; 3.7.1 with the trackers flag and 3.8 are 1.5-1.6x slower, ROCm/triton#970); prompts "
+            "through the same kernel"
         )
     comm_s = 0.0
     if split == "pp" and ranks > 1:
@@ -1590,15 +1624,23 @@ def prefill_tokens_per_s(
     if q.is_quantized:
         rate *= QUANT_PREFILL_SHARE.get(be, 1.0)
     tile = EXPERT_GEMM_TILE_TOKENS.get(be)
+    chunk = max(1, min(context, prefill_chunk or (ubatch if engine == "llama.cpp" else DEFAULT_PREFILL_CHUNK)))
+    triton_mxfp4 = uses_rocm_mxfp4_triton(gpu, engine, q) and split != "pp"
     expert_flops, expert_time = 0.0, 0.0
-    if tile:
+    if tile or triton_mxfp4:
         for layer in spec.layers:
             m = layer.mlp
             if m is None or m.kind != "moe" or not m.num_experts:
                 continue
             flops = 2.0 * (layer.expert_linear_params or layer.expert_params) * m.experts_per_token / m.num_experts
             expert_flops += flops
-            expert_time += flops / (rate * min(1.0, ubatch * m.experts_per_token / m.num_experts / tile))
+            if tile:
+                expert_time += flops / (rate * min(1.0, ubatch * m.experts_per_token / m.num_experts / tile))
+    if triton_mxfp4:
+        # the prompt's routed rows go through the decode step's VALU-dequantizing GEMM: its waves price the experts
+        # (per rank; the TP division below takes the ranks' share back out)
+        per_rank = max(1, ranks)
+        expert_time = rocm_mxfp4_expert_gemm_s(spec, gpu, chunk, per_rank) * per_rank / chunk
     per_token = (matmul_flops_per_token(spec) - expert_flops) / rate + expert_time
     if flash_attn or engine != "llama.cpp":
         per_token += attention_flops_per_token(spec, context) / (
@@ -1625,7 +1667,6 @@ def prefill_tokens_per_s(
         return None
     # one forward pass over a chunk (vLLM's max_num_batched_tokens, llama.cpp's ubatch) streams every weight its
     # tokens route to at least once: a short prompt of a large (MoE) model is bound by that read, not its FLOPs
-    chunk = max(1, min(context, prefill_chunk or (ubatch if engine == "llama.cpp" else DEFAULT_PREFILL_CHUNK)))
     if weights_bytes:
         read = streamed_weight_bytes(spec, weights_bytes, q) * weight_read_fraction(spec, chunk, q)
         per_token = max(
