@@ -434,14 +434,15 @@ def decode_read_per_token_bytes(
     spec: ModelSpec, extra_layers: tuple[Layer, ...], tokens: int, kv_elem_bytes: float
 ) -> int:
     """Bytes of cache one sequence of ``tokens`` tokens has read per decode step: every token of a full-attention
-    layer, the last ``sliding_window`` of a sliding one (FlashAttention's window skips the blocks before it)."""
-    return int(
-        sum(
-            a.cache_elems_per_token() * (min(tokens, a.sliding_window) if a.sliding_window else tokens)
-            for a in _attentions(spec, extra_layers)
-        )
-        * kv_elem_bytes
-    )
+    layer, the last ``sliding_window`` of a sliding one (FlashAttention's window skips the blocks before it); a layer
+    that reuses an earlier layer's cache (Gemma 3n / 4) reads that one's."""
+    elems = 0
+    for a in _attentions(spec, extra_layers):
+        src = a
+        if a.shares_kv_of is not None and 0 <= a.shares_kv_of < len(spec.layers):
+            src = spec.layers[a.shares_kv_of].attention or a
+        elems += src.cache_elems_per_token() * (min(tokens, a.sliding_window) if a.sliding_window else tokens)
+    return int(elems * kv_elem_bytes)
 
 
 def kv_layout(
