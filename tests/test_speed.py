@@ -1095,6 +1095,7 @@ COLLECTED_AFTER_THE_ASYNC_TERMS = (
     "vllm-concurrency-more.jsonl",
     "vllm-pr-benchmarks.jsonl",
     "vllm-serving-sweeps.jsonl",
+    "vllm-gptoss-cdna3.jsonl",
 )
 
 

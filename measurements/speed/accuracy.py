@@ -169,7 +169,12 @@ def main() -> None:
     # release each ran given to vram (--engine-version: 0.14+ overlaps the host loop, `speed.VLLM_ASYNC_FROM`)
     cases = fit_check.load(paths)
     # the 0.14-0.20 runs the async terms were set on; the files collected after them get their own rows
-    after = ("vllm-concurrency-more.jsonl", "vllm-pr-benchmarks.jsonl", "vllm-serving-sweeps.jsonl")
+    after = (
+        "vllm-concurrency-more.jsonl",
+        "vllm-pr-benchmarks.jsonl",
+        "vllm-serving-sweeps.jsonl",
+        "vllm-gptoss-cdna3.jsonl",
+    )
     newer = [
         c for c in cases if fit_check.release_tuple(c) >= fit_check.speed.VLLM_ASYNC_FROM and c["_file"] not in after
     ]
@@ -199,7 +204,8 @@ def main() -> None:
         ("... the same, each run's release given (--engine-version: async scheduling, 60 µs MoE layers)", with_release),
         (
             "vLLM serving figures collected 2026-12-08 after the fit (ai.wmx.dev's L4 sweep at 1-32 sequences, "
-            "cloudrift-ai/emmy's stock-vLLM lanes, figures posted in vLLM issues; releases 0.9-0.29)",
+            "cloudrift-ai/emmy's stock-vLLM lanes, figures posted in vLLM issues, gpt-oss-120b TP 8 on MI300X; "
+            "releases 0.9-0.29)",
             fit_check.score(later),
         ),
         ("... the same, each run's release given", later_built),
