@@ -1373,9 +1373,12 @@ def test_sliding_window_layers_are_read_as_their_window_not_the_cache_held() -> 
     assert est.kv_cache_bytes == pytest.approx(4 * 36 * per_token_layer * 1536, rel=0.01)
     assert est.kv_read_bytes == 4 * (18 * per_token_layer * 1536 + 18 * per_token_layer * 128)
     assert r.speed is not None
-    assert f"KV {est.kv_read_bytes / 1e9:,.2f} GB" in r.speed.assumptions[0]
+    line = f"KV {est.kv_read_bytes / 1e9:,.2f} GB (of the {est.kv_cache_bytes / 1e9:,.2f} GB held"
+    assert line in r.speed.assumptions[0]
     # a model without sliding layers reads what it holds
-    assert fit("qwen3-8b", "h100-sxm", wl, solve=False).estimate.kv_read_bytes is None
+    dense = fit("qwen3-8b", "h100-sxm", wl, solve=False)
+    assert dense.estimate.kv_read_bytes is None and dense.speed is not None
+    assert "GB held" not in dense.speed.assumptions[0]
     # transformers: after a prompt longer than the window, the cache still holds the whole prompt (prefill binds),
     # while decoding reads each sliding layer's window (Gemma 2 9B: 21 of its 42 layers slide over 4,096 tokens)
     hf = estimate("gemma-2-9b", Workload.from_flat(engine="transformers", batch=1, context=16384, new_tokens=16))

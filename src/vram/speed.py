@@ -1229,7 +1229,13 @@ def estimate_speed(
     if explain:
         assumptions.append(
             f"decode: weights {streamed / 1e9:,.2f} GB / ({bw_gb:,.0f} GB/s × {eta:g}, {be} "
-            f"{memory_class(gpu).upper()} {weight_format(q)} kernels) + KV {kv_read / 1e9:,.2f} GB / "
+            f"{memory_class(gpu).upper()} {weight_format(q)} kernels) + KV {kv_read / 1e9:,.2f} GB "
+            + (
+                f"(of the {kv_cache_bytes / 1e9:,.2f} GB held: sliding-window layers read their window) "
+                if kv_read < kv_cache_bytes
+                else ""
+            )
+            + "/ "
             + (
                 f"(× {kv_eta:g})"
                 if eng != "transformers"
