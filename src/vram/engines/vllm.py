@@ -954,10 +954,8 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
             "vLLM still runs the profile but does not check that the rest fits"
         )
     layout = kv_layout(spec, max(0, capacity), kv_elem, tokens, batched_tokens, o.block_size, draft_layers)
-    per_token = int(
-        sum(layer.attention.cache_elems_per_token() for layer in (*spec.layers, *draft_layers) if layer.attention)
-        * kv_elem
-    )
+    attentions = _attentions(spec, draft_layers)
+    per_token = int(sum(a.cache_elems_per_token() for a in attentions) * kv_elem)
     block_bytes = max(1, per_token * o.block_size)
     blocks_per_seq = math.ceil(tokens / o.block_size)
     max_concurrent = int(layout.max_concurrency) if per_token else max_seqs
@@ -968,7 +966,11 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     kv_needed = wl.batch * (request_bytes + int(state))
     windowed = request_bytes < blocks_per_seq * block_bytes
     # a decode step's attention reads a sliding layer's window, not the window + chunk its group holds
-    kv_read = wl.batch * (decode_read_per_token_bytes(spec, draft_layers, tokens, kv_elem) + int(state))
+    kv_read = (
+        wl.batch * (decode_read_per_token_bytes(spec, draft_layers, tokens, kv_elem) + int(state))
+        if any(a.sliding_window for a in attentions)
+        else None
+    )
     kv = Component(
         "kv_cache",
         kv_needed,
@@ -1049,7 +1051,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
         workload=wl,
         weights_bytes=weights.bytes,
         kv_cache_bytes=kv_needed,
-        kv_read_bytes=kv_read if any(a.sliding_window for a in _attentions(spec, draft_layers)) else None,
+        kv_read_bytes=kv_read,
         activation_bytes=act_bytes,
         peak_allocated_bytes=allocated,
         total_bytes=total,
