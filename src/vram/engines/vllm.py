@@ -430,14 +430,13 @@ def _attentions(spec: ModelSpec, extra_layers: tuple[Layer, ...] = ()) -> list[A
     return [layer.attention for layer in (*spec.layers, *extra_layers) if layer.attention is not None]
 
 
-def decode_read_per_token_bytes(
-    spec: ModelSpec, extra_layers: tuple[Layer, ...], tokens: int, kv_elem_bytes: float
-) -> int:
+def decode_read_per_token_bytes(spec: ModelSpec, attentions: list[Attention], tokens: int, kv_elem_bytes: float) -> int:
     """Bytes of cache one sequence of ``tokens`` tokens has read per decode step: every token of a full-attention
     layer, the last ``sliding_window`` of a sliding one (FlashAttention's window skips the blocks before it); a layer
-    that reuses an earlier layer's cache (Gemma 3n / 4) reads that one's."""
+    that reuses an earlier layer's cache (Gemma 3n / 4) reads that one's. `attentions`: the rank's and any draft
+    model's attention layers (`_attentions`)."""
     elems = 0
-    for a in _attentions(spec, extra_layers):
+    for a in attentions:
         src = a
         if a.shares_kv_of is not None and 0 <= a.shares_kv_of < len(spec.layers):
             src = spec.layers[a.shares_kv_of].attention or a
@@ -967,7 +966,7 @@ def estimate(rm: ResolvedModel, wl: Workload) -> Estimate:
     windowed = request_bytes < blocks_per_seq * block_bytes
     # a decode step's attention reads a sliding layer's window, not the window + chunk its group holds
     kv_read = (
-        wl.batch * (decode_read_per_token_bytes(spec, draft_layers, tokens, kv_elem) + int(state))
+        wl.batch * (decode_read_per_token_bytes(spec, attentions, tokens, kv_elem) + int(state))
         if any(a.sliding_window for a in attentions)
         else None
     )
